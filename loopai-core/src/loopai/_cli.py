@@ -1,0 +1,91 @@
+"""The ``loopai`` command line: argument parsing and the ``config`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def _version() -> str:
+    from loopai import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; each command's handler is in ``args.handler``."""
+    parser = argparse.ArgumentParser(prog="loopai", description="Loopai's plugin host.")
+    parser.add_argument("--version", action="version", version=f"loopai-core {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    config = commands.add_parser("config", help="check or show the configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
+    check = config_commands.add_parser("check", help="validate a configuration file; exit 1 listing every error")
+    check.add_argument("path", nargs="?", help="file to check (default: LOOPAI_CONFIG, ./loopai.toml, pyproject.toml)")
+    check.set_defaults(handler=_config_check)
+    show = config_commands.add_parser("show", help="print the effective configuration as JSON, secrets redacted")
+    show.add_argument("path", nargs="?", help="file to show (default: as for check)")
+    show.set_defaults(handler=_config_show)
+    config.set_defaults(handler=lambda args: _usage(config))
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from loopai import ConfigError, Host, load_config
+
+    try:
+        config = load_config(args.path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} error(s)", file=sys.stderr)
+        return 1
+    host = Host(config, strict=False)
+    host.close()
+    if host.problems:
+        for problem in host.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(host.problems)} error(s)", file=sys.stderr)
+        return 1
+    count = sum(len(config.plugins.for_kind(kind)) for kind in ("validators", "samplers", "webhook_handlers"))
+    print(f"{config.source_label}: ok ({count} plugin entr{'y' if count == 1 else 'ies'})")
+    return 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from loopai import ConfigError, load_config, redact
+
+    try:
+        config = load_config(args.path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    shown = {"source": config.source_label, **redact(config.model_dump(mode="python"))}
+    print(json.dumps(shown, indent=2, default=str))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``loopai`` command; returns the exit status (0 ok, 1 problems, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        return _usage(parser)
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

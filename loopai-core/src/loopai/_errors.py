@@ -1,0 +1,120 @@
+"""Every exception loopai raises: one base class, messages that name the plugin and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+__all__ = [
+    "ConfigError",
+    "DuplicatePluginError",
+    "LoopaiError",
+    "PluginError",
+    "PluginSettingsError",
+    "PluginSignatureError",
+    "StartupError",
+    "describe_validation_error",
+]
+
+
+class LoopaiError(Exception):
+    """Base class of every error loopai raises on purpose."""
+
+
+class PluginError(LoopaiError):
+    """A plugin was refused; ``plugin`` is its name (or a description when it has none)."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+
+
+class PluginSignatureError(PluginError):
+    """A hook implementation's arguments do not match the hookspec."""
+
+
+class DuplicatePluginError(PluginError):
+    """A second plugin of one kind tried to take a name that is already registered."""
+
+
+class PluginSettingsError(PluginError):
+    """A plugin's configured settings do not fit its settings model.
+
+    ``problems`` holds one line per wrong field, already prefixed with where it came from.
+    """
+
+    def __init__(self, plugin: str, problems: Sequence[str]) -> None:
+        super().__init__(plugin, "\n".join(problems))
+        self.problems = list(problems)
+
+
+class ConfigError(LoopaiError):
+    """A configuration file or value is wrong; ``problems`` lists every error, one per line."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class StartupError(LoopaiError):
+    """Strict mode found problems while building a host; ``problems`` lists all of them."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"{len(self.problems)} plugin problem(s) in strict mode:\n{lines}\n"
+            "Fix them, or turn strict mode off (strict = false, LOOPAI_STRICT_PLUGINS=0) "
+            "to start without the broken plugins."
+        )
+
+
+_TEMPLATES: dict[str, str] = {
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "missing": "is required",
+    "extra_forbidden": "is not a known setting",
+    "string_too_short": "must have at least {min_length} character(s)",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
+    """One short line per pydantic error: ``prefix.field: must be <= 1 (got 1.5)``.
+
+    ``prefix`` is joined to each error's location with a dot; secrets are never echoed
+    back because pydantic reports ``SecretStr`` inputs only by type.
+    """
+    lines: list[str] = []
+    for item in error.errors(include_url=False):
+        where = _location(tuple(item["loc"]))
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(root)")
+        template = _TEMPLATES.get(item["type"])
+        ctx = item.get("ctx") or {}
+        message = template.format(**ctx) if template else item["msg"][:1].lower() + item["msg"][1:]
+        if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
+            message += f" (got {_shown(item['input'])})"
+        lines.append(f"{where}: {message}")
+    return lines

@@ -1,0 +1,154 @@
+"""The hook contract: pluggy markers for project "loopai" and the five hookspecs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Final
+
+import pluggy
+
+from loopai._models import (
+    ExecutionRecord,
+    SamplingContext,
+    SamplingDecision,
+    ValidationContext,
+    ValidationResult,
+    WebhookEvent,
+    WebhookHandlerContext,
+)
+
+if TYPE_CHECKING:
+    from loopai._host import Host
+
+__all__ = ["HOOK_NAMES", "PROJECT", "HookSpecs", "hookimpl", "hookspec"]
+
+PROJECT: Final = "loopai"
+
+hookspec: Final = pluggy.HookspecMarker(PROJECT)
+"""Marks a hook specification of project ``loopai``."""
+
+hookimpl: Final = pluggy.HookimplMarker(PROJECT)
+"""Marks a function or method as a loopai hook implementation (pluggy style)."""
+
+
+class HookSpecs:
+    """The hooks a loopai plugin may implement.
+
+    A plugin class (``loopai.ValidatorPlugin`` and friends) implements them as plain
+    methods; a module or object implements them as functions marked ``@loopai.hookimpl``.
+    An implementation may accept a subset of the arguments, by name, and may be
+    ``def`` or ``async def``. Arguments not in the spec are refused at registration.
+    """
+
+    @hookspec
+    def validate(
+        self, execution: ExecutionRecord, context: ValidationContext
+    ) -> ValidationResult | Awaitable[ValidationResult]:
+        """Judge whether ``execution``'s output is valid.
+
+        :param execution: the run to judge; treat it as read-only.
+        :param context: the task's schemas, expected output and metadata.
+        :returns: a :class:`loopai.ValidationResult` (or an awaitable of one).
+
+        Order: every enabled validator runs, highest ``priority`` first (ties by name).
+        ``Host.validate`` reports the run valid only when every validator returned
+        ``is_valid=True``; with ``stop_on_failure`` it stops at the first invalid result.
+
+        Errors: an exception, a result of another type, or a timeout (when one is
+        configured for the plugin) is caught; the report names the plugin and the
+        problem, counts that validator as failed, and the other validators still run.
+
+        Example::
+
+            @loopai.hookimpl
+            def validate(execution, context):
+                ok = isinstance(execution.output, dict)
+                return loopai.ValidationResult(is_valid=ok, validator_type="is-object")
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def should_sample(
+        self, execution: ExecutionRecord, context: SamplingContext
+    ) -> SamplingDecision | Awaitable[SamplingDecision]:
+        """Decide whether ``execution`` is sampled for deeper checking.
+
+        :param execution: the run in question; treat it as read-only.
+        :param context: the task's ``sampling_rate`` and the host's statistics for the task
+            as they were *before* this execution (``total_executions``,
+            ``sampled_executions``, ``last_sample_time``).
+        :returns: a :class:`loopai.SamplingDecision` (or an awaitable of one).
+
+        Order: enabled samplers are asked highest ``priority`` first; the first that
+        answers ``should_sample=True`` wins and later samplers are not asked.
+        The host then updates its statistics for the task.
+
+        Errors: an exception, a wrong return type or a timeout counts as "do not
+        sample" for that sampler, is named in the report, and the next sampler is asked.
+
+        Example::
+
+            @loopai.hookimpl
+            def should_sample(execution, context):
+                slow = (execution.latency_ms or 0) > 500
+                return loopai.SamplingDecision(should_sample=slow, reason="slow run")
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def handle_event(self, event: WebhookEvent, context: WebhookHandlerContext) -> None | Awaitable[None]:
+        """Deliver ``event`` somewhere (a console, Slack, an HTTP endpoint...).
+
+        :param event: the event; only types in the handler's ``supported_events`` arrive.
+        :param context: the handler's settings, ``retry_attempt`` (0 on the first try),
+            ``max_retries`` and ``is_dry_run`` (when true, describe but do not send).
+        :returns: nothing; the return value is ignored. Success is "did not raise".
+
+        Order: every enabled handler that supports the event type is called, highest
+        ``priority`` first; handlers do not see each other's outcome.
+
+        Errors: an exception or timeout is retried with exponential backoff up to
+        ``max_retries`` times, with ``retry_attempt`` counting up; after the last try the
+        emit report names the handler and the last error. Other handlers are unaffected.
+
+        Example::
+
+            @loopai.hookimpl
+            def handle_event(event, context):
+                if not context.is_dry_run:
+                    print(event.event_type, event.payload)
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def startup(self, host: Host) -> None | Awaitable[None]:
+        """Called once when ``host`` starts (``with Host(...)`` or ``host.start()``).
+
+        Open connections or warm caches here rather than at import time. Order: by
+        priority, every kind of plugin. Errors: the plugin is disabled and named in
+        ``host.problems`` (a :class:`loopai.StartupError` in strict mode); others start.
+
+        Example::
+
+            @loopai.hookimpl
+            def startup(host):
+                print("plugins:", host.registry.count(loopai.ValidatorPlugin))
+        """
+        raise NotImplementedError
+
+    @hookspec
+    def shutdown(self, host: Host) -> None | Awaitable[None]:
+        """Called once when ``host`` closes, in reverse priority order; close resources here.
+
+        Errors are reported in ``host.problems`` and never stop other plugins' shutdown.
+
+        Example::
+
+            @loopai.hookimpl
+            def shutdown(host):
+                print("bye")
+        """
+        raise NotImplementedError
+
+
+HOOK_NAMES: Final = ("validate", "should_sample", "handle_event", "startup", "shutdown")

@@ -1,0 +1,212 @@
+"""Pydantic models that plugins receive and return: executions, contexts, results, events."""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+__all__ = [
+    "EventSeverity",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "SamplingContext",
+    "SamplingDecision",
+    "ValidationContext",
+    "ValidationResult",
+    "WebhookEvent",
+    "WebhookEventType",
+    "WebhookHandlerContext",
+]
+
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Naive timestamps from Loopai's Python side are UTC; aware ones are converted.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _squash(name: str) -> str:
+    """``ProgramExecutionFailed``, ``program.execution.failed`` and ``PROGRAM_EXECUTION_FAILED`` alike."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+class _Record(BaseModel):
+    """Data that crosses the wire: unknown fields from newer producers are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class ExecutionStatus(str, enum.Enum):
+    """How a program run ended."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EventSeverity(str, enum.Enum):
+    """How loud an event is; handlers may colour or route by it."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> EventSeverity | None:
+        if isinstance(value, str):
+            for member in cls:
+                if _squash(member.value) == _squash(value):
+                    return member
+        return None
+
+
+class WebhookEventType(str, enum.Enum):
+    """The 17 events Loopai emits, by wire value.
+
+    Input also accepts the C# names (``ProgramExecutionFailed``) and upper snake case
+    (``PROGRAM_EXECUTION_FAILED``); output is always the dotted wire value.
+    """
+
+    TASK_CREATED = "task.created"
+    TASK_UPDATED = "task.updated"
+    TASK_DELETED = "task.deleted"
+    PROGRAM_GENERATION_STARTED = "program.generation.started"
+    PROGRAM_GENERATION_COMPLETED = "program.generation.completed"
+    PROGRAM_GENERATION_FAILED = "program.generation.failed"
+    PROGRAM_EXECUTION_COMPLETED = "program.execution.completed"
+    PROGRAM_EXECUTION_FAILED = "program.execution.failed"
+    PROGRAM_EXECUTION_TIMEOUT = "program.execution.timeout"
+    VALIDATION_COMPLETED = "validation.completed"
+    VALIDATION_FAILED = "validation.failed"
+    CANARY_DEPLOYMENT_STARTED = "canary.deployment.started"
+    CANARY_DEPLOYMENT_SUCCEEDED = "canary.deployment.succeeded"
+    CANARY_ROLLBACK = "canary.rollback"
+    PROGRAM_VERSION_PROMOTED = "program.version.promoted"
+    ACCURACY_THRESHOLD_BREACHED = "accuracy.threshold.breached"
+    LATENCY_THRESHOLD_BREACHED = "latency.threshold.breached"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> WebhookEventType | None:
+        if isinstance(value, str):
+            wanted = _squash(value)
+            for member in cls:
+                if _squash(member.value) == wanted:
+                    return member
+        return None
+
+
+class ExecutionRecord(_Record):
+    """One run of a generated program on one input."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    program_id: uuid.UUID
+    task_id: uuid.UUID
+    input: JsonValue = None
+    output: JsonValue = None
+    latency_ms: Annotated[float, Field(ge=0.0)] | None = None
+    memory_usage_mb: Annotated[float, Field(ge=0.0)] | None = None
+    status: ExecutionStatus = ExecutionStatus.SUCCESS
+    error_message: str | None = None
+    sampled_for_validation: bool = False
+    validation_id: uuid.UUID | None = None
+    executed_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class ValidationContext(_Record):
+    """What a validator knows about the task: its schemas and the expected output."""
+
+    task_id: uuid.UUID | None = None
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    expected_output: JsonValue = None
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class ValidationResult(_Record):
+    """One validator's verdict on one execution."""
+
+    is_valid: bool
+    validator_type: str = ""
+    message: str = ""
+    errors: dict[str, list[str]] = Field(default_factory=dict)
+    confidence_score: Score | None = None
+    duration_ms: Annotated[float, Field(ge=0.0)] = 0.0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SamplingContext(_Record):
+    """What a sampler knows: the task's rate and the host's statistics for the task.
+
+    The host fills ``total_executions``, ``sampled_executions`` and ``last_sample_time``
+    with its own per-task counts *before* this execution, so samplers need no state.
+    """
+
+    task_id: uuid.UUID | None = None
+    sampling_rate: Rate = 0.0
+    total_executions: Annotated[int, Field(ge=0)] = 0
+    sampled_executions: Annotated[int, Field(ge=0)] = 0
+    last_sample_time: UtcDatetime | None = None
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class SamplingDecision(_Record):
+    """One sampler's answer: sample this execution for deeper checking, or not."""
+
+    should_sample: bool
+    reason: str = ""
+    sampler_type: str = ""
+    confidence_score: Score | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookEvent(_Record):
+    """Something that happened, delivered to every handler that supports its type."""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_type: WebhookEventType
+    timestamp: UtcDatetime = Field(default_factory=utc_now)
+    task_id: uuid.UUID | None = None
+    execution_id: uuid.UUID | None = None
+    program_id: uuid.UUID | None = None
+    payload: JsonValue = Field(default_factory=dict)
+    severity: EventSeverity = EventSeverity.INFO
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookHandlerContext(_Record):
+    """Per-delivery facts for a handler: its settings, which attempt this is, dry run or not."""
+
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    retry_attempt: Annotated[int, Field(ge=0)] = 0
+    max_retries: Annotated[int, Field(ge=0)] = 3
+    is_dry_run: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)

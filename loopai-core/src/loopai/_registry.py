@@ -1,0 +1,389 @@
+"""The plugin registry: register, resolve and list plugins by kind, safely from many threads."""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import inspect
+import threading
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import pluggy
+
+from loopai._errors import DuplicatePluginError, PluginError, PluginSignatureError
+from loopai._hookspecs import HOOK_NAMES, PROJECT, HookSpecs
+from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin, _kebab
+
+__all__ = ["KINDS", "PluginRegistry", "RegisteredPlugin", "kind_from"]
+
+P = TypeVar("P", bound=Plugin)
+
+KINDS: Final[tuple[type[Plugin], ...]] = (ValidatorPlugin, SamplerPlugin, WebhookHandlerPlugin)
+HOOK_OF_KIND: Final[dict[type[Plugin], str]] = {
+    ValidatorPlugin: "validate",
+    SamplerPlugin: "should_sample",
+    WebhookHandlerPlugin: "handle_event",
+}
+_KIND_OF_HOOK: Final = {hook: kind for kind, hook in HOOK_OF_KIND.items()}
+_SPEC_ARGS: Final[dict[str, tuple[str, ...]]] = {
+    name: tuple(p for p in inspect.signature(getattr(HookSpecs, name)).parameters if p != "self") for name in HOOK_NAMES
+}
+_KIND_ALIASES: Final[dict[str, type[Plugin]]] = {
+    "validator": ValidatorPlugin,
+    "validators": ValidatorPlugin,
+    "sampler": SamplerPlugin,
+    "samplers": SamplerPlugin,
+    "webhook-handler": WebhookHandlerPlugin,
+    "webhook-handlers": WebhookHandlerPlugin,
+    "webhookhandler": WebhookHandlerPlugin,
+    "webhookhandlers": WebhookHandlerPlugin,
+    "webhook_handler": WebhookHandlerPlugin,
+    "webhook_handlers": WebhookHandlerPlugin,
+}
+_PLAIN_OPTS: Final[pluggy.HookimplOpts] = {
+    "wrapper": False,
+    "hookwrapper": False,
+    "optionalhook": False,
+    "tryfirst": False,
+    "trylast": False,
+    "specname": None,
+}
+
+
+def kind_from(kind: type[Plugin] | str) -> type[Plugin]:
+    """The kind's base class from itself or a label (``"sampler"``, ``"webhook_handlers"``...)."""
+    if isinstance(kind, str):
+        found = _KIND_ALIASES.get(kind.strip().lower())
+        if found is None:
+            raise ValueError(f"unknown plugin kind {kind!r}; use validator, sampler or webhook-handler")
+        return found
+    if kind in KINDS:
+        return kind
+    raise ValueError(f"unknown plugin kind {kind!r}; use loopai.ValidatorPlugin, SamplerPlugin or WebhookHandlerPlugin")
+
+
+def spec_signature(hook: str) -> str:
+    """``validate(execution, context)``: the signature an implementation may use."""
+    return f"{hook}({', '.join(_SPEC_ARGS[hook])})"
+
+
+class _Manager(pluggy.PluginManager):
+    """Pluggy's manager, used only to parse and check implementations at registration.
+
+    On :class:`loopai.Plugin` instances a method named like a hook is an implementation
+    without a decorator; elsewhere only ``@loopai.hookimpl`` functions are.
+    """
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and isinstance(plugin, Plugin) and name in HOOK_NAMES:
+            return dict(_PLAIN_OPTS)  # type: ignore[return-value]
+        return opts
+
+
+@dataclass(frozen=True)
+class RegisteredPlugin:
+    """One plugin as the registry holds it for one kind.
+
+    ``plugin`` is a :class:`loopai.Plugin` (for a pluggy-style module or object, an adapter
+    whose ``wraps`` is that module or object); ``call`` takes the hook's two arguments
+    positionally; ``startup``/``shutdown`` take the host, or are None.
+    """
+
+    kind: type[Plugin]
+    name: str
+    plugin: Plugin
+    call: Callable[[Any, Any], Any]
+    is_async: bool
+    startup: Callable[[Any], Any] | None
+    shutdown: Callable[[Any], Any] | None
+
+
+def _adapt(impl: pluggy.HookImpl, spec_args: tuple[str, ...]) -> Callable[..., Any]:
+    """A callable taking the spec's arguments positionally, whatever subset ``impl`` takes."""
+    wanted = tuple(impl.argnames) + tuple(a for a in impl.kwargnames if a in spec_args)
+    function = impl.function
+    if wanted == spec_args:
+        return function
+    if not wanted:
+        return lambda *_: function()
+    index = tuple(spec_args.index(a) for a in wanted)
+    if index == tuple(range(len(index))):
+        return lambda *args: function(*args[: len(index)])
+    return lambda *args: function(**{a: args[i] for a, i in zip(wanted, index)})
+
+
+def _attr(obj: object, attr: str, expected: type, default: Any) -> Any:
+    value = getattr(obj, attr, default)
+    return value if isinstance(value, expected) and not isinstance(value, property) else default
+
+
+def _adapter_class(kind: type[Plugin]) -> type[Plugin]:
+    hook = HOOK_OF_KIND[kind]
+
+    def hook_method(self: _Adapter, first: Any, second: Any) -> Any:
+        return self._loopai_call(first, second)
+
+    namespace = {hook: hook_method, "__module__": __name__, "__doc__": f"A pluggy-style {hook} plugin."}
+    return types.new_class(f"Hookimpl{kind.__name__}", (_Adapter, kind), {}, lambda ns: ns.update(namespace))
+
+
+class _Adapter(Plugin):
+    """Gives a module or object of ``@hookimpl`` functions the :class:`loopai.Plugin` face."""
+
+    wraps: object
+    _loopai_call: Callable[[Any, Any], Any]
+
+    def __init__(self, wraps: object, name: str, call: Callable[[Any, Any], Any]) -> None:
+        super().__init__(
+            name=name,
+            enabled=_attr(wraps, "enabled", bool, True),
+            priority=_attr(wraps, "priority", int, 0),
+        )
+        self.wraps = wraps
+        self._loopai_call = call
+        self.description = _attr(wraps, "description", str, (inspect.getdoc(wraps) or "").split("\n")[0])
+        self.version = _attr(wraps, "version", str, _attr(wraps, "__version__", str, "0.0.0"))
+        self.author = _attr(wraps, "author", str, "")
+        self.timeout = _attr(wraps, "timeout", (int, float), None)
+        if kind_of_adapter(self) is WebhookHandlerPlugin:
+            events = getattr(wraps, "supported_events", None)
+            if events is not None:
+                self.supported_events = events  # type: ignore[attr-defined]
+
+
+def kind_of_adapter(plugin: Plugin) -> type[Plugin] | None:
+    for kind in KINDS:
+        if isinstance(plugin, kind):
+            return kind
+    return None
+
+
+_ADAPTERS: Final[dict[type[Plugin], type[Plugin]]] = {kind: _adapter_class(kind) for kind in KINDS}
+
+
+def _default_name(obj: object) -> str:
+    given = _attr(obj, "name", str, "")
+    if given:
+        return str(given)
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    return _kebab(type(obj).__name__)
+
+
+class PluginRegistry:
+    """All registered plugins, by kind (the seed's ``IPluginRegistry``).
+
+    ``kind`` is the base class (``loopai.SamplerPlugin``...) or its label
+    (``"sampler"``). Every method is safe to call from many threads at once. Listing is
+    by ``priority`` descending, then name; a plugin's ``enabled`` and ``priority`` are
+    read at each listing, so changes take effect on the next call.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._entries: dict[type[Plugin], dict[str, RegisteredPlugin]] = {kind: {} for kind in KINDS}
+        self._generation = 0
+        self._manager = _Manager(PROJECT)
+        self._manager.add_hookspecs(HookSpecs)
+
+    # -- registration -----------------------------------------------------------------
+
+    def register(self, plugin: object, *, name: str | None = None) -> list[RegisteredPlugin]:
+        """Register ``plugin`` under every kind it implements and return its entries.
+
+        ``plugin`` is a :class:`loopai.Plugin` instance (its kinds come from its base
+        classes) or any module or object with ``@loopai.hookimpl`` functions (its kinds come
+        from the hooks it implements). ``name`` overrides the plugin's own name.
+
+        Raises :class:`loopai.PluginSignatureError` when an implementation's arguments are
+        not in the hookspec or a hook name is unknown, :class:`loopai.DuplicatePluginError`
+        when the name is taken for one of its kinds, and :class:`loopai.PluginError` when
+        it implements no kind at all. Nothing is registered when it raises.
+        """
+        if isinstance(plugin, type):
+            raise PluginError(
+                plugin.__name__,
+                f"{plugin.__name__} is a class; register an instance of it, e.g. {plugin.__name__}()",
+            )
+        label = name or (plugin.name if isinstance(plugin, Plugin) else _default_name(plugin))
+        impls = self._parse(plugin, label)
+        entries = self._entries_for(plugin, label, impls)
+        with self._lock:
+            for entry in entries:
+                if entry.name in self._entries[entry.kind]:
+                    taken = self._entries[entry.kind][entry.name].plugin
+                    raise DuplicatePluginError(
+                        entry.name,
+                        f"a {_label(entry.kind)} named {entry.name!r} is already registered ({taken!r}); "
+                        "unregister it first or give this one another name",
+                    )
+            for entry in entries:
+                self._entries[entry.kind][entry.name] = entry
+                entry.plugin._loopai_watch(self)
+            self._generation += 1
+        return entries
+
+    def _parse(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
+        manager = self._manager
+        try:
+            manager.register(plugin, name=f"{label}@{id(plugin)}")
+        except pluggy.PluginValidationError as exc:
+            raise PluginSignatureError(label, _signature_message(label, exc)) from None
+        except ValueError as exc:  # pluggy: already registered under another name
+            raise PluginError(label, f"plugin {label!r} cannot be registered: {exc}") from None
+        try:
+            impls: dict[str, pluggy.HookImpl] = {}
+            for caller in manager.get_hookcallers(plugin) or ():
+                if caller.spec is None:
+                    close = difflib.get_close_matches(caller.name, HOOK_NAMES, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else f"; loopai hooks are {', '.join(HOOK_NAMES)}"
+                    raise PluginSignatureError(label, f"plugin {label!r} implements unknown hook {caller.name!r}{hint}")
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is plugin:
+                        if impl.wrapper or impl.hookwrapper:
+                            raise PluginSignatureError(
+                                label,
+                                f"plugin {label!r}: hook {caller.name!r} is declared as a wrapper; "
+                                "loopai hooks take plain implementations, drop wrapper=True/hookwrapper=True",
+                            )
+                        impls[caller.name] = impl
+            return impls
+        finally:
+            manager.unregister(plugin)
+
+    def _entries_for(self, plugin: object, label: str, impls: dict[str, pluggy.HookImpl]) -> list[RegisteredPlugin]:
+        def lifecycle(hook: str) -> Callable[[Any], Any] | None:
+            impl = impls.get(hook)
+            return _adapt(impl, _SPEC_ARGS[hook]) if impl is not None else None
+
+        startup, shutdown = lifecycle("startup"), lifecycle("shutdown")
+        if isinstance(plugin, Plugin):
+            kinds = [kind for kind in KINDS if isinstance(plugin, kind)]
+            if not kinds:
+                raise PluginError(
+                    label,
+                    f"plugin {label!r} ({type(plugin).__name__}) is not a validator, sampler or webhook handler; "
+                    "subclass loopai.ValidatorPlugin, loopai.SamplerPlugin or loopai.WebhookHandlerPlugin",
+                )
+        else:
+            kinds = [_KIND_OF_HOOK[hook] for hook in _KIND_OF_HOOK if hook in impls]
+            if not kinds:
+                raise PluginError(
+                    label,
+                    f"plugin {label!r} implements none of validate, should_sample, handle_event; "
+                    "mark its functions with @loopai.hookimpl",
+                )
+        entries = []
+        for kind in kinds:
+            hook = HOOK_OF_KIND[kind]
+            call = _adapt(impls[hook], _SPEC_ARGS[hook])
+            face = plugin if isinstance(plugin, Plugin) else _ADAPTERS[kind](plugin, label, call)
+            entries.append(
+                RegisteredPlugin(
+                    kind=kind,
+                    name=label,
+                    plugin=face,
+                    call=call,
+                    is_async=inspect.iscoroutinefunction(impls[hook].function),
+                    startup=startup,
+                    shutdown=shutdown,
+                )
+            )
+        return entries
+
+    # -- queries ------------------------------------------------------------------------
+
+    def unregister(self, kind: type[Plugin] | str, name: str) -> bool:
+        """Remove the plugin ``name`` of ``kind``; True when there was one."""
+        kind = kind_from(kind)
+        with self._lock:
+            entry = self._entries[kind].pop(name, None)
+            if entry is None:
+                return False
+            if not any(e.plugin is entry.plugin for table in self._entries.values() for e in table.values()):
+                entry.plugin._loopai_unwatch(self)
+            self._generation += 1
+            return True
+
+    def resolve(self, kind: type[P], name: str) -> P | None:
+        """The plugin ``name`` of ``kind``, enabled or not; None when there is none."""
+        entry = self.entry(kind, name)
+        return entry.plugin if entry is not None else None  # type: ignore[return-value]
+
+    def entry(self, kind: type[Plugin] | str, name: str) -> RegisteredPlugin | None:
+        """The registry's record of plugin ``name`` of ``kind``, or None."""
+        with self._lock:
+            return self._entries[kind_from(kind)].get(name)
+
+    def list(self, kind: type[P], enabled_only: bool = True) -> builtins.list[P]:
+        """Plugins of ``kind``, highest priority first, then by name."""
+        return [e.plugin for e in self.entries(kind, enabled_only)]  # type: ignore[misc]
+
+    def entries(self, kind: type[Plugin] | str, enabled_only: bool = True) -> builtins.list[RegisteredPlugin]:
+        """Like :meth:`list`, but the registry's records (name, call, lifecycle hooks)."""
+        with self._lock:
+            entries = builtins.list(self._entries[kind_from(kind)].values())
+        if enabled_only:
+            entries = [e for e in entries if e.plugin.enabled]
+        entries.sort(key=lambda e: (-e.plugin.priority, e.name))
+        return entries
+
+    def count(self, kind: type[Plugin] | str, enabled_only: bool = True) -> int:
+        """How many plugins of ``kind`` there are (enabled ones only, by default)."""
+        with self._lock:
+            entries = builtins.list(self._entries[kind_from(kind)].values())
+        return sum(1 for e in entries if e.plugin.enabled or not enabled_only)
+
+    def contains(self, kind: type[Plugin] | str, name: str) -> bool:
+        """Whether a plugin ``name`` of ``kind`` is registered, enabled or not."""
+        with self._lock:
+            return name in self._entries[kind_from(kind)]
+
+    def clear(self, kind: type[Plugin] | str) -> None:
+        """Remove every plugin of ``kind``."""
+        kind = kind_from(kind)
+        with self._lock:
+            names = builtins.list(self._entries[kind])
+        for name in names:
+            self.unregister(kind, name)
+
+    def clear_all(self) -> None:
+        """Remove every plugin of every kind."""
+        for kind in KINDS:
+            self.clear(kind)
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever what a host would call changes."""
+        return self._generation
+
+    def _bump(self) -> None:
+        with self._lock:
+            self._generation += 1
+
+    def __iter__(self) -> Iterator[RegisteredPlugin]:
+        """Every entry of every kind, enabled or not, in registration order per kind."""
+        with self._lock:
+            return iter([e for table in self._entries.values() for e in table.values()])
+
+
+def _label(kind: type[Plugin]) -> str:
+    return {ValidatorPlugin: "validator", SamplerPlugin: "sampler", WebhookHandlerPlugin: "webhook handler"}[kind]
+
+
+def _signature_message(label: str, exc: pluggy.PluginValidationError) -> str:
+    text = str(exc)
+    hook = next((h for h in HOOK_NAMES if f"hook {h!r}" in text), None)
+    if hook is None:
+        return f"plugin {label!r} was refused: {text}"
+    definition = next((line.split(":", 1)[1].strip() for line in text.splitlines() if "definition:" in line), "?")
+    extra = text.rsplit("Argument(s) ", 1)[-1].split(" are declared")[0] if "Argument(s)" in text else ""
+    return (
+        f"plugin {label!r}: hook {hook!r} is defined as {definition}, but the hookspec is "
+        f"{spec_signature(hook)}; {'remove or rename ' + extra if extra else 'fix its arguments'} "
+        "(an implementation may take any of the spec's arguments, by name)"
+    )
