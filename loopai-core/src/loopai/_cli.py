@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("path", nargs="?", help="file to show (default: as for check)")
     show.set_defaults(handler=_config_show)
     config.set_defaults(handler=lambda args: _usage(config))
+
+    from loopai._cli_plugins import add_commands, host_options
+
+    add_commands(commands, host_options())
     return parser
 
 
@@ -49,7 +53,8 @@ def _config_check(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} error(s)", file=sys.stderr)
         return 1
-    host = Host(config, strict=False)
+    # Installed plugins are loaded so that their settings are checked against their models.
+    host = Host(config, strict=False, discover=True)
     host.close()
     if host.problems:
         for problem in host.problems:

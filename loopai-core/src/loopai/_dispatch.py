@@ -35,6 +35,21 @@ def _in_daemon_thread(function: Callable[..., Any], *args: Any) -> concurrent.fu
     return future
 
 
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    # Run until Invoker.close() stops the loop, then close it: a stopped but unclosed
+    # loop leaks its selector and warns (ResourceWarning) when collected.
+    try:
+        loop.run_forever()
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 class Invoker:
     """Runs plugin calls that need more than a direct call: timeouts and coroutines.
 
@@ -50,7 +65,7 @@ class Invoker:
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="loopai-async-plugins", daemon=True).start()
+                threading.Thread(target=_serve, args=(loop,), name="loopai-async-plugins", daemon=True).start()
                 self._loop = loop
             return self._loop
 

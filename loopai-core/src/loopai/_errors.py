@@ -96,6 +96,13 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
+def _bound(value: Any) -> Any:
+    # pydantic turns ``le=1`` on a float field into 1.0; show the bound as it was written.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -112,7 +119,7 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> list[
         where = _location(tuple(item["loc"]))
         where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(root)")
         template = _TEMPLATES.get(item["type"])
-        ctx = item.get("ctx") or {}
+        ctx = {key: _bound(value) for key, value in (item.get("ctx") or {}).items()}
         message = template.format(**ctx) if template else item["msg"][:1].lower() + item["msg"][1:]
         if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
             message += f" (got {_shown(item['input'])})"

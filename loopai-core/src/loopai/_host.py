@@ -9,12 +9,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._config import LoopaiConfig, PluginConfiguration
+from loopai._discovery import DiscoveredPlugin, discover, load_discovered
 from loopai._dispatch import HookTimeout, Invoker, Tracer
 from loopai._errors import LoopaiError, PluginError, StartupError
 from loopai._models import (
@@ -37,6 +38,7 @@ from loopai._plugin import (
     validate_settings,
 )
 from loopai._registry import HOOK_OF_KIND, KINDS, PluginRegistry, RegisteredPlugin
+from loopai._selection import Selection
 from loopai._report import EmitReport, FailureKind, PluginFailure, SamplingReport, ValidationReport
 
 __all__ = ["Host", "TaskStatistics"]
@@ -163,6 +165,9 @@ class Host:
         max_retries: int | None = None,
         retry_backoff: float | None = None,
         environ: Mapping[str, str] | None = None,
+        discover: bool = False,
+        selection: Selection | None = None,
+        paths: Sequence[str] | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
         self.config = config if config is not None else LoopaiConfig()
@@ -191,10 +196,45 @@ class Host:
         self._closed = False
         self._snapshot = _Snapshot(-1)
 
+        self.discovered: list[DiscoveredPlugin] = []
+        """Every plugin found through entry points (with ``discover=True``) and its status."""
         for plugin in plugins:
             self._try(lambda p=plugin: self.registry.register(p), f"plugin {_name_of(plugin)!r}")
+        if discover:
+            self._discover(environ, selection, paths)
         self._apply_config()
         self._raise_if_strict()
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> Host:
+        """The usual way to build a host: read the configuration and discover installed plugins.
+
+        ``path`` as for :func:`loopai.load_config`; ``options`` are passed to :class:`Host`.
+        Raises :class:`loopai.ConfigError` for a bad file and, in strict mode,
+        :class:`loopai.StartupError` for any plugin problem.
+        """
+        from loopai._config import load_config
+
+        config = load_config(path, environ=environ)
+        return cls(config, environ=environ, discover=True, **options)
+
+    def _discover(self, environ: Mapping[str, str], selection: Selection | None, paths: Sequence[str] | None) -> None:
+        if selection is None:
+            selection = Selection.resolve(self.config, environ)
+        self.discovered = discover(self.config, environ=environ, selection=selection, paths=paths)
+        load_discovered(self.discovered, self.registry, self.config)
+        for record in self.discovered:
+            if record.status not in ("ok", "disabled"):
+                self._problem(
+                    f"{record.kind} {record.name!r} ({record.distribution} {record.version}) "
+                    f"is {record.status}: {record.reason}"
+                )
 
     # -- building --------------------------------------------------------------------
 
@@ -228,6 +268,10 @@ class Host:
 
     def _apply_entry(self, kind: type[Plugin], entry: PluginConfiguration, where: str) -> None:
         given = entry.model_fields_set
+        label = kind_label(kind)
+        found = next((r for r in self.discovered if r.kind == label and r.name == entry.name), None)
+        if found is not None and not found.loaded:
+            return  # discovery left it out and already said why
         registered = self.registry.entry(kind, entry.name)
         if registered is None and entry.factory:
             if not self._try(lambda: self._register_factory(kind, entry, where), where):
@@ -241,7 +285,7 @@ class Host:
                 )
             return
         plugin = registered.plugin
-        if "configuration" in given and not entry.factory:
+        if "configuration" in given and not entry.factory and found is None:
             if not self._try(lambda: plugin.configure(entry.configuration, where=where), where):
                 self.registry.unregister(kind, entry.name)
                 return

@@ -5,9 +5,10 @@ from __future__ import annotations
 import builtins
 import difflib
 import inspect
+import re
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -189,15 +190,21 @@ class PluginRegistry:
         self._generation = 0
         self._manager = _Manager(PROJECT)
         self._manager.add_hookspecs(HookSpecs)
+        # pluggy's manager is not thread-safe; it is only used to parse, so it has its own lock.
+        self._parse_lock = threading.Lock()
 
     # -- registration -----------------------------------------------------------------
 
-    def register(self, plugin: object, *, name: str | None = None) -> list[RegisteredPlugin]:
+    def register(
+        self, plugin: object, *, name: str | None = None, kinds: Iterable[type[Plugin]] | None = None
+    ) -> list[RegisteredPlugin]:
         """Register ``plugin`` under every kind it implements and return its entries.
 
         ``plugin`` is a :class:`loopai.Plugin` instance (its kinds come from its base
         classes) or any module or object with ``@loopai.hookimpl`` functions (its kinds come
-        from the hooks it implements). ``name`` overrides the plugin's own name.
+        from the hooks it implements). ``name`` overrides the plugin's own name; ``kinds``
+        limits registration to those kinds (discovery registers an entry point only under
+        the kind of its group).
 
         Raises :class:`loopai.PluginSignatureError` when an implementation's arguments are
         not in the hookspec or a hook name is unknown, :class:`loopai.DuplicatePluginError`
@@ -212,6 +219,12 @@ class PluginRegistry:
         label = name or (plugin.name if isinstance(plugin, Plugin) else _default_name(plugin))
         impls = self._parse(plugin, label)
         entries = self._entries_for(plugin, label, impls)
+        if kinds is not None:
+            wanted = [kind_from(k) for k in kinds]
+            entries = [e for e in entries if e.kind in wanted]
+            if not entries:
+                names = " or ".join(_label(k) for k in wanted)
+                raise PluginError(label, f"plugin {label!r} is declared as a {names} but does not implement its hook")
         with self._lock:
             for entry in entries:
                 if entry.name in self._entries[entry.kind]:
@@ -228,6 +241,10 @@ class PluginRegistry:
         return entries
 
     def _parse(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
+        with self._parse_lock:
+            return self._parse_locked(plugin, label)
+
+    def _parse_locked(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
         manager = self._manager
         try:
             manager.register(plugin, name=f"{label}@{id(plugin)}")
@@ -382,8 +399,11 @@ def _signature_message(label: str, exc: pluggy.PluginValidationError) -> str:
         return f"plugin {label!r} was refused: {text}"
     definition = next((line.split(":", 1)[1].strip() for line in text.splitlines() if "definition:" in line), "?")
     extra = text.rsplit("Argument(s) ", 1)[-1].split(" are declared")[0] if "Argument(s)" in text else ""
+    if extra:  # pluggy prints a set ({'ctx', 'extra'}): show the names, sorted, without braces
+        names = sorted(re.findall(r"'([^']*)'", extra))
+        extra = ", ".join(repr(n) for n in names) if names else extra
     return (
         f"plugin {label!r}: hook {hook!r} is defined as {definition}, but the hookspec is "
-        f"{spec_signature(hook)}; {'remove or rename ' + extra if extra else 'fix its arguments'} "
+        f"{spec_signature(hook)}; {'rename or remove ' + extra if extra else 'fix its arguments'} "
         "(an implementation may take any of the spec's arguments, by name)"
     )

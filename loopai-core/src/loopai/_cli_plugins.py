@@ -1,0 +1,174 @@
+"""``loopai plugins list / show / check``: what is installed, what loads, and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+__all__ = ["add_commands", "host_options"]
+
+
+def host_options() -> argparse.ArgumentParser:
+    """Options shared by every command that builds a host (a parent parser)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("plugin selection")
+    group.add_argument("--config", metavar="FILE", help="configuration file (default: LOOPAI_CONFIG, ./loopai.toml)")
+    group.add_argument("--plugins", metavar="PATTERNS", help="only these plugins (comma-separated globs)")
+    group.add_argument("--disable-plugins", metavar="PATTERNS", help="never these plugins (comma-separated globs)")
+    group.add_argument("--no-autoload", action="store_true", help="load only plugins named in the configuration")
+    group.add_argument("--strict", action="store_true", default=None, help="any plugin problem is an error")
+    return parent
+
+
+def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
+    """Add the ``plugins`` command tree to ``commands`` (an argparse subparsers object)."""
+    plugins = commands.add_parser("plugins", help="list, show and check installed plugins")
+    sub = plugins.add_subparsers(dest="plugins_command", metavar="COMMAND")
+
+    listing = sub.add_parser("list", parents=[parent], help="every discovered plugin (imports nothing)")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.add_argument("--all", action="store_true", help="include plugins that selection turned off")
+    listing.add_argument("--kind", choices=("validator", "sampler", "webhook-handler"), help="only this kind")
+    listing.add_argument("--load", action="store_true", help="also import and construct them; report failures")
+    listing.set_defaults(handler=_list)
+
+    show = sub.add_parser("show", parents=[parent], help="one plugin: metadata, checks, settings, selection")
+    show.add_argument("name")
+    show.add_argument("--kind", choices=("validator", "sampler", "webhook-handler"), help="when the name is shared")
+    show.set_defaults(handler=_show)
+
+    check = sub.add_parser("check", parents=[parent], help="load every selected plugin; exit 1 listing problems")
+    check.set_defaults(handler=_check)
+    plugins.set_defaults(
+        handler=_list,
+        json=False,
+        all=False,
+        kind=None,
+        load=False,
+        config=None,
+        plugins=None,
+        disable_plugins=None,
+        no_autoload=False,
+        strict=None,
+    )
+
+
+def _patterns(value: str | None) -> list[str] | None:
+    return None if value is None else [p.strip() for p in value.split(",") if p.strip()]
+
+
+def _selection(args: argparse.Namespace, config: Any) -> Any:
+    from loopai._selection import Selection
+
+    return Selection.resolve(
+        config,
+        os.environ,
+        allow=_patterns(args.plugins),
+        deny=_patterns(args.disable_plugins),
+        autoload=False if args.no_autoload else None,
+    )
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from loopai import ConfigError, load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[str]]:
+    from loopai import Host
+    from loopai._discovery import discover
+
+    config = _config(args)
+    selection = _selection(args, config)
+    if not load:
+        return discover(config, selection=selection), []
+    host = Host(config, discover=True, selection=selection, strict=False)
+    host.close()
+    return host.discovered, host.problems
+
+
+def _list(args: argparse.Namespace) -> int:
+    records, _ = _records(args, load=args.load)
+    shown = [r for r in records if (args.all or r.status != "disabled") and (args.kind in (None, r.kind))]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in shown], indent=2))
+        return 0
+    if not shown:
+        hidden = len(records) - len(shown)
+        print("no plugins found" + (f" ({hidden} turned off; --all shows them)" if hidden else ""))
+        return 0
+    rows = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS", "PRIORITY", "WHY")]
+    for r in shown:
+        why = r.reason if r.status != "ok" else r.selected_by
+        priority = "" if r.priority is None else str(r.priority)
+        rows.append((r.name, r.kind, r.distribution, r.version, r.status, priority, why or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from loopai import PluginRegistry, redact
+    from loopai._discovery import load_discovered
+    from loopai._registry import kind_from
+
+    config = _config(args)
+    from loopai._discovery import discover
+
+    records = [r for r in discover(config, selection=_selection(args, config)) if r.name == args.name]
+    records = [r for r in records if args.kind in (None, r.kind)]
+    if not records:
+        print(f"no installed plugin is named {args.name!r}; see: loopai plugins list --all", file=sys.stderr)
+        return 1
+    for record in records:
+        registry = PluginRegistry()
+        load_discovered([record], registry, config)
+        print(f"{record.name}  ({record.kind})")
+        print(f"  distribution:  {record.distribution} {record.version}")
+        if record.summary:
+            print(f"  summary:       {record.summary}")
+        print(f"  entry point:   [{record.group}] {record.name} = {record.value}")
+        print(f"  installed at:  {record.path}")
+        print(f"  status:        {record.status}" + (f": {record.reason}" if record.reason else ""))
+        print(f"  selection:     {'on' if record.status != 'disabled' else 'off'}: {record.selected_by}")
+        print("  requirements:")
+        for check in record.checks or ():
+            print(f"    [{'ok' if check.ok else 'FAIL'}] {check.message}")
+        if not record.checks:
+            print("    (none)")
+        plugin = registry.resolve(kind_from(record.kind), record.name)
+        entry = config.plugins.find(record.kind, record.name)
+        if plugin is not None:
+            print(f"  priority:      {plugin.priority}")
+            print(f"  version:       {plugin.version}  author: {plugin.author or '-'}")
+            settings = plugin.config
+            shown = redact(settings if isinstance(settings, dict) else settings)
+            print(f"  settings:      {json.dumps(shown, default=str, sort_keys=True)}")
+        elif entry is not None:
+            print(
+                f"  settings:      {json.dumps(redact(entry.configuration), default=str, sort_keys=True)} (not loaded)"
+            )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    records, problems = _records(args, load=True)
+    loaded = sum(1 for r in records if r.loaded)
+    off = sum(1 for r in records if r.status == "disabled")
+    if problems:
+        for problem in problems:
+            print(f"- {problem}", file=sys.stderr)
+        print(f"{len(problems)} problem(s); {loaded} plugin(s) loaded, {off} turned off", file=sys.stderr)
+        return 1
+    print(f"ok: {loaded} plugin(s) loaded, {off} turned off")
+    return 0

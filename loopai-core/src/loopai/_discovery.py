@@ -1,0 +1,310 @@
+"""Entry-point discovery: requirement checks and selection before import, isolated loading after."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from loopai._config import LoopaiConfig
+from loopai._errors import LoopaiError
+from loopai._metadata import GROUPS, DistInfo, canonical, read_inventory
+from loopai._plugin import Plugin, validate_settings
+from loopai._registry import PluginRegistry, kind_from
+from loopai._selection import Selection
+
+__all__ = ["DiscoveredPlugin", "RequirementCheck", "discover", "load_discovered"]
+
+Status = Literal["ok", "disabled", "incompatible", "missing-dependency", "duplicate", "failed"]
+CORE = "loopai-core"
+_CONFIG_KEYS = {"validator": "validators", "sampler": "samplers", "webhook-handler": "webhook_handlers"}
+
+
+@dataclass(frozen=True)
+class RequirementCheck:
+    """One ``Requires-Dist`` line of a plugin's distribution, checked against what is installed."""
+
+    requirement: str
+    ok: bool
+    installed: str | None
+    message: str
+    project: str = ""
+    """The canonical name of the required project (``loopai-core``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"requirement": self.requirement, "ok": self.ok, "installed": self.installed, "message": self.message}
+
+
+@dataclass
+class DiscoveredPlugin:
+    """One declared plugin (an entry point) and what discovery decided about it.
+
+    ``status`` is ``ok``, ``disabled`` (a selection rule turned it off), ``incompatible``
+    (its distribution does not accept the installed loopai-core), ``missing-dependency``,
+    ``duplicate`` (another distribution declares the same name for the same kind),
+    or ``failed`` (importing, constructing, configuring or registering it raised).
+    ``reason`` says why and what to do; ``selected_by`` names the rule that put it on or
+    off. ``priority`` is known once loaded, or when the configuration sets it.
+    """
+
+    name: str
+    kind: str
+    group: str
+    value: str
+    distribution: str
+    version: str
+    path: str
+    summary: str = ""
+    requires: list[str] = field(default_factory=list)
+    checks: list[RequirementCheck] = field(default_factory=list)
+    status: Status = "ok"
+    reason: str | None = None
+    selected_by: str = ""
+    enabled: bool = True
+    priority: int | None = None
+    loaded: bool = False
+
+    @property
+    def label(self) -> str:
+        """``json-schema-validator (validator, loopai-builtin 0.1.0)``."""
+        return f"{self.name} ({self.kind}, {self.distribution} {self.version})"
+
+    def fail(self, status: Status, reason: str) -> None:
+        """Mark this plugin as left out, with why."""
+        self.status, self.reason, self.enabled = status, reason, False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object ``loopai plugins list --json`` prints for this plugin."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "distribution": self.distribution,
+            "version": self.version,
+            "enabled": self.enabled,
+            "priority": self.priority,
+            "status": self.status,
+            "reason": self.reason,
+            "selected_by": self.selected_by,
+            "entry_point": f"{self.name} = {self.value}",
+            "group": self.group,
+            "loaded": self.loaded,
+        }
+
+
+def _environment() -> dict[str, str]:
+    from packaging.markers import default_environment
+
+    return {**default_environment(), "extra": ""}
+
+
+def _check(dist: DistInfo, line: str, versions: Mapping[str, str], env: dict[str, str]) -> RequirementCheck | None:
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as exc:
+        return RequirementCheck(
+            line, False, None, f"{dist.name} {dist.version} declares an invalid requirement {line!r}: {exc}"
+        )
+    try:
+        if requirement.marker is not None and not requirement.marker.evaluate(env):
+            return None  # for another platform, Python or extra
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return None
+    key = canonical(requirement.name)
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    wanted = f"{requirement.name}{extras}{requirement.specifier}"
+    installed = versions.get(key)
+    owner = f"{dist.name} {dist.version}"
+    if installed is None:
+        message = f"{owner} requires {wanted}, which is not installed; install it: pip install '{wanted}'"
+        return RequirementCheck(wanted, False, None, message, key)
+    try:
+        fits = requirement.specifier.contains(Version(installed), prereleases=True)
+    except InvalidVersion:
+        fits = requirement.specifier.contains(installed, prereleases=True)
+    if fits:
+        return RequirementCheck(wanted, True, installed, f"{wanted}: {installed} is installed", key)
+    if key == CORE:
+        if _needs_newer(requirement, installed):
+            fix = f"upgrade loopai-core: pip install -U '{wanted}'"
+        else:
+            fix = f"upgrade it: pip install -U {dist.name}"
+        message = f"{owner} requires {wanted}, but {installed} is installed; {fix}"
+    else:
+        message = f"{owner} requires {wanted}, but {installed} is installed; fix it: pip install '{wanted}'"
+    return RequirementCheck(wanted, False, installed, message, key)
+
+
+def _needs_newer(requirement: Requirement, installed: str) -> bool:
+    """Whether the installed version is below what ``requirement`` asks for (else: above)."""
+    try:
+        have = Version(installed)
+        for spec in requirement.specifier:
+            if spec.operator in (">", ">=", "==", "~=", "===") and have < Version(spec.version.rstrip(".*")):
+                return True
+    except InvalidVersion:
+        pass
+    return False
+
+
+def discover(
+    config: LoopaiConfig | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    selection: Selection | None = None,
+    paths: Sequence[str] | None = None,
+) -> list[DiscoveredPlugin]:
+    """Every plugin declared through ``loopai.*`` entry points, checked and selected.
+
+    Reads distribution metadata only: nothing is imported. The distribution's
+    ``Requires-Dist`` on loopai-core must admit the installed core (pre-releases count),
+    its other requirements (markers evaluated) must be installed at fitting versions, and
+    the selection rules must turn it on. Two selected distributions declaring one name
+    for one kind are both marked ``duplicate``: no winner is picked silently.
+    """
+    import os
+
+    config = config if config is not None else LoopaiConfig()
+    environ = os.environ if environ is None else environ
+    selection = selection if selection is not None else Selection.resolve(config, environ)
+    inventory = read_inventory(paths, environ=environ)
+    versions = dict(inventory.versions)
+    if CORE not in versions:
+        from loopai import __version__
+
+        versions[CORE] = __version__
+    env = _environment()
+    found: list[DiscoveredPlugin] = []
+    for dist in inventory.plugins:
+        checks = [c for c in (_check(dist, line, versions, env) for line in dist.requires) if c is not None]
+        for ep in dist.entry_points:
+            kind = GROUPS[ep.group]
+            record = DiscoveredPlugin(
+                name=ep.name,
+                kind=kind,
+                group=ep.group,
+                value=ep.value,
+                distribution=dist.name,
+                version=dist.version,
+                path=dist.path,
+                summary=dist.summary,
+                requires=list(dist.requires),
+                checks=checks,
+            )
+            entry = config.plugins.find(kind, ep.name)
+            if entry is not None and "priority" in entry.model_fields_set:
+                record.priority = entry.priority
+            on, record.selected_by = selection.decide(kind, ep.name, dist.name)
+            failing = [c for c in checks if not c.ok]
+            if not on:
+                record.fail("disabled", record.selected_by)
+            elif any(c.project == CORE for c in failing):
+                record.fail("incompatible", "; ".join(c.message for c in failing))
+            elif failing:
+                record.fail("missing-dependency", "; ".join(c.message for c in failing))
+            found.append(record)
+    _mark_duplicates(found)
+    found.sort(key=lambda r: (list(GROUPS.values()).index(r.kind), r.name, r.distribution))
+    return found
+
+
+def _mark_duplicates(found: list[DiscoveredPlugin]) -> None:
+    by_key: dict[tuple[str, str], list[DiscoveredPlugin]] = {}
+    for record in found:
+        if record.status == "ok":
+            by_key.setdefault((record.kind, record.name), []).append(record)
+    for (kind, name), records in by_key.items():
+        if len(records) < 2:
+            continue
+        owners = ", ".join(f"{r.distribution} {r.version} ({r.value})" for r in records)
+        for record in records:
+            record.fail(
+                "duplicate",
+                f"the {kind} name {name!r} is declared by {owners}; none was loaded: uninstall one, "
+                f"or turn one off with LOOPAI_DISABLE_PLUGINS={records[0].distribution}:{name}",
+            )
+
+
+def _import(value: str) -> Any:
+    module_name, _, attribute = value.partition(":")
+    target: Any = importlib.import_module(module_name.strip())
+    for part in attribute.strip().split(".") if attribute.strip() else ():
+        target = getattr(target, part)
+    return target
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_discovered(
+    found: Sequence[DiscoveredPlugin],
+    registry: PluginRegistry,
+    config: LoopaiConfig | None = None,
+) -> list[DiscoveredPlugin]:
+    """Import, construct, configure and register every ``ok`` plugin of ``found``.
+
+    A plugin class is instantiated with its settings from the configuration, validated
+    against its ``Config`` model; an instance gets them through ``configure``; a module
+    of ``@hookimpl`` functions takes none. Any failure marks that plugin ``failed`` with
+    the reason and moves on. Returns the plugins that were loaded.
+    """
+    config = config if config is not None else LoopaiConfig()
+    loaded = []
+    for record in found:
+        if record.status != "ok":
+            continue
+        kind = kind_from(record.kind)
+        entry = config.plugins.find(kind, record.name)
+        where = f"{config.source_label}: {_CONFIG_KEYS[record.kind]}.{record.name}"
+        settings = entry.configuration if entry is not None else {}
+        try:
+            target = _import(record.value)
+        except Exception as exc:
+            record.fail(
+                "failed",
+                f"importing {record.value} failed: {_describe(exc)}; reinstall or upgrade {record.distribution}",
+            )
+            continue
+        try:
+            plugin = _instantiate(target, kind, settings, where)
+            registry.register(plugin, name=record.name, kinds=(kind,))
+        except LoopaiError as exc:
+            record.fail("failed", str(exc))
+            continue
+        except Exception as exc:
+            record.fail("failed", f"constructing {record.value} failed: {_describe(exc)}")
+            continue
+        registered = registry.resolve(kind, record.name)
+        if registered is not None:
+            # A plugin that does not state its own version or description has its package's.
+            if registered.version == Plugin.version:
+                registered.version = record.version
+            if not registered.description:
+                registered.description = record.summary
+        record.loaded = True
+        record.enabled = registered.enabled if registered is not None else False
+        record.priority = registered.priority if registered is not None else record.priority
+        loaded.append(record)
+    return loaded
+
+
+def _instantiate(target: Any, kind: type[Plugin], settings: Mapping[str, Any], where: str) -> Any:
+    if isinstance(target, type):
+        if issubclass(target, Plugin):
+            if not issubclass(target, kind):
+                raise LoopaiError(
+                    f"{where}: {target.__name__} is declared as a {kind.__name__} entry point "
+                    f"but is not a subclass of loopai.{kind.__name__}"
+                )
+            return target(validate_settings(target.Config, settings, where))
+        return target()
+    if isinstance(target, Plugin) and settings:
+        target.configure(settings, where=where)
+    return target

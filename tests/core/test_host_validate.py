@@ -1,0 +1,583 @@
+"""Host.validate / Host.avalidate: order, stopping, isolation, sync and async plugins, runtime changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import types
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import loopai
+
+
+def record(**fields: Any) -> loopai.ExecutionRecord:
+    fields.setdefault("task_id", uuid.uuid4())
+    return loopai.ExecutionRecord(program_id=uuid.uuid4(), **fields)
+
+
+def make_host(*plugins: object, **options: Any) -> loopai.Host:
+    options.setdefault("environ", {})  # never pick up LOOPAI_* from the developer's shell
+    return loopai.Host(plugins=plugins, **options)
+
+
+def validator(name: str, *, priority: int = 0, valid: bool = True, calls: list[str] | None = None) -> loopai.Plugin:
+    class Recording(loopai.ValidatorPlugin):
+        def validate(self, execution, context):
+            if calls is not None:
+                calls.append(self.name)
+            return loopai.ValidationResult(is_valid=valid, validator_type=self.name)
+
+    return Recording(name=name, priority=priority)
+
+
+def bounded(function: Callable[[], Any], seconds: float = 10.0) -> Any:
+    """Run ``function`` in a thread; fail (instead of hanging the suite) if it deadlocks."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"call did not return within {seconds}s (deadlock?)"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def names(report: loopai.ValidationReport) -> list[str]:
+    return [r.validator_type for r in report.results]
+
+
+# -- order and outcome -----------------------------------------------------------------
+
+
+def test_every_enabled_validator_runs_by_priority_descending_then_name():
+    calls: list[str] = []
+    host = make_host(
+        validator("delta", priority=0, calls=calls),
+        validator("bravo", priority=10, calls=calls),
+        validator("alpha", priority=10, calls=calls),
+        validator("charlie", priority=50, calls=calls),
+    )
+    report = host.validate(record())
+    assert calls == ["charlie", "alpha", "bravo", "delta"]
+    assert names(report) == calls
+    assert report.is_valid and bool(report)
+    assert report.failures == ()
+    assert not report.stopped_early
+
+
+def test_report_is_valid_only_when_every_validator_passed():
+    host = make_host(validator("ok", priority=2), validator("bad", priority=1, valid=False), validator("ok-too"))
+    report = host.validate(record())
+    assert names(report) == ["ok", "bad", "ok-too"]  # a failure does not stop the run by default
+    assert [r.is_valid for r in report.results] == [True, False, True]
+    assert not report.is_valid and not bool(report)
+    assert not report.stopped_early
+
+
+def test_no_validators_is_vacuously_valid():
+    report = make_host().validate(record())
+    assert report.results == [] and report.is_valid
+
+
+def test_validators_receive_the_execution_and_a_default_context_with_its_task():
+    seen: list[tuple[Any, Any]] = []
+
+    class Spy(loopai.ValidatorPlugin):
+        def validate(self, execution, context):
+            seen.append((execution, context))
+            return loopai.ValidationResult(is_valid=True)
+
+    host = make_host(Spy())
+    execution = record(output={"answer": 42})
+    host.validate(execution)
+    given = loopai.ValidationContext(task_id=execution.task_id, expected_output={"answer": 42})
+    host.validate(execution, given)
+    assert seen[0][0] is execution
+    assert seen[0][1].task_id == execution.task_id and seen[0][1].expected_output is None
+    assert seen[1][1] is given
+
+
+@pytest.mark.parametrize("how", ["argument", "host", "config"])
+def test_stop_on_failure_stops_at_the_first_invalid_result(how):
+    calls: list[str] = []
+    plugins = (
+        validator("first", priority=3, calls=calls),
+        validator("second", priority=2, valid=False, calls=calls),
+        validator("third", priority=1, calls=calls),
+    )
+    if how == "argument":
+        report = make_host(*plugins).validate(record(), stop_on_failure=True)
+    elif how == "host":
+        report = make_host(*plugins, stop_on_failure=True).validate(record())
+    else:
+        config = loopai.LoopaiConfig(dispatch={"stop_on_failure": True})
+        report = make_host(*plugins, config=config).validate(record())
+    assert calls == ["first", "second"]
+    assert names(report) == ["first", "second"]
+    assert report.stopped_early and not report.is_valid
+
+
+def test_stop_on_failure_argument_false_overrides_the_host_setting():
+    calls: list[str] = []
+    host = make_host(validator("a", priority=1, valid=False, calls=calls), validator("b", calls=calls), stop_on_failure=True)
+    report = host.validate(record(), stop_on_failure=False)
+    assert calls == ["a", "b"] and not report.stopped_early
+
+
+def test_stopping_at_the_last_validator_is_not_stopping_early():
+    host = make_host(validator("a", priority=1), validator("b", valid=False))
+    report = host.validate(record(), stop_on_failure=True)
+    assert names(report) == ["a", "b"]
+    assert not report.stopped_early and not report.is_valid
+
+
+def test_stop_on_failure_also_stops_at_a_broken_validator():
+    calls: list[str] = []
+
+    class Broken(loopai.ValidatorPlugin):
+        priority = 5
+
+        def validate(self, execution, context):
+            raise RuntimeError("boom")
+
+    report = make_host(Broken(), validator("later", calls=calls)).validate(record(), stop_on_failure=True)
+    assert calls == [] and report.stopped_early
+    assert [f.plugin for f in report.failures] == ["broken"]
+
+
+# -- isolation -------------------------------------------------------------------------
+
+
+def test_raising_wrong_type_and_hanging_validators_never_stop_the_others():
+    release = threading.Event()
+    calls: list[str] = []
+
+    class Raises(loopai.ValidatorPlugin):
+        name = "raiser"
+        priority = 50
+
+        def validate(self, execution, context):
+            raise ValueError("schema exploded")
+
+    class ReturnsBool(loopai.ValidatorPlugin):
+        name = "bool-returner"
+        priority = 40
+
+        def validate(self, execution, context):
+            return True
+
+    class ReturnsDict(loopai.ValidatorPlugin):
+        name = "dict-returner"
+        priority = 30
+
+        def validate(self, execution, context):
+            return {"is_valid": True}
+
+    class Hangs(loopai.ValidatorPlugin):
+        name = "hanger"
+        priority = 20
+        timeout = 0.2
+
+        def validate(self, execution, context):
+            release.wait(5)  # "sleeps 5 s", but lets the thread go when the test is over
+            return loopai.ValidationResult(is_valid=True)
+
+    host = make_host(Raises(), ReturnsBool(), ReturnsDict(), Hangs(), validator("good", calls=calls))
+    started = time.perf_counter()
+    try:
+        report = host.validate(record())
+    finally:
+        elapsed = time.perf_counter() - started
+        release.set()
+    assert elapsed < 2.0
+    assert calls == ["good"]
+    assert names(report) == ["raiser", "bool-returner", "dict-returner", "hanger", "good"]
+    assert [r.is_valid for r in report.results] == [False, False, False, False, True]
+    assert not report.is_valid
+    problems = {f.plugin: f.problem for f in report.failures}
+    assert problems == {
+        "raiser": "exception",
+        "bool-returner": "wrong-type",
+        "dict-returner": "wrong-type",
+        "hanger": "timeout",
+    }
+    for failure in report.failures:
+        assert failure.plugin in failure.message
+        assert failure.hook == "validate"
+    by_name = {f.plugin: f for f in report.failures}
+    assert "schema exploded" in by_name["raiser"].message
+    assert isinstance(by_name["raiser"].error, ValueError)
+    assert "bool" in by_name["bool-returner"].message
+    assert "dict" in by_name["dict-returner"].message
+    assert "0.2" in by_name["hanger"].message
+    # the failure is also visible in the invalid result that stands in for the validator
+    assert by_name["raiser"].message == report.results[0].message
+
+
+def test_isolation_holds_for_avalidate_too():
+    class Raises(loopai.ValidatorPlugin):
+        priority = 3
+
+        def validate(self, execution, context):
+            raise KeyError("missing")
+
+    class WrongType(loopai.ValidatorPlugin):
+        priority = 2
+
+        async def validate(self, execution, context):
+            return {"is_valid": True}
+
+    class Slow(loopai.ValidatorPlugin):
+        priority = 1
+        timeout = 0.2
+
+        async def validate(self, execution, context):
+            await asyncio.sleep(10)
+
+    host = make_host(Raises(), WrongType(), Slow(), validator("good"))
+    started = time.perf_counter()
+    report = asyncio.run(host.avalidate(record()))
+    assert time.perf_counter() - started < 2.0
+    assert names(report) == ["raises", "wrong-type", "slow", "good"]
+    assert {f.plugin: f.problem for f in report.failures} == {
+        "raises": "exception",
+        "wrong-type": "wrong-type",
+        "slow": "timeout",
+    }
+    assert report.results[-1].is_valid
+
+
+def _hanging_validator(release: threading.Event) -> loopai.Plugin:
+    class Hangs(loopai.ValidatorPlugin):
+        name = "hanger"
+
+        def validate(self, execution, context):
+            release.wait(5)
+            return loopai.ValidationResult(is_valid=True)
+
+    return Hangs()
+
+
+def test_default_timeout_comes_from_the_dispatch_settings():
+    release = threading.Event()
+    config = loopai.LoopaiConfig(dispatch={"default_timeout": 0.2})
+    host = make_host(_hanging_validator(release), validator("good"), config=config)
+    started = time.perf_counter()
+    try:
+        report = host.validate(record())
+    finally:
+        release.set()
+    assert time.perf_counter() - started < 2.0
+    assert [(f.plugin, f.problem) for f in report.failures] == [("hanger", "timeout")]
+    assert {r.validator_type: r.is_valid for r in report.results} == {"good": True, "hanger": False}
+
+
+def test_timeout_comes_from_the_plugins_configuration_entry():
+    release = threading.Event()
+    config = loopai.LoopaiConfig(plugins={"validators": [{"name": "hanger", "timeout": 0.2}]})
+    host = make_host(_hanging_validator(release), config=config)
+    assert host.problems == []
+    started = time.perf_counter()
+    try:
+        report = host.validate(record())
+    finally:
+        release.set()
+    assert time.perf_counter() - started < 2.0
+    assert [(f.plugin, f.problem) for f in report.failures] == [("hanger", "timeout")]
+
+
+# -- sync and async plugins from sync and async callers --------------------------------
+
+
+class SyncValidator(loopai.ValidatorPlugin):
+    priority = 2
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type=self.name, message=str(execution.output))
+
+
+class AsyncValidator(loopai.ValidatorPlugin):
+    priority = 1
+
+    async def validate(self, execution, context):
+        await asyncio.sleep(0)
+        return loopai.ValidationResult(is_valid=execution.output == "ok", validator_type=self.name)
+
+
+def _run_validate(host: loopai.Host, execution: loopai.ExecutionRecord, caller: str) -> loopai.ValidationReport:
+    if caller == "sync":
+        return bounded(lambda: host.validate(execution))
+
+    async def inside_a_running_loop() -> loopai.ValidationReport:
+        asyncio.get_running_loop()  # the point: a sync call made from loop code
+        return host.validate(execution)
+
+    if caller == "sync-in-loop":
+        return bounded(lambda: asyncio.run(inside_a_running_loop()))
+    return bounded(lambda: asyncio.run(host.avalidate(execution)))
+
+
+@pytest.mark.parametrize("caller", ["sync", "sync-in-loop", "async"])
+def test_def_and_async_def_validators_work_from_every_caller(caller):
+    with make_host(SyncValidator(), AsyncValidator()) as host:
+        good = _run_validate(host, record(output="ok"), caller)
+        bad = _run_validate(host, record(output="nope"), caller)
+    assert names(good) == ["sync-validator", "async-validator"]
+    assert good.failures == () and good.is_valid
+    assert good.results[0].message == "ok"
+    assert [r.is_valid for r in bad.results] == [True, False]
+    assert bad.failures == ()
+
+
+@pytest.mark.parametrize("caller", ["sync", "sync-in-loop", "async"])
+def test_a_hanging_async_validator_times_out_from_every_caller(caller):
+    class Sleeper(loopai.ValidatorPlugin):
+        priority = 1
+        timeout = 0.2
+
+        async def validate(self, execution, context):
+            await asyncio.sleep(10)
+            return loopai.ValidationResult(is_valid=True)
+
+    with make_host(Sleeper(), validator("good")) as host:
+        started = time.perf_counter()
+        report = _run_validate(host, record(), caller)
+        elapsed = time.perf_counter() - started
+    assert elapsed < 2.0
+    assert [(f.plugin, f.problem) for f in report.failures] == [("sleeper", "timeout")]
+    assert names(report) == ["sleeper", "good"]
+    assert report.results[1].is_valid
+
+
+def test_a_plain_function_returning_a_coroutine_is_awaited():
+    async def judge() -> loopai.ValidationResult:
+        return loopai.ValidationResult(is_valid=True, validator_type="lazy")
+
+    class Lazy(loopai.ValidatorPlugin):
+        def validate(self, execution, context):
+            return judge()
+
+    with make_host(Lazy()) as host:
+        assert names(host.validate(record())) == ["lazy"]
+        assert names(asyncio.run(host.avalidate(record()))) == ["lazy"]
+
+
+# -- runtime changes -------------------------------------------------------------------
+
+
+def test_disabling_and_enabling_a_validator_takes_effect_on_the_next_call():
+    calls: list[str] = []
+    flaky = validator("flaky", valid=False, calls=calls)
+    host = make_host(flaky, validator("steady", calls=calls))
+    assert not host.validate(record()).is_valid
+    flaky.enabled = False
+    report = host.validate(record())
+    assert names(report) == ["steady"] and report.is_valid
+    flaky.enabled = True
+    assert names(host.validate(record())) == ["flaky", "steady"]
+    assert calls == ["flaky", "steady", "steady", "flaky", "steady"]
+
+
+def test_a_priority_change_reorders_the_next_call():
+    low, high = validator("low", priority=1), validator("high", priority=100)
+    host = make_host(low, high)
+    assert names(host.validate(record())) == ["high", "low"]
+    low.priority = 999
+    assert names(host.validate(record())) == ["low", "high"]
+    assert names(asyncio.run(host.avalidate(record()))) == ["low", "high"]
+
+
+def test_changes_made_from_another_thread_are_seen():
+    first, second = validator("first", priority=2), validator("second", priority=1)
+    host = make_host(first, second)
+    assert names(host.validate(record())) == ["first", "second"]
+
+    def change() -> None:
+        second.priority = 999
+        first.enabled = False
+
+    worker = threading.Thread(target=change)
+    worker.start()
+    worker.join()
+    assert names(host.validate(record())) == ["second"]
+
+
+def test_validators_registered_or_removed_after_the_host_was_built_are_seen():
+    host = make_host(validator("original"))
+    host.registry.register(validator("late", priority=5))
+    assert names(host.validate(record())) == ["late", "original"]
+    host.registry.unregister(loopai.ValidatorPlugin, "original")
+    assert names(host.validate(record())) == ["late"]
+
+
+def test_validating_while_another_thread_flips_plugins_never_breaks_a_call():
+    plugins = [validator(f"v{i}", priority=i) for i in range(4)]
+    host = make_host(*plugins)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def flip() -> None:
+        i = 0
+        while not stop.is_set():
+            plugin = plugins[i % 4]
+            plugin.enabled = not plugin.enabled
+            plugin.priority = (plugin.priority + 7) % 11
+            i += 1
+
+    def call() -> None:
+        try:
+            for _ in range(300):
+                report = host.validate(record())
+                assert report.failures == () and report.is_valid
+                assert len(set(names(report))) == len(report.results)
+        except BaseException as exc:
+            errors.append(exc)
+
+    flipper = threading.Thread(target=flip)
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    flipper.start()
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    stop.set()
+    flipper.join()
+    assert errors == []
+    for plugin in plugins:
+        plugin.enabled = True
+        plugin.priority = 0
+    assert names(host.validate(record())) == ["v0", "v1", "v2", "v3"]
+
+
+# -- pluggy-style plugins --------------------------------------------------------------
+
+
+def test_a_module_with_hookimpl_functions_is_dispatched_like_a_plugin_class():
+    module = types.ModuleType("schema_check")
+    seen: list[Any] = []
+
+    @loopai.hookimpl
+    def validate(execution, context):
+        seen.append((execution.id, context.task_id))
+        return loopai.ValidationResult(is_valid=execution.output is not None, validator_type="schema-check")
+
+    module.validate = validate
+    module.priority = 10
+    host = make_host(module, validator("class-based"))
+    execution = record(output=None)
+    report = host.validate(execution)
+    assert names(report) == ["schema-check", "class-based"]
+    assert not report.is_valid
+    assert seen == [(execution.id, execution.task_id)]
+    assert host.registry.contains(loopai.ValidatorPlugin, "schema-check")
+
+
+def test_hookimpls_may_take_a_subset_of_the_arguments_in_any_order():
+    only_context = types.ModuleType("only_context")
+    only_execution = types.ModuleType("only_execution")
+    nothing = types.ModuleType("nothing_at_all")
+    swapped = types.SimpleNamespace(name="swapped")
+    got: dict[str, Any] = {}
+
+    @loopai.hookimpl
+    def validate_context(context):
+        got["context"] = context
+        return loopai.ValidationResult(is_valid=True, validator_type="only-context")
+
+    @loopai.hookimpl
+    def validate_execution(execution):
+        got["execution"] = execution
+        return loopai.ValidationResult(is_valid=True, validator_type="only-execution")
+
+    @loopai.hookimpl
+    def validate_nothing():
+        return loopai.ValidationResult(is_valid=True, validator_type="nothing-at-all")
+
+    @loopai.hookimpl
+    def validate_swapped(context, execution):
+        got["swapped"] = (context, execution)
+        return loopai.ValidationResult(is_valid=True, validator_type="swapped")
+
+    only_context.validate = validate_context
+    only_execution.validate = validate_execution
+    nothing.validate = validate_nothing
+    swapped.validate = validate_swapped
+    host = make_host(only_context, only_execution, nothing, swapped)
+    assert host.problems == []
+    execution = record()
+    context = loopai.ValidationContext(task_id=execution.task_id)
+    report = host.validate(execution, context)
+    assert sorted(names(report)) == ["nothing-at-all", "only-context", "only-execution", "swapped"]
+    assert report.failures == ()
+    assert got["context"] is context
+    assert got["execution"] is execution
+    assert got["swapped"] == (context, execution)
+    assert asyncio.run(host.avalidate(execution, context)).failures == ()
+
+
+def test_an_async_hookimpl_module_works_from_sync_and_async_callers():
+    module = types.ModuleType("async_mod")
+
+    @loopai.hookimpl
+    async def validate(execution):
+        await asyncio.sleep(0)
+        return loopai.ValidationResult(is_valid=True, validator_type="async-mod")
+
+    module.validate = validate
+    with make_host(module) as host:
+        assert names(host.validate(record())) == ["async-mod"]
+        assert names(asyncio.run(host.avalidate(record()))) == ["async-mod"]
+
+
+def test_a_raising_hookimpl_is_named_by_its_module():
+    module = types.ModuleType("fragile_rules")
+
+    @loopai.hookimpl
+    def validate(execution, context):
+        raise RuntimeError("nope")
+
+    module.validate = validate
+    report = make_host(module, validator("good")).validate(record())
+    assert [(f.plugin, f.problem) for f in report.failures] == [("fragile-rules", "exception")]
+    assert "fragile-rules" in report.failures[0].message
+    assert report.results[1].is_valid
+
+
+# -- the report as data ----------------------------------------------------------------
+
+
+def test_validation_report_to_dict_is_json_and_names_the_plugins():
+    class Raises(loopai.ValidatorPlugin):
+        name = "exploder"
+
+        def validate(self, execution, context):
+            raise RuntimeError("kaboom")
+
+    report = make_host(Raises(), validator("fine", priority=1)).validate(record())
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["is_valid"] is False
+    assert data["stopped_early"] is False
+    assert [r["validator_type"] for r in data["results"]] == ["fine", "exploder"]
+    assert data["failures"] == [
+        {
+            "plugin": "exploder",
+            "hook": "validate",
+            "problem": "exception",
+            "message": report.failures[0].message,
+            "attempts": 1,
+        }
+    ]
+    assert "kaboom" in data["failures"][0]["message"]
