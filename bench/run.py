@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         sections[name] = module.run(args.quick).rstrip("\n") + "\n"
         print(f"bench {name}: {time.perf_counter() - started:.1f} s", flush=True)
     blocks = [
-        f"<!-- bench:{name} -->\n{sections[name]}<!-- /bench:{name} -->\n"
-        for name in BENCHMARKS if name in sections
+        f"<!-- bench:{name} -->\n{sections[name]}<!-- /bench:{name} -->\n" for name in BENCHMARKS if name in sections
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(_header() + "\n" + "\n".join(blocks), encoding="utf-8")

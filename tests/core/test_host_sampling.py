@@ -11,9 +11,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-
 import loopai
+import pytest
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import loopai
+import pytest
 
 
 def record(**fields: Any) -> loopai.ExecutionRecord:
@@ -132,7 +131,9 @@ def test_stop_on_failure_stops_at_the_first_invalid_result(how):
 
 def test_stop_on_failure_argument_false_overrides_the_host_setting():
     calls: list[str] = []
-    host = make_host(validator("a", priority=1, valid=False, calls=calls), validator("b", calls=calls), stop_on_failure=True)
+    host = make_host(
+        validator("a", priority=1, valid=False, calls=calls), validator("b", calls=calls), stop_on_failure=True
+    )
     report = host.validate(record(), stop_on_failure=False)
     assert calls == ["a", "b"] and not report.stopped_early
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import loopai
 import pydantic
 import pytest
-
-import loopai
 from loopai import (
     EventSeverity,
     ExecutionRecord,
@@ -226,5 +225,5 @@ def test_bad_data_raises_a_validation_error_naming_the_field(
 
 
 def test_unknown_event_type_is_a_value_error_not_a_key_error() -> None:
-    with pytest.raises(ValueError, match="'task.exploded' is not a valid WebhookEventType"):
+    with pytest.raises(ValueError, match=r"'task\.exploded' is not a valid WebhookEventType"):
         WebhookEventType("task.exploded")

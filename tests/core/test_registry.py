@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import types
 import uuid
 from collections.abc import Iterator
 
-import pytest
-
 import loopai
+import pytest
 from loopai import (
     DuplicatePluginError,
     ExecutionRecord,
@@ -517,7 +517,7 @@ def _run_threads(workers: list[threading.Thread]) -> None:
 
 def test_concurrent_register_unregister_and_list_stay_consistent(registry: PluginRegistry) -> None:
     errors: list[BaseException] = []
-    per_thread = 300
+    per_thread = 200
     start = threading.Barrier(8)
 
     def work(thread: int) -> None:
@@ -526,7 +526,7 @@ def test_concurrent_register_unregister_and_list_stay_consistent(registry: Plugi
             for i in range(per_thread):
                 registry.register(Validator(name=f"t{thread}-{i}", priority=i % 7))
                 listed = registry.list(ValidatorPlugin)
-                assert all(a.priority >= b.priority for a, b in zip(listed, listed[1:]))
+                assert all(a.priority >= b.priority for a, b in itertools.pairwise(listed))
                 registry.count(ValidatorPlugin)
                 if i % 2:  # keep the even ones
                     assert registry.unregister(ValidatorPlugin, f"t{thread}-{i}")
@@ -537,8 +537,8 @@ def test_concurrent_register_unregister_and_list_stay_consistent(registry: Plugi
 
     assert errors == []
     assert registry.count(ValidatorPlugin) == 8 * per_thread // 2
-    assert registry.contains(ValidatorPlugin, "t7-298")
-    assert not registry.contains(ValidatorPlugin, "t7-299")
+    assert registry.contains(ValidatorPlugin, "t7-198")
+    assert not registry.contains(ValidatorPlugin, "t7-199")
 
 
 @pytest.fixture
@@ -552,30 +552,35 @@ def eager_thread_switches() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
+def _module_with_hooks(name: str) -> types.ModuleType:
+    mod = types.ModuleType(name)
+
+    @loopai.hookimpl
+    def should_sample(execution, context):
+        return SamplingDecision(should_sample=False)
+
+    @loopai.hookimpl
+    def handle_event(event):
+        return None
+
+    mod.should_sample, mod.handle_event = should_sample, handle_event
+    return mod
+
+
 @pytest.mark.usefixtures("eager_thread_switches")
-def test_concurrent_hookimpl_registration_of_distinct_modules(registry: PluginRegistry) -> None:
+@pytest.mark.parametrize("round_", range(3))  # a race shows in some runs only: try a few times
+def test_concurrent_hookimpl_registration_of_distinct_modules(round_: int) -> None:
+    registry = PluginRegistry()
     errors: list[BaseException] = []
     start = threading.Barrier(8)
-
-    def module(name: str) -> types.ModuleType:
-        mod = types.ModuleType(name)
-
-        @loopai.hookimpl
-        def should_sample(execution, context):
-            return SamplingDecision(should_sample=False)
-
-        @loopai.hookimpl
-        def handle_event(event):
-            return None
-
-        mod.should_sample, mod.handle_event = should_sample, handle_event
-        return mod
 
     def work(thread: int) -> None:
         try:
             start.wait()
-            for i in range(150):
-                registry.register(module(f"m{thread}_{i}"))
+            for i in range(300):
+                registry.register(_module_with_hooks(f"m{thread}_{i}"))
+                if i % 2:
+                    registry.unregister(SamplerPlugin, f"m{thread}-{i}")
         except BaseException as exc:
             errors.append(exc)
 
@@ -583,7 +588,7 @@ def test_concurrent_hookimpl_registration_of_distinct_modules(registry: PluginRe
 
     assert errors == []
     assert registry.count(SamplerPlugin) == 1200
-    assert registry.count(WebhookHandlerPlugin) == 1200
+    assert registry.count(WebhookHandlerPlugin) == 2400
 
 
 def test_toggling_enabled_and_priority_while_other_threads_list(registry: PluginRegistry) -> None:

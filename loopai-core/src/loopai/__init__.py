@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from loopai._config import (
@@ -41,6 +42,9 @@ from loopai._models import (
 from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
 from loopai._registry import PluginRegistry, RegisteredPlugin
 from loopai._report import EmitReport, PluginFailure, SamplingReport, ValidationReport
+
+# A library logs; the application decides where that goes (the CLI prints problems itself).
+logging.getLogger("loopai").addHandler(logging.NullHandler())
 
 try:
     __version__ = version("loopai-core")

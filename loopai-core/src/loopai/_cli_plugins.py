@@ -83,21 +83,42 @@ def _config(args: argparse.Namespace) -> Any:
         raise SystemExit(2) from None
 
 
-def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[str]]:
+def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[str], bool]:
+    """Discovered plugins, the problems of loading them (with ``load``), and whether strict mode is on."""
     from loopai import Host
     from loopai._discovery import discover
 
     config = _config(args)
     selection = _selection(args, config)
     if not load:
-        return discover(config, selection=selection), []
+        return discover(config, selection=selection), [], False
+    # Never strict here: a listing must show the broken plugins, not stop at them.
     host = Host(config, discover=True, selection=selection, strict=False)
     host.close()
-    return host.discovered, host.problems
+    flag = os.environ.get("LOOPAI_STRICT_PLUGINS", "").strip().lower()
+    strict = args.strict if args.strict is not None else (flag in _TRUE if flag else config.strict)
+    return host.discovered, host.problems, bool(strict)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _print_problems(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"- {problem}", file=sys.stderr)
 
 
 def _list(args: argparse.Namespace) -> int:
-    records, _ = _records(args, load=args.load)
+    records, problems, strict = _records(args, load=args.load)
+    status = _listing(args, records)
+    if strict and problems:  # strict mode turns any problem into a failure, once everything is shown
+        _print_problems(problems)
+        print(f"{len(problems)} problem(s) in strict mode", file=sys.stderr)
+        return 1
+    return status
+
+
+def _listing(args: argparse.Namespace, records: list[Any]) -> int:
     shown = [r for r in records if (args.all or r.status != "disabled") and (args.kind in (None, r.kind))]
     if args.json:
         print(json.dumps([r.to_dict() for r in shown], indent=2))
@@ -113,7 +134,7 @@ def _list(args: argparse.Namespace) -> int:
         rows.append((r.name, r.kind, r.distribution, r.version, r.status, priority, why or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     return 0
 
 
@@ -149,25 +170,37 @@ def _show(args: argparse.Namespace) -> int:
         plugin = registry.resolve(kind_from(record.kind), record.name)
         entry = config.plugins.find(record.kind, record.name)
         if plugin is not None:
-            print(f"  priority:      {plugin.priority}")
+            priority = record.priority if record.priority is not None else plugin.priority  # configured wins
+            print(f"  priority:      {priority}")
             print(f"  version:       {plugin.version}  author: {plugin.author or '-'}")
             settings = plugin.config
-            shown = redact(settings if isinstance(settings, dict) else settings)
+            shown = redact(settings)
             print(f"  settings:      {json.dumps(shown, default=str, sort_keys=True)}")
         elif entry is not None:
-            print(
-                f"  settings:      {json.dumps(redact(entry.configuration), default=str, sort_keys=True)} (not loaded)"
-            )
+            # Without its settings model nothing tells which text is a secret: hide all of it.
+            hidden = json.dumps(_hide_text(entry.configuration), default=str, sort_keys=True)
+            print(f"  settings:      {hidden} (not loaded: text values hidden)")
     return 0
 
 
+def _hide_text(value: Any) -> Any:
+    from loopai._config import REDACTED
+
+    if isinstance(value, (str, bytes)):
+        return REDACTED if value else value
+    if isinstance(value, dict):
+        return {key: _hide_text(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_hide_text(item) for item in value]
+    return value
+
+
 def _check(args: argparse.Namespace) -> int:
-    records, problems = _records(args, load=True)
+    records, problems, _ = _records(args, load=True)
     loaded = sum(1 for r in records if r.loaded)
     off = sum(1 for r in records if r.status == "disabled")
     if problems:
-        for problem in problems:
-            print(f"- {problem}", file=sys.stderr)
+        _print_problems(problems)
         print(f"{len(problems)} problem(s); {loaded} plugin(s) loaded, {off} turned off", file=sys.stderr)
         return 1
     print(f"ok: {loaded} plugin(s) loaded, {off} turned off")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt, ValidationError
 
 from loopai._errors import ConfigError, describe_validation_error
 from loopai._plugin import Plugin, _snake
@@ -22,6 +22,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "DeliverySettings",
     "DispatchSettings",
     "LoopaiConfig",
     "PluginConfiguration",
@@ -52,8 +53,8 @@ class PluginConfiguration(_Strict):
 
     name: Annotated[str, Field(min_length=1)]
     type: str | None = None
-    enabled: bool = True
-    priority: int = 0
+    enabled: StrictBool = True
+    priority: StrictInt = 0
     configuration: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0)] | None = None
@@ -79,26 +80,34 @@ class PluginsConfiguration(_Strict):
 class DispatchSettings(_Strict):
     """How the host calls plugins: stopping, retries, timeouts, dry run."""
 
-    stop_on_failure: bool = False
-    max_retries: Annotated[int, Field(ge=0)] = 3
+    stop_on_failure: StrictBool = False
+    max_retries: Annotated[StrictInt, Field(ge=0)] = 3
     retry_backoff: Annotated[float, Field(ge=0)] = 0.5
     retry_max_backoff: Annotated[float, Field(ge=0)] = 30.0
     default_timeout: Annotated[float, Field(gt=0)] | None = None
-    dry_run: bool = False
+    dry_run: StrictBool = False
+
+
+class DeliverySettings(_Strict):
+    """Durable event delivery: where the outbox lives (a SQLite file, or ``:memory:``)."""
+
+    outbox: str | None = None
 
 
 class LoopaiConfig(_Strict):
     """The whole configuration. ``source`` is the file it came from (None: defaults)."""
 
-    strict: bool = False
-    autoload: bool = True
-    trace: bool = False
+    strict: StrictBool = False
+    autoload: StrictBool = True
+    trace: StrictBool = False
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
     plugins: PluginsConfiguration = Field(default_factory=PluginsConfiguration)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
     _source: Path | None = PrivateAttr(default=None)
+    _label: str | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> Path | None:
@@ -110,6 +119,8 @@ class LoopaiConfig(_Strict):
         """How error messages name the source: a path, or ``<defaults>``."""
         if self._source is None:
             return "<defaults>"
+        if self._label is not None:  # as load_config named it, relative to its ``cwd``
+            return self._label
         try:
             return str(self._source.relative_to(Path.cwd()))
         except ValueError:
@@ -180,6 +191,7 @@ def load_config(
     document = _read(found, how, label)
     config = parse_config(document, label=label, environ=environ)
     config._source = found.resolve()
+    config._label = label
     return config
 
 
@@ -190,23 +202,46 @@ def parse_config(document: Any, *, label: str = "<config>", environ: Mapping[str
     if not isinstance(document, Mapping):
         raise ConfigError([f"{label}: the configuration must be a table/object, got {type(document).__name__}"])
     normalised, names = _normalise(document, label, problems)
-    resolved = _resolve_env(normalised, environ, label, (), problems)
-    if problems:
-        raise ConfigError(problems)
+    resolved = {
+        key: _resolve_plugins(value, names, environ, label, problems)
+        if key == "plugins" and isinstance(value, dict)
+        else _resolve_env(value, environ, label, (str(key),), problems)
+        for key, value in normalised.items()
+    }
+    # Every problem of the file at once: structure, environment, fields and kinds.
+    plugins = resolved.get("plugins")
+    for kind, entries in plugins.items() if isinstance(plugins, dict) else ():
+        for entry, name in zip(entries, names.get(kind, ()), strict=True):
+            given = entry.get("type")
+            if isinstance(given, str) and not _same_kind(given, kind):
+                problems.append(
+                    f"{label}: {kind}.{name}.type: {given!r} does not match the section {kind!r} "
+                    "(use validator, sampler or webhook-handler, or leave it out)"
+                )
     try:
         config = LoopaiConfig.model_validate(resolved)
     except ValidationError as exc:
-        raise ConfigError(_config_problems(exc, label, names)) from None
-    for kind in KIND_KEYS:
-        for entry in config.plugins.for_kind(kind):
-            if entry.type is not None and not _same_kind(entry.type, kind):
-                problems.append(
-                    f"{label}: {kind}.{entry.name}.type: {entry.type!r} does not match the section {kind!r} "
-                    "(use validator, sampler or webhook-handler, or leave it out)"
-                )
+        problems.extend(_config_problems(exc, label, names))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _resolve_plugins(
+    plugins: dict[str, list[Any]],
+    names: dict[str, list[str]],
+    environ: Mapping[str, str],
+    label: str,
+    problems: list[str],
+) -> dict[str, list[Any]]:
+    # Name plugins, not list indexes, where a reference is missing: samplers.slack.configuration.token
+    return {
+        kind: [
+            _resolve_env(e, environ, label, (kind, n), problems)
+            for e, n in zip(entries, names.get(kind, ()), strict=True)
+        ]
+        for kind, entries in plugins.items()
+    }
 
 
 def _same_kind(given: str, kind: str) -> bool:
@@ -264,6 +299,7 @@ def _normalise(
         return top, names
     if not isinstance(plugins, Mapping):
         problems.append(f"{label}: plugins: must be a table, got {type(plugins).__name__}")
+        del top["plugins"]  # reported once, here, rather than again by the model
         return top, names
     out: dict[str, Any] = {}
     for key, value in plugins.items():

@@ -12,7 +12,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from loopai._config import LoopaiConfig
-from loopai._errors import LoopaiError
+from loopai._errors import LoopaiError, PluginSettingsError
 from loopai._metadata import GROUPS, DistInfo, canonical, read_inventory
 from loopai._plugin import Plugin, validate_settings
 from loopai._registry import PluginRegistry, kind_from
@@ -100,10 +100,25 @@ class DiscoveredPlugin:
 def _environment() -> dict[str, str]:
     from packaging.markers import default_environment
 
-    return {**default_environment(), "extra": ""}
+    return {**{key: str(value) for key, value in default_environment().items()}, "extra": ""}
 
 
-def _check(dist: DistInfo, line: str, versions: Mapping[str, str], env: dict[str, str]) -> RequirementCheck | None:
+def _check(
+    dist: DistInfo,
+    line: str,
+    versions: Mapping[str, str],
+    env: dict[str, str],
+    memo: dict[str, RequirementCheck | None] | None = None,
+) -> RequirementCheck | None:
+    if memo is not None:
+        # Many plugins declare the same lines; within one discovery the versions and the
+        # environment are fixed, so a line that passes (or does not apply) does so for all.
+        if line in memo:
+            return memo[line]
+        check = _check(dist, line, versions, env)
+        if check is None or check.ok:  # failures name their distribution: not shared
+            memo[line] = check
+        return check
     try:
         requirement = Requirement(line)
     except InvalidRequirement as exc:
@@ -179,9 +194,26 @@ def discover(
 
         versions[CORE] = __version__
     env = _environment()
+    memo: dict[str, RequirementCheck | None] = {}
+    # Once per discovery, not per plugin: the configured entries by kind and name (the first
+    # of a name wins, as in PluginsConfiguration.find) and the failing checks of a distribution.
+    configured: dict[str, dict[str, Any]] = {}
+    for label in GROUPS.values():
+        table = configured[label] = {}
+        for configured_entry in config.plugins.for_kind(label):
+            table.setdefault(configured_entry.name, configured_entry)
+    passed: dict[tuple[str, ...], list[RequirementCheck]] = {}  # requirement lists that pass, checked
     found: list[DiscoveredPlugin] = []
     for dist in inventory.plugins:
-        checks = [c for c in (_check(dist, line, versions, env) for line in dist.requires) if c is not None]
+        requires = tuple(dist.requires)
+        known = passed.get(requires)
+        if known is not None:
+            checks, failing = list(known), []
+        else:
+            checks = [c for c in (_check(dist, line, versions, env, memo) for line in requires) if c is not None]
+            failing = [c for c in checks if not c.ok]
+            if not failing:
+                passed[requires] = checks
         for ep in dist.entry_points:
             kind = GROUPS[ep.group]
             record = DiscoveredPlugin(
@@ -196,11 +228,10 @@ def discover(
                 requires=list(dist.requires),
                 checks=checks,
             )
-            entry = config.plugins.find(kind, ep.name)
+            entry = configured[kind].get(ep.name)
             if entry is not None and "priority" in entry.model_fields_set:
                 record.priority = entry.priority
             on, record.selected_by = selection.decide(kind, ep.name, dist.name)
-            failing = [c for c in checks if not c.ok]
             if not on:
                 record.fail("disabled", record.selected_by)
             elif any(c.project == CORE for c in failing):
@@ -209,7 +240,8 @@ def discover(
                 record.fail("missing-dependency", "; ".join(c.message for c in failing))
             found.append(record)
     _mark_duplicates(found)
-    found.sort(key=lambda r: (list(GROUPS.values()).index(r.kind), r.name, r.distribution))
+    order = {label: index for index, label in enumerate(GROUPS.values())}
+    found.sort(key=lambda r: (order[r.kind], r.name, r.distribution))
     return found
 
 
@@ -221,6 +253,7 @@ def _mark_duplicates(found: list[DiscoveredPlugin]) -> None:
     for (kind, name), records in by_key.items():
         if len(records) < 2:
             continue
+        records.sort(key=lambda r: (r.distribution, r.version))  # directory order is arbitrary
         owners = ", ".join(f"{r.distribution} {r.version} ({r.value})" for r in records)
         for record in records:
             record.fail(
@@ -231,6 +264,7 @@ def _mark_duplicates(found: list[DiscoveredPlugin]) -> None:
 
 
 def _import(value: str) -> Any:
+    value = value.split("[", 1)[0]  # ``module:attr [extra]``: extras are a packaging matter
     module_name, _, attribute = value.partition(":")
     target: Any = importlib.import_module(module_name.strip())
     for part in attribute.strip().split(".") if attribute.strip() else ():
@@ -266,20 +300,23 @@ def load_discovered(
         settings = entry.configuration if entry is not None else {}
         try:
             target = _import(record.value)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - isolation; a module may sys.exit() at import
             record.fail(
                 "failed",
                 f"importing {record.value} failed: {_describe(exc)}; reinstall or upgrade {record.distribution}",
             )
             continue
         try:
-            plugin = _instantiate(target, kind, settings, where)
+            plugin = _instantiate(target, kind, settings, where, record)
             registry.register(plugin, name=record.name, kinds=(kind,))
-        except LoopaiError as exc:
-            record.fail("failed", str(exc))
+        except PluginSettingsError as exc:
+            record.fail("failed", str(exc))  # the configuration is wrong: its message names the field
             continue
-        except Exception as exc:
-            record.fail("failed", f"constructing {record.value} failed: {_describe(exc)}")
+        except LoopaiError as exc:  # the plugin itself is wrong: only its maintainers can fix it
+            record.fail("failed", f"{exc}; {_remedy(record)}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - isolation: a plugin's constructor may raise anything
+            record.fail("failed", f"constructing {record.value} failed: {_describe(exc)}; {_remedy(record)}")
             continue
         registered = registry.resolve(kind, record.name)
         if registered is not None:
@@ -289,19 +326,34 @@ def load_discovered(
             if not registered.description:
                 registered.description = record.summary
         record.loaded = True
-        record.enabled = registered.enabled if registered is not None else False
-        record.priority = registered.priority if registered is not None else record.priority
+        # What the configuration sets, the host applies next; else the plugin's own values.
+        given = entry.model_fields_set if entry is not None else set()
+        if registered is None:
+            record.enabled = False
+        else:
+            record.enabled = entry.enabled if entry is not None and "enabled" in given else registered.enabled
+            if "priority" not in given:
+                record.priority = registered.priority
         loaded.append(record)
     return loaded
 
 
-def _instantiate(target: Any, kind: type[Plugin], settings: Mapping[str, Any], where: str) -> Any:
+def _remedy(record: DiscoveredPlugin) -> str:
+    return (
+        f"upgrade {record.distribution} or report it to its maintainers; "
+        f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
+    )
+
+
+def _instantiate(
+    target: Any, kind: type[Plugin], settings: Mapping[str, Any], where: str, record: DiscoveredPlugin
+) -> Any:
     if isinstance(target, type):
         if issubclass(target, Plugin):
             if not issubclass(target, kind):
                 raise LoopaiError(
-                    f"{where}: {target.__name__} is declared as a {kind.__name__} entry point "
-                    f"but is not a subclass of loopai.{kind.__name__}"
+                    f"entry point [{record.group}] {record.name} = {record.value} of {record.distribution} "
+                    f"names {target.__name__}, which is not a subclass of loopai.{kind.__name__}"
                 )
             return target(validate_settings(target.Config, settings, where))
         return target()

@@ -9,12 +9,16 @@ import os
 import random
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
 from datetime import datetime
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._config import LoopaiConfig, PluginConfiguration
+from loopai._outbox import Outbox, default_outbox_path
 from loopai._discovery import DiscoveredPlugin, discover, load_discovered
 from loopai._dispatch import HookTimeout, Invoker, Tracer
 from loopai._errors import LoopaiError, PluginError, StartupError
@@ -40,75 +44,18 @@ from loopai._plugin import (
 from loopai._registry import HOOK_OF_KIND, KINDS, PluginRegistry, RegisteredPlugin
 from loopai._selection import Selection
 from loopai._report import EmitReport, FailureKind, PluginFailure, SamplingReport, ValidationReport
+from loopai._snapshot import Call, Snapshot, TaskStatistics, build_snapshot, handler_context
 
 __all__ = ["Host", "TaskStatistics"]
 
 log = logging.getLogger("loopai")
 
 _TRUE = {"1", "true", "yes", "on"}
+_new = object.__new__
 
 
 class _WrongType(LoopaiError):
     pass
-
-
-class TaskStatistics:
-    """The host's running counts for one task, as samplers see them."""
-
-    __slots__ = ("failed_executions", "last_sample_time", "sampled_executions", "total_executions")
-
-    def __init__(self) -> None:
-        self.total_executions = 0
-        self.sampled_executions = 0
-        self.failed_executions = 0
-        self.last_sample_time: datetime | None = None
-
-    def copy(self) -> TaskStatistics:
-        """An independent snapshot of these counts."""
-        twin = TaskStatistics()
-        twin.total_executions = self.total_executions
-        twin.sampled_executions = self.sampled_executions
-        twin.failed_executions = self.failed_executions
-        twin.last_sample_time = self.last_sample_time
-        return twin
-
-    def __repr__(self) -> str:
-        return (
-            f"TaskStatistics(total={self.total_executions}, sampled={self.sampled_executions}, "
-            f"failed={self.failed_executions}, last_sample_time={self.last_sample_time})"
-        )
-
-
-class _Call:
-    """One enabled plugin as a dispatch loop sees it (rebuilt when the registry changes)."""
-
-    __slots__ = ("context", "dry_context", "entry", "events", "fn", "max_retries", "name", "timeout")
-
-    def __init__(self, entry: RegisteredPlugin, fn: Callable[[Any, Any], Any], timeout: float | None) -> None:
-        self.entry = entry
-        self.name = entry.name
-        self.fn = fn
-        self.timeout = timeout
-        self.events: frozenset[WebhookEventType] = frozenset()
-        self.max_retries = 0
-        self.context: WebhookHandlerContext | None = None
-        self.dry_context: WebhookHandlerContext | None = None
-
-
-class _Snapshot:
-    __slots__ = ("generation", "handlers", "samplers", "validators")
-
-    def __init__(
-        self,
-        generation: int,
-        validators: tuple[_Call, ...] = (),
-        samplers: tuple[_Call, ...] = (),
-        handlers: dict[WebhookEventType, tuple[_Call, ...]] | None = None,
-    ) -> None:
-        self.generation = generation
-        self.validators = validators
-        self.samplers = samplers
-        self.handlers = handlers or {}
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool | None:
@@ -121,15 +68,6 @@ def _flag(environ: Mapping[str, str], name: str) -> bool | None:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _events(plugin: Plugin) -> frozenset[WebhookEventType]:
-    declared = getattr(plugin, "supported_events", None)
-    if declared is None:
-        return frozenset(WebhookEventType)
-    if isinstance(declared, (str, WebhookEventType)):
-        declared = [declared]
-    return frozenset(WebhookEventType(e) for e in declared)
 
 
 class Host:
@@ -168,6 +106,7 @@ class Host:
         discover: bool = False,
         selection: Selection | None = None,
         paths: Sequence[str] | None = None,
+        outbox: Outbox | str | os.PathLike[str] | bool | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
         self.config = config if config is not None else LoopaiConfig()
@@ -189,17 +128,18 @@ class Host:
         self.default_timeout = dispatch.default_timeout
         self._invoker = Invoker()
         self._random = random.Random()
-        self._stats: dict[UUID | None, TaskStatistics] = {}
+        self._stats: dict[int | None, TaskStatistics] = {}  # by task_id.int: hashing a UUID is slow
         self._stats_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._started = False
         self._closed = False
-        self._snapshot = _Snapshot(-1)
+        self._snapshot = Snapshot(-1)
+        self._outbox, self._owns_outbox = self._open_outbox(outbox, environ)
 
         self.discovered: list[DiscoveredPlugin] = []
         """Every plugin found through entry points (with ``discover=True``) and its status."""
         for plugin in plugins:
-            self._try(lambda p=plugin: self.registry.register(p), f"plugin {_name_of(plugin)!r}")
+            self._try(partial(self.registry.register, plugin), f"plugin {_name_of(plugin)!r}")
         if discover:
             self._discover(environ, selection, paths)
         self._apply_config()
@@ -222,7 +162,21 @@ class Host:
         from loopai._config import load_config
 
         config = load_config(path, environ=environ)
+        options.setdefault("outbox", True)
         return cls(config, environ=environ, discover=True, **options)
+
+    def _open_outbox(
+        self, outbox: Outbox | str | os.PathLike[str] | bool | None, environ: Mapping[str, str]
+    ) -> tuple[Outbox | None, bool]:
+        if isinstance(outbox, Outbox):
+            return outbox, False
+        if outbox is False:
+            return None, False
+        if outbox is None or outbox is True:
+            location = outbox_location(self.config, environ, default=outbox is True)
+        else:
+            location = Path(outbox)
+        return (Outbox(location), True) if location is not None else (None, False)
 
     def _discover(self, environ: Mapping[str, str], selection: Selection | None, paths: Sequence[str] | None) -> None:
         if selection is None:
@@ -317,8 +271,10 @@ class Host:
             ) from None
         if isinstance(target, type) and issubclass(target, Plugin):
             target = target(validate_settings(target.Config, entry.configuration, where))
-        elif isinstance(target, type):
-            target = target()
+        elif isinstance(target, (type, types.FunctionType)):
+            target = target()  # a class that is not a Plugin, or a function that makes the plugin
+        if isinstance(target, Plugin) and "configuration" in entry.model_fields_set:
+            target.configure(entry.configuration, where=where)
         self.registry.register(target, name=entry.name)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -327,21 +283,33 @@ class Host:
         """Run every plugin's ``startup`` hook once (later calls do nothing); returns the host.
 
         A plugin whose startup fails is disabled and named in :attr:`problems`; in strict
-        mode :class:`loopai.StartupError` is raised after all plugins were tried.
+        mode :class:`loopai.StartupError` is raised after all plugins were tried, and the
+        plugins that did start are shut down first.
         """
         with self._state_lock:
             if self._started:
                 return self
             self._started = True
+            # What close() shuts down: the plugins enabled now, even if disabled later;
+            # not those registered after start, nor those whose startup failed.
+            self._running: list[RegisteredPlugin] = [e for e in self.registry if e.plugin.enabled]
+        failed: set[int] = set()
         for entry in self._lifecycle_entries("startup"):
-            hook = entry.startup
-            assert hook is not None
             try:
-                self._invoker.call_sync(hook, (self,), entry.plugin.timeout or self.default_timeout)
+                self._lifecycle_call("startup", entry)
             except Exception as exc:
                 self._problem(f"plugin {entry.name!r} failed to start and was disabled: {_describe(exc)}")
-                entry.plugin.enabled = False
+                failed.add(id(entry.startup))
+        if failed:
+            # A module implementing several kinds has one entry per kind: disable them all.
+            for entry in self.registry:
+                if id(entry.startup) in failed:
+                    entry.plugin.enabled = False
+            self._running = [e for e in self._running if id(e.startup) not in failed]
+        if self.strict and self.problems:
+            self.close()  # release what did start before refusing to run
         self._raise_if_strict()
+        self.redeliver()  # what a killed process left in the outbox
         return self
 
     def close(self) -> None:
@@ -352,26 +320,39 @@ class Host:
             self._closed = True
             started = self._started
         if started:
-            for entry in reversed(self._lifecycle_entries("shutdown")):
-                hook = entry.shutdown
-                assert hook is not None
+            for entry in reversed(self._lifecycle_entries("shutdown", self._running)):
                 try:
-                    self._invoker.call_sync(hook, (self,), entry.plugin.timeout or self.default_timeout)
+                    self._lifecycle_call("shutdown", entry)
                 except Exception as exc:
                     self._problem(f"plugin {entry.name!r} failed to shut down: {_describe(exc)}")
         self._invoker.close()
+        if self._outbox is not None and self._owns_outbox:
+            self._outbox.close()
 
-    def _lifecycle_entries(self, hook: str) -> list[RegisteredPlugin]:
+    def _lifecycle_entries(self, hook: str, among: Iterable[RegisteredPlugin] | None = None) -> list[RegisteredPlugin]:
+        """Entries with ``hook``, by priority, once per hook function (a module may be of
+        several kinds); the enabled ones in the registry, or all of ``among``."""
         seen: set[int] = set()
         chosen = []
-        everything = sorted(self.registry, key=lambda e: (-e.plugin.priority, e.name))
+        everything = sorted(self.registry if among is None else among, key=lambda e: (-e.plugin.priority, e.name))
         for entry in everything:
             function = getattr(entry, hook)
-            if function is None or id(function) in seen or not entry.plugin.enabled:
+            if function is None or id(function) in seen or (among is None and not entry.plugin.enabled):
                 continue
             seen.add(id(function))
             chosen.append(entry)
         return chosen
+
+    def _lifecycle_call(self, hook: str, entry: RegisteredPlugin) -> None:
+        function = getattr(entry, hook)
+        timeout = entry.plugin.timeout or self.default_timeout
+
+        def run(host: Host) -> Any:
+            return self._invoker.call_sync(function, (host,), timeout)
+
+        if self._tracer is not None:
+            run = self._tracer.wrap(hook, entry.name, run)
+        run(self)
 
     def __enter__(self) -> Host:
         return self.start()
@@ -388,51 +369,14 @@ class Host:
 
     # -- the plugin set as dispatch sees it ------------------------------------------
 
-    def _refresh(self) -> _Snapshot:
-        generation = self.registry.generation  # read first: a change during the build forces another
-        validators = tuple(self._call(e) for e in self.registry.entries(ValidatorPlugin))
-        samplers = tuple(self._call(e) for e in self.registry.entries(SamplerPlugin))
-        handlers = [self._handler_call(e) for e in self.registry.entries(WebhookHandlerPlugin)]
-        by_event = {t: tuple(c for c in handlers if t in c.events) for t in WebhookEventType}
-        snapshot = _Snapshot(generation, validators, samplers, by_event)
+    def _refresh(self) -> Snapshot:
+        snapshot = build_snapshot(self.registry, self._invoker, self._tracer, self.default_timeout, self.max_retries)
         self._snapshot = snapshot
         return snapshot
 
-    def _call(self, entry: RegisteredPlugin) -> _Call:
-        timeout = entry.plugin.timeout or self.default_timeout
-        fn = entry.call
-        if entry.is_async or timeout is not None:
-            raw, invoker = entry.call, self._invoker
-            fn = lambda first, second: invoker.call_sync(raw, (first, second), timeout)  # noqa: E731
-        if self._tracer is not None:
-            fn = self._tracer.wrap(HOOK_OF_KIND[entry.kind], entry.name, fn)
-        return _Call(entry, fn, timeout)
-
-    def _handler_call(self, entry: RegisteredPlugin) -> _Call:
-        call = self._call(entry)
-        plugin = entry.plugin
-        call.events = _events(plugin)
-        own = getattr(plugin, "max_retries", None)
-        call.max_retries = own if isinstance(own, int) else self.max_retries
-        call.context = self._handler_context(call, 0, False)
-        call.dry_context = self._handler_context(call, 0, True)
-        return call
-
-    def _handler_context(self, call: _Call, attempt: int, dry_run: bool) -> WebhookHandlerContext:
-        plugin = call.entry.plugin
-        settings = plugin.config
-        configuration = dict(settings) if isinstance(settings, Mapping) else settings.model_dump()
-        return WebhookHandlerContext(
-            configuration=configuration,
-            retry_attempt=attempt,
-            max_retries=call.max_retries,
-            is_dry_run=dry_run,
-            metadata=dict(plugin.metadata),
-        )
-
     # -- failures --------------------------------------------------------------------
 
-    def _failure(self, call: _Call, hook: str, exc: BaseException, attempts: int = 1) -> PluginFailure:
+    def _failure(self, call: Call, hook: str, exc: BaseException, attempts: int = 1) -> PluginFailure:
         problem: FailureKind
         if isinstance(exc, HookTimeout):
             problem, what = "timeout", str(exc)
@@ -444,20 +388,33 @@ class Host:
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         return PluginFailure(call.name, hook, problem, f"{label} {call.name!r} {what}{tries}", exc, attempts)
 
-    def _checked(self, call: _Call, result: Any, expected: type, hook: str) -> Any:
+    def _checked(self, call: Call, result: Any, expected: type, hook: str) -> Any:
         if isinstance(result, expected):
             return result
         if hasattr(result, "__await__"):  # a plain function that returned a coroutine
             return self._checked(call, self._invoker.wait(result, call.timeout), expected, hook)
         raise _WrongType(f"returned {type(result).__name__}, but {hook} must return {expected.__name__}")
 
-    def _invalid(self, call: _Call, failure: PluginFailure) -> ValidationResult:
+    def _invalid(self, call: Call, failure: PluginFailure) -> ValidationResult:
         return ValidationResult(
             is_valid=False,
             validator_type=call.name,
             message=failure.message,
             metadata={"plugin_failure": failure.problem},
         )
+
+    async def _acall(self, call: Call, hook: str, first: Any, second: Any) -> Any:
+        entry = call.entry
+        started = time.perf_counter()
+        try:
+            result = await self._invoker.call_async(entry.call, (first, second), call.timeout, entry.is_async)
+        except BaseException as exc:
+            if self._tracer is not None:
+                self._tracer.line(hook, call.name, started, f"raised {type(exc).__name__}: {exc}")
+            raise
+        if self._tracer is not None:
+            self._tracer.line(hook, call.name, started, f"-> {type(result).__name__}")
+        return result
 
     # -- validation ------------------------------------------------------------------
 
@@ -480,22 +437,30 @@ class Host:
             snapshot = self._refresh()
         if context is None:
             context = ValidationContext(task_id=execution.task_id)
-        stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
         results: list[ValidationResult] = []
-        failures: list[PluginFailure] | None = None
-        for call in snapshot.validators:
+        report = _new(ValidationReport)
+        report.results = results
+        # Every validator adds exactly one result, so the one running is validators[len(results)].
+        # type(), not .__class__ or isinstance: on pydantic models those take a slow path.
+        for fn in snapshot.validator_fns:
             try:
-                result = call.fn(execution, context)
-                if result.__class__ is not ValidationResult:
-                    result = self._checked(call, result, ValidationResult, "validate")
+                result = fn(execution, context)
+                if type(result) is not ValidationResult:
+                    result = self._checked(snapshot.validators[len(results)], result, ValidationResult, "validate")
             except Exception as exc:
-                failure = self._failure(call, "validate", exc)
-                failures = [*(failures or ()), failure]
-                result = self._invalid(call, failure)
+                result = self._validator_failed(report, snapshot.validators[len(results)], exc)
             results.append(result)
-            if stop and not result.is_valid:
-                return ValidationReport(results, failures, stopped_early=len(results) < len(snapshot.validators))
-        return ValidationReport(results, failures)
+            if not result.is_valid:
+                report.is_valid = False
+                if stop_on_failure or (stop_on_failure is None and self.stop_on_failure):
+                    report.stopped_early = len(results) < len(snapshot.validators)
+                    break
+        return report
+
+    def _validator_failed(self, report: ValidationReport, call: Call, exc: Exception) -> ValidationResult:
+        failure = self._failure(call, "validate", exc)
+        report.failures = [*report.failures, failure]
+        return self._invalid(call, failure)
 
     async def avalidate(
         self,
@@ -512,74 +477,55 @@ class Host:
             context = ValidationContext(task_id=execution.task_id)
         stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
         results: list[ValidationResult] = []
-        failures: list[PluginFailure] | None = None
+        report = ValidationReport(results)
         for call in snapshot.validators:
             try:
                 result = await self._acall(call, "validate", execution, context)
                 if not isinstance(result, ValidationResult):
                     raise _WrongType(f"returned {type(result).__name__}, but validate must return ValidationResult")
             except Exception as exc:
-                failure = self._failure(call, "validate", exc)
-                failures = [*(failures or ()), failure]
-                result = self._invalid(call, failure)
+                result = self._validator_failed(report, call, exc)
             results.append(result)
-            if stop and not result.is_valid:
-                return ValidationReport(results, failures, stopped_early=len(results) < len(snapshot.validators))
-        return ValidationReport(results, failures)
-
-    async def _acall(self, call: _Call, hook: str, first: Any, second: Any) -> Any:
-        entry = call.entry
-        started = time.perf_counter()
-        try:
-            result = await self._invoker.call_async(entry.call, (first, second), call.timeout, entry.is_async)
-        except BaseException as exc:
-            if self._tracer is not None:
-                self._tracer.line(hook, call.name, started, f"raised {type(exc).__name__}: {exc}")
-            raise
-        if self._tracer is not None:
-            self._tracer.line(hook, call.name, started, f"-> {type(result).__name__}")
-        return result
+            if not result.is_valid:
+                report.is_valid = False
+                if stop:
+                    report.stopped_early = len(results) < len(snapshot.validators)
+                    break
+        return report
 
     # -- sampling --------------------------------------------------------------------
 
     def statistics(self, task_id: UUID | None) -> TaskStatistics:
         """A snapshot of the host's counts for ``task_id`` (zeros for an unseen task)."""
         with self._stats_lock:
-            stats = self._stats.get(task_id)
+            stats = self._stats.get(task_id.int if task_id is not None else None)
             return stats.copy() if stats is not None else TaskStatistics()
 
-    def _sampling_context(
-        self, execution: ExecutionRecord, context: SamplingContext | None
-    ) -> tuple[TaskStatistics, SamplingContext]:
-        task_id = execution.task_id
-        stats = self._stats.get(task_id)
-        if stats is None:
-            with self._stats_lock:
-                stats = self._stats.setdefault(task_id, TaskStatistics())
-        if context is None:
-            context = SamplingContext(
-                task_id=task_id,
-                total_executions=stats.total_executions,
-                sampled_executions=stats.sampled_executions,
-                last_sample_time=stats.last_sample_time,
-            )
-        else:
-            # Plain stores into the model's field dict: validated ints from our own
-            # counters, and a hot path that must stay close to a bare loop.
-            fields = context.__dict__
-            fields["total_executions"] = stats.total_executions
-            fields["sampled_executions"] = stats.sampled_executions
-            fields["last_sample_time"] = stats.last_sample_time
-        return stats, context
+    def _task(self, task_id: UUID) -> TaskStatistics:
+        with self._stats_lock:
+            return self._stats.setdefault(task_id.int, TaskStatistics())
+
+    def _sampling_context(self, execution: ExecutionRecord, stats: TaskStatistics) -> SamplingContext:
+        return SamplingContext(
+            task_id=execution.task_id,
+            total_executions=stats.total_executions,
+            sampled_executions=stats.sampled_executions,
+            last_sample_time=stats.last_sample_time,
+        )
 
     def _record(self, stats: TaskStatistics, execution: ExecutionRecord, sampled: bool) -> None:
-        with self._stats_lock:
+        failed = execution.status is not TaskStatistics._SUCCESS
+        lock = self._stats_lock
+        lock.acquire()  # not `with`: half the cost on the sampling hot path, same guarantee
+        try:
             stats.total_executions += 1
-            if execution.status is not ExecutionStatus.SUCCESS:
+            if failed:
                 stats.failed_executions += 1
             if sampled:
                 stats.sampled_executions += 1
                 stats.last_sample_time = execution.executed_at
+        finally:
+            lock.release()
 
     def should_sample(self, execution: ExecutionRecord, context: SamplingContext | None = None) -> SamplingReport:
         """Ask enabled samplers, highest priority first, until one says yes.
@@ -592,23 +538,38 @@ class Host:
         snapshot = self._snapshot
         if snapshot.generation != self.registry._generation:
             snapshot = self._refresh()
-        stats, context = self._sampling_context(execution, context)
+        stats = self._stats.get(execution.task_id.int) or self._task(execution.task_id)
+        if context is None:
+            context = self._sampling_context(execution, stats)
+        else:
+            # Plain stores into the model's field dict: validated values from our own
+            # counters, on a hot path that must stay close to a bare loop.
+            fields = context.__dict__
+            fields["total_executions"] = stats.total_executions
+            fields["sampled_executions"] = stats.sampled_executions
+            fields["last_sample_time"] = stats.last_sample_time
         decisions: list[SamplingDecision] = []
-        failures: list[PluginFailure] | None = None
-        for call in snapshot.samplers:
+        report = _new(SamplingReport)
+        report.decisions = decisions
+        # Every sampler asked adds one decision or one failure, so the one running is
+        # samplers[len(decisions) + len(failures)]. type(): see validate.
+        for fn in snapshot.sampler_fns:
             try:
-                decision = call.fn(execution, context)
-                if decision.__class__ is not SamplingDecision:
+                decision = fn(execution, context)
+                if type(decision) is not SamplingDecision:
+                    call = snapshot.samplers[len(decisions) + len(report.failures)]
                     decision = self._checked(call, decision, SamplingDecision, "should_sample")
             except Exception as exc:
-                failures = [*(failures or ()), self._failure(call, "should_sample", exc)]
+                call = snapshot.samplers[len(decisions) + len(report.failures)]
+                report.failures = [*report.failures, self._failure(call, "should_sample", exc)]
                 continue
             decisions.append(decision)
             if decision.should_sample:
+                report.winner = snapshot.samplers[len(decisions) - 1 + len(report.failures)].name
                 self._record(stats, execution, True)
-                return SamplingReport(decisions, failures, call.name)
+                return report
         self._record(stats, execution, False)
-        return SamplingReport(decisions, failures)
+        return report
 
     async def ashould_sample(
         self, execution: ExecutionRecord, context: SamplingContext | None = None
@@ -617,9 +578,16 @@ class Host:
         snapshot = self._snapshot
         if snapshot.generation != self.registry._generation:
             snapshot = self._refresh()
-        stats, context = self._sampling_context(execution, context)
+        stats = self._task(execution.task_id)
+        if context is None:
+            context = self._sampling_context(execution, stats)
+        else:
+            fields = context.__dict__
+            fields["total_executions"] = stats.total_executions
+            fields["sampled_executions"] = stats.sampled_executions
+            fields["last_sample_time"] = stats.last_sample_time
         decisions: list[SamplingDecision] = []
-        failures: list[PluginFailure] | None = None
+        report = SamplingReport(decisions)
         for call in snapshot.samplers:
             try:
                 decision = await self._acall(call, "should_sample", execution, context)
@@ -628,26 +596,38 @@ class Host:
                         f"returned {type(decision).__name__}, but should_sample must return SamplingDecision"
                     )
             except Exception as exc:
-                failures = [*(failures or ()), self._failure(call, "should_sample", exc)]
+                report.failures = [*report.failures, self._failure(call, "should_sample", exc)]
                 continue
             decisions.append(decision)
             if decision.should_sample:
+                report.winner = call.name
                 self._record(stats, execution, True)
-                return SamplingReport(decisions, failures, call.name)
+                return report
         self._record(stats, execution, False)
-        return SamplingReport(decisions, failures)
+        return report
 
     # -- events ----------------------------------------------------------------------
+
+    @property
+    def outbox(self) -> Outbox | None:
+        """The durable outbox events are written to before delivery, or None (direct delivery)."""
+        return self._outbox
 
     def _backoff(self, attempt: int, exc: BaseException) -> float:
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after >= 0:
             return min(float(retry_after), self.retry_max_backoff)
-        ceiling = min(self.retry_max_backoff, self.retry_backoff * 2 ** (attempt - 1))
+        ceiling = min(self.retry_max_backoff, self.retry_backoff * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + self._random.random() / 2)  # jitter: spread retries of many hosts
 
     def emit(self, event: WebhookEvent, *, dry_run: bool | None = None) -> EmitReport:
         """Deliver ``event`` to every enabled handler that supports its type, by priority.
+
+        With an outbox (see :attr:`outbox`) the event and one pending delivery per
+        handler are stored before any handler is called; each delivery ends
+        ``delivered`` or, after its retries, ``dead`` with the last error, and what a
+        killed process left pending is delivered by the next :meth:`start`. An event id
+        already delivered to a handler is not delivered to it again.
 
         A handler that raises or times out is retried with exponential backoff and
         jitter (honouring an exception's ``retry_after`` seconds) up to its
@@ -658,30 +638,101 @@ class Host:
         if snapshot.generation != self.registry._generation:
             snapshot = self._refresh()
         dry = self.dry_run if dry_run is None else dry_run
-        delivered: list[str] = []
+        if self._outbox is not None:
+            return self._emit_durably(snapshot, event, dry)
         failures: list[PluginFailure] | None = None
-        for call in snapshot.handlers.get(event.event_type, ()):
+        event_type = event.event_type
+        for fn, context, position in (snapshot.dry_deliveries if dry else snapshot.deliveries).get(event_type, ()):
             try:
-                call.fn(event, call.dry_context if dry else call.context)
+                fn(event, context)
             except Exception as exc:
-                failure = self._retry(call, event, dry, exc)
+                failure = self._deliver(snapshot.handlers[event_type][position], event, dry, 1, exc)
                 if failure is not None:
                     failures = [*(failures or ()), failure]
-                    continue
-            delivered.append(call.name)
-        return EmitReport(event, delivered, failures)
+        report = _new(EmitReport)
+        report.event = event
+        # Delivered: every handler that did not fail (names are unique per kind), in order.
+        names = snapshot.names.get(event_type, [])
+        if failures is None:
+            report.delivered = names.copy()
+        else:
+            failed = {failure.plugin for failure in failures}
+            report.delivered = [name for name in names if name not in failed]
+            report.failures = failures
+        return report
 
-    def _retry(self, call: _Call, event: WebhookEvent, dry: bool, exc: Exception) -> PluginFailure | None:
-        attempt = 0
-        while attempt < call.max_retries:
-            attempt += 1
-            time.sleep(self._backoff(attempt, exc))
+    def _emit_durably(self, snapshot: Snapshot, event: WebhookEvent, dry: bool) -> EmitReport:
+        outbox = self._outbox
+        assert outbox is not None
+        calls = snapshot.handlers.get(event.event_type, ())
+        todo = set(outbox.record(event, [call.name for call in calls], dry_run=dry))
+        report = EmitReport(event, [])
+        for call in calls:
+            if call.name in todo:
+                failure = self._deliver(call, event, dry, 0, None)
+                if failure is None:
+                    report.delivered.append(call.name)
+                else:
+                    report.failures = [*report.failures, failure]
+        return report
+
+    def _deliver(
+        self, call: Call, event: WebhookEvent, dry: bool, attempt: int, error: Exception | None
+    ) -> PluginFailure | None:
+        """Deliver to one handler from try number ``attempt`` (0: the first), retrying;
+        ``error`` is the previous try's error when ``attempt`` > 0."""
+        outbox, event_id = self._outbox, str(event.event_id)
+        while True:
+            if error is not None:
+                if attempt > call.max_retries:
+                    failure = self._failure(call, "handle_event", error, attempt)
+                    if outbox is not None:
+                        outbox.dead(event_id, call.name, attempt, failure.message)
+                    return failure
+                if outbox is not None:
+                    outbox.failed_attempt(event_id, call.name, attempt, _describe(error))
+                time.sleep(self._backoff(attempt, error))
+            context = (
+                (call.dry_context if dry else call.context) if attempt == 0 else handler_context(call, attempt, dry)
+            )
             try:
-                call.fn(event, self._handler_context(call, attempt, dry))
-                return None
-            except Exception as again:
-                exc = again
-        return self._failure(call, "handle_event", exc, attempt + 1)
+                call.fn(event, context)
+            except Exception as exc:
+                error = exc
+                attempt += 1
+                continue
+            if outbox is not None:
+                outbox.delivered(event_id, call.name, attempt + 1)
+            return None
+
+    def redeliver(self) -> EmitReport | None:
+        """Deliver everything the outbox holds as pending (left by a killed process, or
+        replayed); None without an outbox. Deliveries to handlers that are not loaded
+        stay pending and are named in :attr:`problems`."""
+        outbox = self._outbox
+        if outbox is None:
+            return None
+        snapshot = self._snapshot
+        if snapshot.generation != self.registry._generation:
+            snapshot = self._refresh()
+        report: EmitReport | None = None
+        missing: set[str] = set()
+        for event, handler, attempts, dry in outbox.pending():
+            report = report or EmitReport(event, [])
+            call = snapshot.handler(event.event_type, handler)
+            if call is None:
+                missing.add(handler)
+                continue
+            failure = self._deliver(call, event, dry, attempts, None)
+            if failure is None:
+                report.delivered.append(handler)
+            else:
+                report.failures = [*report.failures, failure]
+        for handler in sorted(missing):
+            self._problem(
+                f"outbox {outbox.path}: deliveries to webhook handler {handler!r} stay pending: it is not loaded"
+            )
+        return report
 
     async def aemit(self, event: WebhookEvent, *, dry_run: bool | None = None) -> EmitReport:
         """The asyncio twin of :meth:`emit`; handlers (and their retries) run concurrently."""
@@ -690,27 +741,50 @@ class Host:
             snapshot = self._refresh()
         dry = self.dry_run if dry_run is None else dry_run
         calls = snapshot.handlers.get(event.event_type, ())
+        if self._outbox is not None:
+            todo = set(self._outbox.record(event, [call.name for call in calls], dry_run=dry))
+            calls = tuple(call for call in calls if call.name in todo)
         outcomes = await asyncio.gather(*(self._adeliver(call, event, dry) for call in calls))
         delivered = [call.name for call, failure in zip(calls, outcomes) if failure is None]
         failures = [failure for failure in outcomes if failure is not None]
         return EmitReport(event, delivered, failures)
 
-    async def _adeliver(self, call: _Call, event: WebhookEvent, dry: bool) -> PluginFailure | None:
+    async def _adeliver(self, call: Call, event: WebhookEvent, dry: bool) -> PluginFailure | None:
+        outbox, event_id = self._outbox, str(event.event_id)
         attempt = 0
         while True:
             context = (
-                (call.dry_context if dry else call.context)
-                if attempt == 0
-                else self._handler_context(call, attempt, dry)
+                (call.dry_context if dry else call.context) if attempt == 0 else handler_context(call, attempt, dry)
             )
             try:
                 await self._acall(call, "handle_event", event, context)
-                return None
             except Exception as exc:
-                if attempt >= call.max_retries:
-                    return self._failure(call, "handle_event", exc, attempt + 1)
                 attempt += 1
+                if attempt > call.max_retries:
+                    failure = self._failure(call, "handle_event", exc, attempt)
+                    if outbox is not None:
+                        outbox.dead(event_id, call.name, attempt, failure.message)
+                    return failure
+                if outbox is not None:
+                    outbox.failed_attempt(event_id, call.name, attempt, _describe(exc))
                 await asyncio.sleep(self._backoff(attempt, exc))
+                continue
+            if outbox is not None:
+                outbox.delivered(event_id, call.name, attempt + 1)
+            return None
+
+
+def outbox_location(config: LoopaiConfig, environ: Mapping[str, str], *, default: bool) -> Path | None:
+    """Where the outbox is: ``LOOPAI_OUTBOX``, else config ``[delivery] outbox`` (relative to
+    the configuration file), else the default path when ``default``, else None."""
+    named = environ.get("LOOPAI_OUTBOX") or None
+    if named is None and config.delivery.outbox:
+        named = config.delivery.outbox
+        if named != ":memory:" and config.source is not None and not Path(named).is_absolute():
+            return config.source.parent / named
+    if named is not None:
+        return Path(named)
+    return default_outbox_path(environ) if default else None
 
 
 def _name_of(plugin: object) -> str:

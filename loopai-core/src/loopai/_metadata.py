@@ -9,7 +9,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["GROUPS", "DistInfo", "EntryPointInfo", "Inventory", "cache_dir", "read_inventory"]
@@ -19,13 +19,29 @@ GROUPS: dict[str, str] = {
     "loopai.samplers": "sampler",
     "loopai.webhook_handlers": "webhook-handler",
 }
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 _NAME_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*?)(?:-py\d[\d.]*)?\.(?:dist|egg)-info$", re.I)
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
 
 
 def canonical(name: str) -> str:
     """PEP 503 normalised project name (``Loopai_Core`` -> ``loopai-core``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    dashed = name.replace("_", "-").replace(".", "-")  # the same unless separators run together
+    return (dashed if "--" not in dashed else _SEPARATORS.sub("-", name)).lower()
+
+
+def _name_version(dirname: str) -> tuple[str, str] | None:
+    """``_NAME_VERSION``'s name and version of a directory name; None when it does not match."""
+    if dirname.endswith(".dist-info"):
+        # A wheel's ``name-version.dist-info``: one dash, the name escaped. The regular
+        # expression would find the same two parts; this is the common case, made cheap.
+        name, sep, version = dirname[:-10].partition("-")
+        if sep and name and "-" not in version and version[:1].isdecimal() and "\n" not in name:
+            return name, version
+    match = _NAME_VERSION.match(dirname)
+    return (match["name"], match["version"]) if match is not None else None
 
 
 @dataclass(frozen=True)
@@ -78,17 +94,51 @@ def _entry_points(text: str) -> list[EntryPointInfo]:
     return found
 
 
-def _headers(path: Path) -> tuple[str, str, str, list[str]]:
+def _read(path: str | os.PathLike[str], headers_only: bool = False) -> bytes:
+    """The bytes of a file; with ``headers_only``, at least up to its first blank line.
+
+    Plain system calls: pathlib's read_text costs about twice as much per small file, which
+    shows with a thousand distributions. Callers decode; newlines are left as they are,
+    which splitlines() treats as read_text's universal newlines would.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        data = b""
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return data
+            data += chunk
+            if headers_only:
+                end = _blank_line(data)
+                if end >= 0:
+                    return data[:end]
+    finally:
+        os.close(fd)
+
+
+def _blank_line(data: bytes) -> int:
+    # Where to cut header bytes: just after the "\n" that starts an empty line. The cut is at
+    # a line boundary at or after the first empty line (by splitlines), and UTF-8 never has
+    # b"\n" inside a character, so decoding and splitting the cut text gives the same lines
+    # up to that empty line as the whole file would. -1 when there is none yet.
+    found = [i for i in (data.find(b"\n\n"), data.find(b"\n\r\n")) if i >= 0]
+    return min(found) + 1 if found else -1
+
+
+def _headers(path: str | os.PathLike[str]) -> tuple[str, str, str, list[str]]:
     """Name, Version, Summary and Requires-Dist of a METADATA / PKG-INFO file."""
     name = version = summary = ""
     requires: list[str] = []
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = _read(path, headers_only=True).decode("utf-8", errors="replace")
     except OSError:
         return name, version, summary, requires
     for line in text.splitlines():
         if not line:
             break  # headers end at the first blank line; the description follows
+        if line[0] not in "NnVvSsRr":
+            continue  # not one of the four read here (only these letters lower() to n, v, s, r)
         key, sep, value = line.partition(":")
         if not sep:
             continue
@@ -108,7 +158,7 @@ def _headers(path: Path) -> tuple[str, str, str, list[str]]:
 def _egg_requires(info: Path) -> list[str]:
     # Legacy egg-info keeps requirements in requires.txt, extras in [sections].
     try:
-        lines = (info / "requires.txt").read_text(encoding="utf-8").splitlines()
+        lines = (info / "requires.txt").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
     requires = []
@@ -129,21 +179,26 @@ def _scan(paths: Sequence[str]) -> Inventory:
             names = os.listdir(entry or ".")
         except OSError:
             continue  # missing directories and zip files on sys.path hold no plugins here
+        # Strings, not Paths, in this loop: it runs once per installed distribution.
+        # ``prefix`` is normalised as Path would (``""`` -> ``"."``), so DistInfo.path is too.
+        prefix = str(Path(entry or "."))
+        base = "" if prefix == "." else os.path.join(prefix, "")  # base + name == os.path.join(prefix, name)
         for dirname in names:
-            if not (dirname.endswith(".dist-info") or dirname.endswith(".egg-info")):
+            if not dirname.endswith((".dist-info", ".egg-info")):
                 continue
-            match = _NAME_VERSION.match(dirname)
-            info = Path(entry or ".", dirname)
+            match = _name_version(dirname)
+            info = base + dirname
             if match is not None:
-                key, version = canonical(match["name"]), match["version"]
+                key, version = canonical(match[0]), match[1]
             else:  # ``name.egg-info`` from a develop install: the version is inside
-                headers = _headers(info / "PKG-INFO")
+                headers = _headers(os.path.join(info, "PKG-INFO"))
                 key, version = canonical(headers[0] or dirname.rsplit(".", 1)[0]), headers[1]
             if key in versions:
                 continue  # shadowed by an earlier path entry
             versions[key] = version
             try:
-                text = (info / "entry_points.txt").read_text(encoding="utf-8")
+                # Any distribution's file is read here: a badly encoded one must not stop discovery.
+                text = _read(info + os.sep + "entry_points.txt").decode("utf-8", errors="replace")
             except OSError:
                 continue
             if "[loopai." not in text:
@@ -152,10 +207,10 @@ def _scan(paths: Sequence[str]) -> Inventory:
             if not eps:
                 continue
             is_egg = dirname.endswith(".egg-info")
-            name, meta_version, summary, requires = _headers(info / ("PKG-INFO" if is_egg else "METADATA"))
+            name, meta_version, summary, requires = _headers(info + os.sep + ("PKG-INFO" if is_egg else "METADATA"))
             if is_egg:
-                requires = requires or _egg_requires(info)
-            plugins.append(DistInfo(name or key, meta_version or version, str(info), summary, requires, eps))
+                requires = requires or _egg_requires(Path(info))
+            plugins.append(DistInfo(name or key, meta_version or version, info, summary, requires, eps))
     return Inventory(plugins, versions)
 
 
@@ -192,24 +247,39 @@ def _cache_file(directory: Path, paths: Sequence[str]) -> Path:
 
 def _load_cached(file: Path, stamps: list[list[object]]) -> Inventory | None:
     try:
-        with file.open(encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(_read(file))
         if data.get("format") != _CACHE_FORMAT or data.get("stamps") != stamps:
             return None
+        lines = data["lines"]
         plugins = [
-            DistInfo(**{**d, "entry_points": [EntryPointInfo(**ep) for ep in d["entry_points"]]})
-            for d in data["plugins"]
+            DistInfo(name, version, path, summary, [lines[i] for i in requires], [EntryPointInfo(*ep) for ep in eps])
+            for name, version, path, summary, requires, eps in data["plugins"]
         ]
         return Inventory(plugins, dict(data["versions"]), from_cache=True)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None  # unreadable or from another version: rescan
 
 
 def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None:
+    # Compact rows, not objects, and each Requires-Dist line once: reading this file is most
+    # of what a warm discovery costs, and many plugins declare the same requirements.
+    lines: dict[str, int] = {}
+    plugins = [
+        [
+            d.name,
+            d.version,
+            d.path,
+            d.summary,
+            [lines.setdefault(line, len(lines)) for line in d.requires],
+            [[ep.group, ep.name, ep.value] for ep in d.entry_points],
+        ]
+        for d in inventory.plugins
+    ]
     data = {
         "format": _CACHE_FORMAT,
         "stamps": stamps,
-        "plugins": [asdict(d) for d in inventory.plugins],
+        "lines": list(lines),
+        "plugins": plugins,
         "versions": inventory.versions,
     }
     try:

@@ -6,7 +6,7 @@ import enum
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
@@ -45,6 +45,15 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 def _squash(name: str) -> str:
     """``ProgramExecutionFailed``, ``program.execution.failed`` and ``PROGRAM_EXECUTION_FAILED`` alike."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+class ReadOnlyDict(dict[str, Any]):
+    """A dict that refuses changes; serialises like any dict."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("this mapping is read-only: the host shares it between calls; copy it to change it")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
 
 
 class _Record(BaseModel):
@@ -203,7 +212,13 @@ class WebhookEvent(_Record):
 
 
 class WebhookHandlerContext(_Record):
-    """Per-delivery facts for a handler: its settings, which attempt this is, dry run or not."""
+    """Per-delivery facts for a handler: its settings, which attempt this is, dry run or not.
+
+    Read-only: the host reuses one context per handler across calls, so it is frozen and
+    the host hands ``configuration`` and ``metadata`` over as read-only mappings.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     configuration: dict[str, Any] = Field(default_factory=dict)
     retry_attempt: Annotated[int, Field(ge=0)] = 0

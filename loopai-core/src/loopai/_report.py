@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from loopai._models import SamplingDecision, ValidationResult, WebhookEvent
@@ -66,25 +67,26 @@ class ValidationReport:
     is true when ``stop_on_failure`` skipped the remaining validators.
     """
 
-    __slots__ = ("failures", "results", "stopped_early")
+    # Class-level defaults: the host builds reports with object.__new__ and sets only
+    # what differs, which keeps a dispatch close to the cost of a bare loop.
+    results: list[ValidationResult]
+    failures: Sequence[PluginFailure] = _NO_FAILURES
+    stopped_early: bool = False
+    is_valid: bool = True
 
     def __init__(
         self,
         results: list[ValidationResult],
-        failures: list[PluginFailure] | None = None,
+        failures: Sequence[PluginFailure] | None = None,
         stopped_early: bool = False,
     ) -> None:
         self.results = results
-        self.failures = failures or _NO_FAILURES
-        self.stopped_early = stopped_early
-
-    @property
-    def is_valid(self) -> bool:
-        """True when every validator that ran returned ``is_valid=True``."""
-        for result in self.results:
-            if not result.is_valid:
-                return False
-        return True
+        if failures:
+            self.failures = failures
+        if stopped_early:
+            self.stopped_early = True
+        if not all(result.is_valid for result in results):
+            self.is_valid = False
 
     def __bool__(self) -> bool:
         return self.is_valid
@@ -106,22 +108,25 @@ class SamplingReport:
     """The outcome of ``Host.should_sample``: the winning decision, if any sampler said yes.
 
     ``decisions`` are the answers of the samplers asked, in order; the last one is the
-    winner when ``should_sample`` is true. ``failures`` names samplers that went wrong
-    (each counted as "no").
+    winner when ``should_sample`` is true, and ``winner`` is that sampler's name.
+    ``failures`` names samplers that went wrong (each counted as "no").
     """
 
-    __slots__ = ("decisions", "failures", "winner")
+    decisions: list[SamplingDecision]
+    failures: Sequence[PluginFailure] = _NO_FAILURES
+    winner: str | None = None
 
     def __init__(
         self,
         decisions: list[SamplingDecision],
-        failures: list[PluginFailure] | None = None,
+        failures: Sequence[PluginFailure] | None = None,
         winner: str | None = None,
     ) -> None:
         self.decisions = decisions
-        self.failures = failures or _NO_FAILURES
-        self.winner = winner
-        """The name of the sampler that selected the execution, or None."""
+        if failures:
+            self.failures = failures
+        if winner is not None:
+            self.winner = winner
 
     @property
     def decision(self) -> SamplingDecision | None:
@@ -173,15 +178,21 @@ class EmitReport:
 
     ``delivered`` names the handlers that returned without raising (after retries,
     perhaps); ``failures`` names those that failed every attempt, with the last error.
-    ``ok`` is true when no handler failed.
+    ``ok`` is true when no handler failed. With a durable outbox, handlers that took
+    this event id before are not called again and appear in neither list.
     """
 
-    __slots__ = ("delivered", "event", "failures")
+    event: WebhookEvent
+    delivered: list[str]
+    failures: Sequence[PluginFailure] = _NO_FAILURES
 
-    def __init__(self, event: WebhookEvent, delivered: list[str], failures: list[PluginFailure] | None = None) -> None:
+    def __init__(
+        self, event: WebhookEvent, delivered: list[str], failures: Sequence[PluginFailure] | None = None
+    ) -> None:
         self.event = event
         self.delivered = delivered
-        self.failures = failures or _NO_FAILURES
+        if failures:
+            self.failures = failures
 
     @property
     def ok(self) -> bool:

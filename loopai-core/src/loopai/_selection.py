@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from loopai._config import LoopaiConfig
+from loopai._metadata import canonical
 
 __all__ = ["Selection"]
 
@@ -17,17 +18,22 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _matches(pattern: str, *names: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for name in names)
+
+
 @dataclass(frozen=True)
 class Selection:
     """The rules that turn discovered plugins on or off before anything is imported.
 
     Order: a deny rule wins (``--disable-plugins``, ``LOOPAI_DISABLE_PLUGINS``, config
-    ``deny`` or ``enabled = false``); then an allow list, when one is given (the first of
-    ``--plugins``, ``LOOPAI_PLUGINS``, config ``allow``), decides; then, with autoload off
+    ``deny`` or ``enabled = false``: all of them apply); then an allow list, when one is
+    given (the first of ``--plugins``, ``LOOPAI_PLUGINS``, config ``allow``), decides; then, with autoload off
     (``--no-autoload``, ``LOOPAI_DISABLE_PLUGIN_AUTOLOAD=1``, config ``autoload = false``),
     only plugins named in the configuration load; else everything loads.
 
-    Patterns are shell globs matched against the plugin name or ``distribution:name``.
+    Patterns are shell globs matched against the plugin name or ``distribution:name`` (the
+    distribution as its metadata spells it, or normalised: ``loopai-slack``).
     Each ``*_source`` says where a rule came from, so listings can explain themselves.
     """
 
@@ -39,6 +45,8 @@ class Selection:
     autoload_source: str = "default"
     configured: Mapping[tuple[str, str], bool] | None = None
     config_label: str = "configuration"
+    deny_sources: tuple[str, ...] = ()
+    """Where each pattern of ``deny`` came from (else ``deny_source``)."""
 
     @classmethod
     def resolve(
@@ -63,12 +71,12 @@ class Selection:
             allowed, allow_source = tuple(config.allow), f"allow in {label}"
         else:
             allowed, allow_source = None, ""
-        if deny is not None:
-            denied, deny_source = tuple(deny), "--disable-plugins"
-        elif environ.get("LOOPAI_DISABLE_PLUGINS", "").strip():
-            denied, deny_source = tuple(_split(environ["LOOPAI_DISABLE_PLUGINS"])), "LOOPAI_DISABLE_PLUGINS"
-        else:
-            denied, deny_source = tuple(config.deny), f"deny in {label}"
+        # Deny lists add up: turning a plugin off in one place is never undone by another.
+        sourced = [(p, "--disable-plugins") for p in deny or ()]
+        sourced += [(p, "LOOPAI_DISABLE_PLUGINS") for p in _split(environ.get("LOOPAI_DISABLE_PLUGINS", ""))]
+        sourced += [(p, f"deny in {label}") for p in config.deny]
+        denied = tuple(p for p, _ in sourced)
+        deny_source = ", ".join(dict.fromkeys(source for _, source in sourced))
         env_autoload = environ.get("LOOPAI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower()
         if autoload is not None:
             auto, auto_source = autoload, "--no-autoload" if not autoload else "--autoload"
@@ -83,20 +91,23 @@ class Selection:
             for kind in ("validator", "sampler", "webhook-handler")
             for entry in config.plugins.for_kind(kind)
         }
-        return cls(allowed, allow_source, denied, deny_source, auto, auto_source, configured, label)
+        sources = tuple(source for _, source in sourced)
+        return cls(allowed, allow_source, denied, deny_source, auto, auto_source, configured, label, sources)
 
     def decide(self, kind: str, name: str, distribution: str) -> tuple[bool, str]:
         """``(on, rule)`` for one plugin; ``rule`` is a short human explanation."""
         qualified = f"{distribution}:{name}"
-        for pattern in self.deny:
-            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(qualified, pattern):
-                return False, f"denied by {self.deny_source} ({pattern})"
+        canonical_name = f"{canonical(distribution)}:{name}"
+        for index, pattern in enumerate(self.deny):
+            if _matches(pattern, name, qualified, canonical_name):
+                source = self.deny_sources[index] if index < len(self.deny_sources) else self.deny_source
+                return False, f"denied by {source} ({pattern})"
         configured = (self.configured or {}).get((kind, name))
         if configured is False:
             return False, f"enabled = false in {self.config_label}"
         if self.allow is not None:
             for pattern in self.allow:
-                if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(qualified, pattern):
+                if _matches(pattern, name, qualified, canonical_name):
                     return True, f"allowed by {self.allow_source} ({pattern})"
             return False, f"not in the allow list of {self.allow_source} ({','.join(self.allow) or 'empty'})"
         if not self.autoload:

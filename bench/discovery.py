@@ -1,0 +1,318 @@
+"""Plugin discovery: listing and loading N installed plugin distributions, each in a fresh process.
+
+Contenders, each timed inside its own new interpreter (start-up and imports excluded):
+
+* listing: ``importlib.metadata.entry_points()`` selected for the three loopai groups, against
+  ``loopai._discovery.discover`` with the cache off (``LOOPAI_NO_CACHE=1``) and with a warm cache;
+* loading: ``loopai.Host(discover=True)`` (cache off) against pluggy's
+  ``PluginManager.load_setuptools_entrypoints`` and stevedore's ``ExtensionManager``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _fake_site import PLUGIN_GROUP, PLUGIN_MODULE_PREFIX, build, link_dependencies, plugin_names
+
+TITLE = "Plugin discovery"
+NS = (10, 100, 1000)
+QUICK_NS = (10, 100)
+UNRELATED = 200
+"""Distributions without loopai entry points in the fake site (besides the bench environment's own)."""
+RUNS = 7
+QUICK_RUNS = 3
+"""Timed processes per contender and N, after one untimed warm-up process each."""
+
+LISTING_GOAL = 1.0
+"""Our uncached listing may cost at most this times importlib.metadata's..."""
+CACHED_GOAL = 0.2
+"""...our listing with a warm cache at most this times importlib.metadata's..."""
+LOAD_GOAL = 0.5
+"""...and loading all plugins at most this times pluggy's, judged from LOAD_GOAL_FROM plugins."""
+LOAD_GOAL_FROM = 1000
+
+CONTENDERS = ("importlib", "listing", "cached", "ours-load", "pluggy", "stevedore")
+
+IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai._discovery")
+"""What every process imports before timing, whatever it measures."""
+
+# The code each fresh process runs: the same imports for every contender, then the timed
+# operation, then checks, then one JSON line. Nothing of the plugins is imported before timing.
+CHILD = r"""
+import json, os, sys, time
+import importlib.metadata
+import pluggy
+import stevedore.extension
+import loopai
+from loopai._config import LoopaiConfig
+from loopai._discovery import discover
+from loopai._metadata import GROUPS, read_inventory
+
+mode, group, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
+environ = dict(os.environ)
+config = LoopaiConfig()
+out = {}
+if mode == "importlib":
+    start = time.perf_counter()
+    eps = importlib.metadata.entry_points()
+    listed = [ep for g in GROUPS for ep in eps.select(group=g)]
+    took = time.perf_counter() - start
+    out["names"] = sorted(ep.name for ep in listed)
+elif mode in ("listing", "cached"):
+    start = time.perf_counter()
+    found = discover(config, environ=environ)
+    took = time.perf_counter() - start
+    out["names"] = sorted(r.name for r in found if r.status == "ok")
+    out["statuses"] = sorted({r.status for r in found})
+    out["from_cache"] = read_inventory(environ=environ).from_cache if mode == "cached" else None
+elif mode == "ours-load":
+    start = time.perf_counter()
+    host = loopai.Host(config, discover=True, environ=environ)
+    took = time.perf_counter() - start
+    out["names"] = sorted(e.name for e in host.registry.entries("validator", enabled_only=False))
+    out["problems"] = host.problems
+elif mode == "pluggy":
+    manager = pluggy.PluginManager("loopai")
+    manager.add_hookspecs(loopai.HookSpecs)
+    start = time.perf_counter()
+    manager.load_setuptools_entrypoints(group)
+    took = time.perf_counter() - start
+    out["names"] = sorted(manager.get_name(p) for p in manager.get_plugins())
+elif mode == "stevedore":
+    start = time.perf_counter()
+    manager = stevedore.extension.ExtensionManager(namespace=group, invoke_on_load=False)
+    took = time.perf_counter() - start
+    out["names"] = sorted(manager.names())
+else:
+    raise SystemExit(f"unknown mode {mode}")
+out["seconds"] = took
+out["imported"] = sorted(m for m in sys.modules if m.startswith(prefix))
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """The fastest run of each contender for N plugin distributions, in milliseconds."""
+
+    n: int
+    ms: dict[str, float]
+
+    def ratio(self, who: str, against: str) -> float:
+        return self.ms[who] / self.ms[against]
+
+    @property
+    def listing_ok(self) -> bool:
+        return self.ratio("listing", "importlib") <= LISTING_GOAL
+
+    @property
+    def cached_ok(self) -> bool:
+        return self.ratio("cached", "importlib") <= CACHED_GOAL
+
+    @property
+    def load_judged(self) -> bool:
+        return self.n >= LOAD_GOAL_FROM
+
+    @property
+    def load_ok(self) -> bool:
+        return self.ratio("ours-load", "pluggy") <= LOAD_GOAL
+
+
+class Bench:
+    """One fake site per N and a private cache directory, under one temporary directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cwd = root / "cwd"  # sys.path[0] of ``python -c``: an empty, unchanging directory
+        self.cwd.mkdir()
+        self.xdg = root / "xdg"  # stevedore's entry point cache, kept out of the user's home
+        self.loopai_cache = root / "loopai-cache"
+        self.deps = link_dependencies(root / "deps", IMPORTS)  # all the processes see besides the site
+        self._base = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPAI_", "PYTHON"))}
+
+    def site(self, n: int) -> Path:
+        site = self.root / f"site-{n}"
+        if not site.exists():
+            build(site, n, UNRELATED)
+        return site
+
+    def run(self, mode: str, n: int) -> dict[str, Any]:
+        path = os.pathsep.join([str(self.site(n)), str(self.deps)])
+        env = {**self._base, "PYTHONPATH": path, "XDG_CACHE_HOME": str(self.xdg)}
+        if mode == "cached":
+            env["LOOPAI_CACHE_DIR"] = str(self.loopai_cache)
+        else:
+            env["LOOPAI_NO_CACHE"] = "1"
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", CHILD, mode, PLUGIN_GROUP, PLUGIN_MODULE_PREFIX],
+            cwd=self.cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{mode} with N={n} failed:\n{done.stderr}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        _check(mode, n, result)
+        return result
+
+
+def _check(mode: str, n: int, result: dict[str, Any]) -> None:
+    """Every contender found (and, when loading, loaded) exactly the N fake plugins."""
+    names = result["names"]
+    if names != plugin_names(n):
+        raise AssertionError(f"{mode} with N={n} found {len(names)} fake plugins, expected {n}")
+    imported = result["imported"]
+    if mode in ("importlib", "listing", "cached"):
+        if imported:
+            raise AssertionError(f"{mode} with N={n} imported plugin modules while listing: {imported[:3]}...")
+    elif len(imported) != n:
+        raise AssertionError(f"{mode} with N={n} imported {len(imported)} plugin modules, expected {n}")
+    if mode in ("listing", "cached") and result["statuses"] != ["ok"]:
+        raise AssertionError(f"{mode} with N={n}: statuses {result['statuses']}, expected all ok")
+    if mode == "cached" and result["from_cache"] is not True:
+        raise AssertionError(f"cached with N={n} did not read the cache")
+    if mode == "ours-load" and result["problems"]:
+        raise AssertionError(f"ours-load with N={n}: {result['problems'][:3]}")
+
+
+def measure(bench: Bench, n: int, runs: int) -> Row:
+    """One untimed warm-up process per contender (it fills the caches), then ``runs`` rounds.
+
+    Rounds interleave the contenders so the machine's drift spreads over all of them alike;
+    each contender's fastest process is the one least disturbed by everything else.
+    """
+    for who in CONTENDERS:
+        bench.run(who, n)
+    best = dict.fromkeys(CONTENDERS, float("inf"))
+    for _ in range(runs):
+        for who in CONTENDERS:
+            best[who] = min(best[who], float(bench.run(who, n)["seconds"]))
+    return Row(n, {who: seconds * 1e3 for who, seconds in best.items()})
+
+
+def measure_all(quick: bool = False, progress: Callable[[Row], None] | None = None) -> list[Row]:
+    """Every N, in one temporary directory removed afterwards."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="loopai-bench-discovery-") as root:
+        bench = Bench(Path(root))
+        for n in QUICK_NS if quick else NS:
+            row = measure(bench, n, QUICK_RUNS if quick else RUNS)
+            if progress is not None:
+                progress(row)
+            rows.append(row)
+    return rows
+
+
+# -- the report -------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def listing_table(rows: list[Row]) -> str:
+    lines = [
+        "| N | importlib.metadata ms | ours ms | ours / importlib | goal <= 1x "
+        "| ours, warm cache ms | cached / importlib | goal <= 0.2x |",
+        "|---:|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for row in rows:
+        ms = row.ms
+        lines.append(
+            f"| {row.n:,} | {ms['importlib']:.1f} | {ms['listing']:.1f} | {row.ratio('listing', 'importlib'):.2f}x "
+            f"| {_verdict(row.listing_ok)} | {ms['cached']:.1f} | {row.ratio('cached', 'importlib'):.2f}x "
+            f"| {_verdict(row.cached_ok)} |"
+        )
+    return "\n".join(lines)
+
+
+def load_table(rows: list[Row]) -> str:
+    lines = [
+        "| N | ours ms | pluggy ms | stevedore ms | ours / pluggy | goal <= 0.5x | stevedore / pluggy |",
+        "|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in rows:
+        ms = row.ms
+        verdict = _verdict(row.load_ok) if row.load_judged else "not judged"
+        lines.append(
+            f"| {row.n:,} | {ms['ours-load']:.1f} | {ms['pluggy']:.1f} | {ms['stevedore']:.1f} "
+            f"| {row.ratio('ours-load', 'pluggy'):.2f}x | {verdict} | {row.ratio('stevedore', 'pluggy'):.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def summary(rows: list[Row]) -> str:
+    missed = [f"listing at N={r.n} ({r.ratio('listing', 'importlib'):.2f}x)" for r in rows if not r.listing_ok]
+    missed += [f"warm cache at N={r.n} ({r.ratio('cached', 'importlib'):.2f}x)" for r in rows if not r.cached_ok]
+    missed += [
+        f"loading at N={r.n} ({r.ratio('ours-load', 'pluggy'):.2f}x)" for r in rows if r.load_judged and not r.load_ok
+    ]
+    judged_load = any(r.load_judged for r in rows)
+    if missed:
+        return f"**Goals missed**: {'; '.join(missed)}."
+    if not judged_load:
+        return "**Listing goals met** at every N; the loading goal (N = 1,000) was not run (quick mode)."
+    return "**All goals met**: listing, warm-cache listing at every N, and loading at N = 1,000."
+
+
+def section(rows: list[Row], quick: bool) -> str:
+    """The Markdown section for docs/PERFORMANCE.md."""
+    runs = QUICK_RUNS if quick else RUNS
+    mode = " (quick run: fewer processes, smaller N; noisier)" if quick else ""
+    return f"""## {TITLE}{mode}
+
+N plugin distributions plus {UNRELATED} unrelated ones are generated into a temporary site
+directory (`bench/_fake_site.py`): real `*.dist-info` directories, each plugin with one
+`{PLUGIN_GROUP}` entry point to a module of one `@loopai.hookimpl def validate(execution,
+context)`, and four `Requires-Dist` lines (loopai-core, one of five installed libraries at
+one of five lower bounds, a marker that is false here, an extra's; about 50 distinct lines in
+all). Every process runs `python -S` with that site and links to loopai's, pluggy's and
+stevedore's own packages (and their dist-infos) on `PYTHONPATH`, so the fake plugins are the
+only loopai plugins installed. Every figure is the fastest of {runs} fresh processes (after one
+untimed warm-up process each, which fills the caches), timed with `perf_counter` around the
+operation only: interpreter start-up and imports are excluded, and every process imports the
+same modules first. Checked in every process: each contender finds (and, when loading, loads)
+exactly the N plugins; listing imports no plugin module; discovery finds every plugin `ok`.
+
+**Listing** (nothing imported): `importlib.metadata.entry_points()` selected for the three
+loopai groups (one scan: its fastest way to list three groups), against
+`loopai._discovery.discover()` with `LOOPAI_NO_CACHE=1` (reads the metadata, checks every
+requirement and selection rule) and with a warm cache in `LOOPAI_CACHE_DIR`.
+
+{listing_table(rows)}
+
+**Loading all** (import and register every plugin): `loopai.Host(discover=True)` with the
+cache off, against pluggy's `PluginManager("loopai").load_setuptools_entrypoints("{PLUGIN_GROUP}")`
+(hookspecs from `loopai.HookSpecs` added before timing; only the one group that holds plugins)
+and stevedore's `ExtensionManager(namespace="{PLUGIN_GROUP}", invoke_on_load=False)` (which
+uses its own entry point cache, warm after the first process). The goal is judged at
+N = {LOAD_GOAL_FROM:,}.
+
+{load_table(rows)}
+
+{summary(rows)}
+"""
+
+
+def run(quick: bool = False) -> str:
+    """Measure and return the Markdown section (the interface of bench/run.py)."""
+
+    def progress(row: Row) -> None:
+        figures = ", ".join(f"{who} {ms:.1f} ms" for who, ms in row.ms.items())
+        print(f"  N={row.n}: {figures}", flush=True)
+
+    return section(measure_all(quick, progress), quick)
+
+
+if __name__ == "__main__":
+    print(run("--quick" in sys.argv))

@@ -1,0 +1,186 @@
+"""The ``http-webhook-handler``: POSTs events as signed JSON (Standard Webhooks and X-Loopai headers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
+
+import loopai
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from loopai_builtin._signing import loopai_signature, signing_key, standard_signature
+from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
+
+if TYPE_CHECKING:
+    from loopai import Host
+
+__all__ = ["HttpWebhookHandler"]
+
+log = logging.getLogger("loopai.builtin.http")
+
+
+class HttpWebhookHandler(loopai.WebhookHandlerPlugin):
+    """POSTs each event as JSON (``event.model_dump(mode="json")``) to ``url``.
+
+    With ``secret`` every request is signed twice: the Standard Webhooks headers
+    ``webhook-id`` (the event id, stable across retries), ``webhook-timestamp`` and
+    ``webhook-signature``, and ``X-Loopai-Signature: sha256=<hex HMAC of the body>``;
+    ``X-Loopai-Event-Id``, ``X-Loopai-Event-Type`` and ``X-Loopai-Delivery-Attempt`` are
+    always sent. A ``whsec_<base64>`` secret is used as its decoded bytes (for both
+    signatures), any other as its UTF-8 text. A non-2xx answer, a timeout or no connection
+    raises :class:`loopai_builtin.WebhookDeliveryError`, so the host retries (honouring
+    ``Retry-After``). Without a ``url`` the handler stays off until one is configured.
+    """
+
+    name = "http-webhook-handler"
+    description = "POSTs events as signed JSON to an HTTP endpoint."
+    author = "Loopai"
+    priority = 100
+
+    class Config(BaseModel):
+        """Settings of the ``http-webhook-handler``; write the secret as ``"${LOOPAI_WEBHOOK_SECRET}"``."""
+
+        url: str | None = None
+        """The endpoint to POST to (http or https)."""
+        secret: SecretStr | None = None
+        """Signing secret, ``whsec_<base64>`` or plain text; without one, requests are unsigned."""
+        timeout: Annotated[float, Field(gt=0)] = 10.0
+        """Seconds one request may take (connect, send and answer)."""
+        events: list[loopai.WebhookEventType] | None = None
+        """Event types to deliver; default: all."""
+
+        @field_validator("url")
+        @classmethod
+        def _http_only(cls, value: str | None) -> str | None:
+            if value is not None and not is_http_url(value):
+                raise ValueError("must be an http:// or https:// URL with a host")
+            return value
+
+    config: Config
+
+    def __init__(
+        self,
+        config: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        enabled: bool | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(config, enabled=enabled, **options)
+        self._poster = Poster(f"loopai-http-webhook/{loopai.__version__}")
+        self._events_override: frozenset[loopai.WebhookEventType] | None = None
+        # Installed but not configured (discovered with no settings): stay off, do not fail.
+        self._idle = enabled is None and self.config.url is None
+        if self._idle:
+            self._enabled = False
+            log.debug("%s has no url; it stays off until one is configured", self.name)
+
+    # -- settings ------------------------------------------------------------------------
+
+    @property
+    def supported_events(self) -> frozenset[loopai.WebhookEventType]:
+        """The ``events`` setting (default: all), unless set on the instance."""
+        if self._events_override is not None:
+            return self._events_override
+        events = self.config.events
+        return frozenset(events) if events is not None else frozenset(loopai.WebhookEventType)
+
+    @supported_events.setter
+    def supported_events(self, value: Iterable[loopai.WebhookEventType | str]) -> None:
+        self._events_override = frozenset(loopai.WebhookEventType(e) for e in value)
+        self._loopai_changed()
+
+    def configure(self, config: BaseModel | Mapping[str, Any] | None, *, where: str | None = None) -> None:
+        """Apply new settings; a handler that was off for want of a url turns on when it gets one."""
+        super().configure(config, where=where)
+        if self._idle and self.config.url is not None:
+            self._idle = False
+            self.enabled = True
+
+    def validate_configuration(self, configuration: Mapping[str, Any]) -> bool:
+        """Refuse settings without a usable ``url`` or with a malformed ``whsec_`` secret."""
+        url = secret_text(raw_setting(configuration, "url"))
+        if not is_http_url(url):
+            log.warning("%s: the url setting is required (an http:// or https:// URL)", self.name)
+            return False
+        secret = raw_setting(configuration, "secret")
+        if secret is not None:
+            try:
+                signing_key(secret_text(secret))
+            except ValueError as exc:
+                log.warning("%s: secret: %s", self.name, exc)
+                return False
+        return True
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def startup(self, host: Host) -> None:
+        """Check the secret and open the keep-alive client."""
+        self._key()
+        if self.config.url is not None:
+            self._poster.open()
+
+    def shutdown(self, host: Host) -> None:
+        """Close the client and its connections."""
+        self._poster.close()
+
+    def close(self) -> None:
+        """Close the client when the handler is used without a host's lifecycle."""
+        self._poster.close()
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def _key(self) -> bytes | None:
+        secret = self.config.secret
+        return None if secret is None else signing_key(secret.get_secret_value())
+
+    def body(self, event: loopai.WebhookEvent) -> bytes:
+        """The exact bytes POSTed (and signed) for ``event``."""
+        return json.dumps(event.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def headers(self, event: loopai.WebhookEvent, body: bytes, attempt: int, timestamp: int) -> dict[str, str]:
+        """The request headers for one delivery attempt (``attempt`` counts from 1)."""
+        event_id = str(event.event_id)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp),
+            "X-Loopai-Event-Id": event_id,
+            "X-Loopai-Event-Type": str(event.event_type),
+            "X-Loopai-Delivery-Attempt": str(attempt),
+        }
+        key = self._key()
+        if key is not None:
+            headers["webhook-signature"] = standard_signature(key, event_id, timestamp, body)
+            headers["X-Loopai-Signature"] = loopai_signature(key, body)
+        return headers
+
+    def handle_event(self, event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> None:
+        """See :meth:`loopai.HookSpecs.handle_event`."""
+        url = self.config.url
+        if url is None:
+            raise loopai.PluginError(self.name, f"{self.name} has no url configured")
+        shown = shown_url(url)
+        body = self.body(event)
+        headers = self.headers(event, body, context.retry_attempt + 1, int(time.time()))
+        if context.is_dry_run:
+            log.info(
+                "[DRY-RUN] %s would POST %d bytes to %s (%s %s)",
+                self.name,
+                len(body),
+                shown,
+                event.event_type,
+                event.event_id,
+            )
+            return
+        secret = self.config.secret
+        self._poster.post(
+            url,
+            body,
+            headers,
+            timeout=self.config.timeout,
+            shown=shown,
+            secrets=() if secret is None else (secret.get_secret_value(),),
+        )

@@ -1,0 +1,323 @@
+"""The ``json-schema-validator``: run status, input and output schemas, and the expected output."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, NamedTuple
+
+import jsonschema
+import loopai
+import referencing.exceptions
+from jsonschema.protocols import Validator
+from jsonschema.validators import (
+    Draft3Validator,
+    Draft4Validator,
+    Draft6Validator,
+    Draft7Validator,
+    Draft201909Validator,
+    Draft202012Validator,
+    validator_for,
+)
+from pydantic import BaseModel, Field
+
+__all__ = ["CacheInfo", "JsonSchemaValidator"]
+
+_DRAFTS: tuple[type[Validator], ...] = (
+    Draft202012Validator,
+    Draft201909Validator,
+    Draft7Validator,
+    Draft6Validator,
+    Draft4Validator,
+    Draft3Validator,
+)
+_MAX_DIFFERENCES = 20
+
+
+class CacheInfo(NamedTuple):
+    """Counts of the compiled-validator cache, like :func:`functools.lru_cache`'s."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
+class _Compiled(NamedTuple):
+    """A schema ready to use: its validator, or why it cannot be used."""
+
+    validator: Validator | None
+    draft: str
+    problem: tuple[str, str] | None = None  # (path in the schema, message)
+    note: str | None = None
+
+
+def _meta_id(draft: type[Validator]) -> str:
+    meta = draft.META_SCHEMA
+    return str(meta.get("$id") or meta.get("id") or "")
+
+
+def _bare(uri: str) -> str:
+    # ``https://json-schema.org/draft-07/schema`` and ``http://...schema#`` name the same draft.
+    return uri.strip().rstrip("#").split("://", 1)[-1]
+
+
+def _draft(schema: dict[str, Any]) -> tuple[type[Validator], str | None]:
+    """The validator class for ``schema`` and, when ``$schema`` is not a known draft, a note."""
+    declared = schema.get("$schema")
+    chosen = validator_for(schema, default=Draft202012Validator)
+    if declared is None or _bare(_meta_id(chosen)) == _bare(declared):
+        return chosen, None
+    for draft in _DRAFTS:  # a spelling validator_for does not know (https, no trailing #)
+        if _bare(_meta_id(draft)) == _bare(declared):
+            return draft, None
+    return Draft202012Validator, f"$schema {declared!r} is not a draft jsonschema knows; validated as draft 2020-12"
+
+
+def _schema_location(path: Iterator[Any] | Any) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
+class _SchemaCache:
+    """Compiled validators by schema (keyed by a stable JSON dump), least recently used out first."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[str, bool], _Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, schema: dict[str, Any], format_checking: bool) -> _Compiled:
+        key = (json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str), format_checking)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return found
+            self.misses += 1
+        compiled = _compile(schema, format_checking)
+        with self._lock:
+            self._entries[key] = compiled
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+        return compiled
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self.hits, self.misses, self.maxsize, len(self._entries))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+
+def _compile(schema: dict[str, Any], format_checking: bool) -> _Compiled:
+    declared = schema.get("$schema")
+    if declared is not None and not isinstance(declared, str):
+        return _Compiled(None, "", ("$schema", f"$schema must be a URI string, got {type(declared).__name__}"))
+    draft, note = _draft(schema)
+    name = _meta_id(draft)
+    try:
+        draft.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return _Compiled(None, name, (_schema_location(exc.path), exc.message), note)
+    checker = draft.FORMAT_CHECKER if format_checking else None
+    return _Compiled(draft(schema, format_checker=checker), name, None, note)
+
+
+def _parsed(value: Any) -> Any:
+    """A JSON string stands for the value it encodes; anything else is itself."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _differences(expected: Any, actual: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Where ``actual`` differs from ``expected`` as JSON values (``true`` is not ``1``; ``1`` is ``1.0``)."""
+    kind = _kind(expected)
+    if kind != _kind(actual):
+        yield path, f"expected {_shown(expected)}, got {_shown(actual)}"
+    elif kind == "object":
+        for key in expected:
+            if key not in actual:
+                yield f"{path}.{key}", f"missing; expected {_shown(expected[key])}"
+            else:
+                yield from _differences(expected[key], actual[key], f"{path}.{key}")
+        for key in actual:
+            if key not in expected:
+                yield f"{path}.{key}", f"unexpected; got {_shown(actual[key])}"
+    elif kind == "array":
+        if len(expected) != len(actual):
+            yield path, f"expected {len(expected)} item(s), got {len(actual)}"
+        for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
+            yield from _differences(want, got, f"{path}[{index}]")
+    elif expected != actual:
+        yield path, f"expected {_shown(expected)}, got {_shown(actual)}"
+
+
+class JsonSchemaValidator(loopai.ValidatorPlugin):
+    """Judges a run by its status, its input and output against the task's JSON Schemas, and
+    its output against the expected output (compared as parsed JSON).
+
+    The draft is picked by each schema's ``$schema`` (2020-12 when absent). Errors are keyed
+    by JSON path: ``$.output.label``, ``$.input.text``, ``$.status``. A schema that is itself
+    invalid makes the result invalid with a message naming the schema problem.
+    """
+
+    name = "json-schema-validator"
+    description = "Validates input and output against the task's JSON Schemas and compares the expected output."
+    author = "Loopai"
+    priority = 100
+
+    class Config(BaseModel):
+        """Settings of the ``json-schema-validator``."""
+
+        format_checking: bool = True
+        """Check ``format`` keywords (``email``, ``date``, ``ipv4``...); off: formats are annotations."""
+        allow_null_output: bool = False
+        """Accept a null output on a successful run (it is then checked against the output schema)."""
+        cache_size: Annotated[int, Field(ge=1)] = 128
+        """How many compiled schemas to keep."""
+
+    config: Config
+
+    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self._cache = _SchemaCache(self.config.cache_size)
+
+    def configure(self, config: BaseModel | Mapping[str, Any] | None, *, where: str | None = None) -> None:
+        """Apply new settings; compiled schemas are dropped (format checking may have changed)."""
+        super().configure(config, where=where)
+        self._cache = _SchemaCache(self.config.cache_size)
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, size limit and current size of the compiled-schema cache."""
+        return self._cache.info()
+
+    def validate(self, execution: loopai.ExecutionRecord, context: loopai.ValidationContext) -> loopai.ValidationResult:
+        """See :meth:`loopai.HookSpecs.validate`."""
+        started = time.perf_counter()
+        errors: dict[str, list[str]] = {}
+        metadata: dict[str, Any] = {"checks": []}
+        message = self._check(execution, context, errors, metadata)
+        return loopai.ValidationResult(
+            is_valid=not errors,
+            validator_type=self.name,
+            message=message,
+            errors=errors,
+            confidence_score=1.0,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            metadata=metadata,
+        )
+
+    def _check(
+        self,
+        execution: loopai.ExecutionRecord,
+        context: loopai.ValidationContext,
+        errors: dict[str, list[str]],
+        metadata: dict[str, Any],
+    ) -> str:
+        """Fill ``errors`` and ``metadata``; return the result's one-line message."""
+        metadata["checks"].append("status")
+        status = execution.status
+        if status is not loopai.ExecutionStatus.SUCCESS:
+            what = "timed out" if status is loopai.ExecutionStatus.TIMEOUT else "failed"
+            detail = execution.error_message or "no error message"
+            errors["$.status"] = [f"the run {what} (status {status.value}): {detail}"]
+            return f"invalid: the run {what}: {detail}"
+        if execution.output is None and not self.config.allow_null_output:
+            errors["$.output"] = ["output is null, but the run reported success"]
+            return "invalid: output is null, but the run reported success"
+
+        problems: list[str] = []
+        for part, schema in (("input", context.input_schema), ("output", context.output_schema)):
+            if schema is None:
+                continue
+            metadata["checks"].append(f"{part}_schema")
+            found = self._schema_errors(part, schema, getattr(execution, part), errors, metadata)
+            if found:
+                problems.append(found)
+        if context.expected_output is not None:
+            metadata["checks"].append("expected_output")
+            expected, actual = _parsed(context.expected_output), _parsed(execution.output)
+            differences = 0
+            for path, text in _differences(expected, actual, "$.output"):
+                differences += 1
+                if differences <= _MAX_DIFFERENCES:
+                    errors.setdefault(path, []).append(text)
+            if differences:
+                problems.append(f"output differs from expected_output in {differences} place(s)")
+        if not problems:
+            checked = ", ".join(metadata["checks"])
+            return f"valid ({checked})"
+        return "invalid: " + "; ".join(problems)
+
+    def _schema_errors(
+        self,
+        part: str,
+        schema: dict[str, Any],
+        instance: Any,
+        errors: dict[str, list[str]],
+        metadata: dict[str, Any],
+    ) -> str | None:
+        """Validate ``instance`` (the run's ``part``); record errors; return a summary or None."""
+        compiled = self._cache.get(schema, self.config.format_checking)
+        metadata[f"{part}_schema_draft"] = compiled.draft
+        if compiled.note:
+            metadata.setdefault("notes", []).append(f"{part}_schema: {compiled.note}")
+        if compiled.problem is not None:
+            where, text = compiled.problem
+            errors.setdefault(f"$.{part}_schema{where}", []).append(f"invalid schema: {text}")
+            return f"{part}_schema is not a valid JSON Schema ({text} at {part}_schema{where or ' root'})"
+        assert compiled.validator is not None
+        count = 0
+        try:
+            for error in sorted(compiled.validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
+                count += 1
+                errors.setdefault(_error_path(part, error), []).append(error.message)
+        except referencing.exceptions.Unresolvable as exc:
+            errors.setdefault(f"$.{part}_schema", []).append(f"invalid schema: unresolvable reference: {exc}")
+            return f"{part}_schema has a reference that cannot be resolved ({exc})"
+        if count:
+            return f"{part} does not match {part}_schema ({count} error(s))"
+        return None
+
+
+def _error_path(part: str, error: jsonschema.ValidationError) -> str:
+    """``$.output.label`` for an error at ``label``; a missing required property is keyed by itself."""
+    path = f"$.{part}{error.json_path[1:]}"
+    required = error.validator_value
+    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(required, list):
+        for name in required:
+            if name not in error.instance and error.message.startswith(repr(name)):
+                return f"{path}.{name}"
+    return path

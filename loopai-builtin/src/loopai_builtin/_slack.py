@@ -1,0 +1,189 @@
+"""The ``slack-webhook-handler``: posts events to a Slack incoming webhook, coloured by severity."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
+
+import loopai
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
+
+if TYPE_CHECKING:
+    from loopai import Host
+
+__all__ = ["SlackWebhookHandler"]
+
+log = logging.getLogger("loopai.builtin.slack")
+
+Severity = loopai.EventSeverity
+DEFAULT_EVENTS: frozenset[loopai.WebhookEventType] = frozenset(
+    {
+        loopai.WebhookEventType.PROGRAM_EXECUTION_FAILED,
+        loopai.WebhookEventType.ACCURACY_THRESHOLD_BREACHED,
+        loopai.WebhookEventType.CANARY_ROLLBACK,
+    }
+)
+# Attachment bar colours, matching the console handler's cyan, yellow, red and magenta.
+_COLOURS = {
+    Severity.INFO: "#17a2b8",
+    Severity.WARNING: "#f0ad4e",
+    Severity.ERROR: "#d9534f",
+    Severity.CRITICAL: "#b0279b",
+}
+_EMOJI = {
+    Severity.INFO: ":information_source:",
+    Severity.WARNING: ":warning:",
+    Severity.ERROR: ":x:",
+    Severity.CRITICAL: ":rotating_light:",
+}
+_MAX_HEADER = 150  # Slack's limits for a header block and a section's text
+_MAX_SECTION = 3000
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_message(event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> dict[str, Any]:
+    """The incoming-webhook JSON for ``event``: fallback ``text`` plus a coloured attachment of blocks."""
+    severity = event.severity
+    title = f"{_EMOJI[severity]} {event.event_type}"
+    fields = [
+        ("Severity", str(severity)),
+        ("Event id", f"`{event.event_id}`"),
+        ("Time", event.timestamp.isoformat()),
+    ]
+    for label, value in (("Task", event.task_id), ("Execution", event.execution_id), ("Program", event.program_id)):
+        if value is not None:
+            fields.append((label, f"`{value}`"))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(title, _MAX_HEADER), "emoji": True}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{value}"} for label, value in fields]},
+    ]
+    if event.payload not in (None, {}, []):
+        payload = json.dumps(event.model_dump(mode="json")["payload"], indent=2, ensure_ascii=False)
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": "```" + _clip(payload, _MAX_SECTION - 6) + "```"}}
+        )
+    note = "loopai"
+    if context.retry_attempt > 0:
+        note += f" · retry attempt {context.retry_attempt} of {context.max_retries}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    fallback = f"[{str(severity).upper()}] {event.event_type} ({event.event_id})"
+    return {"text": fallback, "attachments": [{"color": _COLOURS[severity], "fallback": fallback, "blocks": blocks}]}
+
+
+class SlackWebhookHandler(loopai.WebhookHandlerPlugin):
+    """Posts events to a Slack incoming webhook (``webhook_url``, usually ``"${SLACK_WEBHOOK_URL}"``).
+
+    Default events: ``program.execution.failed``, ``accuracy.threshold.breached`` and
+    ``canary.rollback`` (the ``events`` setting overrides them). A failed post raises
+    :class:`loopai_builtin.WebhookDeliveryError`, so the host retries (honouring Slack's
+    ``Retry-After``). In a dry run the message is logged instead of posted. Without a
+    ``webhook_url`` the handler stays off until one is configured.
+    """
+
+    name = "slack-webhook-handler"
+    description = "Posts events to a Slack incoming webhook."
+    author = "Loopai"
+    priority = 100
+
+    class Config(BaseModel):
+        """Settings of the ``slack-webhook-handler`` (the seed's ``SlackWebhookUrl`` is accepted too)."""
+
+        model_config = ConfigDict(populate_by_name=True)
+
+        webhook_url: SecretStr | None = Field(default=None, alias="slack_webhook_url")
+        """The incoming-webhook URL; it is a secret, never printed."""
+        timeout: Annotated[float, Field(gt=0)] = 10.0
+        """Seconds one post may take."""
+        events: list[loopai.WebhookEventType] | None = None
+        """Event types to post; default: execution failures, accuracy breaches and canary rollbacks."""
+
+    config: Config
+
+    def __init__(
+        self,
+        config: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        enabled: bool | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(config, enabled=enabled, **options)
+        self._poster = Poster(f"loopai-slack-webhook/{loopai.__version__}")
+        self._events_override: frozenset[loopai.WebhookEventType] | None = None
+        self._idle = enabled is None and self.config.webhook_url is None
+        if self._idle:
+            self._enabled = False
+            log.debug("%s has no webhook_url; it stays off until one is configured", self.name)
+
+    @property
+    def supported_events(self) -> frozenset[loopai.WebhookEventType]:
+        """The ``events`` setting (default: the three alerting events), unless set on the instance."""
+        if self._events_override is not None:
+            return self._events_override
+        events = self.config.events
+        return frozenset(events) if events is not None else DEFAULT_EVENTS
+
+    @supported_events.setter
+    def supported_events(self, value: Iterable[loopai.WebhookEventType | str]) -> None:
+        self._events_override = frozenset(loopai.WebhookEventType(e) for e in value)
+        self._loopai_changed()
+
+    def configure(self, config: BaseModel | Mapping[str, Any] | None, *, where: str | None = None) -> None:
+        """Apply new settings; a handler that was off for want of a URL turns on when it gets one."""
+        super().configure(config, where=where)
+        if self._idle and self.config.webhook_url is not None:
+            self._idle = False
+            self.enabled = True
+
+    def validate_configuration(self, configuration: Mapping[str, Any]) -> bool:
+        """Refuse settings without a usable ``webhook_url`` (an http(s) URL)."""
+        url = raw_setting(configuration, "webhook_url") or raw_setting(configuration, "slack_webhook_url")
+        if not is_http_url(secret_text(url)):
+            log.warning("%s: webhook_url is required (an https:// URL; write it as ${SLACK_WEBHOOK_URL})", self.name)
+            return False
+        return True
+
+    def startup(self, host: Host) -> None:
+        """Open the keep-alive client."""
+        if self.config.webhook_url is not None:
+            self._poster.open()
+
+    def shutdown(self, host: Host) -> None:
+        """Close the client and its connections."""
+        self._poster.close()
+
+    def close(self) -> None:
+        """Close the client when the handler is used without a host's lifecycle."""
+        self._poster.close()
+
+    def message(self, event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> dict[str, Any]:
+        """The JSON posted for ``event``."""
+        return slack_message(event, context)
+
+    def handle_event(self, event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> None:
+        """See :meth:`loopai.HookSpecs.handle_event`."""
+        secret = self.config.webhook_url
+        if secret is None:
+            raise loopai.PluginError(self.name, f"{self.name} has no webhook_url configured")
+        url = secret.get_secret_value()
+        if not is_http_url(url):
+            raise loopai.PluginError(self.name, f"{self.name}: webhook_url is not an http(s) URL")
+        shown = shown_url(url, keep_path=False)  # the path of a Slack webhook URL is its secret
+        body = json.dumps(self.message(event, context), ensure_ascii=False).encode("utf-8")
+        if context.is_dry_run:
+            log.info("[DRY-RUN] %s would post to %s: %s", self.name, shown, body.decode("utf-8"))
+            return
+        self._poster.post(
+            url,
+            body,
+            {"content-type": "application/json"},
+            timeout=self.config.timeout,
+            shown=shown,
+            secrets=(url,),
+        )

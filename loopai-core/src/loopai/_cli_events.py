@@ -1,0 +1,112 @@
+"""``loopai events list / replay``: what the outbox holds, and delivering dead letters again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["add_commands"]
+
+
+def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
+    """Add the ``events`` command tree to ``commands`` (an argparse subparsers object)."""
+    events = commands.add_parser("events", help="list the outbox's deliveries, replay dead letters")
+    sub = events.add_subparsers(dest="events_command", metavar="COMMAND")
+
+    listing = sub.add_parser("list", parents=[parent], help="deliveries in the outbox, oldest first")
+    listing.add_argument("--dead", action="store_true", help="only dead letters")
+    listing.add_argument("--pending", action="store_true", help="only deliveries not finished yet")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    listing.set_defaults(handler=_list)
+
+    replay = sub.add_parser("replay", parents=[parent], help="deliver dead letters (and anything pending) again")
+    replay.add_argument("event_ids", nargs="*", metavar="ID", help="event ids to replay")
+    replay.add_argument("--all-dead", action="store_true", help="replay every dead letter")
+    replay.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    replay.set_defaults(handler=_replay)
+    events.set_defaults(handler=lambda args: _usage(events))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _outbox_path(args: argparse.Namespace) -> str:
+    from loopai import ConfigError, load_config
+    from loopai._host import outbox_location
+
+    if args.outbox:
+        return str(args.outbox)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+    return str(outbox_location(config, os.environ, default=True))
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from loopai._outbox import Outbox
+
+    path = _outbox_path(args)
+    if path != ":memory:" and not os.path.exists(path):
+        print(f"no outbox at {path} yet: nothing was emitted", file=sys.stderr)
+        if args.json:
+            print("[]")
+        return 0
+    outbox = Outbox(path)
+    try:
+        status = "dead" if args.dead else "pending" if args.pending else None
+        records = outbox.deliveries(status)
+        counts = outbox.counts()
+    finally:
+        outbox.close()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+        return 0
+    for r in records:
+        error = f"  last error: {r.last_error}" if r.last_error else ""
+        print(
+            f"{_when(r.emitted_at)}  {r.event_id}  {r.event_type:<30} {r.handler:<24} {r.status:<9} x{r.attempts}{error}"
+        )
+    print(
+        f"{path}: {counts['delivered']} delivered, {counts['dead']} dead, {counts['pending']} pending", file=sys.stderr
+    )
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from loopai import ConfigError, Host, StartupError, load_config
+
+    if not args.event_ids and not args.all_dead:
+        print("name event ids to replay, or --all-dead", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+        host = Host(config, discover=True, outbox=args.outbox or True, strict=args.strict)
+    except (ConfigError, StartupError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    outbox = host.outbox
+    assert outbox is not None
+    requeued = outbox.requeue(None if args.all_dead else args.event_ids)
+    with host:  # start() delivers everything pending, the requeued letters included
+        pass
+    ids = None if args.all_dead else args.event_ids
+    still_dead = [r for r in outbox.deliveries("dead", ids)]
+    outbox.close()
+    print(f"replayed {requeued} dead deliver{'y' if requeued == 1 else 'ies'}; {len(still_dead)} still dead")
+    for r in still_dead:
+        print(f"  {r.event_id} -> {r.handler}: {r.last_error}", file=sys.stderr)
+    return 1 if still_dead else 0

@@ -1,0 +1,172 @@
+"""The enabled plugins of one registry generation, laid out for the host's dispatch loops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from loopai._dispatch import Invoker, Tracer
+from loopai._models import ExecutionStatus, ReadOnlyDict, WebhookEventType, WebhookHandlerContext
+from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
+from loopai._registry import HOOK_OF_KIND, PluginRegistry, RegisteredPlugin
+
+__all__ = ["Call", "Snapshot", "TaskStatistics", "build_snapshot", "handler_context"]
+
+Delivery = tuple[Callable[[Any, Any], Any], WebhookHandlerContext, int]
+
+
+class TaskStatistics:
+    """The host's running counts for one task, as samplers see them."""
+
+    __slots__ = ("failed_executions", "last_sample_time", "sampled_executions", "total_executions")
+
+    _SUCCESS = ExecutionStatus.SUCCESS  # a class attribute: ExecutionStatus.SUCCESS is a slow lookup on 3.11
+
+    def __init__(self) -> None:
+        self.total_executions = 0
+        self.sampled_executions = 0
+        self.failed_executions = 0
+        self.last_sample_time: datetime | None = None
+
+    def copy(self) -> TaskStatistics:
+        """An independent snapshot of these counts."""
+        twin = TaskStatistics()
+        twin.total_executions = self.total_executions
+        twin.sampled_executions = self.sampled_executions
+        twin.failed_executions = self.failed_executions
+        twin.last_sample_time = self.last_sample_time
+        return twin
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskStatistics(total={self.total_executions}, sampled={self.sampled_executions}, "
+            f"failed={self.failed_executions}, last_sample_time={self.last_sample_time})"
+        )
+
+
+class Call:
+    """One enabled plugin as a dispatch loop sees it: its function, ready to call."""
+
+    __slots__ = ("context", "dry_context", "entry", "events", "fn", "max_retries", "name", "timeout")
+
+    def __init__(self, entry: RegisteredPlugin, fn: Callable[[Any, Any], Any], timeout: float | None) -> None:
+        self.entry = entry
+        self.name = entry.name
+        self.fn = fn
+        self.timeout = timeout
+        self.events: frozenset[WebhookEventType] = frozenset()
+        self.max_retries = 0
+        self.context: WebhookHandlerContext | None = None
+        self.dry_context: WebhookHandlerContext | None = None
+
+
+class Snapshot:
+    """What the host calls, rebuilt whenever the registry's generation changes.
+
+    The sync loops iterate bare functions (``validator_fns``, ``sampler_fns``) and, for
+    events, ``(function, context, position)`` triples; the :class:`Call` is looked up by
+    position only when something goes wrong. That keeps them close to a hand-written loop.
+    """
+
+    __slots__ = (
+        "deliveries",
+        "dry_deliveries",
+        "generation",
+        "handlers",
+        "names",
+        "sampler_fns",
+        "samplers",
+        "validator_fns",
+        "validators",
+    )
+
+    def __init__(
+        self,
+        generation: int,
+        validators: tuple[Call, ...] = (),
+        samplers: tuple[Call, ...] = (),
+        handlers: dict[WebhookEventType, tuple[Call, ...]] | None = None,
+    ) -> None:
+        self.generation = generation
+        self.validators = validators
+        self.samplers = samplers
+        self.handlers = handlers or {}
+        self.validator_fns = tuple(call.fn for call in validators)
+        self.sampler_fns = tuple(call.fn for call in samplers)
+        self.names = {event_type: [call.name for call in calls] for event_type, calls in self.handlers.items()}
+        self.deliveries: dict[WebhookEventType, tuple[Delivery, ...]] = {
+            event_type: tuple((call.fn, call.context, index) for index, call in enumerate(calls))  # type: ignore[misc]
+            for event_type, calls in self.handlers.items()
+        }
+        self.dry_deliveries: dict[WebhookEventType, tuple[Delivery, ...]] = {
+            event_type: tuple((call.fn, call.dry_context, index) for index, call in enumerate(calls))  # type: ignore[misc]
+            for event_type, calls in self.handlers.items()
+        }
+
+    def handler(self, event_type: WebhookEventType, name: str) -> Call | None:
+        """The enabled handler ``name`` if it takes ``event_type``, else None."""
+        return next((call for call in self.handlers.get(event_type, ()) if call.name == name), None)
+
+
+def _events(plugin: Plugin) -> frozenset[WebhookEventType]:
+    declared = getattr(plugin, "supported_events", None)
+    if declared is None:
+        return frozenset(WebhookEventType)
+    if isinstance(declared, (str, WebhookEventType)):
+        declared = [declared]
+    return frozenset(WebhookEventType(e) for e in declared)
+
+
+def handler_context(call: Call, attempt: int, dry_run: bool) -> WebhookHandlerContext:
+    """The context handed to handler ``call`` on try number ``attempt`` (0 first).
+
+    Its ``configuration`` (the handler's settings) and ``metadata`` are read-only, and the
+    model is frozen, because the host reuses the first-try contexts across calls.
+    """
+    plugin = call.entry.plugin
+    settings = plugin.config
+    configuration = dict(settings) if isinstance(settings, Mapping) else settings.model_dump()
+    context = WebhookHandlerContext(
+        retry_attempt=attempt, max_retries=call.max_retries, is_dry_run=dry_run, metadata=dict(plugin.metadata)
+    )
+    # Swapped in after validation, which would copy them back into plain dicts.
+    context.__dict__["configuration"] = ReadOnlyDict(configuration)
+    context.__dict__["metadata"] = ReadOnlyDict(context.metadata)
+    return context
+
+
+def build_snapshot(
+    registry: PluginRegistry,
+    invoker: Invoker,
+    tracer: Tracer | None,
+    default_timeout: float | None,
+    max_retries: int,
+) -> Snapshot:
+    """Lay out the registry's enabled plugins for dispatch, in priority order."""
+    generation = registry.generation  # read first: a change during the build forces another
+
+    def call_of(entry: RegisteredPlugin) -> Call:
+        timeout = entry.plugin.timeout or default_timeout
+        fn = entry.call
+        if entry.is_async or timeout is not None:
+            raw = entry.call
+            fn = lambda first, second: invoker.call_sync(raw, (first, second), timeout)  # noqa: E731
+        if tracer is not None:
+            fn = tracer.wrap(HOOK_OF_KIND[entry.kind], entry.name, fn)
+        return Call(entry, fn, timeout)
+
+    def handler_of(entry: RegisteredPlugin) -> Call:
+        call = call_of(entry)
+        call.events = _events(entry.plugin)
+        own = getattr(entry.plugin, "max_retries", None)
+        call.max_retries = own if isinstance(own, int) else max_retries
+        call.context = handler_context(call, 0, False)
+        call.dry_context = handler_context(call, 0, True)
+        return call
+
+    validators = tuple(call_of(e) for e in registry.entries(ValidatorPlugin))
+    samplers = tuple(call_of(e) for e in registry.entries(SamplerPlugin))
+    handlers = [handler_of(e) for e in registry.entries(WebhookHandlerPlugin)]
+    by_event = {t: tuple(c for c in handlers if t in c.events) for t in WebhookEventType}
+    return Snapshot(generation, validators, samplers, by_event)

@@ -1,0 +1,164 @@
+"""Fixtures for the built-in plugins: a real HTTP receiver on 127.0.0.1, a closed port, records and events.
+
+``record``, ``event`` and ``make_host`` are factories. ``receiver`` answers 200 unless told otherwise: ``receiver.fail(2, status=503, retry_after="1")``
+makes the next two requests fail, ``receiver.slow(1.0)`` makes the next one answer late. Every
+request is recorded (headers, body, arrival time) in ``receiver.requests``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import loopai
+import pytest
+
+
+@dataclass
+class Answer:
+    """What the receiver does for one request."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    body: bytes = b"ok"
+
+
+@dataclass
+class Request:
+    """One request the receiver got."""
+
+    path: str
+    headers: httpx.Headers  # case-insensitive, as HTTP headers are
+    body: bytes
+    at: float
+
+
+class Receiver:
+    """A ThreadingHTTPServer in a thread that records requests and answers from a script."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.script: list[Answer] = []
+        self.release = threading.Event()  # set at teardown: slow answers stop waiting
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the handlers' clients expect
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                answer = owner._next(Request(self.path, httpx.Headers(self.headers.items()), body, time.monotonic()))
+                if answer.delay:
+                    owner.release.wait(answer.delay)
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks/loopai"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def _next(self, request: Request) -> Answer:
+        with self._lock:
+            self.requests.append(request)
+            return self.script.pop(0) if self.script else Answer()
+
+    def fail(self, times: int, status: int = 500, retry_after: str | None = None, body: bytes = b"nope") -> None:
+        """The next ``times`` requests get ``status`` (with ``Retry-After`` when given)."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        with self._lock:
+            self.script.extend(Answer(status, headers, 0.0, body) for _ in range(times))
+
+    def slow(self, seconds: float, times: int = 1) -> None:
+        """The next ``times`` requests are answered (200) after ``seconds``."""
+        with self._lock:
+            self.script.extend(Answer(delay=seconds) for _ in range(times))
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running receiver; shut down after the test."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def down_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (a port that was just free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks/loopai"
+
+
+def _record(**fields: Any) -> loopai.ExecutionRecord:
+    """An execution record with fresh ids unless given."""
+    fields.setdefault("program_id", uuid.uuid4())
+    fields.setdefault("task_id", uuid.uuid4())
+    return loopai.ExecutionRecord(**fields)
+
+
+def _event(kind: str = "program.execution.failed", **fields: Any) -> loopai.WebhookEvent:
+    """A webhook event with ids and a small payload unless given."""
+    fields.setdefault("task_id", uuid.uuid4())
+    fields.setdefault("execution_id", uuid.uuid4())
+    fields.setdefault("payload", {"error": "division by zero", "attempts": [1, 2]})
+    return loopai.WebhookEvent(event_type=kind, **fields)
+
+
+def _make_host(*plugins: object, **options: Any) -> loopai.Host:
+    """A host with these plugins only, fast retries, and an empty environment."""
+    options.setdefault("environ", {})
+    options.setdefault("retry_backoff", 0.001)
+    return loopai.Host(plugins=plugins, **options)
+
+
+# Helpers as fixtures: with --import-mode=importlib a test module cannot import this conftest.
+@pytest.fixture
+def record() -> Callable[..., loopai.ExecutionRecord]:
+    """``record(output=...)``: an execution record with fresh ids."""
+    return _record
+
+
+@pytest.fixture
+def event() -> Callable[..., loopai.WebhookEvent]:
+    """``event("canary.rollback", severity="critical")``: a webhook event with ids and a payload."""
+    return _event
+
+
+@pytest.fixture
+def make_host() -> Callable[..., loopai.Host]:
+    """``make_host(plugin, ...)``: a host with only these plugins, fast retries and an empty environment."""
+    return _make_host

@@ -1,0 +1,317 @@
+"""http-webhook-handler against a real receiver: signatures, retries, Retry-After, timeouts, secrecy."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import loopai
+import pytest
+import standardwebhooks
+from loopai_builtin import HttpWebhookHandler, WebhookDeliveryError, parse_retry_after
+
+KEY = b"0123456789abcdef-loopai-test-key-material"
+WHSEC = "whsec_" + base64.b64encode(KEY).decode()
+PLAIN = "plain-text-secret-correct-horse-battery"
+
+
+def handler_for(url, secret=WHSEC, **settings):
+    return HttpWebhookHandler({"url": url, "secret": secret, **settings})
+
+
+def verify(request, secret=WHSEC):
+    """Check both signatures of a received request; return the parsed body."""
+    key = KEY if secret == WHSEC else secret.encode()
+    verifier = standardwebhooks.Webhook(WHSEC if secret == WHSEC else secret.encode())
+    parsed = verifier.verify(request.body, request.headers)
+    expected = "sha256=" + hmac.new(key, request.body, hashlib.sha256).hexdigest()
+    assert request.headers["X-Loopai-Signature"] == expected
+    return parsed
+
+
+def test_posts_the_event_as_signed_json(receiver, event, make_host):
+    evt = event("program.execution.failed", severity="error")
+    with make_host(handler_for(receiver.url)) as host:
+        report = host.emit(evt)
+    assert report.delivered == ["http-webhook-handler"] and not report.failures
+    (request,) = receiver.requests
+    assert request.path == "/hooks/loopai"
+    assert json.loads(request.body) == evt.model_dump(mode="json")
+    assert verify(request) == evt.model_dump(mode="json")
+    headers = request.headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers["webhook-id"] == headers["X-Loopai-Event-Id"] == str(evt.event_id)
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    assert headers["webhook-signature"].startswith("v1,")
+    assert headers["X-Loopai-Event-Type"] == "program.execution.failed"
+    assert headers["X-Loopai-Delivery-Attempt"] == "1"
+
+
+def test_a_plain_text_secret_is_used_as_its_bytes(receiver, event, make_host):
+    with make_host(handler_for(receiver.url, PLAIN)) as host:
+        assert host.emit(event()).ok
+    verify(receiver.requests[0], PLAIN)
+
+
+def test_a_tampered_body_does_not_verify(receiver, event, make_host):
+    with make_host(handler_for(receiver.url)) as host:
+        host.emit(event())
+    request = receiver.requests[0]
+    with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(WHSEC).verify(request.body.replace(b"division", b"multiplication"), request.headers)
+
+
+def test_without_a_secret_requests_are_unsigned_but_identified(receiver, event, make_host):
+    with make_host(HttpWebhookHandler({"url": receiver.url})) as host:
+        assert host.emit(event()).ok
+    headers = receiver.requests[0].headers
+    assert "webhook-signature" not in headers and "X-Loopai-Signature" not in headers
+    assert headers["webhook-id"] == headers["X-Loopai-Event-Id"]
+
+
+def test_retries_through_the_host_until_delivered(receiver, event, make_host):
+    receiver.fail(2, status=500)
+    evt = event()
+    with make_host(handler_for(receiver.url), max_retries=3) as host:
+        report = host.emit(evt)
+    assert report.delivered == ["http-webhook-handler"] and not report.failures
+    assert [r.headers["X-Loopai-Delivery-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {str(evt.event_id)}  # idempotency key
+    for request in receiver.requests:
+        verify(request)
+
+
+def test_async_hosts_retry_too(receiver, event, make_host):
+    receiver.fail(1, status=502)
+    host = make_host(handler_for(receiver.url))
+
+    async def run():
+        async with host:
+            return await host.aemit(event())
+
+    assert asyncio.run(run()).ok
+    assert [r.headers["X-Loopai-Delivery-Attempt"] for r in receiver.requests] == ["1", "2"]
+
+
+def test_retry_after_is_honoured(receiver, event, make_host):
+    receiver.fail(1, status=503, retry_after="1")
+    with make_host(handler_for(receiver.url)) as host:
+        assert host.emit(event()).ok
+    first, second = receiver.requests
+    assert second.at - first.at >= 0.9  # the host's own backoff here is a millisecond
+
+
+def test_the_error_names_url_status_and_retry_after(receiver, event):
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    receiver.fail(1, status=429, retry_after=format_datetime(when, usegmt=True))
+    handler = handler_for(receiver.url)
+    with pytest.raises(WebhookDeliveryError) as caught:
+        handler.handle_event(event(), loopai.WebhookHandlerContext())
+    error = caught.value
+    assert error.status == 429 and error.retryable
+    assert 25 <= error.retry_after <= 31
+    assert str(error).startswith(f"POST {receiver.url} answered 429 Too Many Requests; retry after ")
+    handler.close()
+
+
+def test_after_max_retries_the_report_names_the_handler_and_last_error(receiver, event, make_host):
+    receiver.fail(5, status=500, body=b"database unavailable")
+    with make_host(handler_for(receiver.url), max_retries=2) as host:
+        report = host.emit(event())
+    assert not report.delivered
+    (failure,) = report.failures
+    assert failure.plugin == "http-webhook-handler" and failure.attempts == 3
+    assert isinstance(failure.error, WebhookDeliveryError) and failure.error.status == 500
+    assert f"POST {receiver.url} answered 500 Internal Server Error: database unavailable" in failure.message
+    assert len(receiver.requests) == 3
+
+
+def test_a_client_error_is_marked_not_retryable(receiver, event):
+    receiver.fail(1, status=410)
+    handler = handler_for(receiver.url)
+    with pytest.raises(WebhookDeliveryError) as caught:
+        handler.handle_event(event(), loopai.WebhookHandlerContext())
+    assert caught.value.status == 410 and not caught.value.retryable
+    handler.close()
+
+
+def test_a_slow_receiver_times_out_and_the_retry_delivers(receiver, event, make_host):
+    receiver.slow(3.0)
+    handler = handler_for(receiver.url, timeout=0.3)
+    started = time.monotonic()
+    with make_host(handler) as host:
+        report = host.emit(event())
+    assert report.ok, report.failures
+    assert time.monotonic() - started < 2.5
+    assert [r.headers["X-Loopai-Delivery-Attempt"] for r in receiver.requests] == ["1", "2"]
+
+
+def test_a_timeout_raises_a_delivery_error(receiver, event):
+    receiver.slow(3.0)
+    handler = handler_for(receiver.url, timeout=0.2)
+    with pytest.raises(WebhookDeliveryError, match=r"timed out after 0\.2 s") as caught:
+        handler.handle_event(event(), loopai.WebhookHandlerContext())
+    assert caught.value.status is None and caught.value.retry_after is None
+    handler.close()
+
+
+def test_a_receiver_that_is_down_is_retried_then_reported(down_url, event, make_host):
+    with make_host(handler_for(down_url, timeout=2), max_retries=1) as host:
+        report = host.emit(event())
+    (failure,) = report.failures
+    assert failure.attempts == 2
+    assert isinstance(failure.error, WebhookDeliveryError)
+    assert f"POST {down_url} failed: ConnectError" in failure.message
+
+
+def test_the_event_filter(receiver, event, make_host):
+    handler = handler_for(receiver.url, events=["canary.rollback", "AccuracyThresholdBreached"])
+    with make_host(handler) as host:
+        assert host.emit(event("program.execution.failed")).delivered == []
+        assert host.emit(event("canary.rollback")).delivered == ["http-webhook-handler"]
+        assert host.emit(event("accuracy.threshold.breached")).delivered == ["http-webhook-handler"]
+    assert [r.headers["X-Loopai-Event-Type"] for r in receiver.requests] == [
+        "canary.rollback",
+        "accuracy.threshold.breached",
+    ]
+    assert HttpWebhookHandler({"url": receiver.url}).supported_events == frozenset(loopai.WebhookEventType)
+
+
+def test_one_keep_alive_client_opened_at_startup_and_closed_at_shutdown(receiver, event, make_host):
+    handler = handler_for(receiver.url)
+    with make_host(handler) as host:
+        client = handler._poster._client
+        assert client is not None
+        for _ in range(3):
+            host.emit(event())
+        assert handler._poster._client is client
+    assert handler._poster._client is None and client.is_closed
+    assert len({r.headers.get("Connection", "keep-alive") for r in receiver.requests}) == 1
+
+
+def test_dry_run_logs_instead_of_posting(receiver, event, make_host, caplog):
+    caplog.set_level(logging.INFO, logger="loopai")
+    with make_host(handler_for(receiver.url)) as host:
+        assert host.emit(event(), dry_run=True).ok
+    assert receiver.requests == []
+    assert f"[DRY-RUN] http-webhook-handler would POST" in caplog.text
+    assert receiver.url in caplog.text
+
+
+def test_without_a_url_the_handler_stays_off_until_configured(receiver, event, make_host):
+    handler = HttpWebhookHandler()
+    assert not handler.enabled
+    with make_host(handler) as host:
+        assert host.emit(event()).delivered == []
+        handler.configure({"url": receiver.url})
+        assert handler.enabled
+        assert host.emit(event()).delivered == ["http-webhook-handler"]
+    assert HttpWebhookHandler(enabled=True).enabled  # an explicit choice is kept
+
+
+@pytest.mark.parametrize(
+    ("configuration", "accepted"),
+    [
+        ({}, False),
+        ({"url": ""}, False),
+        ({"url": "ftp://example.com/x"}, False),
+        ({"url": "https://example.com/hook"}, True),
+        ({"Url": "https://example.com/hook", "Secret": WHSEC}, True),
+        ({"url": "https://example.com/hook", "secret": "whsec_not*base64!"}, False),
+    ],
+)
+def test_validate_configuration(configuration, accepted):
+    assert HttpWebhookHandler().validate_configuration(configuration) is accepted
+
+
+def test_a_bad_url_is_a_settings_error():
+    with pytest.raises(loopai.PluginSettingsError, match=r"http-webhook-handler\.url: .*http:// or https://"):
+        HttpWebhookHandler({"url": "localhost:8080"})
+
+
+def test_a_malformed_whsec_secret_disables_the_handler_at_startup(receiver, make_host):
+    bad = "whsec_this is not base64 at all!!"
+    host = make_host(HttpWebhookHandler({"url": receiver.url, "secret": bad}))
+    with host:
+        pass
+    (problem,) = host.problems
+    assert "http-webhook-handler" in problem and "not valid base64" in problem
+    assert bad not in problem and "this is not base64" not in problem
+
+
+def test_secrets_never_appear_in_output_logs_or_errors(receiver, event, tmp_path, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "loopai.toml").write_text(
+        "[plugins.webhook_handlers.http-webhook-handler]\n"
+        "factory = 'loopai_builtin:HttpWebhookHandler'\n"
+        "[plugins.webhook_handlers.http-webhook-handler.configuration]\n"
+        f"url = '{receiver.url}'\n"
+        "secret = '${LOOPAI_WEBHOOK_SECRET}'\n"
+        "timeout = 0.3\n"
+    )
+    environ = {"LOOPAI_WEBHOOK_SECRET": PLAIN}
+    config = loopai.load_config(tmp_path / "loopai.toml", environ=environ)
+    receiver.fail(1, status=400, body=f"bad signature for secret {PLAIN}".encode())  # a receiver that echoes it
+    receiver.slow(3.0)
+    receiver.fail(5, status=503)
+    with loopai.Host(config, environ=environ, retry_backoff=0.001, max_retries=3) as host:
+        report = host.emit(event())
+        dry = host.emit(event(), dry_run=True)
+        handler = host.registry.resolve(loopai.WebhookHandlerPlugin, "http-webhook-handler")
+        shown = [repr(handler), repr(handler.config), str(handler.config), str(handler.config.model_dump())]
+    assert dry.ok and not report.ok
+    verify(receiver.requests[0], PLAIN)  # the secret from the environment signs
+    out, err = capsys.readouterr()
+    (failure,) = report.failures
+    texts = [out, err, caplog.text, failure.message, str(failure.error), repr(failure.error), *host.problems, *shown]
+    texts += [json.dumps(report.to_dict(), default=str), json.dumps(loopai.redact(config.model_dump()), default=str)]
+    for text in texts:
+        assert PLAIN not in text
+
+
+def test_the_echoed_secret_is_blanked_in_the_error(receiver, event):
+    receiver.fail(1, status=400, body=f"expected secret {PLAIN}".encode())
+    handler = handler_for(receiver.url, PLAIN)
+    with pytest.raises(WebhookDeliveryError) as caught:
+        handler.handle_event(event(), loopai.WebhookHandlerContext())
+    assert PLAIN not in str(caught.value)
+    assert "expected secret **********" in str(caught.value)
+    handler.close()
+
+
+def test_credentials_in_the_url_are_not_shown(receiver, event):
+    url = receiver.url.replace("http://", "http://user:hunter2@") + "?token=abc123"
+    receiver.fail(1, status=500)
+    handler = HttpWebhookHandler({"url": url})
+    with pytest.raises(WebhookDeliveryError) as caught:
+        handler.handle_event(event(), loopai.WebhookHandlerContext())
+    message = str(caught.value)
+    assert "hunter2" not in message and "abc123" not in message
+    assert f"POST {receiver.url}?... answered 500" in message
+    handler.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: no wait
+        ("-3", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value, seconds):
+    now = datetime(2015, 10, 21, 7, 28, tzinfo=timezone.utc)
+    assert parse_retry_after(value, now=now) == seconds

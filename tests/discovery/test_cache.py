@@ -1,0 +1,158 @@
+"""The discovery cache: served when nothing changed, invalidated by installs and removals, optional."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from loopai._metadata import read_inventory
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import Site
+
+
+def _age(directory: Path) -> None:
+    """Date the directory an hour back, as if its last install was long ago.
+
+    Installing then makes its mtime change even where the clock ticks coarsely.
+    """
+    past = time.time_ns() - 3600 * 10**9
+    os.utime(directory, ns=(past, past))
+
+
+def _names(site: Site, **environ: str) -> tuple[set[str], bool]:
+    inventory = read_inventory(site.paths, environ={**site.environ, **environ})
+    return {d.name for d in inventory.plugins if d.name in site.added}, inventory.from_cache
+
+
+def test_a_second_scan_is_served_from_the_cache(site: Site) -> None:
+    site.add_good("loopai-one", "one", requires=["loopai-core>=0.1"], summary="One plugin")
+    _age(site.path)
+
+    first = read_inventory(site.paths, environ=site.environ)
+    second = read_inventory(site.paths, environ=site.environ)
+
+    assert (first.from_cache, second.from_cache) == (False, True)
+    assert second.plugins == first.plugins
+    assert second.versions == first.versions
+    [one] = [d for d in second.plugins if d.name == "loopai-one"]
+    assert (one.version, one.summary, one.requires) == ("1.0.0", "One plugin", ["loopai-core>=0.1"])
+    assert [(ep.group, ep.name) for ep in one.entry_points] == [("loopai.validators", "one")]
+    assert list(site.cache.glob("discovery-*.json"))
+
+
+def test_installing_or_removing_a_distribution_invalidates_the_cache(site: Site) -> None:
+    site.add_good("loopai-one", "one")
+    _age(site.path)
+    assert _names(site) == ({"loopai-one"}, False)
+    assert _names(site) == ({"loopai-one"}, True)
+
+    two = site.add_good("loopai-two", "two")
+    assert _names(site) == ({"loopai-one", "loopai-two"}, False)
+    _age(site.path)
+    assert _names(site) == ({"loopai-one", "loopai-two"}, False)  # aged again: a new stamp, a rescan
+    assert _names(site) == ({"loopai-one", "loopai-two"}, True)
+
+    site.remove(two)
+    assert _names(site) == ({"loopai-one"}, False)
+
+
+def test_installing_a_dependency_invalidates_the_cache(site: Site) -> None:
+    site.add_good("loopai-picky", "picky", requires=["somedep>=1"])
+    _age(site.path)
+    assert site.discover()["picky"].status == "missing-dependency"
+
+    site.add("somedep", "1.2.0")
+
+    assert site.discover()["picky"].status == "ok"
+
+
+def test_no_cache_is_read_or_written_with_loopai_no_cache(site: Site) -> None:
+    site.add_good("loopai-one", "one")
+
+    results = [_names(site, LOOPAI_NO_CACHE="1") for _ in range(2)]
+
+    assert results == [({"loopai-one"}, False)] * 2
+    assert not site.cache.exists()
+
+
+def test_an_unwritable_cache_location_only_costs_a_rescan(site: Site) -> None:
+    blocked = site.root / "not-a-directory"
+    blocked.write_text("a regular file where the cache directory should be\n", encoding="utf-8")
+    site.add_good("loopai-one", "one")
+
+    results = [_names(site, LOOPAI_CACHE_DIR=str(blocked)) for _ in range(2)]
+
+    assert results == [({"loopai-one"}, False)] * 2
+    assert blocked.read_text(encoding="utf-8").startswith("a regular file")
+
+
+def test_a_corrupt_cache_file_is_rescanned_and_replaced(site: Site) -> None:
+    site.add_good("loopai-one", "one")
+    _age(site.path)
+    read_inventory(site.paths, environ=site.environ)
+    [file] = site.cache.glob("discovery-*.json")
+
+    file.write_text("{not json", encoding="utf-8")
+
+    assert _names(site) == ({"loopai-one"}, False)
+    assert _names(site) == ({"loopai-one"}, True)
+
+
+# -- in fresh processes ----------------------------------------------------------------
+
+
+def _fresh_process_scan(site: Site) -> bool:
+    """``read_inventory(...).from_cache`` in a new interpreter, for the same paths as in this one."""
+    code = "import sys; from loopai._metadata import read_inventory; print(read_inventory(sys.argv[1:]).from_cache)"
+    env = {**os.environ, **site.environ}
+    done = subprocess.run([sys.executable, "-c", code, *site.paths], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return {"True": True, "False": False}[done.stdout.strip()]
+
+
+def test_a_scan_in_a_fresh_process_is_served_from_the_cache(site: Site) -> None:
+    site.add_good("loopai-one", "one")
+    _age(site.path)
+
+    assert read_inventory(site.paths, environ=site.environ).from_cache is False
+    assert _fresh_process_scan(site) is True
+
+    site.add_good("loopai-two", "two")
+    assert _fresh_process_scan(site) is False
+    assert _names(site) == ({"loopai-one", "loopai-two"}, True)
+
+
+def test_a_second_listing_in_a_fresh_process_reuses_the_cache_until_something_is_installed(site: Site) -> None:
+    site.add_good("loopai-one", "one")
+    _age(site.path)
+    assert set(site.cli_json()) == {"one"}
+    [file] = site.cache.glob("discovery-*.json")
+    written = file.stat()
+
+    assert set(site.cli_json()) == {"one"}
+    again = file.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)  # read, not rewritten
+
+    two = site.add_good("loopai-two", "two")
+    assert set(site.cli_json()) == {"one", "two"}
+    site.remove(two)
+    assert set(site.cli_json()) == {"one"}
+
+
+def test_the_command_line_works_when_the_cache_cannot_be_written(site: Site) -> None:
+    blocked = site.root / "not-a-directory"
+    blocked.write_text("", encoding="utf-8")
+    site.add_good("loopai-one", "one")
+
+    done = site.cli("list", "--json", env={"LOOPAI_CACHE_DIR": str(blocked)})
+
+    assert done.returncode == 0, done.stderr
+    assert [p["name"] for p in json.loads(done.stdout) if p["distribution"] == "loopai-one"] == ["one"]
+    assert done.stderr == ""
