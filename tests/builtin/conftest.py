@@ -1,8 +1,9 @@
 """Fixtures for the built-in plugins: a real HTTP receiver on 127.0.0.1, a closed port, records and events.
 
-``record``, ``event`` and ``make_host`` are factories. ``receiver`` answers 200 unless told otherwise: ``receiver.fail(2, status=503, retry_after="1")``
-makes the next two requests fail, ``receiver.slow(1.0)`` makes the next one answer late. Every
-request is recorded (headers, body, arrival time) in ``receiver.requests``.
+``record``, ``event`` and ``make_host`` are factories. ``receiver`` answers 200 unless told
+otherwise: ``receiver.fail(2, status=503, retry_after="1")`` makes the next two requests fail,
+``receiver.slow(1.0)`` makes the next one answer late. Every request is recorded (headers,
+body, arrival time) in ``receiver.requests``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import loopai
 import pytest
+
+import loopai
 
 
 @dataclass

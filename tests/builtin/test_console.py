@@ -7,8 +7,9 @@ import json
 import re
 import uuid
 
-import loopai
 import pytest
+
+import loopai
 from loopai_builtin import ConsoleWebhookHandler
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -29,7 +30,7 @@ def test_the_box_holds_type_severity_ids_and_timestamp(event, make_host):
     stream = io.StringIO()
     evt = event("program.execution.failed", severity="error", program_id=uuid.uuid4())
     with make_host(ConsoleWebhookHandler(stream=stream)) as host:
-        assert host.emit(evt).delivered == ["console-webhook-handler"]
+        assert list(host.emit(evt).delivered) == ["console-webhook-handler"]
     text = stream.getvalue()
     assert "\x1b" not in text  # a StringIO is not a terminal
     lines = text.splitlines()
@@ -57,9 +58,7 @@ def test_absent_ids_are_left_out(event):
     assert "payload:\n{}\n" in text
 
 
-@pytest.mark.parametrize(
-    ("severity", "code"), [("info", "36"), ("warning", "33"), ("error", "31"), ("critical", "35")]
-)
+@pytest.mark.parametrize(("severity", "code"), [("info", "36"), ("warning", "33"), ("error", "31"), ("critical", "35")])
 def test_colour_follows_the_severity(event, severity, code):
     handler = ConsoleWebhookHandler({"color": "always"}, stream=io.StringIO())
     evt = event(severity=severity)
@@ -114,7 +113,9 @@ def test_dry_run_line(event, make_host):
 def test_the_stream_is_a_setting(event, capsys, where):
     ConsoleWebhookHandler({"stream": where}).handle_event(event(), loopai.WebhookHandlerContext())
     out, err = capsys.readouterr()
-    assert ("+- program.execution.failed" in (out if where == "stdout" else err)) and not (err if where == "stdout" else out)
+    assert ("+- program.execution.failed" in (out if where == "stdout" else err)) and not (
+        err if where == "stdout" else out
+    )
 
 
 def test_identity():

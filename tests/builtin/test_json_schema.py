@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import loopai
 import loopai_builtin._json_schema as schema_module
-import pytest
 from loopai_builtin import JsonSchemaValidator
 
 OUTPUT_SCHEMA = {
@@ -179,6 +180,11 @@ def test_an_invalid_schema_gives_an_invalid_result_naming_the_problem(record, ma
     assert "output_schema is not a valid JSON Schema" in result.message
     assert "output_schema.properties.label.type" in result.message
     assert list(result.errors) == ["$.output_schema.properties.label.type"]
+
+
+def test_a_non_string_dollar_schema_is_a_schema_problem(record):
+    result = check(JsonSchemaValidator(), record(output=1), output_schema={"$schema": 7, "type": "integer"})
+    assert result.errors == {"$.output_schema.$schema": ["invalid schema: $schema must be a URI string, got int"]}
 
 
 def test_an_unresolvable_reference_is_named(record):

@@ -6,8 +6,9 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import loopai
 import pytest
+
+import loopai
 from loopai_builtin import PercentageSampler, TimeBasedSampler
 
 T0 = datetime(2025, 10, 27, 12, 0, tzinfo=timezone.utc)
@@ -59,16 +60,24 @@ def test_decision_metadata_carries_the_hosts_statistics(record, make_host):
     task = uuid.uuid4()
     decisions(host, [record(task_id=task) for _ in range(40)])
     before = host.statistics(task)
-    report = host.should_sample(record(task_id=task))
-    decision = report.decisions[0]
+    # A report carries the winning decision: make this one win with a rate of 1 in the context.
+    report = host.should_sample(record(task_id=task), loopai.SamplingContext(task_id=task, sampling_rate=1.0))
+    decision = report.decision
     assert decision.sampler_type == "percentage-sampler"
     meta = decision.metadata
-    assert set(meta) == {"sampling_rate", "random_value", "total_executions", "sampled_executions", "actual_sampling_rate"}
+    assert set(meta) == {
+        "sampling_rate",
+        "random_value",
+        "total_executions",
+        "sampled_executions",
+        "actual_sampling_rate",
+    }
+    assert meta["sampling_rate"] == 1.0
     assert meta["total_executions"] == before.total_executions == 40
-    assert meta["sampled_executions"] == before.sampled_executions
+    assert 0 < meta["sampled_executions"] == before.sampled_executions < 40
     assert meta["actual_sampling_rate"] == pytest.approx(before.sampled_executions / 40)
-    assert (meta["random_value"] < 0.5) is decision.should_sample
-    assert str(meta["sampling_rate"]) in decision.reason
+    assert 0 <= meta["random_value"] < 1
+    assert decision.reason == f"random value {meta['random_value']:.4f} < sampling rate 1"
 
 
 def test_actual_rate_is_zero_before_any_execution(record):
@@ -85,7 +94,9 @@ def test_a_rate_in_the_context_wins_when_above_zero(record, make_host):
 
 
 def test_a_rate_above_one_is_refused_with_the_field_named():
-    with pytest.raises(loopai.PluginSettingsError, match=r"percentage-sampler\.sampling_rate: must be <= 1 \(got 1\.5\)"):
+    with pytest.raises(
+        loopai.PluginSettingsError, match=r"percentage-sampler\.sampling_rate: must be <= 1 \(got 1\.5\)"
+    ):
         PercentageSampler({"sampling_rate": 1.5})
 
 
@@ -104,8 +115,8 @@ def test_first_execution_then_once_per_interval(record, make_host):
     assert [i for i, r in enumerate(reports) if r.should_sample] == [0, 5, 10, 15, 20]
     assert reports[0].reason == "first execution of the task"
     assert reports[0].sampler_type == "time-based-sampler"
-    assert "next sample due at" in reports[1].decisions[0].reason
-    assert reports[5].decisions[0].metadata["elapsed_seconds"] == 300
+    assert reports[5].decision.metadata["elapsed_seconds"] == 300
+    assert reports[5].reason == "300 s since the last sample (interval 300 s)"
     assert host.statistics(task).last_sample_time == T0 + timedelta(minutes=20)
 
 
@@ -120,6 +131,21 @@ def test_each_task_has_its_own_clock(record, make_host):
                 sampled[r.task_id].append(r.executed_at - T0)
     assert sampled[a] == [timedelta(minutes=m) for m in (0, 10, 20)]
     assert sampled[b] == [timedelta(minutes=m) for m in (0, 12, 24)]
+
+
+def test_a_decision_not_to_sample_says_when_the_next_is_due(record):
+    context = loopai.SamplingContext(last_sample_time=T0, total_executions=1, sampled_executions=1)
+    decision = TimeBasedSampler({"interval": "5m"}).should_sample(
+        record(executed_at=T0 + timedelta(minutes=2)), context
+    )
+    assert not decision.should_sample
+    assert decision.reason == "next sample due at 2025-10-27T12:05:00+00:00 (interval 300 s)"
+    assert decision.metadata == {
+        "interval_seconds": 300,
+        "elapsed_seconds": 120,
+        "last_sample_time": "2025-10-27T12:00:00+00:00",
+        "next_sample_at": "2025-10-27T12:05:00+00:00",
+    }
 
 
 def test_the_sampler_keeps_no_state_of_its_own(record, make_host):

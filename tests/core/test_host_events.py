@@ -86,7 +86,7 @@ def test_only_handlers_supporting_the_event_type_are_called(caller):
     assert sorted(failed.delivered) == ["everything", "single-string", "wire-name"]
     assert sorted(created.delivered) == ["csharp-name", "everything"]
     assert sorted(rollback.delivered) == ["csharp-name", "enum", "everything"]
-    assert nobody.delivered == ["everything"]
+    assert nobody.delivered == ("everything",)
     assert sorted(name for name, kind in log if kind == "task.created") == ["csharp-name", "everything"]
     assert len(log) == 3 + 2 + 3 + 1
 
@@ -101,12 +101,12 @@ def test_handlers_are_called_by_priority_then_name():
     )
     report = host.emit(event())
     assert [name for name, _ in log] == ["top", "a", "b", "low"]
-    assert report.delivered == ["top", "a", "b", "low"]
+    assert report.delivered == ("top", "a", "b", "low")
     assert report.ok and bool(report) and report.failures == ()
     log.clear()
     report = asyncio.run(host.aemit(event()))
     assert [name for name, _ in log] == ["top", "a", "b", "low"]
-    assert report.delivered == ["top", "a", "b", "low"]
+    assert report.delivered == ("top", "a", "b", "low")
 
 
 def test_disabled_handlers_are_skipped_from_the_next_call():
@@ -116,7 +116,7 @@ def test_disabled_handlers_are_skipped_from_the_next_call():
     worker = threading.Thread(target=lambda: setattr(quiet, "enabled", False))
     worker.start()
     worker.join()
-    assert host.emit(event()).delivered == ["loud"]
+    assert host.emit(event()).delivered == ("loud",)
     assert len(quiet.contexts) == 1
 
 
@@ -131,8 +131,8 @@ def test_pluggy_style_handler_modules_honour_supported_events():
     module.handle_event = handle_event
     module.supported_events = ["ValidationFailed"]
     host = make_host(module)
-    assert host.emit(event(EventType.VALIDATION_FAILED)).delivered == ["slack-notify"]
-    assert host.emit(event(EventType.TASK_CREATED)).delivered == []
+    assert host.emit(event(EventType.VALIDATION_FAILED)).delivered == ("slack-notify",)
+    assert host.emit(event(EventType.TASK_CREATED)).delivered == ()
     assert got == [EventType.VALIDATION_FAILED]
 
 
@@ -142,7 +142,7 @@ def test_a_handlers_return_value_is_ignored():
             return {"status": 500}
 
     report = make_host(Chatty()).emit(event())
-    assert report.delivered == ["chatty"] and report.ok
+    assert report.delivered == ("chatty",) and report.ok
 
 
 # -- retries ---------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_a_handler_that_fails_twice_then_succeeds_is_delivered(caller, kind):
         report = emit_with(host, caller, event())
     assert [c.retry_attempt for c in flaky.contexts] == [0, 1, 2]
     assert [c.max_retries for c in flaky.contexts] == [3, 3, 3]
-    assert report.delivered == ["flaky"]
+    assert report.delivered == ("flaky",)
     assert report.ok and report.failures == ()
 
 
@@ -168,7 +168,7 @@ def test_a_handler_that_always_fails_is_reported_and_others_are_still_delivered(
     report = emit_with(host, caller, event())
     assert len(doomed.contexts) == 3
     assert [c.retry_attempt for c in doomed.contexts] == [0, 1, 2]
-    assert report.delivered == ["fine"]
+    assert report.delivered == ("fine",)
     assert not report.ok
     (failure,) = report.failures
     assert (failure.plugin, failure.hook, failure.problem, failure.attempts) == (
@@ -226,7 +226,7 @@ class Throttled(loopai.WebhookHandlerPlugin):
 def test_backoff_honours_an_exceptions_retry_after(caller):
     handler = Throttled()
     report = emit_with(make_host(handler), caller, event())
-    assert report.delivered == ["throttled"]
+    assert report.delivered == ("throttled",)
     assert len(handler.times) == 2
     assert handler.times[1] - handler.times[0] >= 0.25
 
@@ -235,7 +235,7 @@ def test_backoff_is_short_when_the_host_asks_for_it():
     flaky = Recorder("flaky", failures=3)
     started = time.perf_counter()
     report = make_host(flaky).emit(event())
-    assert report.delivered == ["flaky"]
+    assert report.delivered == ("flaky",)
     assert time.perf_counter() - started < 0.5
 
 
@@ -259,7 +259,7 @@ def test_a_handler_that_times_out_is_retried_and_reported_as_timeout():
             report = emit_with(host, caller, event())
             assert time.perf_counter() - started < 2.0
         assert stuck.attempts == 2
-        assert report.delivered == ["fine"]
+        assert report.delivered == ("fine",)
         assert [(f.plugin, f.problem, f.attempts) for f in report.failures] == [("stuck", "timeout", 2)]
 
 
@@ -272,7 +272,7 @@ def test_aemit_runs_handlers_concurrently():
     started = time.perf_counter()
     report = asyncio.run(host.aemit(event()))
     assert time.perf_counter() - started < 0.8
-    assert report.delivered == [f"slow-{i}" for i in range(5)]
+    assert report.delivered == tuple(f"slow-{i}" for i in range(5))
 
 
 # -- dry run and settings --------------------------------------------------------------
@@ -382,7 +382,7 @@ def test_emit_report_to_dict_is_json_and_names_the_plugins():
     evt = event(EventType.CANARY_ROLLBACK, payload={"version": 3})
     report = make_host(Recorder("ok"), Recorder("down", failures=99), max_retries=1).emit(evt)
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["event_id"] == str(evt.event_id)
+    assert "event_id" not in data  # one report may stand for many events of a type
     assert data["event_type"] == "canary.rollback"
     assert data["delivered"] == ["ok"]
     assert [(f["plugin"], f["problem"], f["attempts"]) for f in data["failures"]] == [("down", "exception", 2)]

@@ -67,8 +67,8 @@ def test_the_first_sampler_that_says_yes_wins_and_later_ones_are_not_asked():
     assert report.winner == "winner"
     assert report.reason == "winner says True"
     assert report.sampler_type == "winner"  # the decision gave none: the plugin's name
-    assert [d.reason for d in report.decisions] == ["never says False", "winner says True"]
-    assert report.decision is report.decisions[-1]
+    assert report.asked == 2
+    assert report.decision is not None and report.decision.reason == "winner says True"
 
 
 def test_a_decision_keeps_its_own_sampler_type():
@@ -175,7 +175,7 @@ def test_def_and_async_def_samplers_work_from_every_caller(caller):
     assert outcomes["sync"].winner == "sync-sampler"
     assert outcomes["async"].winner == "async-sampler"
     assert not outcomes["neither"].should_sample
-    assert [d.reason for d in outcomes["neither"].decisions] == ["sync", "async"]
+    assert outcomes["neither"].asked == 2 and outcomes["neither"].reason == "no sampler selected it"
     assert all(o.failures == () for o in outcomes.values())
 
 
@@ -392,6 +392,6 @@ def test_sampling_report_to_dict_is_json_and_names_the_plugins():
     assert data["should_sample"] is True
     assert data["sampler_type"] == "chooser"
     assert data["reason"] == "chooser says True"
-    assert [d["reason"] for d in data["decisions"]] == ["chooser says True"]
+    assert data["winner"] == "chooser" and data["decision"]["reason"] == "chooser says True"
     assert [(f["plugin"], f["problem"]) for f in data["failures"]] == [("flaky-sampler", "exception")]
     assert "flaky-sampler" in data["failures"][0]["message"]

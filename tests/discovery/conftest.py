@@ -63,17 +63,21 @@ class Site:
 
     def __init__(self, root: Path, token: str) -> None:
         self.root = root
+        self.token = token
         self.path = root / "site"
         self.path.mkdir(parents=True, exist_ok=True)
         self.cache = root / "cache"
+        self.environ: dict[str, str] = {"LOOPAI_CACHE_DIR": str(self.cache)}
+        self.added: set[str] = set()
+        self.hosts: list[loopai.Host] = []
         # The command line runs here: sys.path[0] of ``python -m``, so nothing else is written here.
         self.workdir = root / "work"
         self.workdir.mkdir(exist_ok=True)
         self.marks = root / "imported.txt"
-        self.token = token
-        self.environ: dict[str, str] = {"LOOPAI_CACHE_DIR": str(self.cache)}
-        self.added: set[str] = set()
-        self.hosts: list[loopai.Host] = []
+        # Next on the path: an empty loopai-builtin, which hides the real one (the first found wins),
+        # so that what these tests see does not change with the built-ins' own state.
+        self.shadow = root / "shadow"
+        self.add("loopai-builtin", "0.0.0", directory=self.shadow, track=False)
 
     # -- building distributions ---------------------------------------------------------
 
@@ -93,12 +97,14 @@ class Site:
         summary: str = "",
         record: bool = True,
         directory: Path | None = None,
+        track: bool = True,
     ) -> Dist:
         """Install a distribution: its dist-info directory and its package (``code`` is ``__init__``).
 
         ``{module}`` in entry point values, in the names of ``files`` (extra files, relative to
         the site) and in their text is the distribution's package name; a value starting with
-        ``:`` is an attribute of that package. ``record`` makes every module note its import.
+        ``:`` is an attribute of that package. ``record`` makes every module note its import;
+        ``track`` counts the distribution among this test's own (see :meth:`mine`).
         """
         where = directory if directory is not None else self.path
         module = self.module_for(name)
@@ -134,7 +140,8 @@ class Site:
         record_lines = [f"{relative},," for relative in written]
         record_lines += [f"{info.name}/{f},," for f in ("METADATA", "entry_points.txt", "INSTALLER", "RECORD")]
         (info / "RECORD").write_text("\n".join(record_lines) + "\n", encoding="utf-8")
-        self.added.add(name)
+        if track:
+            self.added.add(name)
         importlib.invalidate_caches()
         return Dist(name, version, info, module)
 
@@ -158,7 +165,7 @@ class Site:
 
     @property
     def paths(self) -> list[str]:
-        return [str(self.path), *sys.path]
+        return [str(self.path), str(self.shadow), *sys.path]
 
     def mine(self, records: Sequence[DiscoveredPlugin]) -> list[DiscoveredPlugin]:
         """Only the records of distributions this test installed (not the real environment's)."""
@@ -207,7 +214,7 @@ class Site:
     def cli(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """``python -m loopai plugins ARGS`` with this site first on the path, run in ``workdir``."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("LOOPAI_")}
-        environ = {**base, **self.environ, "PYTHONPATH": str(self.path), **(env or {})}
+        environ = {**base, **self.environ, "PYTHONPATH": os.pathsep.join(self.paths[:2]), **(env or {})}
         return subprocess.run(
             [sys.executable, "-m", "loopai", "plugins", *args],
             env=environ,

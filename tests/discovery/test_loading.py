@@ -41,7 +41,7 @@ EVERY_OTHER = """
 import loopai
 
 class EveryOther(loopai.SamplerPlugin):
-    priority = 7000  # asked first, before any sampler of the real environment
+    priority = 7
 
     def should_sample(self, execution, context):
         return loopai.SamplingDecision(should_sample=True, sampler_type=self.name)
@@ -189,7 +189,7 @@ def test_a_plugin_instance_is_registered_as_it_is(site: Site) -> None:
     module = __import__(dist.module)
     assert plugin is module.plugin
     assert site.discover()["every-other"].status == "ok"
-    assert site.mine(host.discovered)[0].priority == 7000
+    assert site.mine(host.discovered)[0].priority == 7
     assert host.should_sample(_execution(), loopai.SamplingContext()).winner == "every-other"
 
 

@@ -9,8 +9,9 @@ import threading
 from collections.abc import Mapping
 from typing import IO, Any, Literal
 
-import loopai
 from pydantic import BaseModel
+
+import loopai
 
 __all__ = ["ConsoleWebhookHandler"]
 

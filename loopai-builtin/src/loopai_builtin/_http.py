@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-import loopai
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+import loopai
 from loopai_builtin._signing import loopai_signature, signing_key, standard_signature
 from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
 

@@ -6,11 +6,10 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any, NamedTuple
 
 import jsonschema
-import loopai
 import referencing.exceptions
 from jsonschema.protocols import Validator
 from jsonschema.validators import (
@@ -23,6 +22,8 @@ from jsonschema.validators import (
     validator_for,
 )
 from pydantic import BaseModel, Field
+
+import loopai
 
 __all__ = ["CacheInfo", "JsonSchemaValidator"]
 
@@ -77,7 +78,7 @@ def _draft(schema: dict[str, Any]) -> tuple[type[Validator], str | None]:
     return Draft202012Validator, f"$schema {declared!r} is not a draft jsonschema knows; validated as draft 2020-12"
 
 
-def _schema_location(path: Iterator[Any] | Any) -> str:
+def _schema_location(path: Iterable[Any]) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
 
 
@@ -112,16 +113,11 @@ class _SchemaCache:
         with self._lock:
             return CacheInfo(self.hits, self.misses, self.maxsize, len(self._entries))
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.hits = self.misses = 0
-
 
 def _compile(schema: dict[str, Any], format_checking: bool) -> _Compiled:
     declared = schema.get("$schema")
     if declared is not None and not isinstance(declared, str):
-        return _Compiled(None, "", ("$schema", f"$schema must be a URI string, got {type(declared).__name__}"))
+        return _Compiled(None, "", (".$schema", f"$schema must be a URI string, got {type(declared).__name__}"))
     draft, note = _draft(schema)
     name = _meta_id(draft)
     try:

@@ -7,8 +7,9 @@ import threading
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-import loopai
 from pydantic import BaseModel, Field
+
+import loopai
 
 __all__ = ["PercentageSampler"]
 

@@ -7,9 +7,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-import loopai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+import loopai
 from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
 
 if TYPE_CHECKING:

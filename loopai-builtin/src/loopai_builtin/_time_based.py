@@ -6,8 +6,9 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-import loopai
 from pydantic import BaseModel, BeforeValidator, field_validator
+
+import loopai
 
 __all__ = ["TimeBasedSampler", "parse_duration"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import threading
 from collections.abc import Iterable, Mapping
@@ -11,8 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import loopai
 from pydantic import SecretStr
+
+import loopai
 
 __all__ = [
     "Poster",
@@ -121,6 +123,46 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class _HttpxLogScrubber(logging.Filter):
+    """Shows registered URLs in their printable form in httpx's own log lines.
+
+    httpx logs every request with its full URL at INFO; a webhook URL may be a secret
+    (Slack's is) or carry credentials. Logging is process-wide, hence one filter for all.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._hidden: dict[str, tuple[str, int]] = {}  # text -> (shown instead, users)
+
+    def hide(self, text: str, shown: str) -> None:
+        with self._lock:
+            users = self._hidden.get(text, (shown, 0))[1]
+            self._hidden = {**self._hidden, text: (shown, users + 1)}
+
+    def unhide(self, text: str) -> None:
+        with self._lock:
+            hidden = dict(self._hidden)
+            shown, users = hidden.pop(text, ("", 0))
+            if users > 1:
+                hidden[text] = (shown, users - 1)
+            self._hidden = hidden
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        hidden = self._hidden  # replaced, never mutated: no lock needed to read
+        if hidden:
+            message = record.getMessage()
+            scrubbed = message
+            for text, (shown, _) in hidden.items():
+                scrubbed = scrubbed.replace(text, shown)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+        return True
+
+
+_HTTPX_LOG = _HttpxLogScrubber()
+
+
 class Poster:
     """One keep-alive ``httpx.Client`` for a handler, opened on first use and closed on shutdown."""
 
@@ -128,6 +170,20 @@ class Poster:
         self._user_agent = user_agent
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._hidden: set[str] = set()
+
+    def _hide(self, url: str, shown: str) -> None:
+        if url in self._hidden:
+            return
+        with self._lock:
+            if url in self._hidden:
+                return
+            self._hidden.add(url)
+        logger = logging.getLogger("httpx")
+        if _HTTPX_LOG not in logger.filters:
+            logger.addFilter(_HTTPX_LOG)
+        for text in {url, str(httpx.URL(url))}:
+            _HTTPX_LOG.hide(text, shown)
 
     def open(self) -> httpx.Client:
         """The client, created if needed (thread-safe)."""
@@ -145,8 +201,12 @@ class Poster:
         """Close the client and its connections; a later post opens a new one."""
         with self._lock:
             client, self._client = self._client, None
+            hidden, self._hidden = self._hidden, set()
         if client is not None:
             client.close()
+        for url in hidden:
+            for text in {url, str(httpx.URL(url))}:
+                _HTTPX_LOG.unhide(text)
 
     def post(
         self,
@@ -164,6 +224,7 @@ class Poster:
         itself) is blanked out of any text taken from httpx or the server.
         """
         hidden = [url, *secrets]
+        self._hide(url, shown)
         try:
             response = self.open().post(url, content=body, headers=dict(headers), timeout=timeout)
         except httpx.TimeoutException as exc:

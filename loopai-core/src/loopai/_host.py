@@ -43,7 +43,15 @@ from loopai._plugin import (
 )
 from loopai._registry import HOOK_OF_KIND, KINDS, PluginRegistry, RegisteredPlugin
 from loopai._selection import Selection
-from loopai._report import EmitReport, FailureKind, PluginFailure, SamplingReport, ValidationReport
+from loopai._report import (
+    EmitReport,
+    FailureKind,
+    PluginFailure,
+    SamplingReport,
+    ValidationReport,
+    _FastSamplingReport,
+    _FastValidationReport,
+)
 from loopai._snapshot import Call, Snapshot, TaskStatistics, build_snapshot, handler_context
 
 __all__ = ["Host", "TaskStatistics"]
@@ -51,7 +59,7 @@ __all__ = ["Host", "TaskStatistics"]
 log = logging.getLogger("loopai")
 
 _TRUE = {"1", "true", "yes", "on"}
-_new = object.__new__
+_SUCCESS = ExecutionStatus.SUCCESS
 
 
 class _WrongType(LoopaiError):
@@ -438,14 +446,16 @@ class Host:
         if context is None:
             context = ValidationContext(task_id=execution.task_id)
         results: list[ValidationResult] = []
-        report = _new(ValidationReport)
+        report = _FastValidationReport()
         report.results = results
         # Every validator adds exactly one result, so the one running is validators[len(results)].
-        # type(), not .__class__ or isinstance: on pydantic models those take a slow path.
+        # type(), not .__class__ or isinstance: on pydantic models those take a slow path;
+        # local names, not globals, for the per-plugin work.
+        _type, expected = type, ValidationResult
         for fn in snapshot.validator_fns:
             try:
                 result = fn(execution, context)
-                if type(result) is not ValidationResult:
+                if _type(result) is not expected:
                     result = self._checked(snapshot.validators[len(results)], result, ValidationResult, "validate")
             except Exception as exc:
                 result = self._validator_failed(report, snapshot.validators[len(results)], exc)
@@ -539,6 +549,7 @@ class Host:
         if snapshot.generation != self.registry._generation:
             snapshot = self._refresh()
         stats = self._stats.get(execution.task_id.int) or self._task(execution.task_id)
+        failed = execution.status is not _SUCCESS
         if context is None:
             context = self._sampling_context(execution, stats)
         else:
@@ -548,27 +559,35 @@ class Host:
             fields["total_executions"] = stats.total_executions
             fields["sampled_executions"] = stats.sampled_executions
             fields["last_sample_time"] = stats.last_sample_time
-        decisions: list[SamplingDecision] = []
-        report = _new(SamplingReport)
-        report.decisions = decisions
-        # Every sampler asked adds one decision or one failure, so the one running is
-        # samplers[len(decisions) + len(failures)]. type(): see validate.
+        report = _FastSamplingReport()
+        # The sampler running is samplers[asked]. type(): see validate.
+        _type, expected = type, SamplingDecision
+        asked = 0
         for fn in snapshot.sampler_fns:
             try:
                 decision = fn(execution, context)
-                if type(decision) is not SamplingDecision:
-                    call = snapshot.samplers[len(decisions) + len(report.failures)]
-                    decision = self._checked(call, decision, SamplingDecision, "should_sample")
+                if _type(decision) is not expected:
+                    decision = self._checked(snapshot.samplers[asked], decision, SamplingDecision, "should_sample")
             except Exception as exc:
-                call = snapshot.samplers[len(decisions) + len(report.failures)]
-                report.failures = [*report.failures, self._failure(call, "should_sample", exc)]
+                report.failures = [*report.failures, self._failure(snapshot.samplers[asked], "should_sample", exc)]
+                asked += 1
                 continue
-            decisions.append(decision)
+            asked += 1
             if decision.should_sample:
-                report.winner = snapshot.samplers[len(decisions) - 1 + len(report.failures)].name
+                report.decision = decision
+                report.winner = snapshot.samplers[asked - 1].name
+                report.asked = asked
                 self._record(stats, execution, True)
                 return report
-        self._record(stats, execution, False)
+        report.asked = asked
+        lock = self._stats_lock  # _record inlined for the common "not sampled" case
+        lock.acquire()
+        try:
+            stats.total_executions += 1
+            if failed:
+                stats.failed_executions += 1
+        finally:
+            lock.release()
         return report
 
     async def ashould_sample(
@@ -586,9 +605,9 @@ class Host:
             fields["total_executions"] = stats.total_executions
             fields["sampled_executions"] = stats.sampled_executions
             fields["last_sample_time"] = stats.last_sample_time
-        decisions: list[SamplingDecision] = []
-        report = SamplingReport(decisions)
+        report = SamplingReport()
         for call in snapshot.samplers:
+            report.asked += 1
             try:
                 decision = await self._acall(call, "should_sample", execution, context)
                 if not isinstance(decision, SamplingDecision):
@@ -598,8 +617,8 @@ class Host:
             except Exception as exc:
                 report.failures = [*report.failures, self._failure(call, "should_sample", exc)]
                 continue
-            decisions.append(decision)
             if decision.should_sample:
+                report.decision = decision
                 report.winner = call.name
                 self._record(stats, execution, True)
                 return report
@@ -637,44 +656,49 @@ class Host:
         snapshot = self._snapshot
         if snapshot.generation != self.registry._generation:
             snapshot = self._refresh()
-        dry = self.dry_run if dry_run is None else dry_run
         if self._outbox is not None:
-            return self._emit_durably(snapshot, event, dry)
+            return self._emit_durably(snapshot, event, self.dry_run if dry_run is None else dry_run)
+        first, dry_first, all_delivered = snapshot.routes[event.event_type]
         failures: list[PluginFailure] | None = None
-        event_type = event.event_type
-        for fn, context, position in (snapshot.dry_deliveries if dry else snapshot.deliveries).get(event_type, ()):
+        for fn, context in dry_first if (dry_run or (dry_run is None and self.dry_run)) else first:
             try:
                 fn(event, context)
             except Exception as exc:
-                failure = self._deliver(snapshot.handlers[event_type][position], event, dry, 1, exc)
-                if failure is not None:
-                    failures = [*(failures or ()), failure]
-        report = _new(EmitReport)
-        report.event = event
-        # Delivered: every handler that did not fail (names are unique per kind), in order.
-        names = snapshot.names.get(event_type, [])
+                failures = self._retry_failed(snapshot, event, (fn, context), exc, failures)
         if failures is None:
-            report.delivered = names.copy()
-        else:
-            failed = {failure.plugin for failure in failures}
-            report.delivered = [name for name in names if name not in failed]
-            report.failures = failures
-        return report
+            return all_delivered
+        failed = {failure.plugin for failure in failures}
+        return EmitReport(event.event_type, [n for n in all_delivered.delivered if n not in failed], failures)
+
+    def _retry_failed(
+        self,
+        snapshot: Snapshot,
+        event: WebhookEvent,
+        pair: tuple[Any, WebhookHandlerContext],
+        error: Exception,
+        failures: list[PluginFailure] | None,
+    ) -> list[PluginFailure] | None:
+        first, dry_first, _ = snapshot.routes[event.event_type]
+        dry = pair in dry_first and pair not in first
+        position = (dry_first if dry else first).index(pair)
+        failure = self._deliver(snapshot.handlers[event.event_type][position], event, dry, 1, error)
+        return failures if failure is None else [*(failures or ()), failure]
 
     def _emit_durably(self, snapshot: Snapshot, event: WebhookEvent, dry: bool) -> EmitReport:
         outbox = self._outbox
         assert outbox is not None
         calls = snapshot.handlers.get(event.event_type, ())
         todo = set(outbox.record(event, [call.name for call in calls], dry_run=dry))
-        report = EmitReport(event, [])
+        delivered: list[str] = []
+        failures: list[PluginFailure] = []
         for call in calls:
             if call.name in todo:
                 failure = self._deliver(call, event, dry, 0, None)
                 if failure is None:
-                    report.delivered.append(call.name)
+                    delivered.append(call.name)
                 else:
-                    report.failures = [*report.failures, failure]
-        return report
+                    failures.append(failure)
+        return EmitReport(event.event_type, delivered, failures)
 
     def _deliver(
         self, call: Call, event: WebhookEvent, dry: bool, attempt: int, error: Exception | None
@@ -705,34 +729,34 @@ class Host:
                 outbox.delivered(event_id, call.name, attempt + 1)
             return None
 
-    def redeliver(self) -> EmitReport | None:
+    def redeliver(self) -> tuple[int, list[PluginFailure]]:
         """Deliver everything the outbox holds as pending (left by a killed process, or
-        replayed); None without an outbox. Deliveries to handlers that are not loaded
-        stay pending and are named in :attr:`problems`."""
+        replayed): returns how many were delivered and the failures (now dead letters).
+        Deliveries to handlers that are not loaded stay pending and are named in
+        :attr:`problems`. Without an outbox: ``(0, [])``."""
         outbox = self._outbox
+        delivered, failures = 0, []
         if outbox is None:
-            return None
+            return delivered, failures
         snapshot = self._snapshot
         if snapshot.generation != self.registry._generation:
             snapshot = self._refresh()
-        report: EmitReport | None = None
         missing: set[str] = set()
         for event, handler, attempts, dry in outbox.pending():
-            report = report or EmitReport(event, [])
             call = snapshot.handler(event.event_type, handler)
             if call is None:
                 missing.add(handler)
                 continue
             failure = self._deliver(call, event, dry, attempts, None)
             if failure is None:
-                report.delivered.append(handler)
+                delivered += 1
             else:
-                report.failures = [*report.failures, failure]
+                failures.append(failure)
         for handler in sorted(missing):
             self._problem(
                 f"outbox {outbox.path}: deliveries to webhook handler {handler!r} stay pending: it is not loaded"
             )
-        return report
+        return delivered, failures
 
     async def aemit(self, event: WebhookEvent, *, dry_run: bool | None = None) -> EmitReport:
         """The asyncio twin of :meth:`emit`; handlers (and their retries) run concurrently."""
@@ -745,9 +769,9 @@ class Host:
             todo = set(self._outbox.record(event, [call.name for call in calls], dry_run=dry))
             calls = tuple(call for call in calls if call.name in todo)
         outcomes = await asyncio.gather(*(self._adeliver(call, event, dry) for call in calls))
-        delivered = [call.name for call, failure in zip(calls, outcomes) if failure is None]
+        delivered = [call.name for call, failure in zip(calls, outcomes, strict=True) if failure is None]
         failures = [failure for failure in outcomes if failure is not None]
-        return EmitReport(event, delivered, failures)
+        return EmitReport(event.event_type, delivered, failures)
 
     async def _adeliver(self, call: Call, event: WebhookEvent, dry: bool) -> PluginFailure | None:
         outbox, event_id = self._outbox, str(event.event_id)

@@ -71,6 +71,13 @@ def spec_signature(hook: str) -> str:
     return f"{hook}({', '.join(_SPEC_ARGS[hook])})"
 
 
+_ABSENT: Final = object()
+_IMPL_ATTR: Final = f"{PROJECT}_impl"
+"""Where ``@loopai.hookimpl`` puts its options on a function."""
+_PLAIN: Final = frozenset({str, bytes, int, float, bool, dict, list, tuple, type(None), types.ModuleType})
+"""Types of what modules commonly hold that are no routine (``inspect.isroutine`` is slower)."""
+
+
 class _Manager(pluggy.PluginManager):
     """Pluggy's manager, used only to parse and check implementations at registration.
 
@@ -79,6 +86,21 @@ class _Manager(pluggy.PluginManager):
     """
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        if type(plugin) is types.ModuleType:
+            # pluggy asks about every name of a module, and its careful lookup (which skips
+            # descriptors) is the bulk of loading a thousand plugins. What a plain module
+            # holds that is no routine (data, classes, modules) is never an implementation,
+            # for any pluggy; a plain function is one when it carries the marker, unless
+            # ModuleType itself has the name (then pluggy decides).
+            value = plugin.__dict__.get(name, _ABSENT)
+            if value is not _ABSENT:
+                if type(value) in _PLAIN or isinstance(value, type):
+                    return None
+                if type(value) is types.FunctionType and not hasattr(types.ModuleType, name):
+                    marked = getattr(value, _IMPL_ATTR, None)
+                    return marked if isinstance(marked, dict) else None  # type: ignore[return-value]
+                if not inspect.isroutine(value):
+                    return None
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and isinstance(plugin, Plugin) and name in HOOK_NAMES:
             return dict(_PLAIN_OPTS)  # type: ignore[return-value]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from loopai._models import SamplingDecision, ValidationResult, WebhookEvent
+from loopai._models import SamplingDecision, ValidationResult, WebhookEventType
 
 __all__ = ["EmitReport", "PluginFailure", "SamplingReport", "ValidationReport"]
 
@@ -107,54 +107,48 @@ class ValidationReport:
 class SamplingReport:
     """The outcome of ``Host.should_sample``: the winning decision, if any sampler said yes.
 
-    ``decisions`` are the answers of the samplers asked, in order; the last one is the
-    winner when ``should_sample`` is true, and ``winner`` is that sampler's name.
-    ``failures`` names samplers that went wrong (each counted as "no").
+    ``decision`` is the decision that selected the execution and ``winner`` the name of
+    the sampler that made it (both None when nothing was sampled); ``asked`` counts the
+    samplers asked; ``failures`` names samplers that went wrong (each counted as "no").
     """
 
-    decisions: list[SamplingDecision]
-    failures: Sequence[PluginFailure] = _NO_FAILURES
+    decision: SamplingDecision | None = None
     winner: str | None = None
+    asked: int = 0
+    failures: Sequence[PluginFailure] = _NO_FAILURES
 
     def __init__(
         self,
-        decisions: list[SamplingDecision],
-        failures: Sequence[PluginFailure] | None = None,
+        decision: SamplingDecision | None = None,
         winner: str | None = None,
+        asked: int = 0,
+        failures: Sequence[PluginFailure] | None = None,
     ) -> None:
-        self.decisions = decisions
+        if decision is not None and decision.should_sample:
+            self.decision = decision
+            self.winner = winner
+        self.asked = asked
         if failures:
             self.failures = failures
-        if winner is not None:
-            self.winner = winner
-
-    @property
-    def decision(self) -> SamplingDecision | None:
-        """The decision that selected the execution, or None when none did."""
-        if self.decisions and self.decisions[-1].should_sample:
-            return self.decisions[-1]
-        return None
 
     @property
     def should_sample(self) -> bool:
         """True when a sampler selected the execution."""
-        return bool(self.decisions) and self.decisions[-1].should_sample
+        return self.decision is not None
 
     @property
     def reason(self) -> str:
         """The winning sampler's reason, or why nothing was sampled."""
-        decision = self.decision
-        if decision is not None:
-            return decision.reason
-        return "no sampler selected it" if self.decisions or self.failures else "no sampler is enabled"
+        if self.decision is not None:
+            return self.decision.reason
+        return "no sampler selected it" if self.asked else "no sampler is enabled"
 
     @property
     def sampler_type(self) -> str:
         """The winning sampler's ``sampler_type`` (its name when it gave none), or ''."""
-        decision = self.decision
-        if decision is None:
+        if self.decision is None:
             return ""
-        return decision.sampler_type or self.winner or ""
+        return self.decision.sampler_type or self.winner or ""
 
     def __bool__(self) -> bool:
         return self.should_sample
@@ -163,12 +157,13 @@ class SamplingReport:
         return f"SamplingReport(should_sample={self.should_sample}, sampler_type={self.sampler_type!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``should_sample``, ``reason``, ``sampler_type``, ``decisions``, ``failures``."""
+        """JSON-ready form: ``should_sample``, ``reason``, ``sampler_type``, ``winner``, ``decision``, ``failures``."""
         return {
             "should_sample": self.should_sample,
             "reason": self.reason,
             "sampler_type": self.sampler_type,
-            "decisions": [d.model_dump(mode="json") for d in self.decisions],
+            "winner": self.winner,
+            "decision": self.decision.model_dump(mode="json") if self.decision is not None else None,
             "failures": [f.to_dict() for f in self.failures],
         }
 
@@ -177,22 +172,31 @@ class EmitReport:
     """The outcome of ``Host.emit``: which handlers took the event, and which gave up.
 
     ``delivered`` names the handlers that returned without raising (after retries,
-    perhaps); ``failures`` names those that failed every attempt, with the last error.
-    ``ok`` is true when no handler failed. With a durable outbox, handlers that took
-    this event id before are not called again and appear in neither list.
+    perhaps), in priority order; ``failures`` names those that failed every attempt, with
+    the last error. ``ok`` is true when no handler failed. With a durable outbox,
+    handlers that took this event id before are not called again and appear in neither.
+    Reports are immutable: the host may hand the same one out for many events.
     """
 
-    event: WebhookEvent
-    delivered: list[str]
-    failures: Sequence[PluginFailure] = _NO_FAILURES
+    __slots__ = ("delivered", "event_type", "failures")
+
+    event_type: WebhookEventType
+    delivered: tuple[str, ...]
+    failures: tuple[PluginFailure, ...]
 
     def __init__(
-        self, event: WebhookEvent, delivered: list[str], failures: Sequence[PluginFailure] | None = None
+        self,
+        event_type: WebhookEventType,
+        delivered: Sequence[str] = (),
+        failures: Sequence[PluginFailure] = (),
     ) -> None:
-        self.event = event
-        self.delivered = delivered
-        if failures:
-            self.failures = failures
+        setter = object.__setattr__
+        setter(self, "event_type", event_type)
+        setter(self, "delivered", tuple(delivered))
+        setter(self, "failures", tuple(failures))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("an EmitReport is immutable")
 
     @property
     def ok(self) -> bool:
@@ -200,16 +204,32 @@ class EmitReport:
         return not self.failures
 
     def __bool__(self) -> bool:
-        return self.ok
+        return not self.failures
 
     def __repr__(self) -> str:
-        return f"EmitReport(event_type={str(self.event.event_type)!r}, delivered={self.delivered}, failures={len(self.failures)})"
+        return (
+            f"EmitReport(event_type={self.event_type.value!r}, delivered={list(self.delivered)}, "
+            f"failures={len(self.failures)})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``event_id``, ``event_type``, ``delivered``, ``failures``."""
+        """JSON-ready form: ``event_type``, ``delivered``, ``failures``."""
         return {
-            "event_id": str(self.event.event_id),
-            "event_type": str(self.event.event_type),
+            "event_type": self.event_type.value,
             "delivered": list(self.delivered),
             "failures": [f.to_dict() for f in self.failures],
         }
+
+
+# The host's own constructors: same classes to every caller (isinstance holds), but
+# created without running ``__init__``; the host sets only what differs from the defaults.
+class _FastValidationReport(ValidationReport):
+    __init__ = object.__init__  # type: ignore[assignment]
+
+
+class _FastSamplingReport(SamplingReport):
+    __init__ = object.__init__  # type: ignore[assignment]
+
+
+for _fast in (_FastValidationReport, _FastSamplingReport):
+    _fast.__name__ = _fast.__qualname__ = _fast.__mro__[1].__name__

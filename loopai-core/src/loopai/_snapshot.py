@@ -10,10 +10,12 @@ from loopai._dispatch import Invoker, Tracer
 from loopai._models import ExecutionStatus, ReadOnlyDict, WebhookEventType, WebhookHandlerContext
 from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
 from loopai._registry import HOOK_OF_KIND, PluginRegistry, RegisteredPlugin
+from loopai._report import EmitReport
 
 __all__ = ["Call", "Snapshot", "TaskStatistics", "build_snapshot", "handler_context"]
 
-Delivery = tuple[Callable[[Any, Any], Any], WebhookHandlerContext, int]
+Delivery = tuple[Callable[[Any, Any], Any], WebhookHandlerContext]
+Route = tuple[tuple[Delivery, ...], tuple[Delivery, ...], EmitReport]
 
 
 class TaskStatistics:
@@ -65,16 +67,14 @@ class Snapshot:
     """What the host calls, rebuilt whenever the registry's generation changes.
 
     The sync loops iterate bare functions (``validator_fns``, ``sampler_fns``) and, for
-    events, ``(function, context, position)`` triples; the :class:`Call` is looked up by
-    position only when something goes wrong. That keeps them close to a hand-written loop.
+    events, ``(function, context)`` pairs per event type; the :class:`Call` is looked up
+    only when something goes wrong. That keeps them close to a hand-written loop.
     """
 
     __slots__ = (
-        "deliveries",
-        "dry_deliveries",
         "generation",
         "handlers",
-        "names",
+        "routes",
         "sampler_fns",
         "samplers",
         "validator_fns",
@@ -94,14 +94,16 @@ class Snapshot:
         self.handlers = handlers or {}
         self.validator_fns = tuple(call.fn for call in validators)
         self.sampler_fns = tuple(call.fn for call in samplers)
-        self.names = {event_type: [call.name for call in calls] for event_type, calls in self.handlers.items()}
-        self.deliveries: dict[WebhookEventType, tuple[Delivery, ...]] = {
-            event_type: tuple((call.fn, call.context, index) for index, call in enumerate(calls))  # type: ignore[misc]
-            for event_type, calls in self.handlers.items()
-        }
-        self.dry_deliveries: dict[WebhookEventType, tuple[Delivery, ...]] = {
-            event_type: tuple((call.fn, call.dry_context, index) for index, call in enumerate(calls))  # type: ignore[misc]
-            for event_type, calls in self.handlers.items()
+        # Per event type: (first-try pairs, dry-run pairs, the report when all of them succeed):
+        # one dict lookup per emit, and no report to build on the common path.
+        self.routes: dict[WebhookEventType, Route] = {
+            event_type: (
+                tuple((call.fn, call.context) for call in calls),  # type: ignore[misc]
+                tuple((call.fn, call.dry_context) for call in calls),  # type: ignore[misc]
+                EmitReport(event_type, [call.name for call in calls]),
+            )
+            for event_type in WebhookEventType
+            for calls in [self.handlers.get(event_type, ())]
         }
 
     def handler(self, event_type: WebhookEventType, name: str) -> Call | None:
