@@ -27,7 +27,9 @@ class SlowRunSampler(loopai.SamplerPlugin):
     class Config(BaseModel):
         threshold_ms: float = Field(40.0, gt=0)
 
-    def should_sample(self, execution: loopai.ExecutionRecord, context: loopai.SamplingContext) -> loopai.SamplingDecision:
+    def should_sample(
+        self, execution: loopai.ExecutionRecord, context: loopai.SamplingContext
+    ) -> loopai.SamplingDecision:
         latency = execution.latency_ms or 0.0
         slow = latency > self.config.threshold_ms
         return loopai.SamplingDecision(should_sample=slow, reason=f"latency {latency:.0f} ms")
@@ -71,7 +73,7 @@ def main() -> None:
             why = "; ".join(r.message for r in report.results if not r.is_valid) or sample.reason
             print(
                 f"{i:>2}  {execution.status.value:<8} {execution.latency_ms or 0:>6.0f}ms  "
-                f"{str(report.is_valid):<6} {str(sample.should_sample):<8} {why}"
+                f"{report.is_valid!s:<6} {sample.should_sample!s:<8} {why}"
             )
         stats = host.statistics(uuid.UUID(int=1))
         print(f"task statistics: {stats.total_executions} runs, {stats.sampled_executions} sampled")

@@ -7,10 +7,11 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import loopai
 import pytest
-from loopai import ConfigError, SamplerPlugin, SamplingDecision, ValidationResult, ValidatorPlugin
 from pydantic import BaseModel, Field, SecretStr
+
+import loopai
+from loopai import ConfigError, SamplerPlugin, SamplingDecision, ValidationResult, ValidatorPlugin
 
 SEED_JSON = {
     "Loopai": {

@@ -10,9 +10,10 @@ import types
 import uuid
 from typing import Any
 
-import loopai
 import pydantic
 import pytest
+
+import loopai
 
 EventType = loopai.WebhookEventType
 

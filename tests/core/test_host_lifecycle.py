@@ -9,8 +9,9 @@ import types
 import uuid
 from typing import Any
 
-import loopai
 import pytest
+
+import loopai
 
 TRACE_LINE = re.compile(r"^loopai trace: (?P<hook>\w+) (?P<plugin>\S+) (?P<ms>\d+\.\d+) ms\b")
 

@@ -11,8 +11,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import loopai
 import pytest
+
+import loopai
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 

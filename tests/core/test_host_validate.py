@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import loopai
 import pytest
+
+import loopai
 
 
 def record(**fields: Any) -> loopai.ExecutionRecord:

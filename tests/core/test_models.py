@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import loopai
 import pydantic
 import pytest
+
+import loopai
 from loopai import (
     EventSeverity,
     ExecutionRecord,

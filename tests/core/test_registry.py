@@ -9,8 +9,9 @@ import types
 import uuid
 from collections.abc import Iterator
 
-import loopai
 import pytest
+
+import loopai
 from loopai import (
     DuplicatePluginError,
     ExecutionRecord,

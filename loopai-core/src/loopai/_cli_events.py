@@ -57,7 +57,7 @@ def _when(seconds: float) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from loopai._outbox import Outbox
+    from loopai._outbox import DeliveryStatus, Outbox
 
     path = _outbox_path(args)
     if path != ":memory:" and not os.path.exists(path):
@@ -67,7 +67,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     outbox = Outbox(path)
     try:
-        status = "dead" if args.dead else "pending" if args.pending else None
+        status: DeliveryStatus | None = "dead" if args.dead else "pending" if args.pending else None
         records = outbox.deliveries(status)
         counts = outbox.counts()
     finally:
@@ -78,7 +78,8 @@ def _list(args: argparse.Namespace) -> int:
     for r in records:
         error = f"  last error: {r.last_error}" if r.last_error else ""
         print(
-            f"{_when(r.emitted_at)}  {r.event_id}  {r.event_type:<30} {r.handler:<24} {r.status:<9} x{r.attempts}{error}"
+            f"{_when(r.emitted_at)}  {r.event_id}  {r.event_type:<30} {r.handler:<24} "
+            f"{r.status:<9} x{r.attempts}{error}"
         )
     print(
         f"{path}: {counts['delivered']} delivered, {counts['dead']} dead, {counts['pending']} pending", file=sys.stderr

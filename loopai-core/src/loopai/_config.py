@@ -366,7 +366,7 @@ def _resolve_env(value: Any, environ: Mapping[str, str], label: str, path: tuple
 
 def _config_problems(exc: ValidationError, label: str, names: dict[str, list[str]]) -> list[str]:
     problems = []
-    for line, error in zip(describe_validation_error(exc), exc.errors(include_url=False)):
+    for line, error in zip(describe_validation_error(exc), exc.errors(include_url=False), strict=True):
         loc = tuple(error["loc"])
         message = line.split(": ", 1)[1]
         if len(loc) >= 3 and loc[0] == "plugins" and isinstance(loc[2], int):

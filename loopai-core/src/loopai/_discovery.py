@@ -300,7 +300,7 @@ def load_discovered(
         settings = entry.configuration if entry is not None else {}
         try:
             target = _import(record.value)
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - isolation; a module may sys.exit() at import
+        except (Exception, SystemExit) as exc:
             record.fail(
                 "failed",
                 f"importing {record.value} failed: {_describe(exc)}; reinstall or upgrade {record.distribution}",
@@ -315,7 +315,7 @@ def load_discovered(
         except LoopaiError as exc:  # the plugin itself is wrong: only its maintainers can fix it
             record.fail("failed", f"{exc}; {_remedy(record)}")
             continue
-        except Exception as exc:  # noqa: BLE001 - isolation: a plugin's constructor may raise anything
+        except Exception as exc:
             record.fail("failed", f"constructing {record.value} failed: {_describe(exc)}; {_remedy(record)}")
             continue
         registered = registry.resolve(kind, record.name)

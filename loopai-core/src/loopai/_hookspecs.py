@@ -96,7 +96,7 @@ class HookSpecs:
         raise NotImplementedError
 
     @hookspec
-    def handle_event(self, event: WebhookEvent, context: WebhookHandlerContext) -> None | Awaitable[None]:
+    def handle_event(self, event: WebhookEvent, context: WebhookHandlerContext) -> Awaitable[None] | None:
         """Deliver ``event`` somewhere (a console, Slack, an HTTP endpoint...).
 
         :param event: the event; only types in the handler's ``supported_events`` arrive.
@@ -121,7 +121,7 @@ class HookSpecs:
         raise NotImplementedError
 
     @hookspec
-    def startup(self, host: Host) -> None | Awaitable[None]:
+    def startup(self, host: Host) -> Awaitable[None] | None:
         """Called once when ``host`` starts (``with Host(...)`` or ``host.start()``).
 
         Open connections or warm caches here rather than at import time. Order: by
@@ -137,7 +137,7 @@ class HookSpecs:
         raise NotImplementedError
 
     @hookspec
-    def shutdown(self, host: Host) -> None | Awaitable[None]:
+    def shutdown(self, host: Host) -> Awaitable[None] | None:
         """Called once when ``host`` closes, in reverse priority order; close resources here.
 
         Errors are reported in ``host.problems`` and never stop other plugins' shutdown.

@@ -13,12 +13,10 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from datetime import datetime
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._config import LoopaiConfig, PluginConfiguration
-from loopai._outbox import Outbox, default_outbox_path
 from loopai._discovery import DiscoveredPlugin, discover, load_discovered
 from loopai._dispatch import HookTimeout, Invoker, Tracer
 from loopai._errors import LoopaiError, PluginError, StartupError
@@ -30,9 +28,9 @@ from loopai._models import (
     ValidationContext,
     ValidationResult,
     WebhookEvent,
-    WebhookEventType,
     WebhookHandlerContext,
 )
+from loopai._outbox import Outbox, default_outbox_path
 from loopai._plugin import (
     Plugin,
     SamplerPlugin,
@@ -41,8 +39,7 @@ from loopai._plugin import (
     kind_label,
     validate_settings,
 )
-from loopai._registry import HOOK_OF_KIND, KINDS, PluginRegistry, RegisteredPlugin
-from loopai._selection import Selection
+from loopai._registry import KINDS, PluginRegistry, RegisteredPlugin
 from loopai._report import (
     EmitReport,
     FailureKind,
@@ -52,6 +49,7 @@ from loopai._report import (
     _FastSamplingReport,
     _FastValidationReport,
 )
+from loopai._selection import Selection
 from loopai._snapshot import Call, Snapshot, TaskStatistics, build_snapshot, handler_context
 
 __all__ = ["Host", "TaskStatistics"]
@@ -247,10 +245,10 @@ class Host:
                 )
             return
         plugin = registered.plugin
-        if "configuration" in given and not entry.factory and found is None:
-            if not self._try(lambda: plugin.configure(entry.configuration, where=where), where):
-                self.registry.unregister(kind, entry.name)
-                return
+        configure_now = "configuration" in given and not entry.factory and found is None
+        if configure_now and not self._try(lambda: plugin.configure(entry.configuration, where=where), where):
+            self.registry.unregister(kind, entry.name)
+            return
         if isinstance(plugin, WebhookHandlerPlugin) and not plugin.validate_configuration(entry.configuration):
             self._problem(f"{where}: webhook handler {entry.name!r} refused its configuration; check its settings")
             self.registry.unregister(kind, entry.name)
@@ -446,7 +444,7 @@ class Host:
         if context is None:
             context = ValidationContext(task_id=execution.task_id)
         results: list[ValidationResult] = []
-        report = _FastValidationReport()
+        report: ValidationReport = _FastValidationReport()
         report.results = results
         # Every validator adds exactly one result, so the one running is validators[len(results)].
         # type(), not .__class__ or isinstance: on pydantic models those take a slow path;
@@ -559,27 +557,29 @@ class Host:
             fields["total_executions"] = stats.total_executions
             fields["sampled_executions"] = stats.sampled_executions
             fields["last_sample_time"] = stats.last_sample_time
-        report = _FastSamplingReport()
-        # The sampler running is samplers[asked]. type(): see validate.
+        report: SamplingReport = _FastSamplingReport()
+        # type(): see validate. The sampler's position is looked up only when needed.
         _type, expected = type, SamplingDecision
-        asked = 0
-        for fn in snapshot.sampler_fns:
+        fns = snapshot.sampler_fns
+        for fn in fns:
             try:
                 decision = fn(execution, context)
                 if _type(decision) is not expected:
-                    decision = self._checked(snapshot.samplers[asked], decision, SamplingDecision, "should_sample")
+                    decision = self._checked(
+                        snapshot.samplers[_at(fns, fn)], decision, SamplingDecision, "should_sample"
+                    )
             except Exception as exc:
-                report.failures = [*report.failures, self._failure(snapshot.samplers[asked], "should_sample", exc)]
-                asked += 1
+                call = snapshot.samplers[_at(fns, fn)]
+                report.failures = [*report.failures, self._failure(call, "should_sample", exc)]
                 continue
-            asked += 1
             if decision.should_sample:
+                position = _at(fns, fn)
                 report.decision = decision
-                report.winner = snapshot.samplers[asked - 1].name
-                report.asked = asked
+                report.winner = snapshot.samplers[position].name
+                report.asked = position + 1
                 self._record(stats, execution, True)
                 return report
-        report.asked = asked
+        report.asked = len(fns)
         lock = self._stats_lock  # _record inlined for the common "not sampled" case
         lock.acquire()
         try:
@@ -735,7 +735,7 @@ class Host:
         Deliveries to handlers that are not loaded stay pending and are named in
         :attr:`problems`. Without an outbox: ``(0, [])``."""
         outbox = self._outbox
-        delivered, failures = 0, []
+        delivered, failures = 0, list[PluginFailure]()
         if outbox is None:
             return delivered, failures
         snapshot = self._snapshot
@@ -809,6 +809,12 @@ def outbox_location(config: LoopaiConfig, environ: Mapping[str, str], *, default
     if named is not None:
         return Path(named)
     return default_outbox_path(environ) if default else None
+
+
+def _at(functions: tuple[Any, ...], function: Any) -> int:
+    """The position of ``function`` in ``functions``, by identity (bound methods of one
+    plugin registered twice compare equal)."""
+    return next(i for i, candidate in enumerate(functions) if candidate is function)
 
 
 def _name_of(plugin: object) -> str:

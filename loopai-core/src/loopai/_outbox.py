@@ -182,10 +182,11 @@ class Outbox:
     ) -> list[DeliveryRecord]:
         """Delivery records, oldest first, optionally of one status and/or some events."""
         sql = (
-            "SELECT d.event_id, e.event_type, d.handler, d.status, d.attempts, d.last_error, e.emitted_at, d.updated_at "
-            "FROM deliveries d JOIN events e USING (event_id)"
+            "SELECT d.event_id, e.event_type, d.handler, d.status, d.attempts, d.last_error, e.emitted_at, "
+            "d.updated_at FROM deliveries d JOIN events e USING (event_id)"
         )
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[Any] = []
         if status is not None:
             clauses.append("d.status = ?")
             args.append(status)

@@ -57,7 +57,7 @@ def _strict_model(model: type[BaseModel]) -> type[BaseModel]:
     if model.model_config.get("extra") == "forbid":
         strict = model
     else:
-        config = ConfigDict(**{**model.model_config, "extra": "forbid"})  # type: ignore[typeddict-item]
+        config = ConfigDict(**{**model.model_config, "extra": "forbid"})
         strict = type(model.__name__, (model,), {"model_config": config, "__module__": model.__module__})
     type.__setattr__(model, "__loopai_strict__", strict)
     return strict
@@ -198,11 +198,11 @@ class Plugin(abc.ABC):
 
     # -- lifecycle (optional) -----------------------------------------------------------
 
-    def startup(self, host: Host) -> None | Awaitable[None]:
+    def startup(self, host: Host) -> Awaitable[None] | None:
         """Called once when a host starts; override to open resources."""
         return None
 
-    def shutdown(self, host: Host) -> None | Awaitable[None]:
+    def shutdown(self, host: Host) -> Awaitable[None] | None:
         """Called once when a host closes; override to release resources."""
         return None
 
@@ -242,7 +242,7 @@ class WebhookHandlerPlugin(Plugin):
     max_retries: int | None = None
 
     @abc.abstractmethod
-    def handle_event(self, event: WebhookEvent, context: WebhookHandlerContext) -> None | Awaitable[None]:
+    def handle_event(self, event: WebhookEvent, context: WebhookHandlerContext) -> Awaitable[None] | None:
         """See :meth:`loopai.HookSpecs.handle_event` for the contract."""
 
     def validate_configuration(self, configuration: Mapping[str, Any]) -> bool:

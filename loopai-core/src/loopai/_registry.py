@@ -136,10 +136,10 @@ def _adapt(impl: pluggy.HookImpl, spec_args: tuple[str, ...]) -> Callable[..., A
     index = tuple(spec_args.index(a) for a in wanted)
     if index == tuple(range(len(index))):
         return lambda *args: function(*args[: len(index)])
-    return lambda *args: function(**{a: args[i] for a, i in zip(wanted, index)})
+    return lambda *args: function(**{a: args[i] for a, i in zip(wanted, index, strict=True)})
 
 
-def _attr(obj: object, attr: str, expected: type, default: Any) -> Any:
+def _attr(obj: object, attr: str, expected: type | tuple[type, ...], default: Any) -> Any:
     value = getattr(obj, attr, default)
     return value if isinstance(value, expected) and not isinstance(value, property) else default
 
@@ -175,7 +175,7 @@ class _Adapter(Plugin):
         if kind_of_adapter(self) is WebhookHandlerPlugin:
             events = getattr(wraps, "supported_events", None)
             if events is not None:
-                self.supported_events = events  # type: ignore[attr-defined]
+                self.supported_events = events
 
 
 def kind_of_adapter(plugin: Plugin) -> type[Plugin] | None:
@@ -320,7 +320,7 @@ class PluginRegistry:
         for kind in kinds:
             hook = HOOK_OF_KIND[kind]
             call = _adapt(impls[hook], _SPEC_ARGS[hook])
-            face = plugin if isinstance(plugin, Plugin) else _ADAPTERS[kind](plugin, label, call)
+            face = plugin if isinstance(plugin, Plugin) else _ADAPTERS[kind](plugin, label, call)  # type: ignore[call-arg, arg-type]
             entries.append(
                 RegisteredPlugin(
                     kind=kind,

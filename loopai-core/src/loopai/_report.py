@@ -224,11 +224,11 @@ class EmitReport:
 # The host's own constructors: same classes to every caller (isinstance holds), but
 # created without running ``__init__``; the host sets only what differs from the defaults.
 class _FastValidationReport(ValidationReport):
-    __init__ = object.__init__  # type: ignore[assignment]
+    __init__ = object.__init__
 
 
 class _FastSamplingReport(SamplingReport):
-    __init__ = object.__init__  # type: ignore[assignment]
+    __init__ = object.__init__
 
 
 for _fast in (_FastValidationReport, _FastSamplingReport):
