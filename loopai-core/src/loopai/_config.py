@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt, ValidationError
 
-from loopai._errors import ConfigError, describe_validation_error
+from loopai._errors import SECRET_KEY, ConfigError, describe_validation_error
 from loopai._plugin import Plugin, _snake
 from loopai._registry import kind_from
 
@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 KIND_KEYS = ("validators", "samplers", "webhook_handlers")
-_SECRET_KEY = re.compile(r"secret|token|passw|api_?key|private|credential|auth|signing|webhook_?url", re.I)
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 REDACTED = "**********"
 
@@ -387,7 +386,7 @@ def redact(value: Any, *, key: str = "") -> Any:
 
     if isinstance(value, (SecretStr, SecretBytes)):
         return REDACTED
-    if key and _SECRET_KEY.search(key) and isinstance(value, (str, bytes)) and value:
+    if key and SECRET_KEY.search(key) and isinstance(value, (str, bytes)) and value:
         return REDACTED
     if isinstance(value, BaseModel):
         value = {name: getattr(value, name) for name in type(value).model_fields}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from loopai._config import LoopaiConfig
@@ -120,32 +123,32 @@ def _check(
             memo[line] = check
         return check
     try:
-        requirement = Requirement(line)
+        name, extras_set, specifier, marker = _parse(line)
     except InvalidRequirement as exc:
         return RequirementCheck(
             line, False, None, f"{dist.name} {dist.version} declares an invalid requirement {line!r}: {exc}"
         )
     try:
-        if requirement.marker is not None and not requirement.marker.evaluate(env):
+        if marker is not None and not marker.evaluate(env):
             return None  # for another platform, Python or extra
     except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
         return None
-    key = canonical(requirement.name)
-    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-    wanted = f"{requirement.name}{extras}{requirement.specifier}"
+    key = canonical(name)
+    extras = f"[{','.join(sorted(extras_set))}]" if extras_set else ""
+    wanted = f"{name}{extras}{specifier}"
     installed = versions.get(key)
     owner = f"{dist.name} {dist.version}"
     if installed is None:
         message = f"{owner} requires {wanted}, which is not installed; install it: pip install '{wanted}'"
         return RequirementCheck(wanted, False, None, message, key)
     try:
-        fits = requirement.specifier.contains(Version(installed), prereleases=True)
+        fits = specifier.contains(Version(installed), prereleases=True)
     except InvalidVersion:
-        fits = requirement.specifier.contains(installed, prereleases=True)
+        fits = specifier.contains(installed, prereleases=True)
     if fits:
         return RequirementCheck(wanted, True, installed, f"{wanted}: {installed} is installed", key)
     if key == CORE:
-        if _needs_newer(requirement, installed):
+        if _needs_newer(specifier, installed):
             fix = f"upgrade loopai-core: pip install -U '{wanted}'"
         else:
             fix = f"upgrade it: pip install -U {dist.name}"
@@ -155,11 +158,47 @@ def _check(
     return RequirementCheck(wanted, False, installed, message, key)
 
 
-def _needs_newer(requirement: Requirement, installed: str) -> bool:
-    """Whether the installed version is below what ``requirement`` asks for (else: above)."""
+# ``name``, ``name>=1.2``, ``name<2,>=1.2; marker``: what most Requires-Dist lines look like,
+# and all of it valid PEP 508 whenever the specifiers and the marker parse. Parsing these
+# from their parts, with each distinct specifier set and marker parsed once per process, is
+# several times cheaper than packaging's Requirement, with the same result. Anything else
+# (extras, URLs, spaces, parentheses, pre-releases, wildcards) goes to Requirement.
+_VERSION_CLAUSE = r"(?:~=|==|!=|<=|>=|<|>)[0-9]+(?:\.[0-9]+)*"
+_SIMPLE_REQUIREMENT = re.compile(
+    rf"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+    rf"(?P<specifier>{_VERSION_CLAUSE}(?:,{_VERSION_CLAUSE})*)?"
+    rf"(?:; (?P<marker>[^;]*[^;\s]))?"
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _specifier_set(text: str) -> SpecifierSet:
+    return SpecifierSet(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _marker(text: str) -> Marker:
+    return Marker(text)
+
+
+def _parse(line: str) -> tuple[str, set[str], SpecifierSet, Marker | None]:
+    """Name, extras, specifier and marker of a requirement line; raises InvalidRequirement."""
+    simple = _SIMPLE_REQUIREMENT.fullmatch(line)
+    if simple is not None:
+        try:
+            marker = _marker(simple["marker"]) if simple["marker"] is not None else None
+            return simple["name"], set(), _specifier_set(simple["specifier"] or ""), marker
+        except (InvalidSpecifier, InvalidMarker):
+            pass  # packaging says what is wrong with it
+    requirement = Requirement(line)
+    return requirement.name, requirement.extras, requirement.specifier, requirement.marker
+
+
+def _needs_newer(specifier: SpecifierSet, installed: str) -> bool:
+    """Whether the installed version is below what ``specifier`` asks for (else: above)."""
     try:
         have = Version(installed)
-        for spec in requirement.specifier:
+        for spec in specifier:
             if spec.operator in (">", ">=", "==", "~=", "===") and have < Version(spec.version.rstrip(".*")):
                 return True
     except InvalidVersion:

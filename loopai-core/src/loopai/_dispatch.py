@@ -97,15 +97,26 @@ class Invoker:
         return result
 
     async def call_async(
-        self, function: Callable[..., Any], args: tuple[Any, ...], timeout: float | None, is_async: bool
+        self,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float | None,
+        is_async: bool,
+        offload: bool = False,
     ) -> Any:
-        """Call ``function(*args)`` from async code without blocking the loop on timed calls."""
+        """Call ``function(*args)`` from async code without blocking the loop on timed calls.
+
+        ``offload`` runs a sync function in a worker thread even without a timeout (for
+        handlers, which do I/O: they must not block the loop or each other).
+        """
         try:
             if is_async:
                 coroutine = function(*args)
                 return await (asyncio.wait_for(coroutine, timeout) if timeout is not None else coroutine)
             if timeout is not None:
                 result = await asyncio.wait_for(asyncio.wrap_future(_in_daemon_thread(function, *args)), timeout)
+            elif offload:
+                result = await asyncio.to_thread(function, *args)
             else:
                 result = function(*args)
             if inspect.isawaitable(result):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
+
+SECRET_KEY: Final = re.compile(r"secret|token|passw|api_?key|private|credential|auth|signing|webhook_?url", re.I)
+"""Setting names whose values are never echoed in messages and are redacted when shown."""
 
 __all__ = [
     "ConfigError",
@@ -121,7 +125,8 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> list[
         template = _TEMPLATES.get(item["type"])
         ctx = {key: _bound(value) for key, value in (item.get("ctx") or {}).items()}
         message = template.format(**ctx) if template else item["msg"][:1].lower() + item["msg"][1:]
-        if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
+        secret = any(isinstance(part, str) and SECRET_KEY.search(part) for part in item["loc"])
+        if item["type"] not in ("missing", "extra_forbidden") and "input" in item and not secret:
             message += f" (got {_shown(item['input'])})"
         lines.append(f"{where}: {message}")
     return lines

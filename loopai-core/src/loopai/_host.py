@@ -139,6 +139,7 @@ class Host:
         self._state_lock = threading.Lock()
         self._started = False
         self._closed = False
+        self._running: list[RegisteredPlugin] = []
         self._snapshot = Snapshot(-1)
         self._outbox, self._owns_outbox = self._open_outbox(outbox, environ)
 
@@ -298,7 +299,7 @@ class Host:
             self._started = True
             # What close() shuts down: the plugins enabled now, even if disabled later;
             # not those registered after start, nor those whose startup failed.
-            self._running: list[RegisteredPlugin] = [e for e in self.registry if e.plugin.enabled]
+            self._running = [e for e in self.registry if e.plugin.enabled]
         failed: set[int] = set()
         for entry in self._lifecycle_entries("startup"):
             try:
@@ -317,6 +318,23 @@ class Host:
         self._raise_if_strict()
         self.redeliver()  # what a killed process left in the outbox
         return self
+
+    def _start_late(self) -> None:
+        """Start plugins enabled or registered after :meth:`start` (they get shutdown too)."""
+        with self._state_lock:
+            running = {id(e.startup) for e in self._running} | {id(e) for e in self._running}
+            late = [e for e in self.registry if e.plugin.enabled and id(e) not in running]
+            self._running.extend(late)
+        started: set[int] = set()
+        for entry in late:
+            if entry.startup is None or id(entry.startup) in started or id(entry.startup) in running:
+                continue
+            started.add(id(entry.startup))
+            try:
+                self._lifecycle_call("startup", entry)
+            except Exception as exc:
+                self._problem(f"plugin {entry.name!r} failed to start and was disabled: {_describe(exc)}")
+                entry.plugin.enabled = False
 
     def close(self) -> None:
         """Run every started plugin's ``shutdown`` hook once, in reverse priority order."""
@@ -376,6 +394,8 @@ class Host:
     # -- the plugin set as dispatch sees it ------------------------------------------
 
     def _refresh(self) -> Snapshot:
+        if self._started and not self._closed:
+            self._start_late()
         snapshot = build_snapshot(self.registry, self._invoker, self._tracer, self.default_timeout, self.max_retries)
         self._snapshot = snapshot
         return snapshot
@@ -413,7 +433,9 @@ class Host:
         entry = call.entry
         started = time.perf_counter()
         try:
-            result = await self._invoker.call_async(entry.call, (first, second), call.timeout, entry.is_async)
+            result = await self._invoker.call_async(
+                entry.call, (first, second), call.timeout, entry.is_async, offload=hook == "handle_event"
+            )
         except BaseException as exc:
             if self._tracer is not None:
                 self._tracer.line(hook, call.name, started, f"raised {type(exc).__name__}: {exc}")
@@ -708,7 +730,7 @@ class Host:
         outbox, event_id = self._outbox, str(event.event_id)
         while True:
             if error is not None:
-                if attempt > call.max_retries:
+                if attempt > call.max_retries or getattr(error, "retryable", True) is False:
                     failure = self._failure(call, "handle_event", error, attempt)
                     if outbox is not None:
                         outbox.dead(event_id, call.name, attempt, failure.message)
@@ -784,7 +806,7 @@ class Host:
                 await self._acall(call, "handle_event", event, context)
             except Exception as exc:
                 attempt += 1
-                if attempt > call.max_retries:
+                if attempt > call.max_retries or getattr(exc, "retryable", True) is False:
                     failure = self._failure(call, "handle_event", exc, attempt)
                     if outbox is not None:
                         outbox.dead(event_id, call.name, attempt, failure.message)
