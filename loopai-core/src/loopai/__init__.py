@@ -27,6 +27,7 @@ from loopai._errors import (
 )
 from loopai._hookspecs import HookSpecs, hookimpl, hookspec
 from loopai._host import Host, TaskStatistics
+from loopai._meter import PluginUsage
 from loopai._models import (
     EventSeverity,
     ExecutionRecord,
@@ -71,6 +72,7 @@ __all__ = [
     "PluginRegistry",
     "PluginSettingsError",
     "PluginSignatureError",
+    "PluginUsage",
     "PluginsConfiguration",
     "RegisteredPlugin",
     "SamplerPlugin",

@@ -112,13 +112,15 @@ def _check(
     versions: Mapping[str, str],
     env: dict[str, str],
     memo: dict[str, RequirementCheck | None] | None = None,
+    applies: dict[str, bool] | None = None,
 ) -> RequirementCheck | None:
     if memo is not None:
         # Many plugins declare the same lines; within one discovery the versions and the
-        # environment are fixed, so a line that passes (or does not apply) does so for all.
+        # environment are fixed, so a line that passes (or does not apply) does so for all,
+        # and so does a marker (``applies``: its text -> whether it holds here).
         if line in memo:
             return memo[line]
-        check = _check(dist, line, versions, env)
+        check = _check(dist, line, versions, env, applies={} if applies is None else applies)
         if check is None or check.ok:  # failures name their distribution: not shared
             memo[line] = check
         return check
@@ -128,11 +130,18 @@ def _check(
         return RequirementCheck(
             line, False, None, f"{dist.name} {dist.version} declares an invalid requirement {line!r}: {exc}"
         )
-    try:
-        if marker is not None and not marker.evaluate(env):
+    if marker is not None:
+        text = str(marker)
+        holds = applies.get(text) if applies is not None else None
+        if holds is None:
+            try:
+                holds = bool(marker.evaluate(env))
+            except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+                holds = False
+            if applies is not None:
+                applies[text] = holds
+        if not holds:
             return None  # for another platform, Python or extra
-    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-        return None
     key = canonical(name)
     extras = f"[{','.join(sorted(extras_set))}]" if extras_set else ""
     wanted = f"{name}{extras}{specifier}"
@@ -142,7 +151,7 @@ def _check(
         message = f"{owner} requires {wanted}, which is not installed; install it: pip install '{wanted}'"
         return RequirementCheck(wanted, False, None, message, key)
     try:
-        fits = specifier.contains(Version(installed), prereleases=True)
+        fits = specifier.contains(_version(installed), prereleases=True)
     except InvalidVersion:
         fits = specifier.contains(installed, prereleases=True)
     if fits:
@@ -179,6 +188,11 @@ def _specifier_set(text: str) -> SpecifierSet:
 @functools.lru_cache(maxsize=256)
 def _marker(text: str) -> Marker:
     return Marker(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _version(text: str) -> Version:
+    return Version(text)  # an InvalidVersion is raised, and not cached, each time
 
 
 def _parse(line: str) -> tuple[str, set[str], SpecifierSet, Marker | None]:
@@ -234,6 +248,7 @@ def discover(
         versions[CORE] = __version__
     env = _environment()
     memo: dict[str, RequirementCheck | None] = {}
+    applies: dict[str, bool] = {}
     # Once per discovery, not per plugin: the configured entries by kind and name (the first
     # of a name wins, as in PluginsConfiguration.find) and the failing checks of a distribution.
     configured: dict[str, dict[str, Any]] = {}
@@ -249,7 +264,9 @@ def discover(
         if known is not None:
             checks, failing = list(known), []
         else:
-            checks = [c for c in (_check(dist, line, versions, env, memo) for line in requires) if c is not None]
+            checks = [
+                c for c in (_check(dist, line, versions, env, memo, applies) for line in requires) if c is not None
+            ]
             failing = [c for c in checks if not c.ok]
             if not failing:
                 passed[requires] = checks

@@ -20,6 +20,7 @@ from loopai._config import LoopaiConfig, PluginConfiguration
 from loopai._discovery import DiscoveredPlugin, discover, load_discovered
 from loopai._dispatch import HookTimeout, Invoker, Tracer
 from loopai._errors import LoopaiError, PluginError, StartupError
+from loopai._meter import Meter, PluginUsage
 from loopai._models import (
     ExecutionRecord,
     ExecutionStatus,
@@ -113,6 +114,7 @@ class Host:
         selection: Selection | None = None,
         paths: Sequence[str] | None = None,
         outbox: Outbox | str | os.PathLike[str] | bool | None = None,
+        meter: bool = False,
     ) -> None:
         environ = os.environ if environ is None else environ
         self.config = config if config is not None else LoopaiConfig()
@@ -133,6 +135,7 @@ class Host:
         self.retry_max_backoff = dispatch.retry_max_backoff
         self.default_timeout = dispatch.default_timeout
         self._invoker = Invoker()
+        self._meter = Meter() if meter else None
         self._random = random.Random()
         self._stats: dict[int | None, TaskStatistics] = {}  # by task_id.int: hashing a UUID is slow
         self._stats_lock = threading.Lock()
@@ -396,13 +399,22 @@ class Host:
     def _refresh(self) -> Snapshot:
         if self._started and not self._closed:
             self._start_late()
-        snapshot = build_snapshot(self.registry, self._invoker, self._tracer, self.default_timeout, self.max_retries)
+        snapshot = build_snapshot(
+            self.registry, self._invoker, self._tracer, self._meter, self.default_timeout, self.max_retries
+        )
         self._snapshot = snapshot
         return snapshot
 
     # -- failures --------------------------------------------------------------------
 
+    def plugin_usage(self) -> list[PluginUsage]:
+        """Calls, failures and time per plugin, when the host was built with ``meter=True``
+        (metering wraps every call, so it is off by default); else an empty list."""
+        return self._meter.usage() if self._meter is not None else []
+
     def _failure(self, call: Call, hook: str, exc: BaseException, attempts: int = 1) -> PluginFailure:
+        if self._meter is not None:
+            self._meter.failed(kind_label(call.entry.kind), call.name)
         problem: FailureKind
         if isinstance(exc, HookTimeout):
             problem, what = "timeout", str(exc)
@@ -432,6 +444,16 @@ class Host:
     async def _acall(self, call: Call, hook: str, first: Any, second: Any) -> Any:
         entry = call.entry
         started = time.perf_counter()
+        if self._meter is not None:
+            # Timed here, not by a wrapper: the async path calls the plugin's own function.
+            try:
+                return await self._timed_acall(call, hook, first, second, started)
+            finally:
+                self._meter.record(kind_label(entry.kind), call.name, time.perf_counter() - started)
+        return await self._timed_acall(call, hook, first, second, started)
+
+    async def _timed_acall(self, call: Call, hook: str, first: Any, second: Any, started: float) -> Any:
+        entry = call.entry
         try:
             result = await self._invoker.call_async(
                 entry.call, (first, second), call.timeout, entry.is_async, offload=hook == "handle_event"

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from loopai._dispatch import Invoker, Tracer
+from loopai._meter import Meter
 from loopai._models import ExecutionStatus, ReadOnlyDict, WebhookEventType, WebhookHandlerContext
-from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
+from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin, kind_label
 from loopai._registry import HOOK_OF_KIND, PluginRegistry, RegisteredPlugin
 from loopai._report import EmitReport
 
@@ -142,6 +143,7 @@ def build_snapshot(
     registry: PluginRegistry,
     invoker: Invoker,
     tracer: Tracer | None,
+    meter: Meter | None,
     default_timeout: float | None,
     max_retries: int,
 ) -> Snapshot:
@@ -154,6 +156,8 @@ def build_snapshot(
         if entry.is_async or timeout is not None:
             raw = entry.call
             fn = lambda first, second: invoker.call_sync(raw, (first, second), timeout)  # noqa: E731
+        if meter is not None:
+            fn = meter.wrap(kind_label(entry.kind), entry.name, fn)
         if tracer is not None:
             fn = tracer.wrap(HOOK_OF_KIND[entry.kind], entry.name, fn)
         return Call(entry, fn, timeout)
