@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     from loopai._cli_plugins import add_commands, host_options
 
     add_commands(commands, host_options())
+    from loopai._cli_run import add_command as add_run
+
+    add_run(commands, host_options())
+    from loopai._cli_events import add_commands as add_events
+
+    add_events(commands, host_options())
     return parser
 
 

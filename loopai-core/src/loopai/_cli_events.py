@@ -89,25 +89,37 @@ def _list(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from loopai import ConfigError, Host, StartupError, load_config
+    from loopai._cli_plugins import _selection
+    from loopai._outbox import Outbox
 
     if not args.event_ids and not args.all_dead:
         print("name event ids to replay, or --all-dead", file=sys.stderr)
         return 2
+    ids = None if args.all_dead else args.event_ids
     try:
         config = load_config(args.config)
-        host = Host(config, discover=True, outbox=args.outbox or True, strict=args.strict)
-    except (ConfigError, StartupError) as exc:
+        # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
+        outbox = Outbox(_outbox_path(args))
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    outbox = host.outbox
-    assert outbox is not None
-    requeued = outbox.requeue(None if args.all_dead else args.event_ids)
-    with host:  # start() delivers everything pending, the requeued letters included
-        pass
-    ids = None if args.all_dead else args.event_ids
-    still_dead = [r for r in outbox.deliveries("dead", ids)]
-    outbox.close()
-    print(f"replayed {requeued} dead deliver{'y' if requeued == 1 else 'ies'}; {len(still_dead)} still dead")
+    try:
+        try:
+            host = Host(config, discover=True, selection=_selection(args, config), outbox=outbox, strict=args.strict)
+            requeued = outbox.requeue(ids)
+            with host:  # start() delivers everything pending, the requeued letters included
+                pass
+        except StartupError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        still_dead = outbox.deliveries("dead", ids)
+        pending = outbox.deliveries("pending", ids)  # their handler is not loaded (the host said so)
+    finally:
+        outbox.close()
+    waiting = f", {len(pending)} still pending" if pending else ""
+    print(f"replayed {requeued} dead deliver{'y' if requeued == 1 else 'ies'}; {len(still_dead)} still dead{waiting}")
+    for problem in host.problems:
+        print(f"- {problem}", file=sys.stderr)
     for r in still_dead:
         print(f"  {r.event_id} -> {r.handler}: {r.last_error}", file=sys.stderr)
-    return 1 if still_dead else 0
+    return 1 if still_dead or pending else 0

@@ -42,6 +42,10 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
 
     check = sub.add_parser("check", parents=[parent], help="load every selected plugin; exit 1 listing problems")
     check.set_defaults(handler=_check)
+
+    from loopai._cli_new import add_new_command
+
+    add_new_command(sub)
     plugins.set_defaults(
         handler=_list,
         json=False,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, Stri
 from loopai._errors import SECRET_KEY, ConfigError, describe_validation_error
 from loopai._plugin import Plugin, _snake
 from loopai._registry import kind_from
+from loopai._run_tasks import TaskId, TaskSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,6 +105,8 @@ class LoopaiConfig(_Strict):
     plugins: PluginsConfiguration = Field(default_factory=PluginsConfiguration)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    tasks: dict[TaskId, TaskSettings] = Field(default_factory=dict)
+    """``loopai run``'s tasks table (``[tasks."<task_id>"]``), when no ``--tasks`` file is given."""
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)

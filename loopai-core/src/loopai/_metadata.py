@@ -8,9 +8,10 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["GROUPS", "DistInfo", "EntryPointInfo", "Inventory", "cache_dir", "read_inventory"]
 
@@ -70,12 +71,14 @@ class Inventory:
     """What is installed on a search path: loopai plugin distributions and every version.
 
     ``versions`` maps canonical project names to installed versions (first on the path
-    wins, as for imports); ``from_cache`` tells whether this came from the cache.
+    wins, as for imports); ``from_cache`` tells whether this came from the cache;
+    ``derived`` is what ``read_inventory``'s ``derive`` made of it, kept in the cache too.
     """
 
     plugins: list[DistInfo]
     versions: dict[str, str]
     from_cache: bool = False
+    derived: Any = None
 
 
 def _entry_points(text: str) -> list[EntryPointInfo]:
@@ -250,25 +253,38 @@ def _load_cached(file: Path, stamps: list[list[object]]) -> Inventory | None:
         data = json.loads(_read(file))
         if data.get("format") != _CACHE_FORMAT or data.get("stamps") != stamps:
             return None
-        lines = data["lines"]
+        lines, folders = data["lines"], data["folders"]
         plugins = [
-            DistInfo(name, version, path, summary, [lines[i] for i in requires], [EntryPointInfo(*ep) for ep in eps])
-            for name, version, path, summary, requires, eps in data["plugins"]
+            DistInfo(
+                name,
+                version,
+                folders[folder] + base,
+                summary,
+                [lines[i] for i in requires],
+                [EntryPointInfo(*ep) for ep in eps],
+            )
+            for name, version, (folder, base), summary, requires, eps in data["plugins"]
         ]
-        return Inventory(plugins, dict(data["versions"]), from_cache=True)
+        return Inventory(plugins, dict(data["versions"]), from_cache=True, derived=data.get("derived"))
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None  # unreadable or from another version: rescan
 
 
+def _split_path(path: str, folders: dict[str, int]) -> list[object]:
+    head, sep, tail = path.rpartition(os.sep)  # head + sep + tail == path, whatever it holds
+    return [folders.setdefault(head + sep, len(folders)), tail]
+
+
 def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None:
-    # Compact rows, not objects, and each Requires-Dist line once: reading this file is most
-    # of what a warm discovery costs, and many plugins declare the same requirements.
+    # Compact rows, not objects, and each Requires-Dist line and folder once: reading this
+    # file is most of what a warm discovery costs, and plugins share requirements and folders.
     lines: dict[str, int] = {}
+    folders: dict[str, int] = {}
     plugins = [
         [
             d.name,
             d.version,
-            d.path,
+            _split_path(d.path, folders),
             d.summary,
             [lines.setdefault(line, len(lines)) for line in d.requires],
             [[ep.group, ep.name, ep.value] for ep in d.entry_points],
@@ -279,8 +295,10 @@ def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None
         "format": _CACHE_FORMAT,
         "stamps": stamps,
         "lines": list(lines),
+        "folders": list(folders),
         "plugins": plugins,
         "versions": inventory.versions,
+        "derived": inventory.derived,
     }
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -292,11 +310,19 @@ def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None
         pass  # a read-only home or full disk only costs the next start a rescan
 
 
-def read_inventory(paths: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> Inventory:
+def read_inventory(
+    paths: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    derive: Callable[[Inventory], Any] | None = None,
+) -> Inventory:
     """Scan ``paths`` (default ``sys.path``) for installed distributions, using the cache.
 
     Reads only ``*.dist-info``/``*.egg-info`` directory names, ``entry_points.txt`` and,
     for distributions with loopai entry points, their ``METADATA``; imports nothing.
+    ``derive`` (JSON-able results only) runs on a fresh scan that goes to the cache, and
+    its result, as ``Inventory.derived``, comes back with the cached inventory; whoever
+    uses it checks that it still applies.
     """
     paths = list(sys.path if paths is None else paths)
     directory = cache_dir(environ)
@@ -308,5 +334,7 @@ def read_inventory(paths: Sequence[str] | None = None, *, environ: Mapping[str, 
             return cached
     inventory = _scan(paths)
     if file is not None and _stamps(paths) == stamps:  # nothing changed while we scanned
+        if derive is not None:
+            inventory.derived = derive(inventory)
         _store(file, stamps, inventory)
     return inventory

@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries(status, updated_at);
 """
 
+_NEW_DELIVERY = (
+    "INSERT OR IGNORE INTO deliveries (event_id, handler, status, dry_run, updated_at) VALUES (?, ?, 'pending', ?, ?)"
+)
+
 
 def default_outbox_path(environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/loopai/outbox.sqlite3`` (``~/.local/state/loopai/...`` by default)."""
@@ -100,12 +104,16 @@ class Outbox:
         self._lock = threading.Lock()
 
     def record(self, event: WebhookEvent, handlers: Sequence[str], *, dry_run: bool = False) -> list[str]:
-        """Store ``event`` with a pending delivery per handler; return the handlers still to deliver.
+        """Store ``event`` with a pending delivery per handler; return the handlers to deliver to now.
 
-        Handlers that already took (or gave up on) this event id are left out.
+        A handler that already has a delivery of this event id is left out, whatever its
+        status: delivered, dead (replay it with :meth:`requeue`), or pending because another
+        emit is delivering it right now or a stopped process left it (``Host.redeliver``
+        takes those). So concurrent emits of one event deliver it once per handler.
         """
         now = time.time()
         event_id = str(event.event_id)
+        dry = int(dry_run)
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -114,24 +122,11 @@ class Outbox:
                     "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
                     (event_id, event.event_type.value, event.model_dump_json(), now),
                 )
-                db.executemany(
-                    "INSERT OR IGNORE INTO deliveries (event_id, handler, status, dry_run, updated_at) "
-                    "VALUES (?, ?, 'pending', ?, ?)",
-                    [(event_id, name, int(dry_run), now) for name in handlers],
-                )
-                if len(handlers) == 1:
-                    row = db.execute(
-                        "SELECT status FROM deliveries WHERE event_id = ? AND handler = ?", (event_id, handlers[0])
-                    ).fetchone()
-                    todo = list(handlers) if row and row[0] == "pending" else []
-                else:
-                    pending = {
-                        name
-                        for (name,) in db.execute(
-                            "SELECT handler FROM deliveries WHERE event_id = ? AND status = 'pending'", (event_id,)
-                        )
-                    }
-                    todo = [name for name in handlers if name in pending]
+                todo = [
+                    name
+                    for name in handlers
+                    if db.execute(_NEW_DELIVERY, (event_id, name, dry, now)).rowcount == 1  # 0: already there
+                ]
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

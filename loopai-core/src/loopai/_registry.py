@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import difflib
 import inspect
-import re
 import threading
 import types
 from collections.abc import Callable, Iterable, Iterator
@@ -73,6 +72,7 @@ def spec_signature(hook: str) -> str:
 
 _ABSENT: Final = object()
 _IMPL_ATTR: Final = f"{PROJECT}_impl"
+_ROUTINES: Final = (types.FunctionType, types.MethodType)
 """Where ``@loopai.hookimpl`` puts its options on a function."""
 _PLAIN: Final = frozenset({str, bytes, int, float, bool, dict, list, tuple, type(None), types.ModuleType})
 """Types of what modules commonly hold that are no routine (``inspect.isroutine`` is slower)."""
@@ -168,7 +168,8 @@ class _Adapter(Plugin):
         )
         self.wraps = wraps
         self._loopai_call = call
-        self.description = _attr(wraps, "description", str, (inspect.getdoc(wraps) or "").split("\n")[0])
+        doc = getattr(wraps, "__doc__", None)
+        self.description = _attr(wraps, "description", str, doc.strip().split("\n")[0] if isinstance(doc, str) else "")
         self.version = _attr(wraps, "version", str, _attr(wraps, "__version__", str, "0.0.0"))
         self.author = _attr(wraps, "author", str, "")
         self.timeout = _attr(wraps, "timeout", (int, float), None)
@@ -267,32 +268,39 @@ class PluginRegistry:
             return self._parse_locked(plugin, label)
 
     def _parse_locked(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
+        # The same reading and checks as pluggy's PluginManager.register (its marker
+        # parsing, its HookImpl, its argument-name rule), without registering anything:
+        # register/unregister bookkeeping was most of the cost of loading many plugins.
         manager = self._manager
-        try:
-            manager.register(plugin, name=f"{label}@{id(plugin)}")
-        except pluggy.PluginValidationError as exc:
-            raise PluginSignatureError(label, _signature_message(label, exc)) from None
-        except ValueError as exc:  # pluggy: already registered under another name
-            raise PluginError(label, f"plugin {label!r} cannot be registered: {exc}") from None
-        try:
-            impls: dict[str, pluggy.HookImpl] = {}
-            for caller in manager.get_hookcallers(plugin) or ():
-                if caller.spec is None:
-                    close = difflib.get_close_matches(caller.name, HOOK_NAMES, n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else f"; loopai hooks are {', '.join(HOOK_NAMES)}"
-                    raise PluginSignatureError(label, f"plugin {label!r} implements unknown hook {caller.name!r}{hint}")
-                for impl in caller.get_hookimpls():
-                    if impl.plugin is plugin:
-                        if impl.wrapper or impl.hookwrapper:
-                            raise PluginSignatureError(
-                                label,
-                                f"plugin {label!r}: hook {caller.name!r} is declared as a wrapper; "
-                                "loopai hooks take plain implementations, drop wrapper=True/hookwrapper=True",
-                            )
-                        impls[caller.name] = impl
-            return impls
-        finally:
-            manager.unregister(plugin)
+        impls: dict[str, pluggy.HookImpl] = {}
+        # A plain module's names are its __dict__ (what dir() lists); only its marked
+        # functions and bound methods can be implementations, so the rest is not asked about.
+        names = (
+            [n for n, v in vars(plugin).items() if type(v) in _ROUTINES and hasattr(v, _IMPL_ATTR)]
+            if type(plugin) is types.ModuleType
+            else dir(plugin)
+        )
+        for name in names:
+            opts = manager.parse_hookimpl_opts(plugin, name)
+            if opts is None:
+                continue
+            hook = opts.get("specname") or name
+            if hook not in _SPEC_ARGS:
+                close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; loopai hooks are {', '.join(HOOK_NAMES)}"
+                raise PluginSignatureError(label, f"plugin {label!r} implements unknown hook {hook!r}{hint}")
+            impl = pluggy.HookImpl(plugin, label, getattr(plugin, name), opts)
+            if impl.wrapper or impl.hookwrapper:
+                raise PluginSignatureError(
+                    label,
+                    f"plugin {label!r}: hook {hook!r} is declared as a wrapper; "
+                    "loopai hooks take plain implementations, drop wrapper=True/hookwrapper=True",
+                )
+            unknown = sorted(set(impl.argnames) - set(_SPEC_ARGS[hook]))
+            if unknown:
+                raise PluginSignatureError(label, _signature_message(label, hook, impl.function, unknown))
+            impls[hook] = impl
+        return impls
 
     def _entries_for(self, plugin: object, label: str, impls: dict[str, pluggy.HookImpl]) -> list[RegisteredPlugin]:
         def lifecycle(hook: str) -> Callable[[Any], Any] | None:
@@ -414,18 +422,14 @@ def _label(kind: type[Plugin]) -> str:
     return {ValidatorPlugin: "validator", SamplerPlugin: "sampler", WebhookHandlerPlugin: "webhook handler"}[kind]
 
 
-def _signature_message(label: str, exc: pluggy.PluginValidationError) -> str:
-    text = str(exc)
-    hook = next((h for h in HOOK_NAMES if f"hook {h!r}" in text), None)
-    if hook is None:
-        return f"plugin {label!r} was refused: {text}"
-    definition = next((line.split(":", 1)[1].strip() for line in text.splitlines() if "definition:" in line), "?")
-    extra = text.rsplit("Argument(s) ", 1)[-1].split(" are declared")[0] if "Argument(s)" in text else ""
-    if extra:  # pluggy prints a set ({'ctx', 'extra'}): show the names, sorted, without braces
-        names = sorted(re.findall(r"'([^']*)'", extra))
-        extra = ", ".join(repr(n) for n in names) if names else extra
+def _signature_message(label: str, hook: str, function: Callable[..., Any], unknown: list[str]) -> str:
+    try:
+        definition = f"{function.__name__}{inspect.signature(function)}"
+    except (TypeError, ValueError):
+        definition = hook
+    names = ", ".join(repr(n) for n in unknown)
     return (
         f"plugin {label!r}: hook {hook!r} is defined as {definition}, but the hookspec is "
-        f"{spec_signature(hook)}; {'rename or remove ' + extra if extra else 'fix its arguments'} "
+        f"{spec_signature(hook)}; rename or remove {names} "
         "(an implementation may take any of the spec's arguments, by name)"
     )

@@ -96,8 +96,9 @@ class Selection:
 
     def decide(self, kind: str, name: str, distribution: str) -> tuple[bool, str]:
         """``(on, rule)`` for one plugin; ``rule`` is a short human explanation."""
-        qualified = f"{distribution}:{name}"
-        canonical_name = f"{canonical(distribution)}:{name}"
+        if self.deny or self.allow:  # the names patterns match against; most hosts have none
+            qualified = f"{distribution}:{name}"
+            canonical_name = f"{canonical(distribution)}:{name}"
         for index, pattern in enumerate(self.deny):
             if _matches(pattern, name, qualified, canonical_name):
                 source = self.deny_sources[index] if index < len(self.deny_sources) else self.deny_source

@@ -1,0 +1,307 @@
+"""Throughput of ``loopai run`` on the built-ins, against a hand-written script doing the same work.
+
+Each measurement runs in a fresh process (``python bench/throughput.py --child ...``) so that peak
+RSS (``resource.getrusage``) belongs to one contender at one size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+TITLE = "Throughput of loopai run"
+SIZES = (1_000, 10_000, 100_000)
+QUICK_SIZES = (1_000, 10_000)
+GOAL = 0.8
+"""Ours must reach at least this share of the hand-written script's records per second."""
+REPEATS = 3
+QUICK_REPEATS = 2
+
+TASK_ID = "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"
+SAMPLING_RATE = 0.1
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "minLength": 1}},
+}
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["label", "confidence"],
+    "additionalProperties": False,
+    "properties": {
+        "label": {"enum": ["positive", "negative", "neutral"]},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
+CONFIG = """\
+[plugins.samplers.percentage-sampler]
+configuration = { seed = 1 }
+"""
+
+
+# -- the data -----------------------------------------------------------------------------
+
+
+def generate(path: Path, count: int) -> None:
+    """``count`` execution records of one task: 3 % break the output schema, 1 % failed runs."""
+    rng = random.Random(count)
+    labels = ("positive", "negative", "neutral")
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(count):
+            record: dict[str, Any] = {
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "program_id": "00000000-0000-4000-8000-000000000001",
+                "task_id": TASK_ID,
+                "input": {"text": f"review number {n}: the product was fine"},
+                "output": {"label": labels[n % 3], "confidence": round(rng.random(), 3)},
+                "latency_ms": round(rng.lognormvariate(3.5, 0.4), 1),
+                "status": "success",
+                "executed_at": "2025-03-14T09:00:00Z",
+            }
+            if n % 33 == 7:
+                record["output"]["label"] = "positve"
+            if n % 100 == 50:
+                record.update(status="error", output=None, error_message="RuntimeError: boom")
+            out.write(json.dumps(record) + "\n")
+
+
+def _tasks_toml() -> str:
+    return f'[tasks."{TASK_ID}"]\n' + "".join(
+        f"{key} = {json.dumps(value)}\n"
+        for key, value in (
+            ("sampling_rate", SAMPLING_RATE),
+            ("input_schema", INPUT_SCHEMA),
+            ("output_schema", OUTPUT_SCHEMA),
+        )
+    )
+
+
+# -- the contenders (run in a child process) ----------------------------------------------
+
+
+def ours(workdir: Path, source: Path, target: Path) -> None:
+    """The real command: ``loopai run`` with the built-in validator and sampler, no webhook handler."""
+    from loopai._cli import main
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        code = main(
+            [
+                "run",
+                str(source),
+                "--config",
+                str(workdir / "loopai.toml"),
+                "--tasks",
+                str(workdir / "tasks.json"),
+                "--output",
+                str(target),
+                "--plugins",
+                "json-schema-validator,percentage-sampler",
+            ]
+        )
+    if code != 0:
+        raise SystemExit(f"loopai run failed with exit status {code}")
+
+
+def handwritten(workdir: Path, source: Path, target: Path) -> None:
+    """What one would write by hand: parse, check status and schemas with compiled validators,
+    sample at random, write the same result line."""
+    from jsonschema import Draft202012Validator
+
+    tasks = json.loads((workdir / "tasks.json").read_text(encoding="utf-8"))
+    task = tasks[TASK_ID]
+    checker = Draft202012Validator.FORMAT_CHECKER
+    inputs = Draft202012Validator(task["input_schema"], format_checker=checker)
+    outputs = Draft202012Validator(task["output_schema"], format_checker=checker)
+    rate = task["sampling_rate"]
+    rng = random.Random(1)
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with source.open("rb") as lines, target.open("w", encoding="utf-8") as out:
+        for number, raw in enumerate(lines, 1):
+            record = json.loads(raw)
+            errors: dict[str, list[str]] = {}
+            if record["status"] != "success":
+                errors["$.status"] = [f"the run failed: {record.get('error_message')}"]
+            elif record.get("output") is None:
+                errors["$.output"] = ["output is null"]
+            else:
+                for part, validator in (("input", inputs), ("output", outputs)):
+                    for error in validator.iter_errors(record[part]):
+                        errors.setdefault(f"$.{part}{error.json_path[1:]}", []).append(error.message)
+            valid = not errors
+            value = rng.random()
+            sampled = value < rate
+            status_event = "program.execution.completed" if record["status"] == "success" else "program.execution.failed"
+            result = {
+                "line": number,
+                "execution_id": record["id"],
+                "task_id": record["task_id"],
+                "validation": {
+                    "is_valid": valid,
+                    "results": [
+                        {
+                            "validator_type": "json-schema-validator",
+                            "is_valid": valid,
+                            "message": "valid" if valid else "invalid",
+                            "errors": errors,
+                        }
+                    ],
+                },
+                "sampling": {
+                    "should_sample": sampled,
+                    "reason": f"random value {value:.4f} < sampling rate {rate:g}" if sampled else "no",
+                    "sampler_type": "percentage-sampler" if sampled else "",
+                },
+                "events": [status_event, "validation.completed" if valid else "validation.failed"],
+                "error": None,
+            }
+            out.write(encode(result) + "\n")
+
+
+CONTENDERS = {"ours": ours, "script": handwritten}
+
+
+def _child(kind: str, workdir: Path, count: int) -> None:
+    """Run one contender on ``count`` records and print its time and peak RSS as JSON."""
+    import resource
+
+    import jsonschema  # noqa: F401 - imported before the clock starts, like everything else
+    import loopai_builtin  # noqa: F401
+
+    import loopai  # noqa: F401
+
+    source = workdir / f"in-{count}.jsonl"
+    target = workdir / f"out-{kind}-{count}.jsonl"
+    started = time.perf_counter()
+    CONTENDERS[kind](workdir, source, target)
+    seconds = time.perf_counter() - started
+    lines = sum(1 for _ in target.open("rb"))
+    if lines != count:
+        raise SystemExit(f"{kind} wrote {lines} lines for {count} records")
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if sys.platform == "darwin":
+        rss_kb //= 1024  # bytes there, kilobytes on Linux
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_kb / 1024}))
+
+
+def _measure(kind: str, workdir: Path, count: int) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "LOOPAI_OUTBOX": str(workdir / "outbox.sqlite3"),
+        "LOOPAI_CACHE_DIR": str(workdir / "cache"),
+        "XDG_STATE_HOME": str(workdir / "state"),
+    }
+    for name in ("LOOPAI_CONFIG", "LOOPAI_PLUGINS", "LOOPAI_DISABLE_PLUGINS", "LOOPAI_TRACE"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(workdir), str(count)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} at {count}: {done.stderr.strip() or done.stdout.strip()}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def run(quick: bool) -> str:
+    """Measure both contenders at each size and return the Markdown section."""
+    sizes, repeats = (QUICK_SIZES, QUICK_REPEATS) if quick else (SIZES, REPEATS)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="loopai-throughput-") as name:
+        workdir = Path(name)
+        (workdir / "loopai.toml").write_text(CONFIG, encoding="utf-8")
+        tasks = {TASK_ID: {"sampling_rate": SAMPLING_RATE, "input_schema": INPUT_SCHEMA, "output_schema": OUTPUT_SCHEMA}}
+        (workdir / "tasks.json").write_text(json.dumps(tasks), encoding="utf-8")
+        for count in (10, *sizes):
+            generate(workdir / f"in-{count}.jsonl", count)
+        _measure("ours", workdir, 10)  # fills the discovery cache, as any earlier run would have
+        for count in sizes:
+            best: dict[str, dict[str, float]] = {}
+            for attempt in range(repeats):
+                for kind in CONTENDERS if attempt % 2 == 0 else reversed(CONTENDERS):
+                    measured = _measure(kind, workdir, count)
+                    if kind not in best or measured["seconds"] < best[kind]["seconds"]:
+                        best[kind] = measured
+            row = (count, best["ours"], best["script"])
+            rows.append(row)
+            _print_row(*row)
+    return section(rows, quick, repeats)
+
+
+def _print_row(count: int, ours: dict[str, float], script: dict[str, float]) -> None:
+    ratio = script["seconds"] / ours["seconds"]
+    print(
+        f"  {count:>7,} records: ours {count / ours['seconds']:>8,.0f}/s {ours['rss_mb']:6.1f} MB   "
+        f"script {count / script['seconds']:>8,.0f}/s {script['rss_mb']:6.1f} MB   ratio {ratio:.2f}x",
+        flush=True,
+    )
+
+
+def section(rows: list[tuple[int, dict[str, float], dict[str, float]]], quick: bool, repeats: int) -> str:
+    """The Markdown section for docs/PERFORMANCE.md."""
+    lines = [
+        "| records | ours records/s | script records/s | ours / script | goal | ours peak RSS | script peak RSS |",
+        "|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    missed = []
+    for count, ours_row, script_row in rows:
+        ratio = script_row["seconds"] / ours_row["seconds"]
+        verdict = "met" if ratio >= GOAL else "**missed**"
+        if ratio < GOAL:
+            missed.append(f"{count:,} ({ratio:.2f}x)")
+        lines.append(
+            f"| {count:,} | {count / ours_row['seconds']:,.0f} | {count / script_row['seconds']:,.0f} | {ratio:.2f}x "
+            f"| {verdict} | {ours_row['rss_mb']:.0f} MB | {script_row['rss_mb']:.0f} MB |"
+        )
+    verdict = (
+        f"**Goal met** at every size (ours at least {GOAL}x the script's throughput)."
+        if not missed
+        else f"**Goal missed** at {', '.join(missed)}: ours must reach {GOAL}x the script's throughput."
+    )
+    return f"""## {TITLE}
+
+`loopai run` over generated execution records of one task (3 % break the output schema, 1 % are
+failed runs), against a hand-written script doing the same work in the same run: parse each line,
+check the status and the input and output against JSON Schemas with compiled `jsonschema`
+validators (format checking on, as the built-in's default), sample at random at the task's rate,
+and write an equivalent result line. {platform.python_implementation()} {platform.python_version()}.
+
+- Ours is the real command (`loopai._cli.main(["run", ...])`, in-process): configuration,
+  discovery, host, `json-schema-validator` and `percentage-sampler` (seeded), tasks file, output
+  file, summary. Events are off: `--plugins json-schema-validator,percentage-sampler` selects no
+  webhook handler, and an event type no handler takes is not emitted (the output lines still list
+  the events each record raised).
+- Each measurement is a fresh process; imports happen before the clock starts (for both), so
+  the time is the work plus ours's startup (configuration, discovery from a warm cache, host).
+  Best of {repeats} runs per contender and size{" (quick mode)" if quick else ""}; peak RSS
+  (`getrusage` `ru_maxrss`) of that run, interpreter and imports included.
+- Goal: ours at least {GOAL}x the script's records per second.
+
+{chr(10).join(lines)}
+
+{verdict}
+"""
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        _child(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
+    else:
+        print(run("--quick" in sys.argv))

@@ -1,0 +1,284 @@
+"""The engine of ``loopai run``: execution records through the host, in input order, streaming.
+
+Each line is parsed, validated (``host.validate`` with the task's schemas and the line's
+expected output), offered to the samplers (``host.should_sample`` with the task's rate)
+and turned into events (``host.emit``). One JSON line per input line is written in
+input order. Memory holds at most ``concurrency`` records, plus fixed-size state per task
+(its rolling window and a latency histogram).
+
+With ``concurrency`` 1 the sync host calls are used. Above 1, their asyncio twins run with
+up to ``concurrency`` records in flight; the rolling windows and the summary are still
+updated in input order (each record waits for the one before it after its plugin calls,
+not before them), so which events a record raises does not depend on timing.
+
+Events are emitted only when an enabled handler takes their type: with no handler for a
+type there is nobody to deliver to, and nothing is written to the outbox. The output
+line's ``events`` lists every event the record raised, either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from loopai._host import Host
+from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent, WebhookEventType
+from loopai._report import SamplingReport, ValidationReport
+from loopai._run_input import Input, Malformed, parse_line
+from loopai._run_record import Raised, build_events, error_line, raised_events, result_line, supported_events
+from loopai._run_summary import PluginCounter, Summary, TaskSummary
+from loopai._run_tasks import Rolling, TaskSettings
+from loopai._run_terminal import Progress, Stop, interrupts
+
+__all__ = ["RunOptions", "Runner"]
+
+
+@dataclass
+class RunOptions:
+    """How to run: records in flight, stop at the first malformed line, show progress."""
+
+    concurrency: int = 1
+    fail_fast: bool = False
+    progress: IO[str] | None = None
+    """Where to draw the progress line (a terminal), or None for none."""
+
+
+class _Task:
+    """What the engine keeps per task id: its contexts, rolling window and summary."""
+
+    __slots__ = ("rolling", "sampling", "summary", "validation")
+
+    def __init__(self, task_id: uuid.UUID, settings: TaskSettings | None) -> None:
+        known = settings or TaskSettings()
+        self.validation = ValidationContext(
+            task_id=task_id, input_schema=known.input_schema, output_schema=known.output_schema
+        )
+        self.sampling = SamplingContext(task_id=task_id, sampling_rate=known.sampling_rate)
+        watched = known.accuracy_threshold is not None or known.latency_threshold_ms is not None
+        self.rolling = Rolling(known) if watched else None
+        self.summary = TaskSummary(task_id, known.name, settings is not None)
+
+
+class Runner:
+    """Runs one input through ``host``, writing one JSON line per input line to ``output``.
+
+    ``tasks`` maps task ids to their settings; records of other tasks are validated and
+    sampled with plain contexts and watched by no threshold. One runner per run.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        tasks: Mapping[uuid.UUID, TaskSettings],
+        output: IO[str],
+        options: RunOptions | None = None,
+    ) -> None:
+        self.host = host
+        self.settings = tasks
+        self.output = output
+        self.options = options or RunOptions()
+        self.summary = Summary()
+        self.summary.outbox = host.outbox.path if host.outbox is not None else None
+        self._tasks: dict[uuid.UUID, _Task] = {}
+        self._plugins = PluginCounter(self.summary)
+        self._wanted: frozenset[WebhookEventType] = frozenset()
+        self._progress: Progress | None = None
+
+    def run(self, source: Input) -> Summary:
+        """Process the lines of ``source`` until it ends, a Ctrl-C, or (with ``fail_fast``)
+        the first malformed line; returns the summary. The output holds whole lines only."""
+        if self.options.progress is not None:
+            self._progress = Progress(self.options.progress, source.fraction)
+        try:
+            with interrupts() as stop:
+                if self.options.concurrency <= 1:
+                    self._run_sync(source, stop)
+                else:
+                    asyncio.run(self._run_async(source, stop))
+        finally:
+            if self._progress is not None:
+                self._progress.clear()
+            self.summary.finished = time.perf_counter()
+            self.output.flush()
+        return self.summary
+
+    def _lines(self, source: Iterable[bytes], stop: Stop) -> Iterator[tuple[int, bytes]]:
+        """Numbered non-blank lines, until the input ends or a stop is requested."""
+        progress, summary = self._progress, self.summary
+        for number, raw in enumerate(source, 1):
+            if stop.requested:
+                summary.interrupted = True
+                return
+            if progress is not None:
+                progress.tick(summary.lines, summary.malformed)
+            if len(raw) < 3 and not raw.strip():
+                continue
+            summary.lines += 1
+            yield number, raw
+
+    def _malformed(self, number: int, exc: Malformed) -> str:
+        self.summary.malformed += 1
+        if self.options.fail_fast:
+            self.summary.stopped_by = f"--fail-fast: line {number} is malformed"
+        return error_line(number, f"line {number}: {exc}")
+
+    def _context(self, task: _Task, expected: Any) -> ValidationContext:
+        if expected is None:
+            return task.validation
+        return task.validation.model_copy(update={"expected_output": expected})
+
+    # -- the sync path ---------------------------------------------------------------
+
+    def _run_sync(self, source: Iterable[bytes], stop: Stop) -> None:
+        host, write, perf = self.host, self.output.write, time.perf_counter
+        validate, should_sample, emit = host.validate, host.should_sample, host.emit
+        calls, seconds = self.summary.hook_calls, self.summary.hook_seconds
+        tasks = self._tasks
+        for number, raw in self._lines(source, stop):
+            try:
+                execution, expected = parse_line(raw)
+            except Malformed as exc:
+                write(self._malformed(number, exc) + "\n")
+                if self.options.fail_fast:
+                    return
+                continue
+            task = tasks.get(execution.task_id) or self._task(execution.task_id)
+            started = perf()
+            validation = validate(execution, self._context(task, expected))
+            middle = perf()
+            sampling = should_sample(execution, task.sampling)
+            seconds["validate"] += middle - started
+            seconds["should_sample"] += perf() - middle
+            calls["validate"] += 1
+            calls["should_sample"] += 1
+            raised, events = self._settle(number, execution, validation, sampling, task)
+            if events:
+                self._before_emit()
+                started = perf()
+                reports = [emit(event) for event in events]
+                self._plugins.count_emits(reports, perf() - started)
+            write(result_line(number, execution, validation, sampling, raised) + "\n")
+
+    # -- the async path --------------------------------------------------------------
+
+    async def _run_async(self, source: Iterable[bytes], stop: Stop) -> None:
+        loop = asyncio.get_running_loop()
+        window: deque[Awaitable[str]] = deque()  # results in input order, at most `limit`
+        limit, write = self.options.concurrency, self.output.write
+        previous: asyncio.Future[None] | None = None
+        try:
+            for number, raw in self._lines(source, stop):
+                try:
+                    parsed = parse_line(raw)
+                except Malformed as exc:
+                    done: asyncio.Future[str] = loop.create_future()
+                    done.set_result(self._malformed(number, exc))
+                    window.append(done)
+                    if self.options.fail_fast:
+                        break
+                else:
+                    turn: asyncio.Future[None] = loop.create_future()
+                    window.append(asyncio.ensure_future(self._one(number, *parsed, previous, turn)))
+                    previous = turn
+                while len(window) >= limit:
+                    write(await window.popleft() + "\n")
+            while window:
+                write(await window.popleft() + "\n")
+        finally:
+            for pending in window:  # left only when something raised: nothing more is written
+                if isinstance(pending, asyncio.Future):
+                    pending.cancel()
+
+    async def _one(
+        self,
+        number: int,
+        execution: ExecutionRecord,
+        expected: Any,
+        previous: asyncio.Future[None] | None,
+        turn: asyncio.Future[None],
+    ) -> str:
+        """One record: plugin calls overlap with other records'; then it waits for
+        ``previous`` (the record before it settled), settles, and resolves ``turn``."""
+        host, perf = self.host, time.perf_counter
+        calls, seconds = self.summary.hook_calls, self.summary.hook_seconds
+        try:
+            task = self._tasks.get(execution.task_id) or self._task(execution.task_id)
+            started = perf()
+            validation = await host.avalidate(execution, self._context(task, expected))
+            middle = perf()
+            # A context of its own: the host fills in the counts in place, and records overlap.
+            sampling = await host.ashould_sample(execution, task.sampling.model_copy())
+            seconds["validate"] += middle - started
+            seconds["should_sample"] += perf() - middle
+            calls["validate"] += 1
+            calls["should_sample"] += 1
+            if previous is not None:
+                await previous
+            raised, events = self._settle(number, execution, validation, sampling, task)
+        finally:
+            if not turn.done():
+                turn.set_result(None)
+        if events:
+            self._before_emit()
+            started = perf()
+            reports = await asyncio.gather(*(host.aemit(event) for event in events))
+            self._plugins.count_emits(reports, perf() - started)
+        return result_line(number, execution, validation, sampling, raised)
+
+    # -- per record, in input order --------------------------------------------------
+
+    def _task(self, task_id: uuid.UUID) -> _Task:
+        task = self._tasks[task_id] = _Task(task_id, self.settings.get(task_id))
+        self.summary.tasks[task_id] = task.summary
+        return task
+
+    def _settle(
+        self,
+        number: int,
+        execution: ExecutionRecord,
+        validation: ValidationReport,
+        sampling: SamplingReport,
+        task: _Task,
+    ) -> tuple[Raised, list[WebhookEvent]]:
+        """Count the record and decide its events: those raised, and those to emit."""
+        if self.host.registry.generation != self._plugins.generation:
+            handlers = self._plugins.refresh(self.host.registry)
+            self._wanted = frozenset(t for handler in handlers for t in supported_events(handler))
+        self._plugins.count(validation, sampling)
+        summary = task.summary
+        summary.records += 1
+        valid = validation.is_valid
+        summary.valid += valid
+        summary.sampled += sampling.decision is not None
+        latency = execution.latency_ms
+        if latency is not None:
+            summary.latency.add(latency)
+        crossings = task.rolling.add(valid, latency) if task.rolling is not None else []
+        for crossing in crossings:
+            summary.breaches[crossing.metric] = summary.breaches.get(crossing.metric, 0) + 1
+        raised = raised_events(execution, validation, crossings)
+        counts = summary.events
+        for event_type, _ in raised:
+            counts[event_type.value] = counts.get(event_type.value, 0) + 1
+        if not self._wanted:
+            return raised, []
+        events = build_events(
+            raised,
+            self._wanted,
+            line=number,
+            task=summary.label,
+            execution=execution,
+            validation=validation,
+            sampling=sampling,
+            crossings=crossings,
+        )
+        return raised, events
+
+    def _before_emit(self) -> None:
+        if self._progress is not None:
+            self._progress.clear()  # a console handler may print: let it start on a clean line

@@ -1,0 +1,128 @@
+"""``loopai run``'s input: JSON Lines from a file, a ``.gz`` file or stdin, one record at a time."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+
+from loopai._errors import ConfigError, describe_validation_error
+from loopai._models import ExecutionRecord
+
+__all__ = ["Input", "InputError", "Malformed", "parse_line"]
+
+_WRAPPED_KEY = b'"execution"'
+
+
+class _Wrapped(BaseModel):
+    """A line that carries the expected output next to the execution."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    execution: ExecutionRecord
+    expected_output: JsonValue = None
+
+
+class Malformed(Exception):
+    """A line that is not an execution record; ``str()`` says why, naming the field."""
+
+
+def parse_line(raw: bytes) -> tuple[ExecutionRecord, Any]:
+    """The execution on one line and its expected output (None when the line has none).
+
+    A line is an ``ExecutionRecord`` object, or ``{"execution": {...}, "expected_output": ...}``.
+    Raises :class:`Malformed` with a one-line reason.
+    """
+    if _WRAPPED_KEY not in raw:
+        try:
+            return ExecutionRecord.model_validate_json(raw), None
+        except ValidationError:
+            pass  # the slow path below says exactly what is wrong
+    try:
+        document = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise Malformed(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise Malformed(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(document, dict):
+        raise Malformed(f"expected a JSON object (an execution record), got {_json_kind(document)}")
+    try:
+        if "execution" in document:
+            wrapped = _Wrapped.model_validate(document)
+            return wrapped.execution, wrapped.expected_output
+        return ExecutionRecord.model_validate(document), None
+    except ValidationError as exc:
+        raise Malformed("; ".join(describe_validation_error(exc))) from None
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+class Input:
+    """The lines of ``path`` (``-``: stdin; ``.gz``: gzip), as bytes, with how far reading got.
+
+    Opening errors are :class:`loopai.ConfigError` (a usage problem, exit 2).
+    ``fraction()`` is the share read so far (of the compressed size for ``.gz``), or None
+    when the size is unknown (stdin, pipes).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._size: int | None = None
+        self._position: Callable[[], int] | None = None
+        self._owned: IO[bytes] | None = None
+        if path == "-":
+            self._stream: IO[bytes] = sys.stdin.buffer
+            return
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
+        self._owned = raw
+        self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+        try:
+            size = os.fstat(raw.fileno()).st_size
+        except OSError:
+            size = 0
+        if size > 0 and raw.seekable():
+            self._size, self._position = size, raw.tell
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz, a read error
+            raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
+
+    def fraction(self) -> float | None:
+        """How much of the input was read, 0..1, when that is known."""
+        if self._size is None or self._position is None:
+            return None
+        try:
+            return min(1.0, self._position() / self._size)
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        """Close what was opened (never stdin)."""
+        if self._owned is not None:
+            if self._stream is not self._owned:
+                self._stream.close()
+            self._owned.close()
+
+
+class InputError(Exception):
+    """The input stopped being readable part-way (exit 2 after the lines read so far)."""

@@ -1,0 +1,174 @@
+"""``loopai events list`` / ``replay`` as subprocesses, against a receiver that goes down and comes back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import standardwebhooks
+
+import loopai
+
+CONFIG = """
+autoload = false  # only the plugins named here: the http handler, not the console one
+
+[dispatch]
+max_retries = 1
+retry_backoff = 0.01
+
+[plugins.webhook_handlers.http-webhook-handler.configuration]
+url = "{url}"
+secret = "${{LOOPAI_WEBHOOK_SECRET}}"
+timeout = 5
+"""
+
+
+@pytest.fixture
+def configured(tmp_path, receiver, monkeypatch, whsec):
+    """A loopai.toml in tmp_path (the CLI's working directory) pointing the http handler at the receiver."""
+    monkeypatch.setenv("LOOPAI_WEBHOOK_SECRET", whsec)
+    path = tmp_path / "loopai.toml"
+    path.write_text(CONFIG.format(url=receiver.url), encoding="utf-8")
+    return path
+
+
+def emit_all(config, events) -> list[loopai.EmitReport]:
+    with loopai.Host.from_config(config) as host:
+        assert not host.problems, host.problems
+        assert [c.name for c in host._refresh().handlers[loopai.WebhookEventType.PROGRAM_EXECUTION_FAILED]] == [
+            "http-webhook-handler"
+        ]
+        return [host.emit(e) for e in events]
+
+
+def listed(run_cli, *options: str) -> list[dict]:
+    result = run_cli("events", "list", "--json", *options)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_list_and_replay_dead_letters_once_the_receiver_is_back(
+    configured, receiver, event, run_cli, outbox_path, whsec, assert_accounted
+):
+    delivered = event()
+    emit_all(configured, [delivered])
+    receiver.stop()
+    dead = [event() for _ in range(3)]
+    reports = emit_all(configured, dead)
+    assert not any(r.ok for r in reports)
+
+    everything = listed(run_cli)
+    assert [r["event_id"] for r in everything] == [str(e.event_id) for e in [delivered, *dead]]
+    assert {r["handler"] for r in everything} == {"http-webhook-handler"}
+    assert [r["status"] for r in everything] == ["delivered", "dead", "dead", "dead"]
+    letters = listed(run_cli, "--dead")
+    assert [r["event_id"] for r in letters] == [str(e.event_id) for e in dead]
+    for letter in letters:
+        assert letter["attempts"] == 2 and "ConnectError" in letter["last_error"]
+        assert letter["event_type"] == "program.execution.failed"
+    assert listed(run_cli, "--pending") == []
+
+    text = run_cli("events", "list")
+    assert text.returncode == 0
+    assert text.stdout.count("dead") == 3 and str(dead[0].event_id) in text.stdout
+    assert "1 delivered, 3 dead, 0 pending" in text.stderr
+    assert whsec not in text.stdout + text.stderr
+
+    receiver.start()  # the receiver is back, on the same port
+    one = run_cli("events", "replay", str(dead[0].event_id))
+    assert one.returncode == 0, one.stderr
+    assert "replayed 1 dead delivery; 0 still dead" in one.stdout
+    assert receiver.event_ids() == [str(delivered.event_id), str(dead[0].event_id)]
+    assert [r["event_id"] for r in listed(run_cli, "--dead")] == [str(e.event_id) for e in dead[1:]]
+
+    rest = run_cli("events", "replay", "--all-dead")
+    assert rest.returncode == 0, rest.stderr
+    assert "replayed 2 dead deliveries; 0 still dead" in rest.stdout
+    assert sorted(receiver.event_ids()) == sorted(str(e.event_id) for e in [delivered, *dead])
+    for request in receiver.requests:
+        standardwebhooks.Webhook(whsec).verify(request.body, request.headers)
+    assert [r["status"] for r in listed(run_cli)] == ["delivered"] * 4
+    from loopai._outbox import Outbox
+
+    outbox = Outbox(outbox_path)
+    try:
+        assert_accounted(outbox, 4)
+    finally:
+        outbox.close()
+
+
+def test_a_replay_that_fails_again_says_what_is_still_dead(configured, receiver, event, run_cli, whsec):
+    receiver.stop()
+    evt = event()
+    emit_all(configured, [evt])
+    again = run_cli("events", "replay", "--all-dead")
+    assert again.returncode == 1
+    assert "replayed 1 dead delivery; 1 still dead" in again.stdout
+    assert str(evt.event_id) in again.stderr and "ConnectError" in again.stderr
+    assert whsec not in again.stdout + again.stderr
+    (letter,) = listed(run_cli, "--dead")
+    assert letter["attempts"] == 2  # counted afresh by the replay
+
+
+def test_replaying_an_id_that_is_not_dead_changes_nothing(configured, event, run_cli, receiver):
+    evt = event()
+    emit_all(configured, [evt])
+    result = run_cli("events", "replay", str(evt.event_id), "0b4c1c36-0000-4000-8000-000000000000")
+    assert result.returncode == 0, result.stderr
+    assert "replayed 0 dead deliveries; 0 still dead" in result.stdout
+    assert len(receiver.requests) == 1
+
+
+def test_replay_needs_ids_or_all_dead(configured, run_cli):
+    result = run_cli("events", "replay")
+    assert result.returncode == 2 and "--all-dead" in result.stderr
+
+
+def test_list_before_anything_was_emitted(run_cli, outbox_path):
+    result = run_cli("events", "list", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+    assert "no outbox" in result.stderr and not outbox_path.exists()
+
+
+def test_list_reads_the_outbox_named_by_the_configuration_or_the_option(
+    tmp_path, configured, receiver, event, run_cli, monkeypatch
+):
+    monkeypatch.delenv("LOOPAI_OUTBOX")
+    configured.write_text(configured.read_text(encoding="utf-8") + '\n[delivery]\noutbox = "state/out.sqlite3"\n')
+    evt = event()
+    emit_all(configured, [evt])
+    assert (tmp_path / "state" / "out.sqlite3").exists()
+    assert [r["event_id"] for r in listed(run_cli)] == [str(evt.event_id)]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_cli("events", "list", "--json", "--config", str(configured), cwd=elsewhere)
+    assert [r["event_id"] for r in json.loads(result.stdout)] == [str(evt.event_id)]
+    other = run_cli("events", "list", "--json", "--outbox", str(tmp_path / "none.sqlite3"))
+    assert json.loads(other.stdout) == []
+
+
+def test_list_pending_shows_deliveries_not_finished(configured, outbox_path, event, run_cli):
+    from loopai._outbox import Outbox
+
+    evt = event()
+    outbox = Outbox(outbox_path)
+    outbox.record(evt, ["http-webhook-handler"])
+    outbox.close()
+    (pending,) = listed(run_cli, "--pending")
+    assert (pending["event_id"], pending["status"], pending["attempts"]) == (str(evt.event_id), "pending", 0)
+    assert listed(run_cli, "--dead") == []
+
+
+def test_replay_honours_plugin_selection_and_says_what_stays_pending(configured, receiver, event, run_cli):
+    receiver.stop()
+    evt = event()
+    emit_all(configured, [evt])
+    receiver.start()
+    result = run_cli("events", "replay", "--all-dead", "--disable-plugins", "http-webhook-handler")
+    assert result.returncode == 1
+    assert "replayed 1 dead delivery; 0 still dead, 1 still pending" in result.stdout
+    assert "'http-webhook-handler' stay pending" in result.stderr
+    assert receiver.requests == []
+    result = run_cli("events", "replay", "--all-dead")  # nothing dead now, but the pending one goes out
+    assert result.returncode == 0 and "replayed 0 dead deliveries; 0 still dead" in result.stdout
+    assert receiver.event_ids() == [str(evt.event_id)]

@@ -1,0 +1,348 @@
+"""host.emit with an outbox: written before delivery, delivered / dead, idempotent by event id, redelivered on start."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import loopai
+from loopai._outbox import Outbox
+
+EventType = loopai.WebhookEventType
+
+
+class Recorder(loopai.WebhookHandlerPlugin):
+    """Records every call; fails the first ``failures`` calls (all of them with ``failures=-1``)."""
+
+    def __init__(self, name: str, *, events: Any = None, failures: int = 0, delay: float = 0.0, priority: int = 0):
+        super().__init__(name=name, priority=priority)
+        if events is not None:
+            self.supported_events = events
+        self.failures = failures
+        self.delay = delay
+        self.calls: list[tuple[str, int]] = []  # (event id, retry_attempt)
+        self._lock = threading.Lock()
+
+    def handle_event(self, event, context):
+        with self._lock:
+            self.calls.append((str(event.event_id), context.retry_attempt))
+            count = len(self.calls)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.failures < 0 or count <= self.failures:
+            raise ConnectionError(f"{self.name} failed call #{count}")
+
+
+class Peeker(loopai.WebhookHandlerPlugin):
+    """Looks at the outbox file through its own connection from inside ``handle_event``."""
+
+    def __init__(self, name: str, path, priority: int = 0):
+        super().__init__(name=name, priority=priority)
+        self.path = path
+        self.seen: dict[str, str] = {}
+
+    def handle_event(self, event, context):
+        outbox = Outbox(self.path)
+        try:
+            self.seen = {r.handler: r.status for r in outbox.deliveries(event_ids=[str(event.event_id)])}
+        finally:
+            outbox.close()
+
+
+def counts_in(path) -> dict[str, int]:
+    outbox = Outbox(path)
+    try:
+        return outbox.counts()
+    finally:
+        outbox.close()
+
+
+def by_handler(outbox: Outbox, event_id: Any = None) -> dict[str, Any]:
+    ids = None if event_id is None else [str(event_id)]
+    return {r.handler: r for r in outbox.deliveries(event_ids=ids)}
+
+
+# -- written before delivery -----------------------------------------------------------
+
+
+def test_the_event_and_a_pending_delivery_per_handler_are_stored_before_any_handler_runs(make_host, outbox_path, event):
+    first, second = Peeker("first", outbox_path, priority=10), Peeker("second", outbox_path)
+    host = make_host(first, second, Recorder("other-type", events=["canary.rollback"]))
+    evt = event()
+    report = host.emit(evt)
+    assert list(report.delivered) == ["first", "second"]
+    # Each handler, reading the file from another connection, saw its own delivery pending.
+    assert first.seen == {"first": "pending", "second": "pending"}
+    assert second.seen == {"first": "delivered", "second": "pending"}
+    assert {h: r.status for h, r in by_handler(host.outbox, evt.event_id).items()} == {
+        "first": "delivered",
+        "second": "delivered",
+    }
+
+
+def test_an_event_no_handler_takes_is_stored_without_deliveries(make_host, event, assert_accounted):
+    host = make_host(Recorder("rollbacks-only", events=["canary.rollback"]))
+    assert host.emit(event("task.created")).delivered == ()
+    assert host.outbox.deliveries() == []
+    assert_accounted(host.outbox, 0)
+
+
+# -- delivered and dead ----------------------------------------------------------------
+
+
+def test_delivered_and_dead_deliveries_keep_their_attempts_and_the_last_error(make_host, event):
+    ok, flaky, broken = Recorder("ok"), Recorder("flaky", failures=2), Recorder("broken", failures=-1)
+    host = make_host(ok, flaky, broken, max_retries=2)
+    evt = event()
+    report = host.emit(evt)
+    assert sorted(report.delivered) == ["flaky", "ok"]
+    (failure,) = report.failures
+    assert (failure.plugin, failure.attempts) == ("broken", 3)
+    records = by_handler(host.outbox, evt.event_id)
+    assert (records["ok"].status, records["ok"].attempts, records["ok"].last_error) == ("delivered", 1, None)
+    assert (records["flaky"].status, records["flaky"].attempts, records["flaky"].last_error) == ("delivered", 3, None)
+    dead = records["broken"]
+    assert (dead.status, dead.attempts) == ("dead", 3)
+    assert "ConnectionError: broken failed call #3" in dead.last_error  # the last error, not the first
+    assert [r.event_id for r in host.outbox.deliveries("dead")] == [str(evt.event_id)]
+    assert dead.event_type == "program.execution.failed"
+
+
+def test_a_failed_attempt_is_recorded_while_the_delivery_is_still_pending(make_host, outbox_path, event):
+    class SecondLook(loopai.WebhookHandlerPlugin):
+        name = "second-look"
+        row: Any = None
+
+        def handle_event(self, event, context):
+            if context.retry_attempt == 0:
+                raise TimeoutError("first try times out")
+            outbox = Outbox(outbox_path)
+            try:
+                (self.row,) = outbox.deliveries(event_ids=[str(event.event_id)])
+            finally:
+                outbox.close()
+
+    handler = SecondLook()
+    make_host(handler).emit(event())
+    assert (handler.row.status, handler.row.attempts) == ("pending", 1)
+    assert handler.row.last_error == "TimeoutError: first try times out"
+
+
+def test_emitted_equals_delivered_plus_dead_after_a_mixed_run(make_host, event, assert_accounted):
+    rng = random.Random(4)
+
+    class Coin(Recorder):
+        def handle_event(self, event, context):
+            super().handle_event(event, context)
+            if rng.random() < 0.3:
+                raise RuntimeError("coin says no")
+
+    handlers = [
+        Coin("all"),
+        Coin("failures", events=["program.execution.failed", "program.execution.timeout"]),
+        Coin("rollbacks", events=["canary.rollback"]),
+        Recorder("never", events=["canary.rollback"], failures=-1),
+    ]
+    host = make_host(*handlers, max_retries=1)
+    kinds = ["program.execution.failed", "program.execution.timeout", "canary.rollback", "task.created"]
+    expected = 0
+    for i in range(60):
+        evt = event(kinds[i % len(kinds)])
+        report = host.emit(evt)
+        matching = [h for h in handlers if evt.event_type in h.supported_events]
+        expected += len(matching)
+        assert len(report.delivered) + len(report.failures) == len(matching)
+    counts = assert_accounted(host.outbox, expected)
+    assert counts["dead"] >= 15  # "never" alone gives 15; the coins add more
+    assert counts["delivered"] > 0
+
+
+# -- idempotent by event id --------------------------------------------------------------
+
+
+def test_emitting_the_same_event_twice_delivers_it_once_per_handler(make_host, event, assert_accounted):
+    one, two = Recorder("one"), Recorder("two")
+    host = make_host(one, two)
+    evt = event()
+    assert sorted(host.emit(evt).delivered) == ["one", "two"]
+    again = host.emit(evt.model_copy(update={"payload": {"changed": True}}))  # same id, other content
+    assert again.delivered == () and again.failures == ()
+    assert len(one.calls) == len(two.calls) == 1
+    assert_accounted(host.outbox, 2)
+
+
+def test_a_dead_letter_is_not_retried_by_emitting_it_again(make_host, event):
+    broken = Recorder("broken", failures=-1)
+    host = make_host(broken, max_retries=1)
+    evt = event()
+    host.emit(evt)
+    assert host.emit(evt).failures == ()
+    assert len(broken.calls) == 2  # the first emit's two tries, nothing from the second
+    assert host.outbox.counts()["dead"] == 1
+
+
+def test_another_host_on_the_same_outbox_does_not_deliver_an_event_again(make_host, event):
+    evt = event()
+    first, second = Recorder("hook"), Recorder("hook")
+    make_host(first).emit(evt)
+    later = make_host(second).start()
+    assert later.emit(evt).delivered == ()
+    assert (len(first.calls), len(second.calls)) == (1, 0)
+
+
+def test_a_handler_added_later_gets_an_event_the_others_already_took(make_host, event):
+    evt = event()
+    old = Recorder("old")
+    make_host(old).emit(evt)
+    again, new = Recorder("old"), Recorder("new")
+    assert make_host(again, new).emit(evt).delivered == ("new",)
+    assert (len(old.calls), len(again.calls), len(new.calls)) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("emitters", [2, 8])
+def test_concurrent_emits_of_one_event_deliver_it_once(make_host, event, emitters, assert_accounted):
+    slow = Recorder("slow", delay=0.2)
+    host = make_host(slow)
+    evt = event()
+    barrier = threading.Barrier(emitters)
+    reports: list[loopai.EmitReport] = []
+
+    def emit() -> None:
+        barrier.wait()
+        reports.append(host.emit(evt))
+
+    threads = [threading.Thread(target=emit) for _ in range(emitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(slow.calls) == 1
+    assert sum(len(r.delivered) for r in reports) == 1 and not any(r.failures for r in reports)
+    assert_accounted(host.outbox, 1)
+
+
+# -- what a stopped process left pending ---------------------------------------------------
+
+
+def test_start_delivers_what_was_left_pending_counting_earlier_attempts(make_host, outbox_path, event):
+    evt = event()
+    outbox = Outbox(outbox_path)
+    assert outbox.record(evt, ["hook"]) == ["hook"]
+    outbox.failed_attempt(str(evt.event_id), "hook", 2, "ConnectionError: earlier process")
+    outbox.close()
+    hook = Recorder("hook")
+    host = make_host(hook, max_retries=3)
+    assert hook.calls == []  # not before start()
+    host.start()
+    assert hook.calls == [(str(evt.event_id), 2)]
+    (record,) = host.outbox.deliveries()
+    assert (record.status, record.attempts, record.last_error) == ("delivered", 3, None)
+
+
+def test_redeliver_turns_exhausted_pending_deliveries_into_dead_letters(make_host, outbox_path, event):
+    evt = event()
+    outbox = Outbox(outbox_path)
+    outbox.record(evt, ["hook"])
+    outbox.failed_attempt(str(evt.event_id), "hook", 2, "ConnectionError: earlier process")
+    outbox.close()
+    hook = Recorder("hook", failures=-1)
+    host = make_host(hook, max_retries=2)
+    delivered, failures = host.redeliver()
+    assert delivered == 0 and [f.plugin for f in failures] == ["hook"]
+    assert hook.calls == [(str(evt.event_id), 2)]  # the one try left
+    (record,) = host.outbox.deliveries()
+    assert (record.status, record.attempts) == ("dead", 3)
+
+
+def test_deliveries_to_a_handler_that_is_not_loaded_stay_pending_and_are_named(make_host, outbox_path, event):
+    evt = event()
+    outbox = Outbox(outbox_path)
+    outbox.record(evt, ["gone", "here"])
+    outbox.close()
+    here = Recorder("here")
+    host = make_host(here).start()
+    assert len(here.calls) == 1
+    assert host.outbox.counts() == {"pending": 1, "delivered": 1, "dead": 0}
+    assert any("'gone'" in problem and "pending" in problem for problem in host.problems)
+    host.close()
+    back = Recorder("gone")
+    make_host(back).start()
+    assert len(back.calls) == 1
+
+
+def test_a_dry_run_is_recorded_and_redelivered_as_a_dry_run(make_host, outbox_path, event):
+    evt = event()
+    outbox = Outbox(outbox_path)
+    outbox.record(evt, ["hook"], dry_run=True)
+    outbox.close()
+
+    class Dry(Recorder):
+        def handle_event(self, event, context):
+            self.calls.append((str(event.event_id), int(context.is_dry_run)))
+
+    hook = Dry("hook")
+    make_host(hook).start()
+    assert hook.calls == [(str(evt.event_id), 1)]
+
+
+# -- where the outbox is --------------------------------------------------------------------
+
+
+def test_without_an_outbox_nothing_is_written(make_host, outbox_path, event):
+    hook = Recorder("hook")
+    host = make_host(hook, outbox=False)
+    assert host.outbox is None and host.emit(event()).ok
+    assert not outbox_path.exists()
+
+
+@pytest.fixture
+def no_autoload(monkeypatch):
+    """from_config discovers installed plugins (the console handler among them): not here."""
+    monkeypatch.setenv("LOOPAI_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+@pytest.mark.usefixtures("no_autoload")
+def test_from_config_opens_the_outbox_named_by_loopai_outbox(tmp_path, outbox_path, event):
+    with loopai.Host.from_config(plugins=[Recorder("hook")]) as host:
+        assert host.outbox is not None and host.outbox.path == str(outbox_path)
+        host.emit(event())
+    assert counts_in(outbox_path)["delivered"] == 1
+
+
+@pytest.mark.usefixtures("no_autoload")
+def test_the_configured_outbox_is_relative_to_the_configuration_file(tmp_path, monkeypatch, event):
+    monkeypatch.delenv("LOOPAI_OUTBOX")
+    (tmp_path / "conf").mkdir()
+    config = tmp_path / "conf" / "loopai.toml"
+    config.write_text('[delivery]\noutbox = "state/events.sqlite3"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with loopai.Host.from_config(config, plugins=[Recorder("hook")]) as host:
+        host.emit(event())
+    assert counts_in(tmp_path / "conf" / "state" / "events.sqlite3")["delivered"] == 1
+
+
+@pytest.mark.usefixtures("no_autoload")
+def test_loopai_outbox_wins_over_the_configuration(tmp_path, outbox_path, event):
+    config = tmp_path / "loopai.toml"
+    config.write_text('[delivery]\noutbox = "other.sqlite3"\n', encoding="utf-8")
+    with loopai.Host.from_config(config, plugins=[Recorder("hook")]) as host:
+        host.emit(event())
+    assert outbox_path.exists() and not (tmp_path / "other.sqlite3").exists()
+
+
+@pytest.mark.usefixtures("no_autoload")
+def test_the_default_outbox_is_under_the_state_directory(tmp_path, monkeypatch, event):
+    monkeypatch.delenv("LOOPAI_OUTBOX")
+    with loopai.Host.from_config(plugins=[Recorder("hook")]) as host:
+        host.emit(event())
+    assert (tmp_path / "state" / "loopai" / "outbox.sqlite3").exists()
+
+
+def test_an_unusable_outbox_is_a_config_error(tmp_path):
+    (tmp_path / "not-a-db").write_bytes(b"this is not SQLite, just some bytes " * 100)
+    with pytest.raises(loopai.ConfigError, match="cannot be opened as SQLite"):
+        loopai.Host(outbox=tmp_path / "not-a-db", environ={})

@@ -1,0 +1,250 @@
+"""Fixtures for ``loopai run``: records and tasks files in tmp_path, the command in-process or as a process.
+
+``make_record(**fields)`` builds an ExecutionRecord as a JSON-ready dict; ``write_lines`` writes
+JSON Lines (dicts, or raw strings for malformed lines). ``loopai(*args)`` runs the command
+in-process and returns its exit code, output lines (parsed) and stderr. ``plugins`` is the name
+of a module of test plugins (importable in-process and, via ``env``, in subprocesses), for
+``factory = "<module>:Name"`` entries in a loopai.toml written by ``config(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopai._cli import main
+
+TASK_A = "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"
+TASK_B = "0b7d4c1e-5a2f-4e3b-8c9d-1a2b3c4d5e6f"
+PROGRAM = "00000000-0000-4000-8000-000000000001"
+
+OUTPUT_SCHEMA = {
+    "type": "object",
+    "required": ["label"],
+    "properties": {"label": {"enum": ["positive", "negative"]}},
+}
+
+PLUGINS = '''
+import asyncio, json, os, random, threading, time
+import loopai
+
+
+class Recorder(loopai.WebhookHandlerPlugin):
+    """Appends every event it gets to the file named by LOOPAI_TEST_EVENTS."""
+
+    _lock = threading.Lock()
+
+    def handle_event(self, event, context):
+        line = json.dumps({"type": event.event_type.value, "line": event.payload.get("line"),
+                           "payload": event.payload, "dry": context.is_dry_run,
+                           "execution_id": str(event.execution_id)})
+        with self._lock, open(os.environ["LOOPAI_TEST_EVENTS"], "a", encoding="utf-8") as out:
+            out.write(line + "\\n")
+
+
+class OutputIsOk(loopai.ValidatorPlugin):
+    """Valid when the output is the string "ok"."""
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=execution.output == "ok", validator_type="output-is-ok")
+
+
+class SlowAsync(loopai.ValidatorPlugin):
+    """An async validator that sleeps 0.05 s, give or take, so that records finish out of order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._random = random.Random(7)
+
+    async def validate(self, execution, context):
+        await asyncio.sleep(0.03 + 0.04 * self._random.random())
+        return loopai.ValidationResult(is_valid=True, validator_type="slow-async")
+
+
+class SlowSync(loopai.ValidatorPlugin):
+    """Takes 20 ms per record: a run long enough to interrupt."""
+
+    def validate(self, execution, context):
+        time.sleep(0.02)
+        return loopai.ValidationResult(is_valid=True, validator_type="slow-sync")
+
+
+class Never(loopai.SamplerPlugin):
+    def should_sample(self, execution, context):
+        return loopai.SamplingDecision(should_sample=False, reason="never", sampler_type="never")
+'''
+
+
+def make_record(task_id: str = TASK_A, **fields: Any) -> dict[str, Any]:
+    """A JSON-ready execution record of ``task_id``; ``fields`` override the defaults."""
+    record: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "program_id": PROGRAM,
+        "task_id": task_id,
+        "input": {"text": "hello"},
+        "output": {"label": "positive"},
+        "latency_ms": 10.0,
+        "status": "success",
+        "executed_at": "2025-03-14T09:00:00Z",
+    }
+    record.update(fields)
+    return record
+
+
+def write_lines(path: Path, lines: Iterable[dict[str, Any] | str]) -> Path:
+    """Write JSON Lines: dicts are dumped, strings written as they are."""
+    with path.open("w", encoding="utf-8") as out:
+        for line in lines:
+            out.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    return path
+
+
+def tasks_toml(**tasks: dict[str, Any]) -> str:
+    """A tasks file keyed by task id (use TASK_A=..., TASK_B=... via ``**{TASK_A: {...}}``)."""
+    return "".join(f"[tasks.{json.dumps(task_id)}]\n{_toml_table(settings)}\n" for task_id, settings in tasks.items())
+
+
+def _toml_table(settings: dict[str, Any]) -> str:
+    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in settings.items())
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+@dataclass
+class Result:
+    """What one ``loopai run`` did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        """stdout parsed as JSON Lines."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outbox, discovery cache, state and events file under tmp_path; no stray configuration."""
+    monkeypatch.setenv("LOOPAI_OUTBOX", str(tmp_path / "outbox.sqlite3"))
+    monkeypatch.setenv("LOOPAI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("LOOPAI_TEST_EVENTS", str(tmp_path / "events.jsonl"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    for name in (
+        "LOOPAI_CONFIG",
+        "LOOPAI_STRICT_PLUGINS",
+        "LOOPAI_TRACE",
+        "LOOPAI_PLUGINS",
+        "LOOPAI_DISABLE_PLUGINS",
+        "LOOPAI_DISABLE_PLUGIN_AUTOLOAD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The name of a fresh module holding the test plugins above."""
+    name = f"loopai_run_plugins_{uuid.uuid4().hex[:8]}"
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / f"{name}.py").write_text(PLUGINS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(modules))
+    return name
+
+
+@pytest.fixture
+def config(tmp_path: Path, plugins: str) -> Callable[..., Path]:
+    """``config(validators={"ok": "OutputIsOk"}, handlers={"rec": "Recorder"}, extra="...")`` writes
+    loopai.toml registering test plugins by factory; returns its path."""
+
+    def write(
+        validators: dict[str, str] | None = None,
+        samplers: dict[str, str] | None = None,
+        handlers: dict[str, str] | None = None,
+        extra: str = "",
+    ) -> Path:
+        text = ""
+        for kind, entries in (("validators", validators), ("samplers", samplers), ("webhook_handlers", handlers)):
+            for name, attribute in (entries or {}).items():
+                text += f'[plugins.{kind}.{name}]\nfactory = "{plugins}:{attribute}"\n\n'
+        path = tmp_path / "loopai.toml"
+        path.write_text(text + extra, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def loopai(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run ``loopai run ARGS...`` in-process."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(["run", *args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Callable[[], list[dict[str, Any]]]:
+    """The events the Recorder handler got so far."""
+
+    def read() -> list[dict[str, Any]]:
+        path = tmp_path / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    return read
+
+
+def subprocess_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment for a ``loopai`` subprocess: the test's isolation, and the test plugins importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "modules"), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def loopai_process(args: Sequence[str], **options: Any) -> subprocess.Popen[str]:
+    """``python -m loopai run ARGS...`` as a process (text mode)."""
+    return subprocess.Popen([sys.executable, "-m", "loopai", "run", *args], text=True, **options)
+
+
+@pytest.fixture
+def kit() -> Any:
+    """The helpers of this module, for tests (importlib mode cannot import a conftest)."""
+    import types
+
+    return types.SimpleNamespace(
+        TASK_A=TASK_A,
+        TASK_B=TASK_B,
+        OUTPUT_SCHEMA=OUTPUT_SCHEMA,
+        make_record=make_record,
+        write_lines=write_lines,
+        tasks_toml=tasks_toml,
+        subprocess_env=subprocess_env,
+        loopai_process=loopai_process,
+    )

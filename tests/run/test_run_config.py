@@ -1,0 +1,137 @@
+"""``loopai run``: the tasks table from a file or the configuration, and exit 2 for every usage error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loopai import ConfigError
+from loopai._run_tasks import load_tasks, parse_tasks
+
+
+def _source(tmp_path: Path, kit) -> Path:
+    return kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(output={"label": "nope"})])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[tasks."{a}"]\nsampling_rate = 1.5\n', "tasks.toml: {a}.sampling_rate: must be <= 1 (got 1.5)"),
+        ('[tasks."{a}"]\naccuracy_threshold = -0.1\n', "tasks.toml: {a}.accuracy_threshold: must be >= 0"),
+        ('[tasks."{a}"]\nlatency_threshold_ms = 0\n', "tasks.toml: {a}.latency_threshold_ms: must be > 0"),
+        ('[tasks."{a}"]\nwindow = 0\n', "tasks.toml: {a}.window: must be >= 1"),
+        ('[tasks."{a}"]\nsampling_rate = "high"\n', "tasks.toml: {a}.sampling_rate: "),
+        ('[tasks."{a}"]\noutput_schema = 3\n', "tasks.toml: {a}.output_schema: "),
+        ('[tasks."{a}"]\nsamplng_rate = 0.5\n', "tasks.toml: {a}.samplng_rate: is not a known setting"),
+        ("[tasks.sentiment]\nsampling_rate = 0.5\n", "tasks.toml: sentiment.[key]: a task id must be a UUID"),
+        ("[tasks\n", "tasks.toml: invalid TOML"),
+    ],
+)
+def test_a_bad_tasks_file_is_exit_2_naming_file_and_field(
+    tmp_path: Path, kit, loopai, text: str, expected: str
+) -> None:
+    (tmp_path / "tasks.toml").write_text(text.format(a=kit.TASK_A), encoding="utf-8")
+
+    result = loopai(str(_source(tmp_path, kit)), "--tasks", "tasks.toml")
+
+    assert result.code == 2
+    assert expected.format(a=kit.TASK_A) in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_json_tasks_file_in_either_shape(tmp_path: Path, kit) -> None:
+    settings = {"name": "a", "sampling_rate": 0.5}
+    keyed = tmp_path / "keyed.json"
+    keyed.write_text(json.dumps({kit.TASK_A: settings}), encoding="utf-8")
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps([{"task_id": kit.TASK_A, **settings}]), encoding="utf-8")
+
+    assert load_tasks(keyed) == load_tasks(listed)
+    (task,) = load_tasks(keyed).values()
+    assert task.name == "a" and task.sampling_rate == 0.5 and task.window == 50
+
+
+def test_bad_json_tasks_name_the_place(tmp_path: Path) -> None:
+    broken = tmp_path / "tasks.json"
+    broken.write_text('{"a": ', encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"tasks.json:1:7: invalid JSON"):
+        load_tasks(broken)
+    with pytest.raises(ConfigError, match=r"\[0\]: each task needs a task_id"):
+        parse_tasks([{"name": "x"}], "t.json")
+    with pytest.raises(ConfigError, match="must be a table keyed by task_id"):
+        parse_tasks("x", "t.json")
+
+
+def test_a_missing_tasks_file_is_exit_2(tmp_path: Path, kit, loopai) -> None:
+    result = loopai(str(_source(tmp_path, kit)), "--tasks", "absent.toml")
+
+    assert result.code == 2
+    assert "absent.toml: cannot be read" in result.stderr
+
+
+def test_the_tasks_section_of_the_configuration(tmp_path: Path, kit, loopai) -> None:
+    config = tmp_path / "loopai.toml"
+    config.write_text(kit.tasks_toml(**{kit.TASK_A: {"output_schema": kit.OUTPUT_SCHEMA}}), encoding="utf-8")
+
+    result = loopai(str(_source(tmp_path, kit)))
+
+    assert result.code == 0, result.stderr
+    assert result.lines[0]["validation"]["is_valid"] is False  # the schema came from loopai.toml
+
+
+def test_a_tasks_file_wins_over_the_configuration(tmp_path: Path, kit, loopai) -> None:
+    (tmp_path / "loopai.toml").write_text(
+        kit.tasks_toml(**{kit.TASK_A: {"output_schema": kit.OUTPUT_SCHEMA}}), encoding="utf-8"
+    )
+    (tmp_path / "tasks.toml").write_text(kit.tasks_toml(**{kit.TASK_A: {"name": "loose"}}), encoding="utf-8")
+
+    result = loopai(str(_source(tmp_path, kit)), "--tasks", "tasks.toml")
+
+    assert result.lines[0]["validation"]["is_valid"] is True
+    assert "loose" in result.stderr
+
+
+def test_a_bad_tasks_section_in_the_configuration_is_exit_2(tmp_path: Path, kit, loopai) -> None:
+    (tmp_path / "loopai.toml").write_text(f'[tasks."{kit.TASK_A}"]\nsampling_rate = 2\n', encoding="utf-8")
+
+    result = loopai(str(_source(tmp_path, kit)))
+
+    assert result.code == 2
+    assert f"loopai.toml: tasks.{kit.TASK_A}.sampling_rate: must be <= 1 (got 2)" in result.stderr
+
+
+def test_a_bad_configuration_is_exit_2(tmp_path: Path, kit, loopai) -> None:
+    (tmp_path / "bad.toml").write_text("[plugins.samplers.percentage-sampler]\npriority = 'high'\n", encoding="utf-8")
+
+    result = loopai(str(_source(tmp_path, kit)), "--config", "bad.toml")
+
+    assert result.code == 2
+    assert "bad.toml: samplers.percentage-sampler.priority" in result.stderr
+
+
+def test_strict_mode_with_a_broken_plugin_is_exit_2(tmp_path: Path, kit, loopai) -> None:
+    (tmp_path / "loopai.toml").write_text(
+        '[plugins.validators.ghost]\nfactory = "no_such_module_for_loopai:Ghost"\n', encoding="utf-8"
+    )
+
+    assert loopai(str(_source(tmp_path, kit)), "--strict").code == 2
+    lenient = loopai(str(_source(tmp_path, kit)))
+    assert lenient.code == 0
+    assert "warning: " in lenient.stderr and "no_such_module_for_loopai" in lenient.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_concurrency_is_exit_2(tmp_path: Path, kit, loopai, value: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        loopai(str(_source(tmp_path, kit)), "--concurrency", value)
+    assert stopped.value.code == 2
+
+
+def test_an_output_that_cannot_be_written_is_exit_2(tmp_path: Path, kit, loopai) -> None:
+    result = loopai(str(_source(tmp_path, kit)), "--output", str(tmp_path / "no" / "such" / "dir" / "out.jsonl"))
+
+    assert result.code == 2
+    assert "cannot be written" in result.stderr

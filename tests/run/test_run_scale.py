@@ -1,0 +1,150 @@
+"""``loopai run`` at scale: async plugins overlap and keep order, memory does not grow, Ctrl-C stops cleanly."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+import pytest
+
+import loopai
+from loopai._run import Runner, RunOptions
+from loopai._run_input import Input
+from loopai._run_tasks import TaskSettings
+
+
+def test_async_plugins_overlap_and_the_output_keeps_input_order(tmp_path: Path, kit, loopai, config) -> None:
+    config(validators={"slow": "SlowAsync"}, samplers={"never": "Never"})
+    records = [kit.make_record() for _ in range(20)]
+    source = kit.write_lines(tmp_path / "in.jsonl", records)
+
+    result = loopai(str(source), "--no-autoload", "--concurrency", "10", "--json", "-o", "out.jsonl")
+
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["seconds"] < 0.5, summary  # one after the other: 20 x 0.05 s = 1 s
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["execution_id"] for line in written] == [r["id"] for r in records]
+    assert all(line["validation"]["results"][0]["validator_type"] == "slow-async" for line in written)
+
+
+def test_sync_plugins_on_the_async_path(tmp_path: Path, kit, loopai, config) -> None:
+    config(validators={"ok": "OutputIsOk"}, samplers={"never": "Never"})
+    records = [kit.make_record(output="ok" if i % 3 else "no") for i in range(30)]
+    source = kit.write_lines(tmp_path / "in.jsonl", records)
+
+    serial = loopai(str(source), "--no-autoload")
+    overlapped = loopai(str(source), "--no-autoload", "--concurrency", "7")
+
+    assert serial.lines == overlapped.lines
+
+
+class _Valid(loopai.ValidatorPlugin):
+    def validate(self, execution: loopai.ExecutionRecord, context: loopai.ValidationContext) -> loopai.ValidationResult:
+        return loopai.ValidationResult(is_valid=execution.output == "ok", validator_type="valid")
+
+
+class _Half(loopai.SamplerPlugin):
+    def should_sample(
+        self, execution: loopai.ExecutionRecord, context: loopai.SamplingContext
+    ) -> loopai.SamplingDecision:
+        return loopai.SamplingDecision(should_sample=execution.id.int % 2 == 0, reason="half", sampler_type="half")
+
+
+def _generate(path: Path, count: int, tasks: list[str]) -> Path:
+    template = (
+        '{{"id": "{id}", "program_id": "00000000-0000-4000-8000-000000000001", "task_id": "{task}", '
+        '"input": {{"text": "record {n}"}}, "output": "{output}", "latency_ms": {ms}, "status": "success"}}\n'
+    )
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(count):
+            out.write(
+                template.format(
+                    id=uuid.uuid4(), task=tasks[n % len(tasks)], n=n, output="ok" if n % 7 else "no", ms=10 + n % 90
+                )
+            )
+    return path
+
+
+def _peak(tmp_path: Path, count: int, concurrency: int) -> int:
+    tasks = [str(uuid.uuid4()) for _ in range(3)]
+    settings = {uuid.UUID(t): TaskSettings(accuracy_threshold=0.9, latency_threshold_ms=95) for t in tasks}
+    source = Input(str(_generate(tmp_path / f"in-{count}.jsonl", count, tasks)))
+    host = loopai.Host(plugins=[_Valid(), _Half()], outbox=False)
+    with open(tmp_path / f"out-{count}.jsonl", "w", encoding="utf-8") as output, host:
+        runner = Runner(host, settings, output, RunOptions(concurrency=concurrency))
+        tracemalloc.start()
+        try:
+            summary = runner.run(source)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            source.close()
+    assert summary.records == count
+    return peak
+
+
+@pytest.mark.parametrize("concurrency", [1, 16])
+def test_memory_does_not_grow_with_the_input(tmp_path: Path, concurrency: int) -> None:
+    small = _peak(tmp_path, 2_000, concurrency)
+    large = _peak(tmp_path, 20_000, concurrency)
+
+    assert large < small * 1.5 + 64_000, (small, large)
+
+
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_ctrl_c_stops_cleanly(tmp_path: Path, kit, config, events, concurrency: str) -> None:
+    config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(1000)])
+    output = tmp_path / "out.jsonl"
+    process = kit.loopai_process(
+        [str(source), "--no-autoload", "--concurrency", concurrency, "-o", str(output)],
+        cwd=tmp_path,
+        env=kit.subprocess_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(events()) < 20 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stderr
+    assert "INTERRUPTED" in stderr
+    text = output.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    lines = [json.loads(line) for line in text.splitlines()]  # every line whole
+    assert 10 <= len(lines) < 1000
+    assert [line["line"] for line in lines] == list(range(1, len(lines) + 1))
+    with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+        stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    assert stored == 2 * len(lines) == len(events())  # what was emitted is kept, and delivered
+
+
+def test_progress_line_on_a_terminal(tmp_path: Path, kit) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    source = Input(str(kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(3)])))
+    terminal = Terminal()
+    with loopai.Host(plugins=[_Valid()], outbox=False) as host:
+        Runner(host, {}, io.StringIO(), RunOptions(progress=terminal)).run(source)
+    source.close()
+
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r[") and "100.0%" not in drawn[:5]
+    assert drawn.endswith("\r\x1b[K")  # erased at the end

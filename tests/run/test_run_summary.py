@@ -1,0 +1,105 @@
+"""``loopai run``'s summary: the table on stderr, or JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loopai._run_summary import Histogram
+
+
+def _records(kit) -> list:
+    return [
+        *(kit.make_record(kit.TASK_A, output="ok", latency_ms=float(ms)) for ms in range(1, 21)),
+        *(kit.make_record(kit.TASK_B, output="no", latency_ms=100.0) for _ in range(5)),
+        "not json",
+    ]
+
+
+def _setup(tmp_path: Path, kit, config) -> Path:
+    config(validators={"ok": "OutputIsOk"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
+    (tmp_path / "tasks.toml").write_text(kit.tasks_toml(**{kit.TASK_A: {"name": "alpha"}}), encoding="utf-8")
+    return kit.write_lines(tmp_path / "in.jsonl", _records(kit))
+
+
+def test_the_summary_table(tmp_path: Path, kit, loopai, config) -> None:
+    source = _setup(tmp_path, kit, config)
+
+    result = loopai(str(source), "--no-autoload", "--tasks", "tasks.toml")
+
+    assert result.code == 1
+    text = result.stderr
+    assert text.startswith("loopai run: 26 line(s), 25 record(s), 1 malformed")
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.split()}
+    assert rows["TASK"] == ["TASK", "RECORDS", "VALID", "SAMPLED", "EVENTS", "P50", "MS", "P95", "MS", "BREACHES"]
+    assert rows["alpha"] == ["alpha", "20", "100.0%", "0", "40", "10.0", "19.0", "-"]
+    assert rows[kit.TASK_B] == [kit.TASK_B, "5", "0.0%", "0", "10", "100", "100", "-"]
+    assert rows["ok"][:4] == ["ok", "validator", "25", "0"]
+    assert rows["never"][:4] == ["never", "sampler", "25", "0"]
+    assert rows["rec"][:4] == ["rec", "webhook-handler", "50", "0"]
+    assert rows["host.emit"][1] == "50"
+    header = next(line for line in text.splitlines() if line.startswith("TASK"))
+    alpha = next(line for line in text.splitlines() if line.startswith("alpha"))
+    assert header.index("RECORDS") + len("RECORDS") == alpha.index(" 20") + 3  # numbers aligned right
+
+
+def test_json_summary_goes_to_stdout_when_results_go_to_a_file(tmp_path: Path, kit, loopai, config) -> None:
+    source = _setup(tmp_path, kit, config)
+
+    result = loopai(str(source), "--no-autoload", "--tasks", "tasks.toml", "--json", "--output", "out.jsonl")
+
+    summary = json.loads(result.stdout)
+    assert (summary["lines"], summary["records"], summary["malformed"]) == (26, 25, 1)
+    assert summary["interrupted"] is False
+    alpha = next(t for t in summary["tasks"] if t["name"] == "alpha")
+    assert alpha["records"] == 20 and alpha["valid_percent"] == 100.0
+    assert alpha["latency_ms"] == {"p50": 10.0, "p95": 19.0}
+    assert alpha["events_by_type"] == {"program.execution.completed": 20, "validation.completed": 20}
+    plugins = {p["name"]: p for p in summary["plugins"]}
+    assert plugins["rec"] == {
+        "name": "rec",
+        "kind": "webhook-handler",
+        "calls": 50,
+        "failures": 0,
+        "reported_seconds": None,
+    }
+    assert summary["hooks"]["validate"]["calls"] == 25
+    assert "TASK" not in result.stderr  # no table with --json
+
+
+def test_json_summary_goes_to_stderr_when_results_go_to_stdout(tmp_path: Path, kit, loopai, config) -> None:
+    source = _setup(tmp_path, kit, config)
+
+    result = loopai(str(source), "--no-autoload", "--json")
+
+    assert len(result.lines) == 26
+    assert json.loads(result.stderr)["records"] == 25
+
+
+def test_plugin_failures_are_counted(tmp_path: Path, kit, loopai, plugins) -> None:
+    name = f"{plugins}_boom"
+    (tmp_path / "modules" / f"{name}.py").write_text(
+        "import loopai\n"
+        "class Boom(loopai.ValidatorPlugin):\n"
+        "    def validate(self, execution, context):\n"
+        "        raise RuntimeError('nope')\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "loopai.toml").write_text(f'[plugins.validators.boom]\nfactory = "{name}:Boom"\n', encoding="utf-8")
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(3)])
+
+    result = loopai(str(source), "--no-autoload", "--json", "-o", "out.jsonl")
+
+    boom = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "boom")
+    assert (boom["calls"], boom["failures"]) == (3, 3)
+
+
+def test_histogram_quantiles_within_half_a_percent() -> None:
+    histogram = Histogram()
+    assert histogram.quantile(0.5) is None
+    for value in range(1, 100_001):
+        histogram.add(value / 10)
+    assert len(histogram.counts) <= 4 * 900  # at most 900 keys per decade (0.1 to 10,000: 4 decades)
+    assert abs(histogram.quantile(0.5) - 5000) / 5000 < 0.005
+    assert abs(histogram.quantile(0.95) - 9500) / 9500 < 0.005
+    assert histogram.quantile(1.0) == 10000
