@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,8 @@ class Outbox:
             # WAL + NORMAL survives a killed process (not a power cut) without an fsync per commit.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            # An outbox whose host was never closed still closes its file when collected.
+            self._finalizer = weakref.finalize(self, self._db.close)
         except sqlite3.Error as exc:
             raise ConfigError([f"outbox {self.path}: cannot be opened as SQLite: {exc}"]) from None
         self._lock = threading.Lock()
@@ -217,4 +220,4 @@ class Outbox:
     def close(self) -> None:
         """Close the database (idempotent)."""
         with self._lock:
-            self._db.close()
+            self._finalizer()
