@@ -446,6 +446,14 @@ def test_loopai_host_configures_plugins_from_toml(loopai_host: HostFactory) -> N
         loopai_host(config="[plugins")
 
 
+def test_loopai_host_resolves_references_from_the_environ_it_is_given(loopai_host: HostFactory) -> None:
+    config = {"plugins": {"validators": {"good-validator": {"configuration": {"required": ["${FIELD}"]}}}}}
+    host = loopai_host(GoodValidator(), config=config, environ={"FIELD": "answer"})
+    assert not host.validate(make_execution(output={"result": 1})).is_valid
+    with pytest.raises(loopai.ConfigError, match="FIELD"):
+        loopai_host(GoodValidator(), config=config)
+
+
 # -- the pytest plugin, in a test run of its own -------------------------------------------------
 
 PLUGIN_USER = """

@@ -9,6 +9,7 @@ from loopai_builtin._percentage import PercentageSampler
 from loopai_builtin._slack import SlackWebhookHandler, slack_message
 from loopai_builtin._time_based import TimeBasedSampler, parse_duration
 from loopai_builtin._transport import WebhookDeliveryError, parse_retry_after
+from loopai_builtin._version import __version__
 
 __all__ = [
     "CacheInfo",
@@ -19,6 +20,7 @@ __all__ = [
     "SlackWebhookHandler",
     "TimeBasedSampler",
     "WebhookDeliveryError",
+    "__version__",
     "parse_duration",
     "parse_retry_after",
     "slack_message",

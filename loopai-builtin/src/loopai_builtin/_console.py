@@ -12,6 +12,7 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel
 
 import loopai
+from loopai_builtin._version import __version__
 
 __all__ = ["ConsoleWebhookHandler"]
 
@@ -35,6 +36,8 @@ class ConsoleWebhookHandler(loopai.WebhookHandlerPlugin):
     """
 
     name = "console-webhook-handler"
+    version = __version__
+    author = "Loopai"
     description = "Prints events to the console, coloured by severity."
     author = "Loopai"
     priority = 0

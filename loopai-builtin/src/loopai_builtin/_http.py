@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 import loopai
 from loopai_builtin._signing import loopai_signature, signing_key, standard_signature
 from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:
     from loopai import Host
@@ -36,6 +37,8 @@ class HttpWebhookHandler(loopai.WebhookHandlerPlugin):
     """
 
     name = "http-webhook-handler"
+    version = __version__
+    author = "Loopai"
     description = "POSTs events as signed JSON to an HTTP endpoint."
     author = "Loopai"
     priority = 100

@@ -24,6 +24,7 @@ from jsonschema.validators import (
 from pydantic import BaseModel, Field
 
 import loopai
+from loopai_builtin._version import __version__
 
 __all__ = ["CacheInfo", "JsonSchemaValidator"]
 
@@ -190,6 +191,8 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
     """
 
     name = "json-schema-validator"
+    version = __version__
+    author = "Loopai"
     description = "Validates input and output against the task's JSON Schemas and compares the expected output."
     author = "Loopai"
     priority = 100

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 import loopai
+from loopai_builtin._version import __version__
 
 __all__ = ["PercentageSampler"]
 
@@ -23,6 +24,8 @@ class PercentageSampler(loopai.SamplerPlugin):
     """
 
     name = "percentage-sampler"
+    version = __version__
+    author = "Loopai"
     description = "Samples a configurable share of executions at random."
     author = "Loopai"
     priority = 100

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import loopai
 from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:
     from loopai import Host
@@ -88,6 +89,8 @@ class SlackWebhookHandler(loopai.WebhookHandlerPlugin):
     """
 
     name = "slack-webhook-handler"
+    version = __version__
+    author = "Loopai"
     description = "Posts events to a Slack incoming webhook."
     author = "Loopai"
     priority = 100

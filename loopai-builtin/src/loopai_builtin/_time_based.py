@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, field_validator
 
 import loopai
+from loopai_builtin._version import __version__
 
 __all__ = ["TimeBasedSampler", "parse_duration"]
 
@@ -38,6 +39,8 @@ class TimeBasedSampler(loopai.SamplerPlugin):
     """
 
     name = "time-based-sampler"
+    version = __version__
+    author = "Loopai"
     description = "Samples the first execution of a task, then one execution per time interval."
     author = "Loopai"
     priority = 50

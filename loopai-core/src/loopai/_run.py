@@ -51,10 +51,11 @@ class RunOptions:
 class _Task:
     """What the engine keeps per task id: its contexts, rolling window and summary."""
 
-    __slots__ = ("rolling", "sampling", "summary", "validation")
+    __slots__ = ("id_text", "rolling", "sampling", "summary", "validation")
 
     def __init__(self, task_id: uuid.UUID, settings: TaskSettings | None) -> None:
         known = settings or TaskSettings()
+        self.id_text = str(task_id)
         self.validation = ValidationContext(
             task_id=task_id, input_schema=known.input_schema, output_schema=known.output_schema
         )
@@ -162,7 +163,7 @@ class Runner:
                 started = perf()
                 reports = [emit(event) for event in events]
                 self._plugins.count_emits(reports, perf() - started)
-            write(result_line(number, execution, validation, sampling, raised) + "\n")
+            write(result_line(number, execution, task.id_text, validation, sampling, raised) + "\n")
 
     # -- the async path --------------------------------------------------------------
 
@@ -228,7 +229,7 @@ class Runner:
             started = perf()
             reports = await asyncio.gather(*(host.aemit(event) for event in events))
             self._plugins.count_emits(reports, perf() - started)
-        return result_line(number, execution, validation, sampling, raised)
+        return result_line(number, execution, task.id_text, validation, sampling, raised)
 
     # -- per record, in input order --------------------------------------------------
 
@@ -264,7 +265,7 @@ class Runner:
         raised = raised_events(execution, validation, crossings)
         counts = summary.events
         for event_type, _ in raised:
-            counts[event_type.value] = counts.get(event_type.value, 0) + 1
+            counts[event_type] = counts.get(event_type, 0) + 1
         if not self._wanted:
             return raised, []
         events = build_events(

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+from loopai._models import WebhookEventType
 from loopai._plugin import SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
 from loopai._registry import PluginRegistry
 from loopai._report import EmitReport, SamplingReport, ValidationReport
@@ -56,7 +57,7 @@ class TaskSummary:
         self.records = 0
         self.valid = 0
         self.sampled = 0
-        self.events: dict[str, int] = {}
+        self.events: dict[WebhookEventType, int] = {}
         self.breaches: dict[str, int] = {}
         self.latency = Histogram()
 
@@ -76,7 +77,7 @@ class TaskSummary:
             "valid_percent": _percent(self.valid, self.records),
             "sampled": self.sampled,
             "events": sum(self.events.values()),
-            "events_by_type": dict(sorted(self.events.items())),
+            "events_by_type": dict(sorted((t.value, n) for t, n in self.events.items())),
             "breaches": dict(sorted(self.breaches.items())),
             "latency_ms": {"p50": self.latency.quantile(0.5), "p95": self.latency.quantile(0.95)},
         }

@@ -273,7 +273,9 @@ class HostFactory(Protocol):
     ) -> Host: ...
 
 
-def _as_config(config: LoopaiConfig | Mapping[str, Any] | str | None) -> LoopaiConfig | None:
+def _as_config(
+    config: LoopaiConfig | Mapping[str, Any] | str | None, environ: Mapping[str, str]
+) -> LoopaiConfig | None:
     if config is None or isinstance(config, LoopaiConfig):
         return config
     if isinstance(config, str):
@@ -283,7 +285,7 @@ def _as_config(config: LoopaiConfig | Mapping[str, Any] | str | None) -> LoopaiC
             raise ConfigError([f"loopai_host config: invalid TOML: {exc}"]) from None
     else:
         document = config
-    return parse_config(document, label="loopai_host config", environ={})
+    return parse_config(document, label="loopai_host config", environ=environ)
 
 
 def _build_host(
@@ -299,7 +301,7 @@ def _build_host(
     options.setdefault("environ", {})
     options.setdefault("strict", True)
     options.setdefault("retry_backoff", 0.0)
-    host = Host(_as_config(config), plugins=made, **options)
+    host = Host(_as_config(config, options["environ"]), plugins=made, **options)
     hosts.append(host)
     return host.start() if start else host
 
@@ -316,7 +318,8 @@ def loopai_host() -> Iterator[HostFactory]:
 
     Unlike a production host, unless ``options`` say otherwise (they are passed to
     :class:`loopai.Host`): no installed plugin is discovered, there is no outbox, the
-    environment (``LOOPAI_*``) is ignored, strict mode is on (a plugin problem raises
+    process environment is ignored (``LOOPAI_*``, and ``${VAR}`` in ``config``: pass
+    ``environ={...}``), strict mode is on (a plugin problem raises
     :class:`loopai.StartupError`), and retries do not sleep.
     """
     hosts: list[Host] = []
