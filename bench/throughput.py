@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -379,7 +380,7 @@ and write an equivalent result line. {platform.python_implementation()} {platfor
   webhook handler, and an event type no handler takes is not emitted (the output lines still list
   the events each record raised).
 - Each measurement is a fresh process; imports happen before the clock starts (for both), so
-  the time is the work plus ours's startup (configuration, discovery from a warm cache, host).
+  the time is the work plus the command's startup (configuration, discovery from a warm cache, host).
   Best of {repeats} runs per contender and size{" (quick mode)" if quick else ""}; peak RSS
   (`getrusage` `ru_maxrss`) of that run, interpreter and imports included.
 - Goal: ours at least {GOAL}x the script's records per second.
@@ -406,7 +407,7 @@ def _what_is_left(rows: list[tuple[int, dict[str, float], dict[str, float]]], st
     ours_steps = sum(value for name, value in steps.items() if name.startswith("ours"))
     validate = steps["ours: host.validate (json-schema-validator)"]
     checks = steps["script: schema checks (iter_errors, input and output)"]
-    return (
+    return textwrap.fill(
         f"At {count:,} records ours takes {ours_total:.1f} µs per record, the script {script_total:.1f}. "
         f"`host.validate` with the built-in `json-schema-validator` takes {validate:.1f} µs where the "
         f"script's two `iter_errors` calls take {checks:.1f}: the built-in's own bookkeeping around the same "
@@ -415,7 +416,8 @@ def _what_is_left(rows: list[tuple[int, dict[str, float], dict[str, float]]], st
         f"record, so no engine can reach the goal on top of it. Parsing into the `ExecutionRecord` model, "
         f"the sampler's `SamplingDecision` and the report objects add a few µs more. The rest, "
         f"{max(ours_total - ours_steps, 0.0):.1f} µs per record, is the engine's own work (reading, settling "
-        f"each record in order, summary counts, writing) and its startup spread over the records."
+        f"each record in order, summary counts, writing) and its startup spread over the records.",
+        width=100,
     )
 
 

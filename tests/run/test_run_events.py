@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -159,6 +160,16 @@ def test_the_console_handler_on_defaults_keeps_stdout_for_results(tmp_path: Path
     assert len(result.lines) == 2  # stdout is JSON Lines only
     assert "program.execution.failed" in result.stderr and "kaput" in result.stderr
     assert "validation.failed" not in result.stderr and "program.execution.completed" not in result.stderr
+
+
+def test_the_console_handler_on_defaults_keeps_stdout_for_the_json_summary(tmp_path: Path, kit, loopai) -> None:
+    records = [kit.make_record(output=None, status="timeout", error_message="too slow")]
+    source = kit.write_lines(tmp_path / "in.jsonl", records)
+
+    result = loopai(str(source), "--json", "--output", "out.jsonl")
+
+    assert json.loads(result.stdout)["records"] == 1  # stdout holds the summary and nothing else
+    assert "program.execution.timeout" in result.stderr
 
 
 def test_a_configured_console_handler_is_left_as_configured(tmp_path: Path, kit, loopai) -> None:

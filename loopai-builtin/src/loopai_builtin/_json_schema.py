@@ -84,17 +84,35 @@ def _schema_location(path: Iterable[Any]) -> str:
 
 
 class _SchemaCache:
-    """Compiled validators by schema (keyed by a stable JSON dump), least recently used out first."""
+    """Compiled validators by schema (keyed by a stable JSON dump), least recently used out first.
+
+    A schema is treated as immutable once used: change a task's schema by giving a new dict.
+    """
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[tuple[str, bool], _Compiled] = OrderedDict()
+        self._by_identity: dict[tuple[int, bool], tuple[dict[str, Any], _Compiled]] = {}
         self._lock = threading.Lock()
 
     def get(self, schema: dict[str, Any], format_checking: bool) -> _Compiled:
+        # Fast path: the same schema object as last time (a task's schema is one dict reused
+        # for every record). The entry holds the schema, so its id cannot be reused meanwhile.
+        same = self._by_identity.get((id(schema), format_checking))
+        if same is not None and same[0] is schema:
+            self.hits += 1
+            return same[1]
         key = (json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str), format_checking)
+        compiled = self._get(key, schema, format_checking)
+        with self._lock:
+            if len(self._by_identity) >= self.maxsize:
+                self._by_identity.clear()
+            self._by_identity[(id(schema), format_checking)] = (schema, compiled)
+        return compiled
+
+    def _get(self, key: tuple[str, bool], schema: dict[str, Any], format_checking: bool) -> _Compiled:
         with self._lock:
             found = self._entries.get(key)
             if found is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import IO, Any
 
@@ -20,7 +19,9 @@ program.execution.completed / failed / timeout, validation.completed / failed, a
 accuracy.threshold.breached / latency.threshold.breached when the task's rolling accuracy
 (share of valid records over its last `window` records, default 50) falls below
 accuracy_threshold, or its rolling p95 latency_ms over the same window rises above
-latency_threshold_ms: once per crossing, again only after it has recovered.
+latency_threshold_ms: once per crossing, again only after it has recovered. Events go
+through the durable outbox to every enabled handler that takes them; a type that no
+handler takes is listed in the output but not emitted.
 
 tasks (--tasks FILE, TOML or JSON, else [tasks] of the configuration), keyed by task id:
   [tasks."6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"]
@@ -36,7 +37,8 @@ The summary goes to stderr (--json: as JSON, on stdout when --output names a fil
 
 When the configuration does not mention the console-webhook-handler, `loopai run` keeps
 stdout for the results: the console handler prints to stderr, and only failed and
-timed-out runs and threshold breaches. Configure it to choose for yourself.
+timed-out runs and threshold breaches. Configure it (any [plugins.webhook_handlers.
+console-webhook-handler] table) to choose for yourself.
 
 exit status: 0 every line processed, 1 some line malformed (or the input ended early),
 2 usage or configuration error, 130 interrupted (Ctrl-C: the records in flight finish,
@@ -118,11 +120,12 @@ def _run(args: argparse.Namespace) -> int:
             )
         except (ConfigError, StartupError) as exc:
             return _fail(exc.problems)
-        for problem in host.problems:
-            print(f"warning: {problem}", file=sys.stderr)
-        _console_defaults(host, config, results_on_stdout=output is sys.stdout)
+        _warn(host.problems)
+        known = len(host.problems)
+        _console_defaults(host, config)
         progress = sys.stderr if _is_terminal(sys.stderr) else None
         runner = Runner(host, tasks, output, RunOptions(args.concurrency, args.fail_fast, progress))
+        runner.summary.output = None if output is sys.stdout else args.output
         try:
             with host:
                 summary = runner.run(source)
@@ -132,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
             summary = runner.summary
             summary.stopped_by = str(exc)
             print(exc, file=sys.stderr)
+        _warn(host.problems[known:])  # plugins that failed to start or stop
         summary.problems = list(host.problems)
     finally:
         source.close()
@@ -147,14 +151,19 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if summary.malformed or summary.stopped_by else 0
 
 
+def _warn(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
 def _is_terminal(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty is not None and isatty()) and not os.environ.get("LOOPAI_NO_PROGRESS")
+    return bool(isatty is not None and isatty())
 
 
-def _console_defaults(host: Any, config: Any, *, results_on_stdout: bool) -> None:
-    """On built-in defaults the console handler would print a box per event on stdout,
-    among the result lines: send it to stderr and keep it to alerts."""
+def _console_defaults(host: Any, config: Any) -> None:
+    """On built-in defaults the console handler would print a box per event on stdout, among
+    the result lines (or the JSON summary): send it to stderr, and keep it to alerts."""
     from loopai import WebhookHandlerPlugin
     from loopai._run_record import ALERT_EVENTS
 
@@ -163,7 +172,7 @@ def _console_defaults(host: Any, config: Any, *, results_on_stdout: bool) -> Non
         return  # not loaded, or set up on purpose: as configured
     plugin.supported_events = ALERT_EVENTS
     settings = plugin.config
-    if results_on_stdout and "stream" in getattr(type(settings), "model_fields", {}):
+    if "stream" in getattr(type(settings), "model_fields", {}):
         plugin.configure({**settings.model_dump(), "stream": "stderr"})  # also makes the host see the new events
     else:
         plugin.priority = plugin.priority  # the host rebuilds its routes when a plugin changes

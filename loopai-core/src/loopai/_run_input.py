@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import sys
@@ -86,7 +87,7 @@ class Input:
         self._position: Callable[[], int] | None = None
         self._owned: IO[bytes] | None = None
         if path == "-":
-            self._stream: IO[bytes] = sys.stdin.buffer
+            self._stream: IO[bytes] | io.BufferedIOBase = sys.stdin.buffer
             return
         try:
             raw = open(path, "rb")  # noqa: SIM115 - closed by close()
