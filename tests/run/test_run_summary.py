@@ -56,13 +56,9 @@ def test_json_summary_goes_to_stdout_when_results_go_to_a_file(tmp_path: Path, k
     assert alpha["latency_ms"] == {"p50": 10.0, "p95": 19.0}
     assert alpha["events_by_type"] == {"program.execution.completed": 20, "validation.completed": 20}
     plugins = {p["name"]: p for p in summary["plugins"]}
-    assert plugins["rec"] == {
-        "name": "rec",
-        "kind": "webhook-handler",
-        "calls": 50,
-        "failures": 0,
-        "reported_seconds": None,
-    }
+    rec = plugins["rec"]
+    assert (rec["name"], rec["kind"], rec["calls"], rec["failures"]) == ("rec", "webhook-handler", 50, 0)
+    assert rec["seconds"] >= 0  # measured by the host, around each call
     assert summary["hooks"]["validate"]["calls"] == 25
     assert "TASK" not in result.stderr  # no table with --json
 

@@ -117,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
                 strict=args.strict,
                 dry_run=True if args.dry_run_events else None,
                 outbox=True,
+                meter=True,
             )
         except (ConfigError, StartupError) as exc:
             return _fail(exc.problems)

@@ -105,6 +105,7 @@ class Runner:
             if self._progress is not None:
                 self._progress.clear()
             self.summary.finished = time.perf_counter()
+            self.summary.take_usage(self.host.plugin_usage())
             self.output.flush()
         return self.summary
 

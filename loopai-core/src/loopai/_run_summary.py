@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+from loopai._meter import PluginUsage
 from loopai._models import WebhookEventType
 from loopai._plugin import SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
 from loopai._registry import PluginRegistry
@@ -86,7 +87,8 @@ class TaskSummary:
 
 
 class PluginStats:
-    """Calls and failures of one plugin; ``seconds`` as the plugin reported it (validators' ``duration_ms``)."""
+    """Calls and failures of one plugin, and the seconds spent inside it (measured by a
+    metering host; until then, what validators report as ``duration_ms``)."""
 
     __slots__ = ("calls", "failures", "kind", "name", "seconds")
 
@@ -104,7 +106,7 @@ class PluginStats:
             "kind": self.kind,
             "calls": self.calls,
             "failures": self.failures,
-            "reported_seconds": self.seconds,
+            "seconds": self.seconds,
         }
 
 
@@ -128,6 +130,13 @@ class Summary:
         self.outbox: str | None = None
         self.output: str | None = None
         self.problems: list[str] = []
+
+    def take_usage(self, usage: Sequence[PluginUsage]) -> None:
+        """Per-plugin counts measured by a metering host (``Host(meter=True)``): they replace
+        what was read from the reports, and add the time spent in each plugin."""
+        for measured in usage:
+            stats = self.plugin(measured.name, measured.kind)
+            stats.calls, stats.failures, stats.seconds = measured.calls, measured.failures, measured.seconds
 
     @property
     def records(self) -> int:
@@ -222,7 +231,7 @@ class Summary:
         blocks.append(_table(("HOST CALL", "CALLS", "TIME"), hook_rows, right=range(1, 3)))
         notes = []
         if self.plugins and any(p.seconds is not None for p in self.plugins.values()):
-            notes.append("OWN TIME: what validators report (duration_ms); host call times include every plugin.")
+            notes.append("OWN TIME: time spent inside each plugin; host call times include the host's own work.")
         if self.output:
             notes.append(f"results are in {self.output}")
         if self.outbox:
