@@ -39,7 +39,6 @@ class ConsoleWebhookHandler(loopai.WebhookHandlerPlugin):
     version = __version__
     author = "Loopai"
     description = "Prints events to the console, coloured by severity."
-    author = "Loopai"
     priority = 0
 
     class Config(BaseModel):

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 import loopai
+from loopai_builtin._remote import RemoteHandler
 from loopai_builtin._signing import loopai_signature, signing_key, standard_signature
-from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._transport import is_http_url, raw_setting, secret_text, shown_url
 from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ __all__ = ["HttpWebhookHandler"]
 log = logging.getLogger("loopai.builtin.http")
 
 
-class HttpWebhookHandler(loopai.WebhookHandlerPlugin):
+class HttpWebhookHandler(RemoteHandler):
     """POSTs each event as JSON (``event.model_dump(mode="json")``) to ``url``.
 
     With ``secret`` every request is signed twice: the Standard Webhooks headers
@@ -38,9 +39,9 @@ class HttpWebhookHandler(loopai.WebhookHandlerPlugin):
 
     name = "http-webhook-handler"
     version = __version__
-    author = "Loopai"
     description = "POSTs events as signed JSON to an HTTP endpoint."
     author = "Loopai"
+    user_agent = "loopai-http-webhook"
     priority = 100
 
     class Config(BaseModel):
@@ -64,44 +65,6 @@ class HttpWebhookHandler(loopai.WebhookHandlerPlugin):
 
     config: Config
 
-    def __init__(
-        self,
-        config: BaseModel | Mapping[str, Any] | None = None,
-        *,
-        enabled: bool | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(config, enabled=enabled, **options)
-        self._poster = Poster(f"loopai-http-webhook/{loopai.__version__}")
-        self._events_override: frozenset[loopai.WebhookEventType] | None = None
-        # Installed but not configured (discovered with no settings): stay off, do not fail.
-        self._idle = enabled is None and self.config.url is None
-        if self._idle:
-            self._enabled = False
-            log.debug("%s has no url; it stays off until one is configured", self.name)
-
-    # -- settings ------------------------------------------------------------------------
-
-    @property
-    def supported_events(self) -> frozenset[loopai.WebhookEventType]:
-        """The ``events`` setting (default: all), unless set on the instance."""
-        if self._events_override is not None:
-            return self._events_override
-        events = self.config.events
-        return frozenset(events) if events is not None else frozenset(loopai.WebhookEventType)
-
-    @supported_events.setter
-    def supported_events(self, value: Iterable[loopai.WebhookEventType | str]) -> None:
-        self._events_override = frozenset(loopai.WebhookEventType(e) for e in value)
-        self._loopai_changed()
-
-    def configure(self, config: BaseModel | Mapping[str, Any] | None, *, where: str | None = None) -> None:
-        """Apply new settings; a handler that was off for want of a url turns on when it gets one."""
-        super().configure(config, where=where)
-        if self._idle and self.config.url is not None:
-            self._idle = False
-            self.enabled = True
-
     def validate_configuration(self, configuration: Mapping[str, Any]) -> bool:
         """Refuse settings without a usable ``url`` or with a malformed ``whsec_`` secret."""
         url = secret_text(raw_setting(configuration, "url"))
@@ -122,16 +85,7 @@ class HttpWebhookHandler(loopai.WebhookHandlerPlugin):
     def startup(self, host: Host) -> None:
         """Check the secret and open the keep-alive client."""
         self._key()
-        if self.config.url is not None:
-            self._poster.open()
-
-    def shutdown(self, host: Host) -> None:
-        """Close the client and its connections."""
-        self._poster.close()
-
-    def close(self) -> None:
-        """Close the client when the handler is used without a host's lifecycle."""
-        self._poster.close()
+        super().startup(host)
 
     # -- delivery ------------------------------------------------------------------------
 

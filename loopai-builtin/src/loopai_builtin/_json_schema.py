@@ -212,7 +212,6 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
     version = __version__
     author = "Loopai"
     description = "Validates input and output against the task's JSON Schemas and compares the expected output."
-    author = "Loopai"
     priority = 100
 
     class Config(BaseModel):

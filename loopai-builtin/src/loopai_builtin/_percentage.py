@@ -27,7 +27,6 @@ class PercentageSampler(loopai.SamplerPlugin):
     version = __version__
     author = "Loopai"
     description = "Samples a configurable share of executions at random."
-    author = "Loopai"
     priority = 100
 
     class Config(BaseModel):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import loopai
-from loopai_builtin._transport import Poster, is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._remote import RemoteHandler
+from loopai_builtin._transport import is_http_url, raw_setting, secret_text, shown_url
 from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:
-    from loopai import Host
+    pass
 
 __all__ = ["SlackWebhookHandler"]
 
@@ -78,7 +79,7 @@ def slack_message(event: loopai.WebhookEvent, context: loopai.WebhookHandlerCont
     return {"text": fallback, "attachments": [{"color": _COLOURS[severity], "fallback": fallback, "blocks": blocks}]}
 
 
-class SlackWebhookHandler(loopai.WebhookHandlerPlugin):
+class SlackWebhookHandler(RemoteHandler):
     """Posts events to a Slack incoming webhook (``webhook_url``, usually ``"${SLACK_WEBHOOK_URL}"``).
 
     Default events: ``program.execution.failed``, ``accuracy.threshold.breached`` and
@@ -90,9 +91,11 @@ class SlackWebhookHandler(loopai.WebhookHandlerPlugin):
 
     name = "slack-webhook-handler"
     version = __version__
-    author = "Loopai"
     description = "Posts events to a Slack incoming webhook."
     author = "Loopai"
+    user_agent = "loopai-slack-webhook"
+    destination_setting = "webhook_url"
+    default_events = DEFAULT_EVENTS
     priority = 100
 
     class Config(BaseModel):
@@ -109,41 +112,6 @@ class SlackWebhookHandler(loopai.WebhookHandlerPlugin):
 
     config: Config
 
-    def __init__(
-        self,
-        config: BaseModel | Mapping[str, Any] | None = None,
-        *,
-        enabled: bool | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(config, enabled=enabled, **options)
-        self._poster = Poster(f"loopai-slack-webhook/{loopai.__version__}")
-        self._events_override: frozenset[loopai.WebhookEventType] | None = None
-        self._idle = enabled is None and self.config.webhook_url is None
-        if self._idle:
-            self._enabled = False
-            log.debug("%s has no webhook_url; it stays off until one is configured", self.name)
-
-    @property
-    def supported_events(self) -> frozenset[loopai.WebhookEventType]:
-        """The ``events`` setting (default: the three alerting events), unless set on the instance."""
-        if self._events_override is not None:
-            return self._events_override
-        events = self.config.events
-        return frozenset(events) if events is not None else DEFAULT_EVENTS
-
-    @supported_events.setter
-    def supported_events(self, value: Iterable[loopai.WebhookEventType | str]) -> None:
-        self._events_override = frozenset(loopai.WebhookEventType(e) for e in value)
-        self._loopai_changed()
-
-    def configure(self, config: BaseModel | Mapping[str, Any] | None, *, where: str | None = None) -> None:
-        """Apply new settings; a handler that was off for want of a URL turns on when it gets one."""
-        super().configure(config, where=where)
-        if self._idle and self.config.webhook_url is not None:
-            self._idle = False
-            self.enabled = True
-
     def validate_configuration(self, configuration: Mapping[str, Any]) -> bool:
         """Refuse settings without a usable ``webhook_url`` (an http(s) URL)."""
         url = raw_setting(configuration, "webhook_url") or raw_setting(configuration, "slack_webhook_url")
@@ -151,19 +119,6 @@ class SlackWebhookHandler(loopai.WebhookHandlerPlugin):
             log.warning("%s: webhook_url is required (an https:// URL; write it as ${SLACK_WEBHOOK_URL})", self.name)
             return False
         return True
-
-    def startup(self, host: Host) -> None:
-        """Open the keep-alive client."""
-        if self.config.webhook_url is not None:
-            self._poster.open()
-
-    def shutdown(self, host: Host) -> None:
-        """Close the client and its connections."""
-        self._poster.close()
-
-    def close(self) -> None:
-        """Close the client when the handler is used without a host's lifecycle."""
-        self._poster.close()
 
     def message(self, event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> dict[str, Any]:
         """The JSON posted for ``event``."""

@@ -42,7 +42,6 @@ class TimeBasedSampler(loopai.SamplerPlugin):
     version = __version__
     author = "Loopai"
     description = "Samples the first execution of a task, then one execution per time interval."
-    author = "Loopai"
     priority = 50
 
     class Config(BaseModel):

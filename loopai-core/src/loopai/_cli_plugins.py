@@ -46,6 +46,9 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     from loopai._cli_new import add_new_command
 
     add_new_command(sub)
+    from loopai._cli_install import add_install_commands
+
+    add_install_commands(sub)
     plugins.set_defaults(
         handler=_list,
         json=False,
