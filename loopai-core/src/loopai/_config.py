@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -12,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt, ValidationError
 
+from loopai._documents import read_document
 from loopai._errors import SECRET_KEY, ConfigError, describe_validation_error
 from loopai._plugin import Plugin, _snake
 from loopai._registry import kind_from
@@ -190,7 +190,7 @@ def load_config(
     if found is None:
         return LoopaiConfig()
     label = _label(found, cwd)
-    document = _read(found, how, label)
+    document = read_document(found, label, how)
     config = parse_config(document, label=label, environ=environ)
     config._source = found.resolve()
     config._label = label
@@ -258,26 +258,6 @@ def _label(found: Path, cwd: str | os.PathLike[str] | None) -> str:
         return str(found.resolve().relative_to(Path(cwd or Path.cwd()).resolve()))
     except ValueError:
         return str(found)
-
-
-def _read(found: Path, how: str, label: str) -> Any:
-    try:
-        raw = found.read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{label}: cannot be read: {exc.strerror or exc}"]) from None
-    try:
-        if how == "json":
-            return json.loads(raw)
-        document = tomllib.loads(raw.decode("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError([f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    if how == "pyproject":
-        return document.get("tool", {}).get("loopai", {})
-    return document
 
 
 def _snake_keys(table: Mapping[str, Any]) -> dict[str, Any]:

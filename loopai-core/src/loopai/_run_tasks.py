@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import bisect
-import json
 import math
-import sys
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,12 +13,8 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from loopai._documents import read_document
 from loopai._errors import ConfigError, describe_validation_error
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = ["DEFAULT_WINDOW", "Crossing", "Rolling", "TaskId", "TaskSettings", "by_uuid", "load_tasks", "parse_tasks"]
 
@@ -96,19 +90,7 @@ def by_uuid(table: Mapping[str, TaskSettings]) -> dict[UUID, TaskSettings]:
 def load_tasks(path: str | Path) -> dict[UUID, TaskSettings]:
     """Read a tasks file (``.json``, else TOML); errors name the file and the field."""
     label = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{label}: cannot be read: {exc.strerror or exc}"]) from None
-    try:
-        text = raw.decode("utf-8")
-        document = json.loads(text) if label.lower().endswith(".json") else tomllib.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError([f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    document = read_document(Path(path), label)
     return parse_tasks(document, label)
 
 

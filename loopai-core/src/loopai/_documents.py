@@ -1,0 +1,43 @@
+"""Reading a JSON or TOML file into a document, with errors that name the file, line and column."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from loopai._errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["read_document", "tomllib"]
+
+
+def read_document(found: Path, label: str, how: str = "") -> Any:
+    """The parsed JSON (``how="json"``, or a ``.json`` file) or TOML document in ``found``.
+
+    ``how="pyproject"`` returns its ``[tool.loopai]`` table. Errors are a
+    :class:`loopai.ConfigError` naming ``label`` (with line and column where known).
+    """
+    how = how or ("json" if found.suffix.lower() == ".json" else "toml")
+    try:
+        raw = found.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{label}: cannot be read: {exc.strerror or exc}"]) from None
+    try:
+        if how == "json":
+            return json.loads(raw)
+        document = tomllib.loads(raw.decode("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    if how == "pyproject":
+        return document.get("tool", {}).get("loopai", {})
+    return document
