@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -346,3 +347,60 @@ def test_an_unusable_outbox_is_a_config_error(tmp_path):
     (tmp_path / "not-a-db").write_bytes(b"this is not SQLite, just some bytes " * 100)
     with pytest.raises(loopai.ConfigError, match="cannot be opened as SQLite"):
         loopai.Host(outbox=tmp_path / "not-a-db", environ={})
+
+
+# -- the file itself ------------------------------------------------------------------------
+
+# The schema of the first outbox files: a rowid deliveries table and a full status index.
+FIRST_SCHEMA = """
+CREATE TABLE events (event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, body TEXT NOT NULL, emitted_at REAL NOT NULL);
+CREATE TABLE deliveries (
+    event_id TEXT NOT NULL REFERENCES events(event_id), handler TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, dry_run INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL, PRIMARY KEY (event_id, handler)
+);
+CREATE INDEX deliveries_by_status ON deliveries(status, updated_at);
+"""
+
+
+def test_an_outbox_file_of_the_first_format_keeps_working(make_host, outbox_path, event, assert_accounted):
+    left = event()
+    db = sqlite3.connect(outbox_path)
+    db.executescript(FIRST_SCHEMA)
+    db.execute(
+        "INSERT INTO events VALUES (?, ?, ?, ?)",
+        (str(left.event_id), "program.execution.failed", left.model_dump_json(), time.time()),
+    )
+    db.execute(
+        "INSERT INTO deliveries (event_id, handler, status, updated_at) VALUES (?, 'hook', 'pending', ?)",
+        (str(left.event_id), time.time()),
+    )
+    db.commit()
+    db.close()
+    hook = Recorder("hook", failures=1)
+    host = make_host(hook, max_retries=0).start()  # the left-over pending delivery: tried once, dead
+    assert host.outbox.counts() == {"pending": 0, "delivered": 0, "dead": 1}
+    fresh = event()
+    assert host.emit(fresh).ok and not host.emit(fresh).delivered
+    assert host.outbox.requeue([str(left.event_id)]) == 1
+    assert host.redeliver() == (1, [])
+    assert [r.status for r in host.outbox.deliveries()] == ["delivered", "delivered"]
+    assert_accounted(host.outbox, 2)
+
+
+def test_the_wal_is_checkpointed_in_the_background_and_the_thread_ends_with_the_outbox(
+    make_host, outbox_path, event, assert_accounted
+):
+    before = set(threading.enumerate())
+    host = make_host(Recorder("hook"))
+    empty = outbox_path.stat().st_size
+    for _ in range(300):  # 600 commits: two background checkpoints
+        host.emit(event())
+    deadline = time.monotonic() + 5
+    while outbox_path.stat().st_size <= empty and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outbox_path.stat().st_size > empty  # pages copied from the WAL while the host runs
+    (checkpointer,) = (t for t in threading.enumerate() if t.name == "loopai-outbox-checkpoint" and t not in before)
+    assert_accounted(host.outbox, 300)
+    host.close()
+    assert not checkpointer.is_alive()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -94,8 +93,8 @@ class HttpWebhookHandler(RemoteHandler):
         return None if secret is None else signing_key(secret.get_secret_value())
 
     def body(self, event: loopai.WebhookEvent) -> bytes:
-        """The exact bytes POSTed (and signed) for ``event``."""
-        return json.dumps(event.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        """The exact bytes POSTed (and signed) for ``event``: its compact UTF-8 JSON, as pydantic writes it."""
+        return event.model_dump_json().encode()  # serialised once, in Rust: a third of json.dumps(model_dump())
 
     def headers(self, event: loopai.WebhookEvent, body: bytes, attempt: int, timestamp: int) -> dict[str, str]:
         """The request headers for one delivery attempt (``attempt`` counts from 1)."""

@@ -309,16 +309,10 @@ def fitting_version(installer: Installer, name: str, options: Sequence[str], cor
     with tempfile.TemporaryDirectory(prefix="loopai-fit-") as scratch:
         pin = Path(scratch, "constraints.txt")
         pin.write_text(f"{CORE}=={core}\n", encoding="utf-8")
+        report = ("--quiet", "--report", "-") if installer.tool == "pip" else ()
+        command = installer.install("--dry-run", *report, "-c", str(pin), *options, name)
         try:
-            if installer.tool == "pip":
-                command = installer.install("--dry-run", "--quiet", "--report", "-", "-c", str(pin), *options, name)
-                done = _run(command, capture=True, timeout=_FIT_SEARCH_SECONDS)
-            else:
-                requirements = Path(scratch, "requirements.in")
-                requirements.write_text(f"{name}\n", encoding="utf-8")
-                command = [*installer.command, "compile", "--python", sys.executable, "--quiet", "--no-header"]
-                command += ["--no-annotate", "-c", str(pin), *options, str(requirements)]
-                done = _run(command, capture=True, timeout=_FIT_SEARCH_SECONDS)
+            done = _run(command, capture=True, timeout=_FIT_SEARCH_SECONDS)
         except subprocess.TimeoutExpired:
             return None
     if done.returncode != 0:
@@ -326,17 +320,18 @@ def fitting_version(installer: Installer, name: str, options: Sequence[str], cor
     wanted = _canonical(name)
     if installer.tool == "pip":
         try:
-            for candidate in _from_report(json.loads(done.stdout)):
-                if _canonical(candidate.name) == wanted:
-                    return candidate.version
+            planned = {_canonical(c.name): c.version for c in _from_report(json.loads(done.stdout))}
         except ValueError:
             return None
-        return _installed_version(name)  # nothing to install: the installed one fits
-    for line in done.stdout.splitlines():
-        pinned, sep, version = line.strip().partition("==")
-        if sep and _canonical(pinned) == wanted:
-            return version.split(";")[0].strip()
-    return None
+    else:  # uv has no report; it lists what it would install as " + name==version"
+        planned = {}
+        for line in (done.stderr + done.stdout).splitlines():
+            text = line.strip()
+            listed, sep, version = text.removeprefix("+ ").partition("==")
+            if sep and text.startswith("+ "):
+                planned[_canonical(listed)] = version.split()[0]
+    # Nothing to install for it: the installed version fits.
+    return planned[wanted] if wanted in planned else _installed_version(name)
 
 
 def _installed_version(name: str) -> str | None:
@@ -370,7 +365,9 @@ def _refusal(candidate: Candidate, wanted: str, core: str, installer: Installer,
         lines.append(f"  (it was named by a path or URL: {candidate.url or '?'})")
     else:
         fits = fitting_version(installer, candidate.name, options, core)
-        if fits is not None and fits != candidate.version:
+        if fits is not None and fits == _installed_version(candidate.name):
+            lines.append(f"  {candidate.name} {fits}, the installed version, fits {CORE} {core}")
+        elif fits is not None and fits != candidate.version:
             lines.append(
                 f"  {candidate.name} {fits} fits {CORE} {core}: loopai plugins install '{candidate.name}=={fits}'"
             )

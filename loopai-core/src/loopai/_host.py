@@ -732,7 +732,10 @@ class Host:
         outbox = self._outbox
         assert outbox is not None
         calls = snapshot.handlers.get(event.event_type, ())
-        todo = set(outbox.record(event, [call.name for call in calls], dry_run=dry))
+        all_delivered = snapshot.routes[event.event_type][2]
+        if not calls:
+            return all_delivered
+        todo = outbox.record(event, all_delivered.delivered, dry_run=dry)
         delivered: list[str] = []
         failures: list[PluginFailure] = []
         for call in calls:
@@ -742,6 +745,8 @@ class Host:
                     delivered.append(call.name)
                 else:
                     failures.append(failure)
+        if len(delivered) == len(calls):
+            return all_delivered  # the common case: the shared report, as emit without an outbox
         return EmitReport(event.event_type, delivered, failures)
 
     def _deliver(

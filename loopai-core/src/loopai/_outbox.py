@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -35,13 +36,90 @@ CREATE TABLE IF NOT EXISTS deliveries (
     dry_run    INTEGER NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL,
     PRIMARY KEY (event_id, handler)
-);
-CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries(status, updated_at);
+) WITHOUT ROWID;
+DROP INDEX IF EXISTS deliveries_by_status;
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(status) WHERE status != 'delivered';
+CREATE VIEW IF NOT EXISTS recorded AS
+    SELECT e.event_id, e.event_type, e.body, e.emitted_at, d.handler, d.dry_run
+    FROM events e JOIN deliveries d USING (event_id);
+CREATE TRIGGER IF NOT EXISTS record_delivery INSTEAD OF INSERT ON recorded BEGIN
+    INSERT OR IGNORE INTO events VALUES (NEW.event_id, NEW.event_type, NEW.body, NEW.emitted_at);
+    INSERT OR IGNORE INTO deliveries (event_id, handler, status, dry_run, updated_at)
+        VALUES (NEW.event_id, NEW.handler, 'pending', NEW.dry_run, NEW.emitted_at);
+END;
 """
+# Why this shape: the outbox is on every emit's path, before the handler is called. A
+# delivery is one row keyed by (event, handler) with no separate rowid; the index holds only
+# deliveries not yet delivered (what start() and the CLI look for), so it stays small and a
+# delivered mark touches two pages. Recording goes through the ``recorded`` view, whose
+# trigger stores the event (once) and the pending delivery: one statement, hence one
+# implicit transaction, instead of BEGIN, two INSERTs and COMMIT. Files made by earlier
+# versions (a rowid deliveries table) keep working.
 
-_NEW_DELIVERY = (
-    "INSERT OR IGNORE INTO deliveries (event_id, handler, status, dry_run, updated_at) VALUES (?, ?, 'pending', ?, ?)"
-)
+_RECORD = "INSERT INTO recorded VALUES (?, ?, ?, ?, ?, ?)"
+
+_CHECKPOINT_EVERY = 256
+"""Commits between two background checkpoints (about 700 WAL pages: SQLite's own default is 1000)."""
+_AUTOCHECKPOINT = 10_000
+"""SQLite's automatic checkpoint, by the writer itself, only as a backstop (about 40 MB of WAL)."""
+_OPEN = "d.status != 'delivered'"
+"""Repeated in queries for pending or dead deliveries, so that SQLite uses the partial index."""
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file on a thread of its own.
+
+    With ``synchronous=NORMAL`` a checkpoint is where SQLite fsyncs (the WAL, then the
+    database file), and SQLite's automatic checkpoint runs in the commit that crosses its
+    threshold: every few hundred events, one emit would wait for two fsyncs. The writer
+    pokes this thread instead. A busy writer may never leave the WAL fully copied, and
+    SQLite rewinds the WAL only then, so the automatic checkpoint stays on as a backstop
+    with a higher threshold (``_AUTOCHECKPOINT``).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        """Checkpoint soon (starts the thread on first use)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="loopai-outbox-checkpoint", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, timeout=10.0)
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            return  # the automatic checkpoint does the work
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                # Busy or failing: the next poke, or the automatic checkpoint, tries again.
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        """Let a running checkpoint finish, then end the thread (idempotent)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+def _close(db: sqlite3.Connection, checkpointer: _Checkpointer | None) -> None:
+    if checkpointer is not None:
+        checkpointer.stop()
+    db.close()
 
 
 def default_outbox_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -99,12 +177,22 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL survives a killed process (not a power cut) without an fsync per commit.
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
             self._db.executescript(_SCHEMA)
+            self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
             # An outbox whose host was never closed still closes its file when collected.
-            self._finalizer = weakref.finalize(self, self._db.close)
+            self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer)
         except sqlite3.Error as exc:
             raise ConfigError([f"outbox {self.path}: cannot be opened as SQLite: {exc}"]) from None
         self._lock = threading.Lock()
+        self._commits = 0
+
+    def _committed(self, commits: int = 1) -> None:
+        """Count commits (the caller holds the lock); every so many, a background checkpoint."""
+        self._commits += commits
+        if self._commits >= _CHECKPOINT_EVERY and self._checkpointer is not None:
+            self._commits = 0
+            self._checkpointer.poke()
 
     def record(self, event: WebhookEvent, handlers: Sequence[str], *, dry_run: bool = False) -> list[str]:
         """Store ``event`` with a pending delivery per handler; return the handlers to deliver to now.
@@ -114,31 +202,33 @@ class Outbox:
         emit is delivering it right now or a stopped process left it (``Host.redeliver``
         takes those). So concurrent emits of one event deliver it once per handler.
         """
-        now = time.time()
-        event_id = str(event.event_id)
-        dry = int(dry_run)
+        row = [str(event.event_id), event.event_type.value, event.model_dump_json(), time.time(), "", int(dry_run)]
+        todo: list[str] = []
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            several = len(handlers) > 1
+            if several:
+                db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
-                    (event_id, event.event_type.value, event.model_dump_json(), now),
-                )
-                todo = [
-                    name
-                    for name in handlers
-                    if db.execute(_NEW_DELIVERY, (event_id, name, dry, now)).rowcount == 1  # 0: already there
-                ]
-                db.execute("COMMIT")
+                for name in handlers:
+                    row[4] = name
+                    before = db.total_changes  # the trigger's inserts: 0 when the delivery was there
+                    db.execute(_RECORD, row)
+                    if db.total_changes != before:
+                        todo.append(name)
+                if several:
+                    db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if several:
+                    db.execute("ROLLBACK")
                 raise
+            self._committed(1 if several else len(handlers))
         return todo
 
     def _update(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._lock:
             self._db.execute(sql, args)
+            self._committed()
 
     def delivered(self, event_id: str, handler: str, attempts: int) -> None:
         """The handler took the event after ``attempts`` tries."""
@@ -168,7 +258,7 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(
                 "SELECT e.body, d.handler, d.attempts, d.dry_run FROM deliveries d JOIN events e USING (event_id) "
-                "WHERE d.status = 'pending' ORDER BY e.emitted_at, d.handler"
+                f"WHERE {_OPEN} AND d.status = 'pending' ORDER BY e.emitted_at, d.handler"
             ).fetchall()
         return [
             (WebhookEvent.model_validate_json(body), handler, attempts, bool(dry))
@@ -186,7 +276,7 @@ class Outbox:
         clauses: list[str] = []
         args: list[Any] = []
         if status is not None:
-            clauses.append("d.status = ?")
+            clauses.append("d.status = ?" if status == "delivered" else f"{_OPEN} AND d.status = ?")
             args.append(status)
         ids = list(event_ids) if event_ids is not None else None
         if ids is not None:
@@ -200,7 +290,10 @@ class Outbox:
 
     def requeue(self, event_ids: Iterable[str] | None = None) -> int:
         """Make dead deliveries pending again (all of them, or those of ``event_ids``); how many."""
-        sql = "UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = ? WHERE status = 'dead'"
+        sql = (
+            "UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = ? "
+            "WHERE status != 'delivered' AND status = 'dead'"
+        )
         args: list[Any] = [time.time()]
         if event_ids is not None:
             ids = list(event_ids)
