@@ -78,7 +78,8 @@ def test_the_event_and_a_pending_delivery_per_handler_are_stored_before_any_hand
     assert list(report.delivered) == ["first", "second"]
     # Each handler, reading the file from another connection, saw its own delivery pending.
     assert first.seen == {"first": "pending", "second": "pending"}
-    assert second.seen == {"first": "delivered", "second": "pending"}
+    # "first" is delivered by then; its mark may still wait for its group commit.
+    assert second.seen["second"] == "pending" and second.seen["first"] in ("pending", "delivered")
     assert {h: r.status for h, r in by_handler(host.outbox, evt.event_id).items()} == {
         "first": "delivered",
         "second": "delivered",
@@ -187,9 +188,12 @@ def test_a_dead_letter_is_not_retried_by_emitting_it_again(make_host, event):
 
 
 def test_another_host_on_the_same_outbox_does_not_deliver_an_event_again(make_host, event):
+    """A later host on the same outbox delivers none of what an earlier, stopped host delivered."""
     evt = event()
     first, second = Recorder("hook"), Recorder("hook")
-    make_host(first).emit(evt)
+    earlier = make_host(first)
+    earlier.emit(evt)
+    earlier.close()  # a host that stopped cleanly has written every delivered mark
     later = make_host(second).start()
     assert later.emit(evt).delivered == ()
     assert (len(first.calls), len(second.calls)) == (1, 0)

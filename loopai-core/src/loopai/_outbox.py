@@ -62,6 +62,14 @@ _CHECKPOINT_EVERY = 256
 """Commits between two background checkpoints (about 700 WAL pages: SQLite's own default is 1000)."""
 _AUTOCHECKPOINT = 10_000
 """SQLite's automatic checkpoint, by the writer itself, only as a backstop (about 40 MB of WAL)."""
+_MARK_BATCH = 64
+"""Delivered marks written in one commit."""
+_MARK_DELAY = 0.05
+"""Seconds a delivered mark may wait for its group."""
+_MARK = (
+    "UPDATE deliveries SET status = 'delivered', attempts = ?, last_error = NULL, updated_at = ? "
+    "WHERE event_id = ? AND handler = ?"
+)
 _OPEN = "d.status != 'delivered'"
 """Repeated in queries for pending or dead deliveries, so that SQLite uses the partial index."""
 
@@ -116,7 +124,11 @@ class _Checkpointer:
             self._thread.join()
 
 
-def _close(db: sqlite3.Connection, checkpointer: _Checkpointer | None) -> None:
+def _close(db: sqlite3.Connection, checkpointer: _Checkpointer | None, marks: list[Any]) -> None:
+    if marks:  # an outbox collected without close(): keep its delivered marks all the same
+        with contextlib.suppress(sqlite3.Error):
+            db.executemany(_MARK, marks)
+        marks.clear()
     if checkpointer is not None:
         checkpointer.stop()
     db.close()
@@ -181,11 +193,13 @@ class Outbox:
             self._db.executescript(_SCHEMA)
             self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
             # An outbox whose host was never closed still closes its file when collected.
-            self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer)
+            self._marks: list[tuple[int, float, str, str]] = []  # delivered marks not written yet
+            self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer, self._marks)
         except sqlite3.Error as exc:
             raise ConfigError([f"outbox {self.path}: cannot be opened as SQLite: {exc}"]) from None
         self._lock = threading.Lock()
         self._commits = 0
+        self._closed = False
 
     def _committed(self, commits: int = 1) -> None:
         """Count commits (the caller holds the lock); every so many, a background checkpoint."""
@@ -231,12 +245,47 @@ class Outbox:
             self._committed()
 
     def delivered(self, event_id: str, handler: str, attempts: int) -> None:
-        """The handler took the event after ``attempts`` tries."""
-        self._update(
-            "UPDATE deliveries SET status = 'delivered', attempts = ?, last_error = NULL, updated_at = ? "
-            "WHERE event_id = ? AND handler = ?",
-            (attempts, time.time(), event_id, handler),
-        )
+        """The handler took the event after ``attempts`` tries.
+
+        Marks are written in groups (every :data:`_MARK_BATCH` marks, after
+        :data:`_MARK_DELAY` seconds at the latest, and before any read or close), one commit
+        per group: a killed process may deliver its last few events again on the next
+        start (at least once), but never loses one, as the pending row was written first.
+        """
+        with self._lock:
+            marks = self._marks
+            marks.append((attempts, time.time(), event_id, handler))
+            if len(marks) >= _MARK_BATCH:
+                self._flush_marks()
+            elif len(marks) == 1:
+                self._mark_timer()
+
+    def _mark_timer(self) -> None:
+        timer = threading.Timer(_MARK_DELAY, self.flush)
+        timer.daemon = True
+        timer.start()
+
+    def _flush_marks(self) -> None:
+        """Write the delivered marks (the caller holds the lock)."""
+        marks = self._marks
+        if not marks:
+            return
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(_MARK, marks)
+            db.execute("COMMIT")
+            marks.clear()  # in place: the finalizer holds this list
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._committed()
+
+    def flush(self) -> None:
+        """Write delivered marks now (reads and :meth:`close` do it themselves)."""
+        with self._lock:
+            if self._marks and not self._closed:
+                self._flush_marks()
 
     def failed_attempt(self, event_id: str, handler: str, attempts: int, error: str) -> None:
         """Attempt number ``attempts`` failed with ``error``; the delivery stays pending."""
@@ -256,6 +305,7 @@ class Outbox:
     def pending(self) -> list[tuple[WebhookEvent, str, int, bool]]:
         """Undelivered work, oldest first: ``(event, handler, attempts so far, dry_run)``."""
         with self._lock:
+            self._flush_marks()
             rows = self._db.execute(
                 "SELECT e.body, d.handler, d.attempts, d.dry_run FROM deliveries d JOIN events e USING (event_id) "
                 f"WHERE {_OPEN} AND d.status = 'pending' ORDER BY e.emitted_at, d.handler"
@@ -285,6 +335,7 @@ class Outbox:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         with self._lock:
+            self._flush_marks()
             rows = self._db.execute(sql + " ORDER BY e.emitted_at, d.handler", args).fetchall()
         return [DeliveryRecord(*row) for row in rows]
 
@@ -300,17 +351,22 @@ class Outbox:
             sql += f" AND event_id IN ({','.join('?' * len(ids))})"
             args.extend(ids)
         with self._lock:
+            self._flush_marks()
             return self._db.execute(sql, args).rowcount
 
     def counts(self) -> dict[str, int]:
         """How many deliveries are pending, delivered and dead."""
         with self._lock:
+            self._flush_marks()
             rows = self._db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
         counts = {"pending": 0, "delivered": 0, "dead": 0}
         counts.update({status: n for status, n in rows})
         return counts
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Write what is left, then close the database (idempotent)."""
         with self._lock:
+            if not self._closed:
+                self._flush_marks()
+                self._closed = True
             self._finalizer()
