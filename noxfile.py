@@ -1,4 +1,4 @@
-"""Sessions for the loopai workspace: tests on every supported Python found, lint, typecheck, bench."""
+"""Sessions for the loopai workspace: tests on every supported Python found, lint, typecheck, examples, bench."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import nox
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 DISTRIBUTIONS = ("loopai-core", "loopai-builtin")
+# The guide's example plugin packages: installed and tested by the examples session only (the workspace's
+# pytest collects tests/ alone).
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("loopai-*") if (p / "pyproject.toml").is_file())
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "examples"]
 # CI sets CI=true, which makes nox fail on missing interpreters; we skip them instead.
 nox.options.error_on_missing_interpreters = False
 
@@ -76,6 +79,21 @@ def typecheck(session: nox.Session) -> None:
     """Type-check the distributions' sources with mypy --strict (on the oldest Python found)."""
     _install_workspace(session, "typecheck")
     session.run("mypy")
+
+
+@nox.session(python=PYTHONS[-1:] or None)
+def examples(session: nox.Session) -> None:
+    """Install the example plugins next to loopai-core and loopai-builtin; run their tests and plugins check."""
+    session.install("hatchling>=1.21", "pytest>=8")  # builds below reuse it: no isolated build environments
+    session.install("--no-build-isolation", *(str(ROOT / dist) for dist in DISTRIBUTIONS), *map(str, EXAMPLES))
+    work = Path(session.create_tmp())
+    env = {"LOOPAI_CACHE_DIR": str(work / "cache"), "LOOPAI_CONFIG": ""}
+    for example in EXAMPLES:
+        with session.chdir(example):
+            session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", env=env)
+    with session.chdir(work):  # no loopai.toml here: every installed plugin on its defaults
+        session.run("loopai", "plugins", "list", env=env)
+        session.run("loopai", "plugins", "check", "--strict", env=env)
 
 
 @nox.session(python=PYTHONS[-1:] or None, default=False)

@@ -83,7 +83,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         for source in SOURCES:
             patch.syspath_prepend(source)
         yield root
-    for module in [m for m in sys.modules if m.startswith(("loopai_business", "loopai_error", "loopai_anomaly", "loopai_teams"))]:
+    packages = tuple(p.name.replace("-", "_") for p in EXAMPLES)
+    for module in [m for m in sys.modules if m.split(".")[0] in packages]:
         del sys.modules[module]
 
 
@@ -104,7 +105,8 @@ class Reader:
 
     def _run(self, block: Block, tmp_path: Path) -> None:
         before = set(self.namespace)
-        code = compile("\n" * (block.line) + block.body, str(block.path), "exec")
+        # Line numbers in tracebacks are the document's; the name is not a Python file (no source dump).
+        code = compile("\n" * block.line + block.body, f"<{block.path.relative_to(ROOT)}>", "exec")
         exec(code, self.namespace)
         for name in sorted(set(self.namespace) - before):
             function = self.namespace[name]

@@ -376,7 +376,7 @@ def _refusal(candidate: Candidate, wanted: str, core: str, installer: Installer,
             from loopai._discovery import _needs_newer, _specifier_set
 
             if _needs_newer(_specifier_set(wanted), core):
-                lines.append(f"  it needs a newer loopai: python -m pip install -U '{CORE}{wanted}'")
+                lines.append(f"  it needs a newer loopai-core: {sys.executable} -m pip install -U '{CORE}{wanted}'")
     lines.append(
         f"  --force installs {candidate.label} anyway; loopai then lists it as incompatible and does not load it"
     )
@@ -415,14 +415,14 @@ def _install(args: argparse.Namespace) -> int:
     forced = [candidate for candidate, _ in refused]
     for candidate, wanted in refused:
         _say(f"--force: installing {candidate.label} although it requires {CORE}{wanted} ({core} is installed)")
-    kept = specs if not forced else _unforced_specs(specs, candidates, forced)
+    kept = specs if not forced else _unforced_specs(specs, forced)
     status = _run_install(installer, options, kept, forced, core)
     if status == 0:
         _report_installed(candidates)
     return status
 
 
-def _unforced_specs(specs: Sequence[str], candidates: Sequence[Candidate], forced: Sequence[Candidate]) -> list[str]:
+def _unforced_specs(specs: Sequence[str], forced: Sequence[Candidate]) -> list[str]:
     """The SPECs left once the forced candidates' own SPECs are taken out (matched by name or URL)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
