@@ -70,7 +70,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Check style and common mistakes with ruff."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
-    session.run("ruff", "check", "loopai-core", "loopai-builtin", "tests", "bench", "noxfile.py")
+    checked = ("loopai-core", "loopai-builtin", "tests", "bench", "noxfile.py", "examples/quickstart.py")
+    session.run("ruff", "check", *checked, "examples/make_examples.py")
     session.run("ruff", "format", "--check", "--diff", "loopai-core", "loopai-builtin")
 
 

@@ -25,7 +25,7 @@ def host_options() -> argparse.ArgumentParser:
 
 def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Add the ``plugins`` command tree to ``commands`` (an argparse subparsers object)."""
-    plugins = commands.add_parser("plugins", help="list, show and check installed plugins")
+    plugins = commands.add_parser("plugins", help="list, show, check, scaffold, install and uninstall plugins")
     sub = plugins.add_subparsers(dest="plugins_command", metavar="COMMAND")
 
     listing = sub.add_parser("list", parents=[parent], help="every discovered plugin (imports nothing)")

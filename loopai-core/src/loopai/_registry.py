@@ -140,7 +140,8 @@ def _adapt(impl: pluggy.HookImpl, spec_args: tuple[str, ...]) -> Callable[..., A
 
 
 def _attr(obj: object, attr: str, expected: type | tuple[type, ...], default: Any) -> Any:
-    value = getattr(obj, attr, default)
+    # A module's attributes are its __dict__: a missing one costs no AttributeError there.
+    value = obj.__dict__.get(attr, default) if type(obj) is types.ModuleType else getattr(obj, attr, default)
     return value if isinstance(value, expected) and not isinstance(value, property) else default
 
 
