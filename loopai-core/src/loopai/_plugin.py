@@ -152,7 +152,8 @@ class Plugin(abc.ABC):
         self._enabled = type(self)._default_enabled if enabled is None else bool(enabled)
         self._priority = type(self)._default_priority if priority is None else int(priority)
         self.metadata: dict[str, str] = {}
-        self.config = validate_settings(type(self).Config, config, self.name)
+        model = type(self).Config
+        self.config = {} if model is None and config is None else validate_settings(model, config, self.name)
 
     # -- runtime switches ---------------------------------------------------------------
 
@@ -182,19 +183,22 @@ class Plugin(abc.ABC):
         self._loopai_changed()
 
     def _loopai_changed(self) -> None:
-        for registry in list(self.__dict__.get("_loopai_watchers", ())):
-            registry._bump()
+        for ref in list(self.__dict__.get("_loopai_watchers", ())):
+            registry = ref()
+            if registry is not None:
+                registry._bump()
 
     def _loopai_watch(self, registry: Any) -> None:
-        watchers = self.__dict__.get("_loopai_watchers")
-        if watchers is None:
-            watchers = self.__dict__["_loopai_watchers"] = weakref.WeakSet()
-        watchers.add(registry)
+        # Weak references in a plain list (a WeakSet costs more than the rest of registering
+        # a plugin): a plugin must not keep a discarded registry alive.
+        watchers = self.__dict__.setdefault("_loopai_watchers", [])
+        watchers[:] = [ref for ref in watchers if ref() is not None and ref() is not registry]
+        watchers.append(weakref.ref(registry))
 
     def _loopai_unwatch(self, registry: Any) -> None:
         watchers = self.__dict__.get("_loopai_watchers")
         if watchers is not None:
-            watchers.discard(registry)
+            watchers[:] = [ref for ref in watchers if ref() is not None and ref() is not registry]
 
     # -- lifecycle (optional) -----------------------------------------------------------
 
