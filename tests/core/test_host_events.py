@@ -104,8 +104,15 @@ def test_handlers_are_called_by_priority_then_name():
     assert [name for name, _ in log] == ["top", "a", "b", "low"]
     assert report.delivered == ("top", "a", "b", "low")
     assert report.ok and bool(report) and report.failures == ()
+    # aemit runs handlers concurrently (sync ones in worker threads, which may finish in any
+    # order): async handlers start in priority order, and the report lists all in that order.
     log.clear()
     report = asyncio.run(host.aemit(event()))
+    assert sorted(name for name, _ in log) == ["a", "b", "low", "top"]
+    assert report.delivered == ("top", "a", "b", "low")
+    log.clear()
+    names = [("b", 5), ("low", -1), ("a", 5), ("top", 100)]
+    report = asyncio.run(make_host(*(AsyncRecorder(n, priority=p, log=log) for n, p in names)).aemit(event()))
     assert [name for name, _ in log] == ["top", "a", "b", "low"]
     assert report.delivered == ("top", "a", "b", "low")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_emitted_events_stay_in_the_outbox(tmp_path: Path, kit, loopai, config, 
     result = _run_with_recorder(tmp_path, kit, loopai, config, [kit.make_record(output="ok") for _ in range(3)])
 
     assert result.code == 0
-    with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "outbox.sqlite3")) as db:
         stored = db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
     assert stored == [("delivered", 6)]
     assert str(tmp_path / "outbox.sqlite3") in result.stderr
@@ -69,7 +70,7 @@ def test_without_a_handler_nothing_is_written_to_the_outbox(tmp_path: Path, kit,
 
     assert result.lines[0]["events"] == ["program.execution.completed", "validation.completed"]
     if (tmp_path / "outbox.sqlite3").exists():
-        with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+        with contextlib.closing(sqlite3.connect(tmp_path / "outbox.sqlite3")) as db:
             assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import signal
@@ -129,7 +130,7 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path, kit, config, events, concurrency: 
     lines = [json.loads(line) for line in text.splitlines()]  # every line whole
     assert 10 <= len(lines) < 1000
     assert [line["line"] for line in lines] == list(range(1, len(lines) + 1))
-    with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "outbox.sqlite3")) as db:
         stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     assert stored == 2 * len(lines) == len(events())  # what was emitted is kept, and delivered
 

@@ -105,7 +105,9 @@ class HookSpecs:
         :returns: nothing; the return value is ignored. Success is "did not raise".
 
         Order: every enabled handler that supports the event type is called, highest
-        ``priority`` first; handlers do not see each other's outcome.
+        ``priority`` first; handlers do not see each other's outcome. ``Host.emit`` calls
+        them one after another; ``Host.aemit`` starts them in that order and runs them
+        concurrently (a sync handler in a worker thread), so they may finish in any order.
 
         Errors: an exception or timeout is retried with exponential backoff up to
         ``max_retries`` times, with ``retry_attempt`` counting up; after the last try the

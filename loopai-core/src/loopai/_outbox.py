@@ -186,17 +186,21 @@ class Outbox:
                 raise ConfigError([f"outbox {self.path}: cannot create its directory: {exc.strerror or exc}"]) from None
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise ConfigError([f"outbox {self.path}: cannot be opened as SQLite: {exc}"]) from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL survives a killed process (not a power cut) without an fsync per commit.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
             self._db.executescript(_SCHEMA)
-            self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
-            # An outbox whose host was never closed still closes its file when collected.
-            self._marks: list[tuple[int, float, str, str]] = []  # delivered marks not written yet
-            self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer, self._marks)
         except sqlite3.Error as exc:
+            self._db.close()  # not a database (or not ours): leave the file as it was
             raise ConfigError([f"outbox {self.path}: cannot be opened as SQLite: {exc}"]) from None
+        self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
+        # An outbox whose host was never closed still closes its file when collected.
+        self._marks: list[tuple[int, float, str, str]] = []  # delivered marks not written yet
+        self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer, self._marks)
         self._lock = threading.Lock()
         self._commits = 0
         self._closed = False
