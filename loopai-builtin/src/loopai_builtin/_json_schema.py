@@ -24,18 +24,19 @@ from jsonschema.validators import (
 from pydantic import BaseModel, Field
 
 import loopai
+from loopai_builtin._schema_fast_path import Check, compile_check
 from loopai_builtin._version import __version__
 
 __all__ = ["CacheInfo", "JsonSchemaValidator"]
 
-_DRAFTS: tuple[type[Validator], ...] = (
-    Draft202012Validator,
-    Draft201909Validator,
-    Draft7Validator,
-    Draft6Validator,
-    Draft4Validator,
-    Draft3Validator,
-)
+_DRAFTS: dict[type[Validator], str] = {
+    Draft202012Validator: "draft2020-12",
+    Draft201909Validator: "draft2019-09",
+    Draft7Validator: "draft7",
+    Draft6Validator: "draft6",
+    Draft4Validator: "draft4",
+    Draft3Validator: "draft3",
+}
 _MAX_DIFFERENCES = 20
 
 
@@ -55,6 +56,8 @@ class _Compiled(NamedTuple):
     draft: str
     problem: tuple[str, str] | None = None  # (path in the schema, message)
     note: str | None = None
+    quick: Check | None = None
+    """Proves common instances valid without jsonschema's walk (see ``_schema_fast_path``)."""
 
 
 def _meta_id(draft: type[Validator]) -> str:
@@ -144,7 +147,8 @@ def _compile(schema: dict[str, Any], format_checking: bool) -> _Compiled:
     except jsonschema.SchemaError as exc:
         return _Compiled(None, name, (_schema_location(exc.path), exc.message), note)
     checker = draft.FORMAT_CHECKER if format_checking else None
-    return _Compiled(draft(schema, format_checker=checker), name, None, note)
+    quick = compile_check(schema, _DRAFTS.get(draft, ""), checker)
+    return _Compiled(draft(schema, format_checker=checker), name, None, note, quick)
 
 
 def _parsed(value: Any) -> Any:
@@ -206,6 +210,10 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
     The draft is picked by each schema's ``$schema`` (2020-12 when absent). Errors are keyed
     by JSON path: ``$.output.label``, ``$.input.text``, ``$.status``. A schema that is itself
     invalid makes the result invalid with a message naming the schema problem.
+
+    Each schema is compiled once (cached). A schema made of common keywords also gets a
+    fast path that proves a matching instance valid in a few plain Python checks;
+    ``jsonschema`` judges every other instance and writes every error message.
     """
 
     name = "json-schema-validator"
@@ -314,6 +322,8 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
             where, text = compiled.problem
             errors.setdefault(f"$.{part}_schema{where}", []).append(f"invalid schema: {text}")
             return f"{part}_schema is not a valid JSON Schema ({text} at {part}_schema{where or ' root'})"
+        if compiled.quick is not None and compiled.quick(instance):
+            return None  # certainly valid: jsonschema is asked only when errors are possible
         assert compiled.validator is not None
         count = 0
         try:
