@@ -28,7 +28,7 @@ enabled = false
 
 PLUGINS = """
 import loopai
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 
 class EveryOther(loopai.SamplerPlugin):
@@ -37,6 +37,16 @@ class EveryOther(loopai.SamplerPlugin):
 
     def should_sample(self, execution, context):
         return loopai.SamplingDecision(should_sample=context.total_executions % self.config.every == 0)
+
+
+class Poster(loopai.WebhookHandlerPlugin):
+    class Config(BaseModel):
+        url: str
+        key_material: SecretStr
+        channel: str = "#alerts"
+
+    def handle_event(self, event, context):
+        pass
 """
 
 BAD = """
@@ -138,13 +148,56 @@ def test_check_reports_plugin_settings_errors(project: Path, capsys: pytest.Capt
 
     err = capsys.readouterr().err
     assert status == 1
-    assert "loopai.toml: samplers.every-other.every: must be >= 1 (got 0)" in err.splitlines()
-    assert "loopai.toml: samplers.every-other.colour: is not a known setting" in err.splitlines()
+    assert err.splitlines() == [
+        "loopai.toml: samplers.every-other.every: must be >= 1 (got 0)",
+        "loopai.toml: samplers.every-other.colour: is not a known setting",
+        "2 error(s)",
+    ]
+
+
+def test_check_lists_unset_variables_and_plugin_settings_errors_together(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        project,
+        "loopai.toml",
+        """
+        [plugins.samplers.every-other]
+        factory = "loopai_cli_test_plugins:EveryOther"
+        priority = "${PRIORITY}"
+        configuration = { every = 0 }
+
+        [plugins.webhook_handlers.poster]
+        factory = "loopai_cli_test_plugins:Poster"
+        configuration = { url = "${POSTER_URL}", key_material = "k", colour = "blue" }
+        """,
+    )
+
+    status = run("config", "check")
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.splitlines() == [
+        "loopai.toml: samplers.every-other.priority: environment variable PRIORITY is not set "
+        "(export it, or write ${PRIORITY:-default})",
+        "loopai.toml: webhook_handlers.poster.configuration.url: environment variable POSTER_URL is not set "
+        "(export it, or write ${POSTER_URL:-default})",
+        "loopai.toml: samplers.every-other.every: must be >= 1 (got 0)",
+        "loopai.toml: webhook_handlers.poster.colour: is not a known setting",
+        "4 error(s)",
+    ]
+
+
+def test_check_creates_no_files(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(project, "loopai.toml", '[delivery]\noutbox = "events.db"\n')
+
+    assert run("config", "check") == 0
+    assert sorted(path.name for path in project.iterdir()) == ["loopai.toml"]
 
 
 def test_check_of_a_missing_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("config", "check", "missing.toml") == 1
-    assert "missing.toml: configuration file not found" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines() == ["missing.toml: configuration file not found", "1 error(s)"]
 
 
 def test_check_of_invalid_toml_names_the_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,6 +251,37 @@ def test_show_prints_json_with_secrets_redacted(
     assert shown["source"] == "loopai.toml"
     assert shown["plugins"]["webhook_handlers"][0]["configuration"] == {"api_token": "**********", "channel": "#alerts"}
     assert shown["plugins"]["webhook_handlers"][0]["enabled"] is False
+
+
+def test_show_hides_secret_settings_of_a_loaded_plugin_and_credentials_in_urls(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        project,
+        "loopai.toml",
+        """
+        [plugins.webhook_handlers.poster]
+        factory = "loopai_cli_test_plugins:Poster"
+        configuration = { url = "https://bot:pa55@hooks.example.com/in?sig=abc123&page=2", key_material = "kkk-123" }
+        """,
+    )
+
+    status = run("config", "show")
+
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "kkk-123" not in out and "pa55" not in out and "abc123" not in out
+    assert json.loads(out)["plugins"]["webhook_handlers"][0]["configuration"] == {
+        "url": "https://bot:***@hooks.example.com/in?sig=***&page=2",
+        "key_material": "**********",
+    }
+
+
+def test_show_creates_no_files(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(project, "loopai.toml", '[delivery]\noutbox = "events.db"\n')
+
+    assert run("config", "show") == 0
+    assert sorted(path.name for path in project.iterdir()) == ["loopai.toml"]
 
 
 def test_show_of_a_bad_file_exits_1(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

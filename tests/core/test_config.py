@@ -153,7 +153,7 @@ def test_loopai_config_may_name_a_pyproject_or_a_json_file(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("how", "message"),
     [
-        ("path", "missing.toml: configuration file not found (from --config)"),
+        ("path", "missing.toml: configuration file not found"),
         ("variable", "missing.toml: configuration file not found (from LOOPAI_CONFIG)"),
     ],
 )
@@ -260,12 +260,72 @@ def test_seed_json_settings_reach_the_plugin_in_snake_case(tmp_path: Path) -> No
     assert sampler.priority == 100
 
 
+def test_seed_json_with_other_top_level_sections_reads_only_the_loopai_section(tmp_path: Path) -> None:
+    appsettings = {"Logging": {"LogLevel": {"Default": "Information"}}, "AllowedHosts": "*", **SEED_JSON}
+    (tmp_path / "appsettings.json").write_text(json.dumps(appsettings), encoding="utf-8")
+
+    config = load(tmp_path, "appsettings.json")
+
+    assert sampler_names(config) == ["percentage-sampler"]
+    assert config.plugins.samplers[0].priority == 100
+
+
+def test_other_top_level_sections_without_a_loopai_section_are_still_unknown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        loopai.parse_config({"Logging": {}, "plugins": {}}, label="appsettings.json")
+
+    assert caught.value.problems == ["appsettings.json: logging: is not a known setting"]
+
+
 def test_parse_config_takes_an_already_parsed_document() -> None:
     config = loopai.parse_config(SEED_JSON, label="appsettings.json")
 
     assert sampler_names(config) == ["percentage-sampler"]
     with pytest.raises(ConfigError, match=r"^appsettings\.json: samplers\.x\.priority: "):
         loopai.parse_config({"plugins": {"samplers": {"x": {"priority": "high"}}}}, label="appsettings.json")
+
+
+def test_parse_config_label_names_the_source_of_host_problems() -> None:
+    config = loopai.parse_config({"plugins": {"validators": {"nowhere": {}}}}, label="appsettings.json")
+
+    host = loopai.Host(config)
+
+    assert config.source_label == "appsettings.json"
+    assert host.problems[0].startswith("appsettings.json: validators.nowhere: no validator named 'nowhere'")
+
+
+def test_duplicate_names_in_the_seed_json_list_are_an_error(tmp_path: Path) -> None:
+    seed = {"Loopai": {"Plugins": {"Samplers": [{"Name": "a", "Priority": 1}, {"Name": "a", "Priority": 2}]}}}
+    (tmp_path / "appsettings.json").write_text(json.dumps(seed), encoding="utf-8")
+
+    assert problems_of(tmp_path, "appsettings.json") == [
+        "appsettings.json: samplers[1].name: 'a' is already the name of samplers[0]; "
+        "give each plugin of a kind its own name"
+    ]
+
+
+def test_duplicate_names_in_toml_arrays_of_tables_are_an_error(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "loopai.toml",
+        """
+        [[plugins.samplers]]
+        name = "a"
+
+        [[plugins.samplers]]
+        name = "b"
+
+        [[plugins.samplers]]
+        name = "a"
+
+        [[plugins.validators]]
+        name = "a"
+        """,
+    )
+
+    assert problems_of(tmp_path) == [
+        "loopai.toml: samplers[2].name: 'a' is already the name of samplers[0]; give each plugin of a kind its own name"
+    ]
 
 
 # -- ${ENV} references -----------------------------------------------------------------
@@ -319,8 +379,51 @@ def test_missing_variable_outside_plugins(tmp_path: Path) -> None:
     write(tmp_path, "loopai.toml", 'allow = ["${FIRST_PLUGIN}"]\n')
 
     assert problems_of(tmp_path) == [
-        "loopai.toml: allow.[0]: environment variable FIRST_PLUGIN is not set "
+        "loopai.toml: allow[0]: environment variable FIRST_PLUGIN is not set "
         "(export it, or write ${FIRST_PLUGIN:-default})"
+    ]
+
+
+def test_a_whole_reference_feeds_boolean_and_integer_fields(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "loopai.toml",
+        """
+        strict = "${STRICT}"
+
+        [dispatch]
+        max_retries = "${RETRIES}"
+        dry_run = "${DRY:-false}"
+
+        [plugins.samplers.s]
+        enabled = "${ON}"
+        priority = "${PRIORITY}"
+        """,
+    )
+
+    config = load(tmp_path, STRICT="true", RETRIES="5", ON="0", PRIORITY="-3")
+
+    assert (config.strict, config.dispatch.max_retries, config.dispatch.dry_run) == (True, 5, False)
+    assert (config.plugins.samplers[0].enabled, config.plugins.samplers[0].priority) == (False, -3)
+
+
+def test_a_variable_that_is_not_a_number_is_an_error_naming_the_field(tmp_path: Path) -> None:
+    write(tmp_path, "loopai.toml", '[dispatch]\nmax_retries = "${RETRIES}"\n[plugins.samplers.s]\npriority = "p${N}"\n')
+
+    assert problems_of(tmp_path, RETRIES="five", N="1") == [
+        "loopai.toml: samplers.s.priority: input should be a valid integer (got 'p1')",
+        "loopai.toml: dispatch.max_retries: input should be a valid integer (got 'five')",
+    ]
+
+
+def test_an_unset_variable_is_reported_once_not_again_as_a_wrong_field(tmp_path: Path) -> None:
+    write(tmp_path, "loopai.toml", '[[plugins.samplers]]\nname = "${NAME}"\npriority = "${PRIORITY}"\n')
+
+    assert problems_of(tmp_path) == [
+        "loopai.toml: samplers.${NAME}.name: environment variable NAME is not set "
+        "(export it, or write ${NAME:-default})",
+        "loopai.toml: samplers.${NAME}.priority: environment variable PRIORITY is not set "
+        "(export it, or write ${PRIORITY:-default})",
     ]
 
 
@@ -387,7 +490,7 @@ NOT_SAMPLERS = "does not match the section 'samplers' (use validator, sampler or
             "[plugins.samplers.s]\nmetadata = { owner = 3 }\n",
             "loopai.toml: samplers.s.metadata.owner: input should be a valid string (got 3)",
         ),
-        ("[[plugins.samplers]]\npriority = 3\n", "loopai.toml: samplers.[0].name: is required"),
+        ("[[plugins.samplers]]\npriority = 3\n", "loopai.toml: samplers[0].name: is required"),
         ("[dispatch]\nmax_retries = -1\n", "loopai.toml: dispatch.max_retries: must be >= 0 (got -1)"),
         ("plugins = 3\n", "loopai.toml: plugins: must be a table, got int"),
         ("[plugins]\nsamplers = 3\n", "loopai.toml: samplers: must be a table of plugins or a list, got int"),
@@ -456,6 +559,30 @@ def test_errors_of_a_file_outside_the_working_directory_name_its_path(tmp_path: 
 
     assert problems_of(here, str(path)) == [
         f"{path}: samplers.s.priority: input should be a valid integer (got 'high')"
+    ]
+
+
+def test_errors_in_pyproject_name_the_tool_loopai_table(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", "[tool.loopai]\ncolour = 1\n\n[tool.loopai.plugins.samplers.s]\npriority = 'x'\n")
+
+    assert problems_of(tmp_path) == [
+        "pyproject.toml: tool.loopai.samplers.s.priority: input should be a valid integer (got 'x')",
+        "pyproject.toml: tool.loopai.colour: is not a known setting",
+    ]
+
+
+def test_plugin_settings_errors_from_pyproject_name_the_tool_loopai_table(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "pyproject.toml",
+        "[tool.loopai.plugins.samplers.percentage-sampler.configuration]\nsampling_rate = 1.5\n",
+    )
+    config = load(tmp_path)
+
+    host = loopai.Host(config, plugins=[PercentageSampler()], environ={})
+
+    assert host.problems == [
+        f"{config.source_label}: tool.loopai.samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)"
     ]
 
 
@@ -544,6 +671,39 @@ def test_plugin_constructor_validates_settings_too() -> None:
         "percentage-sampler.sampling_rate: must be >= 0 (got -1)",
         "percentage-sampler.extra: is not a known setting",
     ]
+
+
+class AliasedSampler(SamplerPlugin):
+    """Settings declared with the seed's PascalCase names as aliases."""
+
+    class Config(BaseModel):
+        sampling_rate: float = Field(0.1, alias="SamplingRate")
+
+    def should_sample(self, execution, context):
+        return SamplingDecision(should_sample=False)
+
+
+@pytest.mark.parametrize("key", ["SamplingRate", "sampling_rate", "samplingRate"])
+def test_a_setting_with_an_alias_is_accepted_by_alias_and_by_field_name(key: str) -> None:
+    assert AliasedSampler({key: 0.3}).config.sampling_rate == 0.3
+
+
+def test_a_nested_config_that_is_not_a_pydantic_model_is_a_clear_error() -> None:
+    class LegacySampler(SamplerPlugin):
+        class Config:
+            rate = 0.1
+
+        def should_sample(self, execution, context):
+            return SamplingDecision(should_sample=False)
+
+    with pytest.raises(loopai.PluginError) as caught:
+        LegacySampler()
+
+    assert str(caught.value) == (
+        "legacy-sampler: test_a_nested_config_that_is_not_a_pydantic_model_is_a_clear_error.<locals>."
+        "LegacySampler.Config must subclass pydantic.BaseModel to declare the plugin's settings "
+        "(class Config(BaseModel): ...)"
+    )
 
 
 def test_plugin_without_settings_model_gets_a_plain_dict(tmp_path: Path) -> None:

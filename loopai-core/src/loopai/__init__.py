@@ -13,7 +13,6 @@ from loopai._config import (
     find_config,
     load_config,
     parse_config,
-    redact,
 )
 from loopai._dispatch import HookTimeout
 from loopai._errors import (
@@ -41,6 +40,7 @@ from loopai._models import (
     WebhookHandlerContext,
 )
 from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
+from loopai._redact import redact
 from loopai._registry import PluginRegistry, RegisteredPlugin
 from loopai._report import EmitReport, PluginFailure, SamplingReport, ValidationReport
 

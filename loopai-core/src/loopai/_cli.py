@@ -50,30 +50,36 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from loopai import ConfigError, Host, load_config
+    from loopai import Host
+    from loopai._config import read_config
 
-    try:
-        config = load_config(args.path)
-    except ConfigError as exc:
-        for problem in exc.problems:
+    reading = read_config(args.path)
+    problems = list(reading.problems)
+    if reading.config is not None:
+        # Installed plugins are loaded so that their settings are checked against their models;
+        # no outbox: checking creates no files.
+        host = Host(reading.config, strict=False, discover=True, outbox=False)
+        host.close()
+        problems += [
+            line
+            for problem in host.problems
+            for line in problem.splitlines()  # a plugin's settings problems come as one line each
+            if not reading.already_reported(line)
+        ]
+    if problems:
+        for problem in problems:
             print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} error(s)", file=sys.stderr)
+        print(f"{len(problems)} error(s)", file=sys.stderr)
         return 1
-    # Installed plugins are loaded so that their settings are checked against their models.
-    host = Host(config, strict=False, discover=True)
-    host.close()
-    if host.problems:
-        for problem in host.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(host.problems)} error(s)", file=sys.stderr)
-        return 1
+    config = reading.config
+    assert config is not None
     count = sum(len(config.plugins.for_kind(kind)) for kind in ("validators", "samplers", "webhook_handlers"))
     print(f"{config.source_label}: ok ({count} plugin entr{'y' if count == 1 else 'ies'})")
     return 0
 
 
 def _config_show(args: argparse.Namespace) -> int:
-    from loopai import ConfigError, load_config, redact
+    from loopai import ConfigError, Host, Plugin, load_config, redact
 
     try:
         config = load_config(args.path)
@@ -82,6 +88,15 @@ def _config_show(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return 1
     shown = {"source": config.source_label, **redact(config.model_dump(mode="python"))}
+    # The plugins' settings models tell which settings are SecretStr, whatever their names.
+    host = Host(config, strict=False, discover=True, outbox=False)
+    host.close()
+    for kind, entries in shown["plugins"].items():
+        for entry, shown_entry in zip(config.plugins.for_kind(kind), entries, strict=True):
+            registered = host.registry.entry(kind, entry.name)
+            plugin = registered.plugin if registered is not None else None
+            model = type(plugin).Config if isinstance(plugin, Plugin) else None
+            shown_entry["configuration"] = redact(entry.configuration, model=model)
     print(json.dumps(shown, indent=2, default=str))
     return 0
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-SECRET_KEY: Final = re.compile(r"secret|token|passw|api_?key|private|credential|auth|signing|webhook_?url", re.I)
-"""Setting names whose values are never echoed in messages and are redacted when shown."""
+from loopai._redact import SECRET_KEY, field_of, holds_secret, is_secret_env, redact, submodel_of
 
 __all__ = [
     "ConfigError",
@@ -112,11 +110,16 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def describe_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
+def describe_validation_error(
+    error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[str]:
     """One short line per pydantic error: ``prefix.field: must be <= 1 (got 1.5)``.
 
-    ``prefix`` is joined to each error's location with a dot; secrets are never echoed
-    back because pydantic reports ``SecretStr`` inputs only by type.
+    ``prefix`` is joined to each error's location with a dot. The refused input is shown
+    only when it cannot be a secret: never for a field whose name looks secret, a
+    ``SecretStr``/``SecretBytes`` field of ``model`` (the validated model, when known) or a
+    value read from a ``${VAR}`` whose name looks secret; a table or list input is shown
+    through :func:`redact`.
     """
     lines: list[str] = []
     for item in error.errors(include_url=False):
@@ -125,8 +128,22 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> list[
         template = _TEMPLATES.get(item["type"])
         ctx = {key: _bound(value) for key, value in (item.get("ctx") or {}).items()}
         message = template.format(**ctx) if template else item["msg"][:1].lower() + item["msg"][1:]
-        secret = any(isinstance(part, str) and SECRET_KEY.search(part) for part in item["loc"])
-        if item["type"] not in ("missing", "extra_forbidden") and "input" in item and not secret:
-            message += f" (got {_shown(item['input'])})"
+        if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
+            shown = _shown_input(item["input"], tuple(item["loc"]), model)
+            if shown is not None:
+                message += f" (got {shown})"
         lines.append(f"{where}: {message}")
     return lines
+
+
+def _shown_input(value: Any, loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str | None:
+    if is_secret_env(value) or any(isinstance(part, str) and SECRET_KEY.search(part) for part in loc):
+        return None
+    for part in loc:  # down the settings model to the refused value's own (sub)model
+        if isinstance(part, int) or model is None:
+            continue
+        field = field_of(model, part)
+        if field is not None and holds_secret(field.annotation):
+            return None
+        model = submodel_of(field.annotation) if field is not None else None
+    return _shown(redact(value, model=model))
