@@ -144,6 +144,96 @@ def test_pluggy_style_handler_modules_honour_supported_events():
     assert got == [EventType.VALIDATION_FAILED]
 
 
+def test_a_handler_with_an_unknown_event_type_is_refused_and_the_others_keep_working():
+    good = Recorder("good")
+    host = make_host(Recorder("typo", events=["program.exec.failed"]), good)
+    (problem,) = host.problems
+    assert "'typo'" in problem and "'program.exec.failed' is not an event type" in problem
+    assert "program.execution.failed" in problem and "canary.rollback" in problem  # the valid choices
+    assert host.emit(event()).delivered == ("good",)
+    assert asyncio.run(host.aemit(event())).delivered == ("good",)
+
+
+def test_a_handler_whose_supported_events_turn_bad_later_is_left_out_and_named():
+    flipper, good = Recorder("flipper"), Recorder("good")
+    host = make_host(flipper, good)
+    flipper.supported_events = ["nonsense"]
+    flipper.priority = 1  # any change the registry sees rebuilds what the host calls
+    assert host.emit(event()).delivered == ("good",)
+    assert host.emit(event()).delivered == ("good",)
+    (problem,) = host.problems  # said once
+    assert "'flipper'" in problem and "'nonsense'" in problem
+
+
+def test_a_handler_whose_validate_configuration_raises_is_left_out_and_named():
+    class Picky(Recorder):
+        def validate_configuration(self, configuration):
+            raise KeyError("url")
+
+    config = loopai.LoopaiConfig(plugins={"webhook_handlers": [{"name": "picky", "configuration": {}}]})
+    good = Recorder("good")
+    host = make_host(Picky("picky"), good, config=config)
+    (problem,) = host.problems
+    assert "webhook_handlers.picky" in problem and "validate_configuration raised KeyError: 'url'" in problem
+    assert not host.registry.contains(loopai.WebhookHandlerPlugin, "picky")
+    assert host.emit(event()).delivered == ("good",)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_one_plugin_object_registered_under_two_names_is_reported_under_both(caller):
+    doomed = Recorder("doomed", failures=99)
+    host = make_host(max_retries=1)
+    host.registry.register(doomed, name="a")
+    host.registry.register(doomed, name="b")
+    report = emit_with(host, caller, event())
+    assert report.delivered == ()
+    assert sorted((f.plugin, f.attempts) for f in report.failures) == [("a", 2), ("b", 2)]
+
+
+def test_one_handler_module_registered_under_two_names_is_reported_under_both():
+    module = types.ModuleType("doomed_hook")
+
+    @loopai.hookimpl
+    def handle_event(event, context):
+        raise ConnectionError("always fails")
+
+    module.handle_event = handle_event
+    host = make_host(max_retries=0)
+    host.registry.register(module, name="a")
+    host.registry.register(module, name="b")
+    report = host.emit(event())
+    assert report.delivered == ()
+    assert sorted(f.plugin for f in report.failures) == ["a", "b"]
+
+
+def test_setting_a_handler_modules_switches_takes_effect_on_the_next_call():
+    module = types.ModuleType("pager")
+    got: list[Any] = []
+
+    @loopai.hookimpl
+    def handle_event(event):
+        got.append(event.event_type)
+
+    module.handle_event = handle_event
+    host = make_host(module)
+    module.supported_events = ["canary.rollback"]
+    assert host.emit(event(EventType.TASK_CREATED)).delivered == ()
+    assert host.emit(event(EventType.CANARY_ROLLBACK)).delivered == ("pager",)
+    module.enabled = False
+    assert host.emit(event(EventType.CANARY_ROLLBACK)).delivered == ()
+    del module.enabled
+    assert host.emit(event(EventType.CANARY_ROLLBACK)).delivered == ("pager",)
+    assert got == [EventType.CANARY_ROLLBACK, EventType.CANARY_ROLLBACK]
+
+
+def test_changing_a_handler_plugins_supported_events_takes_effect_on_the_next_call():
+    handler = Recorder("handler")
+    host = make_host(handler)
+    assert host.emit(event(EventType.TASK_CREATED)).delivered == ("handler",)
+    handler.supported_events = ["canary.rollback"]
+    assert host.emit(event(EventType.TASK_CREATED)).delivered == ()
+
+
 def test_a_handlers_return_value_is_ignored():
     class Chatty(loopai.WebhookHandlerPlugin):
         def handle_event(self, event, context):

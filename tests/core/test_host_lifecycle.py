@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import sys
 import types
 import uuid
 from typing import Any
@@ -462,3 +463,140 @@ def test_no_trace_writes_nothing(capfd, options):
         host.emit(event())
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+# -- plugins that call sys.exit() -------------------------------------------------------
+
+
+class Quitter(loopai.ValidatorPlugin):
+    """A validator whose constructor calls sys.exit(), as a careless plugin might."""
+
+    def __init__(self, config=None) -> None:
+        raise SystemExit("no licence key")
+
+    def validate(self, execution, context):
+        raise AssertionError("never constructed")
+
+
+def test_a_plugin_whose_constructor_calls_sys_exit_is_left_out_and_the_host_runs(monkeypatch):
+    monkeypatch.setitem(sys.modules, "quitting_plugins", types.SimpleNamespace(Quitter=Quitter))
+    config = loopai.LoopaiConfig(plugins={"validators": [{"name": "quitter", "factory": "quitting_plugins:Quitter"}]})
+    log: list[str] = []
+    with make_host(Life("good", log), config=config) as host:
+        report = host.validate(record())
+    assert [r.validator_type for r in report.results] == ["good"]
+    (problem,) = host.problems
+    assert "validators.quitter" in problem and "SystemExit: no licence key" in problem
+
+
+@pytest.mark.parametrize("hook", ["startup", "shutdown"])
+def test_a_lifecycle_hook_that_calls_sys_exit_is_isolated(hook):
+    log: list[str] = []
+
+    class Exiting(Life):
+        def startup(self, host):
+            super().startup(host)
+            if hook == "startup":
+                raise SystemExit(3)
+
+        def shutdown(self, host):
+            super().shutdown(host)
+            if hook == "shutdown":
+                raise SystemExit(3)
+
+    exiting = Exiting("exiting", log, priority=5)
+    with make_host(exiting, Life("good", log)) as host:
+        assert exiting.enabled is (hook == "shutdown")
+        host.validate(record())
+    assert "validate good" in log and "stop good" in log
+    (problem,) = host.problems
+    assert "'exiting'" in problem and "SystemExit: 3" in problem
+
+
+def test_sys_exit_in_a_hook_call_is_a_failure_of_that_plugin():
+    class Exiting(loopai.ValidatorPlugin):
+        def validate(self, execution, context):
+            raise SystemExit(1)
+
+    report = make_host(Exiting(), Life("good", [])).validate(record())
+    assert [f.plugin for f in report.failures] == ["exiting"]
+    assert "raised SystemExit: 1" in report.failures[0].message
+    assert [r.validator_type for r in report.results][-1] == "good"
+
+
+def test_keyboard_interrupt_in_startup_still_stops_the_application():
+    class Interrupted(Life):
+        def startup(self, host):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_host(Interrupted("interrupted", [])).start()
+
+
+# -- async lifecycle on the application's loop -------------------------------------------
+
+
+class LoopWatcher(loopai.WebhookHandlerPlugin):
+    """Remembers the event loop its async lifecycle hooks ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops: list[asyncio.AbstractEventLoop] = []
+
+    async def startup(self, host):
+        self.loops.append(asyncio.get_running_loop())
+
+    async def shutdown(self, host):
+        self.loops.append(asyncio.get_running_loop())
+
+    def handle_event(self, event, context):
+        pass
+
+
+def test_async_with_awaits_async_lifecycle_hooks_on_the_callers_loop():
+    watcher = LoopWatcher()
+
+    async def main() -> asyncio.AbstractEventLoop:
+        async with make_host(watcher):
+            pass
+        return asyncio.get_running_loop()
+
+    loop = asyncio.run(main())
+    assert watcher.loops == [loop, loop]
+
+
+def test_astart_and_aclose_run_once_and_isolate_a_failing_async_hook():
+    log: list[str] = []
+
+    class Broken(AsyncLife):
+        async def startup(self, host):
+            raise ConnectionError("no broker")
+
+    async def main() -> loopai.Host:
+        host = make_host(Broken("broken", log, priority=1), AsyncLife("hook", log))
+        assert await host.astart() is host
+        await host.astart()
+        await host.aemit(event())
+        await host.aclose()
+        await host.aclose()
+        return host
+
+    host = asyncio.run(main())
+    assert log == ["start hook", "event hook", "stop hook"]
+    (problem,) = host.problems
+    assert "'broken'" in problem and "no broker" in problem
+
+
+def test_astart_in_strict_mode_shuts_down_what_started_then_raises():
+    log: list[str] = []
+
+    class Broken(AsyncLife):
+        async def startup(self, host):
+            raise ConnectionError("no broker")
+
+    async def main() -> None:
+        await make_host(AsyncLife("hook", log, priority=1), Broken("broken", log), strict=True).astart()
+
+    with pytest.raises(loopai.StartupError, match="no broker"):
+        asyncio.run(main())
+    assert log == ["start hook", "stop hook"]

@@ -212,6 +212,44 @@ def test_runtime_disable_and_priority_change_apply_to_the_next_call():
     assert calls == ["first"]
 
 
+def test_one_sampler_module_registered_under_two_names_is_reported_under_the_right_name():
+    module = types.ModuleType("moody")
+    answers = iter([RuntimeError("first name fails"), loopai.SamplingDecision(should_sample=True)])
+
+    @loopai.hookimpl
+    def should_sample(execution, context):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    module.should_sample = should_sample
+    host = make_host()
+    host.registry.register(module, name="a", kinds=[loopai.SamplerPlugin])
+    host.registry.register(module, name="b", kinds=[loopai.SamplerPlugin])
+    report = host.should_sample(record())
+    assert [f.plugin for f in report.failures] == ["a"]
+    assert (report.winner, report.asked) == ("b", 2)
+
+
+def test_setting_a_sampler_modules_enabled_and_priority_takes_effect_on_the_next_call():
+    module = types.ModuleType("module_sampler")
+
+    @loopai.hookimpl
+    def should_sample(execution, context):
+        return loopai.SamplingDecision(should_sample=True)
+
+    module.should_sample = should_sample
+    host = make_host(module, sampler("plain", True, priority=5))
+    assert host.should_sample(record()).winner == "plain"
+    module.priority = 10
+    assert host.should_sample(record()).winner == "module-sampler"
+    module.enabled = False
+    assert host.should_sample(record()).winner == "plain"
+    module.enabled = True
+    assert host.should_sample(record()).winner == "module-sampler"
+
+
 # -- the host's per-task statistics ----------------------------------------------------
 
 

@@ -301,6 +301,21 @@ def test_timeout_comes_from_the_plugins_configuration_entry():
     assert [(f.plugin, f.problem) for f in report.failures] == [("hanger", "timeout")]
 
 
+def test_a_timeout_set_on_a_running_plugin_applies_from_the_next_call():
+    release = threading.Event()
+    hanger = _hanging_validator(release)
+    host = make_host(hanger)
+    release.set()  # no timeout yet: the call waits for the plugin, which returns at once
+    assert host.validate(record()).failures == ()
+    release.clear()
+    hanger.timeout = 0.2
+    try:
+        report = host.validate(record())
+    finally:
+        release.set()
+    assert [(f.plugin, f.problem) for f in report.failures] == [("hanger", "timeout")]
+
+
 # -- sync and async plugins from sync and async callers --------------------------------
 
 

@@ -332,6 +332,46 @@ def test_unknown_hook_name_is_refused_with_a_suggestion(registry: PluginRegistry
         registry.register(module)
 
 
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        (
+            ["program.execution.failed", "program.exec.failed"],
+            "supported_events: 'program.exec.failed' is not an event",
+        ),
+        (42, "supported_events must be a list of event types, got int"),
+    ],
+)
+def test_handler_with_a_bad_supported_events_is_refused_naming_it_the_value_and_the_choices(
+    registry: PluginRegistry, events: object, expected: str
+) -> None:
+    handler = Handler(name="typo")
+    handler.supported_events = events  # type: ignore[assignment]
+
+    with pytest.raises(PluginError) as caught:
+        registry.register(handler)
+
+    assert caught.value.plugin == "typo"
+    assert "webhook handler 'typo'" in str(caught.value) and expected in str(caught.value)
+    if isinstance(events, list):
+        assert "task.created" in str(caught.value) and "latency.threshold.breached" in str(caught.value)
+    assert registry.count(WebhookHandlerPlugin, enabled_only=False) == 0
+
+
+def test_hookimpl_module_with_a_bad_supported_events_is_refused(registry: PluginRegistry) -> None:
+    module = types.ModuleType("typo_hook")
+
+    @loopai.hookimpl
+    def handle_event(event):
+        return None
+
+    module.handle_event = handle_event
+    module.supported_events = ["CanaryRolback"]
+
+    with pytest.raises(PluginError, match="webhook handler 'typo-hook': supported_events: 'CanaryRolback'"):
+        registry.register(module)
+
+
 def test_object_implementing_no_hook_is_refused(registry: PluginRegistry) -> None:
     class Nothing:
         def validate(self, execution, context):  # no @loopai.hookimpl: not a hook
@@ -492,6 +532,48 @@ def test_adapter_of_a_hookimpl_module_can_be_toggled(registry: PluginRegistry) -
 
     assert registry.list(SamplerPlugin) == []
     assert registry.generation > generation
+
+
+def test_setting_a_hookimpl_modules_enabled_and_priority_takes_effect_on_the_next_listing(
+    registry: PluginRegistry,
+) -> None:
+    module = types.ModuleType("switchable")
+
+    @loopai.hookimpl
+    def should_sample(execution, context):
+        return SamplingDecision(should_sample=True)
+
+    module.should_sample = should_sample
+    registry.register(module)
+    registry.register(Sampler(name="other", priority=5))
+    generation = registry.generation
+
+    module.priority = 10
+    assert _names(registry.list(SamplerPlugin)) == ["switchable", "other"]
+    module.enabled = False
+    assert _names(registry.list(SamplerPlugin)) == ["other"]
+    assert registry.generation > generation
+    module.enabled = "no"  # not a bool: the default, as at registration
+    assert _names(registry.list(SamplerPlugin)) == ["switchable", "other"]
+
+
+def test_a_hookimpl_module_stays_a_module_and_registers_again_after_unregister(registry: PluginRegistry) -> None:
+    module = types.ModuleType("again")
+
+    @loopai.hookimpl
+    def validate(execution, context):
+        return ValidationResult(is_valid=True, validator_type="again")
+
+    module.validate = validate
+    registry.register(module)
+    registry.unregister(ValidatorPlugin, "again")
+    registry.register(module)
+    other = PluginRegistry()
+    other.register(module)
+
+    assert isinstance(module, types.ModuleType) and module.validate is validate
+    module.enabled = False
+    assert registry.list(ValidatorPlugin) == [] and other.list(ValidatorPlugin) == []
 
 
 def test_unregistered_plugin_no_longer_bumps_the_generation(registry: PluginRegistry) -> None:

@@ -110,13 +110,67 @@ def test_a_replay_that_fails_again_says_what_is_still_dead(configured, receiver,
     assert letter["attempts"] == 2  # counted afresh by the replay
 
 
-def test_replaying_an_id_that_is_not_dead_changes_nothing(configured, event, run_cli, receiver):
+def test_replaying_ids_that_are_not_dead_names_each_and_fails(configured, event, run_cli, receiver):
     evt = event()
     emit_all(configured, [evt])
-    result = run_cli("events", "replay", str(evt.event_id), "0b4c1c36-0000-4000-8000-000000000000")
-    assert result.returncode == 0, result.stderr
-    assert "replayed 0 dead deliveries; 0 still dead" in result.stdout
+    unknown = "0b4c1c36-0000-4000-8000-000000000000"
+    result = run_cli("events", "replay", str(evt.event_id), unknown)
+    assert result.returncode == 1, result.stderr
+    assert "replayed 0 dead deliveries" in result.stdout
+    assert f"{evt.event_id}: not replayed: it has no dead delivery (http-webhook-handler delivered)" in result.stderr
+    assert f"{unknown}: not replayed: no such event" in result.stderr
     assert len(receiver.requests) == 1
+
+
+def test_replaying_a_dead_id_with_an_unknown_one_replays_it_and_names_the_other(configured, event, run_cli, receiver):
+    receiver.stop()
+    evt = event()
+    emit_all(configured, [evt])
+    receiver.start()
+    unknown = "0b4c1c36-0000-4000-8000-000000000001"
+    result = run_cli("events", "replay", unknown, str(evt.event_id))
+    assert result.returncode == 0, result.stderr
+    assert "replayed 1 dead delivery; 0 still dead" in result.stdout
+    assert f"{unknown}: not replayed: no such event" in result.stderr
+    assert receiver.event_ids() == [str(evt.event_id)]
+
+
+def test_list_and_replay_find_the_outbox_when_an_unrelated_variable_is_unset(
+    tmp_path, configured, event, run_cli, monkeypatch
+):
+    monkeypatch.delenv("LOOPAI_OUTBOX")
+    configured.write_text(configured.read_text(encoding="utf-8") + '\n[delivery]\noutbox = "${STATE:-state}/o.db"\n')
+    evt = event()
+    emit_all(configured, [evt])
+    monkeypatch.delenv("LOOPAI_WEBHOOK_SECRET")  # the handler's secret is not needed to look at the outbox
+    assert (tmp_path / "state" / "o.db").exists()
+    assert [r["event_id"] for r in listed(run_cli)] == [str(evt.event_id)]
+    result = run_cli("events", "replay", str(evt.event_id))
+    assert result.returncode == 1 and "not replayed: it has no dead delivery" in result.stderr
+
+
+def test_replay_of_a_dead_letter_needs_the_variables_its_handlers_use(
+    configured, receiver, event, run_cli, monkeypatch
+):
+    receiver.stop()
+    evt = event()
+    emit_all(configured, [evt])
+    monkeypatch.delenv("LOOPAI_WEBHOOK_SECRET")
+    result = run_cli("events", "replay", "--all-dead")
+    assert result.returncode == 2
+    assert "environment variable LOOPAI_WEBHOOK_SECRET is not set" in result.stderr
+
+
+def test_list_marks_dry_runs(configured, outbox_path, event, run_cli):
+    from loopai._outbox import Outbox
+
+    evt = event()
+    outbox = Outbox(outbox_path)
+    outbox.record(evt, ["http-webhook-handler"], dry_run=True)
+    outbox.close()
+    (record,) = listed(run_cli)
+    assert record["dry_run"] is True
+    assert "(dry run)" in run_cli("events", "list").stdout
 
 
 def test_replay_needs_ids_or_all_dead(configured, run_cli):

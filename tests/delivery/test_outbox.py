@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import threading
@@ -292,6 +293,73 @@ def test_a_dry_run_is_recorded_and_redelivered_as_a_dry_run(make_host, outbox_pa
     hook = Dry("hook")
     make_host(hook).start()
     assert hook.calls == [(str(evt.event_id), 1)]
+
+
+class DryAware(Recorder):
+    def handle_event(self, event, context):
+        self.calls.append((str(event.event_id), int(context.is_dry_run)))
+
+
+@pytest.mark.parametrize("caller", ["sync", "async"])
+def test_a_dry_run_does_not_use_up_the_event_id(make_host, event, caller, assert_accounted):
+    hook = DryAware("hook")
+    host = make_host(hook)
+    evt = event()
+    if caller == "sync":
+        reports = [host.emit(evt, dry_run=True), host.emit(evt), host.emit(evt)]
+    else:
+
+        async def emits() -> list[loopai.EmitReport]:
+            return [await host.aemit(evt, dry_run=True), await host.aemit(evt), await host.aemit(evt)]
+
+        reports = asyncio.run(emits())
+    assert [r.delivered for r in reports] == [("hook",), ("hook",), ()]
+    assert hook.calls == [(str(evt.event_id), 1), (str(evt.event_id), 0)]
+    (record,) = host.outbox.deliveries()
+    assert (record.status, record.dry_run) == ("delivered", False)
+    assert_accounted(host.outbox, 1)
+
+
+def test_a_dry_run_recorded_by_an_earlier_version_is_taken_over_by_a_real_emit(make_host, outbox_path, event):
+    evt = event()
+    outbox = Outbox(outbox_path)
+    outbox.record(evt, ["hook"], dry_run=True)
+    outbox.delivered(str(evt.event_id), "hook", 1)
+    (dry,) = outbox.deliveries()
+    assert (dry.status, dry.dry_run, dry.to_dict()["dry_run"]) == ("delivered", True, True)
+    outbox.close()
+    hook = DryAware("hook")
+    host = make_host(hook)
+    assert host.emit(evt).delivered == ("hook",)
+    assert host.emit(evt).delivered == ()
+    assert hook.calls == [(str(evt.event_id), 0)]
+    (real,) = host.outbox.deliveries()
+    assert (real.status, real.dry_run, real.attempts) == ("delivered", False, 1)
+
+
+def test_a_delivered_mark_from_one_process_wins_over_another_giving_up(outbox_path, event):
+    evt, other = event(), event()
+    # Two connections to one file, as two processes have: one delivers, the other gives up.
+    taker, loser = Outbox(outbox_path), Outbox(outbox_path)
+    try:
+        taker.record(evt, ["hook"])
+        taker.delivered(str(evt.event_id), "hook", 1)
+        taker.flush()
+        loser.failed_attempt(str(evt.event_id), "hook", 2, "ConnectionError: timed out")
+        loser.dead(str(evt.event_id), "hook", 3, "gave up")
+        assert loser.requeue([str(evt.event_id)]) == 0
+        (record,) = loser.deliveries()
+        assert (record.status, record.attempts, record.last_error) == ("delivered", 1, None)
+        # The other order: given up first, received after all: delivered.
+        loser.record(other, ["hook"])
+        loser.dead(str(other.event_id), "hook", 4, "gave up")
+        taker.delivered(str(other.event_id), "hook", 4)
+        taker.flush()
+        assert by_handler(loser, other.event_id)["hook"].status == "delivered"
+        assert loser.counts() == {"pending": 0, "delivered": 2, "dead": 0}
+    finally:
+        taker.close()
+        loser.close()
 
 
 # -- where the outbox is --------------------------------------------------------------------

@@ -97,13 +97,23 @@ def test_retry_after_from_the_receiver_is_honoured(make_host, http_handler, rece
     assert (record.status, record.attempts, record.last_error) == ("delivered", 3, None)
 
 
-def test_a_long_retry_after_is_capped_by_retry_max_backoff(make_host, http_handler, receiver, event):
-    receiver.fail(1, status=503, retry_after="3600")
+def test_a_retry_after_longer_than_retry_max_backoff_is_waited_in_full(make_host, http_handler, receiver, event):
+    receiver.fail(1, status=503, retry_after="1")
     host = make_host(http_handler(receiver.url)).start()  # started: close() shuts the handler's client
-    host.retry_max_backoff = 0.2
+    host.retry_max_backoff = 0.1
+    assert host.emit(event()).ok
+    first, second = receiver.requests
+    assert second.at - first.at >= 0.95
+
+
+def test_a_long_retry_after_is_capped_by_retry_after_limit(make_host, http_handler, receiver, event):
+    assert loopai.Host(environ={}).retry_after_limit == 300  # the documented default
+    receiver.fail(1, status=503, retry_after="3600")
+    host = make_host(http_handler(receiver.url)).start()
+    host.retry_max_backoff, host.retry_after_limit = 0.05, 0.3
     started = time.monotonic()
     assert host.emit(event()).ok
-    assert time.monotonic() - started < 2.0 and len(receiver.requests) == 2
+    assert 0.25 <= time.monotonic() - started < 2.0 and len(receiver.requests) == 2
 
 
 def test_a_failed_attempt_keeps_the_receivers_answer_while_pending(make_host, http_handler, receiver, event):

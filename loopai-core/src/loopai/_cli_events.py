@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_commands"]
@@ -38,18 +40,48 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _outbox_path(args: argparse.Namespace) -> str:
-    from loopai import ConfigError, load_config
-    from loopai._host import outbox_location
+    """``--outbox``, else ``LOOPAI_OUTBOX``, else the configuration's ``[delivery] outbox``, else
+    the default path. Only the ``[delivery]`` table is read: a ``${VAR}`` elsewhere in the file
+    (a handler's secret, say) need not be set to list or find the outbox."""
+    from loopai import ConfigError
+    from loopai._host import resolve_outbox
 
     if args.outbox:
         return str(args.outbox)
     try:
-        config = load_config(args.config)
+        configured, source = _configured_outbox(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         raise SystemExit(2) from None
-    return str(outbox_location(config, os.environ, default=True))
+    return str(resolve_outbox(configured, source, os.environ, default=True))
+
+
+def _configured_outbox(path: str | None) -> tuple[str | None, Path | None]:
+    """``[delivery] outbox`` of the configuration file (with its ``${VAR}`` resolved) and that file."""
+    from loopai._config import find_config, parse_config
+    from loopai._documents import read_document
+
+    found, how = find_config(path)
+    if found is None:
+        return None, None
+    try:
+        label = str(found.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        label = str(found)
+    section = _delivery_section(read_document(found, label, how))
+    config = parse_config({} if section is None else {"delivery": section}, label=label)
+    return config.delivery.outbox, found.resolve()
+
+
+def _delivery_section(document: Any) -> Any:
+    """The ``[delivery]`` table of a configuration document (TOML, or the seed's JSON shape)."""
+    if not isinstance(document, Mapping):
+        return None
+    top = {str(key).lower(): value for key, value in document.items()}
+    if set(top) == {"loopai"} and isinstance(top["loopai"], Mapping):
+        top = {str(key).lower(): value for key, value in top["loopai"].items()}
+    return top.get("delivery")
 
 
 def _when(seconds: float) -> str:
@@ -77,9 +109,10 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for r in records:
         error = f"  last error: {r.last_error}" if r.last_error else ""
+        dry = " (dry run)" if r.dry_run else ""
         print(
             f"{_when(r.emitted_at)}  {r.event_id}  {r.event_type:<30} {r.handler:<24} "
-            f"{r.status:<9} x{r.attempts}{error}"
+            f"{r.status:<9} x{r.attempts}{dry}{error}"
         )
     print(
         f"{path}: {counts['delivered']} delivered, {counts['dead']} dead, {counts['pending']} pending", file=sys.stderr
@@ -95,21 +128,28 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.event_ids and not args.all_dead:
         print("name event ids to replay, or --all-dead", file=sys.stderr)
         return 2
-    ids = None if args.all_dead else args.event_ids
+    ids = None if args.all_dead else list(dict.fromkeys(args.event_ids))
+    path = _outbox_path(args)
+    if path != ":memory:" and not os.path.exists(path):
+        print(f"no outbox at {path} yet: nothing was emitted, nothing to replay", file=sys.stderr)
+        return 1 if ids else 0
     try:
-        config = load_config(args.config)
         # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
-        outbox = Outbox(_outbox_path(args))
+        outbox = Outbox(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
+        if ids is not None and not _replayable(outbox, ids):
+            print("replayed 0 dead deliveries")
+            return 1
         try:
+            config = load_config(args.config)
             host = Host(config, discover=True, selection=_selection(args, config), outbox=outbox, strict=args.strict)
             requeued = outbox.requeue(ids)
             with host:  # start() delivers everything pending, the requeued letters included
                 pass
-        except StartupError as exc:
+        except (ConfigError, StartupError) as exc:
             print(exc, file=sys.stderr)
             return 2
         still_dead = outbox.deliveries("dead", ids)
@@ -123,3 +163,19 @@ def _replay(args: argparse.Namespace) -> int:
     for r in still_dead:
         print(f"  {r.event_id} -> {r.handler}: {r.last_error}", file=sys.stderr)
     return 1 if still_dead or pending else 0
+
+
+def _replayable(outbox: Any, ids: Sequence[str]) -> bool:
+    """Whether any of ``ids`` has a dead delivery; names on stderr each id that has none."""
+    records = outbox.deliveries(event_ids=ids)
+    any_dead = False
+    for event_id in ids:
+        mine = [r for r in records if r.event_id == event_id]
+        if not mine:
+            print(f"{event_id}: not replayed: no such event in {outbox.path}", file=sys.stderr)
+        elif all(r.status != "dead" for r in mine):
+            states = ", ".join(f"{r.handler} {r.status}" for r in mine)
+            print(f"{event_id}: not replayed: it has no dead delivery ({states})", file=sys.stderr)
+        else:
+            any_dead = True
+    return any_dead

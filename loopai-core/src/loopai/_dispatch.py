@@ -9,9 +9,14 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import IO, Any
+from typing import IO, Any, Final
 
-__all__ = ["HookTimeout", "Invoker", "Tracer"]
+__all__ = ["PASS_THROUGH", "HookTimeout", "Invoker", "Tracer"]
+
+PASS_THROUGH: Final = (KeyboardInterrupt, GeneratorExit, asyncio.CancelledError)
+"""What a plugin call may raise that the host lets through instead of isolating: the
+user's Ctrl-C, a generator being closed, a cancelled task. Anything else a plugin raises,
+``SystemExit`` included, is that plugin's failure and never stops the host."""
 
 
 class HookTimeout(TimeoutError):

@@ -124,11 +124,16 @@ class HookSpecs:
 
     @hookspec
     def startup(self, host: Host) -> Awaitable[None] | None:
-        """Called once when ``host`` starts (``with Host(...)`` or ``host.start()``).
+        """Called once when ``host`` starts (``with Host(...)``, ``host.start()``, or
+        ``async with Host(...)`` / ``await host.astart()``).
 
         Open connections or warm caches here rather than at import time. Order: by
-        priority, every kind of plugin. Errors: the plugin is disabled and named in
-        ``host.problems`` (a :class:`loopai.StartupError` in strict mode); others start.
+        priority, every kind of plugin. Sync or async: under ``async with`` an
+        ``async def`` hook is awaited on the application's running loop (so what it
+        opens belongs to that loop); under a plain ``with`` it runs on a private loop in
+        another thread. Errors: any exception (``SystemExit`` included) disables the
+        plugin and is named in ``host.problems`` (a :class:`loopai.StartupError` in
+        strict mode); others start.
 
         Example::
 
@@ -142,7 +147,9 @@ class HookSpecs:
     def shutdown(self, host: Host) -> Awaitable[None] | None:
         """Called once when ``host`` closes, in reverse priority order; close resources here.
 
-        Errors are reported in ``host.problems`` and never stop other plugins' shutdown.
+        Runs on the same kind of loop as :meth:`startup` (``async with``: the
+        application's). Errors (``SystemExit`` included) are reported in ``host.problems``
+        and never stop other plugins' shutdown.
 
         Example::
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import logging
 import os
 import random
@@ -13,12 +14,12 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 from uuid import UUID
 
 from loopai._config import LoopaiConfig, PluginConfiguration
 from loopai._discovery import DiscoveredPlugin, discover, load_discovered
-from loopai._dispatch import HookTimeout, Invoker, Tracer
+from loopai._dispatch import PASS_THROUGH, HookTimeout, Invoker, Tracer
 from loopai._errors import LoopaiError, PluginError, StartupError
 from loopai._meter import Meter, PluginUsage
 from loopai._models import (
@@ -29,7 +30,6 @@ from loopai._models import (
     ValidationContext,
     ValidationResult,
     WebhookEvent,
-    WebhookHandlerContext,
 )
 from loopai._outbox import Outbox, default_outbox_path
 from loopai._plugin import (
@@ -59,6 +59,8 @@ log = logging.getLogger("loopai")
 
 _TRUE = {"1", "true", "yes", "on"}
 _SUCCESS = ExecutionStatus.SUCCESS
+RETRY_AFTER_LIMIT: Final = 300.0
+"""Seconds a handler's ``retry_after`` (an HTTP ``Retry-After``) is honoured up to, by default."""
 
 
 class _WrongType(LoopaiError):
@@ -91,10 +93,22 @@ class Host:
     ``strict = true`` or ``LOOPAI_STRICT_PLUGINS=1``) the constructor or :meth:`start`
     raises :class:`loopai.StartupError` listing every problem instead.
 
-    Dispatch never lets one plugin stop the others: an exception, a wrong return type
-    or a timeout is caught and named in the call's report. All methods are thread-safe;
-    ``avalidate``, ``ashould_sample`` and ``aemit`` are the asyncio twins. Sync and
-    async plugins work from both.
+    Dispatch never lets one plugin stop the others: an exception (``SystemExit``
+    included; only ``KeyboardInterrupt``, ``GeneratorExit`` and task cancellation go
+    through), a wrong return type or a timeout is caught and named in the call's report.
+    All methods are thread-safe; ``avalidate``, ``ashould_sample`` and ``aemit`` are the
+    asyncio twins, and ``async with`` (:meth:`astart`, :meth:`aclose`) runs async
+    ``startup``/``shutdown`` hooks on the application's event loop. Sync and async
+    plugins work from both.
+
+    Durable delivery is opt-in here: ``emit`` writes events to an outbox (see
+    :attr:`outbox`) only when one is named, by ``outbox=`` (an :class:`loopai.Outbox`, a
+    path, or ``True`` for the default ``$XDG_STATE_HOME/loopai/outbox.sqlite3``), by
+    ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. Without one, ``Host()`` and
+    ``Host(config)`` call handlers directly and a killed process loses what it had not
+    delivered; nothing is written to the user's home. :meth:`from_config` and the
+    ``loopai`` command default to ``outbox=True``; ``outbox=False`` turns the outbox off
+    even when one is configured.
     """
 
     def __init__(
@@ -133,6 +147,8 @@ class Host:
         self.max_retries = dispatch.max_retries if max_retries is None else max_retries
         self.retry_backoff = dispatch.retry_backoff if retry_backoff is None else retry_backoff
         self.retry_max_backoff = dispatch.retry_max_backoff
+        self.retry_after_limit = RETRY_AFTER_LIMIT
+        """Longest wait for a handler's ``retry_after``, in seconds (never below ``retry_max_backoff``)."""
         self.default_timeout = dispatch.default_timeout
         self._invoker = Invoker()
         self._meter = Meter() if meter else None
@@ -192,7 +208,7 @@ class Host:
         if selection is None:
             selection = Selection.resolve(self.config, environ)
         self.discovered = discover(self.config, environ=environ, selection=selection, paths=paths)
-        load_discovered(self.discovered, self.registry, self.config)
+        load_discovered(self.discovered, self.registry, self.config, strict=self.strict)
         for record in self.discovered:
             if record.status not in ("ok", "disabled"):
                 self._problem(
@@ -212,7 +228,9 @@ class Host:
         except LoopaiError as exc:
             self._problem(str(exc))
             return False
-        except Exception as exc:  # a plugin's own code failed (constructor, import...)
+        except BaseException as exc:  # a plugin's own code failed (constructor, import...), even sys.exit()
+            if isinstance(exc, PASS_THROUGH):
+                raise
             self._problem(f"{what} failed: {_describe(exc)}")
             return False
         return True
@@ -222,13 +240,12 @@ class Host:
             raise StartupError(self.problems)
 
     def _apply_config(self) -> None:
-        label = self.config.source_label
         for kind in KINDS:
             key = {ValidatorPlugin: "validators", SamplerPlugin: "samplers", WebhookHandlerPlugin: "webhook_handlers"}[
                 kind
             ]
             for entry in self.config.plugins.for_kind(kind):
-                self._apply_entry(kind, entry, f"{label}: {key}.{entry.name}")
+                self._apply_entry(kind, entry, self.config.where(key, entry.name))
 
     def _apply_entry(self, kind: type[Plugin], entry: PluginConfiguration, where: str) -> None:
         given = entry.model_fields_set
@@ -253,8 +270,7 @@ class Host:
         if configure_now and not self._try(lambda: plugin.configure(entry.configuration, where=where), where):
             self.registry.unregister(kind, entry.name)
             return
-        if isinstance(plugin, WebhookHandlerPlugin) and not plugin.validate_configuration(entry.configuration):
-            self._problem(f"{where}: webhook handler {entry.name!r} refused its configuration; check its settings")
+        if isinstance(plugin, WebhookHandlerPlugin) and not self._accepts(plugin, entry, where):
             self.registry.unregister(kind, entry.name)
             return
         plugin.metadata = {**plugin.metadata, **entry.metadata}
@@ -264,6 +280,23 @@ class Host:
             plugin.priority = entry.priority
         if "enabled" in given:
             plugin.enabled = entry.enabled
+
+    def _accepts(self, plugin: WebhookHandlerPlugin, entry: PluginConfiguration, where: str) -> bool:
+        """Whether the handler's ``validate_configuration`` accepts its settings; a refusal,
+        or an exception, is a problem named after the handler."""
+        try:
+            accepted = plugin.validate_configuration(entry.configuration)
+        except BaseException as exc:
+            if isinstance(exc, PASS_THROUGH):
+                raise
+            self._problem(
+                f"{where}: webhook handler {entry.name!r} was left out: its validate_configuration raised "
+                f"{_describe(exc)}; check its settings, or report it to the plugin's maintainers"
+            )
+            return False
+        if not accepted:
+            self._problem(f"{where}: webhook handler {entry.name!r} refused its configuration; check its settings")
+        return bool(accepted)
 
     def _register_factory(self, kind: type[Plugin], entry: PluginConfiguration, where: str) -> None:
         module_name, _, attribute = (entry.factory or "").partition(":")
@@ -294,33 +327,73 @@ class Host:
 
         A plugin whose startup fails is disabled and named in :attr:`problems`; in strict
         mode :class:`loopai.StartupError` is raised after all plugins were tried, and the
-        plugins that did start are shut down first.
+        plugins that did start are shut down first. Async hooks run on a private event
+        loop: from asyncio code use :meth:`astart` (``async with``) instead.
         """
-        with self._state_lock:
-            if self._started:
-                return self
-            self._started = True
-            # What close() shuts down: the plugins enabled now, even if disabled later;
-            # not those registered after start, nor those whose startup failed.
-            self._running = [e for e in self.registry if e.plugin.enabled]
+        if not self._begin_start():
+            return self
         failed: set[int] = set()
         for entry in self._lifecycle_entries("startup"):
             try:
                 self._lifecycle_call("startup", entry)
-            except Exception as exc:
-                self._problem(f"plugin {entry.name!r} failed to start and was disabled: {_describe(exc)}")
-                failed.add(id(entry.startup))
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
+                self._start_failed(entry, exc, failed)
+        if self._end_start(failed):
+            self.close()  # release what did start before refusing to run
+        self._raise_if_strict()
+        self.redeliver()  # what a killed process left in the outbox
+        return self
+
+    async def astart(self) -> Host:
+        """:meth:`start` for asyncio applications (``async with host`` calls it).
+
+        Async ``startup`` hooks are awaited on the running loop, so what they open
+        (clients, pools, tasks) belongs to the application's loop; sync hooks are called
+        directly (in a thread when the plugin has a timeout). The outbox's leftovers
+        are then delivered in a worker thread.
+        """
+        if not self._begin_start():
+            return self
+        failed: set[int] = set()
+        for entry in self._lifecycle_entries("startup"):
+            try:
+                await self._alifecycle_call("startup", entry)
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
+                self._start_failed(entry, exc, failed)
+        if self._end_start(failed):
+            await self.aclose()
+        self._raise_if_strict()
+        await asyncio.to_thread(self.redeliver)
+        return self
+
+    def _begin_start(self) -> bool:
+        """Claim the start (False when the host was started already)."""
+        with self._state_lock:
+            if self._started:
+                return False
+            self._started = True
+            # What close() shuts down: the plugins enabled now, even if disabled later;
+            # not those registered after start, nor those whose startup failed.
+            self._running = [e for e in self.registry if e.plugin.enabled]
+        return True
+
+    def _start_failed(self, entry: RegisteredPlugin, exc: BaseException, failed: set[int]) -> None:
+        self._problem(f"plugin {entry.name!r} failed to start and was disabled: {_describe(exc)}")
+        failed.add(id(entry.startup))
+
+    def _end_start(self, failed: set[int]) -> bool:
+        """Disable the plugins whose startup failed; True when strict mode must refuse to run."""
         if failed:
             # A module implementing several kinds has one entry per kind: disable them all.
             for entry in self.registry:
                 if id(entry.startup) in failed:
                     entry.plugin.enabled = False
             self._running = [e for e in self._running if id(e.startup) not in failed]
-        if self.strict and self.problems:
-            self.close()  # release what did start before refusing to run
-        self._raise_if_strict()
-        self.redeliver()  # what a killed process left in the outbox
-        return self
+        return self.strict and bool(self.problems)
 
     def _start_late(self) -> None:
         """Start plugins enabled or registered after :meth:`start` (they get shutdown too)."""
@@ -335,23 +408,55 @@ class Host:
             started.add(id(entry.startup))
             try:
                 self._lifecycle_call("startup", entry)
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
                 self._problem(f"plugin {entry.name!r} failed to start and was disabled: {_describe(exc)}")
                 entry.plugin.enabled = False
 
     def close(self) -> None:
         """Run every started plugin's ``shutdown`` hook once, in reverse priority order."""
-        with self._state_lock:
-            if self._closed:
-                return
-            self._closed = True
-            started = self._started
-        if started:
-            for entry in reversed(self._lifecycle_entries("shutdown", self._running)):
+        entries = self._begin_close()
+        if entries is None:
+            return
+        try:
+            for entry in entries:
                 try:
                     self._lifecycle_call("shutdown", entry)
-                except Exception as exc:
+                except BaseException as exc:
+                    if isinstance(exc, PASS_THROUGH):
+                        raise
                     self._problem(f"plugin {entry.name!r} failed to shut down: {_describe(exc)}")
+        finally:
+            self._release()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio applications (``async with host`` calls it): async
+        ``shutdown`` hooks are awaited on the running loop."""
+        entries = self._begin_close()
+        if entries is None:
+            return
+        try:
+            for entry in entries:
+                try:
+                    await self._alifecycle_call("shutdown", entry)
+                except BaseException as exc:
+                    if isinstance(exc, PASS_THROUGH):
+                        raise
+                    self._problem(f"plugin {entry.name!r} failed to shut down: {_describe(exc)}")
+        finally:
+            await asyncio.to_thread(self._release)
+
+    def _begin_close(self) -> list[RegisteredPlugin] | None:
+        """Claim the close: the entries to shut down, in order; None when closed already."""
+        with self._state_lock:
+            if self._closed:
+                return None
+            self._closed = True
+            started = self._started
+        return list(reversed(self._lifecycle_entries("shutdown", self._running))) if started else []
+
+    def _release(self) -> None:
         self._invoker.close()
         if self._outbox is not None and self._owns_outbox:
             self._outbox.close()
@@ -381,6 +486,19 @@ class Host:
             run = self._tracer.wrap(hook, entry.name, run)
         run(self)
 
+    async def _alifecycle_call(self, hook: str, entry: RegisteredPlugin) -> None:
+        function = getattr(entry, hook)
+        timeout = entry.plugin.timeout or self.default_timeout
+        started = time.perf_counter()
+        try:
+            result = await self._invoker.call_async(function, (self,), timeout, inspect.iscoroutinefunction(function))
+        except BaseException as exc:
+            if self._tracer is not None:
+                self._tracer.line(hook, entry.name, started, f"raised {type(exc).__name__}: {exc}")
+            raise
+        if self._tracer is not None:
+            self._tracer.line(hook, entry.name, started, f"-> {type(result).__name__}")
+
     def __enter__(self) -> Host:
         return self.start()
 
@@ -388,11 +506,10 @@ class Host:
         self.close()
 
     async def __aenter__(self) -> Host:
-        await asyncio.to_thread(self.start)
-        return self
+        return await self.astart()
 
     async def __aexit__(self, *_: object) -> None:
-        await asyncio.to_thread(self.close)
+        await self.aclose()
 
     # -- the plugin set as dispatch sees it ------------------------------------------
 
@@ -402,6 +519,9 @@ class Host:
         snapshot = build_snapshot(
             self.registry, self._invoker, self._tracer, self._meter, self.default_timeout, self.max_retries
         )
+        for problem in snapshot.problems:
+            if problem not in self.problems:  # said once, not at every rebuild
+                self._problem(problem)
         self._snapshot = snapshot
         return snapshot
 
@@ -499,7 +619,9 @@ class Host:
                 result = fn(execution, context)
                 if _type(result) is not expected:
                     result = self._checked(snapshot.validators[len(results)], result, ValidationResult, "validate")
-            except Exception as exc:
+            except BaseException as exc:  # costs nothing until a plugin raises
+                if isinstance(exc, PASS_THROUGH):
+                    raise
                 result = self._validator_failed(report, snapshot.validators[len(results)], exc)
             results.append(result)
             if not result.is_valid:
@@ -509,7 +631,7 @@ class Host:
                     break
         return report
 
-    def _validator_failed(self, report: ValidationReport, call: Call, exc: Exception) -> ValidationResult:
+    def _validator_failed(self, report: ValidationReport, call: Call, exc: BaseException) -> ValidationResult:
         failure = self._failure(call, "validate", exc)
         report.failures = [*report.failures, failure]
         return self._invalid(call, failure)
@@ -535,7 +657,9 @@ class Host:
                 result = await self._acall(call, "validate", execution, context)
                 if not isinstance(result, ValidationResult):
                     raise _WrongType(f"returned {type(result).__name__}, but validate must return ValidationResult")
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
                 result = self._validator_failed(report, call, exc)
             results.append(result)
             if not result.is_valid:
@@ -612,7 +736,9 @@ class Host:
                     decision = self._checked(
                         snapshot.samplers[_at(fns, fn)], decision, SamplingDecision, "should_sample"
                     )
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
                 call = snapshot.samplers[_at(fns, fn)]
                 report.failures = [*report.failures, self._failure(call, "should_sample", exc)]
                 continue
@@ -658,7 +784,9 @@ class Host:
                     raise _WrongType(
                         f"returned {type(decision).__name__}, but should_sample must return SamplingDecision"
                     )
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
                 report.failures = [*report.failures, self._failure(call, "should_sample", exc)]
                 continue
             if decision.should_sample:
@@ -679,7 +807,7 @@ class Host:
     def _backoff(self, attempt: int, exc: BaseException) -> float:
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after >= 0:
-            return min(float(retry_after), self.retry_max_backoff)
+            return min(float(retry_after), max(self.retry_after_limit, self.retry_max_backoff))
         ceiling = min(self.retry_max_backoff, self.retry_backoff * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + self._random.random() / 2)  # jitter: spread retries of many hosts
 
@@ -693,22 +821,31 @@ class Host:
         already delivered to a handler is not delivered to it again.
 
         A handler that raises or times out is retried with exponential backoff and
-        jitter (honouring an exception's ``retry_after`` seconds) up to its
-        ``max_retries``, with ``context.retry_attempt`` counting the retries. ``dry_run``
-        (default: the host's setting) sets ``context.is_dry_run``.
+        jitter (capped by ``retry_max_backoff``) up to its ``max_retries``, with
+        ``context.retry_attempt`` counting the retries. When the exception has a
+        ``retry_after`` (seconds; the HTTP handler sets it from ``Retry-After``) that
+        wait is honoured in full, even past ``retry_max_backoff``, up to
+        :attr:`retry_after_limit` (300 s unless changed).
+
+        ``dry_run`` (default: the host's setting) sets ``context.is_dry_run``. A dry run
+        is not written to the outbox: it does not count as a delivery, so a later real
+        emit of the same event id still delivers it.
         """
         snapshot = self._snapshot
         if snapshot.generation != self.registry._generation:
             snapshot = self._refresh()
-        if self._outbox is not None:
-            return self._emit_durably(snapshot, event, self.dry_run if dry_run is None else dry_run)
+        dry = self.dry_run if dry_run is None else dry_run
+        if self._outbox is not None and not dry:
+            return self._emit_durably(snapshot, event)
         first, dry_first, all_delivered = snapshot.routes[event.event_type]
         failures: list[PluginFailure] | None = None
-        for fn, context in dry_first if (dry_run or (dry_run is None and self.dry_run)) else first:
+        for fn, context in dry_first if dry else first:
             try:
                 fn(event, context)
-            except Exception as exc:
-                failures = self._retry_failed(snapshot, event, (fn, context), exc, failures)
+            except BaseException as exc:  # costs nothing until a handler raises
+                if isinstance(exc, PASS_THROUGH):
+                    raise
+                failures = self._retry_failed(snapshot, event, fn, dry, exc, failures)
         if failures is None:
             return all_delivered
         failed = {failure.plugin for failure in failures}
@@ -718,29 +855,31 @@ class Host:
         self,
         snapshot: Snapshot,
         event: WebhookEvent,
-        pair: tuple[Any, WebhookHandlerContext],
-        error: Exception,
+        fn: Any,
+        dry: bool,
+        error: BaseException,
         failures: list[PluginFailure] | None,
     ) -> list[PluginFailure] | None:
         first, dry_first, _ = snapshot.routes[event.event_type]
-        dry = pair in dry_first and pair not in first
-        position = (dry_first if dry else first).index(pair)
-        failure = self._deliver(snapshot.handlers[event.event_type][position], event, dry, 1, error)
+        route = dry_first if dry else first
+        # By identity: a plugin registered under two names has two calls that compare equal.
+        position = _at(tuple(pair[0] for pair in route), fn)
+        failure = self._deliver(snapshot.handlers[event.event_type][position], event, dry, 1, error, None)
         return failures if failure is None else [*(failures or ()), failure]
 
-    def _emit_durably(self, snapshot: Snapshot, event: WebhookEvent, dry: bool) -> EmitReport:
+    def _emit_durably(self, snapshot: Snapshot, event: WebhookEvent) -> EmitReport:
         outbox = self._outbox
         assert outbox is not None
         calls = snapshot.handlers.get(event.event_type, ())
         all_delivered = snapshot.routes[event.event_type][2]
         if not calls:
             return all_delivered
-        todo = outbox.record(event, all_delivered.delivered, dry_run=dry)
+        todo = outbox.record(event, all_delivered.delivered)
         delivered: list[str] = []
         failures: list[PluginFailure] = []
         for call in calls:
             if call.name in todo:
-                failure = self._deliver(call, event, dry, 0, None)
+                failure = self._deliver(call, event, False, 0, None, outbox)
                 if failure is None:
                     delivered.append(call.name)
                 else:
@@ -750,11 +889,18 @@ class Host:
         return EmitReport(event.event_type, delivered, failures)
 
     def _deliver(
-        self, call: Call, event: WebhookEvent, dry: bool, attempt: int, error: Exception | None
+        self,
+        call: Call,
+        event: WebhookEvent,
+        dry: bool,
+        attempt: int,
+        error: BaseException | None,
+        outbox: Outbox | None,
     ) -> PluginFailure | None:
         """Deliver to one handler from try number ``attempt`` (0: the first), retrying;
-        ``error`` is the previous try's error when ``attempt`` > 0."""
-        outbox, event_id = self._outbox, str(event.event_id)
+        ``error`` is the previous try's error when ``attempt`` > 0. Each outcome is
+        written to ``outbox`` (None: not recorded)."""
+        event_id = str(event.event_id)
         while True:
             if error is not None:
                 if attempt > call.max_retries or getattr(error, "retryable", True) is False:
@@ -770,7 +916,9 @@ class Host:
             )
             try:
                 call.fn(event, context)
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
                 error = exc
                 attempt += 1
                 continue
@@ -796,7 +944,7 @@ class Host:
             if call is None:
                 missing.add(handler)
                 continue
-            failure = self._deliver(call, event, dry, attempts, None)
+            failure = self._deliver(call, event, dry, attempts, None, outbox)
             if failure is None:
                 delivered += 1
             else:
@@ -814,16 +962,19 @@ class Host:
             snapshot = self._refresh()
         dry = self.dry_run if dry_run is None else dry_run
         calls = snapshot.handlers.get(event.event_type, ())
-        if self._outbox is not None:
-            todo = set(self._outbox.record(event, [call.name for call in calls], dry_run=dry))
+        outbox = None if dry else self._outbox  # dry runs are not recorded: see emit
+        if outbox is not None:
+            todo = set(outbox.record(event, [call.name for call in calls]))
             calls = tuple(call for call in calls if call.name in todo)
-        outcomes = await asyncio.gather(*(self._adeliver(call, event, dry) for call in calls))
+        outcomes = await asyncio.gather(*(self._adeliver(call, event, dry, outbox) for call in calls))
         delivered = [call.name for call, failure in zip(calls, outcomes, strict=True) if failure is None]
         failures = [failure for failure in outcomes if failure is not None]
         return EmitReport(event.event_type, delivered, failures)
 
-    async def _adeliver(self, call: Call, event: WebhookEvent, dry: bool) -> PluginFailure | None:
-        outbox, event_id = self._outbox, str(event.event_id)
+    async def _adeliver(
+        self, call: Call, event: WebhookEvent, dry: bool, outbox: Outbox | None
+    ) -> PluginFailure | None:
+        event_id = str(event.event_id)
         attempt = 0
         while True:
             context = (
@@ -831,7 +982,9 @@ class Host:
             )
             try:
                 await self._acall(call, "handle_event", event, context)
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, PASS_THROUGH):
+                    raise
                 attempt += 1
                 if attempt > call.max_retries or getattr(exc, "retryable", True) is False:
                     failure = self._failure(call, "handle_event", exc, attempt)
@@ -850,11 +1003,19 @@ class Host:
 def outbox_location(config: LoopaiConfig, environ: Mapping[str, str], *, default: bool) -> Path | None:
     """Where the outbox is: ``LOOPAI_OUTBOX``, else config ``[delivery] outbox`` (relative to
     the configuration file), else the default path when ``default``, else None."""
+    return resolve_outbox(config.delivery.outbox, config.source, environ, default=default)
+
+
+def resolve_outbox(
+    configured: str | None, source: Path | None, environ: Mapping[str, str], *, default: bool
+) -> Path | None:
+    """:func:`outbox_location` from its parts: ``configured`` is ``[delivery] outbox`` of the
+    configuration file ``source`` (None: built-in defaults)."""
     named = environ.get("LOOPAI_OUTBOX") or None
-    if named is None and config.delivery.outbox:
-        named = config.delivery.outbox
-        if named != ":memory:" and config.source is not None and not Path(named).is_absolute():
-            return config.source.parent / named
+    if named is None and configured:
+        named = configured
+        if named != ":memory:" and source is not None and not Path(named).is_absolute():
+            return source.parent / named
     if named is not None:
         return Path(named)
     return default_outbox_path(environ) if default else None

@@ -57,6 +57,11 @@ END;
 # versions (a rowid deliveries table) keep working.
 
 _RECORD = "INSERT INTO recorded VALUES (?, ?, ?, ?, ?, ?)"
+_TAKE_OVER = (
+    "UPDATE deliveries SET status = 'pending', attempts = 0, last_error = NULL, dry_run = 0, updated_at = ? "
+    "WHERE event_id = ? AND handler = ? AND dry_run = 1"
+)
+"""A real emit takes over a dry run's delivery of the same event: a rehearsal delivered nothing."""
 
 _CHECKPOINT_EVERY = 256
 """Commits between two background checkpoints (about 700 WAL pages: SQLite's own default is 1000)."""
@@ -72,6 +77,9 @@ _MARK = (
 )
 _OPEN = "d.status != 'delivered'"
 """Repeated in queries for pending or dead deliveries, so that SQLite uses the partial index."""
+_NOT_DELIVERED = "status != 'delivered'"
+"""Guards every update but the delivered mark and :meth:`Outbox.requeue`: when two processes
+share a file, a delivery one of them saw received never becomes pending or dead again."""
 
 
 class _Checkpointer:
@@ -143,7 +151,12 @@ def default_outbox_path(environ: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    """One event's delivery to one handler, as the outbox holds it."""
+    """One event's delivery to one handler, as the outbox holds it.
+
+    ``dry_run`` marks a rehearsal (``is_dry_run`` in the handler's context), written by
+    earlier versions or by :meth:`Outbox.record` with ``dry_run=True``; the host no
+    longer records dry runs.
+    """
 
     event_id: str
     event_type: str
@@ -153,6 +166,7 @@ class DeliveryRecord:
     last_error: str | None
     emitted_at: float
     updated_at: float
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (times as Unix seconds)."""
@@ -165,6 +179,7 @@ class DeliveryRecord:
             "last_error": self.last_error,
             "emitted_at": self.emitted_at,
             "updated_at": self.updated_at,
+            "dry_run": self.dry_run,
         }
 
 
@@ -174,7 +189,8 @@ class Outbox:
     Every (event, handler) pair is ``pending`` until the handler takes it
     (``delivered``) or gives up after its retries (``dead``, keeping the last error).
     Recording an event id twice changes nothing: delivery is idempotent by event id.
-    Safe to share between threads; several processes may use one file (SQLite WAL).
+    Safe to share between threads; several processes may use one file (SQLite WAL): a
+    delivery marked ``delivered`` stays so (only :meth:`requeue` reopens dead ones).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -218,7 +234,9 @@ class Outbox:
         A handler that already has a delivery of this event id is left out, whatever its
         status: delivered, dead (replay it with :meth:`requeue`), or pending because another
         emit is delivering it right now or a stopped process left it (``Host.redeliver``
-        takes those). So concurrent emits of one event deliver it once per handler.
+        takes those). So concurrent emits of one event deliver it once per handler. The
+        exception is a dry run's delivery: recording the event for real (``dry_run``
+        false) makes it a pending real delivery again, so a rehearsal never uses up an id.
         """
         row = [str(event.event_id), event.event_type.value, event.model_dump_json(), time.time(), "", int(dry_run)]
         todo: list[str] = []
@@ -232,6 +250,8 @@ class Outbox:
                     row[4] = name
                     before = db.total_changes  # the trigger's inserts: 0 when the delivery was there
                     db.execute(_RECORD, row)
+                    if db.total_changes == before and not dry_run:
+                        db.execute(_TAKE_OVER, (row[3], row[0], name))
                     if db.total_changes != before:
                         todo.append(name)
                 if several:
@@ -292,17 +312,22 @@ class Outbox:
                 self._flush_marks()
 
     def failed_attempt(self, event_id: str, handler: str, attempts: int, error: str) -> None:
-        """Attempt number ``attempts`` failed with ``error``; the delivery stays pending."""
+        """Attempt number ``attempts`` failed with ``error``; the delivery stays pending
+        (unless it was delivered meanwhile, by another process: then nothing changes)."""
         self._update(
-            "UPDATE deliveries SET attempts = ?, last_error = ?, updated_at = ? WHERE event_id = ? AND handler = ?",
+            "UPDATE deliveries SET attempts = ?, last_error = ?, updated_at = ? "
+            f"WHERE event_id = ? AND handler = ? AND {_NOT_DELIVERED}",
             (attempts, error, time.time(), event_id, handler),
         )
 
     def dead(self, event_id: str, handler: str, attempts: int, error: str) -> None:
-        """The handler gave up after ``attempts`` tries; keep ``error`` as the last one."""
+        """The handler gave up after ``attempts`` tries; keep ``error`` as the last one.
+
+        A delivery already marked delivered (by another process sharing the file) stays
+        delivered: it was received, whatever this process saw."""
         self._update(
             "UPDATE deliveries SET status = 'dead', attempts = ?, last_error = ?, updated_at = ? "
-            "WHERE event_id = ? AND handler = ?",
+            f"WHERE event_id = ? AND handler = ? AND {_NOT_DELIVERED}",
             (attempts, error, time.time(), event_id, handler),
         )
 
@@ -325,7 +350,7 @@ class Outbox:
         """Delivery records, oldest first, optionally of one status and/or some events."""
         sql = (
             "SELECT d.event_id, e.event_type, d.handler, d.status, d.attempts, d.last_error, e.emitted_at, "
-            "d.updated_at FROM deliveries d JOIN events e USING (event_id)"
+            "d.updated_at, d.dry_run FROM deliveries d JOIN events e USING (event_id)"
         )
         clauses: list[str] = []
         args: list[Any] = []
@@ -341,7 +366,10 @@ class Outbox:
         with self._lock:
             self._flush_marks()
             rows = self._db.execute(sql + " ORDER BY e.emitted_at, d.handler", args).fetchall()
-        return [DeliveryRecord(*row) for row in rows]
+        return [
+            DeliveryRecord(event_id, event_type, handler, status, attempts, error, emitted, updated, bool(dry))
+            for event_id, event_type, handler, status, attempts, error, emitted, updated, dry in rows
+        ]
 
     def requeue(self, event_ids: Iterable[str] | None = None) -> int:
         """Make dead deliveries pending again (all of them, or those of ``event_ids``); how many."""

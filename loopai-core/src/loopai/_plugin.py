@@ -5,12 +5,12 @@ from __future__ import annotations
 import abc
 import re
 import weakref
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from loopai._errors import PluginSettingsError, describe_validation_error
+from loopai._errors import PluginError, PluginSettingsError, describe_validation_error
 from loopai._models import (
     ExecutionRecord,
     SamplingContext,
@@ -37,7 +37,50 @@ __all__ = [
 
 ALL_EVENTS: frozenset[WebhookEventType] = frozenset(WebhookEventType)
 
-_RUNTIME_ATTRS = ("enabled", "priority")
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _as_given(value: Any) -> Any:
+    return value  # checked where it is used: the registry refuses an unknown event type
+
+
+class _Switch:
+    """A plugin attribute that hosts read when they lay out their dispatch.
+
+    Set on an instance, at any time and from any thread, it tells every registry holding the
+    plugin, so hosts use the new value from their next call. Set in a subclass body
+    (``priority = 100``), it is that class's default (see ``Plugin.__init_subclass__``).
+    """
+
+    def __init__(self, convert: Callable[[Any], Any], doc: str) -> None:
+        self.convert = convert
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot, self.default = f"_{name}", f"_default_{name}"
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return getattr(owner, self.default)
+        return obj.__dict__.get(self.slot, getattr(type(obj), self.default))
+
+    def __set__(self, obj: Plugin, value: Any) -> None:
+        obj.__dict__[self.slot] = self.convert(value)
+        obj._loopai_changed()
+
+
+def _switches(cls: type) -> list[tuple[str, _Switch]]:
+    """The switches ``cls`` has, by attribute name (a subclass's own value may hide one)."""
+    found: dict[str, _Switch] = {}
+    for base in reversed(cls.__mro__):
+        found.update((attr, value) for attr, value in vars(base).items() if isinstance(value, _Switch))
+    return list(found.items())
 
 
 def _kebab(name: str) -> str:
@@ -49,15 +92,19 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).replace("-", "_").lower()
 
 
+_SETTINGS_CONFIG = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 def _strict_model(model: type[BaseModel]) -> type[BaseModel]:
-    """The same settings model, refusing unknown keys (cached on the model class)."""
+    """The same settings model, refusing unknown keys and taking field names as well as
+    aliases (cached on the model class)."""
     cached = model.__dict__.get("__loopai_strict__")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    if model.model_config.get("extra") == "forbid":
+    if all(model.model_config.get(key) == value for key, value in _SETTINGS_CONFIG.items()):
         strict = model
     else:
-        config = ConfigDict(**{**model.model_config, "extra": "forbid"})
+        config = ConfigDict(**{**model.model_config, **_SETTINGS_CONFIG})
         strict = type(model.__name__, (model,), {"model_config": config, "__module__": model.__module__})
     type.__setattr__(model, "__loopai_strict__", strict)
     return strict
@@ -81,10 +128,17 @@ def validate_settings(model: type[BaseModel] | None, raw: Any, where: str) -> An
 
     ``where`` prefixes every problem line (``loopai.toml: samplers.percentage-sampler``).
     Returns a model instance, or ``dict(raw)`` when the plugin declares no model.
-    Raises :class:`loopai.PluginSettingsError` listing every wrong field.
+    Raises :class:`loopai.PluginSettingsError` listing every wrong field, and
+    :class:`loopai.PluginError` when ``model`` is not a pydantic model.
     """
     if model is None:
         return dict(raw or {})
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise PluginError(
+            where,
+            f"{where}: {getattr(model, '__qualname__', model)!s} must subclass pydantic.BaseModel to declare "
+            "the plugin's settings (class Config(BaseModel): ...)",
+        )
     if isinstance(raw, model):
         return raw
     if isinstance(raw, BaseModel):
@@ -96,7 +150,7 @@ def validate_settings(model: type[BaseModel] | None, raw: Any, where: str) -> An
     try:
         return _strict_model(model).model_validate(_normalise_keys(model, raw))
     except ValidationError as exc:
-        raise PluginSettingsError(where, describe_validation_error(exc, where)) from None
+        raise PluginSettingsError(where, describe_validation_error(exc, where, model)) from None
 
 
 class Plugin(abc.ABC):
@@ -115,24 +169,34 @@ class Plugin(abc.ABC):
     description: str = ""
     version: str = "0.0.0"
     author: str = ""
-    timeout: float | None = None
-    """Seconds a single hook call may take before the host gives up on it; None: no limit."""
 
     Config: ClassVar[type[BaseModel] | None] = None
 
+    if TYPE_CHECKING:  # to type checkers, plain attributes that subclasses may set in their body
+        enabled: bool
+        priority: int
+        timeout: float | None
+    else:
+        enabled = _Switch(bool, "Whether hosts call this plugin; takes effect on their next call.")
+        priority = _Switch(int, "Higher runs earlier; ties are ordered by name. Takes effect on the next call.")
+        timeout = _Switch(
+            _optional_float, "Seconds a single hook call may take before the host gives up on it; None: no limit."
+        )
+
     _default_enabled: ClassVar[bool] = True
     _default_priority: ClassVar[int] = 0
+    _default_timeout: ClassVar[float | None] = None
 
     config: Any
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # ``priority = 50`` in a class body must not hide the properties that tell hosts
-        # about runtime changes: keep the value as the class default instead.
-        for attr in _RUNTIME_ATTRS:
-            value = cls.__dict__.get(attr)
-            if value is not None and not isinstance(value, property):
-                type.__setattr__(cls, f"_default_{attr}", bool(value) if attr == "enabled" else int(value))
+        # ``priority = 50`` in a class body must not hide the switches that tell hosts about
+        # runtime changes: keep the value as the class default instead. A property of the
+        # subclass's own (a data descriptor) replaces the switch, and tells hosts itself.
+        for attr, switch in _switches(cls):
+            if attr in cls.__dict__ and not hasattr(type(cls.__dict__[attr]), "__set__"):
+                type.__setattr__(cls, f"_default_{attr}", switch.convert(cls.__dict__[attr]))
                 type.__delattr__(cls, attr)
         if not cls.__dict__.get("name"):
             # Each class is its own plugin: without a name of its own it gets one from
@@ -149,33 +213,15 @@ class Plugin(abc.ABC):
     ) -> None:
         if name is not None:
             self.name = name
-        self._enabled = type(self)._default_enabled if enabled is None else bool(enabled)
-        self._priority = type(self)._default_priority if priority is None else int(priority)
+        if enabled is not None:
+            self.__dict__["_enabled"] = bool(enabled)
+        if priority is not None:
+            self.__dict__["_priority"] = int(priority)
         self.metadata: dict[str, str] = {}
         model = type(self).Config
         self.config = {} if model is None and config is None else validate_settings(model, config, self.name)
 
-    # -- runtime switches ---------------------------------------------------------------
-
-    @property
-    def enabled(self) -> bool:
-        """Whether hosts call this plugin; takes effect on their next call."""
-        return self.__dict__.get("_enabled", type(self)._default_enabled)  # type: ignore[no-any-return]
-
-    @enabled.setter
-    def enabled(self, value: bool) -> None:
-        self._enabled = bool(value)
-        self._loopai_changed()
-
-    @property
-    def priority(self) -> int:
-        """Higher runs earlier; ties are ordered by name. Takes effect on the next call."""
-        return self.__dict__.get("_priority", type(self)._default_priority)  # type: ignore[no-any-return]
-
-    @priority.setter
-    def priority(self, value: int) -> None:
-        self._priority = int(value)
-        self._loopai_changed()
+    # -- runtime changes ----------------------------------------------------------------
 
     def configure(self, config: BaseModel | Mapping[str, Any] | None, *, where: str | None = None) -> None:
         """Validate and apply new settings (raises :class:`loopai.PluginSettingsError`)."""
@@ -242,8 +288,15 @@ class WebhookHandlerPlugin(Plugin):
     ``max_retries`` overrides the host's retry count for this handler.
     """
 
-    supported_events: Iterable[WebhookEventType | str] = ALL_EVENTS
-    max_retries: int | None = None
+    if TYPE_CHECKING:
+        supported_events: Iterable[WebhookEventType | str]
+        max_retries: int | None
+    else:
+        supported_events = _Switch(_as_given, "Event types this handler takes (default: all 17).")
+        max_retries = _Switch(_optional_int, "Retries after a failed delivery; None: the host's setting.")
+
+    _default_supported_events: ClassVar[Iterable[WebhookEventType | str]] = ALL_EVENTS
+    _default_max_retries: ClassVar[int | None] = None
 
     @abc.abstractmethod
     def handle_event(self, event: WebhookEvent, context: WebhookHandlerContext) -> Awaitable[None] | None:

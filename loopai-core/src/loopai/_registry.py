@@ -7,6 +7,7 @@ import difflib
 import inspect
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -15,9 +16,10 @@ import pluggy
 
 from loopai._errors import DuplicatePluginError, PluginError, PluginSignatureError
 from loopai._hookspecs import HOOK_NAMES, PROJECT, HookSpecs
-from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin, _kebab
+from loopai._models import WebhookEventType
+from loopai._plugin import ALL_EVENTS, Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin, _kebab
 
-__all__ = ["KINDS", "PluginRegistry", "RegisteredPlugin", "kind_from"]
+__all__ = ["KINDS", "PluginRegistry", "RegisteredPlugin", "kind_from", "supported_events"]
 
 P = TypeVar("P", bound=Plugin)
 
@@ -86,7 +88,7 @@ class _Manager(pluggy.PluginManager):
     """
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
-        if type(plugin) is types.ModuleType:
+        if type(plugin) in _MODULES:
             # pluggy asks about every name of a module, and its careful lookup (which skips
             # descriptors) is the bulk of loading a thousand plugins. What a plain module
             # holds that is no routine (data, classes, modules) is never an implementation,
@@ -141,7 +143,7 @@ def _adapt(impl: pluggy.HookImpl, spec_args: tuple[str, ...]) -> Callable[..., A
 
 def _attr(obj: object, attr: str, expected: type | tuple[type, ...], default: Any) -> Any:
     # A module's attributes are its __dict__: a missing one costs no AttributeError there.
-    value = obj.__dict__.get(attr, default) if type(obj) is types.ModuleType else getattr(obj, attr, default)
+    value = obj.__dict__.get(attr, default) if type(obj) in _MODULES else getattr(obj, attr, default)
     return value if isinstance(value, expected) and not isinstance(value, property) else default
 
 
@@ -155,8 +157,20 @@ def _adapter_class(kind: type[Plugin]) -> type[Plugin]:
     return types.new_class(f"Hookimpl{kind.__name__}", (_Adapter, kind), {}, lambda ns: ns.update(namespace))
 
 
+_FOLLOWED: Final = ("enabled", "priority", "timeout", "supported_events", "max_retries")
+"""What an adapter takes from the module or object it wraps (the last two: handlers only)."""
+_ADAPTERS_KEY: Final = "__loopai_adapters__"
+"""Where a plugin module keeps weak references to its adapters."""
+
+
 class _Adapter(Plugin):
-    """Gives a module or object of ``@hookimpl`` functions the :class:`loopai.Plugin` face."""
+    """Gives a module or object of ``@hookimpl`` functions the :class:`loopai.Plugin` face.
+
+    It takes ``enabled``, ``priority``, ``timeout`` and, for a handler,
+    ``supported_events`` and ``max_retries`` from what it wraps when registered. A plain
+    module keeps them in step afterwards: ``plugin_module.enabled = False`` reaches
+    every host on its next call (see :class:`_PluginModule`).
+    """
 
     wraps: object
     _loopai_call: Callable[[Any, Any], Any]
@@ -174,17 +188,105 @@ class _Adapter(Plugin):
         self.version = _attr(wraps, "version", str, _attr(wraps, "__version__", str, "0.0.0"))
         self.author = _attr(wraps, "author", str, "")
         self.timeout = _attr(wraps, "timeout", (int, float), None)
-        if kind_of_adapter(self) is WebhookHandlerPlugin:
+        if isinstance(self, WebhookHandlerPlugin):
             events = getattr(wraps, "supported_events", None)
             if events is not None:
                 self.supported_events = events
+            self.max_retries = _attr(wraps, "max_retries", int, None)
+
+    def _loopai_follow(self, attr: str) -> None:
+        """Take ``attr`` from the wrapped object again, as ``__init__`` did (the default when
+        it has none, or one of the wrong type), and tell the registries that watch this plugin."""
+        wraps = self.wraps
+        if attr == "enabled":
+            self.enabled = _attr(wraps, "enabled", bool, True)
+        elif attr == "priority":
+            self.priority = _attr(wraps, "priority", int, 0)
+        elif attr == "timeout":
+            self.timeout = _attr(wraps, "timeout", (int, float), None)
+        elif not isinstance(self, WebhookHandlerPlugin):
+            return
+        elif attr == "supported_events":
+            events = getattr(wraps, "supported_events", None)
+            self.supported_events = ALL_EVENTS if events is None else events
+        elif attr == "max_retries":
+            self.max_retries = _attr(wraps, "max_retries", int, None)
+        self._loopai_changed()
 
 
-def kind_of_adapter(plugin: Plugin) -> type[Plugin] | None:
-    for kind in KINDS:
-        if isinstance(plugin, kind):
-            return kind
-    return None
+class _PluginModule(types.ModuleType):
+    """The class a plain module gets when it is registered as a plugin.
+
+    Setting (or deleting) one of its ``enabled``, ``priority``, ``timeout``,
+    ``supported_events`` or ``max_retries`` from outside (``plugin_module.enabled =
+    False``) updates its adapters, so hosts pick the change up on their next call, as
+    for a :class:`loopai.Plugin`. Python allows a module's class to be a subclass of
+    ``ModuleType`` for exactly this. A function of the module that rebinds a global
+    (``global enabled``) writes its dictionary directly and is not seen: change the
+    registry's plugin (``registry.resolve(kind, name)``) instead.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in _FOLLOWED:
+            _follow(self, name)
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        if name in _FOLLOWED:
+            _follow(self, name)
+
+
+_MODULES: Final = (types.ModuleType, _PluginModule)
+"""Module classes whose attributes are exactly their ``__dict__``."""
+
+
+def _follow(module: types.ModuleType, attr: str) -> None:
+    for ref in tuple(module.__dict__.get(_ADAPTERS_KEY, ())):
+        adapter = ref()
+        if adapter is not None:
+            adapter._loopai_follow(attr)
+
+
+def _watch_module(adapter: _Adapter) -> None:
+    """Make a plain module that ``adapter`` wraps report changes of its switches to it."""
+    module = adapter.wraps
+    if type(module) is types.ModuleType:
+        module.__class__ = _PluginModule
+    if type(module) is _PluginModule:
+        # Append only (atomic): registries in other threads may add theirs at the same time.
+        module.__dict__.setdefault(_ADAPTERS_KEY, []).append(weakref.ref(adapter))
+
+
+def supported_events(plugin: Plugin) -> frozenset[WebhookEventType]:
+    """The event types webhook handler ``plugin`` takes, from its ``supported_events``
+    (None: every type). Raises :class:`loopai.PluginError` naming the plugin, the value
+    that is no event type and the valid ones."""
+    declared = getattr(plugin, "supported_events", None)
+    if declared is None:
+        return frozenset(WebhookEventType)
+    if isinstance(declared, (str, WebhookEventType)):
+        declared = [declared]
+    try:
+        values = builtins.list(declared)
+    except TypeError:
+        raise PluginError(
+            plugin.name,
+            f"webhook handler {plugin.name!r}: supported_events must be a list of event types, "
+            f"got {type(declared).__name__}",
+        ) from None
+    events = set()
+    for value in values:
+        try:
+            events.add(WebhookEventType(value))
+        except ValueError:
+            choices = ", ".join(e.value for e in WebhookEventType)
+            raise PluginError(
+                plugin.name,
+                f"webhook handler {plugin.name!r}: supported_events: {value!r} is not an event type; "
+                f"use any of {choices} (or their C# names, e.g. ProgramExecutionFailed)",
+            ) from None
+    return frozenset(events)
 
 
 _ADAPTERS: Final[dict[type[Plugin], type[Plugin]]] = {kind: _adapter_class(kind) for kind in KINDS}
@@ -233,7 +335,14 @@ class PluginRegistry:
         Raises :class:`loopai.PluginSignatureError` when an implementation's arguments are
         not in the hookspec or a hook name is unknown, :class:`loopai.DuplicatePluginError`
         when the name is taken for one of its kinds, and :class:`loopai.PluginError` when
-        it implements no kind at all. Nothing is registered when it raises.
+        it implements no kind at all or a handler's ``supported_events`` names no event
+        type. Nothing is registered when it raises.
+
+        A plain module becomes an instance of a ``ModuleType`` subclass whose attribute
+        setter passes ``enabled``, ``priority``, ``timeout``, ``supported_events`` and
+        ``max_retries`` on to its plugin entries: ``module.enabled = False`` takes
+        effect on the next call. Another object's values are read once, here; change
+        them on ``resolve(kind, name)``.
         """
         if isinstance(plugin, type):
             raise PluginError(
@@ -249,6 +358,9 @@ class PluginRegistry:
             if not entries:
                 names = " or ".join(_label(k) for k in wanted)
                 raise PluginError(label, f"plugin {label!r} is declared as a {names} but does not implement its hook")
+        for entry in entries:
+            if entry.kind is WebhookHandlerPlugin:
+                supported_events(entry.plugin)  # a wrong event type is refused here, not at every emit
         with self._lock:
             for entry in entries:
                 if entry.name in self._entries[entry.kind]:
@@ -261,6 +373,8 @@ class PluginRegistry:
             for entry in entries:
                 self._entries[entry.kind][entry.name] = entry
                 entry.plugin._loopai_watch(self)
+                if isinstance(entry.plugin, _Adapter):
+                    _watch_module(entry.plugin)
             self._generation += 1
         return entries
 
@@ -278,7 +392,7 @@ class PluginRegistry:
         # functions and bound methods can be implementations, so the rest is not asked about.
         names = (
             [n for n, v in vars(plugin).items() if type(v) in _ROUTINES and hasattr(v, _IMPL_ATTR)]
-            if type(plugin) is types.ModuleType
+            if type(plugin) in _MODULES
             else dir(plugin)
         )
         for name in names:

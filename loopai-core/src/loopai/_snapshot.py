@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from loopai._dispatch import Invoker, Tracer
+from loopai._dispatch import PASS_THROUGH, Invoker, Tracer
+from loopai._errors import LoopaiError
 from loopai._meter import Meter
 from loopai._models import ExecutionStatus, ReadOnlyDict, WebhookEventType, WebhookHandlerContext
-from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin, kind_label
-from loopai._registry import HOOK_OF_KIND, PluginRegistry, RegisteredPlugin
+from loopai._plugin import SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin, kind_label
+from loopai._registry import HOOK_OF_KIND, PluginRegistry, RegisteredPlugin, supported_events
 from loopai._report import EmitReport
 
 __all__ = ["Call", "Snapshot", "TaskStatistics", "build_snapshot", "handler_context"]
@@ -75,6 +77,7 @@ class Snapshot:
     __slots__ = (
         "generation",
         "handlers",
+        "problems",
         "routes",
         "sampler_fns",
         "samplers",
@@ -88,8 +91,11 @@ class Snapshot:
         validators: tuple[Call, ...] = (),
         samplers: tuple[Call, ...] = (),
         handlers: dict[WebhookEventType, tuple[Call, ...]] | None = None,
+        problems: tuple[str, ...] = (),
     ) -> None:
         self.generation = generation
+        self.problems = problems
+        """Enabled plugins left out because they could not be laid out (why, one line each)."""
         self.validators = validators
         self.samplers = samplers
         self.handlers = handlers or {}
@@ -110,15 +116,6 @@ class Snapshot:
     def handler(self, event_type: WebhookEventType, name: str) -> Call | None:
         """The enabled handler ``name`` if it takes ``event_type``, else None."""
         return next((call for call in self.handlers.get(event_type, ()) if call.name == name), None)
-
-
-def _events(plugin: Plugin) -> frozenset[WebhookEventType]:
-    declared = getattr(plugin, "supported_events", None)
-    if declared is None:
-        return frozenset(WebhookEventType)
-    if isinstance(declared, (str, WebhookEventType)):
-        declared = [declared]
-    return frozenset(WebhookEventType(e) for e in declared)
 
 
 def handler_context(call: Call, attempt: int, dry_run: bool) -> WebhookHandlerContext:
@@ -147,8 +144,17 @@ def build_snapshot(
     default_timeout: float | None,
     max_retries: int,
 ) -> Snapshot:
-    """Lay out the registry's enabled plugins for dispatch, in priority order."""
+    """Lay out the registry's enabled plugins for dispatch, in priority order.
+
+    An enabled plugin whose attributes cannot be read into a :class:`Call` (a handler's
+    ``supported_events`` changed to something that is no event type, say) is left out
+    and described in the snapshot's ``problems``; the others are laid out as usual.
+    Every :class:`Call` gets a function object of its own, so that the dispatch loops can
+    find a call from its function by identity even when two entries share one function.
+    """
     generation = registry.generation  # read first: a change during the build forces another
+    seen: set[int] = set()
+    problems: list[str] = []
 
     def call_of(entry: RegisteredPlugin) -> Call:
         timeout = entry.plugin.timeout or default_timeout
@@ -160,19 +166,36 @@ def build_snapshot(
             fn = meter.wrap(kind_label(entry.kind), entry.name, fn)
         if tracer is not None:
             fn = tracer.wrap(HOOK_OF_KIND[entry.kind], entry.name, fn)
+        if id(fn) in seen:  # one module registered under two names: same function, two calls
+            fn = partial(fn)
+        seen.add(id(fn))
         return Call(entry, fn, timeout)
 
     def handler_of(entry: RegisteredPlugin) -> Call:
+        events = supported_events(entry.plugin)
         call = call_of(entry)
-        call.events = _events(entry.plugin)
+        call.events = events
         own = getattr(entry.plugin, "max_retries", None)
         call.max_retries = own if isinstance(own, int) else max_retries
         call.context = handler_context(call, 0, False)
         call.dry_context = handler_context(call, 0, True)
         return call
 
-    validators = tuple(call_of(e) for e in registry.entries(ValidatorPlugin))
-    samplers = tuple(call_of(e) for e in registry.entries(SamplerPlugin))
-    handlers = [handler_of(e) for e in registry.entries(WebhookHandlerPlugin)]
+    def laid_out(entry: RegisteredPlugin, make: Callable[[RegisteredPlugin], Call]) -> Call | None:
+        try:
+            return make(entry)
+        except BaseException as exc:
+            if isinstance(exc, PASS_THROUGH):
+                raise
+            what = str(exc) if isinstance(exc, LoopaiError) else f"{kind_label(entry.kind)} {entry.name!r}: {exc!r}"
+            problems.append(f"{what}; it is left out until that is fixed")
+            return None
+
+    def calls(kind: type, make: Callable[[RegisteredPlugin], Call]) -> tuple[Call, ...]:
+        return tuple(c for e in registry.entries(kind) if (c := laid_out(e, make)) is not None)
+
+    validators = calls(ValidatorPlugin, call_of)
+    samplers = calls(SamplerPlugin, call_of)
+    handlers = calls(WebhookHandlerPlugin, handler_of)
     by_event = {t: tuple(c for c in handlers if t in c.events) for t in WebhookEventType}
-    return Snapshot(generation, validators, samplers, by_event)
+    return Snapshot(generation, validators, samplers, by_event, tuple(problems))
