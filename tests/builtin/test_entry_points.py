@@ -68,11 +68,16 @@ def test_plugins_list_shows_the_six_as_ok(tmp_path, environ):
 
 def test_plugins_list_load_constructs_them(tmp_path, environ):
     found = builtins_in(cli(tmp_path, environ, "list", "--load", "--json").stdout)
+    idle = {("webhook-handler", "slack-webhook-handler"), ("webhook-handler", "http-webhook-handler")}
     for key, (_, priority) in BUILTINS.items():
-        assert found[key]["loaded"] and found[key]["status"] == "ok" and found[key]["priority"] == priority
-    # Installed but not given a destination, the Slack and HTTP handlers stay off (no failure).
-    assert not found["webhook-handler", "slack-webhook-handler"]["enabled"]
-    assert not found["webhook-handler", "http-webhook-handler"]["enabled"]
+        assert found[key]["loaded"] and found[key]["priority"] == priority
+        assert found[key]["status"] == ("disabled" if key in idle else "ok"), found[key]
+    # Installed but not given a destination, the Slack and HTTP handlers stay off (no failure),
+    # and the listing says why and what to set.
+    for key in idle:
+        assert not found[key]["enabled"]
+        assert found[key]["reason"].startswith("idle: validate_configuration() refused its settings"), found[key]
+        assert "url" in found[key]["reason"]
     assert "ok:" in cli(tmp_path, environ, "check").stdout
 
 

@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loopai._metadata import read_inventory
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from conftest import Site
 
 
@@ -103,6 +102,79 @@ def test_a_corrupt_cache_file_is_rescanned_and_replaced(site: Site) -> None:
 
     assert _names(site) == ({"loopai-one"}, False)
     assert _names(site) == ({"loopai-one"}, True)
+
+
+# -- metadata rewritten in place ------------------------------------------------------
+
+
+def _declared(site: Site) -> tuple[set[str], bool]:
+    """Names of this test's declared plugins (read from metadata), and whether the cache served them."""
+    inventory = read_inventory(site.paths, environ=site.environ)
+    names = {ep.name for d in inventory.plugins if d.name in site.added for ep in d.entry_points}
+    return names, inventory.from_cache
+
+
+def _rewrite(file: Path, text: str) -> None:
+    """Write ``file`` in place, as ``setup.py egg_info`` does: same inode, the directories' mtimes unchanged."""
+    with open(file, "r+", encoding="utf-8") as handle:
+        handle.truncate(0)
+        handle.write(text)
+
+
+def test_an_egg_info_rewritten_in_place_is_read_again(site: Site) -> None:
+    info = site.path / "loopai_dev.egg-info"  # a develop install's: the version is inside
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: loopai-dev\nVersion: 0.1\n\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[console_scripts]\ndev = loopai_dev:main\n", encoding="utf-8")
+    site.added.add("loopai-dev")
+    _age(site.path)
+    _age(info)
+    assert _declared(site) == (set(), False)
+    assert _declared(site) == (set(), True)
+    stamp = (site.path.stat().st_mtime_ns, info.stat().st_mtime_ns)
+
+    _rewrite(info / "entry_points.txt", "[loopai.validators]\nfirst = loopai_dev:First\n")
+    assert _declared(site) == ({"first"}, False)
+    assert _declared(site) == ({"first"}, True)
+    _rewrite(info / "entry_points.txt", "[loopai.validators]\nfirst = loopai_dev:First\nsecond = loopai_dev:Second\n")
+    assert _declared(site) == ({"first", "second"}, False)
+    _rewrite(info / "PKG-INFO", "Metadata-Version: 1.1\nName: loopai-dev\nVersion: 0.2.0\n\n")
+    assert site.discover()["first"].version == "0.2.0"
+    assert (site.path.stat().st_mtime_ns, info.stat().st_mtime_ns) == stamp  # only the files changed
+
+    (info / "requires.txt").write_text("loopai-core<0.1\n", encoding="utf-8")
+    assert site.discover()["first"].status == "incompatible"
+
+
+def test_a_plugin_dist_info_that_no_installer_wrote_is_read_again_when_rewritten(site: Site) -> None:
+    dist = site.add_good("loopai-handmade", "first")
+    (dist.info / "INSTALLER").unlink()
+    _age(site.path)
+    assert _declared(site) == ({"first"}, False)
+    assert _declared(site) == ({"first"}, True)
+    entry_points = (dist.info / "entry_points.txt").read_text(encoding="utf-8")
+
+    _rewrite(dist.info / "entry_points.txt", entry_points + f"second = {dist.module}:Good\n")
+    assert _declared(site) == ({"first", "second"}, False)
+    metadata = (dist.info / "METADATA").read_text(encoding="utf-8")
+    _rewrite(
+        dist.info / "METADATA", metadata.replace("Version: 1.0.0", "Version: 1.0.0\nRequires-Dist: loopai-core<0.1")
+    )
+    assert site.discover()["first"].status == "incompatible"
+
+
+def test_installed_plugins_cost_a_warm_discovery_no_file_checks(site: Site, monkeypatch) -> None:
+    for index in range(3):
+        site.add_good(f"loopai-p{index}", f"p{index}")
+    _age(site.path)
+    read_inventory(site.paths, environ=site.environ)
+    stat = os.stat
+    asked: list[str] = []
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: asked.append(str(path)) or stat(path, *a, **k))
+
+    assert read_inventory(site.paths, environ=site.environ).from_cache
+
+    assert not [path for path in asked if ".dist-info" in path]  # an installer replaces them whole
 
 
 # -- in fresh processes ----------------------------------------------------------------

@@ -45,6 +45,14 @@ def handle_event(event, context):
 
 SECRET = "sekrit-value-4711"
 
+GOOD_VALIDATOR = """
+import loopai
+
+class Good(loopai.ValidatorPlugin):
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type=self.name)
+"""
+
 
 @pytest.fixture
 def installed(site: Site) -> dict[str, Dist]:
@@ -112,6 +120,7 @@ def test_list_json_describes_every_plugin_and_imports_none(
         "entry_point": None,
         "group": "loopai.validators",
         "loaded": False,
+        "warnings": [],
     }
     assert listed["threshold"]["entry_point"] == f"threshold = {installed['threshold'].module}:Threshold"
     assert {name: p["kind"] for name, p in listed.items()} == {
@@ -181,7 +190,23 @@ def test_list_as_a_table_says_why_each_plugin_is_on_or_off(site: Site, installed
     assert "loopai-threshold  2.0.0" in lines["threshold"] and lines["threshold"].endswith("autoload")
     assert "disabled" in lines["always"] and lines["always"].endswith("denied by --disable-plugins (always)")
     assert "incompatible" in lines["old"] and "upgrade it: pip install -U loopai-old" in lines["old"]
+    assert lines["threshold"].split()[5] == "-"  # not known before loading, and not configured
+    assert lines["note:"].startswith("note: nothing was loaded: PRIORITY - is not known unless configured")
+    assert "--load tells both" in lines["note:"]
     assert site.imported() == []
+
+
+def test_list_table_shows_a_configured_priority_and_no_note_with_load(
+    site: Site, installed: dict[str, Dist], configured: dict[str, str]
+) -> None:
+    listed = site.cli("list", env=configured)
+    loaded = site.cli("list", "--load", "--plugins", "threshold,always", env=configured)
+
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()}
+    assert rows["threshold"][5] == "25" and rows["always"][5] == "-"
+    rows = {line.split()[0]: line.split() for line in loaded.stdout.splitlines()}
+    assert rows["threshold"][5] == "25" and rows["always"][5] == "0"
+    assert "note:" not in rows
 
 
 def test_list_load_strict_exits_1_listing_every_problem_after_the_listing(
@@ -372,3 +397,163 @@ def test_plugins_without_a_command_lists(site: Site) -> None:
 
     assert done.returncode == 0, done.stderr
     assert "one" in done.stdout.split() and "loopai-one" in done.stdout.split()
+
+
+# -- what the listing says before and after loading ------------------------------------
+
+POSTER = """
+import logging
+
+from pydantic import BaseModel
+
+import loopai
+
+log = logging.getLogger("loopai_tests.poster")
+
+class Poster(loopai.WebhookHandlerPlugin):
+    priority = 20
+
+    class Config(BaseModel):
+        url: str | None = None
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        if self.config.url is None:
+            self.enabled = False  # installed but not configured: it stays off
+
+    def validate_configuration(self, configuration):
+        if not configuration.get("url"):
+            log.warning("url is not set")
+            return False
+        return True
+
+    def handle_event(self, event, context):
+        pass
+"""
+
+
+def test_list_load_and_show_say_why_a_loaded_plugin_is_off(site: Site) -> None:
+    site.add("loopai-poster", entry_points={"loopai.webhook_handlers": {"poster": ":Poster"}}, code=POSTER)
+    why = (
+        "idle: validate_configuration() refused its settings: url is not set; "
+        "set them under [plugins.webhook_handlers.poster] in loopai.toml"
+    )
+
+    before = site.cli_json()["poster"]
+    after = site.cli_json("--load")["poster"]  # off by itself, not by selection: shown without --all
+    shown = site.cli("show", "poster")
+    checked = site.cli("check")
+
+    assert (before["status"], before["enabled"], before["priority"], before["reason"]) == ("ok", True, None, None)
+    assert (after["status"], after["enabled"], after["priority"], after["loaded"]) == ("disabled", False, 20, True)
+    assert (after["reason"], after["selected_by"]) == (why, "autoload")
+    assert f"status:        disabled: {why}" in shown.stdout
+    assert "selection:     on: autoload" in shown.stdout
+    assert "priority:      20" in shown.stdout
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout == "ok: 1 plugin(s) loaded, 1 turned off\n"
+
+
+def test_a_plugin_that_exits_in_its_constructor_does_not_end_the_command(site: Site) -> None:
+    site.add(
+        "loopai-quits",
+        entry_points={"loopai.validators": {"quits": ":Quits"}},
+        code=GOOD_VALIDATOR
+        + "\nclass Quits(Good):\n    def __init__(self, config=None):\n        raise SystemExit(0)\n",
+    )
+    site.add_good("loopai-fine", "fine")
+
+    listed = site.cli_json("--load")
+    checked = site.cli("check")
+
+    assert listed["quits"]["status"] == "failed" and "SystemExit" in listed["quits"]["reason"]
+    assert listed["fine"]["loaded"] is True
+    assert checked.returncode == 1
+    assert "'quits' (loopai-quits 1.0.0) is failed: constructing " in checked.stderr
+    assert checked.stderr.endswith("1 problem(s); 1 plugin(s) loaded, 0 turned off\n")
+
+
+def test_what_plugins_print_while_loading_goes_to_stderr(site: Site) -> None:
+    code = 'print("hello from import")\n' + GOOD_VALIDATOR.replace(
+        "class Good(loopai.ValidatorPlugin):",
+        "class Good(loopai.ValidatorPlugin):\n    def __init__(self, config=None):\n"
+        "        super().__init__(config)\n        print('hello from the constructor')\n",
+    )
+    site.add("loopai-chatty", entry_points={"loopai.validators": {"chatty": ":Good"}}, code=code)
+
+    listed = site.cli("list", "--load", "--json")
+    shown = site.cli("show", "chatty")
+
+    assert listed.returncode == 0, listed.stderr
+    assert [p["status"] for p in json.loads(listed.stdout) if p["name"] == "chatty"] == ["ok"]
+    assert "hello from import" in listed.stderr and "hello from the constructor" in listed.stderr
+    assert "hello" not in shown.stdout and "hello from import" in shown.stderr
+
+
+# -- strict mode -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(("--strict",), {}), ((), {"LOOPAI_STRICT_PLUGINS": "1"})],
+    ids=["flag", "environment"],
+)
+def test_list_strict_without_load_exits_1_for_problems_known_before_import(
+    site: Site, installed: dict[str, Dist], args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    done = site.cli("list", "--json", *args, env=env)
+
+    assert done.returncode == 1
+    listed = {p["name"]: p for p in json.loads(done.stdout)}  # the whole listing first, still JSON
+    assert {"threshold", "old", "needy", "broken"} <= set(listed)
+    problems = [line for line in done.stderr.splitlines() if line.startswith("- ")]
+    assert len(problems) == 2, done.stderr
+    assert any("'old' (loopai-old 0.3.0) is incompatible" in p for p in problems)
+    assert any("'needy' (loopai-needy 1.0.0) is missing-dependency" in p for p in problems)
+    assert done.stderr.endswith("2 problem(s) in strict mode\n")
+    assert site.imported() == []
+
+
+def test_strict_mode_follows_the_kind_filter(
+    site: Site, installed: dict[str, Dist], configured: dict[str, str]
+) -> None:
+    site.config(
+        """
+        [plugins.validators.threshold]
+        configuration = { threshold = 0.7, api_key = "${THRESHOLD_KEY}" }
+        [plugins.validators.ghost]
+        """
+    )
+
+    samplers = site.cli("list", "--load", "--strict", "--kind", "sampler", env=configured)
+    handlers = site.cli("list", "--strict", "--kind", "webhook-handler", env=configured)
+    validators = site.cli("list", "--load", "--strict", "--kind", "validator", env=configured)
+
+    assert samplers.returncode == 0, samplers.stderr
+    assert handlers.returncode == 0, handlers.stderr
+    assert validators.returncode == 1
+    problems = [line for line in validators.stderr.splitlines() if line.startswith("- ")]
+    assert len(problems) == 4, validators.stderr
+    assert any("loopai.toml: validators.ghost: no validator named 'ghost'" in p for p in problems)
+
+
+def test_settings_for_a_module_plugin_are_shown_and_fail_check_only_in_strict_mode(
+    site: Site, installed: dict[str, Dist]
+) -> None:
+    site.config('[plugins.webhook_handlers.hooks.configuration]\nchannel = "#ops"\n')
+    only = ("--plugins", "hooks")
+
+    plain = site.cli("check", *only)
+    strict = site.cli("check", "--strict", *only)
+    shown = site.cli("show", "hooks")
+
+    assert plain.returncode == 0, plain.stderr
+    assert "warning: loopai.toml: webhook_handlers.hooks: settings are ignored: " in plain.stderr
+    assert "module plugins take no settings" in plain.stderr
+    assert strict.returncode == 1
+    assert "- webhook-handler 'hooks' (loopai-hooks 1.0.0) is failed: loopai.toml: webhook_handlers.hooks: " in (
+        strict.stderr
+    )
+    assert "(strict mode)" in strict.stderr
+    assert "warning:       loopai.toml: webhook_handlers.hooks: settings are ignored" in shown.stdout
+    assert "status:        ok" in shown.stdout

@@ -445,8 +445,14 @@ def test_configured_enabled_and_priority_show_in_the_record_of_a_loaded_plugin(s
     records = {r.name: r for r in site.mine(host.discovered)}
     assert (records["shy"].enabled, records["shy"].priority) == (True, 30)
     assert host.registry.resolve(ValidatorPlugin, "shy").enabled
-    assert (records["plain"].status, records["plain"].enabled, records["plain"].priority) == ("ok", False, 3)
-    assert site.own_problems(host.problems) == []
+    plain = records["plain"]
+    assert (plain.status, plain.loaded, plain.enabled, plain.priority) == ("disabled", True, False, 3)
+    assert plain.reason == (
+        "off: the plugin turned itself off (enabled is False once constructed); "
+        f"to turn it on: enabled = true under [plugins.validators.plain] in {path}"
+    )
+    assert plain.selected and plain.selected_by == "autoload"
+    assert site.own_problems(host.problems) == []  # off is no problem
 
 
 def test_deny_patterns_match_the_distribution_name_however_it_is_spelled(site: Site) -> None:
@@ -456,3 +462,151 @@ def test_deny_patterns_match_the_distribution_name_however_it_is_spelled(site: S
 
     assert records["alpha"].status == "disabled"
     assert records["alpha"].reason == "denied by LOOPAI_DISABLE_PLUGINS (loopai-alpha:*)"
+
+
+def test_a_plugin_whose_constructor_exits_is_left_out_and_the_others_load(site: Site) -> None:
+    site.add(
+        "loopai-quits",
+        entry_points={"loopai.samplers": {"quits": ":Quits"}},
+        code="""
+        import sys
+
+        import loopai
+
+        class Quits(loopai.SamplerPlugin):
+            def __init__(self, config=None):
+                sys.exit("no licence key found")
+
+            def should_sample(self, execution, context):
+                raise AssertionError
+        """,
+    )
+    site.add_good("loopai-good", "good")
+
+    host = site.host()
+
+    records = {r.name: r for r in site.mine(host.discovered)}
+    assert records["quits"].status == "failed"
+    assert "constructing " in records["quits"].reason
+    assert ":Quits failed: SystemExit: no licence key found" in records["quits"].reason
+    assert "LOOPAI_DISABLE_PLUGINS=loopai-quits:quits" in records["quits"].reason
+    assert records["good"].loaded and host.registry.contains("validator", "good")
+    assert len(site.own_problems(host.problems)) == 1
+
+
+def test_a_keyboard_interrupt_in_a_constructor_still_stops_the_host(site: Site) -> None:
+    site.add(
+        "loopai-interrupted",
+        entry_points={"loopai.validators": {"interrupted": ":Interrupted"}},
+        code=GOOD_VALIDATOR + "\nclass Interrupted(Good):\n    def __init__(self, config=None):\n"
+        "        raise KeyboardInterrupt\n",
+    )
+
+    with pytest.raises(KeyboardInterrupt):
+        site.host()
+
+
+# -- settings that a plugin cannot take ------------------------------------------------
+
+POSTER = """
+import logging
+
+from pydantic import BaseModel
+
+import loopai
+
+log = logging.getLogger("loopai_tests.poster")
+
+class Poster(loopai.WebhookHandlerPlugin):
+    priority = 20
+
+    class Config(BaseModel):
+        url: str | None = None
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        if self.config.url is None:
+            self.enabled = False  # installed but not configured: it stays off
+
+    def validate_configuration(self, configuration):
+        if not configuration.get("url"):
+            log.warning("url is not set")
+            return False
+        return True
+
+    def handle_event(self, event, context):
+        pass
+"""
+
+
+def test_a_handler_that_is_idle_without_settings_is_disabled_and_says_why(site: Site) -> None:
+    site.add("loopai-poster", entry_points={"loopai.webhook_handlers": {"poster": ":Poster"}}, code=POSTER)
+
+    host = site.host()
+
+    [record] = site.mine(host.discovered)
+    assert (record.status, record.loaded, record.enabled, record.priority) == ("disabled", True, False, 20)
+    assert record.reason == (
+        "idle: validate_configuration() refused its settings: url is not set; "
+        "set them under [plugins.webhook_handlers.poster] in loopai.toml"
+    )
+    assert record.selected and record.selected_by == "autoload"
+    assert site.own_problems(host.problems) == []  # an idle plugin is no problem
+
+
+def test_a_configured_handler_whose_settings_are_refused_failed_and_one_with_settings_is_on(site: Site) -> None:
+    site.add(
+        "loopai-poster",
+        entry_points={"loopai.webhook_handlers": {"poster": ":Poster", "other": ":Poster"}},
+        code=POSTER,
+    )
+    path = site.config(
+        """
+        [plugins.webhook_handlers.poster.configuration]
+        url = ""
+        [plugins.webhook_handlers.other.configuration]
+        url = "https://example.org/hook"
+        """
+    )
+
+    host = site.host(loopai.load_config(path))
+
+    records = {r.name: r for r in site.mine(host.discovered)}
+    assert records["poster"].status == "failed" and not records["poster"].loaded
+    assert records["poster"].reason == (
+        f"{path}: webhook_handlers.poster: webhook handler 'poster' refused its settings "
+        "(validate_configuration() returned False): url is not set; fix them, or set enabled = false to leave it off"
+    )
+    assert not host.registry.contains("webhook-handler", "poster")
+    [problem] = site.own_problems(host.problems)  # said once: the host does not repeat it
+    assert "webhook-handler 'poster' (loopai-poster 1.0.0) is failed" in problem
+    assert (records["other"].status, records["other"].enabled, records["other"].reason) == ("ok", True, None)
+    assert host.registry.resolve(WebhookHandlerPlugin, "other").enabled
+
+
+def test_settings_for_a_module_plugin_are_a_warning_and_in_strict_mode_a_failure(site: Site) -> None:
+    from loopai import PluginRegistry
+    from loopai._discovery import load_discovered
+
+    site.add(
+        "loopai-hooks",
+        entry_points={"loopai.webhook_handlers": {"recorder": "{module}.hooks"}},
+        files={"{module}/hooks.py": HOOKS},
+    )
+    path = site.config('[plugins.webhook_handlers.recorder.configuration]\nchannel = "#ops"\n')
+    config = loopai.load_config(path)
+    expected = (
+        f"{path}: webhook_handlers.recorder: settings are ignored: "
+        f"{site.module_for('loopai-hooks')}.hooks (loopai-hooks 1.0.0) is a module of @hookimpl functions, "
+        "and module plugins take no settings; remove its configuration table, or ask the maintainers of "
+        "loopai-hooks for a plugin class with a Config model"
+    )
+
+    host = site.host(config)
+    strict = site.discover(config)
+    load_discovered(list(strict.values()), PluginRegistry(), config, strict=True)
+
+    [record] = site.mine(host.discovered)
+    assert (record.status, record.loaded, record.warnings) == ("ok", True, [expected])
+    assert host.registry.contains("webhook-handler", "recorder")
+    assert (strict["recorder"].status, strict["recorder"].reason) == ("failed", f"{expected} (strict mode)")

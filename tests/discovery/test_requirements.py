@@ -195,3 +195,57 @@ def test_a_legacy_egg_info_plugin_is_checked_from_pkg_info_and_requires_txt(site
     assert record.status == "incompatible"
     assert record.reason.startswith("loopai-legacy 0.5 requires loopai-core<0.1, but ")
     assert "not-installed-dep" not in record.reason  # only for the "fancy" extra
+
+
+def test_legacy_requires_txt_marker_sections_are_checked_where_they_apply(site: Site) -> None:
+    info = site.path / "loopai_legacy-0.5.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: loopai-legacy\nVersion: 0.5\n\n", encoding="utf-8")
+    (info / "requires.txt").write_text(
+        "loopai-core>=0.1\n\n"
+        '[:python_version >= "3"]\nnot-installed-dep>=1\n\n'
+        '[:python_version < "3"]\nancient-dep\n\n'
+        '[fancy:python_version >= "3"]\nfancy-dep\n',
+        encoding="utf-8",
+    )
+    (info / "entry_points.txt").write_text("[loopai.samplers]\nlegacy = loopai_legacy:Sampler\n", encoding="utf-8")
+    site.added.add("loopai-legacy")
+
+    record = site.discover()["legacy"]
+
+    assert record.requires == [
+        "loopai-core>=0.1",
+        'not-installed-dep>=1; python_version >= "3"',
+        'ancient-dep; python_version < "3"',
+        'fancy-dep; extra == "fancy" and (python_version >= "3")',
+    ]
+    assert record.status == "missing-dependency"
+    assert record.reason == (
+        "loopai-legacy 0.5 requires not-installed-dep>=1, which is not installed; "
+        "install it: pip install 'not-installed-dep>=1'"
+    )
+
+
+def test_a_plugin_wanting_an_older_version_of_what_loopai_core_needs_is_told_to_upgrade_itself(site: Site) -> None:
+    import importlib.metadata
+
+    site.add("somedep", "2.0.0")
+    site.add_good("loopai-dated", "dated", "0.2.0", requires=["pluggy<1.0", "pydantic-core<0.1", "somedep<1"])
+    pluggy, core = importlib.metadata.version("pluggy"), importlib.metadata.version("pydantic-core")
+
+    record = site.discover()["dated"]
+
+    assert record.status == "missing-dependency"
+    messages = [c.message for c in record.checks]
+    assert messages[0] == (
+        f"loopai-dated 0.2.0 requires pluggy<1.0, but {pluggy} is installed, and loopai-core needs pluggy>=1.5: "
+        "do not downgrade pluggy; upgrade the plugin instead: pip install -U loopai-dated"
+    )
+    assert messages[1].startswith(
+        f"loopai-dated 0.2.0 requires pydantic-core<0.1, but {core} is installed, and loopai-core needs pydantic-core"
+    )
+    assert "(for pydantic): do not downgrade pydantic-core; upgrade the plugin instead" in messages[1]
+    # Not one of loopai-core's: installing the version asked for is the fix.
+    assert (
+        messages[2] == "loopai-dated 0.2.0 requires somedep<1, but 2.0.0 is installed; fix it: pip install 'somedep<1'"
+    )

@@ -216,3 +216,32 @@ def test_denied_plugins_are_not_imported_and_are_no_problem_even_in_strict_mode(
     assert site.own_problems(host.problems) == []
     assert broken.module not in site.imported()
     assert sorted(site.imported()) == sorted({three["json"].module, three["slack"].module})
+
+
+# -- how distributions are named in patterns -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern", ["loopai_json:*", "Loopai-JSON:*", "loopai.json:json-*", "loopai-json", "LOOPAI_JSON"]
+)
+def test_a_distribution_in_a_pattern_matches_however_either_is_spelled(
+    site: Site, three: dict[str, Dist], pattern: str
+) -> None:
+    records = site.discover(env={"LOOPAI_DISABLE_PLUGINS": pattern})
+
+    assert _state(records) == {
+        "json-lines": ("disabled", f"denied by LOOPAI_DISABLE_PLUGINS ({pattern})"),
+        "json-schema": ("disabled", f"denied by LOOPAI_DISABLE_PLUGINS ({pattern})"),
+        "slack": ("ok", "autoload"),
+    }
+
+
+def test_a_bare_distribution_name_allows_all_its_plugins_but_a_bare_glob_matches_plugin_names_only(
+    site: Site, three: dict[str, Dist]
+) -> None:
+    allowed = site.discover(env={"LOOPAI_PLUGINS": "loopai_json"})
+    globbed = site.discover(env={"LOOPAI_DISABLE_PLUGINS": "loopai-*"})
+
+    assert {n: r.status for n, r in allowed.items()} == {"json-lines": "ok", "json-schema": "ok", "slack": "disabled"}
+    assert allowed["json-lines"].selected_by == "allowed by LOOPAI_PLUGINS (loopai_json)"
+    assert {r.status for r in globbed.values()} == {"ok"}  # no plugin is named loopai-...

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["add_commands", "host_options"]
@@ -28,7 +30,13 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     plugins = commands.add_parser("plugins", help="list, show, check, scaffold, install and uninstall plugins")
     sub = plugins.add_subparsers(dest="plugins_command", metavar="COMMAND")
 
-    listing = sub.add_parser("list", parents=[parent], help="every discovered plugin (imports nothing)")
+    listing = sub.add_parser(
+        "list",
+        parents=[parent],
+        help="every discovered plugin (imports nothing)",
+        description=_LIST_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.add_argument("--all", action="store_true", help="include plugins that selection turned off")
     listing.add_argument("--kind", choices=("validator", "sampler", "webhook-handler"), help="only this kind")
@@ -63,6 +71,29 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     )
 
 
+_LIST_DESCRIPTION = """\
+Every plugin declared through loopai entry points, with its status and why.
+
+Without --load nothing is imported: the status comes from the distributions'
+metadata (requirement checks, duplicate names) and the selection rules. Then
+"enabled" says whether selection and the configuration turn the plugin on, and
+"priority" is unknown (null in JSON, "-" in the table) unless the configuration
+sets it: a plugin states both itself once constructed, and may turn itself off
+(a webhook handler without a URL does). --load imports and constructs the
+selected plugins and reports what they did: "failed" with the error, or
+"disabled" with why (for example "idle: validate_configuration() refused its
+settings: ..."). Plugin output while loading goes to stderr.
+
+Strict mode (--strict, LOOPAI_STRICT_PLUGINS=1, strict = true in the
+configuration) exits 1 after the listing when a shown plugin has a problem.
+
+JSON: a list of objects with name, kind, distribution, version, enabled,
+priority (null when unknown), status (ok | disabled | incompatible |
+missing-dependency | duplicate | failed), reason (null when ok), selected_by,
+entry_point, group, loaded and warnings.
+"""
+
+
 def _patterns(value: str | None) -> list[str] | None:
     return None if value is None else [p.strip() for p in value.split(",") if p.strip()]
 
@@ -90,24 +121,71 @@ def _config(args: argparse.Namespace) -> Any:
         raise SystemExit(2) from None
 
 
+def _strict(args: argparse.Namespace, config: Any) -> bool:
+    """``--strict``, else ``LOOPAI_STRICT_PLUGINS``, else the configuration's ``strict``."""
+    flag = os.environ.get("LOOPAI_STRICT_PLUGINS", "").strip().lower()
+    return bool(args.strict if args.strict is not None else (flag in _TRUE if flag else config.strict))
+
+
+@contextlib.contextmanager
+def _plugin_output_to_stderr() -> Iterator[None]:
+    """While plugin code runs, what it prints goes to stderr: stdout is for the command's output."""
+    sys.stdout.flush()
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[str], bool]:
-    """Discovered plugins, the problems of loading them (with ``load``), and whether strict mode is on."""
+    """Discovered plugins, their problems and whether strict mode is on.
+
+    Problems are those of the plugins of ``--kind`` (when given) and, with ``load``, those
+    the host found applying the configuration. In strict mode a plugin's warning is a
+    problem too, and the plugin ``failed``, as a strict host would have it.
+    """
     from loopai import Host
     from loopai._discovery import discover
 
     config = _config(args)
     selection = _selection(args, config)
+    strict = _strict(args, config)
+    kind = getattr(args, "kind", None)
     if not load:
-        return discover(config, selection=selection), [], False
+        records = discover(config, selection=selection)
+        return records, [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)], strict
     # Never strict here: a listing must show the broken plugins, not stop at them.
-    host = Host(config, discover=True, selection=selection, strict=False)
-    host.close()
-    flag = os.environ.get("LOOPAI_STRICT_PLUGINS", "").strip().lower()
-    strict = args.strict if args.strict is not None else (flag in _TRUE if flag else config.strict)
-    return host.discovered, host.problems, bool(strict)
+    with _plugin_output_to_stderr():
+        host = Host(config, discover=True, selection=selection, strict=False)
+        host.close()
+    records = host.discovered
+    reported = [r.reason for r in records if _has_problem(r) and r.reason]
+    others = [p for p in host.problems if not any(reason in p for reason in reported)]
+    if strict:
+        for record in records:
+            if record.warnings and record.status in ("ok", "disabled"):
+                record.fail("failed", "; ".join(record.warnings) + " (strict mode)")
+                record.loaded = False
+    problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
+    problems += [p for p in others if _concerns(p, kind)]
+    return records, problems, strict
 
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def _has_problem(record: Any) -> bool:
+    return record.status not in ("ok", "disabled")
+
+
+def _problem(record: Any) -> str:
+    return f"{record.kind} {record.name!r} ({record.distribution} {record.version}) is {record.status}: {record.reason}"
+
+
+def _concerns(problem: str, kind: str | None) -> bool:
+    """Whether a host problem concerns plugins of ``kind``: it names a ``validators.NAME``-style entry."""
+    from loopai._discovery import _CONFIG_KEYS
+
+    named = [label for label, key in _CONFIG_KEYS.items() if f": {key}." in problem]
+    return kind is None or not named or kind in named
 
 
 def _print_problems(problems: list[str]) -> None:
@@ -126,7 +204,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _listing(args: argparse.Namespace, records: list[Any]) -> int:
-    shown = [r for r in records if (args.all or r.status != "disabled") and (args.kind in (None, r.kind))]
+    shown = [r for r in records if (args.all or r.selected) and (args.kind in (None, r.kind))]
     if args.json:
         print(json.dumps([r.to_dict() for r in shown], indent=2))
         return 0
@@ -136,31 +214,36 @@ def _listing(args: argparse.Namespace, records: list[Any]) -> int:
         return 0
     rows = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS", "PRIORITY", "WHY")]
     for r in shown:
-        why = r.reason if r.status != "ok" else r.selected_by
-        priority = "" if r.priority is None else str(r.priority)
+        why = r.reason if r.status != "ok" else "; ".join([r.selected_by, *(f"warning: {w}" for w in r.warnings)])
+        priority = "-" if r.priority is None else str(r.priority)
         rows.append((r.name, r.kind, r.distribution, r.version, r.status, priority, why or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    if not args.load:
+        print(
+            "note: nothing was loaded: PRIORITY - is not known unless configured, and a plugin may still "
+            "turn itself off when constructed; --load tells both"
+        )
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     from loopai import PluginRegistry, redact
-    from loopai._discovery import load_discovered
+    from loopai._discovery import discover, load_discovered
     from loopai._registry import kind_from
 
     config = _config(args)
-    from loopai._discovery import discover
-
     records = [r for r in discover(config, selection=_selection(args, config)) if r.name == args.name]
     records = [r for r in records if args.kind in (None, r.kind)]
     if not records:
         print(f"no installed plugin is named {args.name!r}; see: loopai plugins list --all", file=sys.stderr)
         return 1
+    strict = _strict(args, config)
     for record in records:
         registry = PluginRegistry()
-        load_discovered([record], registry, config)
+        with _plugin_output_to_stderr():
+            load_discovered([record], registry, config, strict=strict)
         print(f"{record.name}  ({record.kind})")
         print(f"  distribution:  {record.distribution} {record.version}")
         if record.summary:
@@ -168,7 +251,9 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  entry point:   [{record.group}] {record.name} = {record.value}")
         print(f"  installed at:  {record.path}")
         print(f"  status:        {record.status}" + (f": {record.reason}" if record.reason else ""))
-        print(f"  selection:     {'on' if record.status != 'disabled' else 'off'}: {record.selected_by}")
+        print(f"  selection:     {'on' if record.selected else 'off'}: {record.selected_by}")
+        for warning in record.warnings:
+            print(f"  warning:       {warning}")
         print("  requirements:")
         for check in record.checks or ():
             print(f"    [{'ok' if check.ok else 'FAIL'}] {check.message}")
@@ -191,7 +276,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _hide_text(value: Any) -> Any:
-    from loopai._config import REDACTED
+    from loopai._redact import REDACTED
 
     if isinstance(value, (str, bytes)):
         return REDACTED if value else value
@@ -203,9 +288,12 @@ def _hide_text(value: Any) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
-    records, problems, _ = _records(args, load=True)
+    records, problems, strict = _records(args, load=True)
     loaded = sum(1 for r in records if r.loaded)
     off = sum(1 for r in records if r.status == "disabled")
+    if not strict:  # in strict mode warnings are failures, among the problems
+        for warning in (w for r in records for w in r.warnings):
+            print(f"warning: {warning}", file=sys.stderr)
     if problems:
         _print_problems(problems)
         print(f"{len(problems)} problem(s); {loaded} plugin(s) loaded, {off} turned off", file=sys.stderr)

@@ -6,7 +6,10 @@ import functools
 import gc
 import importlib
 import json
+import logging
 import re
+import threading
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -19,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from loopai._config import LoopaiConfig
 from loopai._errors import LoopaiError, PluginSettingsError
 from loopai._metadata import GROUPS, DistInfo, Inventory, canonical, read_inventory
-from loopai._plugin import Plugin, validate_settings
+from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
 from loopai._registry import PluginRegistry, kind_from
 from loopai._selection import Selection
 
@@ -28,6 +31,7 @@ __all__ = ["DiscoveredPlugin", "RequirementCheck", "discover", "load_discovered"
 Status = Literal["ok", "disabled", "incompatible", "missing-dependency", "duplicate", "failed"]
 CORE = "loopai-core"
 _CONFIG_KEYS = {"validator": "validators", "sampler": "samplers", "webhook-handler": "webhook_handlers"}
+log = logging.getLogger("loopai.discovery")
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,19 @@ class RequirementCheck:
 class DiscoveredPlugin:
     """One declared plugin (an entry point) and what discovery decided about it.
 
-    ``status`` is ``ok``, ``disabled`` (a selection rule turned it off), ``incompatible``
-    (its distribution does not accept the installed loopai-core), ``missing-dependency``,
-    ``duplicate`` (another distribution declares the same name for the same kind),
-    or ``failed`` (importing, constructing, configuring or registering it raised).
-    ``reason`` says why and what to do; ``selected_by`` names the rule that put it on or
-    off. ``priority`` is known once loaded, or when the configuration sets it.
+    ``status`` is ``ok``, ``disabled`` (off: a selection rule turned it off, or once
+    loaded, the plugin turned itself off), ``incompatible`` (its distribution does not
+    accept the installed loopai-core), ``missing-dependency``, ``duplicate`` (another
+    distribution declares the same name for the same kind), or ``failed`` (importing,
+    constructing, configuring or registering it raised, or its settings were refused).
+    ``reason`` says why and what to do (None when ``ok``); ``selected_by`` names the
+    selection rule that put it on or off, and ``selected`` is that rule's outcome.
+
+    Before loading (``loaded`` False), ``enabled`` is what selection, the requirement checks
+    and the configuration's ``enabled`` say: a plugin may still turn itself off when it is
+    constructed (a webhook handler without a URL does). ``priority`` is None until the
+    plugin is loaded, unless the configuration sets it. ``warnings`` are problems that do
+    not keep the plugin out (settings configured for a plugin that takes none).
     """
 
     name: str
@@ -74,6 +85,8 @@ class DiscoveredPlugin:
     enabled: bool = True
     priority: int | None = None
     loaded: bool = False
+    selected: bool = True
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -85,7 +98,10 @@ class DiscoveredPlugin:
         self.status, self.reason, self.enabled = status, reason, False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object ``loopai plugins list --json`` prints for this plugin."""
+        """The JSON object ``loopai plugins list --json`` prints for this plugin.
+
+        ``priority`` is null when it is not known: before loading, unless configured.
+        """
         return {
             "name": self.name,
             "kind": self.kind,
@@ -99,6 +115,7 @@ class DiscoveredPlugin:
             "entry_point": f"{self.name} = {self.value}",
             "group": self.group,
             "loaded": self.loaded,
+            "warnings": list(self.warnings),
         }
 
 
@@ -115,14 +132,21 @@ def _check(
     env: dict[str, str],
     memo: dict[str, RequirementCheck | None] | None = None,
     applies: dict[str, bool] | None = None,
+    core_needs: Callable[[], Mapping[str, str]] | None = None,
 ) -> RequirementCheck | None:
+    """Check one Requires-Dist ``line`` of ``dist``; None when its marker does not apply here.
+
+    ``core_needs`` (asked only when a requirement fails) maps what loopai-core itself needs
+    installed to why: a plugin that wants another version of one of those is told to
+    upgrade itself, not to downgrade what the core needs.
+    """
     if memo is not None:
         # Many plugins declare the same lines; within one discovery the versions and the
         # environment are fixed, so a line that passes (or does not apply) does so for all,
         # and so does a marker (``applies``: its text -> whether it holds here).
         if line in memo:
             return memo[line]
-        check = _check(dist, line, versions, env, applies={} if applies is None else applies)
+        check = _check(dist, line, versions, env, applies={} if applies is None else applies, core_needs=core_needs)
         if check is None or check.ok:  # failures name their distribution: not shared
             memo[line] = check
         return check
@@ -164,9 +188,46 @@ def _check(
         else:
             fix = f"upgrade it: pip install -U {dist.name}"
         message = f"{owner} requires {wanted}, but {installed} is installed; {fix}"
+    elif core_needs is not None and not _needs_newer(specifier, installed) and key in (needs := core_needs()):
+        message = (
+            f"{owner} requires {wanted}, but {installed} is installed, and loopai-core needs {needs[key]}: "
+            f"do not downgrade {name}; upgrade the plugin instead: pip install -U {dist.name}"
+        )
     else:
         message = f"{owner} requires {wanted}, but {installed} is installed; fix it: pip install '{wanted}'"
     return RequirementCheck(wanted, False, installed, message, key)
+
+
+def _core_needs(paths: Sequence[str] | None, env: dict[str, str]) -> dict[str, str]:
+    """What loopai-core needs installed, by canonical name: its requirements and theirs.
+
+    ``pydantic>=2.6``, or ``pydantic-core==2.27.2 (for pydantic)`` for one of a dependency.
+    Read with importlib.metadata (only when some requirement failed: it scans the path).
+    """
+    import importlib.metadata
+    import sys
+
+    search = list(paths) if paths is not None else sys.path
+    needs: dict[str, str] = {}
+    todo: list[tuple[str, str | None]] = [(CORE, None)]
+    seen: set[str] = set()
+    while todo:
+        project, via = todo.pop()
+        if project in seen:
+            continue
+        seen.add(project)
+        dist = next(iter(importlib.metadata.distributions(name=project, path=search)), None)
+        for line in (dist.requires or []) if dist is not None else []:
+            try:
+                name, _, specifier, marker = _parse(line)
+                if marker is not None and not marker.evaluate(env):
+                    continue
+            except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+                continue
+            key = canonical(name)
+            needs.setdefault(key, f"{name}{specifier}" + (f" (for {via})" if via is not None else ""))
+            todo.append((key, key))
+    return needs
 
 
 # ``name``, ``name>=1.2``, ``name<2,>=1.2; marker``: what most Requires-Dist lines look like,
@@ -280,6 +341,7 @@ def discover(
         table = configured[label] = {}
         for configured_entry in config.plugins.for_kind(label):
             table.setdefault(configured_entry.name, configured_entry)
+    core_needs = functools.cache(lambda: _core_needs(paths, env))  # only when a requirement fails
     passed: dict[tuple[str, ...], list[RequirementCheck]] = {}  # requirement lists that pass, checked
     found: list[DiscoveredPlugin] = []
     for dist in inventory.plugins:
@@ -289,7 +351,9 @@ def discover(
             checks, failing = list(known), []
         else:
             checks = [
-                c for c in (_check(dist, line, versions, env, memo, applies) for line in requires) if c is not None
+                c
+                for c in (_check(dist, line, versions, env, memo, applies, core_needs) for line in requires)
+                if c is not None
             ]
             failing = [c for c in checks if not c.ok]
             if not failing:
@@ -312,6 +376,7 @@ def discover(
             if entry is not None and "priority" in entry.model_fields_set:
                 record.priority = entry.priority
             on, record.selected_by = selection.decide(kind, ep.name, dist.name)
+            record.selected = on
             if not on:
                 record.fail("disabled", record.selected_by)
             elif any(c.project == CORE for c in failing):
@@ -408,18 +473,32 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_FATAL = (KeyboardInterrupt, GeneratorExit)
+"""What a plugin may raise that still stops everything: the user's Ctrl-C, a generator's close."""
+
+
 @_gc_paused
 def load_discovered(
     found: Sequence[DiscoveredPlugin],
     registry: PluginRegistry,
     config: LoopaiConfig | None = None,
+    *,
+    strict: bool = False,
 ) -> list[DiscoveredPlugin]:
     """Import, construct, configure and register every ``ok`` plugin of ``found``.
 
     A plugin class is instantiated with its settings from the configuration, validated
-    against its ``Config`` model; an instance gets them through ``configure``; a module
-    of ``@hookimpl`` functions takes none. Any failure marks that plugin ``failed`` with
-    the reason and moves on. Returns the plugins that were loaded.
+    against its ``Config`` model; an instance gets them through ``configure``. A module
+    of ``@hookimpl`` functions (or any object that is not a loopai plugin) takes none:
+    settings configured for it are a warning in ``record.warnings`` (logged), or with
+    ``strict`` a failure. A configured webhook handler whose ``validate_configuration``
+    refuses its settings is ``failed``. Anything a plugin raises, ``SystemExit`` included
+    (not ``KeyboardInterrupt``), marks that plugin ``failed`` with the reason and moves on.
+
+    A loaded plugin that ends up off (it turned itself off, and the configuration does not
+    set ``enabled = true``) is ``disabled``, still ``loaded``, with a ``reason`` saying why:
+    ``idle: validate_configuration() refused its settings: ...`` for a webhook handler
+    that lacks settings. Returns the plugins that were loaded.
     """
     config = config if config is not None else LoopaiConfig()
     loaded = []
@@ -428,26 +507,37 @@ def load_discovered(
             continue
         kind = kind_from(record.kind)
         entry = config.plugins.find(kind, record.name)
-        where = f"{config.source_label}: {_CONFIG_KEYS[record.kind]}.{record.name}"
+        where = config.where(_CONFIG_KEYS[record.kind], record.name)
         settings = entry.configuration if entry is not None else {}
         try:
             target = _import(record.value)
-        except (Exception, SystemExit) as exc:
+        except _FATAL:
+            raise
+        except BaseException as exc:  # SystemExit too: a plugin must not end the host
             record.fail(
                 "failed",
                 f"importing {record.value} failed: {_describe(exc)}; reinstall or upgrade {record.distribution}",
             )
             continue
+        if settings and not _takes_settings(target):
+            warning = _settings_ignored(target, record, where)
+            if strict:
+                record.fail("failed", f"{warning} (strict mode)")
+                continue
+            record.warnings.append(warning)
+            log.warning("%s", warning)
         try:
             plugin = _instantiate(target, kind, settings, where, record)
             registry.register(plugin, name=record.name, kinds=(kind,))
+        except _FATAL:
+            raise
         except PluginSettingsError as exc:
             record.fail("failed", str(exc))  # the configuration is wrong: its message names the field
             continue
         except LoopaiError as exc:  # the plugin itself is wrong: only its maintainers can fix it
             record.fail("failed", f"{exc}; {_remedy(record)}")
             continue
-        except Exception as exc:
+        except BaseException as exc:
             record.fail("failed", f"constructing {record.value} failed: {_describe(exc)}; {_remedy(record)}")
             continue
         registered = registry.resolve(kind, record.name)
@@ -457,6 +547,17 @@ def load_discovered(
                 registered.version = record.version
             if not registered.description:
                 registered.description = record.summary
+        if entry is not None and isinstance(registered, WebhookHandlerPlugin):
+            accepted, said = _accepts(registered, settings)
+            if not accepted:  # as the host would refuse it: said here, before it is counted as loaded
+                registry.unregister(kind, record.name)
+                detail = f": {'; '.join(said)}" if said else ""
+                record.fail(
+                    "failed",
+                    f"{where}: webhook handler {record.name!r} refused its settings (validate_configuration() "
+                    f"returned False){detail}; fix them, or set enabled = false to leave it off",
+                )
+                continue
         record.loaded = True
         # What the configuration sets, the host applies next; else the plugin's own values.
         given = entry.model_fields_set if entry is not None else set()
@@ -466,6 +567,8 @@ def load_discovered(
             record.enabled = entry.enabled if entry is not None and "enabled" in given else registered.enabled
             if "priority" not in given:
                 record.priority = registered.priority
+            if not record.enabled:
+                record.status, record.reason = "disabled", _why_off(registered, record, settings, config)
         loaded.append(record)
     return loaded
 
@@ -475,6 +578,69 @@ def _remedy(record: DiscoveredPlugin) -> str:
         f"upgrade {record.distribution} or report it to its maintainers; "
         f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
     )
+
+
+def _takes_settings(target: Any) -> bool:
+    """Whether an entry point's object can be given settings: a plugin class or instance."""
+    return isinstance(target, Plugin) or (isinstance(target, type) and issubclass(target, Plugin))
+
+
+def _settings_ignored(target: Any, record: DiscoveredPlugin, where: str) -> str:
+    what = "a module of @hookimpl functions" if isinstance(target, types.ModuleType) else "not a loopai plugin class"
+    return (
+        f"{where}: settings are ignored: {record.value} ({record.distribution} {record.version}) is {what}, "
+        f"and module plugins take no settings; remove its configuration table, or ask the maintainers of "
+        f"{record.distribution} for a plugin class with a Config model"
+    )
+
+
+def _why_off(plugin: Plugin, record: DiscoveredPlugin, settings: Mapping[str, Any], config: LoopaiConfig) -> str:
+    """Why a plugin that loaded is off, and how to turn it on."""
+    source = config.source_label if config.source_label != "<defaults>" else "loopai.toml"
+    table = f"[plugins.{_CONFIG_KEYS[record.kind]}.{record.name}]"
+    if isinstance(plugin, WebhookHandlerPlugin):
+        accepted, said = _accepts(plugin, settings)
+        if not accepted:
+            detail = f": {'; '.join(said)}" if said else ""
+            return f"idle: validate_configuration() refused its settings{detail}; set them under {table} in {source}"
+    return (
+        f"off: the plugin turned itself off (enabled is False once constructed); "
+        f"to turn it on: enabled = true under {table} in {source}"
+    )
+
+
+class _Said(logging.Handler):
+    """Collects the warnings logged on one thread (what a plugin says when it refuses settings)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            try:
+                self.messages.append(record.getMessage())
+            except Exception:
+                self.messages.append(str(record.msg))
+
+
+def _accepts(plugin: WebhookHandlerPlugin, settings: Mapping[str, Any]) -> tuple[bool, list[str]]:
+    """Whether ``plugin.validate_configuration(settings)`` accepts them, and the warnings it logged.
+
+    A plugin that raises instead counts as refusing, with the exception as what it said.
+    """
+    said = _Said()
+    root = logging.getLogger()
+    root.addHandler(said)
+    try:
+        return bool(plugin.validate_configuration(settings)), said.messages
+    except _FATAL:
+        raise
+    except BaseException as exc:
+        return False, [*said.messages, f"validate_configuration() raised {_describe(exc)}"]
+    finally:
+        root.removeHandler(said)
 
 
 def _instantiate(

@@ -1,4 +1,15 @@
-"""Installed distributions read from their metadata files only, with an mtime-keyed cache."""
+"""Installed distributions read from their metadata files only, with an mtime-keyed cache.
+
+The cache is keyed on the mtime of every search path directory, and on the mtime and size
+of the metadata files that may be rewritten in place (:func:`_watched`):
+
+- installers (pip, uv, conda...) replace a ``*.dist-info`` directory whole, which changes
+  the mtime of the directory holding it, and leave an ``INSTALLER`` file in it: nothing in
+  such a directory is watched, so a warm discovery does no work per installed plugin;
+- ``setup.py egg_info`` and legacy ``pip install -e`` (``develop``) rewrite an egg-info's
+  files in place, and tools or hands may do so to a dist-info that no installer wrote:
+  every ``*.egg-info``, and every plugin dist-info without ``INSTALLER``, is watched.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +31,7 @@ GROUPS: dict[str, str] = {
     "loopai.samplers": "sampler",
     "loopai.webhook_handlers": "webhook-handler",
 }
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 _NAME_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*?)(?:-py\d[\d.]*)?\.(?:dist|egg)-info$", re.I)
 
 
@@ -79,6 +90,9 @@ class Inventory:
     versions: dict[str, str]
     from_cache: bool = False
     derived: Any = None
+    watched: dict[str, tuple[bool, list[tuple[int, int]]]] = field(default_factory=dict, repr=False, compare=False)
+    """Metadata directories that may be rewritten in place: whether each is a plugin's, and
+    the stamps of its files that :func:`_watched` names (for the cache)."""
 
 
 def _entry_points(text: str) -> list[EntryPointInfo]:
@@ -97,15 +111,21 @@ def _entry_points(text: str) -> list[EntryPointInfo]:
     return found
 
 
-def _read(path: str | os.PathLike[str], headers_only: bool = False) -> bytes:
+def _read(
+    path: str | os.PathLike[str], headers_only: bool = False, stamps: list[tuple[int, int]] | None = None
+) -> bytes:
     """The bytes of a file; with ``headers_only``, at least up to its first blank line.
 
     Plain system calls: pathlib's read_text costs about twice as much per small file, which
     shows with a thousand distributions. Callers decode; newlines are left as they are,
-    which splitlines() treats as read_text's universal newlines would.
+    which splitlines() treats as read_text's universal newlines would. With ``stamps``, the
+    file's :func:`_stamp` is appended to it, taken before reading: a file rewritten while it
+    is read then looks changed to the next warm discovery, never the other way round.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
+        if stamps is not None:
+            stamps.append(_stamp(fd))
         data = b""
         while True:
             chunk = os.read(fd, 65536)
@@ -120,6 +140,18 @@ def _read(path: str | os.PathLike[str], headers_only: bool = False) -> bytes:
         os.close(fd)
 
 
+_MISSING = (-1, -1)
+
+
+def _stamp(file: int | str) -> tuple[int, int]:
+    """``(mtime_ns, size)`` of an open file descriptor or a path; ``(-1, -1)`` when there is none."""
+    try:
+        st = os.stat(file)
+    except OSError:
+        return _MISSING
+    return st.st_mtime_ns, st.st_size
+
+
 def _blank_line(data: bytes) -> int:
     # Where to cut header bytes: just after the "\n" that starts an empty line. The cut is at
     # a line boundary at or after the first empty line (by splitlines), and UTF-8 never has
@@ -129,13 +161,17 @@ def _blank_line(data: bytes) -> int:
     return min(found) + 1 if found else -1
 
 
-def _headers(path: str | os.PathLike[str]) -> tuple[str, str, str, list[str]]:
-    """Name, Version, Summary and Requires-Dist of a METADATA / PKG-INFO file."""
+def _headers(
+    path: str | os.PathLike[str], stamps: list[tuple[int, int]] | None = None
+) -> tuple[str, str, str, list[str]]:
+    """Name, Version, Summary and Requires-Dist of a METADATA / PKG-INFO file (its stamp to ``stamps``)."""
     name = version = summary = ""
     requires: list[str] = []
     try:
-        text = _read(path, headers_only=True).decode("utf-8", errors="replace")
+        text = _read(path, headers_only=True, stamps=stamps).decode("utf-8", errors="replace")
     except OSError:
+        if stamps is not None:
+            stamps.append(_MISSING)
         return name, version, summary, requires
     for line in text.splitlines():
         if not line:
@@ -158,25 +194,79 @@ def _headers(path: str | os.PathLike[str]) -> tuple[str, str, str, list[str]]:
     return name, version, summary, requires
 
 
-def _egg_requires(info: Path) -> list[str]:
-    # Legacy egg-info keeps requirements in requires.txt, extras in [sections].
+def _egg_requires(info: str, stamps: list[tuple[int, int]]) -> list[str]:
+    """The requirements of a legacy egg-info's ``requires.txt`` as Requires-Dist lines.
+
+    ``[extra]``, ``[:marker]`` and ``[extra:marker]`` sections become markers of their lines
+    (as importlib.metadata reads them), so that a ``[:python_version < "3.11"]`` section is
+    checked where it applies and an extra's is not.
+    """
     try:
-        lines = (info / "requires.txt").read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = _read(info + os.sep + "requires.txt", stamps=stamps).decode("utf-8", errors="replace").splitlines()
     except OSError:
+        stamps.append(_MISSING)
         return []
     requires = []
+    marker = ""
     for line in lines:
         line = line.strip()
-        if line.startswith("["):
-            break
-        if line:
+        if not line or line[0] == "#":
+            continue
+        if line[0] == "[" and line[-1] == "]":
+            marker = _section_marker(line[1:-1])
+            continue
+        if not marker:
             requires.append(line)
+            continue
+        requirement, _, own = line.partition(";")
+        own = own.strip()
+        requires.append(f"{requirement.strip()}; ({own}) and ({marker})" if own else f"{line}; {marker}")
     return requires
+
+
+def _section_marker(section: str) -> str:
+    """``fancy:python_version < "3.11"`` -> ``extra == "fancy" and (python_version < "3.11")``."""
+    extra, _, condition = section.partition(":")
+    extra, condition = extra.strip(), condition.strip()
+    if extra and condition:
+        return f'extra == "{extra}" and ({condition})'
+    return f'extra == "{extra}"' if extra else condition
+
+
+def _watched(info: str, plugin: bool) -> tuple[str, ...]:
+    """The files of metadata directory ``info`` whose in-place rewrites invalidate the cache.
+
+    Asked only for the directories that may be rewritten in place (see the module's
+    docstring): a plugin's ``entry_points.txt`` and metadata (and an egg's ``requires.txt``);
+    an egg-info without loopai entry points, its ``entry_points.txt`` (it may gain some) and
+    ``PKG-INFO`` (a develop install's version is read from it).
+    """
+    if info.endswith(".dist-info"):
+        return ("entry_points.txt", "METADATA")
+    return ("entry_points.txt", "PKG-INFO", "requires.txt") if plugin else ("entry_points.txt", "PKG-INFO")
+
+
+def _from_an_installer(info: str) -> bool:
+    """Whether an installer (pip, uv, conda...) wrote dist-info ``info``: it leaves an INSTALLER file."""
+    return _stamp(info + os.sep + "INSTALLER") != _MISSING
+
+
+def _declared(info: str, stamps: list[tuple[int, int]] | None) -> list[EntryPointInfo]:
+    """The loopai entry points in ``info``'s ``entry_points.txt`` (its stamp to ``stamps``)."""
+    try:
+        # Any distribution's file is read here: a badly encoded one must not stop discovery.
+        text = _read(info + os.sep + "entry_points.txt", stamps=stamps).decode("utf-8", errors="replace")
+    except OSError:
+        if stamps is not None:
+            stamps.append(_MISSING)
+        return []
+    return _entry_points(text) if "[loopai." in text else []
 
 
 def _scan(paths: Sequence[str]) -> Inventory:
     plugins: list[DistInfo] = []
     versions: dict[str, str] = {}
+    watched: dict[str, tuple[bool, list[tuple[int, int]]]] = {}
     for entry in paths:
         try:
             names = os.listdir(entry or ".")
@@ -191,30 +281,34 @@ def _scan(paths: Sequence[str]) -> Inventory:
                 continue
             match = _name_version(dirname)
             info = base + dirname
+            is_egg = dirname.endswith(".egg-info")
+            egg_stamps: list[tuple[int, int]] = []  # of PKG-INFO, when the version is read from it
             if match is not None:
                 key, version = canonical(match[0]), match[1]
             else:  # ``name.egg-info`` from a develop install: the version is inside
-                headers = _headers(os.path.join(info, "PKG-INFO"))
+                headers = _headers(os.path.join(info, "PKG-INFO"), egg_stamps)
                 key, version = canonical(headers[0] or dirname.rsplit(".", 1)[0]), headers[1]
             if key in versions:
                 continue  # shadowed by an earlier path entry
             versions[key] = version
-            try:
-                # Any distribution's file is read here: a badly encoded one must not stop discovery.
-                text = _read(info + os.sep + "entry_points.txt").decode("utf-8", errors="replace")
-            except OSError:
-                continue
-            if "[loopai." not in text:
-                continue
-            eps = _entry_points(text)
+            stamps: list[tuple[int, int]] = []  # of what is read, for eggs
+            eps = _declared(info, stamps if is_egg else None)
             if not eps:
+                if is_egg:
+                    stamps.append(egg_stamps[0] if egg_stamps else _stamp(info + os.sep + "PKG-INFO"))
+                    watched[info] = (False, stamps)
                 continue
-            is_egg = dirname.endswith(".egg-info")
-            name, meta_version, summary, requires = _headers(info + os.sep + ("PKG-INFO" if is_egg else "METADATA"))
+            if not is_egg and not _from_an_installer(info):  # rare: read again, stamped first
+                eps = _declared(info, stamps)
+            metadata = info + os.sep + ("PKG-INFO" if is_egg else "METADATA")
+            name, meta_version, summary, requires = _headers(metadata, stamps if stamps else None)
             if is_egg:
-                requires = requires or _egg_requires(Path(info))
+                listed = _egg_requires(info, stamps)
+                requires = requires or listed
+            if stamps:
+                watched[info] = (True, stamps)
             plugins.append(DistInfo(name or key, meta_version or version, info, summary, requires, eps))
-    return Inventory(plugins, versions)
+    return Inventory(plugins, versions, watched=watched)
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -265,9 +359,26 @@ def _load_cached(file: Path, stamps: list[list[object]]) -> Inventory | None:
             )
             for name, version, (folder, base), summary, requires, eps in data["plugins"]
         ]
+        watched = [(folders[folder] + base, plugin) for folder, base, plugin in data["watched"]]
+        if _digest(_current(info, plugin) for info, plugin in watched) != data["digest"]:
+            return None  # a metadata file was rewritten in place
         return Inventory(plugins, dict(data["versions"]), from_cache=True, derived=data.get("derived"))
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None  # unreadable or from another version: rescan
+
+
+def _current(info: str, plugin: bool) -> list[tuple[int, int]]:
+    """The stamps that the files :func:`_watched` names have now."""
+    return [_stamp(info + os.sep + name) for name in _watched(info, plugin)]
+
+
+def _digest(stamps: Iterable[Sequence[tuple[int, int]]]) -> int:
+    """One number for the stamps of the watched files, in order (the cache keeps it, not them).
+
+    Only ints are hashed: their hashes, unlike those of strings, are the same in every
+    process of one interpreter (and the cache file is per interpreter).
+    """
+    return hash(tuple(number for files in stamps for stamp in files for number in stamp))
 
 
 def _split_path(path: str, folders: dict[str, int]) -> list[object]:
@@ -291,12 +402,15 @@ def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None
         ]
         for d in inventory.plugins
     ]
+    watched = [[*_split_path(info, folders), plugin] for info, (plugin, _) in inventory.watched.items()]
     data = {
         "format": _CACHE_FORMAT,
         "stamps": stamps,
         "lines": list(lines),
         "folders": list(folders),
         "plugins": plugins,
+        "watched": watched,
+        "digest": _digest(files for _, files in inventory.watched.values()),
         "versions": inventory.versions,
         "derived": inventory.derived,
     }

@@ -18,8 +18,22 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def _matches(pattern: str, *names: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for name in names)
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+def _matches(pattern: str, name: str, distribution: str) -> bool:
+    """Whether ``pattern`` selects plugin ``name`` of ``distribution`` (its canonical name).
+
+    ``dist:name`` globs match each part: the distribution part normalised as PEP 503 says,
+    the name part as written. A bare pattern globs the plugin name; without glob characters
+    it also names a whole distribution (any spelling).
+    """
+    dist_part, colon, name_part = pattern.partition(":")
+    if colon:
+        return fnmatch.fnmatchcase(distribution, canonical(dist_part)) and fnmatch.fnmatchcase(name, name_part)
+    if fnmatch.fnmatchcase(name, pattern):
+        return True
+    return _GLOB_CHARACTERS.isdisjoint(pattern) and canonical(pattern) == distribution
 
 
 @dataclass(frozen=True)
@@ -32,8 +46,17 @@ class Selection:
     (``--no-autoload``, ``LOOPAI_DISABLE_PLUGIN_AUTOLOAD=1``, config ``autoload = false``),
     only plugins named in the configuration load; else everything loads.
 
-    Patterns are shell globs matched against the plugin name or ``distribution:name`` (the
-    distribution as its metadata spells it, or normalised: ``loopai-slack``).
+    Patterns are shell globs, comma-separated in flags and environment variables:
+
+    - ``name`` (``slack``, ``json-*``) matches plugin names, as written;
+    - ``distribution:name`` (``loopai-slack:*``) matches plugins of one distribution; the
+      distribution part is normalised as PEP 503 says, so ``Loopai_Slack:*`` and
+      ``loopai.slack:*`` mean the same;
+    - a bare name without glob characters also matches a whole distribution of that name,
+      however spelled: ``LOOPAI_DISABLE_PLUGINS=loopai-recorder`` turns off every plugin
+      of loopai-recorder (and any plugin named ``loopai-recorder``). To glob over
+      distributions, write ``loopai-*:*``: a bare ``loopai-*`` globs plugin names only.
+
     Each ``*_source`` says where a rule came from, so listings can explain themselves.
     """
 
@@ -96,11 +119,10 @@ class Selection:
 
     def decide(self, kind: str, name: str, distribution: str) -> tuple[bool, str]:
         """``(on, rule)`` for one plugin; ``rule`` is a short human explanation."""
-        if self.deny or self.allow:  # the names patterns match against; most hosts have none
-            qualified = f"{distribution}:{name}"
-            canonical_name = f"{canonical(distribution)}:{name}"
+        if self.deny or self.allow:  # what patterns match against; most hosts have none
+            distribution = canonical(distribution)
         for index, pattern in enumerate(self.deny):
-            if _matches(pattern, name, qualified, canonical_name):
+            if _matches(pattern, name, distribution):
                 source = self.deny_sources[index] if index < len(self.deny_sources) else self.deny_source
                 return False, f"denied by {source} ({pattern})"
         configured = (self.configured or {}).get((kind, name))
@@ -108,7 +130,7 @@ class Selection:
             return False, f"enabled = false in {self.config_label}"
         if self.allow is not None:
             for pattern in self.allow:
-                if _matches(pattern, name, qualified, canonical_name):
+                if _matches(pattern, name, distribution):
                     return True, f"allowed by {self.allow_source} ({pattern})"
             return False, f"not in the allow list of {self.allow_source} ({','.join(self.allow) or 'empty'})"
         if not self.autoload:
