@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -103,16 +104,51 @@ def test_cookiecutter_renders_each_kind_with_no_input(kind: str, tmp_path: Path)
     assert steps[1]["with"]["python-version"] == "${{ matrix.python-version }}"
     assert any("pytest" in step.get("run", "") for step in steps)
 
+    assert workflow["env"] == {"LOOPAI_CORE": "${{ vars.LOOPAI_CORE }}"}
+
     license_text = files["LICENSE"].decode()
     assert license_text.startswith("MIT License") and "Your Name" in license_text
 
     readme = files["README.md"].decode()
     assert "pip install loopai-business-rules" in readme
+    assert "LOOPAI_CORE" in readme and "git+https://" in readme
     snippet = re.search(r"```toml\n(.*?)```", readme, re.S)
     assert snippet is not None
     config = parse_config(tomllib.loads(snippet.group(1)), label="README.md")
     entries = config.plugins.for_kind(kind)
     assert [e.name for e in entries] == ["business-rules"] and entries[0].configuration
+
+
+@pytest.mark.skipif(os.name == "nt" or shutil.which("bash") is None, reason="the workflow's steps run in bash")
+@pytest.mark.parametrize(
+    ("loopai_core", "installs"),
+    [
+        ("", [["-m", "pip", "install", "-e", ".[test]"]]),
+        (
+            "loopai-core @ git+https://example.org/loopai@main#subdirectory=loopai-core",
+            [
+                ["-m", "pip", "install", "loopai-core @ git+https://example.org/loopai@main#subdirectory=loopai-core"],
+                ["-m", "pip", "install", "-e", ".[test]"],
+            ],
+        ),
+    ],
+)
+def test_ci_installs_loopai_core_from_pypi_or_from_loopai_core(
+    loopai_core: str, installs: list[list[str]], tmp_path: Path
+) -> None:
+    """The workflow's install step, run by bash with a stand-in ``python`` that logs its arguments."""
+    project = render("sampler", tmp_path / "out")
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    script = next(step["run"] for step in workflow["jobs"]["test"]["steps"] if step.get("name") == "Install")
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.jsonl"
+    bin_dir.mkdir()
+    python = bin_dir / "python"
+    logger = f"with open({str(log)!r}, 'a') as f: f.write(json.dumps(sys.argv[1:]) + '\\n')"
+    python.write_text(f"#!{sys.executable}\nimport json, sys\n{logger}\n")
+    python.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "LOOPAI_CORE": loopai_core}
+    subprocess.run(["bash", "-euc", script], cwd=project, env=env, check=True, timeout=60)
+    assert [json.loads(line) for line in log.read_text().splitlines()] == installs
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -167,6 +203,49 @@ def test_a_bad_name_creates_nothing(tmp_path: Path, capfd: pytest.CaptureFixture
     assert "nothing was created" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["9lives"], "plugin name '9lives' must start with a letter"),
+        (["ok", "--author", 'O"Brien'], "author 'O\"Brien' may not contain double quotes"),
+    ],
+)
+def test_bad_input_shows_the_problem_and_no_traceback(
+    args: list[str], problem: str, tmp_path: Path, cookiecutter_home: Path
+) -> None:
+    """Only the template's message and loopai's verdict reach the terminal, not cookiecutter's log."""
+    command = [sys.executable, "-m", "loopai", "plugins", "new", *args, "--kind", "sampler", "--no-input"]
+    result = subprocess.run(
+        [*command, "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COOKIECUTTER_CONFIG": str(cookiecutter_home)},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert any(problem in line for line in lines), result.stderr
+    assert lines[-1] == "loopai plugins new: nothing was created"
+    assert all(line.startswith("loopai plugin") for line in lines), result.stderr
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "description"),
+    [
+        ("error rate sampler", "sampler", "Error rate sampler for loopai."),
+        ("error rate", "sampler", "Error rate sampler for loopai."),
+        ("audit log handler", "webhook-handler", "Audit log handler for loopai."),
+        ("audit log", "webhook-handler", "Audit log webhook handler for loopai."),
+        ("business rules validator", "validator", "Business rules validator for loopai."),
+    ],
+)
+def test_the_default_description_names_the_kind_once(name: str, kind: str, description: str, tmp_path: Path) -> None:
+    project = render(kind, tmp_path, plugin_name=name)
+    assert tomllib.loads((project / "pyproject.toml").read_text())["project"]["description"] == description
+
+
 def test_an_existing_project_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["plugins", "new", "business rules", "--kind", "validator", "--output-dir", str(tmp_path), "--no-input"]
     assert main(args) == 0
@@ -181,8 +260,21 @@ def test_without_cookiecutter_the_message_says_how_to_get_it(
     monkeypatch.setitem(sys.modules, "cookiecutter", None)
     status = main(["plugins", "new", "x", "--kind", "sampler", "--output-dir", str(tmp_path), "--no-input"])
     assert status == 2
-    assert "pip install 'loopai-core[new]'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.endswith(": pip install 'loopai-core[new]'\n") and "uv" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_cookiecutter_or_pip_the_message_says_uv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An environment made by uv has no pip: the hint must work there too."""
+    monkeypatch.setitem(sys.modules, "cookiecutter", None)
+    monkeypatch.setitem(sys.modules, "pip", None)
+    status = main(["plugins", "new", "x", "--kind", "sampler", "--output-dir", str(tmp_path), "--no-input"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"uv pip install --python {sys.executable} 'loopai-core[new]' (this Python has no pip)" in err
 
 
 def test_the_default_core_range_is_the_current_major() -> None:
@@ -201,8 +293,37 @@ def test_the_template_stays_out_of_the_workspace_and_the_tools() -> None:
     assert root["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
     assert {"loopai-plugin-template", "loopai-core/src/loopai/_template"} <= set(root["tool"]["ruff"]["extend-exclude"])
     assert "loopai-core/src/loopai/_template/" in root["tool"]["mypy"]["exclude"]
-    pointer = json.loads((CHECKOUT_TEMPLATE / "cookiecutter.json").read_text())
-    assert (CHECKOUT_TEMPLATE / pointer["templates"]["loopai-plugin"]["path"]).resolve() == TEMPLATE
+
+
+def test_the_checkout_template_links_to_the_one_in_the_package() -> None:
+    """One copy of the template: loopai-plugin-template/ holds its README and relative symlinks
+    into the package data, so that it is a real cookiecutter template without duplicated files."""
+    assert {p.name for p in CHECKOUT_TEMPLATE.iterdir()} == {p.name for p in TEMPLATE.iterdir()} | {"README.md"}
+    assert not (CHECKOUT_TEMPLATE / "README.md").is_symlink()
+    for entry in TEMPLATE.iterdir():
+        link = CHECKOUT_TEMPLATE / entry.name
+        assert link.is_symlink(), f"{link} should be a symlink to {entry}"
+        target = Path(os.readlink(link))
+        assert not target.is_absolute(), f"{link} -> {target} must be relative (it is committed)"
+        assert (CHECKOUT_TEMPLATE / target).resolve() == entry.resolve()
+    settings = json.loads((CHECKOUT_TEMPLATE / "cookiecutter.json").read_text())
+    assert "templates" not in settings and "plugin_name" in settings
+
+
+def test_interactive_cookiecutter_asks_the_plugin_questions_first(tmp_path: Path, cookiecutter_home: Path) -> None:
+    answers = "error rate\n2\n" + "\n" * 8  # a name, the sampler, then every default
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(CHECKOUT_TEMPLATE), "--output-dir", str(tmp_path)],
+        input=answers,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COOKIECUTTER_CONFIG": str(cookiecutter_home)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Select a template" not in result.stdout
+    assert result.stdout.lstrip().startswith("[1/10] Plugin name")
+    assert (tmp_path / "loopai-error-rate" / "src" / "loopai_error_rate" / "plugin.py").is_file()
 
 
 # -- slow: install into a fresh environment ------------------------------------------------------------

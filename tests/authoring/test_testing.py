@@ -20,6 +20,7 @@ from loopai.testing import (
     PROGRAM_ID,
     TASK_ID,
     HostFactory,
+    PluginContractNote,
     check_plugin,
     check_sampler,
     check_settings,
@@ -227,10 +228,63 @@ class Unversioned(loopai.ValidatorPlugin):
 
 
 def test_identity_problems_are_listed_together() -> None:
-    text = str(contract_failure(Unversioned))
+    text = str(contract_failure(Unversioned, strict=True))
     assert "(2 problem(s))" in text
     assert "name 'my plugin' must be usable as an entry point name and a bare TOML key" in text
     assert "version is not set (got '0.0.0')" in text
+
+
+def test_a_missing_version_is_a_note_unless_strict() -> None:
+    text = str(contract_failure(Unversioned))
+    assert "(1 problem(s))" in text
+    problems, note = text.split("\nand, not a failure:\n")
+    assert "version is not set" not in problems and "version is not set (got '0.0.0')" in note
+
+
+class NonEmpty(loopai.ValidatorPlugin):
+    """The README's first plugin: ten lines, no version."""
+
+    name = "non-empty"
+    priority = 100
+
+    def validate(self, execution: loopai.ExecutionRecord, context: loopai.ValidationContext) -> loopai.ValidationResult:
+        ok = execution.output not in (None, "", [], {})
+        return loopai.ValidationResult(is_valid=ok, validator_type=self.name)
+
+
+def test_an_unversioned_plugin_passes_with_a_note() -> None:
+    with pytest.warns(PluginContractNote, match=r"validator 'non-empty' .*: version is not set") as notes:
+        check_plugin(NonEmpty)
+    assert [note.filename for note in notes] == [__file__]
+    with pytest.warns(PluginContractNote):
+        check_validator(NonEmpty)
+    assert "version is not set" in str(contract_failure(NonEmpty, strict=True))
+    with pytest.raises(AssertionError, match="version is not set"):
+        check_validator(NonEmpty, strict=True)
+
+
+def test_the_note_does_not_fail_a_project_that_turns_warnings_into_errors(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(
+        test_unversioned=textwrap.dedent(
+            """
+            import loopai
+            from loopai.testing import check_plugin
+
+            class NonEmpty(loopai.ValidatorPlugin):
+                name = "non-empty"
+
+                def validate(self, execution, context):
+                    return loopai.ValidationResult(is_valid=execution.output is not None)
+
+            def test_contract():
+                check_plugin(NonEmpty)
+            """
+        )
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*PluginContractNote: validator 'non-empty'*version is not set*"])
 
 
 def test_an_invalid_version_is_named() -> None:

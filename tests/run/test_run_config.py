@@ -130,6 +130,57 @@ def test_a_bad_concurrency_is_exit_2(tmp_path: Path, kit, loopai, value: str) ->
     assert stopped.value.code == 2
 
 
+def _sampling(result) -> list[tuple[bool, str]]:
+    return [(line["sampling"]["should_sample"], line["sampling"]["reason"]) for line in result.lines]
+
+
+def test_a_seed_makes_the_sampling_reproducible(tmp_path: Path, kit, loopai) -> None:
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(200)])
+
+    first = loopai(str(source), "--seed", "7")
+    again = loopai(str(source), "--seed", "7", "--concurrency", "4")
+    other = loopai(str(source), "--seed", "8")
+
+    assert first.code == again.code == other.code == 0, first.stderr
+    assert _sampling(first) == _sampling(again)
+    assert _sampling(first) != _sampling(other)
+    chosen = [line["sampling"]["sampler_type"] for line in first.lines]
+    assert 5 <= chosen.count("percentage-sampler") <= 40  # the default rate: 0.1 of 200
+
+
+def test_the_seed_wins_over_the_configuration(tmp_path: Path, kit, loopai) -> None:
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(50)])
+    (tmp_path / "loopai.toml").write_text(
+        "[plugins.samplers.percentage-sampler.configuration]\nseed = 1\nsampling_rate = 0.5\n", encoding="utf-8"
+    )
+
+    configured = loopai(str(source))
+    seeded = loopai(str(source), "--seed", "2")
+    (tmp_path / "loopai.toml").write_text(
+        "[plugins.samplers.percentage-sampler.configuration]\nseed = 2\nsampling_rate = 0.5\n", encoding="utf-8"
+    )
+
+    assert _sampling(seeded) != _sampling(configured)
+    assert _sampling(seeded) == _sampling(loopai(str(source)))
+    by_percentage = [reason for sampled, reason in _sampling(seeded) if "random value" in reason]
+    assert by_percentage and all("sampling rate 0.5" in reason for reason in by_percentage)  # other settings kept
+
+
+def test_a_seed_without_a_sampler_that_takes_one_is_exit_2(tmp_path: Path, kit, loopai) -> None:
+    result = loopai(str(_source(tmp_path, kit)), "--seed", "7", "--disable-plugins", "percentage-sampler")
+
+    assert result.code == 2
+    assert "--seed: no enabled sampler takes a seed" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["many", "1.5"])
+def test_a_bad_seed_is_exit_2(tmp_path: Path, kit, loopai, value: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        loopai(str(_source(tmp_path, kit)), "--seed", value)
+    assert stopped.value.code == 2
+
+
 def test_an_output_that_cannot_be_written_is_exit_2(tmp_path: Path, kit, loopai) -> None:
     result = loopai(str(_source(tmp_path, kit)), "--output", str(tmp_path / "no" / "such" / "dir" / "out.jsonl"))
 

@@ -153,6 +153,72 @@ def test_stdin_input(tmp_path: Path, kit) -> None:
     assert [line["execution_id"] for line in lines] == [r["id"] for r in records]
 
 
+def test_gzip_is_recognised_by_its_first_bytes_not_its_name(tmp_path: Path, kit, loopai) -> None:
+    records = [kit.make_record() for _ in range(4)]
+    compressed = gzip.compress("".join(json.dumps(record) + "\n" for record in records).encode())
+    (tmp_path / "in.jsonl").write_bytes(compressed)
+
+    result = loopai(str(tmp_path / "in.jsonl"))
+
+    assert result.code == 0, result.stderr
+    assert [line["execution_id"] for line in result.lines] == [r["id"] for r in records]
+
+    piped = subprocess.run(
+        [*_command(), "-"], input=compressed, capture_output=True, timeout=60, env=kit.subprocess_env(tmp_path)
+    )
+
+    assert piped.returncode == 0, piped.stderr.decode()
+    lines = [json.loads(line) for line in piped.stdout.decode().splitlines()]
+    assert [line["execution_id"] for line in lines] == [r["id"] for r in records]
+
+
+def test_a_gz_file_that_is_not_gzip_is_a_usage_error(tmp_path: Path, kit, loopai) -> None:
+    source = kit.write_lines(tmp_path / "in.jsonl.gz", [kit.make_record(), kit.make_record()])
+
+    result = loopai(str(source))
+
+    assert result.code == 2
+    assert f"{source}: named .gz but not gzip data" in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_empty_gz_file_is_an_empty_input(tmp_path: Path, loopai) -> None:
+    (tmp_path / "in.jsonl.gz").write_bytes(b"")
+
+    result = loopai(str(tmp_path / "in.jsonl.gz"))
+
+    assert result.code == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_a_wrapped_line_refuses_keys_it_does_not_know(tmp_path: Path, kit, loopai) -> None:
+    """The wrapper is loopai run's own format: an unknown key is a typo that would drop the expected
+    output. An execution record itself ignores unknown fields (newer producers may add some)."""
+    newer = {**kit.make_record(), "cost_usd": 0.002}
+    source = kit.write_lines(
+        tmp_path / "in.jsonl",
+        [
+            {"execution": kit.make_record(), "expected_output": {"label": "positive"}, "foo": 1},
+            {"execution": kit.make_record(), "expected": {"label": "positive"}},
+            {"execution": kit.make_record(), "expected_output": None},
+            newer,
+        ],
+    )
+
+    result = loopai(str(source))
+
+    assert result.code == 1
+    errors = [line["error"] for line in result.lines]
+    allowed = "(allowed: execution, expected_output)"
+    assert errors == [
+        f"line 1: unknown key 'foo' next to 'execution' {allowed}",
+        f"line 2: unknown key 'expected' next to 'execution' {allowed}",
+        None,
+        None,
+    ]
+    assert result.lines[3]["execution_id"] == newer["id"]
+
+
 def test_a_missing_input_file_is_a_usage_error(tmp_path: Path, loopai) -> None:
     result = loopai(str(tmp_path / "nowhere.jsonl"))
 

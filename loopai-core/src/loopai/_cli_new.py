@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.resources
+import importlib.util
+import logging
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any
 __all__ = ["add_new_command", "core_range", "template_path"]
 
 KINDS = ("validator", "sampler", "webhook-handler")
-_MISSING = "loopai plugins new needs cookiecutter, an optional extra: pip install 'loopai-core[new]'"
+_MISSING = "loopai plugins new needs cookiecutter, an optional extra: "
 
 
 def add_new_command(sub: Any) -> None:
@@ -39,6 +42,13 @@ def template_path() -> Iterator[Path]:
     """The cookiecutter template inside the installed ``loopai`` package, as a directory."""
     with importlib.resources.as_file(importlib.resources.files("loopai") / "_template") as path:
         yield path
+
+
+def _install_hint() -> str:
+    """How to add the ``new`` extra to this environment: with its pip, or with uv when it has none."""
+    if importlib.util.find_spec("pip") is not None:
+        return "pip install 'loopai-core[new]'"
+    return f"uv pip install --python {shlex.quote(sys.executable)} 'loopai-core[new]' (this Python has no pip)"
 
 
 def core_range(version: str) -> str | None:
@@ -80,7 +90,7 @@ def _new(args: argparse.Namespace) -> int:
         from cookiecutter import exceptions
         from cookiecutter.main import cookiecutter
     except ImportError:
-        print(_MISSING, file=sys.stderr)
+        print(_MISSING + _install_hint(), file=sys.stderr)
         return 2
     if not args.name.strip():
         print("loopai plugins new: the plugin name is empty", file=sys.stderr)
@@ -89,7 +99,7 @@ def _new(args: argparse.Namespace) -> int:
     # Without a terminal there is nobody to answer the questions.
     no_input = bool(args.no_input or not sys.stdin.isatty())
     try:
-        with template_path() as template:
+        with template_path() as template, _quiet_cookiecutter():
             created = Path(
                 cookiecutter(str(template), no_input=no_input, extra_context=_context(args), output_dir=str(output_dir))
             )
@@ -105,6 +115,22 @@ def _new(args: argparse.Namespace) -> int:
         return 1
     _print_next_steps(created, args.kind)
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_cookiecutter() -> Iterator[None]:
+    """Keep cookiecutter's log (a failed hook's traceback) off the terminal: the hook has printed
+    what is wrong, and the errors that matter are reported by :func:`_new`."""
+    logger = logging.getLogger("cookiecutter")
+    handler = logging.NullHandler()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _print_next_steps(created: Path, kind: str) -> None:

@@ -55,7 +55,7 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("input", metavar="INPUT", help="JSON Lines file of execution records; - for stdin; .gz accepted")
+    run.add_argument("input", metavar="INPUT", help="JSON Lines file of execution records; - for stdin; gzip accepted")
     run.add_argument(
         "--tasks", metavar="FILE", help="tasks table, TOML or JSON (default: [tasks] of the configuration)"
     )
@@ -70,7 +70,21 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first malformed line")
     run.add_argument("--dry-run-events", action="store_true", help="handlers get events in dry-run mode")
+    run.add_argument(
+        "--seed",
+        metavar="N",
+        type=_whole_number,
+        help="seed the samplers that take one (the percentage-sampler's seed setting): the same input "
+        "and seed sample the same records",
+    )
     run.set_defaults(handler=_run)
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -124,6 +138,9 @@ def _run(args: argparse.Namespace) -> int:
         _warn(host.problems)
         known = len(host.problems)
         _console_defaults(host, config)
+        if args.seed is not None and (problem := _seed_samplers(host, args.seed)):
+            host.close()  # not started: releases the outbox
+            return _fail([problem])
         progress = sys.stderr if _is_terminal(sys.stderr) else None
         runner = Runner(host, tasks, output, RunOptions(args.concurrency, args.fail_fast, progress))
         runner.summary.output = None if output is sys.stdout else args.output
@@ -160,6 +177,26 @@ def _warn(problems: list[str]) -> None:
 def _is_terminal(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty is not None and isatty())
+
+
+def _seed_samplers(host: Any, seed: int) -> str | None:
+    """Set ``seed`` in the settings of every enabled sampler that has one (the built-in
+    percentage-sampler), over what the configuration says; the problem when none has."""
+    from loopai import PluginSettingsError, SamplerPlugin
+
+    seeded = []
+    for sampler in host.registry.list(SamplerPlugin):
+        settings = sampler.config
+        if "seed" not in getattr(type(settings), "model_fields", {}):
+            continue
+        try:
+            sampler.configure({**settings.model_dump(), "seed": seed}, where=f"--seed for {sampler.name}")
+        except PluginSettingsError as exc:
+            return f"loopai run: {exc}"
+        seeded.append(sampler.name)
+    if not seeded:
+        return "loopai run: --seed: no enabled sampler takes a seed (the built-in percentage-sampler does; disabled?)"
+    return None
 
 
 def _console_defaults(host: Any, config: Any) -> None:

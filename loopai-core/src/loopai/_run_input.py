@@ -1,4 +1,4 @@
-"""``loopai run``'s input: JSON Lines from a file, a ``.gz`` file or stdin, one record at a time."""
+"""``loopai run``'s input: JSON Lines from a file or stdin, gzip-compressed or not, one record at a time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
@@ -18,15 +18,24 @@ from loopai._models import ExecutionRecord
 __all__ = ["Input", "InputError", "Malformed", "parse_line"]
 
 _WRAPPED_KEY = b'"execution"'
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _Wrapped(BaseModel):
-    """A line that carries the expected output next to the execution."""
+    """A line that carries the expected output next to the execution.
 
-    model_config = ConfigDict(extra="ignore")
+    Unlike an execution record (whose unknown fields, from newer producers, are ignored), this
+    wrapper is ``loopai run``'s own: a key it does not know is a typo that would silently drop
+    the expected output, so it is refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     execution: ExecutionRecord
     expected_output: JsonValue = None
+
+
+_WRAPPER_KEYS: Final = tuple(_Wrapped.model_fields)
 
 
 class Malformed(Exception):
@@ -54,6 +63,11 @@ def parse_line(raw: bytes) -> tuple[ExecutionRecord, Any]:
         raise Malformed(f"expected a JSON object (an execution record), got {_json_kind(document)}")
     try:
         if "execution" in document:
+            unknown = [key for key in document if key not in _WRAPPER_KEYS]
+            if unknown:
+                allowed = ", ".join(_WRAPPER_KEYS)
+                keys = f"key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+                raise Malformed(f"unknown {keys} next to 'execution' (allowed: {allowed})")
             wrapped = _Wrapped.model_validate(document)
             return wrapped.execution, wrapped.expected_output
         return ExecutionRecord.model_validate(document), None
@@ -74,10 +88,12 @@ def _json_kind(value: Any) -> str:
 
 
 class Input:
-    """The lines of ``path`` (``-``: stdin; ``.gz``: gzip), as bytes, with how far reading got.
+    """The lines of ``path`` (``-``: stdin), as bytes, with how far reading got.
 
+    Gzip is recognised by its first bytes (1f 8b), in files and on stdin, whatever the name:
+    JSON text never starts with them. A ``.gz`` file that is not gzip is refused.
     Opening errors are :class:`loopai.ConfigError` (a usage problem, exit 2).
-    ``fraction()`` is the share read so far (of the compressed size for ``.gz``), or None
+    ``fraction()`` is the share read so far (of the compressed size for gzip), or None
     when the size is unknown (stdin, pipes).
     """
 
@@ -88,13 +104,23 @@ class Input:
         self._owned: IO[bytes] | None = None
         if path == "-":
             self._stream: IO[bytes] | io.BufferedIOBase = sys.stdin.buffer
+            self._sniff = True  # when reading starts: looking blocks until the first bytes arrive
             return
+        self._sniff = False
         try:
             raw = open(path, "rb")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
         self._owned = raw
-        self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+        try:
+            compressed = _starts_gzip(raw)
+        except OSError as exc:
+            raw.close()
+            raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
+        if compressed is False and path.endswith(".gz"):
+            raw.close()
+            raise ConfigError([f"{path}: named .gz but not gzip data (gzip starts with bytes 1f 8b)"])
+        self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         try:
             size = os.fstat(raw.fileno()).st_size
         except OSError:
@@ -104,8 +130,12 @@ class Input:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
+            if self._sniff:
+                self._sniff = False
+                if _starts_gzip(self._stream):
+                    self._stream = gzip.GzipFile(fileobj=self._stream, mode="rb")
             yield from self._stream
-        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz, a read error
+        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream, a read error
             raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
 
     def fraction(self) -> float | None:
@@ -123,6 +153,20 @@ class Input:
             if self._stream is not self._owned:
                 self._stream.close()
             self._owned.close()
+
+
+def _starts_gzip(stream: Any) -> bool | None:
+    """Whether ``stream`` starts with gzip's magic bytes, without consuming them; None when it is empty
+    (or cannot be looked at without reading)."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return None
+    # One read at most: a pipe may hand over a single byte first (never seen from a gzip writer,
+    # which writes its 10-byte header at once).
+    head = peek(2)[:2]
+    if not head:
+        return None
+    return bool(head == _GZIP_MAGIC)
 
 
 class InputError(Exception):

@@ -21,7 +21,9 @@ The contract:
   ``ValidationError``.
 - Checks (``check_*``) return None when the plugin keeps loopai's plugin contract and raise
   ``AssertionError`` otherwise, naming the plugin and listing *every* problem found (the
-  first exception a hook raised is chained as the cause, with its traceback).
+  first exception a hook raised is chained as the cause, with its traceback). What is
+  recommended but not required (a ``version``) is a :class:`PluginContractNote` warning,
+  or a problem with ``strict=True``.
 - Importing ``loopai`` never imports this module (nor pytest); importing this module
   imports pytest. ``pytest -p no:loopai`` turns the fixtures off.
 """
@@ -36,6 +38,7 @@ import re
 import sys
 import time
 import types
+import warnings
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from typing import Any, Final, Protocol
 from uuid import UUID
@@ -72,6 +75,7 @@ __all__ = [
     "PROGRAM_ID",
     "TASK_ID",
     "HostFactory",
+    "PluginContractNote",
     "check_plugin",
     "check_sampler",
     "check_settings",
@@ -337,21 +341,40 @@ def loopai_host() -> Iterator[HostFactory]:
         host.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Show :class:`PluginContractNote` in pytest's warnings summary, even under ``filterwarnings = error``:
+    a note is advice, ``check_plugin(..., strict=True)`` is how a project makes it fail."""
+    config.addinivalue_line("filterwarnings", f"default::{__name__}.PluginContractNote")
+
+
 # -- contract checks -------------------------------------------------------------------------
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-class _Findings:
-    """Problems found in one plugin (the same problem in many cases is listed once), and the
-    first exception its code raised."""
+class PluginContractNote(UserWarning):
+    """What a contract check recommends but does not require: today, a plugin without a ``version``
+    (fine for a plugin registered in code, expected of a packaged one)."""
 
-    def __init__(self, who: str) -> None:
+
+class _Findings:
+    """Problems found in one plugin (the same problem in many cases is listed once), the first
+    exception its code raised, and notes: recommendations that are problems only when ``strict``."""
+
+    def __init__(self, who: str, *, strict: bool = False) -> None:
         self.who = who
+        self.strict = strict
         self.problems: dict[str, list[str]] = {}
+        self.notes: list[str] = []
         self.cause: BaseException | None = None
         self.hooks: set[str] = set()
         """Hooks already found broken when called directly (a host would only repeat it)."""
+
+    def recommend(self, advice: str) -> None:
+        if self.strict:
+            self.add(advice)
+        else:
+            self.notes.append(advice)
 
     def add(self, problem: str, cause: BaseException | None = None, *, case: str | None = None) -> None:
         cases = self.problems.setdefault(problem, [])
@@ -365,7 +388,24 @@ class _Findings:
             return
         lines = "\n".join(f"  - {problem}{_cases(cases)}" for problem, cases in self.problems.items())
         message = f"{self.who} breaks loopai's plugin contract ({len(self.problems)} problem(s)):\n{lines}"
+        if self.notes:
+            message += "\nand, not a failure:\n" + "\n".join(f"  - {note}" for note in self.notes)
         raise AssertionError(message) from self.cause
+
+    def finish(self) -> None:
+        """Raise for the problems; with none, warn of the notes (at the caller of ``check_*``)."""
+        self.raise_if_any()
+        for note in self.notes:
+            warnings.warn(PluginContractNote(f"{self.who}: {note}"), stacklevel=_outside_this_module())
+
+
+def _outside_this_module() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside this module."""
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _cases(cases: list[str]) -> str:
@@ -429,11 +469,14 @@ def _check_identity(plugin: Plugin, found: _Findings) -> None:
             "letters, digits, '-' and '_' only (e.g. 'business-rules')"
         )
     version = plugin.version
-    if not isinstance(version, str) or not version or version == "0.0.0":
-        found.add(
+    if version is None or version in ("", "0.0.0"):
+        found.recommend(
             f"version is not set (got {version!r}): set version = '1.2.3', "
-            "usually your distribution's version (a module plugin: a module-level version or __version__)"
+            "usually your distribution's version (a module plugin: a module-level version or __version__); "
+            "recommended for a packaged plugin, shown by loopai plugins list"
         )
+    elif not isinstance(version, str):
+        found.add(f"version must be a str (e.g. '1.2.3'), got {type(version).__name__}")
     else:
         try:
             Version(version)
@@ -694,15 +737,18 @@ def check_plugin(
     settings: Mapping[str, Any] | BaseModel | None = None,
     max_seconds: float = 5.0,
     dry_run: bool = True,
+    strict: bool = False,
 ) -> None:
     """Check that ``plugin`` keeps loopai's plugin contract, for every kind it implements.
 
     ``plugin`` is a plugin class (built as the host builds it: with ``settings``, default
     none), a plugin instance, or a module/object of ``@loopai.hookimpl`` functions. Checked:
 
-    - identity: ``name`` usable as an entry point name and TOML key, ``version`` set to a
-      PEP 440 version, a positive ``timeout`` if any; for handlers ``supported_events``
-      and ``max_retries``;
+    - identity: ``name`` usable as an entry point name and TOML key, ``version`` a PEP 440
+      version, a positive ``timeout`` if any; for handlers ``supported_events`` and
+      ``max_retries``. A missing ``version`` is only recommended: a
+      :class:`PluginContractNote` warning (loopai's pytest plugin shows it in the warnings
+      summary, even under ``filterwarnings = error``), a problem with ``strict=True``;
     - settings: see :func:`check_settings`;
     - registration: the hooks' signatures are accepted;
     - behaviour: each hook, whether ``def`` or ``async def``, returns the right type
@@ -715,7 +761,7 @@ def check_plugin(
 
     Returns None; raises ``AssertionError`` naming the plugin and listing every problem.
     """
-    found = _Findings(_who(plugin))
+    found = _Findings(_who(plugin), strict=strict)
     if isinstance(plugin, type):
         if not issubclass(plugin, Plugin):
             raise TypeError(f"{plugin.__name__} is not a loopai plugin class; pass an instance or module")
@@ -743,7 +789,7 @@ def check_plugin(
         else:
             _exercise_handler(entry, found, max_seconds, dry_run, configuration)
     _exercise_host(plugin, entries, found, dry_run)
-    found.raise_if_any()
+    found.finish()
 
 
 def _configuration_of(plugin: Plugin) -> dict[str, Any]:
@@ -767,19 +813,27 @@ _HOOKS: Final = {ValidatorPlugin: "validate", SamplerPlugin: "should_sample", We
 
 
 def check_validator(
-    plugin: object, *, settings: Mapping[str, Any] | BaseModel | None = None, max_seconds: float = 5.0
+    plugin: object,
+    *,
+    settings: Mapping[str, Any] | BaseModel | None = None,
+    max_seconds: float = 5.0,
+    strict: bool = False,
 ) -> None:
     """:func:`check_plugin`, and ``plugin`` must be a validator."""
     _require_kind(plugin, ValidatorPlugin)
-    check_plugin(plugin, settings=settings, max_seconds=max_seconds)
+    check_plugin(plugin, settings=settings, max_seconds=max_seconds, strict=strict)
 
 
 def check_sampler(
-    plugin: object, *, settings: Mapping[str, Any] | BaseModel | None = None, max_seconds: float = 5.0
+    plugin: object,
+    *,
+    settings: Mapping[str, Any] | BaseModel | None = None,
+    max_seconds: float = 5.0,
+    strict: bool = False,
 ) -> None:
     """:func:`check_plugin`, and ``plugin`` must be a sampler."""
     _require_kind(plugin, SamplerPlugin)
-    check_plugin(plugin, settings=settings, max_seconds=max_seconds)
+    check_plugin(plugin, settings=settings, max_seconds=max_seconds, strict=strict)
 
 
 def check_webhook_handler(
@@ -788,7 +842,8 @@ def check_webhook_handler(
     settings: Mapping[str, Any] | BaseModel | None = None,
     max_seconds: float = 5.0,
     dry_run: bool = True,
+    strict: bool = False,
 ) -> None:
     """:func:`check_plugin`, and ``plugin`` must be a webhook handler."""
     _require_kind(plugin, WebhookHandlerPlugin)
-    check_plugin(plugin, settings=settings, max_seconds=max_seconds, dry_run=dry_run)
+    check_plugin(plugin, settings=settings, max_seconds=max_seconds, dry_run=dry_run, strict=strict)

@@ -23,7 +23,8 @@ required_keys = ["answer"]
 
 
 def test_keeps_the_plugin_contract() -> None:
-    check_plugin({{ cookiecutter.__class_name }})
+    # strict: a missing version fails too (a packaged plugin should have one)
+    check_plugin({{ cookiecutter.__class_name }}, strict=True)
     check_plugin({{ cookiecutter.__class_name }}, settings={"required_keys": ["answer"]})
 
 
@@ -58,7 +59,8 @@ rate = 0.25
 
 
 def test_keeps_the_plugin_contract() -> None:
-    check_plugin({{ cookiecutter.__class_name }})
+    # strict: a missing version fails too (a packaged plugin should have one)
+    check_plugin({{ cookiecutter.__class_name }}, strict=True)
     check_plugin({{ cookiecutter.__class_name }}, settings={"rate": 1.0})
 
 
@@ -96,7 +98,8 @@ prefix = "test"
 
 
 def test_keeps_the_plugin_contract() -> None:
-    check_plugin({{ cookiecutter.__class_name }})
+    # strict: a missing version fails too (a packaged plugin should have one)
+    check_plugin({{ cookiecutter.__class_name }}, strict=True)
 
 
 def test_delivers_events_at_or_above_min_severity(
