@@ -90,7 +90,12 @@ class HttpWebhookHandler(RemoteHandler):
 
     def _key(self) -> bytes | None:
         secret = self.config.secret
-        return None if secret is None else signing_key(secret.get_secret_value())
+        if secret is None:
+            return None
+        known = self.__dict__.get("_signing")
+        if known is None or known[0] is not secret:  # derived once per configured secret
+            known = self.__dict__["_signing"] = (secret, signing_key(secret.get_secret_value()))
+        return known[1]
 
     def body(self, event: loopai.WebhookEvent) -> bytes:
         """The exact bytes POSTed (and signed) for ``event``: its compact UTF-8 JSON, as pydantic writes it."""
@@ -113,12 +118,18 @@ class HttpWebhookHandler(RemoteHandler):
             headers["X-Loopai-Signature"] = loopai_signature(key, body)
         return headers
 
+    def _shown(self, url: str) -> str:
+        known = self.__dict__.get("_shown_url")
+        if known is None or known[0] != url:
+            known = self.__dict__["_shown_url"] = (url, shown_url(url))
+        return known[1]
+
     def handle_event(self, event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> None:
         """See :meth:`loopai.HookSpecs.handle_event`."""
         url = self.config.url
         if url is None:
             raise loopai.PluginError(self.name, f"{self.name} has no url configured")
-        shown = shown_url(url)
+        shown = self._shown(url)
         body = self.body(event)
         headers = self.headers(event, body, context.retry_attempt + 1, int(time.time()))
         if context.is_dry_run:

@@ -171,6 +171,9 @@ class Poster:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._hidden: set[str] = set()
+        # Parsed once: httpx parses a URL given as text on every request.
+        self._urls: dict[str, httpx.URL] = {}
+        self._timeouts: dict[float, httpx.Timeout] = {}
 
     def _hide(self, url: str, shown: str) -> None:
         if url in self._hidden:
@@ -202,6 +205,7 @@ class Poster:
         with self._lock:
             client, self._client = self._client, None
             hidden, self._hidden = self._hidden, set()
+            self._urls = {}
         if client is not None:
             client.close()
         for url in hidden:
@@ -223,15 +227,21 @@ class Poster:
         ``shown`` names the target in messages; every string in ``secrets`` (and ``url``
         itself) is blanked out of any text taken from httpx or the server.
         """
-        hidden = [url, *secrets]
-        self._hide(url, shown)
+        limits = self._timeouts.get(timeout)
+        if limits is None:
+            limits = self._timeouts[timeout] = httpx.Timeout(timeout)
         try:
-            response = self.open().post(url, content=body, headers=dict(headers), timeout=timeout)
+            target = self._urls.get(url)
+            if target is None:
+                self._hide(url, shown)
+                target = self._urls[url] = httpx.URL(url)
+            response = self.open().post(target, content=body, headers=headers, timeout=limits)
         except httpx.TimeoutException as exc:
             raise WebhookDeliveryError(
                 f"POST {shown} timed out after {timeout:g} s ({type(exc).__name__})", url=shown
             ) from None
         except httpx.HTTPError as exc:
+            hidden = [url, *secrets]
             detail = _scrub(str(exc), hidden)
             raise WebhookDeliveryError(
                 f"POST {shown} failed: {type(exc).__name__}" + (f": {detail}" if detail else ""), url=shown
@@ -240,7 +250,7 @@ class Poster:
         if 200 <= status < 300:
             return response
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        excerpt = _scrub(response.text[:200].strip(), hidden)
+        excerpt = _scrub(response.text[:200].strip(), [url, *secrets])
         message = f"POST {shown} answered {status} {response.reason_phrase}".rstrip()
         if retry_after is not None:
             message += f"; retry after {retry_after:g} s"

@@ -154,7 +154,11 @@ class LoopaiConfig(_Strict):
         """How messages name a plugin's entry: ``loopai.toml: samplers.percentage-sampler``
         (``pyproject.toml: tool.loopai.samplers...`` when read from ``[tool.loopai]``).
         ``kind`` is the section's key: ``validators``, ``samplers`` or ``webhook_handlers``."""
-        return f"{self.source_label}: {self._section}{kind}.{name}"
+        return f"{self.where_prefix()}{kind}.{name}"
+
+    def where_prefix(self) -> str:
+        """What :meth:`where` puts before the kind: ``loopai.toml: `` or ``pyproject.toml: tool.loopai.``."""
+        return f"{self.source_label}: {self._section}"
 
     @property
     def source_label(self) -> str:

@@ -502,12 +502,13 @@ def load_discovered(
     """
     config = config if config is not None else LoopaiConfig()
     loaded = []
+    prefix = config.where_prefix()  # once: a thousand plugins need a thousand messages' heads
     for record in found:
         if record.status != "ok":
             continue
         kind = kind_from(record.kind)
         entry = config.plugins.find(kind, record.name)
-        where = config.where(_CONFIG_KEYS[record.kind], record.name)
+        where = f"{prefix}{_CONFIG_KEYS[record.kind]}.{record.name}"
         settings = entry.configuration if entry is not None else {}
         try:
             target = _import(record.value)

@@ -9,8 +9,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import pluggy
 
@@ -109,9 +108,8 @@ class _Manager(pluggy.PluginManager):
         return opts
 
 
-@dataclass(frozen=True)
-class RegisteredPlugin:
-    """One plugin as the registry holds it for one kind.
+class RegisteredPlugin(NamedTuple):
+    """One plugin as the registry holds it for one kind (an immutable record).
 
     ``plugin`` is a :class:`loopai.Plugin` (for a pluggy-style module or object, an adapter
     whose ``wraps`` is that module or object); ``call`` takes the hook's two arguments
@@ -139,6 +137,13 @@ def _adapt(impl: pluggy.HookImpl, spec_args: tuple[str, ...]) -> Callable[..., A
     if index == tuple(range(len(index))):
         return lambda *args: function(*args[: len(index)])
     return lambda *args: function(**{a: args[i] for a, i in zip(wanted, index, strict=True)})
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, answered from the code flags for a plain function."""
+    if type(function) is types.FunctionType and not hasattr(function, "_is_coroutine_marker"):
+        return bool(function.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(function)
 
 
 def _attr(obj: object, attr: str, expected: type | tuple[type, ...], default: Any) -> Any:
@@ -176,18 +181,21 @@ class _Adapter(Plugin):
     _loopai_call: Callable[[Any, Any], Any]
 
     def __init__(self, wraps: object, name: str, call: Callable[[Any, Any], Any]) -> None:
-        super().__init__(
-            name=name,
-            enabled=_attr(wraps, "enabled", bool, True),
-            priority=_attr(wraps, "priority", int, 0),
-        )
+        # Set directly, not through Plugin.__init__ and the switches: nothing watches a new
+        # adapter yet, and discovery builds a thousand of them.
+        state = self.__dict__
+        state["name"] = name
+        state["metadata"] = {}
+        state["config"] = {}
+        state["_enabled"] = _attr(wraps, "enabled", bool, True)
+        state["_priority"] = _attr(wraps, "priority", int, 0)
+        state["_timeout"] = _attr(wraps, "timeout", (int, float), None)
         self.wraps = wraps
         self._loopai_call = call
         doc = getattr(wraps, "__doc__", None)
         self.description = _attr(wraps, "description", str, doc.strip().split("\n")[0] if isinstance(doc, str) else "")
         self.version = _attr(wraps, "version", str, _attr(wraps, "__version__", str, "0.0.0"))
         self.author = _attr(wraps, "author", str, "")
-        self.timeout = _attr(wraps, "timeout", (int, float), None)
         if isinstance(self, WebhookHandlerPlugin):
             events = getattr(wraps, "supported_events", None)
             if events is not None:
@@ -450,7 +458,7 @@ class PluginRegistry:
                     name=label,
                     plugin=face,
                     call=call,
-                    is_async=inspect.iscoroutinefunction(impls[hook].function),
+                    is_async=_is_async(impls[hook].function),
                     startup=startup,
                     shutdown=shutdown,
                 )
