@@ -41,6 +41,36 @@ class Good(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type=self.name)
 """
 
+POSTER = """
+import logging
+
+from pydantic import BaseModel
+
+import loopai
+
+log = logging.getLogger("loopai_tests.poster")
+
+class Poster(loopai.WebhookHandlerPlugin):
+    priority = 20
+
+    class Config(BaseModel):
+        url: str | None = None
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        if self.config.url is None:
+            self.enabled = False  # installed but not configured: it stays off
+
+    def validate_configuration(self, configuration):
+        if not configuration.get("url"):
+            log.warning("url is not set")
+            return False
+        return True
+
+    def handle_event(self, event, context):
+        pass
+"""
+
 
 def _underscored(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
@@ -149,6 +179,12 @@ class Site:
         """A distribution declaring one working validator named ``plugin``."""
         entry_points = {"loopai.validators": {plugin: ":Good"}}
         return self.add(name, version, entry_points=entry_points, code=GOOD_VALIDATOR, **options)
+
+    def add_poster(self, *names: str) -> Dist:
+        """``loopai-poster``: webhook handlers (``poster`` unless ``names`` says) that stay off
+        without a ``url`` setting and refuse settings without one."""
+        handlers = {name: ":Poster" for name in names or ("poster",)}
+        return self.add("loopai-poster", entry_points={"loopai.webhook_handlers": handlers}, code=POSTER)
 
     def remove(self, dist: Dist) -> None:
         """Uninstall ``dist`` (its dist-info directory and its package)."""

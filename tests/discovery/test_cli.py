@@ -401,39 +401,9 @@ def test_plugins_without_a_command_lists(site: Site) -> None:
 
 # -- what the listing says before and after loading ------------------------------------
 
-POSTER = """
-import logging
-
-from pydantic import BaseModel
-
-import loopai
-
-log = logging.getLogger("loopai_tests.poster")
-
-class Poster(loopai.WebhookHandlerPlugin):
-    priority = 20
-
-    class Config(BaseModel):
-        url: str | None = None
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        if self.config.url is None:
-            self.enabled = False  # installed but not configured: it stays off
-
-    def validate_configuration(self, configuration):
-        if not configuration.get("url"):
-            log.warning("url is not set")
-            return False
-        return True
-
-    def handle_event(self, event, context):
-        pass
-"""
-
 
 def test_list_load_and_show_say_why_a_loaded_plugin_is_off(site: Site) -> None:
-    site.add("loopai-poster", entry_points={"loopai.webhook_handlers": {"poster": ":Poster"}}, code=POSTER)
+    site.add_poster()
     why = (
         "idle: validate_configuration() refused its settings: url is not set; "
         "set them under [plugins.webhook_handlers.poster] in loopai.toml"

@@ -508,39 +508,9 @@ def test_a_keyboard_interrupt_in_a_constructor_still_stops_the_host(site: Site) 
 
 # -- settings that a plugin cannot take ------------------------------------------------
 
-POSTER = """
-import logging
-
-from pydantic import BaseModel
-
-import loopai
-
-log = logging.getLogger("loopai_tests.poster")
-
-class Poster(loopai.WebhookHandlerPlugin):
-    priority = 20
-
-    class Config(BaseModel):
-        url: str | None = None
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        if self.config.url is None:
-            self.enabled = False  # installed but not configured: it stays off
-
-    def validate_configuration(self, configuration):
-        if not configuration.get("url"):
-            log.warning("url is not set")
-            return False
-        return True
-
-    def handle_event(self, event, context):
-        pass
-"""
-
 
 def test_a_handler_that_is_idle_without_settings_is_disabled_and_says_why(site: Site) -> None:
-    site.add("loopai-poster", entry_points={"loopai.webhook_handlers": {"poster": ":Poster"}}, code=POSTER)
+    site.add_poster()
 
     host = site.host()
 
@@ -555,11 +525,7 @@ def test_a_handler_that_is_idle_without_settings_is_disabled_and_says_why(site: 
 
 
 def test_a_configured_handler_whose_settings_are_refused_failed_and_one_with_settings_is_on(site: Site) -> None:
-    site.add(
-        "loopai-poster",
-        entry_points={"loopai.webhook_handlers": {"poster": ":Poster", "other": ":Poster"}},
-        code=POSTER,
-    )
+    site.add_poster("poster", "other")
     path = site.config(
         """
         [plugins.webhook_handlers.poster.configuration]
