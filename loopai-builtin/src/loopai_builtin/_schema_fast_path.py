@@ -19,6 +19,7 @@ any other keyword, ``$ref`` included, sends the whole schema to ``jsonschema``.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -82,16 +83,15 @@ class _Compiler:
         for keyword, value in schema.items():
             if keyword in _ANNOTATIONS:
                 continue
+            bound = _BOUNDS.get(keyword)
+            if bound is not None:
+                checks.append(_bound_check(*bound, value))
+                continue
             build = getattr(self, "k_" + keyword.replace("$", "_"), None)
             if build is None:
                 raise _Unsupported(keyword)
             checks.append(build(value, schema))
         return _all_of(checks)
-
-    def _number(self, value: Any) -> float | int:
-        if type(value) is int or type(value) is float:
-            return value
-        raise _Unsupported  # draft 4's boolean exclusiveMinimum, or something odd
 
     # -- any instance ------------------------------------------------------------------
 
@@ -133,33 +133,7 @@ class _Compiler:
         subs = [self.schema(sub) for sub in value]
         return lambda x: any(sub(x) for sub in subs)  # none certain: jsonschema decides
 
-    # -- numbers -----------------------------------------------------------------------
-
-    def k_minimum(self, value: Any, schema: dict[str, Any]) -> Check:
-        bound = self._number(value)
-        return lambda x: not _is_number(x) or x >= bound
-
-    def k_maximum(self, value: Any, schema: dict[str, Any]) -> Check:
-        bound = self._number(value)
-        return lambda x: not _is_number(x) or x <= bound
-
-    def k_exclusiveMinimum(self, value: Any, schema: dict[str, Any]) -> Check:
-        bound = self._number(value)
-        return lambda x: not _is_number(x) or x > bound
-
-    def k_exclusiveMaximum(self, value: Any, schema: dict[str, Any]) -> Check:
-        bound = self._number(value)
-        return lambda x: not _is_number(x) or x < bound
-
     # -- strings -----------------------------------------------------------------------
-
-    def k_minLength(self, value: Any, schema: dict[str, Any]) -> Check:
-        size = _count(value)
-        return lambda x: not isinstance(x, str) or len(x) >= size
-
-    def k_maxLength(self, value: Any, schema: dict[str, Any]) -> Check:
-        size = _count(value)
-        return lambda x: not isinstance(x, str) or len(x) <= size
 
     def k_pattern(self, value: Any, schema: dict[str, Any]) -> Check:
         if not isinstance(value, str):
@@ -174,14 +148,6 @@ class _Compiler:
             raise _Unsupported  # tuple forms and items: false depend on the draft
         item = self.schema(value)
         return lambda x: not isinstance(x, list) or all(item(each) for each in x)
-
-    def k_minItems(self, value: Any, schema: dict[str, Any]) -> Check:
-        size = _count(value)
-        return lambda x: not isinstance(x, list) or len(x) >= size
-
-    def k_maxItems(self, value: Any, schema: dict[str, Any]) -> Check:
-        size = _count(value)
-        return lambda x: not isinstance(x, list) or len(x) <= size
 
     # -- objects -----------------------------------------------------------------------
 
@@ -220,14 +186,6 @@ class _Compiler:
         extra = self.schema(value)
         return lambda x: not isinstance(x, dict) or all(extra(v) for k, v in x.items() if k not in declared)
 
-    def k_minProperties(self, value: Any, schema: dict[str, Any]) -> Check:
-        size = _count(value)
-        return lambda x: not isinstance(x, dict) or len(x) >= size
-
-    def k_maxProperties(self, value: Any, schema: dict[str, Any]) -> Check:
-        size = _count(value)
-        return lambda x: not isinstance(x, dict) or len(x) <= size
-
 
 def _always(x: Any) -> bool:
     return True
@@ -238,10 +196,32 @@ def _is_number(x: Any) -> bool:
     return (type(x) is int or type(x) is float) and x == x
 
 
-def _count(value: Any) -> int:
-    if type(value) is not int:
-        raise _Unsupported
-    return value
+_BOUNDS: Final[dict[str, tuple[Callable[[Any], bool], Callable[[Any], Any], Callable[[Any, Any], bool], bool]]] = {
+    # keyword: (which instances it applies to, what is measured, comparison, bound is a count)
+    "minimum": (_is_number, lambda x: x, operator.ge, False),
+    "maximum": (_is_number, lambda x: x, operator.le, False),
+    "exclusiveMinimum": (_is_number, lambda x: x, operator.gt, False),
+    "exclusiveMaximum": (_is_number, lambda x: x, operator.lt, False),
+    "minLength": (lambda x: isinstance(x, str), len, operator.ge, True),
+    "maxLength": (lambda x: isinstance(x, str), len, operator.le, True),
+    "minItems": (lambda x: isinstance(x, list), len, operator.ge, True),
+    "maxItems": (lambda x: isinstance(x, list), len, operator.le, True),
+    "minProperties": (lambda x: isinstance(x, dict), len, operator.ge, True),
+    "maxProperties": (lambda x: isinstance(x, dict), len, operator.le, True),
+}
+"""Keywords that compare a number, a length or a count with a bound, on the instances they apply to."""
+
+
+def _bound_check(
+    applies: Callable[[Any], bool],
+    measure: Callable[[Any], Any],
+    compare: Callable[[Any, Any], bool],
+    is_count: bool,
+    bound: Any,
+) -> Check:
+    if type(bound) is not int and (is_count or type(bound) is not float):
+        raise _Unsupported  # draft 4's boolean exclusiveMinimum, a fractional length, or something odd
+    return lambda x: not applies(x) or compare(measure(x), bound)
 
 
 def _all_of(checks: list[Check]) -> Check:

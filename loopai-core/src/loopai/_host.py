@@ -385,6 +385,9 @@ class Host:
         self._problem(f"plugin {entry.name!r} failed to start and was disabled: {_describe(exc)}")
         failed.add(id(entry.startup))
 
+    def _shutdown_failed(self, entry: RegisteredPlugin, exc: BaseException) -> None:
+        self._problem(f"plugin {entry.name!r} failed to shut down: {_describe(exc)}")
+
     def _end_start(self, failed: set[int]) -> bool:
         """Disable the plugins whose startup failed; True when strict mode must refuse to run."""
         if failed:
@@ -411,7 +414,7 @@ class Host:
             except BaseException as exc:
                 if isinstance(exc, PASS_THROUGH):
                     raise
-                self._problem(f"plugin {entry.name!r} failed to start and was disabled: {_describe(exc)}")
+                self._start_failed(entry, exc, set())
                 entry.plugin.enabled = False
 
     def close(self) -> None:
@@ -426,7 +429,7 @@ class Host:
                 except BaseException as exc:
                     if isinstance(exc, PASS_THROUGH):
                         raise
-                    self._problem(f"plugin {entry.name!r} failed to shut down: {_describe(exc)}")
+                    self._shutdown_failed(entry, exc)
         finally:
             self._release()
 
@@ -443,7 +446,7 @@ class Host:
                 except BaseException as exc:
                     if isinstance(exc, PASS_THROUGH):
                         raise
-                    self._problem(f"plugin {entry.name!r} failed to shut down: {_describe(exc)}")
+                    self._shutdown_failed(entry, exc)
         finally:
             await asyncio.to_thread(self._release)
 

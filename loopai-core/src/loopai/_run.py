@@ -28,9 +28,10 @@ from typing import IO, Any
 
 from loopai._host import Host
 from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent, WebhookEventType
+from loopai._registry import supported_events
 from loopai._report import SamplingReport, ValidationReport
 from loopai._run_input import Input, Malformed, parse_line
-from loopai._run_record import Raised, build_events, error_line, raised_events, result_line, supported_events
+from loopai._run_record import Raised, build_events, error_line, raised_events, result_line
 from loopai._run_summary import PluginCounter, Summary, TaskSummary
 from loopai._run_tasks import Rolling, TaskSettings
 from loopai._run_terminal import Progress, Stop, interrupts

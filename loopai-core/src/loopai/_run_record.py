@@ -25,7 +25,6 @@ __all__ = [
     "error_line",
     "raised_events",
     "result_line",
-    "supported_events",
 ]
 
 _T = WebhookEventType
@@ -117,16 +116,6 @@ def build_events(
         )
         events.append(event)
     return events
-
-
-def supported_events(handler: object) -> frozenset[WebhookEventType]:
-    """The event types a webhook handler takes (its ``supported_events``; default all)."""
-    declared = getattr(handler, "supported_events", None)
-    if declared is None:
-        return frozenset(WebhookEventType)
-    if isinstance(declared, (str, WebhookEventType)):
-        declared = [declared]
-    return frozenset(WebhookEventType(e) for e in declared)
 
 
 def validation_json(validation: ValidationReport) -> dict[str, Any]:
