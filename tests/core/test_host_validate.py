@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+import traceback
 import types
 import uuid
 from collections.abc import Callable
@@ -158,6 +159,74 @@ def test_stop_on_failure_also_stops_at_a_broken_validator():
     report = make_host(Broken(), validator("later", calls=calls)).validate(record(), stop_on_failure=True)
     assert calls == [] and report.stopped_early
     assert [f.plugin for f in report.failures] == ["broken"]
+
+
+def mixed(count: int) -> tuple[list[loopai.Plugin], list[str]]:
+    """``count`` validators by falling priority: every fourth raises, every fifth returns a
+    dict, every seventh says invalid; the rest are valid. Also returns their expected kinds."""
+    plugins: list[loopai.Plugin] = []
+    kinds: list[str] = []
+    for i in range(count):
+        kind = "raises" if i % 4 == 3 else "dict" if i % 5 == 4 else "invalid" if i % 7 == 6 else "valid"
+
+        class Mixed(loopai.ValidatorPlugin):
+            def validate(self, execution, context, kind=kind):
+                if kind == "raises":
+                    raise RuntimeError(f"{self.name} broke")
+                if kind == "dict":
+                    return {"is_valid": True}
+                return loopai.ValidationResult(is_valid=kind == "valid", validator_type=self.name)
+
+        plugins.append(Mixed(name=f"v{i:03d}", priority=1000 - i))
+        kinds.append(kind)
+    return plugins, kinds
+
+
+@pytest.mark.parametrize("count", [0, 1, 4, 7, 32, 33, 40])
+def test_many_or_few_validators_give_the_same_report(count):
+    # Up to 32 validators the host runs them as straight-line code, beyond that as a loop:
+    # the report must not tell the difference.
+    plugins, kinds = mixed(count)
+    host = make_host(*plugins)
+    report = host.validate(record())
+    assert names(report) == [f"v{i:03d}" for i in range(count)]
+    assert [r.is_valid for r in report.results] == [kind == "valid" for kind in kinds]
+    assert report.is_valid == all(kind == "valid" for kind in kinds)
+    assert [(f.plugin, f.problem) for f in report.failures] == [
+        (f"v{i:03d}", "exception" if kind == "raises" else "wrong-type")
+        for i, kind in enumerate(kinds)
+        if kind in ("raises", "dict")
+    ]
+    assert not report.stopped_early
+
+    stopped = host.validate(record(), stop_on_failure=True)
+    first_bad = next((i for i, kind in enumerate(kinds) if kind != "valid"), None)
+    ran = count if first_bad is None else first_bad + 1
+    assert names(stopped) == [f"v{i:03d}" for i in range(ran)]
+    assert stopped.stopped_early == (ran < count)
+    assert stopped.is_valid == (first_bad is None)
+
+
+def test_a_broken_validators_traceback_shows_the_host_lines_it_went_through():
+    class Broken(loopai.ValidatorPlugin):
+        def validate(self, execution, context):
+            raise RuntimeError("boom")
+
+    failure = make_host(Broken()).validate(record()).failures[0]
+    text = "".join(traceback.format_exception(failure.error))
+    assert "RuntimeError: boom" in text
+    assert "(execution, context)" in text  # the dispatch line that called it, not a blank
+    assert 'raise RuntimeError("boom")' in text
+
+
+def test_hosts_sharing_a_registry_each_see_its_changes():
+    registry = loopai.PluginRegistry()
+    first, second = (make_host(registry=registry) for _ in range(2))
+    assert names(first.validate(record())) == names(second.validate(record())) == []
+    registry.register(validator("late"))
+    assert names(first.validate(record())) == names(second.validate(record())) == ["late"]
+    registry.resolve(loopai.ValidatorPlugin, "late").enabled = False
+    assert names(first.validate(record())) == names(second.validate(record())) == []
 
 
 # -- isolation -------------------------------------------------------------------------

@@ -48,7 +48,6 @@ from loopai._report import (
     SamplingReport,
     ValidationReport,
     _FastSamplingReport,
-    _FastValidationReport,
 )
 from loopai._selection import Selection
 from loopai._snapshot import Call, Snapshot, TaskStatistics, build_snapshot, handler_context
@@ -606,33 +605,11 @@ class Host:
         ``report.failures``; the others still run.
         """
         snapshot = self._snapshot
-        if snapshot.generation != self.registry._generation:
+        if snapshot.stale:
             snapshot = self._refresh()
         if context is None:
             context = ValidationContext(task_id=execution.task_id)
-        results: list[ValidationResult] = []
-        report: ValidationReport = _FastValidationReport()
-        report.results = results
-        # Every validator adds exactly one result, so the one running is validators[len(results)].
-        # type(), not .__class__ or isinstance: on pydantic models those take a slow path;
-        # local names, not globals, for the per-plugin work.
-        _type, expected = type, ValidationResult
-        for fn in snapshot.validator_fns:
-            try:
-                result = fn(execution, context)
-                if _type(result) is not expected:
-                    result = self._checked(snapshot.validators[len(results)], result, ValidationResult, "validate")
-            except BaseException as exc:  # costs nothing until a plugin raises
-                if isinstance(exc, PASS_THROUGH):
-                    raise
-                result = self._validator_failed(report, snapshot.validators[len(results)], exc)
-            results.append(result)
-            if not result.is_valid:
-                report.is_valid = False
-                if stop_on_failure or (stop_on_failure is None and self.stop_on_failure):
-                    report.stopped_early = len(results) < len(snapshot.validators)
-                    break
-        return report
+        return snapshot.validate(self, execution, context, stop_on_failure)
 
     def _validator_failed(self, report: ValidationReport, call: Call, exc: BaseException) -> ValidationResult:
         failure = self._failure(call, "validate", exc)
@@ -648,7 +625,7 @@ class Host:
     ) -> ValidationReport:
         """The asyncio twin of :meth:`validate`: async validators are awaited on the caller's loop."""
         snapshot = self._snapshot
-        if snapshot.generation != self.registry._generation:
+        if snapshot.stale:
             snapshot = self._refresh()
         if context is None:
             context = ValidationContext(task_id=execution.task_id)
@@ -715,7 +692,7 @@ class Host:
         ``executed_at`` as the task's last sample time when it was sampled.
         """
         snapshot = self._snapshot
-        if snapshot.generation != self.registry._generation:
+        if snapshot.stale:
             snapshot = self._refresh()
         stats = self._stats.get(execution.task_id.int) or self._task(execution.task_id)
         failed = execution.status is not _SUCCESS
@@ -768,7 +745,7 @@ class Host:
     ) -> SamplingReport:
         """The asyncio twin of :meth:`should_sample`."""
         snapshot = self._snapshot
-        if snapshot.generation != self.registry._generation:
+        if snapshot.stale:
             snapshot = self._refresh()
         stats = self._task(execution.task_id)
         if context is None:
@@ -835,7 +812,7 @@ class Host:
         emit of the same event id still delivers it.
         """
         snapshot = self._snapshot
-        if snapshot.generation != self.registry._generation:
+        if snapshot.stale:
             snapshot = self._refresh()
         dry = self.dry_run if dry_run is None else dry_run
         if self._outbox is not None and not dry:
@@ -939,7 +916,7 @@ class Host:
         if outbox is None:
             return delivered, failures
         snapshot = self._snapshot
-        if snapshot.generation != self.registry._generation:
+        if snapshot.stale:
             snapshot = self._refresh()
         missing: set[str] = set()
         for event, handler, attempts, dry in outbox.pending():
@@ -961,7 +938,7 @@ class Host:
     async def aemit(self, event: WebhookEvent, *, dry_run: bool | None = None) -> EmitReport:
         """The asyncio twin of :meth:`emit`; handlers (and their retries) run concurrently."""
         snapshot = self._snapshot
-        if snapshot.generation != self.registry._generation:
+        if snapshot.stale:
             snapshot = self._refresh()
         dry = self.dry_run if dry_run is None else dry_run
         calls = snapshot.handlers.get(event.event_type, ())

@@ -322,6 +322,7 @@ class PluginRegistry:
         self._lock = threading.RLock()
         self._entries: dict[type[Plugin], dict[str, RegisteredPlugin]] = {kind: {} for kind in KINDS}
         self._generation = 0
+        self._tracked: weakref.WeakSet[Any] = weakref.WeakSet()  # built for this generation; see _track()
         self._manager = _Manager(PROJECT)
         self._manager.add_hookspecs(HookSpecs)
         # pluggy's manager is not thread-safe; it is only used to parse, so it has its own lock.
@@ -383,7 +384,7 @@ class PluginRegistry:
                 entry.plugin._loopai_watch(self)
                 if isinstance(entry.plugin, _Adapter):
                     _watch_module(entry.plugin)
-            self._generation += 1
+            self._changed()
         return entries
 
     def _parse(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
@@ -476,7 +477,7 @@ class PluginRegistry:
                 return False
             if not any(e.plugin is entry.plugin for table in self._entries.values() for e in table.values()):
                 entry.plugin._loopai_unwatch(self)
-            self._generation += 1
+            self._changed()
             return True
 
     def resolve(self, kind: type[P], name: str) -> P | None:
@@ -531,9 +532,29 @@ class PluginRegistry:
         """A number that changes whenever what a host would call changes."""
         return self._generation
 
+    def _track(self, view: Any) -> None:
+        """Set ``view.stale = True`` at the next change (now, if ``view.generation`` is already old).
+
+        ``view`` is anything built from this registry at ``view.generation`` (a host's
+        dispatch snapshot): instead of comparing generations at every call, its user
+        checks one flag. Held weakly.
+        """
+        with self._lock:
+            if view.generation != self._generation:
+                view.stale = True
+            else:
+                self._tracked.add(view)
+
     def _bump(self) -> None:
         with self._lock:
-            self._generation += 1
+            self._changed()
+
+    def _changed(self) -> None:
+        # The caller holds the lock.
+        self._generation += 1
+        for view in self._tracked:
+            view.stale = True
+        self._tracked.clear()
 
     def __iter__(self) -> Iterator[RegisteredPlugin]:
         """Every entry of every kind, enabled or not, in registration order per kind."""

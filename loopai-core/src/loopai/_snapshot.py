@@ -14,6 +14,7 @@ from loopai._models import ExecutionStatus, ReadOnlyDict, WebhookEventType, Webh
 from loopai._plugin import SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin, kind_label
 from loopai._registry import HOOK_OF_KIND, PluginRegistry, RegisteredPlugin, supported_events
 from loopai._report import EmitReport
+from loopai._unrolled import Validate, validate_dispatch
 
 __all__ = ["Call", "Snapshot", "TaskStatistics", "build_snapshot", "handler_context"]
 
@@ -69,18 +70,26 @@ class Call:
 class Snapshot:
     """What the host calls, rebuilt whenever the registry's generation changes.
 
-    The sync loops iterate bare functions (``validator_fns``, ``sampler_fns``) and, for
-    events, ``(function, context)`` pairs per event type; the :class:`Call` is looked up
-    only when something goes wrong. That keeps them close to a hand-written loop.
+    The sync paths call ``validate`` (the validators' dispatch, unrolled: see
+    :mod:`loopai._unrolled`), iterate bare functions (``sampler_fns``) and, for events,
+    ``(function, context)`` pairs per event type; the :class:`Call` is looked up only
+    when something goes wrong. That keeps them close to a hand-written loop.
+
+    ``stale`` turns true when the registry changes after this snapshot was built (the
+    registry sets it: see ``PluginRegistry._track``), so a host checks one flag per
+    call instead of comparing generations.
     """
 
     __slots__ = (
+        "__weakref__",
         "generation",
         "handlers",
         "problems",
         "routes",
         "sampler_fns",
         "samplers",
+        "stale",
+        "validate",
         "validator_fns",
         "validators",
     )
@@ -94,12 +103,14 @@ class Snapshot:
         problems: tuple[str, ...] = (),
     ) -> None:
         self.generation = generation
+        self.stale = generation < 0  # the host's placeholder before its first build
         self.problems = problems
         """Enabled plugins left out because they could not be laid out (why, one line each)."""
         self.validators = validators
         self.samplers = samplers
         self.handlers = handlers or {}
         self.validator_fns = tuple(call.fn for call in validators)
+        self.validate: Validate = validate_dispatch(validators)
         self.sampler_fns = tuple(call.fn for call in samplers)
         # Per event type: (first-try pairs, dry-run pairs, the report when all of them succeed):
         # one dict lookup per emit, and no report to build on the common path.
@@ -198,4 +209,6 @@ def build_snapshot(
     samplers = calls(SamplerPlugin, call_of)
     handlers = calls(WebhookHandlerPlugin, handler_of)
     by_event = {t: tuple(c for c in handlers if t in c.events) for t in WebhookEventType}
-    return Snapshot(generation, validators, samplers, by_event, tuple(problems))
+    snapshot = Snapshot(generation, validators, samplers, by_event, tuple(problems))
+    registry._track(snapshot)
+    return snapshot
