@@ -41,6 +41,7 @@ class Request:
     headers: httpx.Headers  # case-insensitive, as HTTP headers are
     body: bytes
     at: float
+    peer: tuple[str, int]  # the client's address: one per connection
 
 
 class Receiver:
@@ -48,6 +49,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.open_connections = 0
         self.script: list[Answer] = []
         self.release = threading.Event()  # set at teardown: slow answers stop waiting
         self._lock = threading.Lock()
@@ -56,10 +58,23 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the handlers' clients expect
 
+            def setup(self) -> None:
+                super().setup()
+                with owner._lock:
+                    owner.open_connections += 1
+
+            def finish(self) -> None:
+                with owner._lock:
+                    owner.open_connections -= 1
+                super().finish()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
-                answer = owner._next(Request(self.path, httpx.Headers(self.headers.items()), body, time.monotonic()))
+                request = Request(
+                    self.path, httpx.Headers(self.headers.items()), body, time.monotonic(), self.client_address
+                )
+                answer = owner._next(request)
                 if answer.delay:
                     owner.release.wait(answer.delay)
                 try:
@@ -104,6 +119,16 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)
+
+
+@pytest.fixture
+def proxy() -> Iterator[Receiver]:
+    """Another receiver, standing in for an HTTP proxy: it answers every request itself."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

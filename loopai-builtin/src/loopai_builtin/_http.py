@@ -82,7 +82,7 @@ class HttpWebhookHandler(RemoteHandler):
     # -- lifecycle -----------------------------------------------------------------------
 
     def startup(self, host: Host) -> None:
-        """Check the secret and open the keep-alive client."""
+        """Check the secret and open the keep-alive connection pool."""
         self._key()
         super().startup(host)
 

@@ -1,4 +1,4 @@
-"""What the HTTP and Slack handlers share: an URL setting, an events setting, a keep-alive client."""
+"""What the HTTP and Slack handlers share: an URL setting, an events setting, keep-alive connections."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class RemoteHandler(loopai.WebhookHandlerPlugin):
     Installed but not configured (discovered with no settings), it stays off instead of
     failing, and turns on when :meth:`configure` gives it a destination. Its events come
     from an ``events`` setting (default: :attr:`default_events`) unless set on the instance.
-    One keep-alive client is opened at startup and closed at shutdown.
+    Keep-alive connections are opened at startup and closed at shutdown.
     """
 
     default_events: ClassVar[frozenset[loopai.WebhookEventType]] = frozenset(loopai.WebhookEventType)
@@ -71,7 +71,7 @@ class RemoteHandler(loopai.WebhookHandlerPlugin):
             self.enabled = True
 
     def startup(self, host: Host) -> None:
-        """Open the keep-alive client."""
+        """Open the keep-alive connection pool."""
         if self._destination() is not None:
             self._poster.open()
 

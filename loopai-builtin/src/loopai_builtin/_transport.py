@@ -1,4 +1,4 @@
-"""Posting to webhooks with one reused httpx client, and the error that tells the host to retry."""
+"""Posting to webhooks over keep-alive connections, and the error that tells the host to retry."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import email.utils
 import logging
 import math
 import threading
+import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = [
     "secret_text",
     "shown_url",
 ]
+
+log = logging.getLogger("loopai.builtin")
 
 _REDACTED = "**********"
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
@@ -164,17 +167,27 @@ _HTTPX_LOG = _HttpxLogScrubber()
 
 
 class Poster:
-    """One keep-alive ``httpx.Client`` for a handler, opened on first use and closed on shutdown."""
+    """Keep-alive connections for one handler: opened on first use, closed on shutdown.
+
+    Requests go straight to an ``httpx.HTTPTransport``: httpx's own connection pool, with
+    TLS set up as ``httpx.Client`` sets it up (``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    honoured). The client layer adds nothing a webhook needs (no cookies, redirects or
+    auth here) and costs, per request, a fifth of a loopback round trip. When the
+    environment names a proxy for a URL's scheme (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``), that URL's requests go through an ``httpx.Client`` instead, which
+    applies the proxy settings, ``NO_PROXY`` included, exactly as httpx does.
+    """
 
     def __init__(self, user_agent: str) -> None:
-        self._user_agent = user_agent
+        self._defaults = [(b"user-agent", user_agent.encode("ascii")), (b"accept", b"*/*")]
+        self._transport: httpx.HTTPTransport | None = None
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._hidden: set[str] = set()
-        # Parsed once: httpx parses a URL given as text on every request.
-        self._urls: dict[str, httpx.URL] = {}
+        # Per URL, parsed once (httpx parses a URL given as text on every request), and
+        # whether a proxy applies to it.
+        self._targets: dict[str, tuple[httpx.URL, bool]] = {}
         self._timeouts: dict[float, dict[str, float | None]] = {}
-        self._defaults: list[tuple[bytes, bytes]] = []  # the client's own headers, encoded
 
     def _hide(self, url: str, shown: str) -> None:
         if url in self._hidden:
@@ -189,24 +202,45 @@ class Poster:
         for text in {url, str(httpx.URL(url))}:
             _HTTPX_LOG.hide(text, shown)
 
-    def open(self) -> httpx.Client:
-        """The client, created if needed (thread-safe)."""
+    def open(self) -> httpx.HTTPTransport:
+        """The connection pool, created if needed (thread-safe)."""
+        transport = self._transport
+        if transport is None:
+            with self._lock:
+                transport = self._transport
+                if transport is None:
+                    transport = self._transport = httpx.HTTPTransport()
+        return transport
+
+    def _proxied(self) -> httpx.Client:
         client = self._client
         if client is None:
             with self._lock:
                 client = self._client
                 if client is None:
-                    client = httpx.Client(headers={"user-agent": self._user_agent}, follow_redirects=False)
-                    self._defaults = list(client.headers.raw)
-                    self._client = client
+                    client = self._client = httpx.Client(follow_redirects=False)
         return client
 
+    def _target(self, url: str, shown: str) -> tuple[httpx.URL, bool]:
+        target = self._targets.get(url)
+        if target is None:
+            parsed = httpx.URL(url)
+            proxies = urllib.request.getproxies()
+            proxied = bool(proxies.get(parsed.scheme) or proxies.get("all"))
+            if proxied:  # httpx.Client logs every request with its URL, which may be a secret
+                self._hide(url, shown)
+            target = self._targets[url] = (parsed, proxied)
+        return target
+
     def close(self) -> None:
-        """Close the client and its connections; a later post opens a new one."""
+        """Close the connections; a later post opens new ones."""
         with self._lock:
+            transport, self._transport = self._transport, None
             client, self._client = self._client, None
             hidden, self._hidden = self._hidden, set()
-            self._urls = {}
+            self._targets = {}
+        if transport is not None:
+            transport.close()
         if client is not None:
             client.close()
         for url in hidden:
@@ -214,12 +248,11 @@ class Poster:
                 _HTTPX_LOG.unhide(text)
 
     def _encoded(self, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-        # The request's headers as httpx's client would merge them (its own, then these,
-        # which win), already encoded: given text, httpx normalises every header one by
-        # one, a cost that a signed request's eight headers make worth avoiding.
+        # Ours (user agent, accept), then these, which win; encoded here, once: given text,
+        # httpx normalises every header one by one, which a signed request's eight make costly.
         given = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
         taken = {name.lower() for name, _ in given}
-        return [pair for pair in self._defaults if pair[0].lower() not in taken] + given
+        return [pair for pair in self._defaults if pair[0] not in taken] + given
 
     def post(
         self,
@@ -240,15 +273,19 @@ class Poster:
         if limits is None:
             limits = self._timeouts[timeout] = httpx.Timeout(timeout).as_dict()
         try:
-            target = self._urls.get(url)
-            if target is None:
-                self._hide(url, shown)
-                target = self._urls[url] = httpx.URL(url)
-            client = self.open()
+            target, proxied = self._target(url, shown)
             request = httpx.Request(
                 "POST", target, content=body, headers=self._encoded(headers), extensions={"timeout": limits}
             )
-            response = client.send(request)
+            if proxied:
+                response = self._proxied().send(request)
+            else:
+                response = self.open().handle_request(request)
+                response.request = request
+                try:
+                    response.read()
+                finally:
+                    response.close()  # the connection goes back to the pool
         except httpx.TimeoutException as exc:
             raise WebhookDeliveryError(
                 f"POST {shown} timed out after {timeout:g} s ({type(exc).__name__})", url=shown
@@ -260,6 +297,8 @@ class Poster:
                 f"POST {shown} failed: {type(exc).__name__}" + (f": {detail}" if detail else ""), url=shown
             ) from None
         status = response.status_code
+        if log.isEnabledFor(logging.DEBUG):  # httpx.Client logs each request; its transport does not
+            log.debug("POST %s answered %d %s", shown, status, response.reason_phrase)
         if 200 <= status < 300:
             return response
         retry_after = parse_retry_after(response.headers.get("retry-after"))
