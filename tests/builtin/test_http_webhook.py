@@ -312,6 +312,8 @@ def test_credentials_in_the_url_are_not_shown(receiver, proxy, event, caplog, mo
     assert "hunter2" not in caplog.text and "abc123" not in caplog.text  # in httpx's and httpcore's logs too
     assert len(target.requests) == 1
     assert f"POST {receiver.url}?... answered 500" in caplog.text  # our own log line
+    # the credentials in the URL are sent as Basic auth, as httpx.Client sends them
+    assert target.requests[0].headers["authorization"] == "Basic " + base64.b64encode(b"user:hunter2").decode()
     if proxied:
         assert f"HTTP Request: POST {receiver.url}?..." in caplog.text
         assert target.requests[0].path.startswith("http://")  # a proxy gets the absolute URL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import math
@@ -184,9 +185,9 @@ class Poster:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._hidden: set[str] = set()
-        # Per URL, parsed once (httpx parses a URL given as text on every request), and
-        # whether a proxy applies to it.
-        self._targets: dict[str, tuple[httpx.URL, bool]] = {}
+        # Per URL, parsed once (httpx parses a URL given as text on every request): whether a
+        # proxy applies to it, and its default headers (ours, and Basic auth from its user info).
+        self._targets: dict[str, tuple[httpx.URL, bool, list[tuple[bytes, bytes]]]] = {}
         self._timeouts: dict[float, dict[str, float | None]] = {}
 
     def _hide(self, url: str, shown: str) -> None:
@@ -221,7 +222,7 @@ class Poster:
                     client = self._client = httpx.Client(follow_redirects=False)
         return client
 
-    def _target(self, url: str, shown: str) -> tuple[httpx.URL, bool]:
+    def _target(self, url: str, shown: str) -> tuple[httpx.URL, bool, list[tuple[bytes, bytes]]]:
         target = self._targets.get(url)
         if target is None:
             parsed = httpx.URL(url)
@@ -229,7 +230,11 @@ class Poster:
             proxied = bool(proxies.get(parsed.scheme) or proxies.get("all"))
             if proxied:  # httpx.Client logs every request with its URL, which may be a secret
                 self._hide(url, shown)
-            target = self._targets[url] = (parsed, proxied)
+            defaults = list(self._defaults)
+            if parsed.username or parsed.password:  # as httpx.Client does: Basic auth from the URL
+                token = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
+                defaults.append((b"authorization", f"Basic {token}".encode("ascii")))
+            target = self._targets[url] = (parsed, proxied, defaults)
         return target
 
     def close(self) -> None:
@@ -247,12 +252,13 @@ class Poster:
             for text in {url, str(httpx.URL(url))}:
                 _HTTPX_LOG.unhide(text)
 
-    def _encoded(self, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-        # Ours (user agent, accept), then these, which win; encoded here, once: given text,
-        # httpx normalises every header one by one, which a signed request's eight make costly.
+    @staticmethod
+    def _encoded(defaults: list[tuple[bytes, bytes]], headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+        # The defaults, then these, which win; encoded here, once: given text, httpx
+        # normalises every header one by one, which a signed request's eight make costly.
         given = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
         taken = {name.lower() for name, _ in given}
-        return [pair for pair in self._defaults if pair[0] not in taken] + given
+        return [pair for pair in defaults if pair[0] not in taken] + given
 
     def post(
         self,
@@ -273,9 +279,9 @@ class Poster:
         if limits is None:
             limits = self._timeouts[timeout] = httpx.Timeout(timeout).as_dict()
         try:
-            target, proxied = self._target(url, shown)
+            target, proxied, defaults = self._target(url, shown)
             request = httpx.Request(
-                "POST", target, content=body, headers=self._encoded(headers), extensions={"timeout": limits}
+                "POST", target, content=body, headers=self._encoded(defaults, headers), extensions={"timeout": limits}
             )
             if proxied:
                 response = self._proxied().send(request)
