@@ -9,7 +9,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, ClassVar, Final, NamedTuple, TypeVar, cast
 
 import pluggy
 
@@ -149,6 +149,8 @@ def _is_async(function: Callable[..., Any]) -> bool:
 def _attr(obj: object, attr: str, expected: type | tuple[type, ...], default: Any) -> Any:
     # A module's attributes are its __dict__: a missing one costs no AttributeError there.
     value = obj.__dict__.get(attr, default) if type(obj) in _MODULES else getattr(obj, attr, default)
+    if value is default:  # most often: not set
+        return default
     return value if isinstance(value, expected) and not isinstance(value, property) else default
 
 
@@ -158,7 +160,12 @@ def _adapter_class(kind: type[Plugin]) -> type[Plugin]:
     def hook_method(self: _Adapter, first: Any, second: Any) -> Any:
         return self._loopai_call(first, second)
 
-    namespace = {hook: hook_method, "__module__": __name__, "__doc__": f"A pluggy-style {hook} plugin."}
+    namespace = {
+        hook: hook_method,
+        "__module__": __name__,
+        "__doc__": f"A pluggy-style {hook} plugin.",
+        "_handles_events": kind is WebhookHandlerPlugin,
+    }
     return types.new_class(f"Hookimpl{kind.__name__}", (_Adapter, kind), {}, lambda ns: ns.update(namespace))
 
 
@@ -179,6 +186,8 @@ class _Adapter(Plugin):
 
     wraps: object
     _loopai_call: Callable[[Any, Any], Any]
+    _handles_events: ClassVar[bool] = False
+    """True on the webhook handler adapter (isinstance on the ABC is slow, and this is per plugin)."""
 
     def __init__(self, wraps: object, name: str, call: Callable[[Any, Any], Any]) -> None:
         # Set directly, not through Plugin.__init__ and the switches: nothing watches a new
@@ -196,7 +205,7 @@ class _Adapter(Plugin):
         self.description = _attr(wraps, "description", str, doc.strip().split("\n")[0] if isinstance(doc, str) else "")
         self.version = _attr(wraps, "version", str, _attr(wraps, "__version__", str, "0.0.0"))
         self.author = _attr(wraps, "author", str, "")
-        if isinstance(self, WebhookHandlerPlugin):
+        if self._handles_events:
             events = getattr(wraps, "supported_events", None)
             if events is not None:
                 self.supported_events = events
@@ -358,9 +367,11 @@ class PluginRegistry:
                 plugin.__name__,
                 f"{plugin.__name__} is a class; register an instance of it, e.g. {plugin.__name__}()",
             )
-        label = name or (plugin.name if isinstance(plugin, Plugin) else _default_name(plugin))
+        # Modules first: a module is never a Plugin, and isinstance on an ABC is slow.
+        is_plugin = type(plugin) not in _MODULES and isinstance(plugin, Plugin)
+        label = name or (plugin.name if is_plugin else _default_name(plugin))  # type: ignore[attr-defined]
         impls = self._parse(plugin, label)
-        entries = self._entries_for(plugin, label, impls)
+        entries = self._entries_for(plugin, label, impls, is_plugin)
         if kinds is not None:
             wanted = [kind_from(k) for k in kinds]
             entries = [e for e in entries if e.kind in wanted]
@@ -382,8 +393,8 @@ class PluginRegistry:
             for entry in entries:
                 self._entries[entry.kind][entry.name] = entry
                 entry.plugin._loopai_watch(self)
-                if isinstance(entry.plugin, _Adapter):
-                    _watch_module(entry.plugin)
+                if not is_plugin:  # an adapter: the module it wraps reports its switches to it
+                    _watch_module(entry.plugin)  # type: ignore[arg-type]
             self._changed()
         return entries
 
@@ -426,13 +437,15 @@ class PluginRegistry:
             impls[hook] = impl
         return impls
 
-    def _entries_for(self, plugin: object, label: str, impls: dict[str, pluggy.HookImpl]) -> list[RegisteredPlugin]:
+    def _entries_for(
+        self, plugin: object, label: str, impls: dict[str, pluggy.HookImpl], is_plugin: bool
+    ) -> list[RegisteredPlugin]:
         def lifecycle(hook: str) -> Callable[[Any], Any] | None:
             impl = impls.get(hook)
             return _adapt(impl, _SPEC_ARGS[hook]) if impl is not None else None
 
         startup, shutdown = lifecycle("startup"), lifecycle("shutdown")
-        if isinstance(plugin, Plugin):
+        if is_plugin:
             kinds = [kind for kind in KINDS if isinstance(plugin, kind)]
             if not kinds:
                 raise PluginError(
@@ -452,7 +465,7 @@ class PluginRegistry:
         for kind in kinds:
             hook = HOOK_OF_KIND[kind]
             call = _adapt(impls[hook], _SPEC_ARGS[hook])
-            face = plugin if isinstance(plugin, Plugin) else _ADAPTERS[kind](plugin, label, call)  # type: ignore[call-arg, arg-type]
+            face = cast(Plugin, plugin) if is_plugin else _ADAPTERS[kind](plugin, label, call)  # type: ignore[call-arg, arg-type]
             entries.append(
                 RegisteredPlugin(
                     kind=kind,
@@ -552,9 +565,10 @@ class PluginRegistry:
     def _changed(self) -> None:
         # The caller holds the lock.
         self._generation += 1
-        for view in self._tracked:
-            view.stale = True
-        self._tracked.clear()
+        if self._tracked:  # most changes (loading plugins, say) come before any host dispatched
+            for view in self._tracked:
+                view.stale = True
+            self._tracked.clear()
 
     def __iter__(self) -> Iterator[RegisteredPlugin]:
         """Every entry of every kind, enabled or not, in registration order per kind."""
