@@ -90,7 +90,6 @@ class Snapshot:
         "samplers",
         "stale",
         "validate",
-        "validator_fns",
         "validators",
     )
 
@@ -109,7 +108,6 @@ class Snapshot:
         self.validators = validators
         self.samplers = samplers
         self.handlers = handlers or {}
-        self.validator_fns = tuple(call.fn for call in validators)
         self.validate: Validate = validate_dispatch(validators)
         self.sampler_fns = tuple(call.fn for call in samplers)
         # Per event type: (first-try pairs, dry-run pairs, the report when all of them succeed):
