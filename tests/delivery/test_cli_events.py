@@ -1,4 +1,4 @@
-"""``loopai events list`` / ``replay`` as subprocesses, against a receiver that goes down and comes back."""
+"""``loopai events list`` / ``replay`` / ``prune`` as subprocesses, against a receiver that goes down and comes back."""
 
 from __future__ import annotations
 
@@ -226,3 +226,31 @@ def test_replay_honours_plugin_selection_and_says_what_stays_pending(configured,
     result = run_cli("events", "replay", "--all-dead")  # nothing dead now, but the pending one goes out
     assert result.returncode == 0 and "replayed 0 dead deliveries; 0 still dead" in result.stdout
     assert receiver.event_ids() == [str(evt.event_id)]
+
+
+def test_prune_removes_what_was_delivered_and_keeps_what_was_not(configured, receiver, event, run_cli):
+    delivered, failing = event(), event()
+    emit_all(configured, [delivered])
+    receiver.fail(2)  # max_retries = 1: two failures make a dead letter
+    emit_all(configured, [failing])
+    assert {r["event_id"]: r["status"] for r in listed(run_cli)} == {
+        str(delivered.event_id): "delivered",
+        str(failing.event_id): "dead",
+    }
+    kept = run_cli("events", "prune", "--older-than", "1d")
+    assert kept.returncode == 0, kept.stderr
+    assert "removed 0 delivered deliveries and 0 events" in kept.stdout
+    pruned = run_cli("events", "prune", "--older-than", "0")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "removed 1 delivered delivery and 1 event from" in pruned.stdout
+    assert "left: 0 delivered, 1 dead, 0 pending" in pruned.stderr
+    assert [r["event_id"] for r in listed(run_cli)] == [str(failing.event_id)]
+    assert "removed 1 delivered or dead delivery" in run_cli("events", "prune", "--older-than", "0s", "--dead").stdout
+    assert listed(run_cli) == []
+
+
+@pytest.mark.parametrize("age", ["soon", "-1h", "3x", "nan"])
+def test_prune_refuses_an_age_it_cannot_read(configured, run_cli, age):
+    result = run_cli("events", "prune", f"--older-than={age}")
+    assert result.returncode == 2
+    assert f"argument --older-than: {age!r} is not an age" in result.stderr

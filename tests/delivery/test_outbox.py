@@ -362,6 +362,65 @@ def test_a_delivered_mark_from_one_process_wins_over_another_giving_up(outbox_pa
         loser.close()
 
 
+# -- pruning --------------------------------------------------------------------------------
+
+
+def test_prune_removes_old_finished_deliveries_and_the_events_left_without_any(outbox_path, event, monkeypatch):
+    outbox = Outbox(outbox_path)
+    try:
+        done, dead, waiting, half, recent = (event() for _ in range(5))
+        for evt in (done, dead, waiting):
+            outbox.record(evt, ["hook"])
+        outbox.record(half, ["hook", "other"])
+        outbox.delivered(str(done.event_id), "hook", 1)
+        outbox.dead(str(dead.event_id), "hook", 4, "gave up")
+        outbox.delivered(str(half.event_id), "hook", 1)  # "other" still pending
+        monkeypatch.setattr(time, "time", lambda: 1e10)  # these all happen much later
+        outbox.record(recent, ["hook"])
+        outbox.delivered(str(recent.event_id), "hook", 1)
+        monkeypatch.undo()
+
+        # Finished more than a day before that "later": the first four events' deliveries.
+        assert outbox.prune(86_400, now=1e10) == (2, 1)  # done's and half's "hook"; done's event
+        remaining = {(r.event_id, r.handler): r.status for r in outbox.deliveries()}
+        assert remaining == {
+            (str(dead.event_id), "hook"): "dead",  # dead letters stay for replay...
+            (str(waiting.event_id), "hook"): "pending",  # ...pending ones always
+            (str(half.event_id), "other"): "pending",  # and the event a pending delivery still needs
+            (str(recent.event_id), "hook"): "delivered",  # too young
+        }
+        assert outbox.prune(86_400, dead=True, now=1e10) == (1, 1)
+        assert {r.event_id for r in outbox.deliveries()} == {
+            str(waiting.event_id),
+            str(half.event_id),
+            str(recent.event_id),
+        }
+        # the pending deliveries still have their events: they can be delivered
+        assert {str(evt.event_id) for evt, *_ in outbox.pending()} == {str(waiting.event_id), str(half.event_id)}
+    finally:
+        outbox.close()
+
+
+def test_prune_works_in_batches_and_leaves_nothing_orphaned(outbox_path, event, monkeypatch):
+    monkeypatch.setattr("loopai._outbox._PRUNE_BATCH", 7)
+    outbox = Outbox(outbox_path)
+    try:
+        events = [event() for _ in range(30)]
+        for evt in events:
+            outbox.record(evt, ["a", "b"])
+            outbox.delivered(str(evt.event_id), "a", 1)
+            outbox.delivered(str(evt.event_id), "b", 1)
+        assert outbox.prune(0, now=time.time() + 1) == (60, 30)
+        assert outbox.counts() == {"pending": 0, "delivered": 0, "dead": 0}
+    finally:
+        outbox.close()
+    db = sqlite3.connect(outbox_path)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
+    finally:
+        db.close()
+
+
 # -- where the outbox is --------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""``loopai events list / replay``: what the outbox holds, and delivering dead letters again."""
+"""``loopai events list / replay / prune``: what the outbox holds, delivering dead letters again, and clearing out."""
 
 from __future__ import annotations
 
@@ -31,7 +31,38 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     replay.add_argument("--all-dead", action="store_true", help="replay every dead letter")
     replay.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
     replay.set_defaults(handler=_replay)
+
+    prune = sub.add_parser(
+        "prune", parents=[parent], help="remove delivered events older than a given age (pending ones stay)"
+    )
+    prune.add_argument(
+        "--older-than",
+        required=True,
+        type=_duration,
+        metavar="AGE",
+        help="how long to keep finished deliveries: seconds, or a number with s, m, h or d (e.g. 7d)",
+    )
+    prune.add_argument("--dead", action="store_true", help="remove dead letters that old too (kept by default)")
+    prune.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    prune.set_defaults(handler=_prune)
     events.set_defaults(handler=lambda args: _usage(events))
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``12h`` or ``7d``; anything else is refused with a hint."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:])
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age: use seconds, or e.g. 30m, 12h, 7d") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age: it must be a finite number, 0 or more")
+    return seconds
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -179,3 +210,30 @@ def _replayable(outbox: Any, ids: Sequence[str]) -> bool:
         else:
             any_dead = True
     return any_dead
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from loopai import ConfigError
+    from loopai._outbox import Outbox
+
+    path = _outbox_path(args)
+    if path != ":memory:" and not os.path.exists(path):
+        print(f"no outbox at {path} yet: nothing was emitted, nothing to prune", file=sys.stderr)
+        return 0
+    try:
+        outbox = Outbox(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        deliveries, events = outbox.prune(args.older_than, dead=args.dead)
+        counts = outbox.counts()
+    finally:
+        outbox.close()
+    kinds = "delivered or dead" if args.dead else "delivered"
+    print(
+        f"removed {deliveries} {kinds} deliver{'y' if deliveries == 1 else 'ies'} and {events} "
+        f"event{'' if events == 1 else 's'} from {path}"
+    )
+    print(f"left: {counts['delivered']} delivered, {counts['dead']} dead, {counts['pending']} pending", file=sys.stderr)
+    return 0

@@ -67,6 +67,8 @@ _CHECKPOINT_EVERY = 256
 """Commits between two background checkpoints (about 700 WAL pages: SQLite's own default is 1000)."""
 _AUTOCHECKPOINT = 10_000
 """SQLite's automatic checkpoint, by the writer itself, only as a backstop (about 40 MB of WAL)."""
+_PRUNE_BATCH = 5_000
+"""Deliveries removed per commit by :meth:`Outbox.prune`."""
 _MARK_BATCH = 64
 """Delivered marks written in one commit."""
 _MARK_DELAY = 0.05
@@ -385,6 +387,46 @@ class Outbox:
         with self._lock:
             self._flush_marks()
             return self._db.execute(sql, args).rowcount
+
+    def prune(self, older_than: float, *, dead: bool = False, now: float | None = None) -> tuple[int, int]:
+        """Remove finished deliveries last updated more than ``older_than`` seconds ago.
+
+        Delivered ones always; dead letters only with ``dead`` (they are kept for
+        :meth:`requeue` otherwise); pending ones never. An event goes when it has no
+        delivery left. Works in batches of :data:`_PRUNE_BATCH`, one commit each, so that
+        emits in other threads or processes wait for one batch at most. Returns how many
+        deliveries and events were removed.
+        """
+        cutoff = (time.time() if now is None else now) - older_than
+        statuses = ("delivered", "dead") if dead else ("delivered",)
+        select = (
+            "SELECT event_id, handler FROM deliveries "
+            f"WHERE status IN ({','.join('?' * len(statuses))}) AND updated_at < ? LIMIT {_PRUNE_BATCH}"
+        )
+        deliveries = events = 0
+        while True:
+            with self._lock:
+                self._flush_marks()
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = db.execute(select, (*statuses, cutoff)).fetchall()
+                    db.executemany("DELETE FROM deliveries WHERE event_id = ? AND handler = ?", rows)
+                    before = db.total_changes
+                    db.executemany(
+                        "DELETE FROM events WHERE event_id = ? "
+                        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.event_id)",
+                        [(event_id,) for event_id in dict.fromkeys(event_id for event_id, _ in rows)],
+                    )
+                    events += db.total_changes - before
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                self._committed()
+            deliveries += len(rows)
+            if len(rows) < _PRUNE_BATCH:
+                return deliveries, events
 
     def counts(self) -> dict[str, int]:
         """How many deliveries are pending, delivered and dead."""
