@@ -121,9 +121,7 @@ class Receiver:
         self._thread.join(5)
 
 
-@pytest.fixture
-def proxy() -> Iterator[Receiver]:
-    """Another receiver, standing in for an HTTP proxy: it answers every request itself."""
+def _running() -> Iterator[Receiver]:
     server = Receiver()
     try:
         yield server
@@ -134,11 +132,13 @@ def proxy() -> Iterator[Receiver]:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A running receiver; shut down after the test."""
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running()
+
+
+@pytest.fixture
+def proxy() -> Iterator[Receiver]:
+    """Another receiver, standing in for an HTTP proxy: it answers every request itself."""
+    yield from _running()
 
 
 @pytest.fixture

@@ -254,3 +254,14 @@ def test_prune_refuses_an_age_it_cannot_read(configured, run_cli, age):
     result = run_cli("events", "prune", f"--older-than={age}")
     assert result.returncode == 2
     assert f"argument --older-than: {age!r} is not an age" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["list"], ["replay", "--all-dead"], ["prune", "--older-than", "1d"]])
+def test_a_file_that_is_not_an_outbox_is_named_and_left_alone(tmp_path, run_cli, command):
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("not a database\n", encoding="utf-8")
+    result = run_cli("events", *command, "--outbox", str(garbage))
+    assert result.returncode == 2
+    assert f"outbox {garbage}: cannot be opened as SQLite" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert garbage.read_text(encoding="utf-8") == "not a database\n"

@@ -9,14 +9,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopai._outbox import Outbox
 
 __all__ = ["add_commands"]
 
 
 def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Add the ``events`` command tree to ``commands`` (an argparse subparsers object)."""
-    events = commands.add_parser("events", help="list the outbox's deliveries, replay dead letters")
+    events = commands.add_parser("events", help="list the outbox's deliveries, replay dead letters, prune old ones")
     sub = events.add_subparsers(dest="events_command", metavar="COMMAND")
 
     listing = sub.add_parser("list", parents=[parent], help="deliveries in the outbox, oldest first")
@@ -88,6 +91,23 @@ def _outbox_path(args: argparse.Namespace) -> str:
     return str(resolve_outbox(configured, source, os.environ, default=True))
 
 
+def _existing_outbox(path: str, nothing: str) -> Outbox | None:
+    """The :class:`loopai.Outbox` at ``path``; None, said on stderr (``nothing`` says what that
+    means for the command), when nothing was emitted yet. A file that is not an outbox ends
+    the command: its reason on stderr, exit status 2."""
+    from loopai import ConfigError
+    from loopai._outbox import Outbox
+
+    if path != ":memory:" and not os.path.exists(path):
+        print(f"no outbox at {path} yet: nothing was emitted{nothing}", file=sys.stderr)
+        return None
+    try:
+        return Outbox(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _configured_outbox(path: str | None) -> tuple[str | None, Path | None]:
     """``[delivery] outbox`` of the configuration file (with its ``${VAR}`` resolved) and that file."""
     from loopai._config import find_config, parse_config
@@ -120,15 +140,14 @@ def _when(seconds: float) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from loopai._outbox import DeliveryStatus, Outbox
+    from loopai._outbox import DeliveryStatus
 
     path = _outbox_path(args)
-    if path != ":memory:" and not os.path.exists(path):
-        print(f"no outbox at {path} yet: nothing was emitted", file=sys.stderr)
+    outbox = _existing_outbox(path, "")
+    if outbox is None:
         if args.json:
             print("[]")
         return 0
-    outbox = Outbox(path)
     try:
         status: DeliveryStatus | None = "dead" if args.dead else "pending" if args.pending else None
         records = outbox.deliveries(status)
@@ -154,22 +173,15 @@ def _list(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from loopai import ConfigError, Host, StartupError, load_config
     from loopai._cli_plugins import _selection
-    from loopai._outbox import Outbox
 
     if not args.event_ids and not args.all_dead:
         print("name event ids to replay, or --all-dead", file=sys.stderr)
         return 2
     ids = None if args.all_dead else list(dict.fromkeys(args.event_ids))
-    path = _outbox_path(args)
-    if path != ":memory:" and not os.path.exists(path):
-        print(f"no outbox at {path} yet: nothing was emitted, nothing to replay", file=sys.stderr)
+    # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
+    outbox = _existing_outbox(_outbox_path(args), ", nothing to replay")
+    if outbox is None:
         return 1 if ids else 0
-    try:
-        # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
-        outbox = Outbox(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
     try:
         if ids is not None and not _replayable(outbox, ids):
             print("replayed 0 dead deliveries")
@@ -213,18 +225,10 @@ def _replayable(outbox: Any, ids: Sequence[str]) -> bool:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from loopai import ConfigError
-    from loopai._outbox import Outbox
-
     path = _outbox_path(args)
-    if path != ":memory:" and not os.path.exists(path):
-        print(f"no outbox at {path} yet: nothing was emitted, nothing to prune", file=sys.stderr)
+    outbox = _existing_outbox(path, ", nothing to prune")
+    if outbox is None:
         return 0
-    try:
-        outbox = Outbox(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
     try:
         deliveries, events = outbox.prune(args.older_than, dead=args.dead)
         counts = outbox.counts()
