@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 import loopai
-from loopai._metadata import GROUPS
+from loopai._kinds import KINDS
 from loopai._plugin import validate_settings
-from loopai.testing import _build_host
+from loopai.testing._fixture import build_host as _build_host
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -208,7 +208,7 @@ def check_pyproject(document: dict[str, Any]) -> None:
     loopai_groups = {group: eps for group, eps in declared.items() if group.startswith("loopai.")}
     assert loopai_groups, "a pyproject snippet here should declare loopai entry points"
     for group, eps in loopai_groups.items():
-        assert group in GROUPS, f"{group} is not a loopai entry point group"
+        assert group in {kind.group for kind in KINDS}, f"{group} is not a loopai entry point group"
         for name, value in eps.items():
             plugin = _load(value)
             assert issubclass(plugin, loopai.Plugin) and plugin.name == name, (group, name, value)

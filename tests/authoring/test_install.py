@@ -28,8 +28,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from loopai import __version__
-from loopai._cli import main
-from loopai._cli_install import Candidate, admits, core_requirement
+from loopai.cli import main
+from loopai.cli._pip import Candidate, admits, core_requirement
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "loopai-core"

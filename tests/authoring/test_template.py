@@ -18,8 +18,8 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from loopai import __version__, parse_config
-from loopai._cli import main
-from loopai._cli_new import core_range
+from loopai.cli import main
+from loopai.cli._new import core_range
 
 if sys.version_info >= (3, 11):
     import tomllib

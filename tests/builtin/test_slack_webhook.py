@@ -99,7 +99,7 @@ def test_a_configuration_without_url_is_refused_by_the_host(tmp_path):
     )
     host = loopai.Host(config, environ={})
     assert not host.registry.contains(loopai.WebhookHandlerPlugin, "slack-webhook-handler")
-    assert any("slack-webhook-handler" in p and "refused its configuration" in p for p in host.problems)
+    assert any("slack-webhook-handler" in p and "refused its settings" in p for p in host.problems)
 
 
 def test_the_url_comes_from_the_environment_and_is_never_shown(receiver, event, caplog, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loopai._cli import main
+from loopai.cli import main
 
 GOOD = """
 [dispatch]

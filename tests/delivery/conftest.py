@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 import loopai
-from loopai._outbox import Outbox
+from loopai.delivery import SqliteOutbox as Outbox
 from loopai_builtin import HttpWebhookHandler
 
 KEY = b"delivery-tests-key-material-0123456789"

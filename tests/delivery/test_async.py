@@ -8,7 +8,7 @@ import time
 import standardwebhooks
 
 import loopai
-from loopai._outbox import Outbox
+from loopai.delivery import SqliteOutbox as Outbox
 
 
 class Sleeper(loopai.WebhookHandlerPlugin):

@@ -35,7 +35,7 @@ def configured(tmp_path, receiver, monkeypatch, whsec):
 def emit_all(config, events) -> list[loopai.EmitReport]:
     with loopai.Host.from_config(config) as host:
         assert not host.problems, host.problems
-        assert [c.name for c in host._refresh().handlers[loopai.WebhookEventType.PROGRAM_EXECUTION_FAILED]] == [
+        assert [c.name for c in host._current().handlers[loopai.WebhookEventType.PROGRAM_EXECUTION_FAILED]] == [
             "http-webhook-handler"
         ]
         return [host.emit(e) for e in events]
@@ -88,7 +88,7 @@ def test_list_and_replay_dead_letters_once_the_receiver_is_back(
     for request in receiver.requests:
         standardwebhooks.Webhook(whsec).verify(request.body, request.headers)
     assert [r["status"] for r in listed(run_cli)] == ["delivered"] * 4
-    from loopai._outbox import Outbox
+    from loopai.delivery import SqliteOutbox as Outbox
 
     outbox = Outbox(outbox_path)
     try:
@@ -162,7 +162,7 @@ def test_replay_of_a_dead_letter_needs_the_variables_its_handlers_use(
 
 
 def test_list_marks_dry_runs(configured, outbox_path, event, run_cli):
-    from loopai._outbox import Outbox
+    from loopai.delivery import SqliteOutbox as Outbox
 
     evt = event()
     outbox = Outbox(outbox_path)
@@ -202,7 +202,7 @@ def test_list_reads_the_outbox_named_by_the_configuration_or_the_option(
 
 
 def test_list_pending_shows_deliveries_not_finished(configured, outbox_path, event, run_cli):
-    from loopai._outbox import Outbox
+    from loopai.delivery import SqliteOutbox as Outbox
 
     evt = event()
     outbox = Outbox(outbox_path)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import loopai
-from loopai._outbox import Outbox
+from loopai.delivery import SqliteOutbox as Outbox
 
 EventType = loopai.WebhookEventType
 
@@ -402,7 +402,7 @@ def test_prune_removes_old_finished_deliveries_and_the_events_left_without_any(o
 
 
 def test_prune_works_in_batches_and_leaves_nothing_orphaned(outbox_path, event, monkeypatch):
-    monkeypatch.setattr("loopai._outbox._PRUNE_BATCH", 7)
+    monkeypatch.setattr("loopai.delivery._sqlite._PRUNE_BATCH", 7)
     outbox = Outbox(outbox_path)
     try:
         events = [event() for _ in range(30)]

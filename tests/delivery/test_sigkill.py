@@ -14,7 +14,7 @@ import pytest
 import standardwebhooks
 
 import loopai
-from loopai._outbox import Outbox
+from loopai.delivery import SqliteOutbox as Outbox
 
 # The delivering process: a host with the http handler and a file outbox, emitting the given
 # event ids from threads (all stored at once, delivered concurrently) or one after another.

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 import loopai
-from loopai._discovery import DiscoveredPlugin, discover
-from loopai._selection import Selection
+from loopai.discovery import DiscoveredPlugin, discover
+from loopai.discovery import Selection
 
 # A plugin module that says it was imported, to a file named by the test (works in-process and in
 # a subprocess alike).

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loopai._metadata import read_inventory
+from loopai.discovery import read_inventory
 
 if TYPE_CHECKING:
     from conftest import Site
@@ -182,7 +182,7 @@ def test_installed_plugins_cost_a_warm_discovery_no_file_checks(site: Site, monk
 
 def _fresh_process_scan(site: Site) -> bool:
     """``read_inventory(...).from_cache`` in a new interpreter, for the same paths as in this one."""
-    code = "import sys; from loopai._metadata import read_inventory; print(read_inventory(sys.argv[1:]).from_cache)"
+    code = "import sys; from loopai.discovery import read_inventory; print(read_inventory(sys.argv[1:]).from_cache)"
     env = {**os.environ, **site.environ}
     done = subprocess.run([sys.executable, "-c", code, *site.paths], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -552,7 +552,7 @@ def test_a_configured_handler_whose_settings_are_refused_failed_and_one_with_set
 
 def test_settings_for_a_module_plugin_are_a_warning_and_in_strict_mode_a_failure(site: Site) -> None:
     from loopai import PluginRegistry
-    from loopai._discovery import load_discovered
+    from loopai.discovery import load_discovered
 
     site.add(
         "loopai-hooks",

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from loopai._cli import main
+from loopai.cli import main
 
 TASK_A = "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"
 TASK_B = "0b7d4c1e-5a2f-4e3b-8c9d-1a2b3c4d5e6f"

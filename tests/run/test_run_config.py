@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loopai import ConfigError
-from loopai._run_tasks import load_tasks, parse_tasks
+from loopai.config import load_tasks, parse_tasks
 
 
 def _source(tmp_path: Path, kit) -> Path:

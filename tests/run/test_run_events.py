@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from loopai._run_tasks import Rolling, TaskSettings
+from loopai.config import TaskSettings
+from loopai.state import Rolling
 
 
 def _run_with_recorder(tmp_path: Path, kit, loopai, config, records, *extra: str, tasks: dict | None = None):

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 import loopai
-from loopai._run import Runner, RunOptions
-from loopai._run_input import Input
-from loopai._run_tasks import TaskSettings
+from loopai.run import Runner, RunOptions
+from loopai.run import Input
+from loopai.config import TaskSettings
 
 
 def test_async_plugins_overlap_and_the_output_keeps_input_order(tmp_path: Path, kit, loopai, config) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loopai._run_summary import Histogram
+from loopai.run import Histogram
 
 
 def _records(kit) -> list:

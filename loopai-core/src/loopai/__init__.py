@@ -1,56 +1,111 @@
-"""loopai: the plugin host of Loopai (validators, samplers and webhook handlers)."""
+"""loopai: the plugin host of Loopai (validators, samplers and webhook handlers).
+
+Every public name is importable from here; each is imported from its home module the first
+time it is used, so ``import loopai`` costs next to nothing. The subpackages own one concern
+each (see docs/ARCHITECTURE.md): ``config``, ``registry``, ``discovery``, ``state``,
+``delivery``, ``host``, ``run``, ``cli`` and ``testing``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from loopai._config import (
-    DispatchSettings,
-    LoopaiConfig,
-    PluginConfiguration,
-    PluginsConfiguration,
-    find_config,
-    load_config,
-    parse_config,
-)
-from loopai._dispatch import HookTimeout
-from loopai._errors import (
-    ConfigError,
-    DuplicatePluginError,
-    LoopaiError,
-    PluginError,
-    PluginSettingsError,
-    PluginSignatureError,
-    StartupError,
-)
-from loopai._hookspecs import HookSpecs, hookimpl, hookspec
-from loopai._host import Host, TaskStatistics
-from loopai._meter import PluginUsage
-from loopai._models import (
-    EventSeverity,
-    ExecutionRecord,
-    ExecutionStatus,
-    SamplingContext,
-    SamplingDecision,
-    ValidationContext,
-    ValidationResult,
-    WebhookEvent,
-    WebhookEventType,
-    WebhookHandlerContext,
-)
-from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
-from loopai._redact import redact
-from loopai._registry import PluginRegistry, RegisteredPlugin
-from loopai._report import EmitReport, PluginFailure, SamplingReport, ValidationReport
+if TYPE_CHECKING:
+    from loopai._errors import (
+        ConfigError,
+        DuplicatePluginError,
+        LoopaiError,
+        PluginError,
+        PluginSettingsError,
+        PluginSignatureError,
+        StartupError,
+    )
+    from loopai._hookspecs import HookSpecs, hookimpl, hookspec
+    from loopai._models import (
+        EventSeverity,
+        ExecutionRecord,
+        ExecutionStatus,
+        SamplingContext,
+        SamplingDecision,
+        ValidationContext,
+        ValidationResult,
+        WebhookEvent,
+        WebhookEventType,
+        WebhookHandlerContext,
+    )
+    from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
+    from loopai._redact import redact
+    from loopai._report import EmitReport, PluginFailure, SamplingReport, ValidationReport
+    from loopai.config import (
+        DispatchSettings,
+        LoopaiConfig,
+        PluginConfiguration,
+        PluginsConfiguration,
+        find_config,
+        load_config,
+        parse_config,
+    )
+    from loopai.delivery import Outbox
+    from loopai.host import HookTimeout, Host, PluginUsage
+    from loopai.registry import PluginRegistry, RegisteredPlugin
+    from loopai.state import StateStore, TaskStatistics
+
+    __version__: str
 
 # A library logs; the application decides where that goes (the CLI prints problems itself).
 logging.getLogger("loopai").addHandler(logging.NullHandler())
 
-try:
-    __version__ = version("loopai-core")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0+unknown"
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "ConfigError",
+            "DuplicatePluginError",
+            "LoopaiError",
+            "PluginError",
+            "PluginSettingsError",
+            "PluginSignatureError",
+            "StartupError",
+        ),
+        "loopai._errors",
+    ),
+    **dict.fromkeys(("HookSpecs", "hookimpl", "hookspec"), "loopai._hookspecs"),
+    **dict.fromkeys(
+        (
+            "EventSeverity",
+            "ExecutionRecord",
+            "ExecutionStatus",
+            "SamplingContext",
+            "SamplingDecision",
+            "ValidationContext",
+            "ValidationResult",
+            "WebhookEvent",
+            "WebhookEventType",
+            "WebhookHandlerContext",
+        ),
+        "loopai._models",
+    ),
+    **dict.fromkeys(("Plugin", "SamplerPlugin", "ValidatorPlugin", "WebhookHandlerPlugin"), "loopai._plugin"),
+    "redact": "loopai._redact",
+    **dict.fromkeys(("EmitReport", "PluginFailure", "SamplingReport", "ValidationReport"), "loopai._report"),
+    **dict.fromkeys(
+        (
+            "DispatchSettings",
+            "LoopaiConfig",
+            "PluginConfiguration",
+            "PluginsConfiguration",
+            "find_config",
+            "load_config",
+            "parse_config",
+        ),
+        "loopai.config",
+    ),
+    "Outbox": "loopai.delivery",
+    **dict.fromkeys(("HookTimeout", "Host", "PluginUsage"), "loopai.host"),
+    **dict.fromkeys(("PluginRegistry", "RegisteredPlugin"), "loopai.registry"),
+    **dict.fromkeys(("StateStore", "TaskStatistics"), "loopai.state"),
+}
 
 __all__ = [
     "ConfigError",
@@ -65,6 +120,7 @@ __all__ = [
     "Host",
     "LoopaiConfig",
     "LoopaiError",
+    "Outbox",
     "Plugin",
     "PluginConfiguration",
     "PluginError",
@@ -80,6 +136,7 @@ __all__ = [
     "SamplingDecision",
     "SamplingReport",
     "StartupError",
+    "StateStore",
     "TaskStatistics",
     "ValidationContext",
     "ValidationReport",
@@ -97,3 +154,22 @@ __all__ = [
     "parse_config",
     "redact",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its home module the first time it is asked for."""
+    if name == "__version__":
+        from loopai._version import core_version
+
+        value: Any = core_version()
+    else:
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,5 +1,5 @@
 """``python -m loopai``: the same as the ``loopai`` command."""
 
-from loopai._cli import main
+from loopai.cli import main
 
 raise SystemExit(main())

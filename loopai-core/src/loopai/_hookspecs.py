@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 import pluggy
 
@@ -16,9 +16,6 @@ from loopai._models import (
     WebhookEvent,
     WebhookHandlerContext,
 )
-
-if TYPE_CHECKING:
-    from loopai._host import Host
 
 __all__ = ["HOOK_NAMES", "PROJECT", "HookSpecs", "hookimpl", "hookspec"]
 
@@ -123,9 +120,9 @@ class HookSpecs:
         raise NotImplementedError
 
     @hookspec
-    def startup(self, host: Host) -> Awaitable[None] | None:
-        """Called once when ``host`` starts (``with Host(...)``, ``host.start()``, or
-        ``async with Host(...)`` / ``await host.astart()``).
+    def startup(self, host: Any) -> Awaitable[None] | None:
+        """Called once when ``host`` (the :class:`loopai.Host`) starts (``with Host(...)``,
+        ``host.start()``, or ``async with Host(...)`` / ``await host.astart()``).
 
         Open connections or warm caches here rather than at import time. Order: by
         priority, every kind of plugin. Sync or async: under ``async with`` an
@@ -144,7 +141,7 @@ class HookSpecs:
         raise NotImplementedError
 
     @hookspec
-    def shutdown(self, host: Host) -> Awaitable[None] | None:
+    def shutdown(self, host: Any) -> Awaitable[None] | None:
         """Called once when ``host`` closes, in reverse priority order; close resources here.
 
         Runs on the same kind of loop as :meth:`startup` (``async with``: the

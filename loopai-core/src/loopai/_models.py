@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
@@ -188,13 +188,20 @@ class SamplingContext(_Record):
 
 
 class SamplingDecision(_Record):
-    """One sampler's answer: sample this execution for deeper checking, or not."""
+    """One sampler's answer: sample this execution for deeper checking, or not.
+
+    ``claim_interval`` is for time-based samplers: the execution is sampled only if no other
+    execution of its task was sampled within that interval before it. The host claims the
+    interval atomically (across every process sharing its state store); when another caller
+    got there first, this decision counts as "no" and the next sampler is asked.
+    """
 
     should_sample: bool
     reason: str = ""
     sampler_type: str = ""
     confidence_score: Score | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    claim_interval: timedelta | None = None
 
 
 class WebhookEvent(_Record):

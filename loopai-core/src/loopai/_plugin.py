@@ -22,16 +22,14 @@ from loopai._models import (
     WebhookHandlerContext,
 )
 
-if TYPE_CHECKING:
-    from loopai._host import Host
-
 __all__ = [
     "ALL_EVENTS",
     "Plugin",
     "SamplerPlugin",
     "ValidatorPlugin",
     "WebhookHandlerPlugin",
-    "kind_label",
+    "kebab",
+    "snake",
     "validate_settings",
 ]
 
@@ -83,11 +81,12 @@ def _switches(cls: type) -> list[tuple[str, _Switch]]:
     return list(found.items())
 
 
-def _kebab(name: str) -> str:
+def kebab(name: str) -> str:
+    """``BusinessRuleValidator`` becomes ``business-rule-validator``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
 
 
-def _snake(key: str) -> str:
+def snake(key: str) -> str:
     """``SamplingRate`` and ``samplingRate`` become ``sampling_rate``; snake stays snake."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).replace("-", "_").lower()
 
@@ -118,8 +117,8 @@ def _normalise_keys(model: type[BaseModel], raw: Mapping[str, Any]) -> dict[str,
             known.add(field.alias)
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        snake = _snake(key)
-        out[key if key in known or snake not in known else snake] = value
+        snaked = snake(key)
+        out[key if key in known or snaked not in known else snaked] = value
     return out
 
 
@@ -201,7 +200,7 @@ class Plugin(abc.ABC):
         if not cls.__dict__.get("name"):
             # Each class is its own plugin: without a name of its own it gets one from
             # its class name (``BusinessRuleValidator`` -> ``business-rule-validator``).
-            cls.name = _kebab(cls.__name__)
+            cls.name = kebab(cls.__name__)
 
     def __init__(
         self,
@@ -248,11 +247,11 @@ class Plugin(abc.ABC):
 
     # -- lifecycle (optional) -----------------------------------------------------------
 
-    def startup(self, host: Host) -> Awaitable[None] | None:
-        """Called once when a host starts; override to open resources."""
+    def startup(self, host: Any) -> Awaitable[None] | None:
+        """Called once when a host starts (``host`` is the :class:`loopai.Host`); override to open resources."""
         return None
 
-    def shutdown(self, host: Host) -> Awaitable[None] | None:
+    def shutdown(self, host: Any) -> Awaitable[None] | None:
         """Called once when a host closes; override to release resources."""
         return None
 
@@ -306,15 +305,3 @@ class WebhookHandlerPlugin(Plugin):
         """Return False to refuse ``configuration`` (the raw settings); the host then leaves
         this handler out and says so. The default accepts anything its ``Config`` accepted."""
         return True
-
-
-_KIND_LABELS: dict[type[Plugin], str] = {
-    ValidatorPlugin: "validator",
-    SamplerPlugin: "sampler",
-    WebhookHandlerPlugin: "webhook-handler",
-}
-
-
-def kind_label(kind: type[Plugin]) -> str:
-    """``validator``, ``sampler`` or ``webhook-handler`` for a kind's base class."""
-    return _KIND_LABELS[kind]

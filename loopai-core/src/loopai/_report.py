@@ -10,6 +10,7 @@ from loopai._models import SamplingDecision, ValidationResult, WebhookEventType
 __all__ = ["EmitReport", "PluginFailure", "SamplingReport", "ValidationReport"]
 
 FailureKind = Literal["exception", "wrong-type", "timeout"]
+"""What went wrong in one plugin call (see :class:`PluginFailure`)."""
 
 
 class PluginFailure:
@@ -67,12 +68,7 @@ class ValidationReport:
     is true when ``stop_on_failure`` skipped the remaining validators.
     """
 
-    # Class-level defaults: the host builds reports with object.__new__ and sets only
-    # what differs, which keeps a dispatch close to the cost of a bare loop.
-    results: list[ValidationResult]
-    failures: Sequence[PluginFailure] = _NO_FAILURES
-    stopped_early: bool = False
-    is_valid: bool = True
+    __slots__ = ("failures", "is_valid", "results", "stopped_early")
 
     def __init__(
         self,
@@ -81,12 +77,9 @@ class ValidationReport:
         stopped_early: bool = False,
     ) -> None:
         self.results = results
-        if failures:
-            self.failures = failures
-        if stopped_early:
-            self.stopped_early = True
-        if not all(result.is_valid for result in results):
-            self.is_valid = False
+        self.failures: Sequence[PluginFailure] = failures or _NO_FAILURES
+        self.stopped_early = stopped_early
+        self.is_valid = all(result.is_valid for result in results)
 
     def __bool__(self) -> bool:
         return self.is_valid
@@ -112,10 +105,7 @@ class SamplingReport:
     samplers asked; ``failures`` names samplers that went wrong (each counted as "no").
     """
 
-    decision: SamplingDecision | None = None
-    winner: str | None = None
-    asked: int = 0
-    failures: Sequence[PluginFailure] = _NO_FAILURES
+    __slots__ = ("asked", "decision", "failures", "winner")
 
     def __init__(
         self,
@@ -124,12 +114,11 @@ class SamplingReport:
         asked: int = 0,
         failures: Sequence[PluginFailure] | None = None,
     ) -> None:
-        if decision is not None and decision.should_sample:
-            self.decision = decision
-            self.winner = winner
+        chosen = decision is not None and decision.should_sample
+        self.decision = decision if chosen else None
+        self.winner = winner if chosen else None
         self.asked = asked
-        if failures:
-            self.failures = failures
+        self.failures: Sequence[PluginFailure] = failures or _NO_FAILURES
 
     @property
     def should_sample(self) -> bool:
@@ -219,17 +208,3 @@ class EmitReport:
             "delivered": list(self.delivered),
             "failures": [f.to_dict() for f in self.failures],
         }
-
-
-# The host's own constructors: same classes to every caller (isinstance holds), but
-# created without running ``__init__``; the host sets only what differs from the defaults.
-class _FastValidationReport(ValidationReport):
-    __init__ = object.__init__
-
-
-class _FastSamplingReport(SamplingReport):
-    __init__ = object.__init__
-
-
-for _fast in (_FastValidationReport, _FastSamplingReport):
-    _fast.__name__ = _fast.__qualname__ = _fast.__mro__[1].__name__

@@ -1,0 +1,86 @@
+"""The three kinds of plugin, each described once: its base class, names, entry-point group and hook.
+
+Every module that needs to name a kind (in a message, a configuration table, an entry-point
+group or a command-line choice) reads it from here instead of keeping its own copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from loopai._models import SamplingDecision, ValidationResult
+from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
+
+__all__ = ["KINDS", "SAMPLER", "VALIDATOR", "WEBHOOK_HANDLER", "Kind", "kind_of"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of plugin.
+
+    ``label`` is how the command line and discovery name it (``webhook-handler``), ``title``
+    how messages do (``webhook handler``), ``key`` its table in the configuration
+    (``webhook_handlers``), ``group`` its entry-point group, ``hook`` the hook its plugins
+    implement and ``result`` the type that hook must return (None: nothing).
+    """
+
+    base: type[Plugin]
+    label: str
+    title: str
+    key: str
+    group: str
+    hook: str
+    result: type | None
+
+    def __str__(self) -> str:
+        return self.label
+
+
+VALIDATOR: Final = Kind(
+    ValidatorPlugin, "validator", "validator", "validators", "loopai.validators", "validate", ValidationResult
+)
+SAMPLER: Final = Kind(
+    SamplerPlugin, "sampler", "sampler", "samplers", "loopai.samplers", "should_sample", SamplingDecision
+)
+WEBHOOK_HANDLER: Final = Kind(
+    WebhookHandlerPlugin,
+    "webhook-handler",
+    "webhook handler",
+    "webhook_handlers",
+    "loopai.webhook_handlers",
+    "handle_event",
+    None,
+)
+KINDS: Final = (VALIDATOR, SAMPLER, WEBHOOK_HANDLER)
+"""In dispatch order: validators, samplers, webhook handlers."""
+
+_BY_NAME: Final[dict[str, Kind]] = {}
+for _kind in KINDS:
+    for _name in (_kind.label, _kind.key, _kind.group, _kind.title, _kind.base.__name__):
+        folded = _name.lower().replace(" ", "").replace("_", "").replace("-", "")
+        _BY_NAME[folded] = _BY_NAME[folded.removesuffix("s")] = _kind
+del _kind, _name
+
+
+def kind_of(kind: Kind | type[Plugin] | str) -> Kind:
+    """The :class:`Kind` for itself, its base class, or any of its names.
+
+    Names are read loosely: ``sampler``, ``samplers``, ``webhook_handlers``, ``WebhookHandler``,
+    ``loopai.validators`` and ``SamplerPlugin`` all work. Raises ``ValueError`` naming the
+    valid kinds for anything else.
+    """
+    if isinstance(kind, Kind):
+        return kind
+    if isinstance(kind, type):
+        for known in KINDS:
+            if kind is known.base:
+                return known
+        raise ValueError(
+            f"{kind.__name__} is not a plugin kind; use ValidatorPlugin, SamplerPlugin or WebhookHandlerPlugin"
+        )
+    folded = str(kind).strip().lower().replace(" ", "").replace("_", "").replace("-", "")
+    found = _BY_NAME.get(folded) or _BY_NAME.get(folded.removesuffix("s"))
+    if found is None:
+        raise ValueError(f"unknown plugin kind {kind!r}; use validator, sampler or webhook-handler")
+    return found

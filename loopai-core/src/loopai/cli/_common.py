@@ -1,0 +1,98 @@
+"""What every ``loopai`` command shares: host options, configuration and selection from the flags, usage."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loopai.config import LoopaiConfig
+    from loopai.discovery import Selection
+
+__all__ = [
+    "config_or_exit",
+    "host_options",
+    "patterns",
+    "plugin_output_to_stderr",
+    "print_problems",
+    "selection_of",
+    "strict_of",
+    "usage",
+]
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    """Print ``parser``'s help on stderr; the exit status of a usage error."""
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def host_options() -> argparse.ArgumentParser:
+    """Options shared by every command that builds a host (a parent parser)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("plugin selection")
+    group.add_argument("--config", metavar="FILE", help="configuration file (default: LOOPAI_CONFIG, ./loopai.toml)")
+    group.add_argument("--plugins", metavar="PATTERNS", help="only these plugins (comma-separated globs)")
+    group.add_argument("--disable-plugins", metavar="PATTERNS", help="never these plugins (comma-separated globs)")
+    group.add_argument("--no-autoload", action="store_true", help="load only plugins named in the configuration")
+    group.add_argument("--strict", action="store_true", default=None, help="any plugin problem is an error")
+    return parent
+
+
+def patterns(value: str | None) -> list[str] | None:
+    """Comma-separated globs from a flag (None when the flag was not given)."""
+    return None if value is None else [p.strip() for p in value.split(",") if p.strip()]
+
+
+def selection_of(args: argparse.Namespace, config: LoopaiConfig) -> Selection:
+    """The selection rules from the command's flags, the environment and ``config``."""
+    from loopai.discovery import Selection
+
+    return Selection.resolve(
+        config,
+        os.environ,
+        allow=patterns(args.plugins),
+        deny=patterns(args.disable_plugins),
+        autoload=False if args.no_autoload else None,
+    )
+
+
+def config_or_exit(args: argparse.Namespace) -> LoopaiConfig:
+    """The configuration ``--config`` (or the default search) names; its problems end the command (exit 2)."""
+    from loopai._errors import ConfigError
+    from loopai.config import load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def strict_of(args: argparse.Namespace, config: LoopaiConfig) -> bool:
+    """``--strict``, else ``LOOPAI_STRICT_PLUGINS``, else the configuration's ``strict``."""
+    from loopai._flags import flag
+
+    if args.strict is not None:
+        return bool(args.strict)
+    from_env = flag(os.environ, "LOOPAI_STRICT_PLUGINS")
+    return from_env if from_env is not None else config.strict
+
+
+@contextlib.contextmanager
+def plugin_output_to_stderr() -> Iterator[None]:
+    """While plugin code runs, what it prints goes to stderr: stdout is for the command's output."""
+    sys.stdout.flush()
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def print_problems(problems: list[str]) -> None:
+    """One ``- problem`` line each, on stderr."""
+    for problem in problems:
+        print(f"- {problem}", file=sys.stderr)

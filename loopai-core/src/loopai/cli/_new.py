@@ -1,0 +1,150 @@
+"""``loopai plugins new``: scaffold a plugin package from the template shipped inside loopai."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.resources
+import importlib.util
+import logging
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from loopai._kinds import KINDS as ALL_KINDS
+
+__all__ = ["add_new_command", "core_range", "template_path"]
+
+KINDS = tuple(kind.label for kind in ALL_KINDS)
+_MISSING = "loopai plugins new needs cookiecutter, an optional extra: "
+
+
+def add_new_command(sub: Any) -> None:
+    """Add ``new`` to the ``plugins`` sub-commands (an argparse subparsers object)."""
+    new = sub.add_parser(
+        "new",
+        help="scaffold a plugin package (needs: pip install 'loopai-core[new]')",
+        description="Create loopai-NAME/, a plugin package with tests, README, license and CI, "
+        "from the template that ships with loopai-core.",
+    )
+    new.add_argument("name", help="the plugin's name, in words or hyphenated ('business rules')")
+    new.add_argument("--kind", required=True, choices=KINDS, help="what the plugin is")
+    new.add_argument("--output-dir", default=".", metavar="DIR", help="where to create the project (default: .)")
+    new.add_argument("--no-input", action="store_true", help="ask nothing; use the defaults for what is not given")
+    new.add_argument("--author", help="author's name")
+    new.add_argument("--email", help="author's email")
+    new.add_argument("--description", help="one-line description")
+    new.set_defaults(handler=_new)
+
+
+@contextlib.contextmanager
+def template_path() -> Iterator[Path]:
+    """The cookiecutter template inside the installed ``loopai`` package, as a directory."""
+    with importlib.resources.as_file(importlib.resources.files("loopai") / "_template") as path:
+        yield path
+
+
+def _install_hint() -> str:
+    """How to add the ``new`` extra to this environment: with its pip, or with uv when it has none."""
+    if importlib.util.find_spec("pip") is not None:
+        return "pip install 'loopai-core[new]'"
+    return f"uv pip install --python {shlex.quote(sys.executable)} 'loopai-core[new]' (this Python has no pip)"
+
+
+def core_range(version: str) -> str | None:
+    """The loopai-core range a new plugin should declare: from this version to the next major.
+
+    ``0.1.0`` gives ``>=0.1,<1.0``, ``1.4.2`` gives ``>=1.4,<2.0``; a pre-release is its own
+    lower bound (``>=2.0.0rc1,<3.0``) so that it admits itself. None for a version that is
+    not a release (a source tree without metadata).
+    """
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return None
+    if parsed.local is not None and parsed.release == (0,):
+        return None
+    major = parsed.major
+    lower = str(parsed) if parsed.is_prerelease else f"{major}.{parsed.minor}"
+    return f">={lower},<{major + 1}.0"
+
+
+def _context(args: argparse.Namespace) -> dict[str, str]:
+    from loopai._version import core_version
+
+    __version__ = core_version()
+
+    context = {"plugin_name": args.name, "kind": args.kind}
+    for field in ("author", "email", "description"):
+        value = getattr(args, field)
+        if value is not None:
+            context[field] = value
+    supported = core_range(__version__)
+    if supported is not None:
+        context["loopai_core_range"] = supported
+    return context
+
+
+def _new(args: argparse.Namespace) -> int:
+    try:
+        from cookiecutter import exceptions
+        from cookiecutter.main import cookiecutter
+    except ImportError:
+        print(_MISSING + _install_hint(), file=sys.stderr)
+        return 2
+    if not args.name.strip():
+        print("loopai plugins new: the plugin name is empty", file=sys.stderr)
+        return 2
+    output_dir = Path(args.output_dir)
+    # Without a terminal there is nobody to answer the questions.
+    no_input = bool(args.no_input or not sys.stdin.isatty())
+    try:
+        with template_path() as template, _quiet_cookiecutter():
+            created = Path(
+                cookiecutter(str(template), no_input=no_input, extra_context=_context(args), output_dir=str(output_dir))
+            )
+    except exceptions.OutputDirExistsException as exc:
+        print(f"loopai plugins new: {exc}; choose another --output-dir or remove it", file=sys.stderr)
+        return 1
+    except exceptions.FailedHookException:
+        # The template's check printed what is wrong with the name or the texts.
+        print("loopai plugins new: nothing was created", file=sys.stderr)
+        return 2
+    except (exceptions.CookiecutterException, ValueError) as exc:
+        print(f"loopai plugins new: {exc}", file=sys.stderr)
+        return 1
+    _print_next_steps(created, args.kind)
+    return 0
+
+
+@contextlib.contextmanager
+def _quiet_cookiecutter() -> Iterator[None]:
+    """Keep cookiecutter's log (a failed hook's traceback) off the terminal: the hook has printed
+    what is wrong, and the errors that matter are reported by :func:`_new`."""
+    logger = logging.getLogger("cookiecutter")
+    handler = logging.NullHandler()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _print_next_steps(created: Path, kind: str) -> None:
+    try:
+        shown = created.relative_to(Path.cwd())
+    except ValueError:
+        shown = created
+    print(f"created {kind} plugin package {shown}/")
+    print("next:")
+    print(f"  cd {shown}")
+    print("  python -m pip install -e '.[test]'")
+    print("  python -m pytest")
+    print("  loopai plugins list")

@@ -1,0 +1,261 @@
+"""The installer of this interpreter: pip (``sys.executable -m pip``) or, without pip, uv; and what it would install.
+
+Never pip in-process: the packages land where this ``loopai`` runs, and a broken or missing pip
+cannot take the host down with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopai.discovery import CORE, admits, canonical, other_requirements
+from loopai.discovery import core_requirement as _core_requirement
+
+__all__ = [
+    "NO_INSTALLER",
+    "Candidate",
+    "admits",
+    "core_requirement",
+    "forced_requirements",
+    "Installer",
+    "ResolveError",
+    "find_installer",
+    "fitting_version",
+    "installed_version",
+    "pip_options",
+    "resolve_candidates",
+    "run_installer",
+    "tail",
+]
+
+_FIT_SEARCH_SECONDS = 120.0
+"""How long the search for a version that fits may take (the installer backtracks through versions)."""
+
+
+@dataclass(frozen=True)
+class Installer:
+    """How packages get into this interpreter's environment."""
+
+    tool: str
+    """``pip`` or ``uv``."""
+    command: tuple[str, ...]
+    """The command before ``install``/``uninstall`` (``python -m pip``, ``uv pip``)."""
+
+    def install(self, *args: str) -> list[str]:
+        if self.tool == "uv":
+            return [*self.command, "install", "--python", sys.executable, *args]
+        return [*self.command, "install", *args]
+
+    def uninstall(self, *distributions: str) -> list[str]:
+        if self.tool == "uv":
+            return [*self.command, "uninstall", "--python", sys.executable, *distributions]
+        return [*self.command, "uninstall", "-y", *distributions]
+
+
+def find_installer() -> Installer | None:
+    """pip when this interpreter has it, else uv on PATH, else None."""
+    if importlib.util.find_spec("pip") is not None:
+        return Installer("pip", (sys.executable, "-m", "pip"))
+    uv = shutil.which("uv")
+    if uv is not None:
+        return Installer("uv", (uv, "pip"))
+    return None
+
+
+NO_INSTALLER = (
+    "this Python has no pip and uv is not on PATH; add pip ({python} -m ensurepip) or install uv, then try again"
+)
+
+
+def _environ() -> dict[str, str]:
+    return {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def run_installer(
+    command: Sequence[str], *, capture: bool = False, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(command), capture_output=capture, text=True, env=_environ(), timeout=timeout, check=False
+    )
+
+
+def pip_options(args: argparse.Namespace, installer: Installer) -> list[str]:
+    options: list[str] = []
+    if args.index_url:
+        options += ["--index-url", args.index_url]
+    for url in args.extra_index_url:
+        options += ["--extra-index-url", url]
+    for link in args.find_links:
+        options += ["--find-links", link]
+    if args.no_index:
+        options.append("--no-index")
+    if args.pre:
+        options += ["--prerelease", "allow"] if installer.tool == "uv" else ["--pre"]
+    if args.upgrade:
+        options.append("--upgrade")
+    if args.no_build_isolation:
+        options.append("--no-build-isolation")
+    options += args.pip_arg
+    return options
+
+
+def tail(text: str, lines: int = 15) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(f"  {line}" for line in kept[-lines:])
+
+
+# -- candidates: what the installer would install ------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """A distribution the installer would install for a SPEC, read from its metadata."""
+
+    name: str
+    version: str
+    requires: list[str] = field(default_factory=list)
+    direct: bool = False
+    """Named by a path or URL, not picked from an index."""
+    url: str | None = None
+    extras: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+def core_requirement(candidate: Candidate) -> str | None:
+    """The candidate's loopai-core specifier (``>=0.1,<1.0``) that applies here, or None without one."""
+    return _core_requirement(candidate.requires, candidate.extras)
+
+
+def forced_requirements(candidate: Candidate) -> list[str]:
+    """What the candidate needs besides loopai-core, markers applied (for a forced install)."""
+    return other_requirements(candidate.requires, candidate.extras)
+
+
+class ResolveError(Exception):
+    """The installer could not resolve the SPECs; the message holds its explanation."""
+
+
+def _from_report(report: dict[str, Any]) -> list[Candidate]:
+    candidates = []
+    for item in report.get("install", []):
+        metadata = item.get("metadata", {})
+        info = item.get("download_info", {})
+        candidates.append(
+            Candidate(
+                name=metadata.get("name", "?"),
+                version=metadata.get("version", "?"),
+                requires=list(metadata.get("requires_dist", [])),
+                direct=bool(item.get("is_direct")),
+                url=info.get("url"),
+                extras=list(item.get("requested_extras", [])),
+            )
+        )
+    return candidates
+
+
+def _from_target(target: Path) -> list[Candidate]:
+    from email.parser import BytesHeaderParser
+
+    candidates = []
+    for info in sorted(target.glob("*.dist-info")):
+        try:
+            headers = BytesHeaderParser().parse((info / "METADATA").open("rb"))
+        except OSError:
+            continue
+        direct_url = None
+        with contextlib.suppress(OSError, ValueError):
+            direct_url = json.loads((info / "direct_url.json").read_text(encoding="utf-8")).get("url")
+        candidates.append(
+            Candidate(
+                name=str(headers.get("Name", info.name)),
+                version=str(headers.get("Version", "?")),
+                requires=[str(line) for line in headers.get_all("Requires-Dist") or []],
+                direct=direct_url is not None,
+                url=direct_url,
+            )
+        )
+    return candidates
+
+
+def resolve_candidates(installer: Installer, specs: Sequence[str], options: Sequence[str]) -> list[Candidate]:
+    """What the installer would install for ``specs`` themselves (not their dependencies).
+
+    pip: ``install --dry-run --report`` (what is already installed and satisfies a SPEC is not
+    listed). uv, which has no report: an install without dependencies into a scratch directory,
+    whose metadata is then read. Raises :class:`ResolveError`.
+    """
+    if installer.tool == "pip":
+        command = installer.install("--dry-run", "--quiet", "--report", "-", "--no-deps", *options, *specs)
+        done = run_installer(command, capture=True)
+        if done.returncode != 0:
+            raise ResolveError(done.stderr or done.stdout)
+        try:
+            return _from_report(json.loads(done.stdout))
+        except ValueError:
+            raise ResolveError(f"pip printed no installation report (is it older than 22.2?)\n{done.stdout}") from None
+    with tempfile.TemporaryDirectory(prefix="loopai-resolve-") as scratch:
+        done = run_installer(
+            installer.install("--quiet", "--no-deps", "--target", scratch, *options, *specs), capture=True
+        )
+        if done.returncode != 0:
+            raise ResolveError(done.stderr or done.stdout)
+        return _from_target(Path(scratch))
+
+
+def fitting_version(installer: Installer, name: str, options: Sequence[str], core: str) -> str | None:
+    """The newest version of ``name`` that installs next to loopai-core ``core``, or None.
+
+    The installer resolves ``name`` with loopai-core pinned to ``core`` and backtracks to the
+    newest version whose requirements allow it (bounded in time). A version already installed
+    that fits counts.
+    """
+    with tempfile.TemporaryDirectory(prefix="loopai-fit-") as scratch:
+        pin = Path(scratch, "constraints.txt")
+        pin.write_text(f"{CORE}=={core}\n", encoding="utf-8")
+        report = ("--quiet", "--report", "-") if installer.tool == "pip" else ()
+        command = installer.install("--dry-run", *report, "-c", str(pin), *options, name)
+        try:
+            done = run_installer(command, capture=True, timeout=_FIT_SEARCH_SECONDS)
+        except subprocess.TimeoutExpired:
+            return None
+    if done.returncode != 0:
+        return None
+    wanted = canonical(name)
+    if installer.tool == "pip":
+        try:
+            planned = {canonical(c.name): c.version for c in _from_report(json.loads(done.stdout))}
+        except ValueError:
+            return None
+    else:  # uv has no report; it lists what it would install as " + name==version"
+        planned = {}
+        for line in (done.stderr + done.stdout).splitlines():
+            text = line.strip()
+            listed, sep, version = text.removeprefix("+ ").partition("==")
+            if sep and text.startswith("+ "):
+                planned[canonical(listed)] = version.split()[0]
+    # Nothing to install for it: the installed version fits.
+    return planned[wanted] if wanted in planned else installed_version(name)
+
+
+def installed_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None

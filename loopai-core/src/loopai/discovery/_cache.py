@@ -1,0 +1,173 @@
+"""The discovery cache: an inventory of installed distributions, kept until something changes.
+
+The cache is keyed on the mtime of every search path directory, and on the mtime and size
+of the metadata files that may be rewritten in place (:func:`watched_files`):
+
+- installers (pip, uv, conda...) replace a ``*.dist-info`` directory whole, which changes
+  the mtime of the directory holding it, and leave an ``INSTALLER`` file in it: nothing in
+  such a directory is watched, so a warm discovery does no work per installed plugin;
+- ``setup.py egg_info`` and legacy ``pip install -e`` (``develop``) rewrite an egg-info's
+  files in place, and tools or hands may do so to a dist-info that no installer wrote:
+  every ``*.egg-info``, and every plugin dist-info without ``INSTALLER``, is watched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loopai._flags import is_true
+from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, scan, stamp, watched_files
+
+__all__ = ["cache_dir", "read_inventory"]
+
+_CACHE_FORMAT = 4
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the discovery cache lives; None when ``LOOPAI_NO_CACHE`` is set.
+
+    ``LOOPAI_CACHE_DIR``, else ``$XDG_CACHE_HOME/loopai``, else ``~/.cache/loopai``.
+    """
+    environ = os.environ if environ is None else environ
+    if is_true(environ.get("LOOPAI_NO_CACHE", "")):
+        return None
+    if environ.get("LOOPAI_CACHE_DIR"):
+        return Path(environ["LOOPAI_CACHE_DIR"])
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "loopai")
+
+
+def _stamps(paths: Iterable[str]) -> list[list[object]]:
+    # Installing or removing a distribution adds or deletes a *.dist-info directory,
+    # which changes the mtime of the directory holding it.
+    stamps: list[list[object]] = []
+    for entry in paths:
+        try:
+            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            stamps.append([entry, None])
+    return stamps
+
+
+def _cache_file(directory: Path, paths: Sequence[str]) -> Path:
+    key = hashlib.sha256(json.dumps([sys.executable, list(paths), _CACHE_FORMAT]).encode()).hexdigest()[:24]
+    return directory / f"discovery-{key}.json"
+
+
+def _load_cached(file: Path, stamps: list[list[object]]) -> Inventory | None:
+    try:
+        data = json.loads(file.read_bytes())
+        if data.get("format") != _CACHE_FORMAT or data.get("stamps") != stamps:
+            return None
+        lines, folders = data["lines"], data["folders"]
+        plugins = [
+            DistInfo(
+                name,
+                version,
+                folders[folder] + base,
+                summary,
+                [lines[i] for i in requires],
+                [EntryPointInfo(*ep) for ep in eps],
+            )
+            for name, version, (folder, base), summary, requires, eps in data["plugins"]
+        ]
+        watched = [(folders[folder] + base, plugin) for folder, base, plugin in data["watched"]]
+        if _digest(_current(info, plugin) for info, plugin in watched) != data["digest"]:
+            return None  # a metadata file was rewritten in place
+        return Inventory(plugins, dict(data["versions"]), from_cache=True, derived=data.get("derived"))
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        return None  # unreadable or from another version: rescan
+
+
+def _current(info: str, plugin: bool) -> list[tuple[int, int]]:
+    """The stamps that the files :func:`watched_files` names have now."""
+    return [stamp(info + os.sep + name) for name in watched_files(info, plugin)]
+
+
+def _digest(stamps: Iterable[Sequence[tuple[int, int]]]) -> int:
+    """One number for the stamps of the watched files, in order (the cache keeps it, not them).
+
+    Only ints are hashed: their hashes, unlike those of strings, are the same in every
+    process of one interpreter (and the cache file is per interpreter).
+    """
+    return hash(tuple(number for files in stamps for stamp in files for number in stamp))
+
+
+def _split_path(path: str, folders: dict[str, int]) -> list[object]:
+    head, sep, tail = path.rpartition(os.sep)  # head + sep + tail == path, whatever it holds
+    return [folders.setdefault(head + sep, len(folders)), tail]
+
+
+def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None:
+    # Compact rows, not objects, and each Requires-Dist line and folder once: reading this
+    # file is most of what a warm discovery costs, and plugins share requirements and folders.
+    lines: dict[str, int] = {}
+    folders: dict[str, int] = {}
+    plugins = [
+        [
+            d.name,
+            d.version,
+            _split_path(d.path, folders),
+            d.summary,
+            [lines.setdefault(line, len(lines)) for line in d.requires],
+            [[ep.group, ep.name, ep.value] for ep in d.entry_points],
+        ]
+        for d in inventory.plugins
+    ]
+    watched = [[*_split_path(info, folders), plugin] for info, (plugin, _) in inventory.watched.items()]
+    data = {
+        "format": _CACHE_FORMAT,
+        "stamps": stamps,
+        "lines": list(lines),
+        "folders": list(folders),
+        "plugins": plugins,
+        "watched": watched,
+        "digest": _digest(files for _, files in inventory.watched.values()),
+        "versions": inventory.versions,
+        "derived": inventory.derived,
+    }
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=file.parent, prefix=".discovery-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, separators=(",", ":"))
+        os.replace(temp, file)  # atomic: concurrent readers see the old or the new file
+    except OSError:
+        pass  # a read-only home or full disk only costs the next start a rescan
+
+
+def read_inventory(
+    paths: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    derive: Callable[[Inventory], Any] | None = None,
+) -> Inventory:
+    """Scan ``paths`` (default ``sys.path``) for installed distributions, using the cache.
+
+    Reads only ``*.dist-info``/``*.egg-info`` directory names, ``entry_points.txt`` and,
+    for distributions with loopai entry points, their ``METADATA``; imports nothing.
+    ``derive`` (JSON-able results only) runs on a fresh scan that goes to the cache, and
+    its result, as ``Inventory.derived``, comes back with the cached inventory; whoever
+    uses it checks that it still applies.
+    """
+    paths = list(sys.path if paths is None else paths)
+    directory = cache_dir(environ)
+    stamps = _stamps(paths)
+    file = _cache_file(directory, paths) if directory is not None else None
+    if file is not None:
+        cached = _load_cached(file, stamps)
+        if cached is not None:
+            return cached
+    inventory = scan(paths)
+    if file is not None and _stamps(paths) == stamps:  # nothing changed while we scanned
+        if derive is not None:
+            inventory.derived = derive(inventory)
+        _store(file, stamps, inventory)
+    return inventory

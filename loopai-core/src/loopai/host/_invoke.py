@@ -1,0 +1,177 @@
+"""Calling one plugin: sync or async, with a timeout, from sync or async code, traced or not."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import IO, Any
+
+__all__ = ["HookTimeout", "Invoker", "Tracer"]
+
+
+class HookTimeout(TimeoutError):
+    """A hook call ran past the plugin's timeout (the call itself may still be running)."""
+
+
+def _in_daemon_thread(function: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+    # A hung plugin must not keep the process alive at exit, so no ThreadPoolExecutor
+    # (whose workers are joined at shutdown): one daemon thread per timed call.
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="loopai-plugin-call", daemon=True).start()
+    return future
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    # Run until Invoker.close() stops the loop, then close it: a stopped but unclosed
+    # loop leaks its selector and warns (ResourceWarning) when collected.
+    try:
+        loop.run_forever()
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+class Invoker:
+    """Runs plugin calls that need more than a direct call: timeouts and coroutines.
+
+    Coroutines met on the synchronous path run on a private event loop in a daemon
+    thread, started on first use, so sync callers work inside or outside a running loop.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def _background_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=_serve, args=(loop,), name="loopai-async-plugins", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def wait(self, awaitable: Awaitable[Any], timeout: float | None) -> Any:
+        """Block until ``awaitable`` (run on the background loop) is done, or time out."""
+
+        async def run() -> Any:
+            return await awaitable
+
+        future = asyncio.run_coroutine_threadsafe(run(), self._background_loop())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise HookTimeout(f"took longer than its timeout of {timeout:g}s") from None
+
+    def call_sync(self, function: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> Any:
+        """Call ``function(*args)`` from sync code; awaitables are awaited; bounded by ``timeout``."""
+        if timeout is None:
+            result = function(*args)
+        else:
+            future = _in_daemon_thread(function, *args)
+            try:
+                result = future.result(timeout)
+            except concurrent.futures.TimeoutError:
+                raise HookTimeout(f"took longer than its timeout of {timeout:g}s") from None
+        if inspect.isawaitable(result):
+            return self.wait(result, timeout)
+        return result
+
+    async def call_async(
+        self,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float | None,
+        is_async: bool,
+        offload: bool = False,
+    ) -> Any:
+        """Call ``function(*args)`` from async code without blocking the loop on timed calls.
+
+        ``offload`` runs a sync function in a worker thread even without a timeout (for
+        handlers, which do I/O: they must not block the loop or each other).
+        """
+        try:
+            if is_async:
+                coroutine = function(*args)
+                return await (asyncio.wait_for(coroutine, timeout) if timeout is not None else coroutine)
+            if timeout is not None:
+                result = await asyncio.wait_for(asyncio.wrap_future(_in_daemon_thread(function, *args)), timeout)
+            elif offload:
+                result = await asyncio.to_thread(function, *args)
+            else:
+                result = function(*args)
+            if inspect.isawaitable(result):
+                result = await (asyncio.wait_for(result, timeout) if timeout is not None else result)
+            return result
+        except asyncio.TimeoutError:
+            raise HookTimeout(f"took longer than its timeout of {timeout:g}s") from None
+
+    def close(self) -> None:
+        """Stop the background loop, if it was started."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+
+
+class Tracer:
+    """Writes one line per hook call to ``stream``: hook, plugin, duration, outcome."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+
+    def line(self, hook: str, plugin: str, started: float, outcome: str) -> None:
+        """Record one finished call that started at ``started`` (a ``perf_counter`` value)."""
+        elapsed = (time.perf_counter() - started) * 1000
+        stream = self._stream or sys.stderr
+        stream.write(f"loopai trace: {hook} {plugin} {elapsed:.3f} ms {outcome}\n")
+        stream.flush()
+
+    def wrap(self, hook: str, plugin: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` with a trace line after every call (raised or returned)."""
+
+        def traced(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = function(*args)
+            except BaseException as exc:
+                self.line(hook, plugin, started, f"raised {type(exc).__name__}: {exc}")
+                raise
+            self.line(hook, plugin, started, f"-> {type(result).__name__}")
+            return result
+
+        return traced
+
+    def awrap(self, hook: str, plugin: str, function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """The async twin of :meth:`wrap`."""
+
+        async def traced(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = await function(*args)
+            except BaseException as exc:
+                self.line(hook, plugin, started, f"raised {type(exc).__name__}: {exc}")
+                raise
+            self.line(hook, plugin, started, f"-> {type(result).__name__}")
+            return result
+
+        return traced

@@ -1,0 +1,110 @@
+"""Per-plugin usage counts (calls, failures, time), collected only when a host is asked to."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = ["Meter", "PluginUsage"]
+
+
+class PluginUsage:
+    """How often one plugin was called, how often it failed, and the time spent in it."""
+
+    __slots__ = ("calls", "failures", "kind", "name", "seconds")
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.calls = 0
+        self.failures = 0
+        self.seconds = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "calls": self.calls,
+            "failures": self.failures,
+            "seconds": self.seconds,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"PluginUsage({self.kind} {self.name!r}: {self.calls} calls, {self.failures} failures, {self.seconds:.3f}s)"
+        )
+
+
+class Meter:
+    """Counts plugin calls; a host wraps each plugin's function with :meth:`wrap` when metering."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._usage: dict[tuple[str, str], PluginUsage] = {}
+
+    def _entry(self, kind: str, name: str) -> PluginUsage:
+        with self._lock:
+            usage = self._usage.get((kind, name))
+            if usage is None:
+                usage = self._usage[(kind, name)] = PluginUsage(kind, name)
+            return usage
+
+    def record(self, kind: str, name: str, seconds: float) -> None:
+        """One call of ``name`` that took ``seconds``."""
+        usage = self._entry(kind, name)
+        with self._lock:
+            usage.calls += 1
+            usage.seconds += seconds
+
+    def failed(self, kind: str, name: str) -> None:
+        """One failed call (raised, wrong type or timed out) of ``name``."""
+        usage = self._entry(kind, name)
+        with self._lock:
+            usage.failures += 1
+
+    def wrap(self, kind: str, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` counted and timed on every call."""
+        usage = self._entry(kind, name)
+        lock, clock = self._lock, time.perf_counter
+
+        def metered(*args: Any) -> Any:
+            started = clock()
+            try:
+                return function(*args)
+            finally:
+                elapsed = clock() - started
+                with lock:
+                    usage.calls += 1
+                    usage.seconds += elapsed
+
+        return metered
+
+    def awrap(self, kind: str, name: str, function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """The async twin of :meth:`wrap`."""
+        usage = self._entry(kind, name)
+        lock, clock = self._lock, time.perf_counter
+
+        async def metered(*args: Any) -> Any:
+            started = clock()
+            try:
+                return await function(*args)
+            finally:
+                elapsed = clock() - started
+                with lock:
+                    usage.calls += 1
+                    usage.seconds += elapsed
+
+        return metered
+
+    def usage(self) -> list[PluginUsage]:
+        """A copy of every plugin's counts, by kind then name."""
+        with self._lock:
+            copies = []
+            for usage in self._usage.values():
+                twin = PluginUsage(usage.kind, usage.name)
+                twin.calls, twin.failures, twin.seconds = usage.calls, usage.failures, usage.seconds
+                copies.append(twin)
+        return sorted(copies, key=lambda u: (u.kind, u.name))

@@ -1,0 +1,64 @@
+"""One policy for what a plugin call returned: its result, or a :class:`loopai.PluginFailure` naming it.
+
+A guarded call returns the plugin's result or a :class:`~loopai._isolation.Raised`. The
+strategies accept a result of the hook's type as it is (one ``type() is`` check on the
+common path) and hand anything else here: an exception, a timeout, a result of the wrong
+type, or a coroutine a plain function returned (awaited, within the plugin's timeout).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from loopai._errors import LoopaiError
+from loopai._isolation import Raised, attempt, describe
+from loopai._report import FailureKind, PluginFailure
+from loopai.host._invoke import HookTimeout, Invoker
+from loopai.host._meter import Meter
+from loopai.host._plan import Call
+
+__all__ = ["Outcomes", "WrongType"]
+
+
+class WrongType(LoopaiError):
+    """A plugin returned something other than its hook's result type."""
+
+
+class Outcomes:
+    """Settles plugin call outcomes for one host (counting failures when it meters)."""
+
+    def __init__(self, invoker: Invoker, meter: Meter | None) -> None:
+        self._invoker = invoker
+        self._meter = meter
+
+    def settle(self, call: Call, outcome: Any, expected: type, hook: str) -> Any:
+        """``outcome`` when it is an ``expected`` result, else the :class:`PluginFailure` it amounts to."""
+        if isinstance(outcome, expected):
+            return outcome
+        if isinstance(outcome, Raised):
+            return self.failure(call, hook, outcome.error)
+        if inspect.isawaitable(outcome):  # a plain function that returned a coroutine
+            return self.settle(call, attempt(self._invoker.wait, outcome, call.timeout), expected, hook)
+        wrong = WrongType(f"returned {type(outcome).__name__}, but {hook} must return {expected.__name__}")
+        return self.failure(call, hook, wrong)
+
+    def failure(self, call: Call, hook: str, error: BaseException, attempts: int = 1) -> PluginFailure:
+        """The failure of ``call``'s ``hook`` with ``error``, after ``attempts`` tries."""
+        if self._meter is not None:
+            self._meter.failed(call.kind.label, call.name)
+        problem, _ = _what(error)
+        return PluginFailure(call.name, hook, problem, self.message(call, error, attempts), error, attempts)
+
+    def message(self, call: Call, error: BaseException, attempts: int = 1) -> str:
+        """How a failure is described: ``validator 'x' raised ValueError: ... (after 2 attempts)``."""
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        return f"{call.kind.label} {call.name!r} {_what(error)[1]}{tries}"
+
+
+def _what(error: BaseException) -> tuple[FailureKind, str]:
+    if isinstance(error, HookTimeout):
+        return "timeout", str(error)
+    if isinstance(error, WrongType):
+        return "wrong-type", str(error)
+    return "exception", f"raised {describe(error)}"

@@ -1,0 +1,249 @@
+"""The enabled plugins of one registry generation, laid out once for the dispatch strategies.
+
+Each enabled plugin becomes a :class:`Call`: its function wrapped, once, in what every call
+needs (a timeout or an event loop when it has one, metering, tracing) and in the isolation
+helper, so that the strategies' loops are plain: call, check the result's type, go on.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from loopai._errors import LoopaiError
+from loopai._isolation import Raised, aguarded, attempt, guarded
+from loopai._kinds import KINDS, SAMPLER, VALIDATOR, WEBHOOK_HANDLER, Kind, kind_of
+from loopai._models import ReadOnlyDict, WebhookEvent, WebhookEventType, WebhookHandlerContext
+from loopai._report import EmitReport
+from loopai.host._invoke import Invoker, Tracer
+from loopai.host._meter import Meter
+from loopai.registry import PluginRegistry, RegisteredPlugin, supported_events
+
+__all__ = ["Call", "Plan", "build_plan", "handler_context"]
+
+
+class Call:
+    """One enabled plugin as dispatch sees it.
+
+    ``fn(first, second)`` and ``await afn(first, second)`` call the plugin's hook and return
+    its result, or a :class:`~loopai._isolation.Raised` instead of raising. A webhook handler's
+    call also knows the event types it takes, its retry budget and its prebuilt contexts, and
+    makes one delivery attempt (:meth:`attempt`), as the deliverer expects of a target.
+    """
+
+    __slots__ = (
+        "afn",
+        "context",
+        "dry_context",
+        "entry",
+        "events",
+        "fn",
+        "kind",
+        "max_retries",
+        "name",
+        "timeout",
+    )
+
+    def __init__(self, entry: RegisteredPlugin, kind: Kind, timeout: float | None) -> None:
+        self.entry = entry
+        self.kind = kind
+        self.name = entry.name
+        self.timeout = timeout
+        self.fn: Callable[[Any, Any], Any] = entry.call
+        self.afn: Callable[[Any, Any], Awaitable[Any]]
+        self.events: frozenset[WebhookEventType] = frozenset()
+        self.max_retries = 0
+        self.context = self.dry_context = WebhookHandlerContext()
+
+    def attempt(self, event: WebhookEvent, attempt: int, dry_run: bool) -> BaseException | None:
+        """Deliver ``event`` once (try number ``attempt``); the error, or None when delivered."""
+        if attempt == 0:
+            context = self.dry_context if dry_run else self.context
+        else:
+            context = handler_context(self, attempt, dry_run)
+        outcome = self.fn(event, context)
+        if outcome is None:
+            return None
+        if type(outcome) is Raised:
+            return outcome.error
+        return None
+
+    async def aattempt(self, event: WebhookEvent, attempt: int, dry_run: bool) -> BaseException | None:
+        """:meth:`attempt` from async code."""
+        if attempt == 0:
+            context = self.dry_context if dry_run else self.context
+        else:
+            context = handler_context(self, attempt, dry_run)
+        outcome = await self.afn(event, context)
+        return outcome.error if type(outcome) is Raised else None
+
+    def __repr__(self) -> str:
+        return f"<Call {self.kind.label} {self.name!r}>"
+
+
+class Plan:
+    """What a host calls, rebuilt whenever the registry changes.
+
+    ``stale`` turns true when the registry changes after this plan was built (the registry
+    sets it), so a host checks one flag per call. ``everyone`` is the report of an emit
+    that every handler of the event's type took, built once per type.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "everyone",
+        "generation",
+        "handled",
+        "handlers",
+        "problems",
+        "samplers",
+        "stale",
+        "validators",
+    )
+
+    def __init__(
+        self,
+        generation: int = -1,
+        validators: tuple[Call, ...] = (),
+        samplers: tuple[Call, ...] = (),
+        handlers: Mapping[WebhookEventType, tuple[Call, ...]] | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        self.generation = generation
+        self.stale = generation < 0  # the host's placeholder before its first build
+        self.validators = validators
+        self.samplers = samplers
+        self.handlers: dict[WebhookEventType, tuple[Call, ...]] = dict(handlers or {})
+        self.problems = problems
+        """Enabled plugins left out because they could not be laid out (why, one line each)."""
+        self.everyone = {t: EmitReport(t, [call.name for call in self.handlers.get(t, ())]) for t in WebhookEventType}
+        self.handled = frozenset(t for t, calls in self.handlers.items() if calls)
+        """The event types at least one enabled handler takes."""
+
+    def handler(self, event_type: WebhookEventType, name: str) -> Call | None:
+        """The enabled handler ``name`` if it takes ``event_type``, else None."""
+        return next((call for call in self.handlers.get(event_type, ()) if call.name == name), None)
+
+
+def handler_context(call: Call, attempt: int, dry_run: bool) -> WebhookHandlerContext:
+    """The context handed to handler ``call`` on try number ``attempt`` (0 first).
+
+    Its ``configuration`` (the handler's settings) and ``metadata`` are read-only, and the
+    model is frozen, because the host reuses the first-try contexts across calls.
+    """
+    plugin = call.entry.plugin
+    settings = plugin.config
+    configuration = dict(settings) if isinstance(settings, Mapping) else settings.model_dump()
+    context = WebhookHandlerContext(
+        retry_attempt=attempt, max_retries=call.max_retries, is_dry_run=dry_run, metadata=dict(plugin.metadata)
+    )
+    # Swapped in after validation, which would copy them back into plain dicts.
+    context.__dict__["configuration"] = ReadOnlyDict(configuration)
+    context.__dict__["metadata"] = ReadOnlyDict(context.metadata)
+    return context
+
+
+class _Layout:
+    """How plugin functions are wrapped for one plan: timeouts, loops, metering, tracing."""
+
+    def __init__(
+        self,
+        invoker: Invoker,
+        tracer: Tracer | None,
+        meter: Meter | None,
+        default_timeout: float | None,
+        max_retries: int,
+    ) -> None:
+        self.invoker = invoker
+        self.tracer = tracer
+        self.meter = meter
+        self.default_timeout = default_timeout
+        self.max_retries = max_retries
+
+    def call(self, entry: RegisteredPlugin) -> Call:
+        kind = kind_of(entry.kind)
+        call = Call(entry, kind, entry.plugin.timeout or self.default_timeout)
+        call.fn = guarded(self._sync(entry, kind, call.timeout))
+        call.afn = aguarded(self._async(entry, kind, call.timeout))
+        if kind is WEBHOOK_HANDLER:
+            call.events = supported_events(entry.plugin)
+            own = getattr(entry.plugin, "max_retries", None)
+            call.max_retries = own if isinstance(own, int) else self.max_retries
+            call.context = handler_context(call, 0, False)
+            call.dry_context = handler_context(call, 0, True)
+        return call
+
+    def _sync(self, entry: RegisteredPlugin, kind: Kind, timeout: float | None) -> Callable[..., Any]:
+        fn = entry.call
+        invoker = self.invoker
+        if entry.is_async or timeout is not None:
+            raw = entry.call
+            fn = lambda first, second: invoker.call_sync(raw, (first, second), timeout)  # noqa: E731
+        elif kind is WEBHOOK_HANDLER:
+            fn = _awaiting(fn, invoker)  # a plain function may still return an awaitable
+        if self.meter is not None:
+            fn = self.meter.wrap(kind.label, entry.name, fn)
+        if self.tracer is not None:
+            fn = self.tracer.wrap(kind.hook, entry.name, fn)
+        return fn
+
+    def _async(self, entry: RegisteredPlugin, kind: Kind, timeout: float | None) -> Callable[..., Awaitable[Any]]:
+        raw, invoker, is_async, offload = entry.call, self.invoker, entry.is_async, kind is WEBHOOK_HANDLER
+
+        async def call(first: Any, second: Any) -> Any:
+            # Handlers do I/O: a sync one runs in a worker thread, off the caller's loop.
+            return await invoker.call_async(raw, (first, second), timeout, is_async, offload=offload)
+
+        fn: Callable[..., Awaitable[Any]] = call
+        if self.meter is not None:
+            fn = self.meter.awrap(kind.label, entry.name, fn)
+        if self.tracer is not None:
+            fn = self.tracer.awrap(kind.hook, entry.name, fn)
+        return fn
+
+
+def _awaiting(function: Callable[..., Any], invoker: Invoker) -> Callable[..., Any]:
+    def call(first: Any, second: Any) -> Any:
+        result = function(first, second)
+        if result is not None and inspect.isawaitable(result):
+            return invoker.wait(result, None)
+        return result
+
+    return call
+
+
+def build_plan(
+    registry: PluginRegistry,
+    invoker: Invoker,
+    tracer: Tracer | None,
+    meter: Meter | None,
+    default_timeout: float | None,
+    max_retries: int,
+) -> Plan:
+    """Lay out the registry's enabled plugins for dispatch, in priority order.
+
+    An enabled plugin whose attributes cannot be read into a :class:`Call` (a handler's
+    ``supported_events`` changed to something that is no event type, say) is left out and
+    described in the plan's ``problems``; the others are laid out as usual.
+    """
+    generation = registry.generation  # read first: a change during the build forces another
+    layout = _Layout(invoker, tracer, meter, default_timeout, max_retries)
+    problems: list[str] = []
+    laid_out: dict[Kind, tuple[Call, ...]] = {}
+    for kind in KINDS:
+        calls = []
+        for entry in registry.entries(kind.base):
+            call = attempt(layout.call, entry)
+            if isinstance(call, Raised):
+                error = call.error
+                what = str(error) if isinstance(error, LoopaiError) else f"{kind.title} {entry.name!r}: {error!r}"
+                problems.append(f"{what}; it is left out until that is fixed")
+            else:
+                calls.append(call)
+        laid_out[kind] = tuple(calls)
+    handlers = laid_out[WEBHOOK_HANDLER]
+    by_event = {t: tuple(c for c in handlers if t in c.events) for t in WebhookEventType}
+    plan = Plan(generation, laid_out[VALIDATOR], laid_out[SAMPLER], by_event, tuple(problems))
+    registry._track(plan)
+    return plan

@@ -1,0 +1,212 @@
+"""Reading what a plugin implements: pluggy's markers and signature rules, turned into registry entries.
+
+The same reading and checks as pluggy's ``PluginManager.register`` (its marker parsing, its
+``HookImpl``, its argument-name rule), without registering anything in pluggy: its
+bookkeeping was most of the cost of loading many plugins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import threading
+import types
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
+
+import pluggy
+
+from loopai._errors import PluginError, PluginSignatureError
+from loopai._hookspecs import HOOK_NAMES, PROJECT, HookSpecs
+from loopai._kinds import KINDS, Kind
+from loopai._plugin import Plugin
+from loopai.registry._adapters import MODULES, adapter
+
+__all__ = ["Parser", "RegisteredPlugin", "spec_signature"]
+
+SPEC_ARGS: Final[dict[str, tuple[str, ...]]] = {
+    name: tuple(p for p in inspect.signature(getattr(HookSpecs, name)).parameters if p != "self") for name in HOOK_NAMES
+}
+"""Each hook's arguments, in order."""
+_IMPL_ATTR: Final = f"{PROJECT}_impl"
+"""Where ``@loopai.hookimpl`` puts its options on a function."""
+_PLAIN_OPTS: Final[pluggy.HookimplOpts] = {
+    "wrapper": False,
+    "hookwrapper": False,
+    "optionalhook": False,
+    "tryfirst": False,
+    "trylast": False,
+    "specname": None,
+}
+_KIND_OF_HOOK: Final = {kind.hook: kind for kind in KINDS}
+
+
+def spec_signature(hook: str) -> str:
+    """``validate(execution, context)``: the signature an implementation may use."""
+    return f"{hook}({', '.join(SPEC_ARGS[hook])})"
+
+
+class RegisteredPlugin(NamedTuple):
+    """One plugin as the registry holds it for one kind (an immutable record).
+
+    ``kind`` is the kind's base class (``loopai.ValidatorPlugin``...). ``plugin`` is a
+    :class:`loopai.Plugin` (for a pluggy-style module or object, an adapter whose ``wraps``
+    is that module or object); ``call`` takes the hook's two arguments positionally;
+    ``startup``/``shutdown`` take the host, or are None.
+    """
+
+    kind: type[Plugin]
+    name: str
+    plugin: Plugin
+    call: Callable[[Any, Any], Any]
+    is_async: bool
+    startup: Callable[[Any], Any] | None
+    shutdown: Callable[[Any], Any] | None
+
+
+class _Manager(pluggy.PluginManager):
+    """Pluggy's manager, used only to parse implementations: on :class:`loopai.Plugin` instances a
+    method named like a hook is an implementation without a decorator."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and isinstance(plugin, Plugin) and name in HOOK_NAMES:
+            return dict(_PLAIN_OPTS)  # type: ignore[return-value]
+        return opts
+
+
+def _candidate_names(plugin: object) -> list[str]:
+    """The attribute names that may hold implementations, without walking ``dir()``.
+
+    A plain module: its marked functions. A :class:`loopai.Plugin`: the hook names and its
+    classes' marked methods (found once per class). Anything else: every name, as pluggy does.
+    """
+    if type(plugin) in MODULES:
+        return [
+            n
+            for n, v in vars(plugin).items()
+            if type(v) in (types.FunctionType, types.MethodType) and hasattr(v, _IMPL_ATTR)
+        ]
+    if isinstance(plugin, Plugin):
+        return _class_names(type(plugin))
+    return dir(plugin)
+
+
+def _class_names(cls: type) -> list[str]:
+    cached = cls.__dict__.get("__loopai_hook_names__")
+    if cached is None:
+        marked = {n for base in cls.__mro__ for n, v in vars(base).items() if hasattr(v, _IMPL_ATTR)}
+        cached = sorted(set(HOOK_NAMES) | marked)
+        type.__setattr__(cls, "__loopai_hook_names__", cached)
+    return list(cached)
+
+
+class Parser:
+    """Reads implementations with pluggy's rules; one per registry (pluggy's manager is not
+    thread-safe, so parsing takes a lock of its own)."""
+
+    def __init__(self) -> None:
+        self._manager = _Manager(PROJECT)
+        self._manager.add_hookspecs(HookSpecs)
+        self._lock = threading.Lock()
+
+    def entries(self, plugin: object, label: str, is_plugin: bool) -> list[RegisteredPlugin]:
+        """One entry per kind ``plugin`` implements; raises :class:`loopai.PluginError` (or its
+        :class:`loopai.PluginSignatureError`) when it implements none or a signature is wrong."""
+        with self._lock:
+            impls = self._implementations(plugin, label)
+        return _entries(plugin, label, impls, is_plugin)
+
+    def _implementations(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
+        impls: dict[str, pluggy.HookImpl] = {}
+        for name in _candidate_names(plugin):
+            if not hasattr(plugin, name):
+                continue
+            opts = self._manager.parse_hookimpl_opts(plugin, name)
+            if opts is None:
+                continue
+            hook = opts.get("specname") or name
+            if hook not in SPEC_ARGS:
+                close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; loopai hooks are {', '.join(HOOK_NAMES)}"
+                raise PluginSignatureError(label, f"plugin {label!r} implements unknown hook {hook!r}{hint}")
+            impl = pluggy.HookImpl(plugin, label, getattr(plugin, name), opts)
+            if impl.wrapper or impl.hookwrapper:
+                raise PluginSignatureError(
+                    label,
+                    f"plugin {label!r}: hook {hook!r} is declared as a wrapper; "
+                    "loopai hooks take plain implementations, drop wrapper=True/hookwrapper=True",
+                )
+            unknown = sorted(set(impl.argnames) - set(SPEC_ARGS[hook]))
+            if unknown:
+                raise PluginSignatureError(label, _signature_message(label, hook, impl.function, unknown))
+            impls[hook] = impl
+        return impls
+
+
+def _entries(plugin: object, label: str, impls: dict[str, pluggy.HookImpl], is_plugin: bool) -> list[RegisteredPlugin]:
+    def lifecycle(hook: str) -> Callable[[Any], Any] | None:
+        impl = impls.get(hook)
+        return _adapt(impl, SPEC_ARGS[hook]) if impl is not None else None
+
+    kinds = _kinds_of(plugin, label, impls, is_plugin)
+    startup, shutdown = lifecycle("startup"), lifecycle("shutdown")
+    entries = []
+    for kind in kinds:
+        call = _adapt(impls[kind.hook], SPEC_ARGS[kind.hook])
+        face = plugin if is_plugin else adapter(kind, plugin, label, call)
+        assert isinstance(face, Plugin)
+        is_async = _is_async(impls[kind.hook].function)
+        entries.append(RegisteredPlugin(kind.base, label, face, call, is_async, startup, shutdown))
+    return entries
+
+
+def _kinds_of(plugin: object, label: str, impls: dict[str, pluggy.HookImpl], is_plugin: bool) -> list[Kind]:
+    if is_plugin:
+        kinds = [kind for kind in KINDS if isinstance(plugin, kind.base)]
+        if not kinds:
+            raise PluginError(
+                label,
+                f"plugin {label!r} ({type(plugin).__name__}) is not a validator, sampler or webhook handler; "
+                "subclass loopai.ValidatorPlugin, loopai.SamplerPlugin or loopai.WebhookHandlerPlugin",
+            )
+        return kinds
+    kinds = [kind for hook, kind in _KIND_OF_HOOK.items() if hook in impls]
+    if not kinds:
+        raise PluginError(
+            label,
+            f"plugin {label!r} implements none of validate, should_sample, handle_event; "
+            "mark its functions with @loopai.hookimpl",
+        )
+    return kinds
+
+
+def _adapt(impl: pluggy.HookImpl, spec_args: tuple[str, ...]) -> Callable[..., Any]:
+    """A callable taking the spec's arguments positionally, whatever subset ``impl`` takes."""
+    wanted = tuple(impl.argnames) + tuple(a for a in impl.kwargnames if a in spec_args)
+    function = impl.function
+    if wanted == spec_args:
+        return function
+    if not wanted:
+        return lambda *_: function()
+    index = tuple(spec_args.index(a) for a in wanted)
+    if index == tuple(range(len(index))):
+        return lambda *args: function(*args[: len(index)])
+    return lambda *args: function(**{a: args[i] for a, i in zip(wanted, index, strict=True)})
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(function)
+
+
+def _signature_message(label: str, hook: str, function: Callable[..., Any], unknown: list[str]) -> str:
+    try:
+        definition = f"{function.__name__}{inspect.signature(function)}"
+    except (TypeError, ValueError):
+        definition = hook
+    names = ", ".join(repr(n) for n in unknown)
+    return (
+        f"plugin {label!r}: hook {hook!r} is defined as {definition}, but the hookspec is "
+        f"{spec_signature(hook)}; rename or remove {names} "
+        "(an implementation may take any of the spec's arguments, by name)"
+    )

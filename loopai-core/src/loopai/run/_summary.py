@@ -1,0 +1,229 @@
+"""``loopai run``'s summary: per task and per plugin, as an aligned text table or as JSON."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from loopai._kinds import KINDS
+from loopai._models import WebhookEventType
+from loopai.host import PluginUsage
+
+__all__ = ["Histogram", "Summary", "TaskSummary"]
+
+
+class Histogram:
+    """Latencies kept as counts per value rounded to 3 significant digits: quantiles to
+    within 0.5 %, in memory that does not grow with the number of records (at most 900 values
+    per decade)."""
+
+    __slots__ = ("count", "counts")
+
+    def __init__(self) -> None:
+        self.counts: dict[float, int] = {}
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        """Count one value."""
+        key = float(f"{value:.3g}")
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        self.count += 1
+
+    def quantile(self, q: float) -> float | None:
+        """The nearest-rank ``q`` quantile (0..1), or None when nothing was counted."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for value in sorted(self.counts):
+            seen += self.counts[value]
+            if seen >= rank:
+                return value
+        return None  # pragma: no cover - unreachable: the counts add up to self.count
+
+
+class TaskSummary:
+    """What happened to one task's records."""
+
+    __slots__ = ("breaches", "configured", "events", "latency", "name", "records", "sampled", "task_id", "valid")
+
+    def __init__(self, task_id: UUID, name: str | None, configured: bool) -> None:
+        self.task_id = task_id
+        self.name = name
+        self.configured = configured
+        self.records = 0
+        self.valid = 0
+        self.sampled = 0
+        self.events: dict[WebhookEventType, int] = {}
+        self.breaches: dict[str, int] = {}
+        self.latency = Histogram()
+
+    @property
+    def label(self) -> str:
+        """The task's name, else its id."""
+        return self.name or str(self.task_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "task_id": str(self.task_id),
+            "name": self.name,
+            "in_tasks_table": self.configured,
+            "records": self.records,
+            "valid": self.valid,
+            "valid_percent": _percent(self.valid, self.records),
+            "sampled": self.sampled,
+            "events": sum(self.events.values()),
+            "events_by_type": dict(sorted((t.value, n) for t, n in self.events.items())),
+            "breaches": dict(sorted(self.breaches.items())),
+            "latency_ms": {"p50": self.latency.quantile(0.5), "p95": self.latency.quantile(0.95)},
+        }
+
+
+HOOKS = ("validate", "should_sample", "emit")
+
+
+class Summary:
+    """Counts of one run, filled by the engine as records finish."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+        self.lines = 0
+        self.malformed = 0
+        self.interrupted = False
+        self.stopped_by: str | None = None
+        self.tasks: dict[UUID, TaskSummary] = {}
+        self.plugins: list[PluginUsage] = []
+        """Calls, failures and time per plugin, as a metering host measured them."""
+        self.hook_calls = dict.fromkeys(HOOKS, 0)
+        self.hook_seconds = dict.fromkeys(HOOKS, 0.0)
+        self.outbox: str | None = None
+        self.output: str | None = None
+        self.problems: list[str] = []
+
+    @property
+    def records(self) -> int:
+        """Lines processed as execution records."""
+        return sum(task.records for task in self.tasks.values())
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the run (so far)."""
+        return (self.finished or time.perf_counter()) - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form of the whole summary."""
+        seconds = self.seconds
+        records = self.records
+        return {
+            "lines": self.lines,
+            "records": records,
+            "malformed": self.malformed,
+            "interrupted": self.interrupted,
+            "stopped_by": self.stopped_by,
+            "seconds": round(seconds, 6),
+            "records_per_second": round(records / seconds, 1) if seconds > 0 else None,
+            "tasks": [task.to_dict() for task in self._tasks_in_order()],
+            "plugins": [usage.to_dict() for usage in self._plugins_in_order()],
+            "hooks": {
+                hook: {"calls": self.hook_calls[hook], "seconds": round(self.hook_seconds[hook], 6)} for hook in HOOKS
+            },
+            "output": self.output,
+            "outbox": self.outbox,
+            "problems": list(self.problems),
+        }
+
+    def _tasks_in_order(self) -> list[TaskSummary]:
+        return sorted(self.tasks.values(), key=lambda t: (not t.configured, t.label))
+
+    def _plugins_in_order(self) -> list[PluginUsage]:
+        order = {kind.label: index for index, kind in enumerate(KINDS)}
+        return sorted(self.plugins, key=lambda p: (order.get(p.kind, len(order)), p.name))
+
+    def render(self) -> str:
+        """The summary as plain aligned text."""
+        seconds = self.seconds
+        records = self.records
+        rate = f"{records / seconds:,.0f} records/s" if seconds > 0 else "-"
+        head = f"loopai run: {self.lines:,} line(s), {records:,} record(s), {self.malformed:,} malformed"
+        head += f", {seconds:.2f} s ({rate})"
+        if self.interrupted:
+            head += " - INTERRUPTED, the rest of the input was not read"
+        elif self.stopped_by:
+            head += f" - stopped early: {self.stopped_by}"
+        blocks = [head]
+        task_rows = [
+            (
+                task.label,
+                f"{task.records:,}",
+                _percent_text(task.valid, task.records),
+                f"{task.sampled:,}",
+                f"{sum(task.events.values()):,}",
+                _ms(task.latency.quantile(0.5)),
+                _ms(task.latency.quantile(0.95)),
+                ", ".join(f"{metric} x{n}" for metric, n in sorted(task.breaches.items())) or "-",
+            )
+            for task in self._tasks_in_order()
+        ]
+        if task_rows:
+            header = ("TASK", "RECORDS", "VALID", "SAMPLED", "EVENTS", "P50 MS", "P95 MS", "BREACHES")
+            blocks.append(_table(header, task_rows, right=range(1, 7)))
+        plugin_rows = [
+            (
+                p.name,
+                p.kind,
+                f"{p.calls:,}",
+                f"{p.failures:,}",
+                f"{p.seconds:.3f} s",
+            )
+            for p in self._plugins_in_order()
+        ]
+        if plugin_rows:
+            blocks.append(_table(("PLUGIN", "KIND", "CALLS", "FAILURES", "OWN TIME"), plugin_rows, right=range(2, 5)))
+        hook_rows = [
+            (f"host.{hook}", f"{self.hook_calls[hook]:,}", f"{self.hook_seconds[hook]:.3f} s") for hook in HOOKS
+        ]
+        blocks.append(_table(("HOST CALL", "CALLS", "TIME"), hook_rows, right=range(1, 3)))
+        notes = []
+        if self.plugins:
+            notes.append("OWN TIME: time spent inside each plugin; host call times include the host's own work.")
+        if self.output:
+            notes.append(f"results are in {self.output}")
+        if self.outbox:
+            notes.append(f"events are kept in the outbox {self.outbox} (loopai events list)")
+        blocks.append("\n".join(notes))
+        return "\n\n".join(block for block in blocks if block) + "\n"
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 2) if whole else None
+
+
+def _percent_text(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable[int] = ()) -> str:
+    """Columns padded to their widest cell; columns in ``right`` aligned right."""
+    everything = [tuple(header), *(tuple(row) for row in rows)]
+    widths = [max(len(row[i]) for row in everything) for i in range(len(header))]
+    aligned = set(right)
+    lines = []
+    for row in everything:
+        cells = [
+            cell.rjust(w) if i in aligned else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
