@@ -68,11 +68,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[-1:] or None)
 def lint(session: nox.Session) -> None:
-    """Check style and common mistakes with ruff."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    """Check style and common mistakes with ruff, and the architecture's import contracts with import-linter."""
+    _install_workspace(session, "lint")
     checked = ("loopai-core", "loopai-builtin", "tests", "bench", "noxfile.py", "examples/quickstart.py")
     session.run("ruff", "check", *checked, "examples/make_examples.py")
     session.run("ruff", "format", "--check", "--diff", "loopai-core", "loopai-builtin")
+    session.run("lint-imports")  # the contracts in pyproject.toml [tool.importlinter]
 
 
 @nox.session(python=PYTHONS[:1] or None)

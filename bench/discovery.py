@@ -3,7 +3,7 @@
 Contenders, each timed inside its own new interpreter (start-up and imports excluded):
 
 * listing: ``importlib.metadata.entry_points()`` selected for the three loopai groups, against
-  ``loopai._discovery.discover`` with the cache off (``LOOPAI_NO_CACHE=1``) and with a warm cache;
+  ``loopai.discovery.discover`` with the cache off (``LOOPAI_NO_CACHE=1``) and with a warm cache;
 * loading: ``loopai.Host(discover=True)`` (cache off, and warm) against pluggy's
   ``PluginManager.load_setuptools_entrypoints`` and stevedore's ``ExtensionManager``, with
   the bare imports of the plugin modules as the floor.
@@ -44,7 +44,7 @@ CONTENDERS = ("importlib", "listing", "cached", "load", "load-cached", "pluggy",
 CACHED = ("cached", "load-cached")
 """Contenders that run with a warm loopai discovery cache (the others with ``LOOPAI_NO_CACHE=1``)."""
 
-IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai._discovery")
+IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai.discovery")
 """What every process imports before timing, whatever it measures."""
 
 # The code each fresh process runs: the same imports for every contender, then the timed
@@ -55,9 +55,10 @@ import importlib.metadata
 import pluggy
 import stevedore.extension
 import loopai
-from loopai._config import LoopaiConfig
-from loopai._discovery import discover
-from loopai._metadata import GROUPS, read_inventory
+from loopai._kinds import KINDS
+from loopai.config import LoopaiConfig
+from loopai.discovery import discover, read_inventory
+GROUPS = [kind.group for kind in KINDS]
 
 mode, group, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 environ = dict(os.environ)
@@ -317,7 +318,7 @@ exactly the N plugins; listing imports no plugin module; discovery finds every p
 
 **Listing** (nothing imported): `importlib.metadata.entry_points()` selected for the three
 loopai groups (one scan: its fastest way to list three groups), against
-`loopai._discovery.discover()` with `LOOPAI_NO_CACHE=1` (reads the metadata, checks every
+`loopai.discovery.discover()` with `LOOPAI_NO_CACHE=1` (reads the metadata, checks every
 requirement and selection rule) and with a warm cache in `LOOPAI_CACHE_DIR`.
 
 {listing_table(rows)}

@@ -82,7 +82,7 @@ def generate(path: Path, count: int) -> None:
 
 
 def _loopai_run(workdir: Path, source: Path, target: Path, *selection: str) -> None:
-    from loopai._cli import main
+    from loopai.cli import main
 
     argv = ["run", str(source), "--config", str(workdir / "loopai.toml"), "--tasks", str(workdir / "tasks.json")]
     with contextlib.redirect_stderr(io.StringIO()):
@@ -177,13 +177,12 @@ def breakdown(workdir: Path, source: Path) -> dict[str, float]:
     from jsonschema import Draft202012Validator
 
     import loopai
-    from loopai._cli_plugins import _selection
-    from loopai._run_input import parse_line
-    from loopai._run_record import raised_events, result_line
+    from loopai.cli._common import selection_of
+    from loopai.run import parse_line, result_line
 
     lines = source.read_bytes().splitlines(keepends=True)
     config = loopai.load_config(workdir / "loopai.toml")
-    selection = _selection(_Selected(), config)
+    selection = selection_of(_Selected(), config)  # type: ignore[arg-type]
     host = loopai.Host(config, discover=True, selection=selection, outbox=False)
     task = uuid_module.UUID(TASK_ID)
     context = loopai.ValidationContext(task_id=task, input_schema=INPUT_SCHEMA, output_schema=OUTPUT_SCHEMA)
@@ -202,7 +201,7 @@ def breakdown(workdir: Path, source: Path) -> dict[str, float]:
         "ours: host.validate (json-schema-validator)": lambda: [host.validate(r, context) for r in records],
         "ours: host.should_sample (percentage-sampler)": lambda: [host.should_sample(r, sampling) for r in records],
         "ours: result line": lambda: [
-            result_line(n, r, TASK_ID, v, d, raised_events(r, v, []))
+            result_line(n, r, TASK_ID, v, d, host.observe(r, v, d).raised)
             for n, (r, v, d) in enumerate(zip(records, validations, decisions, strict=True))
         ],
         "script: parse (json.loads)": lambda: [json.loads(raw) for raw in lines],
@@ -231,7 +230,7 @@ def breakdown(workdir: Path, source: Path) -> dict[str, float]:
 
 
 class _Selected:
-    """The command-line selection of the ``ours`` contender, for ``_selection``."""
+    """The command-line selection of the ``ours`` contender, for ``selection_of``."""
 
     plugins = "json-schema-validator,percentage-sampler"
     disable_plugins = None
@@ -245,12 +244,12 @@ def _child(kind: str, workdir: Path, count: int) -> None:
     # Imported before the clock starts, for both: importing is the interpreter's startup, not throughput.
     import jsonschema  # noqa: F401
 
-    import loopai._cli
-    import loopai._cli_run
-    import loopai._run
+    import loopai.cli._main
+    import loopai.cli._run
+    import loopai.run
     import loopai_builtin  # noqa: F401
 
-    loopai._cli.build_parser()  # imports what the command tree imports
+    loopai.cli._main.build_parser()  # imports what the command tree imports
 
     source = workdir / f"in-{count}.jsonl"
     if kind == "breakdown":
@@ -388,7 +387,7 @@ check the status and the input and output against JSON Schemas with compiled `js
 validators (format checking on, as the built-in's default), sample at random at the task's rate,
 and write an equivalent result line. {platform.python_implementation()} {platform.python_version()}.
 
-- Ours is the real command (`loopai._cli.main(["run", ...])`, in-process): configuration,
+- Ours is the real command (`loopai.cli.main(["run", ...])`, in-process): configuration,
   discovery, host, `json-schema-validator` and `percentage-sampler` (seeded), tasks file, output
   file, summary; `--plugins json-schema-validator,percentage-sampler` selects what the script
   does. Events are off: no webhook handler is selected, and an event type no handler takes is not

@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 
 import loopai
-from loopai.discovery import DiscoveredPlugin, discover
-from loopai.discovery import Selection
+from loopai.discovery import DiscoveredPlugin, Selection, discover
 
 # A plugin module that says it was imported, to a file named by the test (works in-process and in
 # a subprocess alike).

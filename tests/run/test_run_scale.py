@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 import loopai
-from loopai.run import Runner, RunOptions
-from loopai.run import Input
 from loopai.config import TaskSettings
+from loopai.run import Input, Runner, RunOptions
 
 
 def test_async_plugins_overlap_and_the_output_keeps_input_order(tmp_path: Path, kit, loopai, config) -> None:

@@ -35,7 +35,9 @@ class TimeBasedSampler(loopai.SamplerPlugin):
     the task's last sampled execution (measured on ``executed_at``).
 
     It keeps no state: the host fills ``context.last_sample_time`` with the task's last
-    sampled execution time, whichever sampler chose it.
+    sampled execution time, whichever sampler chose it. Each "yes" carries the interval as
+    ``claim_interval``, so that the host samples one execution per interval even when many
+    threads, or many processes sharing one state store, ask at once.
     """
 
     name = "time-based-sampler"
@@ -72,6 +74,7 @@ class TimeBasedSampler(loopai.SamplerPlugin):
                 reason="first execution of the task",
                 sampler_type=self.name,
                 metadata=metadata,
+                claim_interval=interval,
             )
         elapsed = execution.executed_at - last
         due = last + interval
@@ -85,4 +88,10 @@ class TimeBasedSampler(loopai.SamplerPlugin):
             reason = f"{elapsed.total_seconds():g} s since the last sample (interval {interval.total_seconds():g} s)"
         else:
             reason = f"next sample due at {due.isoformat()} (interval {interval.total_seconds():g} s)"
-        return loopai.SamplingDecision(should_sample=sampled, reason=reason, sampler_type=self.name, metadata=metadata)
+        return loopai.SamplingDecision(
+            should_sample=sampled,
+            reason=reason,
+            sampler_type=self.name,
+            metadata=metadata,
+            claim_interval=interval if sampled else None,
+        )

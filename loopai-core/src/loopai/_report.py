@@ -75,11 +75,14 @@ class ValidationReport:
         results: list[ValidationResult],
         failures: Sequence[PluginFailure] | None = None,
         stopped_early: bool = False,
+        *,
+        is_valid: bool | None = None,
     ) -> None:
+        """``is_valid`` may be given when the caller already knows it (it must agree with ``results``)."""
         self.results = results
         self.failures: Sequence[PluginFailure] = failures or _NO_FAILURES
         self.stopped_early = stopped_early
-        self.is_valid = all(result.is_valid for result in results)
+        self.is_valid = all(result.is_valid for result in results) if is_valid is None else is_valid
 
     def __bool__(self) -> bool:
         return self.is_valid

@@ -248,7 +248,11 @@ def _refusal(plugin: Plugin, entry: PluginConfiguration | None, where: str) -> s
     if accepted:
         return None
     detail = f": {'; '.join(said)}" if said else ""
-    how = "its validate_configuration raised" if said and "raised" in said[-1] else "validate_configuration() returned False"
+    how = (
+        "its validate_configuration raised"
+        if said and "raised" in said[-1]
+        else "validate_configuration() returned False"
+    )
     return (
         f"{where}: webhook handler {entry.name!r} refused its settings ({how}){detail}; "
         "fix them, or set enabled = false to leave it off"

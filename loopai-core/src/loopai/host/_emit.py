@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from loopai._isolation import PASS_THROUGH
 from loopai._models import WebhookEvent
 from loopai._report import EmitReport, PluginFailure
 from loopai.delivery import Deliverer, Outbox, Outcome
@@ -31,13 +32,18 @@ class Emitter:
         if outbox is not None and not dry_run:
             return self._emit_durably(plan, event, outbox)
         calls = plan.handlers.get(event.event_type, ())
-        failures: list[PluginFailure] = []
+        failures: list[PluginFailure] | None = None
         for call in calls:
-            error = call.attempt(event, 0, dry_run)
-            if error is not None:
-                outcome = self.deliverer.deliver(call, event, dry_run, None, attempt=1, error=error)
+            try:  # the isolation policy of loopai._isolation, written out: this loop runs per event
+                call.fn(event, call.dry_context if dry_run else call.context)
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the handler's failure: retried, then reported
+                outcome = self.deliverer.deliver(call, event, dry_run, None, attempt=1, error=exc)
                 if not outcome.delivered:
-                    failures.append(self._failure(call, outcome))
+                    failures = [*(failures or ()), self._failure(call, outcome)]
+        if failures is None:
+            return plan.everyone[event.event_type]  # the common case: one shared, immutable report
         return self._report(plan, event, [c.name for c in calls], failures)
 
     def _emit_durably(self, plan: Plan, event: WebhookEvent, outbox: Outbox) -> EmitReport:

@@ -5,38 +5,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._errors import StartupError
-from loopai._flags import flag
-from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent, WebhookEventType
-from loopai._report import EmitReport, PluginFailure, SamplingReport, ValidationReport
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
-from loopai.delivery import Backoff, Deliverer, Outbox, OutboxSpec, open_outbox
+from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
 from loopai.host._build import populate
+from loopai.host._calls import HostCalls
 from loopai.host._emit import Emitter
-from loopai.host._invoke import Invoker, Tracer
+from loopai.host._invoke import Invoker
 from loopai.host._lifecycle import Lifecycle
-from loopai.host._meter import Meter, PluginUsage
-from loopai.host._monitor import Observation, TaskMonitor
+from loopai.host._meter import Meter
+from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._plan import Call, Plan, build_plan
-from loopai.host._record import RecordReport
+from loopai.host._plan import Plan
 from loopai.host._sample import Sampling
-from loopai.host._validate import avalidate, validate
+from loopai.host._settings import Settings
 from loopai.registry import PluginRegistry
-from loopai.state import MemoryStateStore, StateStore, TaskStatistics
+from loopai.state import MemoryStateStore, StateStore
 
 __all__ = ["Host"]
 
 log = logging.getLogger("loopai")
 
 
-class Host:
+class Host(HostCalls):
     """Runs loopai plugins for an application: validation, sampling and events.
 
     Build one per application (there is no global host)::
@@ -98,28 +94,26 @@ class Host:
     ) -> None:
         environ = os.environ if environ is None else environ
         self.config = config if config is not None else LoopaiConfig()
-        dispatch = self.config.dispatch
         self.registry = registry if registry is not None else PluginRegistry()
         self.problems: list[str] = []
-        self.strict: bool = next(
-            v for v in (strict, flag(environ, "LOOPAI_STRICT_PLUGINS"), self.config.strict) if v is not None
+        settings = Settings.resolve(
+            self.config,
+            environ,
+            strict=strict,
+            trace=trace,
+            dry_run=dry_run,
+            stop_on_failure=stop_on_failure,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
         )
-        trace_on = trace if trace is not None else (flag(environ, "LOOPAI_TRACE") or self.config.trace)
-        stream = trace if not isinstance(trace, bool) and trace is not None else None
-        self._tracer = Tracer(stream) if trace_on else None
-        self.dry_run = dispatch.dry_run if dry_run is None else dry_run
-        self.stop_on_failure = dispatch.stop_on_failure if stop_on_failure is None else stop_on_failure
-        self.max_retries = dispatch.max_retries if max_retries is None else max_retries
-        self.default_timeout = dispatch.default_timeout
+        self.strict, self._tracer, self.dry_run = settings.strict, settings.tracer, settings.dry_run
+        self.stop_on_failure, self.max_retries = settings.stop_on_failure, settings.max_retries
+        self.default_timeout = settings.default_timeout
+        self.backoff = settings.backoff
+        """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
         self._invoker = Invoker()
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)
-        self.backoff = Backoff(
-            dispatch.retry_backoff if retry_backoff is None else retry_backoff,
-            dispatch.retry_max_backoff,
-            random=random.Random(),
-        )
-        """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
         self._emitter = Emitter(Deliverer(self.backoff, self._dead_letter), self._outcomes)
         self.state: StateStore = state if state is not None else MemoryStateStore()
         """Per-task statistics, time-based sample claims and rolling windows."""
@@ -191,15 +185,6 @@ class Host:
     @retry_after_limit.setter
     def retry_after_limit(self, seconds: float) -> None:
         self.backoff.retry_after_limit = seconds
-
-    @property
-    def outbox(self) -> Outbox | None:
-        """The durable outbox events are written to before delivery, or None (direct delivery)."""
-        return self._outbox
-
-    def _problem(self, message: str) -> None:
-        self.problems.append(message)
-        log.warning("%s", message)
 
     def _raise_if_strict(self) -> None:
         if self.strict and self.problems:
@@ -279,192 +264,3 @@ class Host:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
-
-    # -- the plugin set as dispatch sees it --------------------------------------------------
-
-    def _current(self) -> Plan:
-        plan = self._plan
-        if not plan.stale:
-            return plan
-        self._lifecycle.start_late(self)
-        plan = build_plan(
-            self.registry, self._invoker, self._tracer, self._meter, self.default_timeout, self.max_retries
-        )
-        for problem in plan.problems:
-            if problem not in self.problems:  # said once, not at every rebuild
-                self._problem(problem)
-        self._plan = plan
-        return plan
-
-    def handled_events(self) -> frozenset[WebhookEventType]:
-        """The event types at least one enabled handler takes (emitting others reaches nobody)."""
-        return self._current().handled
-
-    def plugin_usage(self) -> list[PluginUsage]:
-        """Calls, failures and time per plugin, when the host was built with ``meter=True``
-        (metering wraps every call, so it is off by default); else an empty list."""
-        return self._meter.usage() if self._meter is not None else []
-
-    # -- validation ------------------------------------------------------------------------
-
-    def validate(
-        self,
-        execution: ExecutionRecord,
-        context: ValidationContext | None = None,
-        *,
-        stop_on_failure: bool | None = None,
-    ) -> ValidationReport:
-        """Run every enabled validator, highest priority first, and report.
-
-        ``context`` defaults to the task's (its schemas from the tasks table, when it is
-        there). With ``stop_on_failure`` (default: the host's setting) the first invalid
-        result ends the run. A validator that fails is reported invalid and named in
-        ``report.failures``; the others still run.
-        """
-        plan = self._current()
-        if context is None:
-            context = self.tasks.view(execution.task_id).validation
-        stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
-        return validate(plan.validators, execution, context, stop, self._outcomes)
-
-    async def avalidate(
-        self,
-        execution: ExecutionRecord,
-        context: ValidationContext | None = None,
-        *,
-        stop_on_failure: bool | None = None,
-    ) -> ValidationReport:
-        """The asyncio twin of :meth:`validate`: async validators are awaited on the caller's loop."""
-        plan = self._current()
-        if context is None:
-            context = self.tasks.view(execution.task_id).validation
-        stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
-        return await avalidate(plan.validators, execution, context, stop, self._outcomes)
-
-    # -- sampling --------------------------------------------------------------------------
-
-    def statistics(self, task_id: UUID | None) -> TaskStatistics:
-        """A snapshot of the host's counts for ``task_id`` (zeros for an unseen task)."""
-        return self.state.statistics(task_id)
-
-    def should_sample(self, execution: ExecutionRecord, context: SamplingContext | None = None) -> SamplingReport:
-        """Ask enabled samplers, highest priority first, until one says yes.
-
-        ``context`` defaults to the task's (its sampling rate from the tasks table). The host
-        fills the context's ``total_executions``, ``sampled_executions`` and
-        ``last_sample_time`` with its counts for the task *before* this execution (a given
-        ``context`` is updated in place), then counts this execution, and its
-        ``executed_at`` as the task's last sample time when it was sampled.
-        """
-        plan = self._current()
-        if context is None:
-            context = self.tasks.view(execution.task_id).sampling.model_copy()
-        return self._sampling.sample(plan.samplers, execution, context)
-
-    async def ashould_sample(
-        self, execution: ExecutionRecord, context: SamplingContext | None = None
-    ) -> SamplingReport:
-        """The asyncio twin of :meth:`should_sample`."""
-        plan = self._current()
-        if context is None:
-            context = self.tasks.view(execution.task_id).sampling.model_copy()
-        return await self._sampling.asample(plan.samplers, execution, context)
-
-    # -- events ----------------------------------------------------------------------------
-
-    def emit(self, event: WebhookEvent, *, dry_run: bool | None = None) -> EmitReport:
-        """Deliver ``event`` to every enabled handler that supports its type, by priority.
-
-        With an outbox (see :attr:`outbox`) the event and one pending delivery per
-        handler are stored before any handler is called; each delivery ends
-        ``delivered`` or, after its retries, ``dead`` with the last error, and what a
-        killed process left pending is delivered by the next :meth:`start`. An event id
-        already delivered to a handler is not delivered to it again.
-
-        A handler that raises or times out is retried with exponential backoff and
-        jitter (capped by ``retry_max_backoff``) up to its ``max_retries``, with
-        ``context.retry_attempt`` counting the retries. When the exception has a
-        ``retry_after`` (seconds; the HTTP handler sets it from ``Retry-After``) that
-        wait is honoured in full, even past ``retry_max_backoff``, up to
-        :attr:`retry_after_limit` (300 s unless changed).
-
-        ``dry_run`` (default: the host's setting) sets ``context.is_dry_run``. A dry run
-        is not written to the outbox: it does not count as a delivery, so a later real
-        emit of the same event id still delivers it.
-        """
-        dry = self.dry_run if dry_run is None else dry_run
-        return self._emitter.emit(self._current(), event, dry, self._outbox)
-
-    async def aemit(self, event: WebhookEvent, *, dry_run: bool | None = None) -> EmitReport:
-        """The asyncio twin of :meth:`emit`; handlers (and their retries) run concurrently."""
-        dry = self.dry_run if dry_run is None else dry_run
-        return await self._emitter.aemit(self._current(), event, dry, self._outbox)
-
-    def redeliver(self) -> tuple[int, list[PluginFailure]]:
-        """Deliver everything the outbox holds as pending (left by a killed process, or
-        replayed): returns how many were delivered and the failures (now dead letters).
-        Deliveries to handlers that are not loaded stay pending and are named in
-        :attr:`problems`. Without an outbox: ``(0, [])``."""
-        outbox = self._outbox
-        if outbox is None:
-            return 0, []
-        delivered, failures, missing = self._emitter.redeliver(self._current(), outbox)
-        for handler in sorted(missing):
-            self._problem(
-                f"outbox {outbox.path}: deliveries to webhook handler {handler!r} stay pending: it is not loaded"
-            )
-        return delivered, failures
-
-    def _dead_letter(self, call: Any, error: BaseException, attempts: int) -> str:
-        assert isinstance(call, Call)
-        return self._outcomes.message(call, error, attempts)
-
-    # -- one record, end to end --------------------------------------------------------------
-
-    def observe(
-        self,
-        execution: ExecutionRecord,
-        validation: ValidationReport,
-        sampling: SamplingReport | None = None,
-        *,
-        payload: Mapping[str, Any] | None = None,
-    ) -> Observation:
-        """Count ``execution``'s outcome in its task's rolling window and say what it raised.
-
-        The :class:`~loopai.host.Observation` lists the record's events in order (run
-        status, validation, threshold crossings) and builds them (``payload`` is added to
-        each event's payload); nothing is emitted here: see :meth:`process`.
-        """
-        return self.tasks.observe(execution, validation, sampling, payload)
-
-    def process(
-        self,
-        execution: ExecutionRecord,
-        *,
-        expected_output: Any = None,
-        payload: Mapping[str, Any] | None = None,
-    ) -> RecordReport:
-        """What ``loopai run`` does with one record: validate it (against its task's schemas and
-        ``expected_output``), offer it to the samplers, observe it for its task's thresholds,
-        and emit the events it raised that some handler takes."""
-        validation = self.validate(execution, self.tasks.view(execution.task_id).validation_context(expected_output))
-        sampling = self.should_sample(execution)
-        observation = self.observe(execution, validation, sampling, payload=payload)
-        emitted = [self.emit(event) for event in observation.events(self.handled_events())]
-        return RecordReport(validation, sampling, observation, emitted)
-
-    async def aprocess(
-        self,
-        execution: ExecutionRecord,
-        *,
-        expected_output: Any = None,
-        payload: Mapping[str, Any] | None = None,
-    ) -> RecordReport:
-        """The asyncio twin of :meth:`process`."""
-        context = self.tasks.view(execution.task_id).validation_context(expected_output)
-        validation = await self.avalidate(execution, context)
-        sampling = await self.ashould_sample(execution)
-        observation = self.observe(execution, validation, sampling, payload=payload)
-        events = observation.events(self.handled_events())
-        emitted = list(await asyncio.gather(*(self.aemit(event) for event in events)))
-        return RecordReport(validation, sampling, observation, emitted)

@@ -7,12 +7,11 @@ helper, so that the strategies' loops are plain: call, check the result's type, 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from loopai._errors import LoopaiError
-from loopai._isolation import Raised, aguarded, attempt, guarded
+from loopai._isolation import PASS_THROUGH, Raised, aguarded, attempt
 from loopai._kinds import KINDS, SAMPLER, VALIDATOR, WEBHOOK_HANDLER, Kind, kind_of
 from loopai._models import ReadOnlyDict, WebhookEvent, WebhookEventType, WebhookHandlerContext
 from loopai._report import EmitReport
@@ -26,10 +25,12 @@ __all__ = ["Call", "Plan", "build_plan", "handler_context"]
 class Call:
     """One enabled plugin as dispatch sees it.
 
-    ``fn(first, second)`` and ``await afn(first, second)`` call the plugin's hook and return
-    its result, or a :class:`~loopai._isolation.Raised` instead of raising. A webhook handler's
-    call also knows the event types it takes, its retry budget and its prebuilt contexts, and
-    makes one delivery attempt (:meth:`attempt`), as the deliverer expects of a target.
+    ``fn(first, second)`` calls the plugin's hook (within its timeout, on an event loop when it is
+    async, metered and traced when the host is); the sync strategies isolate each call
+    themselves. ``await afn(first, second)`` does the same from async code and is isolated: it
+    returns a :class:`~loopai._isolation.Raised` instead of raising. A webhook handler's call
+    also knows the event types it takes, its retry budget and its prebuilt contexts, and makes
+    one isolated delivery attempt (:meth:`attempt`), as the deliverer expects of a target.
     """
 
     __slots__ = (
@@ -62,11 +63,12 @@ class Call:
             context = self.dry_context if dry_run else self.context
         else:
             context = handler_context(self, attempt, dry_run)
-        outcome = self.fn(event, context)
-        if outcome is None:
-            return None
-        if type(outcome) is Raised:
-            return outcome.error
+        try:  # the isolation policy of loopai._isolation, written out: this runs per delivery
+            self.fn(event, context)
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the handler's failure, returned to the deliverer
+            return exc
         return None
 
     async def aattempt(self, event: WebhookEvent, attempt: int, dry_run: bool) -> BaseException | None:
@@ -164,7 +166,7 @@ class _Layout:
     def call(self, entry: RegisteredPlugin) -> Call:
         kind = kind_of(entry.kind)
         call = Call(entry, kind, entry.plugin.timeout or self.default_timeout)
-        call.fn = guarded(self._sync(entry, kind, call.timeout))
+        call.fn = self._sync(entry, kind, call.timeout)
         call.afn = aguarded(self._async(entry, kind, call.timeout))
         if kind is WEBHOOK_HANDLER:
             call.events = supported_events(entry.plugin)
@@ -180,8 +182,6 @@ class _Layout:
         if entry.is_async or timeout is not None:
             raw = entry.call
             fn = lambda first, second: invoker.call_sync(raw, (first, second), timeout)  # noqa: E731
-        elif kind is WEBHOOK_HANDLER:
-            fn = _awaiting(fn, invoker)  # a plain function may still return an awaitable
         if self.meter is not None:
             fn = self.meter.wrap(kind.label, entry.name, fn)
         if self.tracer is not None:
@@ -201,16 +201,6 @@ class _Layout:
         if self.tracer is not None:
             fn = self.tracer.awrap(kind.hook, entry.name, fn)
         return fn
-
-
-def _awaiting(function: Callable[..., Any], invoker: Invoker) -> Callable[..., Any]:
-    def call(first: Any, second: Any) -> Any:
-        result = function(first, second)
-        if result is not None and inspect.isawaitable(result):
-            return invoker.wait(result, None)
-        return result
-
-    return call
 
 
 def build_plan(

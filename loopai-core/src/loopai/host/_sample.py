@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loopai._isolation import PASS_THROUGH, Raised
 from loopai._models import ExecutionRecord, ExecutionStatus, SamplingContext, SamplingDecision
 from loopai._report import PluginFailure, SamplingReport
 from loopai.host._outcome import Outcomes
@@ -30,36 +31,47 @@ class Sampling:
         self.state = state
         self._outcomes = outcomes
 
-    def _prepared(self, execution: ExecutionRecord, context: SamplingContext) -> SamplingContext:
+    def _prepared(self, execution: ExecutionRecord, context: SamplingContext) -> None:
         stats = self.state.statistics(execution.task_id)
         # Plain stores into the model's field dict: validated values from our own counters.
         fields = context.__dict__
         fields["total_executions"] = stats.total_executions
         fields["sampled_executions"] = stats.sampled_executions
         fields["last_sample_time"] = stats.last_sample_time
-        return context
 
     def sample(self, calls: Sequence[Call], execution: ExecutionRecord, context: SamplingContext) -> SamplingReport:
         """Ask ``calls`` in order until one samples ``execution``; count it for its task."""
-        context = self._prepared(execution, context)
+        self._prepared(execution, context)
         failures: list[PluginFailure] = []
-        for asked, call in enumerate(calls, 1):
-            chosen = self._chosen(call, call.fn(execution, context), execution, failures)
-            if chosen is not None:
-                return self._report(execution, chosen, call, asked, failures)
-        return self._report(execution, None, None, len(calls), failures)
+        chosen: SamplingDecision | None = None
+        asked = 0
+        for call in calls:
+            asked += 1
+            try:  # the isolation policy of loopai._isolation, written out: this loop runs per execution
+                decision = call.fn(execution, context)
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the plugin's failure, reported by _chosen
+                decision = Raised(exc)
+            if type(decision) is not SamplingDecision or decision.should_sample:
+                chosen = self._chosen(call, decision, execution, failures)
+                if chosen is not None:
+                    return self._report(execution, chosen, call.name, asked, failures)
+        return self._report(execution, None, None, asked, failures)
 
     async def asample(
         self, calls: Sequence[Call], execution: ExecutionRecord, context: SamplingContext
     ) -> SamplingReport:
         """:meth:`sample` from async code: async samplers are awaited on the caller's loop."""
-        context = self._prepared(execution, context)
+        self._prepared(execution, context)
         failures: list[PluginFailure] = []
-        for asked, call in enumerate(calls, 1):
-            chosen = self._chosen(call, await call.afn(execution, context), execution, failures)
+        asked = 0
+        for call in calls:
+            asked += 1
+            chosen = self._chosen(call, await call.afn(execution, context), execution, failures)  # isolated
             if chosen is not None:
-                return self._report(execution, chosen, call, asked, failures)
-        return self._report(execution, None, None, len(calls), failures)
+                return self._report(execution, chosen, call.name, asked, failures)
+        return self._report(execution, None, None, asked, failures)
 
     def _chosen(
         self, call: Call, outcome: object, execution: ExecutionRecord, failures: list[PluginFailure]
@@ -83,11 +95,11 @@ class Sampling:
         self,
         execution: ExecutionRecord,
         decision: SamplingDecision | None,
-        call: Call | None,
+        winner: str | None,
         asked: int,
         failures: list[PluginFailure],
     ) -> SamplingReport:
-        sampled = call is not None
         failed = execution.status is not _SUCCESS
+        sampled = decision is not None
         self.state.record(execution.task_id, sampled=sampled, failed=failed, executed_at=execution.executed_at)
-        return SamplingReport(decision, call.name if call is not None else None, asked, failures)
+        return SamplingReport(decision, winner, asked, failures)

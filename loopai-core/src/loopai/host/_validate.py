@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from loopai._isolation import PASS_THROUGH, Raised
 from loopai._models import ValidationResult
 from loopai._report import PluginFailure, ValidationReport
 from loopai.host._outcome import Outcomes
@@ -21,15 +22,24 @@ __all__ = ["avalidate", "validate"]
 def validate(calls: Sequence[Call], execution: Any, context: Any, stop: bool, outcomes: Outcomes) -> ValidationReport:
     """Run ``calls`` on ``execution``; with ``stop`` the first invalid result ends the run."""
     results: list[ValidationResult] = []
-    failures: list[PluginFailure] = []
+    failures: list[PluginFailure] | None = None
+    valid = True
     for call in calls:
-        result = call.fn(execution, context)
+        try:  # the isolation policy of loopai._isolation, written out: this loop runs per execution
+            result = call.fn(execution, context)
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the plugin's failure, reported below
+            result = Raised(exc)
         if type(result) is not ValidationResult:
+            failures = failures if failures is not None else []
             result = _settled(call, result, failures, outcomes)
         results.append(result)
-        if stop and not result.is_valid:
-            break
-    return ValidationReport(results, failures, stopped_early=len(results) < len(calls))
+        if not result.is_valid:
+            valid = False
+            if stop:
+                break
+    return ValidationReport(results, failures, len(results) < len(calls), is_valid=valid)
 
 
 async def avalidate(
@@ -38,14 +48,17 @@ async def avalidate(
     """:func:`validate` from async code: async validators are awaited on the caller's loop."""
     results: list[ValidationResult] = []
     failures: list[PluginFailure] = []
+    valid = True
     for call in calls:
-        result = await call.afn(execution, context)
+        result = await call.afn(execution, context)  # isolated: see loopai.host._plan
         if type(result) is not ValidationResult:
             result = _settled(call, result, failures, outcomes)
         results.append(result)
-        if stop and not result.is_valid:
-            break
-    return ValidationReport(results, failures, stopped_early=len(results) < len(calls))
+        if not result.is_valid:
+            valid = False
+            if stop:
+                break
+    return ValidationReport(results, failures, len(results) < len(calls), is_valid=valid)
 
 
 def _settled(call: Call, outcome: Any, failures: list[PluginFailure], outcomes: Outcomes) -> ValidationResult:

@@ -27,7 +27,11 @@ class MemoryStateStore:
         """See :meth:`loopai.StateStore.statistics`."""
         with self._lock:
             stats = self._stats.get(task_id)
-            return stats.copy() if stats is not None else TaskStatistics()
+            if stats is None:
+                return TaskStatistics()
+            return TaskStatistics(
+                stats.total_executions, stats.sampled_executions, stats.failed_executions, stats.last_sample_time
+            )
 
     def record(self, task_id: UUID, *, sampled: bool, failed: bool, executed_at: datetime) -> None:
         """See :meth:`loopai.StateStore.record`."""

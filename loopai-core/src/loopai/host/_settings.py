@@ -1,0 +1,61 @@
+"""A host's settings: its arguments, else ``LOOPAI_*`` environment variables, else the configuration."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO
+
+from loopai._flags import flag
+from loopai.config import LoopaiConfig
+from loopai.delivery import Backoff
+from loopai.host._invoke import Tracer
+
+__all__ = ["Settings"]
+
+
+@dataclass
+class Settings:
+    """How a host behaves; see :class:`loopai.Host` for what each setting does."""
+
+    strict: bool
+    tracer: Tracer | None
+    dry_run: bool
+    stop_on_failure: bool
+    max_retries: int
+    default_timeout: float | None
+    backoff: Backoff
+
+    @classmethod
+    def resolve(
+        cls,
+        config: LoopaiConfig,
+        environ: Mapping[str, str],
+        *,
+        strict: bool | None,
+        trace: bool | IO[str] | None,
+        dry_run: bool | None,
+        stop_on_failure: bool | None,
+        max_retries: int | None,
+        retry_backoff: float | None,
+    ) -> Settings:
+        """Each setting from its argument when given, else the environment (``LOOPAI_STRICT_PLUGINS``,
+        ``LOOPAI_TRACE``), else ``config``."""
+        dispatch = config.dispatch
+        strict_on = next(v for v in (strict, flag(environ, "LOOPAI_STRICT_PLUGINS"), config.strict) if v is not None)
+        trace_on = trace if trace is not None else (flag(environ, "LOOPAI_TRACE") or config.trace)
+        stream = trace if not isinstance(trace, bool) and trace is not None else None
+        return cls(
+            strict=strict_on,
+            tracer=Tracer(stream) if trace_on else None,
+            dry_run=dispatch.dry_run if dry_run is None else dry_run,
+            stop_on_failure=dispatch.stop_on_failure if stop_on_failure is None else stop_on_failure,
+            max_retries=dispatch.max_retries if max_retries is None else max_retries,
+            default_timeout=dispatch.default_timeout,
+            backoff=Backoff(
+                dispatch.retry_backoff if retry_backoff is None else retry_backoff,
+                dispatch.retry_max_backoff,
+                random=random.Random(),
+            ),
+        )
