@@ -315,7 +315,6 @@ def test_credentials_in_the_url_are_not_shown(receiver, proxy, event, caplog, mo
     # the credentials in the URL are sent as Basic auth, as httpx.Client sends them
     assert target.requests[0].headers["authorization"] == "Basic " + base64.b64encode(b"user:hunter2").decode()
     if proxied:
-        assert f"HTTP Request: POST {receiver.url}?..." in caplog.text
         assert target.requests[0].path.startswith("http://")  # a proxy gets the absolute URL
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 import loopai
 from loopai_builtin._remote import RemoteHandler
 from loopai_builtin._signing import loopai_signature, signing_key, standard_signature
-from loopai_builtin._transport import is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._transport import RETRY_AFTER_MAX, is_http_url, raw_setting, secret_text, shown_url
 from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:
@@ -31,9 +31,11 @@ class HttpWebhookHandler(RemoteHandler):
     ``webhook-signature``, and ``X-Loopai-Signature: sha256=<hex HMAC of the body>``;
     ``X-Loopai-Event-Id``, ``X-Loopai-Event-Type`` and ``X-Loopai-Delivery-Attempt`` are
     always sent. A ``whsec_<base64>`` secret is used as its decoded bytes (for both
-    signatures), any other as its UTF-8 text. A non-2xx answer, a timeout or no connection
-    raises :class:`loopai_builtin.WebhookDeliveryError`, so the host retries (honouring
-    ``Retry-After``). Without a ``url`` the handler stays off until one is configured.
+    signatures), any other as its UTF-8 text. A non-2xx answer, a timeout (``timeout``
+    bounds the whole request) or no connection raises
+    :class:`loopai_builtin.WebhookDeliveryError`, so the host retries (honouring
+    ``Retry-After`` up to ``retry_after_max``). Without a ``url`` the handler stays off until
+    one is configured.
     """
 
     name = "http-webhook-handler"
@@ -51,7 +53,9 @@ class HttpWebhookHandler(RemoteHandler):
         secret: SecretStr | None = None
         """Signing secret, ``whsec_<base64>`` or plain text; without one, requests are unsigned."""
         timeout: Annotated[float, Field(gt=0)] = 10.0
-        """Seconds one request may take (connect, send and answer)."""
+        """Seconds one request may take in all (connect, send, answer): a deadline, not a per-read timeout."""
+        retry_after_max: Annotated[float, Field(ge=0)] = RETRY_AFTER_MAX
+        """Longest ``Retry-After`` passed on to the host, in seconds; a longer one is reported and capped."""
         events: list[loopai.WebhookEventType] | None = None
         """Event types to deliver; default: all."""
 
@@ -149,5 +153,11 @@ class HttpWebhookHandler(RemoteHandler):
             headers,
             timeout=self.config.timeout,
             shown=shown,
-            secrets=() if secret is None else (secret.get_secret_value(),),
+            secrets=() if secret is None else _secret_forms(secret.get_secret_value()),
+            retry_after_max=self.config.retry_after_max,
         )
+
+
+def _secret_forms(secret: str) -> tuple[str, ...]:
+    """The secret as a receiver could echo it: whole, and the base64 part of a ``whsec_`` one."""
+    return (secret, secret.removeprefix("whsec_"))

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import loopai
 from loopai_builtin._remote import RemoteHandler
-from loopai_builtin._transport import is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._transport import RETRY_AFTER_MAX, is_http_url, raw_setting, secret_text, shown_url
 from loopai_builtin._version import __version__
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["SlackWebhookHandler"]
 
@@ -106,7 +104,9 @@ class SlackWebhookHandler(RemoteHandler):
         webhook_url: SecretStr | None = Field(default=None, alias="slack_webhook_url")
         """The incoming-webhook URL; it is a secret, never printed."""
         timeout: Annotated[float, Field(gt=0)] = 10.0
-        """Seconds one post may take."""
+        """Seconds one post may take in all: a deadline, not a per-read timeout."""
+        retry_after_max: Annotated[float, Field(ge=0)] = RETRY_AFTER_MAX
+        """Longest ``Retry-After`` passed on to the host, in seconds; a longer one is reported and capped."""
         events: list[loopai.WebhookEventType] | None = None
         """Event types to post; default: execution failures, accuracy breaches and canary rollbacks."""
 
@@ -143,5 +143,15 @@ class SlackWebhookHandler(RemoteHandler):
             {"content-type": "application/json"},
             timeout=self.config.timeout,
             shown=shown,
-            secrets=(url,),
+            secrets=_secret_parts(url),
+            retry_after_max=self.config.retry_after_max,
         )
+
+
+def _secret_parts(url: str) -> tuple[str, ...]:
+    """What a receiver could echo of a Slack webhook URL's secret: its path (``/services/T/B/token``),
+    that path without the leading slash, and its last segment (the token), percent-decoded too."""
+    path = urlsplit(url).path
+    token = path.rstrip("/").rsplit("/", 1)[-1]
+    parts = (url, path, path.lstrip("/"), token)
+    return tuple({*parts, *(unquote(part) for part in parts)} - {"", "/"})
