@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
@@ -42,16 +43,47 @@ _EMOJI = {
 }
 _MAX_HEADER = 150  # Slack's limits for a header block and a section's text
 _MAX_SECTION = 3000
+_FENCE = "```"
+_ZWSP = "\u200b"
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")  # "&", "&am", "&lt"...: an entity cut before its ";"
+_TICK_PAIR = re.compile(r"(?<=`)(?=`)")
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _escape(text: str) -> str:
+    """``text`` shown as itself in Slack mrkdwn: ``&``, ``<`` and ``>`` as Slack's ``&amp;``,
+    ``&lt;`` and ``&gt;``, so that ``<!channel>`` does not notify and ``<https://x|text>`` is no link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip_mrkdwn(text: str, limit: int) -> str:
+    """Escaped ``text`` clipped to ``limit`` characters without cutting an entity in two."""
+    if len(text) <= limit:
+        return text
+    return _ENTITY_TAIL.sub("", text[: limit - 1]) + "…"
+
+
+def _code_block(text: str, limit: int = _MAX_SECTION) -> str:
+    """``text`` as a Slack code block of at most ``limit`` characters, showing exactly ``text``
+    (or its start): escaped, and with no run of backticks inside that could close the fence
+    (a zero-width space separates adjacent backticks)."""
+    inner = _TICK_PAIR.sub(_ZWSP, _escape(text))
+    inner = _clip_mrkdwn(inner, limit - 2 * len(_FENCE) - 2)
+    if inner.startswith("`"):
+        inner = _ZWSP + inner  # "````" would open the fence one tick later
+    if inner.endswith("`"):
+        inner += _ZWSP
+    return _FENCE + inner + _FENCE
+
+
 def slack_message(event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> dict[str, Any]:
     """The incoming-webhook JSON for ``event``: fallback ``text`` plus a coloured attachment of blocks."""
     severity = event.severity
     title = f"{_EMOJI[severity]} {event.event_type}"
+    # Every value here but the payload is a UUID, a timestamp or an enum: nothing Slack would parse.
     fields = [
         ("Severity", str(severity)),
         ("Event id", f"`{event.event_id}`"),
@@ -66,9 +98,7 @@ def slack_message(event: loopai.WebhookEvent, context: loopai.WebhookHandlerCont
     ]
     if event.payload not in (None, {}, []):
         payload = json.dumps(event.model_dump(mode="json")["payload"], indent=2, ensure_ascii=False)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": "```" + _clip(payload, _MAX_SECTION - 6) + "```"}}
-        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _code_block(payload)}})
     note = "loopai"
     if context.retry_attempt > 0:
         note += f" · retry attempt {context.retry_attempt} of {context.max_retries}"
