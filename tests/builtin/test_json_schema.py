@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import re
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 import loopai
@@ -303,3 +306,10 @@ def test_a_schema_that_is_not_an_object_or_a_boolean_is_refused_by_the_context()
     with pytest.raises(ValueError, match="output_schema"):
         loopai.ValidationContext(output_schema="true")
 
+
+def test_the_readme_lists_exactly_the_formats_that_are_checked():
+    readme = (Path(__file__).parents[2] / "loopai-builtin" / "README.md").read_text()
+    listed = re.search(r"for drafts 2019-09 and 2020-12,(.*?); older drafts", readme, re.S)
+    assert listed is not None
+    names = set(re.findall(r"`([a-z0-9-]+)`", listed.group(1)))
+    assert names == set(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
