@@ -2,8 +2,11 @@
 
 ``record``, ``event`` and ``make_host`` are factories. ``receiver`` answers 200 unless told
 otherwise: ``receiver.fail(2, status=503, retry_after="1")`` makes the next two requests fail,
-``receiver.slow(1.0)`` makes the next one answer late. Every request is recorded (headers,
-body, arrival time) in ``receiver.requests``.
+``receiver.slow(1.0)`` makes the next one answer late. Hostile answers too:
+``receiver.huge(2**30)`` streams a gigabyte, ``receiver.drip(0.5)`` sends its body one byte
+every half second, ``receiver.echo(400)`` sends back the request's path and headers. It serves GET from
+``receiver.documents`` (path -> bytes). Every request is recorded (method, headers, body,
+arrival time) in ``receiver.requests``; ``receiver.sent`` counts the body bytes written.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import pytest
 
 import loopai
 
+_CHUNK = b"x" * 65536
+
 
 @dataclass
 class Answer:
@@ -31,6 +36,13 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: bytes = b"ok"
+    size: int | None = None
+    """Send a body of this many bytes (declared, then streamed until the client goes away)."""
+    drip: float = 0.0
+    """Seconds between bytes of the body, sent one at a time (the status line and headers too with ``drip_head``)."""
+    drip_head: bool = False
+    echo: bool = False
+    """Answer with the request's path and headers, in the body and as the reason phrase."""
 
 
 @dataclass
@@ -42,6 +54,7 @@ class Request:
     body: bytes
     at: float
     peer: tuple[str, int]  # the client's address: one per connection
+    method: str = "POST"
 
 
 class Receiver:
@@ -51,6 +64,8 @@ class Receiver:
         self.requests: list[Request] = []
         self.open_connections = 0
         self.script: list[Answer] = []
+        self.documents: dict[str, bytes] = {}
+        self.sent = 0
         self.release = threading.Event()  # set at teardown: slow answers stop waiting
         self._lock = threading.Lock()
         owner = self
@@ -69,23 +84,56 @@ class Receiver:
                 super().finish()
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
-                request = Request(
-                    self.path, httpx.Headers(self.headers.items()), body, time.monotonic(), self.client_address
-                )
-                answer = owner._next(request)
+                self._serve(self.rfile.read(int(self.headers.get("content-length") or 0)), None)
+
+            def do_GET(self) -> None:
+                document = owner.documents.get(self.path)
+                if document is None:
+                    self._serve(b"", Answer(404, body=b"no such document"))
+                else:
+                    self._serve(b"", Answer(headers={"content-type": "application/schema+json"}, body=document))
+
+            def _serve(self, body: bytes, default: Answer | None) -> None:
+                headers = httpx.Headers(self.headers.items())
+                request = Request(self.path, headers, body, time.monotonic(), self.client_address, self.command)
+                answer = owner._next(request, default)
                 if answer.delay:
                     owner.release.wait(answer.delay)
                 try:
-                    self.send_response(answer.status)
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("content-length", str(len(answer.body)))
-                    self.end_headers()
-                    self.wfile.write(answer.body)
+                    self._answer(answer, request)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test)
+                    self.close_connection = True  # the client gave up (a timeout, or a body it cut off)
+
+            def _answer(self, answer: Answer, request: Request) -> None:
+                if answer.echo:
+                    echoed = (f"{request.path}\n" + "".join(f"{k}: {v}\n" for k, v in request.headers.items())).encode()
+                    reason = request.headers.get("authorization") or request.path
+                    head = f"HTTP/1.1 {answer.status} {reason}\r\ncontent-length: {len(echoed)}\r\n\r\n"
+                    self.wfile.write(head.encode() + echoed)
+                    return
+                size = len(answer.body) if answer.size is None else answer.size
+                head = f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('Whatever',))[0]}\r\n"
+                head += "".join(f"{name}: {value}\r\n" for name, value in answer.headers.items())
+                head += f"content-length: {size}\r\n\r\n"
+                if answer.drip:
+                    if not answer.drip_head:
+                        self.wfile.write(head.encode())
+                        head = ""
+                    for byte in head.encode() + answer.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        if owner.release.wait(answer.drip):
+                            return
+                    return
+                self.wfile.write(head.encode() + (answer.body if answer.size is None else b""))
+                if answer.size is not None:
+                    left = answer.size
+                    while left > 0 and not owner.release.is_set():
+                        chunk = _CHUNK[: min(left, len(_CHUNK))]
+                        self.wfile.write(chunk)
+                        left -= len(chunk)
+                        with owner._lock:
+                            owner.sent += len(chunk)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -98,10 +146,10 @@ class Receiver:
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
-    def _next(self, request: Request) -> Answer:
+    def _next(self, request: Request, default: Answer | None = None) -> Answer:
         with self._lock:
             self.requests.append(request)
-            return self.script.pop(0) if self.script else Answer()
+            return self.script.pop(0) if self.script else default or Answer()
 
     def fail(self, times: int, status: int = 500, retry_after: str | None = None, body: bytes = b"nope") -> None:
         """The next ``times`` requests get ``status`` (with ``Retry-After`` when given)."""
@@ -113,6 +161,22 @@ class Receiver:
         """The next ``times`` requests are answered (200) after ``seconds``."""
         with self._lock:
             self.script.extend(Answer(delay=seconds) for _ in range(times))
+
+    def huge(self, size: int, status: int = 200) -> None:
+        """The next request is answered with a body of ``size`` bytes, streamed while the client reads."""
+        with self._lock:
+            self.script.append(Answer(status, size=size))
+
+    def drip(self, interval: float, *, head: bool = False, status: int = 200, body: bytes = b"x" * 100) -> None:
+        """The next request's body is sent one byte every ``interval`` seconds (with ``head``, its
+        status line and headers too)."""
+        with self._lock:
+            self.script.append(Answer(status, body=body, drip=interval, drip_head=head))
+
+    def echo(self, status: int = 400) -> None:
+        """The next request is answered with its own path and headers (reason phrase: its authorization)."""
+        with self._lock:
+            self.script.append(Answer(status, echo=True))
 
     def close(self) -> None:
         self.release.set()

@@ -20,7 +20,9 @@ from loopai_builtin import HttpWebhookHandler, WebhookDeliveryError, parse_retry
 
 KEY = b"0123456789abcdef-loopai-test-key-material"
 WHSEC = "whsec_" + base64.b64encode(KEY).decode()
-PLAIN = "plain-text-secret-correct-horse-battery"
+BARE = base64.b64encode(KEY).decode()  # base64 without the prefix, as some providers hand secrets out
+PLAIN = "plain-text-secret-correct-horse-battery"  # not base64: used as its UTF-8 bytes
+MiB = 1 << 20
 
 
 def handler_for(url, secret=WHSEC, **settings):
@@ -28,11 +30,15 @@ def handler_for(url, secret=WHSEC, **settings):
 
 
 def verify(request, secret=WHSEC):
-    """Check both signatures of a received request; return the parsed body."""
-    key = KEY if secret == WHSEC else secret.encode()
-    verifier = standardwebhooks.Webhook(WHSEC if secret == WHSEC else secret.encode())
+    """Check both signatures as a receiver does; return the parsed body.
+
+    Standard Webhooks: the real library, given the secret as the README says (as is, or
+    ``secret.encode()`` for a plain-text one). ``X-Loopai-Signature``: computed by hand, as
+    upstream Loopai does, an HMAC of the raw body keyed by the secret's UTF-8 text.
+    """
+    verifier = standardwebhooks.Webhook(secret.encode() if secret == PLAIN else secret)
     parsed = verifier.verify(request.body, request.headers)
-    expected = "sha256=" + hmac.new(key, request.body, hashlib.sha256).hexdigest()
+    expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
     assert request.headers["X-Loopai-Signature"] == expected
     return parsed
 
@@ -51,14 +57,58 @@ def test_posts_the_event_as_signed_json(receiver, event, make_host):
     assert headers["webhook-id"] == headers["X-Loopai-Event-Id"] == str(evt.event_id)
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
     assert headers["webhook-signature"].startswith("v1,")
-    assert headers["X-Loopai-Event-Type"] == "program.execution.failed"
+    assert headers["X-Loopai-Event-Type"] == "ProgramExecutionFailed"
     assert headers["X-Loopai-Delivery-Attempt"] == "1"
 
 
-def test_a_plain_text_secret_is_used_as_its_bytes(receiver, event, make_host):
-    with make_host(handler_for(receiver.url, PLAIN)) as host:
+@pytest.mark.parametrize("secret", [WHSEC, BARE, PLAIN], ids=["whsec", "bare-base64", "plain-text"])
+def test_every_kind_of_secret_verifies_with_the_standard_webhooks_library(receiver, event, make_host, secret):
+    with make_host(handler_for(receiver.url, secret)) as host:
         assert host.emit(event()).ok
-    verify(receiver.requests[0], PLAIN)
+    verify(receiver.requests[0], secret)
+
+
+def test_a_bare_base64_secret_is_decoded_as_the_libraries_decode_it(receiver, event, make_host):
+    with make_host(handler_for(receiver.url, BARE)) as host:
+        assert host.emit(event()).ok
+    request = receiver.requests[0]
+    standardwebhooks.Webhook(BARE).verify(request.body, request.headers)  # what a receiver writes
+    with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(BARE.encode()).verify(request.body, request.headers)  # not the text
+
+
+def test_a_plain_text_secret_is_warned_about_at_configuration(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    (tmp_path / "loopai.toml").write_text(
+        "[plugins.webhook_handlers.http-webhook-handler]\n"
+        "factory = 'loopai_builtin:HttpWebhookHandler'\n"
+        "[plugins.webhook_handlers.http-webhook-handler.configuration]\n"
+        "url = 'https://example.com/hooks'\n"
+        "secret = '${SECRET}'\n"
+    )
+    for secret, warned in ((PLAIN, True), (WHSEC, False), (BARE, False)):
+        caplog.clear()
+        environ = {"SECRET": secret}
+        with loopai.Host(loopai.load_config(tmp_path / "loopai.toml", environ=environ), environ=environ) as host:
+            handler = host.registry.resolve(loopai.WebhookHandlerPlugin, "http-webhook-handler")
+            warnings = handler.configuration_warnings()
+        assert bool(warnings) is warned and ("secret.encode()" in caplog.text) is warned
+        if warned:
+            (warning,) = warnings
+            assert warning.startswith("http-webhook-handler: secret: the secret is not base64")
+            assert "Webhook(secret.encode())" in warning
+        assert secret not in caplog.text and not any(secret in w for w in warnings)
+
+
+def test_the_event_type_header_is_upstreams_csharp_enum_name(event):
+    handler = handler_for("http://127.0.0.1:9/hooks")
+    names = {}
+    for kind in loopai.WebhookEventType:
+        names[kind] = handler.headers(event(kind.value), b"{}", 1, 0)["X-Loopai-Event-Type"]
+        assert names[kind].isalpha() and names[kind][0].isupper()
+        assert loopai.WebhookEventType(names[kind]) is kind  # loopai reads the C# names back
+    assert names[loopai.WebhookEventType.PROGRAM_EXECUTION_FAILED] == "ProgramExecutionFailed"
+    assert names[loopai.WebhookEventType.CANARY_ROLLBACK] == "CanaryRollback"
 
 
 def test_a_tampered_body_does_not_verify(receiver, event, make_host):
@@ -179,8 +229,8 @@ def test_the_event_filter(receiver, event, make_host):
         assert list(host.emit(event("canary.rollback")).delivered) == ["http-webhook-handler"]
         assert list(host.emit(event("accuracy.threshold.breached")).delivered) == ["http-webhook-handler"]
     assert [r.headers["X-Loopai-Event-Type"] for r in receiver.requests] == [
-        "canary.rollback",
-        "accuracy.threshold.breached",
+        "CanaryRollback",
+        "AccuracyThresholdBreached",
     ]
     assert HttpWebhookHandler({"url": receiver.url}).supported_events == frozenset(loopai.WebhookEventType)
 
@@ -315,7 +365,6 @@ def test_credentials_in_the_url_are_not_shown(receiver, proxy, event, caplog, mo
     # the credentials in the URL are sent as Basic auth, as httpx.Client sends them
     assert target.requests[0].headers["authorization"] == "Basic " + base64.b64encode(b"user:hunter2").decode()
     if proxied:
-        assert f"HTTP Request: POST {receiver.url}?..." in caplog.text
         assert target.requests[0].path.startswith("http://")  # a proxy gets the absolute URL
 
 

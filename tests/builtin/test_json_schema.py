@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import re
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 import loopai
@@ -217,3 +221,95 @@ def test_the_cache_is_bounded_least_recently_used_first(record):
     check(validator, record(output=5), output_schema=schemas[0])  # evicted: compiled again
     info = validator.cache_info()
     assert (info.hits, info.misses) == (1, 4)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "bad", "good"),
+    [
+        ("date-time", "not a date", "2024-05-01T12:30:00Z"),
+        ("email", "not an address", "ada@example.com"),
+        ("uri", "not a uri", "https://example.com/a?b=c"),
+        ("ipv4", "300.1.2.3", "10.0.0.1"),
+        ("uuid", "not-a-uuid", "6f1c1f9e-3b0a-4c8e-9d8e-2f1a4b5c6d7e"),
+    ],
+)
+def test_formats_are_enforced_with_a_plain_install(record, fmt, bad, good):
+    # A plain install brings the format checkers: without them jsonschema skips these formats silently.
+    assert any(r.startswith("jsonschema[format-nongpl]") for r in importlib.metadata.requires("loopai-builtin") or [])
+    schema = {"type": "object", "properties": {"value": {"type": "string", "format": fmt}}}
+    validator = JsonSchemaValidator()
+    result = check(validator, record(output={"value": bad}), output_schema=schema)
+    assert result.errors == {"$.output.value": [f"{bad!r} is not a {fmt!r}"]}
+    assert check(validator, record(output={"value": good}), output_schema=schema).is_valid
+
+
+@pytest.mark.parametrize(
+    ("schema", "words"),
+    [
+        (  # a pattern the draft's meta-schema never sees (under a keyword it does not know), reached by $ref
+            {"$ref": "#/x-defs/word", "x-defs": {"word": {"type": "string", "pattern": "\\p{L}+"}}},
+            "pattern '\\\\p{L}+' is not a regular expression Python can compile",
+        ),
+        ({"$ref": "#"}, "recurses deeper than Python's stack allows"),
+        (
+            {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+            "recurses deeper than Python's stack allows",
+        ),
+    ],
+    ids=["uncompilable-regex", "ref-to-itself", "ref-loop"],
+)
+def test_a_schema_that_cannot_be_applied_is_an_invalid_result_not_a_crash(record, make_host, schema, words):
+    with make_host(JsonSchemaValidator()) as host:
+        report = host.validate(record(output="text"), loopai.ValidationContext(output_schema=schema))
+    assert not report.failures  # a verdict of the validator, not an exception the host caught
+    (result,) = report.results
+    assert not result.is_valid
+    assert result.message.startswith("invalid: output_schema cannot be applied: ")
+    assert words in result.message
+    assert list(result.errors) == ["$.output_schema"]
+
+
+def test_output_nested_200_deep_under_a_recursive_schema_is_a_verdict(record, make_host):
+    tree = leaf = {}
+    for _ in range(200):
+        leaf["child"] = {}
+        leaf = leaf["child"]
+    schema = {"anyOf": [{"type": "integer"}, {"type": "object", "additionalProperties": {"$ref": "#"}}]}
+    with make_host(JsonSchemaValidator()) as host:
+        report = host.validate(record(output=tree), loopai.ValidationContext(output_schema=schema))
+        shallow = host.validate(record(output={"child": {"child": 1}}), loopai.ValidationContext(output_schema=schema))
+    assert not report.failures
+    assert not report.is_valid and "recurses deeper" in report.results[0].message
+    assert shallow.is_valid  # the same schema still works on ordinary output
+
+
+@pytest.mark.parametrize("output", [{"label": "spam"}, 7, "text", [1, None]])
+def test_boolean_schemas_accept_everything_or_nothing(record, make_host, output):
+    validator = JsonSchemaValidator()
+    with make_host(validator) as host:
+        anything = host.validate(record(input=output, output=output), loopai.ValidationContext(output_schema=True))
+        nothing = host.validate(
+            record(input=output, output=output), loopai.ValidationContext(input_schema=False, output_schema=False)
+        )
+        again = host.validate(record(output=output), loopai.ValidationContext(output_schema=False))
+    assert anything.is_valid and not anything.failures
+    assert not nothing.is_valid and not nothing.failures
+    assert nothing.results[0].errors == {
+        "$.input": [f"False schema does not allow {output!r}"],
+        "$.output": [f"False schema does not allow {output!r}"],
+    }
+    assert not again.is_valid
+    assert validator.cache_info().currsize == 2  # true and false, each compiled once
+
+
+def test_a_schema_that_is_not_an_object_or_a_boolean_is_refused_by_the_context():
+    with pytest.raises(ValueError, match="output_schema"):
+        loopai.ValidationContext(output_schema="true")
+
+
+def test_the_readme_lists_exactly_the_formats_that_are_checked():
+    readme = (Path(__file__).parents[2] / "loopai-builtin" / "README.md").read_text()
+    listed = re.search(r"for drafts 2019-09 and 2020-12,(.*?); older drafts", readme, re.S)
+    assert listed is not None
+    names = set(re.findall(r"`([a-z0-9-]+)`", listed.group(1)))
+    assert names == set(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
 import loopai
-from loopai_builtin import SlackWebhookHandler, WebhookDeliveryError
+from loopai_builtin import SlackWebhookHandler, WebhookDeliveryError, slack_message
 
 TOKEN_PATH = "/services/T0000/B0000/s3cr3tSlackToken"
 
@@ -39,6 +40,42 @@ def test_posts_slacks_incoming_webhook_format(receiver, event, make_host):
     code = blocks[2]["text"]["text"]
     assert code.startswith("```") and json.loads(code.strip("`")) == evt.payload
     assert blocks[3]["elements"][0]["text"] == "loopai"
+
+
+HOSTILE = {
+    "note": "<!channel> see <https://evil.example/phish|the runbook> & <@U123>",
+    "stack": "```\n*bold* and a <https://evil.example|link> outside the fence\n```",
+    "ticks": "````",
+    "entity": "&amp; stays &amp;",
+}
+
+
+def shown(mrkdwn: str) -> str:
+    """What Slack displays for escaped mrkdwn text: its three entities decoded, zero-width spaces invisible."""
+    return mrkdwn.replace("\u200b", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def test_a_hostile_payload_is_shown_as_text_and_stays_in_its_code_block(receiver, event, make_host):
+    with make_host(SlackWebhookHandler({"webhook_url": slack_url(receiver)})) as host:
+        assert host.emit(event(payload=HOSTILE)).ok
+    blocks = json.loads(receiver.requests[0].body)["attachments"][0]["blocks"]
+    texts = [f["text"] for f in blocks[1]["fields"]] + [blocks[2]["text"]["text"], blocks[3]["elements"][0]["text"]]
+    for text in texts:
+        assert "<" not in text and ">" not in text  # Slack's mentions and links all start with "<"
+    code = blocks[2]["text"]["text"]
+    assert code.startswith("```") and code.endswith("```")
+    inner = code[3:-3]
+    assert "``" not in inner  # no run of backticks inside that could close the fence
+    assert json.loads(shown(inner)) == HOSTILE  # the reader sees exactly the payload
+
+
+@pytest.mark.parametrize("offset", range(13))  # "&lt;&amp;&gt;" is 13 characters: every cut position
+def test_a_long_payload_is_clipped_without_cutting_an_entity(event, offset):
+    evt = event(payload="y" * offset + "<&>" * 2000)
+    code = slack_message(evt, loopai.WebhookHandlerContext())["attachments"][0]["blocks"][2]["text"]["text"]
+    assert len(code) <= 3000 and code.startswith("```") and code.endswith("…```")
+    assert "&" not in re.sub(r"&(amp|lt|gt);", "", code)  # no "&am" or "&l" left behind
+    assert shown(code[3:-4]) in json.dumps(evt.payload)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -11,8 +12,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 import loopai
 from loopai_builtin._remote import RemoteHandler
-from loopai_builtin._signing import loopai_signature, signing_key, standard_signature
-from loopai_builtin._transport import is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._signing import loopai_signature, plain_text_warning, standard_key, standard_signature
+from loopai_builtin._transport import RETRY_AFTER_MAX, is_http_url, raw_setting, secret_text, shown_url
 from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:
@@ -28,12 +29,16 @@ class HttpWebhookHandler(RemoteHandler):
 
     With ``secret`` every request is signed twice: the Standard Webhooks headers
     ``webhook-id`` (the event id, stable across retries), ``webhook-timestamp`` and
-    ``webhook-signature``, and ``X-Loopai-Signature: sha256=<hex HMAC of the body>``;
-    ``X-Loopai-Event-Id``, ``X-Loopai-Event-Type`` and ``X-Loopai-Delivery-Attempt`` are
-    always sent. A ``whsec_<base64>`` secret is used as its decoded bytes (for both
-    signatures), any other as its UTF-8 text. A non-2xx answer, a timeout or no connection
+    ``webhook-signature``, keyed as the Standard Webhooks libraries key it (a base64
+    secret, ``whsec_`` prefix or not, is decoded; other text is used as its UTF-8 bytes,
+    and :meth:`configuration_warnings` says so), and ``X-Loopai-Signature: sha256=<hex
+    HMAC of the body>``, keyed by the secret's UTF-8 text as upstream Loopai keys it.
+    ``X-Loopai-Event-Id``, ``X-Loopai-Event-Type`` (upstream's C# name,
+    ``ProgramExecutionFailed``) and ``X-Loopai-Delivery-Attempt`` are always sent. A
+    non-2xx answer, a timeout (``timeout`` bounds the whole request) or no connection
     raises :class:`loopai_builtin.WebhookDeliveryError`, so the host retries (honouring
-    ``Retry-After``). Without a ``url`` the handler stays off until one is configured.
+    ``Retry-After`` up to ``retry_after_max``). Without a ``url`` the handler stays off
+    until one is configured.
     """
 
     name = "http-webhook-handler"
@@ -49,9 +54,11 @@ class HttpWebhookHandler(RemoteHandler):
         url: str | None = None
         """The endpoint to POST to (http or https)."""
         secret: SecretStr | None = None
-        """Signing secret, ``whsec_<base64>`` or plain text; without one, requests are unsigned."""
+        """Signing secret, ``whsec_<base64>`` (or base64, or plain text); without one, requests are unsigned."""
         timeout: Annotated[float, Field(gt=0)] = 10.0
-        """Seconds one request may take (connect, send and answer)."""
+        """Seconds one request may take in all (connect, send, answer): a deadline, not a per-read timeout."""
+        retry_after_max: Annotated[float, Field(ge=0)] = RETRY_AFTER_MAX
+        """Longest ``Retry-After`` passed on to the host, in seconds; a longer one is reported and capped."""
         events: list[loopai.WebhookEventType] | None = None
         """Event types to deliver; default: all."""
 
@@ -65,7 +72,8 @@ class HttpWebhookHandler(RemoteHandler):
     config: Config
 
     def validate_configuration(self, configuration: Mapping[str, Any]) -> bool:
-        """Refuse settings without a usable ``url`` or with a malformed ``whsec_`` secret."""
+        """Refuse settings without a usable ``url`` or with a malformed ``whsec_`` secret; warn
+        (logged, and in :meth:`configuration_warnings`) about a plain-text secret."""
         url = secret_text(raw_setting(configuration, "url"))
         if not is_http_url(url):
             log.warning("%s: the url setting is required (an http:// or https:// URL)", self.name)
@@ -73,11 +81,20 @@ class HttpWebhookHandler(RemoteHandler):
         secret = raw_setting(configuration, "secret")
         if secret is not None:
             try:
-                signing_key(secret_text(secret))
+                standard_key(secret_text(secret))
             except ValueError as exc:
                 log.warning("%s: secret: %s", self.name, exc)
                 return False
+            warning = plain_text_warning(secret_text(secret))
+            if warning is not None:
+                log.warning("%s: secret: %s", self.name, warning)
         return True
+
+    def configuration_warnings(self) -> list[str]:
+        """What is accepted but likely to surprise, one sentence each (shown by ``loopai config check``)."""
+        secret = self.config.secret
+        warning = None if secret is None else plain_text_warning(secret.get_secret_value())
+        return [] if warning is None else [f"{self.name}: secret: {warning}"]
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -94,7 +111,7 @@ class HttpWebhookHandler(RemoteHandler):
             return None
         known = self.__dict__.get("_signing")
         if known is None or known[0] is not secret:  # derived once per configured secret
-            known = self.__dict__["_signing"] = (secret, signing_key(secret.get_secret_value()))
+            known = self.__dict__["_signing"] = (secret, standard_key(secret.get_secret_value()))
         return known[1]
 
     def body(self, event: loopai.WebhookEvent) -> bytes:
@@ -109,13 +126,14 @@ class HttpWebhookHandler(RemoteHandler):
             "webhook-id": event_id,
             "webhook-timestamp": str(timestamp),
             "X-Loopai-Event-Id": event_id,
-            "X-Loopai-Event-Type": str(event.event_type),
+            "X-Loopai-Event-Type": _csharp_name(event.event_type),
             "X-Loopai-Delivery-Attempt": str(attempt),
         }
         key = self._key()
         if key is not None:
+            assert self.config.secret is not None  # a key comes from a secret
             headers["webhook-signature"] = standard_signature(key, event_id, timestamp, body)
-            headers["X-Loopai-Signature"] = loopai_signature(key, body)
+            headers["X-Loopai-Signature"] = loopai_signature(self.config.secret.get_secret_value(), body)
         return headers
 
     def _shown(self, url: str) -> str:
@@ -149,5 +167,17 @@ class HttpWebhookHandler(RemoteHandler):
             headers,
             timeout=self.config.timeout,
             shown=shown,
-            secrets=() if secret is None else (secret.get_secret_value(),),
+            secrets=() if secret is None else _secret_forms(secret.get_secret_value()),
+            retry_after_max=self.config.retry_after_max,
         )
+
+
+@functools.cache
+def _csharp_name(event_type: loopai.WebhookEventType) -> str:
+    """Upstream Loopai's C# enum name for an event type: ``program.execution.failed`` -> ``ProgramExecutionFailed``."""
+    return "".join(part[:1].upper() + part[1:] for part in event_type.value.split("."))
+
+
+def _secret_forms(secret: str) -> tuple[str, ...]:
+    """The secret as a receiver could echo it: whole, and the base64 part of a ``whsec_`` one."""
+    return (secret, secret.removeprefix("whsec_"))

@@ -1,4 +1,10 @@
-"""Webhook signatures: Standard Webhooks (``webhook-signature``) and Loopai's ``X-Loopai-Signature``."""
+"""Webhook signatures: Standard Webhooks (``webhook-signature``) and Loopai's ``X-Loopai-Signature``.
+
+The two are keyed differently, each as its verifiers expect. Standard Webhooks libraries
+(Python, JavaScript, Go...) base64-decode the secret, ``whsec_`` prefix or not, so a secret
+that is base64 is used as its decoded bytes. Upstream Loopai keys ``X-Loopai-Signature``
+with the secret's UTF-8 text, whatever it looks like.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +13,49 @@ import binascii
 import hashlib
 import hmac
 
-__all__ = ["loopai_signature", "signing_key", "standard_signature"]
+__all__ = ["loopai_signature", "plain_text_warning", "standard_key", "standard_signature"]
 
 _PREFIX = "whsec_"
 
 
-def signing_key(secret: str) -> bytes:
-    """The HMAC key for ``secret``: the decoded bytes of ``whsec_<base64>``, else the UTF-8 text.
+def _decoded(text: str) -> bytes | None:
+    """``text`` decoded as strict base64 (alphabet and padding), or None when it is not base64."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
-    Raises ValueError (without echoing the secret) when it is empty or a ``whsec_``
-    secret whose rest is not base64.
+
+def standard_key(secret: str) -> bytes:
+    """The Standard Webhooks HMAC key for ``secret``, as the reference libraries derive it.
+
+    ``whsec_<base64>``: the decoded rest (missing padding tolerated). Otherwise a secret that
+    is strict base64 is decoded too (``Webhook(secret)`` verifies); any other text is used
+    as its UTF-8 bytes (then only ``Webhook(secret.encode())`` verifies: see
+    :func:`plain_text_warning`). Raises ValueError, without echoing the secret, when it is
+    empty or starts with ``whsec_`` and the rest is not base64.
     """
     if secret.startswith(_PREFIX):
         encoded = secret[len(_PREFIX) :]
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("the secret starts with 'whsec_' but the rest is not valid base64") from None
+        key = _decoded(encoded + "=" * (-len(encoded) % 4))
+        if key is None:
+            raise ValueError("the secret starts with 'whsec_' but the rest is not valid base64")
     else:
-        key = secret.encode("utf-8")
+        key = _decoded(secret) or secret.encode("utf-8")
     if not key:
         raise ValueError("the secret is empty")
     return key
+
+
+def plain_text_warning(secret: str) -> str | None:
+    """What a receiver must know when ``secret`` is used as text (neither ``whsec_`` nor base64), else None."""
+    if secret.startswith(_PREFIX) or _decoded(secret):
+        return None
+    return (
+        "the secret is not base64 (nor whsec_<base64>), so webhook-signature is keyed by its UTF-8 bytes: "
+        "Standard Webhooks libraries verify it only when given those bytes, Webhook(secret.encode()); "
+        "use a whsec_<base64> secret for Webhook(secret) to work"
+    )
 
 
 def standard_signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -37,6 +64,7 @@ def standard_signature(key: bytes, message_id: str, timestamp: int, body: bytes)
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def loopai_signature(key: bytes, body: bytes) -> str:
-    """The ``X-Loopai-Signature`` value: ``sha256=<hex HMAC-SHA256 of the body>``."""
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+def loopai_signature(secret: str, body: bytes) -> str:
+    """The ``X-Loopai-Signature`` value, as upstream Loopai computes it: ``sha256=<hex HMAC-SHA256
+    of the body>`` keyed by the configured secret's UTF-8 text (a ``whsec_`` prefix included)."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import loopai
 from loopai_builtin._remote import RemoteHandler
-from loopai_builtin._transport import is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._transport import RETRY_AFTER_MAX, is_http_url, raw_setting, secret_text, shown_url
 from loopai_builtin._version import __version__
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["SlackWebhookHandler"]
 
@@ -44,16 +43,47 @@ _EMOJI = {
 }
 _MAX_HEADER = 150  # Slack's limits for a header block and a section's text
 _MAX_SECTION = 3000
+_FENCE = "```"
+_ZWSP = "\u200b"
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,3}$")  # "&", "&am", "&lt"...: an entity cut before its ";"
+_TICK_PAIR = re.compile(r"(?<=`)(?=`)")
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _escape(text: str) -> str:
+    """``text`` shown as itself in Slack mrkdwn: ``&``, ``<`` and ``>`` as Slack's ``&amp;``,
+    ``&lt;`` and ``&gt;``, so that ``<!channel>`` does not notify and ``<https://x|text>`` is no link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip_mrkdwn(text: str, limit: int) -> str:
+    """Escaped ``text`` clipped to ``limit`` characters without cutting an entity in two."""
+    if len(text) <= limit:
+        return text
+    return _ENTITY_TAIL.sub("", text[: limit - 1]) + "…"
+
+
+def _code_block(text: str, limit: int = _MAX_SECTION) -> str:
+    """``text`` as a Slack code block of at most ``limit`` characters, showing exactly ``text``
+    (or its start): escaped, and with no run of backticks inside that could close the fence
+    (a zero-width space separates adjacent backticks)."""
+    inner = _TICK_PAIR.sub(_ZWSP, _escape(text))
+    inner = _clip_mrkdwn(inner, limit - 2 * len(_FENCE) - 2)
+    if inner.startswith("`"):
+        inner = _ZWSP + inner  # "````" would open the fence one tick later
+    if inner.endswith("`"):
+        inner += _ZWSP
+    return _FENCE + inner + _FENCE
+
+
 def slack_message(event: loopai.WebhookEvent, context: loopai.WebhookHandlerContext) -> dict[str, Any]:
     """The incoming-webhook JSON for ``event``: fallback ``text`` plus a coloured attachment of blocks."""
     severity = event.severity
     title = f"{_EMOJI[severity]} {event.event_type}"
+    # Every value here but the payload is a UUID, a timestamp or an enum: nothing Slack would parse.
     fields = [
         ("Severity", str(severity)),
         ("Event id", f"`{event.event_id}`"),
@@ -68,9 +98,7 @@ def slack_message(event: loopai.WebhookEvent, context: loopai.WebhookHandlerCont
     ]
     if event.payload not in (None, {}, []):
         payload = json.dumps(event.model_dump(mode="json")["payload"], indent=2, ensure_ascii=False)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": "```" + _clip(payload, _MAX_SECTION - 6) + "```"}}
-        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _code_block(payload)}})
     note = "loopai"
     if context.retry_attempt > 0:
         note += f" · retry attempt {context.retry_attempt} of {context.max_retries}"
@@ -106,7 +134,9 @@ class SlackWebhookHandler(RemoteHandler):
         webhook_url: SecretStr | None = Field(default=None, alias="slack_webhook_url")
         """The incoming-webhook URL; it is a secret, never printed."""
         timeout: Annotated[float, Field(gt=0)] = 10.0
-        """Seconds one post may take."""
+        """Seconds one post may take in all: a deadline, not a per-read timeout."""
+        retry_after_max: Annotated[float, Field(ge=0)] = RETRY_AFTER_MAX
+        """Longest ``Retry-After`` passed on to the host, in seconds; a longer one is reported and capped."""
         events: list[loopai.WebhookEventType] | None = None
         """Event types to post; default: execution failures, accuracy breaches and canary rollbacks."""
 
@@ -143,5 +173,15 @@ class SlackWebhookHandler(RemoteHandler):
             {"content-type": "application/json"},
             timeout=self.config.timeout,
             shown=shown,
-            secrets=(url,),
+            secrets=_secret_parts(url),
+            retry_after_max=self.config.retry_after_max,
         )
+
+
+def _secret_parts(url: str) -> tuple[str, ...]:
+    """What a receiver could echo of a Slack webhook URL's secret: its path (``/services/T/B/token``),
+    that path without the leading slash, and its last segment (the token), percent-decoded too."""
+    path = urlsplit(url).path
+    token = path.rstrip("/").rsplit("/", 1)[-1]
+    parts = (url, path, path.lstrip("/"), token)
+    return tuple({*parts, *(unquote(part) for part in parts)} - {"", "/"})

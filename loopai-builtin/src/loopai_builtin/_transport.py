@@ -1,35 +1,41 @@
-"""Posting to webhooks over keep-alive connections, and the error that tells the host to retry."""
+"""Posting to webhooks, what an answer means for the delivery, and the error that tells the host to retry."""
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import logging
 import math
-import threading
-import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpcore
 from pydantic import SecretStr
 
 import loopai
+from loopai_builtin._exchange import TRANSPORT_ERRORS, Answer, Connections, Target
 
 __all__ = [
+    "EXCERPT_LIMIT",
+    "RETRY_AFTER_MAX",
     "Poster",
     "WebhookDeliveryError",
     "is_http_url",
     "parse_retry_after",
     "raw_setting",
+    "scrub",
     "secret_text",
     "shown_url",
 ]
 
 log = logging.getLogger("loopai.builtin")
 
+EXCERPT_LIMIT = 4096
+"""Bytes of an answer's body read, at most; the rest is never read (the connection is dropped)."""
+RETRY_AFTER_MAX = 300.0
+"""Default longest ``Retry-After`` a handler passes on to the host, in seconds."""
+_SHOWN_EXCERPT = 200  # characters of the answer quoted in an error message
 _REDACTED = "**********"
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
@@ -120,145 +126,68 @@ def _squash(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _REDACTED)
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty string of ``secrets`` blanked out, longest first (a URL
+    before the path it contains, so that no part of either survives), also as JSON may
+    escape it (``\\/`` for ``/``)."""
+    forms = {form for secret in secrets if secret for form in (secret, secret.replace("/", "\\/"))}
+    for secret in sorted(forms, key=len, reverse=True):
+        text = text.replace(secret, _REDACTED)
     return text
 
 
-class _HttpxLogScrubber(logging.Filter):
-    """Shows registered URLs in their printable form in httpx's own log lines.
-
-    httpx logs every request with its full URL at INFO; a webhook URL may be a secret
-    (Slack's is) or carry credentials. Logging is process-wide, hence one filter for all.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._hidden: dict[str, tuple[str, int]] = {}  # text -> (shown instead, users)
-
-    def hide(self, text: str, shown: str) -> None:
-        with self._lock:
-            users = self._hidden.get(text, (shown, 0))[1]
-            self._hidden = {**self._hidden, text: (shown, users + 1)}
-
-    def unhide(self, text: str) -> None:
-        with self._lock:
-            hidden = dict(self._hidden)
-            shown, users = hidden.pop(text, ("", 0))
-            if users > 1:
-                hidden[text] = (shown, users - 1)
-            self._hidden = hidden
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        hidden = self._hidden  # replaced, never mutated: no lock needed to read
-        if hidden:
-            message = record.getMessage()
-            scrubbed = message
-            for text, (shown, _) in hidden.items():
-                scrubbed = scrubbed.replace(text, shown)
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
-        return True
-
-
-_HTTPX_LOG = _HttpxLogScrubber()
+def _excerpt(text: str, limit: int) -> str:
+    # One line (a receiver must not forge lines in logs or in ``events list``), clipped.
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Poster:
-    """Keep-alive connections for one handler: opened on first use, closed on shutdown.
+    """Keep-alive connections for one handler (see :class:`~loopai_builtin._exchange.Connections`),
+    and what a delivery makes of the answer: success, or a :class:`WebhookDeliveryError`.
 
-    Requests go straight to an ``httpx.HTTPTransport``: httpx's own connection pool, with
-    TLS set up as ``httpx.Client`` sets it up (``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
-    honoured). The client layer adds nothing a webhook needs (no cookies, redirects or
-    auth here) and costs, per request, a fifth of a loopback round trip. When the
-    environment names a proxy for a URL's scheme (``HTTP_PROXY``, ``HTTPS_PROXY``,
-    ``ALL_PROXY``), that URL's requests go through an ``httpx.Client`` instead, which
-    applies the proxy settings, ``NO_PROXY`` included, exactly as httpx does.
+    Each POST has ``timeout`` seconds in all (a deadline, not a per-read timeout), and at
+    most :data:`EXCERPT_LIMIT` bytes of any answer are read: a receiver can neither hold a
+    delivery open nor fill the memory.
     """
 
     def __init__(self, user_agent: str) -> None:
-        self._defaults = [(b"user-agent", user_agent.encode("ascii")), (b"accept", b"*/*")]
-        self._transport: httpx.HTTPTransport | None = None
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
-        self._hidden: set[str] = set()
-        # Per URL, parsed once (httpx parses a URL given as text on every request): whether a
-        # proxy applies to it, and its default headers (ours, and Basic auth from its user info).
-        self._targets: dict[str, tuple[httpx.URL, bool, list[tuple[bytes, bytes]]]] = {}
-        self._timeouts: dict[float, dict[str, float | None]] = {}
+        self._defaults = ((b"user-agent", user_agent.encode("ascii")), (b"accept", b"*/*"))
+        self._connections = Connections()
+        self._targets: dict[str, Target] = {}  # parsed once per URL (httpx parses a text URL every time)
 
-    def _hide(self, url: str, shown: str) -> None:
-        if url in self._hidden:
-            return
-        with self._lock:
-            if url in self._hidden:
-                return
-            self._hidden.add(url)
-        logger = logging.getLogger("httpx")
-        if _HTTPX_LOG not in logger.filters:
-            logger.addFilter(_HTTPX_LOG)
-        for text in {url, str(httpx.URL(url))}:
-            _HTTPX_LOG.hide(text, shown)
-
-    def open(self) -> httpx.HTTPTransport:
-        """The connection pool, created if needed (thread-safe)."""
-        transport = self._transport
-        if transport is None:
-            with self._lock:
-                transport = self._transport
-                if transport is None:
-                    transport = self._transport = httpx.HTTPTransport()
-        return transport
-
-    def _proxied(self) -> httpx.Client:
-        client = self._client
-        if client is None:
-            with self._lock:
-                client = self._client
-                if client is None:
-                    client = self._client = httpx.Client(follow_redirects=False)
-        return client
-
-    def _target(self, url: str, shown: str) -> tuple[httpx.URL, bool, list[tuple[bytes, bytes]]]:
-        target = self._targets.get(url)
-        if target is None:
-            parsed = httpx.URL(url)
-            proxies = urllib.request.getproxies()
-            proxied = bool(proxies.get(parsed.scheme) or proxies.get("all"))
-            if proxied:  # httpx.Client logs every request with its URL, which may be a secret
-                self._hide(url, shown)
-            defaults = list(self._defaults)
-            if parsed.username or parsed.password:  # as httpx.Client does: Basic auth from the URL
-                token = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
-                defaults.append((b"authorization", f"Basic {token}".encode("ascii")))
-            target = self._targets[url] = (parsed, proxied, defaults)
-        return target
+    def open(self) -> None:
+        """Open the direct connection pool now rather than on the first post (TLS set-up takes a while)."""
+        self._connections.open()
 
     def close(self) -> None:
         """Close the connections; a later post opens new ones."""
-        with self._lock:
-            transport, self._transport = self._transport, None
-            client, self._client = self._client, None
-            hidden, self._hidden = self._hidden, set()
-            self._targets = {}
-        if transport is not None:
-            transport.close()
-        if client is not None:
-            client.close()
-        for url in hidden:
-            for text in {url, str(httpx.URL(url))}:
-                _HTTPX_LOG.unhide(text)
+        self._targets = {}
+        self._connections.close()
+
+    def _target(self, url: str) -> Target:
+        target = self._targets.get(url)
+        if target is None:
+            target = Target.parse(url)
+            self._targets = {**self._targets, url: target}
+        return target
+
+    def _encoded(self, target: Target, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+        # Ours, then the URL's, then these, which win; encoded here, once per request.
+        given = [(name.lower().encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
+        taken = {name for name, _ in given}
+        return [pair for pair in (*self._defaults, *target.headers) if pair[0] not in taken] + given
 
     @staticmethod
-    def _encoded(defaults: list[tuple[bytes, bytes]], headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-        # The defaults, then these, which win; encoded here, once: given text, httpx
-        # normalises every header one by one, which a signed request's eight make costly.
-        given = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
-        taken = {name.lower() for name, _ in given}
-        return [pair for pair in defaults if pair[0] not in taken] + given
+    def _hidden(url: str, target: Target | None, secrets: Iterable[str]) -> list[str]:
+        """Everything that must never be shown: the URL, its password and the Basic token made of
+        it (whole header value too), and the caller's secrets."""
+        hidden = [url, *secrets]
+        if target is not None:
+            hidden += [target.password or "", target.basic_token or ""]
+            if target.basic_token:
+                hidden.append(f"Basic {target.basic_token}")
+        return hidden
 
     def post(
         self,
@@ -269,50 +198,47 @@ class Poster:
         timeout: float,
         shown: str,
         secrets: Iterable[str] = (),
-    ) -> httpx.Response:
-        """POST ``body``; return the 2xx response, else raise :class:`WebhookDeliveryError`.
+        retry_after_max: float = RETRY_AFTER_MAX,
+    ) -> Answer:
+        """POST ``body``; return the 2xx answer, else raise :class:`WebhookDeliveryError`.
 
-        ``shown`` names the target in messages; every string in ``secrets`` (and ``url``
-        itself) is blanked out of any text taken from httpx or the server.
+        ``shown`` names the target in messages; ``url`` itself, its credentials and every
+        string in ``secrets`` are blanked out of any text taken from the server or the
+        network library. A ``Retry-After`` longer than ``retry_after_max`` seconds is
+        reported, and capped to it on the error's ``retry_after``.
         """
-        limits = self._timeouts.get(timeout)
-        if limits is None:
-            limits = self._timeouts[timeout] = httpx.Timeout(timeout).as_dict()
+        target: Target | None = None
         try:
-            target, proxied, defaults = self._target(url, shown)
-            request = httpx.Request(
-                "POST", target, content=body, headers=self._encoded(defaults, headers), extensions={"timeout": limits}
+            target = self._target(url)
+            answer = self._connections.exchange(
+                "POST", target, self._encoded(target, headers), body, timeout=timeout, limit=EXCERPT_LIMIT
             )
-            if proxied:
-                response = self._proxied().send(request)
-            else:
-                response = self.open().handle_request(request)
-                response.request = request
-                try:
-                    response.read()
-                finally:
-                    response.close()  # the connection goes back to the pool
-        except httpx.TimeoutException as exc:
+        except httpcore.TimeoutException as exc:
             raise WebhookDeliveryError(
                 f"POST {shown} timed out after {timeout:g} s ({type(exc).__name__})", url=shown
             ) from None
-        except httpx.HTTPError as exc:
-            hidden = [url, *secrets]
-            detail = _scrub(str(exc), hidden)
+        except TRANSPORT_ERRORS as exc:
+            detail = _excerpt(scrub(str(exc), self._hidden(url, target, secrets)), _SHOWN_EXCERPT)
             raise WebhookDeliveryError(
                 f"POST {shown} failed: {type(exc).__name__}" + (f": {detail}" if detail else ""), url=shown
             ) from None
-        status = response.status_code
-        if log.isEnabledFor(logging.DEBUG):  # httpx.Client logs each request; its transport does not
-            log.debug("POST %s answered %d %s", shown, status, response.reason_phrase)
+        status = answer.status
         if 200 <= status < 300:
-            return response
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        excerpt = _scrub(response.text[:200].strip(), [url, *secrets])
-        message = f"POST {shown} answered {status} {response.reason_phrase}".rstrip()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("POST %s answered %d", shown, status)
+            return answer
+        hidden = self._hidden(url, target, secrets)
+        reason = _excerpt(scrub(answer.reason, hidden), _SHOWN_EXCERPT)
+        log.debug("POST %s answered %d %s", shown, status, reason)
+        message = f"POST {shown} answered {status} {reason}".rstrip()
+        asked = parse_retry_after(answer.headers.get("retry-after"))
+        retry_after = None if asked is None else min(asked, retry_after_max)
         if retry_after is not None:
             message += f"; retry after {retry_after:g} s"
+            if asked is not None and asked > retry_after:
+                message += f" (it asked for {asked:g} s; retry_after_max caps the wait)"
+        excerpt = _excerpt(scrub(answer.body.decode("utf-8", "replace"), hidden), _SHOWN_EXCERPT)
         if excerpt:
-            message += f": {excerpt}"
+            message += f": {excerpt}" + ("…" if answer.truncated and not excerpt.endswith("…") else "")
         retryable = status >= 500 or status in _RETRYABLE_4XX
         raise WebhookDeliveryError(message, url=shown, status=status, retry_after=retry_after, retryable=retryable)

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictBool
 
 __all__ = [
     "EventSeverity",
@@ -152,8 +152,10 @@ class ValidationContext(_Record):
     """What a validator knows about the task: its schemas and the expected output."""
 
     task_id: uuid.UUID | None = None
-    input_schema: dict[str, Any] | None = None
-    output_schema: dict[str, Any] | None = None
+    # A JSON Schema is an object or, since draft 6, true (anything) or false (nothing). Strict:
+    # "yes" or 1 is not a schema, never coerced to true.
+    input_schema: dict[str, Any] | StrictBool | None = None
+    output_schema: dict[str, Any] | StrictBool | None = None
     expected_output: JsonValue = None
     configuration: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict)

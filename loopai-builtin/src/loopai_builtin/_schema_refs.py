@@ -1,0 +1,130 @@
+"""Remote ``$ref`` for the json-schema-validator: off unless allowed, each document fetched once.
+
+A schema comes with a task, so a ``$ref`` to ``https://...`` is a request the task's author
+makes the validating machine send. ``jsonschema`` left to itself fetches it with ``urlopen``:
+no timeout, no allow-list, again for every record. Here it is the ``retrieve`` hook of a
+``referencing.Registry``: nothing is fetched unless the URL is under one of the
+``remote_refs`` prefixes, a fetch has a whole-request deadline, follows no redirect and
+reads at most :data:`DOCUMENT_LIMIT` bytes, and each document is kept once fetched.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import referencing
+import referencing.jsonschema
+from referencing import Resource
+
+from loopai_builtin._exchange import TRANSPORT_ERRORS, Connections, Target
+from loopai_builtin._version import __version__
+
+__all__ = ["DOCUMENT_LIMIT", "RemoteRefError", "RemoteRefs", "normalised_prefix"]
+
+DOCUMENT_LIMIT = 1 << 20
+"""Bytes a remote schema document may have (1 MiB)."""
+_HOW = 'list URL prefixes in the json-schema-validator\'s remote_refs setting (remote_refs = ["https://schemas.example.com/"])'
+
+
+class RemoteRefError(Exception):
+    """Why a remote ``$ref`` was not followed; the message names the URL and what to do."""
+
+
+def normalised_prefix(prefix: str) -> str:
+    """``prefix`` as an allowed-URL prefix: an http(s) URL with a host, ending its origin with ``/``
+    (``https://a.example`` must not allow ``https://a.example.evil.com/``). Raises ValueError."""
+    parts = urlsplit(prefix.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{prefix!r} is not an http:// or https:// URL prefix with a host")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError(f"{prefix!r}: a prefix has no credentials, query or fragment")
+    return parts._replace(path=parts.path or "/").geturl()
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port, parts.path
+
+
+class RemoteRefs:
+    """The documents behind remote ``$ref``, for the registries of one validator's schemas.
+
+    ``allowed``: normalised URL prefixes (see :func:`normalised_prefix`); empty: none is
+    fetched. ``timeout``: seconds one fetch may take in all.
+    """
+
+    def __init__(self, allowed: Sequence[str], timeout: float) -> None:
+        self.allowed = tuple(allowed)
+        self.timeout = timeout
+        self._documents: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def registry(self, dialect_id: str) -> referencing.Registry[Any]:
+        """A registry whose unknown URIs are retrieved here; a document without ``$schema`` is
+        read in the dialect ``dialect_id`` (the referring schema's)."""
+        default = referencing.jsonschema.specification_with(dialect_id, default=referencing.jsonschema.DRAFT202012)
+        return referencing.Registry(retrieve=functools.partial(self._retrieve, default))  # type: ignore[call-arg]
+
+    def _retrieve(self, default: referencing.Specification[Any], uri: str) -> Resource[Any]:
+        return Resource.from_contents(self.document(uri), default_specification=default)
+
+    def allows(self, uri: str) -> bool:
+        """Whether ``uri`` is under an allowed prefix (scheme and host compared without case)."""
+        try:
+            wanted = _origin_and_path(uri)  # by hostname: https://allowed.example@evil.example/ is evil.example
+        except ValueError:
+            return False
+        for prefix in self.allowed:
+            allowed = _origin_and_path(prefix)
+            if wanted[:3] == allowed[:3] and wanted[3].startswith(allowed[3]):
+                return True
+        return False
+
+    def document(self, uri: str) -> Any:
+        """The parsed JSON at ``uri``, fetched on first use; raises :class:`RemoteRefError`."""
+        with self._lock:  # one fetch per document, even when records are validated in parallel
+            if uri in self._documents:
+                return self._documents[uri]
+            if not self.allowed:
+                raise RemoteRefError(f"remote $ref {uri} not fetched: remote refs are off; to allow them, {_HOW}")
+            if not self.allows(uri):
+                raise RemoteRefError(
+                    f"remote $ref {uri} not fetched: it is under none of the remote_refs prefixes "
+                    f"({', '.join(self.allowed)}); add one to allow it"
+                )
+            document = self._documents[uri] = self._fetch(uri)
+            return document
+
+    def _fetch(self, uri: str) -> Any:
+        connections = Connections()  # each document is fetched once: no connection is worth keeping
+        headers = [
+            (b"accept", b"application/schema+json, application/json"),
+            (b"user-agent", f"loopai-json-schema-validator/{__version__}".encode()),
+        ]
+        try:
+            target = Target.parse(uri)
+            answer = connections.exchange(
+                "GET", target, [*target.headers, *headers], b"", timeout=self.timeout, limit=DOCUMENT_LIMIT
+            )
+        except httpcore.TimeoutException:
+            raise RemoteRefError(
+                f"remote $ref {uri}: no answer within {self.timeout:g} s (remote_ref_timeout)"
+            ) from None
+        except TRANSPORT_ERRORS as exc:
+            raise RemoteRefError(f"remote $ref {uri}: fetching it failed ({type(exc).__name__})") from None
+        finally:
+            connections.close()
+        if not 200 <= answer.status < 300:
+            raise RemoteRefError(f"remote $ref {uri}: the server answered {answer.status} {answer.reason}".rstrip())
+        if answer.truncated:
+            raise RemoteRefError(f"remote $ref {uri}: the document is larger than {DOCUMENT_LIMIT >> 20} MiB")
+        try:
+            return json.loads(answer.body)
+        except ValueError:
+            raise RemoteRefError(f"remote $ref {uri}: the document is not JSON") from None

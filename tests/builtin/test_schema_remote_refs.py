@@ -1,0 +1,96 @@
+"""json-schema-validator and remote $ref: off by default, an allow-list, one fetch per document, a deadline."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import loopai
+from loopai_builtin import JsonSchemaValidator
+
+LABEL = {"type": "object", "required": ["label"], "properties": {"label": {"enum": ["spam", "ham"]}}}
+
+
+@pytest.fixture
+def schema_server(receiver):
+    """The receiver serving ``/schemas/label.json``; returns its base URL."""
+    receiver.documents["/schemas/label.json"] = json.dumps(LABEL).encode()
+    return f"http://127.0.0.1:{receiver.port}/schemas/"
+
+
+def fetches(receiver):
+    return [r.path for r in receiver.requests if r.method == "GET"]
+
+
+def check(validator, record, output, schema):
+    return validator.validate(record(output=output), loopai.ValidationContext(output_schema=schema))
+
+
+def test_remote_refs_are_off_by_default_and_the_result_says_how_to_allow_them(receiver, schema_server, record):
+    schema = {"$ref": schema_server + "label.json"}
+    result = check(JsonSchemaValidator(), record, {"label": "spam"}, schema)
+    assert not result.is_valid
+    assert "remote refs are off" in result.message and "remote_refs" in result.message
+    assert schema_server + "label.json" in result.message
+    assert list(result.errors) == ["$.output_schema"]
+    assert fetches(receiver) == []  # nothing was sent
+
+
+def test_an_allowed_document_is_fetched_once_and_applied(receiver, schema_server, record, make_host):
+    validator = JsonSchemaValidator({"remote_refs": [schema_server], "remote_ref_timeout": 2})
+    schema = {"type": "object", "properties": {"result": {"$ref": schema_server + "label.json"}}}
+    with make_host(validator) as host:
+        verdicts = [
+            host.validate(record(output={"result": {"label": label}}), loopai.ValidationContext(output_schema=schema))
+            for label in ["spam", "ham", "eggs"] * 10
+        ]
+    assert [v.is_valid for v in verdicts] == [True, True, False] * 10
+    assert verdicts[2].results[0].errors == {"$.output.result.label": ["'eggs' is not one of ['spam', 'ham']"]}
+    assert fetches(receiver) == ["/schemas/label.json"]  # one fetch for thirty records
+    assert receiver.requests[0].headers["accept"].startswith("application/schema+json")
+
+
+@pytest.mark.parametrize(
+    "allowed",
+    [
+        "http://127.0.0.1:{port}/other/",  # another path on the same server
+        "http://127.0.0.1:1/schemas/",  # another port
+        "http://127.0.0.1:{port}/schemas/label.json.evil",  # a longer prefix
+    ],
+)
+def test_a_document_outside_the_prefixes_is_not_fetched(receiver, schema_server, record, allowed):
+    validator = JsonSchemaValidator({"remote_refs": [allowed.format(port=receiver.port)]})
+    result = check(validator, record, {"label": "spam"}, {"$ref": schema_server + "label.json"})
+    assert not result.is_valid
+    assert "under none of the remote_refs prefixes" in result.message
+    assert fetches(receiver) == []
+
+
+def test_a_prefix_of_a_bare_origin_does_not_allow_a_lookalike_host():
+    validator = JsonSchemaValidator({"remote_refs": ["https://schemas.example.com"]})
+    assert validator.config.remote_refs == ["https://schemas.example.com/"]
+    with pytest.raises(loopai.PluginSettingsError, match=r"remote_refs.*not an http:// or https:// URL prefix"):
+        JsonSchemaValidator({"remote_refs": ["file:///etc/"]})
+
+
+def test_a_dripping_schema_server_is_cut_off_at_remote_ref_timeout(receiver, schema_server, record):
+    receiver.drip(0.2, body=json.dumps(LABEL).encode())
+    validator = JsonSchemaValidator({"remote_refs": [schema_server], "remote_ref_timeout": 0.5})
+    started = time.monotonic()
+    result = check(validator, record, {"label": "spam"}, {"$ref": schema_server + "label.json"})
+    assert time.monotonic() - started < 1.5
+    assert not result.is_valid
+    assert "no answer within 0.5 s (remote_ref_timeout)" in result.message
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("/schemas/missing.json", "answered 404 Not Found"), ("/schemas/page.html", "not JSON")],
+)
+def test_a_document_that_cannot_be_used_is_named(receiver, schema_server, record, path, words):
+    receiver.documents["/schemas/page.html"] = b"<html>hello</html>"
+    validator = JsonSchemaValidator({"remote_refs": [schema_server]})
+    result = check(validator, record, {"label": "spam"}, {"$ref": f"http://127.0.0.1:{receiver.port}{path}"})
+    assert not result.is_valid and words in result.message
