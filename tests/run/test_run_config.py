@@ -186,3 +186,15 @@ def test_an_output_that_cannot_be_written_is_exit_2(tmp_path: Path, kit, loopai)
 
     assert result.code == 2
     assert "cannot be written" in result.stderr
+
+
+def test_a_tasks_file_takes_boolean_schemas(tmp_path) -> None:
+    path = tmp_path / "tasks.toml"
+    path.write_text(
+        '[tasks."6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"]\ninput_schema = true\noutput_schema = false\n', encoding="utf-8"
+    )
+    [settings] = load_tasks(path).values()
+    assert (settings.input_schema, settings.output_schema) == (True, False)
+    path.write_text('[tasks."6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"]\noutput_schema = "yes"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="output_schema"):
+        load_tasks(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from loopai._errors import ConfigError, describe_validation_error
@@ -29,6 +29,16 @@ TaskId = Annotated[str, AfterValidator(_canonical_uuid)]
 """A task id as a key of the tasks table: a UUID, kept as its canonical text (TOML and JSON keys are text)."""
 
 
+def _json_schema(value: Any) -> dict[str, Any] | bool:
+    if isinstance(value, (bool, dict)):
+        return value
+    raise PydanticCustomError("json_schema", "must be a JSON Schema: a table (object), or true or false")
+
+
+JsonSchema = Annotated[dict[str, Any] | bool, PlainValidator(_json_schema)]
+"""A JSON Schema: an object, or ``true`` / ``false`` (valid since draft 6); anything else is refused by name."""
+
+
 class TaskSettings(BaseModel):
     """One task's entry in the tasks table (``[tasks."<task_id>"]``).
 
@@ -42,8 +52,10 @@ class TaskSettings(BaseModel):
 
     name: str | None = None
     """A readable name for summaries and event payloads (the task id otherwise)."""
-    input_schema: dict[str, Any] | None = None
-    output_schema: dict[str, Any] | None = None
+    input_schema: JsonSchema | None = None
+    """JSON Schema of the task's input (an object, or ``true``/``false``: valid since draft 6)."""
+    output_schema: JsonSchema | None = None
+    """JSON Schema of the task's output."""
     sampling_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     """Handed to samplers in the context; 0 lets each sampler use its own setting."""
     accuracy_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
