@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterator
 from typing import IO, Any
 
 __all__ = ["add_command"]
@@ -126,7 +123,7 @@ def _fail(problems: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, LoopaiError, OutboxError, StartupError
-    from loopai.cli._common import selection_of
+    from loopai.cli._common import delivery_notices, selection_of
     from loopai.config import by_uuid, load_config, load_tasks
     from loopai.host import Host
     from loopai.run import Input, InputError, Runner, RunOptions
@@ -168,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress))
         runner.summary.output = None if output is sys.stdout else args.output
         try:
-            with _circuit_lines(), host:
+            with delivery_notices("loopai run"), host:
                 summary = runner.run(source)
         except StartupError as exc:
             return _fail(exc.problems)
@@ -222,24 +219,6 @@ def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[s
     return shlex.join(["loopai", "events", "deliver", *where]), shlex.join(
         ["loopai", "events", "replay", "--all-dead", *where]
     )
-
-
-@contextlib.contextmanager
-def _circuit_lines() -> Iterator[None]:
-    """While the run lasts, a handler's circuit opening or closing is one line on stderr."""
-    logger = logging.getLogger("loopai.delivery")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("loopai run: %(message)s"))
-    handler.setLevel(logging.INFO)
-    handler.addFilter(lambda record: record.levelno < logging.ERROR)  # a failing outbox is said once, below
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def _warn(problems: list[str]) -> None:

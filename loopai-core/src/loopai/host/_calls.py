@@ -229,6 +229,11 @@ class HostCalls:
         Raises :class:`loopai.OutboxError` when the outbox failed under the workers."""
         return self._delivery.drain(timeout)
 
+    async def adrain(self, timeout: float | None = None) -> bool:
+        """:meth:`drain` from async code (waits in a worker thread; async handlers keep delivering on
+        the caller's loop meanwhile)."""
+        return await asyncio.to_thread(self._delivery.drain, timeout)
+
     def delivery_report(self) -> list[HandlerDeliveries]:
         """Per webhook handler: deliveries this host's workers delivered, retried and gave up on,
         and what the outbox holds for it now (pending, quarantined); after :meth:`close`, the
