@@ -1,4 +1,4 @@
-"""host.aemit with an outbox: records and returns; the workers deliver concurrently, async handlers on the app's loop."""
+"""host.aemit with an outbox: records and returns; workers deliver concurrently, async handlers on the app's loop."""
 
 from __future__ import annotations
 
