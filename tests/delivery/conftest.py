@@ -321,6 +321,29 @@ def settle() -> Callable[..., loopai.Host]:
 
 
 @pytest.fixture
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """``write_config(url, max_retries=5, retry_backoff=0.01, circuit_failures=5, ...)``: a loopai.toml in
+    tmp_path (the CLI's working directory) with only the http handler, posting to ``url`` and signing
+    with ``WHSEC`` (from ``LOOPAI_WEBHOOK_SECRET``); other keywords go to ``[delivery]``."""
+
+    def write(url: str, *, max_retries: int = 5, retry_backoff: float = 0.01, **delivery: Any) -> Path:
+        monkeypatch.setenv("LOOPAI_WEBHOOK_SECRET", WHSEC)
+        settings = "".join(f"{key} = {value!r}\n" for key, value in delivery.items())
+        path = tmp_path / "loopai.toml"
+        path.write_text(
+            "autoload = false\n\n"
+            f"[dispatch]\nmax_retries = {max_retries}\nretry_backoff = {retry_backoff}\n\n"
+            "[plugins.webhook_handlers.http-webhook-handler.configuration]\n"
+            f'url = "{url}"\nsecret = "${{LOOPAI_WEBHOOK_SECRET}}"\ntimeout = 5\n\n'
+            f"[delivery]\n{settings}",
+            encoding="utf-8",
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run_cli("events", "list", env={...})``: ``python -m loopai`` in tmp_path (or ``cwd``), with
     this test's environment (outbox, cache) plus ``env``."""

@@ -80,6 +80,8 @@ def _deliver(args: argparse.Namespace) -> int:
         try:
             try:
                 config = load_config(args.config)
+                # This command is the sidecar that `[delivery] workers = false` counts on: it delivers.
+                config.delivery = config.delivery.model_copy(update={"workers": True})
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
                 for problem in host.problems:

@@ -118,6 +118,9 @@ class DeliverySettings(_Strict):
 
     outbox: str | None = None
     """The outbox: a SQLite file (relative to the configuration file), or ``:memory:``."""
+    workers: _EnvBool = True
+    """Deliver in the process that emits; false: only record, and let a sidecar deliver
+    (``loopai events deliver --follow``, which delivers whatever this says)."""
     max_in_flight: Annotated[_EnvInt, Field(ge=1)] = 8
     """Deliveries in flight at once, per handler (a handler may set its own, lower: the console's is 1)."""
     drain_timeout: Annotated[float, Field(ge=0)] = 10.0

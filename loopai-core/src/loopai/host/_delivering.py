@@ -60,6 +60,8 @@ class HostDelivery:
                 lease=settings.lease,
             )
             self.workers = Workers(outbox, targets, backoff, options, describe_dead=describe_dead)
+        self.in_process: bool = settings.workers
+        """Whether this host's workers deliver (``[delivery] workers``); else it only records."""
         self._final: list[HandlerDeliveries] | None = None
         self._closed = False
         self._failure: LoopaiError | None = None
@@ -71,6 +73,10 @@ class HostDelivery:
             return self.workers.failure
         return self._failure
 
+    def failed(self, error: LoopaiError) -> None:
+        """Delivery cannot go on (the outbox failed at start): keep ``error`` for :attr:`failure`."""
+        self._failure = error
+
     @property
     def durable(self) -> bool:
         """Whether events are recorded (an outbox) rather than delivered inline."""
@@ -79,20 +85,21 @@ class HostDelivery:
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Start the workers (once): what the outbox holds as due goes out. ``loop``: where async
         handlers run (None: the host's own loop for async plugins)."""
-        if self.workers is not None and not self._closed:
+        if self.workers is not None and self.in_process and not self._closed:
             self.workers.start(loop)
 
     def record(self, batch: Sequence[tuple[WebhookEvent, Sequence[str]]]) -> list[list[str]]:
         """Store ``batch`` durably (one commit, shared with concurrent callers), then wake the workers."""
         assert self._group is not None and self.workers is not None
         recorded = self._group.record(batch)
-        self.workers.start()  # a host used without start() still delivers
-        self.workers.poke()
+        if self.in_process:
+            self.workers.start()  # a host used without start() still delivers
+            self.workers.poke()
         return recorded
 
     def drain(self, timeout: float | None) -> bool:
         """Wait for due deliveries (see :meth:`loopai.delivery.Workers.drain`); True without workers."""
-        if self.workers is None or self._closed:
+        if self.workers is None or self._closed or not self.in_process:
             return True
         self.workers.start()
         return self.workers.drain(timeout)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
 
-from loopai._errors import StartupError
+from loopai._errors import LoopaiError, StartupError
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, Target, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
@@ -240,7 +240,12 @@ class Host(HostCalls):
         return self
 
     def _start_delivery(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self._name_missing_handlers()
+        try:
+            self._name_missing_handlers()
+        except LoopaiError as exc:  # a failing outbox: said, kept for delivery_failure; nothing delivers
+            self._problem(str(exc))
+            self._delivery.failed(exc)
+            return
         self._delivery.start(loop)
 
     def close(self) -> None:
