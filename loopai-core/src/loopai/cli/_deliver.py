@@ -28,10 +28,11 @@ circuit opened after [delivery] circuit_failures failures in a row. Leases keep 
 (this command and a running host, say) from delivering one delivery at once; a worker that
 was killed loses its leases at once.
 
-Once, it waits for every delivery that is due, scheduled retries included (at most
+Once, every pending delivery is tried now, whatever its schedule (after an outage: do not
+wait for the backoff), and it waits for them and the retries they schedule (at most
 --max-seconds); deliveries behind an open circuit, or to handlers that are not loaded, stay
-pending. With --follow it keeps delivering until SIGTERM, Ctrl-C or --max-seconds, then waits
-up to [delivery] drain_timeout for what is in flight.
+pending. With --follow it keeps to the schedule and keeps delivering until SIGTERM, Ctrl-C
+or --max-seconds, then waits up to [delivery] drain_timeout for what is in flight.
 
 exit status: 0 nothing left pending or dead by this command, 1 some delivery is still
 pending or died, 2 usage, configuration or outbox error (the message names the file)."""
@@ -84,6 +85,8 @@ def _deliver(args: argparse.Namespace) -> int:
                 config.delivery = config.delivery.model_copy(update={"workers": True})
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
+                if not args.follow:
+                    outbox.due_now()  # an operator's "deliver now": not when the backoff would have
                 for problem in host.problems:
                     print(f"warning: {problem}", file=sys.stderr)
                 with delivery_notices("loopai events deliver"), host:

@@ -149,6 +149,11 @@ class Outbox(Protocol):
         ``event_ids``); how many."""
         ...
 
+    def due_now(self, handlers: Collection[str] | None = None) -> int:
+        """Make every pending delivery (of ``handlers``, else all) due now, whatever its schedule (an
+        operator's "try again now"); leases are kept. How many."""
+        ...
+
     def prune(self, older_than: float, *, dead: bool = False, now: float | None = None) -> tuple[int, int]:
         """Remove finished deliveries older than ``older_than`` seconds (with ``dead``, dead and
         quarantined ones too; pending ones never); (deliveries, events) removed."""

@@ -347,6 +347,18 @@ class SqliteOutbox:
             self._flush_marks()
             return int(db.execute(sql, args).rowcount)
 
+    def due_now(self, handlers: Collection[str] | None = None) -> int:
+        """Make every pending delivery (of ``handlers``, else all) due now; how many were scheduled later."""
+        now = time.time()
+        sql = f"UPDATE deliveries SET next_attempt_at = ? WHERE {_OPEN} AND status = 'pending' AND next_attempt_at > ?"
+        args: list[Any] = [now, now]
+        if handlers is not None:
+            names = list(handlers)
+            sql += f" AND handler IN ({','.join('?' * len(names))})"
+            args.extend(names)
+        with self._using() as db:
+            return int(db.execute(sql, args).rowcount)
+
     def prune(self, older_than: float, *, dead: bool = False, now: float | None = None) -> tuple[int, int]:
         """Remove finished deliveries last updated more than ``older_than`` seconds ago.
 
