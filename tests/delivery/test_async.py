@@ -115,9 +115,12 @@ def test_emitted_equals_delivered_plus_dead_plus_pending_for_many_concurrent_aem
     assert sum(len(r.pending) for r in reports) == 75
     settle(host)
     counts = assert_accounted(host.outbox, 75, settled=circuit_failures == 0)
-    broken = next(row for row in host.delivery_report() if row.handler == "broken")
+    rows = host.delivery_report()
+    broken = next(row for row in rows if row.handler == "broken")
     if circuit_failures:  # the circuit opened: what "broken" did not try waits, pending
-        assert broken.circuit == "open" and broken.pending > 0 and counts["pending"] == broken.pending
+        assert broken.circuit == "open" and broken.pending > 0
+        # ("flaky" fails 7 times first: its circuit may open too, depending on the order attempts finish)
+        assert counts["pending"] == sum(row.pending for row in rows if row.circuit == "open")
     else:
         assert counts["dead"] == 25 and broken.dead == 25
 

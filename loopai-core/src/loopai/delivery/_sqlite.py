@@ -29,6 +29,8 @@ _MARK_BATCH: Final = 64
 """Delivered marks written in one commit."""
 _MARK_DELAY: Final = 0.05
 """Seconds a delivered mark may wait for its group."""
+_IN_LIST: Final = 500
+"""Values in one ``IN (...)`` list (old SQLite builds allow 999 parameters a statement)."""
 _ABANDONED_EVERY: Final = 10.0
 """Seconds between two looks for leases held by processes that are gone."""
 _TICK: Final = 1e-6
@@ -39,7 +41,7 @@ _OPEN: Final = "status != 'delivered'"
 """Repeated in queries for deliveries not delivered, so that SQLite uses the partial index."""
 _INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)"
 _INSERT_DELIVERY: Final = (
-    "INSERT OR IGNORE INTO deliveries (event_id, handler, status, dry_run, updated_at, next_attempt_at) "
+    "INSERT INTO deliveries (event_id, handler, status, dry_run, updated_at, next_attempt_at) "
     "VALUES (?, ?, 'pending', ?, ?, ?)"
 )
 _TAKE_OVER: Final = (
@@ -164,33 +166,48 @@ class SqliteOutbox:
     def record_many(
         self, batch: Sequence[tuple[WebhookEvent, Sequence[str]]], *, dry_run: bool = False
     ) -> list[list[str]]:
-        """:meth:`record` for every event of ``batch`` in one commit."""
+        """:meth:`record` for every event of ``batch`` in one commit (each event once, in order)."""
         now = time.time()
         rows = [
             ((str(event.event_id), event.event_type.value, event.model_dump_json(), now), handlers)
             for event, handlers in batch
+            if handlers
         ]
         recorded: list[list[str]] = []
         with self._using() as db, self._transaction(db):
+            known = self._known(db, [row[0] for row, _ in rows])
+            db.executemany(_INSERT_EVENT, [row for row, _ in rows])
+            fresh: list[tuple[str, str, int, float, float]] = []
             for n, (row, handlers) in enumerate(rows):
-                recorded.append(self._insert(db, row, handlers, dry_run, now + n * _TICK) if handlers else [])
-        return recorded
+                event_id, due = row[0], now + n * _TICK
+                todo = []
+                for name in handlers:
+                    held = known.get((event_id, name))
+                    if held is None:
+                        fresh.append((event_id, name, int(dry_run), now, due))
+                    elif held and not dry_run:
+                        db.execute(_TAKE_OVER, (now, due, event_id, name))
+                    else:
+                        continue  # delivered, dead, or pending already: an event id is delivered once
+                    known[(event_id, name)] = dry_run
+                    todo.append(name)
+                recorded.append(todo)
+            db.executemany(_INSERT_DELIVERY, fresh)
+        answers = iter(recorded)
+        return [next(answers) if handlers else [] for _, handlers in batch]
 
     @staticmethod
-    def _insert(
-        db: sqlite3.Connection, row: tuple[str, str, str, float], handlers: Sequence[str], dry_run: bool, due: float
-    ) -> list[str]:
-        event_id, now = row[0], row[3]
-        db.execute(_INSERT_EVENT, row)
-        todo = []
-        for name in handlers:
-            before = db.total_changes  # unchanged when the delivery was there already
-            db.execute(_INSERT_DELIVERY, (event_id, name, int(dry_run), now, due))
-            if db.total_changes == before and not dry_run:
-                db.execute(_TAKE_OVER, (now, due, event_id, name))
-            if db.total_changes != before:
-                todo.append(name)
-        return todo
+    def _known(db: sqlite3.Connection, event_ids: list[str]) -> dict[tuple[str, str], bool]:
+        """The deliveries these events already have: ``(event_id, handler) -> dry run or not``."""
+        known: dict[tuple[str, str], bool] = {}
+        for start in range(0, len(event_ids), _IN_LIST):
+            ids = event_ids[start : start + _IN_LIST]
+            rows = db.execute(
+                f"SELECT event_id, handler, dry_run FROM deliveries WHERE event_id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+            known.update(((event_id, handler), bool(dry)) for event_id, handler, dry in rows)
+        return known
 
     # -- claiming and settling --------------------------------------------------------------
 
