@@ -14,6 +14,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from loopai._models import WebhookEvent
+from loopai.delivery import _sqlite_sql as stmt
 from loopai.delivery._checkpoint import Checkpointer
 from loopai.delivery._leases import is_gone, owner_token
 from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus
@@ -37,53 +38,13 @@ _TICK: Final = 1e-6
 """Seconds between the due times of two deliveries recorded in one commit: claims take them in the
 order they were recorded (a handler delivering one at a time gets events in emitted order)."""
 
-_OPEN: Final = "status != 'delivered'"
-"""Repeated in queries for deliveries not delivered, so that SQLite uses the partial index."""
-_INSERT_EVENT: Final = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)"
-_INSERT_DELIVERY: Final = (
-    "INSERT INTO deliveries (event_id, handler, status, dry_run, updated_at, next_attempt_at) "
-    "VALUES (?, ?, 'pending', ?, ?, ?)"
-)
-_TAKE_OVER: Final = (
-    "UPDATE deliveries SET status = 'pending', attempts = 0, last_error = NULL, dry_run = 0, updated_at = ?, "
-    "next_attempt_at = ?, lease_until = 0, lease_owner = NULL WHERE event_id = ? AND handler = ? AND dry_run = 1"
-)
-"""A real emit takes over a dry run's delivery of the same event: a rehearsal delivered nothing."""
-_DUE: Final = (
-    "SELECT d.event_id, d.attempts, d.dry_run, e.body FROM deliveries d JOIN events e USING (event_id) "
-    f"WHERE d.handler = ? AND d.{_OPEN} AND d.status = 'pending' AND d.next_attempt_at <= ? AND d.lease_until <= ? "
-    "ORDER BY d.next_attempt_at LIMIT ?"
-)
-_LEASE: Final = "UPDATE deliveries SET lease_until = ?, lease_owner = ? WHERE event_id = ? AND handler = ?"
-_UNLEASED: Final = "lease_until = 0, lease_owner = NULL"
-_MARK: Final = (
-    f"UPDATE deliveries SET status = 'delivered', attempts = ?, last_error = NULL, updated_at = ?, {_UNLEASED} "
-    "WHERE event_id = ? AND handler = ?"
-)
-_RETRY: Final = (
-    f"UPDATE deliveries SET attempts = ?, last_error = ?, updated_at = ?, next_attempt_at = ?, {_UNLEASED} "
-    f"WHERE event_id = ? AND handler = ? AND {_OPEN}"
-)
-_DEAD: Final = (
-    f"UPDATE deliveries SET status = 'dead', attempts = ?, last_error = ?, updated_at = ?, {_UNLEASED} "
-    f"WHERE event_id = ? AND handler = ? AND {_OPEN}"
-)
-_QUARANTINE: Final = (
-    f"UPDATE deliveries SET status = 'quarantined', last_error = ?, updated_at = ?, {_UNLEASED} "
-    f"WHERE event_id = ? AND handler = ? AND {_OPEN}"
-)
-_RELEASE: Final = f"UPDATE deliveries SET {_UNLEASED} WHERE event_id = ? AND handler = ? AND status = 'pending'"
-_RELEASE_OWNER: Final = f"UPDATE deliveries SET {_UNLEASED} WHERE lease_owner = ? AND {_OPEN} AND status = 'pending'"
-# Every update but the delivered mark and requeue() is guarded by _OPEN: when two processes share a
-# file, a delivery one of them saw received never becomes pending or dead again.
-
 
 def _close(db: sqlite3.Connection, checkpointer: Checkpointer | None, marks: list[Any], owner: str) -> None:
     with contextlib.suppress(sqlite3.Error):
         if marks:  # an outbox collected without close(): keep its delivered marks all the same
-            db.executemany(_MARK, marks)
+            db.executemany(stmt.MARK, marks)
             marks.clear()
-        db.execute(_RELEASE_OWNER, (owner,))  # what this outbox still held goes back to any worker
+        db.execute(stmt.RELEASE_OWNER, (owner,))  # what this outbox still held goes back to any worker
     if checkpointer is not None:
         checkpointer.stop()
     db.close()
@@ -176,7 +137,7 @@ class SqliteOutbox:
         recorded: list[list[str]] = []
         with self._using() as db, self._transaction(db):
             known = self._known(db, [row[0] for row, _ in rows])
-            db.executemany(_INSERT_EVENT, [row for row, _ in rows])
+            db.executemany(stmt.INSERT_EVENT, [row for row, _ in rows])
             fresh: list[tuple[str, str, int, float, float]] = []
             for n, (row, handlers) in enumerate(rows):
                 event_id, due = row[0], now + n * _TICK
@@ -186,13 +147,13 @@ class SqliteOutbox:
                     if held is None:
                         fresh.append((event_id, name, int(dry_run), now, due))
                     elif held and not dry_run:
-                        db.execute(_TAKE_OVER, (now, due, event_id, name))
+                        db.execute(stmt.TAKE_OVER, (now, due, event_id, name))
                     else:
                         continue  # delivered, dead, or pending already: an event id is delivered once
                     known[(event_id, name)] = dry_run
                     todo.append(name)
                 recorded.append(todo)
-            db.executemany(_INSERT_DELIVERY, fresh)
+            db.executemany(stmt.INSERT_DELIVERY, fresh)
         answers = iter(recorded)
         return [next(answers) if handlers else [] for _, handlers in batch]
 
@@ -221,7 +182,7 @@ class SqliteOutbox:
             self._free_abandoned(db, now)
             with self._transaction(db):
                 taken, unreadable = [], []
-                for event_id, attempts, dry_run, body in db.execute(_DUE, (handler, now, now, limit)).fetchall():
+                for event_id, attempts, dry_run, body in db.execute(stmt.DUE, (handler, now, now, limit)).fetchall():
                     try:
                         event = WebhookEvent.model_validate_json(body)
                     except (ValidationError, ValueError, TypeError) as exc:
@@ -229,8 +190,8 @@ class SqliteOutbox:
                         continue
                     claims.append(Claim(event, handler, attempts, bool(dry_run)))
                     taken.append((now + lease, self._owner, event_id, handler))
-                db.executemany(_LEASE, taken)
-                db.executemany(_QUARANTINE, unreadable)
+                db.executemany(stmt.LEASE, taken)
+                db.executemany(stmt.QUARANTINE, unreadable)
         return claims
 
     def _free_abandoned(self, db: sqlite3.Connection, now: float) -> None:
@@ -239,12 +200,12 @@ class SqliteOutbox:
             return
         self._abandoned_checked = now
         owners = db.execute(
-            f"SELECT DISTINCT lease_owner FROM deliveries WHERE {_OPEN} AND status = 'pending' AND lease_until > ?",
+            f"SELECT DISTINCT lease_owner FROM deliveries WHERE {stmt.OPEN} AND status = 'pending' AND lease_until > ?",
             (now,),
         ).fetchall()
         for (owner,) in owners:
             if owner and owner != self._owner and is_gone(owner):
-                db.execute(_RELEASE_OWNER, (owner,))
+                db.execute(stmt.RELEASE_OWNER, (owner,))
 
     def next_due(self, handlers: Collection[str]) -> float | None:
         """When the earliest unleased pending delivery of ``handlers`` is due, or None."""
@@ -254,7 +215,7 @@ class SqliteOutbox:
         with self._using() as db:
             (due,) = db.execute(
                 f"SELECT MIN(next_attempt_at) FROM deliveries WHERE handler IN ({','.join('?' * len(names))}) "
-                f"AND {_OPEN} AND status = 'pending' AND lease_until <= ?",
+                f"AND {stmt.OPEN} AND status = 'pending' AND lease_until <= ?",
                 (*names, time.time()),
             ).fetchone()
         return None if due is None else float(due)
@@ -282,7 +243,7 @@ class SqliteOutbox:
         marks = self._marks
         if marks and not self._closed:
             with self._transaction(self._db):
-                self._db.executemany(_MARK, marks)
+                self._db.executemany(stmt.MARK, marks)
             marks.clear()  # in place: the finalizer holds this list
 
     def flush(self) -> None:
@@ -298,18 +259,18 @@ class SqliteOutbox:
     def retry(self, event_id: str, handler: str, attempts: int, error: str, at: float) -> None:
         """Attempt number ``attempts`` failed with ``error``; the delivery stays pending, due at ``at``
         (unless it was delivered meanwhile, by another process: then nothing changes)."""
-        self._update(_RETRY, (attempts, error, time.time(), at, event_id, handler))
+        self._update(stmt.RETRY, (attempts, error, time.time(), at, event_id, handler))
 
     def dead(self, event_id: str, handler: str, attempts: int, error: str) -> None:
         """The handler gave up after ``attempts`` tries; keep ``error`` as the last one.
 
         A delivery already marked delivered (by another process sharing the file) stays
         delivered: it was received, whatever this process saw."""
-        self._update(_DEAD, (attempts, error, time.time(), event_id, handler))
+        self._update(stmt.DEAD, (attempts, error, time.time(), event_id, handler))
 
     def quarantine(self, event_id: str, handler: str, reason: str) -> None:
         """Set a delivery aside with ``reason``: listed, never claimed."""
-        self._update(_QUARANTINE, (reason, time.time(), event_id, handler))
+        self._update(stmt.QUARANTINE, (reason, time.time(), event_id, handler))
 
     def release(self, deliveries: Iterable[tuple[str, str]]) -> None:
         """End the leases of these claimed ``(event_id, handler)`` deliveries, untried."""
@@ -317,7 +278,7 @@ class SqliteOutbox:
         if pairs:
             with self._using() as db:
                 if not self._closed:
-                    db.executemany(_RELEASE, pairs)
+                    db.executemany(stmt.RELEASE, pairs)
 
     # -- reading and housekeeping -------------------------------------------------------------
 
@@ -332,7 +293,7 @@ class SqliteOutbox:
         clauses: list[str] = []
         args: list[Any] = []
         if status is not None:
-            clauses.append("d.status = ?" if status == "delivered" else f"d.{_OPEN} AND d.status = ?")
+            clauses.append("d.status = ?" if status == "delivered" else f"d.{stmt.OPEN} AND d.status = ?")
             args.append(status)
         ids = list(event_ids) if event_ids is not None else None
         if ids is not None:
@@ -352,8 +313,8 @@ class SqliteOutbox:
         """Make dead deliveries pending and due again (all of them, or those of ``event_ids``); how many."""
         now = time.time()
         sql = (
-            f"UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = ?, next_attempt_at = ?, {_UNLEASED} "
-            f"WHERE {_OPEN} AND status = 'dead'"
+            "UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = ?, next_attempt_at = ?, "
+            f"{stmt.UNLEASED} WHERE {stmt.OPEN} AND status = 'dead'"
         )
         args: list[Any] = [now, now]
         if event_ids is not None:
@@ -367,7 +328,10 @@ class SqliteOutbox:
     def due_now(self, handlers: Collection[str] | None = None) -> int:
         """Make every pending delivery (of ``handlers``, else all) due now; how many were scheduled later."""
         now = time.time()
-        sql = f"UPDATE deliveries SET next_attempt_at = ? WHERE {_OPEN} AND status = 'pending' AND next_attempt_at > ?"
+        sql = (
+            f"UPDATE deliveries SET next_attempt_at = ? WHERE {stmt.OPEN} AND status = 'pending' "
+            "AND next_attempt_at > ?"
+        )
         args: list[Any] = [now, now]
         if handlers is not None:
             names = list(handlers)
@@ -423,7 +387,7 @@ class SqliteOutbox:
         with self._using() as db:
             self._flush_marks()
             rows = db.execute(
-                f"SELECT handler, status, COUNT(*) FROM deliveries WHERE {_OPEN} GROUP BY handler, status"
+                f"SELECT handler, status, COUNT(*) FROM deliveries WHERE {stmt.OPEN} GROUP BY handler, status"
             ).fetchall()
         counts: dict[str, dict[str, int]] = {}
         for handler, status, n in rows:
