@@ -139,6 +139,7 @@ def _replay(args: argparse.Namespace) -> int:
                 return 1
             try:
                 config = load_config(args.config)
+                config.delivery = config.delivery.model_copy(update={"workers": True})  # replaying is delivering
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
                 requeued = outbox.requeue(ids)
