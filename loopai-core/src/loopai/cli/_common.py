@@ -106,7 +106,9 @@ def delivery_notices(prefix: str) -> Iterator[None]:
     ``<prefix>: webhook handler 'x': circuit open ...`` (a failing outbox is said by the command)."""
     logger = logging.getLogger("loopai.delivery")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{prefix}: %(message)s"))
+    isatty = getattr(sys.stderr, "isatty", None)
+    erase = "\r\x1b[K" if isatty is not None and isatty() else ""  # a progress line may be drawn there
+    handler.setFormatter(logging.Formatter(f"{erase}{prefix}: %(message)s"))
     handler.setLevel(logging.INFO)
     handler.addFilter(lambda record: record.levelno < logging.ERROR)
     level = logger.level
