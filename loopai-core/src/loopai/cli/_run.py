@@ -48,7 +48,8 @@ The summary goes to stderr (--json: as JSON, on stdout when --output names a fil
 
 When the configuration does not mention the console-webhook-handler, `loopai run` keeps
 stdout for the results: the console handler prints to stderr, and only failed and
-timed-out runs and threshold breaches. Configure it (any [plugins.webhook_handlers.
+timed-out runs and threshold breaches, at most 10 a minute per event type and task (the
+count of the others at the end). Configure it (any [plugins.webhook_handlers.
 console-webhook-handler] table) to choose for yourself.
 
 exit status: 0 every line processed, 1 some line malformed (or the input ended early),
