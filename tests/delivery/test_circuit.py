@@ -166,3 +166,24 @@ def test_emitting_from_many_threads_while_the_circuit_is_open_keeps_every_event(
     assert_accounted(host.outbox, 80, settled=False)  # emitted = delivered + dead + pending
     (row,) = host.delivery_report()
     assert row.circuit == "open" and row.pending + row.dead == 80
+
+
+def test_a_host_that_is_dropped_is_collected_and_its_outbox_closed(outbox_path, event):
+    import gc
+    import weakref
+
+    class Hook(loopai.WebhookHandlerPlugin):
+        name = "hook"
+
+        def handle_event(self, event, context):
+            pass
+
+    host = loopai.Host(plugins=[Hook()], outbox=outbox_path, environ={})
+    host.emit(event())
+    gone = weakref.ref(host)
+    outbox = host.outbox
+    del host
+    gc.collect()
+    assert gone() is None  # neither the workers nor their threads keep a host alive
+    with pytest.raises(loopai.OutboxError, match="closed"):
+        outbox.counts()  # closed when its host was collected

@@ -24,7 +24,7 @@ from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter, PluginUsage
 from loopai.host._monitor import Observation, TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._plan import Call, Plan, build_plan
+from loopai.host._plan import Plan, build_plan
 from loopai.host._record import RecordReport
 from loopai.host._sample import Sampling
 from loopai.host._validate import avalidate, validate
@@ -275,10 +275,6 @@ class HostCalls:
             message = f"outbox {outbox.path}: deliveries to webhook handler {handler!r} stay pending: it is not loaded"
             if message not in self.problems:
                 self._problem(message)
-
-    def _dead_letter(self, call: Any, error: BaseException, attempts: int) -> str:
-        assert isinstance(call, Call)
-        return self._outcomes.failure(call, "handle_event", error, attempts).message
 
     # -- one record, end to end --------------------------------------------------------------
 

@@ -120,15 +120,16 @@ class Host(HostCalls):
         self._invoker = Invoker()
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)
-        self._emitter = Emitter(Deliverer(self.backoff, self._dead_letter), self._outcomes)
+        self._emitter = Emitter(Deliverer(self.backoff, self._outcomes.dead_letter), self._outcomes)
         self.state: StateStore = state if state is not None else MemoryStateStore()
         """Per-task statistics, time-based sample claims and rolling windows."""
         self._sampling = Sampling(self.state, self._outcomes)
         self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(self.config.tasks), self.state)
         """The tasks table as the host uses it (see :class:`loopai.host.TaskMonitor`)."""
         opened, owned = open_outbox(outbox, self.config, environ)
+        targets = _targets_of(weakref.ref(self))
         self._delivery = HostDelivery(
-            opened, owned, self.backoff, self.config.delivery, self._dead_letter, _targets_of(weakref.ref(self))
+            opened, owned, self.backoff, self.config.delivery, self._outcomes.dead_letter, targets
         )
         # A host never closed still drains (up to drain_timeout) at exit, or when collected.
         self._finalizer = weakref.finalize(self, self._delivery.close)
