@@ -91,8 +91,7 @@ def _deliver(args: argparse.Namespace) -> int:
                     print(f"warning: {problem}", file=sys.stderr)
                 with delivery_notices("loopai events deliver"), host:
                     if args.follow:
-                        print(f"delivering from {path} (Ctrl-C or SIGTERM to stop)", file=sys.stderr, flush=True)
-                        _until_stopped(args.max_seconds)
+                        _until_stopped(args.max_seconds, f"delivering from {path} (Ctrl-C or SIGTERM to stop)")
                     else:
                         host.drain(args.max_seconds)
             except (ConfigError, StartupError) as exc:
@@ -127,19 +126,21 @@ def _created(path: str, opener: Any) -> Any:
         raise SystemExit(2) from None
 
 
-def _until_stopped(max_seconds: float | None) -> None:
-    """Wait for SIGTERM, Ctrl-C or ``max_seconds``; the workers deliver meanwhile."""
-    stop = threading.Event()
-    with _on_sigterm(stop.set), contextlib.suppress(KeyboardInterrupt):
-        stop.wait(max_seconds)
+def _until_stopped(max_seconds: float | None, started: str) -> None:
+    """Say ``started``, then wait for SIGTERM, Ctrl-C or ``max_seconds``; the workers deliver meanwhile."""
+    with _sigterm_interrupts(), contextlib.suppress(KeyboardInterrupt):
+        print(started, file=sys.stderr, flush=True)  # once SIGTERM is ours: a stop from now on is clean
+        threading.Event().wait(max_seconds)
 
 
 @contextlib.contextmanager
-def _on_sigterm(callback: Any) -> Iterator[None]:
+def _sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does. Raising is all a handler may
+    do here: one that took a lock (``Event.set``) could deadlock with the code it interrupted."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signals are only caught in the main thread
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: callback())
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     finally:
