@@ -122,3 +122,76 @@ def test_identity():
     handler = ConsoleWebhookHandler()
     assert (handler.name, handler.priority) == ("console-webhook-handler", 0)
     assert frozenset(handler.supported_events) == frozenset(loopai.WebhookEventType)
+
+
+# -- alerts that do not flood ---------------------------------------------------------------------------
+
+
+def test_at_most_max_per_minute_boxes_per_type_and_task_then_exact_counts_at_shutdown(event, make_host):
+    stream = io.StringIO()
+    handler = ConsoleWebhookHandler({"max_per_minute": 10}, stream=stream)
+    busy, quiet = uuid.uuid4(), uuid.uuid4()
+    with make_host(handler) as host:
+        for n in range(250):
+            host.emit(event("program.execution.failed", task_id=busy, payload={"n": n, "task": "invoice-extraction"}))
+        for _ in range(7):
+            host.emit(event("program.execution.failed", task_id=quiet, payload={}))
+        for _ in range(12):
+            host.emit(event("program.execution.timeout", task_id=busy, payload={"task": "invoice-extraction"}))
+        assert stream.getvalue().count("+- program.execution.failed ") == 17  # 10 of the busy task, 7 of the other
+        assert stream.getvalue().count("+- program.execution.timeout ") == 10
+        assert "more" not in stream.getvalue()
+    text = stream.getvalue()
+    assert text.splitlines()[-2:] == [
+        "240 more program.execution.failed alerts for invoice-extraction",
+        "2 more program.execution.timeout alerts for invoice-extraction",
+    ]
+    shown = [json.JSONDecoder().raw_decode(part)[0] for part in text.split("payload:\n")[1:]]
+    assert [p["n"] for p in shown if "n" in p] == list(range(10))  # the first ten, in order
+
+
+def test_the_limit_is_a_setting_and_zero_means_none(event):
+    stream = io.StringIO()
+    handler = ConsoleWebhookHandler({"max_per_minute": 0, "compact": True}, stream=stream)
+    for _ in range(500):
+        handler.handle_event(event(), loopai.WebhookHandlerContext())
+    handler.report_held()
+    assert len(stream.getvalue().splitlines()) == 500
+
+
+def test_compact_prints_one_line_per_event(event):
+    stream = io.StringIO()
+    handler = ConsoleWebhookHandler({"compact": True}, stream=stream)
+    evt = event("validation.failed", severity="warning", payload={"task": "sentiment", "is_valid": False})
+    handler.handle_event(evt, loopai.WebhookHandlerContext(retry_attempt=1, max_retries=3, is_dry_run=True))
+    (line,) = stream.getvalue().splitlines()
+    assert line == (
+        f"{evt.timestamp.isoformat()} [warning] validation.failed task=sentiment execution={evt.execution_id} "
+        f'event={evt.event_id} retry=1/3 [DRY-RUN] {{"task":"sentiment","is_valid":false}}'
+    )
+
+
+def test_a_long_payload_is_clipped_on_a_compact_line(event):
+    stream = io.StringIO()
+    ConsoleWebhookHandler({"compact": True, "color": "always"}, stream=stream).handle_event(
+        event(severity="error", payload={"text": "x" * 1000}), loopai.WebhookHandlerContext()
+    )
+    line = stream.getvalue()
+    assert line.count("\n") == 1 and line.rstrip().endswith("xxx...") and len(line) < 500
+    assert "\x1b[31m[error]\x1b[0m" in line
+
+
+def test_after_a_quiet_minute_the_next_box_says_how_many_were_not_shown():
+    from loopai_builtin._throttle import Throttle
+
+    now = [0.0]
+    throttle: Throttle[str] = Throttle(3, window=60, clock=lambda: now[0])
+    assert [throttle.admit("a") for _ in range(5)] == [(True, 0)] * 3 + [(False, 0)] * 2
+    assert throttle.admit("b") == (True, 0)  # another key has its own budget
+    now[0] = 59.9
+    assert throttle.admit("a") == (False, 0)
+    now[0] = 60.0  # a minute after the three that went through: room for three again
+    assert throttle.admit("a") == (True, 3)  # told once, with the count
+    assert throttle.held() == {}
+    assert [throttle.admit("a") for _ in range(3)] == [(True, 0), (True, 0), (False, 0)]
+    assert throttle.held() == {"a": 1}

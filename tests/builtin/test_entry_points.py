@@ -141,7 +141,11 @@ events = ["canary.rollback"]
         handler = host.registry.resolve("webhook-handler", "http-webhook-handler")
         assert handler.enabled
         report = host.emit(event("canary.rollback", severity="critical"))
-    assert set(report.delivered) == {"http-webhook-handler", "console-webhook-handler"}
+    assert set(report.pending) == {"http-webhook-handler", "console-webhook-handler"}  # recorded; closing delivered
+    assert {(row.handler, row.delivered) for row in host.delivery_report()} == {
+        ("http-webhook-handler", 1),
+        ("console-webhook-handler", 1),
+    }
     (request,) = receiver.requests
     standardwebhooks.Webhook(secret).verify(request.body, request.headers)
     out, err = capsys.readouterr()

@@ -2,9 +2,12 @@
 
 Every test gets its own ``LOOPAI_OUTBOX``, ``LOOPAI_CACHE_DIR`` and ``XDG_STATE_HOME`` under
 ``tmp_path``, so nothing is written outside it. ``receiver`` answers 200 unless told otherwise:
-``fail(2, status=503, retry_after="1")`` scripts the next answers, ``hold()`` keeps every later
-request waiting until ``release()``, ``stop()`` / ``start()`` take it down and bring it back on
-the same port. Helpers are fixtures: with --import-mode=importlib a test cannot import this file.
+``fail(2, status=503, retry_after="1")`` scripts the next answers (fail N times, 429 with
+``Retry-After``...), ``always(503)`` makes every later answer a failure until ``always(200)``,
+``slow(seconds)`` answers late, ``hold()`` keeps every later request waiting until ``release()``,
+``stop()`` / ``start()`` take it down (connections refused) and bring it back on the same port.
+``make_host(..., delivery={...})`` sets ``[delivery]`` settings. Helpers are fixtures: with
+--import-mode=importlib a test cannot import this file.
 """
 
 from __future__ import annotations
@@ -126,6 +129,11 @@ class Receiver:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         with self._changed:
             self.script.extend(Answer(status, headers, body=b"try later") for _ in range(times))
+
+    def always(self, status: int, retry_after: str | None = None) -> None:
+        """Every request after the scripted ones gets ``status`` (200: healthy again)."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.default = Answer(status, headers, body=b"try later" if status >= 300 else b"ok")
 
     def answer(self, times: int) -> None:
         """The next ``times`` requests get 200 at once, whatever comes after."""
@@ -250,10 +258,12 @@ def make_host(outbox_path: Path) -> Iterator[Callable[..., loopai.Host]]:
     retries; closed after the test."""
     hosts: list[loopai.Host] = []
 
-    def make(*plugins: object, **options: Any) -> loopai.Host:
+    def make(*plugins: object, delivery: dict[str, Any] | None = None, **options: Any) -> loopai.Host:
         options.setdefault("environ", {})
         options.setdefault("retry_backoff", 0.001)
         options.setdefault("outbox", outbox_path)
+        if delivery is not None:
+            options["config"] = loopai.LoopaiConfig(delivery=delivery)
         host = loopai.Host(plugins=plugins, **options)
         hosts.append(host)
         return host
@@ -283,17 +293,54 @@ def whsec() -> str:
 
 @pytest.fixture
 def assert_accounted() -> Callable[..., dict[str, int]]:
-    """``assert_accounted(outbox, deliveries)``: nothing pending and delivered + dead == deliveries
-    (emitted events x matching handlers); returns the counts."""
+    """``assert_accounted(outbox, deliveries, settled=True)``: delivered + dead + pending == deliveries
+    (emitted events x matching handlers), always; with ``settled``, nothing pending. Returns the counts."""
 
-    def check(outbox: Outbox | None, deliveries: int) -> dict[str, int]:
+    def check(outbox: Outbox | None, deliveries: int, *, settled: bool = True) -> dict[str, int]:
         assert outbox is not None
         counts = outbox.counts()
-        assert counts["pending"] == 0, counts
-        assert counts["delivered"] + counts["dead"] == deliveries, counts
+        assert counts["delivered"] + counts["dead"] + counts["pending"] == deliveries, counts
+        assert counts["quarantined"] == 0, counts
+        if settled:
+            assert counts["pending"] == 0, counts
         return counts
 
     return check
+
+
+@pytest.fixture
+def settle() -> Callable[..., loopai.Host]:
+    """``settle(host, timeout=10)``: wait until the host's delivery workers have nothing left to do now
+    (fails the test when they still have after ``timeout`` seconds); returns the host."""
+
+    def wait(host: loopai.Host, timeout: float = 10.0) -> loopai.Host:
+        assert host.drain(timeout), f"deliveries still due after {timeout} s: {host.delivery_report()}"
+        return host
+
+    return wait
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """``write_config(url, max_retries=5, retry_backoff=0.01, circuit_failures=5, ...)``: a loopai.toml in
+    tmp_path (the CLI's working directory) with only the http handler, posting to ``url`` and signing
+    with ``WHSEC`` (from ``LOOPAI_WEBHOOK_SECRET``); other keywords go to ``[delivery]``."""
+
+    def write(url: str, *, max_retries: int = 5, retry_backoff: float = 0.01, **delivery: Any) -> Path:
+        monkeypatch.setenv("LOOPAI_WEBHOOK_SECRET", WHSEC)
+        settings = "".join(f"{key} = {value!r}\n" for key, value in delivery.items())
+        path = tmp_path / "loopai.toml"
+        path.write_text(
+            "autoload = false\n\n"
+            f"[dispatch]\nmax_retries = {max_retries}\nretry_backoff = {retry_backoff}\n\n"
+            "[plugins.webhook_handlers.http-webhook-handler.configuration]\n"
+            f'url = "{url}"\nsecret = "${{LOOPAI_WEBHOOK_SECRET}}"\ntimeout = 5\n\n'
+            f"[delivery]\n{settings}",
+            encoding="utf-8",
+        )
+        return path
+
+    return write
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""host.aemit with an outbox: the same records as emit, handlers (and events) delivered concurrently."""
+"""host.aemit with an outbox: records and returns; workers deliver concurrently, async handlers on the app's loop."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
 import standardwebhooks
 
 import loopai
@@ -54,53 +55,77 @@ class AsyncPeeker(loopai.WebhookHandlerPlugin):
             outbox.close()
 
 
-def test_aemit_stores_the_event_and_pending_deliveries_before_any_handler_runs(make_host, outbox_path, event):
+def test_aemit_stores_the_event_and_pending_deliveries_before_any_handler_runs(make_host, outbox_path, event, settle):
     one, two = AsyncPeeker("one", outbox_path), AsyncPeeker("two", outbox_path)
     host = make_host(one, two)
     evt = event()
     report = asyncio.run(host.aemit(evt))
-    assert sorted(report.delivered) == ["one", "two"]
+    assert sorted(report.pending) == ["one", "two"] and report.delivered == () and report.ok
+    settle(host)
     assert one.seen["one"] == "pending" and two.seen["two"] == "pending"
     assert {r.status for r in host.outbox.deliveries()} == {"delivered"}
 
 
-def test_aemit_runs_handlers_concurrently_and_records_each_delivery(make_host, event, assert_accounted):
+def test_aemit_returns_at_once_and_handlers_deliver_concurrently(make_host, event, assert_accounted, settle):
     handlers = [Sleeper(f"async-{i}", 0.3) for i in range(3)] + [BlockingSleeper(f"sync-{i}", 0.3) for i in range(2)]
     host = make_host(*handlers)
     started = time.monotonic()
     report = asyncio.run(host.aemit(event()))
-    elapsed = time.monotonic() - started
-    assert len(report.delivered) == 5 and not report.failures
-    assert elapsed < 0.3 * 5 * 0.6, elapsed  # far less than one after the other (1.5 s)
+    assert len(report.pending) == 5 and not report.failures
+    assert time.monotonic() - started < 0.3  # recorded, not delivered: no handler ran in the caller
+    settle(host)
+    assert time.monotonic() - started < 0.3 * 5 * 0.6  # far less than one after the other (1.5 s)
     assert_accounted(host.outbox, 5)
 
 
-def test_aemit_keeps_attempts_and_the_last_error_of_dead_letters(make_host, event, assert_accounted):
+def test_aemit_keeps_attempts_and_the_last_error_of_dead_letters(make_host, event, assert_accounted, settle):
     host = make_host(Sleeper("ok"), Sleeper("flaky", failures=1), Sleeper("broken", failures=-1), max_retries=2)
     evt = event()
     report = asyncio.run(host.aemit(evt))
-    assert sorted(report.delivered) == ["flaky", "ok"] and report.failures[0].attempts == 3
+    assert sorted(report.pending) == ["broken", "flaky", "ok"] and report.failures == ()
+    settle(host)
     records = {r.handler: r for r in host.outbox.deliveries()}
     assert (records["ok"].status, records["ok"].attempts) == ("delivered", 1)
     assert (records["flaky"].status, records["flaky"].attempts) == ("delivered", 2)
     assert (records["broken"].status, records["broken"].attempts) == ("dead", 3)
     assert "broken failed call #3" in records["broken"].last_error
+    assert {row.handler: (row.delivered, row.retried, row.dead) for row in host.delivery_report()} == {
+        "ok": (1, 0, 0),
+        "flaky": (1, 1, 0),
+        "broken": (0, 2, 1),
+    }
     assert_accounted(host.outbox, 3)
 
 
-def test_emitted_equals_delivered_plus_dead_for_many_concurrent_aemits(make_host, event, assert_accounted):
-    host = make_host(Sleeper("ok", 0.01), Sleeper("flaky", 0.01, failures=7), Sleeper("broken", failures=-1))
+@pytest.mark.parametrize("circuit_failures", [0, 5])
+def test_emitted_equals_delivered_plus_dead_plus_pending_for_many_concurrent_aemits(
+    make_host, event, assert_accounted, settle, circuit_failures
+):
+    host = make_host(
+        Sleeper("ok", 0.01),
+        Sleeper("flaky", 0.01, failures=7),
+        Sleeper("broken", failures=-1),
+        delivery={"circuit_failures": circuit_failures},
+    )
 
     async def main() -> list[loopai.EmitReport]:
         return await asyncio.gather(*(host.aemit(event()) for _ in range(25)))
 
     reports = asyncio.run(main())
-    assert sum(len(r.delivered) + len(r.failures) for r in reports) == 75
-    counts = assert_accounted(host.outbox, 75)
-    assert counts["dead"] >= 25
+    assert sum(len(r.pending) for r in reports) == 75
+    settle(host)
+    counts = assert_accounted(host.outbox, 75, settled=circuit_failures == 0)
+    rows = host.delivery_report()
+    broken = next(row for row in rows if row.handler == "broken")
+    if circuit_failures:  # the circuit opened: what "broken" did not try waits, pending
+        assert broken.circuit == "open" and broken.pending > 0
+        # ("flaky" fails 7 times first: its circuit may open too, depending on the order attempts finish)
+        assert counts["pending"] == sum(row.pending for row in rows if row.circuit == "open")
+    else:
+        assert counts["dead"] == 25 and broken.dead == 25
 
 
-def test_aemit_delivers_one_event_id_once_even_when_emitted_concurrently(make_host, event, assert_accounted):
+def test_aemit_delivers_one_event_id_once_even_when_emitted_concurrently(make_host, event, assert_accounted, settle):
     handler = Sleeper("slow", 0.1)
     host = make_host(handler)
     evt = event()
@@ -110,12 +135,14 @@ def test_aemit_delivers_one_event_id_once_even_when_emitted_concurrently(make_ho
         return [*first, await host.aemit(evt)]
 
     reports = asyncio.run(main())
-    assert handler.calls == 1 and sum(len(r.delivered) for r in reports) == 1
+    assert sum(len(r.pending) for r in reports) == 1
+    settle(host)
+    assert handler.calls == 1
     assert_accounted(host.outbox, 1)
 
 
-def test_aemit_delivers_events_concurrently_to_a_slow_receiver(
-    make_host, http_handler, receiver, event, whsec, assert_accounted
+def test_events_to_a_slow_receiver_are_delivered_concurrently(
+    make_host, http_handler, receiver, event, whsec, assert_accounted, settle
 ):
     receiver.slow(0.5, times=4)
     host = make_host(http_handler(receiver.url)).start()
@@ -126,23 +153,76 @@ def test_aemit_delivers_events_concurrently_to_a_slow_receiver(
 
     started = time.monotonic()
     reports = asyncio.run(main())
-    assert time.monotonic() - started < 1.5  # not 4 x 0.5 s
-    assert all(r.ok for r in reports)
+    assert all(r.ok and r.pending == ("http-webhook-handler",) for r in reports)
+    settle(host)
+    assert time.monotonic() - started < 1.5  # not 4 x 0.5 s: up to 8 in flight
     assert sorted(receiver.event_ids()) == sorted(str(e.event_id) for e in events)
     for request in receiver.requests:
         standardwebhooks.Webhook(whsec).verify(request.body, request.headers)
     assert_accounted(host.outbox, 4)
 
 
-def test_aemit_honours_retry_after_and_dead_letters_a_receiver_that_is_down(
-    make_host, http_handler, receiver, down_url, event
+def test_retry_after_is_honoured_and_a_receiver_that_is_down_gives_dead_letters(
+    make_host, http_handler, receiver, down_url, event, settle
 ):
     receiver.fail(1, status=503, retry_after="0.5")
     up = make_host(http_handler(receiver.url)).start()
     assert asyncio.run(up.aemit(event())).ok
+    settle(up)
     first, second = receiver.requests
     assert second.at - first.at >= 0.45
     down = make_host(http_handler(down_url), max_retries=1, outbox=up.outbox).start()
-    assert not asyncio.run(down.aemit(event())).ok
+    assert asyncio.run(down.aemit(event())).ok  # recorded: the failure is the workers' to tell
+    settle(down)
     (dead,) = up.outbox.deliveries("dead")
     assert dead.attempts == 2 and "ConnectError" in dead.last_error
+    assert [(row.dead, row.retried) for row in down.delivery_report()] == [(1, 1)]
+
+
+class LoopWatcher(loopai.WebhookHandlerPlugin):
+    """An async handler that notes the event loop its startup and its deliveries run on."""
+
+    def __init__(self, name: str):
+        super().__init__(name=name)
+        self.started_on: asyncio.AbstractEventLoop | None = None
+        self.delivered_on: list[asyncio.AbstractEventLoop] = []
+
+    async def startup(self, host):
+        self.started_on = asyncio.get_running_loop()
+
+    async def handle_event(self, event, context):
+        self.delivered_on.append(asyncio.get_running_loop())
+
+
+def test_async_handlers_deliver_on_the_applications_loop_after_astart(make_host, event, assert_accounted):
+    watcher = LoopWatcher("watcher")
+    host = make_host(watcher)
+
+    async def app() -> asyncio.AbstractEventLoop:
+        async with host:
+            await host.aemit_many([event() for _ in range(3)])
+            assert await host.adrain(10)
+            assert_accounted(host.outbox, 3)
+        return asyncio.get_running_loop()
+
+    loop = asyncio.run(app())
+    assert watcher.started_on is loop and watcher.delivered_on == [loop] * 3
+
+
+def test_aclose_drains_what_was_emitted(make_host, event, outbox_path):
+    handler = Sleeper("slowish", 0.05)
+    host = make_host(handler)
+
+    async def app() -> None:
+        async with host:
+            for _ in range(5):
+                await host.aemit(event())
+
+    asyncio.run(app())
+    assert handler.calls == 5
+    assert [row.delivered for row in host.delivery_report()] == [5]  # kept after the close
+    outbox = Outbox(outbox_path)
+    try:
+        assert outbox.counts()["delivered"] == 5
+    finally:
+        outbox.close()

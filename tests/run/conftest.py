@@ -39,9 +39,11 @@ import loopai
 
 
 class Recorder(loopai.WebhookHandlerPlugin):
-    """Appends every event it gets to the file named by LOOPAI_TEST_EVENTS."""
+    """Appends every event it gets to the file named by LOOPAI_TEST_EVENTS, one delivery at a time
+    (max_in_flight = 1: in the order they were emitted)."""
 
     _lock = threading.Lock()
+    max_in_flight = 1
 
     def handle_event(self, event, context):
         line = json.dumps({"type": event.event_type.value, "line": event.payload.get("line"),

@@ -186,3 +186,20 @@ def test_a_configured_console_handler_is_left_as_configured(tmp_path: Path, kit,
     assert result.code == 0
     assert len(result.lines) == 1
     assert "program.execution.completed" in result.stderr and "validation.completed" in result.stderr
+
+
+def test_the_console_handler_on_defaults_does_not_flood(tmp_path: Path, kit, loopai) -> None:
+    failed = [kit.make_record(output=None, status="error", error_message=f"boom {n}") for n in range(200)]
+    source = kit.write_lines(tmp_path / "in.jsonl", failed)
+    (tmp_path / "tasks.toml").write_text(kit.tasks_toml(**{kit.TASK_A: {"name": "invoice-extraction"}}))
+
+    result = loopai(str(source), "--tasks", "tasks.toml")
+
+    assert result.code == 0, result.stderr
+    assert result.stderr.count("+- program.execution.failed ") == 10  # at most 10 a minute per type and task
+    assert "\n190 more program.execution.failed alerts for invoice-extraction\n" in result.stderr
+    assert [line for line in result.stderr.splitlines() if "more program" in line] == [
+        "190 more program.execution.failed alerts for invoice-extraction"
+    ]
+    table = next(block for block in result.stderr.split("\n\n") if block.startswith("HANDLER"))
+    assert table.splitlines()[1].split() == ["console-webhook-handler", "200", "0", "0", "0"]  # shown or counted

@@ -30,14 +30,23 @@ def test_the_summary_table(tmp_path: Path, kit, loopai, config) -> None:
     assert result.code == 1
     text = result.stderr
     assert text.startswith("loopai run: 26 line(s), 25 record(s), 1 malformed")
-    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.split()}
-    assert rows["TASK"] == ["TASK", "RECORDS", "VALID", "SAMPLED", "EVENTS", "P50", "MS", "P95", "MS", "BREACHES"]
+    tables = {block.split()[0]: block for block in text.split("\n\n")}  # each table by its first column's title
+    rows = {line.split()[0]: line.split() for line in tables["TASK"].splitlines()}
+    header = ["TASK", "RECORDS", "VALID", "SAMPLED", "EVENTS", "RAISED", "P50", "MS", "P95", "MS", "BREACHES"]
+    assert rows["TASK"] == header
     assert rows["alpha"] == ["alpha", "20", "100.0%", "0", "40", "10.0", "19.0", "-"]
     assert rows[kit.TASK_B] == [kit.TASK_B, "5", "0.0%", "0", "10", "100", "100", "-"]
-    assert rows["ok"][:4] == ["ok", "validator", "25", "0"]
-    assert rows["never"][:4] == ["never", "sampler", "25", "0"]
-    assert rows["rec"][:4] == ["rec", "webhook-handler", "50", "0"]
-    assert rows["host.emit"][1] == "50"
+    plugins = {line.split()[0]: line.split() for line in tables["PLUGIN"].splitlines()}
+    assert plugins["ok"][:4] == ["ok", "validator", "25", "0"]
+    assert plugins["never"][:4] == ["never", "sampler", "25", "0"]
+    assert plugins["rec"][:4] == ["rec", "webhook-handler", "50", "0"]
+    # Every raised event of a type a handler takes was delivered to it, in the background, before the summary.
+    deliveries = [line.split() for line in tables["HANDLER"].splitlines()]
+    assert deliveries == [["HANDLER", "DELIVERED", "RETRIED", "PENDING", "DEAD"], ["rec", "50", "0", "0", "0"]]
+    assert "EVENTS RAISED: events the records raised" in text
+    assert "still pending" not in text and "dead (retries used up)" not in text
+    hooks = {line.split()[0]: line.split() for line in tables["HOST"].splitlines()}
+    assert hooks["host.emit"][1] == "50"
     header = next(line for line in text.splitlines() if line.startswith("TASK"))
     alpha = next(line for line in text.splitlines() if line.startswith("alpha"))
     assert header.index("RECORDS") + len("RECORDS") == alpha.index(" 20") + 3  # numbers aligned right
@@ -59,6 +68,10 @@ def test_json_summary_goes_to_stdout_when_results_go_to_a_file(tmp_path: Path, k
     rec = plugins["rec"]
     assert (rec["name"], rec["kind"], rec["calls"], rec["failures"]) == ("rec", "webhook-handler", 50, 0)
     assert rec["seconds"] >= 0  # measured by the host, around each call
+    (delivery,) = summary["deliveries"]
+    assert (delivery["handler"], delivery["delivered"], delivery["pending"], delivery["dead"]) == ("rec", 50, 0, 0)
+    assert summary["undelivered"] == {"pending": 0, "dead": 0}
+    assert summary["deliver_command"] is None and summary["replay_command"] is None
     assert summary["hooks"]["validate"]["calls"] == 25
     assert "TASK" not in result.stderr  # no table with --json
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         ConfigError,
         DuplicatePluginError,
         LoopaiError,
+        OutboxError,
         PluginError,
         PluginSettingsError,
         PluginSignatureError,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
         load_config,
         parse_config,
     )
-    from loopai.delivery import Outbox
+    from loopai.delivery import HandlerDeliveries, Outbox
     from loopai.host import HookTimeout, Host, PluginUsage
     from loopai.registry import PluginRegistry, RegisteredPlugin
     from loopai.state import StateStore, TaskStatistics
@@ -63,6 +64,7 @@ _HOMES: dict[str, str] = {
             "ConfigError",
             "DuplicatePluginError",
             "LoopaiError",
+            "OutboxError",
             "PluginError",
             "PluginSettingsError",
             "PluginSignatureError",
@@ -101,7 +103,7 @@ _HOMES: dict[str, str] = {
         ),
         "loopai.config",
     ),
-    "Outbox": "loopai.delivery",
+    **dict.fromkeys(("HandlerDeliveries", "Outbox"), "loopai.delivery"),
     **dict.fromkeys(("HookTimeout", "Host", "PluginUsage"), "loopai.host"),
     **dict.fromkeys(("PluginRegistry", "RegisteredPlugin"), "loopai.registry"),
     **dict.fromkeys(("StateStore", "TaskStatistics"), "loopai.state"),
@@ -115,12 +117,14 @@ __all__ = [
     "EventSeverity",
     "ExecutionRecord",
     "ExecutionStatus",
+    "HandlerDeliveries",
     "HookSpecs",
     "HookTimeout",
     "Host",
     "LoopaiConfig",
     "LoopaiError",
     "Outbox",
+    "OutboxError",
     "Plugin",
     "PluginConfiguration",
     "PluginError",

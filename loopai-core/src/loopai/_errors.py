@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DuplicatePluginError",
     "LoopaiError",
+    "OutboxError",
     "PluginError",
     "PluginSettingsError",
     "PluginSignatureError",
@@ -23,6 +24,18 @@ __all__ = [
 
 class LoopaiError(Exception):
     """Base class of every error loopai raises on purpose."""
+
+
+class OutboxError(LoopaiError):
+    """The outbox cannot be used: a damaged file, a full disk, a lock held too long.
+
+    ``path`` names the outbox; the message says what happened and what to do. Nothing
+    emitted before is lost: what the file held stays in it.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class PluginError(LoopaiError):

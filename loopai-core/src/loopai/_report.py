@@ -161,53 +161,61 @@ class SamplingReport:
 
 
 class EmitReport:
-    """The outcome of ``Host.emit``: which handlers took the event, and which gave up.
+    """The outcome of ``Host.emit``: which handlers took the event, which gave up, which will get it.
 
-    ``delivered`` names the handlers that returned without raising (after retries,
-    perhaps), in priority order; ``failures`` names those that failed every attempt, with
-    the last error. ``ok`` is true when no handler failed. With a durable outbox,
-    handlers that took this event id before are not called again and appear in neither.
-    Reports are immutable: the host may hand the same one out for many events.
+    Without an outbox, handlers are called at once: ``delivered`` names those that returned
+    without raising (after retries, perhaps), in priority order; ``failures`` those that failed
+    every attempt, with the last error. With an outbox, ``emit`` records the event and
+    returns: ``pending`` names the handlers it was recorded for, which the host's delivery
+    workers will deliver to (``Host.delivery_report()`` and ``loopai events list`` tell how
+    that went); ``delivered`` and ``failures`` are then empty. ``ok`` is true when no handler
+    failed. Handlers that had this event id before (an outbox delivers an id once) appear in
+    none of them. Reports are immutable: the host may hand the same one out for many events.
     """
 
-    __slots__ = ("delivered", "event_type", "failures")
+    __slots__ = ("delivered", "event_type", "failures", "pending")
 
     event_type: WebhookEventType
     delivered: tuple[str, ...]
     failures: tuple[PluginFailure, ...]
+    pending: tuple[str, ...]
 
     def __init__(
         self,
         event_type: WebhookEventType,
         delivered: Sequence[str] = (),
         failures: Sequence[PluginFailure] = (),
+        pending: Sequence[str] = (),
     ) -> None:
         setter = object.__setattr__
         setter(self, "event_type", event_type)
         setter(self, "delivered", tuple(delivered))
         setter(self, "failures", tuple(failures))
+        setter(self, "pending", tuple(pending))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("an EmitReport is immutable")
 
     @property
     def ok(self) -> bool:
-        """True when every matching handler took the event."""
+        """True when no handler failed (with an outbox: the event was recorded)."""
         return not self.failures
 
     def __bool__(self) -> bool:
         return not self.failures
 
     def __repr__(self) -> str:
+        pending = f", pending={list(self.pending)}" if self.pending else ""
         return (
             f"EmitReport(event_type={self.event_type.value!r}, delivered={list(self.delivered)}, "
-            f"failures={len(self.failures)})"
+            f"failures={len(self.failures)}{pending})"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``event_type``, ``delivered``, ``failures``."""
+        """JSON-ready form: ``event_type``, ``delivered``, ``failures``, ``pending``."""
         return {
             "event_type": self.event_type.value,
             "delivered": list(self.delivered),
             "failures": [f.to_dict() for f in self.failures],
+            "pending": list(self.pending),
         }

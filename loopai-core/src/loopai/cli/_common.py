@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "config_or_exit",
+    "delivery_notices",
     "host_options",
     "patterns",
     "plugin_output_to_stderr",
@@ -96,3 +98,24 @@ def print_problems(problems: list[str]) -> None:
     """One ``- problem`` line each, on stderr."""
     for problem in problems:
         print(f"- {problem}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def delivery_notices(prefix: str) -> Iterator[None]:
+    """While inside, a webhook handler's circuit opening or closing is one line on stderr,
+    ``<prefix>: webhook handler 'x': circuit open ...`` (a failing outbox is said by the command)."""
+    logger = logging.getLogger("loopai.delivery")
+    handler = logging.StreamHandler(sys.stderr)
+    isatty = getattr(sys.stderr, "isatty", None)
+    erase = "\r\x1b[K" if isatty is not None and isatty() else ""  # a progress line may be drawn there
+    handler.setFormatter(logging.Formatter(f"{erase}{prefix}: %(message)s"))
+    handler.setLevel(logging.INFO)
+    handler.addFilter(lambda record: record.levelno < logging.ERROR)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 from typing import IO, Any
 
@@ -23,6 +25,15 @@ latency_threshold_ms: once per crossing, again only after it has recovered. Even
 through the durable outbox to every enabled handler that takes them; a type that no
 handler takes is listed in the output but not emitted.
 
+delivery: a result line is written once its events are stored in the outbox; delivery
+workers deliver them in the background, each handler with up to [delivery] max_in_flight
+at once, retries scheduled in the outbox (never waited for by the records), a handler's
+circuit opened after [delivery] circuit_failures failures in a row (one line says when it
+opens and closes). At the end the run waits up to [delivery] drain_timeout seconds (default
+10) for what is due; the summary's delivery table says, per handler, what was delivered,
+retried, is still pending or dead, with the exact `loopai events deliver` / `replay`
+command to finish the job. Nothing is lost: what is left stays in the outbox.
+
 tasks (--tasks FILE, TOML or JSON, else [tasks] of the configuration), keyed by task id:
   [tasks."6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"]
   name = "sentiment"
@@ -37,12 +48,15 @@ The summary goes to stderr (--json: as JSON, on stdout when --output names a fil
 
 When the configuration does not mention the console-webhook-handler, `loopai run` keeps
 stdout for the results: the console handler prints to stderr, and only failed and
-timed-out runs and threshold breaches. Configure it (any [plugins.webhook_handlers.
+timed-out runs and threshold breaches, at most 10 a minute per event type and task (the
+count of the others at the end). Configure it (any [plugins.webhook_handlers.
 console-webhook-handler] table) to choose for yourself.
 
 exit status: 0 every line processed, 1 some line malformed (or the input ended early),
-2 usage or configuration error, 130 interrupted (Ctrl-C: the records in flight finish,
-the output holds whole lines, emitted events stay in the outbox)."""
+2 usage or configuration error (or the outbox failed: the message names the file),
+3 with --fail-on-undelivered: every line processed but some delivery is dead or still
+pending at the end, 130 interrupted (Ctrl-C: the records in flight finish, the output
+holds whole lines, emitted events stay in the outbox)."""
 
 
 def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
@@ -70,6 +84,11 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first malformed line")
     run.add_argument("--dry-run-events", action="store_true", help="handlers get events in dry-run mode")
+    run.add_argument(
+        "--fail-on-undelivered",
+        action="store_true",
+        help="exit with status 3 when any delivery is dead or still pending at the end (default: 0, reported)",
+    )
     run.add_argument(
         "--seed",
         metavar="N",
@@ -104,8 +123,8 @@ def _fail(problems: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loopai._errors import ConfigError, StartupError
-    from loopai.cli._common import selection_of
+    from loopai._errors import ConfigError, LoopaiError, OutboxError, StartupError
+    from loopai.cli._common import delivery_notices, selection_of
     from loopai.config import by_uuid, load_config, load_tasks
     from loopai.host import Host
     from loopai.run import Input, InputError, Runner, RunOptions
@@ -117,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     output: IO[str] = sys.stdout
+    broken: LoopaiError | None = None
     try:
         if args.output and args.output != "-":
             try:
@@ -146,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
         runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress))
         runner.summary.output = None if output is sys.stdout else args.output
         try:
-            with host:
+            with delivery_notices("loopai run"), host:
                 summary = runner.run(source)
         except StartupError as exc:
             return _fail(exc.problems)
@@ -154,8 +174,18 @@ def _run(args: argparse.Namespace) -> int:
             summary = runner.summary
             summary.stopped_by = str(exc)
             print(exc, file=sys.stderr)
+        except OutboxError as exc:
+            broken, summary = exc, runner.summary
+            summary.stopped_by = str(exc)
+            print(f"loopai run: {exc}", file=sys.stderr)
         _warn(host.problems[known:])  # plugins that failed to start or stop
+        if broken is None and host.delivery_failure is not None:
+            broken = host.delivery_failure
+            print(f"loopai run: {broken}", file=sys.stderr)
         summary.problems = list(host.problems)
+        summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
+        summary.deliveries = host.delivery_report()
+        summary.deliver_command, summary.replay_command = _finishing_commands(args, summary.outbox)
     finally:
         source.close()
         if output is not sys.stdout:
@@ -167,7 +197,29 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.write(summary.render())
     if summary.interrupted:
         return 130
-    return 1 if summary.malformed or summary.stopped_by else 0
+    if broken is not None:
+        return 2
+    if summary.malformed or summary.stopped_by:
+        return 1
+    return 3 if args.fail_on_undelivered and (summary.pending or summary.dead) else 0
+
+
+def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[str | None, str | None]:
+    """The exact ``loopai events deliver`` and ``replay --all-dead`` commands for this run's outbox,
+    configuration and plugin selection."""
+    if outbox is None:
+        return None, None
+    where = ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
+    if args.config:
+        where += ["--config", args.config]
+    for flag, value in (("--plugins", args.plugins), ("--disable-plugins", args.disable_plugins)):
+        if value:
+            where += [flag, value]
+    if args.no_autoload:
+        where.append("--no-autoload")
+    return shlex.join(["loopai", "events", "deliver", *where]), shlex.join(
+        ["loopai", "events", "replay", "--all-dead", *where]
+    )
 
 
 def _warn(problems: list[str]) -> None:

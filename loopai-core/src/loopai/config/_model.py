@@ -103,9 +103,39 @@ class DispatchSettings(_Strict):
 
 
 class DeliverySettings(_Strict):
-    """Durable event delivery: where the outbox lives (a SQLite file, or ``:memory:``)."""
+    """Durable event delivery (``[delivery]``): where the outbox lives and how its workers deliver.
+
+    With an outbox, ``emit`` records the event and returns; workers in the host's process
+    deliver due deliveries in the background, each handler with at most ``max_in_flight`` at
+    once. A failed attempt is retried later, scheduled in the outbox (``[dispatch]``
+    ``retry_backoff`` doubling up to ``retry_max_backoff``, with jitter, or the receiver's
+    ``Retry-After`` up to ``retry_after_limit``), until ``[dispatch] max_retries`` retries
+    made it dead. After ``circuit_failures`` consecutive failures a handler's circuit opens:
+    its deliveries wait ``circuit_cooldown`` seconds, then one is tried as a probe. Closing
+    the host waits up to ``drain_timeout`` seconds for deliveries due by then; the rest stays
+    pending for the next start or ``loopai events deliver``.
+    """
 
     outbox: str | None = None
+    """The outbox: a SQLite file (relative to the configuration file), or ``:memory:``."""
+    workers: _EnvBool = True
+    """Deliver in the process that emits; false: only record, and let a sidecar deliver
+    (``loopai events deliver --follow``, which delivers whatever this says)."""
+    max_in_flight: Annotated[_EnvInt, Field(ge=1)] = 8
+    """Deliveries in flight at once, per handler (a handler may set its own, lower: the console's is 1)."""
+    drain_timeout: Annotated[float, Field(ge=0)] = 10.0
+    """Seconds closing the host waits for due deliveries; what is left stays pending."""
+    retry_after_limit: Annotated[float, Field(ge=0)] = 300.0
+    """The longest ``Retry-After`` honoured, in seconds (never below ``retry_max_backoff``)."""
+    circuit_failures: Annotated[_EnvInt, Field(ge=0)] = 5
+    """Consecutive failed attempts that open a handler's circuit (0: never)."""
+    circuit_cooldown: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds an open circuit waits before its probe."""
+    poll_interval: Annotated[float, Field(gt=0)] = 1.0
+    """Seconds between two looks at the outbox for work recorded by other processes."""
+    lease: Annotated[float, Field(gt=0)] = 300.0
+    """Seconds a claimed delivery is reserved for its worker; a worker that is gone loses it
+    then (at once, for a process of this machine)."""
 
 
 class LoopaiConfig(_Strict):

@@ -1,24 +1,40 @@
 """Durable delivery: the :class:`Outbox` protocol and its SQLite implementation, where the outbox is,
-and the deliverer (tries, backoff, dead letters, redelivery)."""
+grouped recording, the background workers (claims, scheduled retries, dead letters, a circuit
+breaker per handler) and the inline deliverer used without an outbox."""
 
-from loopai.delivery._deliverer import RETRY_AFTER_LIMIT, Backoff, Deliverer, Outcome, Target
-from loopai.delivery._outbox import DeliveryRecord, DeliveryStatus, Outbox, Pending
+from loopai.delivery._breaker import Breaker, CircuitState
+from loopai.delivery._deliverer import RETRY_AFTER_LIMIT, Backoff, Deliverer, Describe, Outcome, Target, gave_up
+from loopai.delivery._group import CommitGroup
+from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Outbox
 from loopai.delivery._paths import OutboxSpec, default_outbox_path, open_outbox, outbox_location, resolve_outbox
 from loopai.delivery._sqlite import SqliteOutbox
+from loopai.delivery._sqlite_file import APPLICATION_ID, SCHEMA_VERSION
+from loopai.delivery._stats import HandlerDeliveries
+from loopai.delivery._workers import Workers, WorkerSettings
 
 __all__ = [
+    "APPLICATION_ID",
     "RETRY_AFTER_LIMIT",
+    "SCHEMA_VERSION",
     "Backoff",
+    "Breaker",
+    "CircuitState",
+    "Claim",
+    "CommitGroup",
     "Deliverer",
     "DeliveryRecord",
     "DeliveryStatus",
+    "Describe",
+    "HandlerDeliveries",
     "Outbox",
     "OutboxSpec",
     "Outcome",
-    "Pending",
     "SqliteOutbox",
     "Target",
+    "WorkerSettings",
+    "Workers",
     "default_outbox_path",
+    "gave_up",
     "open_outbox",
     "outbox_location",
     "resolve_outbox",

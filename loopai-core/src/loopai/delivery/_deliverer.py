@@ -1,8 +1,8 @@
-"""Delivering one event to one handler: tries, backoff with jitter, ``Retry-After``, dead letters.
+"""Delivering one event to one handler: what a handler is to delivery, backoff, and the inline deliverer.
 
-The deliverer knows handlers only as :class:`Target`: a name, a retry budget and one isolated
-attempt (which returns the error instead of raising). Every outcome is written to the outbox
-when there is one: a failed attempt keeps the delivery pending, the last one makes it dead.
+Delivery knows handlers only as :class:`Target`: a name, a retry budget, a limit of deliveries in
+flight and one isolated attempt (which returns the error instead of raising). :class:`Backoff`
+says how long to wait before a retry; without an outbox, :class:`Deliverer` waits it inline.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from loopai._isolation import describe
-from loopai._models import WebhookEvent, WebhookEventType
-from loopai.delivery._outbox import Outbox
+from loopai._models import WebhookEvent
 
-__all__ = ["RETRY_AFTER_LIMIT", "Backoff", "Deliverer", "Outcome", "Target"]
+__all__ = ["RETRY_AFTER_LIMIT", "Backoff", "Deliverer", "Describe", "Outcome", "Target", "gave_up"]
 
 RETRY_AFTER_LIMIT: Final = 300.0
 """Seconds a handler's ``retry_after`` (an HTTP ``Retry-After``) is honoured up to, by default."""
@@ -32,6 +31,16 @@ class Target(Protocol):
 
     @property
     def max_retries(self) -> int: ...
+
+    @property
+    def max_in_flight(self) -> int | None:
+        """This handler's own limit of deliveries in flight (None: the host's setting)."""
+        ...
+
+    @property
+    def is_async(self) -> bool:
+        """Whether its hook is a coroutine function (then it runs on the host's event loop)."""
+        ...
 
     def attempt(self, event: WebhookEvent, attempt: int, dry_run: bool) -> BaseException | None:
         """Try number ``attempt`` (0: the first); the error, or None when the handler took the event."""
@@ -76,7 +85,7 @@ class Outcome:
 
 
 Describe = Callable[[Target, BaseException, int], str]
-"""How a dead delivery's error is written: ``(target, error, attempts) -> message``."""
+"""How a failed delivery's error is written: ``(target, error, attempts) -> message``."""
 
 
 def _default_describe(target: Target, error: BaseException, attempts: int) -> str:
@@ -84,7 +93,8 @@ def _default_describe(target: Target, error: BaseException, attempts: int) -> st
 
 
 class Deliverer:
-    """Delivers events to :class:`Target` handlers, retrying, and records outcomes in ``outbox``."""
+    """Delivers an event to a :class:`Target` inline, retrying after a sleep: the host's way without
+    an outbox (with one, :class:`~loopai.delivery.Workers` schedule retries instead of sleeping)."""
 
     def __init__(
         self,
@@ -93,76 +103,44 @@ class Deliverer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.backoff = backoff
-        self._describe = describe_dead
+        self.describe = describe_dead
         self._sleep = sleep
-
-    def _gave_up(self, target: Target, attempt: int, error: BaseException) -> bool:
-        return attempt > target.max_retries or getattr(error, "retryable", True) is False
 
     def deliver(
         self,
         target: Target,
         event: WebhookEvent,
         dry_run: bool,
-        outbox: Outbox | None,
         *,
         attempt: int = 0,
         error: BaseException | None = None,
     ) -> Outcome:
         """Deliver from try number ``attempt`` on; ``error`` is the previous try's error when
         ``attempt`` > 0 (the first try was made by the caller). Sleeps between tries."""
-        event_id = str(event.event_id)
         while True:
             if error is not None:
-                if self._gave_up(target, attempt, error):
-                    return self._dead(target, event_id, attempt, error, outbox)
-                if outbox is not None:
-                    outbox.failed_attempt(event_id, target.name, attempt, describe(error))
+                if gave_up(target, attempt, error):
+                    return Outcome(target.name, attempt, error)
                 self._sleep(self.backoff.delay(attempt, error))
             error = target.attempt(event, attempt, dry_run)
             if error is None:
-                if outbox is not None:
-                    outbox.delivered(event_id, target.name, attempt + 1)
                 return Outcome(target.name, attempt + 1)
             attempt += 1
 
-    async def adeliver(
-        self, target: Target, event: WebhookEvent, dry_run: bool, outbox: Outbox | None, *, attempt: int = 0
-    ) -> Outcome:
+    async def adeliver(self, target: Target, event: WebhookEvent, dry_run: bool) -> Outcome:
         """:meth:`deliver` from async code: waits with ``asyncio.sleep`` between tries."""
-        event_id = str(event.event_id)
+        attempt = 0
         while True:
             error = await target.aattempt(event, attempt, dry_run)
             if error is None:
-                if outbox is not None:
-                    outbox.delivered(event_id, target.name, attempt + 1)
                 return Outcome(target.name, attempt + 1)
             attempt += 1
-            if self._gave_up(target, attempt, error):
-                return self._dead(target, event_id, attempt, error, outbox)
-            if outbox is not None:
-                outbox.failed_attempt(event_id, target.name, attempt, describe(error))
+            if gave_up(target, attempt, error):
+                return Outcome(target.name, attempt, error)
             await asyncio.sleep(self.backoff.delay(attempt, error))
 
-    def _dead(
-        self, target: Target, event_id: str, attempts: int, error: BaseException, outbox: Outbox | None
-    ) -> Outcome:
-        if outbox is not None:
-            outbox.dead(event_id, target.name, attempts, self._describe(target, error, attempts))
-        return Outcome(target.name, attempts, error)
 
-    def redeliver(
-        self, outbox: Outbox, resolve: Callable[[WebhookEventType, str], Target | None]
-    ) -> tuple[list[Outcome], set[str]]:
-        """Deliver everything ``outbox`` holds as pending; ``resolve`` finds the handler of a
-        delivery (None: not loaded, the delivery stays pending). Returns the outcomes and the
-        names of the handlers that were not found."""
-        outcomes: list[Outcome] = []
-        missing: set[str] = set()
-        for pending in outbox.pending():
-            target = resolve(pending.event.event_type, pending.handler)
-            if target is None:
-                missing.add(pending.handler)
-                continue
-            outcomes.append(self.deliver(target, pending.event, pending.dry_run, outbox, attempt=pending.attempts))
-        return outcomes, missing
+def gave_up(target: Target, attempts: int, error: BaseException) -> bool:
+    """Whether a delivery that failed ``attempts`` times, last with ``error``, is over: its retries
+    are used up, or the error says another try cannot help (``retryable = False``)."""
+    return attempts > target.max_retries or getattr(error, "retryable", True) is False

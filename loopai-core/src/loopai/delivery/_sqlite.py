@@ -8,224 +8,217 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import Any, Final
 
-from loopai._errors import ConfigError
+from pydantic import ValidationError
+
 from loopai._models import WebhookEvent
-from loopai.delivery._outbox import DeliveryRecord, DeliveryStatus, Pending
+from loopai.delivery import _sqlite_sql as stmt
+from loopai.delivery._checkpoint import Checkpointer
+from loopai.delivery._leases import is_gone, owner_token
+from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus
+from loopai.delivery._sqlite_file import failure, open_database
 
 __all__ = ["SqliteOutbox"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    event_id   TEXT PRIMARY KEY,
-    event_type TEXT NOT NULL,
-    body       TEXT NOT NULL,
-    emitted_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    event_id   TEXT NOT NULL REFERENCES events(event_id),
-    handler    TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    attempts   INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    dry_run    INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (event_id, handler)
-) WITHOUT ROWID;
-DROP INDEX IF EXISTS deliveries_by_status;
-CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(status) WHERE status != 'delivered';
-CREATE VIEW IF NOT EXISTS recorded AS
-    SELECT e.event_id, e.event_type, e.body, e.emitted_at, d.handler, d.dry_run
-    FROM events e JOIN deliveries d USING (event_id);
-CREATE TRIGGER IF NOT EXISTS record_delivery INSTEAD OF INSERT ON recorded BEGIN
-    INSERT OR IGNORE INTO events VALUES (NEW.event_id, NEW.event_type, NEW.body, NEW.emitted_at);
-    INSERT OR IGNORE INTO deliveries (event_id, handler, status, dry_run, updated_at)
-        VALUES (NEW.event_id, NEW.handler, 'pending', NEW.dry_run, NEW.emitted_at);
-END;
-"""
-# Why this shape: the outbox is on every emit's path, before the handler is called. A
-# delivery is one row keyed by (event, handler) with no separate rowid; the index holds only
-# deliveries not yet delivered (what start() and the CLI look for), so it stays small and a
-# delivered mark touches two pages. Recording goes through the ``recorded`` view, whose
-# trigger stores the event (once) and the pending delivery: one statement, hence one
-# implicit transaction, instead of BEGIN, two INSERTs and COMMIT. Files made by earlier
-# versions (a rowid deliveries table) keep working.
-
-_RECORD = "INSERT INTO recorded VALUES (?, ?, ?, ?, ?, ?)"
-_TAKE_OVER = (
-    "UPDATE deliveries SET status = 'pending', attempts = 0, last_error = NULL, dry_run = 0, updated_at = ? "
-    "WHERE event_id = ? AND handler = ? AND dry_run = 1"
-)
-"""A real emit takes over a dry run's delivery of the same event: a rehearsal delivered nothing."""
-
-_CHECKPOINT_EVERY = 256
+_CHECKPOINT_EVERY: Final = 256
 """Commits between two background checkpoints (about 700 WAL pages: SQLite's own default is 1000)."""
-_AUTOCHECKPOINT = 10_000
-"""SQLite's automatic checkpoint, by the writer itself, only as a backstop (about 40 MB of WAL)."""
 _PRUNE_BATCH = 5_000
-"""Deliveries removed per commit by :meth:`Outbox.prune`."""
-_MARK_BATCH = 64
+"""Deliveries removed per commit by :meth:`SqliteOutbox.prune`."""
+_MARK_BATCH: Final = 64
 """Delivered marks written in one commit."""
-_MARK_DELAY = 0.05
+_MARK_DELAY: Final = 0.05
 """Seconds a delivered mark may wait for its group."""
-_MARK = (
-    "UPDATE deliveries SET status = 'delivered', attempts = ?, last_error = NULL, updated_at = ? "
-    "WHERE event_id = ? AND handler = ?"
-)
-_OPEN = "d.status != 'delivered'"
-"""Repeated in queries for pending or dead deliveries, so that SQLite uses the partial index."""
-_NOT_DELIVERED = "status != 'delivered'"
-"""Guards every update but the delivered mark and :meth:`Outbox.requeue`: when two processes
-share a file, a delivery one of them saw received never becomes pending or dead again."""
+_IN_LIST: Final = 500
+"""Values in one ``IN (...)`` list (old SQLite builds allow 999 parameters a statement)."""
+_ABANDONED_EVERY: Final = 10.0
+"""Seconds between two looks for leases held by processes that are gone."""
+_TICK: Final = 1e-6
+"""Seconds between the due times of two deliveries recorded in one commit: claims take them in the
+order they were recorded (a handler delivering one at a time gets events in emitted order)."""
 
 
-class _Checkpointer:
-    """Copies the WAL back into the database file on a thread of its own.
-
-    With ``synchronous=NORMAL`` a checkpoint is where SQLite fsyncs (the WAL, then the
-    database file), and SQLite's automatic checkpoint runs in the commit that crosses its
-    threshold: every few hundred events, one emit would wait for two fsyncs. The writer
-    pokes this thread instead. A busy writer may never leave the WAL fully copied, and
-    SQLite rewinds the WAL only then, so the automatic checkpoint stays on as a backstop
-    with a higher threshold (``_AUTOCHECKPOINT``).
-    """
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def poke(self) -> None:
-        """Checkpoint soon (starts the thread on first use)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="loopai-outbox-checkpoint", daemon=True)
-            self._thread.start()
-        self._wake.set()
-
-    def _run(self) -> None:
-        try:
-            db = sqlite3.connect(self._path, isolation_level=None, timeout=10.0)
-            db.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error:
-            return  # the automatic checkpoint does the work
-        try:
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                if self._stopping:
-                    return
-                # Busy or failing: the next poke, or the automatic checkpoint, tries again.
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        """Let a running checkpoint finish, then end the thread (idempotent)."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-
-
-def _close(db: sqlite3.Connection, checkpointer: _Checkpointer | None, marks: list[Any]) -> None:
-    if marks:  # an outbox collected without close(): keep its delivered marks all the same
-        with contextlib.suppress(sqlite3.Error):
-            db.executemany(_MARK, marks)
-        marks.clear()
+def _close(db: sqlite3.Connection, checkpointer: Checkpointer | None, marks: list[Any], owner: str) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        if marks:  # an outbox collected without close(): keep its delivered marks all the same
+            db.executemany(stmt.MARK, marks)
+            marks.clear()
+        db.execute(stmt.RELEASE_OWNER, (owner,))  # what this outbox still held goes back to any worker
     if checkpointer is not None:
         checkpointer.stop()
     db.close()
 
 
-class SqliteOutbox:
-    """Events and their deliveries, written before delivery is tried.
+def _unreadable(exc: Exception) -> str:
+    """Why a stored event cannot be read back, in one line."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        detail = f"{where}: {first['msg']}"
+    else:
+        detail = str(exc)
+    if len(detail) > 200:
+        detail = detail[:197] + "..."
+    return f"the stored event cannot be read by this version of loopai ({detail}); it is never delivered"
 
-    Every (event, handler) pair is ``pending`` until the handler takes it
-    (``delivered``) or gives up after its retries (``dead``, keeping the last error).
-    Recording an event id twice changes nothing: delivery is idempotent by event id.
-    Safe to share between threads; several processes may use one file (SQLite WAL): a
-    delivery marked ``delivered`` stays so (only :meth:`requeue` reopens dead ones).
+
+class SqliteOutbox:
+    """The :class:`loopai.Outbox` in a SQLite file (WAL), or ``:memory:``.
+
+    Several processes may use one file: claims are leased (a process that is gone loses its
+    leases at once), and a delivery marked ``delivered`` stays so. Files of earlier versions
+    are brought up to date in place; another program's SQLite file is refused untouched
+    (:class:`loopai.ConfigError`). A failing file (damaged pages, a full disk) raises
+    :class:`loopai.OutboxError` naming it and what to do.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError([f"outbox {self.path}: cannot create its directory: {exc.strerror or exc}"]) from None
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
-        except sqlite3.Error as exc:
-            raise ConfigError([f"outbox {self.path}: cannot be opened as SQLite: {exc}"]) from None
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL survives a killed process (not a power cut) without an fsync per commit.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            self._db.close()  # not a database (or not ours): leave the file as it was
-            raise ConfigError([f"outbox {self.path}: cannot be opened as SQLite: {exc}"]) from None
-        self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
-        # An outbox whose host was never closed still closes its file when collected.
+        self._db = open_database(self.path)
+        self._checkpointer = Checkpointer(self.path) if self.path != ":memory:" else None
+        self._owner = owner_token()
         self._marks: list[tuple[int, float, str, str]] = []  # delivered marks not written yet
-        self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer, self._marks)
+        # An outbox whose host was never closed still closes its file when collected.
+        self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer, self._marks, self._owner)
         self._lock = threading.Lock()
         self._commits = 0
+        self._abandoned_checked = float("-inf")
         self._closed = False
 
-    def _committed(self, commits: int = 1) -> None:
-        """Count commits (the caller holds the lock); every so many, a background checkpoint."""
-        self._commits += commits
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; a failing SQLite call becomes an :class:`OutboxError`."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise failure(self.path, exc) from None
+
+    @contextlib.contextmanager
+    def _transaction(self, db: sqlite3.Connection) -> Iterator[None]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even this
+                db.execute("ROLLBACK")
+            raise
+        self._commits += 1
         if self._commits >= _CHECKPOINT_EVERY and self._checkpointer is not None:
             self._commits = 0
             self._checkpointer.poke()
 
+    # -- recording ------------------------------------------------------------------------
+
     def record(self, event: WebhookEvent, handlers: Sequence[str], *, dry_run: bool = False) -> list[str]:
-        """Store ``event`` with a pending delivery per handler; return the handlers to deliver to now.
+        """Store ``event`` with a pending delivery per handler, due now; return the handlers recorded.
 
         A handler that already has a delivery of this event id is left out, whatever its
-        status: delivered, dead (replay it with :meth:`requeue`), or pending because another
-        emit is delivering it right now or a stopped process left it (``Host.redeliver``
-        takes those). So concurrent emits of one event deliver it once per handler. The
-        exception is a dry run's delivery: recording the event for real (``dry_run``
-        false) makes it a pending real delivery again, so a rehearsal never uses up an id.
+        status, so that concurrent emits of one event deliver it once per handler. The
+        exception is a dry run's delivery: recording the event for real makes it a pending
+        real delivery again, so a rehearsal never uses up an id.
         """
-        row = [str(event.event_id), event.event_type.value, event.model_dump_json(), time.time(), "", int(dry_run)]
-        todo: list[str] = []
-        with self._lock:
-            db = self._db
-            several = len(handlers) > 1
-            if several:
-                db.execute("BEGIN IMMEDIATE")
-            try:
-                for name in handlers:
-                    row[4] = name
-                    before = db.total_changes  # the trigger's inserts: 0 when the delivery was there
-                    db.execute(_RECORD, row)
-                    if db.total_changes == before and not dry_run:
-                        db.execute(_TAKE_OVER, (row[3], row[0], name))
-                    if db.total_changes != before:
-                        todo.append(name)
-                if several:
-                    db.execute("COMMIT")
-            except BaseException:
-                if several:
-                    db.execute("ROLLBACK")
-                raise
-            self._committed(1 if several else len(handlers))
-        return todo
+        return self.record_many([(event, handlers)], dry_run=dry_run)[0]
 
-    def _update(self, sql: str, args: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._db.execute(sql, args)
-            self._committed()
+    def record_many(
+        self, batch: Sequence[tuple[WebhookEvent, Sequence[str]]], *, dry_run: bool = False
+    ) -> list[list[str]]:
+        """:meth:`record` for every event of ``batch`` in one commit (each event once, in order)."""
+        now = time.time()
+        rows = [
+            ((str(event.event_id), event.event_type.value, event.model_dump_json(), now), handlers)
+            for event, handlers in batch
+            if handlers
+        ]
+        recorded: list[list[str]] = []
+        with self._using() as db, self._transaction(db):
+            known = self._known(db, [row[0] for row, _ in rows])
+            db.executemany(stmt.INSERT_EVENT, [row for row, _ in rows])
+            fresh: list[tuple[str, str, int, float, float]] = []
+            for n, (row, handlers) in enumerate(rows):
+                event_id, due = row[0], now + n * _TICK
+                todo = []
+                for name in handlers:
+                    held = known.get((event_id, name))
+                    if held is None:
+                        fresh.append((event_id, name, int(dry_run), now, due))
+                    elif held and not dry_run:
+                        db.execute(stmt.TAKE_OVER, (now, due, event_id, name))
+                    else:
+                        continue  # delivered, dead, or pending already: an event id is delivered once
+                    known[(event_id, name)] = dry_run
+                    todo.append(name)
+                recorded.append(todo)
+            db.executemany(stmt.INSERT_DELIVERY, fresh)
+        answers = iter(recorded)
+        return [next(answers) if handlers else [] for _, handlers in batch]
+
+    @staticmethod
+    def _known(db: sqlite3.Connection, event_ids: list[str]) -> dict[tuple[str, str], bool]:
+        """The deliveries these events already have: ``(event_id, handler) -> dry run or not``."""
+        known: dict[tuple[str, str], bool] = {}
+        for start in range(0, len(event_ids), _IN_LIST):
+            ids = event_ids[start : start + _IN_LIST]
+            rows = db.execute(
+                f"SELECT event_id, handler, dry_run FROM deliveries WHERE event_id IN ({','.join('?' * len(ids))})",
+                ids,
+            )
+            known.update(((event_id, handler), bool(dry)) for event_id, handler, dry in rows)
+        return known
+
+    # -- claiming and settling --------------------------------------------------------------
+
+    def claim(self, handler: str, limit: int, *, lease: float, now: float | None = None) -> list[Claim]:
+        """Take up to ``limit`` due deliveries of ``handler``, oldest first, leased for ``lease`` seconds.
+
+        A row whose event cannot be read back is quarantined with the reason instead."""
+        now = time.time() if now is None else now
+        claims: list[Claim] = []
+        with self._using() as db:
+            self._free_abandoned(db, now)
+            with self._transaction(db):
+                taken, unreadable = [], []
+                for event_id, attempts, dry_run, body in db.execute(stmt.DUE, (handler, now, now, limit)).fetchall():
+                    try:
+                        event = WebhookEvent.model_validate_json(body)
+                    except (ValidationError, ValueError, TypeError) as exc:
+                        unreadable.append((_unreadable(exc), now, event_id, handler))
+                        continue
+                    claims.append(Claim(event, handler, attempts, bool(dry_run)))
+                    taken.append((now + lease, self._owner, event_id, handler))
+                db.executemany(stmt.LEASE, taken)
+                db.executemany(stmt.QUARANTINE, unreadable)
+        return claims
+
+    def _free_abandoned(self, db: sqlite3.Connection, now: float) -> None:
+        """End the leases of processes on this machine that are gone (every so often)."""
+        if now - self._abandoned_checked < _ABANDONED_EVERY:
+            return
+        self._abandoned_checked = now
+        owners = db.execute(
+            f"SELECT DISTINCT lease_owner FROM deliveries WHERE {stmt.OPEN} AND status = 'pending' AND lease_until > ?",
+            (now,),
+        ).fetchall()
+        for (owner,) in owners:
+            if owner and owner != self._owner and is_gone(owner):
+                db.execute(stmt.RELEASE_OWNER, (owner,))
+
+    def next_due(self, handlers: Collection[str]) -> float | None:
+        """When the earliest unleased pending delivery of ``handlers`` is due, or None."""
+        if not handlers:
+            return None
+        names = list(handlers)
+        with self._using() as db:
+            (due,) = db.execute(
+                f"SELECT MIN(next_attempt_at) FROM deliveries WHERE handler IN ({','.join('?' * len(names))}) "
+                f"AND {stmt.OPEN} AND status = 'pending' AND lease_until <= ?",
+                (*names, time.time()),
+            ).fetchone()
+        return None if due is None else float(due)
 
     def delivered(self, event_id: str, handler: str, attempts: int) -> None:
         """The handler took the event after ``attempts`` tries.
@@ -235,73 +228,59 @@ class SqliteOutbox:
         per group: a killed process may deliver its last few events again on the next
         start (at least once), but never loses one, as the pending row was written first.
         """
-        with self._lock:
+        with self._using():
             marks = self._marks
             marks.append((attempts, time.time(), event_id, handler))
             if len(marks) >= _MARK_BATCH:
                 self._flush_marks()
             elif len(marks) == 1:
-                self._mark_timer()
-
-    def _mark_timer(self) -> None:
-        timer = threading.Timer(_MARK_DELAY, self.flush)
-        timer.daemon = True
-        timer.start()
+                timer = threading.Timer(_MARK_DELAY, self.flush)
+                timer.daemon = True
+                timer.start()
 
     def _flush_marks(self) -> None:
         """Write the delivered marks (the caller holds the lock)."""
         marks = self._marks
-        if not marks:
-            return
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany(_MARK, marks)
-            db.execute("COMMIT")
+        if marks and not self._closed:
+            with self._transaction(self._db):
+                self._db.executemany(stmt.MARK, marks)
             marks.clear()  # in place: the finalizer holds this list
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self._committed()
 
     def flush(self) -> None:
         """Write delivered marks now (reads and :meth:`close` do it themselves)."""
-        with self._lock:
-            if self._marks and not self._closed:
-                self._flush_marks()
+        with self._using():
+            self._flush_marks()
 
-    def failed_attempt(self, event_id: str, handler: str, attempts: int, error: str) -> None:
-        """Attempt number ``attempts`` failed with ``error``; the delivery stays pending
+    def _update(self, sql: str, args: tuple[Any, ...]) -> None:
+        with self._using() as db:
+            if not self._closed:
+                db.execute(sql, args)
+
+    def retry(self, event_id: str, handler: str, attempts: int, error: str, at: float) -> None:
+        """Attempt number ``attempts`` failed with ``error``; the delivery stays pending, due at ``at``
         (unless it was delivered meanwhile, by another process: then nothing changes)."""
-        self._update(
-            "UPDATE deliveries SET attempts = ?, last_error = ?, updated_at = ? "
-            f"WHERE event_id = ? AND handler = ? AND {_NOT_DELIVERED}",
-            (attempts, error, time.time(), event_id, handler),
-        )
+        self._update(stmt.RETRY, (attempts, error, time.time(), at, event_id, handler))
 
     def dead(self, event_id: str, handler: str, attempts: int, error: str) -> None:
         """The handler gave up after ``attempts`` tries; keep ``error`` as the last one.
 
         A delivery already marked delivered (by another process sharing the file) stays
         delivered: it was received, whatever this process saw."""
-        self._update(
-            "UPDATE deliveries SET status = 'dead', attempts = ?, last_error = ?, updated_at = ? "
-            f"WHERE event_id = ? AND handler = ? AND {_NOT_DELIVERED}",
-            (attempts, error, time.time(), event_id, handler),
-        )
+        self._update(stmt.DEAD, (attempts, error, time.time(), event_id, handler))
 
-    def pending(self) -> list[Pending]:
-        """Undelivered work, oldest first: ``(event, handler, attempts so far, dry_run)``."""
-        with self._lock:
-            self._flush_marks()
-            rows = self._db.execute(
-                "SELECT e.body, d.handler, d.attempts, d.dry_run FROM deliveries d JOIN events e USING (event_id) "
-                f"WHERE {_OPEN} AND d.status = 'pending' ORDER BY e.emitted_at, d.handler"
-            ).fetchall()
-        return [
-            Pending(WebhookEvent.model_validate_json(body), handler, attempts, bool(dry))
-            for body, handler, attempts, dry in rows
-        ]
+    def quarantine(self, event_id: str, handler: str, reason: str) -> None:
+        """Set a delivery aside with ``reason``: listed, never claimed."""
+        self._update(stmt.QUARANTINE, (reason, time.time(), event_id, handler))
+
+    def release(self, deliveries: Iterable[tuple[str, str]]) -> None:
+        """End the leases of these claimed ``(event_id, handler)`` deliveries, untried."""
+        pairs = list(deliveries)
+        if pairs:
+            with self._using() as db:
+                if not self._closed:
+                    db.executemany(stmt.RELEASE, pairs)
+
+    # -- reading and housekeeping -------------------------------------------------------------
 
     def deliveries(
         self, status: DeliveryStatus | None = None, event_ids: Iterable[str] | None = None
@@ -309,12 +288,12 @@ class SqliteOutbox:
         """Delivery records, oldest first, optionally of one status and/or some events."""
         sql = (
             "SELECT d.event_id, e.event_type, d.handler, d.status, d.attempts, d.last_error, e.emitted_at, "
-            "d.updated_at, d.dry_run FROM deliveries d JOIN events e USING (event_id)"
+            "d.updated_at, d.dry_run, d.next_attempt_at FROM deliveries d JOIN events e USING (event_id)"
         )
         clauses: list[str] = []
         args: list[Any] = []
         if status is not None:
-            clauses.append("d.status = ?" if status == "delivered" else f"{_OPEN} AND d.status = ?")
+            clauses.append("d.status = ?" if status == "delivered" else f"d.{stmt.OPEN} AND d.status = ?")
             args.append(status)
         ids = list(event_ids) if event_ids is not None else None
         if ids is not None:
@@ -322,51 +301,65 @@ class SqliteOutbox:
             args.extend(ids)
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        with self._lock:
+        with self._using() as db:
             self._flush_marks()
-            rows = self._db.execute(sql + " ORDER BY e.emitted_at, d.handler", args).fetchall()
+            rows = db.execute(sql + " ORDER BY e.emitted_at, d.handler", args).fetchall()
         return [
-            DeliveryRecord(event_id, event_type, handler, status, attempts, error, emitted, updated, bool(dry))
-            for event_id, event_type, handler, status, attempts, error, emitted, updated, dry in rows
+            DeliveryRecord(event_id, event_type, handler, state, attempts, error, emitted, updated, bool(dry), due)
+            for event_id, event_type, handler, state, attempts, error, emitted, updated, dry, due in rows
         ]
 
     def requeue(self, event_ids: Iterable[str] | None = None) -> int:
-        """Make dead deliveries pending again (all of them, or those of ``event_ids``); how many."""
+        """Make dead deliveries pending and due again (all of them, or those of ``event_ids``); how many."""
+        now = time.time()
         sql = (
-            "UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = ? "
-            "WHERE status != 'delivered' AND status = 'dead'"
+            "UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = ?, next_attempt_at = ?, "
+            f"{stmt.UNLEASED} WHERE {stmt.OPEN} AND status = 'dead'"
         )
-        args: list[Any] = [time.time()]
+        args: list[Any] = [now, now]
         if event_ids is not None:
             ids = list(event_ids)
             sql += f" AND event_id IN ({','.join('?' * len(ids))})"
             args.extend(ids)
-        with self._lock:
+        with self._using() as db:
             self._flush_marks()
-            return self._db.execute(sql, args).rowcount
+            return int(db.execute(sql, args).rowcount)
+
+    def due_now(self, handlers: Collection[str] | None = None) -> int:
+        """Make every pending delivery (of ``handlers``, else all) due now; how many were scheduled later."""
+        now = time.time()
+        sql = (
+            f"UPDATE deliveries SET next_attempt_at = ? WHERE {stmt.OPEN} AND status = 'pending' "
+            "AND next_attempt_at > ?"
+        )
+        args: list[Any] = [now, now]
+        if handlers is not None:
+            names = list(handlers)
+            sql += f" AND handler IN ({','.join('?' * len(names))})"
+            args.extend(names)
+        with self._using() as db:
+            return int(db.execute(sql, args).rowcount)
 
     def prune(self, older_than: float, *, dead: bool = False, now: float | None = None) -> tuple[int, int]:
         """Remove finished deliveries last updated more than ``older_than`` seconds ago.
 
-        Delivered ones always; dead letters only with ``dead`` (they are kept for
-        :meth:`requeue` otherwise); pending ones never. An event goes when it has no
-        delivery left. Works in batches of :data:`_PRUNE_BATCH`, one commit each, so that
-        emits in other threads or processes wait for one batch at most. Returns how many
-        deliveries and events were removed.
+        Delivered ones always; dead letters and quarantined rows only with ``dead`` (they are
+        kept for :meth:`requeue` and for a look otherwise); pending ones never. An event goes
+        when it has no delivery left. Works in batches of :data:`_PRUNE_BATCH`, one commit
+        each, so that emits in other threads or processes wait for one batch at most.
+        Returns how many deliveries and events were removed.
         """
         cutoff = (time.time() if now is None else now) - older_than
-        statuses = ("delivered", "dead") if dead else ("delivered",)
+        statuses = ("delivered", "dead", "quarantined") if dead else ("delivered",)
         select = (
             "SELECT event_id, handler FROM deliveries "
             f"WHERE status IN ({','.join('?' * len(statuses))}) AND updated_at < ? LIMIT {_PRUNE_BATCH}"
         )
         deliveries = events = 0
         while True:
-            with self._lock:
+            with self._using() as db:
                 self._flush_marks()
-                db = self._db
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction(db):
                     rows = db.execute(select, (*statuses, cutoff)).fetchall()
                     db.executemany("DELETE FROM deliveries WHERE event_id = ? AND handler = ?", rows)
                     before = db.total_changes
@@ -376,28 +369,36 @@ class SqliteOutbox:
                         [(event_id,) for event_id in dict.fromkeys(event_id for event_id, _ in rows)],
                     )
                     events += db.total_changes - before
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                self._committed()
             deliveries += len(rows)
             if len(rows) < _PRUNE_BATCH:
                 return deliveries, events
 
     def counts(self) -> dict[str, int]:
-        """How many deliveries are pending, delivered and dead."""
-        with self._lock:
+        """How many deliveries are pending, delivered, dead and quarantined."""
+        with self._using() as db:
             self._flush_marks()
-            rows = self._db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
-        counts = {"pending": 0, "delivered": 0, "dead": 0}
+            rows = db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall()
+        counts = {"pending": 0, "delivered": 0, "dead": 0, "quarantined": 0}
         counts.update({status: n for status, n in rows})
         return counts
 
+    def open_counts(self) -> dict[str, dict[str, int]]:
+        """Per handler, how many deliveries are pending, dead and quarantined."""
+        with self._using() as db:
+            self._flush_marks()
+            rows = db.execute(
+                f"SELECT handler, status, COUNT(*) FROM deliveries WHERE {stmt.OPEN} GROUP BY handler, status"
+            ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for handler, status, n in rows:
+            counts.setdefault(handler, {"pending": 0, "dead": 0, "quarantined": 0})[status] = n
+        return counts
+
     def close(self) -> None:
-        """Write what is left, then close the database (idempotent)."""
+        """Write what is left, hand back this outbox's leases, then close the database (idempotent)."""
         with self._lock:
             if not self._closed:
-                self._flush_marks()
+                with contextlib.suppress(sqlite3.Error):
+                    self._flush_marks()
                 self._closed = True
             self._finalizer()

@@ -1,36 +1,59 @@
 """The emit strategy: fan an event out to every enabled handler that takes its type.
 
-Without an outbox each handler is called in priority order and a failed delivery is retried
-at once (the deliverer sleeps its backoff). With one, the event and a pending delivery per
-handler are recorded first, so that a killed process loses nothing, and each delivery's
-outcome is written back. The async driver runs the handlers (and their retries) concurrently.
+With an outbox (durable), the event and a pending delivery per handler are recorded, in one
+commit for all the events of a call (and of concurrent callers), and the host's delivery workers
+take it from there: ``emit`` returns once the event is stored, naming the handlers as pending.
+Without one (inline), each handler is called in priority order and a failed delivery is retried
+at once (the deliverer sleeps its backoff); the async driver runs the handlers concurrently.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 
 from loopai._isolation import PASS_THROUGH
 from loopai._models import WebhookEvent
 from loopai._report import EmitReport, PluginFailure
-from loopai.delivery import Deliverer, Outbox, Outcome
+from loopai.delivery import Deliverer, Outcome
 from loopai.host._outcome import Outcomes
 from loopai.host._plan import Call, Plan
 
-__all__ = ["Emitter"]
+__all__ = ["Emitter", "Record"]
+
+Record = Callable[[Sequence[tuple[WebhookEvent, Sequence[str]]]], list[list[str]]]
+"""Stores events with their handlers durably; per event, the handlers it was recorded for."""
 
 
 class Emitter:
-    """Delivers events to a plan's handlers through ``deliverer``, recording them in an outbox if given."""
+    """Delivers events to a plan's handlers inline through ``deliverer``, or records them."""
 
     def __init__(self, deliverer: Deliverer, outcomes: Outcomes) -> None:
         self.deliverer = deliverer
         self._outcomes = outcomes
 
-    def emit(self, plan: Plan, event: WebhookEvent, dry_run: bool, outbox: Outbox | None) -> EmitReport:
-        """Deliver ``event`` to its handlers; dry runs are never recorded."""
-        if outbox is not None and not dry_run:
-            return self._emit_durably(plan, event, outbox)
+    # -- durable --------------------------------------------------------------------------
+
+    def record(self, plan: Plan, events: Sequence[WebhookEvent], record: Record) -> list[EmitReport]:
+        """Record ``events`` for their handlers (one call of ``record``); a report per event naming
+        the handlers it was recorded for as ``pending``."""
+        wanted = [(event, plan.everyone[event.event_type].delivered) for event in events]
+        batch = [item for item in wanted if item[1]]
+        recorded = iter(record(batch) if batch else ())
+        reports = []
+        for event, names in wanted:
+            if not names:
+                reports.append(plan.everyone[event.event_type])  # nobody takes it: nothing stored
+                continue
+            todo = next(recorded)
+            everyone = len(todo) == len(names)
+            reports.append(plan.recorded[event.event_type] if everyone else EmitReport(event.event_type, pending=todo))
+        return reports
+
+    # -- inline ---------------------------------------------------------------------------
+
+    def emit(self, plan: Plan, event: WebhookEvent, dry_run: bool) -> EmitReport:
+        """Call ``event``'s handlers now, retrying each failed one after its backoff."""
         calls = plan.handlers.get(event.event_type, ())
         failures: list[PluginFailure] | None = None
         for call in calls:
@@ -39,50 +62,19 @@ class Emitter:
             except PASS_THROUGH:
                 raise
             except BaseException as exc:  # noqa: BLE001 - the handler's failure: retried, then reported
-                outcome = self.deliverer.deliver(call, event, dry_run, None, attempt=1, error=exc)
+                outcome = self.deliverer.deliver(call, event, dry_run, attempt=1, error=exc)
                 if not outcome.delivered:
                     failures = [*(failures or ()), self._failure(call, outcome)]
         if failures is None:
             return plan.everyone[event.event_type]  # the common case: one shared, immutable report
         return self._report(plan, event, [c.name for c in calls], failures)
 
-    def _emit_durably(self, plan: Plan, event: WebhookEvent, outbox: Outbox) -> EmitReport:
+    async def aemit(self, plan: Plan, event: WebhookEvent, dry_run: bool) -> EmitReport:
+        """:meth:`emit` from async code; the handlers (and their retries) run concurrently."""
         calls = plan.handlers.get(event.event_type, ())
-        if not calls:
-            return plan.everyone[event.event_type]
-        todo = set(outbox.record(event, [call.name for call in calls]))
-        called = [call for call in calls if call.name in todo]
-        failures = []
-        for call in called:
-            outcome = self.deliverer.deliver(call, event, False, outbox)
-            if not outcome.delivered:
-                failures.append(self._failure(call, outcome))
-        return self._report(plan, event, [c.name for c in called], failures)
-
-    async def aemit(self, plan: Plan, event: WebhookEvent, dry_run: bool, outbox: Outbox | None) -> EmitReport:
-        """:meth:`emit` from async code; the handlers run concurrently."""
-        calls = plan.handlers.get(event.event_type, ())
-        if outbox is not None and not dry_run:
-            todo = set(outbox.record(event, [call.name for call in calls]))
-            calls = tuple(call for call in calls if call.name in todo)
-        else:
-            outbox = None
-        outcomes = await asyncio.gather(*(self.deliverer.adeliver(c, event, dry_run, outbox) for c in calls))
+        outcomes = await asyncio.gather(*(self.deliverer.adeliver(c, event, dry_run) for c in calls))
         failures = [self._failure(c, o) for c, o in zip(calls, outcomes, strict=True) if not o.delivered]
         return self._report(plan, event, [c.name for c in calls], failures)
-
-    def redeliver(self, plan: Plan, outbox: Outbox) -> tuple[int, list[PluginFailure], set[str]]:
-        """Deliver what ``outbox`` holds as pending: how many were delivered, the failures (now
-        dead letters) and the handlers not loaded (their deliveries stay pending)."""
-        delivered, failures = 0, []
-        outcomes, missing = self.deliverer.redeliver(outbox, plan.handler)
-        for outcome in outcomes:
-            if outcome.delivered:
-                delivered += 1
-            else:
-                call = next(c for calls in plan.handlers.values() for c in calls if c.name == outcome.handler)
-                failures.append(self._failure(call, outcome))
-        return delivered, failures, missing
 
     def _failure(self, call: Call, outcome: Outcome) -> PluginFailure:
         assert outcome.error is not None

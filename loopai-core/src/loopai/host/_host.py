@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
 
-from loopai._errors import StartupError
+from loopai._errors import LoopaiError, StartupError
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
-from loopai.delivery import Deliverer, OutboxSpec, open_outbox
+from loopai.delivery import Deliverer, OutboxSpec, Target, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
 from loopai.host._build import populate
 from loopai.host._calls import HostCalls
+from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker
 from loopai.host._lifecycle import Lifecycle
@@ -61,14 +63,18 @@ class Host(HostCalls):
     its rolling thresholds (:meth:`observe`). Per-task state (statistics, time-based sample
     claims, rolling windows) lives in ``state`` (default: in this process).
 
-    Durable delivery is opt-in here: ``emit`` writes events to an outbox (see
+    Durable delivery is opt-in here: ``emit`` records events in an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
     path, or ``True`` for the default ``$XDG_STATE_HOME/loopai/outbox.sqlite3``), by
-    ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. Without one, ``Host()`` and
-    ``Host(config)`` call handlers directly and a killed process loses what it had not
-    delivered; nothing is written to the user's home. :meth:`from_config` and the
-    ``loopai`` command default to ``outbox=True``; ``outbox=False`` turns the outbox off
-    even when one is configured.
+    ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. Then ``emit`` records and returns,
+    and delivery workers in this process deliver in the background (``[delivery]``
+    settings: deliveries in flight per handler, scheduled retries, a circuit breaker per
+    handler); :meth:`close` drains them for up to ``[delivery] drain_timeout`` seconds, and
+    a host never closed drains at interpreter exit. Without an outbox, ``Host()`` and
+    ``Host(config)`` call handlers inline (retries sleep in the caller) and a killed process
+    loses what it had not delivered; nothing is written to the user's home.
+    :meth:`from_config` and the ``loopai`` command default to ``outbox=True``;
+    ``outbox=False`` turns the outbox off even when one is configured.
     """
 
     def __init__(
@@ -114,13 +120,19 @@ class Host(HostCalls):
         self._invoker = Invoker()
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)
-        self._emitter = Emitter(Deliverer(self.backoff, self._dead_letter), self._outcomes)
+        self._emitter = Emitter(Deliverer(self.backoff, self._outcomes.dead_letter), self._outcomes)
         self.state: StateStore = state if state is not None else MemoryStateStore()
         """Per-task statistics, time-based sample claims and rolling windows."""
         self._sampling = Sampling(self.state, self._outcomes)
         self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(self.config.tasks), self.state)
         """The tasks table as the host uses it (see :class:`loopai.host.TaskMonitor`)."""
-        self._outbox, self._owns_outbox = open_outbox(outbox, self.config, environ)
+        opened, owned = open_outbox(outbox, self.config, environ)
+        targets = _targets_of(weakref.ref(self))
+        self._delivery = HostDelivery(
+            opened, owned, self.backoff, self.config.delivery, self._outcomes.dead_letter, targets
+        )
+        # A host never closed still drains (up to drain_timeout) at exit, or when collected.
+        self._finalizer = weakref.finalize(self, self._delivery.close)
         self._lifecycle = Lifecycle(self.registry, self._invoker, self._tracer, self.default_timeout, self._problem)
         self._plan = Plan()
         self.discovered: list[DiscoveredPlugin]
@@ -198,8 +210,9 @@ class Host(HostCalls):
         A plugin whose startup fails is disabled and named in :attr:`problems`; in strict
         mode :class:`loopai.StartupError` is raised after all plugins were tried, and the
         plugins that did start are shut down first. Async hooks run on a private event
-        loop: from asyncio code use :meth:`astart` (``async with``) instead. Then what the
-        outbox holds as pending (left by a killed process) is delivered.
+        loop: from asyncio code use :meth:`astart` (``async with``) instead. Then, with an
+        outbox, the delivery workers start: what it holds as due (left by a killed process,
+        or by a host closed before its deliveries were done) goes out in the background.
         """
         if not self._lifecycle.begin():
             return self
@@ -207,7 +220,7 @@ class Host(HostCalls):
         if self.strict and self.problems:
             self.close()  # release what did start before refusing to run
             self._raise_if_strict()
-        self.redeliver()
+        self._start_delivery(None)
         return self
 
     async def astart(self) -> Host:
@@ -215,8 +228,8 @@ class Host(HostCalls):
 
         Async ``startup`` hooks are awaited on the running loop, so what they open
         (clients, pools, tasks) belongs to the application's loop; sync hooks are called
-        directly (in a thread when the plugin has a timeout). The outbox's leftovers
-        are then delivered in a worker thread.
+        directly (in a thread when the plugin has a timeout). The delivery workers then start;
+        async handlers deliver on this loop.
         """
         if not self._lifecycle.begin():
             return self
@@ -224,15 +237,27 @@ class Host(HostCalls):
         if self.strict and self.problems:
             await self.aclose()
             self._raise_if_strict()
-        await asyncio.to_thread(self.redeliver)
+        await asyncio.to_thread(self._start_delivery, asyncio.get_running_loop())
         return self
 
+    def _start_delivery(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        try:
+            self._name_missing_handlers()
+        except LoopaiError as exc:  # a failing outbox: said, kept for delivery_failure; nothing delivers
+            self._problem(str(exc))
+            self._delivery.failed(exc)
+            return
+        self._delivery.start(loop)
+
     def close(self) -> None:
-        """Run every started plugin's ``shutdown`` hook once, in reverse priority order."""
+        """Drain the delivery workers for up to ``[delivery] drain_timeout`` seconds (what is left
+        stays pending in the outbox), then run every started plugin's ``shutdown`` hook once, in
+        reverse priority order, and close what the host opened."""
         entries = self._lifecycle.begin_close()
         if entries is None:
             return
         try:
+            self._delivery.stop()  # before shutdown: deliveries still need the handlers' clients
             self._lifecycle.stop(self, entries)
         finally:
             self._release()
@@ -244,14 +269,14 @@ class Host(HostCalls):
         if entries is None:
             return
         try:
+            await asyncio.to_thread(self._delivery.stop)  # async handlers deliver on this loop meanwhile
             await self._lifecycle.astop(self, entries)
         finally:
             await asyncio.to_thread(self._release)
 
     def _release(self) -> None:
+        self._delivery.close()
         self._invoker.close()
-        if self._outbox is not None and self._owns_outbox:
-            self._outbox.close()
 
     def __enter__(self) -> Host:
         return self.start()
@@ -264,3 +289,14 @@ class Host(HostCalls):
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+
+def _targets_of(host: weakref.ReferenceType[Host]) -> Callable[[], Mapping[str, Target]]:
+    """The handlers delivery workers deliver to: the host's current plan (none once it is gone).
+    Weak, so that the workers never keep a host alive."""
+
+    def targets() -> Mapping[str, Target]:
+        alive = host()
+        return alive._current().by_name if alive is not None else {}
+
+    return targets

@@ -50,6 +50,13 @@ class Outcomes:
         problem, _ = _what(error)
         return PluginFailure(call.name, hook, problem, self.message(call, error, attempts), error, attempts)
 
+    def dead_letter(self, target: Any, error: BaseException, attempts: int) -> str:
+        """How a delivery given up after ``attempts`` tries is written, counted as the handler's failure
+        (``target`` is a :class:`Call`: delivery knows it as a ``Target``). Holds no host: delivery
+        workers keep it."""
+        assert isinstance(target, Call)
+        return self.failure(target, "handle_event", error, attempts).message
+
     def message(self, call: Call, error: BaseException, attempts: int = 1) -> str:
         """How a failure is described: ``validator 'x' raised ValueError: ... (after 2 attempts)``."""
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""

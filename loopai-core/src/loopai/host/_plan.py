@@ -29,8 +29,9 @@ class Call:
     async, metered and traced when the host is); the sync strategies isolate each call
     themselves. ``await afn(first, second)`` does the same from async code and is isolated: it
     returns a :class:`~loopai._isolation.Raised` instead of raising. A webhook handler's call
-    also knows the event types it takes, its retry budget and its prebuilt contexts, and makes
-    one isolated delivery attempt (:meth:`attempt`), as the deliverer expects of a target.
+    also knows the event types it takes, its retry budget, its own limit of deliveries in flight
+    (``max_in_flight``, None: the host's) and its prebuilt contexts, and makes one isolated
+    delivery attempt (:meth:`attempt`), as delivery expects of a :class:`loopai.delivery.Target`.
     """
 
     __slots__ = (
@@ -41,6 +42,7 @@ class Call:
         "events",
         "fn",
         "kind",
+        "max_in_flight",
         "max_retries",
         "name",
         "timeout",
@@ -55,7 +57,13 @@ class Call:
         self.afn: Callable[[Any, Any], Awaitable[Any]]
         self.events: frozenset[WebhookEventType] = frozenset()
         self.max_retries = 0
+        self.max_in_flight: int | None = None
         self.context = self.dry_context = WebhookHandlerContext()
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the plugin's hook is a coroutine function."""
+        return self.entry.is_async
 
     def attempt(self, event: WebhookEvent, attempt: int, dry_run: bool) -> BaseException | None:
         """Deliver ``event`` once (try number ``attempt``); the error, or None when delivered."""
@@ -89,16 +97,19 @@ class Plan:
 
     ``stale`` turns true when the registry changes after this plan was built (the registry
     sets it), so a host checks one flag per call. ``everyone`` is the report of an emit
-    that every handler of the event's type took, built once per type.
+    that every handler of the event's type took, ``recorded`` that of a durable emit recorded
+    for every one of them, both built once per type.
     """
 
     __slots__ = (
         "__weakref__",
+        "by_name",
         "everyone",
         "generation",
         "handled",
         "handlers",
         "problems",
+        "recorded",
         "samplers",
         "stale",
         "validators",
@@ -120,6 +131,9 @@ class Plan:
         self.problems = problems
         """Enabled plugins left out because they could not be laid out (why, one line each)."""
         self.everyone = {t: EmitReport(t, [call.name for call in self.handlers.get(t, ())]) for t in WebhookEventType}
+        self.recorded = {t: EmitReport(t, pending=self.everyone[t].delivered) for t in WebhookEventType}
+        self.by_name = {call.name: call for calls in self.handlers.values() for call in calls}
+        """Every enabled handler by name (what delivery workers deliver to)."""
         self.handled = frozenset(t for t, calls in self.handlers.items() if calls)
         """The event types at least one enabled handler takes."""
 
@@ -172,6 +186,8 @@ class _Layout:
             call.events = supported_events(entry.plugin)
             own = getattr(entry.plugin, "max_retries", None)
             call.max_retries = own if isinstance(own, int) else self.max_retries
+            limit = getattr(entry.plugin, "max_in_flight", None)
+            call.max_in_flight = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
             call.context = handler_context(call, 0, False)
             call.dry_context = handler_context(call, 0, True)
         return call

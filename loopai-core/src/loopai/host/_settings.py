@@ -56,6 +56,7 @@ class Settings:
             backoff=Backoff(
                 dispatch.retry_backoff if retry_backoff is None else retry_backoff,
                 dispatch.retry_max_backoff,
+                config.delivery.retry_after_limit,
                 random=random.Random(),
             ),
         )

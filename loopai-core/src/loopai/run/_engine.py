@@ -14,11 +14,18 @@ not before them), so which events a record raises does not depend on timing.
 Events are emitted only when an enabled handler takes their type: with no handler for a
 type there is nobody to deliver to, and nothing is written to the outbox. The output
 line's ``events`` lists every event the record raised, either way.
+
+A result line is written only once its record's events are stored (``host.emit_many``: with an
+outbox, recorded for the delivery workers, which deliver in the background). Reading a regular
+file, the lines of up to ``RunOptions.batch`` records wait for one commit of all their events;
+from a pipe or stdin each record's line goes out with its own commit, so that a line is never
+held back waiting for input.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import deque
@@ -26,7 +33,8 @@ from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from loopai._models import ExecutionRecord
+from loopai._errors import LoopaiError
+from loopai._models import ExecutionRecord, WebhookEvent
 from loopai._report import EmitReport, SamplingReport, ValidationReport
 from loopai.config import TaskSettings
 from loopai.host import Host, Observation, TaskView
@@ -46,6 +54,29 @@ class RunOptions:
     fail_fast: bool = False
     progress: IO[str] | None = None
     """Where to draw the progress line (a terminal), or None for none."""
+    batch: int = 256
+    """Records whose events are stored in one commit, reading a regular file."""
+
+
+class _Held:
+    """Result lines waiting for their records' events to be stored (written in input order)."""
+
+    __slots__ = ("events", "lines", "records")
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.events: list[WebhookEvent] = []
+        self.records = 0
+
+    def add(self, line: str, events: list[WebhookEvent]) -> None:
+        self.lines.append(line)
+        self.events.extend(events)
+        self.records += 1
+
+    def clear(self) -> None:
+        self.lines.clear()
+        self.events.clear()
+        self.records = 0
 
 
 class Runner:
@@ -72,12 +103,15 @@ class Runner:
         self.summary.outbox = host.outbox.path if host.outbox is not None else None
         self._tasks: dict[uuid.UUID, TaskSummary] = {}
         self._progress: Progress | None = None
+        self._held = _Held()
+        self._batch = 1
 
     def run(self, source: Input) -> Summary:
         """Process the lines of ``source`` until it ends, a Ctrl-C, or (with ``fail_fast``)
         the first malformed line; returns the summary. The output holds whole lines only."""
         if self.options.progress is not None:
             self._progress = Progress(self.options.progress, source.fraction)
+        self._batch = max(1, self.options.batch) if source.regular else 1
         try:
             with interrupts() as stop:
                 if self.options.concurrency <= 1:
@@ -115,14 +149,23 @@ class Runner:
     # -- the sync path ---------------------------------------------------------------
 
     def _run_sync(self, source: Iterable[bytes], stop: Stop) -> None:
-        host, write, perf = self.host, self.output.write, time.perf_counter
+        try:
+            self._records_sync(source, stop)
+        except BaseException:
+            with contextlib.suppress(LoopaiError):  # what could not be stored is not written either
+                self._release()
+            raise
+        self._release()
+
+    def _records_sync(self, source: Iterable[bytes], stop: Stop) -> None:
+        host, perf = self.host, time.perf_counter
         calls, seconds = self.summary.hook_calls, self.summary.hook_seconds
-        tasks = host.tasks
+        tasks, held, batch = host.tasks, self._held, self._batch
         for number, raw in self._lines(source, stop):
             try:
                 execution, expected = parse_line(raw)
             except Malformed as exc:
-                write(self._malformed(number, exc) + "\n")
+                held.add(self._malformed(number, exc) + "\n", [])
                 if self.options.fail_fast:
                     return
                 continue
@@ -137,27 +180,58 @@ class Runner:
             calls["should_sample"] += 1
             observation = self._settle(number, execution, validation, sampling)
             events = observation.events(host.handled_events())
-            if events:
-                self._before_emit()
-                started = perf()
-                reports = [host.emit(event) for event in events]
-                self._count_emits(reports, perf() - started)
-            write(result_line(number, execution, task.id_text, validation, sampling, observation.raised) + "\n")
+            held.add(
+                result_line(number, execution, task.id_text, validation, sampling, observation.raised) + "\n", events
+            )
+            if held.records >= batch:
+                self._release()
+
+    def _release(self) -> None:
+        """Store the held events (one commit), then write their lines."""
+        held = self._held
+        if held.events:
+            self._before_emit()
+            started = time.perf_counter()
+            reports = self.host.emit_many(held.events)
+            self._count_emits(reports, time.perf_counter() - started)
+        if held.lines:
+            self.output.write("".join(held.lines))
+        held.clear()
+
+    async def _arelease(self) -> None:
+        held = self._held
+        if held.events:
+            self._before_emit()
+            started = time.perf_counter()
+            reports = await self.host.aemit_many(list(held.events))
+            self._count_emits(reports, time.perf_counter() - started)
+        if held.lines:
+            self.output.write("".join(held.lines))
+        held.clear()
 
     # -- the async path --------------------------------------------------------------
 
     async def _run_async(self, source: Iterable[bytes], stop: Stop) -> None:
+        try:
+            await self._records_async(source, stop)
+        except Exception:
+            with contextlib.suppress(LoopaiError):  # what could not be stored is not written either
+                await self._arelease()
+            raise
+        await self._arelease()
+
+    async def _records_async(self, source: Iterable[bytes], stop: Stop) -> None:
         loop = asyncio.get_running_loop()
-        window: deque[Awaitable[str]] = deque()  # results in input order, at most `limit`
-        limit, write = self.options.concurrency, self.output.write
+        window: deque[Awaitable[tuple[str, list[WebhookEvent]]]] = deque()  # in input order, at most `limit`
+        limit = self.options.concurrency
         previous: asyncio.Future[None] | None = None
         try:
             for number, raw in self._lines(source, stop):
                 try:
                     parsed = parse_line(raw)
                 except Malformed as exc:
-                    done: asyncio.Future[str] = loop.create_future()
-                    done.set_result(self._malformed(number, exc))
+                    done: asyncio.Future[tuple[str, list[WebhookEvent]]] = loop.create_future()
+                    done.set_result((self._malformed(number, exc), []))
                     window.append(done)
                     if self.options.fail_fast:
                         break
@@ -166,13 +240,18 @@ class Runner:
                     window.append(asyncio.ensure_future(self._one(number, *parsed, previous, turn)))
                     previous = turn
                 while len(window) >= limit:
-                    write(await window.popleft() + "\n")
+                    await self._ahold(*await window.popleft())
             while window:
-                write(await window.popleft() + "\n")
+                await self._ahold(*await window.popleft())
         finally:
             for pending in window:  # left only when something raised: nothing more is written
                 if isinstance(pending, asyncio.Future):
                     pending.cancel()
+
+    async def _ahold(self, line: str, events: list[WebhookEvent]) -> None:
+        self._held.add(line + "\n", events)
+        if self._held.records >= self._batch:
+            await self._arelease()
 
     async def _one(
         self,
@@ -181,9 +260,10 @@ class Runner:
         expected: Any,
         previous: asyncio.Future[None] | None,
         turn: asyncio.Future[None],
-    ) -> str:
+    ) -> tuple[str, list[WebhookEvent]]:
         """One record: plugin calls overlap with other records'; then it waits for
-        ``previous`` (the record before it settled), settles, and resolves ``turn``."""
+        ``previous`` (the record before it settled), settles, and resolves ``turn``. Returns
+        its result line and the events to emit."""
         host, perf = self.host, time.perf_counter
         calls, seconds = self.summary.hook_calls, self.summary.hook_seconds
         try:
@@ -203,12 +283,7 @@ class Runner:
             if not turn.done():
                 turn.set_result(None)
         events = observation.events(host.handled_events())
-        if events:
-            self._before_emit()
-            started = perf()
-            reports = await asyncio.gather(*(host.aemit(event) for event in events))
-            self._count_emits(reports, perf() - started)
-        return result_line(number, execution, task.id_text, validation, sampling, observation.raised)
+        return result_line(number, execution, task.id_text, validation, sampling, observation.raised), events
 
     # -- per record, in input order --------------------------------------------------
 

@@ -138,6 +138,11 @@ class Input:
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream, a read error
             raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
 
+    @property
+    def regular(self) -> bool:
+        """Whether the input is a regular file (read to its end without waiting), not a pipe or stdin."""
+        return self._position is not None
+
     def fraction(self) -> float | None:
         """How much of the input was read, 0..1, when that is known."""
         if self._size is None or self._position is None:

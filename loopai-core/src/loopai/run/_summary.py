@@ -10,6 +10,7 @@ from uuid import UUID
 
 from loopai._kinds import KINDS
 from loopai._models import WebhookEventType
+from loopai.delivery import HandlerDeliveries
 from loopai.host import PluginUsage
 
 __all__ = ["Histogram", "Summary", "TaskSummary"]
@@ -105,6 +106,22 @@ class Summary:
         self.outbox: str | None = None
         self.output: str | None = None
         self.problems: list[str] = []
+        self.deliveries: list[HandlerDeliveries] = []
+        """Per webhook handler, what delivery did (filled once the host has drained)."""
+        self.deliver_command: str | None = None
+        """The exact command that delivers what is still pending."""
+        self.replay_command: str | None = None
+        """The exact command that replays the dead letters."""
+
+    @property
+    def pending(self) -> int:
+        """Deliveries still pending in the outbox when the run ended."""
+        return sum(row.pending for row in self.deliveries)
+
+    @property
+    def dead(self) -> int:
+        """Deliveries that this run gave up on (dead letters)."""
+        return sum(row.dead for row in self.deliveries)
 
     @property
     def records(self) -> int:
@@ -133,6 +150,10 @@ class Summary:
             "hooks": {
                 hook: {"calls": self.hook_calls[hook], "seconds": round(self.hook_seconds[hook], 6)} for hook in HOOKS
             },
+            "deliveries": [row.to_dict() for row in self.deliveries],
+            "undelivered": {"pending": self.pending, "dead": self.dead},
+            "deliver_command": self.deliver_command if self.pending else None,
+            "replay_command": self.replay_command if self.dead else None,
             "output": self.output,
             "outbox": self.outbox,
             "problems": list(self.problems),
@@ -171,7 +192,7 @@ class Summary:
             for task in self._tasks_in_order()
         ]
         if task_rows:
-            header = ("TASK", "RECORDS", "VALID", "SAMPLED", "EVENTS", "P50 MS", "P95 MS", "BREACHES")
+            header = ("TASK", "RECORDS", "VALID", "SAMPLED", "EVENTS RAISED", "P50 MS", "P95 MS", "BREACHES")
             blocks.append(_table(header, task_rows, right=range(1, 7)))
         plugin_rows = [
             (
@@ -185,6 +206,7 @@ class Summary:
         ]
         if plugin_rows:
             blocks.append(_table(("PLUGIN", "KIND", "CALLS", "FAILURES", "OWN TIME"), plugin_rows, right=range(2, 5)))
+        blocks.append(self._delivery_table())
         hook_rows = [
             (f"host.{hook}", f"{self.hook_calls[hook]:,}", f"{self.hook_seconds[hook]:.3f} s") for hook in HOOKS
         ]
@@ -192,12 +214,51 @@ class Summary:
         notes = []
         if self.plugins:
             notes.append("OWN TIME: time spent inside each plugin; host call times include the host's own work.")
+        if self.tasks:
+            notes.append(
+                "EVENTS RAISED: events the records raised; those of a type some handler takes were emitted, "
+                "one delivery per handler (DELIVERED...: each (event, handler) delivery)."
+            )
         if self.output:
             notes.append(f"results are in {self.output}")
         if self.outbox:
             notes.append(f"events are kept in the outbox {self.outbox} (loopai events list)")
+        notes.extend(self._undelivered_notes())
         blocks.append("\n".join(notes))
         return "\n\n".join(block for block in blocks if block) + "\n"
+
+    def _delivery_table(self) -> str:
+        if not self.deliveries:
+            return ""
+        header = ["HANDLER", "DELIVERED", "RETRIED", "PENDING", "DEAD"]
+        quarantined = any(row.quarantined for row in self.deliveries)
+        circuits = any(row.circuit != "closed" for row in self.deliveries)
+        rows = []
+        for row in self.deliveries:
+            cells = [row.handler, f"{row.delivered:,}", f"{row.retried:,}", f"{row.pending:,}", f"{row.dead:,}"]
+            if quarantined:
+                cells.append(f"{row.quarantined:,}")
+            if circuits:
+                cells.append(row.circuit)
+            rows.append(cells)
+        header += ["QUARANTINED"] * quarantined + ["CIRCUIT"] * circuits
+        return _table(header, rows, right=range(1, 6 + quarantined))
+
+    def _undelivered_notes(self) -> list[str]:
+        notes = []
+        if self.pending:
+            notes.append(
+                f"{self.pending:,} deliver{_ies(self.pending)} still pending: deliver with  {self.deliver_command}"
+            )
+        if self.dead:
+            notes.append(
+                f"{self.dead:,} deliver{_ies(self.dead)} dead (retries used up): replay with  {self.replay_command}"
+            )
+        return notes
+
+
+def _ies(count: int) -> str:
+    return "y is" if count == 1 else "ies are"
 
 
 def _percent(part: int, whole: int) -> float | None:

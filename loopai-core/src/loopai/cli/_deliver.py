@@ -1,0 +1,147 @@
+"""``loopai events deliver [--follow] [--max-seconds S]``: deliver what the outbox holds as pending.
+
+Once (the default): what is due now and the retries it schedules, then a line per handler and an
+exit status that says whether anything is left. With ``--follow``: a long-running worker, a sidecar
+for services that only emit (the workers look at the outbox every ``[delivery] poll_interval``
+seconds for what other processes record), until SIGTERM, Ctrl-C or ``--max-seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from loopai.cli._outboxes import existing_outbox, outbox_failures, outbox_path
+
+__all__ = ["add_command"]
+
+_EPILOG = """\
+Deliveries go out as `loopai run` and every host with an outbox deliver them: up to
+[delivery] max_in_flight per handler at once, failed attempts retried at their scheduled
+time (backoff, or the receiver's Retry-After), dead after [dispatch] max_retries, a handler's
+circuit opened after [delivery] circuit_failures failures in a row. Leases keep two workers
+(this command and a running host, say) from delivering one delivery at once; a worker that
+was killed loses its leases at once.
+
+Once, every pending delivery is tried now, whatever its schedule (after an outage: do not
+wait for the backoff), and it waits for them and the retries they schedule (at most
+--max-seconds); deliveries behind an open circuit, or to handlers that are not loaded, stay
+pending. With --follow it keeps to the schedule and keeps delivering until SIGTERM, Ctrl-C
+or --max-seconds, then waits up to [delivery] drain_timeout for what is in flight.
+
+exit status: 0 nothing left pending or dead by this command, 1 some delivery is still
+pending or died, 2 usage, configuration or outbox error (the message names the file)."""
+
+
+def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
+    """Add ``deliver`` to the ``events`` subcommands."""
+    deliver = commands.add_parser(
+        "deliver",
+        parents=[parent],
+        help="deliver what the outbox holds as pending, once or as a long-running worker (--follow)",
+        description="Deliver what the outbox holds as pending, with the configured webhook handlers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    deliver.add_argument("--follow", action="store_true", help="keep delivering what is recorded later (a sidecar)")
+    deliver.add_argument(
+        "--max-seconds", type=_seconds, metavar="S", help="stop after S seconds (once: default, until done)"
+    )
+    deliver.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    deliver.set_defaults(handler=_deliver)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of seconds above 0")
+    return value
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    from loopai._errors import ConfigError, StartupError
+    from loopai.cli._common import delivery_notices, selection_of
+    from loopai.config import load_config
+    from loopai.delivery import SqliteOutbox
+    from loopai.host import Host
+
+    path = outbox_path(args)
+    outbox = existing_outbox(path, ", nothing to deliver") if not args.follow else _created(path, SqliteOutbox)
+    if outbox is None:
+        return 0
+    with outbox_failures():
+        try:
+            try:
+                config = load_config(args.config)
+                # This command is the sidecar that `[delivery] workers = false` counts on: it delivers.
+                config.delivery = config.delivery.model_copy(update={"workers": True})
+                selection = selection_of(args, config)
+                host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
+                if not args.follow:
+                    outbox.due_now()  # an operator's "deliver now": not when the backoff would have
+                for problem in host.problems:
+                    print(f"warning: {problem}", file=sys.stderr)
+                with delivery_notices("loopai events deliver"), host:
+                    if args.follow:
+                        _until_stopped(args.max_seconds, f"delivering from {path} (Ctrl-C or SIGTERM to stop)")
+                    else:
+                        host.drain(args.max_seconds)
+            except (ConfigError, StartupError) as exc:
+                print(exc, file=sys.stderr)
+                return 2
+            if host.delivery_failure is not None:
+                raise host.delivery_failure
+            rows = host.delivery_report()
+        finally:
+            outbox.close()
+    for problem in host.problems:
+        print(f"- {problem}", file=sys.stderr)
+    for row in rows:
+        print(
+            f"{row.handler}: {row.delivered} delivered, {row.retried} retried, {row.dead} dead, "
+            f"{row.pending} pending" + (f" (circuit {row.circuit})" if row.circuit != "closed" else "")
+        )
+    pending, dead = sum(row.pending for row in rows), sum(row.dead for row in rows)
+    if dead:
+        print(f"{dead} deliver{'y' if dead == 1 else 'ies'} died: see loopai events list --dead", file=sys.stderr)
+    return 1 if pending or dead else 0
+
+
+def _created(path: str, opener: Any) -> Any:
+    """The outbox at ``path``, created if missing (a sidecar may start before anything was emitted)."""
+    from loopai._errors import ConfigError
+
+    try:
+        return opener(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _until_stopped(max_seconds: float | None, started: str) -> None:
+    """Say ``started``, then wait for SIGTERM, Ctrl-C or ``max_seconds``; the workers deliver meanwhile."""
+    with _sigterm_interrupts(), contextlib.suppress(KeyboardInterrupt):
+        print(started, file=sys.stderr, flush=True)  # once SIGTERM is ours: a stop from now on is clean
+        threading.Event().wait(max_seconds)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does. Raising is all a handler may
+    do here: one that took a lock (``Event.set``) could deadlock with the code it interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are only caught in the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

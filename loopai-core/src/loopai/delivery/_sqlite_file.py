@@ -1,0 +1,201 @@
+"""The SQLite outbox file: opening it, telling ours from another program's, bringing old ones up to date.
+
+Our files carry SQLite's ``application_id`` (:data:`APPLICATION_ID`) and their format in
+``user_version`` (:data:`SCHEMA_VERSION`). A file without the mark is ours only when it holds
+exactly the two tables earlier versions made (``events`` and ``deliveries``, with their columns):
+then it is adopted, brought up to date in place and marked. Any other file is refused before
+anything is written to it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from loopai._errors import ConfigError, OutboxError
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "failure", "open_database"]
+
+APPLICATION_ID: Final = 0x6C6F6F70
+"""``PRAGMA application_id`` of loopai outboxes: the bytes of "loop"."""
+SCHEMA_VERSION: Final = 3
+"""The outbox format (``PRAGMA user_version``): 0 unmarked files of earlier versions (a rowid or a
+WITHOUT ROWID ``deliveries`` table), 3 scheduled retries and leases."""
+
+_AUTOCHECKPOINT: Final = 10_000
+"""SQLite's automatic checkpoint, by the writer itself, only as a backstop (about 40 MB of WAL)."""
+
+_TABLES: Final = (
+    """CREATE TABLE IF NOT EXISTS events (
+        event_id   TEXT PRIMARY KEY,
+        event_type TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        emitted_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        event_id        TEXT NOT NULL REFERENCES events(event_id),
+        handler         TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        dry_run         INTEGER NOT NULL DEFAULT 0,
+        updated_at      REAL NOT NULL,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        lease_until     REAL NOT NULL DEFAULT 0,
+        lease_owner     TEXT,
+        PRIMARY KEY (event_id, handler)
+    ) WITHOUT ROWID""",
+)
+_ADDED_COLUMNS: Final = {
+    "dry_run": "INTEGER NOT NULL DEFAULT 0",
+    "next_attempt_at": "REAL NOT NULL DEFAULT 0",
+    "lease_until": "REAL NOT NULL DEFAULT 0",
+    "lease_owner": "TEXT",
+}
+"""Columns later than the first format, added in place (0: a left-over delivery is due at once)."""
+_RETIRED: Final = (
+    "DROP TRIGGER IF EXISTS record_delivery",
+    "DROP VIEW IF EXISTS recorded",
+    "DROP INDEX IF EXISTS deliveries_open",
+    "DROP INDEX IF EXISTS deliveries_by_status",
+)
+# One index, partial: only deliveries not delivered yet, so a delivered mark leaves it and it stays
+# small however long the history. It serves claiming (a handler's due deliveries, oldest first), the
+# next due time, the per-handler counts and the listing of dead letters.
+_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS open_deliveries ON deliveries(handler, status, next_attempt_at) "
+    "WHERE status != 'delivered'"
+)
+_EVENT_COLUMNS: Final = {"event_id", "event_type", "body", "emitted_at"}
+_DELIVERY_COLUMNS: Final = {"event_id", "handler", "status", "attempts", "last_error", "updated_at"}
+_WHERE_TO: Final = "name another file with --outbox, LOOPAI_OUTBOX or [delivery] outbox"
+
+
+def open_database(path: str) -> sqlite3.Connection:
+    """A connection to the outbox at ``path`` (created if missing), marked and in the current format.
+
+    Raises :class:`loopai.ConfigError` naming the file when it cannot be created or opened, is
+    not SQLite, is another program's database, or was made by a newer loopai; such a file is
+    left as it was.
+    """
+    if path != ":memory:":
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError([f"outbox {path}: cannot create its directory: {exc.strerror or exc}"]) from None
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise ConfigError([f"outbox {path}: cannot be opened as SQLite: {exc}"]) from None
+    try:
+        current = _identify(db, path)
+        db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (not a power cut) without an fsync per commit.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+        if not current:
+            _bring_up_to_date(db, path)
+    except sqlite3.Error as exc:
+        db.close()  # not a database (or not ours): leave the file as it was
+        raise ConfigError([f"outbox {path}: cannot be opened as SQLite: {exc}"]) from None
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _pragma(db: sqlite3.Connection, name: str) -> int:
+    return int(db.execute(f"PRAGMA {name}").fetchone()[0])
+
+
+def _identify(db: sqlite3.Connection, path: str) -> bool:
+    """Whether the file is a current loopai outbox (True), or one to create or adopt (False).
+    Anything else is refused with a :class:`ConfigError`; nothing is written to it."""
+    mark, version = _pragma(db, "application_id"), _pragma(db, "user_version")
+    if mark == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                [
+                    f"outbox {path}: was written by a newer loopai (outbox format {version}; this one knows "
+                    f"up to {SCHEMA_VERSION}): upgrade loopai-core, or {_WHERE_TO}"
+                ]
+            )
+        return version == SCHEMA_VERSION
+    if mark != 0:
+        raise ConfigError(
+            [
+                f"outbox {path}: is not a loopai outbox (its SQLite application id is {mark:#x}, another "
+                f"program's); loopai leaves it untouched: {_WHERE_TO}"
+            ]
+        )
+    names = {name for (kind, name) in _objects(db) if kind == "table"}
+    if not _objects(db) or (names == {"events", "deliveries"} and _has_our_columns(db)):
+        return False  # empty, or an outbox of an earlier version: brought up to date and marked
+    tables = ", ".join(sorted(names)) or "none"
+    raise ConfigError(
+        [
+            f"outbox {path}: is another program's SQLite database (tables: {tables}), not a loopai "
+            f"outbox; loopai leaves it untouched: {_WHERE_TO}"
+        ]
+    )
+
+
+def _objects(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    rows = db.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
+    return [(str(kind), str(name)) for kind, name in rows]
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _has_our_columns(db: sqlite3.Connection) -> bool:
+    return _columns(db, "events") >= _EVENT_COLUMNS and _columns(db, "deliveries") >= _DELIVERY_COLUMNS
+
+
+def _bring_up_to_date(db: sqlite3.Connection, path: str) -> None:
+    """Create the tables, or add what earlier formats lack, and mark the file: one transaction,
+    so that two processes opening one old file at once migrate it once."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not _identify(db, path):  # looked at again under the write lock
+            for statement in _TABLES:
+                db.execute(statement)
+            have = _columns(db, "deliveries")
+            for name, declaration in _ADDED_COLUMNS.items():
+                if name not in have:
+                    db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {declaration}")
+            for statement in (*_RETIRED, _INDEX):
+                db.execute(statement)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+_DAMAGED: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_FULL: Final = 13  # SQLITE_FULL
+_BUSY: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def failure(path: str, exc: sqlite3.Error) -> OutboxError:
+    """What a failing SQLite call on the outbox at ``path`` means for the user, and what to do."""
+    text = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; older ones are told by the text
+    if code in _DAMAGED or "malformed" in text or "not a database" in text:
+        return OutboxError(
+            path,
+            f"outbox {path} is damaged ({text}). Keep a copy of the file, recover what it holds with "
+            f"`sqlite3 {path} .recover | sqlite3 recovered.sqlite3`, then use the recovered file "
+            f"(--outbox, LOOPAI_OUTBOX or [delivery] outbox)",
+        )
+    if code == _FULL or "disk is full" in text:
+        return OutboxError(path, f"outbox {path}: the disk is full ({text}); free some space and run again")
+    if code in _BUSY or "locked" in text:
+        return OutboxError(
+            path, f"outbox {path}: another process kept it locked for more than 10 s ({text}); try again"
+        )
+    return OutboxError(path, f"outbox {path}: {text}")

@@ -1,0 +1,140 @@
+"""A host's durable delivery: its outbox, grouped recording and background workers, wired together.
+
+Without an outbox there is nothing here: the host calls handlers inline (see :mod:`._emit`).
+With one, ``emit`` records through :class:`~loopai.delivery.CommitGroup` and pokes the
+:class:`~loopai.delivery.Workers`, which deliver to the plan's handlers (given as a function, so
+that a registry change reaches them); closing drains them, then closes an outbox the host opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Mapping, Sequence
+
+from loopai._errors import LoopaiError
+from loopai._models import WebhookEvent
+from loopai.config import DeliverySettings
+from loopai.delivery import (
+    Backoff,
+    CommitGroup,
+    Describe,
+    HandlerDeliveries,
+    Outbox,
+    Target,
+    Workers,
+    WorkerSettings,
+)
+
+__all__ = ["HostDelivery"]
+
+
+class HostDelivery:
+    """The outbox side of one host (inert when ``outbox`` is None).
+
+    ``owns``: the host opened the outbox, so :meth:`close` closes it. After :meth:`close`,
+    :meth:`report` keeps returning the last counts (``loopai run`` prints them after the host
+    closed).
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox | None,
+        owns: bool,
+        backoff: Backoff,
+        settings: DeliverySettings,
+        describe_dead: Describe,
+        targets: Callable[[], Mapping[str, Target]],
+    ) -> None:
+        self.outbox = outbox
+        self._owns = owns
+        self.drain_timeout: float = settings.drain_timeout
+        """Seconds :meth:`stop` waits for due deliveries (``[delivery] drain_timeout``)."""
+        self._group = CommitGroup(outbox) if outbox is not None else None
+        self.workers: Workers | None = None
+        if outbox is not None:
+            options = WorkerSettings(
+                max_in_flight=settings.max_in_flight,
+                circuit_failures=settings.circuit_failures,
+                circuit_cooldown=settings.circuit_cooldown,
+                poll_interval=settings.poll_interval,
+                lease=settings.lease,
+            )
+            self.workers = Workers(outbox, targets, backoff, options, describe_dead=describe_dead)
+        self.in_process: bool = settings.workers
+        """Whether this host's workers deliver (``[delivery] workers``); else it only records."""
+        self._final: list[HandlerDeliveries] | None = None
+        self._closed = False
+        self._failure: LoopaiError | None = None
+
+    @property
+    def failure(self) -> LoopaiError | None:
+        """The error that stopped delivery (a failing outbox), if any."""
+        if self._failure is None and self.workers is not None:
+            return self.workers.failure
+        return self._failure
+
+    def failed(self, error: LoopaiError) -> None:
+        """Delivery cannot go on (the outbox failed at start): keep ``error`` for :attr:`failure`."""
+        self._failure = error
+
+    @property
+    def durable(self) -> bool:
+        """Whether events are recorded (an outbox) rather than delivered inline."""
+        return self._group is not None
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start the workers (once): what the outbox holds as due goes out. ``loop``: where async
+        handlers run (None: the host's own loop for async plugins)."""
+        if self.workers is not None and self.in_process and not self._closed:
+            self.workers.start(loop)
+
+    def record(self, batch: Sequence[tuple[WebhookEvent, Sequence[str]]]) -> list[list[str]]:
+        """Store ``batch`` durably (one commit, shared with concurrent callers), then wake the workers."""
+        assert self._group is not None and self.workers is not None
+        recorded = self._group.record(batch)
+        if self.in_process:
+            self.workers.start()  # a host used without start() still delivers
+            self.workers.poke()
+        return recorded
+
+    def drain(self, timeout: float | None) -> bool:
+        """Wait for due deliveries (see :meth:`loopai.delivery.Workers.drain`); True without workers."""
+        if self.workers is None or self._closed or not self.in_process:
+            return True
+        self.workers.start()
+        return self.workers.drain(timeout)
+
+    def not_loaded(self, loaded: Collection[str]) -> list[str]:
+        """Handlers that have pending deliveries in the outbox but are not among ``loaded``."""
+        if self.outbox is None:
+            return []
+        held = self.outbox.open_counts()
+        return sorted(name for name, counts in held.items() if counts.get("pending") and name not in loaded)
+
+    def report(self) -> list[HandlerDeliveries]:
+        """Per handler: delivered, retried, dead (by this host), pending and quarantined (in the outbox)."""
+        if self._final is not None:
+            return self._final
+        if self.workers is None or self.outbox is None:
+            return []
+        return self.workers.report(self.outbox.open_counts())
+
+    def stop(self) -> bool:
+        """Drain up to :attr:`drain_timeout`, then stop the workers; what is left stays pending."""
+        if self.workers is None or self._closed:
+            return True
+        return self.workers.stop(self.drain_timeout)
+
+    def close(self) -> None:
+        """Stop the workers, keep the last report, close the outbox if the host opened it (idempotent)."""
+        if self._closed:
+            return
+        self.stop()
+        try:
+            self._final = self.report()
+        except LoopaiError as exc:  # a failing outbox: kept for the caller; the counts are lost
+            self._failure = self.failure or exc
+            self._final = []
+        self._closed = True
+        if self.outbox is not None and self._owns:
+            self.outbox.close()
