@@ -21,7 +21,7 @@ from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter
 from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._plan import Plan
+from loopai.host._plan import Plan, task_scopes
 from loopai.host._sample import Sampling
 from loopai.host._settings import Settings
 from loopai.registry import PluginRegistry
@@ -56,6 +56,9 @@ class Host(HostCalls):
     :meth:`aclose`) runs async ``startup``/``shutdown`` hooks on the application's event
     loop. Sync and async plugins work from both.
 
+    A validator or sampler whose configuration entry has ``tasks = ["<task id>", ...]`` runs
+    only for records of those tasks.
+
     Tasks: the tasks table (``tasks``, else ``config.tasks``) gives each task's schemas and
     sampling rate (the default contexts of :meth:`validate` and :meth:`should_sample`) and
     its rolling thresholds (:meth:`observe`). Per-task state (statistics, time-based sample
@@ -63,7 +66,7 @@ class Host(HostCalls):
 
     Durable delivery is opt-in here: ``emit`` writes events to an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
-    path, or ``True`` for the default ``$XDG_STATE_HOME/loopai/outbox.sqlite3``), by
+    path, or ``True`` for ``outbox.sqlite3`` in the user's state folder), by
     ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. Without one, ``Host()`` and
     ``Host(config)`` call handlers directly and a killed process loses what it had not
     delivered; nothing is written to the user's home. :meth:`from_config` and the
@@ -123,6 +126,7 @@ class Host(HostCalls):
         self._outbox, self._owns_outbox = open_outbox(outbox, self.config, environ)
         self._lifecycle = Lifecycle(self.registry, self._invoker, self._tracer, self.default_timeout, self._problem)
         self._plan = Plan()
+        self._scopes = task_scopes(self.config)
         self.discovered: list[DiscoveredPlugin]
         """Every plugin found through entry points (with ``discover=True``) and its status."""
         self.discovered, problems = populate(
