@@ -136,7 +136,7 @@ def _with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | No
         rest = error[len(label) + 2 :]
         line = lines.line_of(rest.split(": ", 1)[0])
         located.append((f"{label}:{line}: {rest}" if line else error, label, line))
-    return located
+    return sorted(located, key=lambda found: (found[2] is None, found[2] or 0))  # in the file's order
 
 
 def _report(reading: Reading, located: list[tuple[str, str | None, int | None]], warnings: list[str]) -> Any:

@@ -29,6 +29,7 @@ _ADVICE = {
     errno.ENOSPC: "free some disk space, or write somewhere else, and run it again",
     errno.EDQUOT: "free some space within your disk quota, or write somewhere else, and run it again",
     errno.EROFS: "that file system is read-only: write somewhere else",
+    errno.EFBIG: "the file reached the largest size allowed here (ulimit -f): write a smaller part, or elsewhere",
     errno.EACCES: "check the file's permissions, or write somewhere else",
     errno.EPERM: "check the file's permissions, or write somewhere else",
     errno.ENOENT: "check the path",

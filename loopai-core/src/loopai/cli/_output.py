@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["is_quiet", "output_settings", "warn"]
+__all__ = ["is_quiet", "output_settings", "say", "warn"]
 
 _CLI = "loopai.cli"
 
@@ -24,6 +24,11 @@ _CLI = "loopai.cli"
 def warn(message: str) -> None:
     """Say ``warning: message`` on stderr, unless ``-q`` (or a higher ``--log-level``) asked for less."""
     logging.getLogger(_CLI).warning("%s", message)
+
+
+def say(message: str) -> None:
+    """Say ``info: message`` on stderr when ``-v`` asked for more (what was found, where things go)."""
+    logging.getLogger(_CLI).info("%s", message)
 
 
 def is_quiet(args: argparse.Namespace) -> bool:

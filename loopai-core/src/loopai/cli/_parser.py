@@ -77,7 +77,8 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
-        parser.exit(0, versions())
+        sys.stdout.write(versions())
+        parser.exit(0)
 
 
 def versions() -> str:

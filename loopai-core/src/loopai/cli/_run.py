@@ -122,11 +122,6 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(exc.problems)
     output: IO[str] = sys.stdout
     try:
-        if args.output and args.output != "-":
-            try:
-                output = open(args.output, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
-            except OSError as exc:
-                return _fail([f"{args.output}: cannot be written: {exc.strerror or exc}"])
         try:
             host = Host(
                 config,
@@ -145,11 +140,18 @@ def _run(args: argparse.Namespace) -> int:
             host.close()
             return _fail([*failures, _NOT_RUN.format(source=config.source_label)])
         _warn(host.problems)
+        _say_setup(host, config)
         known = len(host.problems)
         _console_defaults(host, config)
         if args.seed is not None and (problem := _seed_samplers(host, args.seed)):
             host.close()  # not started: releases the outbox
             return _fail([problem])
+        if args.output and args.output != "-":  # opened last: a refused run leaves earlier results alone
+            try:
+                output = open(args.output, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                host.close()
+                return _fail([f"{args.output}: cannot be written: {exc.strerror or exc}"])
         progress = sys.stderr if _is_terminal(sys.stderr) and not is_quiet(args) else None
         runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress))
         runner.summary.output = None if output is sys.stdout else args.output
@@ -276,6 +278,18 @@ def _trim_to_whole_lines(path: str) -> None:
                 handle.truncate(keep)
     except OSError:
         pass  # a device (/dev/full) or a file we cannot open again: nothing to trim
+
+
+def _say_setup(host: Any, config: Any) -> None:
+    """With ``-v``: the configuration used, the plugins that run (by priority) and where events are kept."""
+    from loopai._kinds import KINDS
+    from loopai.cli._output import say
+
+    say(f"configuration: {config.source_label}")
+    for kind in KINDS:
+        running = [f"{e.name} ({e.plugin.priority})" for e in host.registry.entries(kind.base)]
+        say(f"{kind.key} (priority): {', '.join(running) or 'none'}")
+    say(f"outbox: {host.outbox.path if host.outbox is not None else 'none (events are delivered directly)'}")
 
 
 def _warn(problems: list[str]) -> None:

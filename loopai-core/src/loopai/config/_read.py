@@ -247,6 +247,11 @@ def _drop(document: dict[str, Any], loc: tuple[int | str, ...]) -> None:
         del deepest[0][deepest[1]]
 
 
+def _related(where: str, path: str) -> bool:
+    """Whether ``where`` and ``path`` are one place, or one holds the other (``allow`` and ``allow.x``)."""
+    return where == path or where.startswith((f"{path}.", f"{path}[")) or path.startswith((f"{where}.", f"{where}["))
+
+
 def _same_kind(given: str, kind: str) -> bool:
     try:
         return kind_of(given) is kind_of(kind)
@@ -255,10 +260,12 @@ def _same_kind(given: str, kind: str) -> bool:
 
 
 def _label(found: Path, cwd: str | os.PathLike[str] | None) -> str:
-    try:
-        return str(found.resolve().relative_to(Path(cwd or Path.cwd()).resolve()))
-    except ValueError:
-        return str(found)
+    """How messages name the file: relative to ``cwd`` when it is there or above (``../loopai.toml``)."""
+    here = Path(cwd or Path.cwd()).resolve()
+    where = found.resolve()
+    if where.is_relative_to(here) or where.parent in here.parents:
+        return os.path.relpath(where, here)
+    return str(found)
 
 
 def _snake_keys(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -361,7 +368,7 @@ def _config_problems(
         where = _join(loc) or "(root)"
         if any(where == skip or where.startswith((f"{skip}.", f"{skip}[")) for skip in left_out):
             continue  # its variable is unset, and that was said
-        variable = next((v for path, v in variables.items() if where == path or where.startswith(f"{path}.")), None)
+        variable = next((v for path, v in variables.items() if _related(where, path)), None)
         source = f"{variable}: " if variable is not None else head  # the value came from the environment
         problems.append(f"{source}{where}: {line.split(': ', 1)[1]}")
     return problems
