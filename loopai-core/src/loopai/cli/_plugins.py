@@ -90,18 +90,19 @@ entry_point, group, loaded and warnings.
 """
 
 
-def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[str], bool]:
+def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> tuple[list[Any], list[str], bool]:
     """Discovered plugins, their problems and whether strict mode is on.
 
     Problems are those of the plugins of ``--kind`` (when given) and, with ``load``, those
-    the host found applying the configuration. In strict mode a plugin's warning is a
+    the host found applying the configuration. ``looking`` (a listing) lets a ``${VAR}`` be unset.
+    In strict mode a plugin's warning is a
     problem too, and the plugin ``failed``, as a strict host would have it.
     """
     from loopai.discovery import discover
     from loopai.host import Host
 
-    # Listing only looks: an unset ${VAR} is noted, not an error. Loading to check needs the values.
-    config = config_or_exit(args) if args.handler is _check else diagnostic_config(args)[0]
+    # Only looking (a listing), an unset ${VAR} is noted, not an error; checking that plugins load needs the values.
+    config = diagnostic_config(args)[0] if looking else config_or_exit(args)
     selection = selection_of(args, config)
     strict = strict_of(args, config)
     kind = getattr(args, "kind", None)
@@ -140,7 +141,7 @@ def _concerns(problem: str, kind: str | None) -> bool:
 
 
 def _list(args: argparse.Namespace) -> int:
-    records, problems, strict = _records(args, load=args.load)
+    records, problems, strict = _records(args, load=args.load, looking=True)
     status = _listing(args, records)
     if strict and problems:  # strict mode turns any problem into a failure, once everything is shown
         print_problems(problems)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 from typing import IO, Any
 
@@ -109,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, StartupError
     from loopai.cli._common import configured_failures, selection_of
     from loopai.cli._output import is_quiet
+    from loopai.cli._run_files import abandon, check_paths, close_output, outbox_for, unwritable
     from loopai.config import by_uuid, load_config, load_tasks
     from loopai.host import Host
     from loopai.run import Input, InputError, Runner, RunOptions
@@ -116,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         tasks = load_tasks(args.tasks) if args.tasks else by_uuid(config.tasks)
-        _check_paths(args.input, args.output)
+        check_paths(args.input, args.output)
         source = Input(args.input)
     except ConfigError as exc:
         return _fail(exc.problems)
@@ -129,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
                 selection=selection_of(args, config),
                 strict=args.strict,
                 dry_run=True if args.dry_run_events else None,
-                outbox=_outbox(args, config),
+                outbox=outbox_for(args.output, config),
                 meter=True,
                 tasks=tasks,
             )
@@ -168,14 +167,14 @@ def _run(args: argparse.Namespace) -> int:
             raise  # the reader went away (| head): not a failure
         except OSError as exc:  # the output could not be written: a full disk, say
             if output is not sys.stdout:
-                _abandon(output)
-            raise _unwritable(args.output, exc) from None
+                abandon(output)
+            raise unwritable(args.output, exc) from None
         _warn(host.problems[known:])  # plugins that failed to start or stop
         summary.problems = list(host.problems)
     finally:
         source.close()
         if output is not sys.stdout and not output.closed:
-            _close(output, args.output)
+            close_output(output, args.output)
     if args.json:
         where = sys.stdout if output is not sys.stdout else sys.stderr
         print(json.dumps(summary.to_dict(), indent=2), file=where)
@@ -190,94 +189,6 @@ _NOT_RUN = (
     "loopai run: nothing was processed: {source} names plugins that cannot run (above); fix them, "
     "or set enabled = false in their tables (loopai config check lists every error)"
 )
-
-
-def _check_paths(input_path: str, output_path: str | None) -> None:
-    """Refuse what would lose data before anything is opened: a closed stdin, an output that is the input."""
-    from loopai._errors import ConfigError
-
-    if input_path == "-" and (sys.stdin is None or _closed(sys.stdin)):
-        raise ConfigError(
-            ["loopai run: standard input is closed: pipe the records in (... | loopai run -) or name a file"]
-        )
-    if not output_path or output_path == "-" or input_path == "-":
-        return
-    try:
-        same = os.path.samefile(input_path, output_path)
-    except OSError:
-        return  # one of them does not exist (yet): they cannot be the same file
-    if same:
-        raise ConfigError(
-            [
-                f"loopai run: --output {output_path} is the input {input_path} (the same file): writing it would "
-                "destroy the records before they are read; choose another output file"
-            ]
-        )
-
-
-def _closed(stream: IO[str]) -> bool:
-    try:
-        os.fstat(stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        return True
-    return False
-
-
-def _outbox(args: argparse.Namespace, config: Any) -> Any:
-    """Where events are kept: as configured (``LOOPAI_OUTBOX``, ``[delivery] outbox``); else next to
-    ``--output`` (``results.outbox.sqlite3``), so that a try-out writes nothing in the user's home;
-    else the user's state folder."""
-    from pathlib import Path
-
-    if os.environ.get("LOOPAI_OUTBOX") or config.delivery.outbox or not args.output or args.output == "-":
-        return True
-    results = Path(args.output)
-    if results.exists() and not results.is_file():
-        return True  # a device or a pipe (/dev/stdout): nowhere to put a file next to it
-    return results.with_suffix(".outbox.sqlite3")
-
-
-def _unwritable(path: str | None, error: OSError) -> Exception:
-    """The one-line error for output that could not be written (a full disk, a closed pipe)."""
-    from loopai.cli._failures import CommandError, advice
-
-    where = path if path and path != "-" else "standard output"
-    if path and path != "-":
-        _trim_to_whole_lines(path)
-    return CommandError(f"loopai run: {where}: cannot be written: {error.strerror or error}; {advice(error)}")
-
-
-def _close(output: IO[str], path: str) -> None:
-    try:
-        output.close()
-    except OSError as exc:  # what was still buffered could not be written
-        raise _unwritable(path, exc) from None
-
-
-def _abandon(output: IO[str]) -> None:
-    """Close ``output`` whatever is left in its buffer (it could not be written anyway)."""
-    with contextlib.suppress(OSError):
-        output.close()
-
-
-def _trim_to_whole_lines(path: str) -> None:
-    """Cut a partly written last line off ``path``: every line left is a whole result."""
-    try:
-        with open(path, "rb+") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            keep = size
-            while keep > 0:
-                start = max(0, keep - 65536)
-                handle.seek(start)
-                newline = handle.read(keep - start).rfind(b"\n")
-                if newline >= 0:
-                    keep = start + newline + 1
-                    break
-                keep = start
-            if keep < size:
-                handle.truncate(keep)
-    except OSError:
-        pass  # a device (/dev/full) or a file we cannot open again: nothing to trim
 
 
 def _say_setup(host: Any, config: Any) -> None:

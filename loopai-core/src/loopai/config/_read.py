@@ -141,7 +141,8 @@ def read_config(
 def parse_config(document: Any, *, label: str = "<config>", environ: Mapping[str, str] | None = None) -> LoopaiConfig:
     """Validate an already parsed document (a dict from TOML or JSON) into a :class:`LoopaiConfig`.
 
-    ``label`` names the source in every message, the configuration's included.
+    ``label`` names the source in every message, the configuration's included. ``LOOPAI_*``
+    variables are not applied here: they belong to finding and loading (:func:`load_config`).
     """
     reading = _parse(document, label, os.environ if environ is None else environ)
     if reading.config is None or reading.problems:
