@@ -79,8 +79,8 @@ def test_trace_prints_every_hook_call_as_loopai_trace_does(project, proc) -> Non
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_prints_the_shells_code(proc, shell) -> None:
-    done = proc("completion", shell)
+def test_completion_prints_the_shells_code(cli, shell) -> None:
+    done = cli("completion", shell)
 
     assert done.code == 0, done.err
     assert "loopai" in done.out and "_ARGCOMPLETE" in done.out
