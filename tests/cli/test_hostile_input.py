@@ -4,7 +4,6 @@ a full disk, an unexpected error, options smuggled in as package names, names th
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import loopai.cli._config
 needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs a POSIX shell")
 def test_reading_a_closed_stdin_is_a_message_and_exit_2(project) -> None:
     closed = subprocess.run(
         ["sh", "-c", 'exec "$0" -m loopai run - <&-', sys.executable],  # the shell closes stdin: loopai run - <&-
@@ -82,7 +82,10 @@ def test_a_full_disk_is_one_line_naming_the_file_and_what_to_do(project, proc) -
     assert (listing.returncode, listing.stderr) == (2, f"loopai plugins: standard output: {advice}")
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs ulimit -f (RLIMIT_FSIZE)")
 def test_output_cut_short_by_a_size_limit_ends_in_whole_lines(project, tmp_path: Path) -> None:
+    import resource
+
     records = project.records(each=40)
     output = tmp_path / "out" / "results.jsonl"
     output.parent.mkdir()

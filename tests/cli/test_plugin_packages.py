@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import shutil
 import subprocess
 import sys
@@ -65,6 +63,9 @@ def git_identity(project, tmp_path: Path) -> None:
 
 def at_a_terminal(project, args: list[str], answers: str) -> tuple[int, str]:
     """Run ``loopai ARGS`` with a terminal for stdin and stdout (``answers`` typed ahead); its exit and screen."""
+    import pty
+    import select
+
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "loopai", *args],
@@ -93,6 +94,7 @@ def at_a_terminal(project, args: list[str], answers: str) -> tuple[int, str]:
 
 
 @needs_git
+@pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
 def test_new_asks_only_what_the_command_line_left_open_with_git_as_the_default(project, git_identity) -> None:
     code, screen = at_a_terminal(
         project, ["plugins", "new", "audit trail", "--kind", "validator", "--author", "Grace"], "\nKeeps a trail.\n"

@@ -94,14 +94,13 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
     """Discovered plugins, their problems and whether strict mode is on.
 
     Problems are those of the plugins of ``--kind`` (when given) and, with ``load``, those
-    the host found applying the configuration. ``looking`` (a listing) lets a ``${VAR}`` be unset.
-    In strict mode a plugin's warning is a
-    problem too, and the plugin ``failed``, as a strict host would have it.
+    the host found applying the configuration. In strict mode a plugin's warning is a problem
+    too, and the plugin ``failed``, as a strict host would have it. ``looking`` (a listing)
+    lets a ``${VAR}`` be unset: it is noted, not an error.
     """
     from loopai.discovery import discover
     from loopai.host import Host
 
-    # Only looking (a listing), an unset ${VAR} is noted, not an error; checking that plugins load needs the values.
     config = diagnostic_config(args)[0] if looking else config_or_exit(args)
     selection = selection_of(args, config)
     strict = strict_of(args, config)
@@ -131,7 +130,8 @@ def _has_problem(record: Any) -> bool:
 
 
 def _problem(record: Any) -> str:
-    return str(record.problem())
+    problem: str = record.problem()
+    return problem
 
 
 def _concerns(problem: str, kind: str | None) -> bool:
