@@ -151,9 +151,19 @@ def test_ci_installs_loopai_core_from_pypi_or_from_loopai_core(
     assert [json.loads(line) for line in log.read_text().splitlines()] == installs
 
 
+@pytest.fixture
+def git_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Git's configuration for this test alone: empty unless the test writes to the file returned."""
+    config = tmp_path / "gitconfig"
+    config.write_text("", encoding="utf-8")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    return config
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_loopai_plugins_new_renders_the_same_project(
-    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], git_identity: Path
 ) -> None:
     expected = tree(render(kind, tmp_path / "cookiecutter"))
     status = main(

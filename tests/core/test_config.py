@@ -411,8 +411,8 @@ def test_a_variable_that_is_not_a_number_is_an_error_naming_the_field(tmp_path: 
     write(tmp_path, "loopai.toml", '[dispatch]\nmax_retries = "${RETRIES}"\n[plugins.samplers.s]\npriority = "p${N}"\n')
 
     assert problems_of(tmp_path, RETRIES="five", N="1") == [
-        "loopai.toml: samplers.s.priority: input should be a valid integer (got 'p1')",
-        "loopai.toml: dispatch.max_retries: input should be a valid integer (got 'five')",
+        "loopai.toml: samplers.s.priority: input should be a valid integer (got 'p1' from ${N})",
+        "loopai.toml: dispatch.max_retries: input should be a valid integer (got 'five' from ${RETRIES})",
     ]
 
 
@@ -460,7 +460,10 @@ NOT_SAMPLERS = "does not match the section 'samplers' (use validator, sampler or
     ("toml", "expected"),
     [
         ("colour = 'blue'\n", "loopai.toml: colour: is not a known setting"),
-        ("[dispatch]\nretries = 3\n", "loopai.toml: dispatch.retries: is not a known setting"),
+        (
+            "[dispatch]\nretries = 3\n",
+            "loopai.toml: dispatch.retries: is not a known setting; did you mean 'max_retries'?",
+        ),
         (
             "[plugins.gadgets.g]\n",
             "loopai.toml: plugins.gadgets: unknown plugin kind; use validators, samplers or webhook_handlers",
@@ -649,7 +652,9 @@ def test_unknown_setting_is_refused(tmp_path: Path) -> None:
 
     host = loopai.Host(load(tmp_path), plugins=[PercentageSampler()])
 
-    assert host.problems == ["loopai.toml: samplers.percentage-sampler.sampling_rat: is not a known setting"]
+    assert host.problems == [
+        "loopai.toml: samplers.percentage-sampler.sampling_rat: is not a known setting; did you mean 'sampling_rate'?"
+    ]
 
 
 def test_pascal_case_setting_is_accepted(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_a_value_from_a_secret_looking_variable_is_never_echoed(tmp_path: Path) 
 
     assert problems == [
         "loopai.toml: webhook_handlers.poster.port: input should be a valid integer, "
-        "unable to parse string as an integer"
+        "unable to parse string as an integer (from ${DB_PASSWORD})"
     ]
 
 
@@ -87,7 +87,7 @@ def test_a_value_from_an_ordinary_variable_is_shown(tmp_path: Path) -> None:
 
     assert problems == [
         "loopai.toml: webhook_handlers.poster.port: input should be a valid integer, "
-        "unable to parse string as an integer (got 'https')"
+        "unable to parse string as an integer (got 'https' from ${PORT})"
     ]
 
 
@@ -97,7 +97,9 @@ def test_a_configuration_error_hides_a_value_from_a_secret_looking_variable() ->
             {"dispatch": {"max_retries": "${SIGNING_KEY}"}}, label="app.json", environ={"SIGNING_KEY": "s3"}
         )
 
-    assert caught.value.problems == ["app.json: dispatch.max_retries: input should be a valid integer"]
+    assert caught.value.problems == [
+        "app.json: dispatch.max_retries: input should be a valid integer (from ${SIGNING_KEY})"
+    ]
 
 
 # -- redact ----------------------------------------------------------------------------

@@ -129,7 +129,8 @@ def test_unreadable_rows_never_stop_deliver_list_or_replay(outbox_path, receiver
 
     listed = run_cli("events", "list", "--quarantined")
     assert listed.returncode == 0
-    lines = listed.stdout.splitlines()
+    header, *lines = listed.stdout.splitlines()
+    assert header.startswith("EMITTED (UTC)")
     assert len(lines) == 2 and all("quarantined" in line for line in lines)
     by_id = {line.split()[2]: line for line in lines}
     assert "model.drift.detected" in by_id[newer] and "quarantined: the stored event cannot be read" in by_id[newer]

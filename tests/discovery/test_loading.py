@@ -287,7 +287,11 @@ def test_settings_that_fail_validation_name_the_file_the_plugin_and_the_field(si
     assert host.registry.contains("validator", "good")
     assert not host.registry.contains("validator", "threshold")
     [problem] = site.own_problems(host.problems)
-    assert "validator 'threshold' (loopai-threshold 1.0.0) is failed" in problem
+    assert problem.startswith(
+        "validator 'threshold' (loopai-threshold 1.0.0) is left out: its settings are wrong; "
+        "fix them, or set enabled = false under [plugins.validators.threshold] to leave it off:\n"
+    )
+    assert "is failed" not in problem
     assert "threshold.threshold: must be <= 1" in problem
 
 
@@ -310,7 +314,9 @@ def test_each_broken_plugin_is_left_out_with_its_reason_and_the_others_load(site
             assert fragment in record.reason, (name, fragment, record.reason)
     assert len(site.own_problems(host.problems)) == len(BROKEN)
     for name in BROKEN:
-        [_problem] = [p for p in site.own_problems(host.problems) if f"'{name}' (loopai-{name} 1.0.0) is failed" in p]
+        [_problem] = [
+            p for p in site.own_problems(host.problems) if f"'{name}' (loopai-{name} 1.0.0) is left out: " in p
+        ]
     assert host.start() is host  # the host starts without them
     assert _result(host, "good").is_valid
     host.close()
@@ -545,7 +551,7 @@ def test_a_configured_handler_whose_settings_are_refused_failed_and_one_with_set
     )
     assert not host.registry.contains("webhook-handler", "poster")
     [problem] = site.own_problems(host.problems)  # said once: the host does not repeat it
-    assert "webhook-handler 'poster' (loopai-poster 1.0.0) is failed" in problem
+    assert "webhook-handler 'poster' (loopai-poster 1.0.0) is left out: " in problem
     assert (records["other"].status, records["other"].enabled, records["other"].reason) == ("ok", True, None)
     assert host.registry.resolve(WebhookHandlerPlugin, "other").enabled
 

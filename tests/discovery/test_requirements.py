@@ -27,7 +27,8 @@ def test_a_plugin_for_an_older_core_is_incompatible_and_says_to_upgrade_it(site:
     )
     assert records["fine"].status == "ok" and records["fine"].loaded
     assert site.own_problems(host.problems) == [
-        f"validator 'plug' (loopai-x 0.3.0) is incompatible: {records['plug'].reason}"
+        "validator 'plug' (loopai-x 0.3.0) is left out: it does not fit the installed loopai-core: "
+        f"{records['plug'].reason}"
     ]
     assert old.module not in site.imported()
 
@@ -117,7 +118,7 @@ def test_a_requirement_that_is_not_installed_is_a_missing_dependency(site: Site)
     assert records["fine"].loaded
     assert (
         len(site.own_problems(host.problems)) == 1
-        and "'needy' (loopai-needy 1.0.0) is missing-dependency" in site.own_problems(host.problems)[0]
+        and "'needy' (loopai-needy 1.0.0) is left out: a requirement is missing" in site.own_problems(host.problems)[0]
     )
     assert dist.module not in site.imported()
 

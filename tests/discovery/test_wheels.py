@@ -193,8 +193,11 @@ def test_check_exits_1_listing_both_problems_and_0_once_they_are_turned_off(inst
     problems = [line for line in failing.stderr.splitlines() if line.startswith("- ")]
     assert failing.returncode == 1
     assert len(problems) == 2, failing.stderr
-    assert any("sampler 'wheel-broken' (loopai-wheel-broken 0.2.0) is failed: importing" in p for p in problems)
-    assert any("validator 'wheel-old' (loopai-wheel-old 0.3.0) is incompatible" in p for p in problems)
+    assert any("sampler 'wheel-broken' (loopai-wheel-broken 0.2.0) is left out: importing" in p for p in problems)
+    assert any(
+        "validator 'wheel-old' (loopai-wheel-old 0.3.0) is left out: it does not fit the installed loopai-core" in p
+        for p in problems
+    )
     assert "Traceback" not in failing.stderr
     assert passing.returncode == 0, passing.stderr
     assert passing.stdout.startswith("ok: ")

@@ -112,15 +112,18 @@ def test_a_bad_configuration_is_exit_2(tmp_path: Path, kit, loopai) -> None:
     assert "bad.toml: samplers.percentage-sampler.priority" in result.stderr
 
 
-def test_strict_mode_with_a_broken_plugin_is_exit_2(tmp_path: Path, kit, loopai) -> None:
+def test_a_broken_plugin_the_configuration_names_is_exit_2_strict_or_not(tmp_path: Path, kit, loopai) -> None:
     (tmp_path / "loopai.toml").write_text(
         '[plugins.validators.ghost]\nfactory = "no_such_module_for_loopai:Ghost"\n', encoding="utf-8"
     )
 
-    assert loopai(str(_source(tmp_path, kit)), "--strict").code == 2
+    strict = loopai(str(_source(tmp_path, kit)), "--strict")
     lenient = loopai(str(_source(tmp_path, kit)))
-    assert lenient.code == 0
-    assert "warning: " in lenient.stderr and "no_such_module_for_loopai" in lenient.stderr
+
+    assert strict.code == 2 and "no_such_module_for_loopai" in strict.stderr
+    assert (lenient.code, lenient.stdout) == (2, "")  # named in the file: a configuration error, nothing processed
+    assert "loopai.toml: validators.ghost.factory: cannot import 'no_such_module_for_loopai:Ghost'" in lenient.stderr
+    assert "nothing was processed" in lenient.stderr
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "many"])

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from loopai._redact import SECRET_KEY, field_of, holds_secret, is_secret_env, redact, submodel_of
+from loopai._redact import SECRET_KEY, EnvValue, field_of, holds_secret, is_secret_env, redact, submodel_of
+from loopai._suggest import did_you_mean
 
 __all__ = [
     "ConfigError",
@@ -128,7 +129,9 @@ def describe_validation_error(
 ) -> list[str]:
     """One short line per pydantic error: ``prefix.field: must be <= 1 (got 1.5)``.
 
-    ``prefix`` is joined to each error's location with a dot. The refused input is shown
+    ``prefix`` is joined to each error's location with a dot. An unknown key gets the
+    closest known ones of ``model`` (``did you mean 'sampling_rate'?``), and a value read
+    from ``${VAR}`` or a ``LOOPAI_*`` variable names that variable. The refused input is shown
     only when it cannot be a secret: never for a field whose name looks secret, a
     ``SecretStr``/``SecretBytes`` field of ``model`` (the validated model, when known) or a
     value read from a ``${VAR}`` whose name looks secret; a table or list input is shown
@@ -141,12 +144,40 @@ def describe_validation_error(
         template = _TEMPLATES.get(item["type"])
         ctx = {key: _bound(value) for key, value in (item.get("ctx") or {}).items()}
         message = template.format(**ctx) if template else item["msg"][:1].lower() + item["msg"][1:]
-        if item["type"] not in ("missing", "extra_forbidden") and "input" in item:
-            shown = _shown_input(item["input"], tuple(item["loc"]), model)
-            if shown is not None:
-                message += f" (got {shown})"
+        if item["type"] == "extra_forbidden" and model is not None and item["loc"]:
+            known = _model_at(model, tuple(item["loc"][:-1]))
+            if known is not None:
+                message += did_you_mean(str(item["loc"][-1]), known.model_fields)
+        elif item["type"] != "missing" and "input" in item:
+            message += _got(item["input"], tuple(item["loc"]), model)
         lines.append(f"{where}: {message}")
     return lines
+
+
+def _got(value: Any, loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str:
+    """`` (got 1.5)``, `` (got '1.5' from LOOPAI_X)``, `` (from ${TOKEN})`` for a secret, or nothing."""
+    shown = _shown_input(value, loc, model)
+    origin = ""
+    if isinstance(value, EnvValue) and value.variables:
+        origin = "from " + " and ".join(f"${{{name}}}" for name in value.variables)
+    if shown is None:
+        return f" ({origin})" if origin else ""
+    return f" (got {shown}{' ' + origin if origin else ''})"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The (sub)model that holds the value at ``loc`` (list indexes and table keys are stepped over)."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = field_of(current, part)
+        if field is None:
+            continue  # a key of a table (``tasks."<id>"``): the model of its values comes next
+        current = submodel_of(field.annotation)
+    return current
 
 
 def _shown_input(value: Any, loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str | None:

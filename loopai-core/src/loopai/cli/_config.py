@@ -1,74 +1,176 @@
-"""``loopai config check / show``: validate a configuration file, print it with secrets redacted."""
+"""``loopai config check / show``: validate the configuration, every error at once; print it, secrets redacted.
+
+Both are diagnostics: a ``${VAR}`` that is not set is shown as such (``"${LOOPAI_WEBHOOK_SECRET}
+(unset)"``) and said as a warning, never an error, so that a file can be checked where its secrets
+are not (CI).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loopai._kinds import KINDS
 from loopai.cli._common import usage
 
+if TYPE_CHECKING:
+    from loopai.config import LoopaiConfig, Reading
+
 __all__ = ["add_commands"]
+
+_FILE_HELP = "configuration file (default: LOOPAI_CONFIG, else the nearest loopai.toml or [tool.loopai] upwards)"
 
 
 def add_commands(commands: Any) -> None:
     """Add the ``config`` command tree to ``commands`` (an argparse subparsers object)."""
     config = commands.add_parser("config", help="check or show the configuration")
     config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
-    check = config_commands.add_parser("check", help="validate a configuration file; exit 1 listing every error")
-    check.add_argument("path", nargs="?", help="file to check (default: LOOPAI_CONFIG, ./loopai.toml, pyproject.toml)")
+    check = config_commands.add_parser(
+        "check",
+        help="validate the configuration and the settings of the plugins it names; exit 1 listing every error",
+        description="Validate the configuration file and every plugin's settings against the plugin's own "
+        "model, in one pass: each error names the file, the line, the plugin and the field.",
+    )
+    show = config_commands.add_parser(
+        "show", help="print the effective configuration as JSON (file and LOOPAI_* variables), secrets redacted"
+    )
+    for command in (check, show):
+        command.add_argument("path", nargs="?", metavar="FILE", help=_FILE_HELP)
+        command.add_argument("--config", metavar="FILE", help="the same as FILE")
+    check.add_argument("--json", action="store_true", help="print the result as a JSON object")
     check.set_defaults(handler=_config_check)
-    show = config_commands.add_parser("show", help="print the effective configuration as JSON, secrets redacted")
-    show.add_argument("path", nargs="?", help="file to show (default: as for check)")
     show.set_defaults(handler=_config_show)
     config.set_defaults(handler=lambda args: usage(config))
 
 
+def _chosen(args: argparse.Namespace) -> str | None:
+    if args.path is not None and args.config is not None and args.path != args.config:
+        print(f"loopai config: name one file: {args.path} or --config {args.config}", file=sys.stderr)
+        raise SystemExit(2)
+    chosen: str | None = args.path if args.path is not None else args.config
+    return chosen
+
+
+# -- check -------------------------------------------------------------------------------------------
+
+
 def _config_check(args: argparse.Namespace) -> int:
     from loopai.config import read_config
-    from loopai.host import Host
 
-    reading = read_config(args.path)
-    problems = list(reading.problems)
+    reading = read_config(_chosen(args))
+    errors = list(reading.errors)
+    warnings = [f"{unset.problem}; loopai run needs it" for unset in reading.unset]
     if reading.config is not None:
-        # Installed plugins are loaded so that their settings are checked against their models;
-        # no outbox: checking creates no files.
-        host = Host(reading.config, strict=False, discover=True, outbox=False)
-        host.close()
-        problems += [
-            line
-            for problem in host.problems
-            for line in problem.splitlines()  # a plugin's settings problems come as one line each
-            if not reading.already_reported(line)
-        ]
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(problems)} error(s)", file=sys.stderr)
+        plugin_errors, plugin_warnings = _plugin_problems(reading.config, reading)
+        errors += [error for error in plugin_errors if error not in errors]
+        warnings += plugin_warnings
+    located = _with_lines(errors, reading)
+    if args.json:
+        print(json.dumps(_report(reading, located, warnings), indent=2))
+        return 1 if errors else 0
+    for message, _file, _line in located:
+        print(message, file=sys.stderr)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} error(s)", file=sys.stderr)
         return 1
     config = reading.config
     assert config is not None
-    count = sum(len(config.plugins.for_kind(kind)) for kind in KINDS)
-    print(f"{config.source_label}: ok ({count} plugin entr{'y' if count == 1 else 'ies'})")
+    print(f"{config.source_label}: ok ({_entries(config)} plugin entr{'y' if _entries(config) == 1 else 'ies'})")
     return 0
 
 
-def _config_show(args: argparse.Namespace) -> int:
-    from loopai._errors import ConfigError
-    from loopai._plugin import Plugin
-    from loopai._redact import redact
-    from loopai.config import load_config
+def _entries(config: LoopaiConfig) -> int:
+    from loopai._kinds import KINDS
+
+    return sum(len(config.plugins.for_kind(kind)) for kind in KINDS)
+
+
+def _plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], list[str]]:
+    """Errors of the plugins the configuration names (their settings checked against their own
+    models), and warnings about installed plugins it does not name."""
     from loopai.host import Host
 
+    # Installed plugins are loaded so that their settings are checked; no outbox: checking creates no files.
+    host = Host(config, strict=False, discover=True, outbox=False)
+    host.close()
+    errors: list[str] = []
+    warnings: list[str] = []
+    said = set()
+    for record in host.discovered:
+        if record.status in ("ok", "disabled"):
+            continue
+        said.add(record.problem())
+        if config.plugins.find(record.kind, record.name) is None:
+            warnings.append(f"{record.problem()} (not named in the configuration; see loopai plugins check)")
+            continue
+        lines = [line for line in (record.reason or "").splitlines() if line.startswith(config.where_prefix())]
+        errors += lines or [f"{config.where(record.kind, record.name)}: {record.problem()}"]
+    for problem in host.problems:
+        if problem not in said:
+            errors += problem.splitlines()  # a plugin's settings problems come as one line each
+    return [error for error in errors if not reading.already_reported(error)], warnings
+
+
+def _with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | None, int | None]]:
+    """Each error with the file and line it is about, where the file lets that be found
+    (``loopai.toml:7: samplers.s.priority: ...``)."""
+    from loopai.config import KeyLines
+
+    config = reading.config
+    source = config.source if config is not None else None
+    if config is None or source is None:
+        return [(error, None, None) for error in errors]
+    label = config.source_label
     try:
-        config = load_config(args.path)
-    except ConfigError as exc:
-        for problem in exc.problems:
+        lines = KeyLines(source.read_text(encoding="utf-8"), "json" if source.suffix.lower() == ".json" else "toml")
+    except (OSError, UnicodeDecodeError):
+        return [(error, label, None) for error in errors]
+    located: list[tuple[str, str | None, int | None]] = []
+    for error in errors:
+        if not error.startswith(f"{label}: "):
+            located.append((error, None, None))
+            continue
+        rest = error[len(label) + 2 :]
+        line = lines.line_of(rest.split(": ", 1)[0])
+        located.append((f"{label}:{line}: {rest}" if line else error, label, line))
+    return sorted(located, key=lambda found: (found[2] is None, found[2] or 0))  # in the file's order
+
+
+def _report(reading: Reading, located: list[tuple[str, str | None, int | None]], warnings: list[str]) -> Any:
+    config = reading.config
+    return {
+        "source": config.source_label if config is not None else None,
+        "found_by": reading.found_by,
+        "ok": not located,
+        "plugin_entries": _entries(config) if config is not None else None,
+        "errors": [{"message": message, "file": file, "line": line} for message, file, line in located],
+        "warnings": warnings,
+    }
+
+
+# -- show --------------------------------------------------------------------------------------------
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from loopai._plugin import Plugin
+    from loopai._redact import redact
+    from loopai.config import read_config
+    from loopai.host import Host
+
+    reading = read_config(_chosen(args))
+    if reading.config is None or reading.errors:
+        for problem in reading.errors or reading.problems:
             print(problem, file=sys.stderr)
         return 1
-    shown = {"source": config.source_label, **redact(config.model_dump(mode="python"))}
+    config = reading.config
+    shown = {
+        "source": config.source_label,
+        "found_by": reading.found_by,
+        **redact(config.model_dump(mode="python")),
+    }
     # The plugins' settings models tell which settings are SecretStr, whatever their names.
     host = Host(config, strict=False, discover=True, outbox=False)
     host.close()
@@ -78,5 +180,25 @@ def _config_show(args: argparse.Namespace) -> int:
             plugin = registered.plugin if registered is not None else None
             model = type(plugin).Config if isinstance(plugin, Plugin) else None
             shown_entry["configuration"] = redact(entry.configuration, model=model)
+    for unset in reading.unset:
+        _put(shown, unset.where, unset.shown())
+        print(f"warning: {unset.problem}", file=sys.stderr)
     print(json.dumps(shown, indent=2, default=str))
     return 0
+
+
+def _put(shown: dict[str, Any], where: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``where`` (a reader's path: a plugin is named, not indexed) in the shown document."""
+    from loopai._kinds import KINDS
+
+    table: Any = shown
+    if where[:1] and where[0] in {kind.key for kind in KINDS}:
+        entries = shown["plugins"].get(where[0], [])
+        table = next((entry for entry in entries if entry.get("name") == where[1]), None)
+        where = where[2:]
+    for part in where[:-1]:
+        if not isinstance(table, dict):
+            return
+        table = table.setdefault(part, {})
+    if isinstance(table, dict) and where:
+        table[where[-1]] = value

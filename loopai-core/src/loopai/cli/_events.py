@@ -30,7 +30,15 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     listing.add_argument(
         "--quarantined", action="store_true", help="only deliveries set aside: their stored event cannot be read"
     )
-    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.add_argument("--type", metavar="TYPE", help="only events of this type; globs work ('accuracy.*')")
+    listing.add_argument(
+        "--handler", dest="handler_glob", metavar="NAME", help="only deliveries to this handler; globs work"
+    )
+    listing.add_argument(
+        "--since", metavar="WHEN", type=_since, help="only events emitted since: an ISO 8601 time, or an age (30m, 7d)"
+    )
+    listing.add_argument("--limit", metavar="N", type=_count, help="only the N most recent (still oldest first)")
+    listing.add_argument("--json", action="store_true", help="print a JSON list (times in ISO 8601, UTC)")
     listing.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
     listing.set_defaults(handler=_list)
 
@@ -85,6 +93,48 @@ def _counted(counts: Mapping[str, int]) -> str:
     return text + (f", {counts['quarantined']} quarantined" if counts.get("quarantined") else "")
 
 
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _since(text: str) -> float:
+    """Unix seconds from an ISO 8601 time (UTC when it names no zone) or an age before now (``30m``, ``7d``)."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return datetime.now(timezone.utc).timestamp() - _duration(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither an ISO 8601 time (2025-03-14T09:00:00Z) nor an age (30m, 12h, 7d)"
+            ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _chosen(records: Sequence[Any], args: argparse.Namespace) -> list[Any]:
+    """The deliveries ``--type``, ``--handler``, ``--since`` and ``--limit`` keep (the outbox filters by status)."""
+    from fnmatch import fnmatchcase
+
+    kept = [
+        r
+        for r in records
+        if (args.type is None or fnmatchcase(r.event_type, args.type))
+        and (args.handler_glob is None or fnmatchcase(r.handler, args.handler_glob))
+        and (args.since is None or r.emitted_at >= args.since)
+    ]
+    return kept[-args.limit :] if args.limit else kept
+
+
 def _list(args: argparse.Namespace) -> int:
     from loopai.delivery import DeliveryStatus
 
@@ -99,22 +149,37 @@ def _list(args: argparse.Namespace) -> int:
     )
     with outbox_failures():
         try:
-            records = outbox.deliveries(status)
+            records = _chosen(outbox.deliveries(status), args)
             counts = outbox.counts()
         finally:
             outbox.close()
     if args.json:
-        print(json.dumps([r.to_dict() for r in records], indent=2))
+        shown = [{**r.to_dict(), "emitted_at": _iso(r.emitted_at), "updated_at": _iso(r.updated_at)} for r in records]
+        print(json.dumps(shown, indent=2))
         return 0
-    for r in records:
-        why = "quarantined" if r.status == "quarantined" else "last error"
-        error = f"  {why}: {r.last_error}" if r.last_error else ""
-        dry = " (dry run)" if r.dry_run else ""
-        print(
-            f"{_when(r.emitted_at)}  {r.event_id}  {r.event_type:<30} {r.handler:<24} "
-            f"{r.status:<11} x{r.attempts}{dry}{error}"
-        )
-    print(f"{path}: {_counted(counts)}", file=sys.stderr)
+    if records:
+        rows = [("EMITTED (UTC)", "EVENT ID", "TYPE", "HANDLER", "STATUS", "TRIES", "LAST ERROR")]
+        rows += [
+            (
+                _when(r.emitted_at),
+                r.event_id,
+                r.event_type,
+                r.handler,
+                r.status + (" (dry run)" if r.dry_run else ""),
+                str(r.attempts),
+                (f"quarantined: {r.last_error}" if r.status == "quarantined" else r.last_error) or "",
+            )
+            for r in records
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            print(
+                (
+                    "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
+                ).rstrip()
+            )
+    shown_note = f"; {len(records)} shown" if len(records) != sum(counts.values()) else ""
+    print(f"{path}: {_counted(counts)}{shown_note}", file=sys.stderr)
     return 0
 
 

@@ -32,6 +32,7 @@ from loopai.cli._pip import (
     find_installer,
     fitting_version,
     forced_requirements,
+    install_options,
     installed_version,
     pip_options,
     resolve_candidates,
@@ -52,10 +53,14 @@ def add_install_commands(sub: Any) -> None:
         "install",
         help="install plugin packages into this environment, refusing ones that do not fit this loopai-core",
         description="Install plugin packages with the pip (or uv) of the Python that runs loopai. "
-        "Each candidate's loopai-core requirement is checked first; loopai-core itself is never replaced.",
+        "Each candidate's loopai-core requirement is checked first; loopai-core itself is never replaced. "
+        "-q and -v are passed to the installer too.",
     )
     install.add_argument(
-        "specs", nargs="+", metavar="SPEC", help="a requirement ('loopai-foo>=1.2'), a wheel or a path"
+        "specs",
+        nargs="+",
+        metavar="SPEC",
+        help="a requirement ('loopai-foo>=1.2'), a wheel, a folder or a URL (never an option: those go before)",
     )
     install.add_argument(
         "--force",
@@ -68,6 +73,7 @@ def add_install_commands(sub: Any) -> None:
     pip.add_argument("-f", "--find-links", metavar="DIR_OR_URL", action="append", default=[], help="look here too")
     pip.add_argument("--no-index", action="store_true", help="ignore package indexes (use --find-links)")
     pip.add_argument("--pre", action="store_true", help="consider pre-releases")
+    pip.add_argument("--no-deps", action="store_true", help="install the named packages without their dependencies")
     pip.add_argument("-U", "--upgrade", action="store_true", help="upgrade named packages that are installed")
     pip.add_argument("--no-build-isolation", action="store_true", help="build with what is installed")
     pip.add_argument(
@@ -86,7 +92,9 @@ def add_install_commands(sub: Any) -> None:
         "installed metadata only: nothing is imported, so a plugin that fails to import can still go.",
     )
     uninstall.add_argument("names", nargs="+", metavar="NAME", help="a plugin name ('business-rules') or distribution")
-    uninstall.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    uninstall.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask (without it, a 'y' is read from the terminal or stdin)"
+    )
     uninstall.set_defaults(handler=_uninstall)
 
 
@@ -132,17 +140,46 @@ def _refusal(candidate: Candidate, wanted: str, core: str, installer: Installer,
     return lines
 
 
+def _spec_problem(spec: str) -> str | None:
+    """Why ``spec`` is not a requirement, a path or a URL (None when it is one).
+
+    The installer would read anything starting with ``-`` as an option (another index, a
+    requirements file): options go before the SPECs, as loopai's own flags.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if spec.startswith("-"):
+        return (
+            f"{spec!r} is an option, not a package: installer options go before the packages "
+            "(--index-url URL, --pre, --no-deps; others with --pip-arg=...), and requirement files are not read"
+        )
+    if _is_path_or_url(spec):
+        return None
+    try:
+        Requirement(spec)
+    except InvalidRequirement as exc:
+        return f"{spec!r} is not a requirement ('loopai-foo>=1.2'), a path or a URL: {exc}"
+    return None
+
+
 def _install(args: argparse.Namespace) -> int:
+    not_packages = [problem for problem in map(_spec_problem, args.specs) if problem is not None]
+    if not_packages:
+        for problem in not_packages:
+            _say(f"loopai plugins install: {problem}")
+        _say("loopai plugins install: nothing was installed")
+        return 2
     installer = find_installer()
     if installer is None:
         _say("loopai plugins install: " + NO_INSTALLER.format(python=sys.executable))
         return 1
     options = pip_options(args, installer)
+    own = [*options, *install_options(args)]  # for the install itself, not the dry runs before it
     specs: list[str] = args.specs
     core = _core_version()
     if core is None:
         _say(f"loopai plugins install: {CORE} has no installed version here; its requirements cannot be checked")
-        return _run_install(installer, options, specs, [], None)
+        return _run_install(installer, own, specs, [], None)
     try:
         candidates = resolve_candidates(installer, specs, options)
     except ResolveError as exc:
@@ -165,7 +202,7 @@ def _install(args: argparse.Namespace) -> int:
     for candidate, wanted in refused:
         _say(f"--force: installing {candidate.label} although it requires {CORE}{wanted} ({core} is installed)")
     kept = specs if not forced else _unforced_specs(specs, forced)
-    status = _run_install(installer, options, kept, forced, core)
+    status = _run_install(installer, own, kept, forced, core)
     if status == 0:
         _report_installed(candidates)
     return status
@@ -298,12 +335,20 @@ def _uninstall_targets(names: Sequence[str]) -> tuple[list[_Target], list[str]]:
     return list(targets.values()), problems
 
 
-def _confirmed(targets: Sequence[_Target]) -> bool:
+def _confirmation(targets: Sequence[_Target]) -> bool | None:
+    """The answer to "Uninstall ...? [y/N]", asked on stderr and read from stdin (a terminal or a pipe,
+    as pip reads it); None when stdin is closed or ends before an answer."""
+    listed = ", ".join(f"{t.distribution} {t.version}" for t in targets)
+    print(f"Uninstall {listed}? [y/N] ", end="", file=sys.stderr, flush=True)
     try:
-        answer = input(f"Uninstall {', '.join(f'{t.distribution} {t.version}' for t in targets)}? [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
+        line = sys.stdin.readline() if sys.stdin is not None else ""
+    except (OSError, ValueError):
+        line = ""
+    if not sys.stdin or not sys.stdin.isatty():
+        print(line.strip(), file=sys.stderr)  # echo what the pipe answered, as a terminal would show it
+    if not line:
+        return None
+    return line.strip().lower() in ("y", "yes")
 
 
 def _uninstall(args: argparse.Namespace) -> int:
@@ -316,10 +361,11 @@ def _uninstall(args: argparse.Namespace) -> int:
     for target in targets:
         print(f"{target.distribution} {target.version}: {', '.join(target.plugins)}")
     if not args.yes:
-        if not sys.stdin.isatty():
-            _say("loopai plugins uninstall: not a terminal, nobody to confirm: pass --yes")
+        answer = _confirmation(targets)
+        if answer is None:
+            _say("loopai plugins uninstall: no answer on standard input: pass --yes, or pipe in 'y' (echo y | ...)")
             return 2
-        if not _confirmed(targets):
+        if not answer:
             _say("loopai plugins uninstall: nothing was uninstalled")
             return 1
     installer = find_installer()

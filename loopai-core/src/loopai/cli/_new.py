@@ -32,9 +32,13 @@ def add_new_command(sub: Any) -> None:
     new.add_argument("name", help="the plugin's name, in words or hyphenated ('business rules')")
     new.add_argument("--kind", required=True, choices=KINDS, help="what the plugin is")
     new.add_argument("--output-dir", default=".", metavar="DIR", help="where to create the project (default: .)")
-    new.add_argument("--no-input", action="store_true", help="ask nothing; use the defaults for what is not given")
-    new.add_argument("--author", help="author's name")
-    new.add_argument("--email", help="author's email")
+    new.add_argument(
+        "--no-input",
+        action="store_true",
+        help="ask nothing; use the defaults for what is not given (asked at a terminal)",
+    )
+    new.add_argument("--author", help="author's name (default: git config user.name)")
+    new.add_argument("--email", help="author's email (default: git config user.email)")
     new.add_argument("--description", help="one-line description")
     new.set_defaults(handler=_new)
 
@@ -73,20 +77,85 @@ def core_range(version: str) -> str | None:
     return f">={lower},<{major + 1}.0"
 
 
-def _context(args: argparse.Namespace) -> dict[str, str]:
+_OURS = frozenset({"core", "builtin", "workspace", "plugin-template"})
+"""Plugin names whose package would take the name of one of loopai's own (loopai-core, loopai-builtin...)."""
+_LONGEST = 64
+"""The longest plugin name: it names a folder, an import package and a distribution."""
+_ASKED = {"author": "Author", "email": "Author's email (may be empty)", "description": "One-line description"}
+
+
+def _context(args: argparse.Namespace, ask: bool) -> dict[str, str]:
+    """What the template gets: the command line's values; for the others, ``git config``'s author and
+    email, or (on a terminal) the answers to a question for each."""
     from loopai._version import core_version
 
-    __version__ = core_version()
-
     context = {"plugin_name": args.name, "kind": args.kind}
-    for field in ("author", "email", "description"):
+    defaults = _git_identity(Path(args.output_dir))
+    for field, question in _ASKED.items():
         value = getattr(args, field)
+        if value is None and ask:
+            value = _ask(question, defaults.get(field))
+        if value is None:
+            value = defaults.get(field)
         if value is not None:
             context[field] = value
-    supported = core_range(__version__)
+    supported = core_range(core_version())
     if supported is not None:
         context["loopai_core_range"] = supported
     return context
+
+
+def _git_identity(folder: Path) -> dict[str, str]:
+    """``user.name`` and ``user.email`` from ``git config`` (as a commit there would have them), when set."""
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None:
+        return {}
+    found = {}
+    for field, key in (("author", "user.name"), ("email", "user.email")):
+        try:
+            done = subprocess.run(
+                [git, "config", "--get", key],
+                cwd=next((f for f in (folder, *folder.absolute().parents) if f.is_dir()), None),
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if done.returncode == 0 and done.stdout.strip():
+            found[field] = done.stdout.strip()
+    return found
+
+
+def _ask(question: str, default: str | None) -> str | None:
+    shown = f" [{default}]" if default else ""
+    try:
+        answer = input(f"{question}{shown}: ").strip()
+    except EOFError:
+        return None
+    return answer or None
+
+
+def _names_problem(template: Path, context: dict[str, str]) -> str | None:
+    """What is wrong with the names the template would derive from ``context``, before anything is written."""
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    rendered = prompt_for_config(generate_context(str(template / "cookiecutter.json"), None, context), no_input=True)
+    slug, distribution = str(rendered["plugin_slug"]), str(rendered["distribution"])
+    if slug in _OURS:
+        named = context["plugin_name"]
+        return f"{named!r} would make a package named {distribution}, which is loopai's own; choose another name"
+    if len(slug) > _LONGEST:
+        return (
+            f"the plugin name is {len(slug)} characters long; keep it to {_LONGEST} "
+            f"(it names the folder {distribution[:20]}..., an import package and a distribution)"
+        )
+    return None
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -100,12 +169,17 @@ def _new(args: argparse.Namespace) -> int:
         print("loopai plugins new: the plugin name is empty", file=sys.stderr)
         return 2
     output_dir = Path(args.output_dir)
-    # Without a terminal there is nobody to answer the questions.
-    no_input = bool(args.no_input or not sys.stdin.isatty())
+    # Only what the command line left open is asked, and only of someone at a terminal.
+    context = _context(args, ask=not args.no_input and sys.stdin is not None and sys.stdin.isatty())
     try:
         with template_path() as template, _quiet_cookiecutter():
+            problem = _names_problem(template, context)
+            if problem is not None:
+                print(f"loopai plugins new: {problem}", file=sys.stderr)
+                print("loopai plugins new: nothing was created", file=sys.stderr)
+                return 2
             created = Path(
-                cookiecutter(str(template), no_input=no_input, extra_context=_context(args), output_dir=str(output_dir))
+                cookiecutter(str(template), no_input=True, extra_context=context, output_dir=str(output_dir))
             )
     except exceptions.OutputDirExistsException as exc:
         print(f"loopai plugins new: {exc}; choose another --output-dir or remove it", file=sys.stderr)
@@ -117,6 +191,12 @@ def _new(args: argparse.Namespace) -> int:
     except (exceptions.CookiecutterException, ValueError) as exc:
         print(f"loopai plugins new: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = exc.filename or output_dir
+        print(
+            f"loopai plugins new: {where}: {exc.strerror or exc}; choose another --output-dir or name", file=sys.stderr
+        )
+        return 2
     _print_next_steps(created, args.kind)
     return 0
 

@@ -33,6 +33,7 @@ __all__ = [
     "ResolveError",
     "find_installer",
     "fitting_version",
+    "install_options",
     "installed_version",
     "pip_options",
     "resolve_candidates",
@@ -109,6 +110,13 @@ def pip_options(args: argparse.Namespace, installer: Installer) -> list[str]:
         options.append("--no-build-isolation")
     options += args.pip_arg
     return options
+
+
+def install_options(args: argparse.Namespace) -> list[str]:
+    """Options for the install itself only: ``--no-deps`` and loopai's own ``-q`` / ``-v`` (the dry runs
+    that resolve candidates read the installer's report from its output, which must stay clean)."""
+    options = ["--no-deps"] if getattr(args, "no_deps", False) else []
+    return options + ["-q"] * getattr(args, "quiet", 0) + ["-v"] * getattr(args, "verbose", 0)
 
 
 def tail(text: str, lines: int = 15) -> str:

@@ -7,14 +7,16 @@ import json
 import sys
 from typing import Any
 
-from loopai._kinds import KINDS, kind_of
+from loopai._kinds import KINDS
 from loopai.cli._common import (
     config_or_exit,
+    diagnostic_config,
     plugin_output_to_stderr,
     print_problems,
     selection_of,
     strict_of,
 )
+from loopai.cli._output import warn
 
 __all__ = ["add_commands"]
 
@@ -39,16 +41,15 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     listing.add_argument("--load", action="store_true", help="also import and construct them; report failures")
     listing.set_defaults(handler=_list)
 
-    show = sub.add_parser("show", parents=[parent], help="one plugin: metadata, checks, settings, selection")
-    show.add_argument("name")
-    show.add_argument("--kind", choices=_KIND_CHOICES, help="when the name is shared")
-    show.set_defaults(handler=_show)
-
     check = sub.add_parser("check", parents=[parent], help="load every selected plugin; exit 1 listing problems")
+    check.add_argument("--json", action="store_true", help="print the result as a JSON object")
     check.set_defaults(handler=_check)
 
     from loopai.cli._install import add_install_commands
     from loopai.cli._new import add_new_command
+    from loopai.cli._show import add_show_command
+
+    add_show_command(sub, parent)
 
     add_new_command(sub)
     add_install_commands(sub)
@@ -89,17 +90,18 @@ entry_point, group, loaded and warnings.
 """
 
 
-def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[str], bool]:
+def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> tuple[list[Any], list[str], bool]:
     """Discovered plugins, their problems and whether strict mode is on.
 
     Problems are those of the plugins of ``--kind`` (when given) and, with ``load``, those
-    the host found applying the configuration. In strict mode a plugin's warning is a
-    problem too, and the plugin ``failed``, as a strict host would have it.
+    the host found applying the configuration. In strict mode a plugin's warning is a problem
+    too, and the plugin ``failed``, as a strict host would have it. ``looking`` (a listing)
+    lets a ``${VAR}`` be unset: it is noted, not an error.
     """
     from loopai.discovery import discover
     from loopai.host import Host
 
-    config = config_or_exit(args)
+    config = diagnostic_config(args)[0] if looking else config_or_exit(args)
     selection = selection_of(args, config)
     strict = strict_of(args, config)
     kind = getattr(args, "kind", None)
@@ -128,7 +130,8 @@ def _has_problem(record: Any) -> bool:
 
 
 def _problem(record: Any) -> str:
-    return f"{record.kind} {record.name!r} ({record.distribution} {record.version}) is {record.status}: {record.reason}"
+    problem: str = record.problem()
+    return problem
 
 
 def _concerns(problem: str, kind: str | None) -> bool:
@@ -138,7 +141,7 @@ def _concerns(problem: str, kind: str | None) -> bool:
 
 
 def _list(args: argparse.Namespace) -> int:
-    records, problems, strict = _records(args, load=args.load)
+    records, problems, strict = _records(args, load=args.load, looking=True)
     status = _listing(args, records)
     if strict and problems:  # strict mode turns any problem into a failure, once everything is shown
         print_problems(problems)
@@ -172,75 +175,40 @@ def _listing(args: argparse.Namespace, records: list[Any]) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
-    from loopai._redact import redact
-    from loopai.discovery import discover, load_discovered
-    from loopai.registry import PluginRegistry
-
-    config = config_or_exit(args)
-    records = [r for r in discover(config, selection=selection_of(args, config)) if r.name == args.name]
-    records = [r for r in records if args.kind in (None, r.kind)]
-    if not records:
-        print(f"no installed plugin is named {args.name!r}; see: loopai plugins list --all", file=sys.stderr)
-        return 1
-    strict = strict_of(args, config)
-    for record in records:
-        registry = PluginRegistry()
-        with plugin_output_to_stderr():
-            load_discovered([record], registry, config, strict=strict)
-        print(f"{record.name}  ({record.kind})")
-        print(f"  distribution:  {record.distribution} {record.version}")
-        if record.summary:
-            print(f"  summary:       {record.summary}")
-        print(f"  entry point:   [{record.group}] {record.name} = {record.value}")
-        print(f"  installed at:  {record.path}")
-        print(f"  status:        {record.status}" + (f": {record.reason}" if record.reason else ""))
-        print(f"  selection:     {'on' if record.selected else 'off'}: {record.selected_by}")
-        for warning in record.warnings:
-            print(f"  warning:       {warning}")
-        print("  requirements:")
-        for check in record.checks or ():
-            print(f"    [{'ok' if check.ok else 'FAIL'}] {check.message}")
-        if not record.checks:
-            print("    (none)")
-        plugin = registry.resolve(kind_of(record.kind).base, record.name)
-        entry = config.plugins.find(record.kind, record.name)
-        if plugin is not None:
-            priority = record.priority if record.priority is not None else plugin.priority  # configured wins
-            print(f"  priority:      {priority}")
-            print(f"  version:       {plugin.version}  author: {plugin.author or '-'}")
-            settings = plugin.config
-            shown = redact(settings)
-            print(f"  settings:      {json.dumps(shown, default=str, sort_keys=True)}")
-        elif entry is not None:
-            # Without its settings model nothing tells which text is a secret: hide all of it.
-            hidden = json.dumps(_hide_text(entry.configuration), default=str, sort_keys=True)
-            print(f"  settings:      {hidden} (not loaded: text values hidden)")
-    return 0
-
-
-def _hide_text(value: Any) -> Any:
-    from loopai._redact import REDACTED
-
-    if isinstance(value, (str, bytes)):
-        return REDACTED if value else value
-    if isinstance(value, dict):
-        return {key: _hide_text(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_hide_text(item) for item in value]
-    return value
-
-
 def _check(args: argparse.Namespace) -> int:
     records, problems, strict = _records(args, load=True)
-    loaded = sum(1 for r in records if r.loaded)
-    off = sum(1 for r in records if r.status == "disabled")
-    if not strict:  # in strict mode warnings are failures, among the problems
-        for warning in (w for r in records for w in r.warnings):
-            print(f"warning: {warning}", file=sys.stderr)
+    loaded = [r for r in records if r.loaded]
+    off = [r for r in records if r.status == "disabled"]
+    warnings = [] if strict else [w for r in records for w in r.warnings]  # strict: among the problems
+    if args.json:
+        print(json.dumps(_check_report(loaded, off, problems, warnings, strict), indent=2))
+        return 1 if problems else 0
+    for warning in warnings:
+        warn(warning)
     if problems:
         print_problems(problems)
-        print(f"{len(problems)} problem(s); {loaded} plugin(s) loaded, {off} turned off", file=sys.stderr)
+        print(f"{len(problems)} problem(s); {len(loaded)} plugin(s) loaded, {len(off)} turned off", file=sys.stderr)
+        _print_turned_off(off, sys.stderr)
         return 1
-    print(f"ok: {loaded} plugin(s) loaded, {off} turned off")
+    print(f"ok: {len(loaded)} plugin(s) loaded, {len(off)} turned off")
+    _print_turned_off(off, sys.stdout)
     return 0
+
+
+def _print_turned_off(off: list[Any], stream: Any) -> None:
+    for record in off:
+        print(f"  off: {record.kind} {record.name!r} ({record.distribution}): {record.reason}", file=stream)
+
+
+def _check_report(loaded: list[Any], off: list[Any], problems: list[str], warnings: list[str], strict: bool) -> Any:
+    def brief(record: Any) -> dict[str, Any]:
+        return {"name": record.name, "kind": record.kind, "distribution": record.distribution, "reason": record.reason}
+
+    return {
+        "ok": not problems,
+        "strict": strict,
+        "loaded": [{"name": r.name, "kind": r.kind, "distribution": r.distribution} for r in loaded],
+        "turned_off": [brief(record) for record in off],
+        "problems": problems,
+        "warnings": warnings,
+    }

@@ -124,7 +124,9 @@ def _fail(problems: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, LoopaiError, OutboxError, StartupError
-    from loopai.cli._common import delivery_notices, selection_of
+    from loopai.cli._common import configured_failures, delivery_notices, selection_of
+    from loopai.cli._output import is_quiet
+    from loopai.cli._run_files import abandon, check_paths, close_output, outbox_for, unwritable
     from loopai.config import by_uuid, load_config, load_tasks
     from loopai.host import Host
     from loopai.run import Input, InputError, Runner, RunOptions
@@ -132,17 +134,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         tasks = load_tasks(args.tasks) if args.tasks else by_uuid(config.tasks)
+        check_paths(args.input, args.output)
         source = Input(args.input)
     except ConfigError as exc:
         return _fail(exc.problems)
     output: IO[str] = sys.stdout
     broken: LoopaiError | None = None
     try:
-        if args.output and args.output != "-":
-            try:
-                output = open(args.output, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
-            except OSError as exc:
-                return _fail([f"{args.output}: cannot be written: {exc.strerror or exc}"])
         try:
             host = Host(
                 config,
@@ -150,19 +148,30 @@ def _run(args: argparse.Namespace) -> int:
                 selection=selection_of(args, config),
                 strict=args.strict,
                 dry_run=True if args.dry_run_events else None,
-                outbox=True,
+                outbox=outbox_for(args.output, config),
                 meter=True,
                 tasks=tasks,
             )
         except (ConfigError, StartupError) as exc:
             return _fail(exc.problems)
+        failures = configured_failures(host, config)
+        if failures:  # the configuration names them: running without them would hide the mistake
+            host.close()
+            return _fail([*failures, _NOT_RUN.format(source=config.source_label)])
         _warn(host.problems)
+        _say_setup(host, config)
         known = len(host.problems)
         _console_defaults(host, config)
         if args.seed is not None and (problem := _seed_samplers(host, args.seed)):
             host.close()  # not started: releases the outbox
             return _fail([problem])
-        progress = sys.stderr if _is_terminal(sys.stderr) else None
+        if args.output and args.output != "-":  # opened last: a refused run leaves earlier results alone
+            try:
+                output = open(args.output, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                host.close()
+                return _fail([f"{args.output}: cannot be written: {exc.strerror or exc}"])
+        progress = sys.stderr if _is_terminal(sys.stderr) and not is_quiet(args) else None
         runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress))
         runner.summary.output = None if output is sys.stdout else args.output
         try:
@@ -178,6 +187,12 @@ def _run(args: argparse.Namespace) -> int:
             broken, summary = exc, runner.summary
             summary.stopped_by = str(exc)
             print(f"loopai run: {exc}", file=sys.stderr)
+        except BrokenPipeError:
+            raise  # the reader went away (| head): not a failure
+        except OSError as exc:  # the output could not be written: a full disk, say
+            if output is not sys.stdout:
+                abandon(output)
+            raise unwritable(args.output, exc) from None
         _warn(host.problems[known:])  # plugins that failed to start or stop
         if broken is None and host.delivery_failure is not None:
             broken = host.delivery_failure
@@ -188,12 +203,12 @@ def _run(args: argparse.Namespace) -> int:
         summary.deliver_command, summary.replay_command = _finishing_commands(args, summary.outbox)
     finally:
         source.close()
-        if output is not sys.stdout:
-            output.close()
+        if output is not sys.stdout and not output.closed:
+            close_output(output, args.output)
     if args.json:
         where = sys.stdout if output is not sys.stdout else sys.stderr
         print(json.dumps(summary.to_dict(), indent=2), file=where)
-    else:
+    elif not is_quiet(args):
         sys.stderr.write(summary.render())
     if summary.interrupted:
         return 130
@@ -222,9 +237,29 @@ def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[s
     )
 
 
+_NOT_RUN = (
+    "loopai run: nothing was processed: {source} names plugins that cannot run (above); fix them, "
+    "or set enabled = false in their tables (loopai config check lists every error)"
+)
+
+
+def _say_setup(host: Any, config: Any) -> None:
+    """With ``-v``: the configuration used, the plugins that run (by priority) and where events are kept."""
+    from loopai._kinds import KINDS
+    from loopai.cli._output import say
+
+    say(f"configuration: {config.source_label}")
+    for kind in KINDS:
+        running = [f"{e.name} ({e.plugin.priority})" for e in host.registry.entries(kind.base)]
+        say(f"{kind.key} (priority): {', '.join(running) or 'none'}")
+    say(f"outbox: {host.outbox.path if host.outbox is not None else 'none (events are delivered directly)'}")
+
+
 def _warn(problems: list[str]) -> None:
+    from loopai.cli._output import warn
+
     for problem in problems:
-        print(f"warning: {problem}", file=sys.stderr)
+        warn(problem)
 
 
 def _is_terminal(stream: IO[str]) -> bool:

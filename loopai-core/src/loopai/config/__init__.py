@@ -1,10 +1,12 @@
-"""Configuration: the file's shape, where it is found, ``${VAR}`` references, the tasks table.
+"""Configuration: the file's shape, where it is found, ``${VAR}`` references, ``LOOPAI_*`` overrides, the tasks table.
 
 The lowest layer beside the registry: it knows the plugin kinds and nothing of hosts,
 discovery or delivery.
 """
 
 from loopai.config._documents import read_document
+from loopai.config._lines import KeyLines
+from loopai.config._locate import user_config_path
 from loopai.config._model import (
     DeliverySettings,
     DispatchSettings,
@@ -12,24 +14,27 @@ from loopai.config._model import (
     PluginConfiguration,
     PluginsConfiguration,
 )
-from loopai.config._read import Reading, find_config, load_config, parse_config, read_config
+from loopai.config._read import Reading, Unset, find_config, load_config, parse_config, read_config
 from loopai.config._tasks import DEFAULT_WINDOW, TaskSettings, by_uuid, load_tasks, parse_tasks
 
 __all__ = [
     "DEFAULT_WINDOW",
     "DeliverySettings",
     "DispatchSettings",
+    "KeyLines",
     "LoopaiConfig",
     "PluginConfiguration",
     "PluginsConfiguration",
     "Reading",
     "TaskSettings",
+    "Unset",
     "by_uuid",
     "find_config",
     "load_config",
     "parse_config",
     "read_config",
     "read_document",
+    "user_config_path",
     "load_tasks",
     "parse_tasks",
 ]

@@ -22,6 +22,8 @@ class References:
         self.environ = environ
         self.missing: list[tuple[tuple[str, ...], str]] = []
         self.left_out: list[tuple[str, ...]] = []
+        self.originals: dict[tuple[str, ...], Any] = {}
+        """What the file wrote for each value left out (``"${LOOPAI_WEBHOOK_SECRET}"``), by path."""
 
     def resolve(self, value: Any, path: tuple[str, ...]) -> Any:
         """``value`` with its references resolved; a key or list holding an unset one is left out."""
@@ -32,7 +34,9 @@ class References:
             for key, item in value.items():
                 resolved = self.resolve(item, (*path, str(key)))
                 if resolved is UNSET:
-                    self.left_out.append((*path, str(key)))
+                    where = (*path, str(key))
+                    self.left_out.append(where)
+                    self.originals[where] = item
                 else:
                     out[key] = resolved
             return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,11 +16,12 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from loopai._kinds import Kind, kind_of
 from loopai._plugin import Plugin
-from loopai._redact import EnvValue
+from loopai._redact import REDACTED, EnvValue, redact
 from loopai.config._tasks import TaskId, TaskSettings
 
 __all__ = [
@@ -54,6 +56,32 @@ _EnvInt = Annotated[StrictInt, _lax_from_env(int)]
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr() and str() end up in logs and tracebacks: they never show a secret (see _shown).
+        for name, value in super().__repr_args__():
+            yield name, _shown(name, value)
+
+
+def _shown(name: str | None, value: Any) -> Any:
+    """A value as repr() shows it: nested models as they are (they hide their own), plugin settings
+    with every text hidden (without the plugin's model nothing tells which text is a secret), and the
+    rest as :func:`loopai._redact.redact` has it (secret-looking keys, ``${SECRET}`` values, URL passwords)."""
+    if isinstance(value, BaseModel) or (isinstance(value, list) and all(isinstance(v, BaseModel) for v in value)):
+        return value
+    if name == "configuration":
+        return _hide_text(value)
+    return redact(value, key=name or "")
+
+
+def _hide_text(value: Any) -> Any:
+    if isinstance(value, (str, bytes)):
+        return REDACTED if value else value
+    if isinstance(value, dict):
+        return {key: _hide_text(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_hide_text(item) for item in value]
+    return value
+
 
 class PluginConfiguration(_Strict):
     """One plugin's entry in the configuration (the seed's ``PluginConfiguration``).
@@ -61,7 +89,8 @@ class PluginConfiguration(_Strict):
     ``priority`` and ``enabled`` override the plugin's own values only when they are
     written in the file. ``configuration`` is validated against the plugin's settings
     model. ``timeout`` (seconds) bounds each hook call; ``factory`` (``module:attribute``)
-    registers a plugin that is not installed as a package.
+    registers a plugin that is not installed as a package. ``tasks`` (task ids) runs a
+    validator or sampler only for records of those tasks (None: every task).
     """
 
     name: Annotated[str, Field(min_length=1)]
@@ -72,6 +101,7 @@ class PluginConfiguration(_Strict):
     metadata: dict[str, str] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0)] | None = None
     factory: str | None = None
+    tasks: list[TaskId] | None = None
 
 
 class PluginsConfiguration(_Strict):
@@ -80,6 +110,16 @@ class PluginsConfiguration(_Strict):
     validators: list[PluginConfiguration] = Field(default_factory=list)
     samplers: list[PluginConfiguration] = Field(default_factory=list)
     webhook_handlers: list[PluginConfiguration] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tasks_only_for_validators_and_samplers(self) -> PluginsConfiguration:
+        scoped = [entry.name for entry in self.webhook_handlers if entry.tasks is not None]
+        if scoped:
+            raise ValueError(
+                f"tasks applies to validators and samplers, not to webhook handlers ({', '.join(scoped)}); "
+                "a handler gets every event it supports: set its events instead"
+            )
+        return self
 
     def for_kind(self, kind: Kind | type[Plugin] | str) -> list[PluginConfiguration]:
         """The entries of one kind (``loopai.SamplerPlugin``, ``"sampler"`` or ``"samplers"``)."""

@@ -13,11 +13,14 @@ from pydantic import ValidationError
 from loopai._errors import ConfigError, describe_validation_error
 from loopai._kinds import KINDS, kind_of
 from loopai._plugin import snake
-from loopai.config._documents import read_document, tomllib
+from loopai._suggest import did_you_mean
+from loopai.config._documents import read_document
 from loopai.config._env import References
+from loopai.config._locate import locate_config
 from loopai.config._model import LoopaiConfig
+from loopai.config._overrides import apply_overrides, read_overrides
 
-__all__ = ["Reading", "find_config", "load_config", "parse_config", "read_config"]
+__all__ = ["Reading", "Unset", "find_config", "load_config", "parse_config", "read_config"]
 
 _KIND_KEYS = tuple(kind.key for kind in KINDS)
 _PYPROJECT_SECTION = "tool.loopai."
@@ -31,32 +34,13 @@ def find_config(
 ) -> tuple[Path | None, str]:
     """Which file to read and how: ``(path, "toml" | "json" | "pyproject")``, or ``(None, "defaults")``.
 
-    Order: ``path``, else ``$LOOPAI_CONFIG``, else ``./loopai.toml``, else ``[tool.loopai]``
-    in ``./pyproject.toml``, else built-in defaults. A named file that does not exist is
-    a :class:`loopai.ConfigError`.
+    Order: ``path``, else ``$LOOPAI_CONFIG``, else the nearest ``loopai.toml`` or ``pyproject.toml``
+    with ``[tool.loopai]`` in ``cwd`` or a parent folder (up to a repository's root), else
+    ``loopai.toml`` in the user's configuration folder, else built-in defaults. A named file
+    that does not exist is a :class:`loopai.ConfigError`.
     """
-    environ = os.environ if environ is None else environ
-    here = Path(cwd) if cwd is not None else Path.cwd()
-    named = path if path is not None else environ.get("LOOPAI_CONFIG") or None
-    if named is not None:
-        chosen = here / Path(named)
-        if not chosen.is_file():
-            origin = "" if path is not None else " (from LOOPAI_CONFIG)"
-            raise ConfigError([f"{named}: configuration file not found{origin}"])
-        if chosen.name == "pyproject.toml":
-            return chosen, "pyproject"
-        return chosen, "json" if chosen.suffix.lower() == ".json" else "toml"
-    if (here / "loopai.toml").is_file():
-        return here / "loopai.toml", "toml"
-    pyproject = here / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            with pyproject.open("rb") as handle:
-                if "loopai" in tomllib.load(handle).get("tool", {}):
-                    return pyproject, "pyproject"
-        except tomllib.TOMLDecodeError:
-            return None, "defaults"  # someone else's broken pyproject is not our configuration
-    return None, "defaults"
+    located = locate_config(path, os.environ if environ is None else environ, Path(cwd) if cwd else Path.cwd())
+    return located.path, located.how
 
 
 def load_config(
@@ -72,6 +56,8 @@ def load_config(
     (``{"Loopai": {"Plugins": {"Samplers": [{"Name": ...}]}}}``) with PascalCase keys is
     accepted too; other top-level sections of such a file are not loopai's and are
     ignored. ``${VAR}`` and ``${VAR:-default}`` in strings are read from ``environ``.
+    ``LOOPAI_<TABLE>__<KEY>`` variables of ``environ`` override what the file says
+    (``LOOPAI_DISPATCH__MAX_RETRIES=5``; see :mod:`loopai.config._overrides`).
     Raises :class:`loopai.ConfigError` listing every problem, each naming the file and
     field (``tool.loopai.``-prefixed for ``pyproject.toml``).
     """
@@ -81,18 +67,43 @@ def load_config(
     return reading.config
 
 
+class Unset(NamedTuple):
+    """A value left out because a ``${VAR}`` it references is not set."""
+
+    where: tuple[str, ...]
+    """Its path as the reader names it: ``("webhook_handlers", "http-webhook-handler", "configuration", "secret")``."""
+    written: Any
+    """What the file wrote: ``"${LOOPAI_WEBHOOK_SECRET}"``."""
+    problem: str
+    """The message that names the variable."""
+
+    def shown(self) -> Any:
+        """How diagnostics show it: ``"${LOOPAI_WEBHOOK_SECRET} (unset)"``."""
+        return f"{self.written} (unset)" if isinstance(self.written, str) else self.written
+
+
 class Reading(NamedTuple):
     """What reading a configuration found.
 
-    ``config`` is None when the file could not be read or its shape is wrong; it is set
-    even with ``problems`` otherwise (a value whose variable is unset is left out), so that
-    ``loopai config check`` can go on to check plugin settings. ``left_out`` names those
-    settings as plugin problems do (``loopai.toml: samplers.s.token``).
+    ``config`` is None when the file could not be read; it is set even with ``problems``
+    otherwise: a value whose variable is unset is left out (and listed in ``unset``), a
+    value the model refuses is left out (the problem says so), so that diagnostics can go
+    on to check plugin settings. ``left_out`` names the plugin settings left out for an
+    unset variable as plugin problems do (``loopai.toml: samplers.s.token``).
+    ``found_by`` says how the file was found (``a parent folder``, ``--config``...).
     """
 
     config: LoopaiConfig | None
     problems: list[str]
     left_out: tuple[str, ...] = ()
+    unset: tuple[Unset, ...] = ()
+    found_by: str = "built-in defaults"
+
+    @property
+    def errors(self) -> list[str]:
+        """The problems that are not only an unset variable (those a diagnostic command reports as errors)."""
+        missing = {unset.problem for unset in self.unset}
+        return [problem for problem in self.problems if problem not in missing]
 
     def already_reported(self, problem: str) -> bool:
         """Whether a plugin ``problem`` is about a setting left out because its variable is unset."""
@@ -108,25 +119,30 @@ def read_config(
     """Like :func:`load_config`, but returns every problem instead of raising."""
     environ = os.environ if environ is None else environ
     try:
-        found, how = find_config(path, environ=environ, cwd=cwd)
-        if found is None:
-            return Reading(LoopaiConfig(), [])
+        located = locate_config(path, environ, Path(cwd) if cwd else Path.cwd())
+        if located.path is None:
+            defaults = _parse({}, "<defaults>", environ, overrides=True)
+            if defaults.config is not None:
+                defaults.config._label = None  # as LoopaiConfig() names itself
+            return defaults._replace(found_by=located.found_by)
+        found = located.path
         label = _label(found, cwd)
-        document = read_document(found, label, how)
+        document = read_document(found, label, located.how)
     except ConfigError as exc:
         return Reading(None, exc.problems)
-    section = _PYPROJECT_SECTION if how == "pyproject" else ""
-    reading = _parse(document, label, environ, section)
+    section = _PYPROJECT_SECTION if located.how == "pyproject" else ""
+    reading = _parse(document, label, environ, section, overrides=True)
     if reading.config is not None:
         reading.config._source = found.resolve()
         reading.config._section = section
-    return reading
+    return reading._replace(found_by=located.found_by)
 
 
 def parse_config(document: Any, *, label: str = "<config>", environ: Mapping[str, str] | None = None) -> LoopaiConfig:
     """Validate an already parsed document (a dict from TOML or JSON) into a :class:`LoopaiConfig`.
 
-    ``label`` names the source in every message, the configuration's included.
+    ``label`` names the source in every message, the configuration's included. ``LOOPAI_*``
+    variables are not applied here: they belong to finding and loading (:func:`load_config`).
     """
     reading = _parse(document, label, os.environ if environ is None else environ)
     if reading.config is None or reading.problems:
@@ -134,7 +150,9 @@ def parse_config(document: Any, *, label: str = "<config>", environ: Mapping[str
     return reading.config
 
 
-def _parse(document: Any, label: str, environ: Mapping[str, str], section: str = "") -> Reading:
+def _parse(
+    document: Any, label: str, environ: Mapping[str, str], section: str = "", *, overrides: bool = False
+) -> Reading:
     if not isinstance(document, Mapping):
         return Reading(None, [f"{label}: the configuration must be a table/object, got {type(document).__name__}"])
     head = f"{label}: {section}"
@@ -149,10 +167,13 @@ def _parse(document: Any, label: str, environ: Mapping[str, str], section: str =
             kind: [env.resolve(e, (kind, n)) for e, n in zip(entries, names.get(kind, ()), strict=True)]
             for kind, entries in plugins.items()
         }
-    problems.extend(
-        f"{head}{_join(where)}: environment variable {name} is not set (export it, or write ${{{name}:-default}})"
+    from_env = apply_overrides(resolved, names, read_overrides(environ, problems), problems) if overrides else {}
+    unset = tuple(
+        Unset(where, env.originals.get(where), f"{head}{_join(where)}: {_unset_message(name)}")
         for where, name in env.missing
+        if where not in from_env
     )
+    problems.extend(dict.fromkeys(u.problem for u in unset))
     # Every problem of the file at once: structure, environment, fields and kinds.
     for kind, entries in resolved.get("plugins", {}).items():
         for entry, name in zip(entries, names.get(kind, ()), strict=True):
@@ -162,19 +183,74 @@ def _parse(document: Any, label: str, environ: Mapping[str, str], section: str =
                     f"{head}{_join((kind, name, 'type'))}: {given!r} does not match the section {kind!r} "
                     "(use validator, sampler or webhook-handler, or leave it out)"
                 )
-    left_out = [_join(where) for where in env.left_out]
-    config: LoopaiConfig | None = None
-    try:
-        config = LoopaiConfig.model_validate(resolved)
+            if kind == "webhook_handlers" and isinstance(entry, dict) and entry.pop("tasks", None) is not None:
+                problems.append(
+                    f"{head}{_join((kind, name, 'tasks'))}: only validators and samplers can be scoped to tasks; "
+                    "a webhook handler gets every event it supports (remove tasks, or set the handler's events)"
+                )
+    left_out = [_join(where) for where in env.left_out if where not in from_env]
+    config = _validated(resolved, head, names, left_out, from_env, problems)
+    if config is not None:
         config._label = label
-    except ValidationError as exc:
-        problems.extend(_config_problems(exc, head, names, left_out))
     settings = tuple(
         f"{label}: {_join((*where[:2], *where[3:]))}"
         for where in env.left_out
-        if where[0] in _KIND_KEYS and where[2:3] == ("configuration",)
+        if where[0] in _KIND_KEYS and where[2:3] == ("configuration",) and where not in from_env
     )
-    return Reading(config, problems, settings)
+    return Reading(config, problems, settings, unset)
+
+
+def _unset_message(name: str) -> str:
+    return f"environment variable {name} is not set (export it, or write ${{{name}:-default}})"
+
+
+_SALVAGE_ROUNDS = 5
+
+
+def _validated(
+    resolved: dict[str, Any],
+    head: str,
+    names: dict[str, list[str]],
+    left_out: list[str],
+    from_env: Mapping[tuple[str, ...], str],
+    problems: list[str],
+) -> LoopaiConfig | None:
+    """The configuration ``resolved`` describes; the values the model refuses are left out, and their
+    problems added to ``problems``, so that what is right can still be checked (plugin settings)."""
+    try:
+        return LoopaiConfig.model_validate(resolved)
+    except ValidationError as exc:
+        problems.extend(_config_problems(exc, head, names, left_out, from_env))
+        error = exc
+    for _ in range(_SALVAGE_ROUNDS):
+        for item in error.errors(include_url=False):
+            _drop(resolved, item["loc"])
+        try:
+            return LoopaiConfig.model_validate(resolved)
+        except ValidationError as again:
+            error = again
+    return None
+
+
+def _drop(document: dict[str, Any], loc: tuple[int | str, ...]) -> None:
+    """Remove the deepest table key on the way to ``loc`` (list items stay: indexes name plugins)."""
+    holder: Any = document
+    deepest: tuple[dict[str, Any], str] | None = None
+    for part in loc:
+        if isinstance(holder, dict) and part in holder:
+            deepest = (holder, str(part))
+            holder = holder[part]
+        elif isinstance(holder, list) and isinstance(part, int) and 0 <= part < len(holder):
+            holder = holder[part]
+        else:
+            break
+    if deepest is not None:
+        del deepest[0][deepest[1]]
+
+
+def _related(where: str, path: str) -> bool:
+    """Whether ``where`` and ``path`` are one place, or one holds the other (``allow`` and ``allow.x``)."""
+    return where == path or where.startswith((f"{path}.", f"{path}[")) or path.startswith((f"{where}.", f"{where}["))
 
 
 def _same_kind(given: str, kind: str) -> bool:
@@ -185,10 +261,12 @@ def _same_kind(given: str, kind: str) -> bool:
 
 
 def _label(found: Path, cwd: str | os.PathLike[str] | None) -> str:
-    try:
-        return str(found.resolve().relative_to(Path(cwd or Path.cwd()).resolve()))
-    except ValueError:
-        return str(found)
+    """How messages name the file: relative to ``cwd`` when it is there or above (``../loopai.toml``)."""
+    here = Path(cwd or Path.cwd()).resolve()
+    where = found.resolve()
+    if where.is_relative_to(here) or where.parent in here.parents:
+        return os.path.relpath(where, here)
+    return str(found)
 
 
 def _snake_keys(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,7 +296,13 @@ def _normalise(
     for key, value in plugins.items():
         kind = snake(str(key)).replace("-", "_")
         if kind not in _KIND_KEYS:
-            problems.append(f"{head}plugins.{key}: unknown plugin kind; use validators, samplers or webhook_handlers")
+            hint = did_you_mean(str(key), _KIND_KEYS)
+            kinds = "validators, samplers or webhook_handlers"
+            problems.append(
+                f"{head}plugins.{key}: unknown plugin kind{hint} (use {kinds})"
+                if hint
+                else f"{head}plugins.{key}: unknown plugin kind; use {kinds}"
+            )
             continue
         out[kind], names[kind] = _kind_entries(value, head, kind, problems)
     top["plugins"] = out
@@ -266,9 +350,17 @@ def _join(parts: tuple[str, ...]) -> str:
     return "".join(part if not index or part.startswith("[") else f".{part}" for index, part in enumerate(parts))
 
 
-def _config_problems(exc: ValidationError, head: str, names: dict[str, list[str]], left_out: list[str]) -> list[str]:
+def _config_problems(
+    exc: ValidationError,
+    head: str,
+    names: dict[str, list[str]],
+    left_out: list[str],
+    from_env: Mapping[tuple[str, ...], str],
+) -> list[str]:
     problems = []
-    for line, error in zip(describe_validation_error(exc), exc.errors(include_url=False), strict=True):
+    variables = {_join(path): variable for path, variable in from_env.items()}
+    described = describe_validation_error(exc, model=LoopaiConfig)
+    for line, error in zip(described, exc.errors(include_url=False), strict=True):
         loc = tuple(f"[{part}]" if isinstance(part, int) else str(part) for part in error["loc"])
         if len(loc) >= 3 and loc[0] == "plugins" and isinstance(error["loc"][2], int):
             index = int(error["loc"][2])
@@ -277,5 +369,7 @@ def _config_problems(exc: ValidationError, head: str, names: dict[str, list[str]
         where = _join(loc) or "(root)"
         if any(where == skip or where.startswith((f"{skip}.", f"{skip}[")) for skip in left_out):
             continue  # its variable is unset, and that was said
-        problems.append(f"{head}{where}: {line.split(': ', 1)[1]}")
+        variable = next((v for path, v in variables.items() if _related(where, path)), None)
+        source = f"{variable}: " if variable is not None else head  # the value came from the environment
+        problems.append(f"{source}{where}: {line.split(': ', 1)[1]}")
     return problems

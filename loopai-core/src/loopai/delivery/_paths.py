@@ -17,10 +17,15 @@ OutboxSpec = Outbox | str | os.PathLike[str] | bool | None
 
 
 def default_outbox_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_STATE_HOME/loopai/outbox.sqlite3`` (``~/.local/state/loopai/...`` by default)."""
+    """``outbox.sqlite3`` in the user's state folder: ``$XDG_STATE_HOME/loopai`` when that is set, else
+    what platformdirs says (``~/.local/state/loopai`` on Linux, ``~/Library/Application Support/loopai``
+    on macOS, ``%LOCALAPPDATA%\\loopai`` on Windows)."""
     environ = os.environ if environ is None else environ
-    base = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base, "loopai", "outbox.sqlite3")
+    if environ.get("XDG_STATE_HOME"):
+        return Path(environ["XDG_STATE_HOME"], "loopai", "outbox.sqlite3")
+    import platformdirs
+
+    return platformdirs.user_state_path("loopai", appauthor=False) / "outbox.sqlite3"
 
 
 def resolve_outbox(

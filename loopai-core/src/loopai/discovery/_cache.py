@@ -33,15 +33,20 @@ _CACHE_FORMAT = 4
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """Where the discovery cache lives; None when ``LOOPAI_NO_CACHE`` is set.
 
-    ``LOOPAI_CACHE_DIR``, else ``$XDG_CACHE_HOME/loopai``, else ``~/.cache/loopai``.
+    ``LOOPAI_CACHE_DIR``, else ``$XDG_CACHE_HOME/loopai``, else the user's cache folder as
+    platformdirs says (``~/.cache/loopai`` on Linux, ``~/Library/Caches/loopai`` on macOS,
+    ``%LOCALAPPDATA%\\loopai\\Cache`` on Windows).
     """
     environ = os.environ if environ is None else environ
     if is_true(environ.get("LOOPAI_NO_CACHE", "")):
         return None
     if environ.get("LOOPAI_CACHE_DIR"):
         return Path(environ["LOOPAI_CACHE_DIR"])
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base, "loopai")
+    if environ.get("XDG_CACHE_HOME"):
+        return Path(environ["XDG_CACHE_HOME"], "loopai")
+    import platformdirs
+
+    return platformdirs.user_cache_path("loopai", appauthor=False)
 
 
 def _stamps(paths: Iterable[str]) -> list[list[object]]:

@@ -77,6 +77,12 @@ class DiscoveredPlugin:
         """Mark this plugin as left out, with why."""
         self.status, self.reason, self.enabled = status, reason, False
 
+    def problem(self) -> str:
+        """What went wrong and what to do, in one message: ``sampler 'x' (loopai-x 1.0) is left out:
+        importing ... failed: ...; reinstall or upgrade loopai-x``."""
+        owner = f"{self.distribution} {self.version}"
+        return f"{self.kind} {self.name!r} ({owner}) {_LEFT_OUT.get(self.status, 'is left out')}: {self.reason}"
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object ``loopai plugins list --json`` prints for this plugin.
 
@@ -98,6 +104,14 @@ class DiscoveredPlugin:
             "warnings": list(self.warnings),
         }
 
+
+_LEFT_OUT: dict[str, str] = {
+    "incompatible": "is left out: it does not fit the installed loopai-core",
+    "missing-dependency": "is left out: a requirement is missing",
+    "duplicate": "is left out: another distribution declares the same name",
+    "disabled": "is off",
+}
+"""How :meth:`DiscoveredPlugin.problem` says each status (a failure's reason says what failed itself)."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -24,6 +24,7 @@ from loopai._errors import LoopaiError, PluginError, PluginSettingsError
 from loopai._isolation import Raised, attempt, describe
 from loopai._kinds import KINDS, Kind, kind_of
 from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
+from loopai._suggest import did_you_mean
 from loopai.config import LoopaiConfig, PluginConfiguration
 from loopai.discovery._discover import DiscoveredPlugin, gc_paused
 from loopai.discovery._selection import Selection
@@ -124,8 +125,9 @@ def _load_one(
 
 
 def _construction_problem(error: BaseException, record: DiscoveredPlugin) -> str:
-    if isinstance(error, PluginSettingsError):
-        return str(error)  # the configuration is wrong: its message names the field
+    if isinstance(error, PluginSettingsError):  # the configuration is wrong: its lines name the file and field
+        table = f"[plugins.{kind_of(record.kind).key}.{record.name}]"
+        return f"its settings are wrong; fix them, or set enabled = false under {table} to leave it off:\n{error}"
     remedy = (
         f"upgrade {record.distribution} or report it to its maintainers; "
         f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
@@ -148,17 +150,26 @@ def apply_configuration(
     problems: list[str] = []
     covered = {(record.kind, record.name) for record in discovered}
     for kind in KINDS:
+        known = [
+            *(r.name for r in discovered if r.kind == kind.label),
+            *(e.name for e in registry.entries(kind.base, False)),
+        ]
         for entry in config.plugins.for_kind(kind):
             if (kind.label, entry.name) in covered:
                 continue  # discovery configured it, or left it out and said why
-            problem = _apply_entry(kind, entry, registry, config.where(kind, entry.name), selection)
+            problem = _apply_entry(kind, entry, registry, config.where(kind, entry.name), selection, known)
             if problem is not None:
                 problems.append(problem)
     return problems
 
 
 def _apply_entry(
-    kind: Kind, entry: PluginConfiguration, registry: PluginRegistry, where: str, selection: Selection | None
+    kind: Kind,
+    entry: PluginConfiguration,
+    registry: PluginRegistry,
+    where: str,
+    selection: Selection | None,
+    known: Sequence[str] = (),
 ) -> str | None:
     registered = registry.entry(kind.base, entry.name)
     if registered is None and entry.factory:
@@ -174,6 +185,9 @@ def _apply_entry(
     elif registered is None:
         if not entry.enabled:
             return None
+        hint = did_you_mean(entry.name, known)
+        if hint:
+            return f"{where}: no {kind.title} named {entry.name!r} is registered{hint}"
         return (
             f"{where}: no {kind.title} named {entry.name!r} is registered; "
             'install the package that provides it, register it in code, or set factory = "module:attribute"'

@@ -46,14 +46,9 @@ def populate(
     if installed:
         discovered = discover(config, environ=environ, selection=selection, paths=paths)
         load_discovered(discovered, registry, config, strict=strict)
-        problems += [_left_out(record) for record in discovered if record.status not in ("ok", "disabled")]
+        problems += [record.problem() for record in discovered if record.status not in ("ok", "disabled")]
     problems += apply_configuration(config, registry, discovered, selection)
     return discovered, problems
-
-
-def _left_out(record: DiscoveredPlugin) -> str:
-    owner = f"{record.distribution} {record.version}"
-    return f"{record.kind} {record.name!r} ({owner}) is {record.status}: {record.reason}"
 
 
 def _name_of(plugin: object) -> str:

@@ -24,7 +24,7 @@ from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter, PluginUsage
 from loopai.host._monitor import Observation, TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._plan import Plan, build_plan
+from loopai.host._plan import Plan, Scopes, build_plan
 from loopai.host._record import RecordReport
 from loopai.host._sample import Sampling
 from loopai.host._validate import avalidate, validate
@@ -56,6 +56,7 @@ class HostCalls:
     _delivery: HostDelivery
     _lifecycle: Lifecycle
     _plan: Plan
+    _scopes: Scopes
 
     @property
     def outbox(self) -> Outbox | None:
@@ -75,7 +76,13 @@ class HostCalls:
     def _rebuild(self) -> Plan:
         self._lifecycle.start_late(self)
         plan = build_plan(
-            self.registry, self._invoker, self._tracer, self._meter, self.default_timeout, self.max_retries
+            self.registry,
+            self._invoker,
+            self._tracer,
+            self._meter,
+            self.default_timeout,
+            self.max_retries,
+            self._scopes,
         )
         for problem in plan.problems:
             if problem not in self.problems:  # said once, not at every rebuild
@@ -114,7 +121,8 @@ class HostCalls:
         if context is None:
             context = self.tasks.view(execution.task_id).validation
         stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
-        return validate(plan.validators, execution, context, stop, self._outcomes)
+        calls = plan.validators if not plan.scoped else plan.for_task(execution.task_id)[0]
+        return validate(calls, execution, context, stop, self._outcomes)
 
     async def avalidate(
         self,
@@ -128,7 +136,8 @@ class HostCalls:
         if context is None:
             context = self.tasks.view(execution.task_id).validation
         stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
-        return await avalidate(plan.validators, execution, context, stop, self._outcomes)
+        calls = plan.validators if not plan.scoped else plan.for_task(execution.task_id)[0]
+        return await avalidate(calls, execution, context, stop, self._outcomes)
 
     # -- sampling --------------------------------------------------------------------------
 
@@ -150,7 +159,8 @@ class HostCalls:
             plan = self._rebuild()
         if context is None:
             context = self.tasks.view(execution.task_id).sampling.model_copy()
-        return self._sampling.sample(plan.samplers, execution, context)
+        calls = plan.samplers if not plan.scoped else plan.for_task(execution.task_id)[1]
+        return self._sampling.sample(calls, execution, context)
 
     async def ashould_sample(
         self, execution: ExecutionRecord, context: SamplingContext | None = None
@@ -159,7 +169,8 @@ class HostCalls:
         plan = self._current()
         if context is None:
             context = self.tasks.view(execution.task_id).sampling.model_copy()
-        return await self._sampling.asample(plan.samplers, execution, context)
+        calls = plan.samplers if not plan.scoped else plan.for_task(execution.task_id)[1]
+        return await self._sampling.asample(calls, execution, context)
 
     # -- events ----------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter
 from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._plan import Plan
+from loopai.host._plan import Plan, task_scopes
 from loopai.host._sample import Sampling
 from loopai.host._settings import Settings
 from loopai.registry import PluginRegistry
@@ -58,6 +58,9 @@ class Host(HostCalls):
     :meth:`aclose`) runs async ``startup``/``shutdown`` hooks on the application's event
     loop. Sync and async plugins work from both.
 
+    A validator or sampler whose configuration entry has ``tasks = ["<task id>", ...]`` runs
+    only for records of those tasks.
+
     Tasks: the tasks table (``tasks``, else ``config.tasks``) gives each task's schemas and
     sampling rate (the default contexts of :meth:`validate` and :meth:`should_sample`) and
     its rolling thresholds (:meth:`observe`). Per-task state (statistics, time-based sample
@@ -65,7 +68,7 @@ class Host(HostCalls):
 
     Durable delivery is opt-in here: ``emit`` records events in an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
-    path, or ``True`` for the default ``$XDG_STATE_HOME/loopai/outbox.sqlite3``), by
+    path, or ``True`` for ``outbox.sqlite3`` in the user's state folder), by
     ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. Then ``emit`` records and returns,
     and delivery workers in this process deliver in the background (``[delivery]``
     settings: deliveries in flight per handler, scheduled retries, a circuit breaker per
@@ -135,6 +138,7 @@ class Host(HostCalls):
         self._finalizer = weakref.finalize(self, self._delivery.close)
         self._lifecycle = Lifecycle(self.registry, self._invoker, self._tracer, self.default_timeout, self._problem)
         self._plan = Plan()
+        self._scopes = task_scopes(self.config)
         self.discovered: list[DiscoveredPlugin]
         """Every plugin found through entry points (with ``discover=True``) and its status."""
         self.discovered, problems = populate(

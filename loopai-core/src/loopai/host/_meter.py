@@ -60,24 +60,28 @@ class Meter:
             usage.seconds += seconds
 
     def failed(self, kind: str, name: str) -> None:
-        """One failed call (raised, wrong type or timed out) of ``name``."""
+        """One failed call of ``name`` that did not raise (it returned the wrong type)."""
         usage = self._entry(kind, name)
         with self._lock:
             usage.failures += 1
 
     def wrap(self, kind: str, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        """``function`` counted and timed on every call."""
+        """``function`` counted and timed on every call; a call that raises (a timeout included)
+        counts as a failure too."""
         usage = self._entry(kind, name)
         lock, clock = self._lock, time.perf_counter
 
         def metered(*args: Any) -> Any:
-            started = clock()
+            started, raised = clock(), True
             try:
-                return function(*args)
+                result = function(*args)
+                raised = False
+                return result
             finally:
                 elapsed = clock() - started
                 with lock:
                     usage.calls += 1
+                    usage.failures += raised
                     usage.seconds += elapsed
 
         return metered
@@ -88,13 +92,16 @@ class Meter:
         lock, clock = self._lock, time.perf_counter
 
         async def metered(*args: Any) -> Any:
-            started = clock()
+            started, raised = clock(), True
             try:
-                return await function(*args)
+                result = await function(*args)
+                raised = False
+                return result
             finally:
                 elapsed = clock() - started
                 with lock:
                     usage.calls += 1
+                    usage.failures += raised
                     usage.seconds += elapsed
 
         return metered

@@ -45,8 +45,8 @@ class Outcomes:
 
     def failure(self, call: Call, hook: str, error: BaseException, attempts: int = 1) -> PluginFailure:
         """The failure of ``call``'s ``hook`` with ``error``, after ``attempts`` tries."""
-        if self._meter is not None:
-            self._meter.failed(call.kind.label, call.name)
+        if self._meter is not None and isinstance(error, WrongType):
+            self._meter.failed(call.kind.label, call.name)  # what raised was counted by the meter's wrapper
         problem, _ = _what(error)
         return PluginFailure(call.name, hook, problem, self.message(call, error, attempts), error, attempts)
 

@@ -9,17 +9,32 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from uuid import UUID
 
 from loopai._errors import LoopaiError
 from loopai._isolation import PASS_THROUGH, Raised, aguarded, attempt
 from loopai._kinds import KINDS, SAMPLER, VALIDATOR, WEBHOOK_HANDLER, Kind, kind_of
 from loopai._models import ReadOnlyDict, WebhookEvent, WebhookEventType, WebhookHandlerContext
 from loopai._report import EmitReport
+from loopai.config import LoopaiConfig
 from loopai.host._invoke import Invoker, Tracer
 from loopai.host._meter import Meter
 from loopai.registry import PluginRegistry, RegisteredPlugin, supported_events
 
-__all__ = ["Call", "Plan", "build_plan", "handler_context"]
+__all__ = ["Call", "Plan", "Scopes", "build_plan", "handler_context", "task_scopes"]
+
+Scopes = Mapping[tuple[str, str], frozenset[UUID]]
+"""The tasks a scoped validator or sampler runs for, by ``(kind label, name)``."""
+
+
+def task_scopes(config: LoopaiConfig) -> dict[tuple[str, str], frozenset[UUID]]:
+    """The ``tasks = [...]`` of the configuration's validator and sampler entries."""
+    return {
+        (kind.label, entry.name): frozenset(UUID(task) for task in entry.tasks)
+        for kind in (VALIDATOR, SAMPLER)
+        for entry in config.plugins.for_kind(kind)
+        if entry.tasks is not None
+    }
 
 
 class Call:
@@ -32,6 +47,7 @@ class Call:
     also knows the event types it takes, its retry budget, its own limit of deliveries in flight
     (``max_in_flight``, None: the host's) and its prebuilt contexts, and makes one isolated
     delivery attempt (:meth:`attempt`), as delivery expects of a :class:`loopai.delivery.Target`.
+    ``tasks`` is the set of task ids a scoped validator or sampler runs for (None: every task).
     """
 
     __slots__ = (
@@ -45,6 +61,7 @@ class Call:
         "max_in_flight",
         "max_retries",
         "name",
+        "tasks",
         "timeout",
     )
 
@@ -59,6 +76,7 @@ class Call:
         self.max_retries = 0
         self.max_in_flight: int | None = None
         self.context = self.dry_context = WebhookHandlerContext()
+        self.tasks: frozenset[UUID] | None = None
 
     @property
     def is_async(self) -> bool:
@@ -98,11 +116,14 @@ class Plan:
     ``stale`` turns true when the registry changes after this plan was built (the registry
     sets it), so a host checks one flag per call. ``everyone`` is the report of an emit
     that every handler of the event's type took, ``recorded`` that of a durable emit recorded
-    for every one of them, both built once per type.
+    for every one of them, both built once per type. ``scoped`` is true
+    when some validator or sampler runs only for some tasks: then :meth:`for_task` says which
+    run for a record (and the common, unscoped plan costs nothing more per call).
     """
 
     __slots__ = (
         "__weakref__",
+        "_by_task",
         "by_name",
         "everyone",
         "generation",
@@ -111,6 +132,7 @@ class Plan:
         "problems",
         "recorded",
         "samplers",
+        "scoped",
         "stale",
         "validators",
     )
@@ -136,10 +158,28 @@ class Plan:
         """Every enabled handler by name (what delivery workers deliver to)."""
         self.handled = frozenset(t for t, calls in self.handlers.items() if calls)
         """The event types at least one enabled handler takes."""
+        self.scoped = any(call.tasks is not None for call in (*validators, *samplers))
+        self._by_task: dict[UUID | None, tuple[tuple[Call, ...], tuple[Call, ...]]] = {}
+
+    def for_task(self, task_id: UUID | None) -> tuple[tuple[Call, ...], tuple[Call, ...]]:
+        """The validators and the samplers that run for records of ``task_id``, in priority order."""
+        found = self._by_task.get(task_id)
+        if found is None:
+            found = (_running(self.validators, task_id), _running(self.samplers, task_id))
+            if len(self._by_task) < _TASKS_REMEMBERED:  # a bound: task ids come from the input
+                self._by_task[task_id] = found
+        return found
 
     def handler(self, event_type: WebhookEventType, name: str) -> Call | None:
         """The enabled handler ``name`` if it takes ``event_type``, else None."""
         return next((call for call in self.handlers.get(event_type, ()) if call.name == name), None)
+
+
+_TASKS_REMEMBERED = 10_000
+
+
+def _running(calls: tuple[Call, ...], task_id: UUID | None) -> tuple[Call, ...]:
+    return tuple(call for call in calls if call.tasks is None or task_id in call.tasks)
 
 
 def handler_context(call: Call, attempt: int, dry_run: bool) -> WebhookHandlerContext:
@@ -170,16 +210,19 @@ class _Layout:
         meter: Meter | None,
         default_timeout: float | None,
         max_retries: int,
+        scopes: Scopes,
     ) -> None:
         self.invoker = invoker
         self.tracer = tracer
         self.meter = meter
         self.default_timeout = default_timeout
         self.max_retries = max_retries
+        self.scopes = scopes
 
     def call(self, entry: RegisteredPlugin) -> Call:
         kind = kind_of(entry.kind)
         call = Call(entry, kind, entry.plugin.timeout or self.default_timeout)
+        call.tasks = self.scopes.get((kind.label, entry.name))
         call.fn = self._sync(entry, kind, call.timeout)
         call.afn = aguarded(self._async(entry, kind, call.timeout))
         if kind is WEBHOOK_HANDLER:
@@ -226,15 +269,17 @@ def build_plan(
     meter: Meter | None,
     default_timeout: float | None,
     max_retries: int,
+    scopes: Scopes | None = None,
 ) -> Plan:
-    """Lay out the registry's enabled plugins for dispatch, in priority order.
+    """Lay out the registry's enabled plugins for dispatch, in priority order; ``scopes`` limits
+    validators and samplers to some tasks (see :func:`task_scopes`).
 
     An enabled plugin whose attributes cannot be read into a :class:`Call` (a handler's
     ``supported_events`` changed to something that is no event type, say) is left out and
     described in the plan's ``problems``; the others are laid out as usual.
     """
     generation = registry.generation  # read first: a change during the build forces another
-    layout = _Layout(invoker, tracer, meter, default_timeout, max_retries)
+    layout = _Layout(invoker, tracer, meter, default_timeout, max_retries, scopes or {})
     problems: list[str] = []
     laid_out: dict[Kind, tuple[Call, ...]] = {}
     for kind in KINDS:

@@ -16,6 +16,8 @@ TEXTS = {
 }
 
 problems = []
+if SLUG in ("core", "builtin", "workspace", "plugin-template"):
+    problems.append(f"plugin name {SLUG!r} would make the package {DISTRIBUTION}, which is loopai's own; choose another name")
 if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", SLUG):
     problems.append(
         f"plugin name {SLUG!r} must start with a letter and use lowercase letters, digits and '-' "

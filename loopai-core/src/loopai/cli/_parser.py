@@ -1,0 +1,97 @@
+"""The ``loopai`` command's argument parser: every command says its own usage, and takes the output options.
+
+:class:`LoopaiParser` is the class of the root parser and, through argparse's
+``add_subparsers``, of every command's parser, whoever adds the command: each gets
+``-v`` / ``-q`` / ``--log-level`` / ``--trace`` (see :mod:`loopai.cli._output`), and an
+argument it does not know is reported with that command's usage, not the root's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+__all__ = ["LOG_LEVELS", "LoopaiParser", "VersionAction"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class LoopaiParser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` for one ``loopai`` command (see the module's docstring).
+
+    Parents (``add_help=False``) get no output options: the commands they are added to have them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_root = False
+        if self.add_help:
+            _add_output_options(self)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and not self.is_root:
+            # argparse hands unknown arguments up to the root, which shows its own usage: say this command's.
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        """Print this command's usage and ``message`` on stderr; exit 2."""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n(see: {self.prog} --help)\n")
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a command's parser must not reset what the root parsed (``loopai -v run ...``).
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="say more (-vv: debug messages)"
+    )
+    group.add_argument(
+        "-q", "--quiet", action="count", default=argparse.SUPPRESS, help="only errors (no warnings, no summary)"
+    )
+    group.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        type=str.lower,
+        default=argparse.SUPPRESS,
+        metavar="LEVEL",
+        help=f"log messages from this level up: {', '.join(LOG_LEVELS)} (default: warning)",
+    )
+    group.add_argument(
+        "--trace",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print every plugin hook call with its duration (as LOOPAI_TRACE=1)",
+    )
+
+
+class VersionAction(argparse.Action):
+    """``--version``: loopai-core, loopai-builtin when installed, and the Python; read only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        sys.stdout.write(versions())
+        parser.exit(0)
+
+
+def versions() -> str:
+    """One line each: ``loopai-core 0.1.0``, ``loopai-builtin 0.1.0``, ``Python 3.12.1 (CPython) /usr/bin/python3``."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from loopai._version import core_version
+
+    lines = [f"loopai-core {core_version()}"]
+    try:
+        lines.append(f"loopai-builtin {version('loopai-builtin')}")
+    except PackageNotFoundError:
+        lines.append("loopai-builtin not installed")
+    lines.append(f"Python {platform.python_version()} ({platform.python_implementation()}) {sys.executable}")
+    return "\n".join(lines) + "\n"

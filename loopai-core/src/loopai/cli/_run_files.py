@@ -1,0 +1,98 @@
+"""The files of a ``loopai run``: what is refused before anything is opened, where events are kept,
+and what becomes of output that cannot be written (one line, and whole lines left in the file)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["abandon", "check_paths", "close_output", "outbox_for", "unwritable"]
+
+
+def check_paths(input_path: str, output_path: str | None) -> None:
+    """Refuse what would lose data before anything is opened: a closed stdin, an output that is the input."""
+    from loopai._errors import ConfigError
+
+    if input_path == "-" and (sys.stdin is None or _closed(sys.stdin)):
+        raise ConfigError(
+            ["loopai run: standard input is closed: pipe the records in (... | loopai run -) or name a file"]
+        )
+    if not output_path or output_path == "-" or input_path == "-":
+        return
+    try:
+        same = os.path.samefile(input_path, output_path)
+    except OSError:
+        return  # one of them does not exist (yet): they cannot be the same file
+    if same:
+        raise ConfigError(
+            [
+                f"loopai run: --output {output_path} is the input {input_path} (the same file): writing it would "
+                "destroy the records before they are read; choose another output file"
+            ]
+        )
+
+
+def _closed(stream: IO[str]) -> bool:
+    try:
+        os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return True
+    return False
+
+
+def outbox_for(output: str | None, config: Any) -> bool | Path:
+    """Where events are kept: as configured (``LOOPAI_OUTBOX``, ``[delivery] outbox``); else next to
+    ``--output`` (``results.outbox.sqlite3``), so that a try-out writes nothing in the user's home;
+    else the user's state folder."""
+    if os.environ.get("LOOPAI_OUTBOX") or config.delivery.outbox or not output or output == "-":
+        return True
+    results = Path(output)
+    if results.exists() and not results.is_file():
+        return True  # a device or a pipe (/dev/stdout): nowhere to put a file next to it
+    return results.with_suffix(".outbox.sqlite3")
+
+
+def unwritable(path: str | None, error: OSError) -> Exception:
+    """The one-line error for output that could not be written (a full disk, a closed pipe)."""
+    from loopai.cli._failures import CommandError, advice
+
+    where = path if path and path != "-" else "standard output"
+    if path and path != "-":
+        _trim_to_whole_lines(path)
+    return CommandError(f"loopai run: {where}: cannot be written: {error.strerror or error}; {advice(error)}")
+
+
+def close_output(output: IO[str], path: str) -> None:
+    try:
+        output.close()
+    except OSError as exc:  # what was still buffered could not be written
+        raise unwritable(path, exc) from None
+
+
+def abandon(output: IO[str]) -> None:
+    """Close ``output`` whatever is left in its buffer (it could not be written anyway)."""
+    with contextlib.suppress(OSError):
+        output.close()
+
+
+def _trim_to_whole_lines(path: str) -> None:
+    """Cut a partly written last line off ``path``: every line left is a whole result."""
+    try:
+        with open(path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            keep = size
+            while keep > 0:
+                start = max(0, keep - 65536)
+                handle.seek(start)
+                newline = handle.read(keep - start).rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                keep = start
+            if keep < size:
+                handle.truncate(keep)
+    except OSError:
+        pass  # a device (/dev/full) or a file we cannot open again: nothing to trim

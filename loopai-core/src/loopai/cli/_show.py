@@ -1,0 +1,248 @@
+"""``loopai plugins show NAME``: one plugin's metadata, checks, selection, settings and settings schema.
+
+The schema comes from the plugin's settings model (its ``Config``): each setting's name, type,
+constraints, default and description (``Field(description=...)`` or the attribute's docstring).
+Settings are shown redacted; a setting whose ``${VAR}`` is unset shows the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from loopai._kinds import KINDS, kind_of
+from loopai.cli._common import diagnostic_config, plugin_output_to_stderr, selection_of, strict_of
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from loopai.config import Reading
+
+__all__ = ["add_show_command"]
+
+
+def add_show_command(sub: Any, parent: argparse.ArgumentParser) -> None:
+    """Add ``show`` to the ``plugins`` sub-commands (an argparse subparsers object)."""
+    show = sub.add_parser(
+        "show", parents=[parent], help="one plugin: metadata, checks, selection, settings and their schema"
+    )
+    show.add_argument("name")
+    show.add_argument("--kind", choices=tuple(kind.label for kind in KINDS), help="when the name is shared")
+    show.add_argument("--json", action="store_true", help="print a JSON list (one object per plugin of that name)")
+    show.set_defaults(handler=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from loopai._suggest import did_you_mean
+    from loopai.discovery import discover
+
+    config, reading = diagnostic_config(args)
+    everything = discover(config, selection=selection_of(args, config))
+    records = [r for r in everything if r.name == args.name and args.kind in (None, r.kind)]
+    if not records:
+        hint = did_you_mean(args.name, {r.name for r in everything if args.kind in (None, r.kind)})
+        print(f"no installed plugin is named {args.name!r}{hint} (see: loopai plugins list --all)", file=sys.stderr)
+        return 1
+    described = [_described(record, config, reading, strict_of(args, config)) for record in records]
+    if args.json:
+        print(json.dumps(described, indent=2, default=str))
+    else:
+        for info in described:
+            _print(info)
+    return 0
+
+
+def _described(record: Any, config: Any, reading: Reading, strict: bool) -> dict[str, Any]:
+    """Everything ``show`` says about one plugin, JSON-ready; loads it (when selected) to say it."""
+    from loopai._plugin import Plugin
+    from loopai._redact import redact
+    from loopai.discovery import load_discovered
+    from loopai.registry import PluginRegistry
+
+    registry = PluginRegistry()
+    with plugin_output_to_stderr():
+        load_discovered([record], registry, config, strict=strict)
+    kind = kind_of(record.kind)
+    plugin = registry.resolve(kind.base, record.name)
+    entry = config.plugins.find(record.kind, record.name)
+    info: dict[str, Any] = {
+        **record.to_dict(),
+        "summary": record.summary,
+        "path": record.path,
+        "selected": record.selected,
+        "checks": [{"ok": check.ok, "message": check.message} for check in record.checks or ()],
+        "plugin_version": None,
+        "author": None,
+        "settings": None,
+        "settings_loaded": plugin is not None,
+        "settings_schema": None,
+        "unset": [unset.problem for unset in reading.unset if unset.where[:2] == (kind.key, record.name)],
+    }
+    if plugin is not None:
+        info["priority"] = record.priority if record.priority is not None else plugin.priority  # configured wins
+        info["plugin_version"], info["author"] = plugin.version, plugin.author or None
+        info["settings"] = redact(plugin.config)
+        model = type(plugin).Config if isinstance(plugin, Plugin) else None
+        info["settings_schema"] = settings_schema(model) if model is not None else []
+    elif entry is not None:
+        # Without its settings model nothing tells which text is a secret: hide all of it.
+        info["settings"] = _hide_text(entry.configuration)
+    for unset in reading.unset:
+        if unset.where[:3] == (kind.key, record.name, "configuration") and isinstance(info["settings"], dict):
+            info["settings"][unset.where[3]] = unset.shown()
+    return info
+
+
+def _print(info: dict[str, Any]) -> None:
+    print(f"{info['name']}  ({info['kind']})")
+    print(f"  distribution:  {info['distribution']} {info['version']}")
+    if info["summary"]:
+        print(f"  summary:       {info['summary']}")
+    print(f"  entry point:   [{info['group']}] {info['entry_point']}")
+    print(f"  installed at:  {info['path']}")
+    print(f"  status:        {info['status']}" + (f": {info['reason']}" if info["reason"] else ""))
+    print(f"  selection:     {'on' if info['selected'] else 'off'}: {info['selected_by']}")
+    for warning in info["warnings"]:
+        print(f"  warning:       {warning}")
+    for unset in info["unset"]:
+        print(f"  unset:         {unset}")
+    print("  requirements:")
+    for check in info["checks"]:
+        print(f"    [{'ok' if check['ok'] else 'FAIL'}] {check['message']}")
+    if not info["checks"]:
+        print("    (none)")
+    if info["settings_loaded"]:
+        print(f"  priority:      {info['priority']}")
+        print(f"  version:       {info['plugin_version']}  author: {info['author'] or '-'}")
+    settings = json.dumps(info["settings"], default=str, sort_keys=True)
+    if info["settings_loaded"]:
+        print(f"  settings:      {settings}")
+    elif info["settings"] is not None:
+        print(f"  settings:      {settings} (not loaded: text values hidden)")
+    _print_schema(info["settings_schema"])
+
+
+def _print_schema(schema: list[dict[str, Any]] | None) -> None:
+    if schema is None:
+        print("  settings schema: not known (the plugin was not loaded)")
+        return
+    if not schema:
+        print("  settings schema: takes no settings")
+        return
+    print("  settings schema:")
+    rows = [(f["name"], f["type"], _default(f)) for f in schema]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row, field in zip(rows, schema, strict=True):
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print(f"    {cells}  {field['description'] or ''}".rstrip())
+
+
+def _default(field: dict[str, Any]) -> str:
+    if field["required"]:
+        return "required"
+    return "default (none)" if field["default"] is None else f"default {json.dumps(field['default'])}"
+
+
+def settings_schema(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One entry per setting of ``model``: name, type (with its bounds), required, default, description, secret."""
+    from loopai._redact import REDACTED, holds_secret
+
+    docs = _attribute_docs(model)
+    schema = []
+    for name, field in model.model_fields.items():
+        required = field.is_required()
+        default = None if required else field.get_default(call_default_factory=True)
+        secret = holds_secret(field.annotation)
+        schema.append(
+            {
+                "name": field.alias or name,
+                "type": _type_name(field.annotation) + _bounds(field.metadata),
+                "required": required,
+                "default": REDACTED if secret and default not in (None, "") else _plain(default),
+                "description": field.description or docs.get(name),
+                "secret": secret,
+            }
+        )
+    return schema
+
+
+def _type_name(annotation: Any) -> str:
+    import typing
+
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        return annotation.__name__
+    text = str(annotation)
+    for noise in ("typing.", "collections.abc.", "pydantic.types.", "loopai._models."):
+        text = text.replace(noise, "")
+    return text.replace("NoneType", "None")
+
+
+def _bounds(metadata: list[Any]) -> str:
+    """``, >= 0, <= 1`` from annotated-types constraints (``Field(ge=0, le=1)``)."""
+    signs = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "min_length": "length >=", "max_length": "length <="}
+    said = []
+    for constraint in metadata:
+        for attribute, sign in signs.items():
+            bound = getattr(constraint, attribute, None)
+            if bound is not None:
+                shown = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+                said.append(f"{sign} {shown}")
+    return f", {', '.join(said)}" if said else ""
+
+
+def _plain(value: Any) -> Any:
+    """A default as JSON can show it (enums by value, other objects as text)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return getattr(value, "value", str(value))
+
+
+def _attribute_docs(model: type) -> dict[str, str]:
+    """The docstrings written under a model's fields (``x: int = 1`` then ``\"\"\"What x is.\"\"\"``).
+
+    Python keeps no such docstrings at run time; they are read from the source, when it is there.
+    """
+    import ast
+    import inspect
+    import itertools
+    import textwrap
+
+    from pydantic import BaseModel
+
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not issubclass(cls, BaseModel) or cls is BaseModel:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for field, text in itertools.pairwise(body):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(text, ast.Expr)
+                and isinstance(text.value, ast.Constant)
+                and isinstance(text.value.value, str)
+            ):
+                docs[field.target.id] = inspect.cleandoc(text.value.value)
+    return docs
+
+
+def _hide_text(value: Any) -> Any:
+    from loopai._redact import REDACTED
+
+    if isinstance(value, (str, bytes)):
+        return REDACTED if value else value
+    if isinstance(value, dict):
+        return {key: _hide_text(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_hide_text(item) for item in value]
+    return value

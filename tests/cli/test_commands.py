@@ -1,0 +1,191 @@
+"""What every command shares: its own usage on a usage error, --version, -v / -q / --log-level / --trace,
+shell completion; and ``plugins show`` / ``plugins check`` in text and JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopai._version import core_version
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (("run", "records.jsonl", "--bogus"), "usage: loopai run "),
+        (("plugins", "list", "--bogus"), "usage: loopai plugins list "),
+        (("config", "check", "--bogus"), "usage: loopai config check "),
+        (("events", "list", "--limit", "0"), "usage: loopai events list "),
+        (("plugins", "install"), "usage: loopai plugins install "),
+    ],
+)
+def test_a_usage_error_shows_that_commands_usage(cli, args, usage) -> None:
+    done = cli(*args)
+
+    assert done.code == 2
+    assert done.err.startswith(usage)
+    assert f"{usage.removeprefix('usage: ').strip()}: error: " in done.err
+    assert "usage: loopai [-h]" not in done.err
+
+
+def test_version_names_core_builtin_and_python(proc) -> None:
+    done = proc("--version")
+
+    assert done.code == 0
+    assert done.out.splitlines() == [
+        f"loopai-core {core_version()}",
+        "loopai-builtin 0.1.0",
+        f"Python {platform.python_version()} ({platform.python_implementation()}) {sys.executable}",
+    ]
+
+
+def test_quiet_verbose_and_log_level_work_on_every_command(project, proc, installed) -> None:
+    installed("loopai-fragile", "validators", "fragile", "raise RuntimeError('broken at import')\n")
+    records = str(project.records())
+
+    plain = proc("run", records, "--seed", "7")
+    quiet = proc("run", records, "--seed", "7", "-q")
+    verbose = proc("run", records, "--seed", "7", "-v")
+    named = proc("run", records, "--seed", "7", "--log-level", "ERROR")
+    before = proc("-q", "plugins", "check")
+
+    assert "warning: validator 'fragile'" in plain.err and "events are kept in the outbox" in plain.err
+    assert quiet.err == named.err == ""  # errors only: no warning, no summary
+    assert quiet.out == plain.out  # the results are the same
+    assert "info: configuration: <defaults>" in verbose.err.splitlines()  # what -v adds: what was found and used
+    assert "info: samplers (priority): percentage-sampler (100), time-based-sampler (50)" in verbose.err.splitlines()
+    assert "info:" not in plain.err
+    assert before.code == 1 and "- validator 'fragile'" in before.err and "warning" not in before.err
+
+
+def test_trace_prints_every_hook_call_as_loopai_trace_does(project, proc) -> None:
+    records = str(project.records(each=1))
+
+    traced = proc("run", records, "--trace")
+    by_variable = proc("run", records, env={"LOOPAI_TRACE": "1"})
+
+    hook_lines = [line for line in traced.err.splitlines() if "validate" in line and "json-schema-validator" in line]
+    assert hook_lines, traced.err
+    assert len(hook_lines) == len(
+        [line for line in by_variable.err.splitlines() if "validate" in line and "json-schema-validator" in line]
+    )
+
+
+# -- completion ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_the_shells_code(cli, shell) -> None:
+    done = cli("completion", shell)
+
+    assert done.code == 0, done.err
+    assert "loopai" in done.out and "_ARGCOMPLETE" in done.out
+
+
+def test_the_shell_gets_completions_from_the_command_tree(project, proc, tmp_path: Path) -> None:
+    answers = tmp_path / "completions.txt"
+
+    def complete(line: str) -> list[str]:
+        env = {
+            "_ARGCOMPLETE": "1",
+            "_ARGCOMPLETE_SHELL": "bash",
+            "_ARGCOMPLETE_STDOUT_FILENAME": str(answers),
+            "COMP_LINE": line,
+            "COMP_POINT": str(len(line)),
+            "_ARGCOMPLETE_IFS": "\n",
+        }
+        done = proc(env=env)
+        assert done.code == 0, done.err
+        return sorted(word for word in answers.read_text().split() if not word.startswith("-") or "-" in line[-3:])
+
+    assert complete("loopai plugins ") == ["check", "install", "list", "new", "show", "uninstall"]
+    assert complete("loopai plugins list --ki") == ["--kind"]
+    assert complete("loopai plugins list --kind s") == ["sampler"]
+
+
+def test_completion_without_argcomplete_says_how_to_get_it(proc, tmp_path: Path) -> None:
+    blocker = tmp_path / "no-argcomplete"
+    blocker.mkdir()
+    (blocker / "argcomplete.py").write_text("raise ImportError('not installed here')\n", encoding="utf-8")
+
+    done = proc("completion", "bash", env={"PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+
+    assert (done.code, done.out) == (2, "")
+    assert done.err == "loopai completion needs argcomplete, an optional extra: pip install 'loopai-core[completion]'\n"
+
+
+# -- plugins show / check ------------------------------------------------------------------------------------
+
+
+def test_plugins_show_shows_the_settings_schema(project, cli) -> None:
+    project.write("loopai.toml", '[plugins.samplers.tuned]\nfactory = "loopai_cli_plugins:Tuned"\n')
+
+    shown = cli("plugins", "show", "percentage-sampler")
+    as_json = cli("plugins", "show", "percentage-sampler", "--json")
+
+    assert shown.code == 0, shown.err
+    schema = shown.out.split("settings schema:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in schema] == ["sampling_rate", "seed"]
+    assert "float, >= 0, <= 1" in schema[0] and "default 0.1" in schema[0]
+    assert "Share of executions to sample" in schema[0]
+    assert "int | None" in schema[1] and "default (none)" in schema[1]
+    [info] = as_json.json
+    assert info["settings_schema"][0] == {
+        "name": "sampling_rate",
+        "type": "float, >= 0, <= 1",
+        "required": False,
+        "default": 0.1,
+        "description": "Share of executions to sample, 0..1, when the context gives no rate of its own.",
+        "secret": False,
+    }
+    assert info["settings"] == {"sampling_rate": 0.1, "seed": None}
+    assert (info["name"], info["kind"], info["status"], info["loaded"]) == ("percentage-sampler", "sampler", "ok", True)
+
+
+def test_plugins_show_of_an_unknown_name_suggests_the_closest(cli) -> None:
+    done = cli("plugins", "show", "percentage-samplr")
+
+    assert done.code == 1
+    assert done.err == (
+        "no installed plugin is named 'percentage-samplr'; did you mean 'percentage-sampler'? "
+        "(see: loopai plugins list --all)\n"
+    )
+
+
+def test_plugins_check_names_what_it_turned_off_in_text_and_json(project, cli) -> None:
+    project.write("loopai.toml", "[plugins.samplers.time-based-sampler]\nenabled = false\n")
+
+    text = cli("plugins", "check")
+    as_json = cli("plugins", "check", "--json")
+
+    assert text.code == as_json.code == 0, text.err
+    first, *off = text.out.splitlines()
+    assert first.startswith("ok: ") and first.endswith("3 turned off")
+    assert sorted(line.split("'")[1] for line in off) == [
+        "http-webhook-handler",
+        "slack-webhook-handler",
+        "time-based-sampler",
+    ]
+    report = as_json.json
+    assert report["ok"] is True and report["problems"] == []
+    assert {p["name"] for p in report["turned_off"]} == {
+        "http-webhook-handler",
+        "slack-webhook-handler",
+        "time-based-sampler",
+    }
+    assert all(p["reason"] for p in report["turned_off"])
+    assert {p["name"] for p in report["loaded"]} >= {"percentage-sampler", "json-schema-validator"}
+
+
+def test_plugins_check_json_lists_the_problems(project, cli, monkeypatch) -> None:
+    project.write("loopai.toml", '[plugins.validators.broken]\nfactory = "loopai_cli_plugins:Raises"\n')
+
+    done = cli("plugins", "check", "--json")
+
+    assert done.code == 1
+    [problem] = done.json["problems"]
+    assert "loopai.toml: validators.broken" in problem and "cannot be built" in problem
