@@ -25,7 +25,7 @@ from loopai.host._plan import Plan
 from loopai.host._sample import Sampling
 from loopai.host._settings import Settings
 from loopai.registry import PluginRegistry
-from loopai.state import MemoryStateStore, StateStore
+from loopai.state import StateStore, open_state
 
 __all__ = ["Host"]
 
@@ -59,7 +59,9 @@ class Host(HostCalls):
     Tasks: the tasks table (``tasks``, else ``config.tasks``) gives each task's schemas and
     sampling rate (the default contexts of :meth:`validate` and :meth:`should_sample`) and
     its rolling thresholds (:meth:`observe`). Per-task state (statistics, time-based sample
-    claims, rolling windows) lives in ``state`` (default: in this process).
+    claims, rolling windows) lives in ``state``; by default in this process, or in the
+    PostgreSQL database that ``LOOPAI_STATE_URL`` or config ``[state] url`` names, shared by
+    every host pointed at it (connected when the host starts, closed with it).
 
     Durable delivery is opt-in here: ``emit`` writes events to an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
@@ -115,8 +117,9 @@ class Host(HostCalls):
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)
         self._emitter = Emitter(Deliverer(self.backoff, self._dead_letter), self._outcomes)
-        self.state: StateStore = state if state is not None else MemoryStateStore()
-        """Per-task statistics, time-based sample claims and rolling windows."""
+        self.state: StateStore
+        """Per-task statistics, time-based sample claims and rolling windows (see :func:`loopai.state.open_state`)."""
+        self.state, self._owns_state = open_state(state, self.config, environ)
         self._sampling = Sampling(self.state, self._outcomes)
         self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(self.config.tasks), self.state)
         """The tasks table as the host uses it (see :class:`loopai.host.TaskMonitor`)."""
@@ -201,6 +204,7 @@ class Host(HostCalls):
         loop: from asyncio code use :meth:`astart` (``async with``) instead. Then what the
         outbox holds as pending (left by a killed process) is delivered.
         """
+        self._open_state()
         if not self._lifecycle.begin():
             return self
         self._lifecycle.start(self)
@@ -218,6 +222,7 @@ class Host(HostCalls):
         directly (in a thread when the plugin has a timeout). The outbox's leftovers
         are then delivered in a worker thread.
         """
+        await asyncio.to_thread(self._open_state)
         if not self._lifecycle.begin():
             return self
         await self._lifecycle.astart(self)
@@ -252,6 +257,14 @@ class Host(HostCalls):
         self._invoker.close()
         if self._outbox is not None and self._owns_outbox:
             self._outbox.close()
+        if self._owns_state:
+            self.state.close()  # writes what it buffered; may raise when its database stayed away
+
+    def _open_state(self) -> None:
+        """Connect a state store that has a server (see :class:`loopai.StateStore`): an error at start."""
+        opener = getattr(self.state, "open", None)
+        if callable(opener):
+            opener()
 
     def __enter__(self) -> Host:
         return self.start()
