@@ -1,0 +1,45 @@
+"""Time-based sampling and task statistics shared by processes: one sample per interval, cluster-wide."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+INTERVALS = 6
+PER_INTERVAL = 1000  # 1 ms apart: each process spends a while in every interval
+
+
+def test_four_processes_sample_exactly_one_execution_per_interval(pg, loopai, postgres_url):
+    records = pg.spaced(INTERVALS * PER_INTERVAL, timedelta(milliseconds=1))
+    (loopai.workdir / "in.jsonl").write_text(pg.lines(records), encoding="utf-8")
+
+    runs = loopai.run_many(4, "in.jsonl", *pg.RUN)
+
+    assert [code for code, _, _ in runs] == [0, 0, 0, 0], [err for _, _, err in runs]
+    chosen = sorted(r["execution_id"] for _, results, _ in runs for r in pg.sampled(results))
+    # The first record of each 1 s interval, each sampled by exactly one of the four processes.
+    assert chosen == sorted(records[k * PER_INTERVAL]["id"] for k in range(INTERVALS))
+    with psycopg.connect(postgres_url) as conn:
+        counts = conn.execute("SELECT total_executions, sampled_executions FROM loopai_task_statistics").fetchall()
+    assert counts == [(4 * len(records), INTERVALS)]
+
+
+def test_a_new_process_sees_the_last_sample_of_the_others(pg, loopai):
+    (loopai.workdir / "first.jsonl").write_text(pg.lines([pg.record(1, at=pg.START)]), encoding="utf-8")
+    first = loopai.run("run", "first.jsonl", *pg.RUN)
+    assert first.returncode == 0, first.stderr
+    later = [pg.record(2, at=pg.START + timedelta(milliseconds=500)), pg.record(3, at=pg.START + timedelta(seconds=1))]
+    (loopai.workdir / "later.jsonl").write_text(pg.lines(later), encoding="utf-8")
+
+    second = loopai.run("run", "later.jsonl", *pg.RUN)
+
+    assert second.returncode == 0, second.stderr
+    results = [json.loads(line) for line in second.stdout.splitlines()]
+    # Half an interval after the other process's sample: not due; one interval after: due.
+    assert [r["sampling"]["should_sample"] for r in results] == [False, True]
+    assert results[1]["sampling"]["reason"].startswith("1 s since the last sample")
