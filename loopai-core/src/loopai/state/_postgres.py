@@ -9,8 +9,9 @@ What is exact, and when (see docs/REPLICAS.md for the whole story):
   one statement every ``flush_interval`` (by a background thread), or sooner once
   ``flush_records`` executions are pending, and at close. Samplers see the database's counts
   as of the last flush plus this process's own since: exact once every process has flushed.
-- **Rolling windows** are written in batches judged under the row lock; see
-  :mod:`loopai.state._windows`.
+- **Rolling windows** are judged at once on this process's view and written in batches by the
+  flusher, judged again under the row lock; a record that changes a breach flag writes them
+  from its own call. See :mod:`loopai.state._windows`.
 
 While the database is away (a restart, a failover), nothing counted is dropped: a failed
 flush is retried with the next one, and a call that needs the database (a claim, a window
@@ -41,8 +42,6 @@ FLUSH_INTERVAL: Final = 0.1
 """Seconds between two writes of a process's counts and windows, at most."""
 FLUSH_RECORDS: Final = 5_000
 """Executions (or window records) pending that make a write happen sooner."""
-QUIET: Final = 1.0
-"""Seconds after which the flusher writes the window records of a task that stopped coming."""
 
 
 class PostgresStateStore:
@@ -68,9 +67,9 @@ class PostgresStateStore:
         self._flush_records = flush_records
         self._lock = threading.Lock()
         self._counts = LocalCounts()
-        self._windows = SharedWindows(self.database, flush_interval, flush_records)
         self._flushing = threading.Lock()
         self._wake = threading.Event()
+        self._windows = SharedWindows(self.database, flush_interval, flush_records, self._wake.set)
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._failure: DatabaseError | None = None
@@ -184,7 +183,7 @@ class PostgresStateStore:
                 return
             try:
                 self.flush()
-                self._windows.flush_quiet(max(QUIET, self._interval))
+                self._windows.flush_due()
                 self._failure = None
             except DatabaseError as exc:  # kept pending; the record path raises it (see _check)
                 self._failure = exc

@@ -130,12 +130,13 @@ def read_window(conn: Connection[Any], task_id: UUID, watch: Watch) -> Rolling:
 
 
 def apply_window(
-    conn: Connection[Any], task_id: UUID, watch: Watch, records: Sequence[Observed], *, judge: bool
-) -> tuple[Rolling, list[Crossing]]:
-    """Append ``records`` to the task's shared window, under its row lock; the window afterwards and,
-    with ``judge``, the crossings they caused (each flips its flag in this transaction, so that of
+    conn: Connection[Any], task_id: UUID, watch: Watch, records: Sequence[Observed], *, judge: bool, report: bool
+) -> tuple[Rolling | None, list[Crossing]]:
+    """Append ``records`` to the task's shared window under its row lock; the window afterwards and,
+    with ``judge``, the crossings they made (each flips its flag in this transaction, so that of
     many processes exactly one sees it). Without ``judge`` the flags are left for the next judged
-    record to update."""
+    record to update. When the records make a crossing and ``report`` is false (no record to carry
+    the event), nothing is written: ``(None, [])``."""
     row = conn.execute(_LOCK_WINDOW, [task_id]).fetchone()
     assert row is not None  # INSERT ... ON CONFLICT DO UPDATE ... RETURNING always returns the row
     window = Rolling.resumed(watch, *row)
@@ -145,6 +146,8 @@ def apply_window(
             crossings.extend(window.add(valid, latency_ms))
         else:
             window.append(valid, latency_ms)
+    if crossings and not report:
+        return None, []
     conn.execute(
         _WRITE_WINDOW,
         [list(window.outcomes), list(window.latencies), window.accuracy_breached, window.latency_breached, task_id],
