@@ -131,11 +131,9 @@ def _measure(workdir: Path, files: list[Path], url: str | None) -> float:
     if url is not None:
         env["LOOPAI_STATE_URL"] = url
     start_at = time.time() + 2.0 + 0.5 * len(files)  # after every process has imported
+    command = [sys.executable, __file__, "--child", str(workdir), repr(start_at)]
     children = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--child", str(workdir), repr(start_at), str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=workdir,
-        )  # fmt: skip
+        subprocess.Popen([*command, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for path in files
     ]
     ends = []
@@ -144,9 +142,7 @@ def _measure(workdir: Path, files: list[Path], url: str | None) -> float:
         if child.returncode != 0:
             raise RuntimeError(f"a child failed: {err.strip() or out.strip()}")
         timing = json.loads(out.strip().splitlines()[-1])
-        if timing["start"] > start_at + 0.5:
-            raise RuntimeError("a child started late: the machine is too busy for this measurement")
-        ends.append(timing["end"])
+        ends.append(timing["end"])  # a child that started late (a busy machine) counts against its group
     total = sum(sum(1 for _ in path.open("rb")) for path in files)
     return total / (max(ends) - start_at)
 

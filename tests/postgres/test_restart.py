@@ -53,3 +53,41 @@ def test_a_server_restart_mid_run_loses_no_count(pg, loopai, postgres_server, po
         counts = conn.execute("SELECT total_executions, sampled_executions FROM loopai_task_statistics").fetchall()
     assert counts == [(len(records), 6)]
     assert postgres_server.password not in out + err
+
+
+def test_past_the_unavailable_timeout_a_call_fails_naming_the_database_and_keeps_its_counts(
+    postgres_server, postgres_url
+):
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from loopai.database import Database, DatabaseUnavailable, upgrade
+    from loopai.state import PostgresStateStore
+
+    database = Database(postgres_url)
+    with database.connect() as conn:
+        upgrade(conn, database.url.shown)
+    store = PostgresStateStore(postgres_url, unavailable_timeout=1.0)
+    store.open()
+    task, now = uuid4(), datetime.now(timezone.utc)
+    for _ in range(10):
+        store.record(task, sampled=False, failed=False, executed_at=now)
+    store.flush()
+    postgres_server.stop()
+    try:
+        for _ in range(5):  # counted while the database is away
+            store.record(task, sampled=False, failed=False, executed_at=now)
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable) as raised:
+            store.claim_sample(task, now, timedelta(seconds=1))
+        waited = time.monotonic() - started
+    finally:
+        postgres_server.start()
+    store.close()  # the database is back: what was counted meanwhile is written now
+
+    assert 1.0 <= waited < 10
+    message = str(raised.value)
+    assert "has been unreachable for 1 s ([state] unavailable_timeout)" in message
+    assert postgres_server.url(password=False).rsplit("/", 1)[0].replace("loopai@", "loopai:***@") in message
+    assert postgres_server.password not in message
+    assert _counted(postgres_url) == 15

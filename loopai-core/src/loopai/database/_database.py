@@ -27,6 +27,8 @@ T = TypeVar("T")
 FIRST_RETRY: Final = 0.05
 """Seconds before the first retry while the database is away; doubled after each, up to LONGEST_RETRY."""
 LONGEST_RETRY: Final = 2.0
+POOL_WAIT: Final = 1.0
+"""Seconds to wait for a pooled connection before trying one of our own."""
 CONNECT_TIMEOUT: Final = 10
 """Seconds one connection attempt may take (libpq ``connect_timeout``)."""
 
@@ -119,29 +121,33 @@ class Database:
 
         While the database cannot be reached, the operation is retried (its transaction was
         rolled back, so it must be safe to call again) after 50 ms, doubling up to 2 s, until
-        ``unavailable_timeout`` seconds have passed since the first failure: then
+        ``unavailable_timeout`` seconds have passed since the call began: then
         :class:`DatabaseUnavailable`. Other database errors are raised as they are.
         """
         self.open()
-        psycopg, _ = driver(self.url.shown)
+        psycopg, pool_module = driver(self.url.shown)
         unreachable = (psycopg.OperationalError, psycopg.InterfaceError)
-        deadline: float | None = None
+        deadline = time.monotonic() + self.unavailable_timeout  # waiting for a connection counts too
         delay = FIRST_RETRY
+        warned = False
         while True:
             pool = self._pool
             if pool is None:
                 raise DatabaseError(f"state database {self.url.shown}: used after it was closed")
-            wait = self.unavailable_timeout if deadline is None else max(deadline - time.monotonic(), 0.01)
             try:
-                with pool.connection(timeout=wait) as conn:
-                    return operation(conn)
+                try:
+                    with pool.connection(timeout=min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)) as conn:
+                        return operation(conn)
+                except pool_module.PoolTimeout:
+                    # The pool reconnects on its own schedule (backing off up to many seconds after an
+                    # outage): a connection of our own tells at once whether the server is back.
+                    with psycopg.connect(self.url.conninfo, **self._arguments()) as conn:
+                        return operation(conn)
             except unreachable as exc:
                 now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.unavailable_timeout
-                    log.warning(
-                        "%s; retrying for up to %g s", self._describe(exc, "is unreachable"), self.unavailable_timeout
-                    )
+                if not warned:
+                    warned = True
+                    log.warning("%s; retrying for up to %g s", self._describe(exc, "is unreachable"), deadline - now)
                 if now >= deadline:
                     raise self._failure(
                         exc, f"has been unreachable for {self.unavailable_timeout:g} s ([state] unavailable_timeout)"
