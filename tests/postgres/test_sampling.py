@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import psycopg
 import pytest
+
+from loopai.database import Database, upgrade
+from loopai.state import PostgresStateStore, TaskStatistics
 
 pytestmark = pytest.mark.postgres
 
@@ -43,3 +47,35 @@ def test_a_new_process_sees_the_last_sample_of_the_others(pg, loopai):
     # Half an interval after the other process's sample: not due; one interval after: due.
     assert [r["sampling"]["should_sample"] for r in results] == [False, True]
     assert results[1]["sampling"]["reason"].startswith("1 s since the last sample")
+
+
+def test_counts_are_cluster_wide_once_every_process_has_flushed(postgres_url):
+    database = Database(postgres_url)
+    with database.connect() as conn:
+        upgrade(conn, database.url.shown)
+    first, second = PostgresStateStore(postgres_url), PostgresStateStore(postgres_url)
+    task = uuid.uuid4()
+    for n in range(3):
+        first.record(task, sampled=False, failed=True, executed_at=pg_start(n))
+    for n in range(4):
+        second.record(task, sampled=True, failed=False, executed_at=pg_start(10 + n))
+
+    before = first.statistics(task)
+    first.flush()
+    second.flush()
+    first.flush()  # reads back what the second wrote after the first's previous flush
+
+    assert before == TaskStatistics(3, 0, 3, None)  # its own counts, nothing flushed yet
+    everything = TaskStatistics(7, 4, 3, pg_start(13))
+    assert first.statistics(task) == second.statistics(task) == everything
+    first.close()
+    second.close()
+    third = PostgresStateStore(postgres_url)
+    assert third.statistics(task) == everything
+    third.close()
+
+
+def pg_start(seconds):
+    from datetime import datetime, timezone
+
+    return datetime(2025, 3, 14, 9, 0, tzinfo=timezone.utc) + timedelta(seconds=seconds)

@@ -128,12 +128,16 @@ class PostgresStateStore:
         return self._windows.observe(task_id, watch, valid, latency_ms)
 
     def flush(self) -> None:
-        """Write the counts now (the flusher does it every ``flush_interval``); refresh every known task's."""
+        """Write this process's counts now and read back every known task's (the flusher does the same
+        every ``flush_interval`` while there are counts to write)."""
+        self._flush(refresh=True)
+
+    def _flush(self, *, refresh: bool) -> None:
         with self._flushing:
             with self._lock:
                 batch = self._counts.take()
                 known = list(self._counts.known)
-            if not batch:
+            if not batch and not (refresh and known):
                 return
             try:
                 rows = self.database.run(lambda conn: add_counts(conn, batch, known))
@@ -164,7 +168,7 @@ class PostgresStateStore:
         else:
             flusher.join()
         try:
-            self.flush()
+            self._flush(refresh=False)
             self._windows.flush_all()
         except DatabaseUnavailable as exc:
             with self._lock:
@@ -182,7 +186,7 @@ class PostgresStateStore:
             if self._stop.is_set():
                 return
             try:
-                self.flush()
+                self._flush(refresh=False)
                 self._windows.flush_due()
                 self._failure = None
             except DatabaseError as exc:  # kept pending; the record path raises it (see _check)
