@@ -11,6 +11,7 @@ import pytest
 
 import loopai
 from loopai.config import parse_config
+from loopai.database import DatabaseUrl
 from loopai.state import MemoryStateStore, PostgresStateStore
 
 SECRET = "hunter2-s3cret"
@@ -93,3 +94,26 @@ def test_without_the_extra_a_url_says_how_to_install_it(pg, tmp_path, command):
     assert "pip install 'loopai-core[postgres]'" in done.stderr
     assert "postgresql://app:***@127.0.0.1:5432/loopai" in done.stderr
     assert SECRET not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "password"),
+    [
+        ("postgresql://app:p%40ss%2Fw@db:5432/x", "postgresql://app:***@db:5432/x", "p@ss/w"),
+        (
+            "postgresql://app@db/x?password=s3cr3t&sslmode=require",
+            "postgresql://app:***@db/x?sslmode=require",
+            "s3cr3t",
+        ),
+        ("postgres://db,db2:5433/x?target_session_attrs=read-write", None, None),
+    ],
+)
+def test_a_url_is_split_so_that_its_password_is_never_in_what_is_shown(url, shown, password):
+    parsed = DatabaseUrl(url)
+
+    assert str(parsed) == parsed.shown == (shown or url)
+    assert repr(parsed) == f"DatabaseUrl({parsed.shown!r})"
+    assert parsed.connect_arguments() == ({"password": password} if password else {})
+    if password is not None:
+        assert password not in parsed.conninfo and "password" not in parsed.conninfo
+        assert parsed.scrub(f"bad token near '{password}'") == "bad token near '***'"

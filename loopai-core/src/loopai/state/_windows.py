@@ -76,15 +76,6 @@ class SharedWindows:
             self._wake()
         return self._write(task_id, window, judge=True, carried=True) if urgent else []
 
-    def due(self) -> bool:
-        """Whether some window has had records pending for ``flush_interval``, or has ``flush_records``."""
-        now = time.monotonic()
-        with self._lock:
-            return any(
-                w.pending and (now - w.since >= self._interval or len(w.pending) >= self._records)
-                for w in self._windows.values()
-            )
-
     def flush_due(self) -> None:
         """Write, judged, the windows whose records have waited ``flush_interval`` (the flusher calls this)."""
         now = time.monotonic()
