@@ -79,3 +79,34 @@ def pg_start(seconds):
     from datetime import datetime, timezone
 
     return datetime(2025, 3, 14, 9, 0, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+
+
+def test_hosts_in_one_process_share_the_claim_from_sync_and_async_code(postgres_url):
+    import asyncio
+
+    import loopai
+    from loopai_builtin import TimeBasedSampler
+
+    database = Database(postgres_url)
+    with database.connect() as conn:
+        upgrade(conn, database.url.shown)
+    sampler = {"time-based-sampler": {"configuration": {"interval": "1s"}}}
+    config = loopai.parse_config({"state": {"url": postgres_url}, "plugins": {"samplers": sampler}})
+    task = uuid.uuid4()
+
+    def execution(seconds):
+        return loopai.ExecutionRecord(
+            task_id=task, program_id=uuid.uuid4(), input={}, output={}, executed_at=pg_start(seconds)
+        )
+
+    async def asynchronous(host):
+        async with host:
+            return [(await host.ashould_sample(execution(s))).decision is not None for s in (0, 0.5, 1, 1.5)]
+
+    with loopai.Host(config, plugins=[TimeBasedSampler()], environ={}) as first:
+        second = loopai.Host(config, plugins=[TimeBasedSampler()], environ={})
+        chosen = [first.should_sample(execution(s)).decision is not None for s in (0, 1)]
+        chosen += asyncio.run(asynchronous(second))
+
+    # 0 s by the first host; 0.5 s too soon; 1 s claimed by the first already; 1.5 s too soon.
+    assert chosen == [True, True, False, False, False, False]
