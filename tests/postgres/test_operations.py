@@ -82,3 +82,17 @@ def test_a_password_from_a_variable_in_the_configuration_is_never_printed(pg, lo
     assert "postgresql://loopai:***@127.0.0.1" in outputs[1].stdout
     for done in outputs:
         assert postgres_server.password not in done.stdout + done.stderr
+
+
+def test_upgrades_started_at_once_apply_each_migration_once(loopai, postgres_server):
+    url = loopai.env["LOOPAI_STATE_URL"] = postgres_server.create_database("raced")
+    started = [loopai.start("db", "upgrade") for _ in range(3)]
+    finished = []
+    for process in started:
+        out, err = process.communicate(timeout=60)
+        finished.append((process.returncode, out, err))
+
+    assert [code for code, _, _ in finished] == [0, 0, 0], [err for _, _, err in finished]
+    assert sum(out.count("applied 0001 task_state") for _, out, _ in finished) == 1
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version FROM loopai_schema_version").fetchall() == [(1,)]
