@@ -262,7 +262,7 @@ machine (`tests/postgres/server.py`; `fsync` off, as in the tests). {platform.py
   kind. Embedded processes share nothing (each samples and alerts on its own): their scaling
   is the machine's, shown for scale. *CPU µs per record*: the loopai processes' own CPU time
   (user and system, all threads, lowest of the runs) over the records, the server's not
-  included: unlike records/s, other work on the machine does not bend it. Load average (1 min)
+  included: other work on the machine bends it far less than records/s. Load average (1 min)
   when the run ended: {load:.1f} on {os.cpu_count()} CPUs.
 
 | state | processes | aggregate records/s | per process | vs embedded x1 | scaling | CPU µs per record |
