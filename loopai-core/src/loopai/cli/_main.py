@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run.add_command(commands, host_options())
     _events.add_commands(commands, host_options())
     _completion.add_command(commands)
+    from loopai.cli import _db  # loopai db status / upgrade
+
+    _db.add_commands(commands)
     return parser
 
 

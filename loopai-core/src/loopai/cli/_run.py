@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             with delivery_notices("loopai run"), host:
                 summary = runner.run(source)
-        except StartupError as exc:
+        except (StartupError, ConfigError) as exc:  # ConfigError: the state database (loopai.database)
             return _fail(exc.problems)
         except InputError as exc:
             summary = runner.summary

@@ -13,6 +13,7 @@ from loopai.config._model import (
     LoopaiConfig,
     PluginConfiguration,
     PluginsConfiguration,
+    StateSettings,
 )
 from loopai.config._read import Reading, Unset, find_config, load_config, parse_config, read_config
 from loopai.config._tasks import DEFAULT_WINDOW, TaskSettings, by_uuid, load_tasks, parse_tasks
@@ -26,6 +27,7 @@ __all__ = [
     "PluginConfiguration",
     "PluginsConfiguration",
     "Reading",
+    "StateSettings",
     "TaskSettings",
     "Unset",
     "by_uuid",

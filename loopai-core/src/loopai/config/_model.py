@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "LoopaiConfig",
     "PluginConfiguration",
     "PluginsConfiguration",
+    "StateSettings",
 ]
 
 
@@ -178,6 +180,29 @@ class DeliverySettings(_Strict):
     then (at once, for a process of this machine)."""
 
 
+class StateSettings(_Strict):
+    """Where per-task state lives: in the process (no ``url``), or in a PostgreSQL database shared by
+    every process that names it (``url``, overridden by ``LOOPAI_STATE_URL``).
+
+    ``unavailable_timeout`` (seconds): how long a process keeps retrying, with backoff, while the
+    database is unreachable (a restart, a failover) before its calls fail.
+    """
+
+    url: str | None = None
+    unavailable_timeout: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql://user@host:5432/database URL")
+        return value
+
+    def database_url(self, environ: Mapping[str, str]) -> str | None:
+        """``LOOPAI_STATE_URL`` when set, else ``url``: the shared database, or None for in-process state."""
+        return environ.get("LOOPAI_STATE_URL") or self.url
+
+
 class LoopaiConfig(_Strict):
     """The whole configuration. ``source`` is the file it came from (None: defaults)."""
 
@@ -189,6 +214,8 @@ class LoopaiConfig(_Strict):
     plugins: PluginsConfiguration = Field(default_factory=PluginsConfiguration)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    """Per-task state: in the process, or in PostgreSQL (``[state] url``) shared by many processes."""
     tasks: dict[TaskId, TaskSettings] = Field(default_factory=dict)
     """The tasks table (``[tasks."<task_id>"]``): schemas, sampling rate and thresholds per task."""
 

@@ -27,7 +27,7 @@ from loopai.host._plan import Plan, task_scopes
 from loopai.host._sample import Sampling
 from loopai.host._settings import Settings
 from loopai.registry import PluginRegistry
-from loopai.state import MemoryStateStore, StateStore
+from loopai.state import StateStore, open_state
 
 __all__ = ["Host"]
 
@@ -64,7 +64,9 @@ class Host(HostCalls):
     Tasks: the tasks table (``tasks``, else ``config.tasks``) gives each task's schemas and
     sampling rate (the default contexts of :meth:`validate` and :meth:`should_sample`) and
     its rolling thresholds (:meth:`observe`). Per-task state (statistics, time-based sample
-    claims, rolling windows) lives in ``state`` (default: in this process).
+    claims, rolling windows) lives in ``state``; by default in this process, or in the
+    PostgreSQL database that ``LOOPAI_STATE_URL`` or config ``[state] url`` names, shared by
+    every host pointed at it (connected when the host starts, closed with it).
 
     Durable delivery is opt-in here: ``emit`` records events in an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
@@ -124,8 +126,9 @@ class Host(HostCalls):
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)
         self._emitter = Emitter(Deliverer(self.backoff, self._outcomes.dead_letter), self._outcomes)
-        self.state: StateStore = state if state is not None else MemoryStateStore()
-        """Per-task statistics, time-based sample claims and rolling windows."""
+        self.state: StateStore
+        """Per-task statistics, time-based sample claims and rolling windows (see :func:`loopai.state.open_state`)."""
+        self.state, self._owns_state = open_state(state, self.config, environ)
         self._sampling = Sampling(self.state, self._outcomes)
         self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(self.config.tasks), self.state)
         """The tasks table as the host uses it (see :class:`loopai.host.TaskMonitor`)."""
@@ -218,6 +221,7 @@ class Host(HostCalls):
         outbox, the delivery workers start: what it holds as due (left by a killed process,
         or by a host closed before its deliveries were done) goes out in the background.
         """
+        self._open_state()
         if not self._lifecycle.begin():
             return self
         self._lifecycle.start(self)
@@ -235,6 +239,7 @@ class Host(HostCalls):
         directly (in a thread when the plugin has a timeout). The delivery workers then start;
         async handlers deliver on this loop.
         """
+        await asyncio.to_thread(self._open_state)
         if not self._lifecycle.begin():
             return self
         await self._lifecycle.astart(self)
@@ -281,6 +286,14 @@ class Host(HostCalls):
     def _release(self) -> None:
         self._delivery.close()
         self._invoker.close()
+        if self._owns_state:
+            self.state.close()  # writes what it buffered; may raise when its database stayed away
+
+    def _open_state(self) -> None:
+        """Connect a state store that has a server (see :class:`loopai.StateStore`): an error at start."""
+        opener = getattr(self.state, "open", None)
+        if callable(opener):
+            opener()
 
     def __enter__(self) -> Host:
         return self.start()

@@ -84,6 +84,10 @@ class StateStore(Protocol):
     Implementations are safe to call from many threads. A shared implementation makes every
     answer cluster-wide: counts are exact once every process has flushed, a claim succeeds in
     one process only, and a threshold crossing is reported by one process only.
+
+    A store that connects to a server may also have an ``open()`` method: the host calls it
+    when it starts, so that a server that cannot be reached is an error at start, not at the
+    first record.
     """
 
     def statistics(self, task_id: UUID | None) -> TaskStatistics:

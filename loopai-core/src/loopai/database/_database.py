@@ -1,0 +1,177 @@
+"""A shared PostgreSQL database: a small pool of connections, one transaction per call, retries while it is away."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from loopai.database._driver import driver
+from loopai.database._errors import DatabaseError, DatabaseUnavailable
+from loopai.database._migrations import require_current, schema_status
+from loopai.database._url import DatabaseUrl
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+__all__ = ["Database"]
+
+log = logging.getLogger("loopai.database")
+
+T = TypeVar("T")
+
+FIRST_RETRY: Final = 0.05
+"""Seconds before the first retry while the database is away; doubled after each, up to LONGEST_RETRY."""
+LONGEST_RETRY: Final = 2.0
+POOL_WAIT: Final = 1.0
+"""Seconds to wait for a pooled connection before trying one of our own."""
+CONNECT_TIMEOUT: Final = 10
+"""Seconds one connection attempt may take (libpq ``connect_timeout``)."""
+
+
+class Database:
+    """The PostgreSQL database at ``url``, shared by every loopai process that names it.
+
+    Nothing connects until :meth:`open`, which fails fast: a database that cannot be reached at
+    start is a :class:`DatabaseUnavailable` naming it (without its password). Then :meth:`run`
+    calls an operation in a transaction on a pooled connection and, while the database cannot
+    be reached (a restart, a failover), retries it with backoff until ``unavailable_timeout``
+    seconds have passed since the first failure. Safe to use from many threads.
+    """
+
+    def __init__(
+        self,
+        url: str | DatabaseUrl,
+        *,
+        unavailable_timeout: float = 30.0,
+        max_connections: int = 4,
+        name: str = "loopai",
+    ) -> None:
+        self.url = url if isinstance(url, DatabaseUrl) else DatabaseUrl(url)
+        self.unavailable_timeout = unavailable_timeout
+        self._max_connections = max_connections
+        self._name = name
+        self._lock = threading.Lock()
+        self._pool: Any = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.shown!r})"
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    def open(self, *, require_schema: bool = True) -> None:
+        """Connect once (failing fast), check the schema version, then start the pool; later calls do nothing.
+
+        Raises :class:`DriverMissing` without the extra, :class:`DatabaseUnavailable` when the
+        database cannot be reached, :class:`SchemaVersionError` (with ``require_schema``) when
+        its schema is not the version this loopai-core knows.
+        """
+        with self._lock:
+            if self._pool is not None or self._closed:
+                return
+            _, pool_module = driver(self.url.shown)
+            with self.connect() as conn:
+                status = schema_status(conn)
+            if require_schema:
+                require_current(status, self.url.shown)
+            self._pool = pool_module.ConnectionPool(
+                self.url.conninfo,
+                kwargs=self._arguments(),
+                min_size=1,
+                max_size=self._max_connections,
+                name=self._name,
+                open=False,
+                # The pool's own reconnection keeps trying for as long as we are willing to wait.
+                reconnect_timeout=max(self.unavailable_timeout, 60.0),
+            )
+            self._pool.open(wait=False)
+            log.debug("opened %s", self.url.shown)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection[Any]]:
+        """One connection outside the pool, in a transaction committed at the end (rolled back on error)."""
+        psycopg, _ = driver(self.url.shown)
+        try:
+            conn = psycopg.connect(self.url.conninfo, **self._arguments())
+        except psycopg.Error as exc:
+            raise self._failure(exc, "cannot be reached") from None
+        try:
+            with conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise self._failure(exc, "was lost") from None
+
+    def close(self) -> None:
+        """Close the pool's connections (idempotent)."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    # -- running operations ----------------------------------------------------------------
+
+    def run(self, operation: Callable[[Connection[Any]], T]) -> T:
+        """``operation(conn)`` in one transaction (committed when it returns); its result.
+
+        While the database cannot be reached, the operation is retried (its transaction was
+        rolled back, so it must be safe to call again) after 50 ms, doubling up to 2 s, until
+        ``unavailable_timeout`` seconds have passed since the call began: then
+        :class:`DatabaseUnavailable`. Other database errors are raised as they are.
+        """
+        self.open()
+        psycopg, pool_module = driver(self.url.shown)
+        unreachable = (psycopg.OperationalError, psycopg.InterfaceError)
+        deadline = time.monotonic() + self.unavailable_timeout  # waiting for a connection counts too
+        delay = FIRST_RETRY
+        warned = False
+        while True:
+            pool = self._pool
+            if pool is None:
+                raise DatabaseError(f"state database {self.url.shown}: used after it was closed")
+            try:
+                try:
+                    with pool.connection(timeout=min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)) as conn:
+                        return operation(conn)
+                except pool_module.PoolTimeout:
+                    # The pool reconnects on its own schedule (backing off up to many seconds after an
+                    # outage): a connection of our own tells at once whether the server is back.
+                    with psycopg.connect(self.url.conninfo, **self._arguments()) as conn:
+                        return operation(conn)
+            except unreachable as exc:
+                now = time.monotonic()
+                if not warned:
+                    warned = True
+                    log.warning("%s; retrying for up to %g s", self._describe(exc, "is unreachable"), deadline - now)
+                if now >= deadline:
+                    raise self._failure(
+                        exc, f"has been unreachable for {self.unavailable_timeout:g} s ([state] unavailable_timeout)"
+                    ) from None
+                time.sleep(min(delay * random.uniform(0.8, 1.2), max(deadline - now, 0.0)))
+                delay = min(delay * 2, LONGEST_RETRY)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _arguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **self.url.connect_arguments()}
+        if "application_name" not in self.url.conninfo:
+            arguments["application_name"] = self._name  # how operators find us in pg_stat_activity
+        return arguments
+
+    def _describe(self, error: BaseException, what: str) -> str:
+        reason = " ".join(self.url.scrub(str(error)).split()) or type(error).__name__
+        return f"state database {self.url.shown} {what}: {reason}"
+
+    def _failure(self, error: BaseException, what: str) -> DatabaseError:
+        message = self._describe(error, what)
+        if what == "cannot be reached":
+            message += " (check [state] url or LOOPAI_STATE_URL, and that the server is running and accepts you)"
+        psycopg, _ = driver(self.url.shown)
+        if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return DatabaseUnavailable(message)
+        return DatabaseError(message)

@@ -1,0 +1,93 @@
+"""A database that restarts mid-run: the process rides it out, and no count is lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+
+def _counted(url):
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT sum(total_executions) FROM loopai_task_statistics").fetchone()
+    return row[0] or 0
+
+
+def _wait_until_counted(url, count, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while _counted(url) < count:
+        assert time.monotonic() < deadline, f"the process never flushed {count} executions"
+        time.sleep(0.05)
+
+
+def test_a_server_restart_mid_run_loses_no_count(pg, loopai, postgres_server, postgres_url):
+    records = pg.spaced(3000, timedelta(milliseconds=2))  # 6 intervals of 1 s
+    output = loopai.workdir / "out.jsonl"
+    # Results to a file: a pipe nobody reads while we write would block the process.
+    process = loopai.start("run", "-", "--output", str(output), *pg.RUN, stdin=subprocess.PIPE)
+    assert process.stdin is not None
+    process.stdin.write(pg.lines(records[:1000]))
+    process.stdin.flush()
+    _wait_until_counted(postgres_url, 1000)  # connected, claimed and flushed: now cut every connection
+    down = threading.Thread(target=lambda: (postgres_server.stop(), time.sleep(1.0), postgres_server.start()))
+    down.start()
+    for start in range(1000, len(records), 250):  # records keep coming while the server is down
+        process.stdin.write(pg.lines(records[start : start + 250]))
+        process.stdin.flush()
+        time.sleep(0.1)
+    down.join()
+    out, err = process.communicate(timeout=120)
+
+    assert process.returncode == 0, err
+    results = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert len(results) == len(records)
+    assert len(pg.sampled(results)) == 6
+    with psycopg.connect(postgres_url) as conn:
+        counts = conn.execute("SELECT total_executions, sampled_executions FROM loopai_task_statistics").fetchall()
+    assert counts == [(len(records), 6)]
+    assert postgres_server.password not in out + err
+
+
+def test_past_the_unavailable_timeout_a_call_fails_naming_the_database_and_keeps_its_counts(
+    postgres_server, postgres_url
+):
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from loopai.database import Database, DatabaseUnavailable, upgrade
+    from loopai.state import PostgresStateStore
+
+    database = Database(postgres_url)
+    with database.connect() as conn:
+        upgrade(conn, database.url.shown)
+    store = PostgresStateStore(postgres_url, unavailable_timeout=1.0)
+    store.open()
+    task, now = uuid4(), datetime.now(timezone.utc)
+    for _ in range(10):
+        store.record(task, sampled=False, failed=False, executed_at=now)
+    store.flush()
+    postgres_server.stop()
+    try:
+        for _ in range(5):  # counted while the database is away
+            store.record(task, sampled=False, failed=False, executed_at=now)
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable) as raised:
+            store.claim_sample(task, now, timedelta(seconds=1))
+        waited = time.monotonic() - started
+    finally:
+        postgres_server.start()
+    store.close()  # the database is back: what was counted meanwhile is written now
+
+    assert 1.0 <= waited < 10
+    message = str(raised.value)
+    assert "has been unreachable for 1 s ([state] unavailable_timeout)" in message
+    assert postgres_server.url(password=False).rsplit("/", 1)[0].replace("loopai@", "loopai:***@") in message
+    assert postgres_server.password not in message
+    assert _counted(postgres_url) == 15
