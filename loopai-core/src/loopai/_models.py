@@ -81,9 +81,7 @@ def read_only(value: Any) -> Any:
     kind = type(value)
     if kind is dict or kind is ReadOnlyDict:
         containers = _CONTAINERS
-        return ReadOnlyDict(
-            {key: read_only(item) if type(item) in containers else item for key, item in value.items()}
-        )
+        return ReadOnlyDict({key: read_only(item) if type(item) in containers else item for key, item in value.items()})
     if kind is list or kind is ReadOnlyList:
         containers = _CONTAINERS
         return ReadOnlyList([read_only(item) if type(item) in containers else item for item in value])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,6 +24,7 @@ from loopai._models import (
 
 __all__ = [
     "ALL_EVENTS",
+    "ISOLATION_MODES",
     "Plugin",
     "SamplerPlugin",
     "ValidatorPlugin",
@@ -46,6 +47,48 @@ def _optional_int(value: Any) -> int | None:
 
 def _as_given(value: Any) -> Any:
     return value  # checked where it is used: the registry refuses an unknown event type
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """Plugin names: one name or a list of them, as a tuple (empty for None)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"plugin names must be non-empty strings, got {name!r}")
+    return names
+
+
+ISOLATION_MODES: tuple[str, ...] = ("inline", "process")
+"""Where a plugin's hooks run: in the host's process (``inline``), or in worker processes."""
+
+
+def _isolation_mode(value: Any) -> str:
+    if value not in ISOLATION_MODES:
+        raise ValueError(f"isolation must be one of {', '.join(map(repr, ISOLATION_MODES))}, got {value!r}")
+    return str(value)
+
+
+def _workers(value: Any) -> int:
+    number = int(value)
+    if not 1 <= number <= 64:
+        raise ValueError(f"workers must be between 1 and 64, got {number}")
+    return number
+
+
+def _positive_or_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def checked(value: Any) -> Any:
+        if value is None:
+            return None
+        number = convert(value)
+        if not number > 0:
+            raise ValueError(f"must be above 0 (or None for no limit), got {value!r}")
+        return number
+
+    return checked
 
 
 class _Switch:
@@ -162,6 +205,15 @@ class Plugin(abc.ABC):
 
     ``enabled`` and ``priority`` may be changed at any time, from any thread; every host
     that holds the plugin uses the new value from its next call.
+
+    Order and dependencies (class attributes, or the configuration's keys of the same names):
+    ``run_before`` / ``run_after`` name plugins of the same kind this one is called before /
+    after (priority orders what they leave free); ``requires_plugins`` names plugins of any
+    kind without which this one is disabled (status ``missing-plugin``). Isolation:
+    ``isolation = "process"`` runs the hooks in ``workers`` worker processes with
+    ``memory_limit_mb``, ``cpu_time_limit_s`` and ``timeout`` enforced (see the plugin
+    development guide); the instance is then pickled into each worker, so keep clients and
+    connections out of ``__init__`` and open them in ``startup``.
     """
 
     name: str = ""
@@ -175,16 +227,57 @@ class Plugin(abc.ABC):
         enabled: bool
         priority: int
         timeout: float | None
+        requires_plugins: Sequence[str]
+        run_before: Sequence[str]
+        run_after: Sequence[str]
+        isolation: str
+        workers: int
+        memory_limit_mb: int | None
+        cpu_time_limit_s: float | None
     else:
         enabled = _Switch(bool, "Whether hosts call this plugin; takes effect on their next call.")
-        priority = _Switch(int, "Higher runs earlier; ties are ordered by name. Takes effect on the next call.")
+        priority = _Switch(
+            int,
+            "Higher runs earlier, among what run_before/run_after leave free; ties are ordered by name. "
+            "Takes effect on the next call.",
+        )
         timeout = _Switch(
-            _optional_float, "Seconds a single hook call may take before the host gives up on it; None: no limit."
+            _optional_float,
+            "Seconds a single hook call may take before the host gives up on it (an isolated plugin's "
+            "worker is killed and replaced); None: no limit.",
+        )
+        requires_plugins = _Switch(
+            _names,
+            "Names of plugins (of any kind) that must be loaded and enabled for this one to run; when one "
+            "is not, the host disables this plugin (status missing-plugin).",
+        )
+        run_before = _Switch(_names, "Plugins of the same kind this one is called before (absent names are ignored).")
+        run_after = _Switch(_names, "Plugins of the same kind this one is called after (absent names are ignored).")
+        isolation = _Switch(
+            _isolation_mode,
+            '"inline" (default): hooks run in the host\'s process; "process": in worker subprocesses, '
+            "with the resource limits below.",
+        )
+        workers = _Switch(_workers, 'Worker processes of an isolated plugin (isolation = "process"); default 1.')
+        memory_limit_mb = _Switch(
+            _positive_or_none(int),
+            "Address-space limit of each worker process of an isolated plugin, in MB; None: no limit.",
+        )
+        cpu_time_limit_s = _Switch(
+            _positive_or_none(float),
+            "CPU seconds one hook call of an isolated plugin may use (whole seconds, rounded up); None: no limit.",
         )
 
     _default_enabled: ClassVar[bool] = True
     _default_priority: ClassVar[int] = 0
     _default_timeout: ClassVar[float | None] = None
+    _default_requires_plugins: ClassVar[tuple[str, ...]] = ()
+    _default_run_before: ClassVar[tuple[str, ...]] = ()
+    _default_run_after: ClassVar[tuple[str, ...]] = ()
+    _default_isolation: ClassVar[str] = "inline"
+    _default_workers: ClassVar[int] = 1
+    _default_memory_limit_mb: ClassVar[int | None] = None
+    _default_cpu_time_limit_s: ClassVar[float | None] = None
 
     config: Any
 
@@ -244,6 +337,13 @@ class Plugin(abc.ABC):
         watchers = self.__dict__.get("_loopai_watchers")
         if watchers is not None:
             watchers[:] = [ref for ref in watchers if ref() is not None and ref() is not registry]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled into an isolated plugin's worker process: the registries watching this
+        # instance stay behind (weak references do not pickle, and mean nothing there).
+        state = dict(self.__dict__)
+        state.pop("_loopai_watchers", None)
+        return state
 
     # -- lifecycle (optional) -----------------------------------------------------------
 

@@ -8,6 +8,7 @@ from loopai.config._documents import read_document
 from loopai.config._model import (
     DeliverySettings,
     DispatchSettings,
+    HostSettings,
     LoopaiConfig,
     PluginConfiguration,
     PluginsConfiguration,
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "DeliverySettings",
     "DispatchSettings",
+    "HostSettings",
     "LoopaiConfig",
     "PluginConfiguration",
     "PluginsConfiguration",

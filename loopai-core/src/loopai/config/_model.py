@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from loopai.config._tasks import TaskId, TaskSettings
 __all__ = [
     "DeliverySettings",
     "DispatchSettings",
+    "HostSettings",
     "LoopaiConfig",
     "PluginConfiguration",
     "PluginsConfiguration",
@@ -72,6 +73,13 @@ class PluginConfiguration(_Strict):
     metadata: dict[str, str] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0)] | None = None
     factory: str | None = None
+    requires_plugins: list[Annotated[str, Field(min_length=1)]] | None = None
+    run_before: list[Annotated[str, Field(min_length=1)]] | None = None
+    run_after: list[Annotated[str, Field(min_length=1)]] | None = None
+    isolation: Literal["inline", "process"] | None = None
+    workers: Annotated[_EnvInt, Field(ge=1, le=64)] | None = None
+    memory_limit_mb: Annotated[_EnvInt, Field(gt=0)] | None = None
+    cpu_time_limit_s: Annotated[float, Field(gt=0)] | None = None
 
 
 class PluginsConfiguration(_Strict):
@@ -102,6 +110,21 @@ class DispatchSettings(_Strict):
     dry_run: _EnvBool = False
 
 
+class HostSettings(_Strict):
+    """A long-running host's reload triggers (see ``Host.reload``).
+
+    ``watch_config``: reload when the configuration file changes (checked every
+    ``watch_interval`` seconds; a change is acted on once the file has stayed the same for one
+    more interval). ``reload_on_sighup``: an embedding application lets the host take SIGHUP
+    (effective when the host is started in the main thread; a library never takes a signal
+    on its own).
+    """
+
+    watch_config: _EnvBool = False
+    watch_interval: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    reload_on_sighup: _EnvBool = False
+
+
 class DeliverySettings(_Strict):
     """Durable event delivery: where the outbox lives (a SQLite file, or ``:memory:``)."""
 
@@ -119,6 +142,7 @@ class LoopaiConfig(_Strict):
     plugins: PluginsConfiguration = Field(default_factory=PluginsConfiguration)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    host: HostSettings = Field(default_factory=HostSettings)
     tasks: dict[TaskId, TaskSettings] = Field(default_factory=dict)
     """The tasks table (``[tasks."<task_id>"]``): schemas, sampling rate and thresholds per task."""
 

@@ -1,7 +1,9 @@
-"""The calls a host answers, over its current plan: validate, sample, emit, and one record end to end.
+"""The calls a host answers, over its current plugin set: validate, sample, emit, and one record end to end.
 
 :class:`HostCalls` is the half of :class:`loopai.Host` that applications call per execution or
-event; the other half (building the plugin set, lifecycle) is in :mod:`loopai.host._host`.
+event; the other half (building the plugin set, lifecycle, reload) is in :mod:`loopai.host._host`.
+Each call runs on one plugin set from start to end (a reload meanwhile does not mix sets): it
+registers itself on the current set first, and the set a reload retires waits for it.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from loopai._report import EmitReport, PluginFailure, SamplingReport, Validation
 from loopai.delivery import Outbox
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker, Tracer
-from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter, PluginUsage
 from loopai.host._monitor import Observation, TaskMonitor
 from loopai.host._outcome import Outcomes
 from loopai.host._plan import Call, Plan, build_plan
 from loopai.host._record import RecordReport
 from loopai.host._sample import Sampling
+from loopai.host._set import PluginSet
 from loopai.host._validate import avalidate, validate
 from loopai.registry import PluginRegistry
 from loopai.state import StateStore, TaskStatistics
@@ -36,7 +38,6 @@ log = logging.getLogger("loopai")
 class HostCalls:
     """Validation, sampling and events over the host's current plan (see :class:`loopai.Host`)."""
 
-    registry: PluginRegistry
     problems: list[str]
     dry_run: bool
     stop_on_failure: bool
@@ -51,8 +52,12 @@ class HostCalls:
     _sampling: Sampling
     _emitter: Emitter
     _outbox: Outbox | None
-    _lifecycle: Lifecycle
-    _plan: Plan
+    _set: PluginSet
+
+    @property
+    def registry(self) -> PluginRegistry:
+        """The registry of the plugins the host calls now (a reload replaces it)."""
+        return self._set.registry
 
     @property
     def outbox(self) -> Outbox | None:
@@ -65,24 +70,47 @@ class HostCalls:
 
     # -- the plugin set as dispatch sees it --------------------------------------------------
 
-    def _current(self) -> Plan:
-        plan = self._plan
-        return plan if not plan.stale else self._rebuild()
+    def _enter(self) -> PluginSet:
+        """The current plugin set, with this call registered on it (``active.pop()`` when done)."""
+        while True:
+            current = self._set
+            current.active.append(None)
+            if not current.retired:
+                return current
+            current.active.pop()  # a reload replaced it meanwhile: take the new one
 
-    def _rebuild(self) -> Plan:
-        self._lifecycle.start_late(self)
+    def _current(self) -> Plan:
+        """The current set's plan (built now if stale): what dispatch calls, for tools and tests."""
+        return self._plan_of(self._set)
+
+    def _plan_of(self, current: PluginSet) -> Plan:
+        plan = current.plan
+        return plan if not plan.stale else self._rebuild(current)
+
+    def _rebuild(self, current: PluginSet) -> Plan:
+        current.lifecycle.start_late(self)
         plan = build_plan(
-            self.registry, self._invoker, self._tracer, self._meter, self.default_timeout, self.max_retries
+            current.registry,
+            self._invoker,
+            self._tracer,
+            self._meter,
+            self.default_timeout,
+            self.max_retries,
+            current.pools,
         )
         for problem in plan.problems:
             if problem not in self.problems:  # said once, not at every rebuild
                 self._problem(problem)
-        self._plan = plan
+        current.plan = plan
         return plan
 
     def handled_events(self) -> frozenset[WebhookEventType]:
         """The event types at least one enabled handler takes (emitting others reaches nobody)."""
-        return self._current().handled
+        current = self._enter()
+        try:
+            return self._plan_of(current).handled
+        finally:
+            current.active.pop()
 
     def plugin_usage(self) -> list[PluginUsage]:
         """Calls, failures and time per plugin, when the host was built with ``meter=True``
@@ -105,9 +133,33 @@ class HostCalls:
         result ends the run. A validator that fails is reported invalid and named in
         ``report.failures``; the others still run.
         """
-        plan = self._plan
+        # Written out (no helper calls): this is the hot path; _validate is the same for process().
+        current = self._set
+        current.active.append(None)
+        if current.retired:
+            current.active.pop()
+            current = self._enter()
+        try:
+            plan = current.plan
+            if plan.stale:
+                plan = self._rebuild(current)
+            if context is None:
+                context = self.tasks.view(execution.task_id).validation
+            stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
+            return validate(plan.validators, execution, context, stop, self._outcomes)
+        finally:
+            current.active.pop()
+
+    def _validate(
+        self,
+        current: PluginSet,
+        execution: ExecutionRecord,
+        context: ValidationContext | None,
+        stop_on_failure: bool | None,
+    ) -> ValidationReport:
+        plan = current.plan
         if plan.stale:
-            plan = self._rebuild()
+            plan = self._rebuild(current)
         if context is None:
             context = self.tasks.view(execution.task_id).validation
         stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
@@ -121,7 +173,20 @@ class HostCalls:
         stop_on_failure: bool | None = None,
     ) -> ValidationReport:
         """The asyncio twin of :meth:`validate`: async validators are awaited on the caller's loop."""
-        plan = self._current()
+        current = self._enter()
+        try:
+            return await self._avalidate(current, execution, context, stop_on_failure)
+        finally:
+            current.active.pop()
+
+    async def _avalidate(
+        self,
+        current: PluginSet,
+        execution: ExecutionRecord,
+        context: ValidationContext | None,
+        stop_on_failure: bool | None,
+    ) -> ValidationReport:
+        plan = self._plan_of(current)
         if context is None:
             context = self.tasks.view(execution.task_id).validation
         stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
@@ -142,9 +207,27 @@ class HostCalls:
         ``context`` is updated in place), then counts this execution, and its
         ``executed_at`` as the task's last sample time when it was sampled.
         """
-        plan = self._plan
+        current = self._set  # written out, as in validate()
+        current.active.append(None)
+        if current.retired:
+            current.active.pop()
+            current = self._enter()
+        try:
+            plan = current.plan
+            if plan.stale:
+                plan = self._rebuild(current)
+            if context is None:
+                context = self.tasks.view(execution.task_id).sampling.model_copy()
+            return self._sampling.sample(plan.samplers, execution, context)
+        finally:
+            current.active.pop()
+
+    def _should_sample(
+        self, current: PluginSet, execution: ExecutionRecord, context: SamplingContext | None
+    ) -> SamplingReport:
+        plan = current.plan
         if plan.stale:
-            plan = self._rebuild()
+            plan = self._rebuild(current)
         if context is None:
             context = self.tasks.view(execution.task_id).sampling.model_copy()
         return self._sampling.sample(plan.samplers, execution, context)
@@ -153,7 +236,16 @@ class HostCalls:
         self, execution: ExecutionRecord, context: SamplingContext | None = None
     ) -> SamplingReport:
         """The asyncio twin of :meth:`should_sample`."""
-        plan = self._current()
+        current = self._enter()
+        try:
+            return await self._ashould_sample(current, execution, context)
+        finally:
+            current.active.pop()
+
+    async def _ashould_sample(
+        self, current: PluginSet, execution: ExecutionRecord, context: SamplingContext | None
+    ) -> SamplingReport:
+        plan = self._plan_of(current)
         if context is None:
             context = self.tasks.view(execution.task_id).sampling.model_copy()
         return await self._sampling.asample(plan.samplers, execution, context)
@@ -180,16 +272,38 @@ class HostCalls:
         is not written to the outbox: it does not count as a delivery, so a later real
         emit of the same event id still delivers it.
         """
-        plan = self._plan
+        current = self._set  # written out, as in validate()
+        current.active.append(None)
+        if current.retired:
+            current.active.pop()
+            current = self._enter()
+        try:
+            plan = current.plan
+            if plan.stale:
+                plan = self._rebuild(current)
+            dry = self.dry_run if dry_run is None else dry_run
+            return self._emitter.emit(plan, event, dry, self._outbox)
+        finally:
+            current.active.pop()
+
+    def _emit(self, current: PluginSet, event: WebhookEvent, dry_run: bool | None) -> EmitReport:
+        plan = current.plan
         if plan.stale:
-            plan = self._rebuild()
+            plan = self._rebuild(current)
         dry = self.dry_run if dry_run is None else dry_run
         return self._emitter.emit(plan, event, dry, self._outbox)
 
     async def aemit(self, event: WebhookEvent, *, dry_run: bool | None = None) -> EmitReport:
         """The asyncio twin of :meth:`emit`; handlers (and their retries) run concurrently."""
+        current = self._enter()
+        try:
+            return await self._aemit(current, event, dry_run)
+        finally:
+            current.active.pop()
+
+    async def _aemit(self, current: PluginSet, event: WebhookEvent, dry_run: bool | None) -> EmitReport:
         dry = self.dry_run if dry_run is None else dry_run
-        return await self._emitter.aemit(self._current(), event, dry, self._outbox)
+        return await self._emitter.aemit(self._plan_of(current), event, dry, self._outbox)
 
     def redeliver(self) -> tuple[int, list[PluginFailure]]:
         """Deliver everything the outbox holds as pending (left by a killed process, or
@@ -199,7 +313,11 @@ class HostCalls:
         outbox = self._outbox
         if outbox is None:
             return 0, []
-        delivered, failures, missing = self._emitter.redeliver(self._current(), outbox)
+        current = self._enter()
+        try:
+            delivered, failures, missing = self._emitter.redeliver(self._plan_of(current), outbox)
+        finally:
+            current.active.pop()
         for handler in sorted(missing):
             self._problem(
                 f"outbox {outbox.path}: deliveries to webhook handler {handler!r} stay pending: it is not loaded"
@@ -237,11 +355,17 @@ class HostCalls:
     ) -> RecordReport:
         """What ``loopai run`` does with one record: validate it (against its task's schemas and
         ``expected_output``), offer it to the samplers, observe it for its task's thresholds,
-        and emit the events it raised that some handler takes."""
-        validation = self.validate(execution, self.tasks.view(execution.task_id).validation_context(expected_output))
-        sampling = self.should_sample(execution)
-        observation = self.observe(execution, validation, sampling, payload=payload)
-        emitted = [self.emit(event) for event in observation.events(self.handled_events())]
+        and emit the events it raised that some handler takes, all on one plugin set."""
+        current = self._enter()
+        try:
+            context = self.tasks.view(execution.task_id).validation_context(expected_output)
+            validation = self._validate(current, execution, context, None)
+            sampling = self._should_sample(current, execution, None)
+            observation = self.observe(execution, validation, sampling, payload=payload)
+            handled = self._plan_of(current).handled
+            emitted = [self._emit(current, event, None) for event in observation.events(handled)]
+        finally:
+            current.active.pop()
         return RecordReport(validation, sampling, observation, emitted)
 
     async def aprocess(
@@ -252,10 +376,14 @@ class HostCalls:
         payload: Mapping[str, Any] | None = None,
     ) -> RecordReport:
         """The asyncio twin of :meth:`process`."""
-        context = self.tasks.view(execution.task_id).validation_context(expected_output)
-        validation = await self.avalidate(execution, context)
-        sampling = await self.ashould_sample(execution)
-        observation = self.observe(execution, validation, sampling, payload=payload)
-        events = observation.events(self.handled_events())
-        emitted = list(await asyncio.gather(*(self.aemit(event) for event in events)))
+        current = self._enter()
+        try:
+            context = self.tasks.view(execution.task_id).validation_context(expected_output)
+            validation = await self._avalidate(current, execution, context, None)
+            sampling = await self._ashould_sample(current, execution, None)
+            observation = self.observe(execution, validation, sampling, payload=payload)
+            events = observation.events(self._plan_of(current).handled)
+            emitted = list(await asyncio.gather(*(self._aemit(current, event, None) for event in events)))
+        finally:
+            current.active.pop()
         return RecordReport(validation, sampling, observation, emitted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
@@ -13,18 +14,22 @@ from loopai._errors import StartupError
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
-from loopai.host._build import populate
+from loopai.host._build import describe_order, orderings, populate
 from loopai.host._calls import HostCalls
+from loopai.host._changes import ReloadResult
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker
 from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter
 from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._plan import Plan
+from loopai.host._process import Pools, WorkerPool
+from loopai.host._reload import areload, reload
 from loopai.host._sample import Sampling
+from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
-from loopai.registry import PluginRegistry
+from loopai.host._triggers import Triggers
+from loopai.registry import PluginRegistry, RegisteredPlugin
 from loopai.state import MemoryStateStore, StateStore
 
 __all__ = ["Host"]
@@ -93,22 +98,22 @@ class Host(HostCalls):
         tasks: Mapping[UUID, TaskSettings] | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
-        self.config = config if config is not None else LoopaiConfig()
-        self.registry = registry if registry is not None else PluginRegistry()
+        config = config if config is not None else LoopaiConfig()
+        self._environ = environ
+        self._options: dict[str, Any] = {
+            "strict": strict,
+            "trace": trace,
+            "dry_run": dry_run,
+            "stop_on_failure": stop_on_failure,
+            "max_retries": max_retries,
+            "retry_backoff": retry_backoff,
+        }
+        self._sources = (discover, selection, paths)
+        self._config_path: str | os.PathLike[str] | None = config.source
+        self._tasks_given = tasks is not None
         self.problems: list[str] = []
-        settings = Settings.resolve(
-            self.config,
-            environ,
-            strict=strict,
-            trace=trace,
-            dry_run=dry_run,
-            stop_on_failure=stop_on_failure,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-        )
-        self.strict, self._tracer, self.dry_run = settings.strict, settings.tracer, settings.dry_run
-        self.stop_on_failure, self.max_retries = settings.stop_on_failure, settings.max_retries
-        self.default_timeout = settings.default_timeout
+        settings = Settings.resolve(config, environ, **self._options)
+        self._apply(settings)
         self.backoff = settings.backoff
         """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
         self._invoker = Invoker()
@@ -118,26 +123,153 @@ class Host(HostCalls):
         self.state: StateStore = state if state is not None else MemoryStateStore()
         """Per-task statistics, time-based sample claims and rolling windows."""
         self._sampling = Sampling(self.state, self._outcomes)
-        self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(self.config.tasks), self.state)
+        self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(config.tasks), self.state)
         """The tasks table as the host uses it (see :class:`loopai.host.TaskMonitor`)."""
-        self._outbox, self._owns_outbox = open_outbox(outbox, self.config, environ)
-        self._lifecycle = Lifecycle(self.registry, self._invoker, self._tracer, self.default_timeout, self._problem)
-        self._plan = Plan()
-        self.discovered: list[DiscoveredPlugin]
-        """Every plugin found through entry points (with ``discover=True``) and its status."""
-        self.discovered, problems = populate(
-            self.registry,
-            self.config,
-            plugins,
-            installed=discover,
-            environ=environ,
-            selection=selection,
-            paths=paths,
-            strict=self.strict,
-        )
+        self._outbox, self._owns_outbox = open_outbox(outbox, config, environ)
+        self._reload_lock = threading.Lock()  # released by whichever thread: not an RLock
+        self._triggers = Triggers(self.reload, self._problem)
+        self._generation = 0
+        self._set = self._new_set(config, registry if registry is not None else PluginRegistry(), settings)
+        problems = self._populate(self._set, plugins, settings)
         for problem in problems:
             self._problem(problem)
         self._raise_if_strict()
+
+    def _apply(self, settings: Settings) -> None:
+        self.strict, self._tracer, self.dry_run = settings.strict, settings.tracer, settings.dry_run
+        self.stop_on_failure, self.max_retries = settings.stop_on_failure, settings.max_retries
+        self.default_timeout = settings.default_timeout
+
+    # -- the plugin set ------------------------------------------------------------------------
+
+    @property
+    def config(self) -> LoopaiConfig:
+        """The configuration the current plugin set was built with (a reload replaces it)."""
+        return self._set.config
+
+    @property
+    def discovered(self) -> list[DiscoveredPlugin]:
+        """Every plugin the current set found through entry points (with ``discover=True``), its
+        status, and (once loaded) its place in the call order."""
+        return self._set.discovered
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` (or :meth:`astart`) ran."""
+        return self._set.lifecycle.started
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` (or :meth:`aclose`) ran."""
+        return self._set.lifecycle.closed
+
+    def _new_set(self, config: LoopaiConfig, registry: PluginRegistry, settings: Settings) -> PluginSet:
+        self._generation += 1
+        pools = Pools(settings.default_timeout, self._given_up)
+        lifecycle = Lifecycle(
+            registry, self._invoker, settings.tracer, settings.default_timeout, self._problem, pools.hooks
+        )
+        return PluginSet(self._generation, registry, config, [], lifecycle, pools)
+
+    def _populate(
+        self,
+        plugin_set: PluginSet,
+        plugins: Iterable[object],
+        settings: Settings,
+        carried: Sequence[RegisteredPlugin] = (),
+    ) -> list[str]:
+        installed, selection, paths = self._sources
+        plugin_set.discovered, problems = populate(
+            plugin_set.registry,
+            plugin_set.config,
+            plugins,
+            installed=installed,
+            environ=self._environ,
+            selection=selection,
+            paths=paths,
+            strict=settings.strict,
+            carried=carried,
+        )
+        describe_order(plugin_set.registry, plugin_set.discovered, orderings(plugin_set.registry))
+        return problems
+
+    def _given_up(self, pool: WorkerPool, reason: str) -> None:
+        """A worker pool gave up on its plugin (crashes in a row, or a startup that failed)."""
+        pool.entry.plugin.enabled = False
+        self._problem(reason)
+
+    # -- reload ----------------------------------------------------------------------------
+
+    def reload(self, config: LoopaiConfig | None = None) -> ReloadResult:
+        """Re-read the configuration (or take ``config``), rediscover installed plugins, and swap
+        the new plugin set in; returns what changed, or why nothing did.
+
+        The new set is built and started beside the running one: calls in flight finish on
+        the old set, and the old set's ``shutdown`` hooks run after its last call (this method
+        waits for that, so do not call it from inside a plugin hook). Statistics, task state,
+        the tasks table's state and the outbox carry over; plugins registered in code are
+        carried over as the same objects (their configuration re-applied, never started
+        twice). A plugin installed since appears, one uninstalled goes; modules already
+        imported are not imported again (an isolated plugin's new workers do import afresh).
+
+        A reload that fails changes nothing: the configuration cannot be read, strict mode
+        finds a problem, a new plugin's ``startup`` raises, or a plugin that runs now would be
+        lost to a failure (it no longer loads, or its new settings are refused). The
+        :class:`~loopai.host.ReloadResult` says why (and it is logged). Thread-safe: reloads
+        run one at a time. From asyncio code use :meth:`areload`; for SIGHUP see
+        :func:`loopai.host.reload_on_sighup` and ``[host] reload_on_sighup``; ``[host]
+        watch_config = true`` reloads when the file changes.
+        """
+        with self._reload_lock:
+            result = reload(self, config)
+        return result
+
+    async def areload(self, config: LoopaiConfig | None = None) -> ReloadResult:
+        """:meth:`reload` for asyncio applications: async ``startup``/``shutdown`` hooks run on the
+        running loop, and the wait for the old set's last call does not block it."""
+        await asyncio.to_thread(self._reload_lock.acquire)
+        try:
+            return await areload(self, config)
+        finally:
+            self._reload_lock.release()
+
+    def _read_config(self) -> LoopaiConfig:
+        """The configuration again, from where it came from (a given one without a file: itself)."""
+        if self._config_path is None and not self._reads_config:
+            return self._set.config
+        return load_config(self._config_path, environ=self._environ)
+
+    _reads_config = False
+    """Set by :meth:`from_config`: with no file found then, a reload looks for one again."""
+
+    def _build_set(
+        self, config: LoopaiConfig, carried: Sequence[RegisteredPlugin]
+    ) -> tuple[PluginSet, list[str], Settings]:
+        """The next plugin set, built from ``config`` aside (not started), its problems, its settings."""
+        settings = Settings.resolve(config, self._environ, **self._options)
+        plugin_set = self._new_set(config, PluginRegistry(), settings)
+        problems = self._populate(plugin_set, (), settings, carried)
+        previous = self._set.config.delivery.outbox
+        if config.delivery.outbox != previous and self._outbox is not None:
+            problems.append(
+                f"[delivery] outbox changed to {config.delivery.outbox!r}: the outbox in use "
+                f"({self._outbox.path}) stays until the host restarts"
+            )
+        return plugin_set, problems, settings
+
+    def _swap(self, candidate: PluginSet, settings: Settings, problems: Sequence[str]) -> None:
+        """Make ``candidate`` current, with its settings and tasks (a reload's last step)."""
+        self._apply(settings)
+        self.backoff.base, self.backoff.ceiling = settings.backoff.base, settings.backoff.ceiling
+        if not self._tasks_given:
+            self.tasks.replace(by_uuid(candidate.config.tasks))
+        if candidate.config.source is not None:
+            self._config_path = candidate.config.source
+        candidate.lifecycle.report_to(self._problem)
+        self._set = candidate  # the swap: from here on every call takes the new set
+        for problem in problems:
+            self._problem(problem)
+        self._triggers.follow(candidate.config)
 
     @classmethod
     def from_config(
@@ -155,7 +287,9 @@ class Host(HostCalls):
         """
         config = load_config(path, environ=environ)
         options.setdefault("outbox", True)
-        return cls(config, environ=environ, discover=True, **options)
+        host = cls(config, environ=environ, discover=True, **options)
+        host._config_path, host._reads_config = path if path is not None else config.source, True
+        return host
 
     # -- settings read by the strategies ---------------------------------------------------
 
@@ -201,12 +335,14 @@ class Host(HostCalls):
         loop: from asyncio code use :meth:`astart` (``async with``) instead. Then what the
         outbox holds as pending (left by a killed process) is delivered.
         """
-        if not self._lifecycle.begin():
+        lifecycle = self._set.lifecycle
+        if not lifecycle.begin():
             return self
-        self._lifecycle.start(self)
+        lifecycle.start(self)
         if self.strict and self.problems:
             self.close()  # release what did start before refusing to run
             self._raise_if_strict()
+        self._triggers.start(self.config)
         self.redeliver()
         return self
 
@@ -218,37 +354,50 @@ class Host(HostCalls):
         directly (in a thread when the plugin has a timeout). The outbox's leftovers
         are then delivered in a worker thread.
         """
-        if not self._lifecycle.begin():
+        lifecycle = self._set.lifecycle
+        if not lifecycle.begin():
             return self
-        await self._lifecycle.astart(self)
+        await lifecycle.astart(self)
         if self.strict and self.problems:
             await self.aclose()
             self._raise_if_strict()
+        self._triggers.start(self.config)
         await asyncio.to_thread(self.redeliver)
         return self
 
     def close(self) -> None:
-        """Run every started plugin's ``shutdown`` hook once, in reverse priority order."""
-        entries = self._lifecycle.begin_close()
-        if entries is None:
-            return
-        try:
-            self._lifecycle.stop(self, entries)
-        finally:
-            self._release()
+        """Run every started plugin's ``shutdown`` hook once, in reverse order (plugins after those
+        that require them); stop isolated plugins' workers and the reload triggers."""
+        self._triggers.stop()
+        with self._reload_lock:  # not in the middle of a reload
+            current = self._set
+            entries = current.lifecycle.begin_close()
+            if entries is None:
+                return
+            try:
+                current.lifecycle.stop(self, entries)
+            finally:
+                self._release(current)
 
     async def aclose(self) -> None:
         """:meth:`close` for asyncio applications (``async with host`` calls it): async
         ``shutdown`` hooks are awaited on the running loop."""
-        entries = self._lifecycle.begin_close()
-        if entries is None:
-            return
+        await asyncio.to_thread(self._triggers.stop)
+        await asyncio.to_thread(self._reload_lock.acquire)
         try:
-            await self._lifecycle.astop(self, entries)
+            current = self._set
+            entries = current.lifecycle.begin_close()
+            if entries is None:
+                return
+            try:
+                await current.lifecycle.astop(self, entries)
+            finally:
+                await asyncio.to_thread(self._release, current)
         finally:
-            await asyncio.to_thread(self._release)
+            self._reload_lock.release()
 
-    def _release(self) -> None:
+    def _release(self, current: PluginSet) -> None:
+        current.pools.close()
         self._invoker.close()
         if self._outbox is not None and self._owns_outbox:
             self._outbox.close()

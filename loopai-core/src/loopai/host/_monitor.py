@@ -21,9 +21,9 @@ from loopai._models import (
     EventSeverity,
     ExecutionRecord,
     ExecutionStatus,
+    ReadOnlyDict,
     SamplingContext,
     ValidationContext,
-    ReadOnlyDict,
     WebhookEvent,
     WebhookEventType,
     read_only,
@@ -174,6 +174,12 @@ class TaskMonitor:
             self.settings.update(tasks)
             for task_id in tasks:
                 self._views.pop(task_id, None)
+
+    def replace(self, tasks: Mapping[uuid.UUID, TaskSettings]) -> None:
+        """Make ``tasks`` the whole table (a reload's new configuration); the tasks' state stays."""
+        with self._lock:
+            self.settings = dict(tasks)
+            self._views.clear()
 
     def view(self, task_id: uuid.UUID) -> TaskView:
         """The view of ``task_id`` (made once per task)."""
