@@ -34,16 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``loopai`` command; returns the exit status (0 ok, 1 problems, 2 usage)."""
+    """Run the ``loopai`` command; returns the exit status (0 ok, 1 problems, 2 usage).
+
+    Without ``argv`` this is the process's own command line (the ``loopai`` script, ``python -m
+    loopai``): when a plugin left a non-daemon thread running, the process ends here, after a
+    warning naming it, rather than hang at exit waiting for that thread.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         return usage(parser)
     try:
-        return int(handler(args))
+        status = int(handler(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        status = 130
     except BrokenPipeError:
-        return 0
+        status = 0
+    if argv is None:
+        from loopai.cli._threads import leave_without_waiting
+
+        return leave_without_waiting(status, getattr(args, "config", None))
+    return status

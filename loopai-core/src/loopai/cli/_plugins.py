@@ -49,9 +49,11 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
 
     from loopai.cli._install import add_install_commands
     from loopai.cli._new import add_new_command
+    from loopai.cli._order import add_order_command
 
     add_new_command(sub)
     add_install_commands(sub)
+    add_order_command(sub, parent)
     plugins.set_defaults(
         handler=_list,
         json=False,
@@ -156,11 +158,16 @@ def _listing(args: argparse.Namespace, records: list[Any]) -> int:
         hidden = len(records) - len(shown)
         print("no plugins found" + (f" ({hidden} turned off; --all shows them)" if hidden else ""))
         return 0
-    rows = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS", "PRIORITY", "WHY")]
+    rows = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS", "PRIORITY", *(("ORDER",) * args.load), "WHY")]
     for r in shown:
-        why = r.reason if r.status != "ok" else "; ".join([r.selected_by, *(f"warning: {w}" for w in r.warnings)])
+        why = (
+            r.reason
+            if r.status != "ok"
+            else "; ".join([r.selected_by, *_order_notes(r), *(f"warning: {w}" for w in r.warnings)])
+        )
         priority = "-" if r.priority is None else str(r.priority)
-        rows.append((r.name, r.kind, r.distribution, r.version, r.status, priority, why or ""))
+        order = (("-" if r.position is None else str(r.position)),) if args.load else ()
+        rows.append((r.name, r.kind, r.distribution, r.version, r.status, priority, *order, why or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -170,6 +177,12 @@ def _listing(args: argparse.Namespace, records: list[Any]) -> int:
             "turn itself off when constructed; --load tells both"
         )
     return 0
+
+
+def _order_notes(record: Any) -> list[str]:
+    """What a loaded plugin's place and dependencies are, for the WHY column."""
+    notes = [f"placed: {record.placed_by}"] if record.placed_by else []
+    return notes + ([f"requires: {', '.join(record.requires_plugins)}"] if record.requires_plugins else [])
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -184,6 +197,9 @@ def _show(args: argparse.Namespace) -> int:
         print(f"no installed plugin is named {args.name!r}; see: loopai plugins list --all", file=sys.stderr)
         return 1
     strict = strict_of(args, config)
+    from loopai.cli._order import _loaded_host, order_lines
+
+    host = _loaded_host(args)  # the whole set: a plugin's place in the order depends on the others
     for record in records:
         registry = PluginRegistry()
         with plugin_output_to_stderr():
@@ -216,6 +232,8 @@ def _show(args: argparse.Namespace) -> int:
             # Without its settings model nothing tells which text is a secret: hide all of it.
             hidden = json.dumps(_hide_text(entry.configuration), default=str, sort_keys=True)
             print(f"  settings:      {hidden} (not loaded: text values hidden)")
+        for line in order_lines(host, record.kind, record.name):
+            print(f"  {line}")
     return 0
 
 

@@ -57,15 +57,19 @@ def populate(
         load_discovered(discovered, registry, config, strict=strict)
         problems += [_left_out(record) for record in discovered if record.status not in ("ok", "disabled")]
     problems += apply_configuration(config, registry, discovered, selection)
-    problems += _disable_unmet(registry, discovered)
+    problems += [
+        f"{kind} {name!r} is disabled (missing-plugin): {why}"
+        for kind, name, why in disable_unmet(registry, discovered)
+    ]
     for ordering in orderings(registry).values():
         problems += ordering.cycle_report
     return discovered, problems
 
 
-def _disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin]) -> list[str]:
-    """Disable the plugins whose ``requires_plugins`` are not all loaded and enabled; one problem each."""
-    problems = []
+def disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin]) -> list[tuple[str, str, str]]:
+    """Disable the plugins whose ``requires_plugins`` are not all loaded and enabled (their records
+    become ``missing-plugin``); each one's kind title, name and why."""
+    disabled = []
     unmet = unmet_requirements(registry)
     for entry in registry:
         missing = unmet.get((entry.kind, entry.name))
@@ -83,8 +87,8 @@ def _disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin])
         for record in discovered:
             if record.name == entry.name and record.kind == kind.label and record.loaded:
                 record.status, record.reason, record.enabled = "missing-plugin", reason, False
-        problems.append(f"{kind.title} {entry.name!r} is disabled (missing-plugin): {reason}")
-    return problems
+        disabled.append((kind.title, entry.name, reason))
+    return disabled
 
 
 def orderings(registry: PluginRegistry) -> dict[str, Ordering]:

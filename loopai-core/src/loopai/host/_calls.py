@@ -27,7 +27,7 @@ from loopai.host._record import RecordReport
 from loopai.host._sample import Sampling
 from loopai.host._set import PluginSet
 from loopai.host._validate import avalidate, validate
-from loopai.registry import PluginRegistry
+from loopai.registry import Ordering, PluginRegistry
 from loopai.state import StateStore, TaskStatistics
 
 __all__ = ["HostCalls"]
@@ -109,6 +109,16 @@ class HostCalls:
         current = self._enter()
         try:
             return self._plan_of(current).handled
+        finally:
+            current.active.pop()
+
+    def call_order(self) -> dict[str, Ordering]:
+        """Each kind's effective call order and how it came about, by kind label (``validator``...):
+        ``run_before`` / ``run_after`` first, priority then name for what they leave free; the
+        constraints that were ignored, and the cycles (see :class:`loopai.registry.Ordering`)."""
+        current = self._enter()
+        try:
+            return dict(self._plan_of(current).orderings)
         finally:
             current.active.pop()
 

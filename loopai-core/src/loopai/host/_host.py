@@ -11,6 +11,7 @@ from typing import IO, Any
 from uuid import UUID
 
 from loopai._errors import StartupError
+from loopai._isolation import watch_forks
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
@@ -116,6 +117,7 @@ class Host(HostCalls):
         self._apply(settings)
         self.backoff = settings.backoff
         """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
+        watch_forks()  # a child a plugin forks never runs this host's work
         self._invoker = Invoker()
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)

@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any, Final
 
+from loopai._isolation import watch_forks
 from loopai.host._process._codec import (
     CALL,
     LOADED,
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv if argv is None else argv
     read_fd, write_fd = int(args[1]), int(args[2])
     _quiet_signals()
+    watch_forks()
     serving = _Serving(read_fd, write_fd)
     try:
         frame = receive(read_fd)
