@@ -63,7 +63,10 @@ def _install_workspace(session: nox.Session, *groups: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on every supported Python found on this machine."""
     _install_workspace(session, "test")
-    session.run("pytest", *session.posargs)
+    # Tests that start many worker processes (marked `processes`) run on the newest Python only:
+    # they test process handling, which does not change between versions, and they cost the most.
+    chosen = [] if session.posargs or session.python == PYTHONS[-1] else ["-m", "not processes"]
+    session.run("pytest", *chosen, *session.posargs)
 
 
 @nox.session(python=PYTHONS[-1:] or None)
