@@ -20,7 +20,7 @@ import pytest
 
 import loopai
 
-COMMON = '''
+COMMON = """
 import ctypes
 import os
 import sys
@@ -38,7 +38,7 @@ class Inline(loopai.ValidatorPlugin):
 
     def validate(self, execution, context):
         return valid(self.name, pid=os.getpid())
-'''
+"""
 
 
 @pytest.fixture

@@ -197,9 +197,7 @@ def test_a_startup_that_raises_in_the_worker_disables_the_plugin(plugin_module, 
     host = hosts(plugins.Broken(name="broken"), plugins.Inline(name="neighbour")).start()
 
     assert [r.validator_type for r in host.validate(execution()).results] == ["neighbour"]
-    assert host.problems == [
-        "plugin 'broken' failed to start and was disabled: ConnectionError: database unreachable"
-    ]
+    assert host.problems == ["plugin 'broken' failed to start and was disabled: ConnectionError: database unreachable"]
 
 
 def test_isolation_from_the_configuration_with_a_factory(plugin_module, tmp_path: Path) -> None:

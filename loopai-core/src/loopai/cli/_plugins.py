@@ -105,9 +105,14 @@ def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[s
     selection = selection_of(args, config)
     strict = strict_of(args, config)
     kind = getattr(args, "kind", None)
+    installed_twice: list[str] = []  # a warning, an error in strict mode
+    records = discover(config, selection=selection, notes=installed_twice)
+    if not strict:
+        for note in installed_twice:
+            print(f"warning: {note}", file=sys.stderr)
     if not load:
-        records = discover(config, selection=selection)
-        return records, [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)], strict
+        problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
+        return records, problems + (installed_twice if strict else []), strict
     # Never strict here: a listing must show the broken plugins, not stop at them.
     with plugin_output_to_stderr():
         host = Host(config, discover=True, selection=selection, strict=False)
@@ -115,6 +120,8 @@ def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[s
     records = host.discovered
     reported = [r.reason for r in records if _has_problem(r) and r.reason]
     others = [p for p in host.problems if not any(reason in p for reason in reported)]
+    if not strict:
+        others = [p for p in others if p not in installed_twice]
     if strict:
         for record in records:
             if record.warnings and record.status in ("ok", "disabled"):
