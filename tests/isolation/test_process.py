@@ -220,7 +220,35 @@ def test_isolation_from_the_configuration_with_a_factory(plugin_module, tmp_path
     assert results["hostile"].metadata["pid"] == os.getpid()
 
 
-def test_a_plugin_that_cannot_be_pickled_is_left_out_and_says_why(plugin_module, hosts) -> None:
+def test_a_plugin_that_cannot_be_pickled_is_built_again_from_its_class_and_settings(plugin_module, hosts) -> None:
+    plugins = plugin_module(
+        """
+        import threading
+
+        from pydantic import BaseModel
+
+        class Locked(loopai.ValidatorPlugin):
+            isolation = "process"
+
+            class Config(BaseModel):
+                answer: int = 0
+
+            def __init__(self, config=None):
+                super().__init__(config)
+                self.lock = threading.Lock()  # no pickle takes this across
+
+            def validate(self, execution, context):
+                return valid(self.name, pid=os.getpid(), answer=self.config.answer)
+        """
+    )
+    host = hosts(plugins.Locked({"answer": 42}))
+
+    [result] = host.validate(execution()).results
+
+    assert result.metadata["answer"] == 42 and result.metadata["pid"] != os.getpid()
+
+
+def test_a_plugin_that_can_neither_be_pickled_nor_built_again_is_left_out_and_says_why(plugin_module, hosts) -> None:
     plugins = plugin_module(
         """
         import threading
@@ -228,20 +256,41 @@ def test_a_plugin_that_cannot_be_pickled_is_left_out_and_says_why(plugin_module,
         class Locked(loopai.ValidatorPlugin):
             isolation = "process"
 
-            def __init__(self, **kwargs):
-                super().__init__(**kwargs)
-                self.lock = threading.Lock()
+            def __init__(self, label, lock):
+                super().__init__(name=label)
+                self.lock = lock
 
             def validate(self, execution, context):
                 return valid(self.name)
         """
     )
-    host = hosts(plugins.Locked(name="locked"), plugins.Inline(name="neighbour"))
+    host = hosts(plugins.Locked("locked", threading.Lock()), plugins.Inline(name="neighbour"))
 
     assert [r.validator_type for r in host.validate(execution()).results] == ["neighbour"]
     [problem] = host.problems
-    assert problem.startswith("validator 'locked' cannot run isolated: it must be pickled into its worker process")
+    assert problem.startswith(
+        "validator 'locked' cannot run isolated: pickling it for its worker process failed (TypeError: cannot "
+        "pickle '_thread.lock' object), and Locked(settings) does not build it (its constructor takes other arguments)"
+    )
     assert "open clients, locks and files in startup(), not in __init__" in problem
+
+
+def test_a_built_in_plugin_runs_isolated_from_the_configuration(hosts) -> None:
+    config = loopai.parse_config(
+        {"plugins": {"validators": {"json-schema-validator": {"isolation": "process", "memory_limit_mb": 400}}}}
+    )
+    host = loopai.Host(config, discover=True, environ={"LOOPAI_PLUGINS": "json-schema-validator"})
+    context = loopai.ValidationContext(output_schema={"type": "object", "required": ["label"]})
+
+    try:
+        report = host.validate(
+            loopai.ExecutionRecord(program_id=uuid.uuid4(), task_id=uuid.uuid4(), output={"label": 1}), context
+        )
+    finally:
+        host.close()
+
+    [result] = report.results
+    assert (result.validator_type, result.is_valid, report.failures) == ("json-schema-validator", True, ())
 
 
 def test_an_isolated_handler_that_crashes_is_retried_on_a_new_worker(plugin_module, hosts, tmp_path: Path) -> None:

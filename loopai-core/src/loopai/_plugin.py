@@ -195,6 +195,13 @@ def validate_settings(model: type[BaseModel] | None, raw: Any, where: str) -> An
         raise PluginSettingsError(where, describe_validation_error(exc, where, model)) from None
 
 
+class _PickledSettings:
+    """A plugin's validated settings as plain values, for the trip into a worker process."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+
 class Plugin(abc.ABC):
     """What every loopai plugin is: a name, a version, an on/off switch and a priority.
 
@@ -340,10 +347,22 @@ class Plugin(abc.ABC):
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled into an isolated plugin's worker process: the registries watching this
-        # instance stay behind (weak references do not pickle, and mean nothing there).
+        # instance stay behind (weak references do not pickle, and mean nothing there), and
+        # the settings travel as values, validated again on arrival (the strict model class
+        # they were validated with is made at run time: pickle cannot name it).
         state = dict(self.__dict__)
         state.pop("_loopai_watchers", None)
+        settings = state.get("config")
+        if isinstance(settings, BaseModel):
+            state["config"] = _PickledSettings(settings.model_dump())
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        settings = state.get("config")
+        if isinstance(settings, _PickledSettings):
+            name = state.get("name") or type(self).name
+            state["config"] = validate_settings(type(self).Config, settings.values, name)
+        self.__dict__.update(state)
 
     # -- lifecycle (optional) -----------------------------------------------------------
 

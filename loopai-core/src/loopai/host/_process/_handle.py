@@ -13,13 +13,14 @@ import select
 import signal
 import subprocess
 import sys
-from typing import Final
+from typing import Any, Final
 
+from loopai._plugin import Plugin, validate_settings
 from loopai.host._failures import WorkerLost, raised_in_worker
 from loopai.host._process._codec import EXCEPTION, LOADED, MEMORY, START, STARTED, STARTUP, STOP, STOPPED
 from loopai.host._process._frames import Closed, receive, send
 
-__all__ = ["LOAD_TIMEOUT", "Handle", "Recipe"]
+__all__ = ["LOAD_TIMEOUT", "Handle", "Rebuild", "Recipe"]
 
 LOAD_TIMEOUT: Final = 60.0
 """Seconds a new worker may take to start Python and build its plugin (before ``startup``)."""
@@ -33,6 +34,19 @@ _SIGNAL_NAMES: Final = {
     getattr(signal, "SIGFPE", -1): "SIGFPE (an arithmetic fault)",
     getattr(signal, "SIGKILL", -1): "SIGKILL (perhaps the kernel's out-of-memory killer)",
 }
+
+
+class Rebuild:
+    """A plugin that could not be pickled, as its worker builds it again: its class and its settings."""
+
+    def __init__(self, cls: type[Plugin], settings: Any) -> None:
+        self.cls = cls
+        self.settings = settings
+
+    def build(self, name: str) -> Plugin:
+        """The plugin, built as discovery builds an installed one (settings validated by its class)."""
+        model = self.cls.Config
+        return self.cls(validate_settings(model, self.settings, name) if model is not None else None)
 
 
 class Recipe:

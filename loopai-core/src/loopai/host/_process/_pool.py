@@ -10,6 +10,7 @@ disables the plugin (until the next reload).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import pickle
 import queue
@@ -19,12 +20,15 @@ import types
 from collections.abc import Callable
 from typing import Any, Final
 
+from pydantic import BaseModel
+
 from loopai._errors import PluginError
 from loopai._isolation import describe
 from loopai._kinds import Kind, kind_of
+from loopai._plugin import Plugin
 from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType, raised_in_worker
 from loopai.host._process._codec import CODES, EXCEPTION, RESULT, RESULTS, WRONG, encode_call
-from loopai.host._process._handle import Handle, Recipe
+from loopai.host._process._handle import Handle, Rebuild, Recipe
 from loopai.registry import RegisteredPlugin
 
 __all__ = ["TRIP_AFTER", "WorkerPool", "recipe_for"]
@@ -41,29 +45,53 @@ class _Closed:
 
 
 def recipe_for(entry: RegisteredPlugin) -> Recipe:
-    """How ``entry``'s plugin is rebuilt in a worker; raises :class:`loopai.PluginError` when it cannot be."""
+    """How ``entry``'s plugin is rebuilt in a worker; raises :class:`loopai.PluginError` when it cannot be.
+
+    A module of hook functions is imported by name. Anything else is pickled; a plugin that
+    cannot be (it holds a lock or a client) is built again from its class and settings, as
+    discovery builds installed plugins (``type(plugin)(settings)``).
+    """
     plugin = entry.plugin
     target: Any = getattr(plugin, "wraps", plugin)  # a module or object of @hookimpl functions: itself
     kind = kind_of(entry.kind)
-    module = target.__name__ if isinstance(target, types.ModuleType) else None
-    blob = b""
-    if module is None:
-        try:
-            blob = pickle.dumps(target, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - any pickling problem makes the same refusal
+    if isinstance(target, types.ModuleType):
+        return Recipe(entry.name, kind.label, target.__name__, b"", plugin.memory_limit_mb, plugin.cpu_time_limit_s)
+    if type(target).__module__ == "__main__" or "<locals>" in type(target).__qualname__:
+        raise PluginError(
+            entry.name,
+            f"{kind.title} {entry.name!r} cannot run isolated: its class {type(target).__qualname__} is defined "
+            f"{'in __main__' if type(target).__module__ == '__main__' else 'inside a function'}, which its worker "
+            "process cannot import; move the class to the top level of a module",
+        )
+    try:
+        blob = pickle.dumps(target, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # noqa: BLE001 - any pickling problem: build it again from its class instead
+        unbuildable = _unbuildable(target)
+        if unbuildable is not None:
             raise PluginError(
                 entry.name,
-                f"{kind.title} {entry.name!r} cannot run isolated: it must be pickled into its worker process, "
-                f"and that failed ({describe(exc)}); open clients, locks and files in startup(), not in "
+                f"{kind.title} {entry.name!r} cannot run isolated: pickling it for its worker process failed "
+                f"({describe(exc)}), and {unbuildable}; open clients, locks and files in startup(), not in "
                 '__init__, or set isolation = "inline"',
             ) from None
-        if type(target).__module__ == "__main__":
-            raise PluginError(
-                entry.name,
-                f"{kind.title} {entry.name!r} cannot run isolated: its class is defined in __main__, which its "
-                "worker process cannot import; move the class into a module",
-            )
-    return Recipe(entry.name, kind.label, module, blob, plugin.memory_limit_mb, plugin.cpu_time_limit_s)
+        blob = pickle.dumps(Rebuild(type(target), _settings_of(target)), protocol=pickle.HIGHEST_PROTOCOL)
+    return Recipe(entry.name, kind.label, None, blob, plugin.memory_limit_mb, plugin.cpu_time_limit_s)
+
+
+def _unbuildable(target: Any) -> str | None:
+    """Why ``target`` cannot be built again from its class and settings, or None when it can."""
+    if not isinstance(target, Plugin):
+        return "it is not a loopai.Plugin that could be built again from its class"
+    try:
+        inspect.signature(type(target)).bind(None)
+    except (TypeError, ValueError):
+        return f"{type(target).__qualname__}(settings) does not build it (its constructor takes other arguments)"
+    return None
+
+
+def _settings_of(plugin: Plugin) -> Any:
+    settings = plugin.config
+    return settings.model_dump() if isinstance(settings, BaseModel) else dict(settings or {})
 
 
 class WorkerPool:

@@ -42,6 +42,7 @@ from loopai.host._process._codec import (
     to_json,
 )
 from loopai.host._process._frames import Closed, receive, send
+from loopai.host._process._handle import Rebuild
 from loopai.registry import PluginRegistry
 
 __all__ = ["WorkerHost", "main"]
@@ -106,6 +107,8 @@ class _Serving:
         _watch_host(int(header["host_pid"]))
         try:
             plugin = importlib.import_module(header["module"]) if header["module"] else pickle.loads(blob)
+            if isinstance(plugin, Rebuild):
+                plugin = plugin.build(header["name"])
             [self.entry] = PluginRegistry().register(plugin, name=header["name"], kinds=(header["kind"],))
             _limit_memory(header["memory_limit_mb"])
         except BaseException as exc:  # noqa: BLE001 - told to the host, which names the plugin
