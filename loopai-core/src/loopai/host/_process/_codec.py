@@ -40,9 +40,9 @@ __all__ = [
     "STOP",
     "STOPPED",
     "WRONG",
-    "decode_call",
+    "Decoder",
+    "Encoder",
     "describe_exception",
-    "encode_call",
     "to_json",
 ]
 
@@ -77,17 +77,46 @@ def to_json(model: BaseModel) -> bytes:
     return model.__pydantic_serializer__.to_json(model)
 
 
-def encode_call(code: bytes, first: BaseModel, second: BaseModel) -> bytes:
-    """The request for one hook call (``code`` from :data:`CODES`)."""
-    return b"".join((CALL, code, to_json(first), b"\n", to_json(second)))
+class Encoder:
+    """Encodes call requests for one plugin. A context is read-only and usually the same object call
+    after call (a task's), so the last one's JSON is kept and reused while the object is the same."""
+
+    __slots__ = ("_code", "_context", "_json")
+
+    def __init__(self, code: bytes) -> None:
+        self._code = code
+        self._context: BaseModel | None = None
+        self._json = b""
+
+    def __call__(self, first: BaseModel, second: BaseModel) -> bytes:
+        """The request for one hook call with arguments ``first`` and ``second``."""
+        if second is not self._context:
+            self._context, self._json = second, to_json(second)
+        return b"".join((CALL, self._code, to_json(first), b"\n", self._json))
 
 
-def decode_call(frame: bytes) -> tuple[int, Any, Any]:
-    """The kind code and the two arguments of a call request (as read-only models)."""
-    code = frame[1]
-    first_type, second_type = ARGUMENTS[code]
-    first, _, second = frame[2:].partition(b"\n")
-    return code, first_type.model_validate_json(first), second_type.model_validate_json(second)
+class Decoder:
+    """Decodes call requests in a worker. The last few contexts are kept by their JSON: the same
+    bytes give the same (read-only) model, so a plugin's caches keyed by identity keep working."""
+
+    __slots__ = ("_contexts",)
+
+    _KEEP: Final = 16
+
+    def __init__(self) -> None:
+        self._contexts: dict[tuple[int, bytes], Any] = {}
+
+    def __call__(self, frame: bytes) -> tuple[int, Any, Any]:
+        """The kind code and the two arguments of a call request (as read-only models)."""
+        code = frame[1]
+        first_type, second_type = ARGUMENTS[code]
+        first, _, second = frame[2:].partition(b"\n")
+        context = self._contexts.get((code, second))
+        if context is None:
+            if len(self._contexts) >= self._KEEP:
+                self._contexts.clear()
+            context = self._contexts[(code, second)] = second_type.model_validate_json(second)
+        return code, first_type.model_validate_json(first), context
 
 
 def describe_exception(error: BaseException) -> bytes:

@@ -27,7 +27,7 @@ from loopai._isolation import describe
 from loopai._kinds import Kind, kind_of
 from loopai._plugin import Plugin
 from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType, raised_in_worker
-from loopai.host._process._codec import CODES, EXCEPTION, RESULT, RESULTS, WRONG, encode_call
+from loopai.host._process._codec import CODES, EXCEPTION, RESULT, RESULTS, WRONG, Encoder
 from loopai.host._process._handle import Handle, Rebuild, Recipe
 from loopai.registry import RegisteredPlugin
 
@@ -196,9 +196,10 @@ class WorkerPool:
         expected = RESULTS[code[0]]
         roundtrip = self.roundtrip
         hook = kind.hook
+        encode = Encoder(code)
 
         def call(first: Any, second: Any) -> Any:
-            reply = roundtrip(encode_call(code, first, second), timeout)
+            reply = roundtrip(encode(first, second), timeout)
             tag = reply[0]
             if tag == RESULT:
                 return None if expected is None else expected.model_validate_json(reply[1:])

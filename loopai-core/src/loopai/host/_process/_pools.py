@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
+from loopai._errors import PluginError
 from loopai.host._process._pool import WorkerPool
 from loopai.registry import RegisteredPlugin
 
@@ -47,7 +49,15 @@ class Pools:
         become its pool's start and stop (the hooks themselves run in each worker)."""
         if not is_isolated(entry):
             return entry
-        pool = self.pool(entry)
+        try:
+            pool = self.pool(entry)
+        except PluginError as exc:
+            refusal = exc
+
+            def refuse(host: Any = None) -> None:
+                raise refusal  # its startup fails: the plugin is disabled, and the message says why
+
+            return entry._replace(startup=refuse, shutdown=None, is_async=False)
         return entry._replace(startup=pool.start, shutdown=pool.stop, is_async=False)
 
     def tripped(self) -> list[WorkerPool]:

@@ -37,7 +37,7 @@ from loopai.host._process._codec import (
     STOP,
     STOPPED,
     WRONG,
-    decode_call,
+    Decoder,
     describe_exception,
     to_json,
 )
@@ -81,6 +81,7 @@ class _Serving:
         self.host: WorkerHost | None = None
         self.cpu_limit: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._decode = Decoder()
 
     def reply(self, payload: bytes) -> None:
         send(self.write_fd, payload)
@@ -141,7 +142,7 @@ class _Serving:
         """Answer one hook call."""
 
         try:
-            code, first, second = decode_call(frame)
+            code, first, second = self._decode(frame)
             expected = RESULTS[code]
             if self.cpu_limit is not None:
                 _limit_cpu(self.cpu_limit)
