@@ -129,7 +129,7 @@ def run(quick: bool = False) -> str:
         f"CPython {platform.python_version()}. Goal: an isolated call of the no-op plugin costs at most",
         f"{GOAL_US:.0f} µs more than an in-process one.",
         "",
-        "| plugin | in-process µs/call | isolated µs/call | isolated, async caller µs/call | cost of isolation | goal |",
+        "| plugin | in-process µs/call | isolated µs/call | isolated, async caller µs/call | isolation costs | goal |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
