@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,6 +21,18 @@ from loopai._models import (
     WebhookEventType,
     WebhookHandlerContext,
 )
+from loopai._switches import (
+    ISOLATION_MODES,
+    Switch,
+    as_given,
+    isolation_mode,
+    names,
+    optional_float,
+    optional_int,
+    positive_or_none,
+    switches,
+    workers,
+)
 
 __all__ = [
     "ALL_EVENTS",
@@ -35,93 +47,6 @@ __all__ = [
 ]
 
 ALL_EVENTS: frozenset[WebhookEventType] = frozenset(WebhookEventType)
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _as_given(value: Any) -> Any:
-    return value  # checked where it is used: the registry refuses an unknown event type
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    """Plugin names: one name or a list of them, as a tuple (empty for None)."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,) if value else ()
-    names = tuple(value)
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"plugin names must be non-empty strings, got {name!r}")
-    return names
-
-
-ISOLATION_MODES: tuple[str, ...] = ("inline", "process")
-"""Where a plugin's hooks run: in the host's process (``inline``), or in worker processes."""
-
-
-def _isolation_mode(value: Any) -> str:
-    if value not in ISOLATION_MODES:
-        raise ValueError(f"isolation must be one of {', '.join(map(repr, ISOLATION_MODES))}, got {value!r}")
-    return str(value)
-
-
-def _workers(value: Any) -> int:
-    number = int(value)
-    if not 1 <= number <= 64:
-        raise ValueError(f"workers must be between 1 and 64, got {number}")
-    return number
-
-
-def _positive_or_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def checked(value: Any) -> Any:
-        if value is None:
-            return None
-        number = convert(value)
-        if not number > 0:
-            raise ValueError(f"must be above 0 (or None for no limit), got {value!r}")
-        return number
-
-    return checked
-
-
-class _Switch:
-    """A plugin attribute that hosts read when they lay out their dispatch.
-
-    Set on an instance, at any time and from any thread, it tells every registry holding the
-    plugin, so hosts use the new value from their next call. Set in a subclass body
-    (``priority = 100``), it is that class's default (see ``Plugin.__init_subclass__``).
-    """
-
-    def __init__(self, convert: Callable[[Any], Any], doc: str) -> None:
-        self.convert = convert
-        self.__doc__ = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot, self.default = f"_{name}", f"_default_{name}"
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None:
-            return getattr(owner, self.default)
-        return obj.__dict__.get(self.slot, getattr(type(obj), self.default))
-
-    def __set__(self, obj: Plugin, value: Any) -> None:
-        obj.__dict__[self.slot] = self.convert(value)
-        obj._loopai_changed()
-
-
-def _switches(cls: type) -> list[tuple[str, _Switch]]:
-    """The switches ``cls`` has, by attribute name (a subclass's own value may hide one)."""
-    found: dict[str, _Switch] = {}
-    for base in reversed(cls.__mro__):
-        found.update((attr, value) for attr, value in vars(base).items() if isinstance(value, _Switch))
-    return list(found.items())
 
 
 def kebab(name: str) -> str:
@@ -242,36 +167,36 @@ class Plugin(abc.ABC):
         memory_limit_mb: int | None
         cpu_time_limit_s: float | None
     else:
-        enabled = _Switch(bool, "Whether hosts call this plugin; takes effect on their next call.")
-        priority = _Switch(
+        enabled = Switch(bool, "Whether hosts call this plugin; takes effect on their next call.")
+        priority = Switch(
             int,
             "Higher runs earlier, among what run_before/run_after leave free; ties are ordered by name. "
             "Takes effect on the next call.",
         )
-        timeout = _Switch(
-            _optional_float,
+        timeout = Switch(
+            optional_float,
             "Seconds a single hook call may take before the host gives up on it (an isolated plugin's "
             "worker is killed and replaced); None: no limit.",
         )
-        requires_plugins = _Switch(
-            _names,
+        requires_plugins = Switch(
+            names,
             "Names of plugins (of any kind) that must be loaded and enabled for this one to run; when one "
             "is not, the host disables this plugin (status missing-plugin).",
         )
-        run_before = _Switch(_names, "Plugins of the same kind this one is called before (absent names are ignored).")
-        run_after = _Switch(_names, "Plugins of the same kind this one is called after (absent names are ignored).")
-        isolation = _Switch(
-            _isolation_mode,
+        run_before = Switch(names, "Plugins of the same kind this one is called before (absent names are ignored).")
+        run_after = Switch(names, "Plugins of the same kind this one is called after (absent names are ignored).")
+        isolation = Switch(
+            isolation_mode,
             '"inline" (default): hooks run in the host\'s process; "process": in worker subprocesses, '
             "with the resource limits below.",
         )
-        workers = _Switch(_workers, 'Worker processes of an isolated plugin (isolation = "process"); default 1.')
-        memory_limit_mb = _Switch(
-            _positive_or_none(int),
+        workers = Switch(workers, 'Worker processes of an isolated plugin (isolation = "process"); default 1.')
+        memory_limit_mb = Switch(
+            positive_or_none(int),
             "Address-space limit of each worker process of an isolated plugin, in MB; None: no limit.",
         )
-        cpu_time_limit_s = _Switch(
-            _positive_or_none(float),
+        cpu_time_limit_s = Switch(
+            positive_or_none(float),
             "CPU seconds one hook call of an isolated plugin may use (whole seconds, rounded up); None: no limit.",
         )
 
@@ -293,7 +218,7 @@ class Plugin(abc.ABC):
         # ``priority = 50`` in a class body must not hide the switches that tell hosts about
         # runtime changes: keep the value as the class default instead. A property of the
         # subclass's own (a data descriptor) replaces the switch, and tells hosts itself.
-        for attr, switch in _switches(cls):
+        for attr, switch in switches(cls):
             if attr in cls.__dict__ and not hasattr(type(cls.__dict__[attr]), "__set__"):
                 type.__setattr__(cls, f"_default_{attr}", switch.convert(cls.__dict__[attr]))
                 type.__delattr__(cls, attr)
@@ -410,8 +335,8 @@ class WebhookHandlerPlugin(Plugin):
         supported_events: Iterable[WebhookEventType | str]
         max_retries: int | None
     else:
-        supported_events = _Switch(_as_given, "Event types this handler takes (default: all 17).")
-        max_retries = _Switch(_optional_int, "Retries after a failed delivery; None: the host's setting.")
+        supported_events = Switch(as_given, "Event types this handler takes (default: all 17).")
+        max_retries = Switch(optional_int, "Retries after a failed delivery; None: the host's setting.")
 
     _default_supported_events: ClassVar[Iterable[WebhookEventType | str]] = ALL_EVENTS
     _default_max_retries: ClassVar[int | None] = None

@@ -9,7 +9,8 @@ are reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from loopai._errors import LoopaiError
@@ -17,9 +18,61 @@ from loopai._isolation import Raised, attempt, describe
 from loopai._kinds import KINDS, kind_of
 from loopai.config import LoopaiConfig
 from loopai.discovery import DiscoveredPlugin, Selection, apply_configuration, discover, load_discovered
+from loopai.host._invoke import Invoker
+from loopai.host._lifecycle import Lifecycle
+from loopai.host._process import Pools, WorkerPool
+from loopai.host._set import PluginSet
+from loopai.host._settings import Settings
 from loopai.registry import Ordering, PluginRegistry, RegisteredPlugin, order_entries, unmet_requirements
 
-__all__ = ["describe_order", "orderings", "populate"]
+__all__ = ["Sources", "build_set", "describe_order", "orderings", "populate"]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What every plugin set of one host is built with, kept for its reloads: where plugins come
+    from besides code (installed ones, with ``installed``: which ``selection`` of them, on which
+    ``paths``), the ``environ`` to read, the host's ``invoker``, where its lifecycle problems
+    go (``report``) and who is told when an isolated plugin's pool gives up (``given_up``)."""
+
+    installed: bool
+    selection: Selection | None
+    paths: Sequence[str] | None
+    environ: Mapping[str, str]
+    invoker: Invoker
+    report: Callable[[str], None]
+    given_up: Callable[[WorkerPool, str], None]
+
+
+def build_set(
+    generation: int,
+    config: LoopaiConfig,
+    registry: PluginRegistry,
+    settings: Settings,
+    sources: Sources,
+    plugins: Iterable[object] = (),
+    carried: Sequence[RegisteredPlugin] = (),
+) -> tuple[PluginSet, list[str]]:
+    """A plugin set (not started) of ``plugins``, ``carried`` entries and what ``config`` and
+    ``sources`` bring, with its problems."""
+    pools = Pools(settings.default_timeout, sources.given_up)
+    lifecycle = Lifecycle(
+        registry, sources.invoker, settings.tracer, settings.default_timeout, sources.report, pools.hooks
+    )
+    plugin_set = PluginSet(generation, registry, config, [], lifecycle, pools)
+    plugin_set.discovered, problems = populate(
+        registry,
+        config,
+        plugins,
+        installed=sources.installed,
+        environ=sources.environ,
+        selection=sources.selection,
+        paths=sources.paths,
+        strict=settings.strict,
+        carried=carried,
+    )
+    describe_order(registry, plugin_set.discovered, orderings(registry))
+    return plugin_set, problems
 
 
 def populate(

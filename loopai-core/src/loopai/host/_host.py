@@ -15,16 +15,15 @@ from loopai._isolation import watch_forks
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
-from loopai.host._build import describe_order, orderings, populate
+from loopai.host._build import Sources, build_set
 from loopai.host._calls import HostCalls
 from loopai.host._changes import ReloadResult
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker
-from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter
 from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._process import Pools, WorkerPool
+from loopai.host._process import WorkerPool
 from loopai.host._reload import areload, reload
 from loopai.host._sample import Sampling
 from loopai.host._set import PluginSet
@@ -109,7 +108,6 @@ class Host(HostCalls):
             "max_retries": max_retries,
             "retry_backoff": retry_backoff,
         }
-        self._sources = (discover, selection, paths)
         self._config_path: str | os.PathLike[str] | None = config.source
         self._tasks_given = tasks is not None
         self.problems: list[str] = []
@@ -119,6 +117,7 @@ class Host(HostCalls):
         """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
         watch_forks()  # a child a plugin forks never runs this host's work
         self._invoker = Invoker()
+        self._sources = Sources(discover, selection, paths, environ, self._invoker, self._problem, self._given_up)
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)
         self._emitter = Emitter(Deliverer(self.backoff, self._dead_letter), self._outcomes)
@@ -131,8 +130,8 @@ class Host(HostCalls):
         self._reload_lock = threading.Lock()  # released by whichever thread: not an RLock
         self._triggers = Triggers(self.reload, self._problem)
         self._generation = 0
-        self._set = self._new_set(config, registry if registry is not None else PluginRegistry(), settings)
-        problems = self._populate(self._set, plugins, settings)
+        registry = registry if registry is not None else PluginRegistry()
+        self._set, problems = self._build(config, registry, settings, plugins)
         for problem in problems:
             self._problem(problem)
         self._raise_if_strict()
@@ -165,35 +164,16 @@ class Host(HostCalls):
         """Whether :meth:`close` (or :meth:`aclose`) ran."""
         return self._set.lifecycle.closed
 
-    def _new_set(self, config: LoopaiConfig, registry: PluginRegistry, settings: Settings) -> PluginSet:
-        self._generation += 1
-        pools = Pools(settings.default_timeout, self._given_up)
-        lifecycle = Lifecycle(
-            registry, self._invoker, settings.tracer, settings.default_timeout, self._problem, pools.hooks
-        )
-        return PluginSet(self._generation, registry, config, [], lifecycle, pools)
-
-    def _populate(
+    def _build(
         self,
-        plugin_set: PluginSet,
-        plugins: Iterable[object],
+        config: LoopaiConfig,
+        registry: PluginRegistry,
         settings: Settings,
+        plugins: Iterable[object] = (),
         carried: Sequence[RegisteredPlugin] = (),
-    ) -> list[str]:
-        installed, selection, paths = self._sources
-        plugin_set.discovered, problems = populate(
-            plugin_set.registry,
-            plugin_set.config,
-            plugins,
-            installed=installed,
-            environ=self._environ,
-            selection=selection,
-            paths=paths,
-            strict=settings.strict,
-            carried=carried,
-        )
-        describe_order(plugin_set.registry, plugin_set.discovered, orderings(plugin_set.registry))
-        return problems
+    ) -> tuple[PluginSet, list[str]]:
+        self._generation += 1
+        return build_set(self._generation, config, registry, settings, self._sources, plugins, carried)
 
     def _given_up(self, pool: WorkerPool, reason: str) -> None:
         """A worker pool gave up on its plugin (crashes in a row, or a startup that failed)."""
@@ -249,8 +229,7 @@ class Host(HostCalls):
     ) -> tuple[PluginSet, list[str], Settings]:
         """The next plugin set, built from ``config`` aside (not started), its problems, its settings."""
         settings = Settings.resolve(config, self._environ, **self._options)
-        plugin_set = self._new_set(config, PluginRegistry(), settings)
-        problems = self._populate(plugin_set, (), settings, carried)
+        plugin_set, problems = self._build(config, PluginRegistry(), settings, carried=carried)
         previous = self._set.config.delivery.outbox
         if config.delivery.outbox != previous and self._outbox is not None:
             problems.append(
