@@ -66,6 +66,12 @@ class Host(HostCalls):
     its rolling thresholds (:meth:`observe`). Per-task state (statistics, time-based sample
     claims, rolling windows) lives in ``state`` (default: in this process).
 
+    Order, dependencies and isolation: each kind's plugins are called in their effective order
+    (``run_before`` / ``run_after``, then priority; :meth:`call_order` says why); a plugin whose
+    ``requires_plugins`` are missing is disabled; ``isolation = "process"`` runs a plugin in
+    worker processes with resource limits. :meth:`reload` (and :meth:`areload`) swaps in a new
+    plugin set without stopping calls; ``[host] watch_config`` and ``reload_on_sighup`` trigger it.
+
     Durable delivery is opt-in here: ``emit`` writes events to an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
     path, or ``True`` for the default ``$XDG_STATE_HOME/loopai/outbox.sqlite3``), by
@@ -129,9 +135,9 @@ class Host(HostCalls):
         self._outbox, self._owns_outbox = open_outbox(outbox, config, environ)
         self._reload_lock = threading.Lock()  # released by whichever thread: not an RLock
         self._triggers = Triggers(self.reload, self._problem)
-        self._generation = 0
+        self._generation = 1
         registry = registry if registry is not None else PluginRegistry()
-        self._set, problems = self._build(config, registry, settings, plugins)
+        self._set, problems = build_set(self._generation, config, registry, settings, self._sources, plugins)
         for problem in problems:
             self._problem(problem)
         self._raise_if_strict()
@@ -163,17 +169,6 @@ class Host(HostCalls):
     def closed(self) -> bool:
         """Whether :meth:`close` (or :meth:`aclose`) ran."""
         return self._set.lifecycle.closed
-
-    def _build(
-        self,
-        config: LoopaiConfig,
-        registry: PluginRegistry,
-        settings: Settings,
-        plugins: Iterable[object] = (),
-        carried: Sequence[RegisteredPlugin] = (),
-    ) -> tuple[PluginSet, list[str]]:
-        self._generation += 1
-        return build_set(self._generation, config, registry, settings, self._sources, plugins, carried)
 
     def _given_up(self, pool: WorkerPool, reason: str) -> None:
         """A worker pool gave up on its plugin (crashes in a row, or a startup that failed)."""
@@ -229,7 +224,10 @@ class Host(HostCalls):
     ) -> tuple[PluginSet, list[str], Settings]:
         """The next plugin set, built from ``config`` aside (not started), its problems, its settings."""
         settings = Settings.resolve(config, self._environ, **self._options)
-        plugin_set, problems = self._build(config, PluginRegistry(), settings, carried=carried)
+        self._generation += 1
+        plugin_set, problems = build_set(
+            self._generation, config, PluginRegistry(), settings, self._sources, (), carried
+        )
         previous = self._set.config.delivery.outbox
         if config.delivery.outbox != previous and self._outbox is not None:
             problems.append(
