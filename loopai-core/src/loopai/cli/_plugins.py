@@ -39,7 +39,9 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     listing.add_argument("--load", action="store_true", help="also import and construct them; report failures")
     listing.set_defaults(handler=_list)
 
-    show = sub.add_parser("show", parents=[parent], help="one plugin: metadata, checks, settings, selection")
+    show = sub.add_parser(
+        "show", parents=[parent], help="one plugin: metadata, checks, settings, selection, order and dependencies"
+    )
     show.add_argument("name")
     show.add_argument("--kind", choices=_KIND_CHOICES, help="when the name is shared")
     show.set_defaults(handler=_show)
@@ -206,7 +208,9 @@ def _show(args: argparse.Namespace) -> int:
     strict = strict_of(args, config)
     from loopai.cli._order import _loaded_host, order_lines
 
-    host = _loaded_host(args)  # the whole set: a plugin's place in the order depends on the others
+    # Its place in the call order depends on the other plugins: the selected ones are loaded for it,
+    # only when this one would load (a plugin that is off or broken imports nothing here).
+    host = _loaded_host(args) if any(r.status == "ok" and r.selected for r in records) else None
     for record in records:
         registry = PluginRegistry()
         with plugin_output_to_stderr():
@@ -239,7 +243,7 @@ def _show(args: argparse.Namespace) -> int:
             # Without its settings model nothing tells which text is a secret: hide all of it.
             hidden = json.dumps(_hide_text(entry.configuration), default=str, sort_keys=True)
             print(f"  settings:      {hidden} (not loaded: text values hidden)")
-        for line in order_lines(host, record.kind, record.name):
+        for line in order_lines(host, record.kind, record.name) if host is not None else ():
             print(f"  {line}")
     return 0
 

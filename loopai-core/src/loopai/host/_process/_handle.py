@@ -20,10 +20,12 @@ from loopai.host._failures import WorkerLost, raised_in_worker
 from loopai.host._process._codec import EXCEPTION, LOADED, MEMORY, START, STARTED, STARTUP, STOP, STOPPED
 from loopai.host._process._frames import Closed, receive, send
 
-__all__ = ["LOAD_TIMEOUT", "Handle", "Rebuild", "Recipe"]
+__all__ = ["LOAD_TIMEOUT", "STOP_WAIT", "Handle", "Rebuild", "Recipe"]
 
 LOAD_TIMEOUT: Final = 60.0
 """Seconds a new worker may take to start Python and build its plugin (before ``startup``)."""
+STOP_WAIT: Final = 30.0
+"""Seconds a worker without a timeout may take to start (when it was not yet) and run ``shutdown``."""
 _MEMORY_EXIT: Final = 86  # the worker's exit status when it ran out of memory where it could not say so
 _WAIT_FOR_EXIT: Final = 5.0
 _SIGNAL_NAMES: Final = {
@@ -140,7 +142,11 @@ class Handle:
         return self._reply(timeout, waiting)
 
     def stop(self, timeout: float | None) -> None:
-        """Run the plugin's ``shutdown`` in the worker and let it end; raises what the hook raised."""
+        """Run the plugin's ``shutdown`` in the worker and let it end; raises what the hook raised.
+
+        Without a timeout it still waits at most :data:`STOP_WAIT` seconds: a host that closes
+        must not hang on a worker it can kill."""
+        timeout = STOP_WAIT if timeout is None else timeout
         try:
             if not self.ready:
                 self.wait_ready(timeout)
