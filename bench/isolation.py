@@ -121,8 +121,8 @@ def run(quick: bool = False) -> str:
     lines = [
         f"## {TITLE}",
         "",
-        "One `host.validate` call over one plugin, in the host's process (`isolation = \"inline\"`, the",
-        "default) and in a worker process (`isolation = \"process\"`, one worker): the execution record and",
+        'One `host.validate` call over one plugin, in the host\'s process (`isolation = "inline"`, the',
+        'default) and in a worker process (`isolation = "process"`, one worker): the execution record and',
         "the context go to the worker as JSON of the public models, the result comes back the same way, over",
         "a pipe. The async caller (`await host.avalidate`) hands the blocking pipe round trip to a thread.",
         f"Each way takes turns, {runs} runs of {number:,} calls; the table shows each one's fastest run.",
