@@ -72,6 +72,11 @@ class ReadOnlyList(list[Any]):
         return (type(self), (list(self),))
 
 
+# To plugin code they are a dict and a list: isinstance says so, and so does the name that messages
+# print ("must be an object, not list"). The qualified name (repr, pickle) still tells them apart.
+ReadOnlyDict.__name__ = "dict"
+ReadOnlyList.__name__ = "list"
+
 _CONTAINERS: frozenset[type] = frozenset((dict, list, ReadOnlyDict, ReadOnlyList))
 
 
