@@ -64,10 +64,12 @@ def _install_workspace(session: nox.Session, *groups: str, postgres: bool = Fals
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite on every supported Python found (the PostgreSQL tests on the newest only)."""
+    """Run the test suite on every supported Python found (the tests marked postgres or processes on the newest only)."""
     _install_workspace(session, "test", postgres=True)
-    selection = [] if session.python == POSTGRES_PYTHON else ["-m", "not postgres"]
-    session.run("pytest", *selection, *session.posargs)
+    # Tests that start a PostgreSQL server or many worker processes test what does not change between
+    # Python versions, and they cost the most: they run on the newest Python only.
+    chosen = [] if session.posargs or session.python == POSTGRES_PYTHON else ["-m", "not postgres and not processes"]
+    session.run("pytest", *chosen, *session.posargs)
 
 
 @nox.session(python=PYTHONS[-1:] or None)

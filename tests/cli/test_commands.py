@@ -102,7 +102,7 @@ def test_the_shell_gets_completions_from_the_command_tree(project, proc, tmp_pat
         assert done.code == 0, done.err
         return sorted(word for word in answers.read_text().split() if not word.startswith("-") or "-" in line[-3:])
 
-    assert complete("loopai plugins ") == ["check", "install", "list", "new", "show", "uninstall"]
+    assert complete("loopai plugins ") == ["check", "install", "list", "new", "order", "show", "uninstall"]
     assert complete("loopai plugins list --ki") == ["--kind"]
     assert complete("loopai plugins list --kind s") == ["sampler"]
 

@@ -96,7 +96,8 @@ class Site:
         self.path = root / "site"
         self.path.mkdir(parents=True, exist_ok=True)
         self.cache = root / "cache"
-        self.environ: dict[str, str] = {"LOOPAI_CACHE_DIR": str(self.cache)}
+        # The shadow below is on purpose: LOOPAI_ALLOW_SHADOWED keeps it from being a warning.
+        self.environ: dict[str, str] = {"LOOPAI_CACHE_DIR": str(self.cache), "LOOPAI_ALLOW_SHADOWED": "loopai-builtin"}
         self.added: set[str] = set()
         self.hosts: list[loopai.Host] = []
         # The command line runs here: sys.path[0] of ``python -m``, so nothing else is written here.
@@ -104,7 +105,8 @@ class Site:
         self.workdir.mkdir(exist_ok=True)
         self.marks = root / "imported.txt"
         # Next on the path: an empty loopai-builtin, which hides the real one (the first found wins),
-        # so that what these tests see does not change with the built-ins' own state.
+        # so that what these tests see does not change with the built-ins' own state. Hiding it is
+        # what loopai warns about (two distributions of one name): allowed above, for these tests.
         self.shadow = root / "shadow"
         self.add("loopai-builtin", "0.0.0", directory=self.shadow, track=False)
 

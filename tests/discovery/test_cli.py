@@ -121,6 +121,11 @@ def test_list_json_describes_every_plugin_and_imports_none(
         "group": "loopai.validators",
         "loaded": False,
         "warnings": [],
+        "requires_plugins": [],
+        "run_before": [],
+        "run_after": [],
+        "position": None,
+        "placed_by": "",
     }
     assert listed["threshold"]["entry_point"] == f"threshold = {installed['threshold'].module}:Threshold"
     assert {name: p["kind"] for name, p in listed.items()} == {

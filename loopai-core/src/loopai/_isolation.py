@@ -9,17 +9,26 @@ caller was not cancelled) is the plugin's failure like any other exception.
 Every call into plugin code goes through :func:`guarded` or :func:`aguarded` (dispatch wraps each
 plugin function once, when it lays out the plugin set) or :func:`attempt` (one-off calls:
 imports, constructors, lifecycle hooks): the ``try`` lives here and nowhere else.
+
+A process that a plugin forks during a call into plugin code (a hook, an import, a
+constructor) never runs the host's work: when control would come back from the plugin into
+loopai in that child, the child ends at once with ``os._exit`` (the status of a
+``SystemExit`` it raised, 1 for another exception, else 0), without flushing the buffers it
+shares with its parent (see :func:`watch_forks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any, Final, TypeVar
 
-__all__ = ["PASS_THROUGH", "Raised", "aguarded", "attempt", "describe", "guarded"]
+__all__ = ["PASS_THROUGH", "Raised", "aguarded", "attempt", "describe", "guarded", "watch_forks"]
 
 PASS_THROUGH: Final = (KeyboardInterrupt, GeneratorExit)
 """What a plugin call may raise that the host lets through instead of isolating."""
@@ -88,3 +97,55 @@ def _caller_cancelled() -> bool:
         return True
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+@functools.cache
+def watch_forks() -> None:
+    """From now on, a child forked inside plugin code ends when it would return into loopai.
+
+    Registered once per process (hosts call it when they are built). At a fork, the child
+    looks at its stack: if a loopai frame is below the frame that forked, a plugin forked
+    during a call, and that loopai frame is traced until control comes back to it, which
+    ends the child (see the module). Forks by the application itself, outside plugin code,
+    are left alone. The tracing costs the child a little on every Python call until then:
+    plugins that need worker processes should use ``subprocess`` or multiprocessing's
+    ``spawn`` or ``forkserver`` start methods.
+    """
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_forked)
+
+
+def _forked() -> None:
+    frame = sys._getframe(1)
+    while frame is not None and not _ours(frame):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None or frame is sys._getframe(1):
+        return  # not forked from plugin code (loopai itself, or the application outside a call)
+    frame.f_trace = _leave_child
+    frame.f_trace_lines = True
+    sys.settrace(_no_new_frames)
+
+
+def _ours(frame: FrameType) -> bool:
+    return str(frame.f_globals.get("__name__", "")).startswith("loopai.")
+
+
+def _no_new_frames(frame: FrameType, event: str, arg: Any) -> None:
+    return None  # only the loopai frame found at the fork is traced
+
+
+def _leave_child(frame: FrameType, event: str, arg: Any) -> None:
+    """Control is back in loopai, in a child a plugin forked: end the child, as it asked or at once."""
+    status = 0
+    if event == "exception":
+        error = arg[1]
+        if isinstance(error, SystemExit):
+            code = error.code
+            status = code if isinstance(code, int) else (0 if code is None else 1)
+            if code is not None and not isinstance(code, int):
+                sys.stderr.write(f"{code}\n")
+        else:
+            status = 1
+            sys.stderr.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        sys.stderr.flush()
+    os._exit(status)

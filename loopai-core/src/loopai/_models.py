@@ -48,18 +48,84 @@ def _squash(name: str) -> str:
 
 
 class ReadOnlyDict(dict[str, Any]):
-    """A dict that refuses changes; serialises like any dict."""
+    """A dict that refuses changes; serialises, copies and pickles like any dict."""
 
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("this mapping is read-only: the host shares it between calls; copy it to change it")
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))  # not item by item: that would go through __setitem__
+
+
+class ReadOnlyList(list[Any]):
+    """A list that refuses changes (still a ``list`` to ``isinstance`` and JSON Schema)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("this list is read-only: the host shares it between calls; copy it to change it")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self),))
+
+
+# To plugin code they are a dict and a list: isinstance says so, and so does the name that messages
+# print ("must be an object, not list"). The qualified name (repr, pickle) still tells them apart.
+ReadOnlyDict.__name__ = "dict"
+ReadOnlyList.__name__ = "list"
+
+_CONTAINERS: frozenset[type] = frozenset((dict, list, ReadOnlyDict, ReadOnlyList))
+
+
+def read_only(value: Any) -> Any:
+    """``value`` with every dict and list in it, however deep, made read-only (others as they are)."""
+    # Runs for every record parsed: scalars are not recursed into (a call each would cost more).
+    kind = type(value)
+    if kind is dict or kind is ReadOnlyDict:
+        containers = _CONTAINERS
+        return ReadOnlyDict({key: read_only(item) if type(item) in containers else item for key, item in value.items()})
+    if kind is list or kind is ReadOnlyList:
+        containers = _CONTAINERS
+        return ReadOnlyList([read_only(item) if type(item) in containers else item for item in value])
+    return value
+
+
+def _read_only_or_none(value: Any) -> Any:
+    return None if value is None else read_only(value)
+
+
+_Frozen = AfterValidator(_read_only_or_none)
+"""Makes a validated JSON value, or a dict field, read-only all the way down."""
+
 
 class _Record(BaseModel):
     """Data that crosses the wire: unknown fields from newer producers are ignored."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _ReadOnlyRecord(_Record):
+    """What the host hands to plugins: read-only, nested dicts and lists included.
+
+    One object goes to every plugin of a call and back to the caller, so a plugin that
+    changed it would change what every later plugin and the caller see: an attempt raises
+    ``TypeError`` inside that plugin, and is reported as its failure. To change one, copy it:
+    ``execution.model_copy(update={"output": ...})``.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} is read-only: the host hands the same object to every plugin and to "
+            f"its caller; to change it, copy it: .model_copy(update={{{name!r}: ...}})"
+        )
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} is read-only; copy it with .model_copy() to change it")
 
 
 class ExecutionStatus(str, enum.Enum):
@@ -131,14 +197,14 @@ class WebhookEventType(str, enum.Enum):
         return None
 
 
-class ExecutionRecord(_Record):
-    """One run of a generated program on one input."""
+class ExecutionRecord(_ReadOnlyRecord):
+    """One run of a generated program on one input (read-only: see ``model_copy``)."""
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     program_id: uuid.UUID
     task_id: uuid.UUID
-    input: JsonValue = None
-    output: JsonValue = None
+    input: Annotated[JsonValue, _Frozen] = None
+    output: Annotated[JsonValue, _Frozen] = None
     latency_ms: Annotated[float, Field(ge=0.0)] | None = None
     memory_usage_mb: Annotated[float, Field(ge=0.0)] | None = None
     status: ExecutionStatus = ExecutionStatus.SUCCESS
@@ -148,17 +214,17 @@ class ExecutionRecord(_Record):
     executed_at: UtcDatetime = Field(default_factory=utc_now)
 
 
-class ValidationContext(_Record):
-    """What a validator knows about the task: its schemas and the expected output."""
+class ValidationContext(_ReadOnlyRecord):
+    """What a validator knows about the task: its schemas and the expected output (read-only)."""
 
     task_id: uuid.UUID | None = None
     # A JSON Schema is an object or, since draft 6, true (anything) or false (nothing). Strict:
     # "yes" or 1 is not a schema, never coerced to true.
-    input_schema: dict[str, Any] | StrictBool | None = None
-    output_schema: dict[str, Any] | StrictBool | None = None
-    expected_output: JsonValue = None
-    configuration: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, str] = Field(default_factory=dict)
+    input_schema: Annotated[dict[str, Any], _Frozen] | StrictBool | None = None
+    output_schema: Annotated[dict[str, Any], _Frozen] | StrictBool | None = None
+    expected_output: Annotated[JsonValue, _Frozen] = None
+    configuration: Annotated[dict[str, Any], _Frozen] = Field(default_factory=ReadOnlyDict)
+    metadata: Annotated[dict[str, str], _Frozen] = Field(default_factory=ReadOnlyDict)
 
 
 class ValidationResult(_Record):
@@ -173,8 +239,8 @@ class ValidationResult(_Record):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class SamplingContext(_Record):
-    """What a sampler knows: the task's rate and the host's statistics for the task.
+class SamplingContext(_ReadOnlyRecord):
+    """What a sampler knows: the task's rate and the host's statistics for the task (read-only).
 
     The host fills ``total_executions``, ``sampled_executions`` and ``last_sample_time``
     with its own per-task counts *before* this execution, so samplers need no state.
@@ -185,8 +251,8 @@ class SamplingContext(_Record):
     total_executions: Annotated[int, Field(ge=0)] = 0
     sampled_executions: Annotated[int, Field(ge=0)] = 0
     last_sample_time: UtcDatetime | None = None
-    configuration: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, str] = Field(default_factory=dict)
+    configuration: Annotated[dict[str, Any], _Frozen] = Field(default_factory=ReadOnlyDict)
+    metadata: Annotated[dict[str, str], _Frozen] = Field(default_factory=ReadOnlyDict)
 
 
 class SamplingDecision(_Record):
@@ -206,8 +272,8 @@ class SamplingDecision(_Record):
     claim_interval: timedelta | None = None
 
 
-class WebhookEvent(_Record):
-    """Something that happened, delivered to every handler that supports its type."""
+class WebhookEvent(_ReadOnlyRecord):
+    """Something that happened, delivered to every handler that supports its type (read-only)."""
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     event_type: WebhookEventType
@@ -215,9 +281,9 @@ class WebhookEvent(_Record):
     task_id: uuid.UUID | None = None
     execution_id: uuid.UUID | None = None
     program_id: uuid.UUID | None = None
-    payload: JsonValue = Field(default_factory=dict)
+    payload: Annotated[JsonValue, _Frozen] = Field(default_factory=ReadOnlyDict)
     severity: EventSeverity = EventSeverity.INFO
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], _Frozen] = Field(default_factory=ReadOnlyDict)
 
 
 class WebhookHandlerContext(_Record):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,9 +21,22 @@ from loopai._models import (
     WebhookEventType,
     WebhookHandlerContext,
 )
+from loopai._switches import (
+    ISOLATION_MODES,
+    Switch,
+    as_given,
+    isolation_mode,
+    names,
+    optional_float,
+    optional_int,
+    positive_or_none,
+    switches,
+    workers,
+)
 
 __all__ = [
     "ALL_EVENTS",
+    "ISOLATION_MODES",
     "Plugin",
     "SamplerPlugin",
     "ValidatorPlugin",
@@ -34,51 +47,6 @@ __all__ = [
 ]
 
 ALL_EVENTS: frozenset[WebhookEventType] = frozenset(WebhookEventType)
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _as_given(value: Any) -> Any:
-    return value  # checked where it is used: the registry refuses an unknown event type
-
-
-class _Switch:
-    """A plugin attribute that hosts read when they lay out their dispatch.
-
-    Set on an instance, at any time and from any thread, it tells every registry holding the
-    plugin, so hosts use the new value from their next call. Set in a subclass body
-    (``priority = 100``), it is that class's default (see ``Plugin.__init_subclass__``).
-    """
-
-    def __init__(self, convert: Callable[[Any], Any], doc: str) -> None:
-        self.convert = convert
-        self.__doc__ = doc
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot, self.default = f"_{name}", f"_default_{name}"
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None:
-            return getattr(owner, self.default)
-        return obj.__dict__.get(self.slot, getattr(type(obj), self.default))
-
-    def __set__(self, obj: Plugin, value: Any) -> None:
-        obj.__dict__[self.slot] = self.convert(value)
-        obj._loopai_changed()
-
-
-def _switches(cls: type) -> list[tuple[str, _Switch]]:
-    """The switches ``cls`` has, by attribute name (a subclass's own value may hide one)."""
-    found: dict[str, _Switch] = {}
-    for base in reversed(cls.__mro__):
-        found.update((attr, value) for attr, value in vars(base).items() if isinstance(value, _Switch))
-    return list(found.items())
 
 
 def kebab(name: str) -> str:
@@ -152,6 +120,13 @@ def validate_settings(model: type[BaseModel] | None, raw: Any, where: str) -> An
         raise PluginSettingsError(where, describe_validation_error(exc, where, model)) from None
 
 
+class _PickledSettings:
+    """A plugin's validated settings as plain values, for the trip into a worker process."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+
 class Plugin(abc.ABC):
     """What every loopai plugin is: a name, a version, an on/off switch and a priority.
 
@@ -162,6 +137,15 @@ class Plugin(abc.ABC):
 
     ``enabled`` and ``priority`` may be changed at any time, from any thread; every host
     that holds the plugin uses the new value from its next call.
+
+    Order and dependencies (class attributes, or the configuration's keys of the same names):
+    ``run_before`` / ``run_after`` name plugins of the same kind this one is called before /
+    after (priority orders what they leave free); ``requires_plugins`` names plugins of any
+    kind without which this one is disabled (status ``missing-plugin``). Isolation:
+    ``isolation = "process"`` runs the hooks in ``workers`` worker processes with
+    ``memory_limit_mb``, ``cpu_time_limit_s`` and ``timeout`` enforced (see the plugin
+    development guide); the instance is then pickled into each worker, so keep clients and
+    connections out of ``__init__`` and open them in ``startup``.
     """
 
     name: str = ""
@@ -175,16 +159,57 @@ class Plugin(abc.ABC):
         enabled: bool
         priority: int
         timeout: float | None
+        requires_plugins: Sequence[str]
+        run_before: Sequence[str]
+        run_after: Sequence[str]
+        isolation: str
+        workers: int
+        memory_limit_mb: int | None
+        cpu_time_limit_s: float | None
     else:
-        enabled = _Switch(bool, "Whether hosts call this plugin; takes effect on their next call.")
-        priority = _Switch(int, "Higher runs earlier; ties are ordered by name. Takes effect on the next call.")
-        timeout = _Switch(
-            _optional_float, "Seconds a single hook call may take before the host gives up on it; None: no limit."
+        enabled = Switch(bool, "Whether hosts call this plugin; takes effect on their next call.")
+        priority = Switch(
+            int,
+            "Higher runs earlier, among what run_before/run_after leave free; ties are ordered by name. "
+            "Takes effect on the next call.",
+        )
+        timeout = Switch(
+            optional_float,
+            "Seconds a single hook call may take before the host gives up on it (an isolated plugin's "
+            "worker is killed and replaced); None: no limit.",
+        )
+        requires_plugins = Switch(
+            names,
+            "Names of plugins (of any kind) that must be loaded and enabled for this one to run; when one "
+            "is not, the host disables this plugin (status missing-plugin).",
+        )
+        run_before = Switch(names, "Plugins of the same kind this one is called before (absent names are ignored).")
+        run_after = Switch(names, "Plugins of the same kind this one is called after (absent names are ignored).")
+        isolation = Switch(
+            isolation_mode,
+            '"inline" (default): hooks run in the host\'s process; "process": in worker subprocesses, '
+            "with the resource limits below.",
+        )
+        workers = Switch(workers, 'Worker processes of an isolated plugin (isolation = "process"); default 1.')
+        memory_limit_mb = Switch(
+            positive_or_none(int),
+            "Address-space limit of each worker process of an isolated plugin, in MB; None: no limit.",
+        )
+        cpu_time_limit_s = Switch(
+            positive_or_none(float),
+            "CPU seconds one hook call of an isolated plugin may use (whole seconds, rounded up); None: no limit.",
         )
 
     _default_enabled: ClassVar[bool] = True
     _default_priority: ClassVar[int] = 0
     _default_timeout: ClassVar[float | None] = None
+    _default_requires_plugins: ClassVar[tuple[str, ...]] = ()
+    _default_run_before: ClassVar[tuple[str, ...]] = ()
+    _default_run_after: ClassVar[tuple[str, ...]] = ()
+    _default_isolation: ClassVar[str] = "inline"
+    _default_workers: ClassVar[int] = 1
+    _default_memory_limit_mb: ClassVar[int | None] = None
+    _default_cpu_time_limit_s: ClassVar[float | None] = None
 
     config: Any
 
@@ -193,7 +218,7 @@ class Plugin(abc.ABC):
         # ``priority = 50`` in a class body must not hide the switches that tell hosts about
         # runtime changes: keep the value as the class default instead. A property of the
         # subclass's own (a data descriptor) replaces the switch, and tells hosts itself.
-        for attr, switch in _switches(cls):
+        for attr, switch in switches(cls):
             if attr in cls.__dict__ and not hasattr(type(cls.__dict__[attr]), "__set__"):
                 type.__setattr__(cls, f"_default_{attr}", switch.convert(cls.__dict__[attr]))
                 type.__delattr__(cls, attr)
@@ -245,6 +270,25 @@ class Plugin(abc.ABC):
         if watchers is not None:
             watchers[:] = [ref for ref in watchers if ref() is not None and ref() is not registry]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled into an isolated plugin's worker process: the registries watching this
+        # instance stay behind (weak references do not pickle, and mean nothing there), and
+        # the settings travel as values, validated again on arrival (the strict model class
+        # they were validated with is made at run time: pickle cannot name it).
+        state = dict(self.__dict__)
+        state.pop("_loopai_watchers", None)
+        settings = state.get("config")
+        if isinstance(settings, BaseModel):
+            state["config"] = _PickledSettings(settings.model_dump())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        settings = state.get("config")
+        if isinstance(settings, _PickledSettings):
+            name = state.get("name") or type(self).name
+            state["config"] = validate_settings(type(self).Config, settings.values, name)
+        self.__dict__.update(state)
+
     # -- lifecycle (optional) -----------------------------------------------------------
 
     def startup(self, host: Any) -> Awaitable[None] | None:
@@ -291,8 +335,8 @@ class WebhookHandlerPlugin(Plugin):
         supported_events: Iterable[WebhookEventType | str]
         max_retries: int | None
     else:
-        supported_events = _Switch(_as_given, "Event types this handler takes (default: all 17).")
-        max_retries = _Switch(_optional_int, "Retries after a failed delivery; None: the host's setting.")
+        supported_events = Switch(as_given, "Event types this handler takes (default: all 17).")
+        max_retries = Switch(optional_int, "Retries after a failed delivery; None: the host's setting.")
 
     _default_supported_events: ClassVar[Iterable[WebhookEventType | str]] = ALL_EVENTS
     _default_max_retries: ClassVar[int | None] = None

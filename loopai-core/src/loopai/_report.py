@@ -9,7 +9,7 @@ from loopai._models import SamplingDecision, ValidationResult, WebhookEventType
 
 __all__ = ["EmitReport", "PluginFailure", "SamplingReport", "ValidationReport"]
 
-FailureKind = Literal["exception", "wrong-type", "timeout"]
+FailureKind = Literal["exception", "wrong-type", "timeout", "crashed", "memory-limit", "cpu-limit"]
 """What went wrong in one plugin call (see :class:`PluginFailure`)."""
 
 
@@ -17,7 +17,11 @@ class PluginFailure:
     """One plugin call that went wrong: which plugin, which hook, and what happened.
 
     ``problem`` is ``exception`` (it raised), ``wrong-type`` (it returned something
-    other than the hook's result type) or ``timeout`` (it ran past its timeout).
+    other than the hook's result type) or ``timeout`` (it ran past its timeout; an
+    isolated plugin's worker process is then killed and replaced). For an isolated plugin
+    (``isolation = "process"``) it may also be ``crashed`` (its worker process died: a
+    segfault, ``os._exit``, a signal), ``memory-limit`` (it ran out of its
+    ``memory_limit_mb``) or ``cpu-limit`` (a call used more than ``cpu_time_limit_s``).
     ``error`` is the exception, when there was one.
     """
 

@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``loopai`` command; returns the exit status (0 ok, 1 problems, 2 usage or failure)."""
+    """Run the ``loopai`` command; returns the exit status (0 ok, 1 problems, 2 usage or failure).
+
+    Without ``argv`` this is the process's own command line (the ``loopai`` script, ``python -m
+    loopai``): when a plugin left a non-daemon thread running, the process ends here, after a
+    warning naming it, rather than hang at exit waiting for that thread.
+    """
     parser = build_parser()
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (see loopai completion)
         from loopai.cli._completion import complete
@@ -55,18 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         with output_settings(args), _named_stdout():
             status = int(handler(args))
             sys.stdout.flush()  # here, where a full disk is reported, rather than at exit
-            return status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        status = 130
     except BrokenPipeError:
         _drop_stdout()
-        return 0
+        status = 0
     except SystemExit:
         raise
     except BaseException as error:  # noqa: BLE001 - the last resort: one line, never a traceback (LOOPAI_DEBUG shows it)
         _flushed()
-        return report(error, command)
+        status = report(error, command)
+    if argv is None:
+        from loopai.cli._threads import leave_without_waiting
+
+        return leave_without_waiting(status, getattr(args, "config", None))
+    return status
 
 
 class _NamedStdout:

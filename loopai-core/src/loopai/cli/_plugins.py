@@ -47,12 +47,14 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
 
     from loopai.cli._install import add_install_commands
     from loopai.cli._new import add_new_command
+    from loopai.cli._order import add_order_command
     from loopai.cli._show import add_show_command
 
     add_show_command(sub, parent)
 
     add_new_command(sub)
     add_install_commands(sub)
+    add_order_command(sub, parent)
     plugins.set_defaults(
         handler=_list,
         json=False,
@@ -105,9 +107,14 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
     selection = selection_of(args, config)
     strict = strict_of(args, config)
     kind = getattr(args, "kind", None)
+    installed_twice: list[str] = []  # a warning, an error in strict mode
+    records = discover(config, selection=selection, notes=installed_twice)
+    if not strict:
+        for note in installed_twice:
+            print(f"warning: {note}", file=sys.stderr)
     if not load:
-        records = discover(config, selection=selection)
-        return records, [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)], strict
+        problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
+        return records, problems + (installed_twice if strict else []), strict
     # Never strict here: a listing must show the broken plugins, not stop at them.
     with plugin_output_to_stderr():
         host = Host(config, discover=True, selection=selection, strict=False)
@@ -115,6 +122,8 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
     records = host.discovered
     reported = [r.reason for r in records if _has_problem(r) and r.reason]
     others = [p for p in host.problems if not any(reason in p for reason in reported)]
+    if not strict:
+        others = [p for p in others if p not in installed_twice]
     if strict:
         for record in records:
             if record.warnings and record.status in ("ok", "disabled"):
@@ -159,11 +168,16 @@ def _listing(args: argparse.Namespace, records: list[Any]) -> int:
         hidden = len(records) - len(shown)
         print("no plugins found" + (f" ({hidden} turned off; --all shows them)" if hidden else ""))
         return 0
-    rows = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS", "PRIORITY", "WHY")]
+    rows = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS", "PRIORITY", *(("ORDER",) * args.load), "WHY")]
     for r in shown:
-        why = r.reason if r.status != "ok" else "; ".join([r.selected_by, *(f"warning: {w}" for w in r.warnings)])
+        why = (
+            r.reason
+            if r.status != "ok"
+            else "; ".join([r.selected_by, *_order_notes(r), *(f"warning: {w}" for w in r.warnings)])
+        )
         priority = "-" if r.priority is None else str(r.priority)
-        rows.append((r.name, r.kind, r.distribution, r.version, r.status, priority, why or ""))
+        order = (("-" if r.position is None else str(r.position)),) if args.load else ()
+        rows.append((r.name, r.kind, r.distribution, r.version, r.status, priority, *order, why or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -173,6 +187,12 @@ def _listing(args: argparse.Namespace, records: list[Any]) -> int:
             "turn itself off when constructed; --load tells both"
         )
     return 0
+
+
+def _order_notes(record: Any) -> list[str]:
+    """What a loaded plugin's place and dependencies are, for the WHY column."""
+    notes = [f"placed: {record.placed_by}"] if record.placed_by else []
+    return notes + ([f"requires: {', '.join(record.requires_plugins)}"] if record.requires_plugins else [])
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -45,7 +45,14 @@ def _show(args: argparse.Namespace) -> int:
         hint = did_you_mean(args.name, {r.name for r in everything if args.kind in (None, r.kind)})
         print(f"no installed plugin is named {args.name!r}{hint} (see: loopai plugins list --all)", file=sys.stderr)
         return 1
+    from loopai.cli._order import _loaded_host, order_lines
+
     described = [_described(record, config, reading, strict_of(args, config)) for record in records]
+    # A plugin's place in the call order depends on the others: the selected ones are loaded for it,
+    # only when this one would load (a plugin that is off or broken imports nothing here).
+    host = _loaded_host(args, config) if any(r.status == "ok" and r.selected for r in records) else None
+    for info, record in zip(described, records, strict=True):
+        info["order"] = order_lines(host, record.kind, record.name) if host is not None else []
     if args.json:
         print(json.dumps(described, indent=2, default=str))
     else:
@@ -121,6 +128,8 @@ def _print(info: dict[str, Any]) -> None:
         print(f"  settings:      {settings}")
     elif info["settings"] is not None:
         print(f"  settings:      {settings} (not loaded: text values hidden)")
+    for line in info["order"]:
+        print(f"  {line}")
     _print_schema(info["settings_schema"])
 
 

@@ -10,6 +10,7 @@ from loopai.config._locate import user_config_path
 from loopai.config._model import (
     DeliverySettings,
     DispatchSettings,
+    HostSettings,
     LoopaiConfig,
     PluginConfiguration,
     PluginsConfiguration,
@@ -23,6 +24,7 @@ __all__ = [
     "DeliverySettings",
     "DispatchSettings",
     "KeyLines",
+    "HostSettings",
     "LoopaiConfig",
     "PluginConfiguration",
     "PluginsConfiguration",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,7 @@ from loopai.config._tasks import TaskId, TaskSettings
 __all__ = [
     "DeliverySettings",
     "DispatchSettings",
+    "HostSettings",
     "LoopaiConfig",
     "PluginConfiguration",
     "PluginsConfiguration",
@@ -104,6 +105,13 @@ class PluginConfiguration(_Strict):
     timeout: Annotated[float, Field(gt=0)] | None = None
     factory: str | None = None
     tasks: list[TaskId] | None = None
+    requires_plugins: list[Annotated[str, Field(min_length=1)]] | None = None
+    run_before: list[Annotated[str, Field(min_length=1)]] | None = None
+    run_after: list[Annotated[str, Field(min_length=1)]] | None = None
+    isolation: Literal["inline", "process"] | None = None
+    workers: Annotated[_EnvInt, Field(ge=1, le=64)] | None = None
+    memory_limit_mb: Annotated[_EnvInt, Field(gt=0)] | None = None
+    cpu_time_limit_s: Annotated[float, Field(gt=0)] | None = None
 
 
 class PluginsConfiguration(_Strict):
@@ -142,6 +150,21 @@ class DispatchSettings(_Strict):
     retry_max_backoff: Annotated[float, Field(ge=0)] = 30.0
     default_timeout: Annotated[float, Field(gt=0)] | None = None
     dry_run: _EnvBool = False
+
+
+class HostSettings(_Strict):
+    """A long-running host's reload triggers (see ``Host.reload``).
+
+    ``watch_config``: reload when the configuration file changes (checked every
+    ``watch_interval`` seconds; a change is acted on once the file has stayed the same for one
+    more interval). ``reload_on_sighup``: an embedding application lets the host take SIGHUP
+    (effective when the host is started in the main thread; a library never takes a signal
+    on its own).
+    """
+
+    watch_config: _EnvBool = False
+    watch_interval: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    reload_on_sighup: _EnvBool = False
 
 
 class DeliverySettings(_Strict):
@@ -216,6 +239,7 @@ class LoopaiConfig(_Strict):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     state: StateSettings = Field(default_factory=StateSettings)
     """Per-task state: in the process, or in PostgreSQL (``[state] url``) shared by many processes."""
+    host: HostSettings = Field(default_factory=HostSettings)
     tasks: dict[TaskId, TaskSettings] = Field(default_factory=dict)
     """The tasks table (``[tasks."<task_id>"]``): schemas, sampling rate and thresholds per task."""
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from loopai._flags import is_true
-from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, scan, stamp, watched_files
+from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, Shadowed, scan, stamp, watched_files
 
 __all__ = ["cache_dir", "read_inventory"]
 
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -86,7 +86,10 @@ def _load_cached(file: Path, stamps: list[list[object]]) -> Inventory | None:
         watched = [(folders[folder] + base, plugin) for folder, base, plugin in data["watched"]]
         if _digest(_current(info, plugin) for info, plugin in watched) != data["digest"]:
             return None  # a metadata file was rewritten in place
-        return Inventory(plugins, dict(data["versions"]), from_cache=True, derived=data.get("derived"))
+        shadowed = [Shadowed(*row) for row in data["shadowed"]]
+        return Inventory(
+            plugins, dict(data["versions"]), from_cache=True, derived=data.get("derived"), shadowed=shadowed
+        )
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None  # unreadable or from another version: rescan
 
@@ -137,6 +140,9 @@ def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None
         "digest": _digest(files for _, files in inventory.watched.values()),
         "versions": inventory.versions,
         "derived": inventory.derived,
+        "shadowed": [
+            [d.name, d.used_version, d.used_path, d.hidden_version, d.hidden_path] for d in inventory.shadowed
+        ],
     }
     try:
         file.parent.mkdir(parents=True, exist_ok=True)

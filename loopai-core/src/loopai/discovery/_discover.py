@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from loopai._kinds import KINDS, kind_of
 from loopai.config import LoopaiConfig, PluginConfiguration
 from loopai.discovery._cache import read_inventory
+from loopai.discovery._inventory import canonical
 from loopai.discovery._requirements import (
     CORE,
     RequirementCheck,
@@ -27,7 +29,9 @@ from loopai.discovery._selection import Selection
 
 __all__ = ["DiscoveredPlugin", "Status", "discover", "gc_paused"]
 
-Status = Literal["ok", "disabled", "incompatible", "missing-dependency", "duplicate", "failed"]
+log = logging.getLogger("loopai.discovery")
+
+Status = Literal["ok", "disabled", "incompatible", "missing-dependency", "missing-plugin", "duplicate", "failed"]
 
 
 @dataclass
@@ -36,9 +40,11 @@ class DiscoveredPlugin:
 
     ``status`` is ``ok``, ``disabled`` (off: a selection rule turned it off, or once
     loaded, the plugin turned itself off), ``incompatible`` (its distribution does not
-    accept the installed loopai-core), ``missing-dependency``, ``duplicate`` (another
-    distribution declares the same name for the same kind), or ``failed`` (importing,
-    constructing, configuring or registering it raised, or its settings were refused).
+    accept the installed loopai-core), ``missing-dependency``, ``missing-plugin`` (once
+    loaded: a plugin it names in ``requires_plugins`` is not loaded and enabled),
+    ``duplicate`` (another distribution declares the same name for the same kind), or
+    ``failed`` (importing, constructing, configuring or registering it raised, or its
+    settings were refused).
     ``reason`` says why and what to do (None when ``ok``); ``selected_by`` names the
     selection rule that put it on or off, and ``selected`` is that rule's outcome.
 
@@ -47,6 +53,10 @@ class DiscoveredPlugin:
     constructed (a webhook handler without a URL does). ``priority`` is None until the
     plugin is loaded, unless the configuration sets it. ``warnings`` are problems that do
     not keep the plugin out (settings configured for a plugin that takes none).
+
+    Once a host loaded it: ``requires_plugins``, ``run_before`` and ``run_after`` are what the
+    plugin declares (or the configuration sets), ``position`` its place in its kind's call
+    order (from 1; None when it is not called) and ``placed_by`` why it stands there.
     """
 
     name: str
@@ -67,6 +77,11 @@ class DiscoveredPlugin:
     loaded: bool = False
     selected: bool = True
     warnings: list[str] = field(default_factory=list)
+    requires_plugins: list[str] = field(default_factory=list)
+    run_before: list[str] = field(default_factory=list)
+    run_after: list[str] = field(default_factory=list)
+    position: int | None = None
+    placed_by: str = ""
 
     @property
     def label(self) -> str:
@@ -86,7 +101,8 @@ class DiscoveredPlugin:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object ``loopai plugins list --json`` prints for this plugin.
 
-        ``priority`` is null when it is not known: before loading, unless configured.
+        ``priority`` is null when it is not known: before loading, unless configured;
+        ``position`` is null unless a host loaded it and calls it.
         """
         return {
             "name": self.name,
@@ -102,6 +118,11 @@ class DiscoveredPlugin:
             "group": self.group,
             "loaded": self.loaded,
             "warnings": list(self.warnings),
+            "requires_plugins": list(self.requires_plugins),
+            "run_before": list(self.run_before),
+            "run_after": list(self.run_after),
+            "position": self.position,
+            "placed_by": self.placed_by,
         }
 
 
@@ -145,6 +166,7 @@ def discover(
     environ: Mapping[str, str] | None = None,
     selection: Selection | None = None,
     paths: Sequence[str] | None = None,
+    notes: list[str] | None = None,
 ) -> list[DiscoveredPlugin]:
     """Every plugin declared through ``loopai.*`` entry points, checked and selected.
 
@@ -153,12 +175,25 @@ def discover(
     its other requirements (markers evaluated) must be installed at fitting versions, and
     the selection rules must turn it on. Two selected distributions declaring one name
     for one kind are both marked ``duplicate``: no winner is picked silently.
+
+    One distribution name installed twice on the path (loopai-core, loopai-builtin, or a
+    plugin distribution), of which only the first is used, is a warning: logged, and added
+    to ``notes`` when given (a strict host makes it an error). Names in
+    ``LOOPAI_ALLOW_SHADOWED`` (comma-separated: a development checkout put ahead of the
+    installed release on purpose) are not warned about.
     """
     config = config if config is not None else LoopaiConfig()
     environ = os.environ if environ is None else environ
     selection = selection if selection is not None else Selection.resolve(config, environ)
     env = environment()
     inventory = read_inventory(paths, environ=environ, derive=lambda fresh: derive_checks(fresh, env))
+    allowed = {canonical(n.strip()) for n in environ.get("LOOPAI_ALLOW_SHADOWED", "").split(",") if n.strip()}
+    for twice in inventory.shadowed:
+        if twice.name in allowed:
+            continue
+        log.warning("%s", twice.message())
+        if notes is not None:
+            notes.append(twice.message())
     installed = installed_versions(inventory)
     memo = checks_from(inventory.derived, checks_stamp(env, installed))
     applies: dict[str, bool] = {}

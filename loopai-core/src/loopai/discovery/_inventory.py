@@ -11,9 +11,11 @@ from typing import Any, Final
 
 from loopai._kinds import KINDS
 
-__all__ = ["DistInfo", "EntryPointInfo", "Inventory", "canonical", "scan", "stamp", "watched_files"]
+__all__ = ["DistInfo", "EntryPointInfo", "Inventory", "Shadowed", "canonical", "scan", "stamp", "watched_files"]
 
 _GROUPS: Final = frozenset(kind.group for kind in KINDS)
+_OURS: Final = frozenset(("loopai-core", "loopai-builtin"))
+"""Distributions whose second copy matters even when neither declares plugins."""
 _NAME_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*?)(?:-py\d[\d.]*)?\.(?:dist|egg)-info$", re.I)
 
 
@@ -75,6 +77,27 @@ class Inventory:
     watched: dict[str, tuple[bool, list[tuple[int, int]]]] = field(default_factory=dict, repr=False, compare=False)
     """Metadata directories that may be rewritten in place: whether each is a plugin's, and
     the stamps of its files that :func:`watched_files` names (for the cache)."""
+    shadowed: list[Shadowed] = field(default_factory=list)
+    """Distributions installed twice under one name where it matters to loopai (see :func:`scan`)."""
+
+
+@dataclass(frozen=True)
+class Shadowed:
+    """One name installed twice on the search path: the copy imports use, and the one it hides."""
+
+    name: str
+    used_version: str
+    used_path: str
+    hidden_version: str
+    hidden_path: str
+
+    def message(self) -> str:
+        """The warning: both copies, which is used, and what to do."""
+        return (
+            f"two distributions named {self.name} are installed: {self.name} {self.used_version} at "
+            f"{self.used_path} is used (it comes first on sys.path) and hides {self.name} {self.hidden_version} "
+            f"at {self.hidden_path}; uninstall one, or take its directory off sys.path (PYTHONPATH)"
+        )
 
 
 def _entry_points(text: str) -> list[EntryPointInfo]:
@@ -246,11 +269,23 @@ def _declared(info: str, stamps: list[tuple[int, int]] | None) -> list[EntryPoin
 
 
 def scan(paths: Sequence[str]) -> Inventory:
-    """Read what is installed on ``paths`` from metadata files alone (first on the path wins)."""
+    """Read what is installed on ``paths`` from metadata files alone (first on the path wins).
+
+    A name installed twice is noted in ``shadowed`` when it matters to loopai: it is
+    loopai-core or loopai-builtin, or either copy declares loopai entry points (a stale copy
+    earlier on the path silently replaces the real one's plugins, or adds its own).
+    """
     plugins: list[DistInfo] = []
     versions: dict[str, str] = {}
+    first: dict[str, tuple[str, str]] = {}  # name -> (version, metadata directory) of the copy used
+    shadowed: list[Shadowed] = []
     watched: dict[str, tuple[bool, list[tuple[int, int]]]] = {}
+    scanned: set[str] = set()
     for entry in paths:
+        real = os.path.realpath(entry or ".")
+        if real in scanned:
+            continue  # a directory on the path twice holds each distribution once
+        scanned.add(real)
         try:
             names = os.listdir(entry or ".")
         except OSError:
@@ -271,9 +306,13 @@ def scan(paths: Sequence[str]) -> Inventory:
             else:  # ``name.egg-info`` from a develop install: the version is inside
                 headers = _headers(os.path.join(info, "PKG-INFO"), egg_stamps)
                 key, version = canonical(headers[0] or dirname.rsplit(".", 1)[0]), headers[1]
-            if key in versions:
-                continue  # shadowed by an earlier path entry
+            if key in versions:  # shadowed by an earlier path entry
+                used_version, used = first[key]
+                if key in _OURS or _declared(info, None) or any(d.path == used for d in plugins):
+                    shadowed.append(Shadowed(key, used_version, used, version, info))
+                continue
             versions[key] = version
+            first[key] = (version, info)
             stamps: list[tuple[int, int]] = []  # of what is read, for eggs
             eps = _declared(info, stamps if is_egg else None)
             if not eps:
@@ -291,4 +330,4 @@ def scan(paths: Sequence[str]) -> Inventory:
             if stamps:
                 watched[info] = (True, stamps)
             plugins.append(DistInfo(name or key, meta_version or version, info, summary, requires, eps))
-    return Inventory(plugins, versions, watched=watched)
+    return Inventory(plugins, versions, watched=watched, shadowed=shadowed)

@@ -6,7 +6,7 @@ entry points found by discovery (:func:`load_discovered`), configuration entries
 (both in :func:`apply_configuration`). Settings are validated against the plugin's
 ``Config`` model when it is constructed (or by ``configure`` for an instance), a webhook
 handler's ``validate_configuration`` is asked once, and the entry's ``metadata``,
-``timeout``, ``priority`` and ``enabled`` are applied last.
+``timeout``, ``priority``, ``enabled``, order, dependencies and isolation are applied last.
 """
 
 from __future__ import annotations
@@ -273,13 +273,29 @@ def _refusal(plugin: Plugin, entry: PluginConfiguration | None, where: str) -> s
     )
 
 
+_DECLARED = (
+    "requires_plugins",
+    "run_before",
+    "run_after",
+    "isolation",
+    "workers",
+    "memory_limit_mb",
+    "cpu_time_limit_s",
+)
+"""Entry keys that, when written, replace the plugin class's own values."""
+
+
 def _override(plugin: Plugin, entry: PluginConfiguration) -> None:
     """The entry's own values over the plugin's: metadata, and what the file writes of
-    ``timeout``, ``priority`` and ``enabled``."""
+    ``timeout``, ``priority``, ``enabled``, order, dependencies and isolation."""
     given = entry.model_fields_set
     plugin.metadata = {**plugin.metadata, **entry.metadata}
     if entry.timeout is not None:
         plugin.timeout = entry.timeout
+    for key in _DECLARED:
+        value = getattr(entry, key)
+        if value is not None:
+            setattr(plugin, key, value)
     if "priority" in given:
         plugin.priority = entry.priority
     if "enabled" in given:

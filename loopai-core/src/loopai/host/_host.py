@@ -5,28 +5,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._errors import LoopaiError, StartupError
+from loopai._isolation import watch_forks
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, Target, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
-from loopai.host._build import populate
+from loopai.host._build import Sources, build_set
 from loopai.host._calls import HostCalls
+from loopai.host._changes import ReloadResult
 from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker
-from loopai.host._lifecycle import Lifecycle
 from loopai.host._meter import Meter
 from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
-from loopai.host._plan import Plan, task_scopes
+from loopai.host._process import WorkerPool
+from loopai.host._reload import areload, reload
 from loopai.host._sample import Sampling
+from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
-from loopai.registry import PluginRegistry
+from loopai.host._triggers import Triggers
+from loopai.registry import PluginRegistry, RegisteredPlugin
 from loopai.state import StateStore, open_state
 
 __all__ = ["Host"]
@@ -60,6 +65,12 @@ class Host(HostCalls):
 
     A validator or sampler whose configuration entry has ``tasks = ["<task id>", ...]`` runs
     only for records of those tasks.
+
+    Order, dependencies and isolation: each kind's plugins are called in their effective order
+    (``run_before`` / ``run_after``, then priority; :meth:`call_order` says why); a plugin whose
+    ``requires_plugins`` are missing is disabled; ``isolation = "process"`` runs a plugin in
+    worker processes with resource limits. :meth:`reload` (and :meth:`areload`) swaps in a new
+    plugin set without stopping calls; ``[host] watch_config`` and ``reload_on_sighup`` trigger it.
 
     Tasks: the tasks table (``tasks``, else ``config.tasks``) gives each task's schemas and
     sampling rate (the default contexts of :meth:`validate` and :meth:`should_sample`) and
@@ -104,59 +115,157 @@ class Host(HostCalls):
         tasks: Mapping[UUID, TaskSettings] | None = None,
     ) -> None:
         environ = os.environ if environ is None else environ
-        self.config = config if config is not None else LoopaiConfig()
-        self.registry = registry if registry is not None else PluginRegistry()
+        config = config if config is not None else LoopaiConfig()
+        self._environ = environ
+        self._options: dict[str, Any] = {
+            "strict": strict,
+            "trace": trace,
+            "dry_run": dry_run,
+            "stop_on_failure": stop_on_failure,
+            "max_retries": max_retries,
+            "retry_backoff": retry_backoff,
+        }
+        self._config_path: str | os.PathLike[str] | None = config.source
+        self._tasks_given = tasks is not None
         self.problems: list[str] = []
-        settings = Settings.resolve(
-            self.config,
-            environ,
-            strict=strict,
-            trace=trace,
-            dry_run=dry_run,
-            stop_on_failure=stop_on_failure,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-        )
-        self.strict, self._tracer, self.dry_run = settings.strict, settings.tracer, settings.dry_run
-        self.stop_on_failure, self.max_retries = settings.stop_on_failure, settings.max_retries
-        self.default_timeout = settings.default_timeout
+        settings = Settings.resolve(config, environ, **self._options)
+        self._apply(settings)
         self.backoff = settings.backoff
         """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
+        watch_forks()  # a child a plugin forks never runs this host's work
         self._invoker = Invoker()
+        self._sources = Sources(discover, selection, paths, environ, self._invoker, self._problem, self._given_up)
         self._meter = Meter() if meter else None
         self._outcomes = Outcomes(self._invoker, self._meter)
         self._emitter = Emitter(Deliverer(self.backoff, self._outcomes.dead_letter), self._outcomes)
         self.state: StateStore
         """Per-task statistics, time-based sample claims and rolling windows (see :func:`loopai.state.open_state`)."""
-        self.state, self._owns_state = open_state(state, self.config, environ)
+        self.state, self._owns_state = open_state(state, config, environ)
         self._sampling = Sampling(self.state, self._outcomes)
-        self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(self.config.tasks), self.state)
+        self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(config.tasks), self.state)
         """The tasks table as the host uses it (see :class:`loopai.host.TaskMonitor`)."""
-        opened, owned = open_outbox(outbox, self.config, environ)
-        targets = _targets_of(weakref.ref(self))
+        opened, owned = open_outbox(outbox, config, environ)
         self._delivery = HostDelivery(
-            opened, owned, self.backoff, self.config.delivery, self._outcomes.dead_letter, targets
+            opened, owned, self.backoff, config.delivery, self._outcomes.dead_letter, _targets_of(weakref.ref(self))
         )
         # A host never closed still drains (up to drain_timeout) at exit, or when collected.
         self._finalizer = weakref.finalize(self, self._delivery.close)
-        self._lifecycle = Lifecycle(self.registry, self._invoker, self._tracer, self.default_timeout, self._problem)
-        self._plan = Plan()
-        self._scopes = task_scopes(self.config)
-        self.discovered: list[DiscoveredPlugin]
-        """Every plugin found through entry points (with ``discover=True``) and its status."""
-        self.discovered, problems = populate(
-            self.registry,
-            self.config,
-            plugins,
-            installed=discover,
-            environ=environ,
-            selection=selection,
-            paths=paths,
-            strict=self.strict,
-        )
+        self._reload_lock = threading.Lock()  # released by whichever thread: not an RLock
+        self._triggers = Triggers(self.reload, self._problem)
+        self._generation = 1
+        registry = registry if registry is not None else PluginRegistry()
+        self._set, problems = build_set(self._generation, config, registry, settings, self._sources, plugins)
         for problem in problems:
             self._problem(problem)
         self._raise_if_strict()
+
+    def _apply(self, settings: Settings) -> None:
+        self.strict, self._tracer, self.dry_run = settings.strict, settings.tracer, settings.dry_run
+        self.stop_on_failure, self.max_retries = settings.stop_on_failure, settings.max_retries
+        self.default_timeout = settings.default_timeout
+
+    # -- the plugin set ------------------------------------------------------------------------
+
+    @property
+    def config(self) -> LoopaiConfig:
+        """The configuration the current plugin set was built with (a reload replaces it)."""
+        return self._set.config
+
+    @property
+    def discovered(self) -> list[DiscoveredPlugin]:
+        """Every plugin the current set found through entry points (with ``discover=True``), its
+        status, and (once loaded) its place in the call order."""
+        return self._set.discovered
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` (or :meth:`astart`) ran."""
+        return self._set.lifecycle.started
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` (or :meth:`aclose`) ran."""
+        return self._set.lifecycle.closed
+
+    def _given_up(self, pool: WorkerPool, reason: str) -> None:
+        """A worker pool gave up on its plugin (crashes in a row, or a startup that failed)."""
+        pool.entry.plugin.enabled = False
+        self._problem(reason)
+
+    # -- reload ----------------------------------------------------------------------------
+
+    def reload(self, config: LoopaiConfig | None = None) -> ReloadResult:
+        """Re-read the configuration (or take ``config``), rediscover installed plugins, and swap
+        the new plugin set in; returns what changed, or why nothing did.
+
+        The new set is built and started beside the running one: calls in flight finish on
+        the old set, and the old set's ``shutdown`` hooks run after its last call (this method
+        waits for that, so do not call it from inside a plugin hook). Statistics, task state,
+        the tasks table's state and the outbox carry over; plugins registered in code are
+        carried over as the same objects (their configuration re-applied, never started
+        twice). A plugin installed since appears, one uninstalled goes; modules already
+        imported are not imported again (an isolated plugin's new workers do import afresh).
+
+        A reload that fails changes nothing: the configuration cannot be read, strict mode
+        finds a problem, a new plugin's ``startup`` raises, or a plugin that runs now would be
+        lost to a failure (it no longer loads, or its new settings are refused). The
+        :class:`~loopai.host.ReloadResult` says why (and it is logged). Thread-safe: reloads
+        run one at a time. From asyncio code use :meth:`areload`; for SIGHUP see
+        :func:`loopai.host.reload_on_sighup` and ``[host] reload_on_sighup``; ``[host]
+        watch_config = true`` reloads when the file changes.
+        """
+        with self._reload_lock:
+            result = reload(self, config)
+        return result
+
+    async def areload(self, config: LoopaiConfig | None = None) -> ReloadResult:
+        """:meth:`reload` for asyncio applications: async ``startup``/``shutdown`` hooks run on the
+        running loop, and the wait for the old set's last call does not block it."""
+        await asyncio.to_thread(self._reload_lock.acquire)
+        try:
+            return await areload(self, config)
+        finally:
+            self._reload_lock.release()
+
+    def _read_config(self) -> LoopaiConfig:
+        """The configuration again, from where it came from (a given one without a file: itself)."""
+        if self._config_path is None and not self._reads_config:
+            return self._set.config
+        return load_config(self._config_path, environ=self._environ)
+
+    _reads_config = False
+    """Set by :meth:`from_config`: with no file found then, a reload looks for one again."""
+
+    def _build_set(
+        self, config: LoopaiConfig, carried: Sequence[RegisteredPlugin]
+    ) -> tuple[PluginSet, list[str], Settings]:
+        """The next plugin set, built from ``config`` aside (not started), its problems, its settings."""
+        settings = Settings.resolve(config, self._environ, **self._options)
+        self._generation += 1
+        plugin_set, problems = build_set(
+            self._generation, config, PluginRegistry(), settings, self._sources, (), carried
+        )
+        previous = self._set.config.delivery.outbox
+        if config.delivery.outbox != previous and self._delivery.outbox is not None:
+            problems.append(
+                f"[delivery] outbox changed to {config.delivery.outbox!r}: the outbox in use "
+                f"({self._delivery.outbox.path}) stays until the host restarts"
+            )
+        return plugin_set, problems, settings
+
+    def _swap(self, candidate: PluginSet, settings: Settings, problems: Sequence[str]) -> None:
+        """Make ``candidate`` current, with its settings and tasks (a reload's last step)."""
+        self._apply(settings)
+        self.backoff.base, self.backoff.ceiling = settings.backoff.base, settings.backoff.ceiling
+        if not self._tasks_given:
+            self.tasks.replace(by_uuid(candidate.config.tasks))
+        if candidate.config.source is not None:
+            self._config_path = candidate.config.source
+        candidate.lifecycle.report_to(self._problem)
+        self._set = candidate  # the swap: from here on every call takes the new set
+        for problem in problems:
+            self._problem(problem)
+        self._triggers.follow(candidate.config)
 
     @classmethod
     def from_config(
@@ -174,7 +283,9 @@ class Host(HostCalls):
         """
         config = load_config(path, environ=environ)
         options.setdefault("outbox", True)
-        return cls(config, environ=environ, discover=True, **options)
+        host = cls(config, environ=environ, discover=True, **options)
+        host._config_path, host._reads_config = path if path is not None else config.source, True
+        return host
 
     # -- settings read by the strategies ---------------------------------------------------
 
@@ -222,12 +333,14 @@ class Host(HostCalls):
         or by a host closed before its deliveries were done) goes out in the background.
         """
         self._open_state()
-        if not self._lifecycle.begin():
+        lifecycle = self._set.lifecycle
+        if not lifecycle.begin():
             return self
-        self._lifecycle.start(self)
+        lifecycle.start(self)
         if self.strict and self.problems:
             self.close()  # release what did start before refusing to run
             self._raise_if_strict()
+        self._triggers.start(self.config)
         self._start_delivery(None)
         return self
 
@@ -240,12 +353,14 @@ class Host(HostCalls):
         async handlers deliver on this loop.
         """
         await asyncio.to_thread(self._open_state)
-        if not self._lifecycle.begin():
+        lifecycle = self._set.lifecycle
+        if not lifecycle.begin():
             return self
-        await self._lifecycle.astart(self)
+        await lifecycle.astart(self)
         if self.strict and self.problems:
             await self.aclose()
             self._raise_if_strict()
+        self._triggers.start(self.config)
         await asyncio.to_thread(self._start_delivery, asyncio.get_running_loop())
         return self
 
@@ -261,30 +376,41 @@ class Host(HostCalls):
     def close(self) -> None:
         """Drain the delivery workers for up to ``[delivery] drain_timeout`` seconds (what is left
         stays pending in the outbox), then run every started plugin's ``shutdown`` hook once, in
-        reverse priority order, and close what the host opened."""
-        entries = self._lifecycle.begin_close()
-        if entries is None:
-            return
-        try:
-            self._delivery.stop()  # before shutdown: deliveries still need the handlers' clients
-            self._lifecycle.stop(self, entries)
-        finally:
-            self._release()
+        reverse order (plugins after those that require them); stop isolated plugins' workers and
+        the reload triggers, and close what the host opened."""
+        self._triggers.stop()
+        with self._reload_lock:  # not in the middle of a reload
+            current = self._set
+            entries = current.lifecycle.begin_close()
+            if entries is None:
+                return
+            try:
+                self._delivery.stop()  # before shutdown: deliveries still need the handlers' clients
+                current.lifecycle.stop(self, entries)
+            finally:
+                self._release(current)
 
     async def aclose(self) -> None:
         """:meth:`close` for asyncio applications (``async with host`` calls it): async
         ``shutdown`` hooks are awaited on the running loop."""
-        entries = self._lifecycle.begin_close()
-        if entries is None:
-            return
+        await asyncio.to_thread(self._triggers.stop)
+        await asyncio.to_thread(self._reload_lock.acquire)
         try:
-            await asyncio.to_thread(self._delivery.stop)  # async handlers deliver on this loop meanwhile
-            await self._lifecycle.astop(self, entries)
+            current = self._set
+            entries = current.lifecycle.begin_close()
+            if entries is None:
+                return
+            try:
+                await asyncio.to_thread(self._delivery.stop)  # async handlers deliver on this loop meanwhile
+                await current.lifecycle.astop(self, entries)
+            finally:
+                await asyncio.to_thread(self._release, current)
         finally:
-            await asyncio.to_thread(self._release)
+            self._reload_lock.release()
 
-    def _release(self) -> None:
+    def _release(self, current: PluginSet) -> None:
         self._delivery.close()
+        current.pools.close()
         self._invoker.close()
         if self._owns_state:
             self.state.close()  # writes what it buffered; may raise when its database stayed away

@@ -107,12 +107,23 @@ class Invoker:
         """Call ``function(*args)`` from async code without blocking the loop on timed calls.
 
         ``offload`` runs a sync function in a worker thread even without a timeout (for
-        handlers, which do I/O: they must not block the loop or each other).
+        handlers, which do I/O: they must not block the loop or each other). A coroutine that
+        blocks the loop cannot be stopped at its timeout; when it ends past it, the call is a
+        timeout all the same (as it would be from sync code, whatever the concurrency).
         """
         try:
             if is_async:
-                coroutine = function(*args)
-                return await (asyncio.wait_for(coroutine, timeout) if timeout is not None else coroutine)
+                if timeout is None:
+                    return await function(*args)
+                started = time.perf_counter()
+                result = await asyncio.wait_for(function(*args), timeout)
+                elapsed = time.perf_counter() - started
+                if elapsed > timeout:
+                    raise HookTimeout(
+                        f"took longer than its timeout of {timeout:g}s ({elapsed:.2f}s: it blocked its event loop, "
+                        "so it could not be stopped in time; await instead of blocking)"
+                    )
+                return result
             if timeout is not None:
                 result = await asyncio.wait_for(asyncio.wrap_future(_in_daemon_thread(function, *args)), timeout)
             elif offload:

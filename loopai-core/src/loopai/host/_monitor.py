@@ -21,10 +21,12 @@ from loopai._models import (
     EventSeverity,
     ExecutionRecord,
     ExecutionStatus,
+    ReadOnlyDict,
     SamplingContext,
     ValidationContext,
     WebhookEvent,
     WebhookEventType,
+    read_only,
     utc_now,
 )
 from loopai._report import SamplingReport, ValidationReport
@@ -75,7 +77,7 @@ class TaskView:
         """The task's validation context, with ``expected_output`` when one is given."""
         if expected_output is None:
             return self.validation
-        return self.validation.model_copy(update={"expected_output": expected_output})
+        return self.validation.model_copy(update={"expected_output": read_only(expected_output)})
 
 
 class Observation:
@@ -137,9 +139,9 @@ class Observation:
             task_id=execution.task_id,
             execution_id=execution.id,
             program_id=execution.program_id,
-            payload=payload,
+            payload=read_only(payload),  # read-only, as validation would have made it
             severity=severity,
-            metadata={},
+            metadata=ReadOnlyDict(),
         )
 
 
@@ -172,6 +174,12 @@ class TaskMonitor:
             self.settings.update(tasks)
             for task_id in tasks:
                 self._views.pop(task_id, None)
+
+    def replace(self, tasks: Mapping[uuid.UUID, TaskSettings]) -> None:
+        """Make ``tasks`` the whole table (a reload's new configuration); the tasks' state stays."""
+        with self._lock:
+            self.settings = dict(tasks)
+            self._views.clear()
 
     def view(self, task_id: uuid.UUID) -> TaskView:
         """The view of ``task_id`` (made once per task)."""

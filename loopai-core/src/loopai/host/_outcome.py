@@ -3,7 +3,9 @@
 A guarded call returns the plugin's result or a :class:`~loopai._isolation.Raised`. The
 strategies accept a result of the hook's type as it is (one ``type() is`` check on the
 common path) and hand anything else here: an exception, a timeout, a result of the wrong
-type, or a coroutine a plain function returned (awaited, within the plugin's timeout).
+type, or a coroutine a plain function returned (awaited, within the plugin's timeout); for an
+isolated plugin also a lost worker process (crashed, over its memory or CPU limit, killed at
+its timeout).
 """
 
 from __future__ import annotations
@@ -11,18 +13,14 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from loopai._errors import LoopaiError
 from loopai._isolation import Raised, attempt, describe
 from loopai._report import FailureKind, PluginFailure
+from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType
 from loopai.host._invoke import HookTimeout, Invoker
 from loopai.host._meter import Meter
 from loopai.host._plan import Call
 
 __all__ = ["Outcomes", "WrongType"]
-
-
-class WrongType(LoopaiError):
-    """A plugin returned something other than its hook's result type."""
 
 
 class Outcomes:
@@ -68,4 +66,8 @@ def _what(error: BaseException) -> tuple[FailureKind, str]:
         return "timeout", str(error)
     if isinstance(error, WrongType):
         return "wrong-type", str(error)
+    if isinstance(error, WorkerLost):
+        return error.problem, str(error)
+    if isinstance(error, RaisedInWorker):
+        return "exception", f"raised {describe(error)} (in its worker process)"
     return "exception", f"raised {describe(error)}"

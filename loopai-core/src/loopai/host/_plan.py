@@ -2,7 +2,10 @@
 
 Each enabled plugin becomes a :class:`Call`: its function wrapped, once, in what every call
 needs (a timeout or an event loop when it has one, metering, tracing) and in the isolation
-helper, so that the strategies' loops are plain: call, check the result's type, go on.
+helper, so that the strategies' loops are plain: call, check the result's type, go on. An
+isolated plugin's function is its worker pool's (see :mod:`loopai.host._process`). Each kind's
+calls are in the effective call order: ``run_before`` / ``run_after``, then priority (see
+:mod:`loopai.registry`); a plugin whose ``requires_plugins`` are not all enabled is left out.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from loopai._report import EmitReport
 from loopai.config import LoopaiConfig
 from loopai.host._invoke import Invoker, Tracer
 from loopai.host._meter import Meter
-from loopai.registry import PluginRegistry, RegisteredPlugin, supported_events
+from loopai.host._process import Pools, is_isolated
+from loopai.registry import (
+    Ordering,
+    PluginRegistry,
+    RegisteredPlugin,
+    order_entries,
+    supported_events,
+    unmet_requirements,
+)
 
 __all__ = ["Call", "Plan", "Scopes", "build_plan", "handler_context", "task_scopes"]
 
@@ -129,6 +140,7 @@ class Plan:
         "generation",
         "handled",
         "handlers",
+        "orderings",
         "problems",
         "recorded",
         "samplers",
@@ -144,8 +156,11 @@ class Plan:
         samplers: tuple[Call, ...] = (),
         handlers: Mapping[WebhookEventType, tuple[Call, ...]] | None = None,
         problems: tuple[str, ...] = (),
+        orderings: Mapping[str, Ordering] | None = None,
     ) -> None:
         self.generation = generation
+        self.orderings: dict[str, Ordering] = dict(orderings or {})
+        """Each kind's effective call order and how it came about, by kind label."""
         self.stale = generation < 0  # the host's placeholder before its first build
         self.validators = validators
         self.samplers = samplers
@@ -211,6 +226,7 @@ class _Layout:
         default_timeout: float | None,
         max_retries: int,
         scopes: Scopes,
+        pools: Pools | None = None,
     ) -> None:
         self.invoker = invoker
         self.tracer = tracer
@@ -218,13 +234,21 @@ class _Layout:
         self.default_timeout = default_timeout
         self.max_retries = max_retries
         self.scopes = scopes
+        self.pools = pools
 
     def call(self, entry: RegisteredPlugin) -> Call:
         kind = kind_of(entry.kind)
         call = Call(entry, kind, entry.plugin.timeout or self.default_timeout)
         call.tasks = self.scopes.get((kind.label, entry.name))
-        call.fn = self._sync(entry, kind, call.timeout)
-        call.afn = aguarded(self._async(entry, kind, call.timeout))
+        if self.pools is not None and is_isolated(entry):
+            # The worker pool enforces the timeout (killing the worker) and runs async hooks itself.
+            raw = self.pools.pool(entry).caller(kind, call.timeout)
+            entry = entry._replace(call=raw, is_async=False)
+            call.fn = self._sync(entry, kind, None)
+            call.afn = aguarded(self._async(entry, kind, None, offload=True))
+        else:
+            call.fn = self._sync(entry, kind, call.timeout)
+            call.afn = aguarded(self._async(entry, kind, call.timeout))
         if kind is WEBHOOK_HANDLER:
             call.events = supported_events(entry.plugin)
             own = getattr(entry.plugin, "max_retries", None)
@@ -247,8 +271,11 @@ class _Layout:
             fn = self.tracer.wrap(kind.hook, entry.name, fn)
         return fn
 
-    def _async(self, entry: RegisteredPlugin, kind: Kind, timeout: float | None) -> Callable[..., Awaitable[Any]]:
-        raw, invoker, is_async, offload = entry.call, self.invoker, entry.is_async, kind is WEBHOOK_HANDLER
+    def _async(
+        self, entry: RegisteredPlugin, kind: Kind, timeout: float | None, offload: bool = False
+    ) -> Callable[..., Awaitable[Any]]:
+        raw, invoker, is_async = entry.call, self.invoker, entry.is_async
+        offload = offload or kind is WEBHOOK_HANDLER
 
         async def call(first: Any, second: Any) -> Any:
             # Handlers do I/O: a sync one runs in a worker thread, off the caller's loop.
@@ -270,21 +297,30 @@ def build_plan(
     default_timeout: float | None,
     max_retries: int,
     scopes: Scopes | None = None,
+    pools: Pools | None = None,
 ) -> Plan:
-    """Lay out the registry's enabled plugins for dispatch, in priority order; ``scopes`` limits
-    validators and samplers to some tasks (see :func:`task_scopes`).
+    """Lay out the registry's enabled plugins for dispatch, in their effective call order;
+    ``scopes`` limits validators and samplers to some tasks (see :func:`task_scopes`).
 
     An enabled plugin whose attributes cannot be read into a :class:`Call` (a handler's
-    ``supported_events`` changed to something that is no event type, say) is left out and
-    described in the plan's ``problems``; the others are laid out as usual.
+    ``supported_events`` changed to something that is no event type, say, or an isolated
+    plugin that cannot be pickled) is left out and described in the plan's ``problems``, as is
+    one whose ``requires_plugins`` are not all enabled and a cycle of order constraints; the
+    others are laid out as usual.
     """
     generation = registry.generation  # read first: a change during the build forces another
-    layout = _Layout(invoker, tracer, meter, default_timeout, max_retries, scopes or {})
-    problems: list[str] = []
+    layout = _Layout(invoker, tracer, meter, default_timeout, max_retries, scopes or {}, pools)
+    unmet = unmet_requirements(registry)
+    problems = [_missing(kind_of(kind), name, missing) for (kind, name), missing in unmet.items()]
+    orderings: dict[str, Ordering] = {}
     laid_out: dict[Kind, tuple[Call, ...]] = {}
     for kind in KINDS:
         calls = []
-        for entry in registry.entries(kind.base):
+        enabled = [entry for entry in registry.entries(kind.base) if (entry.kind, entry.name) not in unmet]
+        names = [entry.name for entry in registry.entries(kind.base, enabled_only=False)]
+        ordered, orderings[kind.label] = order_entries(kind, enabled, names)
+        problems += orderings[kind.label].cycle_report
+        for entry in ordered:
             call = attempt(layout.call, entry)
             if isinstance(call, Raised):
                 error = call.error
@@ -295,6 +331,11 @@ def build_plan(
         laid_out[kind] = tuple(calls)
     handlers = laid_out[WEBHOOK_HANDLER]
     by_event = {t: tuple(c for c in handlers if t in c.events) for t in WebhookEventType}
-    plan = Plan(generation, laid_out[VALIDATOR], laid_out[SAMPLER], by_event, tuple(problems))
+    plan = Plan(generation, laid_out[VALIDATOR], laid_out[SAMPLER], by_event, tuple(problems), orderings)
     registry._track(plan)
     return plan
+
+
+def _missing(kind: Kind, name: str, missing: list[str]) -> str:
+    names = ", ".join(repr(m) for m in missing)
+    return f"{kind.title} {name!r} is left out: it requires {names}, which is not loaded and enabled"

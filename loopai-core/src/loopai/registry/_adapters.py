@@ -44,6 +44,17 @@ def _adapter_class(kind: Kind) -> type[Plugin]:
 
 
 _FOLLOWED: Final = ("enabled", "priority", "timeout", "supported_events", "max_retries")
+_NAMES: Final = (list, tuple, str)
+_DECLARED: Final[dict[str, type | tuple[type, ...]]] = {
+    "requires_plugins": _NAMES,
+    "run_before": _NAMES,
+    "run_after": _NAMES,
+    "isolation": str,
+    "workers": int,
+    "memory_limit_mb": int,
+    "cpu_time_limit_s": (int, float),
+}
+"""What an adapter takes once from what it wraps, when set there: order, dependencies, isolation."""
 """What an adapter takes from the module or object it wraps (the last two: handlers only)."""
 _ADAPTERS_KEY: Final = "__loopai_adapters__"
 """Where a plugin module keeps weak references to its adapters."""
@@ -81,6 +92,10 @@ class _Adapter(Plugin):
         )
         self.version = read_attr(wraps, "version", str, read_attr(wraps, "__version__", str, "0.0.0"))
         self.author = read_attr(wraps, "author", str, "")
+        for attr, expected in _DECLARED.items():
+            value = read_attr(wraps, attr, expected, None)
+            if value is not None:
+                setattr(self, attr, value)  # checked by the switch: a wrong value refuses the plugin
         if self._handles_events:
             events = getattr(wraps, "supported_events", None)
             if events is not None:

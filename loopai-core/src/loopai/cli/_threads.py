@@ -1,0 +1,75 @@
+"""Threads a plugin left running when a ``loopai`` command ends: named, warned about, not waited for.
+
+Python waits for every non-daemon thread before a process exits, so one forgotten thread in a
+plugin would keep ``loopai run`` from ever ending. The command finishes its work, says which
+threads were left and which plugin started them, and ends without waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+__all__ = ["leave_without_waiting", "leaked_threads"]
+
+
+def leaked_threads() -> list[threading.Thread]:
+    """Non-daemon threads still running, besides the main thread and the caller's."""
+    here = threading.current_thread()
+    return [
+        t
+        for t in threading.enumerate()
+        if t.is_alive() and not t.daemon and t is not here and t is not threading.main_thread()
+    ]
+
+
+def _started_by(thread: threading.Thread) -> str:
+    target: Any = getattr(thread, "_target", None)  # threading keeps it there; a subclass has run()
+    where = getattr(target, "__module__", None) or type(thread).__module__
+    name = getattr(target, "__qualname__", None) or "run"
+    return f"{where}.{name}"
+
+
+def _plugins_of(module: str, config_path: Any) -> list[str]:
+    """The plugins (installed, or configured with a ``factory``) whose code is in ``module``'s
+    top-level package."""
+    from loopai._kinds import KINDS
+    from loopai.config import load_config
+    from loopai.discovery import discover
+
+    def top(value: str) -> str:
+        return value.split(":", 1)[0].split(".", 1)[0].strip()
+
+    try:  # naming the plugin is a courtesy: the warning goes out anyway
+        config = load_config(config_path)
+        found = {(r.kind, r.name) for r in discover(config) if top(r.value) == top(module)}
+    except Exception:  # noqa: BLE001
+        return []
+    for kind in KINDS:
+        found |= {
+            (kind.label, e.name) for e in config.plugins.for_kind(kind) if e.factory and top(e.factory) == top(module)
+        }
+    return [f"{kind} {name!r}" for kind, name in sorted(found)]
+
+
+def leave_without_waiting(status: int, config_path: Any = None) -> int:
+    """End the process now with ``status`` if plugins left non-daemon threads (after a warning that
+    names them), instead of hanging at exit; else return ``status``. ``config_path``: the
+    configuration the command used (``--config``), to name plugins configured by factory."""
+    leaked = leaked_threads()
+    if not leaked:
+        return status
+    for thread in leaked:
+        started = _started_by(thread)
+        plugins = _plugins_of(started, config_path)
+        owner = f"plugin {', '.join(plugins)}" if plugins else f"code in {started.rsplit('.', 1)[0]}"
+        print(
+            f"warning: {owner} left thread {thread.name!r} running (started by {started}); loopai exits "
+            "without waiting for it: stop it in the plugin's shutdown(), or make it a daemon thread",
+            file=sys.stderr,
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,74 @@
+"""``loopai plugins order``, and order and dependencies in ``plugins list`` and ``show``, over real distributions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import Site
+
+DECLARES = """
+import loopai
+
+class First(loopai.ValidatorPlugin):
+    priority = 100
+    run_after = ["second"]
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type=self.name)
+
+class Needy(loopai.ValidatorPlugin):
+    requires_plugins = ["absent"]
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type=self.name)
+"""
+
+
+@pytest.fixture
+def ordered(site: Site) -> Site:
+    site.add("loopai-first", entry_points={"loopai.validators": {"first": ":First", "needy": ":Needy"}}, code=DECLARES)
+    site.add_good("loopai-second", "second")
+    site.add_good("loopai-third", "third")
+    return site
+
+
+def test_order_says_where_each_plugin_stands_and_why(ordered: Site) -> None:
+    done = ordered.cli("order", "--kind", "validator")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "validators:"
+    assert lines[1].split()[:2] == ["1.", "second"] and "before 'first' (first.run_after)" in lines[1]
+    assert lines[2].split()[:2] == ["2.", "first"] and lines[2].endswith(
+        "after 'second' (first.run_after); priority 100"
+    )
+    assert lines[3].split()[:2] == ["3.", "third"] and lines[3].endswith("by priority 0, then name")
+    assert lines[-1] == "  validator 'needy': it requires 'absent', which is not loaded and enabled"
+
+
+def test_order_as_json_and_strict_mode(ordered: Site) -> None:
+    done = ordered.cli("order", "--json", "--kind", "validator")
+    strict = ordered.cli("order", "--strict")
+
+    body = json.loads(done.stdout)
+    [validators] = body["kinds"]
+    assert [(p["position"], p["name"]) for p in validators["order"]] == [(1, "second"), (2, "first"), (3, "third")]
+    assert body["missing_plugins"] == [
+        {"kind": "validator", "name": "needy", "reason": "it requires 'absent', which is not loaded and enabled"}
+    ]
+    assert strict.returncode == 1
+    assert "validator 'needy' is missing-plugin" in strict.stderr
+
+
+def test_list_and_show_give_the_order_and_the_dependencies(ordered: Site) -> None:
+    listed = ordered.cli_json("--load")
+    shown = ordered.cli("show", "first")
+
+    assert {name: p["position"] for name, p in listed.items()} == {"first": 2, "second": 1, "third": 3, "needy": None}
+    assert listed["first"]["run_after"] == ["second"]
+    assert listed["first"]["placed_by"] == "after 'second' (first.run_after); priority 100"
+    assert (listed["needy"]["status"], listed["needy"]["requires_plugins"]) == ("missing-plugin", ["absent"])
+    assert "call order:    2 of 3: after 'second' (first.run_after); priority 100" in shown.stdout
+    assert "run before:    -   run after: second" in shown.stdout

@@ -1,0 +1,231 @@
+"""Hot reload: the next plugin set is built and started aside, swapped in whole, and the old one retired.
+
+Each test changes a real configuration file and reloads a host built from it; the plugins are
+factories of a real module (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+
+import loopai
+
+
+def execution() -> loopai.ExecutionRecord:
+    return loopai.ExecutionRecord(program_id=uuid.uuid4(), task_id=uuid.uuid4())
+
+
+def tags(report: loopai.ValidationReport) -> dict[str, int]:
+    return {result.validator_type: result.metadata["tag"] for result in report.results}
+
+
+def test_fifty_reloads_under_load_no_call_fails_and_none_sees_a_mixed_set(reloadable) -> None:
+    reloadable.tagged(0)
+    host = reloadable.host().start()
+    stop = threading.Event()
+    seen: list[dict[str, int]] = []
+    bad: list[object] = []
+
+    def call() -> None:
+        while not stop.is_set():
+            report = host.validate(execution())
+            if not report.is_valid or report.failures or len(set(tags(report).values())) != 1:
+                bad.append(report)  # a failure, a call after shutdown, or two sets in one call
+            seen.append(tags(report))
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    results = []
+    for tag in range(1, 51):
+        reloadable.tagged(tag)
+        results.append(host.reload())
+        time.sleep(0.002)
+    stop.set()
+    for caller in callers:
+        caller.join()
+
+    assert all(results) and [r.generation for r in results] == list(range(2, 52))
+    assert all(r.reconfigured and not (r.added or r.removed) for r in results)
+    assert bad == []
+    assert len({row["a"] for row in seen}) > 10  # the calls ran on many of the sets
+    assert tags(host.validate(execution())) == {"a": 50, "b": 50}
+    stops = [e for e in reloadable.module.EVENTS if e[0] == "stop"]
+    assert len(stops) == 100 and all(in_flight == 0 for *_, in_flight in stops)  # shut down after its last call
+
+
+def test_calls_in_flight_finish_on_the_old_set_and_its_shutdown_comes_after(reloadable) -> None:
+    reloadable.write(
+        """
+        autoload = false
+        [plugins.validators.slow]
+        factory = "{module}:Tagged"
+        configuration = { tag = 1, delay = 0.5, label = "slow" }
+        """
+    )
+    host = reloadable.host().start()
+    in_flight: list[loopai.ValidationReport] = []
+    caller = threading.Thread(target=lambda: in_flight.append(host.validate(execution())))
+    caller.start()
+    time.sleep(0.1)  # the call is inside the plugin now
+    reloadable.tagged(2, "slow")
+
+    result = host.reload()
+    caller.join()
+
+    assert result.reconfigured == (loopai.host.PluginChange("validator", "slow", ("settings",)),)
+    assert tags(in_flight[0]) == {"slow": 1} and in_flight[0].is_valid  # finished on the old set
+    events = reloadable.module.EVENTS
+    assert events.index(("call", "slow", 1)) < events.index(("stop", "slow", 1, 0))
+    assert events.index(("start", "slow", 2)) < events.index(("stop", "slow", 1, 0))  # started aside, first
+    assert tags(host.validate(execution())) == {"slow": 2}
+
+
+def test_reload_says_what_was_added_removed_and_reconfigured(reloadable) -> None:
+    reloadable.tagged(1, "a", "b")
+    host = reloadable.host()
+    reloadable.tagged(1, "b", "c", extra="[plugins.validators.b.metadata]\nteam = 'ml'\n")
+
+    result = host.reload()
+
+    assert result.reloaded and result.changed
+    assert [str(c) for c in result.added] == ["validator 'c'"]
+    assert [str(c) for c in result.removed] == ["validator 'a'"]
+    assert [str(c) for c in result.reconfigured] == ["validator 'b' (metadata)"]
+    assert result.to_dict()["added"] == [{"kind": "validator", "name": "c", "changed": []}]
+    assert result.source == str(reloadable.path.resolve())
+    assert sorted(tags(host.validate(execution()))) == ["b", "c"]
+
+
+def test_a_configuration_that_cannot_be_read_changes_nothing(reloadable, caplog) -> None:
+    reloadable.tagged(1)
+    host = reloadable.host().start()
+    reloadable.write("autoload = false\n[plugins.validators.a\n")
+
+    with caplog.at_level(logging.WARNING, logger="loopai"):
+        result = host.reload()
+
+    assert not result and result.generation == 1
+    assert result.problems[0].startswith(f"{reloadable.path}: invalid TOML")
+    assert "reload failed, nothing changed" in caplog.text
+    assert tags(host.validate(execution())) == {"a": 1, "b": 1}
+
+
+def test_a_startup_that_raises_fails_the_reload_and_the_old_set_runs_on(reloadable) -> None:
+    reloadable.tagged(1)
+    host = reloadable.host().start()
+    reloadable.tagged(
+        2, extra='[plugins.validators.failing]\nfactory = "{module}:Failing"\n'.replace("{module}", reloadable.name)
+    )
+
+    result = host.reload()
+
+    assert not result
+    assert result.problems == (
+        "plugin 'failing' failed to start and was disabled: ConnectionError: cannot reach the rules service",
+    )
+    assert tags(host.validate(execution())) == {"a": 1, "b": 1}
+    events = reloadable.module.EVENTS
+    assert ("start", "a", 2) in events and ("stop", "a", 2, 0) in events  # what did start was stopped
+    assert ("stop", "a", 1, 0) not in events
+
+
+def test_a_running_plugin_lost_to_a_failure_fails_the_reload(reloadable) -> None:
+    reloadable.tagged(1)
+    host = reloadable.host()
+    reloadable.write(
+        """
+        autoload = false
+        [plugins.validators.a]
+        factory = "{module}:Tagged"
+        configuration = { tag = "not a number", label = "a" }
+        [plugins.validators.b]
+        factory = "{module}:Tagged"
+        configuration = { tag = 1, label = "b" }
+        """
+    )
+
+    result = host.reload()
+
+    assert not result
+    [problem] = result.problems
+    assert problem.startswith(f"validator 'a' runs now and would be lost: {reloadable.path}: validators.a.tag: ")
+    assert problem.endswith("fix that, or turn it off (enabled = false) to reload without it")
+    assert tags(host.validate(execution())) == {"a": 1, "b": 1}
+
+
+def test_in_strict_mode_any_problem_fails_the_reload(reloadable) -> None:
+    reloadable.tagged(1)
+    host = reloadable.host(strict=True)
+    reloadable.tagged(2, extra="[plugins.validators.ghost]\nenabled = true\n")
+
+    result = host.reload()
+
+    assert not result
+    assert result.problems == (
+        f"{reloadable.path}: validators.ghost: no validator named 'ghost' is registered; install the package "
+        'that provides it, register it in code, or set factory = "module:attribute"',
+    )
+    assert tags(host.validate(execution())) == {"a": 1, "b": 1}
+
+
+def test_statistics_task_state_tasks_table_and_outbox_carry_over(reloadable, tmp_path) -> None:
+    task = uuid.uuid4()
+    reloadable.tagged(1, extra=f'[tasks."{task}"]\nsampling_rate = 0.5\n')
+    host = reloadable.host(outbox=tmp_path / "outbox.sqlite3")
+    outbox = host.outbox
+    for _ in range(3):
+        host.should_sample(loopai.ExecutionRecord(program_id=uuid.uuid4(), task_id=task))
+    reloadable.tagged(2, extra=f'[tasks."{task}"]\nsampling_rate = 0.25\n')
+
+    assert host.reload()
+
+    assert host.outbox is outbox
+    assert host.statistics(task).total_executions == 3
+    assert host.tasks.view(task).sampling.sampling_rate == 0.25  # the new tasks table
+
+
+def test_plugins_registered_in_code_are_carried_over_never_started_twice(reloadable) -> None:
+    reloadable.tagged(1, "a")
+    given = reloadable.module.Tagged({"tag": 7})
+    given.name = "given"
+    host = loopai.Host.from_config(reloadable.path, environ={}, outbox=False, plugins=[given])
+    reloadable.hosts.append(host)
+    host.start()
+    reloadable.tagged(2, "a")
+
+    assert host.reload()
+    assert host.reload()
+    host.close()
+
+    mine = [e for e in reloadable.module.EVENTS if e[1] == "given"]
+    assert [e[0] for e in mine if e[0] != "call"] == ["start", "stop"]
+    assert host.registry.resolve(loopai.ValidatorPlugin, "given") is given
+
+
+def test_areload_runs_async_hooks_on_the_running_loop(reloadable) -> None:
+    reloadable.tagged(1)
+
+    async def scenario() -> tuple[loopai.host.ReloadResult, dict[str, int]]:
+        async with loopai.Host.from_config(reloadable.path, environ={}, outbox=False) as host:
+            reloadable.tagged(2)
+            result = await host.areload()
+            return result, tags(await host.avalidate(execution()))
+
+    result, after = asyncio.run(scenario())
+
+    assert result.reloaded and after == {"a": 2, "b": 2}
+
+
+def test_a_closed_host_does_not_reload(reloadable) -> None:
+    reloadable.tagged(1)
+    host = reloadable.host()
+    host.close()
+
+    result = host.reload()
+
+    assert not result and result.problems == ("the host is closed: build a new one",)
