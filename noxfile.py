@@ -51,8 +51,11 @@ def _found_pythons() -> list[str]:
 
 
 PYTHONS = _found_pythons()
-POSTGRES_PYTHON = PYTHONS[-1] if PYTHONS else None
-"""The one Python whose test run includes the tests marked ``postgres`` (each module starts a real server)."""
+NEWEST = PYTHONS[-1] if PYTHONS else None
+"""The one Python whose test run includes the tests marked ``postgres`` (a real server), ``processes``
+(many worker processes) and ``serve`` (a real ``loopai serve``): they test what does not change between
+Python versions, and they cost the most."""
+ONE_PYTHON_ONLY = "not postgres and not processes and not serve"
 
 
 def _install_workspace(session: nox.Session, *groups: str, postgres: bool = False) -> None:
@@ -64,11 +67,9 @@ def _install_workspace(session: nox.Session, *groups: str, postgres: bool = Fals
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite on every supported Python found (the tests marked postgres or processes on the newest only)."""
+    """Run the test suite on every supported Python found (server and process tests on the newest only)."""
     _install_workspace(session, "test", postgres=True)
-    # Tests that start a PostgreSQL server or many worker processes test what does not change between
-    # Python versions, and they cost the most: they run on the newest Python only.
-    chosen = [] if session.posargs or session.python == POSTGRES_PYTHON else ["-m", "not postgres and not processes"]
+    chosen = [] if session.posargs or session.python == NEWEST else ["-m", ONE_PYTHON_ONLY]
     session.run("pytest", *chosen, *session.posargs)
 
 
