@@ -9,13 +9,14 @@ and the events a record raises), :mod:`._outcome` (what a failed call is reporte
 
 from loopai.host._host import Host
 from loopai.host._invoke import HookTimeout
-from loopai.host._meter import PluginUsage
+from loopai.host._meter import Meter, PluginUsage
 from loopai.host._monitor import Observation, TaskMonitor, TaskView, validation_json
 from loopai.host._record import RecordReport
 
 __all__ = [
     "HookTimeout",
     "Host",
+    "Meter",
     "Observation",
     "PluginUsage",
     "RecordReport",

@@ -88,7 +88,7 @@ class Host(HostCalls):
         selection: Selection | None = None,
         paths: Sequence[str] | None = None,
         outbox: OutboxSpec = None,
-        meter: bool = False,
+        meter: bool | Meter = False,
         state: StateStore | None = None,
         tasks: Mapping[UUID, TaskSettings] | None = None,
     ) -> None:
@@ -112,7 +112,7 @@ class Host(HostCalls):
         self.backoff = settings.backoff
         """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
         self._invoker = Invoker()
-        self._meter = Meter() if meter else None
+        self._meter = meter if isinstance(meter, Meter) else (Meter() if meter else None)
         self._outcomes = Outcomes(self._invoker, self._meter)
         self._emitter = Emitter(Deliverer(self.backoff, self._dead_letter), self._outcomes)
         self.state: StateStore = state if state is not None else MemoryStateStore()
