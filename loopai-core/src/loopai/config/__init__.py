@@ -11,6 +11,7 @@ from loopai.config._model import (
     LoopaiConfig,
     PluginConfiguration,
     PluginsConfiguration,
+    ServeSettings,
 )
 from loopai.config._read import Reading, find_config, load_config, parse_config, read_config
 from loopai.config._tasks import DEFAULT_WINDOW, TaskSettings, by_uuid, load_tasks, parse_tasks
@@ -23,6 +24,7 @@ __all__ = [
     "PluginConfiguration",
     "PluginsConfiguration",
     "Reading",
+    "ServeSettings",
     "TaskSettings",
     "by_uuid",
     "find_config",
