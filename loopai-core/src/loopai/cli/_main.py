@@ -23,13 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loopai-core {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from loopai.cli import _config, _events, _plugins, _run
+    from loopai.cli import _config, _events, _plugins, _run, _serve
     from loopai.cli._common import host_options
 
     _config.add_commands(commands)
     _plugins.add_commands(commands, host_options())
     _run.add_command(commands, host_options())
     _events.add_commands(commands, host_options())
+    _serve.add_command(commands, host_options())
     return parser
 
 
