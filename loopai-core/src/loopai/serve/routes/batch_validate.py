@@ -16,7 +16,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from loopai._models import ExecutionRecord, WebhookEventType
+from loopai._models import ExecutionRecord, ValidationResult, WebhookEventType
 from loopai._report import ValidationReport
 from loopai._wire import BatchValidateItem, BatchValidateRequest, BatchValidateResponse, ErrorBody
 from loopai.serve._answers import ERRORS, json_answer
@@ -106,7 +106,7 @@ def _verdict(item: BatchValidateItem, validation: ValidationReport) -> dict[str,
     if validation.is_valid:
         message = "; ".join(r.message for r in validation.results if r.message) or "valid"
     else:
-        message = "; ".join(r.message for r in validation.results if not r.is_valid and r.message) or "invalid"
+        message = "; ".join(_said(r) for r in validation.results if not r.is_valid) or "invalid"
     scores = [r.confidence_score for r in validation.results if r.confidence_score is not None]
     return {
         "id": item.id,
@@ -114,6 +114,15 @@ def _verdict(item: BatchValidateItem, validation: ValidationReport) -> dict[str,
         "message": message,
         "confidence_score": min(scores) if scores else None,
     }
+
+
+def _said(result: ValidationResult) -> str:
+    """A failing verdict's message and its first error, where it is (``$.output.label: ...``)."""
+    text = result.message or f"{result.validator_type}: invalid"
+    for where, errors in result.errors.items():
+        if errors:
+            return f"{text}; {where}: {errors[0]}"
+    return text
 
 
 def router() -> APIRouter:
