@@ -118,10 +118,14 @@ def toml_table(settings: dict[str, Any]) -> str:
     return "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
 
 
-def standard_config(serve: dict[str, Any] | None = None, extra: str = "") -> str:
+def standard_config(serve: dict[str, Any] | None = None, extra: str = "", *, recorder: bool = True) -> str:
     """The standard test configuration (json-schema-validator; percentage-sampler, seeded, the task's rate
-    1.0; the recorder), ``serve`` as its ``[serve]`` table, then ``extra``."""
-    text = STANDARD
+    1.0; the recorder unless not wanted), ``serve`` as its ``[serve]`` table, then ``extra``."""
+    text = (
+        STANDARD
+        if recorder
+        else STANDARD.replace(f'[plugins.webhook_handlers.recorder]\nfactory = "{MODULE}:Recorder"\n', "")
+    )
     if serve:
         text += "\n[serve]\n" + toml_table(serve)
     return text + "\n" + extra
