@@ -28,9 +28,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
-import httpx  # noqa: E402
+import httpx
 
-from loopai.client import Client  # noqa: E402
+from loopai.client import Client
 
 TASK = "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"
 """In the tasks table: a schema for its output, sampled always."""
@@ -109,7 +109,9 @@ factory = "{MODULE}:Recorder"
 [tasks."{TASK}"]
 name = "sentiment"
 sampling_rate = 1.0
-output_schema = {{ type = "object", required = ["label"], properties = {{ label = {{ enum = ["positive", "negative"] }} }} }}
+output_schema.type = "object"
+output_schema.required = ["label"]
+output_schema.properties.label.enum = ["positive", "negative"]
 """
 
 

@@ -3,6 +3,7 @@ NDJSON uploads of any size, and clients that go away."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -63,7 +64,7 @@ def test_progress_comes_at_least_once_a_second_while_a_batch_runs(launcher, kit)
         for line in response.iter_lines():
             if line == "event: progress":
                 seen.append(time.monotonic() - started)
-    gaps = [later - earlier for earlier, later in zip(seen, seen[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(seen)]
     assert len(seen) >= 4, seen  # the first, one per second of the 2.5 s, the last
     assert max(gaps) < 1.5, seen
 
