@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from fastapi import FastAPI
 
 from loopai._errors import StartupError
+from loopai._models import WebhookEvent
 from loopai._version import core_version
-from loopai._wire import BatchRunItem, BatchRunRequest
+from loopai._wire import BatchRunItem, BatchRunRequest, BatchValidateRequest, SampleRequest, ValidateRequest
 from loopai.config import LoopaiConfig, load_config
 from loopai.host import Host
 from loopai.serve._building import build_host
@@ -48,6 +49,16 @@ log = logging.getLogger("loopai.serve")
 
 _ROUTERS = (validation, sampling, events, batch_run, batch_validate, webhooks, plugins, health, metrics)
 """In this order: FastAPI tries routes one by one, and the per-execution ones are the hot ones."""
+_READ_BY_HAND = (
+    ValidateRequest,
+    SampleRequest,
+    WebhookEvent,
+    BatchValidateRequest,
+    BatchRunRequest,
+    BatchRunItem,
+    InboundDelivery,
+)
+"""The request bodies routes read themselves, for the OpenAPI document."""
 _DESCRIPTION = """\
 Loopai's plugin host as an HTTP service: validate and sample execution records, raise events for the
 webhook handlers, run batches (as JSON or Server-Sent Events, NDJSON uploads of any size), and relay
@@ -92,7 +103,9 @@ def create_app(
     for module in _ROUTERS:
         app.include_router(module.router())
     install_error_handlers(app)
-    install_openapi(app, [BatchRunRequest, BatchRunItem, InboundDelivery])
+    install_openapi(
+        app, [ValidateRequest, SampleRequest, BatchValidateRequest, BatchRunRequest, BatchRunItem, InboundDelivery]
+    )
     app.add_middleware(BodyLimit, limit=service.max_body_bytes)
     app.add_middleware(KeyGate, service=service)  # before any body is read
     app.add_middleware(HttpMetrics, telemetry=telemetry)  # outermost: refusals are counted too

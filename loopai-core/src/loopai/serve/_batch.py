@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -133,9 +134,7 @@ class BatchRun:
             "stopped_by": self.stopped_by,
             "duration_ms": round(seconds * 1000, 3),
             "items_per_second": round(self.completed / seconds, 1) if seconds > 0 else None,
-            "tasks": [
-                task.to_dict() for task in sorted(self.tasks.values(), key=lambda t: (not t.configured, t.label))
-            ],
+            "tasks": [_finite(task.to_dict()) for task in sorted(self.tasks.values(), key=_task_order)],
         }
 
     # -- the items -----------------------------------------------------------------------------
@@ -227,6 +226,20 @@ class BatchRun:
             task.breaches[crossing.metric] = task.breaches.get(crossing.metric, 0) + 1
         for event_type, _ in observation.raised:
             task.events[event_type] = task.events.get(event_type, 0) + 1
+
+
+def _task_order(task: TaskSummary) -> tuple[bool, str]:
+    return (not task.configured, task.label)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with infinite and NaN numbers as None: JSON has no such numbers (a latency of 1e308
+    is accepted as a record's, and its rounded quantile overflows)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
 
 
 def _take(queue: asyncio.Queue[tuple[str, Any]]) -> list[tuple[str, Any]]:

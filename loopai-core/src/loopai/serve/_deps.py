@@ -11,14 +11,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
+import pydantic_core
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from loopai.serve._errors import ApiError
 from loopai.serve._security import ANONYMOUS, Caller
 from loopai.serve._service import Service
 
-__all__ = ["Authenticated", "ServiceDep", "caller_of", "parsed", "service_of", "validated"]
+__all__ = [
+    "Authenticated",
+    "ServiceDep",
+    "caller_of",
+    "json_document",
+    "parsed",
+    "service_of",
+    "validated",
+    "within_batch_limit",
+]
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -53,6 +64,28 @@ def parsed(model: type[_M], raw: bytes) -> _M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise _refused(exc) from None
+
+
+def json_document(raw: bytes) -> Any:
+    """``raw`` parsed as JSON; 422 (``malformed JSON``, naming where) when it is not JSON."""
+    try:
+        return pydantic_core.from_json(raw)
+    except ValueError as exc:
+        problem = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "ctx": {"error": str(exc)}}
+        raise RequestValidationError([problem]) from None
+
+
+def within_batch_limit(document: Any, limit: int, advice: str) -> None:
+    """413 ``BATCH_TOO_LARGE`` when ``document`` is an object whose ``items`` list is longer than ``limit``
+    (checked before the items are validated one by one); ``advice`` says what to do instead."""
+    items = document.get("items") if isinstance(document, dict) else None
+    if isinstance(items, list) and len(items) > limit:
+        raise ApiError(
+            413,
+            "BATCH_TOO_LARGE",
+            f"the batch has {len(items):,} items, more than max_batch_items ({limit:,}); {advice}",
+            details={"items": len(items), "max_batch_items": limit},
+        )
 
 
 def validated(model: type[_M], document: Any) -> _M:

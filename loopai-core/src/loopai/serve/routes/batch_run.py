@@ -9,11 +9,9 @@ text/event-stream`` streams the answer as Server-Sent Events.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-import pydantic_core
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response, StreamingResponse
 
@@ -22,7 +20,7 @@ from loopai.serve._answers import ERRORS
 from loopai.serve._batch import BatchRun, ItemSource
 from loopai.serve._batch_input import ListSource, NdjsonSource
 from loopai.serve._batch_output import JsonFormat, SseFormat, encoded, spooled
-from loopai.serve._deps import Authenticated, ServiceDep, validated
+from loopai.serve._deps import Authenticated, ServiceDep, json_document, validated, within_batch_limit
 from loopai.serve._errors import ApiError
 from loopai.serve._limits import is_ndjson
 from loopai.serve._openapi import request_body
@@ -38,7 +36,12 @@ async def batch_run(
     service: ServiceDep,
     caller: Authenticated,
     max_concurrency: Annotated[
-        int | None, Query(description=f"items in flight, 1..{MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY})")
+        int | None,
+        Query(
+            description=f"items in flight, 1..{MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY}); "
+            "outside: 400 INVALID_CONCURRENCY",
+            json_schema_extra={"minimum": 1, "maximum": MAX_CONCURRENCY},
+        ),
     ] = None,
     stop_on_first_error: Annotated[bool | None, Query(description="stop taking items at the first failed one")] = None,
 ) -> Response:
@@ -91,22 +94,9 @@ def _concurrency(value: int) -> int:
 async def _json_body(request: Request, service: Service) -> BatchRunRequest:
     """The JSON body, checked in the order a caller can act on: JSON at all (422), not too many items
     (413), a concurrency in range (400), then every field (422)."""
-    raw = await request.body()
-    try:
-        document: Any = pydantic_core.from_json(raw)
-    except ValueError as exc:
-        problem = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "ctx": {"error": str(exc)}}
-        raise RequestValidationError([problem]) from None
+    document = json_document(await request.body())
+    within_batch_limit(document, service.settings.max_batch_items, "stream them as application/x-ndjson instead")
     if isinstance(document, dict):
-        items, limit = document.get("items"), service.settings.max_batch_items
-        if isinstance(items, list) and len(items) > limit:
-            raise ApiError(
-                413,
-                "BATCH_TOO_LARGE",
-                f"the batch has {len(items):,} items, more than max_batch_items ({limit:,}); "
-                "stream them as application/x-ndjson instead",
-                details={"items": len(items), "max_batch_items": limit},
-            )
         concurrency = document.get("max_concurrency")
         if isinstance(concurrency, int) and not isinstance(concurrency, bool):
             _concurrency(concurrency)

@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Annotated, Final
+from typing import Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from loopai._models import ExecutionRecord, ValidationResult, WebhookEventType
 from loopai._report import ValidationReport
 from loopai._wire import BatchValidateItem, BatchValidateRequest, BatchValidateResponse, ErrorBody
 from loopai.serve._answers import ERRORS, json_answer
-from loopai.serve._deps import Authenticated, ServiceDep
+from loopai.serve._deps import Authenticated, ServiceDep, json_document, validated, within_batch_limit
 from loopai.serve._errors import ApiError
+from loopai.serve._openapi import request_body
 
-__all__ = ["items_within_limit", "router"]
+__all__ = ["router"]
 
 NO_PROGRAM: Final = uuid.UUID(int=0)
 """The program id of a batch item: upstream's items name none."""
@@ -38,33 +39,15 @@ _YIELD_EVERY: Final = 64
 """Items judged between two turns given to other requests (sync validators never yield)."""
 
 
-async def items_within_limit(request: Request, service: ServiceDep) -> None:
-    """413 ``BATCH_TOO_LARGE`` for a JSON body of more than ``[serve] max_batch_items`` items.
-
-    Runs before the items are validated one by one: FastAPI has parsed the JSON already (and
-    keeps it), so counting costs nothing.
-    """
-    document = await request.json()
-    items = document.get("items") if isinstance(document, dict) else None
-    limit = service.settings.max_batch_items
-    if isinstance(items, list) and len(items) > limit:
-        raise ApiError(
-            413,
-            "BATCH_TOO_LARGE",
-            f"the batch has {len(items):,} items, more than max_batch_items ({limit:,}); "
-            "send fewer, or stream them to batch/run as NDJSON",
-            details={"items": len(items), "max_batch_items": limit},
-        )
-
-
-async def batch_validate(
-    body: BatchValidateRequest,
-    service: ServiceDep,
-    caller: Authenticated,
-    _: Annotated[None, Depends(items_within_limit)],
-) -> Response:
+async def batch_validate(request: Request, service: ServiceDep, caller: Authenticated) -> Response:
     """Every item's verdict in item order, and the batch's accuracy (404 ``TASK_NOT_FOUND`` for a task
-    that is not in the tasks table: its schemas are what the items are judged against)."""
+    that is not in the tasks table: its schemas are what the items are judged against).
+
+    More than ``[serve] max_batch_items`` items is 413 ``BATCH_TOO_LARGE``, told before the items are
+    validated one by one."""
+    document = json_document(await request.body())
+    within_batch_limit(document, service.settings.max_batch_items, "send fewer in each request")
+    body = validated(BatchValidateRequest, document)
     host = service.host
     task = host.tasks.view(body.task_id)
     if not task.configured:
@@ -134,5 +117,6 @@ def router() -> APIRouter:
         methods=["POST"],
         response_model=BatchValidateResponse,
         responses={**ERRORS, 404: {"model": ErrorBody, "description": "The task is not in the tasks table"}},
+        openapi_extra=request_body(BatchValidateRequest),
     )
     return routes

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from loopai._models import WebhookEvent
 from loopai._report import EmitReport
 from loopai._wire import EventAccepted
 from loopai.serve._answers import ERRORS, json_answer
-from loopai.serve._deps import Authenticated, ServiceDep
+from loopai.serve._deps import Authenticated, ServiceDep, parsed
+from loopai.serve._openapi import request_body
 
 __all__ = ["handlers_of", "router"]
 
@@ -20,13 +21,14 @@ def handlers_of(report: EmitReport) -> list[str]:
     return [*report.delivered, *(name for name in sorted(failed) if name not in report.delivered)]
 
 
-async def emit(event: WebhookEvent, service: ServiceDep, caller: Authenticated) -> Response:
+async def emit(request: Request, service: ServiceDep, caller: Authenticated) -> Response:
     """202 once the event and a pending delivery per handler are in the outbox.
 
     ``handlers`` names the enabled handlers that take the event's type (none: nobody takes it,
     and nothing is stored). An ``event_id`` sent again is not delivered again to a handler that
     has it: a client may retry safely.
     """
+    event = parsed(WebhookEvent, await request.body())
     # Today the host delivers before aemit returns; with the outbox's background delivery it
     # returns once the event is recorded. Either way the event is durable before the 202.
     report = await service.host.aemit(event)
@@ -38,6 +40,12 @@ def router() -> APIRouter:
     """The events route."""
     routes = APIRouter(tags=["events"])
     routes.add_api_route(
-        "/api/v1/events", emit, methods=["POST"], status_code=202, response_model=EventAccepted, responses=ERRORS
+        "/api/v1/events",
+        emit,
+        methods=["POST"],
+        status_code=202,
+        response_model=EventAccepted,
+        responses=ERRORS,
+        openapi_extra=request_body(WebhookEvent),
     )
     return routes
