@@ -53,17 +53,25 @@ def _found_pythons() -> list[str]:
 PYTHONS = _found_pythons()
 
 
-def _install_workspace(session: nox.Session, *groups: str) -> None:
+def _install_workspace(session: nox.Session, *groups: str, serve: bool = False) -> None:
+    """The distributions, editable (loopai-core with its ``serve`` extra when asked), and ``groups``."""
     requirements = [req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)]
-    editable = [arg for dist in DISTRIBUTIONS for arg in ("-e", str(ROOT / dist))]
+    core = str(ROOT / "loopai-core") + ("[serve]" if serve else "")
+    editable = ["-e", core, *(arg for dist in DISTRIBUTIONS[1:] for arg in ("-e", str(ROOT / dist)))]
     session.install(*editable, *requirements)
+
+
+SERVE_PYTHON = PYTHONS[-1] if PYTHONS else None
+"""The one Python the service's tests (marker ``serve``: real ``loopai serve`` processes) run on."""
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite on every supported Python found on this machine."""
-    _install_workspace(session, "test")
-    session.run("pytest", *session.posargs)
+    """Run the test suite on every supported Python found; the service's tests on the newest only."""
+    serving = session.python == SERVE_PYTHON
+    _install_workspace(session, "test", *(["serve"] if serving else []), serve=serving)
+    marker = [] if serving or session.posargs else ["-m", "not serve"]
+    session.run("pytest", *marker, *session.posargs)
 
 
 @nox.session(python=PYTHONS[-1:] or None)
@@ -79,7 +87,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[:1] or None)
 def typecheck(session: nox.Session) -> None:
     """Type-check the distributions' sources with mypy --strict (on the oldest Python found)."""
-    _install_workspace(session, "typecheck")
+    _install_workspace(session, "typecheck", serve=True)  # mypy reads the service's libraries' types
     session.run("mypy")
 
 
@@ -101,5 +109,5 @@ def examples(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[-1:] or None, default=False)
 def bench(session: nox.Session) -> None:
     """Run the benchmarks side by side and write their tables to docs/PERFORMANCE.md."""
-    _install_workspace(session, "bench")
+    _install_workspace(session, "bench", serve=True)
     session.run("python", "bench/run.py", *session.posargs)
