@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 import throughput
 
 TITLE = "loopai serve"
@@ -230,12 +229,12 @@ def _batch_goal(workdir: Path, quick: bool) -> tuple[list[tuple[int, dict[str, f
             throughput.generate(source, count)
             best: dict[str, float] = {}
             for _ in range(rounds):
-                for name, measure in (
-                    ("loopai run", lambda: _loopai_run(workdir, source)),
-                    ("ours, max_concurrency 1", lambda: _stream(port, source, 1)),
-                    ("ours, max_concurrency 10", lambda: _stream(port, source, 10)),
+                for name, seconds in (
+                    ("loopai run", _loopai_run(workdir, source)),
+                    ("ours, max_concurrency 1", _stream(port, source, 1)),
+                    ("ours, max_concurrency 10", _stream(port, source, 10)),
                 ):
-                    best[name] = min(best.get(name, float("inf")), measure())
+                    best[name] = min(best.get(name, float("inf")), seconds)
             rates = {name: count / seconds for name, seconds in best.items()}
             print("  batch " + ", ".join(f"{n}: {r:,.0f}/s" for n, r in rates.items()), flush=True)
             rows.append((count, rates))
@@ -305,7 +304,8 @@ def section(
         "as NDJSON by `loopai.client` (`stream_batch_run`, results parsed as they arrive), against `loopai run`",
         "on the same file with the same plugins (its engine's own time, startup excluded). Best of the runs.",
         "",
-        "| items | loopai run items/s | ours items/s (max_concurrency 1) | ours (10, the default) | best / loopai run | goal |",
+        "| items | loopai run items/s | ours items/s (max_concurrency 1) | ours (10, the default) "
+        "| best / loopai run | goal |",
         "|---:|---:|---:|---:|---:|---|",
     ]
     for count, rates in batch:
