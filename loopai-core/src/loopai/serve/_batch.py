@@ -140,28 +140,29 @@ class BatchRun:
     # -- the items -----------------------------------------------------------------------------
 
     async def _produce(self) -> None:
-        window: deque[asyncio.Future[Result]] = deque()
+        # Results wait here in item order: a Result when it is known, the item's task while it runs.
+        window: deque[Result | asyncio.Task[Result]] = deque()
         limit, loop = self.concurrency, asyncio.get_running_loop()
         try:
             try:
                 async for item in self.source:
                     self.received += 1
-                    if item.error is not None or limit == 1:
-                        done: asyncio.Future[Result] = loop.create_future()
-                        done.set_result(await self._process(item) if item.error is None else self._malformed(item))
-                        window.append(done)
+                    if item.error is not None:
+                        window.append(self._malformed(item))
+                    elif limit == 1:
+                        window.append(await self._process(item))
                     else:
                         task = loop.create_task(self._process(item))
                         self.service.track(task)
                         window.append(task)
-                    while window and (len(window) >= limit or window[0].done()):
-                        await self._settle(await asyncio.shield(window.popleft()))
+                    while window and (len(window) >= limit or _finished(window[0])):
+                        await self._settle(await _outcome(window.popleft()))
                     if self.stopped_by is not None:
                         break
             except Disconnected:
                 self.stopped_by = "the client disconnected"
             while window:
-                await self._settle(await asyncio.shield(window.popleft()))
+                await self._settle(await _outcome(window.popleft()))
             if self.stopped_by is not None and self.stopped_by != "the client disconnected":
                 with contextlib.suppress(Disconnected):
                     await self.source.discard_rest()
@@ -199,7 +200,10 @@ class BatchRun:
             self._count(report)
         if result.failed and self.stop_on_first_error and self.stopped_by is None:
             self.stopped_by = f"stop_on_first_error: item {result.seq} failed"
-        await self._queue.put(("result", result))
+        if self._queue.full():
+            await self._queue.put(("result", result))  # the client reads slower: wait for it
+        else:
+            self._queue.put_nowait(("result", result))
 
     def _count(self, report: RecordReport) -> None:
         validation, sampling, observation = report.validation, report.sampling, report.observation
@@ -208,11 +212,7 @@ class BatchRun:
         self.invalid += not validation.is_valid
         self.sampled += sampling.should_sample
         self.events += len(observation.raised)
-        telemetry = self.service.telemetry
-        telemetry.validated(execution.task_id, validation)
-        telemetry.sampled(execution.task_id, sampling)
-        if report.emitted:
-            telemetry.emitted(report.emitted)
+        self.service.telemetry.judged(execution.task_id, validation, sampling, report.emitted)
         task = self.tasks.get(execution.task_id)
         if task is None:
             view = observation.task
@@ -226,6 +226,17 @@ class BatchRun:
             task.breaches[crossing.metric] = task.breaches.get(crossing.metric, 0) + 1
         for event_type, _ in observation.raised:
             task.events[event_type] = task.events.get(event_type, 0) + 1
+
+
+def _finished(waiting: Result | asyncio.Task[Result]) -> bool:
+    return isinstance(waiting, Result) or waiting.done()
+
+
+async def _outcome(waiting: Result | asyncio.Task[Result]) -> Result:
+    """The result, once known; a running item is shielded: cancelling the batch never cancels it."""
+    if isinstance(waiting, Result):
+        return waiting
+    return waiting.result() if waiting.done() else await asyncio.shield(waiting)
 
 
 def _task_order(task: TaskSummary) -> tuple[bool, str]:

@@ -83,6 +83,7 @@ class Telemetry:
         self._labelled_tasks: set[str] = set()
         self._other_tasks = 0
         self._children: dict[tuple[Any, ...], Any] = {}  # labelled series, looked up once each
+        self._per_task: dict[UUID, tuple[Any, Any, Any, Any]] = {}
         self._usage: dict[tuple[str, str], tuple[int, int]] = {}
         self._usage_lock = threading.Lock()
         self._outbox_pending: Callable[[], int | None] | None = None
@@ -123,6 +124,24 @@ class Telemetry:
     def sampled(self, task_id: UUID, report: SamplingReport) -> None:
         """Count one sampling decision."""
         self._child(self._sampling, self._task_label(task_id), "true" if report.should_sample else "false").inc()
+
+    def judged(
+        self, task_id: UUID, validation: ValidationReport, sampling: SamplingReport, emitted: Sequence[EmitReport]
+    ) -> None:
+        """Count one record's validation, sampling decision and deliveries (a batch item's)."""
+        counters = self._per_task.get(task_id)
+        if counters is None:
+            label = self._task_label(task_id)
+            counters = self._per_task[task_id] = (
+                self._child(self._validations, label, "invalid"),
+                self._child(self._validations, label, "valid"),
+                self._child(self._sampling, label, "false"),
+                self._child(self._sampling, label, "true"),
+            )
+        counters[validation.is_valid].inc()
+        counters[2 + sampling.should_sample].inc()
+        if emitted:
+            self.emitted(emitted)
 
     def emitted(self, reports: Sequence[EmitReport]) -> None:
         """Count the deliveries ``reports`` name."""
