@@ -86,9 +86,9 @@ def _start(command: list[str], workdir: Path, port: int) -> subprocess.Popen[byt
     raise RuntimeError(f"{command} did not start")
 
 
-def _ours(workdir: Path, port: int, plugins: str) -> subprocess.Popen[bytes]:
+def _ours(workdir: Path, port: int, plugins: str, tasks: str = "tasks.json") -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "loopai", "serve", "--port", str(port), "--config", "loopai.toml"]
-    return _start([*command, "--tasks", "tasks.json", "--plugins", plugins], workdir, port)
+    return _start([*command, "--tasks", tasks, "--plugins", plugins], workdir, port)
 
 
 def _baseline(workdir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -176,7 +176,12 @@ def _python_load(url: str, seconds: float, body: bytes) -> dict[str, float]:
 def _validate_goal(workdir: Path, quick: bool) -> dict[str, dict[str, float]]:
     seconds, rounds = (3.0, 1) if quick else (6.0, 3)
     ours_port, base_port = _free_port(), _free_port()
-    ours, base = _ours(workdir, ours_port, "json-schema-validator"), _baseline(workdir, base_port)
+    # The same schema as the baseline's: the task's output schema only (the batch goal checks the input too).
+    (workdir / "tasks-output.json").write_text(
+        json.dumps({throughput.TASK_ID: {"output_schema": throughput.OUTPUT_SCHEMA}}), encoding="utf-8"
+    )
+    ours = _ours(workdir, ours_port, "json-schema-validator", "tasks-output.json")
+    base = _baseline(workdir, base_port)
     targets = {
         "ours": f"http://127.0.0.1:{ours_port}/api/v1/validate",
         "baseline": f"http://127.0.0.1:{base_port}/validate",
