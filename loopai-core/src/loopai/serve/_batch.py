@@ -1,8 +1,11 @@
-"""``batch/run``: items through the host's per-record pipeline (``Host.aprocess``, what ``loopai run``
-does per record), results in item order, progress, and a summary.
+"""``batch/run``: items through the host's per-record pipeline (``Host.process`` / ``aprocess``, what
+``loopai run`` does per record), results in item order, progress, and a summary.
 
-Up to ``concurrency`` items are in flight (each a task of its own, kept by the service so that it
-finishes, and emits what it raised, even when its client goes away); results come out in item
+When nothing in the pipeline can wait (plain validators and samplers without timeouts, no handler
+taking events), items go through ``Host.process`` one at a time, as ``loopai run`` runs them:
+concurrency could only add overhead. Otherwise up to ``concurrency`` items are in flight through
+``Host.aprocess`` (each a task of its own, kept by the service so that it finishes, and emits what
+it raised, even when its client goes away). Either way results come out in item
 order, each as the line ``loopai run`` writes for a record (``loopai.run.result_line`` /
 ``error_line``) with the item's ``id`` first. ``stop_on_first_error`` stops taking items at the
 first item that is not valid (invalid, or not an item at all); the items already in flight still
@@ -25,7 +28,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Final, Protocol
 
-from loopai.host import RecordReport
+from loopai._plugin import WebhookHandlerPlugin
+from loopai.host import Host, RecordReport
 from loopai.run import TaskSummary, error_line, result_line
 from loopai.serve._batch_input import Disconnected, Item
 from loopai.serve._service import Service
@@ -81,6 +85,9 @@ class BatchRun:
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_QUEUE_SIZE)
         self._started = time.perf_counter()
         self._payload = {"batch_id": str(self.batch_id)}
+        self._inline = never_waits(service.host)
+        """Items go through ``Host.process`` one by one, as ``loopai run`` runs them, when nothing in it
+        can wait; else through ``Host.aprocess``, up to ``concurrency`` at a time."""
 
     # -- the stream of outputs ---------------------------------------------------------------
 
@@ -149,6 +156,8 @@ class BatchRun:
                     self.received += 1
                     if item.error is not None:
                         window.append(self._malformed(item))
+                    elif self._inline:
+                        window.append(self._process_inline(item))
                     elif limit == 1:
                         window.append(await self._process(item))
                     else:
@@ -177,13 +186,31 @@ class BatchRun:
             report = await self.service.host.aprocess(
                 execution, expected_output=item.expected, payload={**self._payload, "item": item.seq}
             )
-        except Exception as exc:
-            trace_id = uuid.uuid4().hex
-            log.error("batch %s item %d failed (trace %s)", self.batch_id, item.seq, trace_id, exc_info=exc)
-            return Result(item, error_line(item.seq, f"the service failed on this item (trace {trace_id})"), None)
+        except Exception as exc:  # noqa: BLE001 - the host isolates plugins: this is the host's own failure
+            return self._failed(item, exc)
+        return self._result(item, report)
+
+    def _process_inline(self, item: Item) -> Result:
+        execution = item.execution
+        assert execution is not None
+        try:
+            report = self.service.host.process(
+                execution, expected_output=item.expected, payload={**self._payload, "item": item.seq}
+            )
+        except Exception as exc:  # noqa: BLE001 - the host isolates plugins: this is the host's own failure
+            return self._failed(item, exc)
+        return self._result(item, report)
+
+    def _failed(self, item: Item, exc: Exception) -> Result:
+        trace_id = uuid.uuid4().hex
+        log.error("batch %s item %d failed (trace %s)", self.batch_id, item.seq, trace_id, exc_info=exc)
+        return Result(item, error_line(item.seq, f"the service failed on this item (trace {trace_id})"), None)
+
+    def _result(self, item: Item, report: RecordReport) -> Result:
         observation = report.observation
+        assert item.execution is not None
         text = result_line(
-            item.seq, execution, observation.task.id_text, report.validation, report.sampling, observation.raised
+            item.seq, item.execution, observation.task.id_text, report.validation, report.sampling, observation.raised
         )
         return Result(item, text, report)
 
@@ -226,6 +253,20 @@ class BatchRun:
             task.breaches[crossing.metric] = task.breaches.get(crossing.metric, 0) + 1
         for event_type, _ in observation.raised:
             task.events[event_type] = task.events.get(event_type, 0) + 1
+
+
+def never_waits(host: Host) -> bool:
+    """Whether ``host.process`` can run on the event loop without holding it up: no enabled validator or
+    sampler is async or has a timeout (each would need a loop or a thread), and no handler takes any
+    event (a sync emit waits for the handlers' deliveries)."""
+    if host.handled_events():
+        return False
+    for entry in host.registry:
+        if entry.kind is WebhookHandlerPlugin or not entry.plugin.enabled:
+            continue
+        if entry.is_async or (entry.plugin.timeout or host.default_timeout) is not None:
+            return False
+    return True
 
 
 def _finished(waiting: Result | asyncio.Task[Result]) -> bool:
