@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 DEFAULT_URL: Final = "http://127.0.0.1:8080"
+_RESULT: Final = BatchRunResult.__pydantic_validator__
+_RESULT_DATA: Final = b"\nevent: result\ndata: "
 DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
 _CHUNK: Final = 1 << 16
 _NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -166,10 +168,24 @@ class EventStream:
 
     def feed(self, data: bytes) -> list[BatchRunResult]:
         """The results completed by ``data``."""
-        blocks = (self._pending + data).replace(b"\r\n", b"\n").split(b"\n\n")
+        text = self._pending + data
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n")
+        blocks = text.split(b"\n\n")
         self._pending = blocks.pop()
         results = []
+        validate = _RESULT.validate_json
         for block in blocks:
+            # The service's result events: "id: N\nevent: result\ndata: <one line>", read without a loop.
+            head, found, body = block.partition(_RESULT_DATA)
+            if found and head.startswith(b"id: ") and b"\n" not in body:
+                try:
+                    results.append(validate(body))
+                except ValidationError as exc:
+                    raise LoopaiAPIError(
+                        "INVALID_RESPONSE", f"a result event is not what the service sends: {exc}"
+                    ) from None
+                continue
             result = self._event(block)
             if result is not None:
                 results.append(result)
