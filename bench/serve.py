@@ -174,7 +174,7 @@ def _python_load(url: str, seconds: float, body: bytes) -> dict[str, float]:
 
 
 def _validate_goal(workdir: Path, quick: bool) -> dict[str, dict[str, float]]:
-    seconds, rounds = (3.0, 1) if quick else (6.0, 3)
+    seconds, rounds = (3.0, 1) if quick else (4.0, 5)
     ours_port, base_port = _free_port(), _free_port()
     # The same schema as the baseline's: the task's output schema only (the batch goal checks the input too).
     (workdir / "tasks-output.json").write_text(
@@ -224,6 +224,7 @@ def _loopai_run(workdir: Path, source: Path) -> float:
 
 def _batch_goal(workdir: Path, quick: bool) -> tuple[list[tuple[int, dict[str, float]]], dict[int, float]]:
     sizes, rounds = (QUICK_SIZES, 1) if quick else (SIZES, 3)
+    # A shared machine is noisy: each contender's best of the rounds, the rounds taking turns.
     plugins = "json-schema-validator,percentage-sampler"
     rows = []
     port = _free_port()

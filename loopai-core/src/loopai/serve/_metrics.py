@@ -84,6 +84,7 @@ class Telemetry:
         self._other_tasks = 0
         self._children: dict[tuple[Any, ...], Any] = {}  # labelled series, looked up once each
         self._per_task: dict[UUID, tuple[Any, Any, Any, Any]] = {}
+        self._plugin_observers: dict[str, Callable[[float], None]] = {}
         self._usage: dict[tuple[str, str], tuple[int, int]] = {}
         self._usage_lock = threading.Lock()
         self._outbox_pending: Callable[[], int | None] | None = None
@@ -95,7 +96,10 @@ class Telemetry:
         return Meter(observe=self._plugin_call)
 
     def _plugin_call(self, kind: str, name: str, seconds: float) -> None:
-        self._child(self._plugin_seconds, name).observe(seconds)
+        observe = self._plugin_observers.get(name)
+        if observe is None:
+            observe = self._plugin_observers.setdefault(name, self._plugin_seconds.labels(name).observe)
+        observe(seconds)
 
     def sync_plugin_usage(self, usage: Sequence[PluginUsage]) -> None:
         """Add what the host's meter counted since the last sync to ``loopai_plugin_calls_total``."""
