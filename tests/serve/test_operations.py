@@ -145,3 +145,12 @@ def test_the_client_gives_up_with_one_error_type_when_nobody_answers(kit):
         with pytest.raises(LoopaiAPIError) as failed:
             client.validate(kit.record())
     assert failed.value.code == "CONNECTION_FAILED" and failed.value.status is None
+
+
+def test_sighup_asks_for_a_reload_and_does_not_stop_the_service(launcher):
+    server = launcher()
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert server.process.poll() is None
+    assert httpx.get(server.url + "/health").status_code == 200
+    assert "hot reload is not available" in server.log

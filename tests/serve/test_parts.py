@@ -132,3 +132,31 @@ def test_retry_pauses_grow_to_a_ceiling_and_honour_retry_after():
     assert all(0.1 <= p <= 1.0 for p in pauses)
     assert policy.pause(6) >= 0.5  # at the ceiling: at least half of it
     assert policy.pause(1, retry_after="2") == 2.0
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"  # as if it were not installed
+        "from loopai.cli import main\n"
+        "raise SystemExit(main(['serve']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "pip install 'loopai-core[serve]'" in done.stderr
+
+
+def test_the_client_needs_only_httpx_and_imports_nothing_of_the_host():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('fastapi', 'uvicorn', 'starlette', 'sse_starlette', 'prometheus_client'):\n"
+        "    sys.modules[name] = None\n"
+        "import loopai.client\n"
+        "assert not any(m.startswith(('loopai.host', 'loopai.serve', 'loopai.discovery')) for m in sys.modules)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
