@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -43,7 +44,7 @@ from loopai.serve.routes import (
     webhooks,
 )
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["app_from_environment", "create_app", "settle_heap"]
 
 log = logging.getLogger("loopai.serve")
 
@@ -116,7 +117,18 @@ def app_from_environment() -> FastAPI:
     """The factory uvicorn calls in each worker process (``--workers N``): the options ``loopai serve``
     put in ``LOOPAI_SERVE_OPTIONS``, the configuration they name."""
     options = ServeOptions.from_environ(os.environ)
-    return create_app(load_config(options.config), options=options)
+    app = create_app(load_config(options.config), options=options)
+    settle_heap()  # a worker is a process of its own
+    return app
+
+
+def settle_heap() -> None:
+    """Collect once, then leave what the process holds after startup (plugins, schemas, the host: some
+    hundred thousand objects) out of the garbage collector's full passes, which would otherwise walk
+    all of it again and again while requests allocate. For a process of its own (the command's, a
+    worker): an embedding application decides for itself."""
+    gc.collect()
+    gc.freeze()
 
 
 def _lifespan(service: Service) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:

@@ -225,6 +225,7 @@ class BatchRun:
             self.errors += 1
         else:
             self._count(report)
+            result.report = None  # counted: only its line goes on (what waits in the queue stays small for the GC)
         if result.failed and self.stop_on_first_error and self.stopped_by is None:
             self.stopped_by = f"stop_on_first_error: item {result.seq} failed"
         if self._queue.full():

@@ -24,7 +24,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from loopai.config import LoopaiConfig
-from loopai.serve._app import create_app
+from loopai.serve._app import create_app, settle_heap
 from loopai.serve._building import build_host
 from loopai.serve._options import OPTIONS_VARIABLE, ServeOptions
 from loopai.serve._security import ApiKeys, insecure_binding
@@ -57,6 +57,7 @@ def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping
     }
     if where.workers == 1:
         app = create_app(config, options=options, environ=environ)
+        settle_heap()
         server = uvicorn.Server(uvicorn.Config(app, **settings))
         with _sigterm_is_a_clean_stop():
             server.run()
