@@ -165,13 +165,13 @@ class BatchRun:
                         self.service.track(task)
                         window.append(task)
                     while window and (len(window) >= limit or _finished(window[0])):
-                        await self._settle(await _outcome(window.popleft()))
+                        await self._hand_on(window.popleft())
                     if self.stopped_by is not None:
                         break
             except Disconnected:
                 self.stopped_by = "the client disconnected"
             while window:
-                await self._settle(await _outcome(window.popleft()))
+                await self._hand_on(window.popleft())
             if self.stopped_by is not None and self.stopped_by != "the client disconnected":
                 with contextlib.suppress(Disconnected):
                     await self.source.discard_rest()
@@ -217,8 +217,21 @@ class BatchRun:
     def _malformed(self, item: Item) -> Result:
         return Result(item, error_line(item.seq, item.error or "not an item"), None)
 
-    async def _settle(self, result: Result) -> None:
-        """Count ``result`` (in item order) and hand it to the stream."""
+    async def _hand_on(self, waiting: Result | asyncio.Task[Result]) -> None:
+        """Settle the item at the head of the window, waiting for it (shielded: cancelling the batch never
+        cancels a running item) only when it is still running."""
+        if isinstance(waiting, Result):
+            result = waiting
+        else:
+            result = waiting.result() if waiting.done() else await asyncio.shield(waiting)
+        self._settle(result)
+        if self._queue.full():
+            await self._queue.put(("result", result))  # the client reads slower: wait for it
+        else:
+            self._queue.put_nowait(("result", result))
+
+    def _settle(self, result: Result) -> None:
+        """Count ``result`` (in item order)."""
         self.completed += 1
         report = result.report
         if report is None:
@@ -228,10 +241,6 @@ class BatchRun:
             result.report = None  # counted: only its line goes on (what waits in the queue stays small for the GC)
         if result.failed and self.stop_on_first_error and self.stopped_by is None:
             self.stopped_by = f"stop_on_first_error: item {result.seq} failed"
-        if self._queue.full():
-            await self._queue.put(("result", result))  # the client reads slower: wait for it
-        else:
-            self._queue.put_nowait(("result", result))
 
     def _count(self, report: RecordReport) -> None:
         validation, sampling, observation = report.validation, report.sampling, report.observation
@@ -272,13 +281,6 @@ def never_waits(host: Host) -> bool:
 
 def _finished(waiting: Result | asyncio.Task[Result]) -> bool:
     return isinstance(waiting, Result) or waiting.done()
-
-
-async def _outcome(waiting: Result | asyncio.Task[Result]) -> Result:
-    """The result, once known; a running item is shielded: cancelling the batch never cancels it."""
-    if isinstance(waiting, Result):
-        return waiting
-    return waiting.result() if waiting.done() else await asyncio.shield(waiting)
 
 
 def _task_order(task: TaskSummary) -> tuple[bool, str]:
