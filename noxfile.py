@@ -58,19 +58,23 @@ Python versions, and they cost the most."""
 ONE_PYTHON_ONLY = "not postgres and not processes and not serve"
 
 
-def _install_workspace(session: nox.Session, *groups: str, postgres: bool = False) -> None:
+def _install_workspace(session: nox.Session, *groups: str, extras: str = "") -> None:
+    """The distributions, editable (loopai-core with ``extras``, e.g. ``[postgres,serve]``), and ``groups``."""
     requirements = [req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)]
-    extras = {"loopai-core": "[postgres]"} if postgres else {}
-    editable = [arg for dist in DISTRIBUTIONS for arg in ("-e", f"{ROOT / dist}{extras.get(dist, '')}")]
+    core = str(ROOT / "loopai-core") + extras
+    editable = ["-e", core, *(arg for dist in DISTRIBUTIONS[1:] for arg in ("-e", str(ROOT / dist)))]
     session.install(*editable, *requirements)
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite on every supported Python found (server and process tests on the newest only)."""
-    _install_workspace(session, "test", postgres=True)
-    chosen = [] if session.posargs or session.python == NEWEST else ["-m", ONE_PYTHON_ONLY]
-    session.run("pytest", *chosen, *session.posargs)
+    if session.python == NEWEST:
+        _install_workspace(session, "test", "serve", extras="[postgres,serve]")
+        session.run("pytest", *session.posargs)
+    else:
+        _install_workspace(session, "test")
+        session.run("pytest", *([] if session.posargs else ["-m", ONE_PYTHON_ONLY]), *session.posargs)
 
 
 @nox.session(python=PYTHONS[-1:] or None)
@@ -86,7 +90,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[:1] or None)
 def typecheck(session: nox.Session) -> None:
     """Type-check the distributions' sources with mypy --strict (on the oldest Python found)."""
-    _install_workspace(session, "typecheck", postgres=True)  # psycopg's own type hints
+    _install_workspace(session, "typecheck", extras="[postgres,serve]")  # mypy reads the extras' libraries' types
     session.run("mypy")
 
 
@@ -108,5 +112,5 @@ def examples(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[-1:] or None, default=False)
 def bench(session: nox.Session) -> None:
     """Run the benchmarks side by side and write their tables to docs/PERFORMANCE.md."""
-    _install_workspace(session, "bench")
+    _install_workspace(session, "bench", serve=True)
     session.run("python", "bench/run.py", *session.posargs)

@@ -48,3 +48,16 @@ def test_calls_failures_and_time_are_counted_per_plugin_from_sync_and_async_call
     assert (usage["validator", "broken"].calls, usage["validator", "broken"].failures) == (4, 4)
     assert (usage["sampler", "sometimes"].calls, usage["sampler", "sometimes"].failures) == (4, 0)
     assert usage["validator", "broken"].to_dict()["failures"] == 4
+
+
+def test_a_meter_given_to_the_host_tells_its_observer_of_every_call_with_its_duration():
+    from loopai.host import Meter
+
+    seen: list[tuple[str, str, float]] = []
+    host = loopai.Host(plugins=[Good(), Broken(), Sometimes()], meter=Meter(observe=lambda *call: seen.append(call)))
+    host.validate(record())
+    asyncio.run(host.ashould_sample(record()))
+    by_plugin = {(kind, name): seconds for kind, name, seconds in seen}
+    assert set(by_plugin) == {("validator", "good"), ("validator", "broken"), ("sampler", "sometimes")}
+    assert by_plugin[("validator", "good")] >= 0.01  # it sleeps 10 ms
+    assert [u.calls for u in host.plugin_usage()] == [1, 1, 1]  # the counts are kept as before

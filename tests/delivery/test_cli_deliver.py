@@ -92,6 +92,36 @@ def test_deliver_follow_is_a_sidecar_for_a_service_that_only_records(
     assert sorted(receiver.event_ids()) == sorted(str(e.event_id) for e in first + second)
 
 
+def test_deliver_follow_reloads_its_configuration_on_sighup(
+    tmp_path, outbox_path, receiver, down_url, event, write_config
+):
+    write_config(down_url, poll_interval=0.1)
+    sidecar = subprocess.Popen(
+        [sys.executable, "-m", "loopai", "events", "deliver", "--follow", "--max-seconds", "60"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "SIGHUP reloads the configuration" in sidecar.stderr.readline()
+        write_config(receiver.url, poll_interval=0.1)  # the handler now points at a receiver that answers
+        sidecar.send_signal(signal.SIGHUP)
+        said = sidecar.stderr.readline()
+        assert "reloaded (plugin set 2)" in said and "http-webhook-handler" in said, said
+        events = [event() for _ in range(3)]
+        record_only(outbox_path, events)
+        assert receiver.wait_for(3, timeout=10)
+        sidecar.send_signal(signal.SIGTERM)
+        _, err = sidecar.communicate(timeout=30)
+    finally:
+        if sidecar.poll() is None:
+            sidecar.kill()
+            sidecar.communicate()
+    assert sidecar.returncode == 0, err
+    assert sorted(receiver.event_ids()) == sorted(str(e.event_id) for e in events)
+
+
 # -- what the commands say about rows they cannot read, a damaged file, another program's file ---------------
 
 

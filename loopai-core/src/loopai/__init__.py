@@ -3,7 +3,8 @@
 Every public name is importable from here; each is imported from its home module the first
 time it is used, so ``import loopai`` costs next to nothing. The subpackages own one concern
 each (see docs/ARCHITECTURE.md): ``config``, ``registry``, ``discovery``, ``state``,
-``delivery``, ``host``, ``run``, ``cli`` and ``testing``.
+``delivery``, ``host``, ``run``, ``serve`` (the HTTP service, the ``serve`` extra), ``cli``,
+``testing`` and ``client`` (the service's client, the ``client`` extra).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,7 +92,10 @@ def _deliver(args: argparse.Namespace) -> int:
                     print(f"warning: {problem}", file=sys.stderr)
                 with delivery_notices("loopai events deliver"), host:
                     if args.follow:
-                        _until_stopped(args.max_seconds, f"delivering from {path} (Ctrl-C or SIGTERM to stop)")
+                        started = (
+                            f"delivering from {path} (Ctrl-C or SIGTERM to stop); SIGHUP reloads the configuration"
+                        )
+                        _until_stopped(host, args.max_seconds, started)
                     else:
                         host.drain(args.max_seconds)
             except (ConfigError, StartupError) as exc:
@@ -126,11 +130,29 @@ def _created(path: str, opener: Any) -> Any:
         raise SystemExit(2) from None
 
 
-def _until_stopped(max_seconds: float | None, started: str) -> None:
-    """Say ``started``, then wait for SIGTERM, Ctrl-C or ``max_seconds``; the workers deliver meanwhile."""
-    with _sigterm_interrupts(), contextlib.suppress(KeyboardInterrupt):
+def _until_stopped(host: Any, max_seconds: float | None, started: str) -> None:
+    """Say ``started``, then wait for SIGTERM, Ctrl-C or ``max_seconds``; the workers deliver meanwhile,
+    and SIGHUP reloads the configuration and the handlers (what changed is said on stderr)."""
+    with _sigterm_interrupts(), _sighup_reloads(host), contextlib.suppress(KeyboardInterrupt):
         print(started, file=sys.stderr, flush=True)  # once SIGTERM is ours: a stop from now on is clean
-        threading.Event().wait(max_seconds)
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while deadline is None or time.monotonic() < deadline:
+            # In short waits: the kernel may hand a signal to any thread, and Python runs its handler
+            # only when the main thread comes back to the interpreter.
+            time.sleep(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+@contextlib.contextmanager
+def _sighup_reloads(host: Any) -> Iterator[None]:
+    from loopai.host import reload_on_sighup
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        yield  # signals are only caught in the main thread, and not everywhere
+        return
+    with reload_on_sighup(
+        host, on_reload=lambda result: print(f"loopai events deliver: {result.summary()}", file=sys.stderr, flush=True)
+    ):
+        yield
 
 
 @contextlib.contextmanager

@@ -22,13 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=VersionAction, help="show the versions of loopai and Python, and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from loopai.cli import _completion, _config, _events, _plugins, _run
+    from loopai.cli import _completion, _config, _events, _plugins, _run, _serve
     from loopai.cli._common import host_options
 
     _config.add_commands(commands)
     _plugins.add_commands(commands, host_options())
     _run.add_command(commands, host_options())
     _events.add_commands(commands, host_options())
+    _serve.add_command(commands, host_options())
     _completion.add_command(commands)
     from loopai.cli import _db  # loopai db status / upgrade
 

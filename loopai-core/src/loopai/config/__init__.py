@@ -14,6 +14,7 @@ from loopai.config._model import (
     LoopaiConfig,
     PluginConfiguration,
     PluginsConfiguration,
+    ServeSettings,
     StateSettings,
 )
 from loopai.config._read import Reading, Unset, find_config, load_config, parse_config, read_config
@@ -29,6 +30,7 @@ __all__ = [
     "PluginConfiguration",
     "PluginsConfiguration",
     "Reading",
+    "ServeSettings",
     "StateSettings",
     "TaskSettings",
     "Unset",

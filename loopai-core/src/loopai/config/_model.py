@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     StrictBool,
     StrictInt,
     TypeAdapter,
@@ -32,6 +34,7 @@ __all__ = [
     "LoopaiConfig",
     "PluginConfiguration",
     "PluginsConfiguration",
+    "ServeSettings",
     "StateSettings",
 ]
 
@@ -226,6 +229,35 @@ class StateSettings(_Strict):
         return environ.get("LOOPAI_STATE_URL") or self.url
 
 
+def _no_empty_keys(keys: list[SecretStr]) -> list[SecretStr]:
+    # An empty key would let an empty "Bearer " header in: refuse it rather than skip it silently.
+    if any(not key.get_secret_value().strip() for key in keys):
+        raise ValueError("an API key must not be empty (an unset ${VAR:-} gives one)")
+    return keys
+
+
+class ServeSettings(_Strict):
+    """``loopai serve``: where it listens, who may call it, and its limits (``[serve]``).
+
+    ``api_keys`` (``${VAR}`` allowed; ``LOOPAI_API_KEYS``, comma-separated, replaces them) are
+    required on every ``/api/v1/*`` route but health; with none, only a loopback address may be
+    bound unless ``--insecure-no-auth`` is given. ``inbound_secret`` verifies the signature of
+    deliveries to ``/api/v1/webhooks/receive`` (refused without one). ``shutdown_timeout``:
+    seconds requests in flight get to finish after SIGTERM. ``max_body_mb`` bounds a request
+    body read whole (413 beyond; an NDJSON upload streams, and bounds each line instead);
+    ``max_batch_items`` the items of a JSON batch body (413 beyond).
+    """
+
+    host: str = "127.0.0.1"
+    port: Annotated[_EnvInt, Field(ge=0, le=65535)] = 8080
+    workers: Annotated[_EnvInt, Field(ge=1)] = 1
+    api_keys: Annotated[list[SecretStr], AfterValidator(_no_empty_keys)] = Field(default_factory=list)
+    inbound_secret: SecretStr | None = None
+    shutdown_timeout: Annotated[float, Field(ge=0)] = 10.0
+    max_body_mb: Annotated[float, Field(gt=0)] = 10.0
+    max_batch_items: Annotated[_EnvInt, Field(ge=1)] = 10_000
+
+
 class LoopaiConfig(_Strict):
     """The whole configuration. ``source`` is the file it came from (None: defaults)."""
 
@@ -240,6 +272,8 @@ class LoopaiConfig(_Strict):
     state: StateSettings = Field(default_factory=StateSettings)
     """Per-task state: in the process, or in PostgreSQL (``[state] url``) shared by many processes."""
     host: HostSettings = Field(default_factory=HostSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    """``loopai serve``'s settings (``[serve]``)."""
     tasks: dict[TaskId, TaskSettings] = Field(default_factory=dict)
     """The tasks table (``[tasks."<task_id>"]``): schemas, sampling rate and thresholds per task."""
 

@@ -70,6 +70,8 @@ class Selection:
     config_label: str = "configuration"
     deny_sources: tuple[str, ...] = ()
     """Where each pattern of ``deny`` came from (else ``deny_source``)."""
+    arguments: tuple[tuple[str, ...] | None, tuple[str, ...] | None, bool | None] = (None, None, None)
+    """The command-line values (``allow``, ``deny``, ``autoload``) it was resolved with (see :meth:`again`)."""
 
     @classmethod
     def resolve(
@@ -113,7 +115,13 @@ class Selection:
             (kind.label, entry.name): entry.enabled for kind in KINDS for entry in config.plugins.for_kind(kind)
         }
         sources = tuple(source for _, source in sourced)
-        return cls(allowed, allow_source, denied, deny_source, auto, auto_source, configured, label, sources)
+        given = (tuple(allow) if allow is not None else None, tuple(deny) if deny is not None else None, autoload)
+        return cls(allowed, allow_source, denied, deny_source, auto, auto_source, configured, label, sources, given)
+
+    def again(self, config: LoopaiConfig, environ: Mapping[str, str]) -> Selection:
+        """The same command-line values combined with another configuration (a reload's)."""
+        allow, deny, autoload = self.arguments
+        return Selection.resolve(config, environ, allow=allow, deny=deny, autoload=autoload)
 
     def denies(self, kind: str, name: str, distribution: str) -> str | None:
         """The deny rule that turns plugin ``name`` off (``denied by ... (pattern)``), or None.

@@ -13,7 +13,7 @@ watching). Process isolation: :mod:`._process` (worker pools).
 from loopai.host._changes import PluginChange, ReloadResult
 from loopai.host._host import Host
 from loopai.host._invoke import HookTimeout
-from loopai.host._meter import PluginUsage
+from loopai.host._meter import Meter, PluginUsage
 from loopai.host._monitor import Observation, TaskMonitor, TaskView, validation_json
 from loopai.host._process import WorkerHost
 from loopai.host._record import RecordReport
@@ -22,6 +22,7 @@ from loopai.host._triggers import SighupReload, reload_on_sighup
 __all__ = [
     "HookTimeout",
     "Host",
+    "Meter",
     "Observation",
     "PluginChange",
     "PluginUsage",

@@ -102,8 +102,9 @@ def populate(
                 if isinstance(error, LoopaiError)
                 else f"plugin {_name_of(args[0])!r} failed: {describe(error)}"
             )
-    if selection is None:
-        selection = Selection.resolve(config, environ)
+    # A selection given at construction keeps its command-line values; the configuration's part
+    # follows ``config`` (a reload's new file).
+    selection = Selection.resolve(config, environ) if selection is None else selection.again(config, environ)
     discovered: list[DiscoveredPlugin] = []
     if installed:
         discovered = discover(config, environ=environ, selection=selection, paths=paths, notes=problems)

@@ -112,6 +112,6 @@ class Dispatch:
             current.active.pop()
 
     def plugin_usage(self) -> list[PluginUsage]:
-        """Calls, failures and time per plugin, when the host was built with ``meter=True``
-        (metering wraps every call, so it is off by default); else an empty list."""
+        """Calls, failures and time per plugin, when the host was built with ``meter=True`` or
+        ``meter=Meter(...)`` (metering wraps every call, so it is off by default); else an empty list."""
         return self._meter.usage() if self._meter is not None else []

@@ -110,7 +110,7 @@ class Host(HostCalls):
         selection: Selection | None = None,
         paths: Sequence[str] | None = None,
         outbox: OutboxSpec = None,
-        meter: bool = False,
+        meter: bool | Meter = False,
         state: StateStore | None = None,
         tasks: Mapping[UUID, TaskSettings] | None = None,
     ) -> None:
@@ -135,7 +135,7 @@ class Host(HostCalls):
         watch_forks()  # a child a plugin forks never runs this host's work
         self._invoker = Invoker()
         self._sources = Sources(discover, selection, paths, environ, self._invoker, self._problem, self._given_up)
-        self._meter = Meter() if meter else None
+        self._meter = meter if isinstance(meter, Meter) else (Meter() if meter else None)
         self._outcomes = Outcomes(self._invoker, self._meter)
         self._emitter = Emitter(Deliverer(self.backoff, self._outcomes.dead_letter), self._outcomes)
         self.state: StateStore

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Meter", "PluginUsage"]
+__all__ = ["Meter", "Observer", "PluginUsage"]
 
 
 class PluginUsage:
@@ -38,12 +38,22 @@ class PluginUsage:
         )
 
 
-class Meter:
-    """Counts plugin calls; a host wraps each plugin's function with :meth:`wrap` when metering."""
+Observer = Callable[[str, str, float], None]
+"""Told of every metered call: ``observe(kind, name, seconds)``."""
 
-    def __init__(self) -> None:
+
+class Meter:
+    """Counts plugin calls; a host wraps each plugin's function with :meth:`wrap` when metering.
+
+    ``observe``, when given, is also called after every call with its kind, plugin name and
+    duration (a service feeds its latency histogram with it); it must be quick and must not raise.
+    Pass the meter to the host: ``Host(meter=Meter(observe=...))``.
+    """
+
+    def __init__(self, observe: Observer | None = None) -> None:
         self._lock = threading.Lock()
         self._usage: dict[tuple[str, str], PluginUsage] = {}
+        self._observe = observe
 
     def _entry(self, kind: str, name: str) -> PluginUsage:
         with self._lock:
@@ -69,7 +79,7 @@ class Meter:
         """``function`` counted and timed on every call; a call that raises (a timeout included)
         counts as a failure too."""
         usage = self._entry(kind, name)
-        lock, clock = self._lock, time.perf_counter
+        lock, clock, observe = self._lock, time.perf_counter, self._observe
 
         def metered(*args: Any) -> Any:
             started, raised = clock(), True
@@ -83,13 +93,15 @@ class Meter:
                     usage.calls += 1
                     usage.failures += raised
                     usage.seconds += elapsed
+                if observe is not None:
+                    observe(kind, name, elapsed)
 
         return metered
 
     def awrap(self, kind: str, name: str, function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async twin of :meth:`wrap`."""
         usage = self._entry(kind, name)
-        lock, clock = self._lock, time.perf_counter
+        lock, clock, observe = self._lock, time.perf_counter, self._observe
 
         async def metered(*args: Any) -> Any:
             started, raised = clock(), True
@@ -103,6 +115,8 @@ class Meter:
                     usage.calls += 1
                     usage.failures += raised
                     usage.seconds += elapsed
+                if observe is not None:
+                    observe(kind, name, elapsed)
 
         return metered
 

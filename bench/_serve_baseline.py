@@ -1,0 +1,32 @@
+"""The baseline of the service benchmark: the least FastAPI app that validates the same record against the
+same schema with ``jsonschema`` and returns the same verdict. Run by uvicorn as ``loopai serve`` is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from jsonschema import Draft202012Validator
+
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["label", "confidence"],
+    "additionalProperties": False,
+    "properties": {
+        "label": {"enum": ["positive", "negative", "neutral"]},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
+"""The output schema of bench/throughput.py's task (the one ``loopai serve`` gets in its tasks file)."""
+
+
+def create_app() -> FastAPI:
+    """``POST /validate`` ``{"execution": {...}}`` -> ``{"is_valid": ...}``."""
+    app = FastAPI()
+    validator = Draft202012Validator(OUTPUT_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    @app.post("/validate")
+    async def validate(body: dict[str, Any]) -> dict[str, Any]:
+        return {"is_valid": validator.is_valid(body["execution"]["output"])}
+
+    return app

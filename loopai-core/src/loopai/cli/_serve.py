@@ -1,0 +1,101 @@
+"""``loopai serve``: the plugin host as an HTTP service (the ``serve`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_command"]
+
+_EPILOG = """\
+The same configuration, discovery, selection and strict mode as every command; the [serve] table
+sets what the flags do not (host, port, workers, api_keys, inbound_secret, shutdown_timeout,
+max_body_mb, max_batch_items). API keys: [serve] api_keys or LOOPAI_API_KEYS (comma-separated);
+callers send Authorization: Bearer <key> or X-Api-Key. Without keys only a loopback address may
+be bound, unless --insecure-no-auth.
+
+SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish (up to
+shutdown_timeout, default 10 s), then shuts the plugins down and drains deliveries; what is
+left stays in the outbox. SIGHUP: with --workers, restarts the workers.
+
+Endpoints: /health, /metrics, /openapi.json, /docs and /api/v1/... (docs/SERVICE.md).
+exit status: 0 stopped, 2 usage, configuration or startup error."""
+
+
+def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
+    """Add ``serve`` to ``commands`` (an argparse subparsers object)."""
+    serve = commands.add_parser(
+        "serve",
+        parents=[parent],
+        help="run the plugins as an HTTP service (validate, sample, events, batches, webhooks)",
+        description="Serve the plugin host over HTTP (needs: pip install 'loopai-core[serve]').",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", metavar="ADDRESS", help="address to listen on (default: [serve] host, 127.0.0.1)")
+    serve.add_argument("--port", metavar="N", type=_port, help="port to listen on (default: [serve] port, 8080)")
+    serve.add_argument("--workers", metavar="N", type=_workers, help="worker processes (default: [serve] workers, 1)")
+    serve.add_argument(
+        "--tasks", metavar="FILE", help="tasks table, TOML or JSON (default: [tasks] of the configuration)"
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow listening on a non-loopback address without API keys (anyone who reaches it may call it)",
+    )
+    serve.set_defaults(handler=_serve)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535 (got {value})")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from loopai._errors import ConfigError, StartupError
+    from loopai.cli._common import config_or_exit, patterns
+
+    try:
+        from loopai.serve import ServeOptions, run_service
+    except ModuleNotFoundError as missing:
+        print(f"loopai serve: {missing}", file=sys.stderr)
+        return 2
+    config = config_or_exit(args)
+    options = ServeOptions(
+        config=args.config,
+        tasks=args.tasks,
+        plugins=_tuple(patterns(args.plugins)),
+        disable_plugins=_tuple(patterns(args.disable_plugins)),
+        autoload=False if args.no_autoload else None,
+        strict=args.strict,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        insecure_no_auth=args.insecure_no_auth,
+    )
+    try:
+        return run_service(config, options)
+    except (ConfigError, StartupError) as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)

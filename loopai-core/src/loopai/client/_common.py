@@ -1,0 +1,227 @@
+"""What the sync and async clients share: where the service is, retries, request bodies, answers,
+and the reading of a ``batch/run`` event stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from loopai._models import ExecutionRecord
+from loopai._wire import BatchRunItem, BatchRunProgress, BatchRunResult, BatchRunSummary, ErrorBody
+from loopai.client._errors import LoopaiAPIError
+
+__all__ = [
+    "DEFAULT_URL",
+    "Endpoint",
+    "EventStream",
+    "RetryPolicy",
+    "answer",
+    "as_json",
+    "ndjson_chunks",
+]
+
+DEFAULT_URL: Final = "http://127.0.0.1:8080"
+_RESULT: Final = BatchRunResult.__pydantic_validator__
+_RESULT_DATA: Final = b"\nevent: result\ndata: "
+DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
+_CHUNK: Final = 1 << 16
+_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures that happen before the request leaves: retrying any call after one is safe."""
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The service's base URL and the headers every request carries (the API key)."""
+
+    url: str
+    headers: dict[str, str]
+
+    @classmethod
+    def resolve(cls, base_url: str | None, api_key: str | None, environ: Mapping[str, str] | None) -> Endpoint:
+        """The arguments, else ``LOOPAI_URL`` / ``LOOPAI_API_KEY``, else ``http://127.0.0.1:8080`` and no key."""
+        environ = os.environ if environ is None else environ
+        url = base_url or environ.get("LOOPAI_URL") or DEFAULT_URL
+        key = api_key if api_key is not None else environ.get("LOOPAI_API_KEY")
+        headers = {"Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return cls(url.rstrip("/"), headers)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and after how long, a call is tried again.
+
+    Idempotent calls (health, plugins, ``validate``, ``emit``: an event id is delivered once) are
+    retried after a connection error or a 503; the others (``sample``, ``batch_validate``,
+    ``batch_run``) only when the request never left (the connection could not be made) or the
+    service answered 503 (it acts on nothing before it is ready), since it may have acted on it. A
+    streamed batch is not retried: its items are read once.
+    The pause doubles from ``backoff`` up to ``max_backoff`` with jitter; a ``Retry-After`` is honoured.
+    """
+
+    retries: int = 3
+    backoff: float = 0.25
+    max_backoff: float = 4.0
+
+    def retry_on(self, error: httpx.TransportError, idempotent: bool) -> bool:
+        """Whether a call that failed with ``error`` may be tried again."""
+        return idempotent or isinstance(error, _NEVER_SENT)
+
+    def pause(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before try number ``attempt + 1`` (``attempt`` counts from 1)."""
+        if retry_after is not None:
+            try:
+                return min(max(float(retry_after), 0.0), self.max_backoff * 4)
+            except ValueError:
+                pass
+        ceiling = min(self.backoff * 2.0 ** (attempt - 1), self.max_backoff)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def as_json(value: Any) -> Any:
+    """A model as its JSON-ready dict; anything else as it is."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def connection_failed(error: httpx.TransportError, url: str) -> LoopaiAPIError:
+    """The error raised when no answer came, retries spent."""
+    return LoopaiAPIError("CONNECTION_FAILED", f"no answer from {url}: {type(error).__name__}: {error}")
+
+
+def answer(response: httpx.Response, model: type[_M]) -> _M:
+    """The body of a successful ``response`` as ``model``; :class:`LoopaiAPIError` otherwise."""
+    if response.status_code >= 400:
+        raise error_of(response)
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise invalid_response(response, exc) from None
+
+
+def error_of(response: httpx.Response) -> LoopaiAPIError:
+    """The service's error answer as the exception (any answer that is not one: ``HTTP_<status>``)."""
+    try:
+        body = ErrorBody.model_validate_json(response.read())
+    except (ValidationError, httpx.HTTPError):
+        return LoopaiAPIError(
+            f"HTTP_{response.status_code}", response.reason_phrase or "error", status=response.status_code
+        )
+    return LoopaiAPIError(
+        body.code, body.message, status=response.status_code, details=body.details, trace_id=body.trace_id
+    )
+
+
+def invalid_response(response: httpx.Response, exc: ValidationError) -> LoopaiAPIError:
+    return LoopaiAPIError(
+        "INVALID_RESPONSE",
+        f"the answer of {response.request.url.path} is not what the service sends: {exc.errors()[0]['msg']}",
+        status=response.status_code,
+    )
+
+
+def ndjson_line(item: Any) -> bytes:
+    """One ``batch/run`` item as an NDJSON line: a ``BatchRunItem``, an ``ExecutionRecord``, a dict, or a
+    line of JSON already (``bytes`` or ``str``: the lines of a ``loopai run`` input file go as they are)."""
+    if isinstance(item, (bytes, str)):
+        line = item.encode("utf-8") if isinstance(item, str) else item
+        return line if line.endswith(b"\n") else line + b"\n"
+    if isinstance(item, (BatchRunItem, ExecutionRecord)):
+        return item.model_dump_json(exclude_none=isinstance(item, BatchRunItem)).encode("utf-8") + b"\n"
+    return json.dumps(as_json(item), separators=(",", ":"), default=str).encode("utf-8") + b"\n"
+
+
+def ndjson_chunks(items: Iterable[Any]) -> Iterator[bytes]:
+    """``items`` as NDJSON, in chunks of about 64 KB: one item at a time is encoded, whatever their number."""
+    chunk = bytearray()
+    for item in items:
+        chunk += ndjson_line(item)
+        if len(chunk) >= _CHUNK:
+            yield bytes(chunk)
+            chunk.clear()
+    if chunk:
+        yield bytes(chunk)
+
+
+class EventStream:
+    """Reads the Server-Sent Events of ``batch/run``: results, progress, the summary.
+
+    :meth:`feed` takes bytes as they arrive and returns the results they completed;
+    ``on_progress`` is called with each progress; ``summary`` is set by the ``done`` event; an
+    ``error`` event raises :class:`LoopaiAPIError`.
+    """
+
+    def __init__(self, on_progress: Callable[[BatchRunProgress], None] | None) -> None:
+        self.on_progress = on_progress
+        self.progress: BatchRunProgress | None = None
+        self.summary: BatchRunSummary | None = None
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[BatchRunResult]:
+        """The results completed by ``data``."""
+        text = self._pending + data
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n")
+        blocks = text.split(b"\n\n")
+        self._pending = blocks.pop()
+        results = []
+        validate = _RESULT.validate_json
+        for block in blocks:
+            # The service's result events: "id: N\nevent: result\ndata: <one line>", read without a loop.
+            head, found, body = block.partition(_RESULT_DATA)
+            if found and head.startswith(b"id: ") and b"\n" not in body:
+                try:
+                    results.append(validate(body))
+                except ValidationError as exc:
+                    raise LoopaiAPIError(
+                        "INVALID_RESPONSE", f"a result event is not what the service sends: {exc}"
+                    ) from None
+                continue
+            result = self._event(block)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def finish(self) -> None:
+        """The stream ended: raise unless its ``done`` event came."""
+        if self._pending.strip():
+            self.feed(b"\n\n")
+        if self.summary is None:
+            raise LoopaiAPIError("STREAM_INTERRUPTED", "the batch's stream ended before its summary")
+
+    def _event(self, block: bytes) -> BatchRunResult | None:
+        kind, data = "message", []
+        for line in block.split(b"\n"):
+            name, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if name == b"event":
+                kind = value.decode("utf-8")
+            elif name == b"data":
+                data.append(value)
+        if not data:
+            return None  # a comment (keep-alive ping)
+        body = b"\n".join(data)
+        try:
+            if kind == "result":
+                return BatchRunResult.model_validate_json(body)
+            if kind == "progress":
+                self.progress = BatchRunProgress.model_validate_json(body)
+                if self.on_progress is not None:
+                    self.on_progress(self.progress)
+            elif kind == "done":
+                self.summary = BatchRunSummary.model_validate_json(body)
+            elif kind == "error":
+                error = ErrorBody.model_validate_json(body)
+                raise LoopaiAPIError(error.code, error.message, details=error.details, trace_id=error.trace_id)
+        except ValidationError as exc:
+            raise LoopaiAPIError("INVALID_RESPONSE", f"a {kind} event is not what the service sends: {exc}") from None
+        return None

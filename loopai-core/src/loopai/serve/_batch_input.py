@@ -1,0 +1,119 @@
+"""The items of a ``batch/run``: a JSON body's list, or an NDJSON upload read line by line.
+
+An NDJSON line is a ``BatchRunItem`` (``{"id"?, "execution", "expected_output"?}``) or a bare
+``ExecutionRecord``, so ``loopai run``'s input files upload as they are. A line that is not one
+becomes an item with an ``error`` (its result says why), as ``loopai run`` does for a malformed
+line; blank lines are skipped. Only the line being read is held in memory, and no line may be
+longer than the body limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
+
+from loopai._errors import describe_validation_error
+from loopai._models import ExecutionRecord
+from loopai._wire import BatchRunItem
+
+__all__ = ["Disconnected", "Item", "ListSource", "NdjsonSource", "parse_item"]
+
+_WRAPPED_KEY = b'"execution"'
+
+
+class Item(NamedTuple):
+    """One item: its sequence number (from 1), id, execution and expected output; or why it is not one."""
+
+    seq: int
+    id: str | None
+    execution: ExecutionRecord | None
+    expected: Any
+    error: str | None
+
+
+class Disconnected(Exception):
+    """The client went away while its upload was being read."""
+
+
+def parse_item(seq: int, raw: bytes) -> Item:
+    """The item on one NDJSON line (an ``error`` item when it is not one, naming the field)."""
+    try:
+        if _WRAPPED_KEY in raw:
+            wrapped = BatchRunItem.model_validate_json(raw)
+            item_id = wrapped.id if wrapped.id is not None else str(wrapped.execution.id)
+            return Item(seq, item_id, wrapped.execution, wrapped.expected_output, None)
+        execution = ExecutionRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        return Item(seq, None, None, None, f"item {seq}: " + "; ".join(describe_validation_error(exc)))
+    return Item(seq, str(execution.id), execution, None, None)
+
+
+class ListSource:
+    """The items of a JSON body, already validated."""
+
+    def __init__(self, items: Sequence[BatchRunItem]) -> None:
+        self._items = items
+        self.total: int | None = len(items)
+
+    async def __aiter__(self) -> AsyncIterator[Item]:
+        for seq, item in enumerate(self._items, 1):
+            item_id = item.id if item.id is not None else str(item.execution.id)
+            yield Item(seq, item_id, item.execution, item.expected_output, None)
+
+    async def discard_rest(self) -> None:
+        """Nothing to discard: the body was read whole."""
+
+
+class NdjsonSource:
+    """The items of an NDJSON upload, parsed as their lines arrive.
+
+    ``total`` is None until the upload has ended. A line longer than ``max_line`` bytes becomes an
+    error item and is skipped up to its end, never held whole.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], max_line: int) -> None:
+        self._chunks = chunks
+        self._max_line = max_line
+        self.total: int | None = None
+
+    async def __aiter__(self) -> AsyncIterator[Item]:
+        seq = 0
+        pending = b""
+        skipping = False  # inside a line that was too long: drop bytes up to its newline
+        async for chunk in self._read():
+            lines = chunk.split(b"\n")
+            lines[0] = pending + lines[0]
+            pending = lines.pop()
+            for raw in lines:
+                if skipping:
+                    skipping = False
+                    continue
+                if raw.strip():
+                    seq += 1
+                    yield parse_item(seq, raw)
+            if len(pending) > self._max_line:
+                if not skipping:
+                    seq += 1
+                    yield Item(seq, None, None, None, f"item {seq}: the line is longer than max_body_mb")
+                skipping, pending = True, b""
+        if pending.strip() and not skipping:
+            seq += 1
+            yield parse_item(seq, pending)
+        self.total = seq
+
+    async def _read(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._chunks:
+                if chunk:
+                    yield chunk
+        except ClientDisconnect:
+            raise Disconnected from None
+
+    async def discard_rest(self) -> None:
+        """Read what is left of the upload without looking at it (after a stop: the client sends
+        its whole body before it reads the answer)."""
+        async for _ in self._read():
+            pass

@@ -1,0 +1,131 @@
+"""How a ``batch/run`` answers: Server-Sent Events or one JSON document, both written as they come.
+
+SSE (``Accept: text/event-stream``): ``event: result`` with ``id:`` the item's sequence number and
+the result line as ``data:``; ``event: progress``; a final ``event: done`` with the summary; when
+the batch itself fails, a final ``event: error`` with the error body instead. JSON: ``{"batch_id",
+"results": [...], "summary"}``, written result by result, so that a large batch never sits in
+memory as a list.
+
+An NDJSON upload's answer is spooled (memory up to 1 MB, then a temporary file) until the upload
+has been read: HTTP clients send their whole body before they read the answer, so writing to the
+connection while the upload arrives would leave both sides waiting on each other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import IO, Any, Final, Protocol
+
+from loopai.serve._batch import BatchRun
+
+__all__ = ["JsonFormat", "SseFormat", "encoded", "spooled"]
+
+log = logging.getLogger("loopai.serve")
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_SPOOL_IN_MEMORY: Final = 1 << 20
+_READ: Final = 1 << 16
+
+
+class Format(Protocol):
+    """Turns a batch's outputs into bytes."""
+
+    def head(self) -> bytes: ...
+
+    def encode(self, outputs: list[tuple[str, Any]]) -> bytes: ...
+
+    def failure(self, trace_id: str) -> bytes | None: ...
+
+
+class SseFormat:
+    """Server-Sent Events, ``\\n`` line ends (a result line never holds a newline: it is compact JSON)."""
+
+    def head(self) -> bytes:
+        return b""
+
+    def encode(self, outputs: list[tuple[str, Any]]) -> bytes:
+        parts = []
+        for kind, value in outputs:
+            if kind == "result":
+                parts.append(f"id: {value.seq}\nevent: result\ndata: {value.text}\n\n")
+            else:
+                parts.append(f"event: {kind}\ndata: {_encode(value)}\n\n")
+        return "".join(parts).encode("utf-8")
+
+    def failure(self, trace_id: str) -> bytes:
+        body = {
+            "code": "INTERNAL_ERROR",
+            "message": "the batch failed; results sent so far stand",
+            "details": None,
+            "trace_id": trace_id,
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+        }
+        return f"event: error\ndata: {_encode(body)}\n\n".encode()
+
+
+class JsonFormat:
+    """One JSON document: the batch id, the results in order, the summary."""
+
+    def __init__(self, batch_id: uuid.UUID) -> None:
+        self._batch_id = batch_id
+        self._first = True
+
+    def head(self) -> bytes:
+        return f'{{"batch_id":"{self._batch_id}","results":['.encode()
+
+    def encode(self, outputs: list[tuple[str, Any]]) -> bytes:
+        parts = []
+        for kind, value in outputs:
+            if kind == "result":
+                parts.append(value.text if self._first else "," + value.text)
+                self._first = False
+            elif kind == "done":
+                parts.append(f'],"summary":{_encode(value)}}}')
+        return "".join(parts).encode("utf-8")
+
+    def failure(self, trace_id: str) -> None:
+        return None  # a JSON document cannot say so once begun: the answer is cut short
+
+
+async def encoded(run: BatchRun, form: Format) -> AsyncIterator[bytes]:
+    """``run``'s outputs as ``form`` writes them; a failure of the batch is logged with a trace id and
+    ends the stream (with an ``error`` event, in SSE)."""
+    yield form.head()
+    try:
+        async for outputs in run.outputs():
+            chunk = form.encode(outputs)
+            if chunk:
+                yield chunk
+    except Exception as exc:
+        trace_id = uuid.uuid4().hex
+        log.error("batch %s failed (trace %s)", run.batch_id, trace_id, exc_info=exc)
+        tail = form.failure(trace_id)
+        if tail is None:
+            raise
+        yield tail
+
+
+async def spooled(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Read ``chunks`` to their end into a spool, then return an iterator over what was spooled."""
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by replay
+    try:
+        async for chunk in chunks:
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    return _replay(spool)
+
+
+async def _replay(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        spool.seek(0)
+        while data := spool.read(_READ):
+            yield data
+    finally:
+        spool.close()

@@ -1,0 +1,165 @@
+"""Every error the service answers: one JSON shape (``code``, ``message``, ``details``, ``trace_id``,
+``timestamp``), whatever raised it, and never a traceback.
+
+Routes raise :class:`ApiError`; FastAPI's refusals (an unknown path, a wrong method, a body that
+does not parse or validate) and anything unexpected are turned into the same shape by the handlers
+:func:`install_error_handlers` adds. An unexpected exception is logged with its traceback and its
+trace id; the client gets the trace id and a message that says nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+__all__ = ["ApiError", "error_response", "field_problems", "install_error_handlers", "trace_id_of"]
+
+log = logging.getLogger("loopai.serve")
+
+_CODES: Final = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_ERROR",
+    503: "NOT_READY",
+}
+_MESSAGES: Final = {
+    404: "no such resource",
+    405: "method not allowed on this resource",
+}
+_TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_MAX_FIELD_PROBLEMS: Final = 50
+
+
+class ApiError(HTTPException):
+    """An error answer: its status, stable ``code``, a message for people and optional ``details``.
+
+    An :class:`~starlette.exceptions.HTTPException`, so that FastAPI passes it through even when
+    it is raised while a request body is being read (the body limit).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, message, dict(headers) if headers else None)
+        self.code = code
+        self.message = message
+        self.details = dict(details) if details is not None else None
+
+
+def trace_id_of(headers: Mapping[str, str]) -> str:
+    """The caller's trace id (W3C ``traceparent``, else a sane ``X-Request-Id``), else a new one."""
+    parent = _TRACEPARENT.match(headers.get("traceparent", ""))
+    if parent is not None:
+        return parent.group(1)
+    given = headers.get("x-request-id", "")
+    if _REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    trace_id: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The JSON error answer; ``X-Trace-Id`` repeats the body's trace id."""
+    body = {
+        "code": code,
+        "message": message,
+        "details": dict(details) if details is not None else None,
+        "trace_id": trace_id,
+        "timestamp": datetime.now(timezone.utc).isoformat(),
+    }
+    answer_headers = {"X-Trace-Id": trace_id, **(headers or {})}
+    return Response(json.dumps(body), status, answer_headers, media_type="application/json")
+
+
+def field_problems(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """pydantic's errors as ``{"field", "message", "type"}``, never echoing the refused input."""
+    problems = []
+    for error in errors[:_MAX_FIELD_PROBLEMS]:
+        problems.append({"field": _field(error.get("loc", ())), "message": _message(error), "type": error["type"]})
+    return problems
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"malformed JSON: {reason}" if reason else "malformed JSON"
+    return str(error.get("msg", "invalid"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every refusal and failure of ``app`` in the one error shape."""
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    trace_id = trace_id_of(request.headers)
+    if isinstance(exc, ApiError):
+        return error_response(
+            exc.status_code, exc.code, exc.message, trace_id=trace_id, details=exc.details, headers=exc.headers
+        )
+    code = _CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+    message = _MESSAGES.get(exc.status_code) or (exc.detail if isinstance(exc.detail, str) else code.lower())
+    return error_response(exc.status_code, code, message, trace_id=trace_id, headers=exc.headers)
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    problems = field_problems(exc.errors())
+    first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more)"
+    return error_response(
+        422, "VALIDATION_ERROR", message, trace_id=trace_id_of(request.headers), details={"errors": problems}
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    trace_id = trace_id_of(request.headers)
+    log.error("%s %s failed (trace %s)", request.method, request.url.path, trace_id, exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "the service failed to answer this request", trace_id=trace_id)

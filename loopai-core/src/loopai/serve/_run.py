@@ -1,0 +1,104 @@
+"""Running the service under uvicorn: one process, or N workers sharing the socket; signals and logs.
+
+SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight finish for up to
+``[serve] shutdown_timeout`` seconds, then the lifespan closes the host (deliveries drain; what is
+left stays in the outbox). After a graceful SIGTERM the command exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import logging.config
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from loopai.config import LoopaiConfig
+from loopai.serve._app import create_app, settle_heap
+from loopai.serve._building import build_host
+from loopai.serve._options import OPTIONS_VARIABLE, ServeOptions
+from loopai.serve._security import ApiKeys, insecure_binding
+
+__all__ = ["run_service"]
+
+_FACTORY = "loopai.serve:app_from_environment"
+
+
+def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping[str, str] | None = None) -> int:
+    """Serve ``config`` until stopped; the exit status (0 after a graceful stop, 2 when refused).
+
+    Raises :class:`loopai.ConfigError` or :class:`loopai.StartupError` when the host cannot be built
+    (strict mode), before anything listens.
+    """
+    environ = os.environ if environ is None else environ
+    logging.config.dictConfig(_log_config())  # before the host is built: its problems are logged
+    where = options.listening(config)
+    refusal = insecure_binding(where.host, ApiKeys.resolve(config.serve, environ), allowed=options.insecure_no_auth)
+    if refusal is not None:
+        print(f"loopai serve: {refusal}", file=sys.stderr)
+        return 2
+    settings: dict[str, Any] = {
+        "host": where.host,
+        "port": where.port,
+        "timeout_graceful_shutdown": math.ceil(config.serve.shutdown_timeout),
+        "log_config": _log_config(),
+        "server_header": False,
+        "lifespan": "on",
+    }
+    if where.workers == 1:
+        app = create_app(config, options=options, environ=environ)
+        settle_heap()
+        server = uvicorn.Server(uvicorn.Config(app, **settings))
+        with _sigterm_is_a_clean_stop():
+            server.run()
+        return 0 if server.started else 2
+    build_host(config, options, environ=environ).close()  # refuse before starting N workers that would fail
+    with _metrics_directory():
+        os.environ[OPTIONS_VARIABLE] = options.to_environ()
+        uvicorn.run(_FACTORY, factory=True, workers=where.workers, **settings)
+    return 0
+
+
+@contextlib.contextmanager
+def _sigterm_is_a_clean_stop() -> Iterator[None]:
+    """uvicorn raises the signal it stopped for again once it has stopped; for SIGTERM, the normal
+    way to stop a service, the command then exits 0 instead of dying by the signal."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """``PROMETHEUS_MULTIPROC_DIR`` for the workers (prometheus-client's multiprocess mode): the one
+    given, else a fresh directory removed at the end. Set before any worker imports the client."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    made = tempfile.mkdtemp(prefix="loopai-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with loopai's own messages (plugin problems, failures with their trace ids)
+    on the same handler."""
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["loopai"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config

@@ -1,0 +1,153 @@
+"""What one running service owns: its host, its keys and limits, its metrics, and the work in flight.
+
+The application's lifespan calls :meth:`Service.start` and :meth:`Service.stop`; routes reach the
+service through a dependency (``loopai.serve._deps``). :meth:`Service.areload` is the one place
+that reloads the plugins (``Host.areload()``), for SIGHUP and ``POST /api/v1/admin/reload``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from loopai.config import LoopaiConfig
+from loopai.host import Host, ReloadResult
+from loopai.serve._errors import ApiError
+from loopai.serve._metrics import Telemetry
+from loopai.serve._security import ApiKeys
+
+__all__ = ["Service"]
+
+log = logging.getLogger("loopai.serve")
+
+_CHECK_TIMEOUT: Final = 2.0
+"""Seconds the readiness probe gives the outbox and the state store to answer."""
+_SYNC_EVERY: Final = 1.0
+"""Seconds between two copies of the host's plugin counts into the metrics."""
+
+
+class Service:
+    """One service: ``host`` (built for it, or given), keys and limits from ``config`` and ``environ``.
+
+    ``owns_host``: close the host when the service stops (False for a host the caller gave and
+    will close itself).
+    """
+
+    def __init__(
+        self,
+        config: LoopaiConfig,
+        host: Host,
+        telemetry: Telemetry,
+        environ: Mapping[str, str],
+        *,
+        owns_host: bool = True,
+    ) -> None:
+        self.config = config
+        self.settings = config.serve
+        self.host = host
+        self.telemetry = telemetry
+        self.keys = ApiKeys.resolve(self.settings, environ)
+        secret = self.settings.inbound_secret
+        self.inbound_key: bytes | None = secret.get_secret_value().encode("utf-8") if secret is not None else None
+        self.max_body_bytes = int(self.settings.max_body_mb * 1024 * 1024)
+        self.owns_host = owns_host
+        self.started = False
+        self.stopping = False
+        self.work: set[asyncio.Task[Any]] = set()
+        """Items of batches in flight: each finishes (and emits what it raised) even when its
+        client goes away; :meth:`stop` waits for them before closing the host."""
+        self._sync: asyncio.Task[None] | None = None
+        outbox = host.outbox
+        telemetry.watch_outbox(lambda: outbox.counts()["pending"] if outbox is not None else None)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the plugins (and deliver what the outbox held as pending). The host logs its
+        problems itself (the ``loopai`` logger)."""
+        await self.host.astart()
+        if self.inbound_key is None:
+            log.info("no [serve] inbound_secret: deliveries to /api/v1/webhooks/receive are refused (401)")
+        self._sync = asyncio.create_task(self._sync_metrics(), name="loopai-serve-metrics")
+        self.started = True
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Let batch items in flight finish (up to ``timeout``, default ``[serve] shutdown_timeout``),
+        then close the host: plugins shut down and deliveries drain; what is left stays in the outbox."""
+        self.stopping = True
+        wait = self.settings.shutdown_timeout if timeout is None else timeout
+        if self.work:
+            _, late = await asyncio.wait(set(self.work), timeout=wait)
+            if late:
+                log.warning("%d batch item(s) still running at shutdown were cancelled", len(late))
+                for task in late:
+                    task.cancel()
+        if self._sync is not None:
+            self._sync.cancel()
+        self.telemetry.sync_host(self.host)
+        if self.owns_host:
+            await self.host.aclose()
+        self.started = False
+
+    async def areload(self) -> ReloadResult:
+        """Re-read the configuration and swap the new plugin set in without a restart (calls in
+        flight finish on the old one); what changed, or why nothing did. Counted in
+        ``loopai_reloads_total`` and logged. With ``--workers N`` each worker reloads on its own
+        SIGHUP; SIGHUP to the main process restarts the workers instead (uvicorn's)."""
+        result = await self.host.areload()  # the host logs what changed, or why nothing did
+        self.telemetry.reloaded(result.reloaded)
+        return result
+
+    def reload(self) -> None:
+        """SIGHUP: start :meth:`areload` on the running loop (a signal handler must not wait)."""
+        task = asyncio.get_running_loop().create_task(self.areload(), name="loopai-serve-reload")
+        self.work.add(task)
+        task.add_done_callback(self.work.discard)
+
+    # -- what routes ask -------------------------------------------------------------------
+
+    @property
+    def ready_for_work(self) -> bool:
+        """Whether the plugins are started and the service is not stopping."""
+        return self.started and not self.stopping
+
+    def ensure_ready(self) -> None:
+        """Refuse work (503 ``NOT_READY``) before the plugins are started or once stopping."""
+        if not self.ready_for_work:
+            raise ApiError(503, "NOT_READY", "the service is starting or stopping", headers={"Retry-After": "1"})
+
+    async def readiness(self) -> dict[str, str]:
+        """Each check (``plugins``, ``outbox``, ``state``) and what it found: ``ok`` or the problem."""
+        checks = {"plugins": "ok" if self.started and not self.stopping else "not started"}
+        checks["outbox"] = await self._answers(self._outbox_answers)
+        checks["state"] = await self._answers(self._state_answers)
+        return checks
+
+    async def _answers(self, probe: Callable[[], None]) -> str:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(probe), _CHECK_TIMEOUT)
+        except asyncio.TimeoutError:
+            return f"no answer within {_CHECK_TIMEOUT:g} s"
+        except Exception as exc:  # noqa: BLE001 - any failure of the store is the check's finding
+            return f"failed: {type(exc).__name__}"
+        return "ok"
+
+    def _outbox_answers(self) -> None:
+        outbox = self.host.outbox
+        if outbox is not None:
+            outbox.counts()
+
+    def _state_answers(self) -> None:
+        self.host.state.statistics(None)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep ``task`` (a batch item) until it is done: :meth:`stop` waits for it."""
+        self.work.add(task)
+        task.add_done_callback(self.work.discard)
+
+    async def _sync_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(_SYNC_EVERY)
+            self.telemetry.sync_host(self.host)

@@ -1,0 +1,202 @@
+"""Running the service: Prometheus metrics (one process and several workers), SIGTERM drain, and the
+client's configuration and retries."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from loopai.client import Client, LoopaiAPIError, RetryPolicy
+
+pytestmark = pytest.mark.serve
+
+
+def scrape(server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of ``/metrics`` by name and labels."""
+    text = httpx.get(server.url + "/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_what_the_host_and_the_http_layer_did(launcher, kit):
+    server = launcher()
+    with server.client() as client:
+        for _ in range(3):
+            client.validate(kit.record())
+        client.validate(kit.record(output={"label": "maybe"}))
+        client.sample(kit.record())
+        client.emit({"event_type": "task.created"})
+    samples = scrape(server)
+    task = ("task_id", kit.TASK)
+    assert samples[("loopai_validations_total", (("result", "valid"), task))] == 3
+    assert samples[("loopai_validations_total", (("result", "invalid"), task))] == 1
+    assert samples[("loopai_sampling_decisions_total", (("sampled", "true"), task))] == 1
+    calls = (
+        "loopai_plugin_calls_total",
+        (("kind", "validator"), ("outcome", "ok"), ("plugin", "json-schema-validator")),
+    )
+    assert samples[calls] == 4
+    assert samples[("loopai_plugin_call_seconds_count", (("plugin", "json-schema-validator"),))] == 4
+    delivered = ("loopai_webhook_deliveries_total", (("handler", "recorder"), ("status", "delivered")))
+    assert samples[delivered] == 1
+    assert samples[("loopai_outbox_pending", ())] == 0
+    route = (("method", "POST"), ("route", "/api/v1/validate"), ("status", "200"))
+    assert samples[("loopai_http_requests_total", route)] == 4
+
+
+def test_with_several_workers_every_scrape_adds_up_all_of_them(launcher, kit):
+    server = launcher(config=kit.standard_config(recorder=False), args=("--workers", "2"))
+    sent = 40
+    for _ in range(sent):  # a new connection each: the workers share the socket and take turns
+        assert httpx.post(server.url + "/api/v1/validate", json={"execution": kit.record()}).status_code == 200
+    key = ("loopai_validations_total", (("result", "valid"), ("task_id", kit.TASK)))
+    route = ("loopai_http_requests_total", (("method", "POST"), ("route", "/api/v1/validate"), ("status", "200")))
+    for _ in range(4):  # whichever worker answers the scrape
+        samples = scrape(server)
+        assert samples[key] == sent
+        assert samples[route] == sent
+    assert server.stop() == 0
+
+
+def test_sigterm_lets_requests_in_flight_finish_then_stops_cleanly(launcher, kit):
+    extra = (
+        f'[plugins.validators.slow]\nfactory = "{kit.MODULE}:Slow"\n\n'
+        f'[plugins.webhook_handlers.slow-handler]\nfactory = "{kit.MODULE}:SlowHandler"\n'
+    )
+    server = launcher(config=kit.standard_config(extra=extra, recorder=False), env={"LOOPAI_TEST_DELAY": "1.5"})
+    answers: dict[str, httpx.Response] = {}
+    event_id = str(uuid.uuid4())
+
+    def call(name: str, path: str, body: dict) -> None:
+        answers[name] = httpx.post(server.url + path, json=body, timeout=30)
+
+    callers = [
+        threading.Thread(target=call, args=("validate", "/api/v1/validate", {"execution": kit.record()})),
+        threading.Thread(
+            target=call, args=("emit", "/api/v1/events", {"event_id": event_id, "event_type": "task.created"})
+        ),
+    ]
+    for caller in callers:
+        caller.start()
+    time.sleep(0.5)  # both are in flight
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(httpx.TransportError):  # no new connection is taken
+        httpx.get(server.url + "/health", timeout=2)
+    for caller in callers:
+        caller.join(30)
+    assert answers["validate"].status_code == 200 and answers["validate"].json()["is_valid"]
+    assert answers["emit"].status_code == 202
+    assert server.process.wait(30) == 0
+    assert [e["event_id"] for e in server.events()] == [event_id]  # delivered before the process ended
+    from loopai.delivery import SqliteOutbox
+
+    outbox = SqliteOutbox(server.home / "outbox.sqlite3")
+    try:
+        assert [(d.handler, d.status) for d in outbox.deliveries(event_ids=[event_id])] == [
+            ("slow-handler", "delivered")
+        ]
+    finally:
+        outbox.close()
+
+
+def test_the_client_reads_its_url_and_key_from_the_environment(launcher, kit):
+    server = launcher(config=kit.standard_config(serve={"api_keys": ["env-key-123"]}))
+    environ = {"LOOPAI_URL": server.url, "LOOPAI_API_KEY": "env-key-123"}
+    with Client(environ=environ) as client:
+        assert client.validate(kit.record()).is_valid
+
+
+def test_the_client_retries_until_the_service_is_up(tmp_path, kit):
+    port = kit.free_port()
+    result: dict[str, object] = {}
+
+    def ask() -> None:
+        policy = RetryPolicy(retries=12, backoff=0.25, max_backoff=1.0)
+        with Client(f"http://127.0.0.1:{port}", retry=policy) as client:
+            try:
+                result["report"] = client.validate(kit.record())
+            except LoopaiAPIError as exc:
+                result["error"] = exc
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    time.sleep(0.5)  # the first tries find nobody listening
+    server = kit.launch(tmp_path / "late", port=port)
+    try:
+        asking.join(30)
+        assert "error" not in result, result.get("error")
+        assert result["report"].is_valid
+    finally:
+        server.stop()
+
+
+def test_the_client_gives_up_with_one_error_type_when_nobody_answers(kit):
+    with Client(f"http://127.0.0.1:{kit.free_port()}", retry=RetryPolicy(retries=2, backoff=0.01)) as client:
+        with pytest.raises(LoopaiAPIError) as failed:
+            client.validate(kit.record())
+    assert failed.value.code == "CONNECTION_FAILED" and failed.value.status is None
+
+
+def test_sighup_reloads_the_configuration_without_stopping_the_service(launcher, kit):
+    server = launcher()
+    assert {p["name"] for p in httpx.get(server.url + "/api/v1/plugins").json()} >= {"percentage-sampler"}
+    changed = kit.standard_config().replace(
+        "[plugins.samplers.percentage-sampler]\nconfiguration = { seed = 1 }", "[plugins.samplers.time-based-sampler]"
+    )
+    assert changed != kit.standard_config()
+    (server.home / "loopai.toml").write_text(changed, encoding="utf-8")
+
+    server.process.send_signal(signal.SIGHUP)
+
+    def names() -> set[str]:
+        return {p["name"] for p in httpx.get(server.url + "/api/v1/plugins").json() if p["loaded"]}
+
+    assert kit.eventually(lambda: "time-based-sampler" in names()), server.log
+    assert "percentage-sampler" not in names()
+    assert server.process.poll() is None
+    with server.client() as client:
+        assert client.sample(kit.record()).should_sample  # the new sampler answers: first of its task
+    reloads = scrape(server)[("loopai_reloads_total", (("result", "ok"),))]
+    assert reloads == 1
+
+
+def test_an_admin_reload_says_what_changed_and_a_failed_one_changes_nothing(launcher, kit):
+    server = launcher(config=kit.standard_config({"api_keys": ["k-1"]}))
+    headers = {"Authorization": "Bearer k-1"}
+    extra = f'[plugins.validators.broken]\nfactory = "{kit.MODULE}:Broken"\n'
+    (server.home / "loopai.toml").write_text(kit.standard_config({"api_keys": ["k-1"]}, extra), encoding="utf-8")
+
+    assert httpx.post(server.url + "/api/v1/admin/reload").status_code == 401  # the key is required
+    answer = httpx.post(server.url + "/api/v1/admin/reload", headers=headers)
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["reloaded"] is True
+    assert [change["name"] for change in body["added"]] == ["broken"]
+    verdict = httpx.post(server.url + "/api/v1/validate", json={"execution": kit.record()}, headers=headers).json()
+    assert [r["validator_type"] for r in verdict["results"]] == ["broken", "json-schema-validator"] or not verdict[
+        "is_valid"
+    ]
+
+    (server.home / "loopai.toml").write_text("this is not = = toml", encoding="utf-8")
+    failed = httpx.post(server.url + "/api/v1/admin/reload", headers=headers)
+
+    assert failed.status_code == 409, failed.text
+    error = failed.json()
+    assert error["code"] == "RELOAD_FAILED" and error["details"]["reloaded"] is False
+    assert any("loopai.toml" in problem for problem in error["details"]["problems"])
+    still = httpx.post(server.url + "/api/v1/validate", json={"execution": kit.record()}, headers=headers)
+    assert still.status_code == 200  # the previous plugins keep running
+    counted = scrape(server)
+    assert counted[("loopai_reloads_total", (("result", "ok"),))] == 1
+    assert counted[("loopai_reloads_total", (("result", "failed"),))] == 1

@@ -1,0 +1,160 @@
+"""``batch/run`` as Server-Sent Events: parsed by the client and by a plain httpx stream, progress,
+NDJSON uploads of any size, and clients that go away."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+
+from loopai.client import AsyncClient, LoopaiAPIError
+
+pytestmark = pytest.mark.serve
+
+
+def _sse(response: httpx.Response) -> list[tuple[str, str | None, dict]]:
+    """(event, id, data) of every event in a plain httpx stream."""
+    events, fields = [], {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in fields:
+                events.append((fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    return events
+
+
+def test_a_plain_httpx_stream_reads_results_with_ids_then_progress_then_done(server, kit):
+    items = [{"id": f"i{n}", "execution": kit.record()} for n in range(5)]
+    with httpx.stream(
+        "POST",
+        server.url + "/api/v1/batch/run",
+        json={"items": items},
+        headers={"Accept": "text/event-stream"},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = _sse(response)
+    results = [(ident, data["id"]) for kind, ident, data in events if kind == "result"]
+    assert results == [(str(n), f"i{n - 1}") for n in range(1, 6)]
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[0] == "progress" and kinds[-1] == "done" and kinds[-2] == "progress"
+    assert events[-2][2] == {"completed": 5, "total": 5, "valid": 5, "failed": 0}
+    assert events[-1][2]["completed"] == 5 and events[-1][2]["stopped_by"] is None
+
+
+def test_progress_comes_at_least_once_a_second_while_a_batch_runs(launcher, kit):
+    config = kit.standard_config(extra=f'[plugins.validators.slow]\nfactory = "{kit.MODULE}:Slow"\n')
+    server = launcher(config=config, env={"LOOPAI_TEST_DELAY": "0.1"})
+    items = [{"execution": kit.record()} for _ in range(25)]  # 2.5 s one at a time
+    seen: list[float] = []
+    with httpx.stream(
+        "POST",
+        server.url + "/api/v1/batch/run",
+        json={"items": items, "max_concurrency": 1},
+        headers={"Accept": "text/event-stream"},
+        timeout=30,
+    ) as response:
+        started = time.monotonic()
+        for line in response.iter_lines():
+            if line == "event: progress":
+                seen.append(time.monotonic() - started)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(seen)]
+    assert len(seen) >= 4, seen  # the first, one per second of the 2.5 s, the last
+    assert max(gaps) < 1.5, seen
+
+
+def test_the_client_streams_an_ndjson_upload_of_100000_items(launcher, kit):
+    server = launcher(config=kit.standard_config(recorder=False))
+    good, bad = json.dumps(kit.record(id="ID")), json.dumps(kit.record(id="ID", output={"label": "?"}))
+
+    def lines():  # made as they are sent: the items never sit in a list
+        for n in range(100_000):
+            yield (bad if n % 1000 == 0 else good).replace("ID", str(uuid.UUID(int=n + 1)))
+
+    progress = []
+    with server.client() as client:
+        stream = client.stream_batch_run(lines(), max_concurrency=10, on_progress=progress.append)
+        count = invalid = 0
+        last = 0
+        for result in stream:
+            count += 1
+            invalid += not result.validation.is_valid
+            assert result.line == last + 1
+            last = result.line
+    assert count == 100_000 and invalid == 100
+    assert stream.summary.completed == 100_000 and stream.summary.invalid == 100
+    assert progress[-1].total == 100_000 and progress[-1].completed == 100_000
+
+
+def test_the_async_client_streams_from_an_async_iterable(server, kit):
+    import asyncio
+
+    async def run():
+        async def items():
+            for n in range(300):
+                yield {"id": str(n), "execution": kit.record()}
+
+        async with AsyncClient(server.url) as client:
+            stream = client.stream_batch_run(items(), max_concurrency=5)
+            ids = [result.id async for result in stream]
+            return ids, stream.summary
+
+    ids, summary = asyncio.run(run())
+    assert ids == [str(n) for n in range(300)]
+    assert summary.completed == 300
+
+
+def test_a_client_that_disconnects_stops_the_batch_and_nothing_emitted_is_lost(launcher, kit):
+    config = kit.standard_config(extra=f'[plugins.validators.slow]\nfactory = "{kit.MODULE}:Slow"\n')
+    server = launcher(config=config, env={"LOOPAI_TEST_DELAY": "0.05"})
+    items = [{"id": str(n), "execution": kit.record()} for n in range(400)]  # 20 s one at a time
+    with httpx.stream(
+        "POST",
+        server.url + "/api/v1/batch/run",
+        json={"items": items, "max_concurrency": 1},
+        headers={"Accept": "text/event-stream"},
+        timeout=30,
+    ) as response:
+        for line in response.iter_lines():
+            if line == "event: result":
+                break  # the first result is enough: go away
+    time.sleep(1.5)
+    settled = len(server.events())
+    time.sleep(1.0)
+    events = server.events()
+    assert len(events) == settled  # nothing more is processed
+    items_seen = {e["payload"]["item"] for e in events}
+    assert 0 < len(items_seen) < 100
+    for item in items_seen:  # every item started has all its events: completed run, completed validation
+        kinds = sorted(e["type"] for e in events if e["payload"]["item"] == item)
+        assert kinds == ["program.execution.completed", "validation.completed"], (item, kinds)
+
+
+def test_an_upload_that_breaks_off_stops_the_batch(launcher, kit):
+    server = launcher()
+
+    def items():
+        for n in range(2000):
+            yield {"id": str(n), "execution": kit.record()}
+        raise RuntimeError("the producer broke")  # before the last chunk went: the server never gets it
+
+    with server.client() as client, pytest.raises((RuntimeError, LoopaiAPIError)):
+        list(client.stream_batch_run(items()))
+    assert kit.eventually(lambda: len(server.events()) > 0, timeout=5)
+    settled = -1
+    while settled != len(server.events()):
+        settled = len(server.events())
+        time.sleep(0.5)
+    events = server.events()
+    processed = {e["payload"]["item"] for e in events}
+    assert 0 < len(processed) < 2000
+    assert processed == set(range(1, len(processed) + 1))  # in order, from the first, none skipped
+    assert len(events) == 2 * len(processed)  # each item's two events delivered
+    with server.client() as client:
+        assert client.ready().status == "ready"  # and the service carries on
