@@ -146,3 +146,33 @@ def test_json_output_lists_each_error_with_file_and_line(project, cli) -> None:
     }
     assert good.code == 0 and good.json["ok"] is True and good.json["errors"] == []
     assert json.loads(good.out)["plugin_entries"] == 1
+
+
+def test_a_plain_text_webhook_secret_is_accepted_with_a_warning_on_how_receivers_verify_it(project, cli) -> None:
+    project.write(
+        "loopai.toml",
+        """
+        [plugins.webhook_handlers.http-webhook-handler.configuration]
+        url = "http://127.0.0.1:9/hook"
+        secret = "correct horse battery staple"
+        """,
+    )
+
+    checked = cli("config", "check")
+
+    assert checked.code == 0 and checked.out.startswith("loopai.toml: ok")
+    assert "warning: http-webhook-handler: secret: the secret is not base64" in checked.err
+    assert "Webhook(secret.encode())" in checked.err
+    assert "correct horse" not in checked.err + checked.out  # the warning never shows the secret itself
+    reported = json.loads(cli("config", "check", "--json").out)
+    assert reported["ok"] is True and any("secret.encode()" in warning for warning in reported["warnings"])
+
+    project.write(
+        "loopai.toml",
+        """
+        [plugins.webhook_handlers.http-webhook-handler.configuration]
+        url = "http://127.0.0.1:9/hook"
+        secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        """,
+    )
+    assert "warning" not in cli("config", "check").err

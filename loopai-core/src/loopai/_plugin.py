@@ -299,6 +299,11 @@ class Plugin(abc.ABC):
         """Called once when a host closes; override to release resources."""
         return None
 
+    def configuration_warnings(self) -> list[str]:
+        """What the configured settings accept but will likely surprise someone, one sentence each
+        (``loopai config check`` prints them as warnings; they never stop a run). The default: none."""
+        return []
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} priority={self.priority} enabled={self.enabled}>"
 

@@ -96,8 +96,8 @@ def _plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str],
     # Installed plugins are loaded so that their settings are checked; no outbox: checking creates no files.
     host = Host(config, strict=False, discover=True, outbox=False)
     host.close()
+    warnings: list[str] = _configuration_warnings(host)
     errors: list[str] = []
-    warnings: list[str] = []
     said = set()
     for record in host.discovered:
         if record.status in ("ok", "disabled"):
@@ -112,6 +112,26 @@ def _plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str],
         if problem not in said:
             errors += problem.splitlines()  # a plugin's settings problems come as one line each
     return [error for error in errors if not reading.already_reported(error)], warnings
+
+
+def _configuration_warnings(host: Any) -> list[str]:
+    """What each loaded plugin says about its own settings (:meth:`loopai.Plugin.configuration_warnings`);
+    a plugin whose method raises is named with what it raised."""
+    from loopai._isolation import Raised, attempt, describe
+    from loopai._kinds import KINDS
+
+    said: list[str] = []
+    for kind in KINDS:
+        for entry in host.registry.entries(kind, enabled_only=False):
+            method = getattr(entry.plugin, "configuration_warnings", None)
+            if method is None:
+                continue
+            outcome = attempt(method)
+            if isinstance(outcome, Raised):
+                said.append(f"{kind.key}.{entry.name}: configuration_warnings() raised {describe(outcome.error)}")
+            else:
+                said += [str(line) for line in outcome or ()]
+    return said
 
 
 def _with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | None, int | None]]:
@@ -174,6 +194,7 @@ def _config_show(args: argparse.Namespace) -> int:
     # The plugins' settings models tell which settings are SecretStr, whatever their names.
     host = Host(config, strict=False, discover=True, outbox=False)
     host.close()
+    warnings: list[str] = _configuration_warnings(host)
     for kind, entries in shown["plugins"].items():
         for entry, shown_entry in zip(config.plugins.for_kind(kind), entries, strict=True):
             registered = host.registry.entry(kind, entry.name)
