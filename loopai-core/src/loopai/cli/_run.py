@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
             host.close()  # not started: releases the outbox
             return _fail([problem])
         progress = sys.stderr if _is_terminal(sys.stderr) else None
-        runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress))
+        runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress, _warn_one))
         runner.summary.output = None if output is sys.stdout else args.output
         try:
             with host:
@@ -173,6 +173,10 @@ def _run(args: argparse.Namespace) -> int:
 def _warn(problems: list[str]) -> None:
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
+
+
+def _warn_one(problem: str) -> None:
+    _warn([problem])
 
 
 def _is_terminal(stream: IO[str]) -> bool:
