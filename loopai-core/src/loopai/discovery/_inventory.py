@@ -11,7 +11,10 @@ from typing import Any, Final
 
 from loopai._kinds import KINDS
 
-__all__ = ["DistInfo", "EntryPointInfo", "Inventory", "canonical", "scan", "stamp", "watched_files"]
+__all__ = ["CORE", "DistInfo", "EntryPointInfo", "Inventory", "canonical", "scan", "stamp", "watched_files"]
+
+CORE: Final = "loopai-core"
+"""The distribution plugins depend on, by its canonical name."""
 
 _GROUPS: Final = frozenset(kind.group for kind in KINDS)
 _NAME_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*?)(?:-py\d[\d.]*)?\.(?:dist|egg)-info$", re.I)
