@@ -46,7 +46,7 @@ class Recorder(loopai.WebhookHandlerPlugin):
     def handle_event(self, event, context):
         line = json.dumps({"type": event.event_type.value, "line": event.payload.get("line"),
                            "payload": event.payload, "dry": context.is_dry_run,
-                           "execution_id": str(event.execution_id)})
+                           "execution_id": str(event.execution_id), "pid": os.getpid()})
         with self._lock, open(os.environ["LOOPAI_TEST_EVENTS"], "a", encoding="utf-8") as out:
             out.write(line + "\\n")
 

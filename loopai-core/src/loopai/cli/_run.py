@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from loopai.config import LoopaiConfig, TaskSettings
+    from loopai.host import Host
+    from loopai.run import Input, Summary
 
 __all__ = ["add_command"]
 
@@ -67,6 +75,14 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
         default=1,
         help="records in flight, for async plugins (default 1: the sync path)",
     )
+    run.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=1,
+        help="processes to run on (default 1; auto: one per CPU available); each task's records go to one "
+        "worker, and the output is the same as with one",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first malformed line")
     run.add_argument("--dry-run-events", action="store_true", help="handlers get events in dry-run mode")
@@ -87,6 +103,14 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
+def _workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        from loopai.run import available_cpus
+
+        return available_cpus()
+    return _positive_int(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -103,12 +127,52 @@ def _fail(problems: list[str]) -> int:
     return 2
 
 
+@dataclass
+class _HostRecipe:
+    """How ``loopai run`` builds its host, from the configuration and the flags: picklable, so that
+    each ``--workers`` process builds its own from the same (already read) configuration."""
+
+    config: LoopaiConfig
+    tasks: dict[UUID, TaskSettings]
+    plugins: str | None = None
+    disable_plugins: str | None = None
+    no_autoload: bool = False
+    strict: bool | None = None
+    dry_run_events: bool = False
+    seed: int | None = None
+
+    def __call__(self) -> tuple[Host, list[str]]:
+        """The host, not started, and the problems met loading its plugins. Raises
+        :class:`loopai.ConfigError` or :class:`loopai.StartupError` (exit 2)."""
+        from loopai._errors import ConfigError
+        from loopai.cli._common import selection_of
+        from loopai.host import Host
+
+        flags = argparse.Namespace(
+            plugins=self.plugins, disable_plugins=self.disable_plugins, no_autoload=self.no_autoload
+        )
+        host = Host(
+            self.config,
+            discover=True,
+            selection=selection_of(flags, self.config),
+            strict=self.strict,
+            dry_run=True if self.dry_run_events else None,
+            outbox=True,
+            meter=True,
+            tasks=self.tasks,
+        )
+        problems = list(host.problems)
+        _console_defaults(host, self.config)
+        if self.seed is not None and (problem := _seed_samplers(host, self.seed)):
+            host.close()  # not started: releases the outbox
+            raise ConfigError([problem])
+        return host, problems
+
+
 def _run(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, StartupError
-    from loopai.cli._common import selection_of
     from loopai.config import by_uuid, load_config, load_tasks
-    from loopai.host import Host
-    from loopai.run import Input, InputError, Runner, RunOptions
+    from loopai.run import Input, InputError
 
     try:
         config = load_config(args.config)
@@ -116,6 +180,9 @@ def _run(args: argparse.Namespace) -> int:
         source = Input(args.input)
     except ConfigError as exc:
         return _fail(exc.problems)
+    recipe = _HostRecipe(
+        config, tasks, args.plugins, args.disable_plugins, args.no_autoload, args.strict, args.dry_run_events, args.seed
+    )
     output: IO[str] = sys.stdout
     try:
         if args.output and args.output != "-":
@@ -124,38 +191,14 @@ def _run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 return _fail([f"{args.output}: cannot be written: {exc.strerror or exc}"])
         try:
-            host = Host(
-                config,
-                discover=True,
-                selection=selection_of(args, config),
-                strict=args.strict,
-                dry_run=True if args.dry_run_events else None,
-                outbox=True,
-                meter=True,
-                tasks=tasks,
-            )
+            summary = _process(recipe, args.workers, source, output, args)
         except (ConfigError, StartupError) as exc:
             return _fail(exc.problems)
-        _warn(host.problems)
-        known = len(host.problems)
-        _console_defaults(host, config)
-        if args.seed is not None and (problem := _seed_samplers(host, args.seed)):
-            host.close()  # not started: releases the outbox
-            return _fail([problem])
-        progress = sys.stderr if _is_terminal(sys.stderr) else None
-        runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress, _warn_one))
-        runner.summary.output = None if output is sys.stdout else args.output
-        try:
-            with host:
-                summary = runner.run(source)
-        except StartupError as exc:
-            return _fail(exc.problems)
         except InputError as exc:
-            summary = runner.summary
+            summary = exc.summary  # type: ignore[attr-defined]
             summary.stopped_by = str(exc)
             print(exc, file=sys.stderr)
-        _warn(host.problems[known:])  # plugins that failed to start or stop
-        summary.problems = list(host.problems)
+        summary.output = None if output is sys.stdout else args.output
     finally:
         source.close()
         if output is not sys.stdout:
@@ -168,6 +211,38 @@ def _run(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return 130
     return 1 if summary.malformed or summary.stopped_by else 0
+
+
+def _process(recipe: _HostRecipe, workers: int, source: Input, output: IO[str], args: argparse.Namespace) -> Summary:
+    """Run ``source`` in this process, or on ``workers`` processes; the summary. An InputError
+    raised part-way carries the summary of what was read (``exc.summary``)."""
+    from loopai._errors import StartupError
+    from loopai.run import InputError, Runner, RunOptions, WorkerFailed, run_in_workers
+
+    progress = sys.stderr if _is_terminal(sys.stderr) else None
+    options = RunOptions(args.concurrency, args.fail_fast, progress, _warn_one)
+    if workers > 1:
+        try:
+            summary, problems = run_in_workers(recipe, workers, source, output, options)
+        except WorkerFailed as exc:
+            raise StartupError(exc.problems) from None
+        _warn(problems)
+        summary.problems = problems + [p for p in summary.problems if p not in problems]
+        return summary
+    host, problems = recipe()
+    _warn(problems)
+    known = len(host.problems)
+    runner = Runner(host, {}, output, options)
+    try:
+        with host:
+            runner.run(source)
+    except InputError as exc:
+        exc.summary = runner.summary  # type: ignore[attr-defined]
+        raise
+    finally:
+        _warn(host.problems[known:])  # plugins that failed to start or stop
+        runner.summary.problems = list(host.problems)
+    return runner.summary
 
 
 def _warn(problems: list[str]) -> None:

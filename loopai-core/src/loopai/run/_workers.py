@@ -1,0 +1,464 @@
+"""``loopai run --workers N``: the same run on N processes, with the same output as one.
+
+The parent reads the input and sends each line to the worker that owns its task: a task is
+given to the least busy worker when its first record is read, and keeps it. So every record
+of a task is processed by one worker, in input order, and per-task statistics, time-based
+sampling and rolling thresholds are exactly those of a one-process run. Each worker builds
+its own host and runs the ordinary engine (:class:`~loopai.run.Runner`) on its lines; the
+parent writes their result lines back in input order and adds up their summaries.
+
+- Memory stays flat: at most ``window`` lines are between reading and writing.
+- Ctrl-C: workers ignore it; the parent stops reading, the lines already read are finished
+  and written, and the summary says it was interrupted. A second Ctrl-C stops everything at
+  once (the output still ends with a whole line).
+- A worker that dies (killed, out of memory): the parent stops reading; each line that worker
+  had and did not answer gets an error line saying so (an event it raised before dying was
+  recorded in the outbox first, and is delivered), the other workers finish theirs, and the
+  run ends early (exit 1). The output holds one whole line per line read, in order.
+- Hosts start one after the other, so that deliveries left pending in the outbox by a killed
+  process are made once, by the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from loopai._errors import LoopaiError
+from loopai.host import Host, PluginUsage
+from loopai.run._engine import Runner, RunOptions, numbered
+from loopai.run._input import Input, InputError, Malformed, parse_line
+from loopai.run._record import error_line
+from loopai.run._route import task_key
+from loopai.run._summary import Summary
+from loopai.run._terminal import Progress, interrupts
+
+__all__ = ["BATCH", "HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
+
+HostRecipe = Callable[[], tuple[Host, list[str]]]
+"""Builds a worker's host (not started) and says what went wrong loading plugins. Picklable."""
+
+BATCH = 256
+"""Most lines sent to a worker at once: enough that a message costs little next to the work in it."""
+LATENCY = 0.05
+"""Longest a worker keeps result lines before sending them back (seconds)."""
+AHEAD = 0.25
+"""Seconds of work a worker is given ahead: enough to keep it busy, little enough that a Ctrl-C
+(which lets the lines already read finish) ends soon, even with plugins that take seconds."""
+
+
+class WorkerFailed(Exception):
+    """A worker could not build or start its host; ``problems`` say why (exit 2, as with one process)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (``--workers auto``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_in_workers(
+    recipe: HostRecipe, workers: int, source: Input, output: IO[str], options: RunOptions
+) -> tuple[Summary, list[str]]:
+    """Run ``source`` on ``workers`` processes, each with the host ``recipe`` builds; the summary,
+    and the problems the hosts found (each once). Raises :class:`WorkerFailed` when a worker
+    cannot build or start its host."""
+    parent = _Parent(recipe, workers, output, options)
+    try:
+        problems = parent.start()
+        summary = parent.run(source)
+    finally:
+        parent.stop()
+    return summary, problems
+
+
+# -- a worker process ------------------------------------------------------------------------
+
+
+class _Collected:
+    """A worker's output: result lines, sent to the parent a batch at a time, or after
+    :data:`LATENCY` seconds when records are slow (a worker killed then takes few answers with it),
+    with the time spent making them (the parent reads as far ahead as that time allows)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.lines: list[str] = []
+        self.since = time.monotonic()
+        self.idle = 0.0  # of the time since, spent waiting for lines
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+        if len(self.lines) >= BATCH or time.monotonic() - self.since >= LATENCY:
+            self.flush()
+
+    def flush(self) -> None:
+        now = time.monotonic()
+        if self.lines:
+            self.conn.send(("results", self.lines, now - self.since - self.idle))
+            self.lines = []
+        self.since, self.idle = now, 0.0
+
+    def wait(self, conn: Any) -> Any:
+        """The parent's next message; the time waiting for it is not work."""
+        started = time.monotonic()
+        message = conn.recv()
+        self.idle += time.monotonic() - started
+        return message
+
+
+def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
+    """A worker's life: build its host, start it when told, run the lines it is sent, report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
+        _serve(recipe, conn, options)
+
+
+def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
+    try:
+        host, problems = recipe()
+    except LoopaiError as exc:
+        conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
+        return
+    conn.send(("built", problems, host.outbox.path if host.outbox is not None else None))
+    if conn.recv()[0] != "start":  # hosts start one after the other; or the run was called off
+        host.close()
+        return
+    known = len(host.problems)
+    try:
+        host.start()
+    except LoopaiError as exc:
+        conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
+        return
+    conn.send(("started", host.problems[known:]))
+    known = len(host.problems)
+    output = _Collected(conn)
+    options.warn = lambda text: conn.send(("warn", text))
+    runner = Runner(host, {}, output, options)  # type: ignore[arg-type]
+    try:
+        runner.process(_received(conn, output))
+        runner.finish()
+    finally:
+        host.close()
+    output.flush()
+    runner.summary.problems = host.problems[known:]
+    conn.send(("done", runner.summary))
+
+
+def _received(conn: Any, output: _Collected) -> Iterator[tuple[int, bytes]]:
+    """The lines the parent sends, until it says the input ended; before waiting for more, the
+    result lines written so far go back."""
+    while True:
+        output.flush()
+        message = output.wait(conn)
+        if message[0] == "end":
+            return
+        yield from message[1]
+
+
+# -- the parent ------------------------------------------------------------------------------
+
+
+class _Worker:
+    """The parent's side of one worker: its process and pipe, the lines being gathered for it,
+    the results it sent back, and how it ended."""
+
+    def __init__(self, index: int, context: Any, recipe: HostRecipe, options: RunOptions) -> None:
+        self.index = index
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_work, args=(recipe, child, options), name=f"loopai-run-{index}")
+        self._child = child
+        self.batch: list[tuple[int, bytes]] = []
+        self.assigned = 0  # lines given to it so far: new tasks go to the least busy worker
+        self.answered = 0  # results it sent back so far
+        self.rate = 0.0  # lines per second of work, as it reports them (0: not known yet)
+        self.results: deque[str] = deque()
+        self.messages: deque[tuple[Any, ...]] = deque()  # what is not a result line, in order
+        self.summary: Summary | None = None
+        self.death: str | None = None
+
+    def start(self) -> None:
+        self.process.start()
+        self._child.close()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with contextlib.suppress(OSError):  # it died: its receiver says so
+            self.conn.send(message)
+
+    def send_batch(self) -> None:
+        if self.batch:
+            self.send(("lines", self.batch))
+            self.batch = []
+
+    @property
+    def ahead(self) -> int:
+        """How many lines it may have unanswered: :data:`AHEAD` seconds of its work."""
+        return max(16, min(4 * BATCH, int(self.rate * AHEAD)))
+
+    def answer(self, lines: list[str], busy: float) -> None:
+        """Results it sent back, and the time it worked on them."""
+        self.results.extend(lines)
+        self.answered += len(lines)
+        if busy > 0:
+            rate = len(lines) / busy
+            self.rate = rate if self.rate == 0 else 0.8 * self.rate + 0.2 * rate
+
+    def __str__(self) -> str:
+        return f"worker {self.index + 1} (pid {self.process.pid})"
+
+
+class _Parent:
+    """Reads and routes the lines, and writes the results back in order (see the module)."""
+
+    def __init__(self, recipe: HostRecipe, count: int, output: IO[str], options: RunOptions) -> None:
+        self.output = output
+        self.options = options
+        self.summary = Summary()
+        context = multiprocessing.get_context("spawn")  # a host's threads and plugins are never forked
+        own = RunOptions(options.concurrency, options.fail_fast)
+        self.workers = [_Worker(index, context, recipe, own) for index in range(count)]
+        self.owners: dict[str | None, _Worker] = {}  # each task's worker
+        self.order: deque[tuple[_Worker, int]] = deque()  # each line read and not yet written
+        self.window = count * BATCH * 4
+        self.changed = threading.Condition()
+        self.dead: _Worker | None = None
+        self.lost = 0  # lines of a dead worker that were never answered
+        self.receivers: list[threading.Thread] = []
+        self.warned: set[str] = set()
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Start the workers, then their hosts one after the other; the problems they found."""
+        blocked = hasattr(signal, "pthread_sigmask")
+        if blocked:  # a worker inherits the mask: a Ctrl-C before it ignores them cannot kill it
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for worker in self.workers:
+                worker.start()
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        for worker in self.workers:
+            receiver = threading.Thread(target=self._receive, args=(worker,), daemon=True)
+            receiver.start()
+            self.receivers.append(receiver)
+        problems: list[str] = []
+        for worker in self.workers:
+            built = self._expect(worker, "built")
+            problems += built[1]
+            self.summary.outbox = self.summary.outbox or built[2]
+        for worker in self.workers:
+            worker.send(("start",))
+            problems += self._expect(worker, "started")[1]
+        return list(dict.fromkeys(problems))
+
+    def _expect(self, worker: _Worker, what: str) -> tuple[Any, ...]:
+        with self.changed:
+            while not worker.messages and worker.death is None:
+                self.changed.wait()
+            message = worker.messages.popleft() if worker.messages else ("failed", [f"{worker} {worker.death}"])
+        if message[0] != what:
+            raise WorkerFailed(message[1])
+        return message
+
+    def stop(self) -> None:
+        """Tell every worker the run is over (one waiting for lines or for its start ends), wait a
+        little, then make sure; then close the pipes."""
+        for worker in self.workers:
+            worker.send(("end",))
+        for worker in self.workers:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join()
+        for receiver in self.receivers:
+            receiver.join(timeout=5)  # each ends at its worker's end of the pipe
+        for worker in self.workers:
+            worker.conn.close()
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self, source: Input) -> Summary:
+        progress = Progress(self.options.progress, source.fraction) if self.options.progress else None
+        unreadable: InputError | None = None
+        try:
+            with interrupts() as stop:
+                try:
+                    for number, raw in numbered(source, self.summary, stop, progress):
+                        if self.options.fail_fast and _malformed(raw):
+                            stop.requested = True  # its worker writes why, and stops; read no more
+                        self._dispatch(number, raw)
+                        if self.dead is not None:
+                            break
+                except InputError as exc:  # the lines read before it are still processed
+                    unreadable = exc
+                for worker in self.workers:
+                    worker.send_batch()
+                    worker.send(("end",))
+                self._drain(0)
+            self._add_up()
+        finally:
+            if progress is not None:
+                progress.clear()
+            self.output.flush()
+        if unreadable is not None:
+            unreadable.summary = self.summary  # type: ignore[attr-defined]
+            raise unreadable
+        return self.summary
+
+    def _dispatch(self, number: int, raw: bytes) -> None:
+        key = task_key(raw)  # None: not a record; any worker writes its error line
+        worker = self.owners.get(key)
+        if worker is None:
+            worker = min(self.workers, key=lambda w: w.assigned)
+            if key is not None:
+                self.owners[key] = worker
+        worker.assigned += 1
+        worker.batch.append((number, raw))
+        self.order.append((worker, number))
+        ahead = worker.ahead
+        if len(worker.batch) >= min(BATCH, ahead // 2):
+            worker.send_batch()
+        if worker.assigned - worker.answered > ahead:
+            self._wait_for(worker, ahead // 2)
+        if len(self.order) < self.window:
+            self._write_ready()
+        else:
+            for each in self.workers:  # the oldest line may be waiting in a batch not yet full
+                each.send_batch()
+            self._drain(self.window // 2)
+
+    def _wait_for(self, worker: _Worker, unanswered: int) -> None:
+        """Write results as they come until ``worker`` has at most ``unanswered`` lines left (or died)."""
+        for each in self.workers:  # the lines it waits on may be in a batch not yet full
+            each.send_batch()
+        while worker.assigned - worker.answered > unanswered and worker.death is None:
+            self._write_ready()
+            with self.changed:
+                if worker.assigned - worker.answered > unanswered and worker.death is None:
+                    self.changed.wait(0.5)
+
+    def _write_ready(self) -> None:
+        """Write the results that come next in input order and have arrived."""
+        order, write = self.order, self.output.write
+        while order and order[0][0].results:
+            write(order.popleft()[0].results.popleft())
+
+    def _drain(self, low: int) -> None:
+        """Write results in input order until at most ``low`` lines are left waiting."""
+        while len(self.order) > low:
+            self._write_ready()
+            if len(self.order) <= low:
+                return
+            worker, number = self.order[0]
+            with self.changed:
+                while not worker.results and worker.death is None:
+                    self.changed.wait()
+            if not worker.results:  # it died before answering: this line is lost
+                self.order.popleft()
+                self.output.write(error_line(number, self._lost(worker, number)) + "\n")
+
+    def _lost(self, worker: _Worker, number: int) -> str:
+        self.lost += 1
+        self.summary.stopped_by = (
+            f"{worker} {worker.death}: {self.lost:,} line(s) it had got no result, "
+            "and the input was not read further"
+        )
+        return (
+            f"line {number}: no result: {worker} {worker.death} before sending it back (it may have "
+            "processed this line: any event it emitted was recorded in the outbox first)"
+        )
+
+    def _add_up(self) -> None:
+        """The workers' summaries into the run's: tasks, counts, hook times, plugin usage, problems."""
+        summary = self.summary
+        with self.changed:
+            for worker in self.workers:
+                while worker.summary is None and worker.death is None:
+                    self.changed.wait()
+        usage: dict[tuple[str, str], PluginUsage] = {}
+        for worker in self.workers:
+            part = worker.summary
+            if part is None:
+                summary.problems.append(f"{worker} {worker.death}: its tasks are missing from this summary")
+                continue
+            summary.tasks.update(part.tasks)
+            summary.malformed += part.malformed
+            summary.stopped_by = summary.stopped_by or part.stopped_by
+            for hook in summary.hook_calls:
+                summary.hook_calls[hook] += part.hook_calls[hook]
+                summary.hook_seconds[hook] += part.hook_seconds[hook]
+            for plugin in part.plugins:
+                total = usage.setdefault((plugin.kind, plugin.name), PluginUsage(plugin.kind, plugin.name))
+                total.calls += plugin.calls
+                total.failures += plugin.failures
+                total.seconds += plugin.seconds
+            summary.problems += [problem for problem in part.problems if problem not in summary.problems]
+            summary.warnings += [warning for warning in part.warnings if warning not in summary.warnings]
+        summary.plugins = list(usage.values())
+        summary.finished = time.perf_counter()
+
+    # -- what the workers send ---------------------------------------------------------------
+
+    def _receive(self, worker: _Worker) -> None:
+        """One worker's messages as they come: a thread each, so that a worker never waits on the
+        parent to send its results (while the parent may be waiting to send it lines)."""
+        while True:
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                break
+            with self.changed:
+                kind = message[0]
+                if kind == "results":
+                    worker.answer(message[1], message[2])
+                elif kind == "done":
+                    worker.summary = message[1]
+                elif kind == "warn":
+                    self._warn(message[1])
+                else:
+                    worker.messages.append(message)
+                self.changed.notify_all()
+        if worker.summary is None:  # gone before its summary: it died
+            death = _death(worker)
+            with self.changed:
+                worker.death = death
+                self.dead = self.dead or worker
+                self.changed.notify_all()
+
+    def _warn(self, text: str) -> None:
+        if text not in self.warned and self.options.warn is not None:
+            self.warned.add(text)
+            self.options.warn(text)
+
+
+def _malformed(raw: bytes) -> bool:
+    try:
+        parse_line(raw)
+    except Malformed:
+        return True
+    return False
+
+
+def _death(worker: _Worker) -> str:
+    worker.process.join(timeout=5)
+    code = worker.process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"ended unexpectedly (exit status {code})"
