@@ -236,7 +236,7 @@ class _Parent:
         self.dead: _Worker | None = None
         self.lost = 0  # lines of a dead worker that were never answered
         self.receivers: list[threading.Thread] = []
-        self.warned: set[str] = set()
+        self.warned: list[str] = []  # the first warning a worker sent: said once per run, as by one process
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -407,8 +407,8 @@ class _Parent:
                 total.failures += plugin.failures
                 total.seconds += plugin.seconds
             summary.problems += [problem for problem in part.problems if problem not in summary.problems]
-            summary.warnings += [warning for warning in part.warnings if warning not in summary.warnings]
         summary.plugins = list(usage.values())
+        summary.warnings = list(self.warned)
         summary.finished = time.perf_counter()
 
     # -- what the workers send ---------------------------------------------------------------
@@ -440,9 +440,10 @@ class _Parent:
                 self.changed.notify_all()
 
     def _warn(self, text: str) -> None:
-        if text not in self.warned and self.options.warn is not None:
-            self.warned.add(text)
-            self.options.warn(text)
+        if not self.warned:  # the engine's one warning (unknown keys), from whichever worker met it first
+            self.warned.append(text)
+            if self.options.warn is not None:
+                self.options.warn(text)
 
 
 def _malformed(raw: bytes) -> bool:
