@@ -12,7 +12,9 @@ the same thing by the same keywords:
   engine would read as something else.
 
 Anything it cannot read (a string with a lone surrogate, a type JSON does not have) counts as
-"not sure", so ``jsonschema`` decides, as for any instance the engine does not call valid.
+"not sure", so ``jsonschema`` decides, as for any instance the engine does not call valid. So
+does an instance holding ``inf`` or ``nan`` (pydantic reads ``NaN`` and ``1e999`` in JSON): the
+engine would take them for ``null``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def engine_check(schema: Any, draft: str, format_checking: bool) -> Check | None
 
     def check(instance: Any) -> bool:
         try:
-            return is_valid(instance) is True
+            return is_valid(instance) is True and _finite(instance)
         except Exception:  # noqa: BLE001 -- an instance it cannot read: not sure, jsonschema decides
             return False
 
@@ -63,11 +65,16 @@ def engine_check(schema: Any, draft: str, format_checking: bool) -> Check | None
 
 
 def _finite(value: Any) -> bool:
-    """Whether every number in ``value`` is one JSON can hold."""
-    if isinstance(value, float):
+    """Whether every number in ``value`` (a schema, or an instance) is one JSON can hold."""
+    kind = type(value)
+    if kind is float:
         return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(item) for item in value.values())
-    if isinstance(value, list):
-        return all(_finite(item) for item in value)
+    if kind is dict:
+        for item in value.values():  # a plain loop: all() over a generator costs more
+            if not _finite(item):
+                return False
+    elif kind is list:
+        for item in value:
+            if not _finite(item):
+                return False
     return True
