@@ -44,7 +44,7 @@ CONTENDERS = ("importlib", "listing", "cached", "load", "load-cached", "pluggy",
 CACHED = ("cached", "load-cached")
 """Contenders that run with a warm loopai discovery cache (the others with ``LOOPAI_NO_CACHE=1``)."""
 
-IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai.discovery")
+IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai.discovery", "loopai.host")
 """What every process imports before timing, whatever it measures."""
 
 # The code each fresh process runs: the same imports for every contender, then the timed
@@ -55,9 +55,10 @@ import importlib.metadata
 import pluggy
 import stevedore.extension
 import loopai
+import loopai.host
 from loopai._kinds import KINDS
 from loopai.config import LoopaiConfig
-from loopai.discovery import discover, read_inventory
+from loopai.discovery import discover, load_discovered, read_inventory
 GROUPS = [kind.group for kind in KINDS]
 
 mode, group, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -374,8 +374,7 @@ class _Parent:
     def _lost(self, worker: _Worker, number: int) -> str:
         self.lost += 1
         self.summary.stopped_by = (
-            f"{worker} {worker.death}: {self.lost:,} line(s) it had got no result, "
-            "and the input was not read further"
+            f"{worker} {worker.death}: {self.lost:,} line(s) it had got no result, and the input was not read further"
         )
         return (
             f"line {number}: no result: {worker} {worker.death} before sending it back (it may have "
