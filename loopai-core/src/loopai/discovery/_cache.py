@@ -3,12 +3,14 @@
 The cache is keyed on the mtime of every search path directory, and on the mtime and size
 of the metadata files that may be rewritten in place (:func:`watched_files`):
 
-- installers (pip, uv, conda...) replace a ``*.dist-info`` directory whole, which changes
-  the mtime of the directory holding it, and leave an ``INSTALLER`` file in it: nothing in
-  such a directory is watched, so a warm discovery does no work per installed plugin;
+- a ``*.dist-info`` directory is replaced whole when it changes (installers, pip, uv and
+  conda, do; so do the tools that unpack wheels without an installer: pex, bazel), which
+  changes the mtime of the directory holding it: nothing in it is watched, so a warm
+  discovery does no work per installed plugin, whoever wrote it. A dist-info file edited
+  by hand in place goes unseen until something is installed or removed on that path;
+  ``LOOPAI_NO_CACHE=1`` reads everything again;
 - ``setup.py egg_info`` and legacy ``pip install -e`` (``develop``) rewrite an egg-info's
-  files in place, and tools or hands may do so to a dist-info that no installer wrote:
-  every ``*.egg-info``, and every plugin dist-info without ``INSTALLER``, is watched.
+  files in place: every ``*.egg-info`` is watched.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, sca
 
 __all__ = ["cache_dir", "read_inventory"]
 
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5  # 5: dist-infos are no longer watched file by file
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -96,8 +98,8 @@ def _load_cached(file: Path, stamps: list[list[object]]) -> Inventory | None:
 def _stamps_now(files: list[str]) -> list[tuple[int, int]]:
     """The stamps the watched ``files`` have now, as :func:`stamp` gives them.
 
-    One ``os.stat`` per file in a C loop: with a thousand dist-infos that no installer wrote
-    (no ``INSTALLER``: each of their files is watched) this is most of a warm discovery.
+    One ``os.stat`` per file in a C loop: with many egg-infos (each of their files is watched)
+    this is most of a warm discovery.
     """
     try:
         stats = list(map(os.stat, files))

@@ -219,21 +219,11 @@ def _section_marker(section: str) -> str:
 
 
 def watched_files(info: str, plugin: bool) -> tuple[str, ...]:
-    """The files of metadata directory ``info`` whose in-place rewrites invalidate the cache.
-
-    Asked only for the directories that may be rewritten in place (see the module's
-    docstring): a plugin's ``entry_points.txt`` and metadata (and an egg's ``requires.txt``);
-    an egg-info without loopai entry points, its ``entry_points.txt`` (it may gain some) and
-    ``PKG-INFO`` (a develop install's version is read from it).
-    """
-    if info.endswith(".dist-info"):
-        return ("entry_points.txt", "METADATA")
+    """The files of egg-info ``info`` whose in-place rewrites invalidate the cache (see the cache's
+    docstring: dist-infos are replaced whole): a plugin's ``entry_points.txt``, ``PKG-INFO`` and
+    ``requires.txt``; another egg-info's ``entry_points.txt`` (it may gain some) and ``PKG-INFO``
+    (a develop install's version is read from it)."""
     return ("entry_points.txt", "PKG-INFO", "requires.txt") if plugin else ("entry_points.txt", "PKG-INFO")
-
-
-def _from_an_installer(info: str) -> bool:
-    """Whether an installer (pip, uv, conda...) wrote dist-info ``info``: it leaves an INSTALLER file."""
-    return stamp(info + os.sep + "INSTALLER") != _MISSING
 
 
 def _declared(info: str, stamps: list[tuple[int, int]] | None) -> list[EntryPointInfo]:
@@ -284,8 +274,6 @@ def scan(paths: Sequence[str]) -> Inventory:
                     stamps.append(egg_stamps[0] if egg_stamps else stamp(info + os.sep + "PKG-INFO"))
                     watched[info] = (False, stamps)
                 continue
-            if not is_egg and not _from_an_installer(info):  # rare: read again, stamped first
-                eps = _declared(info, stamps)
             metadata = info + os.sep + ("PKG-INFO" if is_egg else "METADATA")
             name, meta_version, summary, requires = _headers(metadata, stamps if stamps else None)
             if is_egg:
