@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pydantic_core import from_json
 
-__all__ = ["task_key"]
+__all__ = ["Router", "task_key"]
 
 _TASK_ID: Final = re.compile(rb'"task_id"\s*:\s*"([^"\\]{1,100})"')
 _SPELLINGS: Final = ("task_id", "TaskId", "taskId")
@@ -25,9 +25,40 @@ _HEX: Final = frozenset("0123456789abcdef")
 def task_key(raw: bytes) -> str | None:
     """The task id of line ``raw`` as 32 lower-case hex digits (however the UUID is written), or
     None when the line has no readable task id (then it is not a record)."""
+    spelt = _spelt(raw)
+    return _normalised(spelt.decode("ascii", "replace")) if spelt is not None else _parsed(raw)
+
+
+class Router:
+    """Each line's task, by the bytes its id is written with: read once per spelling, not per line."""
+
+    def __init__(self) -> None:
+        self._keys: dict[bytes, str | None] = {}
+
+    def task(self, raw: bytes) -> str | None:
+        """:func:`task_key` of ``raw``."""
+        spelt = _spelt(raw)
+        if spelt is None:
+            return _parsed(raw)
+        if spelt in self._keys:
+            return self._keys[spelt]
+        if len(self._keys) >= 65_536:  # a new id on every line: keep memory bounded
+            self._keys.clear()
+        key = self._keys[spelt] = _normalised(spelt.decode("ascii", "replace"))
+        return key
+
+
+def _spelt(raw: bytes) -> bytes | None:
+    """The bytes of the one ``"task_id": "..."`` of ``raw``, when nothing else in it could be the
+    record's task id; else None."""
     found = _TASK_ID.search(raw)
     if found is not None and raw.count(b"ask_id") == 1 and b"askId" not in raw and b"\\u" not in raw:
-        return _normalised(found.group(1).decode("ascii", "replace"))
+        return found.group(1)
+    return None
+
+
+def _parsed(raw: bytes) -> str | None:
+    """The task id of ``raw`` read as JSON, as a record would be."""
     try:
         document = from_json(raw)
     except ValueError:

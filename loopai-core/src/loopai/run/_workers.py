@@ -7,7 +7,10 @@ sampling and rolling thresholds are exactly those of a one-process run. Each wor
 its own host and runs the ordinary engine (:class:`~loopai.run.Runner`) on its lines; the
 parent writes their result lines back in input order and adds up their summaries.
 
-- Memory stays flat: at most ``window`` lines are between reading and writing.
+- Memory stays flat: at most a window of lines is between reading and writing (about
+  :data:`WINDOW` seconds of work, at most :data:`MOST_WINDOW` lines). A worker is sent about
+  :data:`AHEAD` seconds of work at a time; the rest of its lines wait in the parent, so that one
+  worker's pause (importing a library its validator needs) does not stop the others.
 - Ctrl-C: workers ignore it; the parent stops reading, the lines already read are finished
   and written, and the summary says it was interrupted. A second Ctrl-C stops everything at
   once (the output still ends with a whole line).
@@ -36,7 +39,7 @@ from loopai.host import Host, PluginUsage
 from loopai.run._engine import Runner, RunOptions, numbered
 from loopai.run._input import Input, InputError, Malformed, parse_line
 from loopai.run._record import error_line
-from loopai.run._route import task_key
+from loopai.run._route import Router
 from loopai.run._summary import Summary
 from loopai.run._terminal import Progress, interrupts
 
@@ -50,8 +53,14 @@ BATCH = 256
 LATENCY = 0.05
 """Longest a worker keeps result lines before sending them back (seconds)."""
 AHEAD = 0.25
-"""Seconds of work a worker is given ahead: enough to keep it busy, little enough that a Ctrl-C
-(which lets the lines already read finish) ends soon, even with plugins that take seconds."""
+"""Seconds of work a worker is sent ahead: enough to keep it busy between two messages."""
+WINDOW = 2.0
+"""Seconds of work read ahead of what is written: a worker's pause shorter than this does not stop the
+others, and a Ctrl-C (which lets the lines already read finish) ends within about this much."""
+MOST_WINDOW = 32_768
+"""The most lines read ahead of what is written, however fast the workers (a few MB)."""
+LEAST_WINDOW = 32
+"""The fewest lines read ahead per worker, however slow its plugins."""
 
 
 class WorkerFailed(Exception):
@@ -180,8 +189,9 @@ class _Worker:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_work, args=(recipe, child, options), name=f"loopai-run-{index}")
         self._child = child
-        self.batch: list[tuple[int, bytes]] = []
+        self.batch: list[tuple[int, bytes]] = []  # its lines not sent yet
         self.assigned = 0  # lines given to it so far: new tasks go to the least busy worker
+        self.sent = 0  # lines sent to it so far
         self.answered = 0  # results it sent back so far
         self.rate = 0.0  # lines per second of work, as it reports them (0: not known yet)
         self.results: deque[str] = deque()
@@ -197,15 +207,14 @@ class _Worker:
         with contextlib.suppress(OSError):  # it died: its receiver says so
             self.conn.send(message)
 
-    def send_batch(self) -> None:
-        if self.batch:
-            self.send(("lines", self.batch))
-            self.batch = []
-
-    @property
-    def ahead(self) -> int:
-        """How many lines it may have unanswered: :data:`AHEAD` seconds of its work."""
-        return max(16, min(4 * BATCH, int(self.rate * AHEAD)))
+    def feed(self, force: bool = False) -> None:
+        """Send its waiting lines, a batch at a time, while it has less than :data:`AHEAD` seconds of
+        work unanswered (``force``: all of them, now)."""
+        ahead = max(16, min(4 * BATCH, int(self.rate * AHEAD)))
+        while self.batch and (force or self.sent - self.answered < ahead):
+            lines, self.batch = self.batch[:BATCH], self.batch[BATCH:]
+            self.sent += len(lines)
+            self.send(("lines", lines))
 
     def answer(self, lines: list[str], busy: float) -> None:
         """Results it sent back, and the time it worked on them."""
@@ -230,8 +239,9 @@ class _Parent:
         own = RunOptions(options.concurrency, options.fail_fast)
         self.workers = [_Worker(index, context, recipe, own) for index in range(count)]
         self.owners: dict[str | None, _Worker] = {}  # each task's worker
+        self.router = Router()
         self.order: deque[tuple[_Worker, int]] = deque()  # each line read and not yet written
-        self.window = count * BATCH * 4
+        self.window = count * LEAST_WINDOW  # until the workers' speed is known
         self.changed = threading.Condition()
         self.dead: _Worker | None = None
         self.lost = 0  # lines of a dead worker that were never answered
@@ -277,9 +287,10 @@ class _Parent:
     def stop(self) -> None:
         """Tell every worker the run is over (one waiting for lines or for its start ends), wait a
         little, then make sure; then close the pipes."""
-        for worker in self.workers:
+        started = [worker for worker in self.workers if worker.process.pid is not None]
+        for worker in started:
             worker.send(("end",))
-        for worker in self.workers:
+        for worker in started:
             worker.process.join(timeout=10)
             if worker.process.is_alive():
                 worker.process.terminate()
@@ -306,7 +317,7 @@ class _Parent:
                 except InputError as exc:  # the lines read before it are still processed
                     unreadable = exc
                 for worker in self.workers:
-                    worker.send_batch()
+                    worker.feed(force=True)
                     worker.send(("end",))
                 self._drain(0)
             self._add_up()
@@ -320,7 +331,7 @@ class _Parent:
         return self.summary
 
     def _dispatch(self, number: int, raw: bytes) -> None:
-        key = task_key(raw)  # None: not a record; any worker writes its error line
+        key = self.router.task(raw)  # None: not a record; any worker writes its error line
         worker = self.owners.get(key)
         if worker is None:
             worker = min(self.workers, key=lambda w: w.assigned)
@@ -329,27 +340,15 @@ class _Parent:
         worker.assigned += 1
         worker.batch.append((number, raw))
         self.order.append((worker, number))
-        ahead = worker.ahead
-        if len(worker.batch) >= min(BATCH, ahead // 2):
-            worker.send_batch()
-        if worker.assigned - worker.answered > ahead:
-            self._wait_for(worker, ahead // 2)
+        if len(worker.batch) >= BATCH:
+            worker.feed()
         if len(self.order) < self.window:
             self._write_ready()
         else:
-            for each in self.workers:  # the oldest line may be waiting in a batch not yet full
-                each.send_batch()
+            self.window = max(
+                len(self.workers) * BATCH, min(MOST_WINDOW, int(sum(w.rate for w in self.workers) * WINDOW))
+            )
             self._drain(self.window // 2)
-
-    def _wait_for(self, worker: _Worker, unanswered: int) -> None:
-        """Write results as they come until ``worker`` has at most ``unanswered`` lines left (or died)."""
-        for each in self.workers:  # the lines it waits on may be in a batch not yet full
-            each.send_batch()
-        while worker.assigned - worker.answered > unanswered and worker.death is None:
-            self._write_ready()
-            with self.changed:
-                if worker.assigned - worker.answered > unanswered and worker.death is None:
-                    self.changed.wait(0.5)
 
     def _write_ready(self) -> None:
         """Write the results that come next in input order and have arrived."""
@@ -364,9 +363,12 @@ class _Parent:
             if len(self.order) <= low:
                 return
             worker, number = self.order[0]
+            worker.feed(force=True)  # the oldest line may be waiting in the parent
             with self.changed:
                 while not worker.results and worker.death is None:
-                    self.changed.wait()
+                    for each in self.workers:  # the others keep working meanwhile
+                        each.feed()
+                    self.changed.wait(0.05)
             if not worker.results:  # it died before answering: this line is lost
                 self.order.popleft()
                 self.output.write(error_line(number, self._lost(worker, number)) + "\n")
