@@ -129,9 +129,9 @@ def section(
             rows.append(f"| {name} | {wall:.0f} | {cpu:.0f} | {shown} | shown | |")
             continue
         ok = over <= goal
-        rows.append(
-            f"| {name} | {wall:.0f} | {cpu:.0f} | {shown or f'{wall:.0f} ms'} | at most {goal} ms | {'met' if ok else '**missed**'} |"
-        )
+        verdict = "met" if ok else "**missed**"
+        over_text = shown or f'{wall:.0f} ms'
+        rows.append(f"| {name} | {wall:.0f} | {cpu:.0f} | {over_text} | at most {goal} ms | {verdict} |")
         if not ok:
             missed.append(name)
     verdict = "**Every goal met.**" if not missed else f"**Goals missed**: {'; '.join(missed)}."
@@ -141,7 +141,8 @@ def section(
 Fresh processes, each command run {runs} times in turn with the others; the fastest wall time and the
 least CPU time of each. Baselines: a bare interpreter for the commands, pytest without loopai's plugin
 for the session with it. The 10-record run's records are valid ones (a record that is not proven
-valid makes the validator import `jsonschema` for its messages: see below). {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs.
+valid makes the validator import `jsonschema` for its messages: see below).
+{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs.
 
 {chr(10).join(rows)}
 

@@ -21,15 +21,17 @@ CONSOLE = "console-webhook-handler"
 
 _EPILOG = """\
 input lines: an ExecutionRecord object, or {"execution": {...}, "expected_output": ...};
-blank lines are skipped. Each record is validated (the task's schemas and the expected
-output), offered to the samplers (the task's sampling_rate), and raises events:
-program.execution.completed / failed / timeout, validation.completed / failed, and
-accuracy.threshold.breached / latency.threshold.breached when the task's rolling accuracy
-(share of valid records over its last `window` records, default 50) falls below
-accuracy_threshold, or its rolling p95 latency_ms over the same window rises above
-latency_threshold_ms: once per crossing, again only after it has recovered. Events go
-through the durable outbox to every enabled handler that takes them; a type that no
-handler takes is listed in the output but not emitted.
+blank lines are skipped. Keys are read in snake case and in C#'s spellings (TaskId,
+taskId; Status "Error" or 1); keys no field has are ignored, with one warning per run.
+Each record is validated (the task's schemas and the expected output), offered to the
+samplers (the task's sampling_rate), and raises events: program.execution.completed /
+failed / timeout, validation.completed / failed, and accuracy.threshold.breached /
+latency.threshold.breached when the task's rolling accuracy (share of valid records over
+its last `window` records, default 50) falls below accuracy_threshold, or its rolling
+p95 latency_ms over the same window rises above latency_threshold_ms: once per crossing,
+again only after it has recovered. Events go through the durable outbox to every enabled
+handler that takes them; a type that no handler takes is listed in the output but not
+emitted.
 
 tasks (--tasks FILE, TOML or JSON, else [tasks] of the configuration), keyed by task id:
   [tasks."6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"]
@@ -42,6 +44,10 @@ tasks (--tasks FILE, TOML or JSON, else [tasks] of the configuration), keyed by 
 output: one JSON line per input line, in input order: line, execution_id, task_id,
 validation, sampling, events, error (null, or why the line could not be processed).
 The summary goes to stderr (--json: as JSON, on stdout when --output names a file).
+
+--workers N: N processes, each with its own host; every record of a task goes to the same
+worker, in order, so the output, the summary and the events are those of one process. A
+worker that dies ends the run early: each line it had not answered gets an error line.
 
 When the configuration does not mention the console-webhook-handler, `loopai run` keeps
 stdout for the results: the console handler prints to stderr, and only failed and

@@ -4,12 +4,13 @@ The parent reads the input and sends each line to the worker that owns its task:
 given to the least busy worker when its first record is read, and keeps it. So every record
 of a task is processed by one worker, in input order, and per-task statistics, time-based
 sampling and rolling thresholds are exactly those of a one-process run. Each worker builds
-its own host and runs the ordinary engine (:class:`~loopai.run.Runner`) on its lines; the
-parent writes their result lines back in input order and adds up their summaries.
+its own host and runs the ordinary engine (:class:`~loopai.run.Runner`) on its lines (see
+:mod:`._process`); the parent writes their result lines back in input order and adds up their
+summaries.
 
 - Memory stays flat: at most a window of lines is between reading and writing (about
   :data:`WINDOW` seconds of work, at most :data:`MOST_WINDOW` lines). A worker is sent about
-  :data:`AHEAD` seconds of work at a time; the rest of its lines wait in the parent, so that one
+  a quarter second of work at a time; the rest of its lines wait in the parent, so that one
   worker's pause (importing a library its validator needs) does not stop the others.
 - Ctrl-C: workers ignore it; the parent stops reading, the lines already read are finished
   and written, and the summary says it was interrupted. A second Ctrl-C stops everything at
@@ -24,36 +25,25 @@ parent writes their result lines back in input order and adds up their summaries
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from loopai._errors import LoopaiError
-from loopai.host import Host, PluginUsage
-from loopai.run._engine import Runner, RunOptions, numbered
+from loopai.host import PluginUsage
+from loopai.run._engine import RunOptions, numbered
 from loopai.run._input import Input, InputError, Malformed, parse_line
+from loopai.run._process import BATCH, HostRecipe, WorkerHandle
 from loopai.run._record import error_line
 from loopai.run._route import Router
 from loopai.run._summary import Summary
 from loopai.run._terminal import Progress, interrupts
 
-__all__ = ["BATCH", "HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
+__all__ = ["HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
 
-HostRecipe = Callable[[], tuple[Host, list[str]]]
-"""Builds a worker's host (not started) and says what went wrong loading plugins. Picklable."""
-
-BATCH = 256
-"""Most lines sent to a worker at once: enough that a message costs little next to the work in it."""
-LATENCY = 0.05
-"""Longest a worker keeps result lines before sending them back (seconds)."""
-AHEAD = 0.25
-"""Seconds of work a worker is sent ahead: enough to keep it busy between two messages."""
 WINDOW = 2.0
 """Seconds of work read ahead of what is written: a worker's pause shorter than this does not stop the
 others, and a Ctrl-C (which lets the lines already read finish) ends within about this much."""
@@ -94,140 +84,6 @@ def run_in_workers(
     return summary, problems
 
 
-# -- a worker process ------------------------------------------------------------------------
-
-
-class _Collected:
-    """A worker's output: result lines, sent to the parent a batch at a time, or after
-    :data:`LATENCY` seconds when records are slow (a worker killed then takes few answers with it),
-    with the time spent making them (the parent reads as far ahead as that time allows)."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self.lines: list[str] = []
-        self.since = time.monotonic()
-        self.idle = 0.0  # of the time since, spent waiting for lines
-
-    def write(self, text: str) -> None:
-        self.lines.append(text)
-        if len(self.lines) >= BATCH or time.monotonic() - self.since >= LATENCY:
-            self.flush()
-
-    def flush(self) -> None:
-        now = time.monotonic()
-        if self.lines:
-            self.conn.send(("results", self.lines, now - self.since - self.idle))
-            self.lines = []
-        self.since, self.idle = now, 0.0
-
-    def wait(self, conn: Any) -> Any:
-        """The parent's next message; the time waiting for it is not work."""
-        started = time.monotonic()
-        message = conn.recv()
-        self.idle += time.monotonic() - started
-        return message
-
-
-def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
-    """A worker's life: build its host, start it when told, run the lines it is sent, report."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
-        _serve(recipe, conn, options)
-
-
-def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
-    try:
-        host, problems = recipe()
-    except LoopaiError as exc:
-        conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
-        return
-    conn.send(("built", problems, host.outbox.path if host.outbox is not None else None))
-    if conn.recv()[0] != "start":  # hosts start one after the other; or the run was called off
-        host.close()
-        return
-    known = len(host.problems)
-    try:
-        host.start()
-    except LoopaiError as exc:
-        conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
-        return
-    conn.send(("started", host.problems[known:]))
-    known = len(host.problems)
-    output = _Collected(conn)
-    options.warn = lambda text: conn.send(("warn", text))
-    runner = Runner(host, {}, output, options)  # type: ignore[arg-type]
-    try:
-        runner.process(_received(conn, output))
-        runner.finish()
-    finally:
-        host.close()
-    output.flush()
-    runner.summary.problems = host.problems[known:]
-    conn.send(("done", runner.summary))
-
-
-def _received(conn: Any, output: _Collected) -> Iterator[tuple[int, bytes]]:
-    """The lines the parent sends, until it says the input ended; before waiting for more, the
-    result lines written so far go back."""
-    while True:
-        output.flush()
-        message = output.wait(conn)
-        if message[0] == "end":
-            return
-        yield from message[1]
-
-
-# -- the parent ------------------------------------------------------------------------------
-
-
-class _Worker:
-    """The parent's side of one worker: its process and pipe, the lines being gathered for it,
-    the results it sent back, and how it ended."""
-
-    def __init__(self, index: int, context: Any, recipe: HostRecipe, options: RunOptions) -> None:
-        self.index = index
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_work, args=(recipe, child, options), name=f"loopai-run-{index}")
-        self._child = child
-        self.batch: list[tuple[int, bytes]] = []  # its lines not sent yet
-        self.assigned = 0  # lines given to it so far: new tasks go to the least busy worker
-        self.sent = 0  # lines sent to it so far
-        self.answered = 0  # results it sent back so far
-        self.rate = 0.0  # lines per second of work, as it reports them (0: not known yet)
-        self.results: deque[str] = deque()
-        self.messages: deque[tuple[Any, ...]] = deque()  # what is not a result line, in order
-        self.summary: Summary | None = None
-        self.death: str | None = None
-
-    def start(self) -> None:
-        self.process.start()
-        self._child.close()
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        with contextlib.suppress(OSError):  # it died: its receiver says so
-            self.conn.send(message)
-
-    def feed(self, force: bool = False) -> None:
-        """Send its waiting lines, a batch at a time, while it has less than :data:`AHEAD` seconds of
-        work unanswered (``force``: all of them, now)."""
-        ahead = max(16, min(4 * BATCH, int(self.rate * AHEAD)))
-        while self.batch and (force or self.sent - self.answered < ahead):
-            lines, self.batch = self.batch[:BATCH], self.batch[BATCH:]
-            self.sent += len(lines)
-            self.send(("lines", lines))
-
-    def answer(self, lines: list[str], busy: float) -> None:
-        """Results it sent back, and the time it worked on them."""
-        self.results.extend(lines)
-        self.answered += len(lines)
-        if busy > 0:
-            rate = len(lines) / busy
-            self.rate = rate if self.rate == 0 else 0.8 * self.rate + 0.2 * rate
-
-    def __str__(self) -> str:
-        return f"worker {self.index + 1} (pid {self.process.pid})"
-
-
 class _Parent:
     """Reads and routes the lines, and writes the results back in order (see the module)."""
 
@@ -237,13 +93,13 @@ class _Parent:
         self.summary = Summary()
         context = multiprocessing.get_context("spawn")  # a host's threads and plugins are never forked
         own = RunOptions(options.concurrency, options.fail_fast)
-        self.workers = [_Worker(index, context, recipe, own) for index in range(count)]
-        self.owners: dict[str | None, _Worker] = {}  # each task's worker
+        self.workers = [WorkerHandle(index, context, recipe, own) for index in range(count)]
+        self.owners: dict[str | None, WorkerHandle] = {}  # each task's worker
         self.router = Router()
-        self.order: deque[tuple[_Worker, int]] = deque()  # each line read and not yet written
+        self.order: deque[tuple[WorkerHandle, int]] = deque()  # each line read and not yet written
         self.window = count * LEAST_WINDOW  # until the workers' speed is known
         self.changed = threading.Condition()
-        self.dead: _Worker | None = None
+        self.dead: WorkerHandle | None = None
         self.lost = 0  # lines of a dead worker that were never answered
         self.receivers: list[threading.Thread] = []
         self.warned: list[str] = []  # the first warning a worker sent: said once per run, as by one process
@@ -275,7 +131,7 @@ class _Parent:
             problems += self._expect(worker, "started")[1]
         return list(dict.fromkeys(problems))
 
-    def _expect(self, worker: _Worker, what: str) -> tuple[Any, ...]:
+    def _expect(self, worker: WorkerHandle, what: str) -> tuple[Any, ...]:
         with self.changed:
             while not worker.messages and worker.death is None:
                 self.changed.wait()
@@ -373,7 +229,7 @@ class _Parent:
                 self.order.popleft()
                 self.output.write(error_line(number, self._lost(worker, number)) + "\n")
 
-    def _lost(self, worker: _Worker, number: int) -> str:
+    def _lost(self, worker: WorkerHandle, number: int) -> str:
         self.lost += 1
         self.summary.stopped_by = (
             f"{worker} {worker.death}: {self.lost:,} line(s) it had got no result, and the input was not read further"
@@ -414,7 +270,7 @@ class _Parent:
 
     # -- what the workers send ---------------------------------------------------------------
 
-    def _receive(self, worker: _Worker) -> None:
+    def _receive(self, worker: WorkerHandle) -> None:
         """One worker's messages as they come: a thread each, so that a worker never waits on the
         parent to send its results (while the parent may be waiting to send it lines)."""
         while True:
@@ -455,7 +311,7 @@ def _malformed(raw: bytes) -> bool:
     return False
 
 
-def _death(worker: _Worker) -> str:
+def _death(worker: WorkerHandle) -> str:
     worker.process.join(timeout=5)
     code = worker.process.exitcode
     if code is not None and code < 0:
