@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "SAMPLER", "VALIDATOR", "WEBHOOK_HANDLER", "Kind", "kind_of"]
 
 
-@dataclass(frozen=True)
 class Kind:
     """One kind of plugin.
 
@@ -30,13 +28,18 @@ class Kind:
     type that hook must return (named by ``result_name``; None: nothing).
     """
 
-    base_name: str
-    label: str
-    title: str
-    key: str
-    group: str
-    hook: str
-    result_name: str | None
+    def __init__(
+        self, base_name: str, label: str, title: str, key: str, group: str, hook: str, result_name: str | None
+    ) -> None:
+        # A plain class, not a dataclass: a dataclass compiles its methods when this module is
+        # imported, which every command's start-up pays for. Kinds are compared by identity.
+        self.base_name = base_name
+        self.label = label
+        self.title = title
+        self.key = key
+        self.group = group
+        self.hook = hook
+        self.result_name = result_name
 
     @functools.cached_property
     def base(self) -> type[Plugin]:
@@ -52,6 +55,9 @@ class Kind:
 
     def __str__(self) -> str:
         return self.label
+
+    def __repr__(self) -> str:
+        return f"<Kind {self.label}>"
 
 
 VALIDATOR: Final = Kind(

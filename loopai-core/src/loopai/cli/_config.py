@@ -12,10 +12,13 @@ from loopai.cli._common import usage
 
 __all__ = ["add_commands"]
 
+HELP = "check or show the configuration"
+"""What ``loopai --help`` says of the command."""
+
 
 def add_commands(commands: Any) -> None:
     """Add the ``config`` command tree to ``commands`` (an argparse subparsers object)."""
-    config = commands.add_parser("config", help="check or show the configuration")
+    config = commands.add_parser("config", help=HELP)
     config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
     check = config_commands.add_parser("check", help="validate a configuration file; exit 1 listing every error")
     check.add_argument("path", nargs="?", help="file to check (default: LOOPAI_CONFIG, ./loopai.toml, pyproject.toml)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from loopai.cli._common import usage
 
@@ -17,8 +17,13 @@ def _version() -> str:
     return core_version()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree; each command's handler is in ``args.handler``."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command tree; each command's handler is in ``args.handler``.
+
+    With ``command`` (``""``: none), only that command's arguments are built and the others are
+    named with their help: all that parsing its line needs (``loopai --version`` builds nothing of
+    ``loopai plugins install``, whose arguments cost more to build than the rest of the start-up).
+    """
     parser = argparse.ArgumentParser(prog="loopai", description="Loopai's plugin host.")
     parser.add_argument("--version", action="version", version=f"loopai-core {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -26,17 +31,26 @@ def build_parser() -> argparse.ArgumentParser:
     from loopai.cli import _config, _events, _plugins, _run
     from loopai.cli._common import host_options
 
-    _config.add_commands(commands)
-    _plugins.add_commands(commands, host_options())
-    _run.add_command(commands, host_options())
-    _events.add_commands(commands, host_options())
+    groups: dict[str, tuple[str, Callable[[], None]]] = {
+        "config": (_config.HELP, lambda: _config.add_commands(commands)),
+        "plugins": (_plugins.HELP, lambda: _plugins.add_commands(commands, host_options())),
+        "run": (_run.HELP, lambda: _run.add_command(commands, host_options())),
+        "events": (_events.HELP, lambda: _events.add_commands(commands, host_options())),
+    }
+    for name, (help_text, add) in groups.items():
+        if command is None or command == name:
+            add()
+        else:
+            commands.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``loopai`` command; returns the exit status (0 ok, 1 problems, 2 usage)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    command = next((word for word in arguments if not word.startswith("-")), "")
+    parser = build_parser(command)
+    args = parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
         return usage(parser)

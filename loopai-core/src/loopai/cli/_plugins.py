@@ -18,12 +18,15 @@ from loopai.cli._common import (
 
 __all__ = ["add_commands"]
 
+HELP = "list, show, check, scaffold, install and uninstall plugins"
+"""What ``loopai --help`` says of the command."""
+
 _KIND_CHOICES = tuple(kind.label for kind in KINDS)
 
 
 def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Add the ``plugins`` command tree to ``commands`` (an argparse subparsers object)."""
-    plugins = commands.add_parser("plugins", help="list, show, check, scaffold, install and uninstall plugins")
+    plugins = commands.add_parser("plugins", help=HELP)
     sub = plugins.add_subparsers(dest="plugins_command", metavar="COMMAND")
 
     listing = sub.add_parser(
@@ -97,7 +100,6 @@ def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[s
     problem too, and the plugin ``failed``, as a strict host would have it.
     """
     from loopai.discovery import discover
-    from loopai.host import Host
 
     config = config_or_exit(args)
     selection = selection_of(args, config)
@@ -106,6 +108,8 @@ def _records(args: argparse.Namespace, *, load: bool) -> tuple[list[Any], list[s
     if not load:
         records = discover(config, selection=selection)
         return records, [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)], strict
+    from loopai.host import Host  # here: a listing (no load) needs no host
+
     # Never strict here: a listing must show the broken plugins, not stop at them.
     with plugin_output_to_stderr():
         host = Host(config, discover=True, selection=selection, strict=False)

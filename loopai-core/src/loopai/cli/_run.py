@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +15,9 @@ if TYPE_CHECKING:
     from loopai.run import Input, Summary
 
 __all__ = ["add_command"]
+
+HELP = "validate, sample and raise events for execution records (JSON Lines)"
+"""What ``loopai --help`` says of the command."""
 
 CONSOLE = "console-webhook-handler"
 
@@ -64,7 +66,7 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
     run = commands.add_parser(
         "run",
         parents=[parent],
-        help="validate, sample and raise events for execution records (JSON Lines)",
+        help=HELP,
         description="Run execution records through the validators, samplers and webhook handlers.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -133,19 +135,30 @@ def _fail(problems: list[str]) -> int:
     return 2
 
 
-@dataclass
 class _HostRecipe:
     """How ``loopai run`` builds its host, from the configuration and the flags: picklable, so that
-    each ``--workers`` process builds its own from the same (already read) configuration."""
+    each ``--workers`` process builds its own from the same (already read) configuration. (A plain
+    class: a dataclass would compile its methods when ``loopai --help`` imports this module.)"""
 
-    config: LoopaiConfig
-    tasks: dict[UUID, TaskSettings]
-    plugins: str | None = None
-    disable_plugins: str | None = None
-    no_autoload: bool = False
-    strict: bool | None = None
-    dry_run_events: bool = False
-    seed: int | None = None
+    def __init__(
+        self,
+        config: LoopaiConfig,
+        tasks: dict[UUID, TaskSettings],
+        plugins: str | None = None,
+        disable_plugins: str | None = None,
+        no_autoload: bool = False,
+        strict: bool | None = None,
+        dry_run_events: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.tasks = tasks
+        self.plugins = plugins
+        self.disable_plugins = disable_plugins
+        self.no_autoload = no_autoload
+        self.strict = strict
+        self.dry_run_events = dry_run_events
+        self.seed = seed
 
     def __call__(self) -> tuple[Host, list[str]]:
         """The host, not started, and the problems met loading its plugins. Raises

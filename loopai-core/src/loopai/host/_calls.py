@@ -7,11 +7,11 @@ event; the other half (building the plugin set, lifecycle) is in :mod:`loopai.ho
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from loopai._log import logger
 from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent, WebhookEventType
 from loopai._report import EmitReport, PluginFailure, SamplingReport, ValidationReport
 from loopai.delivery import Outbox
@@ -30,7 +30,7 @@ from loopai.state import StateStore, TaskStatistics
 
 __all__ = ["HostCalls"]
 
-log = logging.getLogger("loopai")
+log = logger()
 
 
 class HostCalls:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._errors import StartupError
+from loopai._log import logger
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
@@ -29,7 +29,7 @@ from loopai.state import MemoryStateStore, StateStore
 
 __all__ = ["Host"]
 
-log = logging.getLogger("loopai")
+log = logger()
 
 
 class Host(HostCalls):
