@@ -73,6 +73,8 @@ def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
 
 
 def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
+    if conn.recv()[0] != "build":  # the first worker builds alone: it creates the outbox file
+        return
     try:
         host, problems = recipe()
     except LoopaiError as exc:

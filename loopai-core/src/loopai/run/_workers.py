@@ -19,8 +19,9 @@ summaries.
   had and did not answer gets an error line saying so (an event it raised before dying was
   recorded in the outbox first, and is delivered), the other workers finish theirs, and the
   run ends early (exit 1). The output holds one whole line per line read, in order.
-- Hosts start one after the other, so that deliveries left pending in the outbox by a killed
-  process are made once, by the first.
+- The first worker builds its host alone (it creates the outbox file, if there is none yet), the
+  others together; hosts start one after the other, so that deliveries left pending in the outbox
+  by a killed process are made once, by the first.
 """
 
 from __future__ import annotations
@@ -122,10 +123,14 @@ class _Parent:
             receiver.start()
             self.receivers.append(receiver)
         problems: list[str] = []
-        for worker in self.workers:
-            built = self._expect(worker, "built")
-            problems += built[1]
-            self.summary.outbox = self.summary.outbox or built[2]
+        first, others = self.workers[0], self.workers[1:]
+        for group in ([first], others):  # the first creates the outbox; two at once would collide
+            for worker in group:
+                worker.send(("build",))
+            for worker in group:
+                built = self._expect(worker, "built")
+                problems += built[1]
+                self.summary.outbox = self.summary.outbox or built[2]
         for worker in self.workers:
             worker.send(("start",))
             problems += self._expect(worker, "started")[1]
