@@ -124,11 +124,15 @@ class Parser:
         impls: dict[str, pluggy.HookImpl] = {}
         by_class = self._class_options(type(plugin)) if isinstance(plugin, Plugin) else None
         own = _instance_dict(plugin) if by_class is not None else {}
+        is_module = type(plugin) in MODULES
         for name in _candidate_names(plugin):
             if not hasattr(plugin, name):
                 continue
             if by_class is not None and name not in own:
                 opts = by_class[name]  # what pluggy finds on the instance is what it finds on its class
+            elif is_module:  # a function of the module that carries the marker: pluggy reads it so
+                marker = getattr(vars(plugin)[name], _IMPL_ATTR, None)
+                opts = marker if isinstance(marker, dict) else None  # type: ignore[assignment]  # pluggy reads it as such
             else:
                 opts = self._manager.parse_hookimpl_opts(plugin, name)
             if opts is None:
