@@ -104,3 +104,24 @@ def test_unknown_keys_are_said_once_with_workers_too(tmp_path: Path, kit, loopai
 
     assert result.code == 0, result.stderr
     assert sum("unknown key(s) 'Surprise'" in line for line in result.stderr.splitlines()) == 1
+
+
+def test_a_plugin_message_that_is_not_valid_unicode_is_written_escaped(tmp_path: Path, kit, loopai, plugins) -> None:
+    module = tmp_path / "modules" / "odd_messages.py"
+    module.write_text(
+        "import loopai\n\n"
+        "class Odd(loopai.ValidatorPlugin):\n"
+        "    def validate(self, execution, context):\n"
+        "        errors = {'$': ['half \\ud800']}\n"
+        "        return loopai.ValidationResult(is_valid=False, validator_type='odd', errors=errors)\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "loopai.toml").write_text('[plugins.validators.odd]\nfactory = "odd_messages:Odd"\n', encoding="utf-8")
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(), kit.make_record()])
+
+    result = loopai(str(source), "--no-autoload", "-o", "out.jsonl")
+
+    assert result.code == 0, result.stderr
+    written = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()  # valid UTF-8 throughout
+    errors = [json.loads(line)["validation"]["results"][0]["errors"] for line in written]
+    assert errors == [{"$": ["half \ud800"]}] * 2
