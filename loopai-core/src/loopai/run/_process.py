@@ -10,7 +10,9 @@ keeps the results it answers with.
 from __future__ import annotations
 
 import contextlib
+import queue
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -118,13 +120,19 @@ def _received(conn: Any, output: _Collected) -> Iterator[tuple[int, bytes]]:
 
 class WorkerHandle:
     """The parent's side of one worker: its process and pipe, the lines being gathered for it,
-    the results it sent back, and how it ended."""
+    the results it sent back, and how it ended.
+
+    Messages to the worker are written by a thread of their own: a pipe holds less than a batch,
+    and the parent must never wait for one worker to read while the others have nothing to do.
+    """
 
     def __init__(self, index: int, context: Any, recipe: HostRecipe, options: RunOptions) -> None:
         self.index = index
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_work, args=(recipe, child, options), name=f"loopai-run-{index}")
         self._child = child
+        self._outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_all, name=f"loopai-run-send-{index}", daemon=True)
         self.batch: list[tuple[int, bytes]] = []  # its lines not sent yet
         self.assigned = 0  # lines given to it so far: new tasks go to the least busy worker
         self.sent = 0  # lines sent to it so far
@@ -138,10 +146,22 @@ class WorkerHandle:
     def start(self) -> None:
         self.process.start()
         self._child.close()
+        self._sender.start()
 
     def send(self, message: tuple[Any, ...]) -> None:
-        with contextlib.suppress(OSError):  # it died: its receiver says so
-            self.conn.send(message)
+        """Queue ``message`` for the worker (in order; never waits)."""
+        self._outgoing.put(message)
+
+    def close(self) -> None:
+        """Send what is queued, then stop sending."""
+        self._outgoing.put(None)
+        if self._sender.is_alive():
+            self._sender.join(timeout=10)
+
+    def _send_all(self) -> None:
+        while (message := self._outgoing.get()) is not None:
+            with contextlib.suppress(OSError):  # it died: its receiver says so
+                self.conn.send(message)
 
     def feed(self, force: bool = False) -> None:
         """Send its waiting lines, a batch at a time, while it has less than :data:`AHEAD` seconds of

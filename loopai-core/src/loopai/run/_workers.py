@@ -156,6 +156,8 @@ class _Parent:
             if worker.process.is_alive():
                 worker.process.terminate()
                 worker.process.join()
+        for worker in self.workers:
+            worker.close()
         for receiver in self.receivers:
             receiver.join(timeout=5)  # each ends at its worker's end of the pipe
         for worker in self.workers:
@@ -212,10 +214,13 @@ class _Parent:
             self._drain(self.window // 2)
 
     def _write_ready(self) -> None:
-        """Write the results that come next in input order and have arrived."""
-        order, write = self.order, self.output.write
+        """Write the results that come next in input order and have arrived (in one write: they
+        come back a batch at a time)."""
+        order, ready = self.order, []
         while order and order[0][0].results:
-            write(order.popleft()[0].results.popleft())
+            ready.append(order.popleft()[0].results.popleft())
+        if ready:
+            self.output.write("".join(ready))
 
     def _drain(self, low: int) -> None:
         """Write results in input order until at most ``low`` lines are left waiting."""
