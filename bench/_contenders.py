@@ -16,12 +16,14 @@ import contextlib
 import io
 import json
 import random
+import resource
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTENDERS", "SCRIPTS", "generate", "verdicts", "write_setup"]
+__all__ = ["CONTENDERS", "SCRIPTS", "generate", "peak_rss_mb", "verdicts", "write_setup"]
 
 SEED = 1
 MASK = (1 << 64) - 1
@@ -84,6 +86,20 @@ def generate(path: Path, count: int, tasks: int = 1) -> None:
             if n % 100 == 50:
                 record.update(status="error", output=None, error_message="RuntimeError: boom")
             out.write(json.dumps(record) + "\n")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size, in MB: ``VmHWM`` where Linux keeps it (``ru_maxrss``
+    would also count the parent's memory at the fork that started this process)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
 # -- loopai run ------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _contenders import CONTENDERS, generate, verdicts, write_setup
+from _contenders import CONTENDERS, generate, peak_rss_mb, verdicts, write_setup
 
 TITLE = "Throughput of loopai run, per core"
 SIZE, QUICK_SIZE = 100_000, 10_000
@@ -81,8 +80,7 @@ def _child(kind: str, workdir: Path, count: int) -> None:
         lines = sum(1 for _ in written)
     if lines != count:
         raise SystemExit(f"{kind} wrote {lines} lines for {count} records")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 if sys.platform != "darwin" else 1024)
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": rss / 1024}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": peak_rss_mb()}))
 
 
 def breakdown(workdir: Path, source: Path) -> dict[str, float]:

@@ -10,6 +10,7 @@ the same as one process's.
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import io
 import json
 import os
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _contenders import generate, write_setup
+from _contenders import generate, peak_rss_mb, write_setup
 
 TITLE = "Every core: loopai run --workers"
 TASKS = 20
@@ -67,8 +68,8 @@ def _child(workers: int, workdir: Path, count: int) -> None:
             {
                 "seconds": seconds,
                 "cpu": cpu,
-                "parent_mb": own.ru_maxrss / scale,
-                "worker_mb": children.ru_maxrss / scale,
+                "parent_mb": peak_rss_mb(),
+                "worker_mb": children.ru_maxrss / scale,  # the largest worker's (they started small)
             }
         )
     )
@@ -116,7 +117,7 @@ def run(quick: bool) -> str:
                 flush=True,
             )
         same = all(
-            (workdir / f"out-{w}-{count}.jsonl").read_bytes() == (workdir / f"out-1-{count}.jsonl").read_bytes()
+            filecmp.cmp(workdir / f"out-{w}-{count}.jsonl", workdir / f"out-1-{count}.jsonl", shallow=False)
             for w in WORKERS
         )
         memory = {} if quick else _memory(workdir, best)
