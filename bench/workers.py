@@ -68,6 +68,7 @@ def _child(workers: int, workdir: Path, count: int) -> None:
             {
                 "seconds": seconds,
                 "cpu": cpu,
+                "parent_cpu": own.ru_utime + own.ru_stime,
                 "parent_mb": peak_rss_mb(),
                 "worker_mb": children.ru_maxrss / scale,  # the largest worker's (they started small)
             }
@@ -178,9 +179,16 @@ was doing. {platform.python_implementation()} {platform.python_version()}.
 **Goal {verdict}**: two workers at least {GOAL}x one process's records per second: {speedup:.2f}x.
 Output lines: {"byte for byte the same" if same else "**different**"} as one process's.
 
-Two workers spend {overhead:.2f}x one process's CPU time in all: the parent reads, routes (each line's
-task id is found in its bytes, without parsing it) and writes in order, each worker parses what it
-is given and answers in batches, and each worker starts its own interpreter and host.
+Two workers spend {overhead:.2f}x one process's CPU time in all, on the same cores. What is left:
+
+- the parent's own work, {two["parent_cpu"] / count * 1e6:.1f} CPU µs per record: reading each line,
+  finding its task id in its bytes (without parsing it), sending lines to the workers and taking
+  their result lines back (pickled, by a thread per worker each way), writing them in input order;
+- each worker's start (an interpreter, the host and the plugins it loads), and its own import of
+  `jsonschema` when its first record is not proven valid (about a second here, for each worker);
+- the machine: other programs ran while this was measured, and two processes working at once share
+  its memory caches. Where two cores are free and nothing else runs, the CPU time above bounds what
+  two workers can gain: one process's CPU time / (two workers' CPU time / 2) = {2 / overhead:.2f}x.
 
 {memory_line}
 """

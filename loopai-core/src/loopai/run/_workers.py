@@ -206,7 +206,8 @@ class _Parent:
         if len(worker.batch) >= BATCH:
             worker.feed()
         if len(self.order) < self.window:
-            self._write_ready()
+            if self.order[0][0].results:  # the oldest line's result is back: write what is ready
+                self._write_ready()
         else:
             self.window = max(
                 len(self.workers) * BATCH, min(MOST_WINDOW, int(sum(w.rate for w in self.workers) * WINDOW))
