@@ -3,7 +3,12 @@
 Each plugin distribution ``loopai-fake-plugin-NNNN`` declares one ``loopai.validators`` entry
 point, ``fake-NNNN = loopai_fake_plugin_NNNN``: a one-file module with a
 ``@loopai.hookimpl def validate(execution, context)``, which loopai, pluggy and stevedore can
-all load. Unrelated distributions ``unrelated-dist-NNNN`` look like ordinary libraries: some
+all load. With ``style="class"`` the entry point names a class instead, in the style the README
+teaches (``fake-NNNN = loopai_fake_plugin_NNNN:FakeValidator``: a ``loopai.ValidatorPlugin``
+subclass whose ``validate`` method is also marked ``@loopai.hookimpl``, so that pluggy, which
+registers the class, finds it too). With ``installer=False`` no dist-info has an ``INSTALLER``
+file, as when a tool other than an installer wrote them. Unrelated distributions
+``unrelated-dist-NNNN`` look like ordinary libraries: some
 declare console scripts or other entry point groups, none a loopai group. Modules are
 byte-compiled, as pip does, so that no contender pays for compiling them.
 
@@ -37,6 +42,23 @@ __version__ = "1.0.{i}"
 @loopai.hookimpl
 def validate(execution, context):
     return None
+'''
+
+_PLUGIN_CLASS = '''"""Fake loopai plugin {i}: a plugin class, as the README teaches."""
+
+import loopai
+
+__version__ = "1.0.{i}"
+
+
+class FakeValidator(loopai.ValidatorPlugin):
+    name = "fake-{i:04d}"
+    version = __version__
+    description = "Fake validator number {i}"
+
+    @loopai.hookimpl
+    def validate(self, execution, context):
+        return None
 '''
 
 _METADATA = """Metadata-Version: 2.1
@@ -88,6 +110,7 @@ def _dist(
     requires: tuple[str, ...],
     entry_points: str | None,
     files: dict[str, str],
+    installer: bool = True,
 ) -> None:
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
@@ -98,7 +121,8 @@ def _dist(
         encoding="utf-8",
     )
     (info / "WHEEL").write_text(_WHEEL, encoding="utf-8")
-    (info / "INSTALLER").write_text("pip\n", encoding="utf-8")
+    if installer:
+        (info / "INSTALLER").write_text("pip\n", encoding="utf-8")
     if entry_points is not None:
         (info / "entry_points.txt").write_text(entry_points, encoding="utf-8")
     record = []
@@ -114,19 +138,21 @@ def _dist(
     (info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
 
 
-def build(site: Path, plugins: int, unrelated: int = 200) -> Path:
-    """Fill the empty or missing directory ``site`` and return it."""
+def build(site: Path, plugins: int, unrelated: int = 200, *, style: str = "module", installer: bool = True) -> Path:
+    """Fill the empty or missing directory ``site`` and return it (``style``: ``module`` or ``class``)."""
     site.mkdir(parents=True, exist_ok=True)
     for i in range(plugins):
         module = f"{PLUGIN_MODULE_PREFIX}{i:04d}"
+        target = f"{module}:FakeValidator" if style == "class" else module
         _dist(
             site,
             f"loopai-fake-plugin-{i:04d}",
             f"1.0.{i}",
             summary=f"Fake loopai validator number {i}",
             requires=_plugin_requires(i),
-            entry_points=f"[{PLUGIN_GROUP}]\nfake-{i:04d} = {module}\n",
-            files={f"{module}.py": _PLUGIN_MODULE.format(i=i)},
+            entry_points=f"[{PLUGIN_GROUP}]\nfake-{i:04d} = {target}\n",
+            files={f"{module}.py": (_PLUGIN_CLASS if style == "class" else _PLUGIN_MODULE).format(i=i)},
+            installer=installer,
         )
     for i in range(unrelated):
         package = f"unrelated_dist_{i:04d}"
@@ -144,6 +170,7 @@ def build(site: Path, plugins: int, unrelated: int = 200) -> Path:
             requires=_UNRELATED_REQUIRES,
             entry_points=entry_points,
             files={f"{package}/__init__.py": f'"""Unrelated {i}."""\n\n\ndef main():\n    return 0\n'},
+            installer=installer,
         )
     compileall.compile_dir(str(site), quiet=1, workers=1)
     return site

@@ -7,6 +7,9 @@ Contenders, each timed inside its own new interpreter (start-up and imports excl
 * loading: ``loopai.Host(discover=True)`` (cache off, and warm) against pluggy's
   ``PluginManager.load_setuptools_entrypoints`` and stevedore's ``ExtensionManager``, with
   the bare imports of the plugin modules as the floor.
+
+At the largest N, two more sites: plugins written as classes (the README's style) for loading,
+and dist-infos without ``INSTALLER`` files for the warm listing.
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ LOAD_GOAL = 0.5
 LOAD_GOAL_FROM = 1000
 
 CONTENDERS = ("importlib", "listing", "cached", "load", "load-cached", "pluggy", "stevedore", "imports")
+VARIANTS = {"class": ("pluggy", "load-cached", "imports"), "no-installer": ("importlib", "cached")}
+"""The other sites, at the largest N, and what runs on each: plugin classes, dist-infos without INSTALLER."""
 CACHED = ("cached", "load-cached")
 """Contenders that run with a warm loopai discovery cache (the others with ``LOOPAI_NO_CACHE=1``)."""
 
-IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai.discovery")
+IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai.discovery", "loopai.host")
 """What every process imports before timing, whatever it measures."""
 
 # The code each fresh process runs: the same imports for every contender, then the timed
@@ -55,9 +60,10 @@ import importlib.metadata
 import pluggy
 import stevedore.extension
 import loopai
+import loopai.host
 from loopai._kinds import KINDS
 from loopai.config import LoopaiConfig
-from loopai.discovery import discover, read_inventory
+from loopai.discovery import discover, load_discovered, read_inventory
 GROUPS = [kind.group for kind in KINDS]
 
 mode, group, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -113,7 +119,8 @@ print(json.dumps(out))
 
 @dataclass(frozen=True)
 class Row:
-    """The fastest run of each contender for N plugin distributions, in milliseconds."""
+    """The fastest run of each contender for N plugin distributions, in milliseconds (``variant@who``
+    for the other sites)."""
 
     n: int
     ms: dict[str, float]
@@ -152,17 +159,18 @@ class Bench:
         self._base = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPAI_", "PYTHON"))}
         self._base["PYTHONDONTWRITEBYTECODE"] = "1"
 
-    def site(self, n: int) -> Path:
-        site = self.root / f"site-{n}"
+    def site(self, n: int, variant: str = "module") -> Path:
+        site = self.root / f"site-{variant}-{n}"
         if not site.exists():
-            build(site, n, UNRELATED)
+            style = "class" if variant == "class" else "module"
+            build(site, n, UNRELATED, style=style, installer=variant != "no-installer")
         return site
 
-    def run(self, mode: str, n: int) -> dict[str, Any]:
-        path = os.pathsep.join([str(self.site(n)), str(self.deps)])
-        env = {**self._base, "PYTHONPATH": path, "XDG_CACHE_HOME": str(self.xdg)}
+    def run(self, mode: str, n: int, variant: str = "module") -> dict[str, Any]:
+        path = os.pathsep.join([str(self.site(n, variant)), str(self.deps)])
+        env = {**self._base, "PYTHONPATH": path, "XDG_CACHE_HOME": str(self.xdg / variant)}
         if mode in CACHED:
-            env["LOOPAI_CACHE_DIR"] = str(self.loopai_cache)
+            env["LOOPAI_CACHE_DIR"] = str(self.loopai_cache / variant)
         else:
             env["LOOPAI_NO_CACHE"] = "1"
         done = subprocess.run(
@@ -199,19 +207,22 @@ def _check(mode: str, n: int, result: dict[str, Any]) -> None:
         raise AssertionError(f"{mode} with N={n}: {result['problems'][:3]}")
 
 
-def measure(bench: Bench, n: int, runs: int) -> Row:
+def measure(bench: Bench, n: int, runs: int, variants: bool = False) -> Row:
     """One untimed warm-up process per contender (it fills the caches), then ``runs`` rounds.
 
     Rounds interleave the contenders so the machine's drift spreads over all of them alike;
     each contender's fastest process is the one least disturbed by everything else.
     """
-    for who in CONTENDERS:
-        bench.run(who, n)
-    best = dict.fromkeys(CONTENDERS, float("inf"))
+    contenders = [("module", who) for who in CONTENDERS]
+    if variants:
+        contenders += [(variant, who) for variant, whos in VARIANTS.items() for who in whos]
+    for variant, who in contenders:
+        bench.run(who, n, variant)
+    best = dict.fromkeys(contenders, float("inf"))
     for _ in range(runs):
-        for who in CONTENDERS:
-            best[who] = min(best[who], float(bench.run(who, n)["seconds"]))
-    return Row(n, {who: seconds * 1e3 for who, seconds in best.items()})
+        for variant, who in contenders:
+            best[variant, who] = min(best[variant, who], float(bench.run(who, n, variant)["seconds"]))
+    return Row(n, {(who if variant == "module" else f"{variant}@{who}"): s * 1e3 for (variant, who), s in best.items()})
 
 
 def measure_all(quick: bool = False, progress: Callable[[Row], None] | None = None) -> list[Row]:
@@ -219,8 +230,9 @@ def measure_all(quick: bool = False, progress: Callable[[Row], None] | None = No
     rows = []
     with tempfile.TemporaryDirectory(prefix="loopai-bench-discovery-") as root:
         bench = Bench(Path(root))
-        for n in QUICK_NS if quick else NS:
-            row = measure(bench, n, QUICK_RUNS if quick else RUNS)
+        ns = QUICK_NS if quick else NS
+        for n in ns:
+            row = measure(bench, n, QUICK_RUNS if quick else RUNS, variants=n == ns[-1])
             if progress is not None:
                 progress(row)
             rows.append(row)
@@ -269,6 +281,38 @@ def load_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def variants_table(row: Row) -> str:
+    ms = row.ms
+    classes = row.ratio("class@load-cached", "class@pluggy")
+    listed = row.ratio("no-installer@cached", "no-installer@importlib")
+    return "\n".join(
+        [
+            f"| site (N = {row.n:,}) | ours ms | against ms | ours / it | goal | verdict |",
+            "|---|---:|---:|---:|---|---|",
+            f"| plugin classes: loading, warm cache, against pluggy's load | {ms['class@load-cached']:.1f} "
+            f"| {ms['class@pluggy']:.1f} | {classes:.2f}x | <= {LOAD_GOAL}x | {_verdict(classes <= LOAD_GOAL)} |",
+            f"| plugin classes: imports only (the floor), against pluggy's load | {ms['class@imports']:.1f} "
+            f"| {ms['class@pluggy']:.1f} | {row.ratio('class@imports', 'class@pluggy'):.2f}x | shown | |",
+            f"| dist-infos without INSTALLER: listing, warm cache, against importlib.metadata "
+            f"| {ms['no-installer@cached']:.1f} | {ms['no-installer@importlib']:.1f} | {listed:.2f}x "
+            f"| <= {CACHED_GOAL}x | {_verdict(listed <= CACHED_GOAL)} |",
+        ]
+    )
+
+
+def _variant_misses(rows: list[Row]) -> list[str]:
+    row = rows[-1]
+    if "class@pluggy" not in row.ms:
+        return []
+    missed = []
+    if row.ratio("class@load-cached", "class@pluggy") > LOAD_GOAL:
+        missed.append(f"loading plugin classes at N={row.n} ({row.ratio('class@load-cached', 'class@pluggy'):.2f}x)")
+    if row.ratio("no-installer@cached", "no-installer@importlib") > CACHED_GOAL:
+        ratio = row.ratio("no-installer@cached", "no-installer@importlib")
+        missed.append(f"warm listing without INSTALLER at N={row.n} ({ratio:.2f}x)")
+    return missed
+
+
 def summary(rows: list[Row]) -> str:
     missed = [f"listing at N={r.n} ({r.ratio('listing', 'importlib'):.2f}x)" for r in rows if not r.listing_ok]
     missed += [f"warm cache at N={r.n} ({r.ratio('cached', 'importlib'):.2f}x)" for r in rows if not r.cached_ok]
@@ -277,6 +321,7 @@ def summary(rows: list[Row]) -> str:
         for r in rows
         if r.load_judged and not r.load_ok("load-cached")
     ]
+    missed += _variant_misses(rows)
     judged = [r for r in rows if r.load_judged]
     if missed:
         verdict = f"**Goals missed**: {'; '.join(missed)}."
@@ -333,6 +378,17 @@ modules: *imports only* is that floor, `importlib.import_module` of each module 
 nothing else. The goal is judged at N = {LOAD_GOAL_FROM:,}, on the warm cache.
 
 {load_table(rows)}
+
+**Plugins as classes, and dist-infos without `INSTALLER`** (the largest N only): the same N plugins
+written as `loopai.ValidatorPlugin` subclasses named by their entry points (`fake-NNNN =
+module:FakeValidator`, whose `validate` also carries `@loopai.hookimpl` so that pluggy, which
+registers the class, finds it), loaded by ours and by pluggy; and the module plugins again, in
+dist-infos without an `INSTALLER` file (as tools that unpack wheels without an installer leave
+them), listed with a warm cache. A plugin class's hook options are read once per class that
+defines them (pluggy reads each with `inspect.getattr_static`); the cache watches no dist-info file,
+whoever wrote it (egg-infos, which develop installs rewrite in place, are still watched).
+
+{variants_table(rows[-1]) if "class@pluggy" in rows[-1].ms else "Not run in quick mode."}
 
 {summary(rows)}
 """

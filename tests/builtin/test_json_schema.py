@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 import loopai
-import loopai_builtin._json_schema as schema_module
+import loopai_builtin._schema_cache as schema_module
 from loopai_builtin import JsonSchemaValidator
 
 OUTPUT_SCHEMA = {
@@ -201,8 +201,8 @@ def test_an_unresolvable_reference_is_named(record):
 def test_a_schema_is_compiled_once_for_equal_documents(record, monkeypatch):
     validator = JsonSchemaValidator()
     compiled = []
-    original = schema_module._compile
-    monkeypatch.setattr(schema_module, "_compile", lambda *a: compiled.append(a) or original(*a))
+    original = schema_module.compile_schema
+    monkeypatch.setattr(schema_module, "compile_schema", lambda *a: compiled.append(a) or original(*a))
     for index in range(50):
         schema = dict(reversed(OUTPUT_SCHEMA.items())) if index % 2 else dict(OUTPUT_SCHEMA)  # equal, other order
         assert check(validator, record(output={"label": "ham", "score": 0.5}), output_schema=schema).is_valid

@@ -31,6 +31,22 @@ def test_a_seed_makes_runs_reproducible(record, make_host):
     assert first != other
 
 
+def test_with_a_seed_a_tasks_decisions_do_not_depend_on_other_tasks_records(record, make_host):
+    # What lets `loopai run --workers` write what one process writes: each worker sees only its
+    # tasks' records, in order, and must sample exactly the records one process samples.
+    tasks = [uuid.uuid4() for _ in range(3)]
+    alone = {
+        task: decisions(make_host(PercentageSampler({"seed": 5})), [record(task_id=task) for _ in range(300)])
+        for task in tasks
+    }
+    mixed = [record(task_id=tasks[n % 3 if n % 7 else 0]) for n in range(300)]
+    together = decisions(make_host(PercentageSampler({"seed": 5})), mixed)
+    for task in tasks:
+        mine = [sampled for r, sampled in zip(mixed, together, strict=True) if r.task_id == task]
+        assert mine == alone[task][: len(mine)]
+    assert 10 < sum(together) < 60  # the default rate: 0.1 of 300
+
+
 def test_reconfiguring_restarts_from_the_seed(record):
     sampler = PercentageSampler({"seed": 3})
     context = loopai.SamplingContext()

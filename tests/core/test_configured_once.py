@@ -114,9 +114,7 @@ def test_deny_rules_turn_off_factory_plugins_too(counting) -> None:
         }
     )
     from_config = loopai.Host(config, environ={})
-    from_env = loopai.Host(
-        config.model_copy(update={"deny": []}), environ={"LOOPAI_DISABLE_PLUGINS": "counted"}
-    )
+    from_env = loopai.Host(config.model_copy(update={"deny": []}), environ={"LOOPAI_DISABLE_PLUGINS": "counted"})
 
     for host in (from_config, from_env):
         assert not host.registry.contains("webhook-handler", "counted")

@@ -407,6 +407,30 @@ def test_method_taking_only_execution_is_called_with_the_execution(registry: Plu
     assert result.message == str(execution.id)
 
 
+def test_instances_of_one_class_are_read_alike_and_an_attribute_of_the_instance_wins() -> None:
+    # Hook options are read once per class (and once per class that defines an inherited hook): a
+    # second instance, an instance of a subclass, and an instance with a function of its own under
+    # the hook's name must each be read as pluggy reads that instance.
+    class Base(ValidatorPlugin):
+        def validate(self, execution, context):
+            return ValidationResult(is_valid=True, message="class")
+
+    class Child(Base):
+        pass
+
+    own = Child(name="own")
+    own.__dict__["validate"] = lambda execution: ValidationResult(is_valid=False, message="instance")
+    registry = PluginRegistry()
+    for plugin in (Base(name="first"), Base(name="second"), Child(name="child"), own):
+        registry.register(plugin)
+
+    said = {
+        name: registry.entry(ValidatorPlugin, name).call(_execution(), ValidationContext()).message
+        for name in ("first", "second", "child", "own")
+    }
+    assert said == {"first": "class", "second": "class", "child": "class", "own": "instance"}
+
+
 def test_method_taking_only_context_is_called_with_the_context(registry: PluginRegistry) -> None:
     class OnlyContext(SamplerPlugin):
         name = "only-context"

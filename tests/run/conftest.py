@@ -48,7 +48,7 @@ class Recorder(loopai.WebhookHandlerPlugin):
     def handle_event(self, event, context):
         line = json.dumps({"type": event.event_type.value, "line": event.payload.get("line"),
                            "payload": event.payload, "dry": context.is_dry_run,
-                           "execution_id": str(event.execution_id)})
+                           "execution_id": str(event.execution_id), "pid": os.getpid()})
         with self._lock, open(os.environ["LOOPAI_TEST_EVENTS"], "a", encoding="utf-8") as out:
             out.write(line + "\\n")
 
@@ -57,6 +57,9 @@ class OutputIsOk(loopai.ValidatorPlugin):
     """Valid when the output is the string "ok"."""
 
     def validate(self, execution, context):
+        if os.environ.get("LOOPAI_TEST_VALIDATED"):  # which process validated which task
+            with open(os.environ["LOOPAI_TEST_VALIDATED"], "a", encoding="utf-8") as out:
+                out.write(f"{execution.task_id} {os.getpid()}\\n")
         return loopai.ValidationResult(is_valid=execution.output == "ok", validator_type="output-is-ok")
 
 

@@ -2,182 +2,35 @@
 
 from __future__ import annotations
 
-import json
-import re
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, NamedTuple
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, NamedTuple
 
-import jsonschema
-import referencing.exceptions
-from jsonschema.protocols import Validator
-from jsonschema.validators import (
-    Draft3Validator,
-    Draft4Validator,
-    Draft6Validator,
-    Draft7Validator,
-    Draft201909Validator,
-    Draft202012Validator,
-    validator_for,
-)
 from pydantic import BaseModel, Field, field_validator
 
 import loopai
 from loopai_builtin._json_compare import differences, parsed
-from loopai_builtin._schema_fast_path import Check, compile_check
+from loopai_builtin._schema_cache import TOO_DEEP, CacheInfo, Schema, SchemaCache, regex_problem
 from loopai_builtin._schema_refs import RemoteRefError, RemoteRefs, normalised_prefix
 from loopai_builtin._version import __version__
 
 __all__ = ["CacheInfo", "JsonSchemaValidator"]
 
-_DRAFTS: dict[type[Validator], str] = {
-    Draft202012Validator: "draft2020-12",
-    Draft201909Validator: "draft2019-09",
-    Draft7Validator: "draft7",
-    Draft6Validator: "draft6",
-    Draft4Validator: "draft4",
-    Draft3Validator: "draft3",
-}
 _MAX_DIFFERENCES = 20
-Schema = dict[str, Any] | bool
-"""A JSON Schema: an object, or ``true``/``false`` (valid since draft 6: anything / nothing)."""
-_TOO_DEEP = (
-    "it recurses deeper than Python's stack allows: a $ref that leads back to itself without "
-    "going into the instance, or an instance nested deeper than the schema can follow"
+
+
+class _Part(NamedTuple):
+    """One side of a run checked against a schema of the context, and its names in results."""
+
+    name: str  # the run's field: "input"
+    schema: str  # the context's field and the check's name: "input_schema"
+    draft_key: str  # where the result's metadata names the schema's draft
+    error_key: str  # where a problem of the schema itself is reported
+
+
+_PARTS: Final = tuple(
+    _Part(part, f"{part}_schema", f"{part}_schema_draft", f"$.{part}_schema") for part in ("input", "output")
 )
-
-
-class CacheInfo(NamedTuple):
-    """Counts of the compiled-validator cache, like :func:`functools.lru_cache`'s."""
-
-    hits: int
-    misses: int
-    maxsize: int
-    currsize: int
-
-
-class _Compiled(NamedTuple):
-    """A schema ready to use: its validator, or why it cannot be used."""
-
-    validator: Validator | None
-    draft: str
-    problem: tuple[str, str] | None = None  # (path in the schema, message)
-    note: str | None = None
-    quick: Check | None = None
-    """Proves common instances valid without jsonschema's walk (see ``_schema_fast_path``)."""
-
-
-def _meta_id(draft: type[Validator]) -> str:
-    meta = draft.META_SCHEMA
-    return str(meta.get("$id") or meta.get("id") or "")
-
-
-def _bare(uri: str) -> str:
-    # ``https://json-schema.org/draft-07/schema`` and ``http://...schema#`` name the same draft.
-    return uri.strip().rstrip("#").split("://", 1)[-1]
-
-
-def _draft(schema: Schema) -> tuple[type[Validator], str | None]:
-    """The validator class for ``schema`` and, when ``$schema`` is not a known draft, a note."""
-    declared = schema.get("$schema") if isinstance(schema, dict) else None
-    chosen = validator_for(schema, default=Draft202012Validator)
-    if declared is None or _bare(_meta_id(chosen)) == _bare(declared):
-        return chosen, None
-    for draft in _DRAFTS:  # a spelling validator_for does not know (https, no trailing #)
-        if _bare(_meta_id(draft)) == _bare(declared):
-            return draft, None
-    return Draft202012Validator, f"$schema {declared!r} is not a draft jsonschema knows; validated as draft 2020-12"
-
-
-def _schema_location(path: Iterable[Any]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
-
-
-class _SchemaCache:
-    """Compiled validators by schema (keyed by a stable JSON dump), least recently used out first.
-
-    A schema is treated as immutable once used: change a task's schema by giving a new dict.
-    ``remote`` gives the compiled validators their remote ``$ref`` documents.
-    """
-
-    def __init__(self, maxsize: int, remote: RemoteRefs) -> None:
-        self.maxsize = maxsize
-        self.remote = remote
-        self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[tuple[str, bool], _Compiled] = OrderedDict()
-        self._by_identity: dict[tuple[int, bool], tuple[Schema, _Compiled]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, schema: Schema, format_checking: bool) -> _Compiled:
-        # Fast path: the same schema object as last time (a task's schema is one dict reused
-        # for every record; ``True`` and ``False`` are one object each). The entry holds the
-        # schema, so its id cannot be reused meanwhile.
-        same = self._by_identity.get((id(schema), format_checking))
-        if same is not None and same[0] is schema:
-            self.hits += 1
-            return same[1]
-        try:
-            key = (json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str), format_checking)
-        except RecursionError:
-            return _Compiled(None, "", ("", f"the schema is nested too deeply to be read ({_TOO_DEEP})"))
-        compiled = self._get(key, schema, format_checking)
-        with self._lock:
-            if len(self._by_identity) >= self.maxsize:
-                self._by_identity.clear()
-            self._by_identity[(id(schema), format_checking)] = (schema, compiled)
-        return compiled
-
-    def _get(self, key: tuple[str, bool], schema: Schema, format_checking: bool) -> _Compiled:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return found
-            self.misses += 1
-        compiled = _compile(schema, format_checking, self.remote)
-        with self._lock:
-            self._entries[key] = compiled
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
-        return compiled
-
-    def info(self) -> CacheInfo:
-        with self._lock:
-            return CacheInfo(self.hits, self.misses, self.maxsize, len(self._entries))
-
-
-def _compile(schema: Schema, format_checking: bool, remote: RemoteRefs) -> _Compiled:
-    if not isinstance(schema, (dict, bool)):
-        return _Compiled(None, "", ("", f"a schema is an object or a boolean, got {type(schema).__name__}"))
-    declared = schema.get("$schema") if isinstance(schema, dict) else None
-    if declared is not None and not isinstance(declared, str):
-        return _Compiled(None, "", (".$schema", f"$schema must be a URI string, got {type(declared).__name__}"))
-    draft, note = _draft(schema)
-    name = _meta_id(draft)
-    try:
-        draft.check_schema(schema)  # type: ignore[arg-type]  # the stubs say dict; true and false are schemas too
-        checker = draft.FORMAT_CHECKER if format_checking else None
-        quick = compile_check(schema, _DRAFTS.get(draft, ""), checker)
-    except jsonschema.SchemaError as exc:
-        return _Compiled(None, name, (_schema_location(exc.path), exc.message), note)
-    except RecursionError:
-        return _Compiled(None, name, ("", f"the schema is nested too deeply to be read ({_TOO_DEEP})"), note)
-    except re.error as exc:
-        return _Compiled(None, name, ("", _regex_problem(exc)), note)
-    validator = draft(schema, format_checker=checker, registry=remote.registry(name))
-    return _Compiled(validator, name, None, note, quick)
-
-
-def _regex_problem(exc: re.error) -> str:
-    return (
-        f"pattern {exc.pattern!r} is not a regular expression Python can compile ({exc.msg}); "
-        "write it in the syntax Python's re shares with ECMA 262"
-    )
 
 
 class JsonSchemaValidator(loopai.ValidatorPlugin):
@@ -236,9 +89,9 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
         super().configure(config, where=where)
         self._cache = self._new_cache()
 
-    def _new_cache(self) -> _SchemaCache:
+    def _new_cache(self) -> SchemaCache:
         remote = RemoteRefs(self.config.remote_refs, self.config.remote_ref_timeout)
-        return _SchemaCache(self.config.cache_size, remote)
+        return SchemaCache(self.config.cache_size, remote)
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses, size limit and current size of the compiled-schema cache."""
@@ -248,8 +101,9 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
         """See :meth:`loopai.HookSpecs.validate`."""
         started = time.perf_counter()
         errors: dict[str, list[str]] = {}
-        metadata: dict[str, Any] = {"checks": []}
-        message = self._check(execution, context, errors, metadata)
+        checks = ["status"]
+        metadata: dict[str, Any] = {"checks": checks}
+        message = self._check(execution, context, errors, checks, metadata)
         return loopai.ValidationResult(
             is_valid=not errors,
             validator_type=self.name,
@@ -265,10 +119,10 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
         execution: loopai.ExecutionRecord,
         context: loopai.ValidationContext,
         errors: dict[str, list[str]],
+        checks: list[str],
         metadata: dict[str, Any],
     ) -> str:
-        """Fill ``errors`` and ``metadata``; return the result's one-line message."""
-        metadata["checks"].append("status")
+        """Fill ``errors``, ``checks`` (what was checked) and ``metadata``; return the result's one-line message."""
         status = execution.status
         if status is not loopai.ExecutionStatus.SUCCESS:
             what = "timed out" if status is loopai.ExecutionStatus.TIMEOUT else "failed"
@@ -280,19 +134,15 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
             return "invalid: output is null, but the run reported success"
 
         problems: list[str] = []
-        schemas: tuple[tuple[str, Schema | None], ...] = (
-            ("input", context.input_schema),
-            ("output", context.output_schema),
-        )
-        for part, schema in schemas:
-            if schema is None:
-                continue
-            metadata["checks"].append(f"{part}_schema")
-            found = self._schema_errors(part, schema, getattr(execution, part), errors, metadata)
-            if found:
-                problems.append(found)
+        for part in _PARTS:
+            schema = getattr(context, part.schema)
+            if schema is not None:
+                checks.append(part.schema)
+                found = self._schema_errors(part, schema, getattr(execution, part.name), errors, metadata)
+                if found:
+                    problems.append(found)
         if context.expected_output is not None:
-            metadata["checks"].append("expected_output")
+            checks.append("expected_output")
             expected, actual = parsed(context.expected_output), parsed(execution.output)
             count = 0
             for path, text in differences(expected, actual, "$.output"):
@@ -302,13 +152,12 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
             if count:
                 problems.append(f"output differs from expected_output in {count} place(s)")
         if not problems:
-            checked = ", ".join(metadata["checks"])
-            return f"valid ({checked})"
+            return f"valid ({', '.join(checks)})"
         return "invalid: " + "; ".join(problems)
 
     def _schema_errors(
         self,
-        part: str,
+        part: _Part,
         schema: Schema,
         instance: Any,
         errors: dict[str, list[str]],
@@ -320,35 +169,45 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
         problem of the schema, under ``$.{part}_schema``.
         """
         compiled = self._cache.get(schema, self.config.format_checking)
-        metadata[f"{part}_schema_draft"] = compiled.draft
+        metadata[part.draft_key] = compiled.draft
         if compiled.note:
-            metadata.setdefault("notes", []).append(f"{part}_schema: {compiled.note}")
+            metadata.setdefault("notes", []).append(f"{part.schema}: {compiled.note}")
         if compiled.problem is not None:
             where, text = compiled.problem
-            errors.setdefault(f"$.{part}_schema{where}", []).append(f"invalid schema: {text}")
-            return f"{part}_schema is not a valid JSON Schema ({text} at {part}_schema{where or ' root'})"
-        try:
-            if compiled.quick is not None and compiled.quick(instance):
-                return None  # certainly valid: jsonschema is asked only when errors are possible
-            assert compiled.validator is not None
-            found = [
-                (_error_path(part, error), error.message)
-                for error in sorted(compiled.validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))
-            ]
-        except referencing.exceptions.Unresolvable as exc:
-            problem = f"a $ref cannot be resolved: {_unresolvable(exc)}"
-        except RecursionError:
-            problem = _TOO_DEEP
-        except re.error as exc:
-            problem = _regex_problem(exc)
-        except Exception as exc:  # noqa: BLE001 -- a schema is the task's data: what it makes jsonschema raise is a verdict
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            for path, text in found:
-                errors.setdefault(path, []).append(text)
-            return f"{part} does not match {part}_schema ({len(found)} error(s))" if found else None
-        errors.setdefault(f"$.{part}_schema", []).append(f"invalid schema: {problem}")
-        return f"{part}_schema cannot be applied: {problem}"
+            errors.setdefault(f"{part.error_key}{where}", []).append(f"invalid schema: {text}")
+            return f"{part.schema} is not a valid JSON Schema ({text} at {part.schema}{where or ' root'})"
+        quick = compiled.quick
+        if quick is not None and quick(instance):
+            return None  # certainly valid: jsonschema is asked only when errors are possible
+        return _jsonschema_errors(part, compiled.validator, instance, errors)
+
+
+def _jsonschema_errors(part: _Part, validator: Any, instance: Any, errors: dict[str, list[str]]) -> str | None:
+    """What ``jsonschema``'s ``validator`` finds wrong with ``instance``, recorded in ``errors``;
+    a summary, or None when it finds nothing. Never raises for a schema (see ``_schema_errors``)."""
+    import re
+
+    import referencing.exceptions  # with jsonschema: imported once an instance needs it
+
+    try:
+        found = [
+            (_error_path(part.name, error), error.message)
+            for error in sorted(validator().iter_errors(instance), key=lambda e: list(map(str, e.path)))
+        ]
+    except referencing.exceptions.Unresolvable as exc:
+        problem = f"a $ref cannot be resolved: {_unresolvable(exc)}"
+    except RecursionError:
+        problem = TOO_DEEP
+    except re.error as exc:
+        problem = regex_problem(exc)
+    except Exception as exc:  # noqa: BLE001 -- a schema is the task's data: what it makes jsonschema raise is a verdict
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        for path, text in found:
+            errors.setdefault(path, []).append(text)
+        return f"{part.name} does not match {part.schema} ({len(found)} error(s))" if found else None
+    errors.setdefault(part.error_key, []).append(f"invalid schema: {problem}")
+    return f"{part.schema} cannot be applied: {problem}"
 
 
 def _unresolvable(exc: BaseException) -> str:
@@ -363,7 +222,7 @@ def _unresolvable(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _error_path(part: str, error: jsonschema.ValidationError) -> str:
+def _error_path(part: str, error: Any) -> str:
     """``$.output.label`` for an error at ``label``; a missing required property is keyed by itself."""
     path = f"$.{part}{error.json_path[1:]}"
     required = error.validator_value

@@ -1,12 +1,11 @@
 """A fast path for common JSON Schemas: proves an instance valid, or leaves the verdict to jsonschema.
 
-``jsonschema`` stays the judge: it checks every schema, produces every error message and
-decides every case this module is not sure about. What this module adds is speed on the
-common case of a record that matches its task's schema, where ``jsonschema`` walks the
-schema keyword by keyword, building a validator object per subschema, for an answer that
-is nearly always "valid". A schema whose keywords all belong to a small, well-understood
-subset (types, properties, required, enums, bounds, lengths, patterns, formats, items,
-``allOf``/``anyOf``) is compiled once into plain Python checks that answer:
+``jsonschema`` stays the judge: it produces every error message and decides every case this
+module is not sure about. What this module adds is speed on the common case of a record that
+matches its task's schema, where ``jsonschema`` walks the schema keyword by keyword for an
+answer that is nearly always "valid". A schema whose keywords all belong to a small,
+well-understood subset (types, properties, required, enums, bounds, lengths, patterns,
+formats, items, ``allOf``/``anyOf``) is compiled once into plain Python checks that answer:
 
 - ``True``: the instance is valid, exactly as ``jsonschema`` would find it;
 - ``False``: invalid, or not sure; the caller then asks ``jsonschema``, which decides.
@@ -15,6 +14,12 @@ So a ``True`` must never be wrong, and every check errs on the side of ``False``
 are only ``int``/``float`` (not ``bool``, not ``Decimal``); ``integer`` is an ``int`` (a
 float like ``1.0`` defers); enums compare by JSON equality (``true`` is not ``1``), and
 any other keyword, ``$ref`` included, sends the whole schema to ``jsonschema``.
+
+The subset is also a promise about the schema itself: every value is checked against what
+the draft's meta-schema allows (a count is a non-negative integer, ``required`` lists distinct
+names...), so that a schema this module compiles is one ``jsonschema``'s ``check_schema``
+accepts. The validator then need not import ``jsonschema`` (slow to import) until an
+instance is not proven valid. Anything doubtful, ``$id`` included, is outside the subset.
 """
 
 from __future__ import annotations
@@ -22,21 +27,33 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from jsonschema import FormatChecker
+if TYPE_CHECKING:
+    from jsonschema import FormatChecker
 
-__all__ = ["Check", "compile_check"]
+__all__ = ["DRAFTS", "Check", "Formats", "compile_check"]
 
 Check = Callable[[Any], bool]
 """``check(instance)``: True when ``instance`` is certainly valid, False when invalid or unsure."""
+Formats = Callable[[], "FormatChecker"]
+"""Gives the format checker ``jsonschema`` uses; asked only for a schema with a ``format`` keyword."""
 
-_ANNOTATIONS: Final = frozenset(
-    {"$id", "$comment", "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly"}
-)
-"""Keywords that never change a verdict (``$id`` only matters to ``$ref``, which defers). ``$schema``
-is one only at the root: further in, it may switch the dialect."""
-_DRAFTS: Final = frozenset({"draft4", "draft6", "draft7", "draft2019-09", "draft2020-12"})
+DRAFTS: Final = frozenset({"draft4", "draft6", "draft7", "draft2019-09", "draft2020-12"})
+"""The dialects the fast path knows (by short name); draft 3 always goes to jsonschema."""
+_ANNOTATIONS: Final[dict[str, Callable[[Any], bool]]] = {
+    # keyword: what its meta-schema lets it be (``$schema`` only at the root: further in it may
+    # switch the dialect; ``$id`` is left out: it changes how a ``$ref`` resolves and has a format).
+    "title": lambda v: isinstance(v, str),
+    "description": lambda v: isinstance(v, str),
+    "$comment": lambda v: isinstance(v, str),
+    "default": lambda v: True,
+    "examples": lambda v: isinstance(v, list),
+    "deprecated": lambda v: type(v) is bool,
+    "readOnly": lambda v: type(v) is bool,
+    "writeOnly": lambda v: type(v) is bool,
+}
+"""Keywords that never change a verdict, and the values the meta-schemas allow for them."""
 _IS_TYPE: Final[dict[str, Check]] = {
     "object": lambda x: isinstance(x, dict),
     "array": lambda x: isinstance(x, list),
@@ -52,52 +69,88 @@ class _Unsupported(Exception):
     """A keyword or value outside the subset: the whole schema goes to jsonschema."""
 
 
-def compile_check(schema: Any, draft: str, format_checker: FormatChecker | None) -> Check | None:
-    """The fast check for ``schema`` (already accepted by ``jsonschema``'s ``check_schema``),
-    or None when it uses anything outside the subset this module handles.
+def compile_check(schema: Any, draft: str, formats: Formats | None) -> Check | None:
+    """The fast check for ``schema``, or None when it uses anything outside the subset.
 
-    ``draft`` is the dialect's short name (``draft2020-12``, ``draft7``...); ``format_checker``
-    is the one the ``jsonschema`` validator uses (None: formats are annotations).
+    ``draft`` is the dialect's short name (``draft2020-12``, ``draft7``...); ``formats`` gives
+    the format checker the ``jsonschema`` validator uses (None: formats are annotations). A
+    schema that gets a check is one ``jsonschema`` accepts for ``draft``. Never raises.
     """
-    if draft not in _DRAFTS:
-        return None
-    if isinstance(schema, dict) and "$schema" in schema:
-        schema = {keyword: value for keyword, value in schema.items() if keyword != "$schema"}
-    try:
-        return _Compiler(draft, format_checker).schema(schema)
-    except _Unsupported:
-        return None
+    return _Compiler(draft, formats).compile(schema)
+
+
+def keywords_of(schema: Any) -> set[str]:
+    """Every keyword used anywhere in ``schema`` (a schema :func:`compile_check` accepted)."""
+    found: set[str] = set()
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, dict):
+            continue
+        found.update(node)
+        for keyword in ("items", "additionalProperties"):
+            pending.append(node.get(keyword))
+        pending.extend(node.get("properties", {}).values())
+        pending.extend(node.get("allOf", ()))
+        pending.extend(node.get("anyOf", ()))
+    return found
 
 
 class _Compiler:
-    def __init__(self, draft: str, format_checker: FormatChecker | None) -> None:
+    def __init__(self, draft: str, formats: Formats | None) -> None:
         self.draft = draft
-        self.formats = format_checker
+        self.formats = formats
+
+    def compile(self, schema: Any) -> Check | None:
+        if self.draft not in DRAFTS:
+            return None
+        if isinstance(schema, dict) and "$schema" in schema:
+            if not isinstance(schema["$schema"], str):
+                return None
+            schema = {keyword: value for keyword, value in schema.items() if keyword != "$schema"}
+        try:
+            return self.schema(schema)
+        except (_Unsupported, RecursionError, re.error):
+            return None  # jsonschema says what, if anything, is wrong with it
 
     def schema(self, schema: Any) -> Check:
-        if schema is True:
+        if schema is True and self.draft != "draft4":  # draft 4 has no boolean schemas
             return _always
         if not isinstance(schema, dict):
             raise _Unsupported  # ``false`` (never valid) or malformed: jsonschema says why
         checks: list[Check] = []
         for keyword, value in schema.items():
-            if keyword in _ANNOTATIONS:
+            allowed = _ANNOTATIONS.get(keyword)
+            if allowed is not None:
+                if not allowed(value):
+                    raise _Unsupported(keyword)
                 continue
             bound = _BOUNDS.get(keyword)
             if bound is not None:
-                checks.append(_bound_check(*bound, value))
+                checks.append(self.bound(keyword, bound, value))
                 continue
-            build = getattr(self, "k_" + keyword.replace("$", "_"), None)
+            build = getattr(self, "k_" + keyword.replace("$", "_"), None) if isinstance(keyword, str) else None
             if build is None:
                 raise _Unsupported(keyword)
             checks.append(build(value, schema))
         return _all_of(checks)
 
+    def bound(self, keyword: str, bound: _Bound, value: Any) -> Check:
+        applies, measure, compare, is_count = bound
+        if is_count:
+            if type(value) is not int or value < 0:
+                raise _Unsupported  # a fractional or negative count: jsonschema explains
+        elif type(value) not in (int, float) or (keyword.startswith("exclusive") and self.draft == "draft4"):
+            raise _Unsupported  # draft 4's exclusiveMinimum is a boolean
+        return lambda x: not applies(x) or compare(measure(x), value)
+
     # -- any instance ------------------------------------------------------------------
 
     def k_type(self, value: Any, schema: dict[str, Any]) -> Check:
         names = [value] if isinstance(value, str) else value
-        if not isinstance(names, list) or any(name not in _IS_TYPE for name in names):
+        if not isinstance(names, list) or not names or len(set(map(str, names))) != len(names):
+            raise _Unsupported
+        if any(name not in _IS_TYPE for name in names):
             raise _Unsupported  # "any" (draft 3) or a schema inside "type"
         tests = [_IS_TYPE[name] for name in names]
         if len(tests) == 1:
@@ -105,7 +158,7 @@ class _Compiler:
         return lambda x: any(test(x) for test in tests)
 
     def k_enum(self, value: Any, schema: dict[str, Any]) -> Check:
-        if not isinstance(value, list):
+        if not isinstance(value, list) or not value:
             raise _Unsupported
         return _member_of(value)
 
@@ -115,12 +168,12 @@ class _Compiler:
         return _member_of([value])
 
     def k_format(self, value: Any, schema: dict[str, Any]) -> Check:
-        formats = self.formats
-        if formats is None:
-            return _always
         if not isinstance(value, str):
             raise _Unsupported
-        return lambda x: formats.conforms(x, value)
+        if self.formats is None:
+            return _always
+        conforms = self.formats().conforms
+        return lambda x: conforms(x, value)
 
     def k_allOf(self, value: Any, schema: dict[str, Any]) -> Check:
         if not isinstance(value, list) or not value:
@@ -154,6 +207,8 @@ class _Compiler:
     def k_required(self, value: Any, schema: dict[str, Any]) -> Check:
         if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
             raise _Unsupported  # draft 3's boolean form
+        if len(set(value)) != len(value) or (not value and self.draft == "draft4"):
+            raise _Unsupported  # the meta-schemas want distinct names (draft 4: at least one)
         names, names_set = tuple(value), frozenset(value)
         if len(names) == 1:
             (only,) = names
@@ -196,7 +251,8 @@ def _is_number(x: Any) -> bool:
     return (type(x) is int or type(x) is float) and x == x
 
 
-_BOUNDS: Final[dict[str, tuple[Callable[[Any], bool], Callable[[Any], Any], Callable[[Any, Any], bool], bool]]] = {
+_Bound = tuple[Callable[[Any], bool], Callable[[Any], Any], Callable[[Any, Any], bool], bool]
+_BOUNDS: Final[dict[str, _Bound]] = {
     # keyword: (which instances it applies to, what is measured, comparison, bound is a count)
     "minimum": (_is_number, lambda x: x, operator.ge, False),
     "maximum": (_is_number, lambda x: x, operator.le, False),
@@ -210,18 +266,6 @@ _BOUNDS: Final[dict[str, tuple[Callable[[Any], bool], Callable[[Any], Any], Call
     "maxProperties": (lambda x: isinstance(x, dict), len, operator.le, True),
 }
 """Keywords that compare a number, a length or a count with a bound, on the instances they apply to."""
-
-
-def _bound_check(
-    applies: Callable[[Any], bool],
-    measure: Callable[[Any], Any],
-    compare: Callable[[Any, Any], bool],
-    is_count: bool,
-    bound: Any,
-) -> Check:
-    if type(bound) is not int and (is_count or type(bound) is not float):
-        raise _Unsupported  # draft 4's boolean exclusiveMinimum, a fractional length, or something odd
-    return lambda x: not applies(x) or compare(measure(x), bound)
 
 
 def _all_of(checks: list[Check]) -> Check:
@@ -256,11 +300,13 @@ def _key(value: Any) -> tuple[str, Any]:
 
 
 def _member_of(values: list[Any]) -> Check:
-    """``enum``/``const``: scalar members compared by key; an array or object member defers."""
+    """``enum``/``const``: distinct scalar members compared by key; an array or object member defers."""
     if any(isinstance(value, (list, dict)) for value in values):
         raise _Unsupported
     strings = frozenset(value for value in values if isinstance(value, str))
     keys = frozenset(_key(value) for value in values)
+    if len(keys) != len(values):
+        raise _Unsupported  # draft 4 wants distinct members; the others allow repeats, rarely meant
 
     def member(x: Any) -> bool:
         if isinstance(x, str):

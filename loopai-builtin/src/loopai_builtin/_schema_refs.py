@@ -14,16 +14,13 @@ import functools
 import json
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpcore
-import referencing
-import referencing.jsonschema
-from referencing import Resource
-
-from loopai_builtin._exchange import TRANSPORT_ERRORS, Connections, Target
 from loopai_builtin._version import __version__
+
+if TYPE_CHECKING:
+    import referencing
 
 __all__ = ["DOCUMENT_LIMIT", "RemoteRefError", "RemoteRefs", "normalised_prefix"]
 
@@ -68,11 +65,15 @@ class RemoteRefs:
     def registry(self, dialect_id: str) -> referencing.Registry[Any]:
         """A registry whose unknown URIs are retrieved here; a document without ``$schema`` is
         read in the dialect ``dialect_id`` (the referring schema's)."""
+        import referencing.jsonschema  # with jsonschema, which asks for this: not before
+
         default = referencing.jsonschema.specification_with(dialect_id, default=referencing.jsonschema.DRAFT202012)
         return referencing.Registry(retrieve=functools.partial(self._retrieve, default))  # type: ignore[call-arg]
 
-    def _retrieve(self, default: referencing.Specification[Any], uri: str) -> Resource[Any]:
-        return Resource.from_contents(self.document(uri), default_specification=default)
+    def _retrieve(self, default: referencing.Specification[Any], uri: str) -> referencing.Resource[Any]:
+        import referencing
+
+        return referencing.Resource.from_contents(self.document(uri), default_specification=default)
 
     def allows(self, uri: str) -> bool:
         """Whether ``uri`` is under an allowed prefix (scheme and host compared without case)."""
@@ -102,6 +103,10 @@ class RemoteRefs:
             return document
 
     def _fetch(self, uri: str) -> Any:
+        import httpcore  # with the transport, only when a document is fetched
+
+        from loopai_builtin._exchange import TRANSPORT_ERRORS, Connections, Target
+
         connections = Connections()  # each document is fetched once: no connection is worth keeping
         headers = [
             (b"accept", b"application/schema+json, application/json"),

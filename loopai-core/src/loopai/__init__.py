@@ -10,7 +10,6 @@ each (see docs/ARCHITECTURE.md): ``config``, ``registry``, ``discovery``, ``stat
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,9 +54,6 @@ if TYPE_CHECKING:
     from loopai.state import StateStore, TaskStatistics
 
     __version__: str
-
-# A library logs; the application decides where that goes (the CLI prints problems itself).
-logging.getLogger("loopai").addHandler(logging.NullHandler())
 
 _HOMES: dict[str, str] = {
     **dict.fromkeys(

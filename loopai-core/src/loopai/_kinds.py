@@ -1,50 +1,73 @@
 """The three kinds of plugin, each described once: its base class, names, entry-point group and hook.
 
 Every module that needs to name a kind (in a message, a configuration table, an entry-point
-group or a command-line choice) reads it from here instead of keeping its own copy.
+group or a command-line choice) reads it from here instead of keeping its own copy. Naming a
+kind imports nothing: the base class and result type (pydantic models) are imported the first
+time they are asked for, so that ``loopai --help`` does not pay for them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+import functools
+import importlib
+from typing import TYPE_CHECKING, Final
 
-from loopai._models import SamplingDecision, ValidationResult
-from loopai._plugin import Plugin, SamplerPlugin, ValidatorPlugin, WebhookHandlerPlugin
+if TYPE_CHECKING:
+    from loopai._plugin import Plugin
 
 __all__ = ["KINDS", "SAMPLER", "VALIDATOR", "WEBHOOK_HANDLER", "Kind", "kind_of"]
 
 
-@dataclass(frozen=True)
 class Kind:
     """One kind of plugin.
 
     ``label`` is how the command line and discovery name it (``webhook-handler``), ``title``
     how messages do (``webhook handler``), ``key`` its table in the configuration
     (``webhook_handlers``), ``group`` its entry-point group, ``hook`` the hook its plugins
-    implement and ``result`` the type that hook must return (None: nothing).
+    implement; :attr:`base` is its base class (named by ``base_name``) and :attr:`result` the
+    type that hook must return (named by ``result_name``; None: nothing).
     """
 
-    base: type[Plugin]
-    label: str
-    title: str
-    key: str
-    group: str
-    hook: str
-    result: type | None
+    def __init__(
+        self, base_name: str, label: str, title: str, key: str, group: str, hook: str, result_name: str | None
+    ) -> None:
+        # A plain class, not a dataclass: a dataclass compiles its methods when this module is
+        # imported, which every command's start-up pays for. Kinds are compared by identity.
+        self.base_name = base_name
+        self.label = label
+        self.title = title
+        self.key = key
+        self.group = group
+        self.hook = hook
+        self.result_name = result_name
+
+    @functools.cached_property
+    def base(self) -> type[Plugin]:
+        """The base class of this kind's plugins (``loopai.ValidatorPlugin``...)."""
+        return getattr(importlib.import_module("loopai._plugin"), self.base_name)  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def result(self) -> type | None:
+        """The type this kind's hook returns (``loopai.ValidationResult``...), or None."""
+        if self.result_name is None:
+            return None
+        return getattr(importlib.import_module("loopai._models"), self.result_name)  # type: ignore[no-any-return]
 
     def __str__(self) -> str:
         return self.label
 
+    def __repr__(self) -> str:
+        return f"<Kind {self.label}>"
+
 
 VALIDATOR: Final = Kind(
-    ValidatorPlugin, "validator", "validator", "validators", "loopai.validators", "validate", ValidationResult
+    "ValidatorPlugin", "validator", "validator", "validators", "loopai.validators", "validate", "ValidationResult"
 )
 SAMPLER: Final = Kind(
-    SamplerPlugin, "sampler", "sampler", "samplers", "loopai.samplers", "should_sample", SamplingDecision
+    "SamplerPlugin", "sampler", "sampler", "samplers", "loopai.samplers", "should_sample", "SamplingDecision"
 )
 WEBHOOK_HANDLER: Final = Kind(
-    WebhookHandlerPlugin,
+    "WebhookHandlerPlugin",
     "webhook-handler",
     "webhook handler",
     "webhook_handlers",
@@ -57,7 +80,7 @@ KINDS: Final = (VALIDATOR, SAMPLER, WEBHOOK_HANDLER)
 
 _BY_NAME: Final[dict[str, Kind]] = {}
 for _kind in KINDS:
-    for _name in (_kind.label, _kind.key, _kind.group, _kind.title, _kind.base.__name__):
+    for _name in (_kind.label, _kind.key, _kind.group, _kind.title, _kind.base_name):
         folded = _name.lower().replace(" ", "").replace("_", "").replace("-", "")
         _BY_NAME[folded] = _BY_NAME[folded.removesuffix("s")] = _kind
 del _kind, _name

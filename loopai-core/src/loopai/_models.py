@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictBool
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool
 
 __all__ = [
     "EventSeverity",
@@ -25,6 +25,8 @@ __all__ = [
 
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+Measure = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
+"""A measured quantity (milliseconds, megabytes): a finite number, never ``true``, ``"12"`` or ``Infinity``."""
 
 
 def utc_now() -> datetime:
@@ -129,7 +131,11 @@ class _ReadOnlyRecord(_Record):
 
 
 class ExecutionStatus(str, enum.Enum):
-    """How a program run ended."""
+    """How a program run ended.
+
+    Input also accepts C#'s spellings: ``Success``, ``Error``, ``Timeout`` (any case) and the
+    enum's numbers ``0``, ``1``, ``2``; output is always the lower-case value.
+    """
 
     SUCCESS = "success"
     ERROR = "error"
@@ -137,6 +143,25 @@ class ExecutionStatus(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> ExecutionStatus | None:
+        if isinstance(value, str):
+            return _STATUS_NAMES.get(value.lower())
+        if type(value) is int and 0 <= value < len(_STATUS_ORDER):  # not a bool: true is no status
+            return _STATUS_ORDER[value]
+        return None
+
+
+_STATUS_ORDER = tuple(ExecutionStatus)
+"""C#'s ``ExecutionStatus`` by number: Success = 0, Error = 1, Timeout = 2."""
+_STATUS_NAMES = {status.value: status for status in ExecutionStatus}
+
+
+def _spellings(name: str) -> AliasChoices:
+    """``task_id``, and C#'s ``TaskId`` (default serializer settings) and ``taskId`` (camel case)."""
+    pascal = "".join(part.capitalize() for part in name.split("_"))
+    return AliasChoices(name, pascal, pascal[0].lower() + pascal[1:])
 
 
 class EventSeverity(str, enum.Enum):
@@ -198,20 +223,24 @@ class WebhookEventType(str, enum.Enum):
 
 
 class ExecutionRecord(_ReadOnlyRecord):
-    """One run of a generated program on one input (read-only: see ``model_copy``)."""
+    """One run of a generated program on one input (read-only: see ``model_copy``).
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    program_id: uuid.UUID
-    task_id: uuid.UUID
-    input: Annotated[JsonValue, _Frozen] = None
-    output: Annotated[JsonValue, _Frozen] = None
-    latency_ms: Annotated[float, Field(ge=0.0)] | None = None
-    memory_usage_mb: Annotated[float, Field(ge=0.0)] | None = None
-    status: ExecutionStatus = ExecutionStatus.SUCCESS
-    error_message: str | None = None
-    sampled_for_validation: bool = False
-    validation_id: uuid.UUID | None = None
-    executed_at: UtcDatetime = Field(default_factory=utc_now)
+    Keys are read in snake case (``task_id``) and in C#'s spellings (``TaskId``, ``taskId``);
+    unknown keys, from newer producers, are ignored.
+    """
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, validation_alias=_spellings("id"))
+    program_id: uuid.UUID = Field(validation_alias=_spellings("program_id"))
+    task_id: uuid.UUID = Field(validation_alias=_spellings("task_id"))
+    input: Annotated[JsonValue, _Frozen] = Field(default=None, validation_alias=_spellings("input"))
+    output: Annotated[JsonValue, _Frozen] = Field(default=None, validation_alias=_spellings("output"))
+    latency_ms: Measure | None = Field(default=None, validation_alias=_spellings("latency_ms"))
+    memory_usage_mb: Measure | None = Field(default=None, validation_alias=_spellings("memory_usage_mb"))
+    status: ExecutionStatus = Field(default=ExecutionStatus.SUCCESS, validation_alias=_spellings("status"))
+    error_message: str | None = Field(default=None, validation_alias=_spellings("error_message"))
+    sampled_for_validation: bool = Field(default=False, validation_alias=_spellings("sampled_for_validation"))
+    validation_id: uuid.UUID | None = Field(default=None, validation_alias=_spellings("validation_id"))
+    executed_at: UtcDatetime = Field(default_factory=utc_now, validation_alias=_spellings("executed_at"))
 
 
 class ValidationContext(_ReadOnlyRecord):

@@ -1,18 +1,13 @@
-"""loopai-core's version, read from the installed distribution's metadata when first asked for."""
+"""loopai-core's version: one constant, read by the build (hatch) and by ``loopai --version``."""
 
 from __future__ import annotations
 
-import functools
+__all__ = ["__version__", "core_version"]
 
-__all__ = ["core_version"]
+__version__ = "0.1.0"
 
 
-@functools.cache
 def core_version() -> str:
-    """The installed loopai-core's version (``0+unknown`` from a source tree without metadata)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("loopai-core")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-        return "0+unknown"
+    """The version of this loopai-core (the constant above: asking the installed metadata would
+    import ``importlib.metadata``, which costs ``loopai --version`` more than the rest)."""
+    return __version__

@@ -13,6 +13,9 @@ from typing import Any
 
 __all__ = ["add_command", "complete"]
 
+HELP = "print the shell code that completes loopai commands (bash, zsh, fish)"
+"""What ``loopai --help`` says of the command."""
+
 SHELLS = ("bash", "zsh", "fish")
 _MISSING = "loopai completion needs argcomplete, an optional extra: pip install 'loopai-core[completion]'"
 
@@ -21,7 +24,7 @@ def add_command(commands: Any) -> None:
     """Add ``completion`` to ``commands`` (an argparse subparsers object)."""
     completion = commands.add_parser(
         "completion",
-        help="print the shell code that completes loopai commands (bash, zsh, fish)",
+        help=HELP,
         description="Print the code that makes SHELL complete loopai's commands, options and choices.",
         epilog='bash:  eval "$(loopai completion bash)"   (add it to ~/.bashrc)\n'
         'zsh:   eval "$(loopai completion zsh)"    (add it to ~/.zshrc)\n'

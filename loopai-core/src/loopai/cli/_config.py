@@ -19,12 +19,14 @@ if TYPE_CHECKING:
 
 __all__ = ["add_commands"]
 
+HELP = "check or show the configuration"
+"""What ``loopai --help`` says of the command."""
 _FILE_HELP = "configuration file (default: LOOPAI_CONFIG, else the nearest loopai.toml or [tool.loopai] upwards)"
 
 
 def add_commands(commands: Any) -> None:
     """Add the ``config`` command tree to ``commands`` (an argparse subparsers object)."""
-    config = commands.add_parser("config", help="check or show the configuration")
+    config = commands.add_parser("config", help=HELP)
     config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
     check = config_commands.add_parser(
         "check",
@@ -194,7 +196,6 @@ def _config_show(args: argparse.Namespace) -> int:
     # The plugins' settings models tell which settings are SecretStr, whatever their names.
     host = Host(config, strict=False, discover=True, outbox=False)
     host.close()
-    warnings: list[str] = _configuration_warnings(host)
     for kind, entries in shown["plugins"].items():
         for entry, shown_entry in zip(config.plugins.for_kind(kind), entries, strict=True):
             registered = host.registry.entry(kind, entry.name)

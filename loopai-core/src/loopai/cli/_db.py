@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 __all__ = ["add_commands"]
 
+HELP = "the shared PostgreSQL database: schema status and upgrade"
+"""What ``loopai --help`` says of the command."""
+
 _EPILOG = """\
 The database is the one [state] url names (LOOPAI_STATE_URL overrides it); its password, from
 the URL, PGPASSWORD, ~/.pgpass or a ${VAR}, is never printed. Every loopai process refuses a
@@ -31,7 +34,7 @@ def add_commands(commands: Any) -> None:
     """Add ``db status`` and ``db upgrade`` to ``commands`` (an argparse subparsers object)."""
     db = commands.add_parser(
         "db",
-        help="the shared PostgreSQL database: schema status and upgrade",
+        help=HELP,
         description="The PostgreSQL database that [state] url names: its schema version, and upgrading it.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

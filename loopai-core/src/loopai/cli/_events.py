@@ -16,12 +16,13 @@ from loopai.cli._outboxes import existing_outbox, outbox_failures, outbox_path
 
 __all__ = ["add_commands"]
 
+HELP = "the outbox: list deliveries, deliver what is pending, replay dead letters, prune old ones"
+"""What ``loopai --help`` says of the command."""
+
 
 def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Add the ``events`` command tree to ``commands`` (an argparse subparsers object)."""
-    events = commands.add_parser(
-        "events", help="the outbox: list deliveries, deliver what is pending, replay dead letters, prune old ones"
-    )
+    events = commands.add_parser("events", help=HELP)
     sub = events.add_subparsers(dest="events_command", metavar="COMMAND")
 
     listing = sub.add_parser("list", parents=[parent], help="deliveries in the outbox, oldest first")

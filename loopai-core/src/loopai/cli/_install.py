@@ -39,7 +39,7 @@ from loopai.cli._pip import (
     run_installer,
     tail,
 )
-from loopai.discovery import CORE, canonical, needs_newer, specifier_set
+from loopai.discovery import CORE, canonical  # the requirement checks (packaging) only when used
 
 __all__ = ["add_install_commands"]
 
@@ -119,6 +119,8 @@ def _core_version() -> str | None:
 
 
 def _refusal(candidate: Candidate, wanted: str, core: str, installer: Installer, options: Sequence[str]) -> list[str]:
+    from loopai.discovery import needs_newer, specifier_set
+
     lines = [f"refused {candidate.label}: it requires {CORE}{wanted}, but {CORE} {core} is installed"]
     if candidate.direct:
         lines.append(f"  (it was named by a path or URL: {candidate.url or '?'})")

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from loopai.cli._common import usage
@@ -15,26 +15,51 @@ from loopai.cli._parser import LoopaiParser, VersionAction
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree; each command's handler is in ``args.handler``."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command tree; each command's handler is in ``args.handler``.
+
+    With ``command`` (``""``: none), only that command's arguments are built and the others are
+    named with their help: all that parsing its line needs (``loopai --version`` builds nothing of
+    ``loopai plugins install``, whose arguments cost more to build than the rest of the start-up).
+    """
     parser = LoopaiParser(prog="loopai", description="Loopai's plugin host.")
     parser.is_root = True
     parser.add_argument("--version", action=VersionAction, help="show the versions of loopai and Python, and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from loopai.cli import _completion, _config, _events, _plugins, _run, _serve
+    from loopai.cli import _completion, _config, _db, _events, _plugins, _run, _serve
     from loopai.cli._common import host_options
 
-    _config.add_commands(commands)
-    _plugins.add_commands(commands, host_options())
-    _run.add_command(commands, host_options())
-    _events.add_commands(commands, host_options())
-    _serve.add_command(commands, host_options())
-    _completion.add_command(commands)
-    from loopai.cli import _db  # loopai db status / upgrade
-
-    _db.add_commands(commands)
+    groups: dict[str, tuple[str, Callable[[], None]]] = {
+        "config": (_config.HELP, lambda: _config.add_commands(commands)),
+        "plugins": (_plugins.HELP, lambda: _plugins.add_commands(commands, host_options())),
+        "run": (_run.HELP, lambda: _run.add_command(commands, host_options())),
+        "events": (_events.HELP, lambda: _events.add_commands(commands, host_options())),
+        "serve": (_serve.HELP, lambda: _serve.add_command(commands, host_options())),
+        "db": (_db.HELP, lambda: _db.add_commands(commands)),
+        "completion": (_completion.HELP, lambda: _completion.add_command(commands)),
+    }
+    for name, (help_text, add) in groups.items():
+        if command is None or command == name:
+            add()
+        else:
+            commands.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+COMMANDS = ("config", "plugins", "run", "events", "serve", "db", "completion")
+"""The commands :func:`build_parser` knows, in the order ``loopai --help`` lists them."""
+
+
+def _command_in(arguments: Sequence[str]) -> str | None:
+    """The command ``arguments`` run: the first word that names one (the root's options come
+    before it, and no value of theirs names a command). ``""`` when there is no word at all
+    (``loopai --version``); None when words name no command, so that every command is built
+    for argparse to say which one was meant."""
+    for word in arguments:
+        if word in COMMANDS:
+            return word
+    return None if any(not word.startswith("-") for word in arguments) else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,12 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     loopai``): when a plugin left a non-daemon thread running, the process ends here, after a
     warning naming it, rather than hang at exit waiting for that thread.
     """
-    parser = build_parser()
-    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (see loopai completion)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (see loopai completion): every command
         from loopai.cli._completion import complete
 
-        complete(parser)
-    args = parser.parse_args(argv)
+        complete(build_parser())
+    parser = build_parser(_command_in(arguments))
+    args = parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
         return usage(parser)

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopai.discovery import CORE, admits, canonical, other_requirements
-from loopai.discovery import core_requirement as _core_requirement
+from loopai.discovery import CORE, canonical  # the requirement checks (packaging) only when used
 
 __all__ = [
     "NO_INSTALLER",
@@ -144,13 +143,24 @@ class Candidate:
         return f"{self.name} {self.version}"
 
 
+def admits(specifier: str | None, version: str) -> bool:
+    """:func:`loopai.discovery.admits`, imported when asked (it brings packaging along)."""
+    from loopai.discovery import admits as discovery_admits
+
+    return discovery_admits(specifier, version)
+
+
 def core_requirement(candidate: Candidate) -> str | None:
     """The candidate's loopai-core specifier (``>=0.1,<1.0``) that applies here, or None without one."""
+    from loopai.discovery import core_requirement as _core_requirement
+
     return _core_requirement(candidate.requires, candidate.extras)
 
 
 def forced_requirements(candidate: Candidate) -> list[str]:
     """What the candidate needs besides loopai-core, markers applied (for a forced install)."""
+    from loopai.discovery import other_requirements
+
     return other_requirements(candidate.requires, candidate.extras)
 
 

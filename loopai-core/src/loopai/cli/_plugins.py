@@ -20,12 +20,15 @@ from loopai.cli._output import warn
 
 __all__ = ["add_commands"]
 
+HELP = "list, show, check, scaffold, install and uninstall plugins"
+"""What ``loopai --help`` says of the command."""
+
 _KIND_CHOICES = tuple(kind.label for kind in KINDS)
 
 
 def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     """Add the ``plugins`` command tree to ``commands`` (an argparse subparsers object)."""
-    plugins = commands.add_parser("plugins", help="list, show, check, scaffold, install and uninstall plugins")
+    plugins = commands.add_parser("plugins", help=HELP)
     sub = plugins.add_subparsers(dest="plugins_command", metavar="COMMAND")
 
     listing = sub.add_parser(
@@ -101,7 +104,6 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
     lets a ``${VAR}`` be unset: it is noted, not an error.
     """
     from loopai.discovery import discover
-    from loopai.host import Host
 
     config = diagnostic_config(args)[0] if looking else config_or_exit(args)
     selection = selection_of(args, config)
@@ -115,6 +117,8 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
     if not load:
         problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
         return records, problems + (installed_twice if strict else []), strict
+    from loopai.host import Host  # here: a listing (no load) needs no host
+
     # Never strict here: a listing must show the broken plugins, not stop at them.
     with plugin_output_to_stderr():
         host = Host(config, discover=True, selection=selection, strict=False)

@@ -7,15 +7,23 @@ import json
 import os
 import shlex
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopai._errors import LoopaiError
+    from loopai.cli._run_host import HostRecipe
+    from loopai.run import Input, Summary
 
 __all__ = ["add_command"]
 
-CONSOLE = "console-webhook-handler"
+HELP = "validate, sample and raise events for execution records (JSON Lines)"
+"""What ``loopai --help`` says of the command."""
 
 _EPILOG = """\
 input lines: an ExecutionRecord object, or {"execution": {...}, "expected_output": ...};
-blank lines are skipped. Each record is validated (the task's schemas and the expected
+blank lines are skipped. Keys are read in snake case and in C#'s spellings (TaskId,
+taskId; Status "Error" or 1); keys no field has are ignored, with one warning per run.
+Each record is validated (the task's schemas and the expected
 output), offered to the samplers (the task's sampling_rate), and raises events:
 program.execution.completed / failed / timeout, validation.completed / failed, and
 accuracy.threshold.breached / latency.threshold.breached when the task's rolling accuracy
@@ -46,6 +54,10 @@ output: one JSON line per input line, in input order: line, execution_id, task_i
 validation, sampling, events, error (null, or why the line could not be processed).
 The summary goes to stderr (--json: as JSON, on stdout when --output names a file).
 
+--workers N: N processes, each with its own host; every record of a task goes to the same
+worker, in order, so the output, the summary and the events are those of one process. A
+worker that dies ends the run early: each line it had not answered gets an error line.
+
 When the configuration does not mention the console-webhook-handler, `loopai run` keeps
 stdout for the results: the console handler prints to stderr, and only failed and
 timed-out runs and threshold breaches, at most 10 a minute per event type and task (the
@@ -64,7 +76,7 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
     run = commands.add_parser(
         "run",
         parents=[parent],
-        help="validate, sample and raise events for execution records (JSON Lines)",
+        help=HELP,
         description="Run execution records through the validators, samplers and webhook handlers.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,6 +92,14 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=1,
         help="records in flight, for async plugins (default 1: the sync path)",
+    )
+    run.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=1,
+        help="processes to run on (default 1; auto: one per CPU available); each task's records go to one "
+        "worker, and the output is the same as with one",
     )
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first malformed line")
@@ -106,6 +126,14 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
+def _workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        from loopai.run import available_cpus
+
+        return available_cpus()
+    return _positive_int(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -123,13 +151,12 @@ def _fail(problems: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loopai._errors import ConfigError, LoopaiError, OutboxError, StartupError
-    from loopai.cli._common import configured_failures, delivery_notices, selection_of
-    from loopai.cli._output import is_quiet
-    from loopai.cli._run_files import abandon, check_paths, close_output, outbox_for, unwritable
+    from loopai._errors import ConfigError, OutboxError, StartupError
+    from loopai.cli._common import delivery_notices
+    from loopai.cli._run_files import check_paths, outbox_for, unwritable
+    from loopai.cli._run_host import HostRecipe
     from loopai.config import by_uuid, load_config, load_tasks
-    from loopai.host import Host
-    from loopai.run import Input, InputError, Runner, RunOptions
+    from loopai.run import Input, InputError
 
     try:
         config = load_config(args.config)
@@ -138,81 +165,125 @@ def _run(args: argparse.Namespace) -> int:
         source = Input(args.input)
     except ConfigError as exc:
         return _fail(exc.problems)
-    output: IO[str] = sys.stdout
-    broken: LoopaiError | None = None
+    recipe = HostRecipe(config, tasks, args, outbox_for(args.output, config))
+    outcome = _Outcome(args.output)
     try:
         try:
-            host = Host(
-                config,
-                discover=True,
-                selection=selection_of(args, config),
-                strict=args.strict,
-                dry_run=True if args.dry_run_events else None,
-                outbox=outbox_for(args.output, config),
-                meter=True,
-                tasks=tasks,
-            )
-        except (ConfigError, StartupError) as exc:
-            return _fail(exc.problems)
-        failures = configured_failures(host, config)
-        if failures:  # the configuration names them: running without them would hide the mistake
-            host.close()
-            return _fail([*failures, _NOT_RUN.format(source=config.source_label)])
-        _warn(host.problems)
-        _say_setup(host, config)
-        known = len(host.problems)
-        _console_defaults(host, config)
-        if args.seed is not None and (problem := _seed_samplers(host, args.seed)):
-            host.close()  # not started: releases the outbox
-            return _fail([problem])
-        if args.output and args.output != "-":  # opened last: a refused run leaves earlier results alone
-            try:
-                output = open(args.output, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
-            except OSError as exc:
-                host.close()
-                return _fail([f"{args.output}: cannot be written: {exc.strerror or exc}"])
-        progress = sys.stderr if _is_terminal(sys.stderr) and not is_quiet(args) else None
-        runner = Runner(host, {}, output, RunOptions(args.concurrency, args.fail_fast, progress))
-        runner.summary.output = None if output is sys.stdout else args.output
-        try:
-            with delivery_notices("loopai run"), host:
-                summary = runner.run(source)
-        except (StartupError, ConfigError) as exc:  # ConfigError: the state database (loopai.database)
+            with delivery_notices("loopai run"):
+                summary = _process(recipe, source, outcome, args)
+        except (ConfigError, StartupError) as exc:  # ConfigError: also the state database (loopai.database)
             return _fail(exc.problems)
         except InputError as exc:
-            summary = runner.summary
+            summary = exc.summary  # type: ignore[attr-defined]
             summary.stopped_by = str(exc)
             print(exc, file=sys.stderr)
         except OutboxError as exc:
-            broken, summary = exc, runner.summary
+            outcome.broken, summary = exc, exc.summary  # type: ignore[attr-defined]
             summary.stopped_by = str(exc)
             print(f"loopai run: {exc}", file=sys.stderr)
         except BrokenPipeError:
             raise  # the reader went away (| head): not a failure
         except OSError as exc:  # the output could not be written: a full disk, say
-            if output is not sys.stdout:
-                abandon(output)
+            outcome.abandon()
             raise unwritable(args.output, exc) from None
-        _warn(host.problems[known:])  # plugins that failed to start or stop
-        if broken is None and host.delivery_failure is not None:
-            broken = host.delivery_failure
-            print(f"loopai run: {broken}", file=sys.stderr)
-        summary.problems = list(host.problems)
-        summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
-        summary.deliveries = host.delivery_report()
+        summary.output = outcome.path
         summary.deliver_command, summary.replay_command = _finishing_commands(args, summary.outbox)
     finally:
         source.close()
-        if output is not sys.stdout and not output.closed:
-            close_output(output, args.output)
+        outcome.close()
+    return _report(summary, outcome, args)
+
+
+class _Outcome:
+    """What a run leaves besides its summary: the output file, opened once the hosts are built (a
+    refused run leaves earlier results alone), and the outbox's failure, when it failed."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path if path and path != "-" else None
+        self.output: IO[str] = sys.stdout
+        self.broken: LoopaiError | None = None
+
+    def open(self) -> IO[str]:
+        from loopai._errors import ConfigError
+
+        if self.path is not None:
+            try:
+                self.output = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed by close()
+            except OSError as exc:
+                raise ConfigError([f"{self.path}: cannot be written: {exc.strerror or exc}"]) from None
+        return self.output
+
+    def close(self) -> None:
+        from loopai.cli._run_files import close_output
+
+        if self.output is not sys.stdout and not self.output.closed:
+            close_output(self.output, self.path or "-")
+
+    def abandon(self) -> None:
+        from loopai.cli._run_files import abandon
+
+        if self.output is not sys.stdout:
+            abandon(self.output)
+
+
+def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argparse.Namespace) -> Summary:
+    """Run ``source`` in this process, or on ``--workers`` processes; the summary. An InputError or
+    OutboxError raised part-way carries the summary of what was done (``exc.summary``)."""
+    from loopai._errors import OutboxError, StartupError
+    from loopai.cli._output import is_quiet
+    from loopai.cli._run_host import say_setup
+    from loopai.run import InputError, Runner, RunOptions, WorkerFailed, run_in_workers
+
+    progress = sys.stderr if _is_terminal(sys.stderr) and not is_quiet(args) else None
+    batch = RunOptions.batch if source.regular else 1  # from a pipe, no line waits for the next
+    options = RunOptions(args.concurrency, args.fail_fast, progress, _warn_one, batch)
+    if args.workers > 1:
+        try:
+            summary, problems = run_in_workers(recipe, args.workers, source, outcome.open, options)
+        except WorkerFailed as exc:
+            raise StartupError(exc.problems) from None
+        _warn(problems)
+        summary.problems = problems + [p for p in summary.problems if p not in problems]
+        return summary
+    host, problems = recipe()
+    _warn(problems)
+    say_setup(host, recipe.config)
+    known = len(host.problems)
+    try:
+        output = outcome.open()
+    except BaseException:
+        host.close()  # not started: releases the outbox
+        raise
+    runner = Runner(host, {}, output, options)
+    summary = runner.summary
+    try:
+        with host:
+            runner.run(source)
+    except (InputError, OutboxError) as exc:
+        exc.summary = summary  # type: ignore[union-attr]
+        raise
+    finally:
+        _warn(host.problems[known:])  # plugins that failed to start or stop
+        summary.problems = list(host.problems)
+        summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
+        summary.deliveries = host.delivery_report()
+    if host.delivery_failure is not None:
+        outcome.broken = host.delivery_failure
+        print(f"loopai run: {outcome.broken}", file=sys.stderr)
+    return summary
+
+
+def _report(summary: Summary, outcome: _Outcome, args: argparse.Namespace) -> int:
+    """Print the summary; the exit status."""
+    from loopai.cli._output import is_quiet
+
     if args.json:
-        where = sys.stdout if output is not sys.stdout else sys.stderr
-        print(json.dumps(summary.to_dict(), indent=2), file=where)
+        print(json.dumps(summary.to_dict(), indent=2), file=sys.stdout if outcome.path else sys.stderr)
     elif not is_quiet(args):
         sys.stderr.write(summary.render())
     if summary.interrupted:
         return 130
-    if broken is not None:
+    if outcome.broken is not None:
         return 2
     if summary.malformed or summary.stopped_by:
         return 1
@@ -237,24 +308,6 @@ def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[s
     )
 
 
-_NOT_RUN = (
-    "loopai run: nothing was processed: {source} names plugins that cannot run (above); fix them, "
-    "or set enabled = false in their tables (loopai config check lists every error)"
-)
-
-
-def _say_setup(host: Any, config: Any) -> None:
-    """With ``-v``: the configuration used, the plugins that run (by priority) and where events are kept."""
-    from loopai._kinds import KINDS
-    from loopai.cli._output import say
-
-    say(f"configuration: {config.source_label}")
-    for kind in KINDS:
-        running = [f"{e.name} ({e.plugin.priority})" for e in host.registry.entries(kind.base)]
-        say(f"{kind.key} (priority): {', '.join(running) or 'none'}")
-    say(f"outbox: {host.outbox.path if host.outbox is not None else 'none (events are delivered directly)'}")
-
-
 def _warn(problems: list[str]) -> None:
     from loopai.cli._output import warn
 
@@ -262,44 +315,10 @@ def _warn(problems: list[str]) -> None:
         warn(problem)
 
 
+def _warn_one(problem: str) -> None:
+    _warn([problem])
+
+
 def _is_terminal(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty is not None and isatty())
-
-
-def _seed_samplers(host: Any, seed: int) -> str | None:
-    """Set ``seed`` in the settings of every enabled sampler that has one (the built-in
-    percentage-sampler), over what the configuration says; the problem when none has."""
-    from loopai._errors import PluginSettingsError
-    from loopai._plugin import SamplerPlugin
-
-    seeded = []
-    for sampler in host.registry.list(SamplerPlugin):
-        settings = sampler.config
-        if "seed" not in getattr(type(settings), "model_fields", {}):
-            continue
-        try:
-            sampler.configure({**settings.model_dump(), "seed": seed}, where=f"--seed for {sampler.name}")
-        except PluginSettingsError as exc:
-            return f"loopai run: {exc}"
-        seeded.append(sampler.name)
-    if not seeded:
-        return "loopai run: --seed: no enabled sampler takes a seed (the built-in percentage-sampler does; disabled?)"
-    return None
-
-
-def _console_defaults(host: Any, config: Any) -> None:
-    """On built-in defaults the console handler would print a box per event on stdout, among
-    the result lines (or the JSON summary): send it to stderr, and keep it to alerts."""
-    from loopai._plugin import WebhookHandlerPlugin
-    from loopai.run import ALERT_EVENTS
-
-    plugin = host.registry.resolve(WebhookHandlerPlugin, CONSOLE)
-    if plugin is None or config.plugins.find("webhook_handlers", CONSOLE) is not None:
-        return  # not loaded, or set up on purpose: as configured
-    plugin.supported_events = ALERT_EVENTS
-    settings = plugin.config
-    if "stream" in getattr(type(settings), "model_fields", {}):
-        plugin.configure({**settings.model_dump(), "stream": "stderr"})  # also makes the host see the new events
-    else:
-        plugin.priority = plugin.priority  # the host rebuilds its routes when a plugin changes

@@ -8,6 +8,9 @@ from typing import Any
 
 __all__ = ["add_command"]
 
+HELP = "run the plugins as an HTTP service (validate, sample, events, batches, webhooks)"
+"""What ``loopai --help`` says of the command."""
+
 _EPILOG = """\
 The same configuration, discovery, selection and strict mode as every command; the [serve] table
 sets what the flags do not (host, port, workers, api_keys, inbound_secret, shutdown_timeout,
@@ -28,7 +31,7 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
     serve = commands.add_parser(
         "serve",
         parents=[parent],
-        help="run the plugins as an HTTP service (validate, sample, events, batches, webhooks)",
+        help=HELP,
         description="Serve the plugin host over HTTP (needs: pip install 'loopai-core[serve]').",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

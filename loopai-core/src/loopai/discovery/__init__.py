@@ -5,20 +5,44 @@ checks (:mod:`._requirements`) and selection (:mod:`._selection`) -> :func:`disc
 :func:`load_discovered` and :func:`apply_configuration` (:mod:`._load`) -> the registry.
 """
 
-from loopai.discovery._cache import cache_dir, read_inventory
-from loopai.discovery._discover import DiscoveredPlugin, Status, discover
-from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, canonical
-from loopai.discovery._load import accepts, apply_configuration, import_object, load_discovered
-from loopai.discovery._requirements import (
-    CORE,
-    RequirementCheck,
-    admits,
-    core_requirement,
-    needs_newer,
-    other_requirements,
-    specifier_set,
-)
-from loopai.discovery._selection import Selection
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopai.discovery._cache import cache_dir, read_inventory
+    from loopai.discovery._discover import DiscoveredPlugin, Status, discover
+    from loopai.discovery._inventory import CORE, DistInfo, EntryPointInfo, Inventory, canonical
+    from loopai.discovery._load import accepts, apply_configuration, import_object, load_discovered
+    from loopai.discovery._requirements import (
+        RequirementCheck,
+        admits,
+        core_requirement,
+        needs_newer,
+        other_requirements,
+        specifier_set,
+    )
+    from loopai.discovery._selection import Selection
+
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(("cache_dir", "read_inventory"), "loopai.discovery._cache"),
+    **dict.fromkeys(("DiscoveredPlugin", "Status", "discover"), "loopai.discovery._discover"),
+    **dict.fromkeys(("CORE", "DistInfo", "EntryPointInfo", "Inventory", "canonical"), "loopai.discovery._inventory"),
+    **dict.fromkeys(("accepts", "apply_configuration", "import_object", "load_discovered"), "loopai.discovery._load"),
+    **dict.fromkeys(
+        (
+            "RequirementCheck",
+            "admits",
+            "core_requirement",
+            "needs_newer",
+            "other_requirements",
+            "specifier_set",
+        ),
+        "loopai.discovery._requirements",
+    ),
+    "Selection": "loopai.discovery._selection",
+}
 
 __all__ = [
     "CORE",
@@ -43,3 +67,14 @@ __all__ = [
     "read_inventory",
     "specifier_set",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name from its home module the first time it is asked for: the command line names
+    ``canonical`` or ``CORE`` without paying for the configuration models and the loader."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -34,7 +34,7 @@ log = logging.getLogger("loopai.discovery")
 Status = Literal["ok", "disabled", "incompatible", "missing-dependency", "missing-plugin", "duplicate", "failed"]
 
 
-@dataclass
+@dataclass(slots=True)
 class DiscoveredPlugin:
     """One declared plugin (an entry point) and what discovery decided about it.
 
@@ -205,6 +205,7 @@ def discover(
         for configured_entry in config.plugins.for_kind(each):
             table.setdefault(configured_entry.name, configured_entry)
     needs = functools.cache(lambda: core_needs(paths, env))  # only when a requirement fails
+    labels = {kind.group: kind.label for kind in KINDS}
     passed: dict[tuple[str, ...], list[RequirementCheck]] = {}  # requirement lists that pass, checked
     found: list[DiscoveredPlugin] = []
     for dist in inventory.plugins:
@@ -222,7 +223,7 @@ def discover(
             if not failing:
                 passed[requires] = checks
         for ep in dist.entry_points:
-            kind = kind_of(ep.group).label
+            kind = labels.get(ep.group) or kind_of(ep.group).label
             record = DiscoveredPlugin(
                 name=ep.name,
                 kind=kind,

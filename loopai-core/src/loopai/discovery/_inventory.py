@@ -7,11 +7,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from loopai._kinds import KINDS
 
-__all__ = ["DistInfo", "EntryPointInfo", "Inventory", "Shadowed", "canonical", "scan", "stamp", "watched_files"]
+__all__ = [
+    "CORE",
+    "DistInfo",
+    "EntryPointInfo",
+    "Inventory",
+    "Shadowed",
+    "canonical",
+    "scan",
+    "stamp",
+    "watched_files",
+]
+
+CORE: Final = "loopai-core"
+"""The distribution plugins depend on, by its canonical name."""
 
 _GROUPS: Final = frozenset(kind.group for kind in KINDS)
 _OURS: Final = frozenset(("loopai-core", "loopai-builtin"))
@@ -40,16 +53,16 @@ def _name_version(dirname: str) -> tuple[str, str] | None:
     return (match["name"], match["version"]) if match is not None else None
 
 
-@dataclass(frozen=True)
-class EntryPointInfo:
-    """One ``loopai.*`` entry point as declared, not imported."""
+class EntryPointInfo(NamedTuple):
+    """One ``loopai.*`` entry point as declared, not imported (a tuple: a warm discovery makes
+    one per plugin from the cache, and a tuple is the cheapest immutable record to make)."""
 
     group: str
     name: str
     value: str
 
 
-@dataclass
+@dataclass(slots=True)
 class DistInfo:
     """A distribution that declares loopai entry points, read from its metadata files."""
 
@@ -239,21 +252,11 @@ def _section_marker(section: str) -> str:
 
 
 def watched_files(info: str, plugin: bool) -> tuple[str, ...]:
-    """The files of metadata directory ``info`` whose in-place rewrites invalidate the cache.
-
-    Asked only for the directories that may be rewritten in place (see the module's
-    docstring): a plugin's ``entry_points.txt`` and metadata (and an egg's ``requires.txt``);
-    an egg-info without loopai entry points, its ``entry_points.txt`` (it may gain some) and
-    ``PKG-INFO`` (a develop install's version is read from it).
-    """
-    if info.endswith(".dist-info"):
-        return ("entry_points.txt", "METADATA")
+    """The files of egg-info ``info`` whose in-place rewrites invalidate the cache (see the cache's
+    docstring: dist-infos are replaced whole): a plugin's ``entry_points.txt``, ``PKG-INFO`` and
+    ``requires.txt``; another egg-info's ``entry_points.txt`` (it may gain some) and ``PKG-INFO``
+    (a develop install's version is read from it)."""
     return ("entry_points.txt", "PKG-INFO", "requires.txt") if plugin else ("entry_points.txt", "PKG-INFO")
-
-
-def _from_an_installer(info: str) -> bool:
-    """Whether an installer (pip, uv, conda...) wrote dist-info ``info``: it leaves an INSTALLER file."""
-    return stamp(info + os.sep + "INSTALLER") != _MISSING
 
 
 def _declared(info: str, stamps: list[tuple[int, int]] | None) -> list[EntryPointInfo]:
@@ -320,8 +323,6 @@ def scan(paths: Sequence[str]) -> Inventory:
                     stamps.append(egg_stamps[0] if egg_stamps else stamp(info + os.sep + "PKG-INFO"))
                     watched[info] = (False, stamps)
                 continue
-            if not is_egg and not _from_an_installer(info):  # rare: read again, stamped first
-                eps = _declared(info, stamps)
             metadata = info + os.sep + ("PKG-INFO" if is_egg else "METADATA")
             name, meta_version, summary, requires = _headers(metadata, stamps if stamps else None)
             if is_egg:

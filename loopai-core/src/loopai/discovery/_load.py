@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from loopai._errors import LoopaiError, PluginError, PluginSettingsError
 from loopai._isolation import Raised, attempt, describe
 from loopai._kinds import KINDS, Kind, kind_of
+from loopai._log import logger
 from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
 from loopai._suggest import did_you_mean
 from loopai.config import LoopaiConfig, PluginConfiguration
@@ -32,7 +33,7 @@ from loopai.registry import PluginRegistry
 
 __all__ = ["accepts", "apply_configuration", "import_object", "load_discovered"]
 
-log = logging.getLogger("loopai.discovery")
+log = logger("loopai.discovery")
 
 
 def import_object(value: str) -> Any:

@@ -19,7 +19,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from loopai._version import core_version
-from loopai.discovery._inventory import DistInfo, Inventory, canonical
+from loopai.discovery._inventory import CORE, DistInfo, Inventory, canonical
 
 __all__ = [
     "CORE",
@@ -38,8 +38,6 @@ __all__ = [
     "specifier_set",
     "installed_versions",
 ]
-
-CORE = "loopai-core"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ plugin set, lifecycle, reload) is in :mod:`loopai.host._host`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -22,8 +21,6 @@ from loopai.host._validate import avalidate, validate
 from loopai.state import TaskStatistics
 
 __all__ = ["HostCalls"]
-
-log = logging.getLogger("loopai")
 
 
 class HostCalls(EventCalls):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 import weakref
@@ -13,6 +12,7 @@ from uuid import UUID
 
 from loopai._errors import LoopaiError, StartupError
 from loopai._isolation import watch_forks
+from loopai._log import logger
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, Target, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
@@ -36,7 +36,7 @@ from loopai.state import StateStore, open_state
 
 __all__ = ["Host"]
 
-log = logging.getLogger("loopai")
+log = logger()
 
 
 class Host(HostCalls):

@@ -7,6 +7,7 @@ bookkeeping was most of the cost of loading many plugins.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import threading
@@ -88,17 +89,19 @@ def _candidate_names(plugin: object) -> list[str]:
             if type(v) in (types.FunctionType, types.MethodType) and hasattr(v, _IMPL_ATTR)
         ]
     if isinstance(plugin, Plugin):
-        return _class_names(type(plugin))
+        return sorted(set(HOOK_NAMES).union(*map(_marked, type(plugin).__mro__)))
     return dir(plugin)
 
 
-def _class_names(cls: type) -> list[str]:
-    cached = cls.__dict__.get("__loopai_hook_names__")
+def _marked(cls: type) -> frozenset[str]:
+    """The names of ``cls``'s own attributes that carry a ``@loopai.hookimpl`` marker (found once per
+    class, and kept on it: every plugin class shares its bases' answers)."""
+    cached = cls.__dict__.get("__loopai_marked__")
     if cached is None:
-        marked = {n for base in cls.__mro__ for n, v in vars(base).items() if hasattr(v, _IMPL_ATTR)}
-        cached = sorted(set(HOOK_NAMES) | marked)
-        type.__setattr__(cls, "__loopai_hook_names__", cached)
-    return list(cached)
+        cached = frozenset(n for n, v in vars(cls).items() if hasattr(v, _IMPL_ATTR))
+        with contextlib.suppress(TypeError):  # ``object`` and other built-ins take no attributes
+            type.__setattr__(cls, "__loopai_marked__", cached)
+    return cached
 
 
 class Parser:
@@ -119,10 +122,19 @@ class Parser:
 
     def _implementations(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
         impls: dict[str, pluggy.HookImpl] = {}
+        by_class = self._class_options(type(plugin)) if isinstance(plugin, Plugin) else None
+        own = _instance_dict(plugin) if by_class is not None else {}
+        is_module = type(plugin) in MODULES
         for name in _candidate_names(plugin):
             if not hasattr(plugin, name):
                 continue
-            opts = self._manager.parse_hookimpl_opts(plugin, name)
+            if by_class is not None and name not in own:
+                opts = by_class[name]  # what pluggy finds on the instance is what it finds on its class
+            elif is_module:  # a function of the module that carries the marker: pluggy reads it so
+                marker = getattr(vars(plugin)[name], _IMPL_ATTR, None)
+                opts = marker if isinstance(marker, dict) else None  # type: ignore[assignment]  # pluggy reads it as such
+            else:
+                opts = self._manager.parse_hookimpl_opts(plugin, name)
             if opts is None:
                 continue
             hook = opts.get("specname") or name
@@ -142,6 +154,37 @@ class Parser:
                 raise PluginSignatureError(label, _signature_message(label, hook, impl.function, unknown))
             impls[hook] = impl
         return impls
+
+    def _class_options(self, cls: type) -> dict[str, pluggy.HookimplOpts | None]:
+        """pluggy's options for every candidate name of plugin class ``cls`` (None: not a hook
+        implementation), read once per class, and for an inherited attribute once per class that
+        defines it: ``inspect.getattr_static``, which pluggy reads them with, is most of the cost
+        of registering a plugin. (An attribute set on the instance itself is read from the
+        instance, as pluggy does.)"""
+        cached = cls.__dict__.get("__loopai_hook_options__")
+        if cached is None:
+            cached = {}
+            for name in sorted(set(HOOK_NAMES).union(*map(_marked, cls.__mro__))):
+                owner = next((base for base in cls.__mro__ if name in base.__dict__), cls)
+                if owner is not cls:  # found where it is defined, as pluggy would find it
+                    cached[name] = self._class_options(owner).get(name)
+                    continue
+                opts = pluggy.PluginManager.parse_hookimpl_opts(self._manager, cls, name)
+                if opts is None and name in HOOK_NAMES:
+                    opts = dict(_PLAIN_OPTS)  # type: ignore[assignment]  # a Plugin's undecorated hook method
+                cached[name] = opts
+            with contextlib.suppress(TypeError):  # a built-in class takes no attributes: asked again
+                type.__setattr__(cls, "__loopai_hook_options__", cached)
+        return cached
+
+
+def _instance_dict(plugin: object) -> dict[str, Any]:
+    """``plugin``'s own attributes, read without ``getattr`` (as pluggy reads them)."""
+    try:
+        own = object.__getattribute__(plugin, "__dict__")
+    except AttributeError:
+        return {}
+    return own if isinstance(own, dict) else {}
 
 
 def _entries(plugin: object, label: str, impls: dict[str, pluggy.HookImpl], is_plugin: bool) -> list[RegisteredPlugin]:

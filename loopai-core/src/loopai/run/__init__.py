@@ -1,17 +1,21 @@
 """The ``loopai run`` engine: JSON Lines in, one result line out per line, in input order, and a summary.
 
 Input (:mod:`._input`) -> the host's strategies per record (:mod:`._engine`) -> output lines
-(:mod:`._record`) and the summary (:mod:`._summary`); :mod:`._terminal` handles Ctrl-C and progress.
+(:mod:`._record`) and the summary (:mod:`._summary`); :mod:`._terminal` handles Ctrl-C and progress;
+:mod:`._workers` runs the same on several processes, each task's records on one (:mod:`._route`).
 """
 
 from loopai.run._engine import Runner, RunOptions
-from loopai.run._input import Input, InputError, Malformed, parse_line
+from loopai.run._input import KNOWN_KEYS, Input, InputError, Malformed, parse_line
 from loopai.run._record import ALERT_EVENTS, error_line, result_line
 from loopai.run._summary import Histogram, Summary, TaskSummary
+from loopai.run._workers import HostRecipe, WorkerFailed, available_cpus, run_in_workers
 
 __all__ = [
     "ALERT_EVENTS",
+    "KNOWN_KEYS",
     "Histogram",
+    "HostRecipe",
     "Input",
     "InputError",
     "Malformed",
@@ -19,7 +23,10 @@ __all__ = [
     "Runner",
     "Summary",
     "TaskSummary",
+    "WorkerFailed",
+    "available_cpus",
     "error_line",
     "parse_line",
     "result_line",
+    "run_in_workers",
 ]

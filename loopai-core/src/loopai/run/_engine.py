@@ -20,6 +20,9 @@ outbox, recorded for the delivery workers, which deliver in the background). Rea
 file, the lines of up to ``RunOptions.batch`` records wait for one commit of all their events;
 from a pipe or stdin each record's line goes out with its own commit, so that a line is never
 held back waiting for input.
+
+Several processes (``--workers``) each run one of these on their share of the tasks: see
+:mod:`._workers`.
 """
 
 from __future__ import annotations
@@ -29,21 +32,24 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 from loopai._errors import LoopaiError
-from loopai._models import ExecutionRecord, WebhookEvent
+from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent
 from loopai._report import EmitReport, SamplingReport, ValidationReport
 from loopai.config import TaskSettings
 from loopai.host import Host, Observation, TaskView
-from loopai.run._input import Input, Malformed, parse_line
+from loopai.run._input import KNOWN_KEYS, Input, Malformed, parse_line
 from loopai.run._record import error_line, result_line
 from loopai.run._summary import Summary, TaskSummary
 from loopai.run._terminal import Progress, Stop, interrupts
 
-__all__ = ["RunOptions", "Runner"]
+__all__ = ["Lines", "RunOptions", "Runner", "numbered"]
+
+Lines = Iterable[tuple[int, bytes] | None]
+"""Numbered lines to process; None: the input is about to wait (held results are written first)."""
 
 
 @dataclass
@@ -54,8 +60,10 @@ class RunOptions:
     fail_fast: bool = False
     progress: IO[str] | None = None
     """Where to draw the progress line (a terminal), or None for none."""
+    warn: Callable[[str], None] | None = None
+    """Told what the user should know about the input as it is read (unknown keys), once each."""
     batch: int = 256
-    """Records whose events are stored in one commit, reading a regular file."""
+    """Records whose events are stored in one commit (1 when the input is a pipe: see the module)."""
 
 
 class _Held:
@@ -77,6 +85,36 @@ class _Held:
         self.lines.clear()
         self.events.clear()
         self.records = 0
+
+
+class _Lane:
+    """One task as the sync engine runs it: its view (schemas, label), its summary, and the
+    sampling context its records are offered with (filled by the host before each call)."""
+
+    __slots__ = ("sampling", "summary", "validation", "view")
+
+    def __init__(self, view: TaskView, summary: TaskSummary) -> None:
+        self.view = view
+        self.summary = summary
+        self.validation: ValidationContext = view.validation
+        self.sampling: SamplingContext = view.sampling.model_copy()
+
+
+def numbered(
+    source: Iterable[bytes], summary: Summary, stop: Stop, progress: Progress | None
+) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of ``source`` with their numbers (from 1), until it ends or a stop is
+    requested; counts them in ``summary.lines``."""
+    for number, raw in enumerate(source, 1):
+        if stop.requested:
+            summary.interrupted = True
+            return
+        if progress is not None:
+            progress.tick(summary.lines, summary.malformed)
+        if len(raw) < 3 and not raw.strip():
+            continue
+        summary.lines += 1
+        yield number, raw
 
 
 class Runner:
@@ -101,44 +139,65 @@ class Runner:
         self.options = options or RunOptions()
         self.summary = Summary()
         self.summary.outbox = host.outbox.path if host.outbox is not None else None
-        self._tasks: dict[uuid.UUID, TaskSummary] = {}
+        self._lanes: dict[uuid.UUID, _Lane] = {}
         self._progress: Progress | None = None
+        self._seconds = {"validate": 0.0, "should_sample": 0.0}
+        self._number = 0  # the line being parsed, for warnings about it
         self._held = _Held()
-        self._batch = 1
+        self._batch = max(1, self.options.batch)
 
     def run(self, source: Input) -> Summary:
         """Process the lines of ``source`` until it ends, a Ctrl-C, or (with ``fail_fast``)
         the first malformed line; returns the summary. The output holds whole lines only."""
         if self.options.progress is not None:
             self._progress = Progress(self.options.progress, source.fraction)
-        self._batch = max(1, self.options.batch) if source.regular else 1
+        if not source.regular:
+            self._batch = 1
         try:
             with interrupts() as stop:
-                if self.options.concurrency <= 1:
-                    self._run_sync(source, stop)
-                else:
-                    asyncio.run(self._run_async(source, stop))
+                self.process(numbered(source, self.summary, stop, self._progress))
         finally:
             if self._progress is not None:
                 self._progress.clear()
-            self.summary.finished = time.perf_counter()
-            self.summary.plugins = self.host.plugin_usage()
-            self.output.flush()
+            self.finish()
         return self.summary
 
-    def _lines(self, source: Iterable[bytes], stop: Stop) -> Iterator[tuple[int, bytes]]:
-        """Numbered non-blank lines, until the input ends or a stop is requested."""
-        progress, summary = self._progress, self.summary
-        for number, raw in enumerate(source, 1):
-            if stop.requested:
-                summary.interrupted = True
-                return
-            if progress is not None:
-                progress.tick(summary.lines, summary.malformed)
-            if len(raw) < 3 and not raw.strip():
-                continue
-            summary.lines += 1
-            yield number, raw
+    def process(self, lines: Lines) -> None:
+        """Process numbered lines (``numbered``), writing each one's result line in order. A
+        None among them says the input is about to wait: what is held is stored and written."""
+        if self.options.concurrency <= 1:
+            self._run_sync(lines)
+        else:
+            asyncio.run(self._run_async(lines))
+
+    def finish(self) -> None:
+        """Complete the summary (hook counts and times, plugin usage) and flush the output."""
+        summary = self.summary
+        summary.finished = time.perf_counter()
+        records = summary.records
+        for hook, seconds in self._seconds.items():
+            summary.hook_calls[hook] = records
+            summary.hook_seconds[hook] = seconds
+        summary.plugins = self.host.plugin_usage()
+        self.output.flush()
+
+    def _parse(self, number: int, raw: bytes) -> tuple[ExecutionRecord, Any]:
+        if self.summary.warnings:  # said once per run: unknown keys need no looking for any more
+            return parse_line(raw)
+        self._number = number
+        return parse_line(raw, self._unknown)
+
+    def _unknown(self, keys: list[str]) -> None:
+        """Said once per run: the first record with keys no field has."""
+        names = ", ".join(map(repr, keys))
+        known = ", ".join(sorted(k for k in KNOWN_KEYS if k.islower()))
+        warning = (
+            f"line {self._number}: unknown key(s) {names} ignored (an execution record has {known}; "
+            "C# spellings such as TaskId and taskId are read too); said once per run"
+        )
+        self.summary.warnings.append(warning)
+        if self.options.warn is not None:
+            self.options.warn(warning)
 
     def _malformed(self, number: int, exc: Malformed) -> str:
         self.summary.malformed += 1
@@ -148,41 +207,30 @@ class Runner:
 
     # -- the sync path ---------------------------------------------------------------
 
-    def _run_sync(self, source: Iterable[bytes], stop: Stop) -> None:
+    def _run_sync(self, lines: Lines) -> None:
         try:
-            self._records_sync(source, stop)
+            self._records_sync(lines)
         except BaseException:
             with contextlib.suppress(LoopaiError):  # what could not be stored is not written either
                 self._release()
             raise
         self._release()
 
-    def _records_sync(self, source: Iterable[bytes], stop: Stop) -> None:
-        host, perf = self.host, time.perf_counter
-        calls, seconds = self.summary.hook_calls, self.summary.hook_seconds
-        tasks, held, batch = host.tasks, self._held, self._batch
-        for number, raw in self._lines(source, stop):
+    def _records_sync(self, lines: Lines) -> None:
+        held, batch = self._held, self._batch
+        for line in lines:
+            if line is None:  # the input waits: no result waits with it
+                self._release()
+                continue
+            number, raw = line
             try:
-                execution, expected = parse_line(raw)
+                execution, expected = self._parse(number, raw)
             except Malformed as exc:
                 held.add(self._malformed(number, exc) + "\n", [])
                 if self.options.fail_fast:
                     return
                 continue
-            task = tasks.view(execution.task_id)
-            started = perf()
-            validation = host.validate(execution, task.validation_context(expected))
-            middle = perf()
-            sampling = host.should_sample(execution)
-            seconds["validate"] += middle - started
-            seconds["should_sample"] += perf() - middle
-            calls["validate"] += 1
-            calls["should_sample"] += 1
-            observation = self._settle(number, execution, validation, sampling)
-            events = observation.events(host.handled_events())
-            held.add(
-                result_line(number, execution, task.id_text, validation, sampling, observation.raised) + "\n", events
-            )
+            held.add(*self._one_sync(number, execution, expected))
             if held.records >= batch:
                 self._release()
 
@@ -209,26 +257,55 @@ class Runner:
             self.output.write("".join(held.lines))
         held.clear()
 
+    def _one_sync(self, number: int, execution: ExecutionRecord, expected: Any) -> tuple[str, list[WebhookEvent]]:
+        """One record through the host; its result line and the events to emit."""
+        host, perf, seconds = self.host, time.perf_counter, self._seconds
+        lane = self._lanes.get(execution.task_id) or self._lane(execution.task_id)
+        context = lane.validation if expected is None else lane.view.validation_context(expected)
+        started = perf()
+        validation = host.validate(execution, context)
+        middle = perf()
+        sampling = host.should_sample(execution, lane.sampling)
+        seconds["should_sample"] += perf() - middle
+        seconds["validate"] += middle - started
+        observation = self._settle(number, execution, validation, sampling, lane.summary)
+        handled = host.handled_events()
+        events = observation.events(handled) if handled else []
+        return result_line(
+            number, execution, lane.view.id_text, validation, sampling, observation.raised
+        ) + "\n", events
+
+    def _lane(self, task_id: uuid.UUID) -> _Lane:
+        view = self.host.tasks.view(task_id)
+        lane = self._lanes[task_id] = _Lane(view, self._summary_of(view))
+        return lane
+
     # -- the async path --------------------------------------------------------------
 
-    async def _run_async(self, source: Iterable[bytes], stop: Stop) -> None:
+    async def _run_async(self, lines: Lines) -> None:
         try:
-            await self._records_async(source, stop)
+            await self._records_async(lines)
         except Exception:
             with contextlib.suppress(LoopaiError):  # what could not be stored is not written either
                 await self._arelease()
             raise
         await self._arelease()
 
-    async def _records_async(self, source: Iterable[bytes], stop: Stop) -> None:
+    async def _records_async(self, lines: Lines) -> None:
         loop = asyncio.get_running_loop()
         window: deque[Awaitable[tuple[str, list[WebhookEvent]]]] = deque()  # in input order, at most `limit`
         limit = self.options.concurrency
         previous: asyncio.Future[None] | None = None
         try:
-            for number, raw in self._lines(source, stop):
+            for line in lines:
+                if line is None:  # the input waits: no result waits with it
+                    while window:
+                        await self._ahold(*await window.popleft())
+                    await self._arelease()
+                    continue
+                number, raw = line
                 try:
-                    parsed = parse_line(raw)
+                    parsed = self._parse(number, raw)
                 except Malformed as exc:
                     done: asyncio.Future[tuple[str, list[WebhookEvent]]] = loop.create_future()
                     done.set_result((self._malformed(number, exc), []))
@@ -264,8 +341,7 @@ class Runner:
         """One record: plugin calls overlap with other records'; then it waits for
         ``previous`` (the record before it settled), settles, and resolves ``turn``. Returns
         its result line and the events to emit."""
-        host, perf = self.host, time.perf_counter
-        calls, seconds = self.summary.hook_calls, self.summary.hook_seconds
+        host, perf, seconds = self.host, time.perf_counter, self._seconds
         try:
             task = host.tasks.view(execution.task_id)
             started = perf()
@@ -274,11 +350,9 @@ class Runner:
             sampling = await host.ashould_sample(execution)
             seconds["validate"] += middle - started
             seconds["should_sample"] += perf() - middle
-            calls["validate"] += 1
-            calls["should_sample"] += 1
             if previous is not None:
                 await previous
-            observation = self._settle(number, execution, validation, sampling)
+            observation = self._settle(number, execution, validation, sampling, self._summary_of(task))
         finally:
             if not turn.done():
                 turn.set_result(None)
@@ -288,10 +362,9 @@ class Runner:
     # -- per record, in input order --------------------------------------------------
 
     def _summary_of(self, task: TaskView) -> TaskSummary:
-        summary = self._tasks.get(task.task_id)
+        summary = self.summary.tasks.get(task.task_id)
         if summary is None:
-            summary = self._tasks[task.task_id] = TaskSummary(task.task_id, task.label, task.configured)
-            self.summary.tasks[task.task_id] = summary
+            summary = self.summary.tasks[task.task_id] = TaskSummary(task.task_id, task.label, task.configured)
         return summary
 
     def _settle(
@@ -300,20 +373,11 @@ class Runner:
         execution: ExecutionRecord,
         validation: ValidationReport,
         sampling: SamplingReport,
+        summary: TaskSummary,
     ) -> Observation:
         """Observe the record for its task's thresholds (in input order) and count it."""
         observation = self.host.observe(execution, validation, sampling, payload={"line": number})
-        summary = self._summary_of(observation.task)
-        summary.records += 1
-        summary.valid += validation.is_valid
-        summary.sampled += sampling.decision is not None
-        if execution.latency_ms is not None:
-            summary.latency.add(execution.latency_ms)
-        for crossing in observation.crossings:
-            summary.breaches[crossing.metric] = summary.breaches.get(crossing.metric, 0) + 1
-        counts = summary.events
-        for event_type, _ in observation.raised:
-            counts[event_type] = counts.get(event_type, 0) + 1
+        summary.count(execution.latency_ms, validation.is_valid, sampling.decision is not None, observation)
         return observation
 
     def _count_emits(self, reports: list[EmitReport], seconds: float) -> None:

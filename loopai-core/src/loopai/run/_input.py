@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Final
 
-from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, JsonValue, ValidationError
+from pydantic_core import from_json
 
 from loopai._errors import ConfigError, describe_validation_error
 from loopai._models import ExecutionRecord
 
-__all__ = ["Input", "InputError", "Malformed", "parse_line"]
+__all__ = ["KNOWN_KEYS", "Input", "InputError", "Malformed", "parse_line"]
 
 _WRAPPED_KEY = b'"execution"'
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -38,41 +38,106 @@ class _Wrapped(BaseModel):
 _WRAPPER_KEYS: Final = tuple(_Wrapped.model_fields)
 
 
+def _known_keys() -> frozenset[str]:
+    keys = set()
+    for name, field in ExecutionRecord.model_fields.items():
+        keys.add(name)
+        if isinstance(field.validation_alias, AliasChoices):
+            keys.update(choice for choice in field.validation_alias.choices if isinstance(choice, str))
+    return frozenset(keys)
+
+
+KNOWN_KEYS: Final = _known_keys()
+"""Every key an execution record may have: its field names and their C# spellings."""
+
+
+class _AnyKeys(ExecutionRecord):
+    """``ExecutionRecord`` that keeps the keys it does not know aside (in ``__pydantic_extra__``),
+    so that :func:`parse_line` can name them without reading the line twice."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+_read = _AnyKeys.__pydantic_validator__.validate_json
+
+
+def _as_record(record: _AnyKeys) -> ExecutionRecord:
+    """``record`` made the plain ``ExecutionRecord`` it is, its unknown keys dropped.
+
+    The two classes have the same fields and the same layout, so the instance changes class
+    in place: validating the line again as an ``ExecutionRecord`` would cost as much as
+    reading it did, and plugins must get exactly an ``ExecutionRecord`` (equal to another
+    one with the same fields, which an instance of a subclass is not).
+    """
+    object.__setattr__(record, "__pydantic_extra__", None)
+    object.__setattr__(record, "__class__", ExecutionRecord)
+    return record
+
+
 class Malformed(Exception):
     """A line that is not an execution record; ``str()`` says why, naming the field."""
 
 
-def parse_line(raw: bytes) -> tuple[ExecutionRecord, Any]:
+Unknown = Callable[[list[str]], None]
+"""Told the keys of a record that no field has (they are ignored)."""
+
+
+def parse_line(raw: bytes, unknown: Unknown | None = None) -> tuple[ExecutionRecord, Any]:
     """The execution on one line and its expected output (None when the line has none).
 
     A line is an ``ExecutionRecord`` object, or ``{"execution": {...}, "expected_output": ...}``.
-    Raises :class:`Malformed` with a one-line reason.
+    Raises :class:`Malformed` with a one-line reason, whatever the line holds (JSON nested
+    thousands deep, a number of thousands of digits, a lone surrogate escape). Keys of the
+    record that no field has are ignored, and passed to ``unknown`` when given.
     """
     if _WRAPPED_KEY not in raw:
         try:
-            return ExecutionRecord.model_validate_json(raw), None
+            record = _read(raw)
         except ValidationError:
             pass  # the slow path below says exactly what is wrong
+        else:
+            if record.__pydantic_extra__ and unknown is not None:
+                unknown(list(record.__pydantic_extra__))
+            return _as_record(record), None
+    return _parse_document(raw, unknown)
+
+
+def _parse_document(raw: bytes, unknown: Unknown | None) -> tuple[ExecutionRecord, Any]:
     try:
-        document = json.loads(raw)
+        document = from_json(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise Malformed(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise Malformed(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError as exc:  # pydantic-core's JSON parser: depth and number size are bounded
+        raise Malformed(_invalid_json(str(exc))) from None
     if not isinstance(document, dict):
         raise Malformed(f"expected a JSON object (an execution record), got {_json_kind(document)}")
     try:
         if "execution" in document:
-            unknown = [key for key in document if key not in _WRAPPER_KEYS]
-            if unknown:
+            extra = [key for key in document if key not in _WRAPPER_KEYS]
+            if extra:
                 allowed = ", ".join(_WRAPPER_KEYS)
-                keys = f"key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+                keys = f"key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}"
                 raise Malformed(f"unknown {keys} next to 'execution' (allowed: {allowed})")
+            _tell_unknown(document["execution"], unknown)
             wrapped = _Wrapped.model_validate(document)
             return wrapped.execution, wrapped.expected_output
+        _tell_unknown(document, unknown)
         return ExecutionRecord.model_validate(document), None
     except ValidationError as exc:
         raise Malformed("; ".join(describe_validation_error(exc))) from None
+
+
+def _tell_unknown(record: Any, unknown: Unknown | None) -> None:
+    if unknown is not None and isinstance(record, dict):
+        extra = [key for key in record if key not in KNOWN_KEYS]
+        if extra:
+            unknown(extra)
+
+
+def _invalid_json(message: str) -> str:
+    text, _, where = message.partition(" at line 1 column ")
+    hint = " (a \\u escape of half a surrogate pair is not text)" if "hex escape" in text else ""
+    return f"invalid JSON: {text}{hint}" + (f" (column {where})" if where.isdecimal() else "")
 
 
 def _json_kind(value: Any) -> str:

@@ -11,7 +11,7 @@ from uuid import UUID
 from loopai._kinds import KINDS
 from loopai._models import WebhookEventType
 from loopai.delivery import HandlerDeliveries
-from loopai.host import PluginUsage
+from loopai.host import Observation, PluginUsage
 
 __all__ = ["Histogram", "Summary", "TaskSummary"]
 
@@ -68,6 +68,19 @@ class TaskSummary:
         """The task's name, else its id."""
         return self.name or str(self.task_id)
 
+    def count(self, latency_ms: float | None, valid: bool, sampled: bool, observation: Observation) -> None:
+        """One processed record: its latency, verdict, sampling, thresholds crossed and events raised."""
+        self.records += 1
+        self.valid += valid
+        self.sampled += sampled
+        if latency_ms is not None:
+            self.latency.add(latency_ms)
+        for crossing in observation.crossings:
+            self.breaches[crossing.metric] = self.breaches.get(crossing.metric, 0) + 1
+        counts = self.events
+        for event_type, _ in observation.raised:
+            counts[event_type] = counts.get(event_type, 0) + 1
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
@@ -106,6 +119,8 @@ class Summary:
         self.outbox: str | None = None
         self.output: str | None = None
         self.problems: list[str] = []
+        self.warnings: list[str] = []
+        """What the input made worth saying (unknown keys), once each."""
         self.deliveries: list[HandlerDeliveries] = []
         """Per webhook handler, what delivery did (filled once the host has drained)."""
         self.deliver_command: str | None = None
@@ -157,6 +172,7 @@ class Summary:
             "output": self.output,
             "outbox": self.outbox,
             "problems": list(self.problems),
+            "warnings": list(self.warnings),
         }
 
     def _tasks_in_order(self) -> list[TaskSummary]:

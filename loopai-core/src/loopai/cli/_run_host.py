@@ -1,0 +1,128 @@
+"""How ``loopai run`` builds its host: from the configuration and the flags, in this process or in
+each ``--workers`` process, with the run's own defaults for the console handler and ``--seed``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from loopai.config import LoopaiConfig, TaskSettings
+    from loopai.host import Host
+
+__all__ = ["CONSOLE", "HostRecipe", "say_setup"]
+
+CONSOLE = "console-webhook-handler"
+
+_NOT_RUN = (
+    "loopai run: nothing was processed: {source} names plugins that cannot run (above); fix them, "
+    "or set enabled = false in their tables (loopai config check lists every error)"
+)
+
+
+class HostRecipe:
+    """How ``loopai run`` builds its host, from the configuration and the flags: picklable, so that
+    each ``--workers`` process builds its own from the same (already read) configuration. (A plain
+    class: a dataclass would compile its methods when ``loopai --help`` imports this module.)"""
+
+    def __init__(
+        self,
+        config: LoopaiConfig,
+        tasks: dict[UUID, TaskSettings],
+        args: argparse.Namespace,
+        outbox: bool | Path,
+    ) -> None:
+        self.config = config
+        self.tasks = tasks
+        self.plugins: str | None = args.plugins
+        self.disable_plugins: str | None = args.disable_plugins
+        self.no_autoload: bool = args.no_autoload
+        self.strict: bool | None = args.strict
+        self.dry_run_events: bool = args.dry_run_events
+        self.seed: int | None = args.seed
+        self.outbox = outbox
+
+    def __call__(self) -> tuple[Host, list[str]]:
+        """The host, not started, and the problems met loading its plugins. Raises
+        :class:`loopai.ConfigError` or :class:`loopai.StartupError` (exit 2), naming the plugins
+        the configuration names that cannot run: running without them would hide the mistake."""
+        from loopai._errors import ConfigError
+        from loopai.cli._common import configured_failures, selection_of
+        from loopai.host import Host
+
+        flags = argparse.Namespace(
+            plugins=self.plugins, disable_plugins=self.disable_plugins, no_autoload=self.no_autoload
+        )
+        host = Host(
+            self.config,
+            discover=True,
+            selection=selection_of(flags, self.config),
+            strict=self.strict,
+            dry_run=True if self.dry_run_events else None,
+            outbox=self.outbox,
+            meter=True,
+            tasks=self.tasks,
+        )
+        failures = configured_failures(host, self.config)
+        if failures:
+            host.close()
+            raise ConfigError([*failures, _NOT_RUN.format(source=self.config.source_label)])
+        problems = list(host.problems)
+        _console_defaults(host, self.config)
+        if self.seed is not None and (problem := _seed_samplers(host, self.seed)):
+            host.close()  # not started: releases the outbox
+            raise ConfigError([problem])
+        return host, problems
+
+
+def say_setup(host: Any, config: Any) -> None:
+    """With ``-v``: the configuration used, the plugins that run (by priority) and where events are kept."""
+    from loopai._kinds import KINDS
+    from loopai.cli._output import say
+
+    say(f"configuration: {config.source_label}")
+    for kind in KINDS:
+        running = [f"{e.name} ({e.plugin.priority})" for e in host.registry.entries(kind.base)]
+        say(f"{kind.key} (priority): {', '.join(running) or 'none'}")
+    say(f"outbox: {host.outbox.path if host.outbox is not None else 'none (events are delivered directly)'}")
+
+
+def _seed_samplers(host: Any, seed: int) -> str | None:
+    """Set ``seed`` in the settings of every enabled sampler that has one (the built-in
+    percentage-sampler), over what the configuration says; the problem when none has."""
+    from loopai._errors import PluginSettingsError
+    from loopai._plugin import SamplerPlugin
+
+    seeded = []
+    for sampler in host.registry.list(SamplerPlugin):
+        settings = sampler.config
+        if "seed" not in getattr(type(settings), "model_fields", {}):
+            continue
+        try:
+            sampler.configure({**settings.model_dump(), "seed": seed}, where=f"--seed for {sampler.name}")
+        except PluginSettingsError as exc:
+            return f"loopai run: {exc}"
+        seeded.append(sampler.name)
+    if not seeded:
+        return "loopai run: --seed: no enabled sampler takes a seed (the built-in percentage-sampler does; disabled?)"
+    return None
+
+
+def _console_defaults(host: Any, config: Any) -> None:
+    """On built-in defaults the console handler would print a box per event on stdout, among
+    the result lines (or the JSON summary): send it to stderr, and keep it to alerts."""
+    from loopai._plugin import WebhookHandlerPlugin
+    from loopai.run import ALERT_EVENTS
+
+    plugin = host.registry.resolve(WebhookHandlerPlugin, CONSOLE)
+    if plugin is None or config.plugins.find("webhook_handlers", CONSOLE) is not None:
+        return  # not loaded, or set up on purpose: as configured
+    plugin.supported_events = ALERT_EVENTS
+    settings = plugin.config
+    if "stream" in getattr(type(settings), "model_fields", {}):
+        plugin.configure({**settings.model_dump(), "stream": "stderr"})  # also makes the host see the new events
+    else:
+        plugin.priority = plugin.priority  # the host rebuilds its routes when a plugin changes

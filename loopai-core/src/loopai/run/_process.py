@@ -1,0 +1,230 @@
+"""A ``loopai run --workers`` worker: what runs in its process, and the handle the parent holds on it.
+
+The worker builds its host from a picklable recipe, starts it when the parent says so, runs the
+ordinary engine on the lines it is sent and sends back result lines (with the time spent making
+them), then its summary. The parent's handle (:class:`WorkerHandle`) gathers the worker's lines,
+sends them a batch at a time while the worker has less than :data:`AHEAD` seconds of work, and
+keeps the results it answers with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from loopai._errors import LoopaiError
+from loopai.host import Host
+from loopai.run._engine import Runner, RunOptions
+from loopai.run._summary import Summary
+
+__all__ = ["AHEAD", "BATCH", "HostRecipe", "WorkerHandle"]
+
+HostRecipe = Callable[[], tuple[Host, list[str]]]
+"""Builds a worker's host (not started) and says what went wrong loading plugins. Picklable."""
+
+BATCH = 256
+"""Most lines sent to a worker at once: enough that a message costs little next to the work in it."""
+LATENCY = 0.05
+"""Longest a worker keeps result lines before sending them back (seconds)."""
+AHEAD = 0.25
+"""Seconds of work a worker is sent ahead: enough to keep it busy between two messages."""
+
+
+class _Collected:
+    """A worker's output: result lines, sent to the parent a batch at a time, or after
+    :data:`LATENCY` seconds when records are slow (a worker killed then takes few answers with it),
+    with the time spent making them (the parent reads as far ahead as that time allows)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.lines: list[str] = []
+        self.since = time.monotonic()
+        self.idle = 0.0  # of the time since, spent waiting for lines
+        self.notices: list[str] = []  # the delivery workers' log lines, not sent yet
+
+    def write(self, text: str) -> None:
+        """Whole result lines, one or many (the engine writes a batch at once); each is kept apart,
+        as the parent puts each line in its place in the output."""
+        if text.count("\n") == 1:
+            self.lines.append(text)
+        else:
+            self.lines += [line + "\n" for line in text.split("\n")[:-1]]
+        if len(self.lines) >= BATCH or time.monotonic() - self.since >= LATENCY:
+            self.flush()
+
+    def flush(self) -> None:
+        while self.notices:
+            self.conn.send(("notice", self.notices.pop(0)))
+        now = time.monotonic()
+        if self.lines:
+            self.conn.send(("results", self.lines, now - self.since - self.idle))
+            self.lines = []
+        self.since, self.idle = now, 0.0
+
+    def wait(self, conn: Any) -> Any:
+        """The parent's next message; the time waiting for it is not work."""
+        started = time.monotonic()
+        message = conn.recv()
+        self.idle += time.monotonic() - started
+        return message
+
+
+def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
+    """A worker's life: build its host, start it when told, run the lines it is sent, report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
+        _serve(recipe, conn, options)
+
+
+def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
+    if conn.recv()[0] != "build":  # the first worker builds alone: it creates the outbox file
+        return
+    try:
+        host, problems = recipe()
+    except LoopaiError as exc:
+        conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
+        return
+    conn.send(("built", problems, host.outbox.path if host.outbox is not None else None))
+    if conn.recv()[0] != "start":  # hosts start one after the other; or the run was called off
+        host.close()
+        return
+    known = len(host.problems)
+    try:
+        host.start()
+    except LoopaiError as exc:
+        conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
+        return
+    conn.send(("started", host.problems[known:]))
+    known = len(host.problems)
+    output = _Collected(conn)
+    options.warn = lambda text: conn.send(("warn", text))
+    runner = Runner(host, {}, output, options)  # type: ignore[arg-type]
+    with _notices(output):
+        try:
+            runner.process(_received(conn, output))
+            runner.finish()
+        except LoopaiError as exc:  # the outbox failed: what it holds stays; this worker can go no further
+            conn.send(("fatal", str(exc)))
+            raise SystemExit(1) from None
+        finally:
+            host.close()
+    summary = runner.summary
+    summary.problems = host.problems[known:]
+    summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
+    summary.deliveries = host.delivery_report()
+    if host.delivery_failure is not None:
+        summary.stopped_by = summary.stopped_by or f"the delivery workers stopped: {host.delivery_failure}"
+    summary.finished = time.perf_counter()  # when it closed: the last to close knows what is pending
+    output.flush()
+    conn.send(("done", summary))
+
+
+@contextlib.contextmanager
+def _notices(output: _Collected) -> Iterator[None]:
+    """A handler's circuit opening or closing, said by the parent as by one process: the delivery
+    workers' log lines go back with the next results (the parent logs them again)."""
+    handler = _Notices(output)
+    logger = logging.getLogger("loopai.delivery")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+class _Notices(logging.Handler):
+    def __init__(self, output: _Collected) -> None:
+        super().__init__(logging.INFO)
+        self.output = output
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR:  # a failing outbox is said by the run itself
+            self.output.notices.append(record.getMessage())  # a delivery worker's thread: sent by the main one
+
+
+def _received(conn: Any, output: _Collected) -> Iterator[tuple[int, bytes] | None]:
+    """The lines the parent sends, until it says the input ended. Before waiting for more, a None
+    (the engine writes the results it holds), and the result lines written so far go back."""
+    while True:
+        if not conn.poll():
+            yield None
+        output.flush()
+        message = output.wait(conn)
+        if message[0] == "end":
+            return
+        yield from message[1]
+
+
+class WorkerHandle:
+    """The parent's side of one worker: its process and pipe, the lines being gathered for it,
+    the results it sent back, and how it ended.
+
+    Messages to the worker are written by a thread of their own: a pipe holds less than a batch,
+    and the parent must never wait for one worker to read while the others have nothing to do.
+    """
+
+    def __init__(self, index: int, context: Any, recipe: HostRecipe, options: RunOptions) -> None:
+        self.index = index
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_work, args=(recipe, child, options), name=f"loopai-run-{index}")
+        self._child = child
+        self._outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_all, name=f"loopai-run-send-{index}", daemon=True)
+        self.batch: list[tuple[int, bytes]] = []  # its lines not sent yet
+        self.assigned = 0  # lines given to it so far: new tasks go to the least busy worker
+        self.sent = 0  # lines sent to it so far
+        self.answered = 0  # results it sent back so far
+        self.rate = 0.0  # lines per second of work, as it reports them (0: not known yet)
+        self.results: deque[str] = deque()
+        self.messages: deque[tuple[Any, ...]] = deque()  # what is not a result line, in order
+        self.summary: Summary | None = None
+        self.death: str | None = None
+        self.fatal: str | None = None  # why it stopped, when it could say
+
+    def start(self) -> None:
+        self.process.start()
+        self._child.close()
+        self._sender.start()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Queue ``message`` for the worker (in order; never waits)."""
+        self._outgoing.put(message)
+
+    def close(self) -> None:
+        """Send what is queued, then stop sending."""
+        self._outgoing.put(None)
+        if self._sender.is_alive():
+            self._sender.join(timeout=10)
+
+    def _send_all(self) -> None:
+        while (message := self._outgoing.get()) is not None:
+            with contextlib.suppress(OSError):  # it died: its receiver says so
+                self.conn.send(message)
+
+    def feed(self, force: bool = False) -> None:
+        """Send its waiting lines, a batch at a time, while it has less than :data:`AHEAD` seconds of
+        work unanswered (``force``: all of them, now)."""
+        ahead = max(16, min(4 * BATCH, int(self.rate * AHEAD)))
+        while self.batch and (force or self.sent - self.answered < ahead):
+            lines, self.batch = self.batch[:BATCH], self.batch[BATCH:]
+            self.sent += len(lines)
+            self.send(("lines", lines))
+
+    def answer(self, lines: list[str], busy: float) -> None:
+        """Results it sent back, and the time it worked on them."""
+        self.results.extend(lines)
+        self.answered += len(lines)
+        if busy > 0:
+            rate = len(lines) / busy
+            self.rate = rate if self.rate == 0 else 0.8 * self.rate + 0.2 * rate
+
+    def __str__(self) -> str:
+        return f"worker {self.index + 1} (pid {self.process.pid})"

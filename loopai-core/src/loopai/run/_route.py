@@ -1,0 +1,81 @@
+"""Which task a line belongs to, read cheaply, so that ``--workers`` can send each task to one worker.
+
+The parent process routes every line, so this must cost a small fraction of processing one:
+it looks for the one ``"task_id": "..."`` in the raw bytes and trusts it only when nothing
+else in the line could be the record's task id (a nested ``task_id``, a C# spelling, an
+escape in a key). Anything else is parsed as JSON, as a record would be. Only the answer for
+a line that is a record matters: a malformed line raises no event and counts for no task, so
+any worker may write its error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from pydantic_core import from_json
+
+__all__ = ["Router", "task_key"]
+
+_TASK_ID: Final = re.compile(rb'"task_id"\s*:\s*"([^"\\]{1,100})"')
+_SPELLINGS: Final = ("task_id", "TaskId", "taskId")
+_HEX: Final = frozenset("0123456789abcdef")
+
+
+def task_key(raw: bytes) -> str | None:
+    """The task id of line ``raw`` as 32 lower-case hex digits (however the UUID is written), or
+    None when the line has no readable task id (then it is not a record)."""
+    spelt = _spelt(raw)
+    return _normalised(spelt.decode("ascii", "replace")) if spelt is not None else _parsed(raw)
+
+
+class Router:
+    """Each line's task, by the bytes its id is written with: read once per spelling, not per line."""
+
+    def __init__(self) -> None:
+        self._keys: dict[bytes, str | None] = {}
+
+    def task(self, raw: bytes) -> str | None:
+        """:func:`task_key` of ``raw``."""
+        spelt = _spelt(raw)
+        if spelt is None:
+            return _parsed(raw)
+        if spelt in self._keys:
+            return self._keys[spelt]
+        if len(self._keys) >= 65_536:  # a new id on every line: keep memory bounded
+            self._keys.clear()
+        key = self._keys[spelt] = _normalised(spelt.decode("ascii", "replace"))
+        return key
+
+
+def _spelt(raw: bytes) -> bytes | None:
+    """The bytes of the one ``"task_id": "..."`` of ``raw``, when nothing else in it could be the
+    record's task id; else None."""
+    found = _TASK_ID.search(raw)
+    if found is not None and raw.count(b"ask_id") == 1 and b"askId" not in raw and b"\\u" not in raw:
+        return found.group(1)
+    return None
+
+
+def _parsed(raw: bytes) -> str | None:
+    """The task id of ``raw`` read as JSON, as a record would be."""
+    try:
+        document = from_json(raw)
+    except ValueError:
+        return None
+    if isinstance(document, dict) and isinstance(document.get("execution"), dict):
+        document = document["execution"]
+    return _normalised(_spelled(document)) if isinstance(document, dict) else None
+
+
+def _spelled(record: dict[str, Any]) -> Any:
+    # The order ExecutionRecord reads them in: its field name first, then C#'s spellings.
+    return next((record[key] for key in _SPELLINGS if key in record), None)
+
+
+def _normalised(text: Any) -> str | None:
+    """``6F1C2A9E-...``, ``{6f1c...}``, ``urn:uuid:6f1c...`` and ``6f1c2a9e0d4b...`` alike."""
+    if not isinstance(text, str):
+        return None
+    digits = text.lower().removeprefix("urn:uuid:").replace("-", "").strip("{}")
+    return digits if len(digits) == 32 and _HEX.issuperset(digits) else None

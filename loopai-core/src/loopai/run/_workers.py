@@ -1,0 +1,368 @@
+"""``loopai run --workers N``: the same run on N processes, with the same output as one.
+
+The parent reads the input and sends each line to the worker that owns its task: a task is
+given to the least busy worker when its first record is read, and keeps it. So every record
+of a task is processed by one worker, in input order, and per-task statistics, time-based
+sampling and rolling thresholds are exactly those of a one-process run. Each worker builds
+its own host and runs the ordinary engine (:class:`~loopai.run.Runner`) on its lines (see
+:mod:`._process`); the parent writes their result lines back in input order and adds up their
+summaries.
+
+- Memory stays flat: at most a window of lines is between reading and writing (about
+  :data:`WINDOW` seconds of work, at most :data:`MOST_WINDOW` lines). A worker is sent about
+  a quarter second of work at a time; the rest of its lines wait in the parent, so that one
+  worker's pause (importing a library its validator needs) does not stop the others.
+- Ctrl-C: workers ignore it; the parent stops reading, the lines already read are finished
+  and written, and the summary says it was interrupted. A second Ctrl-C stops everything at
+  once (the output still ends with a whole line).
+- A worker that dies (killed, out of memory): the parent stops reading; each line that worker
+  had and did not answer gets an error line saying so (an event it raised before dying was
+  recorded in the outbox first, and is delivered), the other workers finish theirs, and the
+  run ends early (exit 1). The output holds one whole line per line read, in order.
+- The first worker builds its host alone (it creates the outbox file, if there is none yet), the
+  others together; hosts start one after the other, so that deliveries left pending in the outbox
+  by a killed process are made once, by the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import IO, Any
+
+from loopai.delivery import HandlerDeliveries
+from loopai.host import PluginUsage
+from loopai.run._engine import RunOptions, numbered
+from loopai.run._input import Input, InputError, Malformed, parse_line
+from loopai.run._process import BATCH, HostRecipe, WorkerHandle
+from loopai.run._record import error_line
+from loopai.run._route import Router
+from loopai.run._summary import Summary
+from loopai.run._terminal import Progress, interrupts
+
+__all__ = ["HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
+
+WINDOW = 2.0
+"""Seconds of work read ahead of what is written: a worker's pause shorter than this does not stop the
+others, and a Ctrl-C (which lets the lines already read finish) ends within about this much."""
+MOST_WINDOW = 32_768
+"""The most lines read ahead of what is written, however fast the workers (a few MB)."""
+LEAST_WINDOW = 32
+"""The fewest lines read ahead per worker, however slow its plugins."""
+
+
+class WorkerFailed(Exception):
+    """A worker could not build or start its host; ``problems`` say why (exit 2, as with one process)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (``--workers auto``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_in_workers(
+    recipe: HostRecipe, workers: int, source: Input, open_output: Callable[[], IO[str]], options: RunOptions
+) -> tuple[Summary, list[str]]:
+    """Run ``source`` on ``workers`` processes, each with the host ``recipe`` builds; the summary,
+    and the problems the hosts found (each once). ``open_output`` is called once every host has
+    started (a run refused before then leaves an earlier output alone). Raises
+    :class:`WorkerFailed` when a worker cannot build or start its host."""
+    parent = _Parent(recipe, workers, options)
+    try:
+        problems = parent.start()
+        summary = parent.run(source, open_output())
+    finally:
+        parent.stop()
+    return summary, problems
+
+
+class _Parent:
+    """Reads and routes the lines, and writes the results back in order (see the module)."""
+
+    def __init__(self, recipe: HostRecipe, count: int, options: RunOptions) -> None:
+        self.output: IO[str]  # given to run: opened once the hosts have started
+        self.options = options
+        self.summary = Summary()
+        context = multiprocessing.get_context("spawn")  # a host's threads and plugins are never forked
+        own = RunOptions(options.concurrency, options.fail_fast, batch=options.batch)
+        self.workers = [WorkerHandle(index, context, recipe, own) for index in range(count)]
+        self.owners: dict[str | None, WorkerHandle] = {}  # each task's worker
+        self.router = Router()
+        self.order: deque[tuple[WorkerHandle, int]] = deque()  # each line read and not yet written
+        self.window = count * LEAST_WINDOW  # until the workers' speed is known
+        self.changed = threading.Condition()
+        self.dead: WorkerHandle | None = None
+        self.lost = 0  # lines of a dead worker that were never answered
+        self.receivers: list[threading.Thread] = []
+        self.warned: list[str] = []  # the first warning a worker sent: said once per run, as by one process
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Start the workers, then their hosts one after the other; the problems they found."""
+        blocked = hasattr(signal, "pthread_sigmask")
+        if blocked:  # a worker inherits the mask: a Ctrl-C before it ignores them cannot kill it
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for worker in self.workers:
+                worker.start()
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        for worker in self.workers:
+            receiver = threading.Thread(target=self._receive, args=(worker,), daemon=True)
+            receiver.start()
+            self.receivers.append(receiver)
+        problems: list[str] = []
+        first, others = self.workers[0], self.workers[1:]
+        for group in ([first], others):  # the first creates the outbox; two at once would collide
+            for worker in group:
+                worker.send(("build",))
+            for worker in group:
+                built = self._expect(worker, "built")
+                problems += built[1]
+                self.summary.outbox = self.summary.outbox or built[2]
+        for worker in self.workers:
+            worker.send(("start",))
+            problems += self._expect(worker, "started")[1]
+        return list(dict.fromkeys(problems))
+
+    def _expect(self, worker: WorkerHandle, what: str) -> tuple[Any, ...]:
+        with self.changed:
+            while not worker.messages and worker.death is None:
+                self.changed.wait()
+            message = worker.messages.popleft() if worker.messages else ("failed", [f"{worker} {worker.death}"])
+        if message[0] != what:
+            raise WorkerFailed(message[1])
+        return message
+
+    def stop(self) -> None:
+        """Tell every worker the run is over (one waiting for lines or for its start ends), wait a
+        little, then make sure; then close the pipes."""
+        started = [worker for worker in self.workers if worker.process.pid is not None]
+        for worker in started:
+            worker.send(("end",))
+        for worker in started:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join()
+        for worker in self.workers:
+            worker.close()
+        for receiver in self.receivers:
+            receiver.join(timeout=5)  # each ends at its worker's end of the pipe
+        for worker in self.workers:
+            worker.conn.close()
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self, source: Input, output: IO[str]) -> Summary:
+        self.output = output
+        progress = Progress(self.options.progress, source.fraction) if self.options.progress else None
+        unreadable: InputError | None = None
+        try:
+            with interrupts() as stop:
+                try:
+                    for number, raw in numbered(source, self.summary, stop, progress):
+                        if self.options.fail_fast and _malformed(raw):
+                            stop.requested = True  # its worker writes why, and stops; read no more
+                        self._dispatch(number, raw)
+                        if self.dead is not None:
+                            break
+                except InputError as exc:  # the lines read before it are still processed
+                    unreadable = exc
+                for worker in self.workers:
+                    worker.feed(force=True)
+                    worker.send(("end",))
+                self._drain(0)
+            self._add_up()
+        finally:
+            if progress is not None:
+                progress.clear()
+            self.output.flush()
+        if unreadable is not None:
+            unreadable.summary = self.summary  # type: ignore[attr-defined]
+            raise unreadable
+        return self.summary
+
+    def _dispatch(self, number: int, raw: bytes) -> None:
+        key = self.router.task(raw)  # None: not a record; any worker writes its error line
+        worker = self.owners.get(key)
+        if worker is None:
+            worker = min(self.workers, key=lambda w: w.assigned)
+            if key is not None:
+                self.owners[key] = worker
+        worker.assigned += 1
+        worker.batch.append((number, raw))
+        self.order.append((worker, number))
+        if len(worker.batch) >= BATCH:
+            worker.feed()
+        if len(self.order) < self.window:
+            if self.order[0][0].results:  # the oldest line's result is back: write what is ready
+                self._write_ready()
+        else:
+            self.window = max(
+                len(self.workers) * BATCH, min(MOST_WINDOW, int(sum(w.rate for w in self.workers) * WINDOW))
+            )
+            self._drain(self.window // 2)
+
+    def _write_ready(self) -> None:
+        """Write the results that come next in input order and have arrived (in one write: they
+        come back a batch at a time)."""
+        order, ready = self.order, []
+        while order and order[0][0].results:
+            ready.append(order.popleft()[0].results.popleft())
+        if ready:
+            self.output.write("".join(ready))
+
+    def _drain(self, low: int) -> None:
+        """Write results in input order until at most ``low`` lines are left waiting."""
+        while len(self.order) > low:
+            self._write_ready()
+            if len(self.order) <= low:
+                return
+            worker, number = self.order[0]
+            worker.feed(force=True)  # the oldest line may be waiting in the parent
+            with self.changed:
+                while not worker.results and worker.death is None:
+                    for each in self.workers:  # the others keep working meanwhile
+                        each.feed()
+                    self.changed.wait(0.05)
+            if not worker.results:  # it died before answering: this line is lost
+                self.order.popleft()
+                self.output.write(error_line(number, self._lost(worker, number)) + "\n")
+
+    def _lost(self, worker: WorkerHandle, number: int) -> str:
+        self.lost += 1
+        self.summary.stopped_by = (
+            f"{worker} {worker.death}: {self.lost:,} line(s) it had got no result, and the input was not read further"
+        )
+        return (
+            f"line {number}: no result: {worker} {worker.death} before sending it back (it may have "
+            "processed this line: any event it emitted was recorded in the outbox first)"
+        )
+
+    def _add_up(self) -> None:
+        """The workers' summaries into the run's: tasks, counts, hook times, plugin usage, problems."""
+        summary = self.summary
+        with self.changed:
+            for worker in self.workers:
+                while worker.summary is None and worker.death is None:
+                    self.changed.wait()
+        usage: dict[tuple[str, str], PluginUsage] = {}
+        for worker in self.workers:
+            part = worker.summary
+            if part is None:
+                summary.problems.append(f"{worker} {worker.death}: its tasks are missing from this summary")
+                continue
+            summary.tasks.update(part.tasks)
+            summary.malformed += part.malformed
+            summary.stopped_by = summary.stopped_by or part.stopped_by
+            for hook in summary.hook_calls:
+                summary.hook_calls[hook] += part.hook_calls[hook]
+                summary.hook_seconds[hook] += part.hook_seconds[hook]
+            for plugin in part.plugins:
+                total = usage.setdefault((plugin.kind, plugin.name), PluginUsage(plugin.kind, plugin.name))
+                total.calls += plugin.calls
+                total.failures += plugin.failures
+                total.seconds += plugin.seconds
+            summary.problems += [problem for problem in part.problems if problem not in summary.problems]
+        summary.plugins = list(usage.values())
+        deliveries: dict[str, HandlerDeliveries] = {}
+        for worker in sorted(self.workers, key=_closed_at):  # the last to close knows what is pending
+            for row in worker.summary.deliveries if worker.summary is not None else ():
+                deliveries[row.handler] = _added(deliveries.get(row.handler), row)
+        summary.deliveries = list(deliveries.values())
+        summary.warnings = list(self.warned)
+        summary.finished = time.perf_counter()
+
+    # -- what the workers send ---------------------------------------------------------------
+
+    def _receive(self, worker: WorkerHandle) -> None:
+        """One worker's messages as they come: a thread each, so that a worker never waits on the
+        parent to send its results (while the parent may be waiting to send it lines)."""
+        while True:
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                break
+            with self.changed:
+                kind = message[0]
+                if kind == "results":
+                    worker.answer(message[1], message[2])
+                elif kind == "done":
+                    worker.summary = message[1]
+                elif kind == "warn":
+                    self._warn(message[1])
+                elif kind == "notice":  # said by the command's log handler, as one process's would be
+                    logging.getLogger("loopai.delivery").info("%s", message[1])
+                elif kind == "fatal":
+                    worker.fatal = message[1]
+                else:
+                    worker.messages.append(message)
+                self.changed.notify_all()
+        if worker.summary is None:  # gone before its summary: it died
+            death = _death(worker)
+            with self.changed:
+                worker.death = death
+                self.dead = self.dead or worker
+                self.changed.notify_all()
+
+    def _warn(self, text: str) -> None:
+        if not self.warned:  # the engine's one warning (unknown keys), from whichever worker met it first
+            self.warned.append(text)
+            if self.options.warn is not None:
+                self.options.warn(text)
+
+
+def _closed_at(worker: WorkerHandle) -> float:
+    return (worker.summary.finished or 0.0) if worker.summary is not None else 0.0
+
+
+def _added(earlier: HandlerDeliveries | None, later: HandlerDeliveries) -> HandlerDeliveries:
+    """One handler's deliveries by two workers: what each did, added up; what the outbox holds, as
+    the one that closed later saw it (both deliver from the same outbox)."""
+    if earlier is None:
+        return later
+    return dataclasses.replace(
+        later,
+        delivered=earlier.delivered + later.delivered,
+        retried=earlier.retried + later.retried,
+        dead=earlier.dead + later.dead,
+        last_error=later.last_error or earlier.last_error,
+    )
+
+
+def _malformed(raw: bytes) -> bool:
+    try:
+        parse_line(raw)
+    except Malformed:
+        return True
+    return False
+
+
+def _death(worker: WorkerHandle) -> str:
+    worker.process.join(timeout=5)
+    if worker.fatal is not None:
+        return f"stopped: {worker.fatal}"
+    code = worker.process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"ended unexpectedly (exit status {code})"

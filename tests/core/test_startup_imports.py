@@ -1,0 +1,68 @@
+"""What starting loopai imports: nothing heavy until a command or a plugin needs it.
+
+Each check runs in a fresh interpreter, as a user's command does, and names the modules it must
+not find in ``sys.modules`` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("pydantic", "packaging", "jsonschema", "httpx", "asyncio", "logging")
+
+
+def _imported(code: str, cwd: Path, env_extra: dict[str, str] | None = None) -> set[str]:
+    """The top-level packages in ``sys.modules`` after running ``code`` (which may print)."""
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "LOOPAI_CACHE_DIR": str(cwd / "cache"), **(env_extra or {})}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_import_loopai_imports_no_model_library_nor_logging(tmp_path: Path) -> None:
+    found = _imported("import loopai", tmp_path)
+    assert not found & set(HEAVY), found & set(HEAVY)
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["run", "--help"], ["plugins", "--help"]])
+def test_the_command_line_answers_help_and_version_without_the_heavy_libraries(tmp_path: Path, argv) -> None:
+    code = (
+        "import contextlib, io, loopai.cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    loopai.cli.main({argv!r})"
+    )
+    found = _imported(code, tmp_path)
+    assert not found & {"pydantic", "packaging", "jsonschema", "httpx", "asyncio"}, found
+
+
+def test_listing_plugins_loads_no_host_and_no_plugin_library(tmp_path: Path) -> None:
+    code = (
+        "import contextlib, io, loopai.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    loopai.cli.main(['plugins', 'list'])"
+    )
+    found = _imported(code, tmp_path)
+    assert not found & {"jsonschema", "httpx", "asyncio", "sqlite3"}, found
+
+
+def test_the_builtins_import_only_what_the_plugins_in_use_need(tmp_path: Path) -> None:
+    code = """
+import uuid, loopai, loopai_builtin
+from loopai_builtin import JsonSchemaValidator, PercentageSampler
+record = loopai.ExecutionRecord(task_id=uuid.uuid4(), program_id=uuid.uuid4(), input={"a": 1}, output={"a": 1})
+context = loopai.ValidationContext(output_schema={"type": "object", "required": ["a"]})
+assert JsonSchemaValidator().validate(record, context).is_valid
+PercentageSampler().should_sample(record, loopai.SamplingContext())
+"""
+    found = _imported(code, tmp_path)
+    assert "httpx" not in found and "httpcore" not in found  # the HTTP and Slack handlers' library
+    assert "jsonschema" not in found  # a record proven valid by the fast path needs no messages
+
+    invalid = code.replace('output={"a": 1})', 'output={"b": 1})').replace(".is_valid\n", ".is_valid is False\n")
+    assert "jsonschema" in _imported(invalid, tmp_path)  # its errors are jsonschema's to write
