@@ -224,7 +224,8 @@ def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[s
     configuration and plugin selection."""
     if outbox is None:
         return None, None
-    where = ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
+    # A database is named by the configuration (its URL, password included, is never printed here).
+    where = [] if "://" in outbox else ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
     if args.config:
         where += ["--config", args.config]
     for flag, value in (("--plugins", args.plugins), ("--disable-plugins", args.disable_plugins)):
