@@ -7,8 +7,8 @@ What it promises beyond :class:`loopai.Outbox` (see docs/REPLICAS.md for the who
   the lease is renewed while this process lives (:mod:`._upkeep`), so a slow handler keeps what it
   took, and a process that is killed loses its leases within ``lease`` seconds: then any worker
   takes them over, and the receiver sees the same ``webhook-id`` again (at least once).
-- **Writes in groups.** ``record_many`` stores many events in one statement; attempts' outcomes
-  are written in groups, one transaction each.
+- **Writes in groups.** ``record_many`` stores many events in one statement; delivered marks
+  are written in groups, one transaction each (failures at once: their retry is due soon).
 - **Woken, not only polling.** Recording notifies a channel at commit; :meth:`listen` wakes the
   workers of every process at once, and they still poll as the fallback.
 - **A restart of the database is ridden out**: every call retries with backoff for up to
@@ -196,13 +196,18 @@ class PostgresOutbox:
 
     def retry(self, event_id: str, handler: str, attempts: int, error: str, at: float) -> None:
         """Attempt number ``attempts`` failed with ``error``: pending again, due at ``at`` (unless it was
-        delivered meanwhile, or another worker took it over after this one's lease ran out)."""
+        delivered meanwhile, or another worker took it over after this one's lease ran out). Written
+        now: the workers look for what is due next as soon as this returns."""
         delay = at - time.time()  # applied to the database's clock: replicas' clocks may disagree
-        self._upkeep.settled(sql.Settled("retry", event_id, handler, attempts, error, delay))
+        self._settle(sql.Settled("retry", event_id, handler, attempts, error, delay))
 
     def dead(self, event_id: str, handler: str, attempts: int, error: str) -> None:
         """The handler gave up after ``attempts`` tries; ``error`` is kept (a delivered one stays delivered)."""
-        self._upkeep.settled(sql.Settled("dead", event_id, handler, attempts, error))
+        self._settle(sql.Settled("dead", event_id, handler, attempts, error))
+
+    def _settle(self, outcome: sql.Settled) -> None:
+        self._run(lambda conn: sql.settle(conn, [outcome], self._owner))
+        self._upkeep.let_go([(outcome.event_id, outcome.handler)])
 
     def quarantine(self, event_id: str, handler: str, reason: str) -> None:
         """Set a delivery aside with ``reason``: listed, never claimed."""

@@ -1,9 +1,10 @@
-"""What a PostgreSQL outbox writes in the background: attempts' outcomes in groups, and its leases renewed.
+"""What a PostgreSQL outbox writes in the background: delivered marks in groups, and its leases renewed.
 
-Outcomes (delivered, a retry scheduled, dead) are written in groups, one transaction each, at most
+Delivered marks (the common outcome) are written in groups, one transaction each, at most
 :data:`SETTLE_DELAY` after the first of a group (sooner once :data:`SETTLE_BATCH` wait), and before
-any read or close. A delivery stays *held* (its lease renewed) from its claim until its outcome is
-written or it is released: so a worker that lives keeps what it took, however long the handler or an
+any read or close; a killed process may deliver its last few again (at least once), never lose
+one. A delivery stays *held* (its lease renewed) from its claim until its outcome is written or it
+is released: so a worker that lives keeps what it took, however long the handler or an
 outage of the database takes, and one that is killed loses its leases within ``lease`` seconds.
 """
 
@@ -70,7 +71,7 @@ class Upkeep:
                 self._thread.start()
 
     def settled(self, outcome: Settled) -> None:
-        """An attempt's outcome, to write with its group."""
+        """An attempt's outcome (a delivered mark), to write with its group."""
         with self._cond:
             if not self._waiting:
                 self._since = time.monotonic()

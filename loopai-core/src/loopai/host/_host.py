@@ -13,6 +13,7 @@ from uuid import UUID
 
 from loopai._errors import LoopaiError, StartupError
 from loopai._isolation import watch_forks
+from loopai._redact import redact
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
@@ -254,7 +255,7 @@ class Host(HostCalls):
         previous = self._set.config.delivery.outbox
         if config.delivery.outbox != previous and self._delivery.outbox is not None:
             problems.append(
-                f"[delivery] outbox changed to {config.delivery.outbox!r}: the outbox in use "
+                f"[delivery] outbox changed to {redact(config.delivery.outbox)!r}: the outbox in use "
                 f"({self._delivery.outbox.path}) stays until the host restarts"
             )
         return plugin_set, problems, settings

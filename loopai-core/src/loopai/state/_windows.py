@@ -161,6 +161,8 @@ class SharedWindows:
             except BaseException:
                 with self._lock:
                     window.pending = records + window.pending
+                    # Its crossing (or its breach events) could not be written: the next record tries again.
+                    window.urgent = window.urgent or carried
                 raise
             with self._lock:
                 if shared is None:  # a crossing, and no record to carry it: the next record writes it
