@@ -34,6 +34,17 @@ CONNECT_TIMEOUT: Final = 10
 """Seconds one connection attempt may take (libpq ``connect_timeout``)."""
 
 
+def _call(operation: Callable[[Connection[Any]], T], conn: Connection[Any], autocommit: bool) -> T:
+    if not autocommit:
+        return operation(conn)
+    conn.autocommit = True
+    try:
+        return operation(conn)
+    finally:
+        if not conn.closed:
+            conn.autocommit = False  # as the pool lends it to the next caller
+
+
 class Database:
     """The PostgreSQL database at ``url``, shared by every loopai process that names it.
 
@@ -152,8 +163,12 @@ class Database:
 
     # -- running operations ----------------------------------------------------------------
 
-    def run(self, operation: Callable[[Connection[Any]], T]) -> T:
+    def run(self, operation: Callable[[Connection[Any]], T], *, autocommit: bool = False) -> T:
         """``operation(conn)`` in one transaction (committed when it returns); its result.
+
+        With ``autocommit`` each statement commits on its own: one round trip a statement instead
+        of three (``BEGIN``, it, ``COMMIT``), for an operation of one statement or of statements
+        that need no transaction in common.
 
         While the database cannot be reached, the operation is retried (its transaction was
         rolled back, so it must be safe to call again) after 50 ms, doubling up to 2 s, until
@@ -175,12 +190,12 @@ class Database:
             try:
                 try:
                     with pool.connection(timeout=min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)) as conn:
-                        return operation(conn)
+                        return _call(operation, conn, autocommit)
                 except pool_module.PoolTimeout:
                     # The pool reconnects on its own schedule (backing off up to many seconds after an
                     # outage): a connection of our own tells at once whether the server is back.
                     with psycopg.connect(self.url.conninfo, **self._arguments()) as conn:
-                        return operation(conn)
+                        return _call(operation, conn, autocommit)
             except unreachable as exc:
                 now = time.monotonic()
                 if not warned:

@@ -18,6 +18,7 @@ What it promises beyond :class:`loopai.Outbox` (see docs/REPLICAS.md for the who
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -91,7 +92,7 @@ class PostgresOutbox:
         self.path = self.database.url.shown
         """The database's URL without its password, as messages name this outbox."""
         self._owner = owner_token()
-        self._upkeep = Upkeep(self.database.run, self._owner)
+        self._upkeep = Upkeep(functools.partial(self.database.run, autocommit=True), self._owner)
         self._closed = False
         self._lock = threading.Lock()
         # An outbox never closed still writes its outcomes and hands its leases back at exit.
@@ -108,13 +109,14 @@ class PostgresOutbox:
         host calls this when it starts; other calls connect on first use)."""
         self.database.open()
 
-    def _run(self, operation: Callable[[Connection[Any]], T]) -> T:
-        """``operation`` in one transaction; a failure of the database becomes an :class:`OutboxError`."""
+    def _run(self, operation: Callable[[Connection[Any]], T], *, alone: bool = True) -> T:
+        """``operation``, each statement committed on its own (``alone``: one round trip each), else
+        in one transaction; a failure of the database becomes an :class:`OutboxError`."""
         if self._closed:
             raise OutboxError(self.path, f"outbox {self.path}: used after it was closed")
         for race in range(_RACES):
             try:
-                return self.database.run(operation)
+                return self.database.run(operation, autocommit=alone)
             except DatabaseError as exc:
                 if exc.sqlstate == _FOREIGN_KEY and race + 1 < _RACES:
                     continue
@@ -251,7 +253,8 @@ class PostgresOutbox:
         self._written()
         deliveries = events = 0
         while True:
-            removed, gone = self._run(lambda conn: admin.prune_batch(conn, older_than, dead, now))
+            # One transaction a batch: an event goes with its last delivery, or not at all.
+            removed, gone = self._run(lambda conn: admin.prune_batch(conn, older_than, dead, now), alone=False)
             deliveries, events = deliveries + removed, events + gone
             if removed < admin.PRUNE_BATCH:
                 return deliveries, events

@@ -71,6 +71,7 @@ class Settled(NamedTuple):
 
 # -- recording ---------------------------------------------------------------------------
 
+# Arrays go in binary (%b): the text form escapes every quote of every JSON body, in Python.
 # One statement for the events and their deliveries: the foreign key is checked at its end, when
 # the events inserted above are there. A delivery that exists already is left alone (an event id is
 # delivered once per handler), unless it was a dry run's and this is real: a rehearsal delivered
@@ -79,14 +80,14 @@ _RECORD: Final = """
 WITH new_events AS (
     INSERT INTO loopai_outbox_events (event_id, event_type, body, emitted_at)
     SELECT e.event_id, e.event_type, e.body, statement_timestamp() + e.tick * interval '1 microsecond'
-    FROM unnest(%(ids)s::uuid[], %(types)s::text[], %(bodies)s::text[], %(ticks)s::int[])
+    FROM unnest(%(ids)b::uuid[], %(types)b::text[], %(bodies)b::text[], %(ticks)b::int[])
         AS e(event_id, event_type, body, tick)
     ON CONFLICT (event_id) DO NOTHING
 )
 INSERT INTO loopai_outbox_deliveries AS d (event_id, handler, dry_run, updated_at, next_attempt_at, recorded_by)
 SELECT r.event_id, r.handler, %(dry)s, statement_timestamp(),
     statement_timestamp() + r.tick * interval '1 microsecond', %(by)s
-FROM unnest(%(d_ids)s::uuid[], %(d_handlers)s::text[], %(d_ticks)s::int[]) AS r(event_id, handler, tick)
+FROM unnest(%(d_ids)b::uuid[], %(d_handlers)b::text[], %(d_ticks)b::int[]) AS r(event_id, handler, tick)
 ON CONFLICT (event_id, handler) DO UPDATE SET
     status = 'pending', attempts = 0, last_error = NULL, dry_run = false, updated_at = EXCLUDED.updated_at,
     next_attempt_at = EXCLUDED.next_attempt_at, lease_until = NULL, lease_owner = NULL,
@@ -99,7 +100,7 @@ RETURNING d.event_id, d.handler
 # call recorded, whichever try wrote them.
 _RECORDED_BY: Final = """
 SELECT d.event_id, d.handler FROM loopai_outbox_deliveries AS d
-JOIN unnest(%(d_ids)s::uuid[], %(d_handlers)s::text[]) AS r(event_id, handler) USING (event_id, handler)
+JOIN unnest(%(d_ids)b::uuid[], %(d_handlers)b::text[]) AS r(event_id, handler) USING (event_id, handler)
 WHERE d.recorded_by = %(by)s
 """
 
@@ -216,21 +217,21 @@ out is that worker's now, and one marked delivered stays so."""
 _DELIVERED: Final = f"""
 UPDATE loopai_outbox_deliveries AS d
 SET status = 'delivered', attempts = s.attempts, last_error = NULL, updated_at = statement_timestamp(), {_UNLEASED}
-FROM unnest(%(ids)s::uuid[], %(handlers)s::text[], %(attempts)s::int[]) AS s(event_id, handler, attempts)
+FROM unnest(%(ids)b::uuid[], %(handlers)b::text[], %(attempts)b::int[]) AS s(event_id, handler, attempts)
 WHERE d.event_id = s.event_id AND d.handler = s.handler
 """
 _RETRY: Final = f"""
 UPDATE loopai_outbox_deliveries AS d
 SET attempts = s.attempts, last_error = s.error, updated_at = statement_timestamp(),
     next_attempt_at = statement_timestamp() + make_interval(secs => s.delay), {_UNLEASED}
-FROM unnest(%(ids)s::uuid[], %(handlers)s::text[], %(attempts)s::int[], %(errors)s::text[], %(delays)s::float8[])
+FROM unnest(%(ids)b::uuid[], %(handlers)b::text[], %(attempts)b::int[], %(errors)b::text[], %(delays)b::float8[])
     AS s(event_id, handler, attempts, error, delay)
 WHERE d.event_id = s.event_id AND d.handler = s.handler AND {_MINE}
 """
 _DEAD: Final = f"""
 UPDATE loopai_outbox_deliveries AS d
 SET status = 'dead', attempts = s.attempts, last_error = s.error, updated_at = statement_timestamp(), {_UNLEASED}
-FROM unnest(%(ids)s::uuid[], %(handlers)s::text[], %(attempts)s::int[], %(errors)s::text[])
+FROM unnest(%(ids)b::uuid[], %(handlers)b::text[], %(attempts)b::int[], %(errors)b::text[])
     AS s(event_id, handler, attempts, error)
 WHERE d.event_id = s.event_id AND d.handler = s.handler AND {_MINE}
 """
@@ -274,12 +275,12 @@ def quarantine(conn: Connection[Any], event_id: str | uuid.UUID, handler: str, r
 
 _RENEW: Final = """
 UPDATE loopai_outbox_deliveries AS d SET lease_until = statement_timestamp() + make_interval(secs => %(lease)s)
-FROM unnest(%(ids)s::uuid[], %(handlers)s::text[]) AS h(event_id, handler)
+FROM unnest(%(ids)b::uuid[], %(handlers)b::text[]) AS h(event_id, handler)
 WHERE d.event_id = h.event_id AND d.handler = h.handler AND d.lease_owner = %(owner)s AND d.status = 'pending'
 """
 _RELEASE: Final = f"""
 UPDATE loopai_outbox_deliveries AS d SET {_UNLEASED}
-FROM unnest(%(ids)s::uuid[], %(handlers)s::text[]) AS h(event_id, handler)
+FROM unnest(%(ids)b::uuid[], %(handlers)b::text[]) AS h(event_id, handler)
 WHERE d.event_id = h.event_id AND d.handler = h.handler AND d.lease_owner = %(owner)s AND d.status = 'pending'
 """
 
