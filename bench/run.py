@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "PERFORMANCE.md"
 
-BENCHMARKS = ["dispatch", "discovery", "throughput", "delivery", "replicas", "isolation", "guards", "serve"]
+BENCHMARKS = ["dispatch", "discovery", "throughput", "delivery", "replicas", "pgoutbox", "isolation", "guards", "serve"]
 """Modules of bench/, in report order. Each has ``run(quick: bool) -> str`` returning a Markdown section."""
 
 _BLOCK = re.compile(r"<!-- bench:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->\n", re.S)
