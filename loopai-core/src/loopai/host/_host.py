@@ -84,8 +84,10 @@ class Host(HostCalls):
 
     Durable delivery is opt-in here: ``emit`` records events in an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
-    path, or ``True`` for ``outbox.sqlite3`` in the user's state folder), by
-    ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. Then ``emit`` records and returns,
+    path or ``postgresql://`` URL, or ``True`` for the default: the ``[state] url`` database,
+    else ``outbox.sqlite3`` in the user's state folder), by ``LOOPAI_OUTBOX`` or by config
+    ``[delivery] outbox``. A PostgreSQL outbox in the state's database shares its connections, and
+    a threshold breach is recorded in the transaction that flips its flag. Then ``emit`` records and returns,
     and delivery workers in this process deliver in the background (``[delivery]``
     settings: deliveries in flight per handler, scheduled retries, a circuit breaker per
     handler); :meth:`close` drains them for up to ``[delivery] drain_timeout`` seconds, and

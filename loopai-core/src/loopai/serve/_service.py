@@ -140,7 +140,7 @@ class Service:
     def _outbox_answers(self) -> None:
         outbox = self.host.outbox
         if outbox is not None:
-            outbox.counts()
+            outbox.open_counts()  # never reads the delivered rows, however many
 
     def _state_answers(self) -> None:
         self.host.state.statistics(None)
