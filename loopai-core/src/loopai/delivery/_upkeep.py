@@ -41,8 +41,8 @@ _PAUSE: Final = 1.0
 
 class Upkeep:
     """Held deliveries and outcomes not written yet, for the outbox of ``owner``; one daemon thread
-    (started by the first claim) writes them. ``run`` runs an operation in a transaction (the
-    outbox's database, retrying while it is away)."""
+    (started by the first claim) writes them. ``run`` runs an operation on the outbox's database
+    (retrying while it is away; raising :class:`loopai.database.DatabaseError` past that)."""
 
     def __init__(self, run: Run[Any], owner: str) -> None:
         self._run = run
