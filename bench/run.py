@@ -23,6 +23,7 @@ BENCHMARKS = [
     "workers",
     "delivery",
     "replicas",
+    "pgoutbox",
     "isolation",
     "guards",
     "serve",

@@ -222,6 +222,21 @@ def outbox_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def outbox_url(postgres_url: str) -> str:
+    """A fresh database on the tests' PostgreSQL server, upgraded to this loopai's schema: its URL
+    (password included). Tests that use it are marked ``postgres``."""
+    from loopai.database import Database, upgrade
+
+    database = Database(postgres_url)
+    try:
+        with database.connect() as conn:
+            upgrade(conn, database.url.shown)
+    finally:
+        database.close()
+    return postgres_url
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A running receiver; shut down after the test."""
     server = Receiver()

@@ -21,16 +21,25 @@ def test_status_and_upgrade_bring_a_new_database_to_the_known_version(pg, loopai
     after = loopai.run("db", "status", "--json")
 
     assert before.returncode == 1, before.stderr
-    assert "schema version: 0 (this loopai-core knows version 1)" in before.stdout
-    assert "pending: 0001 task_state" in before.stdout
-    assert upgraded.returncode == 0 and "applied 0001 task_state" in upgraded.stdout
+    assert "(state and outbox)" in before.stdout  # the outbox lives in the state's database by default
+    assert "schema version: 0 (this loopai-core knows version 2)" in before.stdout
+    assert "pending: 0001 task_state\npending: 0002 outbox" in before.stdout
+    assert upgraded.returncode == 0 and "applied 0001 task_state\napplied 0002 outbox" in upgraded.stdout
     assert again.returncode == 0 and "nothing to do" in again.stdout and "applied" not in again.stdout
     status = json.loads(after.stdout)
-    assert after.returncode == 0 and status["current"] and status["version"] == known_version() == 1
+    assert after.returncode == 0 and status["current"] and status["version"] == known_version() == 2
+    assert status["uses"] == ["state", "outbox"] and status["also"] == []
+    assert status["outbox"] == {"pending": 0, "dead": 0, "quarantined": 0}
     assert status["database"] == postgres_server.url("fresh", password=False).replace("loopai@", "loopai:***@")
     with psycopg.connect(url) as conn:
         tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'loopai_%'")}
-    assert tables == {"loopai_schema_version", "loopai_task_statistics", "loopai_task_windows"}
+    assert tables == {
+        "loopai_schema_version",
+        "loopai_task_statistics",
+        "loopai_task_windows",
+        "loopai_outbox_events",
+        "loopai_outbox_deliveries",
+    }
     for done in (before, upgraded, again, after):
         assert postgres_server.password not in done.stdout + done.stderr
 
@@ -42,13 +51,13 @@ def test_a_database_never_upgraded_is_refused_with_the_command_to_run(pg, loopai
     done = loopai.run("run", "in.jsonl", *pg.RUN)
 
     assert done.returncode == 2
-    assert "schema version 0, but this loopai-core needs version 1: run `loopai db upgrade`" in done.stderr
+    assert "schema version 0, but this loopai-core needs version 2: run `loopai db upgrade`" in done.stderr
     assert done.stdout == ""
 
 
 def test_a_newer_schema_is_refused_naming_both_versions(pg, loopai, postgres_url, postgres_server):
     with psycopg.connect(postgres_url) as conn:
-        conn.execute("INSERT INTO loopai_schema_version (version, name) VALUES (2, 'from_the_future')")
+        conn.execute("INSERT INTO loopai_schema_version (version, name) VALUES (3, 'from_the_future')")
     (loopai.workdir / "in.jsonl").write_text(pg.lines([pg.record(1)]), encoding="utf-8")
 
     run = loopai.run("run", "in.jsonl", *pg.RUN)
@@ -57,7 +66,7 @@ def test_a_newer_schema_is_refused_naming_both_versions(pg, loopai, postgres_url
 
     for refused in (run, upgrade):
         assert refused.returncode == 2
-        assert "schema version 2 is newer than version 1, the newest this loopai-core knows" in refused.stderr
+        assert "schema version 3 is newer than version 2, the newest this loopai-core knows" in refused.stderr
         assert "upgrade loopai-core" in refused.stderr
     assert status.returncode == 1 and "newer than this loopai-core" in status.stdout
     for done in (run, upgrade, status):
@@ -95,5 +104,6 @@ def test_upgrades_started_at_once_apply_each_migration_once(loopai, postgres_ser
 
     assert [code for code, _, _ in finished] == [0, 0, 0], [err for _, _, err in finished]
     assert sum(out.count("applied 0001 task_state") for _, out, _ in finished) == 1
+    assert sum(out.count("applied 0002 outbox") for _, out, _ in finished) == 1
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT version FROM loopai_schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM loopai_schema_version ORDER BY 1").fetchall() == [(1,), (2,)]

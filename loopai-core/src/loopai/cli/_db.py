@@ -1,4 +1,9 @@
-"""``loopai db status`` and ``loopai db upgrade``: the shared PostgreSQL database's schema version."""
+"""``loopai db status`` and ``loopai db upgrade``: the schema of the shared PostgreSQL databases.
+
+The databases are those the configuration names: ``[state] url`` (``LOOPAI_STATE_URL``), and the
+outbox's when it is a ``postgresql://`` URL (``[delivery] outbox``, ``LOOPAI_OUTBOX``; by default
+the outbox is in the state's database). Each gets the whole schema: one version says where it stands.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopai.cli._common import usage
 
 if TYPE_CHECKING:
-    from loopai.database import Database
+    from loopai.config import LoopaiConfig
+    from loopai.database import Database, SchemaStatus
 
 __all__ = ["add_commands"]
 
@@ -19,15 +26,27 @@ HELP = "the shared PostgreSQL database: schema status and upgrade"
 """What ``loopai --help`` says of the command."""
 
 _EPILOG = """\
-The database is the one [state] url names (LOOPAI_STATE_URL overrides it); its password, from
-the URL, PGPASSWORD, ~/.pgpass or a ${VAR}, is never printed. Every loopai process refuses a
-schema that is not the version it knows: run `loopai db upgrade` once, before starting processes
-of a new loopai-core. An upgrade applies the pending migrations in one transaction; two at once
-wait for each other.
+The databases are the one [state] url names (LOOPAI_STATE_URL overrides it), which also holds the
+outbox unless [delivery] outbox (LOOPAI_OUTBOX) names another: a file, or another postgresql://
+database (then both are shown and upgraded). Passwords, from the URL, PGPASSWORD, ~/.pgpass or a
+${VAR}, are never printed. Every loopai process refuses a schema that is not the version it
+knows: run `loopai db upgrade` once, before starting processes of a new loopai-core. An upgrade
+applies the pending migrations in one transaction; two at once wait for each other.
 
 exit status: status: 0 up to date, 1 an upgrade is pending or the schema is newer than this
 loopai-core; upgrade: 0 done (or nothing to do); both: 2 no database configured, unreachable,
 or a schema newer than this loopai-core (upgrade)."""
+
+_OUTBOX_VERSION = 2
+"""The schema version that brings the outbox's tables."""
+
+
+@dataclass
+class _Target:
+    """One configured database and what this configuration keeps there (``state``, ``outbox``)."""
+
+    database: Database
+    uses: list[str] = field(default_factory=list)
 
 
 def add_commands(commands: Any) -> None:
@@ -35,7 +54,7 @@ def add_commands(commands: Any) -> None:
     db = commands.add_parser(
         "db",
         help=HELP,
-        description="The PostgreSQL database that [state] url names: its schema version, and upgrading it.",
+        description="The PostgreSQL databases [state] url and [delivery] outbox name: schema version, and upgrading.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -52,24 +71,42 @@ def add_commands(commands: Any) -> None:
     db.set_defaults(handler=lambda args: usage(db))
 
 
-def _database(args: argparse.Namespace) -> Database:
-    """The configured database (not connected); exit 2 when none is configured or its URL is wrong."""
+def _targets(args: argparse.Namespace) -> list[_Target]:
+    """The configured databases (not connected); exit 2 when none is configured or a URL is wrong."""
     from loopai.cli._common import config_or_exit
-    from loopai.database import Database
+    from loopai.delivery import is_database_url, outbox_location
 
     config = config_or_exit(args)
-    url = config.state.database_url(os.environ)
-    if url is None:
+    targets: list[_Target] = []
+    state_url = config.state.database_url(os.environ)
+    if state_url is not None:
+        where = "LOOPAI_STATE_URL" if os.environ.get("LOOPAI_STATE_URL") else "[state] url"
+        targets.append(_Target(_database(config, state_url, where, "state database"), ["state"]))
+    outbox = outbox_location(config, os.environ, default=True)
+    if isinstance(outbox, str) and is_database_url(outbox):
+        where = "LOOPAI_OUTBOX" if os.environ.get("LOOPAI_OUTBOX") else "[delivery] outbox"
+        database = _database(config, outbox, where, "outbox database")
+        same = next((t for t in targets if t.database.url.same_database(database.url)), None)
+        if same is not None:
+            same.uses.append("outbox")
+        else:
+            targets.append(_Target(database, ["outbox"]))
+    if not targets:
         print(
             "loopai db: no database configured: set [state] url in the configuration, or LOOPAI_STATE_URL "
-            "(postgresql://user@host:5432/database)",
+            "(postgresql://user@host:5432/database); [delivery] outbox may name one too",
             file=sys.stderr,
         )
         raise SystemExit(2)
+    return targets
+
+
+def _database(config: LoopaiConfig, url: str, where: str, role: str) -> Database:
+    from loopai.database import Database
+
     try:
-        return Database(url, unavailable_timeout=config.state.unavailable_timeout, name="loopai-db")
+        return Database(url, unavailable_timeout=config.state.unavailable_timeout, name="loopai-db", role=role)
     except ValueError as exc:
-        where = "LOOPAI_STATE_URL" if os.environ.get("LOOPAI_STATE_URL") else "[state] url"
         print(f"loopai db: {where}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -77,50 +114,101 @@ def _database(args: argparse.Namespace) -> Database:
 def _status(args: argparse.Namespace) -> int:
     from loopai.database import DatabaseError, schema_status
 
-    database = _database(args)
-    try:
-        with database.connect() as conn:
-            status = schema_status(conn)
-    except DatabaseError as exc:
-        print(f"loopai db status: {exc}", file=sys.stderr)
-        return 2
+    shown: list[dict[str, Any]] = []
+    worst = 0
+    for target in _targets(args):
+        database = target.database
+        try:
+            with database.connect() as conn:
+                status = schema_status(conn)
+            outbox = _outbox_counts(database) if "outbox" in target.uses and status.current else None
+        except DatabaseError as exc:
+            print(f"loopai db status: {exc}", file=sys.stderr)
+            worst = 2
+            continue
+        finally:
+            database.close()
+        shown.append(_described(target, status, outbox))
+        worst = max(worst, 0 if status.current else 1)
     if args.json:
-        shown = {
-            "database": database.url.shown,
-            "version": status.database,
-            "known_version": status.known,
-            "pending": [{"version": m.version, "name": m.name} for m in status.pending],
-            "current": status.current,
-        }
-        print(json.dumps(shown, indent=2))
+        if shown:
+            print(json.dumps({**shown[0], "also": shown[1:]}, indent=2))
     else:
-        print(f"database: {database.url.shown}")
-        print(f"schema version: {status.database} (this loopai-core knows version {status.known})")
-        for migration in status.pending:
-            print(f"pending: {migration.version:04d} {migration.name}")
-        if status.current:
-            print("up to date")
-        elif status.newer:
-            print("the database is newer than this loopai-core: upgrade loopai-core before running it here")
-        else:
-            print("run `loopai db upgrade` to apply the pending migrations")
-    return 0 if status.current else 1
+        print("\n\n".join(_text(entry) for entry in shown))
+    return worst
+
+
+def _outbox_counts(database: Database) -> dict[str, int]:
+    """How many deliveries the outbox in ``database`` holds pending, dead and quarantined (delivered
+    ones are not counted: they may be many, and they are done)."""
+    from loopai.delivery import PostgresOutbox
+
+    outbox = PostgresOutbox(database)
+    try:
+        held = outbox.open_counts()
+    finally:
+        outbox.close()
+    return {status: sum(counts[status] for counts in held.values()) for status in ("pending", "dead", "quarantined")}
+
+
+def _described(target: _Target, status: SchemaStatus, outbox: dict[str, int] | None) -> dict[str, Any]:
+    from loopai.database import migrations
+
+    applied = [{"version": m.version, "name": m.name} for m in migrations() if m.version <= status.database]
+    return {
+        "database": target.database.url.shown,
+        "uses": target.uses,
+        "version": status.database,
+        "known_version": status.known,
+        "applied": applied,
+        "pending": [{"version": m.version, "name": m.name} for m in status.pending],
+        "current": status.current,
+        "newer": status.newer,
+        "outbox": outbox,
+    }
+
+
+def _text(entry: dict[str, Any]) -> str:
+    lines = [
+        f"database: {entry['database']} ({' and '.join(entry['uses'])})",
+        f"schema version: {entry['version']} (this loopai-core knows version {entry['known_version']})",
+    ]
+    lines += [f"applied: {m['version']:04d} {m['name']}" for m in entry["applied"]]
+    lines += [f"pending: {m['version']:04d} {m['name']}" for m in entry["pending"]]
+    outbox = entry["outbox"]
+    if outbox is not None:
+        lines.append(
+            f"outbox: {outbox['pending']} pending, {outbox['dead']} dead, {outbox['quarantined']} quarantined "
+            "(loopai events list says which)"
+        )
+    elif "outbox" in entry["uses"] and entry["version"] < _OUTBOX_VERSION:
+        lines.append(f"outbox: its tables come with version {_OUTBOX_VERSION}")
+    if entry["current"]:
+        lines.append("up to date")
+    elif entry["newer"]:
+        lines.append("the database is newer than this loopai-core: upgrade loopai-core before running it here")
+    else:
+        lines.append("run `loopai db upgrade` to apply the pending migrations")
+    return "\n".join(lines)
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    from loopai.database import DatabaseError, upgrade
+    from loopai.database import DatabaseError, known_version, upgrade
 
-    database = _database(args)
-    try:
-        with database.connect() as conn:
-            applied = upgrade(conn, database.url.shown)
-    except DatabaseError as exc:
-        print(f"loopai db upgrade: {exc}", file=sys.stderr)
-        return 2
-    for migration in applied:
-        print(f"applied {migration.version:04d} {migration.name}")
-    from loopai.database import known_version
-
-    version = known_version()
-    print(f"{database.url.shown}: schema at version {version}" + ("" if applied else " (nothing to do)"))
-    return 0
+    failed = False
+    for target in _targets(args):
+        database = target.database
+        try:
+            with database.connect() as conn:
+                applied = upgrade(conn, database.url.shown)
+        except DatabaseError as exc:
+            print(f"loopai db upgrade: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        finally:
+            database.close()
+        for migration in applied:
+            print(f"applied {migration.version:04d} {migration.name}")
+        done = "" if applied else " (nothing to do)"
+        print(f"{database.url.shown} ({' and '.join(target.uses)}): schema at version {known_version()}{done}")
+    return 2 if failed else 0

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from loopai.cli._outboxes import existing_outbox, outbox_failures, outbox_path
+from loopai.cli._outboxes import OUTBOX_HELP, existing_outbox, outbox_failures, outbox_path
 
 __all__ = ["add_command"]
 
@@ -27,7 +27,8 @@ Deliveries go out as `loopai run` and every host with an outbox deliver them: up
 time (backoff, or the receiver's Retry-After), dead after [dispatch] max_retries, a handler's
 circuit opened after [delivery] circuit_failures failures in a row. Leases keep two workers
 (this command and a running host, say) from delivering one delivery at once; a worker that
-was killed loses its leases at once.
+was killed loses its leases at once (SQLite, on this machine) or within [delivery] lease
+seconds (PostgreSQL: any number of these commands may share one outbox, on any machines).
 
 Once, every pending delivery is tried now, whatever its schedule (after an outage: do not
 wait for the backoff), and it waits for them and the retries they schedule (at most
@@ -53,7 +54,7 @@ def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
     deliver.add_argument(
         "--max-seconds", type=_seconds, metavar="S", help="stop after S seconds (once: default, until done)"
     )
-    deliver.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    deliver.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     deliver.set_defaults(handler=_deliver)
 
 
@@ -71,11 +72,14 @@ def _deliver(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, StartupError
     from loopai.cli._common import delivery_notices, selection_of
     from loopai.config import load_config
-    from loopai.delivery import SqliteOutbox
+    from loopai.delivery import SqliteOutbox, is_database_url
     from loopai.host import Host
 
     path = outbox_path(args)
-    outbox = existing_outbox(path, ", nothing to deliver") if not args.follow else _created(path, SqliteOutbox)
+    if args.follow and not is_database_url(path):
+        outbox = _created(path, SqliteOutbox)
+    else:
+        outbox = existing_outbox(path, ", nothing to deliver", args)
     if outbox is None:
         return 0
     with outbox_failures():
@@ -93,7 +97,8 @@ def _deliver(args: argparse.Namespace) -> int:
                 with delivery_notices("loopai events deliver"), host:
                     if args.follow:
                         started = (
-                            f"delivering from {path} (Ctrl-C or SIGTERM to stop); SIGHUP reloads the configuration"
+                            f"delivering from {outbox.path} (Ctrl-C or SIGTERM to stop); "
+                            "SIGHUP reloads the configuration"
                         )
                         _until_stopped(host, args.max_seconds, started)
                     else:

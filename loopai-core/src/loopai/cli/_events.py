@@ -12,7 +12,7 @@ from typing import Any
 
 from loopai.cli import _deliver
 from loopai.cli._common import usage
-from loopai.cli._outboxes import existing_outbox, outbox_failures, outbox_path
+from loopai.cli._outboxes import OUTBOX_HELP, existing_outbox, outbox_failures, outbox_path
 
 __all__ = ["add_commands"]
 
@@ -40,13 +40,13 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     )
     listing.add_argument("--limit", metavar="N", type=_count, help="only the N most recent (still oldest first)")
     listing.add_argument("--json", action="store_true", help="print a JSON list (times in ISO 8601, UTC)")
-    listing.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    listing.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     listing.set_defaults(handler=_list)
 
     replay = sub.add_parser("replay", parents=[parent], help="deliver dead letters (and anything pending) again")
     replay.add_argument("event_ids", nargs="*", metavar="ID", help="event ids to replay")
     replay.add_argument("--all-dead", action="store_true", help="replay every dead letter")
-    replay.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    replay.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     replay.set_defaults(handler=_replay)
 
     prune = sub.add_parser(
@@ -62,7 +62,7 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     prune.add_argument(
         "--dead", action="store_true", help="remove dead letters and quarantined rows that old too (kept by default)"
     )
-    prune.add_argument("--outbox", metavar="PATH", help="outbox file (default: config, LOOPAI_OUTBOX)")
+    prune.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     prune.set_defaults(handler=_prune)
     _deliver.add_command(sub, parent)
     events.set_defaults(handler=lambda args: usage(events))
@@ -139,8 +139,7 @@ def _chosen(records: Sequence[Any], args: argparse.Namespace) -> list[Any]:
 def _list(args: argparse.Namespace) -> int:
     from loopai.delivery import DeliveryStatus
 
-    path = outbox_path(args)
-    outbox = existing_outbox(path, "")
+    outbox = existing_outbox(outbox_path(args), "", args)
     if outbox is None:
         if args.json:
             print("[]")
@@ -180,7 +179,7 @@ def _list(args: argparse.Namespace) -> int:
                 ).rstrip()
             )
     shown_note = f"; {len(records)} shown" if len(records) != sum(counts.values()) else ""
-    print(f"{path}: {_counted(counts)}{shown_note}", file=sys.stderr)
+    print(f"{outbox.path}: {_counted(counts)}{shown_note}", file=sys.stderr)
     return 0
 
 
@@ -195,7 +194,7 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     ids = None if args.all_dead else list(dict.fromkeys(args.event_ids))
     # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
-    outbox = existing_outbox(outbox_path(args), ", nothing to replay")
+    outbox = existing_outbox(outbox_path(args), ", nothing to replay", args)
     if outbox is None:
         return 1 if ids else 0
     with outbox_failures():
@@ -256,8 +255,7 @@ def _replayable(outbox: Any, ids: Sequence[str]) -> bool:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    path = outbox_path(args)
-    outbox = existing_outbox(path, ", nothing to prune")
+    outbox = existing_outbox(outbox_path(args), ", nothing to prune", args)
     if outbox is None:
         return 0
     with outbox_failures():
@@ -269,7 +267,7 @@ def _prune(args: argparse.Namespace) -> int:
     kinds = "delivered, dead or quarantined" if args.dead else "delivered"
     print(
         f"removed {deliveries} {kinds} deliver{'y' if deliveries == 1 else 'ies'} and {events} "
-        f"event{'' if events == 1 else 's'} from {path}"
+        f"event{'' if events == 1 else 's'} from {outbox.path}"
     )
     print(f"left: {_counted(counts)}", file=sys.stderr)
     return 0

@@ -13,34 +13,54 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from loopai.delivery import Outbox
 
-__all__ = ["configured_outbox", "delivery_section", "existing_outbox", "outbox_failures", "outbox_path"]
+__all__ = [
+    "OUTBOX_HELP",
+    "config_tables",
+    "configured_outbox",
+    "existing_outbox",
+    "outbox_failures",
+    "outbox_path",
+]
+
+OUTBOX_HELP = (
+    "the outbox: a SQLite file, or a postgresql:// URL (default: LOOPAI_OUTBOX, [delivery] outbox, "
+    "the [state] url database, else the file in the state folder)"
+)
 
 
 def outbox_path(args: argparse.Namespace) -> str:
-    """``--outbox``, else ``LOOPAI_OUTBOX``, else the configuration's ``[delivery] outbox``, else
-    the default path. Only the ``[delivery]`` table is read: a ``${VAR}`` elsewhere in the file
+    """``--outbox``, else ``LOOPAI_OUTBOX``, else the configuration's ``[delivery] outbox``, else the
+    state's database (``LOOPAI_STATE_URL``, ``[state] url``), else the default path: a file's path
+    or a ``postgresql://`` URL (its password included: never print it, print ``outbox.path``).
+    Only the ``[delivery]`` and ``[state]`` tables are read: a ``${VAR}`` elsewhere in the file
     (a handler's secret, say) need not be set to list or find the outbox."""
-    from loopai._errors import ConfigError
     from loopai.delivery import resolve_outbox
 
     if args.outbox:
         return str(args.outbox)
-    try:
-        configured, source = configured_outbox(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        raise SystemExit(2) from None
-    return str(resolve_outbox(configured, source, os.environ, default=True))
+    config, source = _outbox_tables(args)
+    state_url = config.state.database_url(os.environ)
+    return str(resolve_outbox(config.delivery.outbox, source, os.environ, default=True, state_url=state_url))
 
 
-def existing_outbox(path: str, nothing: str) -> Outbox | None:
-    """The :class:`loopai.Outbox` at ``path``; None, said on stderr (``nothing`` says what that
-    means for the command), when nothing was emitted yet. A file that is not an outbox ends
-    the command: its reason on stderr, exit status 2."""
+def existing_outbox(path: str, nothing: str, args: argparse.Namespace | None = None) -> Outbox | None:
+    """The :class:`loopai.Outbox` at ``path`` (a file, or a ``postgresql://`` URL: connected now);
+    None, said on stderr (``nothing`` says what that means for the command), when no file is there
+    yet: nothing was emitted. A file that is not an outbox, or a database that cannot be reached or
+    is not at this loopai's schema, ends the command: its reason on stderr, exit status 2."""
     from loopai._errors import ConfigError
-    from loopai.delivery import SqliteOutbox
+    from loopai.delivery import PostgresOutbox, SqliteOutbox, is_database_url
 
+    if is_database_url(path):
+        timeout = _outbox_tables(args)[0].state.unavailable_timeout if args is not None else 30.0
+        outbox = PostgresOutbox(path, unavailable_timeout=timeout)
+        try:
+            outbox.open()
+        except ConfigError as exc:
+            outbox.close()
+            print(exc, file=sys.stderr)
+            raise SystemExit(2) from None
+        return outbox
     if path != ":memory:" and not os.path.exists(path):
         print(f"no outbox at {path} yet: nothing was emitted{nothing}", file=sys.stderr)
         return None
@@ -51,30 +71,43 @@ def existing_outbox(path: str, nothing: str) -> Outbox | None:
         raise SystemExit(2) from None
 
 
-def configured_outbox(path: str | None) -> tuple[str | None, Path | None]:
-    """``[delivery] outbox`` of the configuration file (with its ``${VAR}`` resolved) and that file."""
-    from loopai.config import find_config, parse_config, read_document
+def _outbox_tables(args: argparse.Namespace) -> tuple[Any, Path | None]:
+    """The configuration's ``[delivery]`` and ``[state]`` tables (a ``LoopaiConfig`` of those only)
+    and its file; a configuration that cannot be read ends the command (exit status 2)."""
+    from loopai._errors import ConfigError
+
+    try:
+        return configured_outbox(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def configured_outbox(path: str | None) -> tuple[Any, Path | None]:
+    """The ``[delivery]`` and ``[state]`` tables of the configuration file (with their ``${VAR}``
+    resolved), as a ``LoopaiConfig`` of those only, and that file."""
+    from loopai.config import LoopaiConfig, find_config, parse_config, read_document
 
     found, how = find_config(path)
     if found is None:
-        return None, None
+        return LoopaiConfig(), None
     try:
         label = str(found.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         label = str(found)
-    section = delivery_section(read_document(found, label, how))
-    config = parse_config({} if section is None else {"delivery": section}, label=label)
-    return config.delivery.outbox, found.resolve()
+    tables = config_tables(read_document(found, label, how), ("delivery", "state"))
+    return parse_config(tables, label=label), found.resolve()
 
 
-def delivery_section(document: Any) -> Any:
-    """The ``[delivery]`` table of a configuration document (TOML, or the seed's JSON shape)."""
+def config_tables(document: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The tables ``names`` of a configuration document (TOML, or the seed's JSON shape) that it has."""
     if not isinstance(document, Mapping):
-        return None
+        return {}
     top = {str(key).lower(): value for key, value in document.items()}
     if set(top) == {"loopai"} and isinstance(top["loopai"], Mapping):
         top = {str(key).lower(): value for key, value in top["loopai"].items()}
-    return top.get("delivery")
+    return {name: top[name] for name in names if top.get(name) is not None}
 
 
 @contextlib.contextmanager

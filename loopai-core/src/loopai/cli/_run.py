@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from loopai._errors import LoopaiError
     from loopai.cli._run_host import HostRecipe
+    from loopai.host import Host
     from loopai.run import Input, Summary
 
 __all__ = ["add_command"]
@@ -178,7 +179,9 @@ def _run(args: argparse.Namespace) -> int:
             summary.stopped_by = str(exc)
             print(exc, file=sys.stderr)
         except OutboxError as exc:
-            outcome.broken, summary = exc, exc.summary  # type: ignore[attr-defined]
+            if not hasattr(exc, "summary"):  # before any record: the outbox could not be opened
+                return _fail([str(exc)])
+            outcome.broken, summary = exc, exc.summary
             summary.stopped_by = str(exc)
             print(f"loopai run: {exc}", file=sys.stderr)
         except BrokenPipeError:
@@ -260,17 +263,33 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
         with host:
             runner.run(source)
     except (InputError, OutboxError) as exc:
+        _settle(host, summary, known, failing=True)
         exc.summary = summary  # type: ignore[union-attr]
         raise
-    finally:
-        _warn(host.problems[known:])  # plugins that failed to start or stop
-        summary.problems = list(host.problems)
-        summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
-        summary.deliveries = host.delivery_report()
+    except BaseException:  # not started (a state database down, say): what it says is the message
+        _warn(host.problems[known:])
+        raise
+    _settle(host, summary, known)
     if host.delivery_failure is not None:
         outcome.broken = host.delivery_failure
         print(f"loopai run: {outcome.broken}", file=sys.stderr)
     return summary
+
+
+def _settle(host: Host, summary: Summary, known: int, *, failing: bool = False) -> None:
+    """Complete ``summary`` from the closed host. While another error is on its way out
+    (``failing``), an outbox that cannot be counted leaves the delivery table out instead of
+    hiding that error."""
+    from loopai._errors import OutboxError
+
+    _warn(host.problems[known:])  # plugins that failed to start or stop
+    summary.problems = list(host.problems)
+    summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
+    try:
+        summary.deliveries = host.delivery_report()
+    except OutboxError:
+        if not failing:
+            raise
 
 
 def _report(summary: Summary, outcome: _Outcome, args: argparse.Namespace) -> int:
@@ -295,7 +314,8 @@ def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[s
     configuration and plugin selection."""
     if outbox is None:
         return None, None
-    where = ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
+    # A database is named by the configuration (its URL, password included, is never printed here).
+    where = [] if "://" in outbox else ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
     if args.config:
         where += ["--config", args.config]
     for flag, value in (("--plugins", args.plugins), ("--disable-plugins", args.disable_plugins)):

@@ -185,7 +185,9 @@ class DeliverySettings(_Strict):
     """
 
     outbox: str | None = None
-    """The outbox: a SQLite file (relative to the configuration file), or ``:memory:``."""
+    """The outbox: a SQLite file (relative to the configuration file), ``:memory:``, or a
+    ``postgresql://`` URL (the outbox every replica naming that database shares). Not set: with
+    ``[state] url``, in the state's database; else ``outbox.sqlite3`` in the user's state folder."""
     workers: _EnvBool = True
     """Deliver in the process that emits; false: only record, and let a sidecar deliver
     (``loopai events deliver --follow``, which delivers whatever this says)."""
@@ -201,9 +203,10 @@ class DeliverySettings(_Strict):
     """Seconds an open circuit waits before its probe."""
     poll_interval: Annotated[float, Field(gt=0)] = 1.0
     """Seconds between two looks at the outbox for work recorded by other processes."""
-    lease: Annotated[float, Field(gt=0)] = 300.0
-    """Seconds a claimed delivery is reserved for its worker; a worker that is gone loses it
-    then (at once, for a process of this machine)."""
+    lease: Annotated[float, Field(gt=0)] | None = None
+    """Seconds a claimed delivery is reserved for its worker; a worker that is gone loses it then.
+    Default: 300 for a SQLite outbox (a process of this machine that is gone loses it at once), 30
+    for PostgreSQL (renewed every lease/3 seconds while the worker lives)."""
 
 
 class StateSettings(_Strict):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopai.database._driver import driver
 from loopai.database._errors import DatabaseError, DatabaseUnavailable
+from loopai.database._listen import Listener
 from loopai.database._migrations import require_current, schema_status
 from loopai.database._url import DatabaseUrl
 
@@ -33,6 +34,17 @@ CONNECT_TIMEOUT: Final = 10
 """Seconds one connection attempt may take (libpq ``connect_timeout``)."""
 
 
+def _call(operation: Callable[[Connection[Any]], T], conn: Connection[Any], autocommit: bool) -> T:
+    if not autocommit:
+        return operation(conn)
+    conn.autocommit = True
+    try:
+        return operation(conn)
+    finally:
+        if not conn.closed:
+            conn.autocommit = False  # as the pool lends it to the next caller
+
+
 class Database:
     """The PostgreSQL database at ``url``, shared by every loopai process that names it.
 
@@ -40,7 +52,11 @@ class Database:
     start is a :class:`DatabaseUnavailable` naming it (without its password). Then :meth:`run`
     calls an operation in a transaction on a pooled connection and, while the database cannot
     be reached (a restart, a failover), retries it with backoff until ``unavailable_timeout``
-    seconds have passed since the first failure. Safe to use from many threads.
+    seconds have passed since the first failure; :meth:`listen` wakes a function on each
+    ``NOTIFY`` of a channel. Safe to use from many threads.
+
+    ``role`` names the database in messages (``state database``, ``outbox database``) and
+    ``setting`` says where it is configured, so that an operator knows what to fix.
     """
 
     def __init__(
@@ -50,13 +66,18 @@ class Database:
         unavailable_timeout: float = 30.0,
         max_connections: int = 4,
         name: str = "loopai",
+        role: str = "state database",
+        setting: str = "[state] url or LOOPAI_STATE_URL",
     ) -> None:
         self.url = url if isinstance(url, DatabaseUrl) else DatabaseUrl(url)
         self.unavailable_timeout = unavailable_timeout
+        self.role = role
+        self.setting = setting
         self._max_connections = max_connections
         self._name = name
         self._lock = threading.Lock()
         self._pool: Any = None
+        self._listeners: dict[str, Listener] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -78,7 +99,7 @@ class Database:
             with self.connect() as conn:
                 status = schema_status(conn)
             if require_schema:
-                require_current(status, self.url.shown)
+                require_current(status, f"{self.role} {self.url.shown}", self.setting)
             self._pool = pool_module.ConnectionPool(
                 self.url.conninfo,
                 kwargs=self._arguments(),
@@ -106,23 +127,55 @@ class Database:
         except psycopg.OperationalError as exc:
             raise self._failure(exc, "was lost") from None
 
+    def dedicated(self) -> Connection[Any]:
+        """A connection of its own, outside the pool, in autocommit mode (the caller closes it):
+        for work that holds a connection for long, such as ``LISTEN``. Raises
+        :class:`DatabaseUnavailable` when the database cannot be reached."""
+        psycopg, _ = driver(self.url.shown)
+        try:
+            conn: Connection[Any] = psycopg.connect(self.url.conninfo, autocommit=True, **self._arguments())
+        except psycopg.Error as exc:
+            raise self._failure(exc, "cannot be reached") from None
+        return conn
+
+    def listen(self, channel: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` (from a listening thread; it must not block) on each ``NOTIFY`` of ``channel``,
+        and once each time listening (re)starts; the function returned stops it. Best effort: one
+        connection per channel, reconnected with backoff while the database is away."""
+        with self._lock:
+            if self._closed:
+                raise DatabaseError(f"{self.role} {self.url.shown}: used after it was closed")
+            listener = self._listeners.get(channel)
+            if listener is None:
+                listener = self._listeners[channel] = Listener(channel, self.dedicated, self.describe)
+        return listener.subscribe(wake)
+
     def close(self) -> None:
-        """Close the pool's connections (idempotent)."""
+        """Stop listening and close the pool's connections (idempotent)."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
+            listeners, self._listeners = list(self._listeners.values()), {}
+        for listener in listeners:
+            listener.close()
         if pool is not None:
             pool.close()
 
     # -- running operations ----------------------------------------------------------------
 
-    def run(self, operation: Callable[[Connection[Any]], T]) -> T:
+    def run(self, operation: Callable[[Connection[Any]], T], *, autocommit: bool = False) -> T:
         """``operation(conn)`` in one transaction (committed when it returns); its result.
+
+        With ``autocommit`` each statement commits on its own: one round trip a statement instead
+        of three (``BEGIN``, it, ``COMMIT``), for an operation of one statement or of statements
+        that need no transaction in common.
 
         While the database cannot be reached, the operation is retried (its transaction was
         rolled back, so it must be safe to call again) after 50 ms, doubling up to 2 s, until
         ``unavailable_timeout`` seconds have passed since the call began: then
-        :class:`DatabaseUnavailable`. Other database errors are raised as they are.
+        :class:`DatabaseUnavailable`; so is a transaction the server rolled back (a deadlock, a
+        serialization failure). Any other error the server or the driver raises becomes a
+        :class:`DatabaseError` naming the database, with its SQLSTATE in ``sqlstate``.
         """
         self.open()
         psycopg, pool_module = driver(self.url.shown)
@@ -133,27 +186,29 @@ class Database:
         while True:
             pool = self._pool
             if pool is None:
-                raise DatabaseError(f"state database {self.url.shown}: used after it was closed")
+                raise DatabaseError(f"{self.role} {self.url.shown}: used after it was closed")
             try:
                 try:
                     with pool.connection(timeout=min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)) as conn:
-                        return operation(conn)
+                        return _call(operation, conn, autocommit)
                 except pool_module.PoolTimeout:
                     # The pool reconnects on its own schedule (backing off up to many seconds after an
                     # outage): a connection of our own tells at once whether the server is back.
                     with psycopg.connect(self.url.conninfo, **self._arguments()) as conn:
-                        return operation(conn)
+                        return _call(operation, conn, autocommit)
             except unreachable as exc:
                 now = time.monotonic()
                 if not warned:
                     warned = True
-                    log.warning("%s; retrying for up to %g s", self._describe(exc, "is unreachable"), deadline - now)
+                    log.warning("%s; retrying for up to %g s", self.describe(exc, "is unreachable"), deadline - now)
                 if now >= deadline:
                     raise self._failure(
                         exc, f"has been unreachable for {self.unavailable_timeout:g} s ([state] unavailable_timeout)"
                     ) from None
                 time.sleep(min(delay * random.uniform(0.8, 1.2), max(deadline - now, 0.0)))
                 delay = min(delay * 2, LONGEST_RETRY)
+            except psycopg.Error as exc:
+                raise self._failure(exc, "refused an operation") from None
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -163,15 +218,17 @@ class Database:
             arguments["application_name"] = self._name  # how operators find us in pg_stat_activity
         return arguments
 
-    def _describe(self, error: BaseException, what: str) -> str:
+    def describe(self, error: BaseException, what: str) -> str:
+        """One line for people: this database (without its password), ``what`` happened, and the
+        driver's reason (the password scrubbed from it, should it appear)."""
         reason = " ".join(self.url.scrub(str(error)).split()) or type(error).__name__
-        return f"state database {self.url.shown} {what}: {reason}"
+        return f"{self.role} {self.url.shown} {what}: {reason}"
 
     def _failure(self, error: BaseException, what: str) -> DatabaseError:
-        message = self._describe(error, what)
+        message = self.describe(error, what)
         if what == "cannot be reached":
-            message += " (check [state] url or LOOPAI_STATE_URL, and that the server is running and accepts you)"
+            message += f" (check {self.setting}, and that the server is running and accepts you)"
         psycopg, _ = driver(self.url.shown)
         if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
             return DatabaseUnavailable(message)
-        return DatabaseError(message)
+        return DatabaseError(message, getattr(error, "sqlstate", None))

@@ -11,11 +11,13 @@ class DatabaseError(ConfigError):
     """The database loopai was pointed at cannot be used.
 
     A :class:`loopai.ConfigError`, so that every command reports it as it reports a
-    configuration it cannot use: the message on stderr, exit status 2.
+    configuration it cannot use: the message on stderr, exit status 2. ``sqlstate`` is the
+    server's error code when the server refused an operation (``23503``: a foreign key).
     """
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
         super().__init__([message])
+        self.sqlstate = sqlstate
 
 
 class DriverMissing(DatabaseError):

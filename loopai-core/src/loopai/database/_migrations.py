@@ -6,7 +6,9 @@ file in one transaction, under an advisory lock so that two upgrades at once wai
 instead of racing. A process refuses a database whose schema is not the version it knows: a newer
 one (written by a newer loopai-core) or an older one (not upgraded yet).
 
-A later part (the PostgreSQL outbox) adds its tables as the next numbered file here.
+Every part that keeps data here adds its tables as the next numbered file: the task state is
+version 1, the outbox version 2. One database may hold both, or each part its own: every one gets
+the whole schema, so that one version number says where a database stands.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def upgrade(conn: Connection[Any], shown_url: str) -> list[Migration]:
     )
     status = schema_status(conn)
     if status.newer:
-        raise _too_new(status, shown_url)
+        raise _too_new(status, f"database {shown_url}")
     for migration in status.pending:
         conn.execute(migration.sql.encode())  # no parameters: a file may hold several statements
         conn.execute(
@@ -117,25 +119,28 @@ def upgrade(conn: Connection[Any], shown_url: str) -> list[Migration]:
     return list(status.pending)
 
 
-def require_current(status: SchemaStatus, shown_url: str) -> None:
-    """Refuse a database whose schema is not the version this loopai-core knows, saying what to do."""
+def require_current(status: SchemaStatus, shown: str, setting: str = "[state] url or LOOPAI_STATE_URL") -> None:
+    """Refuse a database whose schema is not the version this loopai-core knows, saying what to do.
+
+    ``shown`` names the database (its role and URL, without the password); ``setting`` is where it
+    is configured."""
     if status.newer:
-        raise _too_new(status, shown_url)
+        raise _too_new(status, shown, setting)
     if not status.current:
         raise SchemaVersionError(
-            f"state database {shown_url}: schema version {status.database}, but this loopai-core needs "
-            f"version {status.known}: run `loopai db upgrade` (with the same [state] url or LOOPAI_STATE_URL) "
+            f"{shown}: schema version {status.database}, but this loopai-core needs "
+            f"version {status.known}: run `loopai db upgrade` (with the same {setting}) "
             "once, then start the processes",
             status.database,
             status.known,
         )
 
 
-def _too_new(status: SchemaStatus, shown_url: str) -> SchemaVersionError:
+def _too_new(status: SchemaStatus, shown: str, setting: str = "[state] url or LOOPAI_STATE_URL") -> SchemaVersionError:
     return SchemaVersionError(
-        f"state database {shown_url}: schema version {status.database} is newer than version {status.known}, "
+        f"{shown}: schema version {status.database} is newer than version {status.known}, "
         f"the newest this loopai-core knows: upgrade loopai-core on this machine ({INSTALL} -U), "
-        "or point [state] url at another database",
+        f"or point {setting} at another database",
         status.database,
         status.known,
     )

@@ -48,6 +48,11 @@ class DatabaseUrl:
                 text = text.replace(form, "***")
         return text
 
+    def same_database(self, other: DatabaseUrl) -> bool:
+        """Whether ``other`` names the same database the same way (the password aside): then one
+        transaction may write what both are used for."""
+        return self.conninfo == other.conninfo
+
     def __str__(self) -> str:
         return self.shown
 

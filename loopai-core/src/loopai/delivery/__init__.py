@@ -1,12 +1,21 @@
-"""Durable delivery: the :class:`Outbox` protocol and its SQLite implementation, where the outbox is,
-grouped recording, the background workers (claims, scheduled retries, dead letters, a circuit
-breaker per handler) and the inline deliverer used without an outbox."""
+"""Durable delivery: the :class:`Outbox` protocol, its SQLite (embedded) and PostgreSQL (shared)
+implementations, where the outbox is, grouped recording, the background workers (claims,
+scheduled retries, dead letters, a circuit breaker per handler) and the inline deliverer used
+without an outbox."""
 
 from loopai.delivery._breaker import Breaker, CircuitState
 from loopai.delivery._deliverer import RETRY_AFTER_LIMIT, Backoff, Deliverer, Describe, Outcome, Target, gave_up
 from loopai.delivery._group import CommitGroup
-from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Outbox
-from loopai.delivery._paths import OutboxSpec, default_outbox_path, open_outbox, outbox_location, resolve_outbox
+from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Notifying, Outbox
+from loopai.delivery._paths import (
+    OutboxSpec,
+    default_outbox_path,
+    is_database_url,
+    open_outbox,
+    outbox_location,
+    resolve_outbox,
+)
+from loopai.delivery._postgres import PostgresOutbox
 from loopai.delivery._sqlite import SqliteOutbox
 from loopai.delivery._sqlite_file import APPLICATION_ID, SCHEMA_VERSION
 from loopai.delivery._stats import HandlerDeliveries
@@ -26,15 +35,18 @@ __all__ = [
     "DeliveryStatus",
     "Describe",
     "HandlerDeliveries",
+    "Notifying",
     "Outbox",
     "OutboxSpec",
     "Outcome",
+    "PostgresOutbox",
     "SqliteOutbox",
     "Target",
     "WorkerSettings",
     "Workers",
     "default_outbox_path",
     "gave_up",
+    "is_database_url",
     "open_outbox",
     "outbox_location",
     "resolve_outbox",

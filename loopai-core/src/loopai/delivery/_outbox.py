@@ -9,13 +9,13 @@ one (delivered, a retry scheduled, dead) or hand it back (released).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from loopai._models import WebhookEvent
 
-__all__ = ["Claim", "DeliveryRecord", "DeliveryStatus", "Outbox"]
+__all__ = ["Claim", "DeliveryRecord", "DeliveryStatus", "Notifying", "Outbox"]
 
 DeliveryStatus = Literal["pending", "delivered", "dead", "quarantined"]
 """Where a delivery is: waiting (due now or at a scheduled time), taken by the handler, given up
@@ -173,4 +173,15 @@ class Outbox(Protocol):
 
     def close(self) -> None:
         """Write what is buffered, end this outbox's leases, then release the store (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class Notifying(Protocol):
+    """An outbox that can say when other processes recorded deliveries (the PostgreSQL one:
+    ``LISTEN``/``NOTIFY``): workers are woken at once instead of at their next poll."""
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` (from another thread; it must not block) whenever deliveries may have
+        become due; returns the function that stops it. Best effort: workers poll as well."""
         ...

@@ -1,4 +1,9 @@
-"""Where the outbox is: an explicit path or object, ``LOOPAI_OUTBOX``, the configuration, or the default."""
+"""Where the outbox is: an explicit path, URL or object, ``LOOPAI_OUTBOX``, the configuration, or the default.
+
+A location is a SQLite file, or a ``postgresql://`` URL: the outbox shared by every process that
+names that database. With ``[state] url`` set (or ``LOOPAI_STATE_URL``) and no outbox named, the
+default outbox is in the state's database, on the same connections.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,34 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from loopai._errors import ConfigError
+from loopai._redact import redact
 from loopai.config import LoopaiConfig
+from loopai.database import Database, DatabaseUrl
 from loopai.delivery._outbox import Outbox
+from loopai.delivery._postgres import PostgresOutbox
 from loopai.delivery._sqlite import SqliteOutbox
 
-__all__ = ["OutboxSpec", "default_outbox_path", "open_outbox", "outbox_location", "resolve_outbox"]
+__all__ = [
+    "OutboxSpec",
+    "default_outbox_path",
+    "is_database_url",
+    "open_outbox",
+    "outbox_location",
+    "resolve_outbox",
+]
 
 OutboxSpec = Outbox | str | os.PathLike[str] | bool | None
-"""What ``Host(outbox=...)`` takes: an outbox, a path, True (the default path), False (none), None (as configured)."""
+"""What ``Host(outbox=...)`` takes: an outbox, a path or ``postgresql://`` URL, True (the default),
+False (none), None (as configured)."""
+
+Location = Path | str
+"""A SQLite file's path, or a ``postgresql://`` URL (a str)."""
+
+
+def is_database_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL database rather than a file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
 def default_outbox_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -29,39 +54,74 @@ def default_outbox_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def resolve_outbox(
-    configured: str | None, source: Path | None, environ: Mapping[str, str], *, default: bool
-) -> Path | None:
+    configured: str | None,
+    source: Path | None,
+    environ: Mapping[str, str],
+    *,
+    default: bool,
+    state_url: str | None = None,
+) -> Location | None:
     """Where the outbox is: ``LOOPAI_OUTBOX``, else ``configured`` (``[delivery] outbox`` of the
-    configuration file ``source``, relative to it), else the default path when ``default``, else None."""
+    configuration file ``source``; a path is relative to it), else, when ``default``, the state's
+    database (``state_url``) or the default path; else None. A URL is returned as it is (a str)."""
     named = environ.get("LOOPAI_OUTBOX") or None
     if named is None and configured:
         named = configured
+        if is_database_url(named):
+            return named
         if named != ":memory:" and source is not None and not Path(named).is_absolute():
             return source.parent / named
     if named is not None:
-        return Path(named)
-    return default_outbox_path(environ) if default else None
+        return named if is_database_url(named) else Path(named)
+    if not default:
+        return None
+    return state_url if state_url else default_outbox_path(environ)
 
 
-def outbox_location(config: LoopaiConfig, environ: Mapping[str, str], *, default: bool) -> Path | None:
+def outbox_location(config: LoopaiConfig, environ: Mapping[str, str], *, default: bool) -> Location | None:
     """:func:`resolve_outbox` for a loaded configuration."""
-    return resolve_outbox(config.delivery.outbox, config.source, environ, default=default)
+    state_url = config.state.database_url(environ)
+    return resolve_outbox(config.delivery.outbox, config.source, environ, default=default, state_url=state_url)
 
 
-def open_outbox(spec: OutboxSpec, config: LoopaiConfig, environ: Mapping[str, str]) -> tuple[Outbox | None, bool]:
+def open_outbox(
+    spec: OutboxSpec,
+    config: LoopaiConfig,
+    environ: Mapping[str, str],
+    *,
+    database: Database | None = None,
+) -> tuple[Outbox | None, bool]:
     """The outbox ``spec`` names and whether the caller owns it (and so closes it).
 
     An :class:`Outbox` is used as given (not owned); False means none; None follows
-    ``LOOPAI_OUTBOX`` and the configuration (none when neither names one); True does the
-    same but falls back to :func:`default_outbox_path`; a path opens a SQLite outbox there.
-    Raises :class:`loopai.ConfigError` when the file cannot be opened as an outbox.
+    ``LOOPAI_OUTBOX`` and the configuration (none when neither names one); True does the same
+    but falls back to the state's database (``[state] url``), else :func:`default_outbox_path`.
+    A path opens a SQLite outbox there; a ``postgresql://`` URL a :class:`PostgresOutbox` (not
+    connected yet), on ``database`` (the state store's) when that names the same database.
+    Raises :class:`loopai.ConfigError` when the file cannot be opened as an outbox, or the URL is
+    not one.
     """
     if spec is False:
         return None, False
+    location: Location | None
     if spec is None or spec is True:
         location = outbox_location(config, environ, default=spec is True)
     elif isinstance(spec, (str, os.PathLike)):
-        location = Path(spec)
+        location = spec if isinstance(spec, str) and is_database_url(spec) else Path(spec)
     else:
         return spec, False
-    return (SqliteOutbox(location), True) if location is not None else (None, False)
+    if location is None:
+        return None, False
+    if isinstance(location, Path):
+        return SqliteOutbox(location), True
+    return _postgres(location, config, database), True
+
+
+def _postgres(url: str, config: LoopaiConfig, database: Database | None) -> PostgresOutbox:
+    try:
+        parsed = DatabaseUrl(url)
+    except ValueError as exc:
+        raise ConfigError([f"outbox {redact(url)!r}: {exc}"]) from None
+    if database is not None and database.url.same_database(parsed):
+        return PostgresOutbox(database)  # one pool, and a breach recorded with its flag
+    return PostgresOutbox(parsed, unavailable_timeout=config.state.unavailable_timeout)

@@ -11,14 +11,13 @@ import weakref
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from loopai._models import WebhookEvent
 from loopai.delivery import _sqlite_sql as stmt
 from loopai.delivery._checkpoint import Checkpointer
 from loopai.delivery._leases import is_gone, owner_token
 from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus
 from loopai.delivery._sqlite_file import failure, open_database
+from loopai.delivery._unreadable import read_event
 
 __all__ = ["SqliteOutbox"]
 
@@ -50,19 +49,6 @@ def _close(db: sqlite3.Connection, checkpointer: Checkpointer | None, marks: lis
     db.close()
 
 
-def _unreadable(exc: Exception) -> str:
-    """Why a stored event cannot be read back, in one line."""
-    if isinstance(exc, ValidationError) and exc.errors():
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        detail = f"{where}: {first['msg']}"
-    else:
-        detail = str(exc)
-    if len(detail) > 200:
-        detail = detail[:197] + "..."
-    return f"the stored event cannot be read by this version of loopai ({detail}); it is never delivered"
-
-
 class SqliteOutbox:
     """The :class:`loopai.Outbox` in a SQLite file (WAL), or ``:memory:``.
 
@@ -72,6 +58,10 @@ class SqliteOutbox:
     (:class:`loopai.ConfigError`). A failing file (damaged pages, a full disk) raises
     :class:`loopai.OutboxError` naming it and what to do.
     """
+
+    default_lease: float = 300.0
+    """Seconds of a lease when ``[delivery] lease`` is not set: long, as nothing renews it (a
+    process of this machine that is gone loses its leases at once)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
@@ -183,10 +173,9 @@ class SqliteOutbox:
             with self._transaction(db):
                 taken, unreadable = [], []
                 for event_id, attempts, dry_run, body in db.execute(stmt.DUE, (handler, now, now, limit)).fetchall():
-                    try:
-                        event = WebhookEvent.model_validate_json(body)
-                    except (ValidationError, ValueError, TypeError) as exc:
-                        unreadable.append((_unreadable(exc), now, event_id, handler))
+                    event = read_event(body)
+                    if isinstance(event, str):
+                        unreadable.append((event, now, event_id, handler))
                         continue
                     claims.append(Claim(event, handler, attempts, bool(dry_run)))
                     taken.append((now + lease, self._owner, event_id, handler))

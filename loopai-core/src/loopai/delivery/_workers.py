@@ -22,7 +22,7 @@ from loopai._errors import LoopaiError, OutboxError
 from loopai._isolation import describe
 from loopai.delivery._breaker import Breaker
 from loopai.delivery._deliverer import Backoff, Describe, Target, gave_up
-from loopai.delivery._outbox import Claim, Outbox
+from loopai.delivery._outbox import Claim, Notifying, Outbox
 from loopai.delivery._pool import DaemonPool
 from loopai.delivery._stats import Counters, HandlerDeliveries
 
@@ -57,7 +57,8 @@ class Workers:
     """Delivers what ``outbox`` holds as due to the handlers ``targets()`` names, in the background.
 
     ``start()`` once; ``poke()`` after recording (the dispatcher also looks every
-    ``poll_interval`` seconds, for what other processes record); ``drain()`` waits until
+    ``poll_interval`` seconds, for what other processes record, and is woken at once by an
+    outbox that tells: :class:`~loopai.delivery.Notifying`); ``drain()`` waits until
     nothing is left to do now; ``stop()`` drains up to a deadline, then hands what is still
     in flight back to the outbox. Async handlers run on ``loop`` (the application's, when the
     host was started from asyncio code), sync ones in the pool's threads. A failing outbox
@@ -94,6 +95,7 @@ class Workers:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool = DaemonPool("loopai-delivery", _POOL_SIZE)
+        self._unlisten: Callable[[], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -110,6 +112,11 @@ class Workers:
             self._state, self._loop = "running", loop
         self._thread = threading.Thread(target=self._run, name="loopai-delivery-dispatch", daemon=True)
         self._thread.start()
+        if isinstance(self._outbox, Notifying):
+            try:
+                self._unlisten = self._outbox.listen(self.poke)
+            except LoopaiError as exc:  # polling still finds what others record
+                log.warning("%s; polling every %g s instead", exc, self.settings.poll_interval)
 
     def poke(self) -> None:
         """Look for due deliveries now (after recording some)."""
@@ -164,6 +171,8 @@ class Workers:
                 unfinished = list(self._flying)
                 self._flying.clear()
                 self._cond.notify_all()
+        if self._unlisten is not None:
+            self._unlisten()
         if unfinished:
             try:
                 self._outbox.release(unfinished)

@@ -24,8 +24,12 @@ from loopai.delivery import (
     Workers,
     WorkerSettings,
 )
+from loopai.host._breaches import Recorded
 
 __all__ = ["HostDelivery"]
+
+_LEASE = 300.0
+"""Seconds of a lease when neither ``[delivery] lease`` nor the outbox says (see ``default_lease``)."""
 
 
 class HostDelivery:
@@ -33,7 +37,8 @@ class HostDelivery:
 
     ``owns``: the host opened the outbox, so :meth:`close` closes it. After :meth:`close`,
     :meth:`report` keeps returning the last counts (``loopai run`` prints them after the host
-    closed).
+    closed). ``recorded``: events recorded already (a breach, with its flag), that recording
+    answers for instead of writing them again.
     """
 
     def __init__(
@@ -50,14 +55,16 @@ class HostDelivery:
         self.drain_timeout: float = settings.drain_timeout
         """Seconds :meth:`stop` waits for due deliveries (``[delivery] drain_timeout``)."""
         self._group = CommitGroup(outbox) if outbox is not None else None
+        self.recorded = Recorded()
         self.workers: Workers | None = None
         if outbox is not None:
+            lease = settings.lease if settings.lease is not None else getattr(outbox, "default_lease", _LEASE)
             options = WorkerSettings(
                 max_in_flight=settings.max_in_flight,
                 circuit_failures=settings.circuit_failures,
                 circuit_cooldown=settings.circuit_cooldown,
                 poll_interval=settings.poll_interval,
-                lease=settings.lease,
+                lease=float(lease),
             )
             self.workers = Workers(outbox, targets, backoff, options, describe_dead=describe_dead)
         self.in_process: bool = settings.workers
@@ -82,6 +89,19 @@ class HostDelivery:
         """Whether events are recorded (an outbox) rather than delivered inline."""
         return self._group is not None
 
+    def open(self) -> None:
+        """Connect an outbox that has a server (the PostgreSQL one), so that one that cannot be used
+        is an error at start (:class:`loopai.ConfigError`), not at the first emit."""
+        opener = getattr(self.outbox, "open", None)
+        if callable(opener) and not self._closed:
+            opener()
+
+    def poke(self) -> None:
+        """Something was recorded outside :meth:`record` (a breach, with its flag): deliver it."""
+        if self.workers is not None and self.in_process and not self._closed:
+            self.workers.start()
+            self.workers.poke()
+
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Start the workers (once): what the outbox holds as due goes out. ``loop``: where async
         handlers run (None: the host's own loop for async plugins)."""
@@ -91,7 +111,7 @@ class HostDelivery:
     def record(self, batch: Sequence[tuple[WebhookEvent, Sequence[str]]]) -> list[list[str]]:
         """Store ``batch`` durably (one commit, shared with concurrent callers), then wake the workers."""
         assert self._group is not None and self.workers is not None
-        recorded = self._group.record(batch)
+        recorded = self.recorded.record(batch, self._group.record)
         if self.in_process:
             self.workers.start()  # a host used without start() still delivers
             self.workers.poke()

@@ -6,22 +6,25 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._errors import LoopaiError, StartupError
 from loopai._isolation import watch_forks
 from loopai._log import logger
+from loopai._redact import redact
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
-from loopai.delivery import Deliverer, OutboxSpec, Target, open_outbox
+from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import DiscoveredPlugin, Selection
+from loopai.host._breaches import atomic_breaches
 from loopai.host._build import Sources, build_set
 from loopai.host._calls import HostCalls
 from loopai.host._changes import ReloadResult
 from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker
+from loopai.host._links import handlers_of, targets_of
 from loopai.host._meter import Meter
 from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
@@ -32,7 +35,7 @@ from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
 from loopai.host._triggers import Triggers
 from loopai.registry import PluginRegistry, RegisteredPlugin
-from loopai.state import StateStore, open_state
+from loopai.state import PostgresStateStore, StateStore, open_state
 
 __all__ = ["Host"]
 
@@ -81,8 +84,10 @@ class Host(HostCalls):
 
     Durable delivery is opt-in here: ``emit`` records events in an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
-    path, or ``True`` for ``outbox.sqlite3`` in the user's state folder), by
-    ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. Then ``emit`` records and returns,
+    path or ``postgresql://`` URL, or ``True`` for the default: the ``[state] url`` database,
+    else ``outbox.sqlite3`` in the user's state folder), by ``LOOPAI_OUTBOX`` or by config
+    ``[delivery] outbox``. A PostgreSQL outbox in the state's database shares its connections, and
+    a threshold breach is recorded in the transaction that flips its flag. Then ``emit`` records and returns,
     and delivery workers in this process deliver in the background (``[delivery]``
     settings: deliveries in flight per handler, scheduled retries, a circuit breaker per
     handler); :meth:`close` drains them for up to ``[delivery] drain_timeout`` seconds, and
@@ -144,10 +149,14 @@ class Host(HostCalls):
         self._sampling = Sampling(self.state, self._outcomes)
         self.tasks = TaskMonitor(tasks if tasks is not None else by_uuid(config.tasks), self.state)
         """The tasks table as the host uses it (see :class:`loopai.host.TaskMonitor`)."""
-        opened, owned = open_outbox(outbox, config, environ)
+        shared = self.state.database if isinstance(self.state, PostgresStateStore) else None
+        opened, owned = open_outbox(outbox, config, environ, database=shared)
+        me = weakref.ref(self)
         self._delivery = HostDelivery(
-            opened, owned, self.backoff, config.delivery, self._outcomes.dead_letter, _targets_of(weakref.ref(self))
+            opened, owned, self.backoff, config.delivery, self._outcomes.dead_letter, targets_of(me)
         )
+        delivery = self._delivery
+        self.tasks.breaches = atomic_breaches(self.state, opened, handlers_of(me), delivery.recorded, delivery.poke)
         # A host never closed still drains (up to drain_timeout) at exit, or when collected.
         self._finalizer = weakref.finalize(self, self._delivery.close)
         self._reload_lock = threading.Lock()  # released by whichever thread: not an RLock
@@ -248,7 +257,7 @@ class Host(HostCalls):
         previous = self._set.config.delivery.outbox
         if config.delivery.outbox != previous and self._delivery.outbox is not None:
             problems.append(
-                f"[delivery] outbox changed to {config.delivery.outbox!r}: the outbox in use "
+                f"[delivery] outbox changed to {redact(config.delivery.outbox)!r}: the outbox in use "
                 f"({self._delivery.outbox.path}) stays until the host restarts"
             )
         return plugin_set, problems, settings
@@ -416,10 +425,11 @@ class Host(HostCalls):
             self.state.close()  # writes what it buffered; may raise when its database stayed away
 
     def _open_state(self) -> None:
-        """Connect a state store that has a server (see :class:`loopai.StateStore`): an error at start."""
+        """Connect the state store and the outbox that have a server: an error at start, not later."""
         opener = getattr(self.state, "open", None)
         if callable(opener):
             opener()
+        self._delivery.open()
 
     def __enter__(self) -> Host:
         return self.start()
@@ -432,14 +442,3 @@ class Host(HostCalls):
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
-
-
-def _targets_of(host: weakref.ReferenceType[Host]) -> Callable[[], Mapping[str, Target]]:
-    """The handlers delivery workers deliver to: the host's current plan (none once it is gone).
-    Weak, so that the workers never keep a host alive."""
-
-    def targets() -> Mapping[str, Target]:
-        alive = host()
-        return alive._current().by_name if alive is not None else {}
-
-    return targets

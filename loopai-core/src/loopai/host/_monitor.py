@@ -7,7 +7,9 @@ validator ran), then each threshold its task's rolling window has just crossed
 ``window`` records fell below ``accuracy_threshold``; ``latency.threshold.breached``: the
 window's p95 ``latency_ms`` rose above ``latency_threshold_ms``). A crossing is raised once,
 and again only after the value came back within its threshold. The windows live in the
-host's :class:`~loopai.StateStore`, so every host sharing one store raises a crossing once.
+host's :class:`~loopai.StateStore`, so every host sharing one store raises a crossing once;
+with a :class:`~loopai.host._breaches.BreachRecorder` (PostgreSQL state and outbox in one
+database) its events are recorded in the transaction that flips the flag.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from loopai._models import (
 )
 from loopai._report import SamplingReport, ValidationReport
 from loopai.config import TaskSettings
+from loopai.host._breaches import BreachRecorder
 from loopai.state import Crossing, StateStore, Watch
 
 __all__ = ["Observation", "TaskMonitor", "TaskView", "validation_json"]
@@ -51,6 +54,7 @@ _BREACH: Final = {
     "accuracy": (_T.ACCURACY_THRESHOLD_BREACHED, EventSeverity.ERROR, "share of valid records"),
     "latency": (_T.LATENCY_THRESHOLD_BREACHED, EventSeverity.WARNING, "p95 latency_ms"),
 }
+_BREACHES: Final = frozenset(kind for kind, _, _ in _BREACH.values())
 
 
 class TaskView:
@@ -81,9 +85,13 @@ class TaskView:
 
 
 class Observation:
-    """What one record raised: its events in order (``raised``), and the thresholds it crossed."""
+    """What one record raised: its events in order (``raised``), and the thresholds it crossed.
 
-    __slots__ = ("crossings", "execution", "payload", "raised", "sampling", "task", "validation")
+    ``recorded``: breach events already recorded in the outbox with their flag, by type; :meth:`events`
+    returns these (the same ids), and emitting them records nothing twice.
+    """
+
+    __slots__ = ("crossings", "execution", "payload", "raised", "recorded", "sampling", "task", "validation")
 
     def __init__(
         self,
@@ -93,6 +101,7 @@ class Observation:
         sampling: SamplingReport | None,
         crossings: list[Crossing],
         payload: Mapping[str, Any] | None,
+        recorded: Mapping[WebhookEventType, WebhookEvent] | None = None,
     ) -> None:
         self.task = task
         self.execution = execution
@@ -105,12 +114,15 @@ class Observation:
             raised.append(_VALIDATION[validation.is_valid])
         raised.extend(_BREACH[crossing.metric][:2] for crossing in crossings)
         self.raised = raised
+        self.recorded = recorded
 
     def events(self, wanted: Collection[WebhookEventType] | None = None) -> list[WebhookEvent]:
         """The raised events (those of a type in ``wanted``, when given), with their payloads."""
         return [self._event(t, severity) for t, severity in self.raised if wanted is None or t in wanted]
 
     def _event(self, event_type: WebhookEventType, severity: EventSeverity) -> WebhookEvent:
+        if self.recorded and event_type in self.recorded:
+            return self.recorded[event_type]
         execution = self.execution
         payload: dict[str, Any] = {**(self.payload or {}), "task": self.task.label}
         if event_type in (_T.VALIDATION_COMPLETED, _T.VALIDATION_FAILED):
@@ -165,6 +177,8 @@ class TaskMonitor:
     def __init__(self, tasks: Mapping[uuid.UUID, TaskSettings], state: StateStore) -> None:
         self.settings = dict(tasks)
         self._state = state
+        self.breaches: BreachRecorder | None = None
+        """Set by the host when breaches are recorded with their flags (see :mod:`._breaches`)."""
         self._views: dict[uuid.UUID, TaskView] = {}
         self._lock = threading.Lock()
 
@@ -199,6 +213,17 @@ class TaskMonitor:
         """Count ``execution``'s outcome in its task's rolling window; what it raised."""
         task = self.view(execution.task_id)
         crossings: list[Crossing] = []
+        recorded = None
         if task.watch is not None:
-            crossings = self._state.observe(task.task_id, task.watch, validation.is_valid, execution.latency_ms)
-        return Observation(task, execution, validation, sampling, crossings, payload)
+            breaches = self.breaches
+            if breaches is None:
+                crossings = self._state.observe(task.task_id, task.watch, validation.is_valid, execution.latency_ms)
+            else:
+
+                def build(found: list[Crossing]) -> list[WebhookEvent]:
+                    return Observation(task, execution, validation, sampling, found, payload).events(_BREACHES)
+
+                crossings, recorded = breaches.observe(
+                    task.task_id, task.watch, validation.is_valid, execution.latency_ms, build
+                )
+        return Observation(task, execution, validation, sampling, crossings, payload, recorded)

@@ -238,7 +238,8 @@ class Summary:
         if self.output:
             notes.append(f"results are in {self.output}")
         if self.outbox:
-            notes.append(f"events are kept in the outbox {self.outbox} (loopai events list --outbox {self.outbox})")
+            listing = "loopai events list" + ("" if "://" in self.outbox else f" --outbox {self.outbox}")
+            notes.append(f"events are kept in the outbox {self.outbox} ({listing})")
         notes.extend(self._undelivered_notes())
         blocks.append("\n".join(notes))
         return "\n\n".join(block for block in blocks if block) + "\n"

@@ -60,7 +60,10 @@ class Service:
         client goes away; :meth:`stop` waits for them before closing the host."""
         self._sync: asyncio.Task[None] | None = None
         outbox = host.outbox
-        telemetry.watch_outbox(lambda: outbox.counts()["pending"] if outbox is not None else None)
+        # open_counts, not counts: it never reads the delivered rows, however many (PostgreSQL counts rows).
+        telemetry.watch_outbox(
+            lambda: sum(c["pending"] for c in outbox.open_counts().values()) if outbox is not None else None
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class Service:
     def _outbox_answers(self) -> None:
         outbox = self.host.outbox
         if outbox is not None:
-            outbox.counts()
+            outbox.open_counts()  # never reads the delivered rows, however many
 
     def _state_answers(self) -> None:
         self.host.state.statistics(None)

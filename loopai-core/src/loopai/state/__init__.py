@@ -7,6 +7,7 @@ from loopai.state._open import open_state
 from loopai.state._postgres import PostgresStateStore
 from loopai.state._rolling import LATENCY_PERCENTILE, Rolling
 from loopai.state._store import Crossing, StateStore, TaskStatistics, Watch
+from loopai.state._windows import WithCrossings
 
 __all__ = [
     "LATENCY_PERCENTILE",
@@ -17,5 +18,6 @@ __all__ = [
     "StateStore",
     "TaskStatistics",
     "Watch",
+    "WithCrossings",
     "open_state",
 ]

@@ -32,7 +32,7 @@ from loopai.database import Database, DatabaseError, DatabaseUnavailable, Databa
 from loopai.state._counts import LocalCounts
 from loopai.state._store import Crossing, TaskStatistics, Watch
 from loopai.state._tables import add_counts, claim, read_statistics
-from loopai.state._windows import SharedWindows
+from loopai.state._windows import SharedWindows, WithCrossings
 
 __all__ = ["FLUSH_INTERVAL", "FLUSH_RECORDS", "PostgresStateStore"]
 
@@ -122,10 +122,20 @@ class PostgresStateStore:
             self._counts.sampled_at(task_id, last)
         return won
 
-    def observe(self, task_id: UUID, watch: Watch, valid: bool, latency_ms: float | None) -> list[Crossing]:
-        """See :meth:`loopai.StateStore.observe` and :mod:`loopai.state._windows`."""
+    def observe(
+        self,
+        task_id: UUID,
+        watch: Watch,
+        valid: bool,
+        latency_ms: float | None,
+        *,
+        with_crossings: WithCrossings | None = None,
+    ) -> list[Crossing]:
+        """See :meth:`loopai.StateStore.observe` and :mod:`loopai.state._windows`. ``with_crossings(conn,
+        crossings)``, when given, is called in the transaction that flips the flags, when this record
+        does: what it writes in this database (the breach events) commits with them or not at all."""
         self._check()
-        return self._windows.observe(task_id, watch, valid, latency_ms)
+        return self._windows.observe(task_id, watch, valid, latency_ms, with_crossings)
 
     def flush(self) -> None:
         """Write this process's counts now and read back every known task's (the flusher does the same

@@ -13,6 +13,10 @@ So a process alone reports exactly what the in-process store would, on the same 
 processes share one window, and each crossing in it is reported by exactly one of them. Records
 still pending at close are appended without judging (no record is left to carry an event): their
 flags are updated by the next judged record, in any process.
+
+A record's call may bring ``with_crossings(conn, crossings)``: called in the transaction that
+flips the flags, when it does, so that what it writes (the breach events, in an outbox in the
+same database) commits with the flags or not at all.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from loopai.database import Database
@@ -27,7 +32,13 @@ from loopai.state._rolling import Rolling
 from loopai.state._store import Crossing, Watch
 from loopai.state._tables import Observed, apply_window, read_window
 
-__all__ = ["SharedWindows"]
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+__all__ = ["SharedWindows", "WithCrossings"]
+
+WithCrossings = Callable[["Connection[Any]", list[Crossing]], None]
+"""Called with the connection and the crossings a record made, in the transaction that flips their flags."""
 
 
 class _Window:
@@ -55,8 +66,16 @@ class SharedWindows:
         self._lock = threading.Lock()
         self._windows: dict[UUID, _Window] = {}
 
-    def observe(self, task_id: UUID, watch: Watch, valid: bool, latency_ms: float | None) -> list[Crossing]:
-        """Add one record; the crossings the database says it made (usually none, and no write here)."""
+    def observe(
+        self,
+        task_id: UUID,
+        watch: Watch,
+        valid: bool,
+        latency_ms: float | None,
+        with_crossings: WithCrossings | None = None,
+    ) -> list[Crossing]:
+        """Add one record; the crossings the database says it made (usually none, and no write here).
+        ``with_crossings``: see the module's docstring."""
         with self._lock:
             window = self._windows.get(task_id)
             if window is None or (window.view.watch is not watch and window.view.watch != watch):
@@ -74,7 +93,7 @@ class SharedWindows:
             crowded = len(window.pending) >= self._records
         if crowded and not urgent:
             self._wake()
-        return self._write(task_id, window, judge=True, carried=True) if urgent else []
+        return self._write(task_id, window, judge=True, carried=True, with_crossings=with_crossings) if urgent else []
 
     def flush_due(self) -> None:
         """Write, judged, the windows whose records have waited ``flush_interval`` (the flusher calls this)."""
@@ -109,8 +128,17 @@ class SharedWindows:
             window = self._windows[task_id] = _Window(view)
         return window
 
-    def _write(self, task_id: UUID, window: _Window, *, judge: bool, carried: bool) -> list[Crossing]:
-        """Write the window's pending records; the crossings they made when a record ``carried`` the call.
+    def _write(
+        self,
+        task_id: UUID,
+        window: _Window,
+        *,
+        judge: bool,
+        carried: bool,
+        with_crossings: WithCrossings | None = None,
+    ) -> list[Crossing]:
+        """Write the window's pending records; the crossings they made when a record ``carried`` the call
+        (``with_crossings`` writes with them).
 
         Without a record to carry them, a write that would report a crossing is not made: the
         window becomes ``urgent`` and its next record writes it.
@@ -121,13 +149,20 @@ class SharedWindows:
                 watch = window.view.watch
             if not records:
                 return []
+
+            def write(conn: Connection[Any]) -> tuple[Rolling | None, list[Crossing]]:
+                shared, crossings = apply_window(conn, task_id, watch, records, judge=judge, report=carried)
+                if crossings and with_crossings is not None:
+                    with_crossings(conn, crossings)
+                return shared, crossings
+
             try:
-                shared, crossings = self._database.run(
-                    lambda conn: apply_window(conn, task_id, watch, records, judge=judge, report=carried)
-                )
+                shared, crossings = self._database.run(write)
             except BaseException:
                 with self._lock:
                     window.pending = records + window.pending
+                    # Its crossing (or its breach events) could not be written: the next record tries again.
+                    window.urgent = window.urgent or carried
                 raise
             with self._lock:
                 if shared is None:  # a crossing, and no record to carry it: the next record writes it
