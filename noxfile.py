@@ -69,12 +69,13 @@ def _install_workspace(session: nox.Session, *groups: str, extras: str = "") -> 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite on every supported Python found (server and process tests on the newest only)."""
+    every_core = ["-n", "auto"]  # pytest-xdist: one test process per core
     if session.python == NEWEST:
         _install_workspace(session, "test", "serve", extras="[postgres,serve]")
-        session.run("pytest", *session.posargs)
+        session.run("pytest", *(session.posargs or every_core))
     else:
         _install_workspace(session, "test")
-        session.run("pytest", *([] if session.posargs else ["-m", ONE_PYTHON_ONLY]), *session.posargs)
+        session.run("pytest", *(session.posargs or [*every_core, "-m", ONE_PYTHON_ONLY]))
 
 
 @nox.session(python=PYTHONS[-1:] or None)
@@ -112,5 +113,5 @@ def examples(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[-1:] or None, default=False)
 def bench(session: nox.Session) -> None:
     """Run the benchmarks side by side and write their tables to docs/PERFORMANCE.md."""
-    _install_workspace(session, "bench", serve=True)
+    _install_workspace(session, "bench", extras="[postgres,serve]")  # the service, the shared outbox
     session.run("python", "bench/run.py", *session.posargs)

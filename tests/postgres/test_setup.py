@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -57,6 +58,7 @@ def _env(pg, tmp_path, **extra):
     return env
 
 
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is None, reason="needs the [postgres] extra (psycopg)")
 def test_a_database_down_at_start_is_exit_2_naming_it_without_its_password(pg, tmp_path):
     url = f"postgresql://app:{SECRET}@127.0.0.1:{_closed_port()}/loopai"
     env = _env(pg, tmp_path, LOOPAI_STATE_URL=url)

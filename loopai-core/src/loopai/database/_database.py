@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from loopai._log import logger
 from loopai.database._driver import driver
 from loopai.database._errors import DatabaseError, DatabaseUnavailable
 from loopai.database._listen import Listener
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Database"]
 
-log = logging.getLogger("loopai.database")
+log = logger("loopai.database")
 
 T = TypeVar("T")
 

@@ -9,11 +9,11 @@ subscriber is woken once it is back: what was said meanwhile was not heard.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from loopai._log import logger
 from loopai.database._errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Listener"]
 
-log = logging.getLogger("loopai.database")
+log = logger("loopai.database")
 
 _FIRST_RETRY: Final = 0.1
 """Seconds before opening a lost listening connection again; doubled after each failure, up to _LONGEST_RETRY."""

@@ -19,7 +19,6 @@ What it promises beyond :class:`loopai.Outbox` (see docs/REPLICAS.md for the who
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopai._errors import OutboxError
+from loopai._log import logger
 from loopai._models import WebhookEvent
 from loopai.database import Database, DatabaseError, DatabaseUrl
 from loopai.delivery import _postgres_admin as admin
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SETTING", "PostgresOutbox"]
 
-log = logging.getLogger("loopai.delivery")
+log = logger("loopai.delivery")
 
 T = TypeVar("T")
 

@@ -10,12 +10,12 @@ outage of the database takes, and one that is killed loses its leases within ``l
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from loopai._log import logger
 from loopai.database import DatabaseError
 from loopai.delivery._postgres_sql import Key, Settled, renew, settle
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SETTLE_BATCH", "SETTLE_DELAY", "Upkeep"]
 
-log = logging.getLogger("loopai.delivery")
+log = logger("loopai.delivery")
 
 T = TypeVar("T")
 Run = Callable[[Callable[["Connection[Any]"], T]], T]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from loopai._errors import LoopaiError, OutboxError
 from loopai._isolation import describe
+from loopai._log import logger
 from loopai.delivery._breaker import Breaker
 from loopai.delivery._deliverer import Backoff, Describe, Target, gave_up
 from loopai.delivery._outbox import Claim, Notifying, Outbox
@@ -28,7 +29,7 @@ from loopai.delivery._stats import Counters, HandlerDeliveries
 
 __all__ = ["WorkerSettings", "Workers"]
 
-log = logging.getLogger("loopai.delivery")
+log = logger("loopai.delivery")
 
 _POOL_SIZE = 64
 """Threads at most, for all handlers together (each handler is bounded by its own limit)."""

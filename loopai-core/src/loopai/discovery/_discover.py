@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import gc
-import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from loopai._kinds import KINDS, kind_of
+from loopai._log import logger
 from loopai.config import LoopaiConfig, PluginConfiguration
 from loopai.discovery._cache import read_inventory
 from loopai.discovery._inventory import canonical
@@ -29,7 +29,7 @@ from loopai.discovery._selection import Selection
 
 __all__ = ["DiscoveredPlugin", "Status", "discover", "gc_paused"]
 
-log = logging.getLogger("loopai.discovery")
+log = logger("loopai.discovery")
 
 Status = Literal["ok", "disabled", "incompatible", "missing-dependency", "missing-plugin", "duplicate", "failed"]
 

@@ -8,8 +8,7 @@ and :mod:`._event_calls` (emit and delivery).
 
 from __future__ import annotations
 
-import logging
-
+from loopai._log import logger
 from loopai._models import WebhookEventType
 from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
@@ -25,7 +24,7 @@ from loopai.state import StateStore
 
 __all__ = ["Dispatch"]
 
-log = logging.getLogger("loopai")
+log = logger("loopai")
 
 
 class Dispatch:

@@ -16,12 +16,12 @@ left without a required plugin on purpose is simply removed.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from loopai._errors import ConfigError
 from loopai._kinds import KINDS, kind_of
+from loopai._log import logger
 from loopai.config import LoopaiConfig
 from loopai.host._changes import ReloadResult, compare, fingerprints
 from loopai.host._set import PluginSet
@@ -30,7 +30,7 @@ from loopai.registry import RegisteredPlugin
 
 __all__ = ["HostAside", "Reloadable", "areload", "carried_over", "reload"]
 
-log = logging.getLogger("loopai")
+log = logger("loopai")
 
 _FAILED_STATUSES = frozenset(("failed", "incompatible", "missing-dependency", "duplicate"))
 

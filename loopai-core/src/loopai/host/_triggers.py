@@ -8,7 +8,6 @@ a time and folds requests that arrive meanwhile into one more.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -17,12 +16,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from loopai._log import logger
 from loopai.config import LoopaiConfig
 from loopai.host._changes import ReloadResult
 
 __all__ = ["ConfigWatcher", "Reloads", "SighupReload", "Triggers", "reload_on_sighup"]
 
-log = logging.getLogger("loopai")
+log = logger("loopai")
 
 OnReload = Callable[[ReloadResult], None]
 

@@ -118,10 +118,12 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     summary = runner.summary
     summary.problems = host.problems[known:]
     summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
+    # When this worker, closed, began counting what the outbox holds: the count begun last was
+    # begun after every worker had closed, so its pending deliveries are the run's.
+    summary.finished = time.perf_counter()
     summary.deliveries = host.delivery_report()
     if host.delivery_failure is not None:
         summary.stopped_by = summary.stopped_by or f"the delivery workers stopped: {host.delivery_failure}"
-    summary.finished = time.perf_counter()  # when it closed: the last to close knows what is pending
     output.flush()
     conn.send(("done", summary))
 

@@ -283,7 +283,7 @@ class _Parent:
             summary.problems += [problem for problem in part.problems if problem not in summary.problems]
         summary.plugins = list(usage.values())
         deliveries: dict[str, HandlerDeliveries] = {}
-        for worker in sorted(self.workers, key=_closed_at):  # the last to close knows what is pending
+        for worker in sorted(self.workers, key=_closed_at):  # the last to count knows what is pending
             for row in worker.summary.deliveries if worker.summary is not None else ():
                 deliveries[row.handler] = _added(deliveries.get(row.handler), row)
         summary.deliveries = list(deliveries.values())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 import os
 import signal
 import threading
@@ -18,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from fastapi import FastAPI
 
 from loopai._errors import StartupError
+from loopai._log import logger
 from loopai._models import WebhookEvent
 from loopai._version import core_version
 from loopai._wire import BatchRunItem, BatchRunRequest, BatchValidateRequest, SampleRequest, ValidateRequest
@@ -47,7 +47,7 @@ from loopai.serve.routes import (
 
 __all__ = ["app_from_environment", "create_app", "settle_heap"]
 
-log = logging.getLogger("loopai.serve")
+log = logger("loopai.serve")
 
 _ROUTERS = (validation, sampling, events, batch_run, batch_validate, webhooks, plugins, health, metrics, admin)
 """In this order: FastAPI tries routes one by one, and the per-execution ones are the hot ones."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import math
 import time
 import uuid
@@ -28,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Final, Protocol
 
+from loopai._log import logger
 from loopai._plugin import WebhookHandlerPlugin
 from loopai.host import Host, RecordReport
 from loopai.run import TaskSummary, error_line, result_line
@@ -36,7 +36,7 @@ from loopai.serve._service import Service
 
 __all__ = ["BatchRun", "ItemSource", "Result"]
 
-log = logging.getLogger("loopai.serve")
+log = logger("loopai.serve")
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _END: Final = ("end", None)

@@ -14,18 +14,18 @@ connection while the upload arrives would leave both sides waiting on each other
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import IO, Any, Final, Protocol
 
+from loopai._log import logger
 from loopai.serve._batch import BatchRun
 
 __all__ = ["JsonFormat", "SseFormat", "encoded", "spooled"]
 
-log = logging.getLogger("loopai.serve")
+log = logger("loopai.serve")
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _SPOOL_IN_MEMORY: Final = 1 << 20

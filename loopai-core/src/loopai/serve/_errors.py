@@ -10,7 +10,6 @@ trace id; the client gets the trace id and a message that says nothing else.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,9 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from loopai._log import logger
+
 __all__ = ["ApiError", "error_response", "field_problems", "install_error_handlers", "trace_id_of"]
 
-log = logging.getLogger("loopai.serve")
+log = logger("loopai.serve")
 
 _CODES: Final = {
     400: "BAD_REQUEST",

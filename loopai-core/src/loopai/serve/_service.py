@@ -8,10 +8,10 @@ that reloads the plugins (``Host.areload()``), for SIGHUP and ``POST /api/v1/adm
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from loopai._log import logger
 from loopai.config import LoopaiConfig
 from loopai.host import Host, ReloadResult
 from loopai.serve._errors import ApiError
@@ -20,7 +20,7 @@ from loopai.serve._security import ApiKeys
 
 __all__ = ["Service"]
 
-log = logging.getLogger("loopai.serve")
+log = logger("loopai.serve")
 
 _CHECK_TIMEOUT: Final = 2.0
 """Seconds the readiness probe gives the outbox and the state store to answer."""

@@ -21,13 +21,13 @@ write) retries with backoff for up to ``unavailable_timeout`` seconds before rai
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID
 
+from loopai._log import logger
 from loopai.database import Database, DatabaseError, DatabaseUnavailable, DatabaseUrl
 from loopai.state._counts import LocalCounts
 from loopai.state._store import Crossing, TaskStatistics, Watch
@@ -36,7 +36,7 @@ from loopai.state._windows import SharedWindows, WithCrossings
 
 __all__ = ["FLUSH_INTERVAL", "FLUSH_RECORDS", "PostgresStateStore"]
 
-log = logging.getLogger("loopai.state")
+log = logger("loopai.state")
 
 FLUSH_INTERVAL: Final = 0.1
 """Seconds between two writes of a process's counts and windows, at most."""
