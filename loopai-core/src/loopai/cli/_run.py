@@ -234,7 +234,7 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
     OutboxError raised part-way carries the summary of what was done (``exc.summary``)."""
     from loopai._errors import OutboxError, StartupError
     from loopai.cli._output import is_quiet
-    from loopai.cli._run_host import say_setup
+    from loopai.cli._run_host import pending_now, say_setup
     from loopai.run import InputError, Runner, RunOptions, WorkerFailed, run_in_workers
 
     progress = sys.stderr if _is_terminal(sys.stderr) and not is_quiet(args) else None
@@ -245,6 +245,7 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
             summary, problems = run_in_workers(recipe, args.workers, source, outcome.open, options)
         except WorkerFailed as exc:
             raise StartupError(exc.problems) from None
+        summary.deliveries = pending_now(recipe, summary.deliveries)
         _warn(problems)
         summary.problems = problems + [p for p in summary.problems if p not in problems]
         return summary

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from loopai.config import LoopaiConfig, TaskSettings
+    from loopai.delivery import HandlerDeliveries
     from loopai.host import Host
 
 __all__ = ["CONSOLE", "HostRecipe", "say_setup"]
@@ -76,6 +77,37 @@ class HostRecipe:
             host.close()  # not started: releases the outbox
             raise ConfigError([problem])
         return host, problems
+
+
+def pending_now(recipe: HostRecipe, rows: list[HandlerDeliveries]) -> list[HandlerDeliveries]:
+    """``rows`` (the workers' deliveries, added up) with what the outbox holds now that every worker
+    has closed: each worker counted while the others may still have been writing their marks.
+    Unchanged when the outbox cannot be read (the workers' counts are the best there is)."""
+    import dataclasses
+    import os
+
+    from loopai._errors import LoopaiError
+    from loopai.delivery import open_outbox
+
+    try:
+        outbox, owned = open_outbox(recipe.outbox, recipe.config, os.environ)
+        if outbox is None:
+            return rows
+        try:
+            counts = outbox.open_counts()
+        finally:
+            if owned:
+                outbox.close()
+    except LoopaiError:
+        return rows
+    return [
+        dataclasses.replace(
+            row,
+            pending=counts.get(row.handler, {}).get("pending", 0),
+            quarantined=counts.get(row.handler, {}).get("quarantined", 0),
+        )
+        for row in rows
+    ]
 
 
 def say_setup(host: Any, config: Any) -> None:
