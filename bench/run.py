@@ -80,13 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(name)
         sections[name] = module.run(args.quick).rstrip("\n") + "\n"
         print(f"bench {name}: {time.perf_counter() - started:.1f} s", flush=True)
+        _write(args.output, sections)  # after each: a benchmark that fails later keeps what was measured
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _write(output: Path, sections: dict[str, str]) -> None:
     blocks = [
         f"<!-- bench:{name} -->\n{sections[name]}<!-- /bench:{name} -->\n" for name in BENCHMARKS if name in sections
     ]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(_header() + "\n" + "\n".join(blocks), encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(_header() + "\n" + "\n".join(blocks), encoding="utf-8")
 
 
 if __name__ == "__main__":

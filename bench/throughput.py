@@ -19,7 +19,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _contenders import CONTENDERS, generate, peak_rss_mb, verdicts, write_setup
+from _contenders import (
+    CONFIG,
+    CONTENDERS,
+    INPUT_SCHEMA,
+    OUTPUT_SCHEMA,
+    generate,
+    peak_rss_mb,
+    task_ids,
+    verdicts,
+    write_setup,
+)
+
+# What the delivery, PostgreSQL outbox and service benchmarks reuse: this benchmark's one task, its
+# rate, schemas and configuration, and generate() for its records.
+TASK_ID = task_ids(1)[0]
+SAMPLING_RATE = 0.1
+__all__ = ["CONFIG", "INPUT_SCHEMA", "OUTPUT_SCHEMA", "SAMPLING_RATE", "TASK_ID", "generate", "run"]
 
 TITLE = "Throughput of loopai run, per core"
 SIZE, QUICK_SIZE = 100_000, 10_000
