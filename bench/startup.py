@@ -161,10 +161,10 @@ What is left:
   entry points, looking for pydantic plugins, when the first model is made); the requirement
   checks import `packaging`; the `plugins` command builds the arguments of all its subcommands.
 - `loopai run` pays the same, then the host (asyncio, for its async drivers), the outbox it opens
-  (SQLite), and the plugins it loads with their settings models. `jsonschema` (with the format
-  checkers of `jsonschema[format-nongpl]`: about a second here, most of it `rfc3987-syntax` building
-  its grammar at import) is imported only when a record is not proven valid by the fast path, or a
-  schema is outside it; the second 10-record row shows what that costs.
+  (SQLite), and the plugins it loads with their settings models. `jsonschema` and its format
+  checkers are imported only when a record is not proven valid by the fast path, a schema is
+  outside it, or a schema checks a format; the second 10-record row shows what that costs
+  (`rfc3987-syntax`, which checks `iri`, would add about a second: it is not a dependency).
 """
 
 
