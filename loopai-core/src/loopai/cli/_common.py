@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -148,6 +147,8 @@ def print_problems(problems: list[str]) -> None:
 def delivery_notices(prefix: str) -> Iterator[None]:
     """While inside, a webhook handler's circuit opening or closing is one line on stderr,
     ``<prefix>: webhook handler 'x': circuit open ...`` (a failing outbox is said by the command)."""
+    import logging  # here: ``loopai --version`` and ``--help`` never need it
+
     logger = logging.getLogger("loopai.delivery")
     handler = logging.StreamHandler(sys.stderr)
     isatty = getattr(sys.stderr, "isatty", None)

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopai.cli._common import usage
@@ -41,12 +40,12 @@ _OUTBOX_VERSION = 2
 """The schema version that brings the outbox's tables."""
 
 
-@dataclass
 class _Target:
     """One configured database and what this configuration keeps there (``state``, ``outbox``)."""
 
-    database: Database
-    uses: list[str] = field(default_factory=list)
+    def __init__(self, database: Database, uses: list[str]) -> None:
+        self.database = database
+        self.uses = uses
 
 
 def add_commands(commands: Any) -> None:
