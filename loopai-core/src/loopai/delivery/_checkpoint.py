@@ -29,8 +29,12 @@ class Checkpointer:
     def poke(self) -> None:
         """Checkpoint soon (starts the thread on first use)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="loopai-outbox-checkpoint", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="loopai-outbox-checkpoint", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # the interpreter shuts down (3.12+: no new thread): SQLite checkpoints at close
+                return
+            self._thread = thread
         self._wake.set()
 
     def _run(self) -> None:

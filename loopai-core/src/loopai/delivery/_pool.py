@@ -35,7 +35,21 @@ class DaemonPool:
                 self._threads += 1
         self._queue.put(work)
         if start:
-            threading.Thread(target=self._serve, name=f"{self._name}-{self._threads}", daemon=True).start()
+            try:
+                threading.Thread(target=self._serve, name=f"{self._name}-{self._threads}", daemon=True).start()
+            except RuntimeError:  # no new thread once the interpreter shuts down (3.12+): a host drained at exit
+                self._inline()
+
+    def _inline(self) -> None:
+        """A thread could not be started: with no thread to take it, the caller runs queued work."""
+        with self._lock:
+            self._threads -= 1
+            if self._threads > 0 or self._queued == 0:
+                return
+            self._queued -= 1
+        work = self._queue.get()
+        if work is not None:
+            work()
 
     def _serve(self) -> None:
         while True:

@@ -225,7 +225,10 @@ class SqliteOutbox:
             elif len(marks) == 1:
                 timer = threading.Timer(_MARK_DELAY, self.flush)
                 timer.daemon = True
-                timer.start()
+                try:
+                    timer.start()
+                except RuntimeError:  # the interpreter shuts down (3.12+: no new thread): write it now
+                    self._flush_marks()
 
     def _flush_marks(self) -> None:
         """Write the delivered marks (the caller holds the lock)."""

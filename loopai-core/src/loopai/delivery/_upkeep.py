@@ -67,8 +67,12 @@ class Upkeep:
             if lease != self._lease:
                 self._lease, self._renewed = lease, time.monotonic()
             if self._thread is None and not self._stopped:
-                self._thread = threading.Thread(target=self._loop, name="loopai-outbox-upkeep", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name="loopai-outbox-upkeep", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # the interpreter shuts down (3.12+): leases run out instead of renewed
+                    return
+                self._thread = thread
 
     def settled(self, outcome: Settled) -> None:
         """An attempt's outcome (a delivered mark), to write with its group."""
