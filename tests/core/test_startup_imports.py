@@ -39,6 +39,10 @@ def test_the_command_line_answers_help_and_version_without_the_heavy_libraries(t
     )
     found = _imported(code, tmp_path)
     assert not found & {"pydantic", "packaging", "jsonschema", "httpx", "asyncio"}, found
+    if len(argv) == 1:  # the root's answers build no command: nothing that logs is imported
+        assert not found & {"logging", "platform"}, found
+    if argv == ["--version"]:  # the versions come from the dist-info folders' names
+        assert "importlib.metadata" not in found
 
 
 def test_listing_plugins_loads_no_host_and_no_plugin_library(tmp_path: Path) -> None:

@@ -83,15 +83,41 @@ class VersionAction(argparse.Action):
 
 def versions() -> str:
     """One line each: ``loopai-core 0.1.0``, ``loopai-builtin 0.1.0``, ``Python 3.12.1 (CPython) /usr/bin/python3``."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
     from loopai._version import core_version
 
-    lines = [f"loopai-core {core_version()}"]
+    builtin = _installed_version("loopai_builtin")
+    implementation = {"cpython": "CPython", "pypy": "PyPy"}.get(sys.implementation.name, sys.implementation.name)
+    return (
+        "\n".join(
+            [
+                f"loopai-core {core_version()}",
+                f"loopai-builtin {builtin}" if builtin else "loopai-builtin not installed",
+                f"Python {sys.version.split()[0]} ({implementation}) {sys.executable}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def _installed_version(name: str) -> str | None:
+    """The version of the distribution ``name`` (normalised with underscores) installed on
+    ``sys.path``, from its ``.dist-info`` folder's name as pip writes it; else what
+    ``importlib.metadata`` finds (an egg, say). Importing ``importlib.metadata`` would cost
+    ``loopai --version`` more than everything else it does."""
+    import os
+
+    prefix = f"{name}-"
+    for folder in sys.path:
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.startswith(prefix) and entry.endswith(".dist-info"):
+                return entry[len(prefix) : -len(".dist-info")]
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        lines.append(f"loopai-builtin {version('loopai-builtin')}")
+        return version(name)
     except PackageNotFoundError:
-        lines.append("loopai-builtin not installed")
-    lines.append(f"Python {platform.python_version()} ({platform.python_implementation()}) {sys.executable}")
-    return "\n".join(lines) + "\n"
+        return None

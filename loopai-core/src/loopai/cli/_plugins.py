@@ -16,7 +16,6 @@ from loopai.cli._common import (
     selection_of,
     strict_of,
 )
-from loopai.cli._output import warn
 
 __all__ = ["add_commands"]
 
@@ -207,6 +206,8 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_check_report(loaded, off, problems, warnings, strict), indent=2))
         return 1 if problems else 0
+    from loopai.cli._output import warn  # here: loopai --version and --help never need logging
+
     for warning in warnings:
         warn(warning)
     if problems:
