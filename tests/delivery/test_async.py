@@ -163,7 +163,7 @@ def test_events_to_a_slow_receiver_are_delivered_concurrently(
 
 
 def test_retry_after_is_honoured_and_a_receiver_that_is_down_gives_dead_letters(
-    make_host, http_handler, receiver, down_url, event, settle
+    make_host, http_handler, receiver, down_url, event, settle, tmp_path
 ):
     receiver.fail(1, status=503, retry_after="0.5")
     up = make_host(http_handler(receiver.url)).start()
@@ -171,10 +171,11 @@ def test_retry_after_is_honoured_and_a_receiver_that_is_down_gives_dead_letters(
     settle(up)
     first, second = receiver.requests
     assert second.at - first.at >= 0.45
-    down = make_host(http_handler(down_url), max_retries=1, outbox=up.outbox).start()
+    # An outbox of its own: on up's, up's workers (same handler name) could deliver to the live receiver.
+    down = make_host(http_handler(down_url), max_retries=1, outbox=tmp_path / "down.sqlite3").start()
     assert asyncio.run(down.aemit(event())).ok  # recorded: the failure is the workers' to tell
     settle(down)
-    (dead,) = up.outbox.deliveries("dead")
+    (dead,) = down.outbox.deliveries("dead")
     assert dead.attempts == 2 and "ConnectError" in dead.last_error
     assert [(row.dead, row.retried) for row in down.delivery_report()] == [(1, 1)]
 
