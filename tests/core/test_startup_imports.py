@@ -70,3 +70,28 @@ PercentageSampler().should_sample(record, loopai.SamplingContext())
 
     invalid = code.replace('output={"a": 1})', 'output={"b": 1})').replace(".is_valid\n", ".is_valid is False\n")
     assert "jsonschema" in _imported(invalid, tmp_path)  # its errors are jsonschema's to write
+
+
+def test_a_run_with_the_http_and_slack_handlers_installed_but_not_configured_imports_no_http_library(
+    tmp_path: Path,
+) -> None:
+    # Discovered with no URL, both handlers are loaded and stay off: they must not cost the run httpx.
+    records = tmp_path / "in.jsonl"
+    records.write_text(
+        '{"task_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b", "program_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5c",'
+        ' "input": {}, "output": {}}\n',
+        encoding="utf-8",
+    )
+    code = (
+        "import contextlib, io, json, sys, loopai.cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    loopai.cli.main(['run', {str(records)!r}, '-q'])\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOOPAI_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert {"loopai_builtin._http", "loopai_builtin._slack"} <= found  # loaded, and off
+    assert not found & {"httpx", "httpcore"}, found & {"httpx", "httpcore"}

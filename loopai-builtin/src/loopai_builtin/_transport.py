@@ -5,16 +5,18 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpcore
 from pydantic import SecretStr
 
 import loopai
-from loopai_builtin._exchange import TRANSPORT_ERRORS, Answer, Connections, Target
+
+if TYPE_CHECKING:
+    from loopai_builtin._exchange import Answer, Connections, Target
 
 __all__ = [
     "EXCERPT_LIMIT",
@@ -148,26 +150,39 @@ class Poster:
 
     Each POST has ``timeout`` seconds in all (a deadline, not a per-read timeout), and at
     most :data:`EXCERPT_LIMIT` bytes of any answer are read: a receiver can neither hold a
-    delivery open nor fill the memory.
+    delivery open nor fill the memory. The network libraries (httpx, httpcore) are imported
+    when the connections are first needed: a handler left off (no URL configured) never does.
     """
 
     def __init__(self, user_agent: str) -> None:
         self._defaults = ((b"user-agent", user_agent.encode("ascii")), (b"accept", b"*/*"))
-        self._connections = Connections()
+        self._connections: Connections | None = None
+        self._lock = threading.Lock()
         self._targets: dict[str, Target] = {}  # parsed once per URL (httpx parses a text URL every time)
+
+    def _pool(self) -> Connections:
+        with self._lock:
+            if self._connections is None:
+                from loopai_builtin._exchange import Connections
+
+                self._connections = Connections()
+            return self._connections
 
     def open(self) -> None:
         """Open the direct connection pool now rather than on the first post (TLS set-up takes a while)."""
-        self._connections.open()
+        self._pool().open()
 
     def close(self) -> None:
         """Close the connections; a later post opens new ones."""
         self._targets = {}
-        self._connections.close()
+        if self._connections is not None:
+            self._connections.close()
 
     def _target(self, url: str) -> Target:
         target = self._targets.get(url)
         if target is None:
+            from loopai_builtin._exchange import Target
+
             target = Target.parse(url)
             self._targets = {**self._targets, url: target}
         return target
@@ -207,10 +222,14 @@ class Poster:
         network library. A ``Retry-After`` longer than ``retry_after_max`` seconds is
         reported, and capped to it on the error's ``retry_after``.
         """
+        import httpcore
+
+        from loopai_builtin._exchange import TRANSPORT_ERRORS
+
         target: Target | None = None
         try:
             target = self._target(url)
-            answer = self._connections.exchange(
+            answer = self._pool().exchange(
                 "POST", target, self._encoded(target, headers), body, timeout=timeout, limit=EXCERPT_LIMIT
             )
         except httpcore.TimeoutException as exc:
