@@ -6,6 +6,8 @@ import contextlib
 import sqlite3
 import threading
 
+from loopai.delivery._pool import started
+
 __all__ = ["Checkpointer"]
 
 
@@ -30,9 +32,7 @@ class Checkpointer:
         """Checkpoint soon (starts the thread on first use)."""
         if self._thread is None:
             thread = threading.Thread(target=self._run, name="loopai-outbox-checkpoint", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError:  # the interpreter shuts down (3.12+: no new thread): SQLite checkpoints at close
+            if not started(thread):  # the interpreter shuts down: SQLite checkpoints at close
                 return
             self._thread = thread
         self._wake.set()

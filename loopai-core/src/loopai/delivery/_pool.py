@@ -6,7 +6,17 @@ import queue
 import threading
 from collections.abc import Callable
 
-__all__ = ["DaemonPool"]
+__all__ = ["DaemonPool", "started"]
+
+
+def started(thread: threading.Thread) -> bool:
+    """Start ``thread``; False when the interpreter is shutting down and refuses new threads
+    (Python 3.12+, e.g. a host drained at exit): the caller then does without it."""
+    try:
+        thread.start()
+    except RuntimeError:
+        return False
+    return True
 
 
 class DaemonPool:
@@ -35,9 +45,8 @@ class DaemonPool:
                 self._threads += 1
         self._queue.put(work)
         if start:
-            try:
-                threading.Thread(target=self._serve, name=f"{self._name}-{self._threads}", daemon=True).start()
-            except RuntimeError:  # no new thread once the interpreter shuts down (3.12+): a host drained at exit
+            thread = threading.Thread(target=self._serve, name=f"{self._name}-{self._threads}", daemon=True)
+            if not started(thread):
                 self._inline()
 
     def _inline(self) -> None:

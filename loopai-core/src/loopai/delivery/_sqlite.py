@@ -16,6 +16,7 @@ from loopai.delivery import _sqlite_sql as stmt
 from loopai.delivery._checkpoint import Checkpointer
 from loopai.delivery._leases import is_gone, owner_token
 from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus
+from loopai.delivery._pool import started
 from loopai.delivery._sqlite_file import failure, open_database
 from loopai.delivery._unreadable import read_event
 
@@ -225,9 +226,7 @@ class SqliteOutbox:
             elif len(marks) == 1:
                 timer = threading.Timer(_MARK_DELAY, self.flush)
                 timer.daemon = True
-                try:
-                    timer.start()
-                except RuntimeError:  # the interpreter shuts down (3.12+: no new thread): write it now
+                if not started(timer):  # the interpreter shuts down: write it now
                     self._flush_marks()
 
     def _flush_marks(self) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopai._log import logger
 from loopai.database import DatabaseError
+from loopai.delivery._pool import started
 from loopai.delivery._postgres_sql import Key, Settled, renew, settle
 
 if TYPE_CHECKING:
@@ -68,9 +69,7 @@ class Upkeep:
                 self._lease, self._renewed = lease, time.monotonic()
             if self._thread is None and not self._stopped:
                 thread = threading.Thread(target=self._loop, name="loopai-outbox-upkeep", daemon=True)
-                try:
-                    thread.start()
-                except RuntimeError:  # the interpreter shuts down (3.12+): leases run out instead of renewed
+                if not started(thread):  # the interpreter shuts down: leases run out instead of renewed
                     return
                 self._thread = thread
 
