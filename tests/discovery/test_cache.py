@@ -55,11 +55,39 @@ def test_installing_or_removing_a_distribution_invalidates_the_cache(site: Site)
     two = site.add_good("loopai-two", "two")
     assert _names(site) == ({"loopai-one", "loopai-two"}, False)
     _age(site.path)
-    assert _names(site) == ({"loopai-one", "loopai-two"}, False)  # aged again: a new stamp, a rescan
-    assert _names(site) == ({"loopai-one", "loopai-two"}, True)
+    assert _names(site) == ({"loopai-one", "loopai-two"}, True)  # a new mtime, the same distributions
 
     site.remove(two)
     assert _names(site) == ({"loopai-one"}, False)
+
+
+def test_files_written_in_a_path_directory_keep_the_cache(site: Site) -> None:
+    """The working directory is first on the path of ``python -m loopai`` and of scripts, and
+    results are written there: its mtime changes on every run, its distributions do not."""
+    site.add_good("loopai-one", "one")
+    _age(site.path)
+    assert _names(site) == ({"loopai-one"}, False)
+
+    (site.path / "results.jsonl").write_text("{}\n", encoding="utf-8")
+    (site.path / "outbox.sqlite3-journal").write_text("", encoding="utf-8")
+
+    assert _names(site) == ({"loopai-one"}, True)
+
+
+def test_a_distribution_reinstalled_under_the_same_name_is_read_again(site: Site) -> None:
+    """``pip install --force-reinstall`` or an editable install of an unchanged version: the same
+    dist-info name, a new directory, and what it declares may have changed."""
+    one = site.add_good("loopai-one", "one")
+    _age(one.info)
+    _age(site.path)
+    assert _declared(site) == ({"one"}, False)
+
+    site.remove(one)
+    again = site.add_good("loopai-one", "uno")
+    assert again.info.name == one.info.name
+
+    assert _declared(site) == ({"uno"}, False)
+    assert _declared(site) == ({"uno"}, True)
 
 
 def test_installing_a_dependency_invalidates_the_cache(site: Site) -> None:

@@ -1,8 +1,9 @@
 """Discovery: installed plugins found through entry points, checked and selected before import, then loaded.
 
 Data flows one way: metadata (:mod:`._inventory`, cached by :mod:`._cache`) -> requirement
-checks (:mod:`._requirements`) and selection (:mod:`._selection`) -> :func:`discover` ->
-:func:`load_discovered` and :func:`apply_configuration` (:mod:`._load`) -> the registry.
+checks (:mod:`._requirements`; a warm start's cached outcomes: :mod:`._checks`) and selection
+(:mod:`._selection`) -> :func:`discover` -> :func:`load_discovered` and :func:`apply_configuration`
+(:mod:`._load`) -> the registry.
 """
 
 from __future__ import annotations
@@ -12,27 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loopai.discovery._cache import cache_dir, read_inventory
+    from loopai.discovery._checks import RequirementCheck
     from loopai.discovery._discover import DiscoveredPlugin, Status, discover
     from loopai.discovery._inventory import CORE, DistInfo, EntryPointInfo, Inventory, canonical
     from loopai.discovery._load import accepts, apply_configuration, import_object, load_discovered
-    from loopai.discovery._requirements import (
-        RequirementCheck,
-        admits,
-        core_requirement,
-        needs_newer,
-        other_requirements,
-        specifier_set,
-    )
+    from loopai.discovery._requirements import admits, core_requirement, needs_newer, other_requirements, specifier_set
     from loopai.discovery._selection import Selection
 
 _HOMES: dict[str, str] = {
     **dict.fromkeys(("cache_dir", "read_inventory"), "loopai.discovery._cache"),
+    "RequirementCheck": "loopai.discovery._checks",
     **dict.fromkeys(("DiscoveredPlugin", "Status", "discover"), "loopai.discovery._discover"),
     **dict.fromkeys(("CORE", "DistInfo", "EntryPointInfo", "Inventory", "canonical"), "loopai.discovery._inventory"),
     **dict.fromkeys(("accepts", "apply_configuration", "import_object", "load_discovered"), "loopai.discovery._load"),
     **dict.fromkeys(
         (
-            "RequirementCheck",
             "admits",
             "core_requirement",
             "needs_newer",

@@ -1,7 +1,10 @@
 """The discovery cache: an inventory of installed distributions, kept until something changes.
 
 The cache is keyed on the mtime of every search path directory, and on the mtime and size
-of the metadata files that may be rewritten in place (:func:`watched_files`):
+of the metadata files that may be rewritten in place (:func:`watched_files`). A directory whose
+mtime changed still matches when the metadata directories in it are the same ones, by name and
+mtime: the working directory, first on the path of ``python -m loopai`` and of scripts, changes
+whenever a file is written there, and that alone must not cost a rescan.
 
 - a ``*.dist-info`` directory is replaced whole when it changes (installers, pip, uv and
   conda, do; so do the tools that unpack wheels without an installer: pex, bazel), which
@@ -32,7 +35,7 @@ from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, Sha
 
 __all__ = ["cache_dir", "read_inventory"]
 
-_CACHE_FORMAT = 5  # 5: dist-infos are no longer watched file by file
+_CACHE_FORMAT = 6  # 6: each path directory's metadata directories, for when its mtime changed
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -66,6 +69,35 @@ def _stamps(paths: Iterable[str]) -> list[list[object]]:
     return stamps
 
 
+def _contents(entry: str) -> str:
+    """The ``*.dist-info`` and ``*.egg-info`` directories in path directory ``entry``, by name and
+    mtime (installing, upgrading or reinstalling a distribution creates its directory anew), as one
+    digest; ``""`` when ``entry`` cannot be listed."""
+    digest = hashlib.sha256()
+    try:
+        with os.scandir(entry or ".") as found:
+            names = sorted(e.name for e in found if e.name.endswith((".dist-info", ".egg-info")))
+        for name in names:
+            digest.update(f"{name}\0{os.stat(os.path.join(entry or '.', name)).st_mtime_ns}\0".encode())
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def _same_paths(data: Any, stamps: list[list[object]]) -> bool:
+    """Whether the path directories hold what they held when the cache was written."""
+    kept = data.get("stamps")
+    if kept == stamps:
+        return True
+    contents = data.get("contents")
+    if not isinstance(kept, list) or not isinstance(contents, list) or not len(kept) == len(contents) == len(stamps):
+        return False
+    return all(
+        was == now or (was[0] == now[0] and now[1] is not None and held == _contents(str(now[0])))
+        for was, held, now in zip(kept, contents, stamps, strict=True)
+    )
+
+
 def _cache_file(directory: Path, paths: Sequence[str]) -> Path:
     key = hashlib.sha256(json.dumps([sys.executable, list(paths), _CACHE_FORMAT]).encode()).hexdigest()[:24]
     return directory / f"discovery-{key}.json"
@@ -74,7 +106,7 @@ def _cache_file(directory: Path, paths: Sequence[str]) -> Path:
 def _load_cached(file: Path, stamps: list[list[object]]) -> Inventory | None:
     try:
         data = from_json(file.read_bytes())  # pydantic-core's parser: twice json's speed on this
-        if data.get("format") != _CACHE_FORMAT or data.get("stamps") != stamps:
+        if data.get("format") != _CACHE_FORMAT or not _same_paths(data, stamps):
             return None
         lines, folders = data["lines"], data["folders"]
         plugins = [
@@ -130,7 +162,7 @@ def _split_path(path: str, folders: dict[str, int]) -> list[object]:
     return [folders.setdefault(head + sep, len(folders)), tail]
 
 
-def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None:
+def _store(file: Path, stamps: list[list[object]], contents: list[str], inventory: Inventory) -> None:
     # Compact rows, not objects, and each Requires-Dist line and folder once: reading this
     # file is most of what a warm discovery costs, and plugins share requirements and folders.
     lines: dict[str, int] = {}
@@ -150,6 +182,7 @@ def _store(file: Path, stamps: list[list[object]], inventory: Inventory) -> None
     data = {
         "format": _CACHE_FORMAT,
         "stamps": stamps,
+        "contents": contents,
         "lines": list(lines),
         "folders": list(folders),
         "plugins": plugins,
@@ -193,9 +226,10 @@ def read_inventory(
         cached = _load_cached(file, stamps)
         if cached is not None:
             return cached
+    contents = [_contents(entry) for entry in paths] if file is not None else []
     inventory = scan(paths)
     if file is not None and _stamps(paths) == stamps:  # nothing changed while we scanned
         if derive is not None:
             inventory.derived = derive(inventory)
-        _store(file, stamps, inventory)
+        _store(file, stamps, contents, inventory)
     return inventory

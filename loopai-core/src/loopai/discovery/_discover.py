@@ -13,18 +13,8 @@ from loopai._kinds import KINDS, kind_of
 from loopai._log import logger
 from loopai.config import LoopaiConfig, PluginConfiguration
 from loopai.discovery._cache import read_inventory
-from loopai.discovery._inventory import canonical
-from loopai.discovery._requirements import (
-    CORE,
-    RequirementCheck,
-    check_requirement,
-    checks_from,
-    checks_stamp,
-    core_needs,
-    derive_checks,
-    environment,
-    installed_versions,
-)
+from loopai.discovery._checks import RequirementCheck, checks_from, checks_stamp, installed_versions
+from loopai.discovery._inventory import CORE, DistInfo, Inventory, canonical
 from loopai.discovery._selection import Selection
 
 __all__ = ["DiscoveredPlugin", "Status", "discover", "gc_paused"]
@@ -185,8 +175,7 @@ def discover(
     config = config if config is not None else LoopaiConfig()
     environ = os.environ if environ is None else environ
     selection = selection if selection is not None else Selection.resolve(config, environ)
-    env = environment()
-    inventory = read_inventory(paths, environ=environ, derive=lambda fresh: derive_checks(fresh, env))
+    inventory = read_inventory(paths, environ=environ, derive=_derive_checks)
     allowed = {canonical(n.strip()) for n in environ.get("LOOPAI_ALLOW_SHADOWED", "").split(",") if n.strip()}
     for twice in inventory.shadowed:
         if twice.name in allowed:
@@ -195,8 +184,7 @@ def discover(
         if notes is not None:
             notes.append(twice.message())
     installed = installed_versions(inventory)
-    memo = checks_from(inventory.derived, checks_stamp(env, installed))
-    applies: dict[str, bool] = {}
+    memo = checks_from(inventory.derived, checks_stamp(installed))
     # Once per discovery, not per plugin: the configured entries by kind and name (the first
     # of a name wins, as in PluginsConfiguration.find) and the failing checks of a distribution.
     configured: dict[str, dict[str, PluginConfiguration]] = {}
@@ -204,7 +192,7 @@ def discover(
         table = configured[each.label] = {}
         for configured_entry in config.plugins.for_kind(each):
             table.setdefault(configured_entry.name, configured_entry)
-    needs = functools.cache(lambda: core_needs(paths, env))  # only when a requirement fails
+    check = _checker(memo, installed, paths)
     labels = {kind.group: kind.label for kind in KINDS}
     passed: dict[tuple[str, ...], list[RequirementCheck]] = {}  # requirement lists that pass, checked
     found: list[DiscoveredPlugin] = []
@@ -214,11 +202,7 @@ def discover(
         if known is not None:
             checks, failing = list(known), []
         else:
-            checks = [
-                c
-                for c in (check_requirement(dist, line, installed, env, memo, applies, needs) for line in requires)
-                if c is not None
-            ]
+            checks = [c for c in (check(dist, line) for line in requires) if c is not None]
             failing = [c for c in checks if not c.ok]
             if not failing:
                 passed[requires] = checks
@@ -252,6 +236,34 @@ def discover(
     order = {kind.label: index for index, kind in enumerate(KINDS)}
     found.sort(key=lambda r: (order[r.kind], r.name, r.distribution))
     return found
+
+
+def _checker(
+    memo: dict[str, RequirementCheck | None], installed: Mapping[str, str], paths: Sequence[str] | None
+) -> Callable[[DistInfo, str], RequirementCheck | None]:
+    """One discovery's requirement check of a line: a look-up when the cache holds its outcome; the
+    first line it does not hold imports ``packaging`` and builds the marker environment, once."""
+
+    @functools.cache
+    def checking() -> Callable[[DistInfo, str], RequirementCheck | None]:
+        from loopai.discovery import _requirements as requirements
+
+        env = requirements.environment()
+        needs = functools.cache(lambda: requirements.core_needs(paths, env))  # only when a requirement fails
+        return functools.partial(
+            requirements.check_requirement, versions=installed, env=env, memo=memo, applies={}, needs=needs
+        )
+
+    def check(dist: DistInfo, line: str) -> RequirementCheck | None:
+        return memo[line] if line in memo else checking()(dist, line)
+
+    return check
+
+
+def _derive_checks(fresh: Inventory) -> dict[str, Any]:
+    from loopai.discovery._requirements import derive_checks  # a fresh scan: every line is checked
+
+    return derive_checks(fresh)
 
 
 def _mark_duplicates(found: list[DiscoveredPlugin]) -> None:

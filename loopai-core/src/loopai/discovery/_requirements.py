@@ -7,10 +7,8 @@ Used by discovery (is a plugin compatible with the installed loopai-core and lib
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
@@ -18,16 +16,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from loopai._version import core_version
+from loopai.discovery._checks import RequirementCheck, checks_stamp, installed_versions
 from loopai.discovery._inventory import CORE, DistInfo, Inventory, canonical
 
 __all__ = [
-    "CORE",
-    "RequirementCheck",
     "admits",
     "check_requirement",
-    "checks_from",
-    "checks_stamp",
     "core_needs",
     "core_requirement",
     "derive_checks",
@@ -36,24 +30,7 @@ __all__ = [
     "other_requirements",
     "parse_requirement",
     "specifier_set",
-    "installed_versions",
 ]
-
-
-@dataclass(frozen=True)
-class RequirementCheck:
-    """One ``Requires-Dist`` line of a plugin's distribution, checked against what is installed."""
-
-    requirement: str
-    ok: bool
-    installed: str | None
-    message: str
-    project: str = ""
-    """The canonical name of the required project (``loopai-core``)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"requirement": self.requirement, "ok": self.ok, "installed": self.installed, "message": self.message}
 
 
 def environment() -> dict[str, str]:
@@ -222,26 +199,13 @@ def needs_newer(specifier: SpecifierSet, installed: str) -> bool:
     return False
 
 
-def installed_versions(inventory: Inventory) -> dict[str, str]:
-    """Installed versions by canonical name, loopai-core's included (from a source tree too)."""
-    installed = dict(inventory.versions)
-    installed.setdefault(CORE, core_version())
-    return installed
-
-
-def checks_stamp(env: Mapping[str, str], installed: Mapping[str, str]) -> str:
-    """What a requirement's outcome depends on besides the installed versions (cached with it)."""
-    import packaging
-
-    return json.dumps([env, installed[CORE], packaging.__version__], sort_keys=True)
-
-
-def derive_checks(inventory: Inventory, env: dict[str, str]) -> dict[str, Any]:
+def derive_checks(inventory: Inventory) -> dict[str, Any]:
     """For the discovery cache: every requirement line of ``inventory`` that passes or does not apply.
 
     A warm discovery then parses no requirement at all. Failures are not kept: their
     messages name the distribution, and they are checked again each time.
     """
+    env = environment()
     installed = installed_versions(inventory)
     memo: dict[str, RequirementCheck | None] = {}
     applies: dict[str, bool] = {}
@@ -249,24 +213,7 @@ def derive_checks(inventory: Inventory, env: dict[str, str]) -> dict[str, Any]:
         for line in dist.requires:
             check_requirement(dist, line, installed, env, memo, applies)
     kept = {line: None if c is None else [c.requirement, c.installed, c.project] for line, c in memo.items()}
-    return {"stamp": checks_stamp(env, installed), "checks": kept}
-
-
-def checks_from(derived: Any, stamp: str) -> dict[str, RequirementCheck | None]:
-    """The outcomes :func:`derive_checks` kept, when they were made for this environment."""
-    memo: dict[str, RequirementCheck | None] = {}
-    if not isinstance(derived, dict) or derived.get("stamp") != stamp:
-        return memo
-    try:
-        for line, kept in derived["checks"].items():
-            if kept is None:
-                memo[line] = None
-            else:
-                wanted, installed, project = kept
-                memo[line] = RequirementCheck(wanted, True, installed, f"{wanted}: {installed} is installed", project)
-    except (LookupError, TypeError, ValueError, AttributeError):
-        return {}  # not what this version writes: check every line
-    return memo
+    return {"stamp": checks_stamp(installed), "checks": kept}
 
 
 # -- a candidate's loopai-core requirement (loopai plugins install) ---------------------------
