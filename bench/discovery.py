@@ -49,8 +49,18 @@ VARIANTS = {"class": ("pluggy", "load-cached", "imports"), "no-installer": ("imp
 CACHED = ("cached", "load-cached")
 """Contenders that run with a warm loopai discovery cache (the others with ``LOOPAI_NO_CACHE=1``)."""
 
-IMPORTS = ("importlib.metadata", "pluggy", "stevedore.extension", "loopai", "loopai.discovery", "loopai.host")
-"""What every process imports before timing, whatever it measures."""
+IMPORTS = (
+    "importlib.metadata",
+    "pluggy",
+    "stevedore.extension",
+    "loopai",
+    "loopai.discovery",
+    "loopai.host",
+    "packaging.markers",
+    "packaging.requirements",
+)
+"""What every process imports before timing, whatever it measures (``packaging``: what discovery
+checks requirements with when the cache does not hold their outcomes; a warm one never needs it)."""
 
 # The code each fresh process runs: the same imports for every contender, then the timed
 # operation, then checks, then one JSON line. Nothing of the plugins is imported before timing.
@@ -61,6 +71,7 @@ import pluggy
 import stevedore.extension
 import loopai
 import loopai.host
+import packaging.markers, packaging.requirements
 from loopai._kinds import KINDS
 from loopai.config import LoopaiConfig
 from loopai.discovery import discover, load_discovered, read_inventory
