@@ -55,6 +55,20 @@ def test_listing_plugins_loads_no_host_and_no_plugin_library(tmp_path: Path) -> 
     assert not found & {"jsonschema", "httpx", "asyncio", "sqlite3"}, found
 
 
+def test_a_warm_discovery_checks_no_requirement_again(tmp_path: Path) -> None:
+    """The first listing checks every plugin's requirements (with packaging) and caches the
+    outcomes; the next one, with the same distributions, reads them and never imports packaging,
+    even after a file was written in the working directory, which is on the path."""
+    code = (
+        "import contextlib, io, loopai.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    loopai.cli.main(['plugins', 'list'])"
+    )
+    assert "packaging" in _imported(code, tmp_path)  # cold: the builtins' Requires-Dist checked
+    (tmp_path / "results.jsonl").write_text("{}\n", encoding="utf-8")
+    assert "packaging" not in _imported(code, tmp_path)
+
+
 def test_the_builtins_import_only_what_the_plugins_in_use_need(tmp_path: Path) -> None:
     code = """
 import uuid, loopai, loopai_builtin

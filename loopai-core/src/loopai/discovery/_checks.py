@@ -45,18 +45,17 @@ def installed_versions(inventory: Inventory) -> dict[str, str]:
 
 
 def checks_stamp(installed: Mapping[str, str]) -> str:
-    """What a requirement's outcome depends on besides the installed versions (cached with it).
+    """What a requirement's outcome depends on besides the installed versions (cached with it):
+    the installed loopai-core and ``packaging`` (which checks them), and the marker environment.
 
     The marker environment (PEP 508) is made of the interpreter's version and implementation,
     the operating system and the machine: the stamp holds those, so that no outcome is reused
     on another Python or platform, without importing ``packaging`` to build the environment.
     """
-    import packaging  # its version only: the package's own module is tiny
-
     system = platform.uname()
     interpreter = [sys.version, sys.implementation.name, list(sys.implementation.version), sys.platform, os.name]
     machine = [system.system, system.release, system.version, system.machine]
-    return json.dumps([interpreter, machine, installed[CORE], packaging.__version__])
+    return json.dumps([interpreter, machine, installed[CORE], installed.get("packaging", "")])
 
 
 def checks_from(derived: Any, stamp: str) -> dict[str, RequirementCheck | None]:
