@@ -162,8 +162,10 @@ What is left:
 - `loopai plugins list` reads the configuration, a pydantic model: importing pydantic (about
   70 ms here) and making loopai's configuration models is most of its time, and pydantic looks
   for pydantic plugins in every installed distribution's entry points when the first model is
-  made (importlib.metadata: about 13 ms). Models are built when first used (`defer_build`), so a
-  command builds only those it validates. A warm discovery reads its cache file and nothing else:
+  made (importlib.metadata: about 13 ms). The models are built at import: pydantic's
+  `defer_build` would save the unused ones, but in many of the pydantic versions loopai supports
+  (2.6 on) a first-use build is not safe when threads (the host's delivery workers, the
+  service's) make a model's first instances at once. A warm discovery reads its cache file and nothing else:
   no metadata file, no `packaging` (its requirement outcomes are cached for this interpreter and
   platform), and a path directory whose files changed (the working directory, first on the path
   of `python -m loopai`) keeps the cache as long as its distributions are the same. The 80 ms

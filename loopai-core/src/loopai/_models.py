@@ -106,7 +106,7 @@ _Frozen = AfterValidator(_read_only_or_none)
 class _Record(BaseModel):
     """Data that crosses the wire: unknown fields from newer producers are ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class _ReadOnlyRecord(_Record):
@@ -118,7 +118,7 @@ class _ReadOnlyRecord(_Record):
     ``execution.model_copy(update={"output": ...})``.
     """
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise TypeError(
@@ -322,7 +322,7 @@ class WebhookHandlerContext(_Record):
     the host hands ``configuration`` and ``metadata`` over as read-only mappings.
     """
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     configuration: dict[str, Any] = Field(default_factory=dict)
     retry_attempt: Annotated[int, Field(ge=0)] = 0

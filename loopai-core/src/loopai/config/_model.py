@@ -60,7 +60,7 @@ _EnvInt = Annotated[StrictInt, _lax_from_env(int)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr() and str() end up in logs and tracebacks: they never show a secret (see _shown).

@@ -48,7 +48,7 @@ class TaskSettings(BaseModel):
     ``latency.threshold.breached``. Both are judged once the window is full.
     """
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     """A readable name for summaries and event payloads (the task id otherwise)."""
