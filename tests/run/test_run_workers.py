@@ -236,6 +236,11 @@ def test_a_worker_that_cannot_build_its_host_is_exit_2(tmp_path: Path, kit, loop
         '{"input": {"task_id": "00000000-0000-4000-8000-000000000000"}, '
         '"task_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"}',
         '{"task\\u005fid": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b", "output": {"task_id": "0000"}}',
+        '{"task_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b", "input": {"text": "a task, and a mask"}}',
+        '{"input": "ask the task", "TaskId": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"}',
+        '{"TaskId": "00000000-0000-4000-8000-000000000000", "task_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"}',
+        '{"task_id": "00000000-0000-4000-8000-000000000000", "t\\u0061sk_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"}',
+        '{"task_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b", "input": "a \\"quoted\\" task\\n"}',
     ],
 )
 def test_a_line_goes_to_its_task_however_the_task_id_is_written(line: str) -> None:

@@ -17,7 +17,8 @@ from pydantic_core import from_json
 
 __all__ = ["Router", "task_key"]
 
-_TASK_ID: Final = re.compile(rb'"task_id"\s*:\s*"([^"\\]{1,100})"')
+_KEY: Final = b'"task_id"'
+_VALUE: Final = re.compile(rb'\s*:\s*"([^"\\]{1,100})"')
 _SPELLINGS: Final = ("task_id", "TaskId", "taskId")
 _HEX: Final = frozenset("0123456789abcdef")
 
@@ -51,10 +52,17 @@ class Router:
 def _spelt(raw: bytes) -> bytes | None:
     """The bytes of the one ``"task_id": "..."`` of ``raw``, when nothing else in it could be the
     record's task id; else None."""
-    found = _TASK_ID.search(raw)
-    if found is not None and raw.count(b"ask_id") == 1 and b"askId" not in raw and b"\\u" not in raw:
-        return found.group(1)
-    return None
+    at = raw.find(_KEY)
+    if at < 0:
+        return None
+    # When the key's "ask" is the line's only one, no other task id is there, nested or spelt as
+    # C# does (TaskId, taskId); free text may say "task", and then each is looked for.
+    if not raw.find(b"ask") == raw.rfind(b"ask") == at + 2 and (raw.count(b"ask_id") != 1 or b"askId" in raw):
+        return None
+    if raw.find(b"\\") >= 0 and b"\\u" in raw:  # an escape may spell a key: only parsing tells
+        return None
+    found = _VALUE.match(raw, at + len(_KEY))
+    return found.group(1) if found is not None else None
 
 
 def _parsed(raw: bytes) -> str | None:

@@ -209,7 +209,7 @@ class _Parent:
         worker.assigned += 1
         worker.batch.append((number, raw))
         self.order.append((worker, number))
-        if len(worker.batch) >= BATCH:
+        if len(worker.batch) % BATCH == 0:  # a batch more to send (while it is ahead, they wait)
             worker.feed()
         if len(self.order) < self.window:
             if self.order[0][0].results:  # the oldest line's result is back: write what is ready
