@@ -19,6 +19,8 @@ __all__ = ["KNOWN_KEYS", "Input", "InputError", "Malformed", "parse_line"]
 
 _WRAPPED_KEY = b'"execution"'
 _GZIP_MAGIC = b"\x1f\x8b"
+_BUFFER = 1 << 20
+"""Bytes read from an input file at a time."""
 
 
 class _Wrapped(BaseModel):
@@ -173,7 +175,9 @@ class Input:
             return
         self._sniff = False
         try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+            # A large buffer: each read of the file lets other threads (--workers' pipes) take the
+            # interpreter, and may keep it from the reader for a while.
+            raw = open(path, "rb", buffering=_BUFFER)  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
         self._owned = raw
