@@ -14,9 +14,7 @@ if TYPE_CHECKING:
     from loopai.delivery import HandlerDeliveries
     from loopai.host import Host
 
-__all__ = ["CONSOLE", "HostRecipe", "say_setup"]
-
-CONSOLE = "console-webhook-handler"
+__all__ = ["HostRecipe", "say_setup"]
 
 _NOT_RUN = (
     "loopai run: nothing was processed: {source} names plugins that cannot run (above); fix them, "
@@ -53,6 +51,7 @@ class HostRecipe:
         from loopai._errors import ConfigError
         from loopai.cli._common import configured_failures, selection_of
         from loopai.host import Host
+        from loopai.run import console_to_alerts
 
         flags = argparse.Namespace(
             plugins=self.plugins, disable_plugins=self.disable_plugins, no_autoload=self.no_autoload
@@ -72,7 +71,7 @@ class HostRecipe:
             host.close()
             raise ConfigError([*failures, _NOT_RUN.format(source=self.config.source_label)])
         problems = list(host.problems)
-        _console_defaults(host, self.config)
+        console_to_alerts(host, self.config)
         if self.seed is not None and (problem := _seed_samplers(host, self.seed)):
             host.close()  # not started: releases the outbox
             raise ConfigError([problem])
@@ -141,20 +140,3 @@ def _seed_samplers(host: Any, seed: int) -> str | None:
     if not seeded:
         return "loopai run: --seed: no enabled sampler takes a seed (the built-in percentage-sampler does; disabled?)"
     return None
-
-
-def _console_defaults(host: Any, config: Any) -> None:
-    """On built-in defaults the console handler would print a box per event on stdout, among
-    the result lines (or the JSON summary): send it to stderr, and keep it to alerts."""
-    from loopai._plugin import WebhookHandlerPlugin
-    from loopai.run import ALERT_EVENTS
-
-    plugin = host.registry.resolve(WebhookHandlerPlugin, CONSOLE)
-    if plugin is None or config.plugins.find("webhook_handlers", CONSOLE) is not None:
-        return  # not loaded, or set up on purpose: as configured
-    plugin.supported_events = ALERT_EVENTS
-    settings = plugin.config
-    if "stream" in getattr(type(settings), "model_fields", {}):
-        plugin.configure({**settings.model_dump(), "stream": "stderr"})  # also makes the host see the new events
-    else:
-        plugin.priority = plugin.priority  # the host rebuilds its routes when a plugin changes

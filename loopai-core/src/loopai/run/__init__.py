@@ -5,6 +5,7 @@ Input (:mod:`._input`) -> the host's strategies per record (:mod:`._engine`) -> 
 :mod:`._workers` runs the same on several processes, each task's records on one (:mod:`._route`).
 """
 
+from loopai.run._console import CONSOLE, console_to_alerts
 from loopai.run._engine import Runner, RunOptions
 from loopai.run._input import KNOWN_KEYS, Input, InputError, Malformed, parse_line
 from loopai.run._record import ALERT_EVENTS, error_line, result_line
@@ -13,6 +14,7 @@ from loopai.run._workers import HostRecipe, WorkerFailed, available_cpus, run_in
 
 __all__ = [
     "ALERT_EVENTS",
+    "CONSOLE",
     "KNOWN_KEYS",
     "Histogram",
     "HostRecipe",
@@ -25,6 +27,7 @@ __all__ = [
     "TaskSummary",
     "WorkerFailed",
     "available_cpus",
+    "console_to_alerts",
     "error_line",
     "parse_line",
     "result_line",

@@ -10,16 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from loopai._plugin import WebhookHandlerPlugin
 from loopai.config import LoopaiConfig, load_tasks
 from loopai.discovery import Selection
 from loopai.host import Host, Meter
-from loopai.run import ALERT_EVENTS
+from loopai.run import console_to_alerts
 from loopai.serve._options import ServeOptions
 
 __all__ = ["build_host"]
-
-_CONSOLE = "console-webhook-handler"
 
 
 def build_host(
@@ -54,20 +51,5 @@ def build_host(
         tasks=tasks,
         environ=environ,
     )
-    _console_to_alerts(host, config)
+    console_to_alerts(host, config)
     return host
-
-
-def _console_to_alerts(host: Host, config: LoopaiConfig) -> None:
-    """As ``loopai run`` does: on built-in defaults the console handler would print a box for every
-    event of every request; unless the configuration sets it up, it prints only alerts (failed and
-    timed-out runs, threshold breaches), on stderr."""
-    plugin = host.registry.resolve(WebhookHandlerPlugin, _CONSOLE)  # type: ignore[type-abstract]
-    if plugin is None or config.plugins.find("webhook_handlers", _CONSOLE) is not None:
-        return
-    plugin.supported_events = ALERT_EVENTS
-    settings = plugin.config
-    if "stream" in getattr(type(settings), "model_fields", {}):
-        plugin.configure({**settings.model_dump(), "stream": "stderr"})  # also makes the host see the new events
-    else:
-        plugin.priority = plugin.priority  # the host rebuilds its routes when a plugin changes

@@ -1,0 +1,35 @@
+"""The console handler's defaults where results are the output (``loopai run``, ``loopai serve``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from loopai._plugin import WebhookHandlerPlugin
+from loopai.run._record import ALERT_EVENTS
+
+if TYPE_CHECKING:
+    from loopai.config import LoopaiConfig
+    from loopai.host import Host
+
+__all__ = ["CONSOLE", "console_to_alerts"]
+
+CONSOLE: Final = "console-webhook-handler"
+
+
+def console_to_alerts(host: Host, config: LoopaiConfig) -> None:
+    """Keep the console handler to alerts, on stderr, unless ``config`` sets it up.
+
+    On built-in defaults it would print a box for every event of every record: among the result
+    lines of ``loopai run`` (or its JSON summary), and for every request of ``loopai serve``. Only
+    alerts stay (failed and timed-out runs, threshold breaches); a configuration that names the
+    handler gets it as configured.
+    """
+    plugin = host.registry.resolve(WebhookHandlerPlugin, CONSOLE)  # type: ignore[type-abstract]
+    if plugin is None or config.plugins.find("webhook_handlers", CONSOLE) is not None:
+        return
+    plugin.supported_events = ALERT_EVENTS
+    settings = plugin.config
+    if "stream" in getattr(type(settings), "model_fields", {}):
+        plugin.configure({**settings.model_dump(), "stream": "stderr"})  # also makes the host see the new events
+    else:
+        plugin.priority = plugin.priority  # the host rebuilds its routes when a plugin changes
