@@ -67,6 +67,18 @@ def test_with_several_workers_every_scrape_adds_up_all_of_them(launcher, kit):
     assert server.stop() == 0
 
 
+def test_the_console_handler_on_defaults_prints_only_alerts(launcher, kit):
+    """As in ``loopai run``: loaded but not configured, the console handler would print a box for
+    every event of every request; it keeps to alerts (on stderr, here in the service's log)."""
+    server = launcher(config=kit.standard_config().replace("autoload = false\n", ""))
+    with server.client() as client:
+        quiet = client.emit({"event_type": "task.created", "payload": {"name": "quiet"}})
+        loud = client.emit({"event_type": "program.execution.failed", "payload": {"name": "loud"}})
+    assert "console-webhook-handler" in quiet.handlers + loud.handlers  # loaded and listening
+    assert kit.eventually(lambda: "program.execution.failed" in server.log), server.log
+    assert "task.created" not in server.log
+
+
 def test_sigterm_lets_requests_in_flight_finish_then_stops_cleanly(launcher, kit):
     extra = (
         f'[plugins.validators.slow]\nfactory = "{kit.MODULE}:Slow"\n\n'
