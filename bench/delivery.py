@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 import throughput
+from _receiver import Receiver
 
 import loopai
 from loopai_builtin import HttpWebhookHandler
@@ -51,71 +52,6 @@ FULL = {"records": 10_000, "events": 10_000, "runs": 3}
 QUICK = {"records": 2_000, "events": 2_000, "runs": 1}
 
 SECRET = "whsec_" + base64.b64encode(b"loopai-bench-signing-key-0123456789").decode()
-
-# Reads each request's head and body, answers 200 "ok", keeps the connection open; GET /count
-# answers how many POSTs it took. Prints its port, then serves until killed.
-RECEIVER = r"""
-import asyncio
-
-count = 0
-OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
-
-
-async def serve(reader, writer):
-    global count
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
-            if head.startswith(b"GET /count"):
-                text = str(count).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(text), text))
-            else:
-                count += 1
-                writer.write(OK)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
-async def main():
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=128)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    async with server:
-        await server.serve_forever()
-
-
-asyncio.run(main())
-"""
-
-
-class Receiver:
-    """The receiver process; ``url`` to POST to, ``count()`` of POSTs taken so far."""
-
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
-        )
-        assert self._process.stdout is not None
-        port = int(self._process.stdout.readline())
-        self.base = f"http://127.0.0.1:{port}"
-        self.url = f"{self.base}/hooks/loopai"
-
-    def count(self) -> int:
-        return int(httpx.get(f"{self.base}/count").text)
-
-    def close(self) -> None:
-        self._process.kill()
-        self._process.wait(10)
-        if self._process.stdout is not None:
-            self._process.stdout.close()
 
 
 def make_events(n: int) -> list[loopai.WebhookEvent]:

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import throughput
+from _receiver import Receiver
 
 TITLE = "The PostgreSQL outbox"
 FULL = {"records": 10_000, "events": 20_000, "runs": 3}
@@ -38,100 +39,6 @@ SECRET = "whsec_bG9vcGFpLWJlbmNoLXNpZ25pbmcta2V5LTAxMjM0NTY3ODk="
 HOLD = 0.001
 """Seconds the receiver holds each request."""
 ROOT = Path(__file__).resolve().parent.parent
-
-# Answers 200 after HOLD seconds, keeps the connection open; GET /stats answers what it took as JSON,
-# GET /reset forgets it. Prints its port, then serves until killed.
-RECEIVER = r"""
-import asyncio, collections, json, sys
-
-hold = float(sys.argv[1])
-seen = collections.Counter()
-flying = collections.Counter()
-stats = {"requests": 0, "overlaps": 0}
-OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
-
-
-def answer(writer, payload):
-    body = json.dumps(payload).encode()
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
-
-
-async def serve(reader, writer):
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length, hook = 0, None
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"webhook-id":
-                    hook = value.strip()
-            if length:
-                await reader.readexactly(length)
-            if head.startswith(b"GET /stats"):
-                twice = sum(n - 1 for n in seen.values() if n > 1)
-                answer(writer, {**stats, "unique": len(seen), "duplicates": twice})
-            elif head.startswith(b"GET /reset"):
-                seen.clear()
-                stats.update(requests=0, overlaps=0)
-                answer(writer, {})
-            else:
-                stats["requests"] += 1
-                seen[hook] += 1
-                if flying[hook]:
-                    stats["overlaps"] += 1  # the same delivery is being made by someone else right now
-                flying[hook] += 1
-                await asyncio.sleep(hold)
-                flying[hook] -= 1
-                writer.write(OK)
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
-async def main():
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=256)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    async with server:
-        await server.serve_forever()
-
-
-asyncio.run(main())
-"""
-
-
-class Receiver:
-    """The receiver process: ``url`` to POST to, ``stats()`` of what it took since ``reset()``."""
-
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", RECEIVER, repr(HOLD)], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
-        )
-        assert self._process.stdout is not None
-        port = int(self._process.stdout.readline())
-        self.base = f"http://127.0.0.1:{port}"
-        self.url = f"{self.base}/hooks/loopai"
-
-    def stats(self) -> dict[str, int]:
-        import httpx
-
-        result: dict[str, int] = httpx.get(f"{self.base}/stats").json()
-        return result
-
-    def reset(self) -> None:
-        import httpx
-
-        httpx.get(f"{self.base}/reset")
-
-    def close(self) -> None:
-        self._process.kill()
-        self._process.wait(10)
-        if self._process.stdout is not None:
-            self._process.stdout.close()
 
 
 def _server_module() -> ModuleType:
@@ -330,7 +237,7 @@ def run(quick: bool) -> str:
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found (pg_config --bindir, /usr/lib/postgresql/*/bin)")
     server = module.PostgresServer(bindir).start()
-    receiver = Receiver()
+    receiver = Receiver(HOLD)
     try:
         with tempfile.TemporaryDirectory(prefix="loopai-bench-warm-") as name:  # the discovery cache, as in use
             _write_run_files(Path(name), 100, receiver.url)
