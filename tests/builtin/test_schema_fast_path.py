@@ -6,6 +6,7 @@ where it is used (``loopai-builtin[fast]``).
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
@@ -118,6 +119,19 @@ def test_the_compiled_engine_takes_schemas_that_mean_the_same_to_both():
     # It would read inf and nan as null: pydantic takes NaN and 1e999 from JSON, TOML has inf.
     assert engine_check({"properties": {"c": {"maximum": 0}}}, "draft7", True)({"c": float("inf")}) is False
     assert engine_check({"enum": [float("inf")]}, "draft7", True) is None
+    assert engine_check({"const": datetime.date(1979, 5, 27)}, "draft7", True) is None  # TOML has dates
+
+
+def test_the_compiled_engine_takes_the_read_only_schemas_a_context_holds():
+    """The tasks table's schemas reach the validator read-only (its lists are not plain lists):
+    the engine, which reads plain ones only, gets a copy, and still answers."""
+    pytest.importorskip("jsonschema_rs")
+    schema = {"type": "object", "required": ["label"], "properties": {"label": {"enum": ["yes", "no"]}}}
+    context = loopai.ValidationContext(output_schema=schema)
+    assert type(context.output_schema["required"]) is not list  # read-only, as the host hands it over
+    check = engine_check(context.output_schema, "draft2020-12", True)
+    assert check is not None
+    assert (check({"label": "yes"}), check({"label": "maybe"})) == (True, False)
 
 
 def test_keywords_outside_the_subset_send_the_whole_schema_to_jsonschema():

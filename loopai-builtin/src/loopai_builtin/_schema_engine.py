@@ -20,6 +20,7 @@ engine would take them for ``null``.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from typing import Any, Final
 
@@ -48,8 +49,12 @@ def engine_check(schema: Any, draft: str, format_checking: bool) -> Check | None
         engine = importlib.import_module("jsonschema_rs")
     except ImportError:
         return None
+    try:  # a plain copy: the engine reads dicts and lists only, and a context's schemas are read-only ones
+        schema = json.loads(json.dumps(schema))
+    except (TypeError, ValueError):
+        return None  # a value JSON does not have (a TOML date): the Python checks do
     if isinstance(schema, dict):
-        schema = {keyword: value for keyword, value in schema.items() if keyword != "$schema"}
+        schema.pop("$schema", None)
     try:
         is_valid = getattr(engine, name)(schema, validate_formats=False).is_valid
     except Exception:  # noqa: BLE001 -- a schema the engine cannot compile (NaN bounds...): the Python checks do
