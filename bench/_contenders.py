@@ -15,15 +15,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import random
 import resource
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTENDERS", "SCRIPTS", "generate", "peak_rss_mb", "verdicts", "write_setup"]
+__all__ = ["CONTENDERS", "SCRIPTS", "generate", "peak_rss_mb", "run_child", "verdicts", "write_setup"]
 
 SEED = 1
 MASK = (1 << 64) - 1
@@ -86,6 +88,27 @@ def generate(path: Path, count: int, tasks: int = 1) -> None:
             if n % 100 == 50:
                 record.update(status="error", output=None, error_message="RuntimeError: boom")
             out.write(json.dumps(record) + "\n")
+
+
+def run_child(script: str, args: list[str], workdir: Path, what: str, outbox: str = "outbox.sqlite3") -> dict[str, Any]:
+    """Run benchmark ``script`` as ``python script --child ARGS`` in ``workdir``, in a fresh process with
+    the caller's environment but no loopai settings of its own (its outbox, cache and state in
+    ``workdir``); the JSON object it prints last. ``what`` names the run in an error."""
+    env = {
+        **os.environ,
+        "LOOPAI_OUTBOX": str(workdir / outbox),
+        "LOOPAI_CACHE_DIR": str(workdir / "cache"),
+        "XDG_STATE_HOME": str(workdir / "state"),
+    }
+    for name in ("LOOPAI_CONFIG", "LOOPAI_PLUGINS", "LOOPAI_DISABLE_PLUGINS", "LOOPAI_TRACE"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, script, "--child", *args], capture_output=True, text=True, env=env, cwd=workdir, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what}: {done.stderr.strip() or done.stdout.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def peak_rss_mb() -> float:

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 import httpx
 import throughput
+from _contenders import run_child
 from _receiver import Receiver
 
 import loopai
@@ -133,26 +133,8 @@ def _hooks(result: dict[str, Any]) -> dict[str, float]:
 
 
 def _measure_run(workdir: Path, kind: str, attempt: int) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "LOOPAI_OUTBOX": str(workdir / f"outbox-{kind}-{attempt}.sqlite3"),
-        "LOOPAI_CACHE_DIR": str(workdir / "cache"),
-        "XDG_STATE_HOME": str(workdir / "state"),
-    }
-    for name in ("LOOPAI_CONFIG", "LOOPAI_PLUGINS", "LOOPAI_DISABLE_PLUGINS", "LOOPAI_TRACE"):
-        env.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", str(workdir), kind],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=workdir,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"loopai run ({kind}): {done.stderr.strip() or done.stdout.strip()}")
-    measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return measured
+    outbox = f"outbox-{kind}-{attempt}.sqlite3"
+    return run_child(__file__, [str(workdir), kind], workdir, f"loopai run ({kind})", outbox=outbox)
 
 
 def _write_run_files(workdir: Path, records: int, receiver: str, down: str) -> None:

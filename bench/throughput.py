@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from _contenders import (
     OUTPUT_SCHEMA,
     generate,
     peak_rss_mb,
+    run_child,
     task_ids,
     verdicts,
     write_setup,
@@ -163,22 +163,7 @@ def breakdown(workdir: Path, source: Path) -> dict[str, float]:
 
 
 def _measure(kind: str, workdir: Path, count: int) -> dict[str, Any]:
-    env = {**os.environ, "LOOPAI_OUTBOX": str(workdir / "outbox.sqlite3"), "LOOPAI_CACHE_DIR": str(workdir / "cache")}
-    env["XDG_STATE_HOME"] = str(workdir / "state")
-    for name in ("LOOPAI_CONFIG", "LOOPAI_PLUGINS", "LOOPAI_DISABLE_PLUGINS", "LOOPAI_TRACE"):
-        env.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(workdir), str(count)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=workdir,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} at {count}: {done.stderr.strip() or done.stdout.strip()}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, [kind, str(workdir), str(count)], workdir, f"{kind} at {count}")
 
 
 # -- the run and the report --------------------------------------------------------------------

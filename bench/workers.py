@@ -16,14 +16,13 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _contenders import generate, peak_rss_mb, write_setup
+from _contenders import generate, peak_rss_mb, run_child, write_setup
 
 TITLE = "Every core: loopai run --workers"
 TASKS = 20
@@ -77,21 +76,7 @@ def _child(workers: int, workdir: Path, count: int) -> None:
 
 
 def _measure(workers: int, workdir: Path, count: int) -> dict[str, Any]:
-    env = {**os.environ, "LOOPAI_OUTBOX": str(workdir / "outbox.sqlite3"), "LOOPAI_CACHE_DIR": str(workdir / "cache")}
-    for name in ("LOOPAI_CONFIG", "LOOPAI_PLUGINS", "LOOPAI_DISABLE_PLUGINS", "LOOPAI_TRACE"):
-        env.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", str(workers), str(workdir), str(count)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=workdir,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"--workers {workers} at {count}: {done.stderr.strip() or done.stdout.strip()}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, [str(workers), str(workdir), str(count)], workdir, f"--workers {workers} at {count}")
 
 
 def run(quick: bool) -> str:
