@@ -9,8 +9,9 @@ each (see docs/ARCHITECTURE.md): ``config``, ``registry``, ``discovery``, ``stat
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from loopai._lazy import lazy_getattr as _lazy_getattr
 
 if TYPE_CHECKING:
     from loopai._errors import (
@@ -157,18 +158,16 @@ __all__ = [
 ]
 
 
+_import_lazily = _lazy_getattr(globals(), _HOMES)
+
+
 def __getattr__(name: str) -> Any:
     """Import a public name from its home module the first time it is asked for."""
-    if name == "__version__":
-        from loopai._version import core_version
+    if name != "__version__":
+        return _import_lazily(name)
+    from loopai._version import core_version
 
-        value: Any = core_version()
-    else:
-        home = _HOMES.get(name)
-        if home is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
+    value = globals()[name] = core_version()
     return value
 
 

@@ -8,8 +8,9 @@ checks (:mod:`._requirements`; a warm start's cached outcomes: :mod:`._checks`) 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopai._lazy import lazy_getattr as _lazy_getattr
 
 if TYPE_CHECKING:
     from loopai.discovery._cache import cache_dir, read_inventory
@@ -65,12 +66,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a name from its home module the first time it is asked for: the command line names
-    ``canonical`` or ``CORE`` without paying for the configuration models and the loader."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(globals(), _HOMES)
+"""Imports a name from its home module the first time it is asked for: the command line names
+``canonical`` or ``CORE`` without paying for the configuration models and the loader."""

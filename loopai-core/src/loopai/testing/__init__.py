@@ -32,12 +32,12 @@ The contract:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from loopai._lazy import lazy_getattr as _lazy_getattr
 from loopai.testing._note import PluginContractNote
 
 if TYPE_CHECKING:
@@ -96,23 +96,17 @@ _HOMES = {
             "odd_events",
             "odd_executions",
         ),
-        "_factories",
+        "._factories",
     ),
     **dict.fromkeys(
-        ("check_plugin", "check_sampler", "check_settings", "check_validator", "check_webhook_handler"), "_contract"
+        ("check_plugin", "check_sampler", "check_settings", "check_validator", "check_webhook_handler"), "._contract"
     ),
-    "HostFactory": "_fixture",
+    "HostFactory": "._fixture",
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The factories, checks and ``HostFactory``, imported when first used."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(globals(), _HOMES)
+"""The factories, checks and ``HostFactory``, imported when first used."""
 
 
 @pytest.fixture
