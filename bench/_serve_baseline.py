@@ -5,19 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from _contenders import OUTPUT_SCHEMA  # the task's output schema, the one loopai serve gets in its tasks file
 from fastapi import FastAPI
 from jsonschema import Draft202012Validator
-
-OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["label", "confidence"],
-    "additionalProperties": False,
-    "properties": {
-        "label": {"enum": ["positive", "negative", "neutral"]},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-}
-"""The output schema of bench/throughput.py's task (the one ``loopai serve`` gets in its tasks file)."""
 
 
 def create_app() -> FastAPI:
