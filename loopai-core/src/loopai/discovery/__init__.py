@@ -15,7 +15,7 @@ from loopai._lazy import lazy_getattr as _lazy_getattr
 if TYPE_CHECKING:
     from loopai.discovery._cache import cache_dir, read_inventory
     from loopai.discovery._checks import RequirementCheck
-    from loopai.discovery._discover import DiscoveredPlugin, Status, discover, gc_paused
+    from loopai.discovery._discover import DiscoveredPlugin, Status, discover
     from loopai.discovery._inventory import CORE, DistInfo, EntryPointInfo, Inventory, canonical
     from loopai.discovery._load import accepts, apply_configuration, import_object, load_discovered
     from loopai.discovery._requirements import admits, core_requirement, needs_newer, other_requirements, specifier_set
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _HOMES: dict[str, str] = {
     **dict.fromkeys(("cache_dir", "read_inventory"), "loopai.discovery._cache"),
     "RequirementCheck": "loopai.discovery._checks",
-    **dict.fromkeys(("DiscoveredPlugin", "Status", "discover", "gc_paused"), "loopai.discovery._discover"),
+    **dict.fromkeys(("DiscoveredPlugin", "Status", "discover"), "loopai.discovery._discover"),
     **dict.fromkeys(("CORE", "DistInfo", "EntryPointInfo", "Inventory", "canonical"), "loopai.discovery._inventory"),
     **dict.fromkeys(("accepts", "apply_configuration", "import_object", "load_discovered"), "loopai.discovery._load"),
     **dict.fromkeys(
@@ -56,7 +56,6 @@ __all__ = [
     "canonical",
     "core_requirement",
     "discover",
-    "gc_paused",
     "import_object",
     "load_discovered",
     "needs_newer",

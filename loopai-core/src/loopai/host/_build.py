@@ -17,7 +17,7 @@ from loopai._errors import LoopaiError
 from loopai._isolation import Raised, attempt, describe
 from loopai._kinds import KINDS, kind_of
 from loopai.config import LoopaiConfig
-from loopai.discovery import DiscoveredPlugin, Selection, apply_configuration, discover, gc_paused, load_discovered
+from loopai.discovery import DiscoveredPlugin, Selection, apply_configuration, discover, load_discovered
 from loopai.host._invoke import Invoker
 from loopai.host._lifecycle import Lifecycle
 from loopai.host._process import Pools, WorkerPool
@@ -44,7 +44,6 @@ class Sources:
     given_up: Callable[[WorkerPool, str], None]
 
 
-@gc_paused  # registering and ordering the plugins makes long-lived objects too, and little garbage
 def build_set(
     generation: int,
     config: LoopaiConfig,
