@@ -16,9 +16,11 @@ import pytest
 HEAVY = ("pydantic", "packaging", "jsonschema", "httpx", "asyncio", "logging")
 
 
-def _imported(code: str, cwd: Path, env_extra: dict[str, str] | None = None) -> set[str]:
-    """The top-level packages in ``sys.modules`` after running ``code`` (which may print)."""
-    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+def _imported(code: str, cwd: Path, env_extra: dict[str, str] | None = None, *, modules: bool = False) -> set[str]:
+    """The top-level packages in ``sys.modules`` (with ``modules``, every module) after running
+    ``code`` (which may print)."""
+    names = "sys.modules" if modules else "{m.split('.')[0] for m in sys.modules}"
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted({names})))"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "LOOPAI_CACHE_DIR": str(cwd / "cache"), **(env_extra or {})}
     done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -53,6 +55,49 @@ def test_listing_plugins_loads_no_host_and_no_plugin_library(tmp_path: Path) -> 
     )
     found = _imported(code, tmp_path)
     assert not found & {"jsonschema", "httpx", "asyncio", "sqlite3"}, found
+
+
+COMMAND_MODULES = {
+    "plugins list": {"loopai.cli._plugins"},
+    "plugins show": {"loopai.cli._plugins", "loopai.cli._show", "loopai.cli._order"},
+    "run": {"loopai.cli._run"},
+    "events list": {"loopai.cli._events", "loopai.cli._deliver", "loopai.cli._outboxes"},
+}
+"""The command modules each command line needs; every other command's module stays unimported."""
+OTHER_COMMANDS = {
+    "loopai.cli._config",
+    "loopai.cli._plugins",
+    "loopai.cli._show",
+    "loopai.cli._new",
+    "loopai.cli._install",
+    "loopai.cli._pip",
+    "loopai.cli._order",
+    "loopai.cli._run",
+    "loopai.cli._events",
+    "loopai.cli._deliver",
+    "loopai.cli._outboxes",
+    "loopai.cli._serve",
+    "loopai.cli._db",
+    "loopai.cli._completion",
+}
+
+
+@pytest.mark.parametrize("line", ["plugins list", "plugins show json-schema-validator", "run empty.jsonl", "events list"])
+def test_a_command_imports_no_other_commands_module(tmp_path: Path, line: str) -> None:
+    """``loopai plugins list`` builds and imports nothing of ``plugins install`` (pip, packaging's
+    requirement parsing) nor of ``events``; ``loopai run`` nothing of the other commands."""
+    code = (
+        "import contextlib, io, pathlib, loopai.cli\n"
+        "pathlib.Path('empty.jsonl').write_text('')\n"
+        "said = io.StringIO()\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(said):\n"
+        f"    status = loopai.cli.main({line.split()!r})\n"
+        "assert status == 0, said.getvalue()"
+    )
+    found = _imported(code, tmp_path, modules=True)
+    needed = next(modules for command, modules in COMMAND_MODULES.items() if line.startswith(command))
+    assert needed <= found, needed - found
+    assert not found & (OTHER_COMMANDS - needed), found & (OTHER_COMMANDS - needed)
 
 
 def test_a_warm_discovery_checks_no_requirement_again(tmp_path: Path) -> None:

@@ -11,20 +11,18 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["add_command", "complete"]
+__all__ = ["add_commands", "complete"]
 
-HELP = "print the shell code that completes loopai commands (bash, zsh, fish)"
-"""What ``loopai --help`` says of the command."""
 
 SHELLS = ("bash", "zsh", "fish")
 _MISSING = "loopai completion needs argcomplete, an optional extra: pip install 'loopai-core[completion]'"
 
 
-def add_command(commands: Any) -> None:
-    """Add ``completion`` to ``commands`` (an argparse subparsers object)."""
+def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
+    """Add ``completion`` to ``commands`` (an argparse subparsers object); see :func:`loopai.cli._main.build_parser`."""
     completion = commands.add_parser(
         "completion",
-        help=HELP,
+        help=help_text,
         description="Print the code that makes SHELL complete loopai's commands, options and choices.",
         epilog='bash:  eval "$(loopai completion bash)"   (add it to ~/.bashrc)\n'
         'zsh:   eval "$(loopai completion zsh)"    (add it to ~/.zshrc)\n'

@@ -19,14 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = ["add_commands"]
 
-HELP = "check or show the configuration"
-"""What ``loopai --help`` says of the command."""
 _FILE_HELP = "configuration file (default: LOOPAI_CONFIG, else the nearest loopai.toml or [tool.loopai] upwards)"
 
 
-def add_commands(commands: Any) -> None:
-    """Add the ``config`` command tree to ``commands`` (an argparse subparsers object)."""
-    config = commands.add_parser("config", help=HELP)
+def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
+    """Add the ``config`` command tree to ``commands`` (an argparse subparsers object); see
+    :func:`loopai.cli._main.build_parser` (its two sub-commands are always built)."""
+    config = commands.add_parser("config", help=help_text)
     config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
     check = config_commands.add_parser(
         "check",

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_commands"]
 
-HELP = "the shared PostgreSQL database: schema status and upgrade"
-"""What ``loopai --help`` says of the command."""
 
 _EPILOG = """\
 The databases are the one [state] url names (LOOPAI_STATE_URL overrides it), which also holds the
@@ -48,11 +46,12 @@ class _Target:
         self.uses = uses
 
 
-def add_commands(commands: Any) -> None:
-    """Add ``db status`` and ``db upgrade`` to ``commands`` (an argparse subparsers object)."""
+def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
+    """Add ``db status`` and ``db upgrade`` to ``commands`` (an argparse subparsers object); see
+    :func:`loopai.cli._main.build_parser`."""
     db = commands.add_parser(
         "db",
-        help=HELP,
+        help=help_text,
         description="The PostgreSQL databases [state] url and [delivery] outbox name: schema version, and upgrading.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -11,18 +11,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from loopai.cli import _deliver
-from loopai.cli._common import usage
+from loopai.cli._common import host_options, usage
 from loopai.cli._outboxes import OUTBOX_HELP, existing_outbox, outbox_failures, outbox_path
 
 __all__ = ["add_commands"]
 
-HELP = "the outbox: list deliveries, deliver what is pending, replay dead letters, prune old ones"
-"""What ``loopai --help`` says of the command."""
 
-
-def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
-    """Add the ``events`` command tree to ``commands`` (an argparse subparsers object)."""
-    events = commands.add_parser("events", help=HELP)
+def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
+    """Add the ``events`` command tree to ``commands`` (an argparse subparsers object); see
+    :func:`loopai.cli._main.build_parser` (its sub-commands are always built)."""
+    parent = host_options()
+    events = commands.add_parser("events", help=help_text)
     sub = events.add_subparsers(dest="events_command", metavar="COMMAND")
 
     listing = sub.add_parser("list", parents=[parent], help="deliveries in the outbox, oldest first")

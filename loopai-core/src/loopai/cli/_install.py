@@ -41,17 +41,21 @@ from loopai.cli._pip import (
 )
 from loopai.discovery import CORE, canonical  # the requirement checks (packaging) only when used
 
-__all__ = ["add_install_commands"]
+__all__ = ["add_command"]
 
 
 # -- the command line ----------------------------------------------------------------------------------
 
 
-def add_install_commands(sub: Any) -> None:
-    """Add ``install`` and ``uninstall`` to the ``plugins`` sub-commands (an argparse subparsers object)."""
+def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentParser) -> None:
+    """Add ``install`` or ``uninstall`` (``name``) to the ``plugins`` sub-commands (an argparse
+    subparsers object); neither takes the plugin selection options (``parent``)."""
+    if name == "uninstall":
+        _add_uninstall(sub, help_text)
+        return
     install = sub.add_parser(
         "install",
-        help="install plugin packages into this environment, refusing ones that do not fit this loopai-core",
+        help=help_text,
         description="Install plugin packages with the pip (or uv) of the Python that runs loopai. "
         "Each candidate's loopai-core requirement is checked first; loopai-core itself is never replaced. "
         "-q and -v are passed to the installer too.",
@@ -85,9 +89,11 @@ def add_install_commands(sub: Any) -> None:
     )
     install.set_defaults(handler=_install)
 
+
+def _add_uninstall(sub: Any, help_text: str) -> None:
     uninstall = sub.add_parser(
         "uninstall",
-        help="uninstall plugin packages, by plugin or distribution name (works for broken plugins)",
+        help=help_text,
         description="Uninstall the distributions that provide the named plugins. Names are looked up in "
         "installed metadata only: nothing is imported, so a plugin that fails to import can still go.",
     )

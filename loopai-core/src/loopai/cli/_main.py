@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, TextIO
 
 from loopai.cli._common import usage
 from loopai.cli._parser import LoopaiParser, VersionAction
@@ -15,51 +16,53 @@ from loopai.cli._parser import LoopaiParser, VersionAction
 __all__ = ["build_parser", "main"]
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+COMMANDS: Final = {
+    "config": "check or show the configuration",
+    "plugins": "list, show, check, scaffold, install and uninstall plugins",
+    "run": "validate, sample and raise events for execution records (JSON Lines)",
+    "events": "the outbox: list deliveries, deliver what is pending, replay dead letters, prune old ones",
+    "serve": "run the plugins as an HTTP service (validate, sample, events, batches, webhooks)",
+    "db": "the shared PostgreSQL database: schema status and upgrade",
+    "completion": "print the shell code that completes loopai commands (bash, zsh, fish)",
+}
+"""The commands :func:`build_parser` knows, in the order ``loopai --help`` lists them, with what it says of each."""
+
+
+def build_parser(command: str | None = None, subcommand: str | None = None) -> argparse.ArgumentParser:
     """The command tree; each command's handler is in ``args.handler``.
 
     With ``command`` (``""``: none), only that command's arguments are built and the others are
     named with their help: all that parsing its line needs (``loopai --version`` builds nothing of
     ``loopai plugins install``, whose arguments cost more to build than the rest of the start-up).
+    A command's module (``loopai.cli._<command>``) is imported only when its arguments are built,
+    by its ``add_commands(commands, help_text, subcommand)``; ``subcommand`` is the word that
+    follows the command on the line, and a command whose sub-commands cost much to build
+    (``plugins``) builds only that one, naming the others.
     """
     parser = LoopaiParser(prog="loopai", description="Loopai's plugin host.")
     parser.is_root = True
     parser.add_argument("--version", action=VersionAction, help="show the versions of loopai and Python, and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    from loopai.cli import _completion, _config, _db, _events, _plugins, _run, _serve
-    from loopai.cli._common import host_options
-
-    groups: dict[str, tuple[str, Callable[[], None]]] = {
-        "config": (_config.HELP, lambda: _config.add_commands(commands)),
-        "plugins": (_plugins.HELP, lambda: _plugins.add_commands(commands, host_options())),
-        "run": (_run.HELP, lambda: _run.add_command(commands, host_options())),
-        "events": (_events.HELP, lambda: _events.add_commands(commands, host_options())),
-        "serve": (_serve.HELP, lambda: _serve.add_command(commands, host_options())),
-        "db": (_db.HELP, lambda: _db.add_commands(commands)),
-        "completion": (_completion.HELP, lambda: _completion.add_command(commands)),
-    }
-    for name, (help_text, add) in groups.items():
+    for name, help_text in COMMANDS.items():
         if command is None or command == name:
-            add()
+            module = importlib.import_module(f"loopai.cli._{name}")
+            module.add_commands(commands, help_text, subcommand if command == name else None)
         else:
             commands.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-COMMANDS = ("config", "plugins", "run", "events", "serve", "db", "completion")
-"""The commands :func:`build_parser` knows, in the order ``loopai --help`` lists them."""
-
-
-def _command_in(arguments: Sequence[str]) -> str | None:
-    """The command ``arguments`` run: the first word that names one (the root's options come
-    before it, and no value of theirs names a command). ``""`` when there is no word at all
-    (``loopai --version``); None when words name no command, so that every command is built
-    for argparse to say which one was meant."""
-    for word in arguments:
+def _words_in(arguments: Sequence[str]) -> tuple[str | None, str | None]:
+    """The command ``arguments`` run and the word right after it (None when there is none, or it is
+    an option). The command is the first word that names one (the root's options come before it,
+    and no value of theirs names a command): ``""`` when there is no word at all (``loopai
+    --version``); None when words name no command, so that every command is built for argparse
+    to say which one was meant."""
+    for at, word in enumerate(arguments):
         if word in COMMANDS:
-            return word
-    return None if any(not word.startswith("-") for word in arguments) else ""
+            following = arguments[at + 1] if at + 1 < len(arguments) else None
+            return word, following if following is not None and not following.startswith("-") else None
+    return (None if any(not word.startswith("-") for word in arguments) else ""), None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from loopai.cli._completion import complete
 
         complete(build_parser())
-    parser = build_parser(_command_in(arguments))
+    parser = build_parser(*_words_in(arguments))
     args = parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:

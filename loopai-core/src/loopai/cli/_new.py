@@ -15,17 +15,18 @@ from typing import Any
 
 from loopai._kinds import KINDS as ALL_KINDS
 
-__all__ = ["add_new_command", "core_range", "template_path"]
+__all__ = ["add_command", "core_range", "template_path"]
 
 KINDS = tuple(kind.label for kind in ALL_KINDS)
 _MISSING = "loopai plugins new needs cookiecutter, an optional extra: "
 
 
-def add_new_command(sub: Any) -> None:
-    """Add ``new`` to the ``plugins`` sub-commands (an argparse subparsers object)."""
+def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentParser) -> None:
+    """Add ``new`` (``name``) to the ``plugins`` sub-commands (an argparse subparsers object);
+    it takes no plugin selection options (``parent``)."""
     new = sub.add_parser(
-        "new",
-        help="scaffold a plugin package (needs: pip install 'loopai-core[new]')",
+        name,
+        help=help_text,
         description="Create loopai-NAME/, a plugin package with tests, README, license and CI, "
         "from the template that ships with loopai-core.",
     )

@@ -15,7 +15,7 @@ from typing import Any
 from loopai._kinds import KINDS
 from loopai.cli._common import config_or_exit, plugin_output_to_stderr, print_problems, selection_of, strict_of
 
-__all__ = ["add_order_command", "order_lines"]
+__all__ = ["add_command", "order_lines"]
 
 _DESCRIPTION = """\
 The order in which the host calls each kind's enabled plugins, and why each plugin stands
@@ -33,12 +33,12 @@ JSON: {"kinds": [{"kind", "order": [{"position", "name", "priority", "reason"}],
 """
 
 
-def add_order_command(sub: Any, parent: argparse.ArgumentParser) -> None:
-    """Add ``plugins order`` to the ``plugins`` command tree (``sub``: its subparsers object)."""
+def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentParser) -> None:
+    """Add ``plugins order`` (``name``) to the ``plugins`` command tree (``sub``: its subparsers object)."""
     order = sub.add_parser(
-        "order",
+        name,
         parents=[parent],
-        help="each kind's call order, and why each plugin stands where it does",
+        help=help_text,
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
-from typing import Any
+from typing import Any, Final
 
 from loopai._kinds import KINDS
 from loopai.cli._common import (
     config_or_exit,
     diagnostic_config,
+    host_options,
     plugin_output_to_stderr,
     print_problems,
     selection_of,
@@ -19,15 +21,33 @@ from loopai.cli._common import (
 
 __all__ = ["add_commands"]
 
-HELP = "list, show, check, scaffold, install and uninstall plugins"
-"""What ``loopai --help`` says of the command."""
-
 _KIND_CHOICES = tuple(kind.label for kind in KINDS)
 
+_ELSEWHERE: Final = {
+    "show": ("loopai.cli._show", "one plugin: metadata, checks, selection, settings and their schema"),
+    "new": ("loopai.cli._new", "scaffold a plugin package (needs: pip install 'loopai-core[new]')"),
+    "install": (
+        "loopai.cli._install",
+        "install plugin packages into this environment, refusing ones that do not fit this loopai-core",
+    ),
+    "uninstall": (
+        "loopai.cli._install",
+        "uninstall plugin packages, by plugin or distribution name (works for broken plugins)",
+    ),
+    "order": ("loopai.cli._order", "each kind's call order, and why each plugin stands where it does"),
+}
+"""The sub-commands other modules build, in the order ``loopai plugins --help`` lists them after
+``list`` and ``check``: the module whose ``add_command(sub, name, help_text, parent)`` builds
+each (imported only then) and what the help says of it."""
 
-def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
-    """Add the ``plugins`` command tree to ``commands`` (an argparse subparsers object)."""
-    plugins = commands.add_parser("plugins", help=HELP)
+
+def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
+    """Add the ``plugins`` command tree to ``commands`` (an argparse subparsers object); see
+    :func:`loopai.cli._main.build_parser`. A sub-command of another module is built only when
+    ``subcommand`` is None or names it; otherwise it is only named, with its help (``plugins
+    list`` imports nothing of ``plugins install``)."""
+    parent = host_options()
+    plugins = commands.add_parser("plugins", help=help_text)
     sub = plugins.add_subparsers(dest="plugins_command", metavar="COMMAND")
 
     listing = sub.add_parser(
@@ -47,16 +67,11 @@ def add_commands(commands: Any, parent: argparse.ArgumentParser) -> None:
     check.add_argument("--json", action="store_true", help="print the result as a JSON object")
     check.set_defaults(handler=_check)
 
-    from loopai.cli._install import add_install_commands
-    from loopai.cli._new import add_new_command
-    from loopai.cli._order import add_order_command
-    from loopai.cli._show import add_show_command
-
-    add_show_command(sub, parent)
-
-    add_new_command(sub)
-    add_install_commands(sub)
-    add_order_command(sub, parent)
+    for name, (module, about) in _ELSEWHERE.items():
+        if subcommand is None or subcommand == name:
+            importlib.import_module(module).add_command(sub, name, about, parent)
+        else:
+            sub.add_parser(name, help=about, add_help=False)
     plugins.set_defaults(
         handler=_list,
         json=False,

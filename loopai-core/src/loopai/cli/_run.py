@@ -9,16 +9,16 @@ import shlex
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from loopai.cli._common import host_options
+
 if TYPE_CHECKING:
     from loopai._errors import LoopaiError
     from loopai.cli._run_host import HostRecipe
     from loopai.host import Host
     from loopai.run import Input, Summary
 
-__all__ = ["add_command"]
+__all__ = ["add_commands"]
 
-HELP = "validate, sample and raise events for execution records (JSON Lines)"
-"""What ``loopai --help`` says of the command."""
 
 _EPILOG = """\
 input lines: an ExecutionRecord object, or {"execution": {...}, "expected_output": ...};
@@ -72,12 +72,12 @@ pending at the end, 130 interrupted (Ctrl-C: the records in flight finish, the o
 holds whole lines, emitted events stay in the outbox)."""
 
 
-def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
-    """Add ``run`` to ``commands`` (an argparse subparsers object)."""
+def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
+    """Add ``run`` to ``commands`` (an argparse subparsers object); see :func:`loopai.cli._main.build_parser`."""
     run = commands.add_parser(
         "run",
-        parents=[parent],
-        help=HELP,
+        parents=[host_options()],
+        help=help_text,
         description="Run execution records through the validators, samplers and webhook handlers.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["add_command"]
+from loopai.cli._common import host_options
 
-HELP = "run the plugins as an HTTP service (validate, sample, events, batches, webhooks)"
-"""What ``loopai --help`` says of the command."""
+__all__ = ["add_commands"]
+
 
 _EPILOG = """\
 The same configuration, discovery, selection and strict mode as every command; the [serve] table
@@ -26,12 +26,12 @@ Endpoints: /health, /metrics, /openapi.json, /docs and /api/v1/... (docs/SERVICE
 exit status: 0 stopped, 2 usage, configuration or startup error."""
 
 
-def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
-    """Add ``serve`` to ``commands`` (an argparse subparsers object)."""
+def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
+    """Add ``serve`` to ``commands`` (an argparse subparsers object); see :func:`loopai.cli._main.build_parser`."""
     serve = commands.add_parser(
         "serve",
-        parents=[parent],
-        help=HELP,
+        parents=[host_options()],
+        help=help_text,
         description="Serve the plugin host over HTTP (needs: pip install 'loopai-core[serve]').",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -20,14 +20,12 @@ if TYPE_CHECKING:
 
     from loopai.config import Reading
 
-__all__ = ["add_show_command"]
+__all__ = ["add_command"]
 
 
-def add_show_command(sub: Any, parent: argparse.ArgumentParser) -> None:
-    """Add ``show`` to the ``plugins`` sub-commands (an argparse subparsers object)."""
-    show = sub.add_parser(
-        "show", parents=[parent], help="one plugin: metadata, checks, selection, settings and their schema"
-    )
+def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentParser) -> None:
+    """Add ``show`` (``name``) to the ``plugins`` sub-commands (an argparse subparsers object)."""
+    show = sub.add_parser(name, parents=[parent], help=help_text)
     show.add_argument("name")
     show.add_argument("--kind", choices=tuple(kind.label for kind in KINDS), help="when the name is shared")
     show.add_argument("--json", action="store_true", help="print a JSON list (one object per plugin of that name)")
