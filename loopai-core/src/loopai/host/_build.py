@@ -71,7 +71,10 @@ def build_set(
         strict=settings.strict,
         carried=carried,
     )
-    describe_order(registry, plugin_set.discovered, orderings(registry))
+    found = orderings(registry)
+    for ordering in found.values():
+        problems += ordering.cycle_report
+    describe_order(registry, plugin_set.discovered, found)
     return plugin_set, problems
 
 
@@ -89,7 +92,8 @@ def populate(
 ) -> tuple[list[DiscoveredPlugin], list[str]]:
     """Register ``plugins`` (and ``carried``: entries of a previous set, registered again as they
     were), then (with ``installed``) discover and load installed ones, then apply ``config`` to
-    what it names, then settle dependencies. Returns the discovered plugins and every problem."""
+    what it names, then settle dependencies. Returns the discovered plugins and every problem
+    (not cycles of order constraints: :func:`build_set` reports those with the call order)."""
     problems: list[str] = []
     registrations: list[tuple[tuple[object], dict[str, Any]]] = [((plugin,), {}) for plugin in plugins]
     registrations += [((getattr(e.plugin, "wraps", e.plugin),), {"name": e.name, "kinds": (e.kind,)}) for e in carried]
@@ -115,8 +119,6 @@ def populate(
         f"{kind} {name!r} is disabled (missing-plugin): {why}"
         for kind, name, why in disable_unmet(registry, discovered)
     ]
-    for ordering in orderings(registry).values():
-        problems += ordering.cycle_report
     return discovered, problems
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from loopai._log import logger
 from loopai._models import WebhookEventType
+from loopai.config import LoopaiConfig
+from loopai.discovery import DiscoveredPlugin
 from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker, Tracer
@@ -50,6 +52,17 @@ class Dispatch:
     def registry(self) -> PluginRegistry:
         """The registry of the plugins the host calls now (a reload replaces it)."""
         return self._set.registry
+
+    @property
+    def config(self) -> LoopaiConfig:
+        """The configuration the current plugin set was built with (a reload replaces it)."""
+        return self._set.config
+
+    @property
+    def discovered(self) -> list[DiscoveredPlugin]:
+        """Every plugin the current set found through entry points (with ``discover=True``), its
+        status, and (once loaded) its place in the call order."""
+        return self._set.discovered
 
     def _problem(self, message: str) -> None:
         self.problems.append(message)

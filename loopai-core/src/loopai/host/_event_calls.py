@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from loopai._errors import LoopaiError
 from loopai._models import WebhookEvent
 from loopai._report import EmitReport, PluginFailure
-from loopai.delivery import HandlerDeliveries, Outbox
+from loopai.delivery import Backoff, HandlerDeliveries, Outbox
 from loopai.host._dispatch import Dispatch
 from loopai.host._set import PluginSet
 
@@ -19,6 +19,36 @@ __all__ = ["EventCalls"]
 
 class EventCalls(Dispatch):
     """Emitting events and their delivery, on the host's current plugin set (see :class:`loopai.Host`)."""
+
+    backoff: Backoff
+    """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
+
+    @property
+    def retry_backoff(self) -> float:
+        """Seconds before the first retry of a failed delivery (doubling after each)."""
+        return self.backoff.base
+
+    @retry_backoff.setter
+    def retry_backoff(self, seconds: float) -> None:
+        self.backoff.base = seconds
+
+    @property
+    def retry_max_backoff(self) -> float:
+        """The longest wait between two tries of a delivery (a ``retry_after`` may be longer)."""
+        return self.backoff.ceiling
+
+    @retry_max_backoff.setter
+    def retry_max_backoff(self, seconds: float) -> None:
+        self.backoff.ceiling = seconds
+
+    @property
+    def retry_after_limit(self) -> float:
+        """Longest wait for a handler's ``retry_after``, in seconds (never below ``retry_max_backoff``)."""
+        return self.backoff.retry_after_limit
+
+    @retry_after_limit.setter
+    def retry_after_limit(self, seconds: float) -> None:
+        self.backoff.retry_after_limit = seconds
 
     @property
     def outbox(self) -> Outbox | None:

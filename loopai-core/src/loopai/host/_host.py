@@ -16,7 +16,7 @@ from loopai._log import logger
 from loopai._redact import redact
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, open_outbox
-from loopai.discovery import DiscoveredPlugin, Selection
+from loopai.discovery import Selection
 from loopai.host._breaches import atomic_breaches
 from loopai.host._build import Sources, build_set
 from loopai.host._calls import HostCalls
@@ -136,7 +136,6 @@ class Host(HostCalls):
         settings = Settings.resolve(config, environ, **self._options)
         self._apply(settings)
         self.backoff = settings.backoff
-        """How long a failed delivery waits before its retry (see :class:`loopai.delivery.Backoff`)."""
         watch_forks()  # a child a plugin forks never runs this host's work
         self._invoker = Invoker()
         self._sources = Sources(discover, selection, paths, environ, self._invoker, self._problem, self._given_up)
@@ -174,17 +173,6 @@ class Host(HostCalls):
         self.default_timeout = settings.default_timeout
 
     # -- the plugin set ------------------------------------------------------------------------
-
-    @property
-    def config(self) -> LoopaiConfig:
-        """The configuration the current plugin set was built with (a reload replaces it)."""
-        return self._set.config
-
-    @property
-    def discovered(self) -> list[DiscoveredPlugin]:
-        """Every plugin the current set found through entry points (with ``discover=True``), its
-        status, and (once loaded) its place in the call order."""
-        return self._set.discovered
 
     @property
     def started(self) -> bool:
@@ -295,35 +283,6 @@ class Host(HostCalls):
         host = cls(config, environ=environ, discover=True, **options)
         host._config_path, host._reads_config = path if path is not None else config.source, True
         return host
-
-    # -- settings read by the strategies ---------------------------------------------------
-
-    @property
-    def retry_backoff(self) -> float:
-        """Seconds before the first retry of a failed delivery (doubling after each)."""
-        return self.backoff.base
-
-    @retry_backoff.setter
-    def retry_backoff(self, seconds: float) -> None:
-        self.backoff.base = seconds
-
-    @property
-    def retry_max_backoff(self) -> float:
-        """The longest wait between two tries of a delivery (a ``retry_after`` may be longer)."""
-        return self.backoff.ceiling
-
-    @retry_max_backoff.setter
-    def retry_max_backoff(self, seconds: float) -> None:
-        self.backoff.ceiling = seconds
-
-    @property
-    def retry_after_limit(self) -> float:
-        """Longest wait for a handler's ``retry_after``, in seconds (never below ``retry_max_backoff``)."""
-        return self.backoff.retry_after_limit
-
-    @retry_after_limit.setter
-    def retry_after_limit(self, seconds: float) -> None:
-        self.backoff.retry_after_limit = seconds
 
     def _raise_if_strict(self) -> None:
         if self.strict and self.problems:
