@@ -188,4 +188,4 @@ def test_plugins_check_json_lists_the_problems(project, cli, monkeypatch) -> Non
 
     assert done.code == 1
     [problem] = done.json["problems"]
-    assert "loopai.toml: validators.broken" in problem and "cannot be built" in problem
+    assert "loopai.toml:1: validators.broken" in problem and "cannot be built" in problem

@@ -18,7 +18,7 @@ def test_a_named_plugin_with_wrong_settings_stops_the_run_before_any_record(proj
     ran = proc("run", str(records), "-o", str(results))
 
     assert (ran.code, ran.out) == (2, "")
-    assert "loopai.toml: samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)" in ran.err
+    assert "loopai.toml:2: samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)" in ran.err
     assert "is failed" not in ran.err
     assert "its settings are wrong; fix them, or set enabled = false under [plugins.samplers.percentage-sampler]" in (
         ran.err
@@ -34,7 +34,7 @@ def test_a_named_plugin_that_is_not_installed_stops_the_run_with_the_closest_nam
 
     assert ran.code == 2
     assert (
-        "loopai.toml: samplers.percentage-samplr: no sampler named 'percentage-samplr' is registered; "
+        "loopai.toml:1: samplers.percentage-samplr: no sampler named 'percentage-samplr' is registered; "
         "did you mean 'percentage-sampler'?"
     ) in ran.err
 

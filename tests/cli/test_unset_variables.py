@@ -12,7 +12,7 @@ events = ["latency.threshold.breached"]  # none in these tests: nothing is sent
 configuration = { sampling_rate = 0.5 }
 """
 UNSET = (
-    "loopai.toml: webhook_handlers.http-webhook-handler.configuration.secret: "
+    "loopai.toml:3: webhook_handlers.http-webhook-handler.configuration.secret: "
     "environment variable LOOPAI_WEBHOOK_SECRET is not set"
 )
 

@@ -184,9 +184,9 @@ def test_check_warns_of_unset_variables_and_lists_plugin_settings_errors(
     assert err.splitlines() == [
         "loopai.toml:4: samplers.every-other.every: must be >= 1 (got 0)",
         "loopai.toml:8: webhook_handlers.poster.colour: is not a known setting",
-        "warning: loopai.toml: samplers.every-other.priority: environment variable PRIORITY is not set "
+        "warning: loopai.toml:3: samplers.every-other.priority: environment variable PRIORITY is not set "
         "(export it, or write ${PRIORITY:-default}); loopai run needs it",
-        "warning: loopai.toml: webhook_handlers.poster.configuration.url: environment variable POSTER_URL is not set "
+        "warning: loopai.toml:8: webhook_handlers.poster.configuration.url: environment variable POSTER_URL is not set "
         "(export it, or write ${POSTER_URL:-default}); loopai run needs it",
         "2 error(s)",
     ]
@@ -294,7 +294,7 @@ def test_show_of_a_bad_file_exits_1(project: Path, capsys: pytest.CaptureFixture
     assert run("config", "show") == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert "loopai.toml: colour: is not a known setting" in err.splitlines()
+    assert "loopai.toml:1: colour: is not a known setting" in err.splitlines()
 
 
 # -- as a real process -----------------------------------------------------------------

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 import loopai
 from loopai import ConfigError, SamplerPlugin, SamplingDecision, ValidationResult, ValidatorPlugin
+from loopai.config import with_lines
 
 SEED_JSON = {
     "Loopai": {
@@ -299,7 +300,7 @@ def test_duplicate_names_in_the_seed_json_list_are_an_error(tmp_path: Path) -> N
     (tmp_path / "appsettings.json").write_text(json.dumps(seed), encoding="utf-8")
 
     assert problems_of(tmp_path, "appsettings.json") == [
-        "appsettings.json: samplers[1].name: 'a' is already the name of samplers[0]; "
+        "appsettings.json:1: samplers[1].name: 'a' is already the name of samplers[0]; "
         "give each plugin of a kind its own name"
     ]
 
@@ -324,7 +325,8 @@ def test_duplicate_names_in_toml_arrays_of_tables_are_an_error(tmp_path: Path) -
     )
 
     assert problems_of(tmp_path) == [
-        "loopai.toml: samplers[2].name: 'a' is already the name of samplers[0]; give each plugin of a kind its own name"
+        "loopai.toml:8: samplers[2].name: 'a' is already the name of samplers[0]; "
+        "give each plugin of a kind its own name"
     ]
 
 
@@ -370,7 +372,7 @@ def test_missing_variable_names_file_plugin_and_field(tmp_path: Path) -> None:
     write(tmp_path, "loopai.toml", '[plugins.webhook_handlers.slack]\nconfiguration = { token = "${SLACK_TOKEN}" }\n')
 
     assert problems_of(tmp_path) == [
-        "loopai.toml: webhook_handlers.slack.configuration.token: environment variable SLACK_TOKEN is not set "
+        "loopai.toml:2: webhook_handlers.slack.configuration.token: environment variable SLACK_TOKEN is not set "
         "(export it, or write ${SLACK_TOKEN:-default})"
     ]
 
@@ -379,7 +381,7 @@ def test_missing_variable_outside_plugins(tmp_path: Path) -> None:
     write(tmp_path, "loopai.toml", 'allow = ["${FIRST_PLUGIN}"]\n')
 
     assert problems_of(tmp_path) == [
-        "loopai.toml: allow[0]: environment variable FIRST_PLUGIN is not set "
+        "loopai.toml:1: allow[0]: environment variable FIRST_PLUGIN is not set "
         "(export it, or write ${FIRST_PLUGIN:-default})"
     ]
 
@@ -411,8 +413,8 @@ def test_a_variable_that_is_not_a_number_is_an_error_naming_the_field(tmp_path: 
     write(tmp_path, "loopai.toml", '[dispatch]\nmax_retries = "${RETRIES}"\n[plugins.samplers.s]\npriority = "p${N}"\n')
 
     assert problems_of(tmp_path, RETRIES="five", N="1") == [
-        "loopai.toml: samplers.s.priority: input should be a valid integer (got 'p1' from ${N})",
-        "loopai.toml: dispatch.max_retries: input should be a valid integer (got 'five' from ${RETRIES})",
+        "loopai.toml:4: samplers.s.priority: input should be a valid integer (got 'p1' from ${N})",
+        "loopai.toml:2: dispatch.max_retries: input should be a valid integer (got 'five' from ${RETRIES})",
     ]
 
 
@@ -420,9 +422,9 @@ def test_an_unset_variable_is_reported_once_not_again_as_a_wrong_field(tmp_path:
     write(tmp_path, "loopai.toml", '[[plugins.samplers]]\nname = "${NAME}"\npriority = "${PRIORITY}"\n')
 
     assert problems_of(tmp_path) == [
-        "loopai.toml: samplers.${NAME}.name: environment variable NAME is not set "
+        "loopai.toml:2: samplers.${NAME}.name: environment variable NAME is not set "
         "(export it, or write ${NAME:-default})",
-        "loopai.toml: samplers.${NAME}.priority: environment variable PRIORITY is not set "
+        "loopai.toml:3: samplers.${NAME}.priority: environment variable PRIORITY is not set "
         "(export it, or write ${PRIORITY:-default})",
     ]
 
@@ -459,45 +461,45 @@ NOT_SAMPLERS = "does not match the section 'samplers' (use validator, sampler or
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("colour = 'blue'\n", "loopai.toml: colour: is not a known setting"),
+        ("colour = 'blue'\n", "loopai.toml:1: colour: is not a known setting"),
         (
             "[dispatch]\nretries = 3\n",
-            "loopai.toml: dispatch.retries: is not a known setting; did you mean 'max_retries'?",
+            "loopai.toml:2: dispatch.retries: is not a known setting; did you mean 'max_retries'?",
         ),
         (
             "[plugins.gadgets.g]\n",
-            "loopai.toml: plugins.gadgets: unknown plugin kind; use validators, samplers or webhook_handlers",
+            "loopai.toml:1: plugins.gadgets: unknown plugin kind; use validators, samplers or webhook_handlers",
         ),
         (
             "[plugins.samplers.s]\npriority = 'high'\n",
-            "loopai.toml: samplers.s.priority: input should be a valid integer (got 'high')",
+            "loopai.toml:2: samplers.s.priority: input should be a valid integer (got 'high')",
         ),
         (
             "[plugins.samplers.s]\npriority = 1.5\n",
-            "loopai.toml: samplers.s.priority: input should be a valid integer (got 1.5)",
+            "loopai.toml:2: samplers.s.priority: input should be a valid integer (got 1.5)",
         ),
         (
             "[plugins.samplers.s]\nenabled = 'yes'\n",
-            "loopai.toml: samplers.s.enabled: input should be a valid boolean (got 'yes')",
+            "loopai.toml:2: samplers.s.enabled: input should be a valid boolean (got 'yes')",
         ),
         (
             "[plugins.samplers.s]\nenabled = 'false'\n",
-            "loopai.toml: samplers.s.enabled: input should be a valid boolean (got 'false')",
+            "loopai.toml:2: samplers.s.enabled: input should be a valid boolean (got 'false')",
         ),
-        ("[plugins.samplers.s]\ntimeout = -1\n", "loopai.toml: samplers.s.timeout: must be > 0 (got -1)"),
-        ("[plugins.samplers.s]\ncolour = 'blue'\n", "loopai.toml: samplers.s.colour: is not a known setting"),
-        ("[plugins.samplers.s]\nname = 't'\n", "loopai.toml: samplers.s.name: 't' differs from the table name 's'"),
-        ("[plugins.samplers.s]\ntype = 'validator'\n", f"loopai.toml: samplers.s.type: 'validator' {NOT_SAMPLERS}"),
-        ("[plugins.samplers.s]\ntype = 'gadget'\n", f"loopai.toml: samplers.s.type: 'gadget' {NOT_SAMPLERS}"),
+        ("[plugins.samplers.s]\ntimeout = -1\n", "loopai.toml:2: samplers.s.timeout: must be > 0 (got -1)"),
+        ("[plugins.samplers.s]\ncolour = 'blue'\n", "loopai.toml:2: samplers.s.colour: is not a known setting"),
+        ("[plugins.samplers.s]\nname = 't'\n", "loopai.toml:2: samplers.s.name: 't' differs from the table name 's'"),
+        ("[plugins.samplers.s]\ntype = 'validator'\n", f"loopai.toml:2: samplers.s.type: 'validator' {NOT_SAMPLERS}"),
+        ("[plugins.samplers.s]\ntype = 'gadget'\n", f"loopai.toml:2: samplers.s.type: 'gadget' {NOT_SAMPLERS}"),
         (
             "[plugins.samplers.s]\nmetadata = { owner = 3 }\n",
-            "loopai.toml: samplers.s.metadata.owner: input should be a valid string (got 3)",
+            "loopai.toml:2: samplers.s.metadata.owner: input should be a valid string (got 3)",
         ),
-        ("[[plugins.samplers]]\npriority = 3\n", "loopai.toml: samplers[0].name: is required"),
-        ("[dispatch]\nmax_retries = -1\n", "loopai.toml: dispatch.max_retries: must be >= 0 (got -1)"),
-        ("plugins = 3\n", "loopai.toml: plugins: must be a table, got int"),
-        ("[plugins]\nsamplers = 3\n", "loopai.toml: samplers: must be a table of plugins or a list, got int"),
-        ("[plugins.samplers]\ns = 3\n", "loopai.toml: samplers.s: must be a table, got int"),
+        ("[[plugins.samplers]]\npriority = 3\n", "loopai.toml:1: samplers[0].name: is required"),
+        ("[dispatch]\nmax_retries = -1\n", "loopai.toml:2: dispatch.max_retries: must be >= 0 (got -1)"),
+        ("plugins = 3\n", "loopai.toml:1: plugins: must be a table, got int"),
+        ("[plugins]\nsamplers = 3\n", "loopai.toml:2: samplers: must be a table of plugins or a list, got int"),
+        ("[plugins.samplers]\ns = 3\n", "loopai.toml:2: samplers.s: must be a table, got int"),
     ],
 )
 def test_each_error_names_the_file_the_plugin_and_the_field(tmp_path: Path, toml: str, expected: str) -> None:
@@ -513,8 +515,8 @@ def test_json_errors_name_the_plugin_not_its_index(tmp_path: Path) -> None:
     (tmp_path / "appsettings.json").write_text(json.dumps(seed), encoding="utf-8")
 
     assert problems_of(tmp_path, "appsettings.json") == [
-        "appsettings.json: samplers.percentage-sampler.enabled: input should be a valid boolean (got 'true')",
-        "appsettings.json: samplers.percentage-sampler.priority: input should be a valid integer (got 'high')",
+        "appsettings.json:1: samplers.percentage-sampler.enabled: input should be a valid boolean (got 'true')",
+        "appsettings.json:1: samplers.percentage-sampler.priority: input should be a valid integer (got 'high')",
     ]
 
 
@@ -540,14 +542,14 @@ def test_all_errors_of_a_file_are_listed_at_once(tmp_path: Path) -> None:
 
     assert sorted(problems) == sorted(
         [
-            "loopai.toml: plugins.gadgets: unknown plugin kind; use validators, samplers or webhook_handlers",
-            "loopai.toml: samplers.s.name: 't' differs from the table name 's'",
-            "loopai.toml: samplers.s.configuration.token: environment variable UNSET_TOKEN is not set "
+            "loopai.toml:3: plugins.gadgets: unknown plugin kind; use validators, samplers or webhook_handlers",
+            "loopai.toml:6: samplers.s.name: 't' differs from the table name 's'",
+            "loopai.toml:10: samplers.s.configuration.token: environment variable UNSET_TOKEN is not set "
             "(export it, or write ${UNSET_TOKEN:-default})",
-            "loopai.toml: colour: is not a known setting",
-            "loopai.toml: samplers.s.priority: input should be a valid integer (got 'high')",
-            "loopai.toml: samplers.s.timeout: must be > 0 (got 0)",
-            "loopai.toml: samplers.s.type: 'validator' does not match the section 'samplers' "
+            "loopai.toml:1: colour: is not a known setting",
+            "loopai.toml:8: samplers.s.priority: input should be a valid integer (got 'high')",
+            "loopai.toml:9: samplers.s.timeout: must be > 0 (got 0)",
+            "loopai.toml:7: samplers.s.type: 'validator' does not match the section 'samplers' "
             "(use validator, sampler or webhook-handler, or leave it out)",
         ]
     )
@@ -561,7 +563,7 @@ def test_errors_of_a_file_outside_the_working_directory_name_its_path(tmp_path: 
     here.mkdir()
 
     assert problems_of(here, str(path)) == [
-        f"{path}: samplers.s.priority: input should be a valid integer (got 'high')"
+        f"{path}:2: samplers.s.priority: input should be a valid integer (got 'high')"
     ]
 
 
@@ -569,8 +571,8 @@ def test_errors_in_pyproject_name_the_tool_loopai_table(tmp_path: Path) -> None:
     write(tmp_path, "pyproject.toml", "[tool.loopai]\ncolour = 1\n\n[tool.loopai.plugins.samplers.s]\npriority = 'x'\n")
 
     assert problems_of(tmp_path) == [
-        "pyproject.toml: tool.loopai.samplers.s.priority: input should be a valid integer (got 'x')",
-        "pyproject.toml: tool.loopai.colour: is not a known setting",
+        "pyproject.toml:5: tool.loopai.samplers.s.priority: input should be a valid integer (got 'x')",
+        "pyproject.toml:2: tool.loopai.colour: is not a known setting",
     ]
 
 
@@ -882,3 +884,28 @@ def test_redact_of_a_loaded_configuration(tmp_path: Path) -> None:
 
     assert "xoxb-very-secret" not in json.dumps(shown)
     assert shown["plugins"]["webhook_handlers"][0]["configuration"]["api_token"] == "**********"
+
+
+def test_messages_get_the_line_of_the_place_they_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "loopai.toml", "[dispatch]\nmax_retries = 3\n\n[plugins.samplers.s.configuration]\nrate = 2\n"
+    )
+    messages = [
+        "loopai.toml: samplers.s.rate: must be <= 1",  # a plugin's own setting: "configuration" left out
+        "sampler 's' is left out: its settings are wrong:\nloopai.toml: samplers.s.rate: must be <= 1",
+        "loopai.toml: samplers.s.missing: is required",  # not written: the line of its table
+        "loopai.toml: state.url: is required",  # no part of it written
+        "LOOPAI_DISPATCH__MAX_RETRIES: dispatch.max_retries: must be >= 0",  # the environment's, not the file's
+        "loopai.toml:2: dispatch.max_retries: must be >= 0",  # located already
+    ]
+
+    assert with_lines(messages, path, "loopai.toml") == [
+        ("loopai.toml:5: samplers.s.rate: must be <= 1", 5),
+        ("sampler 's' is left out: its settings are wrong:\nloopai.toml:5: samplers.s.rate: must be <= 1", 5),
+        ("loopai.toml:4: samplers.s.missing: is required", 4),
+        ("loopai.toml: state.url: is required", None),
+        ("LOOPAI_DISPATCH__MAX_RETRIES: dispatch.max_retries: must be >= 0", None),
+        ("loopai.toml:2: dispatch.max_retries: must be >= 0", 2),
+    ]
+    path.unlink()  # gone since: the messages stay as they are
+    assert with_lines(messages[:1], path, "loopai.toml") == [(messages[0], None)]

@@ -82,7 +82,9 @@ OTHER_COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("line", ["plugins list", "plugins show json-schema-validator", "run empty.jsonl", "events list"])
+@pytest.mark.parametrize(
+    "line", ["plugins list", "plugins show json-schema-validator", "run empty.jsonl", "events list"]
+)
 def test_a_command_imports_no_other_commands_module(tmp_path: Path, line: str) -> None:
     """``loopai plugins list`` builds and imports nothing of ``plugins install`` (pip, packaging's
     requirement parsing) nor of ``events``; ``loopai run`` nothing of the other commands."""

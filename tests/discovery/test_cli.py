@@ -320,8 +320,8 @@ def test_check_names_the_file_plugin_and_field_of_bad_settings(site: Site, insta
     done = site.cli("check", "--plugins", "threshold")
 
     assert done.returncode == 1
-    assert "loopai.toml: validators.threshold.threshold: input should be a valid number" in done.stderr
-    assert "loopai.toml: validators.threshold.api_key: is required" in done.stderr
+    assert "loopai.toml:2: validators.threshold.threshold: input should be a valid number" in done.stderr
+    assert "loopai.toml:1: validators.threshold.api_key: is required" in done.stderr
 
 
 # -- selection from the command line ---------------------------------------------------
@@ -516,7 +516,7 @@ def test_strict_mode_follows_the_kind_filter(
     assert validators.returncode == 1
     problems = [line for line in validators.stderr.splitlines() if line.startswith("- ")]
     assert len(problems) == 4, validators.stderr
-    assert any("loopai.toml: validators.ghost: no validator named 'ghost'" in p for p in problems)
+    assert any("loopai.toml:4: validators.ghost: no validator named 'ghost'" in p for p in problems)
 
 
 def test_settings_for_a_module_plugin_are_shown_and_fail_check_only_in_strict_mode(
@@ -530,10 +530,10 @@ def test_settings_for_a_module_plugin_are_shown_and_fail_check_only_in_strict_mo
     shown = site.cli("show", "hooks")
 
     assert plain.returncode == 0, plain.stderr
-    assert "warning: loopai.toml: webhook_handlers.hooks: settings are ignored: " in plain.stderr
+    assert "warning: loopai.toml:1: webhook_handlers.hooks: settings are ignored: " in plain.stderr
     assert "module plugins take no settings" in plain.stderr
     assert strict.returncode == 1
-    assert "- webhook-handler 'hooks' (loopai-hooks 1.0.0) is left out: loopai.toml: webhook_handlers.hooks: " in (
+    assert "- webhook-handler 'hooks' (loopai-hooks 1.0.0) is left out: loopai.toml:1: webhook_handlers.hooks: " in (
         strict.stderr
     )
     assert "(strict mode)" in strict.stderr

@@ -18,14 +18,14 @@ def _source(tmp_path: Path, kit) -> Path:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[tasks."{a}"]\nsampling_rate = 1.5\n', "tasks.toml: {a}.sampling_rate: must be <= 1 (got 1.5)"),
-        ('[tasks."{a}"]\naccuracy_threshold = -0.1\n', "tasks.toml: {a}.accuracy_threshold: must be >= 0"),
-        ('[tasks."{a}"]\nlatency_threshold_ms = 0\n', "tasks.toml: {a}.latency_threshold_ms: must be > 0"),
-        ('[tasks."{a}"]\nwindow = 0\n', "tasks.toml: {a}.window: must be >= 1"),
-        ('[tasks."{a}"]\nsampling_rate = "high"\n', "tasks.toml: {a}.sampling_rate: "),
-        ('[tasks."{a}"]\noutput_schema = 3\n', "tasks.toml: {a}.output_schema: "),
-        ('[tasks."{a}"]\nsamplng_rate = 0.5\n', "tasks.toml: {a}.samplng_rate: is not a known setting"),
-        ("[tasks.sentiment]\nsampling_rate = 0.5\n", "tasks.toml: sentiment.[key]: a task id must be a UUID"),
+        ('[tasks."{a}"]\nsampling_rate = 1.5\n', "tasks.toml:2: {a}.sampling_rate: must be <= 1 (got 1.5)"),
+        ('[tasks."{a}"]\naccuracy_threshold = -0.1\n', "tasks.toml:2: {a}.accuracy_threshold: must be >= 0"),
+        ('[tasks."{a}"]\nlatency_threshold_ms = 0\n', "tasks.toml:2: {a}.latency_threshold_ms: must be > 0"),
+        ('[tasks."{a}"]\nwindow = 0\n', "tasks.toml:2: {a}.window: must be >= 1"),
+        ('[tasks."{a}"]\nsampling_rate = "high"\n', "tasks.toml:2: {a}.sampling_rate: "),
+        ('[tasks."{a}"]\noutput_schema = 3\n', "tasks.toml:2: {a}.output_schema: "),
+        ('[tasks."{a}"]\nsamplng_rate = 0.5\n', "tasks.toml:2: {a}.samplng_rate: is not a known setting"),
+        ("[tasks.sentiment]\nsampling_rate = 0.5\n", "tasks.toml:1: sentiment.[key]: a task id must be a UUID"),
         ("[tasks\n", "tasks.toml: invalid TOML"),
     ],
 )
@@ -100,7 +100,7 @@ def test_a_bad_tasks_section_in_the_configuration_is_exit_2(tmp_path: Path, kit,
     result = loopai(str(_source(tmp_path, kit)))
 
     assert result.code == 2
-    assert f"loopai.toml: tasks.{kit.TASK_A}.sampling_rate: must be <= 1 (got 2)" in result.stderr
+    assert f"loopai.toml:2: tasks.{kit.TASK_A}.sampling_rate: must be <= 1 (got 2)" in result.stderr
 
 
 def test_a_bad_configuration_is_exit_2(tmp_path: Path, kit, loopai) -> None:
@@ -109,7 +109,7 @@ def test_a_bad_configuration_is_exit_2(tmp_path: Path, kit, loopai) -> None:
     result = loopai(str(_source(tmp_path, kit)), "--config", "bad.toml")
 
     assert result.code == 2
-    assert "bad.toml: samplers.percentage-sampler.priority" in result.stderr
+    assert "bad.toml:2: samplers.percentage-sampler.priority" in result.stderr
 
 
 def test_a_broken_plugin_the_configuration_names_is_exit_2_strict_or_not(tmp_path: Path, kit, loopai) -> None:
@@ -122,7 +122,7 @@ def test_a_broken_plugin_the_configuration_names_is_exit_2_strict_or_not(tmp_pat
 
     assert strict.code == 2 and "no_such_module_for_loopai" in strict.stderr
     assert (lenient.code, lenient.stdout) == (2, "")  # named in the file: a configuration error, nothing processed
-    assert "loopai.toml: validators.ghost.factory: cannot import 'no_such_module_for_loopai:Ghost'" in lenient.stderr
+    assert "loopai.toml:2: validators.ghost.factory: cannot import 'no_such_module_for_loopai:Ghost'" in lenient.stderr
     assert "nothing was processed" in lenient.stderr
 
 

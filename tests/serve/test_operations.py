@@ -212,3 +212,26 @@ def test_an_admin_reload_says_what_changed_and_a_failed_one_changes_nothing(laun
     counted = scrape(server)
     assert counted[("loopai_reloads_total", (("result", "ok"),))] == 1
     assert counted[("loopai_reloads_total", (("result", "failed"),))] == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_plugin_the_configuration_names_that_cannot_run_stops_the_service_from_starting(tmp_path, kit, workers):
+    """As ``loopai run`` does: a service that left the validator out would answer "valid" without it."""
+    config = (
+        "[plugins.samplers.percentage-sampler]\n"
+        "configuration = { sampling_rate = 1.5 }\n"
+        "\n"
+        "[plugins.validators.json-schema-validator.configuration]\n"
+        "remote_refs = 3\n"
+    )
+    server = kit.launch(tmp_path / "bad", config=config, args=("--workers", str(workers)), wait=False)
+    try:
+        status = server.process.wait(60)
+    finally:
+        server.stop(signal.SIGKILL)  # when it did start: not left running
+    assert status == 2
+    log = server.log
+    assert "loopai.toml:2: samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)" in log
+    assert "loopai.toml:5: validators.json-schema-validator.remote_refs: input should be a valid list (got 3)" in log
+    assert "loopai serve: not started: loopai.toml names plugins that cannot run (above)" in log
+    assert "Started server process" not in log  # refused before any worker or socket

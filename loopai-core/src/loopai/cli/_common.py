@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from loopai.config import LoopaiConfig, Reading
     from loopai.discovery import Selection
-    from loopai.host import Host
 
 __all__ = [
     "config_or_exit",
     "delivery_notices",
-    "configured_failures",
     "diagnostic_config",
     "host_options",
     "patterns",
@@ -92,31 +90,6 @@ def diagnostic_config(args: argparse.Namespace) -> tuple[LoopaiConfig, Reading]:
     for unset in reading.unset:
         print(f"note: {unset.problem}; shown as {unset.shown()!r}: loopai run would stop here", file=sys.stderr)
     return reading.config, reading
-
-
-def configured_failures(host: Host, config: LoopaiConfig) -> list[str]:
-    """Why each plugin that ``config`` names (and does not turn off) is not loaded: one message each,
-    naming the file, the plugin and, for settings, the field.
-
-    Left out on purpose (a deny rule, ``--plugins``) is no failure. ``loopai run`` stops on these
-    before reading any record, while plugins that were only discovered are left out with a warning.
-    """
-    from loopai._kinds import KINDS
-
-    records = {(record.kind, record.name): record for record in host.discovered}
-    failures = []
-    for kind in KINDS:
-        for entry in config.plugins.for_kind(kind):
-            if not entry.enabled or host.registry.entry(kind.base, entry.name) is not None:
-                continue
-            where = config.where(kind, entry.name)
-            record = records.get((kind.label, entry.name))
-            if record is not None:
-                if record.status != "disabled":
-                    failures.append(f"{where}: {record.problem()}")
-                continue
-            failures += [p for p in host.problems if p.startswith(where) and p[len(where) : len(where) + 1] in ":.["]
-    return failures
 
 
 def strict_of(args: argparse.Namespace, config: LoopaiConfig) -> bool:

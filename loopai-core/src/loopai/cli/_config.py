@@ -137,27 +137,19 @@ def _configuration_warnings(host: Any) -> list[str]:
 
 def _with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | None, int | None]]:
     """Each error with the file and line it is about, where the file lets that be found
-    (``loopai.toml:7: samplers.s.priority: ...``)."""
-    from loopai.config import KeyLines
+    (``loopai.toml:7: samplers.s.priority: ...``), in the file's order."""
+    from loopai.config import with_lines
 
     config = reading.config
     source = config.source if config is not None else None
     if config is None or source is None:
         return [(error, None, None) for error in errors]
     label = config.source_label
-    try:
-        lines = KeyLines(source.read_text(encoding="utf-8"), "json" if source.suffix.lower() == ".json" else "toml")
-    except (OSError, UnicodeDecodeError):
-        return [(error, label, None) for error in errors]
-    located: list[tuple[str, str | None, int | None]] = []
-    for error in errors:
-        if not error.startswith(f"{label}: "):
-            located.append((error, None, None))
-            continue
-        rest = error[len(label) + 2 :]
-        line = lines.line_of(rest.split(": ", 1)[0])
-        located.append((f"{label}:{line}: {rest}" if line else error, label, line))
-    return sorted(located, key=lambda found: (found[2] is None, found[2] or 0))  # in the file's order
+    located = [
+        (message, label if line is not None or message.startswith(f"{label}: ") else None, line)
+        for message, line in with_lines(errors, source, label)
+    ]
+    return sorted(located, key=lambda found: (found[2] is None, found[2] or 0))
 
 
 def _report(reading: Reading, located: list[tuple[str, str | None, int | None]], warnings: list[str]) -> Any:

@@ -130,7 +130,7 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
             print(f"warning: {note}", file=sys.stderr)
     if not load:
         problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
-        return records, problems + (installed_twice if strict else []), strict
+        return records, config.with_lines(problems + (installed_twice if strict else [])), strict
     from loopai.host import Host  # here: a listing (no load) needs no host
 
     # Never strict here: a listing must show the broken plugins, not stop at them.
@@ -149,7 +149,10 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
                 record.loaded = False
     problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
     problems += [p for p in others if _concerns(p, kind)]
-    return records, problems, strict
+    for record in records:
+        if record.warnings:  # about its settings: where they are written
+            record.warnings = config.with_lines(record.warnings)
+    return records, config.with_lines(problems), strict
 
 
 def _has_problem(record: Any) -> bool:

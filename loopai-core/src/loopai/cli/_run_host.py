@@ -49,7 +49,7 @@ class HostRecipe:
         :class:`loopai.ConfigError` or :class:`loopai.StartupError` (exit 2), naming the plugins
         the configuration names that cannot run: running without them would hide the mistake."""
         from loopai._errors import ConfigError
-        from loopai.cli._common import configured_failures, selection_of
+        from loopai.cli._common import selection_of
         from loopai.host import Host
         from loopai.run import console_to_alerts
 
@@ -66,10 +66,10 @@ class HostRecipe:
             meter=True,
             tasks=self.tasks,
         )
-        failures = configured_failures(host, self.config)
+        failures = host.configured_failures()
         if failures:
             host.close()
-            raise ConfigError([*failures, _NOT_RUN.format(source=self.config.source_label)])
+            raise ConfigError([*self.config.with_lines(failures), _NOT_RUN.format(source=self.config.source_label)])
         problems = list(host.problems)
         console_to_alerts(host, self.config)
         if self.seed is not None and (problem := _seed_samplers(host, self.seed)):

@@ -95,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         return run_service(config, options)
     except (ConfigError, StartupError) as exc:
-        for problem in exc.problems:
+        for problem in config.with_lines(exc.problems):
             print(problem, file=sys.stderr)
         return 2
 

@@ -5,7 +5,7 @@ discovery or delivery.
 """
 
 from loopai.config._documents import read_document
-from loopai.config._lines import KeyLines
+from loopai.config._lines import KeyLines, with_lines
 from loopai.config._locate import user_config_path
 from loopai.config._model import (
     DeliverySettings,
@@ -41,6 +41,7 @@ __all__ = [
     "read_config",
     "read_document",
     "user_config_path",
+    "with_lines",
     "load_tasks",
     "parse_tasks",
 ]

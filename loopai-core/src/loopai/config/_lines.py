@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
-__all__ = ["KeyLines"]
+__all__ = ["KeyLines", "with_lines"]
 
 _KINDS = ("validators", "samplers", "webhookhandlers")
 _BARE_KEY = r"[A-Za-z0-9_-]+"
@@ -60,6 +61,50 @@ class KeyLines:
             if line is not None:
                 return line
         return None
+
+
+def with_lines(messages: Iterable[str], path: Path, label: str, under: str = "") -> list[tuple[str, int | None]]:
+    """Each of ``messages`` with the line of the file at ``path`` it is about, and that line.
+
+    A message that names a place in the file as configuration messages do (``<label>: samplers.s.priority:
+    ...``) becomes ``<label>:7: samplers.s.priority: ...``, and so does each such line of a message
+    of several lines (a plugin's problem that lists its settings' errors); the line returned is
+    the first one found. ``under`` is a table the messages leave out of their paths (``tasks``:
+    a tasks file may write its tasks under ``[tasks]``). A message already located keeps its
+    line; others (a variable's, another file's, a place the file does not write) stay as they
+    are, with None, as do all of them when the file cannot be read again.
+    """
+    messages = list(messages)
+    try:
+        lines = KeyLines(path.read_text(encoding="utf-8"), "json" if path.suffix.lower() == ".json" else "toml")
+    except (OSError, UnicodeDecodeError):
+        return [(message, _line_in(message, label)) for message in messages]
+    located: list[tuple[str, int | None]] = []
+    for message in messages:
+        parts = [_placed(part, lines, label, under) for part in message.split("\n")]
+        first = next((line for _, line in parts if line is not None), None)
+        located.append(("\n".join(part for part, _ in parts), first))
+    return located
+
+
+def _placed(text: str, lines: KeyLines, label: str, under: str) -> tuple[str, int | None]:
+    """One line of a message, located when it names a place in the file (see :func:`with_lines`):
+    at its start, or after a space (``... is left out: loopai.toml: validators.x: ...``)."""
+    found = re.search(rf"(?:^|(?<= )){re.escape(label)}: ", text)
+    if found is None:
+        return text, _line_in(text, label)
+    rest = text[found.end() :]
+    place = rest.split(": ", 1)[0]
+    line = lines.line_of(place) or (lines.line_of(f"{under}.{place}") if under else None)
+    if not line:
+        return text, None
+    return f"{text[: found.start()]}{label}:{line}: {rest}", line
+
+
+def _line_in(message: str, label: str) -> int | None:
+    """The line of a message :func:`with_lines` located already (``<label>:7: ...``), else None."""
+    found = re.search(rf"(?:^|(?<= )){re.escape(label)}:(\d+): ", message)
+    return int(found.group(1)) if found else None
 
 
 def _forms(path: list[str]) -> Iterator[list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,7 @@ from pydantic import (
 from loopai._kinds import Kind, kind_of
 from loopai._plugin import Plugin
 from loopai._redact import REDACTED, EnvValue, redact
+from loopai.config._lines import with_lines
 from loopai.config._tasks import TaskId, TaskSettings
 
 __all__ = [
@@ -294,6 +295,15 @@ class LoopaiConfig(_Strict):
         (``pyproject.toml: tool.loopai.samplers...`` when read from ``[tool.loopai]``).
         ``kind`` is a :class:`~loopai._kinds.Kind` or any of its names."""
         return f"{self.where_prefix()}{kind_of(kind).key}.{name}"
+
+    def with_lines(self, messages: Iterable[str]) -> list[str]:
+        """``messages`` with the line of this configuration's file that each names, where the file
+        writes it: ``loopai.toml: samplers.s.priority: ...`` becomes ``loopai.toml:7:
+        samplers.s.priority: ...`` (see :func:`loopai.config.with_lines`); as they are when the
+        configuration was not read from a file."""
+        if self._source is None:
+            return list(messages)
+        return [message for message, _ in with_lines(messages, self._source, self.source_label)]
 
     def where_prefix(self) -> str:
         """What :meth:`where` puts before the kind: ``loopai.toml: `` or ``pyproject.toml: tool.loopai.``."""

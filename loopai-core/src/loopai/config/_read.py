@@ -16,6 +16,7 @@ from loopai._plugin import snake
 from loopai._suggest import did_you_mean
 from loopai.config._documents import read_document
 from loopai.config._env import References
+from loopai.config._lines import with_lines
 from loopai.config._locate import locate_config
 from loopai.config._model import LoopaiConfig
 from loopai.config._overrides import apply_overrides, read_overrides
@@ -58,8 +59,9 @@ def load_config(
     ignored. ``${VAR}`` and ``${VAR:-default}`` in strings are read from ``environ``.
     ``LOOPAI_<TABLE>__<KEY>`` variables of ``environ`` override what the file says
     (``LOOPAI_DISPATCH__MAX_RETRIES=5``; see :mod:`loopai.config._overrides`).
-    Raises :class:`loopai.ConfigError` listing every problem, each naming the file and
-    field (``tool.loopai.``-prefixed for ``pyproject.toml``).
+    Raises :class:`loopai.ConfigError` listing every problem, each naming the file, the line
+    and the field (``loopai.toml:7: samplers.s.priority: ...``; ``tool.loopai.``-prefixed for
+    ``pyproject.toml``).
     """
     reading = read_config(path, environ=environ, cwd=cwd)
     if reading.config is None or reading.problems:
@@ -131,11 +133,19 @@ def read_config(
     except ConfigError as exc:
         return Reading(None, exc.problems)
     section = _PYPROJECT_SECTION if located.how == "pyproject" else ""
-    reading = _parse(document, label, environ, section, overrides=True)
+    reading = _located(_parse(document, label, environ, section, overrides=True), found, label)
     if reading.config is not None:
         reading.config._source = found.resolve()
         reading.config._section = section
     return reading._replace(found_by=located.found_by)
+
+
+def _located(reading: Reading, path: Path, label: str) -> Reading:
+    """``reading`` with the line of ``path`` that each problem names (``loopai.toml:7: ...``)."""
+    problems = [message for message, _ in with_lines(reading.problems, path, label)]
+    placed = dict(zip(reading.problems, problems, strict=True))
+    unset = tuple(unset._replace(problem=placed.get(unset.problem, unset.problem)) for unset in reading.unset)
+    return reading._replace(problems=problems, unset=unset)
 
 
 def parse_config(document: Any, *, label: str = "<config>", environ: Mapping[str, str] | None = None) -> LoopaiConfig:

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from loopai._errors import ConfigError, describe_validation_error
 from loopai.config._documents import read_document
+from loopai.config._lines import with_lines
 
 __all__ = ["DEFAULT_WINDOW", "TaskId", "TaskSettings", "by_uuid", "load_tasks", "parse_tasks"]
 
@@ -96,7 +97,12 @@ def by_uuid(table: Mapping[str, TaskSettings]) -> dict[UUID, TaskSettings]:
 
 
 def load_tasks(path: str | Path) -> dict[UUID, TaskSettings]:
-    """Read a tasks file (``.json``, else TOML); errors name the file and the field."""
+    """Read a tasks file (``.json``, else TOML); errors name the file, the line and the field."""
     label = str(path)
     document = read_document(Path(path), label)
-    return parse_tasks(document, label)
+    try:
+        return parse_tasks(document, label)
+    except ConfigError as exc:
+        raise ConfigError(
+            message for message, _ in with_lines(exc.problems, Path(path), label, under="tasks")
+        ) from None

@@ -8,6 +8,7 @@ and :mod:`._event_calls` (emit and delivery).
 
 from __future__ import annotations
 
+from loopai._kinds import KINDS
 from loopai._log import logger
 from loopai._models import WebhookEventType
 from loopai.config import LoopaiConfig
@@ -63,6 +64,32 @@ class Dispatch:
         """Every plugin the current set found through entry points (with ``discover=True``), its
         status, and (once loaded) its place in the call order."""
         return self._set.discovered
+
+    def configured_failures(self) -> list[str]:
+        """Why each plugin the configuration names (and does not turn off) is not loaded: one
+        message each, naming the file, the plugin and, for settings, the field.
+
+        Left out on purpose (a deny rule, ``--plugins``) is no failure. ``loopai run`` and ``loopai
+        serve`` refuse to start on these, since running without a plugin the configuration asks
+        for would hide the mistake; plugins that were only discovered are left out with a warning.
+        """
+        config = self.config
+        records = {(record.kind, record.name): record for record in self.discovered}
+        failures = []
+        for kind in KINDS:
+            for entry in config.plugins.for_kind(kind):
+                if not entry.enabled or self.registry.entry(kind.base, entry.name) is not None:
+                    continue
+                where = config.where(kind, entry.name)
+                record = records.get((kind.label, entry.name))
+                if record is not None:
+                    if record.status != "disabled":
+                        failures.append(f"{where}: {record.problem()}")
+                    continue
+                failures += [
+                    p for p in self.problems if p.startswith(where) and p[len(where) : len(where) + 1] in ":.["
+                ]
+        return failures
 
     def _problem(self, message: str) -> None:
         self.problems.append(message)

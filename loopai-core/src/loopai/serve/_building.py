@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from loopai._errors import ConfigError
 from loopai.config import LoopaiConfig, load_tasks
 from loopai.discovery import Selection
 from loopai.host import Host, Meter
@@ -34,7 +35,8 @@ def build_host(
     :class:`loopai.StartupError`; ``options.tasks`` names a tasks file read instead of the
     configuration's ``[tasks]``. Events go through the durable outbox (``[delivery] outbox``,
     ``LOOPAI_OUTBOX``, else the default path). Raises :class:`loopai.ConfigError` for a bad
-    tasks file.
+    tasks file, and, as ``loopai run`` does, when a plugin the configuration names cannot run (it
+    does not load, or its settings are wrong): a service that left it out would answer without it.
     """
     environ = os.environ if environ is None else environ
     selection = Selection.resolve(
@@ -51,5 +53,15 @@ def build_host(
         tasks=tasks,
         environ=environ,
     )
+    failures = host.configured_failures()
+    if failures:
+        host.close()
+        raise ConfigError([*config.with_lines(failures), _NOT_STARTED.format(source=config.source_label)])
     console_to_alerts(host, config)
     return host
+
+
+_NOT_STARTED = (
+    "loopai serve: not started: {source} names plugins that cannot run (above); fix them, or set "
+    "enabled = false in their tables (loopai config check lists every error)"
+)
