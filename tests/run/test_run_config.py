@@ -184,11 +184,19 @@ def test_a_bad_seed_is_exit_2(tmp_path: Path, kit, loopai, value: str) -> None:
     assert stopped.value.code == 2
 
 
-def test_an_output_that_cannot_be_written_is_exit_2(tmp_path: Path, kit, loopai) -> None:
-    result = loopai(str(_source(tmp_path, kit)), "--output", str(tmp_path / "no" / "such" / "dir" / "out.jsonl"))
+@pytest.mark.parametrize("outbox", ["configured", "next to the output"])
+def test_an_output_that_cannot_be_written_is_exit_2(
+    tmp_path: Path, kit, loopai, monkeypatch: pytest.MonkeyPatch, outbox: str
+) -> None:
+    if outbox != "configured":
+        monkeypatch.delenv("LOOPAI_OUTBOX")  # then the outbox would go next to the output: the output is named
+    output = tmp_path / "no" / "such" / "dir" / "out.jsonl"
+
+    result = loopai(str(_source(tmp_path, kit)), "--output", str(output))
 
     assert result.code == 2
-    assert "cannot be written" in result.stderr
+    assert result.stderr == f"{output}: cannot be written: its folder {output.parent} does not exist; create it first\n"
+    assert not (tmp_path / "no").exists()
 
 
 def test_a_tasks_file_takes_boolean_schemas(tmp_path) -> None:

@@ -13,14 +13,20 @@ __all__ = ["abandon", "check_paths", "close_output", "outbox_for", "unwritable"]
 
 
 def check_paths(input_path: str, output_path: str | None) -> None:
-    """Refuse what would lose data before anything is opened: a closed stdin, an output that is the input."""
+    """Refuse what would lose data or work before anything is opened: a closed stdin, an output whose
+    folder does not exist (found before the run, not after it), an output that is the input."""
     from loopai._errors import ConfigError
 
     if input_path == "-" and (sys.stdin is None or _closed(sys.stdin)):
         raise ConfigError(
             ["loopai run: standard input is closed: pipe the records in (... | loopai run -) or name a file"]
         )
-    if not output_path or output_path == "-" or input_path == "-":
+    if not output_path or output_path == "-":
+        return
+    folder = os.path.dirname(os.path.abspath(output_path))
+    if not os.path.isdir(folder):
+        raise ConfigError([f"{output_path}: cannot be written: its folder {folder} does not exist; create it first"])
+    if input_path == "-":
         return
     try:
         same = os.path.samefile(input_path, output_path)
