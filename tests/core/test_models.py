@@ -228,3 +228,19 @@ def test_bad_data_raises_a_validation_error_naming_the_field(
 def test_unknown_event_type_is_a_value_error_not_a_key_error() -> None:
     with pytest.raises(ValueError, match=r"'task\.exploded' is not a valid WebhookEventType"):
         WebhookEventType("task.exploded")
+
+
+def test_new_event_ids_are_unique_and_ordered_by_creation_time() -> None:
+    """Outboxes key their rows on event ids: ids in creation order go to the end of their indexes."""
+    import time
+
+    first = [loopai.WebhookEvent(event_type=loopai.WebhookEventType.PROGRAM_EXECUTION_COMPLETED) for _ in range(1000)]
+    time.sleep(0.002)
+    later = loopai.WebhookEvent(event_type=loopai.WebhookEventType.PROGRAM_EXECUTION_COMPLETED)
+
+    ids = [event.event_id for event in first]
+    assert len(set(ids)) == len(ids)
+    assert {event_id.version for event_id in ids} == {7} and ids[0].variant == uuid.RFC_4122
+    assert all(str(event_id) < str(later.event_id) for event_id in ids)  # as text too: the SQLite outbox's key
+    created = datetime.fromtimestamp((later.event_id.int >> 80) / 1000, tz=timezone.utc)
+    assert abs(created - later.timestamp) < timedelta(seconds=1)

@@ -28,6 +28,7 @@ from loopai._models import (
     ValidationContext,
     WebhookEvent,
     WebhookEventType,
+    new_event_id,
     read_only,
     utc_now,
 )
@@ -145,7 +146,7 @@ class Observation:
             )
         # Built without validation: every value comes from validated models or from the host.
         return WebhookEvent.model_construct(
-            event_id=uuid.uuid4(),
+            event_id=new_event_id(),
             event_type=event_type,
             timestamp=utc_now(),
             task_id=execution.task_id,
