@@ -405,11 +405,11 @@ keep-alive in its own process that answers 200 at once and counts what it took. 
 Where the CPU goes. Without a handler nothing is emitted (no handler takes the events), so the
 no-handler run builds no event. With one, each record's two events are built, serialised and
 stored before its line is written: {per_event:,.0f} µs of CPU an event, measured alone in one
-process ({costs["build"]:,.1f} µs building it: a random UUID from the OS and the pydantic model;
+process ({costs["build"]:,.1f} µs building it: a time-ordered UUID and the pydantic model;
 {costs["serialise"]:,.1f} µs serialising it; {costs["store"]:,.1f} µs storing it and its pending delivery, 512
-events a commit: four B-tree inserts an event on random UUID keys), so about
-{2 * per_event:,.0f} µs a record against the {cpu["none"]:,.0f} µs a record takes without events: that
-is the receiver-down run, where the circuit opened after a few attempts and nothing else was
+events a commit: four B-tree inserts an event, each at the end of its index as event ids are
+time-ordered), so about {2 * per_event:,.0f} µs a record against the {cpu["none"]:,.0f} µs a record takes
+without events: that is the receiver-down run, where the circuit opened after a few attempts and nothing else was
 sent. With the live receiver, the delivery workers share the interpreter with the records: each
 delivery (claim, decode, sign, a POST through httpx, the delivered mark) costs more CPU than a
 record's processing, and {2 * runs.records:,} of them run alongside the {runs.records:,} records.
