@@ -158,7 +158,9 @@ Which of httpx, jsonschema, pydantic and packaging are imported:
 What is left:
 
 - `loopai --help` and `--version` build only the top of the command tree (each command is named
-  with its help); argparse's messages go through gettext, a look-up per string.
+  with its help); argparse's messages go through gettext, a look-up per string. A command builds
+  only its own arguments and imports only its own module (`loopai plugins list` nothing of
+  `plugins install`, `new` or `order`; `loopai run` nothing of `events`).
 - `loopai plugins list` reads the configuration, a pydantic model: importing pydantic (about
   70 ms here) and making loopai's configuration models is most of its time, and pydantic looks
   for pydantic plugins in every installed distribution's entry points when the first model is
