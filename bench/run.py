@@ -59,7 +59,9 @@ Regenerate this file with
     nox -s bench                  # or: python bench/run.py [--quick] [--only NAME]
 
 Last run: {today}, {python}, {machine}. Absolute numbers depend on the machine; the ratios
-between contenders measured in the same run are what to compare.
+between contenders measured in the same run are what to compare. A section run alone (`--only`)
+leaves the others as they were, so sections may come from different days and loads: compare
+absolute numbers within a section, not across sections.
 """
 
 
