@@ -537,5 +537,5 @@ def test_settings_for_a_module_plugin_are_shown_and_fail_check_only_in_strict_mo
         strict.stderr
     )
     assert "(strict mode)" in strict.stderr
-    assert "warning:       loopai.toml: webhook_handlers.hooks: settings are ignored" in shown.stdout
+    assert "warning:       loopai.toml:1: webhook_handlers.hooks: settings are ignored" in shown.stdout
     assert "status:        ok" in shown.stdout

@@ -69,6 +69,9 @@ def _described(record: Any, config: Any, reading: Reading, strict: bool) -> dict
     registry = PluginRegistry()
     with plugin_output_to_stderr():
         load_discovered([record], registry, config, strict=strict)
+    record.warnings = config.with_lines(record.warnings)  # about its settings: where they are written
+    if record.reason:
+        [record.reason] = config.with_lines([record.reason])
     kind = kind_of(record.kind)
     plugin = registry.resolve(kind.base, record.name)
     entry = config.plugins.find(record.kind, record.name)
