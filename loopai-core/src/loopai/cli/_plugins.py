@@ -149,9 +149,10 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
                 record.loaded = False
     problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
     problems += [p for p in others if _concerns(p, kind)]
-    for record in records:
-        if record.warnings:  # about its settings: where they are written
-            record.warnings = config.with_lines(record.warnings)
+    warned = [record for record in records if record.warnings]  # about their settings: where they are written
+    located = iter(config.with_lines([warning for record in warned for warning in record.warnings]))
+    for record in warned:
+        record.warnings = [next(located) for _ in record.warnings]
     return records, config.with_lines(problems), strict
 
 

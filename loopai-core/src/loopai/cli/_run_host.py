@@ -16,11 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HostRecipe", "say_setup"]
 
-_NOT_RUN = (
-    "loopai run: nothing was processed: {source} names plugins that cannot run (above); fix them, "
-    "or set enabled = false in their tables (loopai config check lists every error)"
-)
-
 
 class HostRecipe:
     """How ``loopai run`` builds its host, from the configuration and the flags: picklable, so that
@@ -51,7 +46,7 @@ class HostRecipe:
         from loopai._errors import ConfigError
         from loopai.cli._common import selection_of
         from loopai.host import Host
-        from loopai.run import console_to_alerts
+        from loopai.run import console_to_alerts, refuse_unrunnable
 
         flags = argparse.Namespace(
             plugins=self.plugins, disable_plugins=self.disable_plugins, no_autoload=self.no_autoload
@@ -66,10 +61,7 @@ class HostRecipe:
             meter=True,
             tasks=self.tasks,
         )
-        failures = host.configured_failures()
-        if failures:
-            host.close()
-            raise ConfigError([*self.config.with_lines(failures), _NOT_RUN.format(source=self.config.source_label)])
+        refuse_unrunnable(host, self.config, "loopai run: nothing was processed")
         problems = list(host.problems)
         console_to_alerts(host, self.config)
         if self.seed is not None and (problem := _seed_samplers(host, self.seed)):

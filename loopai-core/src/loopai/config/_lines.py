@@ -75,6 +75,8 @@ def with_lines(messages: Iterable[str], path: Path, label: str, under: str = "")
     are, with None, as do all of them when the file cannot be read again.
     """
     messages = list(messages)
+    if not messages:
+        return []  # the file is not read
     try:
         lines = KeyLines(path.read_text(encoding="utf-8"), "json" if path.suffix.lower() == ".json" else "toml")
     except (OSError, UnicodeDecodeError):

@@ -142,8 +142,6 @@ def read_config(
 
 def _located(reading: Reading, path: Path, label: str) -> Reading:
     """``reading`` with the line of ``path`` that each problem names (``loopai.toml:7: ...``)."""
-    if not reading.problems:
-        return reading  # the file is not read again
     problems = [message for message, _ in with_lines(reading.problems, path, label)]
     placed = dict(zip(reading.problems, problems, strict=True))
     unset = tuple(unset._replace(problem=placed.get(unset.problem, unset.problem)) for unset in reading.unset)

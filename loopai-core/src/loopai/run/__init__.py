@@ -2,13 +2,14 @@
 
 Input (:mod:`._input`) -> the host's strategies per record (:mod:`._engine`) -> output lines
 (:mod:`._record`) and the summary (:mod:`._summary`); :mod:`._terminal` handles Ctrl-C and progress;
-:mod:`._workers` runs the same on several processes, each task's records on one (:mod:`._route`).
+:mod:`._workers` runs the same on several processes, each task's records on one (:mod:`._route`);
+:mod:`._setup` is what ``loopai run`` and ``loopai serve`` do with the host they build.
 """
 
-from loopai.run._console import CONSOLE, console_to_alerts
 from loopai.run._engine import Runner, RunOptions
 from loopai.run._input import KNOWN_KEYS, Input, InputError, Malformed, parse_line
 from loopai.run._record import ALERT_EVENTS, error_line, result_line
+from loopai.run._setup import CONSOLE, console_to_alerts, refuse_unrunnable
 from loopai.run._summary import Histogram, Summary, TaskSummary
 from loopai.run._workers import HostRecipe, WorkerFailed, available_cpus, run_in_workers
 
@@ -30,6 +31,7 @@ __all__ = [
     "console_to_alerts",
     "error_line",
     "parse_line",
+    "refuse_unrunnable",
     "result_line",
     "run_in_workers",
 ]

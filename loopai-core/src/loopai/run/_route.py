@@ -59,7 +59,7 @@ def _spelt(raw: bytes) -> bytes | None:
     # C# does (TaskId, taskId); free text may say "task", and then each is looked for.
     if not raw.find(b"ask") == raw.rfind(b"ask") == at + 2 and (raw.count(b"ask_id") != 1 or b"askId" in raw):
         return None
-    if raw.find(b"\\") >= 0 and b"\\u" in raw:  # an escape may spell a key: only parsing tells
+    if b"\\u" in raw:  # an escape may spell a key: only parsing tells
         return None
     found = _VALUE.match(raw, at + len(_KEY))
     return found.group(1) if found is not None else None

@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from loopai._errors import ConfigError
 from loopai.config import LoopaiConfig, load_tasks
 from loopai.discovery import Selection
 from loopai.host import Host, Meter
-from loopai.run import console_to_alerts
+from loopai.run import console_to_alerts, refuse_unrunnable
 from loopai.serve._options import ServeOptions
 
 __all__ = ["build_host"]
@@ -53,15 +52,6 @@ def build_host(
         tasks=tasks,
         environ=environ,
     )
-    failures = host.configured_failures()
-    if failures:
-        host.close()
-        raise ConfigError([*config.with_lines(failures), _NOT_STARTED.format(source=config.source_label)])
+    refuse_unrunnable(host, config, "loopai serve: not started")
     console_to_alerts(host, config)
     return host
-
-
-_NOT_STARTED = (
-    "loopai serve: not started: {source} names plugins that cannot run (above); fix them, or set "
-    "enabled = false in their tables (loopai config check lists every error)"
-)

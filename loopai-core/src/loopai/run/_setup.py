@@ -1,9 +1,11 @@
-"""The console handler's defaults where results are the output (``loopai run``, ``loopai serve``)."""
+"""A host built where results are the output (``loopai run``, ``loopai serve``): no start when a plugin
+the configuration names cannot run, and the console handler kept to alerts."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from loopai._errors import ConfigError
 from loopai._plugin import WebhookHandlerPlugin
 from loopai.run._record import ALERT_EVENTS
 
@@ -11,9 +13,25 @@ if TYPE_CHECKING:
     from loopai.config import LoopaiConfig
     from loopai.host import Host
 
-__all__ = ["CONSOLE", "console_to_alerts"]
+__all__ = ["CONSOLE", "console_to_alerts", "refuse_unrunnable"]
 
 CONSOLE: Final = "console-webhook-handler"
+
+
+def refuse_unrunnable(host: Host, config: LoopaiConfig, outcome: str) -> None:
+    """Close ``host`` and raise :class:`loopai.ConfigError` when a plugin ``config`` names cannot run
+    (see :meth:`loopai.Host.configured_failures`): each problem with its line, then ``outcome``
+    (``loopai run: nothing was processed``) and what to do. Running without such a plugin would
+    hide the mistake: a service would answer "valid" without the validator the file asks for."""
+    failures = host.configured_failures()
+    if not failures:
+        return
+    host.close()
+    what_to_do = (
+        f"{outcome}: {config.source_label} names plugins that cannot run (above); fix them, or set "
+        "enabled = false in their tables (loopai config check lists every error)"
+    )
+    raise ConfigError([*config.with_lines(failures), what_to_do])
 
 
 def console_to_alerts(host: Host, config: LoopaiConfig) -> None:
