@@ -413,8 +413,8 @@ def test_a_variable_that_is_not_a_number_is_an_error_naming_the_field(tmp_path: 
     write(tmp_path, "loopai.toml", '[dispatch]\nmax_retries = "${RETRIES}"\n[plugins.samplers.s]\npriority = "p${N}"\n')
 
     assert problems_of(tmp_path, RETRIES="five", N="1") == [
-        "loopai.toml:4: samplers.s.priority: input should be a valid integer (got 'p1' from ${N})",
         "loopai.toml:2: dispatch.max_retries: input should be a valid integer (got 'five' from ${RETRIES})",
+        "loopai.toml:4: samplers.s.priority: input should be a valid integer (got 'p1' from ${N})",
     ]
 
 
@@ -571,8 +571,8 @@ def test_errors_in_pyproject_name_the_tool_loopai_table(tmp_path: Path) -> None:
     write(tmp_path, "pyproject.toml", "[tool.loopai]\ncolour = 1\n\n[tool.loopai.plugins.samplers.s]\npriority = 'x'\n")
 
     assert problems_of(tmp_path) == [
-        "pyproject.toml:5: tool.loopai.samplers.s.priority: input should be a valid integer (got 'x')",
         "pyproject.toml:2: tool.loopai.colour: is not a known setting",
+        "pyproject.toml:5: tool.loopai.samplers.s.priority: input should be a valid integer (got 'x')",
     ]
 
 
@@ -909,3 +909,24 @@ def test_messages_get_the_line_of_the_place_they_name(tmp_path: Path) -> None:
     ]
     path.unlink()  # gone since: the messages stay as they are
     assert with_lines(messages[:1], path, "loopai.toml") == [(messages[0], None)]
+
+
+def test_problems_come_in_the_order_of_the_file(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "loopai.toml",
+        """
+        strict = "yes"
+
+        [dispatch]
+        max_retries = -1
+
+        [plugins.validators.v]
+        priority = "high"
+
+        [serve]
+        port = 99999
+        """,
+    )
+    lines = [problem.split(":")[1] for problem in problems_of(tmp_path)]
+    assert lines == ["1", "4", "7", "10"]

@@ -69,6 +69,7 @@ def test_malformed_lines_are_reported_with_line_and_field_and_the_run_goes_on(tm
             '{"id": "not closed"',
             kit.make_record(latency_ms="fast"),
             "",  # blank lines are skipped, not reported
+            "  \t ",  # and so are lines of white space only
             "[1, 2, 3]",
             {"execution": kit.make_record(status="exploded")},
             {key: value for key, value in kit.make_record().items() if key != "task_id"},
@@ -80,14 +81,14 @@ def test_malformed_lines_are_reported_with_line_and_field_and_the_run_goes_on(tm
 
     assert result.code == 1
     lines = result.lines
-    assert [line["line"] for line in lines] == [1, 2, 3, 5, 6, 7, 8]
+    assert [line["line"] for line in lines] == [1, 2, 3, 6, 7, 8, 9]
     errors = {line["line"]: line["error"] for line in lines}
-    assert errors[1] is None and errors[8] is None
+    assert errors[1] is None and errors[9] is None
     assert errors[2].startswith("line 2: invalid JSON")
     assert errors[3].startswith("line 3: latency_ms:") and "'fast'" in errors[3]
-    assert errors[5] == "line 5: expected a JSON object (an execution record), got an array"
-    assert errors[6].startswith("line 6: execution.status:")
-    assert errors[7] == "line 7: task_id: is required"
+    assert errors[6] == "line 6: expected a JSON object (an execution record), got an array"
+    assert errors[7].startswith("line 7: execution.status:")
+    assert errors[8] == "line 8: task_id: is required"
     for line in lines:
         if line["error"] is not None:
             assert line["validation"] is None and line["sampling"] is None and line["events"] == []

@@ -85,7 +85,7 @@ def test_json_summary_goes_to_stderr_when_results_go_to_stdout(tmp_path: Path, k
     assert json.loads(result.stderr)["records"] == 25
 
 
-def test_plugin_failures_are_counted(tmp_path: Path, kit, loopai, plugins) -> None:
+def test_plugin_failures_are_counted_with_the_first_reason(tmp_path: Path, kit, loopai, plugins) -> None:
     name = f"{plugins}_boom"
     (tmp_path / "modules" / f"{name}.py").write_text(
         "import loopai\n"
@@ -101,6 +101,11 @@ def test_plugin_failures_are_counted(tmp_path: Path, kit, loopai, plugins) -> No
 
     boom = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "boom")
     assert (boom["calls"], boom["failures"]) == (3, 3)
+    assert boom["first_failure"] == "validator 'boom' raised RuntimeError: nope"
+    for workers in ("1", "2"):  # the table counts; the line under it says why
+        table = loopai(str(source), "--no-autoload", "-o", "out.jsonl", "--workers", workers).stderr
+        reason = "FIRST FAILURE of each plugin that failed:\n  validator 'boom' raised RuntimeError: nope (3 of 3"
+        assert reason in table
 
 
 def test_histogram_quantiles_within_half_a_percent() -> None:

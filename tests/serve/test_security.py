@@ -120,6 +120,21 @@ def test_malformed_json_and_wrong_fields_are_422_naming_the_field(guarded, kit):
     assert typo.status_code == 422 and typo.json()["details"]["errors"][0]["field"] == "contxt"
 
 
+def test_a_422_says_how_to_fix_the_common_mistakes(guarded, kit):
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    bare = httpx.post(guarded.url + "/api/v1/sample", json=kit.record(), headers=headers)
+    assert bare.status_code == 422
+    assert 'send them inside it, as {"execution": {...}}' in bare.json()["message"]
+    misspelt = httpx.post(guarded.url + "/api/v1/validate", json={"executoin": kit.record()}, headers=headers)
+    assert misspelt.status_code == 422
+    assert "'executoin' is not a field; did you mean 'execution'?" in misspelt.json()["message"]
+    lines = "\n".join(json.dumps({"execution": kit.record()}) for _ in range(2))
+    ndjson = {**headers, "Content-Type": "application/x-ndjson"}
+    wrong_endpoint = httpx.post(guarded.url + "/api/v1/validate", content=lines, headers=ndjson)
+    assert wrong_endpoint.status_code == 422
+    assert "JSON Lines are read by /api/v1/batch/run" in wrong_endpoint.json()["message"]
+
+
 def test_a_failing_plugin_is_a_report_not_a_traceback(launcher, kit):
     config = kit.standard_config(extra=f'[plugins.validators.broken]\nfactory = "{kit.MODULE}:Broken"\n')
     server = launcher(config=config)

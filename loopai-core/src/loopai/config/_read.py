@@ -141,9 +141,11 @@ def read_config(
 
 
 def _located(reading: Reading, path: Path, label: str) -> Reading:
-    """``reading`` with the line of ``path`` that each problem names (``loopai.toml:7: ...``)."""
-    problems = [message for message, _ in with_lines(reading.problems, path, label)]
-    placed = dict(zip(reading.problems, problems, strict=True))
+    """``reading`` with the line of ``path`` that each problem names (``loopai.toml:7: ...``),
+    in the file's order (problems of no line last)."""
+    located = with_lines(reading.problems, path, label)
+    placed = {problem: message for problem, (message, _) in zip(reading.problems, located, strict=True)}
+    problems = [message for message, _ in sorted(located, key=lambda found: (found[1] is None, found[1] or 0))]
     unset = tuple(unset._replace(problem=placed.get(unset.problem, unset.problem)) for unset in reading.unset)
     return reading._replace(problems=problems, unset=unset)
 

@@ -11,9 +11,11 @@ __all__ = ["Meter", "Observer", "PluginUsage"]
 
 
 class PluginUsage:
-    """How often one plugin was called, how often it failed, and the time spent in it."""
+    """How often one plugin was called, how often it failed, and the time spent in it; the first
+    failure's message (``first_failure``, None until a failure is described), so that a count of
+    failures comes with a reason."""
 
-    __slots__ = ("calls", "failures", "kind", "name", "seconds")
+    __slots__ = ("calls", "failures", "first_failure", "kind", "name", "seconds")
 
     def __init__(self, kind: str, name: str) -> None:
         self.kind = kind
@@ -21,6 +23,7 @@ class PluginUsage:
         self.calls = 0
         self.failures = 0
         self.seconds = 0.0
+        self.first_failure: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -30,6 +33,7 @@ class PluginUsage:
             "calls": self.calls,
             "failures": self.failures,
             "seconds": self.seconds,
+            "first_failure": self.first_failure,
         }
 
     def __repr__(self) -> str:
@@ -74,6 +78,13 @@ class Meter:
         usage = self._entry(kind, name)
         with self._lock:
             usage.failures += 1
+
+    def described(self, kind: str, name: str, message: str) -> None:
+        """How a failure of ``name`` is described; the first one is kept."""
+        usage = self._entry(kind, name)
+        with self._lock:
+            if usage.first_failure is None:
+                usage.first_failure = message
 
     def wrap(self, kind: str, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         """``function`` counted and timed on every call; a call that raises (a timeout included)
@@ -127,5 +138,6 @@ class Meter:
             for usage in self._usage.values():
                 twin = PluginUsage(usage.kind, usage.name)
                 twin.calls, twin.failures, twin.seconds = usage.calls, usage.failures, usage.seconds
+                twin.first_failure = usage.first_failure
                 copies.append(twin)
         return sorted(copies, key=lambda u: (u.kind, u.name))

@@ -43,10 +43,13 @@ class Outcomes:
 
     def failure(self, call: Call, hook: str, error: BaseException, attempts: int = 1) -> PluginFailure:
         """The failure of ``call``'s ``hook`` with ``error``, after ``attempts`` tries."""
-        if self._meter is not None and isinstance(error, WrongType):
-            self._meter.failed(call.kind.label, call.name)  # what raised was counted by the meter's wrapper
         problem, _ = _what(error)
-        return PluginFailure(call.name, hook, problem, self.message(call, error, attempts), error, attempts)
+        message = self.message(call, error, attempts)
+        if self._meter is not None:
+            if isinstance(error, WrongType):
+                self._meter.failed(call.kind.label, call.name)  # what raised was counted by the meter's wrapper
+            self._meter.described(call.kind.label, call.name, message)
+        return PluginFailure(call.name, hook, problem, message, error, attempts)
 
     def dead_letter(self, target: Any, error: BaseException, attempts: int) -> str:
         """How a delivery given up after ``attempts`` tries is written, counted as the handler's failure

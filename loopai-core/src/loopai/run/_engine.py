@@ -111,7 +111,7 @@ def numbered(
             return
         if progress is not None:
             progress.tick(summary.lines, summary.malformed)
-        if len(raw) < 3 and not raw.strip():
+        if raw.isspace():  # stops at the first character that is not white space
             continue
         summary.lines += 1
         yield number, raw

@@ -222,6 +222,7 @@ class Summary:
         ]
         if plugin_rows:
             blocks.append(_table(("PLUGIN", "KIND", "CALLS", "FAILURES", "OWN TIME"), plugin_rows, right=range(2, 5)))
+        blocks.append(self._first_failures())
         blocks.append(self._delivery_table())
         hook_rows = [
             (f"host.{hook}", f"{self.hook_calls[hook]:,}", f"{self.hook_seconds[hook]:.3f} s") for hook in HOOKS
@@ -243,6 +244,15 @@ class Summary:
         notes.extend(self._undelivered_notes())
         blocks.append("\n".join(notes))
         return "\n\n".join(block for block in blocks if block) + "\n"
+
+    def _first_failures(self) -> str:
+        """Why each plugin that failed failed, the first time (the table only counts)."""
+        lines = [
+            f"  {p.first_failure} ({p.failures:,} of {p.calls:,} call{'' if p.calls == 1 else 's'} failed)"
+            for p in self._plugins_in_order()
+            if p.failures and p.first_failure
+        ]
+        return "\n".join(["FIRST FAILURE of each plugin that failed:", *lines]) if lines else ""
 
     def _delivery_table(self) -> str:
         if not self.deliveries:

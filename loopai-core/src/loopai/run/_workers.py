@@ -280,6 +280,7 @@ class _Parent:
                 total.calls += plugin.calls
                 total.failures += plugin.failures
                 total.seconds += plugin.seconds
+                total.first_failure = total.first_failure or plugin.first_failure
             summary.problems += [problem for problem in part.problems if problem not in summary.problems]
         summary.plugins = list(usage.values())
         deliveries: dict[str, HandlerDeliveries] = {}

@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from loopai._log import logger
+from loopai._suggest import did_you_mean
+from loopai.serve._media import STREAMED_UPLOADS, is_ndjson
 
 __all__ = ["ApiError", "error_response", "field_problems", "install_error_handlers", "trace_id_of"]
 
@@ -155,9 +157,27 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> Res
     message = f"{first['field']}: {first['message']}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more)"
+    message += _unwrapped_hint(exc.errors())
+    if first.get("type") == "json_invalid" and is_ndjson(request.headers.get("content-type", "")):
+        streamed = ", ".join(sorted(STREAMED_UPLOADS))
+        message += f"; JSON Lines are read by {streamed}, this endpoint takes one JSON document"
     return error_response(
         422, "VALIDATION_ERROR", message, trace_id=trace_id_of(request.headers), details={"errors": problems}
     )
+
+
+def _unwrapped_hint(errors: Sequence[Mapping[str, Any]]) -> str:
+    """A hint when a body's fields were sent at its top instead of inside the one field it lacks
+    (an execution record posted bare, where ``{"execution": {...}}`` is expected)."""
+    top = [(error["type"], tuple(error.get("loc", ()))) for error in errors]  # ("body", field) at the top
+    missing = [loc[1] for kind, loc in top if kind == "missing" and len(loc) == 2]
+    extra = [str(loc[1]) for kind, loc in top if kind == "extra_forbidden" and len(loc) == 2]
+    if len(missing) != 1 or not extra:
+        return ""
+    if len(extra) == 1:  # a misspelt field rather than a record sent bare
+        return f" ({extra[0]!r} is not a field{did_you_mean(extra[0], [str(missing[0])])})"
+    keys = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
+    return f"; {keys} are not fields of the body: send them inside it, as {{{json.dumps(missing[0])}: {{...}}}}"
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

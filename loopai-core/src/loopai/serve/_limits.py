@@ -8,22 +8,13 @@ the batch reader).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from loopai.serve._errors import ApiError, error_response, trace_id_of
 from loopai.serve._gate import header
+from loopai.serve._media import STREAMED_UPLOADS, is_ndjson
 
-__all__ = ["BodyLimit", "STREAMED_UPLOADS", "is_ndjson"]
-
-STREAMED_UPLOADS: Final = frozenset({"/api/v1/batch/run"})
-"""Paths that read an NDJSON body line by line."""
-
-_NDJSON: Final = ("application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
-
-
-def is_ndjson(content_type: str) -> bool:
-    """Whether a ``Content-Type`` names newline-delimited JSON."""
-    return content_type.split(";", 1)[0].strip().lower() in _NDJSON
+__all__ = ["BodyLimit"]
 
 
 def _too_large(limit: int) -> ApiError:

@@ -22,7 +22,7 @@ from loopai.serve._batch_input import ListSource, NdjsonSource
 from loopai.serve._batch_output import JsonFormat, SseFormat, encoded, spooled
 from loopai.serve._deps import Authenticated, ServiceDep, json_document, validated, within_batch_limit
 from loopai.serve._errors import ApiError
-from loopai.serve._limits import is_ndjson
+from loopai.serve._media import is_ndjson
 from loopai.serve._openapi import request_body
 from loopai.serve._service import Service
 
