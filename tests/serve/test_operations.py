@@ -77,6 +77,8 @@ def test_the_console_handler_on_defaults_prints_only_alerts(launcher, kit):
     assert "console-webhook-handler" in quiet.handlers + loud.handlers  # loaded and listening
     assert kit.eventually(lambda: "program.execution.failed" in server.log), server.log
     assert "task.created" not in server.log
+    # The HTTP and Slack handlers, installed but given no URL, stay off without a word (as in loopai run).
+    assert "WARNING" not in server.log and "setting is required" not in server.log, server.log
 
 
 def test_sigterm_lets_requests_in_flight_finish_then_stops_cleanly(launcher, kit):
@@ -231,7 +233,9 @@ def test_a_plugin_the_configuration_names_that_cannot_run_stops_the_service_from
         server.stop(signal.SIGKILL)  # when it did start: not left running
     assert status == 2
     log = server.log
+    assert log.count("samplers.percentage-sampler.sampling_rate: must be <= 1") == 1  # said once, with its line
     assert "loopai.toml:2: samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)" in log
+    assert log.count("validators.json-schema-validator.remote_refs") == 1
     assert "loopai.toml:5: validators.json-schema-validator.remote_refs: input should be a valid list (got 3)" in log
     assert "loopai serve: not started: loopai.toml names plugins that cannot run (above)" in log
     assert "Started server process" not in log  # refused before any worker or socket

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from loopai._log import NotReported
+
 __all__ = ["is_quiet", "output_settings", "say", "warn"]
 
 _CLI = "loopai.cli"
@@ -85,6 +87,7 @@ def output_settings(args: argparse.Namespace) -> Iterator[None]:
     handler.setLevel(level)
     handler.setFormatter(_Format())
     handler.addFilter(_not_reported_elsewhere)
+    handler.addFilter(NotReported())  # what a plugin logged while refusing settings: in the problem already
     root = logging.getLogger()
     before = root.level
     root.addHandler(handler)

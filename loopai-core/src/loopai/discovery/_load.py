@@ -12,8 +12,6 @@ handler's ``validate_configuration`` is asked once, and the entry's ``metadata``
 from __future__ import annotations
 
 import importlib
-import logging
-import threading
 import types
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,7 +21,7 @@ from pydantic import BaseModel
 from loopai._errors import LoopaiError, PluginError, PluginSettingsError
 from loopai._isolation import Raised, attempt, describe
 from loopai._kinds import KINDS, Kind, kind_of
-from loopai._log import logger
+from loopai._log import captured_warnings, logger
 from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
 from loopai._suggest import did_you_mean
 from loopai.config import LoopaiConfig, PluginConfiguration
@@ -338,34 +336,13 @@ def _why_off(plugin: Plugin, kind: Kind, name: str, config: LoopaiConfig) -> str
     )
 
 
-class _Said(logging.Handler):
-    """Collects the warnings logged on one thread (what a plugin says when it refuses settings)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.thread = threading.get_ident()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            try:
-                self.messages.append(record.getMessage())
-            except Exception:  # noqa: BLE001 - a plugin's malformed log call: keep its raw message
-                self.messages.append(str(record.msg))
-
-
 def accepts(plugin: WebhookHandlerPlugin, settings: Mapping[str, Any]) -> tuple[bool, list[str]]:
     """Whether ``plugin.validate_configuration(settings)`` accepts them, and the warnings it logged.
 
     A plugin that raises instead counts as refusing, with the exception as what it said.
     """
-    said = _Said()
-    root = logging.getLogger()
-    root.addHandler(said)
-    try:
+    with captured_warnings() as said:  # reported in the plugin's problem or reason: not logged twice
         answer = attempt(plugin.validate_configuration, settings)
-    finally:
-        root.removeHandler(said)
     if isinstance(answer, Raised):
-        return False, [*said.messages, f"validate_configuration raised {describe(answer.error)}"]
-    return bool(answer), said.messages
+        return False, [*said, f"validate_configuration raised {describe(answer.error)}"]
+    return bool(answer), said

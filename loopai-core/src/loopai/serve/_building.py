@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from loopai._log import captured_warnings, logger
 from loopai.config import LoopaiConfig, load_tasks
 from loopai.discovery import Selection
 from loopai.host import Host, Meter
@@ -17,6 +18,8 @@ from loopai.run import console_to_alerts, refuse_unrunnable
 from loopai.serve._options import ServeOptions
 
 __all__ = ["build_host"]
+
+log = logger("loopai.serve")
 
 
 def build_host(
@@ -42,16 +45,19 @@ def build_host(
         config, environ, allow=options.plugins, deny=options.disable_plugins, autoload=options.autoload
     )
     tasks = load_tasks(options.tasks) if options.tasks else None
-    host = Host(
-        config,
-        discover=True,
-        selection=selection,
-        strict=options.strict,
-        outbox=True,
-        meter=meter,
-        tasks=tasks,
-        environ=environ,
-    )
-    refuse_unrunnable(host, config, "loopai serve: not started")
+    with captured_warnings():  # the host's problems, logged below once it is known to start
+        host = Host(
+            config,
+            discover=True,
+            selection=selection,
+            strict=options.strict,
+            outbox=True,
+            meter=meter,
+            tasks=tasks,
+            environ=environ,
+        )
+    refuse_unrunnable(host, config, "loopai serve: not started")  # names its own problems, with their lines
+    for problem in config.with_lines(host.problems):
+        log.warning("%s", problem)
     console_to_alerts(host, config)
     return host

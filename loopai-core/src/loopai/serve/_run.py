@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from loopai._log import NotReported
 from loopai.config import LoopaiConfig
 from loopai.serve._app import create_app, settle_heap
 from loopai.serve._building import build_host
@@ -101,4 +102,7 @@ def _log_config() -> dict[str, Any]:
     on the same handler."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["loopai"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # What a plugin logged while refusing its settings is in the problem that names it: said once.
+    config.setdefault("filters", {})["loopai_not_reported"] = {"()": NotReported}
+    config["handlers"]["default"].setdefault("filters", []).append("loopai_not_reported")
     return config
