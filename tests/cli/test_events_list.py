@@ -1,4 +1,5 @@
-"""``loopai events list``: a header row, ISO 8601 times in JSON, and --limit, --since, --type, --handler."""
+"""``loopai events list``: a header row, ISO 8601 times in JSON, and --limit, --since, --type, --handler;
+a --type that matches no event type is a usage error, not an empty list."""
 
 from __future__ import annotations
 
@@ -71,10 +72,14 @@ def test_type_handler_since_and_limit_narrow_the_list(cli, outbox) -> None:
     assert listed("--pending", "--handler", "b", "--limit", "1") == [("validation.completed", "b")]
 
 
-def test_a_bad_since_or_limit_is_a_usage_error(cli, outbox) -> None:
+def test_a_bad_since_limit_or_type_is_a_usage_error(cli, outbox) -> None:
     since = cli("events", "list", "--outbox", str(outbox), "--since", "last tuesday")
     limit = cli("events", "list", "--outbox", str(outbox), "--limit", "none")
+    typo = cli("events", "list", "--outbox", str(outbox), "--type", "validation.complete")
+    unknown = cli("events", "list", "--outbox", str(outbox), "--type", "deploy*")
 
-    assert since.code == limit.code == 2
+    assert since.code == limit.code == typo.code == unknown.code == 2
+    assert "no event type matches 'validation.complete'; did you mean 'validation.completed'" in typo.err
+    assert "no event type matches 'deploy*' (the types: accuracy.*, canary.*, latency.*, program.*" in unknown.err
     assert "'last tuesday' is neither an ISO 8601 time (2025-03-14T09:00:00Z) nor an age (30m, 12h, 7d)" in since.err
     assert "not a whole number: 'none'" in limit.err

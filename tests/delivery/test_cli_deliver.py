@@ -52,6 +52,29 @@ def test_deliver_once_delivers_what_is_pending_and_says_so(outbox_path, receiver
     assert again.returncode == 0 and "0 delivered" in again.stdout and len(receiver.requests) == 5
 
 
+def test_deliver_refuses_when_a_handler_the_file_names_cannot_load(outbox_path, receiver, event, write_config, run_cli):
+    record_only(outbox_path, [event()])
+    config = write_config(receiver.url)
+    config.write_text(
+        config.read_text(encoding="utf-8") + '\n[plugins.webhook_handlers.pager]\nfactory = "no_such_module:Pager"\n',
+        encoding="utf-8",
+    )
+    factory_line = len(config.read_text(encoding="utf-8").splitlines())
+    result = run_cli("events", "deliver")
+    assert result.returncode == 2
+    assert result.stderr.count("webhook_handlers.pager.factory: cannot import 'no_such_module:Pager'") == 1
+    assert f"loopai.toml:{factory_line}: webhook_handlers.pager.factory" in result.stderr
+    assert "loopai events deliver: nothing was delivered" in result.stderr
+    assert receiver.requests == []  # the pending delivery waits for a configuration that loads
+
+
+def test_deliver_with_nothing_pending_says_so_without_a_line_per_idle_handler(outbox_path, event, run_cli, tmp_path):
+    record_only(outbox_path, [])  # an outbox with nothing in it; the handlers on defaults are idle
+    result = run_cli("events", "deliver", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(": nothing was pending\n") and "console-webhook-handler" not in result.stdout
+
+
 def test_deliver_once_stops_at_max_seconds_and_says_what_is_left(outbox_path, receiver, event, write_config, run_cli):
     receiver.fail(1, status=429, retry_after="60")
     record_only(outbox_path, [event()])

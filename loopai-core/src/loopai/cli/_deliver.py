@@ -36,8 +36,11 @@ wait for the backoff), and it waits for them and the retries they schedule (at m
 pending. With --follow it keeps to the schedule and keeps delivering until SIGTERM, Ctrl-C
 or --max-seconds, then waits up to [delivery] drain_timeout for what is in flight.
 
+A plugin the configuration names that cannot load stops it before anything is delivered
+(as `loopai run` and `loopai serve` do): its deliveries would otherwise wait unsaid.
+
 exit status: 0 nothing left pending or dead by this command, 1 some delivery is still
-pending or died, 2 usage, configuration or outbox error (the message names the file)."""
+pending or died, 2 usage, configuration or outbox error (the message names the file and line)."""
 
 
 def add_command(commands: Any, parent: argparse.ArgumentParser) -> None:
@@ -74,6 +77,7 @@ def _deliver(args: argparse.Namespace) -> int:
     from loopai.config import load_config
     from loopai.delivery import SqliteOutbox, is_database_url
     from loopai.host import Host
+    from loopai.run import refuse_unrunnable
 
     path = outbox_path(args)
     if args.follow and not is_database_url(path):
@@ -90,9 +94,11 @@ def _deliver(args: argparse.Namespace) -> int:
                 config.delivery = config.delivery.model_copy(update={"workers": True})
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
+                # A handler the file names that cannot load would leave its deliveries pending unsaid.
+                refuse_unrunnable(host, config, "loopai events deliver: nothing was delivered")
                 if not args.follow:
                     outbox.due_now()  # an operator's "deliver now": not when the backoff would have
-                for problem in host.problems:
+                for problem in config.with_lines(host.problems):
                     print(f"warning: {problem}", file=sys.stderr)
                 with delivery_notices("loopai events deliver"), host:
                     if args.follow:
@@ -111,9 +117,10 @@ def _deliver(args: argparse.Namespace) -> int:
             rows = host.delivery_report()
         finally:
             outbox.close()
-    for problem in host.problems:
-        print(f"- {problem}", file=sys.stderr)
-    for row in rows:
+    said = [row for row in rows if _worth_saying(row, config)]
+    if not said:
+        print(f"{outbox.path}: nothing was pending")
+    for row in said:
         print(
             f"{row.handler}: {row.delivered} delivered, {row.retried} retried, {row.dead} dead, "
             f"{row.pending} pending" + (f" (circuit {row.circuit})" if row.circuit != "closed" else "")
@@ -122,6 +129,12 @@ def _deliver(args: argparse.Namespace) -> int:
     if dead:
         print(f"{dead} deliver{'y' if dead == 1 else 'ies'} died: see loopai events list --dead", file=sys.stderr)
     return 1 if pending or dead else 0
+
+
+def _worth_saying(row: Any, config: Any) -> bool:
+    """A handler's line is shown when the configuration names it or it had anything to deliver."""
+    busy = row.delivered or row.retried or row.dead or row.pending or row.circuit != "closed"
+    return bool(busy) or config.plugins.find("webhook_handlers", row.handler) is not None
 
 
 def _created(path: str, opener: Any) -> Any:

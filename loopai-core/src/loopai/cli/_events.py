@@ -30,7 +30,9 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     listing.add_argument(
         "--quarantined", action="store_true", help="only deliveries set aside: their stored event cannot be read"
     )
-    listing.add_argument("--type", metavar="TYPE", help="only events of this type; globs work ('accuracy.*')")
+    listing.add_argument(
+        "--type", metavar="TYPE", type=_event_types, help="only events of this type; globs work ('accuracy.*')"
+    )
     listing.add_argument(
         "--handler", dest="handler_glob", metavar="NAME", help="only deliveries to this handler; globs work"
     )
@@ -109,6 +111,21 @@ def _since(text: str) -> float:
                 f"{text!r} is neither an ISO 8601 time (2025-03-14T09:00:00Z) nor an age (30m, 12h, 7d)"
             ) from None
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _event_types(text: str) -> str:
+    """``text``, a glob that matches at least one of the 17 event types (a typo would show nothing)."""
+    from fnmatch import fnmatchcase
+
+    from loopai._models import WebhookEventType
+    from loopai._suggest import did_you_mean
+
+    known = [member.value for member in WebhookEventType]
+    if not any(fnmatchcase(name, text) for name in known):
+        families = ", ".join(sorted({f"{name.split('.')[0]}.*" for name in known}))
+        hint = did_you_mean(text, known) or f" (the types: {families})"
+        raise argparse.ArgumentTypeError(f"no event type matches {text!r}{hint}")
+    return text
 
 
 def _count(text: str) -> int:
