@@ -101,6 +101,39 @@ def test_reload_says_what_was_added_removed_and_reconfigured(reloadable) -> None
     assert sorted(tags(host.validate(execution()))) == ["b", "c"]
 
 
+def test_plugins_adjusted_in_code_stay_adjusted_across_reloads(reloadable) -> None:
+    reloadable.tagged(1, "a", "b")
+    host = reloadable.host()
+    seen: list[tuple[str, ...]] = []
+
+    def quiet_b(view) -> None:  # as loopai run keeps the console handler to alerts
+        seen.append(tuple(entry.name for entry in view.registry.entries(loopai.ValidatorPlugin)))
+        view.registry.resolve(loopai.ValidatorPlugin, "b").enabled = False
+
+    host.adjust_plugins(quiet_b)
+    assert sorted(tags(host.validate(execution()))) == ["a"]
+    reloadable.tagged(2, "a", "b", "c")
+
+    result = host.reload()
+
+    assert result.reloaded and [str(c) for c in result.added] == ["validator 'c'"]
+    assert sorted(tags(host.validate(execution()))) == ["a", "c"]  # b is still off, in the new set
+    assert seen == [("a", "b"), ("a", "b", "c")]  # called now, then with the set the reload built
+
+    calls: list[object] = []
+
+    def fails_on_reload(view) -> None:
+        calls.append(view)
+        if len(calls) > 1:
+            raise RuntimeError("no")
+
+    host.adjust_plugins(fails_on_reload)
+    failed = host.reload()
+    assert failed.reloaded  # the new set is kept; the failure is one of its problems
+    assert any("adjusting the reloaded plugins failed" in p and "RuntimeError: no" in p for p in failed.problems)
+    assert sorted(tags(host.validate(execution()))) == ["a", "c"]
+
+
 def test_a_configuration_that_cannot_be_read_changes_nothing(reloadable, caplog) -> None:
     reloadable.tagged(1)
     host = reloadable.host().start()

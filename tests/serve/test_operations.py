@@ -77,6 +77,13 @@ def test_the_console_handler_on_defaults_prints_only_alerts(launcher, kit):
     assert "console-webhook-handler" in quiet.handlers + loud.handlers  # loaded and listening
     assert kit.eventually(lambda: "program.execution.failed" in server.log), server.log
     assert "task.created" not in server.log
+    reloaded = httpx.post(server.url + "/api/v1/admin/reload").json()
+    assert reloaded["reloaded"] is True and reloaded["reconfigured"] == []  # still to alerts, as before
+    with server.client() as client:
+        client.emit({"event_type": "task.updated", "payload": {"name": "quiet"}})
+        client.emit({"event_type": "program.execution.timeout", "payload": {"name": "loud"}})
+    assert kit.eventually(lambda: "program.execution.timeout" in server.log), server.log
+    assert "task.updated" not in server.log
     # The HTTP and Slack handlers, installed but given no URL, stay off without a word (as in loopai run).
     assert "WARNING" not in server.log and "setting is required" not in server.log, server.log
 

@@ -63,7 +63,7 @@ class HostRecipe:
         )
         refuse_unrunnable(host, self.config, "loopai run: nothing was processed")
         problems = list(host.problems)
-        console_to_alerts(host, self.config)
+        host.adjust_plugins(console_to_alerts)
         if self.seed is not None and (problem := _seed_samplers(host, self.seed)):
             host.close()  # not started: releases the outbox
             raise ConfigError([problem])

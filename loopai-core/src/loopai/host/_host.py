@@ -6,12 +6,12 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 from uuid import UUID
 
 from loopai._errors import LoopaiError, StartupError
-from loopai._isolation import watch_forks
+from loopai._isolation import Raised, attempt, describe, watch_forks
 from loopai._log import logger
 from loopai._redact import redact
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
@@ -29,7 +29,7 @@ from loopai.host._meter import Meter
 from loopai.host._monitor import TaskMonitor
 from loopai.host._outcome import Outcomes
 from loopai.host._process import WorkerPool
-from loopai.host._reload import areload, reload
+from loopai.host._reload import HostAside, areload, reload
 from loopai.host._sample import Sampling
 from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
@@ -160,6 +160,7 @@ class Host(HostCalls):
         self._finalizer = weakref.finalize(self, self._delivery.close)
         self._reload_lock = threading.Lock()  # released by whichever thread: not an RLock
         self._triggers = Triggers(self.reload, self._problem)
+        self._adjusts: list[Callable[[Any], None]] = []
         self._generation = 1
         registry = registry if registry is not None else PluginRegistry()
         self._set, problems = build_set(self._generation, config, registry, settings, self._sources, plugins)
@@ -224,6 +225,15 @@ class Host(HostCalls):
         finally:
             self._reload_lock.release()
 
+    def adjust_plugins(self, adjust: Callable[[Any], None]) -> None:
+        """Call ``adjust(host)`` now, and again with each plugin set a reload builds, before that set
+        takes a call: what an application sets on plugins in code outlives reloads, which re-read
+        only the configuration (``loopai run`` and ``loopai serve`` keep the console handler to
+        alerts so). During a reload ``host.registry`` and ``host.config`` are the new set's; what
+        ``adjust`` raises then is a problem of the reload, and the new set is kept."""
+        adjust(self)
+        self._adjusts.append(adjust)
+
     def _read_config(self) -> LoopaiConfig:
         """The configuration again, from where it came from (a given one without a file: itself)."""
         if self._config_path is None and not self._reads_config:
@@ -242,6 +252,10 @@ class Host(HostCalls):
         plugin_set, problems = build_set(
             self._generation, config, PluginRegistry(), settings, self._sources, (), carried
         )
+        for adjust in self._adjusts:
+            outcome = attempt(adjust, HostAside(self, plugin_set))
+            if isinstance(outcome, Raised):
+                problems.append(f"adjusting the reloaded plugins failed: {adjust!r} raised {describe(outcome.error)}")
         previous = self._set.config.delivery.outbox
         if config.delivery.outbox != previous and self._delivery.outbox is not None:
             problems.append(

@@ -34,8 +34,9 @@ def refuse_unrunnable(host: Host, config: LoopaiConfig, outcome: str) -> None:
     raise ConfigError([*config.with_lines(failures), what_to_do])
 
 
-def console_to_alerts(host: Host, config: LoopaiConfig) -> None:
-    """Keep the console handler to alerts, on stderr, unless ``config`` sets it up.
+def console_to_alerts(host: Host) -> None:
+    """Keep the console handler to alerts, on stderr, unless the host's configuration sets it up
+    (give it to :meth:`loopai.Host.adjust_plugins`, so that it holds after a reload too).
 
     On built-in defaults it would print a box for every event of every record: among the result
     lines of ``loopai run`` (or its JSON summary), and for every request of ``loopai serve``. Only
@@ -43,7 +44,7 @@ def console_to_alerts(host: Host, config: LoopaiConfig) -> None:
     handler gets it as configured.
     """
     plugin = host.registry.resolve(WebhookHandlerPlugin, CONSOLE)  # type: ignore[type-abstract]
-    if plugin is None or config.plugins.find("webhook_handlers", CONSOLE) is not None:
+    if plugin is None or host.config.plugins.find("webhook_handlers", CONSOLE) is not None:
         return
     plugin.supported_events = ALERT_EVENTS
     settings = plugin.config

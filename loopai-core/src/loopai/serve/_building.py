@@ -59,5 +59,5 @@ def build_host(
     refuse_unrunnable(host, config, "loopai serve: not started")  # names its own problems, with their lines
     for problem in config.with_lines(host.problems):
         log.warning("%s", problem)
-    console_to_alerts(host, config)
+    host.adjust_plugins(console_to_alerts)
     return host
