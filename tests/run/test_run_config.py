@@ -82,6 +82,22 @@ def test_the_tasks_section_of_the_configuration(tmp_path: Path, kit, loopai) -> 
     assert result.lines[0]["validation"]["is_valid"] is False  # the schema came from loopai.toml
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_task_schema_that_is_not_a_json_schema_is_said_at_start(tmp_path: Path, kit, loopai, workers) -> None:
+    broken = {"type": "strin"}
+    (tmp_path / "tasks.toml").write_text(
+        kit.tasks_toml(**{kit.TASK_A: {"name": "alpha", "output_schema": broken}}), encoding="utf-8"
+    )
+
+    result = loopai(str(_source(tmp_path, kit)), "--tasks", "tasks.toml", "--workers", workers)
+
+    warning = f"json-schema-validator: task 'alpha' ({kit.TASK_A}): output_schema is not a valid JSON Schema ("
+    assert result.stderr.count(warning) == 1, result.stderr  # once, whatever the number of workers
+    assert result.stderr.index(warning) < result.stderr.index("loopai run:")  # said at start-up
+    assert "every record of the task is judged invalid until it is fixed" in result.stderr
+    assert result.lines[0]["validation"]["is_valid"] is False
+
+
 def test_a_tasks_file_wins_over_the_configuration(tmp_path: Path, kit, loopai) -> None:
     (tmp_path / "loopai.toml").write_text(
         kit.tasks_toml(**{kit.TASK_A: {"output_schema": kit.OUTPUT_SCHEMA}}), encoding="utf-8"

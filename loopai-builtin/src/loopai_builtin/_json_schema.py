@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, NamedTuple
@@ -17,6 +18,8 @@ from loopai_builtin._version import __version__
 __all__ = ["CacheInfo", "JsonSchemaValidator"]
 
 _MAX_DIFFERENCES = 20
+
+log = logging.getLogger("loopai.builtin")
 
 
 class _Part(NamedTuple):
@@ -92,6 +95,31 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
     def _new_cache(self) -> SchemaCache:
         remote = RemoteRefs(self.config.remote_refs, self.config.remote_ref_timeout)
         return SchemaCache(self.config.cache_size, remote)
+
+    def startup(self, host: Any) -> None:
+        """Compile the schemas of the host's tasks table now (the first records do not wait for it)
+        and warn about each one that is not a valid JSON Schema: every record of its task would be
+        judged invalid until it is fixed."""
+        tasks = getattr(getattr(host, "tasks", None), "settings", None) or {}
+        for task_id, task in tasks.items():
+            for part in _PARTS:
+                schema = getattr(task, part.schema, None)
+                if schema is None:
+                    continue
+                problem = self._cache.get(schema, self.config.format_checking).problem
+                if problem is not None:
+                    where, text = problem
+                    named = f"{task.name!r} ({task_id})" if task.name else str(task_id)
+                    log.warning(
+                        "%s: task %s: %s is not a valid JSON Schema (%s at %s%s): every record of the task "
+                        "is judged invalid until it is fixed",
+                        self.name,
+                        named,
+                        part.schema,
+                        text,
+                        part.schema,
+                        where or " root",
+                    )
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses, size limit and current size of the compiled-schema cache."""

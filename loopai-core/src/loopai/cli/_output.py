@@ -21,6 +21,7 @@ from loopai._log import NotReported
 __all__ = ["is_quiet", "output_settings", "say", "warn"]
 
 _CLI = "loopai.cli"
+_NOT_CORE = frozenset({_CLI, "loopai.builtin"})
 
 
 def warn(message: str) -> None:
@@ -70,9 +71,10 @@ class _Format(logging.Formatter):
 def _not_reported_elsewhere(record: logging.LogRecord) -> bool:
     """loopai's own warnings (a plugin left out, a refused setting) reach the commands as problems,
     which they print themselves: shown here they would be said twice. Its lower levels (``-v``)
-    and everything from other libraries and plugins are shown."""
+    and everything from other libraries and plugins (the built-in ones log as ``loopai.builtin``)
+    are shown."""
     name = record.name
-    ours = name == "loopai" or (name.startswith("loopai.") and name != _CLI)
+    ours = name == "loopai" or (name.startswith("loopai.") and name not in _NOT_CORE)
     return not (ours and record.levelno >= logging.WARNING)
 
 

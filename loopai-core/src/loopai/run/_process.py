@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from loopai._errors import LoopaiError
+from loopai._log import captured_warnings
 from loopai.host import Host
 from loopai.run._engine import Runner, RunOptions
 from loopai.run._summary import Summary
@@ -97,11 +98,12 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
         return
     known = len(host.problems)
     try:
-        host.start()
+        with captured_warnings() as said:  # what plugins log as they start: the parent says it, once
+            host.start()
     except LoopaiError as exc:
         conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
         return
-    conn.send(("started", host.problems[known:]))
+    conn.send(("started", [*host.problems[known:], *said]))
     known = len(host.problems)
     output = _Collected(conn)
     options.warn = lambda text: conn.send(("warn", text))
