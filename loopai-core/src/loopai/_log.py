@@ -56,15 +56,16 @@ def captured_warnings() -> Iterator[list[str]]:
     handlers still see it (an application's own logging is its own)."""
     capture = _Capture()
     # First on both loggers, so that the mark is made before the handlers that look for it run
-    # (``loopai`` may not propagate to the root, as under ``loopai serve``).
+    # (``loopai`` may not propagate to the root, as under ``loopai serve``). Each list is replaced,
+    # not changed in place: other threads may be walking it to handle their own records.
     loggers = [logging.getLogger("loopai"), logging.getLogger()]
     for each in loggers:
-        each.handlers.insert(0, capture)
+        each.handlers = [capture, *each.handlers]
     try:
         yield capture.messages
     finally:
         for each in loggers:
-            each.removeHandler(capture)
+            each.handlers = [handler for handler in each.handlers if handler is not capture]
 
 
 class NotReported(logging.Filter):
