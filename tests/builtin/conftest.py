@@ -57,6 +57,11 @@ class Request:
     method: str = "POST"
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # many deliveries connect at once: none refused for want of a backlog
+
+
 class Receiver:
     """A ThreadingHTTPServer in a thread that records requests and answers from a script."""
 
@@ -138,8 +143,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hooks/loopai"

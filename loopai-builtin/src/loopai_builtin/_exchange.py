@@ -155,43 +155,62 @@ class Answer:
 
 
 class Connections:
-    """Keep-alive connection pools, one direct and one per proxy in use, opened on first use.
+    """Keep-alive connections, direct or through the proxy in use, opened on first use.
+
+    Each exchange takes a pool of its own for its duration, and gives it back for the next one
+    (the one used last first, its connection warm): exchanges made at once, from the threads of
+    a handler's deliveries, never wait for one another, as they would on the lock of one
+    shared pool that checks every idle connection on each request. At most
+    ``max_keepalive_connections`` pools (one connection each) are kept for later.
 
     TLS is set up as httpx sets it up (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` honoured). No
     cookies are kept and no redirect is followed: a 3xx is an answer like any other.
     """
 
     def __init__(self) -> None:
-        self._pools: dict[str | None, httpcore.ConnectionPool] = {}
+        self._free: dict[str | None, list[httpcore.ConnectionPool]] = {}
+        self._opened: set[httpcore.ConnectionPool] = set()  # free or in use; close() closes them all
         self._ssl: ssl.SSLContext | None = None
         self._lock = threading.Lock()
 
     def open(self, proxy: str | None = None) -> httpcore.ConnectionPool:
-        """The pool for ``proxy`` (None: direct connections), created if needed (thread-safe)."""
-        pool = self._pools.get(proxy)
-        if pool is None:
-            with self._lock:
-                pool = self._pools.get(proxy)
-                if pool is None:
-                    if self._ssl is None:
-                        self._ssl = httpx.create_ssl_context()
-                    pool = httpcore.ConnectionPool(
-                        ssl_context=self._ssl,
-                        proxy=_core_proxy(proxy, self._ssl),
-                        network_backend=_BACKEND,
-                        # httpx's limits: many deliveries at once, idle connections closed after 5 s.
-                        max_connections=_LIMITS.max_connections,
-                        max_keepalive_connections=_LIMITS.max_keepalive_connections,
-                        keepalive_expiry=_LIMITS.keepalive_expiry,
-                    )
-                    self._pools = {**self._pools, proxy: pool}
-        return pool
+        """A pool for ``proxy`` (None: direct connections), for this caller alone until it gives
+        it back with :meth:`give_back` (thread-safe)."""
+        with self._lock:
+            free = self._free.get(proxy)
+            if free:
+                return free.pop()
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            pool = httpcore.ConnectionPool(
+                ssl_context=self._ssl,
+                proxy=_core_proxy(proxy, self._ssl),
+                network_backend=_BACKEND,
+                # httpx's limits: idle connections closed after 5 s.
+                max_connections=_LIMITS.max_connections,
+                max_keepalive_connections=_LIMITS.max_keepalive_connections,
+                keepalive_expiry=_LIMITS.keepalive_expiry,
+            )
+            self._opened.add(pool)
+            return pool
+
+    def give_back(self, pool: httpcore.ConnectionPool, proxy: str | None = None) -> None:
+        """Return a pool :meth:`open` gave, for the next exchange (closed if enough are kept)."""
+        with self._lock:
+            free = self._free.setdefault(proxy, [])
+            keep = pool in self._opened and len(free) < (_LIMITS.max_keepalive_connections or 0)
+            if keep:
+                free.append(pool)
+            else:
+                self._opened.discard(pool)
+        if not keep:
+            pool.close()
 
     def close(self) -> None:
-        """Close every connection; a later exchange opens new ones."""
+        """Close every connection (an exchange under way fails); a later one opens new ones."""
         with self._lock:
-            pools, self._pools = self._pools, {}
-        for pool in pools.values():
+            pools, self._opened, self._free = self._opened, set(), {}
+        for pool in pools:
             pool.close()
 
     def exchange(
@@ -235,6 +254,7 @@ class Connections:
                 )
         finally:
             _DEADLINE.reset(token)
+            self.give_back(pool, target.proxy)
 
 
 def _core_proxy(proxy: str | None, context: ssl.SSLContext) -> httpcore.Proxy | None:

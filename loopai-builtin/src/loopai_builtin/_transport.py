@@ -170,7 +170,8 @@ class Poster:
 
     def open(self) -> None:
         """Open the direct connection pool now rather than on the first post (TLS set-up takes a while)."""
-        self._pool().open()
+        connections = self._pool()
+        connections.give_back(connections.open())
 
     def close(self) -> None:
         """Close the connections; a later post opens new ones."""
