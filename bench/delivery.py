@@ -411,7 +411,8 @@ events a commit: four B-tree inserts an event, each at the end of its index as e
 time-ordered), so about {2 * per_event:,.0f} µs a record against the {cpu["none"]:,.0f} µs a record takes
 without events: that is the receiver-down run, where the circuit opened after a few attempts and nothing else was
 sent. With the live receiver, the delivery workers share the interpreter with the records: each
-delivery (claim, decode, sign, a POST through httpx, the delivered mark) costs more CPU than a
+delivery (claim, decode, sign, a POST through httpcore on a keep-alive connection of its own, the
+delivered mark) costs more CPU than a
 record's processing, and {2 * runs.records:,} of them run alongside the {runs.records:,} records.
 {_explained(missed, runs.deliveries("down"))}
 """
