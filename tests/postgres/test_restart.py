@@ -54,6 +54,10 @@ def test_a_server_restart_mid_run_loses_no_count(pg, loopai, postgres_server, po
         counts = conn.execute("SELECT total_executions, sampled_executions FROM loopai_task_statistics").fetchall()
     assert counts == [(len(records), 6)]
     assert postgres_server.password not in out + err
+    # The outage is said once, in loopai's words, and so is its end; not each attempt to reconnect.
+    assert err.count("is unreachable") == 1 and "; retrying for up to 30 s" in err, err
+    assert "is reachable again, after " in err
+    assert "psycopg.pool" not in err
 
 
 def test_past_the_unavailable_timeout_a_call_fails_naming_the_database_and_keeps_its_counts(

@@ -21,7 +21,7 @@ from loopai._log import NotReported
 __all__ = ["is_quiet", "output_settings", "say", "warn"]
 
 _CLI = "loopai.cli"
-_NOT_CORE = frozenset({_CLI, "loopai.builtin"})
+_SAID_OTHERWISE = frozenset({"loopai", "loopai.discovery", "loopai.delivery", "psycopg.pool"})
 
 
 def warn(message: str) -> None:
@@ -69,13 +69,13 @@ class _Format(logging.Formatter):
 
 
 def _not_reported_elsewhere(record: logging.LogRecord) -> bool:
-    """loopai's own warnings (a plugin left out, a refused setting) reach the commands as problems,
-    which they print themselves: shown here they would be said twice. Its lower levels (``-v``)
-    and everything from other libraries and plugins (the built-in ones log as ``loopai.builtin``)
-    are shown."""
-    name = record.name
-    ours = name == "loopai" or (name.startswith("loopai.") and name not in _NOT_CORE)
-    return not (ours and record.levelno >= logging.WARNING)
+    """The warnings a command says in its own words are not shown twice: the host's and
+    discovery's (a plugin left out, a refused setting: the commands print them as problems), the
+    delivery workers' (their notices have a handler of their own), and the connection pool's
+    attempts to reconnect while a database is away (loopai says the outage, and its end, once).
+    Lower levels (``-v``) and everything else, the built-in plugins' (``loopai.builtin``) and the
+    database's included, are shown."""
+    return not (record.name in _SAID_OTHERWISE and record.levelno >= logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -79,6 +79,7 @@ class Database:
         self._pool: Any = None
         self._listeners: dict[str, Listener] = {}
         self._closed = False
+        self._away_since: float | None = None  # when an outage was first met (monotonic), while it lasts
 
     def __repr__(self) -> str:
         return f"Database({self.url.shown!r})"
@@ -182,7 +183,6 @@ class Database:
         unreachable = (psycopg.OperationalError, psycopg.InterfaceError)
         deadline = time.monotonic() + self.unavailable_timeout  # waiting for a connection counts too
         delay = FIRST_RETRY
-        warned = False
         while True:
             pool = self._pool
             if pool is None:
@@ -190,17 +190,18 @@ class Database:
             try:
                 try:
                     with pool.connection(timeout=min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)) as conn:
-                        return _call(operation, conn, autocommit)
+                        result = _call(operation, conn, autocommit)
                 except pool_module.PoolTimeout:
                     # The pool reconnects on its own schedule (backing off up to many seconds after an
                     # outage): a connection of our own tells at once whether the server is back.
                     with psycopg.connect(self.url.conninfo, **self._arguments()) as conn:
-                        return _call(operation, conn, autocommit)
+                        result = _call(operation, conn, autocommit)
+                if self._away_since is not None:
+                    self._back()
+                return result
             except unreachable as exc:
                 now = time.monotonic()
-                if not warned:
-                    warned = True
-                    log.warning("%s; retrying for up to %g s", self.describe(exc, "is unreachable"), deadline - now)
+                self._away(exc, deadline - now)
                 if now >= deadline:
                     raise self._failure(
                         exc, f"has been unreachable for {self.unavailable_timeout:g} s ([state] unavailable_timeout)"
@@ -211,6 +212,22 @@ class Database:
                 raise self._failure(exc, "refused an operation") from None
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _away(self, error: BaseException, retrying: float) -> None:
+        """Say once per outage, whichever call meets it first, that the database is unreachable."""
+        with self._lock:
+            if self._away_since is not None:
+                return
+            self._away_since = time.monotonic()
+        log.warning("%s; retrying for up to %.0f s", self.describe(error, "is unreachable"), retrying)
+
+    def _back(self) -> None:
+        """Say that the outage is over, and how long it lasted."""
+        with self._lock:
+            since, self._away_since = self._away_since, None
+        if since is not None:
+            away = time.monotonic() - since
+            log.warning("%s %s is reachable again, after %.1f s", self.role, self.url.shown, away)
 
     def _arguments(self) -> dict[str, Any]:
         arguments: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **self.url.connect_arguments()}

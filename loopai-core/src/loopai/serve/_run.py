@@ -105,4 +105,6 @@ def _log_config() -> dict[str, Any]:
     # What a plugin logged while refusing its settings is in the problem that names it: said once.
     config.setdefault("filters", {})["loopai_not_reported"] = {"()": NotReported}
     config["handlers"]["default"].setdefault("filters", []).append("loopai_not_reported")
+    # The connection pool's every attempt to reconnect: loopai says a database's outage, and its end, once.
+    config["loggers"]["psycopg.pool"] = {"level": "ERROR"}
     return config
