@@ -25,7 +25,8 @@ def _source(tmp_path: Path, kit) -> Path:
         ('[tasks."{a}"]\nsampling_rate = "high"\n', "tasks.toml:2: {a}.sampling_rate: "),
         ('[tasks."{a}"]\noutput_schema = 3\n', "tasks.toml:2: {a}.output_schema: "),
         ('[tasks."{a}"]\nsamplng_rate = 0.5\n', "tasks.toml:2: {a}.samplng_rate: is not a known setting"),
-        ("[tasks.sentiment]\nsampling_rate = 0.5\n", "tasks.toml:1: sentiment.[key]: a task id must be a UUID"),
+        ("[tasks.sentiment]\nsampling_rate = 0.5\n", "tasks.toml:1: sentiment: a task id must be a UUID"),
+        ('[tasks]\n"{a}" = 5\n', "tasks.toml:2: {a}: must be a table (an object in JSON) (got 5)"),
         ("[tasks\n", "tasks.toml: invalid TOML"),
     ],
 )

@@ -97,12 +97,16 @@ _TEMPLATES: dict[str, str] = {
     "string_too_short": "must have at least {min_length} character(s)",
     "too_short": "must have at least {min_length} item(s)",
     "too_long": "must have at most {max_length} item(s)",
+    "model_type": "must be a table (an object in JSON)",
+    "dict_type": "must be a table (an object in JSON)",
 }
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
+        if item == "[key]":
+            continue  # pydantic's mark of a key that is wrong: the key itself is the place
         if isinstance(item, int):
             parts.append(f"[{item}]")
         elif parts:
