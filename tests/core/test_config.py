@@ -466,6 +466,10 @@ NOT_SAMPLERS = "does not match the section 'samplers' (use validator, sampler or
             "[dispatch]\nretries = 3\n",
             "loopai.toml:2: dispatch.retries: is not a known setting; did you mean 'max_retries'?",
         ),
+        (  # a name other tools use: too far from the spelling for difflib, known all the same
+            "[plugins.samplers.s.settings]\nrate = 1\n",
+            "loopai.toml:1: samplers.s.settings: is not a known setting; did you mean 'configuration'?",
+        ),
         (
             "[plugins.gadgets.g]\n",
             "loopai.toml:1: plugins.gadgets: unknown plugin kind; use validators, samplers or webhook_handlers",

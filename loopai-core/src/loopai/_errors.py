@@ -151,11 +151,26 @@ def describe_validation_error(
         if item["type"] == "extra_forbidden" and model is not None and item["loc"]:
             known = _model_at(model, tuple(item["loc"][:-1]))
             if known is not None:
-                message += did_you_mean(str(item["loc"][-1]), known.model_fields)
+                message += _suggestion(str(item["loc"][-1]), known.model_fields)
         elif item["type"] != "missing" and "input" in item:
             message += _got(item["input"], tuple(item["loc"]), model)
         lines.append(f"{where}: {message}")
     return lines
+
+
+_ALSO_WRITTEN: dict[str, frozenset[str]] = {
+    "configuration": frozenset({"settings", "config", "options", "params", "parameters"}),
+}
+"""Known names other tools use for a field: too far from its spelling for ``did you mean`` to find."""
+
+
+def _suggestion(name: str, fields: Iterable[str]) -> str:
+    fields = list(fields)
+    close = did_you_mean(name, fields)
+    if close:
+        return close
+    synonym = next((field for field in fields if name.lower() in _ALSO_WRITTEN.get(field, ())), None)
+    return f"; did you mean {synonym!r}?" if synonym else ""
 
 
 def _got(value: Any, loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str:
