@@ -67,6 +67,14 @@ def test_with_several_workers_every_scrape_adds_up_all_of_them(launcher, kit):
     assert server.stop() == 0
 
 
+def test_with_several_workers_a_plugin_problem_is_logged_once_not_once_per_worker(launcher, kit):
+    extra = f'[plugins.validators.needy]\nfactory = "{kit.MODULE}:Slow"\nrequires_plugins = ["absent"]\n'
+    server = launcher(config=kit.standard_config(recorder=False, extra=extra), args=("--workers", "2"))
+    assert httpx.post(server.url + "/api/v1/validate", json={"execution": kit.record()}).status_code == 200
+    assert server.stop() == 0
+    assert server.log.count("validator 'needy' is disabled (missing-plugin)") == 1, server.log
+
+
 def test_the_console_handler_on_defaults_prints_only_alerts(launcher, kit):
     """As in ``loopai run``: loaded but not configured, the console handler would print a box for
     every event of every request; it keeps to alerts (on stderr, here in the service's log)."""

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from fastapi import FastAPI
 
 from loopai._errors import StartupError
-from loopai._log import logger
+from loopai._log import captured_warnings, logger
 from loopai._models import WebhookEvent
 from loopai._version import core_version
 from loopai._wire import BatchRunItem, BatchRunRequest, BatchValidateRequest, SampleRequest, ValidateRequest
@@ -118,7 +118,8 @@ def app_from_environment() -> FastAPI:
     """The factory uvicorn calls in each worker process (``--workers N``): the options ``loopai serve``
     put in ``LOOPAI_SERVE_OPTIONS``, the configuration they name."""
     options = ServeOptions.from_environ(os.environ)
-    app = create_app(load_config(options.config), options=options)
+    with captured_warnings():  # the plugins' problems: said once, by the parent's check before the workers
+        app = create_app(load_config(options.config), options=options)
     settle_heap()  # a worker is a process of its own
     return app
 
