@@ -12,12 +12,14 @@ arrival time) in ``receiver.requests``; ``receiver.sent`` counts the body bytes 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,7 +67,7 @@ class _Server(ThreadingHTTPServer):
 class Receiver:
     """A ThreadingHTTPServer in a thread that records requests and answers from a script."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[Request] = []
         self.open_connections = 0
         self.script: list[Answer] = []
@@ -147,6 +149,9 @@ class Receiver:
         self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hooks/loopai"
+        if tls is not None:  # HTTPS, with the certificate ``tls`` holds (issued for localhost)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.port}/hooks/loopai"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
@@ -201,6 +206,24 @@ def _running() -> Iterator[Receiver]:
 def receiver() -> Iterator[Receiver]:
     """A running receiver; shut down after the test."""
     yield from _running()
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[Receiver, Path]]:
+    """A receiver over HTTPS whose certificate a private authority signed, and that authority's
+    certificate in a file (for ``SSL_CERT_FILE``)."""
+    import trustme
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    authority_file = tmp_path / "authority.pem"
+    authority.cert_pem.write_to_path(str(authority_file))
+    server = Receiver(tls=context)
+    try:
+        yield server, authority_file
+    finally:
+        server.close()
 
 
 @pytest.fixture

@@ -273,6 +273,26 @@ def test_posts_made_at_once_each_get_a_connection_and_at_most_twenty_stay_open(r
     assert settled(0) == 0
 
 
+def test_https_to_a_private_authority_says_how_to_trust_it_and_ssl_cert_file_does(tls_receiver, event, monkeypatch):
+    receiver, authority_file = tls_receiver
+    context = loopai.WebhookHandlerContext()
+    untrusted = handler_for(receiver.url)
+    with pytest.raises(WebhookDeliveryError) as caught:
+        untrusted.handle_event(event(), context)
+    untrusted.close()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert "set SSL_CERT_FILE or SSL_CERT_DIR to it" in str(caught.value)
+    assert receiver.requests == []
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority_file))
+    trusted = handler_for(receiver.url)
+    try:
+        trusted.handle_event(event(), context)
+    finally:
+        trusted.close()
+    assert len(receiver.requests) == 1
+
+
 def test_dry_run_logs_instead_of_posting(receiver, event, make_host, caplog):
     caplog.set_level(logging.INFO, logger="loopai")
     with make_host(handler_for(receiver.url)) as host:

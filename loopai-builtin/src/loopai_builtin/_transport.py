@@ -40,6 +40,7 @@ RETRY_AFTER_MAX = 300.0
 _SHOWN_EXCERPT = 200  # characters of the answer quoted in an error message
 _REDACTED = "**********"
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+_UNTRUSTED = " (a receiver whose certificate a private authority signed: set SSL_CERT_FILE or SSL_CERT_DIR to it)"
 
 
 class WebhookDeliveryError(loopai.LoopaiError):
@@ -239,8 +240,9 @@ class Poster:
             ) from None
         except TRANSPORT_ERRORS as exc:
             detail = _excerpt(scrub(str(exc), self._hidden(url, target, secrets)), _SHOWN_EXCERPT)
+            hint = _UNTRUSTED if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
             raise WebhookDeliveryError(
-                f"POST {shown} failed: {type(exc).__name__}" + (f": {detail}" if detail else ""), url=shown
+                f"POST {shown} failed: {type(exc).__name__}" + (f": {detail}" if detail else "") + hint, url=shown
             ) from None
         status = answer.status
         if 200 <= status < 300:
