@@ -108,17 +108,12 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
                     continue
                 problem = self._cache.get(schema, self.config.format_checking).problem
                 if problem is not None:
-                    where, text = problem
                     named = f"{task.name!r} ({task_id})" if task.name else str(task_id)
                     log.warning(
-                        "%s: task %s: %s is not a valid JSON Schema (%s at %s%s): every record of the task "
-                        "is judged invalid until it is fixed",
+                        "%s: task %s: %s: every record of the task is judged invalid until it is fixed",
                         self.name,
                         named,
-                        part.schema,
-                        text,
-                        part.schema,
-                        where or " root",
+                        _not_a_schema(part, problem),
                     )
 
     def cache_info(self) -> CacheInfo:
@@ -203,11 +198,17 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
         if compiled.problem is not None:
             where, text = compiled.problem
             errors.setdefault(f"{part.error_key}{where}", []).append(f"invalid schema: {text}")
-            return f"{part.schema} is not a valid JSON Schema ({text} at {part.schema}{where or ' root'})"
+            return _not_a_schema(part, compiled.problem)
         quick = compiled.quick
         if quick is not None and quick(instance):
             return None  # certainly valid: jsonschema is asked only when errors are possible
         return _jsonschema_errors(part, compiled.validator, instance, errors)
+
+
+def _not_a_schema(part: _Part, problem: tuple[str, str]) -> str:
+    """``output_schema is not a valid JSON Schema (<why> at output_schema.<where>)``."""
+    where, text = problem
+    return f"{part.schema} is not a valid JSON Schema ({text} at {part.schema}{where or ' root'})"
 
 
 def _jsonschema_errors(part: _Part, validator: Any, instance: Any, errors: dict[str, list[str]]) -> str | None:

@@ -138,7 +138,7 @@ def _configuration_warnings(host: Any) -> list[str]:
 def _with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | None, int | None]]:
     """Each error with the file and line it is about, where the file lets that be found
     (``loopai.toml:7: samplers.s.priority: ...``), in the file's order."""
-    from loopai.config import with_lines
+    from loopai.config import in_file_order, with_lines
 
     config = reading.config
     source = config.source if config is not None else None
@@ -149,7 +149,7 @@ def _with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | No
         (message, label if line is not None or message.startswith(f"{label}: ") else None, line)
         for message, line in with_lines(errors, source, label)
     ]
-    return sorted(located, key=lambda found: (found[2] is None, found[2] or 0))
+    return sorted(located, key=lambda found: in_file_order(found[2]))
 
 
 def _report(reading: Reading, located: list[tuple[str, str | None, int | None]], warnings: list[str]) -> Any:

@@ -5,7 +5,7 @@ discovery or delivery.
 """
 
 from loopai.config._documents import read_document
-from loopai.config._lines import KeyLines, with_lines
+from loopai.config._lines import KeyLines, in_file_order, with_lines
 from loopai.config._locate import user_config_path
 from loopai.config._model import (
     DeliverySettings,
@@ -42,6 +42,7 @@ __all__ = [
     "read_document",
     "user_config_path",
     "with_lines",
+    "in_file_order",
     "load_tasks",
     "parse_tasks",
 ]

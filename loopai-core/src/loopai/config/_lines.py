@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["KeyLines", "with_lines"]
+__all__ = ["KeyLines", "in_file_order", "with_lines"]
 
 _KINDS = ("validators", "samplers", "webhookhandlers")
 _BARE_KEY = r"[A-Za-z0-9_-]+"
@@ -87,6 +87,11 @@ def with_lines(messages: Iterable[str], path: Path, label: str, under: str = "")
         first = next((line for _, line in parts if line is not None), None)
         located.append(("\n".join(part for part, _ in parts), first))
     return located
+
+
+def in_file_order(line: int | None) -> tuple[bool, int]:
+    """A sort key for messages by the line :func:`with_lines` found: the file's order, those of no line last."""
+    return line is None, line or 0
 
 
 def _placed(text: str, lines: KeyLines, label: str, under: str) -> tuple[str, int | None]:

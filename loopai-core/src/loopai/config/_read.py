@@ -16,7 +16,7 @@ from loopai._plugin import snake
 from loopai._suggest import did_you_mean
 from loopai.config._documents import read_document
 from loopai.config._env import References
-from loopai.config._lines import with_lines
+from loopai.config._lines import in_file_order, with_lines
 from loopai.config._locate import locate_config
 from loopai.config._model import LoopaiConfig
 from loopai.config._overrides import apply_overrides, read_overrides
@@ -145,7 +145,7 @@ def _located(reading: Reading, path: Path, label: str) -> Reading:
     in the file's order (problems of no line last)."""
     located = with_lines(reading.problems, path, label)
     placed = {problem: message for problem, (message, _) in zip(reading.problems, located, strict=True)}
-    problems = [message for message, _ in sorted(located, key=lambda found: (found[1] is None, found[1] or 0))]
+    problems = [message for message, _ in sorted(located, key=lambda found: in_file_order(found[1]))]
     unset = tuple(unset._replace(problem=placed.get(unset.problem, unset.problem)) for unset in reading.unset)
     return reading._replace(problems=problems, unset=unset)
 

@@ -255,7 +255,8 @@ class Host(HostCalls):
         for adjust in self._adjusts:
             outcome = attempt(adjust, HostAside(self, plugin_set))
             if isinstance(outcome, Raised):
-                problems.append(f"adjusting the reloaded plugins failed: {adjust!r} raised {describe(outcome.error)}")
+                named = getattr(adjust, "__qualname__", repr(adjust))
+                problems.append(f"adjusting the reloaded plugins failed: {named} raised {describe(outcome.error)}")
         previous = self._set.config.delivery.outbox
         if config.delivery.outbox != previous and self._delivery.outbox is not None:
             problems.append(
