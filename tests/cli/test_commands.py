@@ -32,6 +32,36 @@ def test_a_usage_error_shows_that_commands_usage(cli, args, usage) -> None:
     assert "usage: loopai [-h]" not in done.err
 
 
+@pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        (("rnu", "records.jsonl"), "invalid choice: 'rnu'; did you mean 'run'?"),
+        (("plugin", "list"), "invalid choice: 'plugin'; did you mean 'plugins'?"),
+        (("plugins", "lst"), "invalid choice: 'lst'; did you mean 'list'?"),
+        (("install", "loopai-x"), "invalid choice: 'install'; did you mean 'loopai plugins install'?"),
+        (("deliver",), "invalid choice: 'deliver'; did you mean 'loopai events deliver'?"),
+        (("list",), "invalid choice: 'list'; did you mean 'loopai plugins list' or 'loopai events list'?"),
+        (("run", "--log-level", "warnig", "x"), "invalid choice: 'warnig'; did you mean 'warning'?"),
+        (("plugins", "new", "--kind", "validater", "x"), "invalid choice: 'validater'; did you mean 'validator'?"),
+        (("run", "--outptu", "out.jsonl", "in.jsonl"), "; --outptu: did you mean '--output'?"),
+        (("serve", "--prot=80"), "unrecognized arguments: --prot=80; --prot: did you mean '--port'?"),
+    ],
+)
+def test_a_mistyped_word_gets_what_was_meant(cli, args, meant) -> None:
+    done = cli(*args)
+
+    assert done.code == 2
+    assert meant in done.err
+
+
+def test_a_word_close_to_nothing_gets_only_the_choices(cli) -> None:
+    done = cli("zzz")
+
+    assert done.code == 2
+    assert "invalid choice: 'zzz' (choose from 'config', 'plugins', 'run'," in done.err
+    assert "did you mean" not in done.err
+
+
 def test_version_names_core_builtin_and_python(proc) -> None:
     done = proc("--version")
 

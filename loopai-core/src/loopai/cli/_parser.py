@@ -2,16 +2,21 @@
 
 :class:`LoopaiParser` is the class of the root parser and, through argparse's
 ``add_subparsers``, of every command's parser, whoever adds the command: each gets
-``-v`` / ``-q`` / ``--log-level`` / ``--trace`` (see :mod:`loopai.cli._output`), and an
-argument it does not know is reported with that command's usage, not the root's.
+``-v`` / ``-q`` / ``--log-level`` / ``--trace`` (see :mod:`loopai.cli._output`), an
+argument it does not know is reported with that command's usage, not the root's, and a word that
+is not one of an argument's choices gets what was probably meant: the closest choices (``loopai
+rnu``: did you mean 'run'?) or, for a command, the command group that has it (``loopai install``:
+did you mean 'loopai plugins install'?).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
+
+from loopai._suggest import closest, did_you_mean
 
 __all__ = ["LOG_LEVELS", "LoopaiParser", "VersionAction"]
 
@@ -27,8 +32,15 @@ class LoopaiParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.is_root = False
+        self.commands: Any = None
+        """The action :meth:`add_subparsers` returned (its ``choices``: each command's parser), or None."""
         if self.add_help:
             _add_output_options(self)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        """argparse's ``add_subparsers``, remembered as :attr:`commands`."""
+        self.commands = super().add_subparsers(**kwargs)
+        return self.commands
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -36,8 +48,43 @@ class LoopaiParser(argparse.ArgumentParser):
         parsed, extras = super().parse_known_args(args, namespace)
         if extras and not self.is_root:
             # argparse hands unknown arguments up to the root, which shows its own usage: say this command's.
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._options_meant(extras)}")
         return parsed, extras
+
+    def _options_meant(self, extras: list[str]) -> str:
+        """``; --outptu: did you mean '--output'?`` for each unknown long option close to one of ours."""
+        ours = [option for option in self._option_string_actions if option.startswith("--")]
+        hints = ""
+        for word in extras:
+            if word.startswith("--"):
+                name = word.partition("=")[0]
+                found = closest(name, ours, limit=2)
+                if found:
+                    hints += f"; {name}: did you mean {' or '.join(map(repr, found))}?"
+        return hints
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # argparse's own check (it calls this for every value with choices), saying what was meant.
+        choices = action.choices
+        if choices is not None and isinstance(value, str) and value not in choices:
+            listed = ", ".join(repr(str(choice)) for choice in choices)
+            meant = self._meant(value, choices)
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{meant} (choose from {listed})")
+        super()._check_value(action, value)
+
+    def _meant(self, value: str, choices: Iterable[Any]) -> str:
+        hint = did_you_mean(value, map(str, choices))
+        if hint or not self.is_root or self.commands is None:
+            return hint
+        # A sub-command given without its group (``loopai install``): the groups that have it.
+        found = [
+            f"{command.prog} {value}"
+            for command in self.commands.choices.values()
+            if getattr(command, "commands", None) is not None and value in command.commands.choices
+        ]
+        if not found:
+            return ""
+        return f"; did you mean {' or '.join(map(repr, found))}?"
 
     def error(self, message: str) -> NoReturn:
         """Print this command's usage and ``message`` on stderr; exit 2."""
