@@ -128,6 +128,12 @@ def test_a_422_says_how_to_fix_the_common_mistakes(guarded, kit):
     misspelt = httpx.post(guarded.url + "/api/v1/validate", json={"executoin": kit.record()}, headers=headers)
     assert misspelt.status_code == 422
     assert "'executoin' is not a field; did you mean 'execution'?" in misspelt.json()["message"]
+    bare_item = httpx.post(
+        guarded.url + "/api/v1/batch/run", json={"items": [{"execution": kit.record()}, kit.record()]}, headers=headers
+    )
+    assert bare_item.status_code == 422
+    assert bare_item.json()["message"].startswith("items[1].execution: Field required")
+    assert 'are not fields of items[1]: send them inside it, as {"execution": {...}}' in bare_item.json()["message"]
     lines = "\n".join(json.dumps({"execution": kit.record()}) for _ in range(2))
     ndjson = {**headers, "Content-Type": "application/x-ndjson"}
     wrong_endpoint = httpx.post(guarded.url + "/api/v1/validate", content=lines, headers=ndjson)

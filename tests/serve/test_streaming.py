@@ -158,3 +158,30 @@ def test_an_upload_that_breaks_off_stops_the_batch(launcher, kit):
     assert len(events) == 2 * len(processed)  # each item's two events delivered
     with server.client() as client:
         assert client.ready().status == "ready"  # and the service carries on
+
+
+def test_the_clients_json_batch_run_takes_what_the_stream_takes(server, kit):
+    """Records as dicts, models and JSON lines go inside ``{"execution": ...}``; items as they are."""
+    import asyncio
+
+    from loopai import ExecutionRecord
+
+    records = [kit.record() for _ in range(4)]
+    items = [
+        records[0],  # a record's dict
+        ExecutionRecord.model_validate(records[1]),
+        json.dumps(records[2]) + "\n",  # a line of a loopai run input file
+        "\n",  # a blank line: skipped, as loopai run skips it
+        {"id": "mine", "execution": records[3]},  # an item
+    ]
+    with server.client() as client:
+        answer = client.batch_run(items)
+
+    async def run():
+        async with AsyncClient(server.url) as client:
+            return await client.batch_run(items)
+
+    for body in (answer, asyncio.run(run())):
+        assert [result.id for result in body.results] == [*(r["id"] for r in records[:3]), "mine"]
+        assert all(result.validation.is_valid for result in body.results)
+        assert body.summary.completed == 4

@@ -31,11 +31,11 @@ from loopai.client._common import (
     RetryPolicy,
     answer,
     as_json,
+    batch_items,
     connection_failed,
     error_of,
     ndjson_line,
 )
-from loopai.client._sync import _item
 
 __all__ = ["AsyncBatchRunStream", "AsyncClient"]
 
@@ -113,7 +113,7 @@ class AsyncClient:
     ) -> BatchRunResponse:
         """``items`` through the service's pipeline as one JSON request."""
         body = {
-            "items": [_item(item) for item in items],
+            "items": batch_items(items),
             "max_concurrency": max_concurrency,
             "stop_on_first_error": stop_on_first_error,
         }

@@ -129,6 +129,24 @@ def invalid_response(response: httpx.Response, exc: ValidationError) -> LoopaiAP
     )
 
 
+def batch_items(items: Iterable[Any]) -> list[Any]:
+    """The ``items`` of a JSON ``batch/run`` body, from what :func:`ndjson_line` takes: a record (an
+    ``ExecutionRecord``, a dict without ``execution``, a line of JSON) goes inside ``{"execution": ...}``;
+    a ``BatchRunItem`` or a dict with ``execution`` as it is; blank lines are skipped."""
+    body = []
+    for item in items:
+        if isinstance(item, (bytes, str)):
+            if not item.strip():
+                continue
+            item = json.loads(item)
+        if isinstance(item, ExecutionRecord):
+            item = {"execution": item.model_dump(mode="json")}
+        elif isinstance(item, Mapping) and "execution" not in item:
+            item = {"execution": dict(item)}
+        body.append(as_json(item))
+    return body
+
+
 def ndjson_line(item: Any) -> bytes:
     """One ``batch/run`` item as an NDJSON line: a ``BatchRunItem``, an ``ExecutionRecord``, a dict, or a
     line of JSON already (``bytes`` or ``str``: the lines of a ``loopai run`` input file go as they are)."""

@@ -31,6 +31,7 @@ from loopai.client._common import (
     RetryPolicy,
     answer,
     as_json,
+    batch_items,
     connection_failed,
     error_of,
     ndjson_chunks,
@@ -119,10 +120,12 @@ class Client:
         max_concurrency: int = 10,
         stop_on_first_error: bool = False,
     ) -> BatchRunResponse:
-        """``items`` (``BatchRunItem``, ``ExecutionRecord`` or dicts) through the service's pipeline, as one
-        JSON request (at most the service's ``max_batch_items``; :meth:`stream_batch_run` has no limit)."""
+        """``items`` through the service's pipeline, as one JSON request (at most the service's
+        ``max_batch_items``; :meth:`stream_batch_run` has no limit). An item is what
+        :meth:`stream_batch_run` takes: a ``BatchRunItem``, an ``ExecutionRecord``, a dict (a record, or
+        an item with ``execution``), or a line of JSON (blank lines are skipped)."""
         body = {
-            "items": [_item(item) for item in items],
+            "items": batch_items(items),
             "max_concurrency": max_concurrency,
             "stop_on_first_error": stop_on_first_error,
         }
@@ -214,9 +217,3 @@ class BatchRunStream:
         except httpx.TransportError as exc:
             raise connection_failed(exc, self._client.base_url) from exc
         self._events.finish()
-
-
-def _item(item: Any) -> Any:
-    if isinstance(item, ExecutionRecord):
-        return {"execution": item.model_dump(mode="json")}
-    return as_json(item)

@@ -22,7 +22,8 @@ except ModuleNotFoundError as missing:  # pragma: no cover - depends on what is 
         "prometheus_client",
     }:
         raise ModuleNotFoundError(
-            f"loopai serve needs the serve extra ({missing.name} is not installed): pip install 'loopai-core[serve]'",
+            f"the HTTP service needs the serve extra, and {missing.name} is not installed in this environment: "
+            "pip install 'loopai-core[serve]'",
             name=missing.name,
         ) from None
     raise

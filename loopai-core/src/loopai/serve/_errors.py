@@ -167,17 +167,22 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> Res
 
 
 def _unwrapped_hint(errors: Sequence[Mapping[str, Any]]) -> str:
-    """A hint when a body's fields were sent at its top instead of inside the one field it lacks
-    (an execution record posted bare, where ``{"execution": {...}}`` is expected)."""
-    top = [(error["type"], tuple(error.get("loc", ()))) for error in errors]  # ("body", field) at the top
-    missing = [loc[1] for kind, loc in top if kind == "missing" and len(loc) == 2]
-    extra = [str(loc[1]) for kind, loc in top if kind == "extra_forbidden" and len(loc) == 2]
+    """A hint when an object's fields were sent at its top instead of inside the one field it lacks
+    (an execution record posted bare, or as a batch item, where ``{"execution": {...}}`` is
+    expected): about the object of the first error, the body or an item of it."""
+    if not errors:
+        return ""
+    parent = tuple(errors[0].get("loc", ()))[:-1]
+    here = [(error["type"], tuple(error.get("loc", ()))) for error in errors]
+    missing = [loc[-1] for kind, loc in here if kind == "missing" and loc[:-1] == parent]
+    extra = [str(loc[-1]) for kind, loc in here if kind == "extra_forbidden" and loc[:-1] == parent]
     if len(missing) != 1 or not extra:
         return ""
     if len(extra) == 1:  # a misspelt field rather than a record sent bare
         return f" ({extra[0]!r} is not a field{did_you_mean(extra[0], [str(missing[0])])})"
     keys = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
-    return f"; {keys} are not fields of the body: send them inside it, as {{{json.dumps(missing[0])}: {{...}}}}"
+    where = "the body" if len(parent) <= 1 else _field(parent)
+    return f"; {keys} are not fields of {where}: send them inside it, as {{{json.dumps(missing[0])}: {{...}}}}"
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
