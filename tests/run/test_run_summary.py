@@ -108,6 +108,22 @@ def test_plugin_failures_are_counted_with_the_first_reason(tmp_path: Path, kit, 
         assert reason in table
 
 
+def test_the_summary_says_why_the_first_malformed_line_is_not_a_record(tmp_path: Path, kit, loopai) -> None:
+    cut = json.dumps(kit.make_record())[:40]  # a line cut short inside a string, as a truncated file ends
+    lines = [kit.make_record(kit.TASK_B), kit.make_record(), cut, kit.make_record(), "[1]", kit.make_record(kit.TASK_B)]
+    source = kit.write_lines(tmp_path / "in.jsonl", lines)
+    why = "line 3: invalid JSON: EOF while parsing a string (column 40)"
+
+    as_json = json.loads(loopai(str(source), "--json", "-o", "out.jsonl").stdout)
+
+    assert as_json["malformed"] == 2 and as_json["first_malformed"] == why
+    for workers in ("1", "2"):  # with workers, each has some of the lines: the first of all is said
+        table = loopai(str(source), "-o", "out.jsonl", "--workers", workers).stderr
+        assert f"FIRST MALFORMED LINE (each has an error line in the results):\n  {why}\n" in table
+    clean = kit.write_lines(tmp_path / "clean.jsonl", [kit.make_record()])
+    assert "MALFORMED" not in loopai(str(clean), "-o", "out.jsonl").stderr
+
+
 def test_histogram_quantiles_within_half_a_percent() -> None:
     histogram = Histogram()
     assert histogram.quantile(0.5) is None

@@ -200,10 +200,14 @@ class Runner:
             self.options.warn(warning)
 
     def _malformed(self, number: int, exc: Malformed) -> str:
-        self.summary.malformed += 1
+        summary = self.summary
+        summary.malformed += 1
         if self.options.fail_fast:
-            self.summary.stopped_by = f"--fail-fast: line {number} is malformed"
-        return error_line(number, f"line {number}: {exc}")
+            summary.stopped_by = f"--fail-fast: line {number} is malformed"
+        why = f"line {number}: {exc}"
+        if summary.first_malformed is None or number < summary.first_malformed[0]:
+            summary.first_malformed = (number, why)
+        return error_line(number, why)
 
     # -- the sync path ---------------------------------------------------------------
 

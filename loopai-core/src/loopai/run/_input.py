@@ -106,7 +106,8 @@ def parse_line(raw: bytes, unknown: Unknown | None = None) -> tuple[ExecutionRec
 
 def _parse_document(raw: bytes, unknown: Unknown | None) -> tuple[ExecutionRecord, Any]:
     try:
-        document = from_json(raw.decode("utf-8"))
+        # Without its line end: a string cut short would read as one holding a control character.
+        document = from_json(raw.rstrip(b"\r\n").decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise Malformed(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:  # pydantic-core's JSON parser: depth and number size are bounded

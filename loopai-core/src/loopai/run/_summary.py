@@ -109,6 +109,8 @@ class Summary:
         self.finished: float | None = None
         self.lines = 0
         self.malformed = 0
+        self.first_malformed: tuple[int, str] | None = None
+        """The first malformed line's number and why it is not a record (``line 3: ...``)."""
         self.interrupted = False
         self.stopped_by: str | None = None
         self.tasks: dict[UUID, TaskSummary] = {}
@@ -156,6 +158,7 @@ class Summary:
             "lines": self.lines,
             "records": records,
             "malformed": self.malformed,
+            "first_malformed": self.first_malformed[1] if self.first_malformed else None,
             "interrupted": self.interrupted,
             "stopped_by": self.stopped_by,
             "seconds": round(seconds, 6),
@@ -194,6 +197,8 @@ class Summary:
         elif self.stopped_by:
             head += f" - stopped early: {self.stopped_by}"
         blocks = [head]
+        if self.first_malformed is not None:
+            blocks.append(f"FIRST MALFORMED LINE (each has an error line in the results):\n  {self.first_malformed[1]}")
         task_rows = [
             (
                 task.label,

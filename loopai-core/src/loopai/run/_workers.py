@@ -271,6 +271,8 @@ class _Parent:
                 continue
             summary.tasks.update(part.tasks)
             summary.malformed += part.malformed
+            if part.first_malformed and (summary.first_malformed is None or part.first_malformed < summary.first_malformed):
+                summary.first_malformed = part.first_malformed
             summary.stopped_by = summary.stopped_by or part.stopped_by
             for hook in summary.hook_calls:
                 summary.hook_calls[hook] += part.hook_calls[hook]
