@@ -271,8 +271,8 @@ class _Parent:
                 continue
             summary.tasks.update(part.tasks)
             summary.malformed += part.malformed
-            if part.first_malformed and (summary.first_malformed is None or part.first_malformed < summary.first_malformed):
-                summary.first_malformed = part.first_malformed
+            firsts = [first for first in (summary.first_malformed, part.first_malformed) if first is not None]
+            summary.first_malformed = min(firsts, default=None)
             summary.stopped_by = summary.stopped_by or part.stopped_by
             for hook in summary.hook_calls:
                 summary.hook_calls[hook] += part.hook_calls[hook]
