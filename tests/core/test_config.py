@@ -437,8 +437,13 @@ def test_bad_toml_names_the_file_and_line(tmp_path: Path) -> None:
 
     (problem,) = problems_of(tmp_path)
 
-    assert problem.startswith("loopai.toml: invalid TOML: ")
-    assert "line 3" in problem
+    assert problem.startswith("loopai.toml:3:11: invalid TOML: ")
+
+
+def test_a_key_set_twice_in_toml_is_named_so(tmp_path: Path) -> None:
+    write(tmp_path, "loopai.toml", "[dispatch]\nmax_retries = 1\nmax_retries = 2\n")
+
+    assert problems_of(tmp_path) == ["loopai.toml:3:16: invalid TOML: Cannot overwrite a value (is a key set twice?)"]
 
 
 def test_bad_json_names_the_file_line_and_column(tmp_path: Path) -> None:
@@ -680,7 +685,7 @@ def test_plugin_constructor_validates_settings_too() -> None:
 
     assert caught.value.problems == [
         "percentage-sampler.sampling_rate: must be >= 0 (got -1)",
-        "percentage-sampler.extra: is not a known setting",
+        "percentage-sampler.extra: is not a known setting (the known ones: sampling_rate)",
     ]
 
 

@@ -143,7 +143,7 @@ def test_a_configuration_that_cannot_be_read_changes_nothing(reloadable, caplog)
         result = host.reload()
 
     assert not result and result.generation == 1
-    assert result.problems[0].startswith(f"{reloadable.path}: invalid TOML")
+    assert result.problems[0].startswith(f"{reloadable.path}:2:22: invalid TOML")
     assert "reload failed, nothing changed" in caplog.text
     assert tags(host.validate(execution())) == {"a": 1, "b": 1}
 

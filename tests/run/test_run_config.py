@@ -27,7 +27,7 @@ def _source(tmp_path: Path, kit) -> Path:
         ('[tasks."{a}"]\nsamplng_rate = 0.5\n', "tasks.toml:2: {a}.samplng_rate: is not a known setting"),
         ("[tasks.sentiment]\nsampling_rate = 0.5\n", "tasks.toml:1: sentiment: a task id must be a UUID"),
         ('[tasks]\n"{a}" = 5\n', "tasks.toml:2: {a}: must be a table (an object in JSON) (got 5)"),
-        ("[tasks\n", "tasks.toml: invalid TOML"),
+        ("[tasks\n", "tasks.toml:1:7: invalid TOML: Expected"),
     ],
 )
 def test_a_bad_tasks_file_is_exit_2_naming_file_and_field(

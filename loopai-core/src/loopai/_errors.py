@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
@@ -164,13 +164,19 @@ _ALSO_WRITTEN: dict[str, frozenset[str]] = {
 """Known names other tools use for a field: too far from its spelling for ``did you mean`` to find."""
 
 
+_LISTED_AT_MOST: Final = 8
+"""A table with at most this many settings lists them when a name is close to none of them."""
+
+
 def _suggestion(name: str, fields: Iterable[str]) -> str:
     fields = list(fields)
     close = did_you_mean(name, fields)
     if close:
         return close
     synonym = next((field for field in fields if name.lower() in _ALSO_WRITTEN.get(field, ())), None)
-    return f"; did you mean {synonym!r}?" if synonym else ""
+    if synonym:
+        return f"; did you mean {synonym!r}?"
+    return f" (the known ones: {', '.join(fields)})" if 0 < len(fields) <= _LISTED_AT_MOST else ""
 
 
 def _got(value: Any, loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str:

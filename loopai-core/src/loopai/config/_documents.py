@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = ["read_document", "tomllib"]
+
+_TOML_AT = re.compile(r"(?P<message>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)", re.S)
+"""Where tomllib's message says the error is (its exception has no such attributes before 3.14)."""
 
 
 def read_document(found: Path, label: str, how: str = "") -> Any:
@@ -35,7 +39,11 @@ def read_document(found: Path, label: str, how: str = "") -> Any:
     except json.JSONDecodeError as exc:
         raise ConfigError([f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
+        at = _TOML_AT.fullmatch(str(exc))  # "Cannot overwrite a value (at line 6, column 14)"
+        where, message = (f"{label}:{at['line']}:{at['column']}", at["message"]) if at else (label, str(exc))
+        if message == "Cannot overwrite a value":
+            message += " (is a key set twice?)"
+        raise ConfigError([f"{where}: invalid TOML: {message}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     if how == "pyproject":
