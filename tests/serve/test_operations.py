@@ -4,6 +4,7 @@ client's configuration and retries."""
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -254,3 +255,19 @@ def test_a_plugin_the_configuration_names_that_cannot_run_stops_the_service_from
     assert "loopai.toml:5: validators.json-schema-validator.remote_refs: input should be a valid list (got 3)" in log
     assert "loopai serve: not started: loopai.toml names plugins that cannot run (above)" in log
     assert "Started server process" not in log  # refused before any worker or socket
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_port_in_use_is_said_before_anything_starts(tmp_path, kit, workers):
+    with socket.socket() as taken:  # a real listener holds the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = kit.launch(tmp_path / "second", args=("--workers", str(workers)), port=port, wait=False)
+        try:
+            status = server.process.wait(60)
+        finally:
+            server.stop(signal.SIGKILL)  # when it did start: not left running
+    assert status == 2
+    assert f"loopai serve: cannot listen on 127.0.0.1:{port}: the address is already in use" in server.log
+    assert "Started server process" not in server.log  # no plugin, outbox or worker was started for nothing

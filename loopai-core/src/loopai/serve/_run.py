@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import logging
 import logging.config
 import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -45,6 +47,8 @@ def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping
     logging.config.dictConfig(_log_config())  # before the host is built: its problems are logged
     where = options.listening(config)
     refusal = insecure_binding(where.host, ApiKeys.resolve(config.serve, environ), allowed=options.insecure_no_auth)
+    if refusal is None:
+        refusal = cannot_listen(where.host, where.port)
     if refusal is not None:
         print(f"loopai serve: {refusal}", file=sys.stderr)
         return 2
@@ -68,6 +72,30 @@ def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping
         os.environ[OPTIONS_VARIABLE] = options.to_environ()
         uvicorn.run(_FACTORY, factory=True, workers=where.workers, **settings)
     return 0
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, a privileged port, not this machine's address),
+    or None. Tried with a socket bound as uvicorn binds its own, then closed: said before the plugins
+    start, where uvicorn would say it after starting them, in its own words."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except socket.gaierror as exc:
+        return f"cannot listen on {where}: {host!r} is not a known host name ({exc.strerror}); use --host ADDRESS"
+    except OSError as exc:
+        why = {
+            errno.EADDRINUSE: "the address is already in use (another loopai serve?): stop what listens there, or "
+            "choose another --port",
+            errno.EACCES: "permission denied (ports below 1024 need privileges): choose another --port",
+            errno.EADDRNOTAVAIL: f"{host} is not an address of this machine: use 127.0.0.1, 0.0.0.0 (every "
+            "address) or one of its own with --host",
+        }.get(exc.errno or 0, exc.strerror or str(exc))
+        return f"cannot listen on {where}: {why}"
+    return None
 
 
 @contextlib.contextmanager
