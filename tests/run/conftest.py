@@ -83,6 +83,16 @@ class SlowSync(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type="slow-sync")
 
 
+class Stuck(loopai.ValidatorPlugin):
+    """Hangs on every record (for a minute): a run that only a second Ctrl-C ends. Touches
+    ``stuck.started`` in the working folder when it starts hanging."""
+
+    def validate(self, execution, context):
+        open("stuck.started", "w").close()
+        time.sleep(60)
+        return loopai.ValidationResult(is_valid=True, validator_type="stuck")
+
+
 class Never(loopai.SamplerPlugin):
     def should_sample(self, execution, context):
         return loopai.SamplingDecision(should_sample=False, reason="never", sampler_type="never")

@@ -134,6 +134,35 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path, kit, config, events, concurrency: 
     assert stored == 2 * len(lines) == len(events())  # what was emitted is kept, and delivered
 
 
+def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_now(tmp_path: Path, kit, config) -> None:
+    config(validators={"stuck": "Stuck"})
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(3)])
+    process = kit.loopai_process(
+        [str(source), "--no-autoload", "-o", str(tmp_path / "out.jsonl")],
+        cwd=tmp_path,
+        env=kit.subprocess_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "stuck.started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the run is inside the plugin
+        process.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(1)  # the record in flight is waited for
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130
+    assert "stopping once the records in flight are done (Ctrl-C again stops now)" in stderr
+    assert stderr.rstrip().endswith("interrupted")
+
+
 def test_progress_line_on_a_terminal(tmp_path: Path, kit) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

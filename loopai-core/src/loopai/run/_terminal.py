@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -10,6 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 __all__ = ["Progress", "Stop", "interrupts"]
+
+_STOPPING = b"\nloopai run: stopping once the records in flight are done (Ctrl-C again stops now)\n"
 
 
 class Stop:
@@ -20,9 +23,10 @@ class Stop:
 
 @contextlib.contextmanager
 def interrupts() -> Iterator[Stop]:
-    """While inside, the first SIGINT sets ``requested``; a second one raises
-    ``KeyboardInterrupt`` as usual. Outside the main thread signals cannot be caught:
-    then nothing changes."""
+    """While inside, the first SIGINT sets ``requested`` and says on stderr what happens now (a
+    plugin that hangs would otherwise leave the run silent); a second one raises
+    ``KeyboardInterrupt`` as usual. Outside the main thread signals cannot be caught: then nothing
+    changes."""
     stop = Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -31,6 +35,8 @@ def interrupts() -> Iterator[Stop]:
     def first(signum: int, frame: object) -> None:
         stop.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        with contextlib.suppress(OSError):  # unbuffered: the main thread may be inside a write to stderr
+            os.write(2, _STOPPING)
 
     previous = signal.signal(signal.SIGINT, first)
     try:
