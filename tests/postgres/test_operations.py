@@ -44,6 +44,24 @@ def test_status_and_upgrade_bring_a_new_database_to_the_known_version(pg, loopai
         assert postgres_server.password not in done.stdout + done.stderr
 
 
+def test_url_names_the_database_where_nothing_is_configured(loopai, postgres_server):
+    """A deployment's migration step: ``loopai db upgrade --url "$DATABASE_URL"``, no configuration."""
+    del loopai.env["LOOPAI_STATE_URL"]
+    url = postgres_server.create_database("by_url")
+
+    nothing = loopai.run("db", "status")
+    upgraded = loopai.run("db", "upgrade", "--url", url)
+    status = loopai.run("db", "status", "--url", url, "--json")
+    down = loopai.run("db", "status", "--url", "postgresql://loopai@127.0.0.1:9/none")
+
+    assert nothing.returncode == 2 and "no database configured" in nothing.stderr
+    assert upgraded.returncode == 0 and "applied 0001 task_state\napplied 0002 outbox" in upgraded.stdout
+    assert status.returncode == 0 and json.loads(status.stdout)["current"] is True
+    assert down.returncode == 2 and "(check --url, and that the server is running" in down.stderr
+    for done in (upgraded, status):
+        assert postgres_server.password not in done.stdout + done.stderr
+
+
 def test_a_database_never_upgraded_is_refused_with_the_command_to_run(pg, loopai, postgres_server):
     loopai.env["LOOPAI_STATE_URL"] = postgres_server.create_database("not_upgraded")
     (loopai.workdir / "in.jsonl").write_text(pg.lines([pg.record(1)]), encoding="utf-8")

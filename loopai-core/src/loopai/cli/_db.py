@@ -64,6 +64,11 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
         parser.add_argument(
             "--config", metavar="FILE", help="configuration file (default: LOOPAI_CONFIG, ./loopai.toml)"
         )
+        parser.add_argument(
+            "--url",
+            metavar="URL",
+            help="this postgresql:// database instead of the configured ones (a deployment's migration step)",
+        )
     status.set_defaults(handler=_status)
     upgrade.set_defaults(handler=_upgrade)
     db.set_defaults(handler=lambda args: usage(db))
@@ -75,15 +80,18 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
     from loopai.delivery import is_database_url, outbox_location
 
     config = config_or_exit(args)
+    if args.url:  # the whole schema, state and outbox, as in every loopai database
+        return [_Target(_database(config, args.url, "--url", "database", "--url"), ["state", "outbox"])]
     targets: list[_Target] = []
     state_url = config.state.database_url(os.environ)
     if state_url is not None:
         where = "LOOPAI_STATE_URL" if os.environ.get("LOOPAI_STATE_URL") else "[state] url"
-        targets.append(_Target(_database(config, state_url, where, "state database"), ["state"]))
+        database = _database(config, state_url, where, "state database", "[state] url or LOOPAI_STATE_URL")
+        targets.append(_Target(database, ["state"]))
     outbox = outbox_location(config, os.environ, default=True)
     if isinstance(outbox, str) and is_database_url(outbox):
         where = "LOOPAI_OUTBOX" if os.environ.get("LOOPAI_OUTBOX") else "[delivery] outbox"
-        database = _database(config, outbox, where, "outbox database")
+        database = _database(config, outbox, where, "outbox database", "[delivery] outbox or LOOPAI_OUTBOX")
         same = next((t for t in targets if t.database.url.same_database(database.url)), None)
         if same is not None:
             same.uses.append("outbox")
@@ -99,11 +107,12 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
     return targets
 
 
-def _database(config: LoopaiConfig, url: str, where: str, role: str) -> Database:
+def _database(config: LoopaiConfig, url: str, where: str, role: str, setting: str) -> Database:
     from loopai.database import Database
 
+    timeout = config.state.unavailable_timeout
     try:
-        return Database(url, unavailable_timeout=config.state.unavailable_timeout, name="loopai-db", role=role)
+        return Database(url, unavailable_timeout=timeout, name="loopai-db", role=role, setting=setting)
     except ValueError as exc:
         print(f"loopai db: {where}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

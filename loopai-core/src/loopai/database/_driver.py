@@ -20,7 +20,7 @@ def driver(shown_url: str) -> tuple[ModuleType, ModuleType]:
     except ImportError as exc:
         missing = exc.name or "psycopg"
         raise DriverMissing(
-            f"state url {shown_url}: PostgreSQL state needs psycopg 3 and psycopg_pool, and {missing} is not "
+            f"database {shown_url}: PostgreSQL needs psycopg 3 and psycopg_pool, and {missing} is not "
             f"installed in this environment: {INSTALL}"
         ) from None
     return psycopg, psycopg_pool
