@@ -156,3 +156,16 @@ def test_a_run_with_the_http_and_slack_handlers_installed_but_not_configured_imp
     found = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert {"loopai_builtin._http", "loopai_builtin._slack"} <= found  # loaded, and off
     assert not found & {"httpx", "httpcore"}, found & {"httpx", "httpcore"}
+
+
+def test_plugins_list_builds_no_model_of_records_or_plugins(tmp_path: Path) -> None:
+    """Listing reads the configuration and the discovery cache: the execution record, result and event
+    models (``loopai._models``) and the plugin classes (``loopai._plugin``) are for loading and running."""
+    code = (
+        "import contextlib, io, loopai.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    loopai.cli.main(['plugins', 'list'])"
+    )
+    found = _imported(code, tmp_path, modules=True)
+    assert "loopai.config" in found
+    assert not found & {"loopai._models", "loopai._plugin"}, found & {"loopai._models", "loopai._plugin"}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import abc
-import re
 import weakref
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from loopai._case import kebab, snake
 from loopai._errors import PluginError, PluginSettingsError, describe_validation_error
 from loopai._models import (
     ExecutionRecord,
@@ -41,22 +41,10 @@ __all__ = [
     "SamplerPlugin",
     "ValidatorPlugin",
     "WebhookHandlerPlugin",
-    "kebab",
-    "snake",
     "validate_settings",
 ]
 
 ALL_EVENTS: frozenset[WebhookEventType] = frozenset(WebhookEventType)
-
-
-def kebab(name: str) -> str:
-    """``BusinessRuleValidator`` becomes ``business-rule-validator``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
-
-
-def snake(key: str) -> str:
-    """``SamplingRate`` and ``samplingRate`` become ``sampling_rate``; snake stays snake."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).replace("-", "_").lower()
 
 
 _SETTINGS_CONFIG = ConfigDict(extra="forbid", populate_by_name=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -23,10 +23,12 @@ from pydantic import (
 )
 
 from loopai._kinds import Kind, kind_of
-from loopai._plugin import Plugin
 from loopai._redact import REDACTED, EnvValue, redact
 from loopai.config._lines import with_lines
 from loopai.config._tasks import TaskId, TaskSettings
+
+if TYPE_CHECKING:
+    from loopai._plugin import Plugin
 
 __all__ = [
     "DeliverySettings",

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
+from loopai._case import snake
 from loopai._errors import ConfigError, describe_validation_error
 from loopai._kinds import KINDS, kind_of
-from loopai._plugin import snake
 from loopai._suggest import did_you_mean
 from loopai.config._documents import read_document
 from loopai.config._env import References

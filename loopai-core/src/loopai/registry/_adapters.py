@@ -12,8 +12,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
+from loopai._case import kebab
 from loopai._kinds import KINDS, WEBHOOK_HANDLER, Kind
-from loopai._plugin import ALL_EVENTS, Plugin, WebhookHandlerPlugin, kebab
+from loopai._plugin import ALL_EVENTS, Plugin, WebhookHandlerPlugin
 
 __all__ = ["MODULES", "adapter", "default_name", "read_attr", "watch_module"]
 
