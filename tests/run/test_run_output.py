@@ -74,6 +74,7 @@ def test_malformed_lines_are_reported_with_line_and_field_and_the_run_goes_on(tm
             {"execution": kit.make_record(status="exploded")},
             {key: value for key, value in kit.make_record().items() if key != "task_id"},
             kit.make_record(),
+            kit.make_record(status="sucess"),
         ],
     )
 
@@ -81,7 +82,7 @@ def test_malformed_lines_are_reported_with_line_and_field_and_the_run_goes_on(tm
 
     assert result.code == 1
     lines = result.lines
-    assert [line["line"] for line in lines] == [1, 2, 3, 6, 7, 8, 9]
+    assert [line["line"] for line in lines] == [1, 2, 3, 6, 7, 8, 9, 10]
     errors = {line["line"]: line["error"] for line in lines}
     assert errors[1] is None and errors[9] is None
     assert errors[2].startswith("line 2: invalid JSON")
@@ -89,10 +90,12 @@ def test_malformed_lines_are_reported_with_line_and_field_and_the_run_goes_on(tm
     assert errors[6] == "line 6: expected a JSON object (an execution record), got an array"
     assert errors[7].startswith("line 7: execution.status:")
     assert errors[8] == "line 8: task_id: is required"
+    assert errors[10].startswith("line 10: status: input should be 'success',")
+    assert errors[10].endswith(" (got 'sucess'); did you mean 'success'?")
     for line in lines:
         if line["error"] is not None:
             assert line["validation"] is None and line["sampling"] is None and line["events"] == []
-    assert "5 malformed" in result.stderr
+    assert "6 malformed" in result.stderr
 
 
 def test_fail_fast_stops_at_the_first_malformed_line(tmp_path: Path, kit, loopai) -> None:

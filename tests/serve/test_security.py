@@ -120,6 +120,25 @@ def test_malformed_json_and_wrong_fields_are_422_naming_the_field(guarded, kit):
     assert typo.status_code == 422 and typo.json()["details"]["errors"][0]["field"] == "contxt"
 
 
+def test_a_wrong_path_method_or_choice_says_what_was_meant(guarded):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    typo = httpx.post(guarded.url + "/api/v1/valdate", json={}, headers=headers)
+    nowhere = httpx.get(guarded.url + "/api/v1/nothing", headers=headers)
+    method = httpx.get(guarded.url + "/api/v1/validate", headers=headers)
+    event = httpx.post(guarded.url + "/api/v1/events", json={"event_type": "validation.faild"}, headers=headers)
+    kind = httpx.get(guarded.url + "/api/v1/plugins", params={"kind": "validators"}, headers=headers)
+
+    assert (typo.status_code, typo.json()["code"]) == (404, "NOT_FOUND")
+    assert typo.json()["message"] == (
+        "no such resource: /api/v1/valdate; did you mean '/api/v1/validate'? (every endpoint: /openapi.json)"
+    )
+    assert nowhere.json()["message"] == "no such resource: /api/v1/nothing (every endpoint: /openapi.json)"
+    assert (method.status_code, method.json()["code"]) == (405, "METHOD_NOT_ALLOWED")
+    assert method.json()["message"] == "GET is not allowed on /api/v1/validate: use POST"
+    assert event.status_code == 422 and "; did you mean 'validation.failed' or" in event.json()["message"]
+    assert kind.status_code == 422 and kind.json()["message"].endswith("; did you mean 'validator'?")
+
+
 def test_a_422_says_how_to_fix_the_common_mistakes(guarded, kit):
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     bare = httpx.post(guarded.url + "/api/v1/sample", json=kit.record(), headers=headers)

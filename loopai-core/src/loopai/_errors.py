@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
@@ -19,6 +20,7 @@ __all__ = [
     "PluginSettingsError",
     "PluginSignatureError",
     "StartupError",
+    "choice_hint",
     "describe_validation_error",
 ]
 
@@ -153,9 +155,21 @@ def describe_validation_error(
             if known is not None:
                 message += _suggestion(str(item["loc"][-1]), known.model_fields)
         elif item["type"] != "missing" and "input" in item:
-            message += _got(item["input"], tuple(item["loc"]), model)
+            message += _got(item["input"], tuple(item["loc"]), model) + choice_hint(item)
         lines.append(f"{where}: {message}")
     return lines
+
+
+_QUOTED: Final = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def choice_hint(error: Mapping[str, Any]) -> str:
+    """``; did you mean 'validation.failed'?`` for a pydantic error refusing a string that is not
+    one of an enum's or a literal's values but is close to one; else ``""``."""
+    given = error.get("input")
+    if error.get("type") not in ("enum", "literal_error") or not isinstance(given, str):
+        return ""
+    return did_you_mean(given, _QUOTED.findall(str((error.get("ctx") or {}).get("expected", ""))))
 
 
 _ALSO_WRITTEN: dict[str, frozenset[str]] = {

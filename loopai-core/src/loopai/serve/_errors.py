@@ -21,8 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from loopai._errors import choice_hint
 from loopai._log import logger
-from loopai._suggest import did_you_mean
+from loopai._suggest import closest, did_you_mean
 from loopai.serve._media import STREAMED_UPLOADS, is_ndjson
 
 __all__ = ["ApiError", "error_response", "field_problems", "install_error_handlers", "trace_id_of"]
@@ -43,10 +44,9 @@ _CODES: Final = {
     500: "INTERNAL_ERROR",
     503: "NOT_READY",
 }
-_MESSAGES: Final = {
-    404: "no such resource",
-    405: "method not allowed on this resource",
-}
+_API: Final = "/api/v1/"
+_STARLETTE_DETAILS: Final = frozenset({"Not Found", "Method Not Allowed"})
+"""Starlette's own texts for a path no route has and a method a route does not take."""
 _TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_FIELD_PROBLEMS: Final = 50
@@ -130,7 +130,7 @@ def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")
         return f"malformed JSON: {reason}" if reason else "malformed JSON"
-    return str(error.get("msg", "invalid"))
+    return str(error.get("msg", "invalid")) + choice_hint(error)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -147,8 +147,27 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
             exc.status_code, exc.code, exc.message, trace_id=trace_id, details=exc.details, headers=exc.headers
         )
     code = _CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-    message = _MESSAGES.get(exc.status_code) or (exc.detail if isinstance(exc.detail, str) else code.lower())
+    if isinstance(exc.detail, str) and exc.detail not in _STARLETTE_DETAILS:
+        message = exc.detail
+    elif exc.status_code == 404:
+        message = f"no such resource: {request.url.path}{_path_meant(request)} (every endpoint: /openapi.json)"
+    elif exc.status_code == 405:
+        allowed = {key.lower(): value for key, value in (exc.headers or {}).items()}.get("allow")
+        message = f"{request.method} is not allowed on {request.url.path}" + (f": use {allowed}" if allowed else "")
+    else:
+        message = code.lower()
     return error_response(exc.status_code, code, message, trace_id=trace_id, headers=exc.headers)
+
+
+def _path_meant(request: Request) -> str:
+    """``; did you mean '/api/v1/validate'?`` for a path close to one of the service's (compared after
+    the ``/api/v1/`` they share, which would make every path look close to every other)."""
+    path = request.url.path
+    paths = [*request.app.openapi().get("paths", {}), "/openapi.json", "/docs"]  # the OpenAPI's: built once
+    shared = _API if path.startswith(_API) else ""
+    tails = {known[len(shared) :]: known for known in paths if known.startswith(shared)}
+    found = closest(path[len(shared) :], tails, limit=1)
+    return f"; did you mean {tails[found[0]]!r}?" if found else ""
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
