@@ -430,6 +430,33 @@ def test_trace_to_a_stream_writes_one_line_per_hook_call():
     assert "raised ConnectionError" in stream.getvalue()
 
 
+def test_a_trace_line_says_the_verdict_and_what_the_call_was_about():
+    class Strict(loopai.ValidatorPlugin):
+        def validate(self, execution, context):
+            return loopai.ValidationResult(is_valid=False, validator_type="strict", message="label is missing")
+
+    class Picky(loopai.SamplerPlugin):
+        def should_sample(self, execution, context):
+            return loopai.SamplingDecision(should_sample=True, reason="every one", sampler_type="picky")
+
+    stream = io.StringIO()
+    judged, picked, told = record(), record(), event()
+    with make_host(Strict(name="strict"), Picky(name="picky"), _three_kinds([])[2], trace=stream) as host:
+        host.validate(judged)
+        host.should_sample(picked)
+        host.emit(told)
+    lines = stream.getvalue().splitlines()
+    assert f"ms -> invalid (label is missing) [execution {judged.id}]" in _line_of(lines, "validate strict")
+    assert f"ms -> sampled (every one) [execution {picked.id}]" in _line_of(lines, "should_sample picky")
+    about = f"[event task.created {told.event_id}]"
+    assert _line_of(lines, "handle_event flaky-hook").endswith(f"ms raised ConnectionError: first try fails {about}")
+    assert _line_of(lines, "startup strict").endswith("ms -> None")
+
+
+def _line_of(lines: list[str], call: str) -> str:
+    return next(line for line in lines if line.startswith(f"loopai trace: {call} "))
+
+
 def test_trace_includes_the_lifecycle_hooks():
     stream = io.StringIO()
     with make_host(Life("checker", []), trace=stream):

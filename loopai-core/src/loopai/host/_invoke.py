@@ -11,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
+from loopai._models import ExecutionRecord, SamplingDecision, ValidationResult, WebhookEvent
+
 __all__ = ["HookTimeout", "Invoker", "Tracer"]
 
 
@@ -145,7 +147,9 @@ class Invoker:
 
 
 class Tracer:
-    """Writes one line per hook call to ``stream``: hook, plugin, duration, outcome."""
+    """Writes one line per hook call to ``stream``: hook, plugin, duration, outcome (a verdict, a
+    decision, what was raised), and what the call was about (``[execution <id>]``, ``[event <type>
+    <id>]``)."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream
@@ -157,6 +161,14 @@ class Tracer:
         stream.write(f"loopai trace: {hook} {plugin} {elapsed:.3f} ms {outcome}\n")
         stream.flush()
 
+    def returned(self, hook: str, plugin: str, started: float, result: Any, args: tuple[Any, ...] = ()) -> None:
+        """The line of a call that returned ``result`` (``args``: what it was called with)."""
+        self.line(hook, plugin, started, f"-> {_outcome(result)}{_about(args)}")
+
+    def raised(self, hook: str, plugin: str, started: float, error: BaseException, args: tuple[Any, ...] = ()) -> None:
+        """The line of a call that raised ``error``."""
+        self.line(hook, plugin, started, f"raised {type(error).__name__}: {error}{_about(args)}")
+
     def wrap(self, hook: str, plugin: str, function: Callable[..., Any]) -> Callable[..., Any]:
         """``function`` with a trace line after every call (raised or returned)."""
 
@@ -165,9 +177,9 @@ class Tracer:
             try:
                 result = function(*args)
             except BaseException as exc:
-                self.line(hook, plugin, started, f"raised {type(exc).__name__}: {exc}")
+                self.raised(hook, plugin, started, exc, args)
                 raise
-            self.line(hook, plugin, started, f"-> {type(result).__name__}")
+            self.returned(hook, plugin, started, result, args)
             return result
 
         return traced
@@ -180,9 +192,33 @@ class Tracer:
             try:
                 result = await function(*args)
             except BaseException as exc:
-                self.line(hook, plugin, started, f"raised {type(exc).__name__}: {exc}")
+                self.raised(hook, plugin, started, exc, args)
                 raise
-            self.line(hook, plugin, started, f"-> {type(result).__name__}")
+            self.returned(hook, plugin, started, result, args)
             return result
 
         return traced
+
+
+def _outcome(result: Any) -> str:
+    """``valid``, ``invalid (<message>)``, ``sampled (<reason>)``, ``not sampled (<reason>)``, ``None``;
+    else the type's name."""
+    if isinstance(result, ValidationResult):
+        return "valid" if result.is_valid else f"invalid ({_short(result.message)})"
+    if isinstance(result, SamplingDecision):
+        return f"{'sampled' if result.should_sample else 'not sampled'} ({_short(result.reason)})"
+    return "None" if result is None else type(result).__name__
+
+
+def _about(args: tuple[Any, ...]) -> str:
+    """`` [execution <id>]`` or `` [event <type> <id>]`` for a call about one; else nothing."""
+    subject = args[0] if args else None
+    if isinstance(subject, ExecutionRecord):
+        return f" [execution {subject.id}]"
+    if isinstance(subject, WebhookEvent):
+        return f" [event {subject.event_type.value} {subject.event_id}]"
+    return ""
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -206,9 +206,9 @@ class Lifecycle:
             return
         if isinstance(outcome, Raised):
             error = outcome.error
-            self._tracer.line(hook, entry.name, started, f"raised {type(error).__name__}: {error}")
+            self._tracer.raised(hook, entry.name, started, error)
         else:
-            self._tracer.line(hook, entry.name, started, f"-> {type(outcome).__name__}")
+            self._tracer.returned(hook, entry.name, started, outcome)
 
     def _said(self, hook: str, entry: RegisteredPlugin, outcome: Any) -> bool:
         if not isinstance(outcome, Raised):
