@@ -64,6 +64,15 @@ class LeakyThread(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type="leaky")
 
 
+class Crashes(loopai.ValidatorPlugin):
+    '''Crashes the process in native code (reads address 0), as a broken C extension would.'''
+
+    def validate(self, execution, context):
+        import ctypes
+
+        ctypes.string_at(0)
+
+
 class BlocksItsLoop(loopai.ValidatorPlugin):
     '''An async hook that blocks the event loop for 1 s (time.sleep instead of await).'''
 
@@ -146,3 +155,17 @@ def test_an_async_hook_that_blocks_its_loop_past_its_timeout_is_a_timeout_at_any
     for result in results:
         [verdict] = result["results"]
         assert verdict["message"].startswith("validator 'blocksitsloop' took longer than its timeout of 0.5s")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_plugin_that_crashes_the_process_is_named_by_the_stack_it_leaves(
+    tmp_path: Path, kit: Any, hostile: str, workers: str
+) -> None:
+    done = run(tmp_path, kit, hostile, "Crashes", "--workers", workers)
+
+    assert done.returncode != 0
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+    assert f'{hostile}.py", line ' in done.stderr and " in validate" in done.stderr  # the plugin's own frame
+    if workers == "2":  # the parent lives on to say what happened, and how to keep it from happening
+        assert "was killed by SIGSEGV (it crashed, as native code in a plugin can" in done.stderr
+        assert 'isolation = "process"' in done.stderr

@@ -10,6 +10,7 @@ keeps the results it answers with.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import queue
 import signal
@@ -80,6 +81,8 @@ class _Collected:
 def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     """A worker's life: build its host, start it when told, run the lines it is sent, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        faulthandler.enable()  # a crash in a plugin's native code prints the stack that names it
     with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
         _serve(recipe, conn, options)
 

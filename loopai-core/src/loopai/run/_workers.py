@@ -35,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from loopai.delivery import HandlerDeliveries
 from loopai.host import PluginUsage
@@ -365,7 +365,15 @@ def _death(worker: WorkerHandle) -> str:
     code = worker.process.exitcode
     if code is not None and code < 0:
         try:
-            return f"was killed by {signal.Signals(-code).name}"
+            name = signal.Signals(-code).name
         except ValueError:
             return f"was killed by signal {-code}"
+        crash = name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
+        return f"was killed by {name}" + (_CRASHED if crash else "")
     return f"ended unexpectedly (exit status {code})"
+
+
+_CRASHED: Final = (
+    " (it crashed, as native code in a plugin can: the stack it printed names the plugin; "
+    'isolation = "process" confines such a plugin to worker processes of its own)'
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import os
 import signal
@@ -121,6 +122,8 @@ def app_from_environment() -> FastAPI:
     with captured_warnings():  # the plugins' problems: said once, by the parent's check before the workers
         app = create_app(load_config(options.config), options=options)
     settle_heap()  # a worker is a process of its own
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        faulthandler.enable()  # a crash in a plugin's native code prints the stack that names it
     return app
 
 
