@@ -176,6 +176,39 @@ def test_gzip_is_recognised_by_its_first_bytes_not_its_name(tmp_path: Path, kit,
     assert [line["execution_id"] for line in lines] == [r["id"] for r in records]
 
 
+def test_a_json_array_or_records_over_many_lines_are_refused_with_how_to_convert_them(
+    tmp_path: Path, kit, loopai
+) -> None:
+    records = [kit.make_record() for _ in range(3)]
+    (tmp_path / "pretty.json").write_text("\ufeff\n  " + json.dumps(records, indent=2), encoding="utf-8")
+    (tmp_path / "packed.json.gz").write_bytes(gzip.compress(json.dumps(records).encode()))
+    (tmp_path / "spread.jsonl").write_text("".join(json.dumps(r, indent=2) + "\n" for r in records), encoding="utf-8")
+
+    pretty = loopai(str(tmp_path / "pretty.json"), "-o", str(tmp_path / "out.jsonl"))
+    spread = loopai(str(tmp_path / "spread.jsonl"))
+    packed = loopai(str(tmp_path / "packed.json.gz"))
+    piped = subprocess.run(
+        [*_command(), "-"],
+        input=json.dumps(records),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=kit.subprocess_env(tmp_path),
+    )
+
+    assert pretty.code == packed.code == spread.code == 2
+    assert pretty.stderr == (
+        f"{tmp_path / 'pretty.json'}: this is a JSON array, and loopai run reads JSON Lines (one whole record "
+        f"on each line): convert it first, e.g. jq -c '.[]' {tmp_path / 'pretty.json'} > records.jsonl\n"
+    )
+    assert "this is JSON written over many lines, and loopai run reads JSON Lines" in spread.stderr
+    assert f"e.g. jq -c . {tmp_path / 'spread.jsonl'} > records.jsonl" in spread.stderr
+    assert not (tmp_path / "out.jsonl").exists()  # refused before anything was written
+    assert f"e.g. gunzip -c {tmp_path / 'packed.json.gz'} | jq -c '.[]' > records.jsonl" in packed.stderr
+    assert piped.returncode != 0 and piped.stdout == ""
+    assert "standard input: this is a JSON array" in piped.stderr
+
+
 def test_a_gz_file_that_is_not_gzip_is_a_usage_error(tmp_path: Path, kit, loopai) -> None:
     source = kit.write_lines(tmp_path / "in.jsonl.gz", [kit.make_record(), kit.make_record()])
 

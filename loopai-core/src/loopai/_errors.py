@@ -149,7 +149,7 @@ def describe_validation_error(
         where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(root)")
         template = _TEMPLATES.get(item["type"])
         ctx = {key: _bound(value) for key, value in (item.get("ctx") or {}).items()}
-        message = template.format(**ctx) if template else item["msg"][:1].lower() + item["msg"][1:]
+        message = template.format(**ctx) if template else _decapitalised(item["msg"])
         if item["type"] == "extra_forbidden" and model is not None and item["loc"]:
             known = _model_at(model, tuple(item["loc"][:-1]))
             if known is not None:
@@ -158,6 +158,11 @@ def describe_validation_error(
             message += _got(item["input"], tuple(item["loc"]), model) + choice_hint(item)
         lines.append(f"{where}: {message}")
     return lines
+
+
+def _decapitalised(text: str) -> str:
+    """pydantic's message to follow ``field:``: ``Input should...`` as ``input should...``, but ``UUID...`` kept."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 _QUOTED: Final = re.compile(r"'((?:[^'\\]|\\.)*)'")

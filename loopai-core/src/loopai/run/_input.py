@@ -155,12 +155,17 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
+_LOOK_AHEAD: Final = 64
+"""Bytes looked at to tell JSON Lines from a JSON array or pretty-printed JSON."""
+
+
 class Input:
     """The lines of ``path`` (``-``: stdin), as bytes, with how far reading got.
 
     Gzip is recognised by its first bytes (1f 8b), in files and on stdin, whatever the name:
     JSON text never starts with them. A ``.gz`` file that is not gzip is refused.
-    Opening errors are :class:`loopai.ConfigError` (a usage problem, exit 2).
+    Opening errors are :class:`loopai.ConfigError` (a usage problem, exit 2), and so is a file that
+    is not JSON Lines (one JSON array, or records pretty-printed over many lines).
     ``fraction()`` is the share read so far (of the compressed size for gzip), or None
     when the size is unknown (stdin, pipes).
     """
@@ -192,6 +197,13 @@ class Input:
             raise ConfigError([f"{path}: named .gz but not gzip data (gzip starts with bytes 1f 8b)"])
         self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         try:
+            shape = _not_json_lines(self._stream)
+        except (OSError, EOFError):
+            shape = None  # a damaged gzip stream: said when it is read
+        if shape is not None:
+            self.close()
+            raise ConfigError([_not_json_lines_message(path, bool(compressed), shape)])
+        try:
             size = os.fstat(raw.fileno()).st_size
         except OSError:
             size = 0
@@ -204,6 +216,10 @@ class Input:
                 self._sniff = False
                 if _starts_gzip(self._stream):
                     self._stream = gzip.GzipFile(fileobj=self._stream, mode="rb")
+                shape = _not_json_lines(self._stream)
+                if shape is not None:
+                    compressed = self._stream is not sys.stdin.buffer
+                    raise InputError(_not_json_lines_message(self.path, compressed, shape))
             yield from self._stream
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream, a read error
             raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
@@ -242,6 +258,34 @@ def _starts_gzip(stream: Any) -> bool | None:
     if not head:
         return None
     return bool(head == _GZIP_MAGIC)
+
+
+def _not_json_lines(stream: Any) -> str | None:
+    """``"array"`` when ``stream``'s first bytes that are not white space open a JSON array (a whole
+    document of records), ``"spread"`` when its first line is a lone ``{`` (a record pretty-printed
+    over many lines); else None. Looks without consuming."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return None
+    head = peek(_LOOK_AHEAD)[:_LOOK_AHEAD].lstrip(b" \t\r\n\xef\xbb\xbf")
+    if head.startswith(b"["):
+        return "array"
+    first, newline, _ = head.partition(b"\n")
+    return "spread" if newline and first.strip() == b"{" else None
+
+
+def _not_json_lines_message(path: str, compressed: bool, kind: str) -> str:
+    what, jq = ("a JSON array", "'.[]'") if kind == "array" else ("JSON written over many lines", ".")
+    if path == "-":
+        name, convert = "standard input", f"... | jq -c {jq} | loopai run -"
+    elif compressed:
+        name, convert = path, f"gunzip -c {path} | jq -c {jq} > records.jsonl"
+    else:
+        name, convert = path, f"jq -c {jq} {path} > records.jsonl"
+    return (
+        f"{name}: this is {what}, and loopai run reads JSON Lines (one whole record on each line): "
+        f"convert it first, e.g. {convert}"
+    )
 
 
 class InputError(Exception):
