@@ -27,6 +27,24 @@ timeout = -3
 """
 
 
+def test_a_setting_written_in_the_wrong_table_names_the_table_that_has_it(project, cli) -> None:
+    project.write(
+        "loopai.toml",
+        "[dispatch]\ndrain_timeout = 3\n[delivery]\nmax_retries = 2\n"
+        "[plugins.samplers.percentage-sampler]\nretry_backoff = 1\n",
+    )
+
+    checked = cli("config", "check")
+
+    assert checked.err.splitlines() == [
+        "loopai.toml:2: dispatch.drain_timeout: is not a known setting; [delivery] has a setting of that name",
+        "loopai.toml:4: delivery.max_retries: is not a known setting; [dispatch] has a setting of that name",
+        "loopai.toml:6: samplers.percentage-sampler.retry_backoff: is not a known setting; "
+        "[dispatch] has a setting of that name",
+        "3 error(s)",
+    ]
+
+
 def test_every_structural_and_settings_error_is_reported_in_one_pass_with_its_line(project, cli) -> None:
     project.write("loopai.toml", NINE_MISTAKES)
 

@@ -153,11 +153,23 @@ def describe_validation_error(
         if item["type"] == "extra_forbidden" and model is not None and item["loc"]:
             known = _model_at(model, tuple(item["loc"][:-1]))
             if known is not None:
-                message += _suggestion(str(item["loc"][-1]), known.model_fields)
+                name = str(item["loc"][-1])
+                message += _table_with(model, name, known) or _suggestion(name, known.model_fields)
         elif item["type"] != "missing" and "input" in item:
             message += _got(item["input"], tuple(item["loc"]), model) + choice_hint(item)
         lines.append(f"{where}: {message}")
     return lines
+
+
+def _table_with(model: type[BaseModel], name: str, here: type[BaseModel]) -> str:
+    """``; [dispatch] has a setting of that name`` when a table of ``model`` (one level down) other
+    than ``here`` has the field ``name``: a setting written in the wrong table."""
+    tables = [
+        table
+        for table, field in model.model_fields.items()
+        if (sub := submodel_of(field.annotation)) is not None and sub is not here and name in sub.model_fields
+    ]
+    return f"; [{tables[0]}] has a setting of that name" if len(tables) == 1 else ""
 
 
 def _decapitalised(text: str) -> str:
