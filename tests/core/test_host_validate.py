@@ -670,3 +670,19 @@ def test_validation_report_to_dict_is_json_and_names_the_plugins():
         }
     ]
     assert "kaboom" in data["failures"][0]["message"]
+
+
+@pytest.mark.parametrize("call", ["validate", "should_sample", "process", "avalidate", "ashould_sample", "aprocess"])
+def test_a_dict_instead_of_a_record_is_a_type_error_that_says_what_to_pass(call: str) -> None:
+    fields = json.loads(record().model_dump_json())  # a record's fields, as a caller's JSON would give them
+    with make_host(validator("v")) as host:
+        method = getattr(host, call)
+        with pytest.raises(TypeError) as raised:
+            result = method(fields)
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+        assert str(raised.value) == (
+            f"host.{call}() takes a loopai.ExecutionRecord, not dict; "
+            "make one with loopai.ExecutionRecord.model_validate(...)"
+        )
+        assert host.validate(loopai.ExecutionRecord.model_validate(fields)).is_valid  # which works

@@ -11,7 +11,9 @@ import subprocess
 import time
 import tracemalloc
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,23 +106,12 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path, kit, config, events, concurrency: 
     config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(1000)])
     output = tmp_path / "out.jsonl"
-    process = kit.loopai_process(
-        [str(source), "--no-autoload", "--concurrency", concurrency, "-o", str(output)],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while len(events()) < 20 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
+    with _running(
+        kit, tmp_path, str(source), "--no-autoload", "--concurrency", concurrency, "-o", str(output)
+    ) as process:
+        _wait_until(lambda: len(events()) >= 20 or process.poll() is not None)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
     assert process.returncode == 130, stderr
     assert "INTERRUPTED" in stderr
@@ -137,30 +128,37 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path, kit, config, events, concurrency: 
 def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_now(tmp_path: Path, kit, config) -> None:
     config(validators={"stuck": "Stuck"})
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(3)])
-    process = kit.loopai_process(
-        [str(source), "--no-autoload", "-o", str(tmp_path / "out.jsonl")],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "stuck.started").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)  # until the run is inside the plugin
+    with _running(kit, tmp_path, str(source), "--no-autoload", "-o", str(tmp_path / "out.jsonl")) as process:
+        _wait_until((tmp_path / "stuck.started").exists)  # the run is inside the plugin
         process.send_signal(signal.SIGINT)
         with pytest.raises(subprocess.TimeoutExpired):
             process.wait(1)  # the record in flight is waited for
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130
+    assert "stopping once the records in flight are done (Ctrl-C again stops now)" in stderr
+    assert stderr.rstrip().endswith("interrupted")
+
+
+@contextlib.contextmanager
+def _running(kit: Any, tmp_path: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``loopai run ARGS`` as a process with its output piped; killed at the end if still running."""
+    process = kit.loopai_process(
+        list(args), cwd=tmp_path, env=kit.subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
 
-    assert process.returncode == 130
-    assert "stopping once the records in flight are done (Ctrl-C again stops now)" in stderr
-    assert stderr.rstrip().endswith("interrupted")
+
+def _wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_progress_line_on_a_terminal(tmp_path: Path, kit) -> None:

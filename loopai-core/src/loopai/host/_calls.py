@@ -57,6 +57,9 @@ class HostCalls(EventCalls):
             stop = self.stop_on_failure if stop_on_failure is None else stop_on_failure
             calls = plan.validators if not plan.scoped else plan.for_task(execution.task_id)[0]
             return validate(calls, execution, context, stop, self._outcomes)
+        except AttributeError:
+            _not_a_record(execution, "validate")
+            raise
         finally:
             current.active.pop()
 
@@ -87,6 +90,9 @@ class HostCalls(EventCalls):
         current = self._enter()
         try:
             return await self._avalidate(current, execution, context, stop_on_failure)
+        except AttributeError:
+            _not_a_record(execution, "avalidate")
+            raise
         finally:
             current.active.pop()
 
@@ -132,6 +138,9 @@ class HostCalls(EventCalls):
                 context = self.tasks.view(execution.task_id).sampling.model_copy()
             calls = plan.samplers if not plan.scoped else plan.for_task(execution.task_id)[1]
             return self._sampling.sample(calls, execution, context)
+        except AttributeError:
+            _not_a_record(execution, "should_sample")
+            raise
         finally:
             current.active.pop()
 
@@ -153,6 +162,9 @@ class HostCalls(EventCalls):
         current = self._enter()
         try:
             return await self._ashould_sample(current, execution, context)
+        except AttributeError:
+            _not_a_record(execution, "ashould_sample")
+            raise
         finally:
             current.active.pop()
 
@@ -200,6 +212,9 @@ class HostCalls(EventCalls):
             sampling = self._should_sample(current, execution, None)
             observation = self.observe(execution, validation, sampling, payload=payload)
             emitted = self._emit_many(current, observation.events(self._plan_of(current).handled), None)
+        except AttributeError:
+            _not_a_record(execution, "process")
+            raise
         finally:
             current.active.pop()
         return RecordReport(validation, sampling, observation, emitted)
@@ -219,6 +234,18 @@ class HostCalls(EventCalls):
             sampling = await self._ashould_sample(current, execution, None)
             observation = self.observe(execution, validation, sampling, payload=payload)
             emitted = await self._aemit_many(current, observation.events(self._plan_of(current).handled), None)
+        except AttributeError:
+            _not_a_record(execution, "aprocess")
+            raise
         finally:
             current.active.pop()
         return RecordReport(validation, sampling, observation, emitted)
+
+
+def _not_a_record(value: Any, call: str) -> None:
+    """Raise the TypeError that says what ``host.<call>()`` takes, when ``value`` (whose attributes a call
+    looked for) is not an execution record; return for a record (the AttributeError is another's)."""
+    if isinstance(value, ExecutionRecord):
+        return
+    hint = "; make one with loopai.ExecutionRecord.model_validate(...)" if isinstance(value, Mapping) else ""
+    raise TypeError(f"host.{call}() takes a loopai.ExecutionRecord, not {type(value).__name__}{hint}") from None
