@@ -321,12 +321,13 @@ def summary(rows: list[Row]) -> str:
 
 WHERE_THE_TIME_GOES = {
     "validate": "the plan check, the task's default context, building the `ValidationReport` (its `is_valid` "
-    "walks the results); per validator, the isolation wrapper's extra call and the result type check",
+    "walks the results); per validator, the isolation policy's `try`, the result type check, appending the "
+    "result and reading its `is_valid`",
     "should_sample": "reading the task's statistics into the context and counting the execution in the state "
-    "store (two lock round trips), building the `SamplingReport`; per sampler, the isolation wrapper's extra "
-    "call and the result type check",
+    "store (two lock round trips), building the `SamplingReport`; per sampler, the isolation policy's `try`, "
+    "the result type check and counting it asked",
     "emit": "the plan check and the route lookup by event type, returning the prebuilt all-delivered report; "
-    "per handler, its delivery attempt (prebuilt context, isolation wrapper)",
+    "per handler, its delivery attempt (prebuilt context, the isolation policy's `try`)",
 }
 
 
@@ -366,9 +367,10 @@ pluggy {pluggy.__version__}, {platform.python_implementation()}.
   contract promises samplers (the task's counts written into the context, the execution counted
   in the state store); the bare loop and pluggy keep nothing.
 - `emit`: call every handler that takes the event's type.
-- Ours runs in its normal mode, isolation on: every plugin call goes through the one isolation
-  wrapper (`loopai/_isolation.py`) and a result type check, and every call checks that the plugin
-  set has not changed; no timeout, no trace. The dispatch loops are plain Python loops.
+- Ours runs in its normal mode, isolation on: every plugin call is inside the one isolation policy's
+  `try` (`loopai/_isolation.py`: the sync loops write it out, the async ones call its wrapper) and
+  its result's type is checked, and every call checks that the plugin set has not changed; no
+  timeout, no trace. The dispatch loops are plain Python loops.
 - Timing: the three contenders take turns, {runs} runs of about {seconds * 1000:g} ms each; the
   table shows each contender's fastest run, in ns per dispatch{" (quick mode: few, short runs)" if quick else ""}.
 - Goal: ours at most {GOAL}x the bare loop for K >= {GOAL_FROM_K}; pluggy is shown for scale.
