@@ -24,7 +24,14 @@ def _source(tmp_path: Path, kit) -> Path:
         ('[tasks."{a}"]\nwindow = 0\n', "tasks.toml:2: {a}.window: must be >= 1"),
         ('[tasks."{a}"]\nsampling_rate = "high"\n', "tasks.toml:2: {a}.sampling_rate: "),
         ('[tasks."{a}"]\noutput_schema = 3\n', "tasks.toml:2: {a}.output_schema: "),
-        ('[tasks."{a}"]\nsamplng_rate = 0.5\n', "tasks.toml:2: {a}.samplng_rate: is not a known setting"),
+        (
+            '[tasks."{a}"]\nsamplng_rate = 0.5\n',
+            "tasks.toml:2: {a}.samplng_rate: is not a known setting; did you mean 'sampling_rate'?",
+        ),
+        (
+            '[tasks."{a}"]\nrate = 0.5\n',
+            "tasks.toml:2: {a}.rate: is not a known setting; did you mean 'sampling_rate'?",
+        ),
         ("[tasks.sentiment]\nsampling_rate = 0.5\n", "tasks.toml:1: sentiment: a task id must be a UUID"),
         ('[tasks]\n"{a}" = 5\n', "tasks.toml:2: {a}: must be a table (an object in JSON) (got 5)"),
         ("[tasks\n", "tasks.toml:1:7: invalid TOML: Expected"),
@@ -40,6 +47,19 @@ def test_a_bad_tasks_file_is_exit_2_naming_file_and_field(
     assert result.code == 2
     assert expected.format(a=kit.TASK_A) in result.stderr
     assert result.stdout == ""
+
+
+def test_a_tasks_files_problems_are_said_in_the_files_order(tmp_path: Path, kit, loopai) -> None:
+    text = f'[tasks."{kit.TASK_A}"]\nwindow = 0\nsampling_rate = 2\n[tasks."{kit.TASK_B}"]\nwindow = -1\n'
+    (tmp_path / "tasks.toml").write_text(text, encoding="utf-8")
+
+    result = loopai(str(_source(tmp_path, kit)), "--tasks", "tasks.toml")
+
+    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == [
+        "tasks.toml:2",
+        "tasks.toml:3",
+        "tasks.toml:5",
+    ]
 
 
 def test_a_json_tasks_file_in_either_shape(tmp_path: Path, kit) -> None:

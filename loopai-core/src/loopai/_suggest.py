@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 __all__ = ["closest", "did_you_mean"]
@@ -21,6 +22,9 @@ def closest(name: str, candidates: Iterable[str], *, limit: int = 3) -> list[str
         if candidate != name:
             by_folded.setdefault(_folded(candidate), candidate)
     matches = difflib.get_close_matches(_folded(name), list(by_folded), n=limit, cutoff=0.6)
+    if not matches:  # a word of a longer name: rate for sampling_rate, retries for max_retries
+        word = name.lower()
+        return [c for c in by_folded.values() if word in re.split(r"[_\-.]", c.lower()) and word != c.lower()][:limit]
     return [by_folded[match] for match in matches]
 
 

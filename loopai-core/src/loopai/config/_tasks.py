@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from loopai._errors import ConfigError, describe_validation_error
 from loopai.config._documents import read_document
-from loopai.config._lines import with_lines
+from loopai.config._lines import in_file_order, with_lines
 
 __all__ = ["DEFAULT_WINDOW", "TaskId", "TaskSettings", "by_uuid", "load_tasks", "parse_tasks"]
 
@@ -86,7 +86,7 @@ def parse_tasks(document: Any, label: str) -> dict[UUID, TaskSettings]:
     try:
         table = _Table.model_validate({"tasks": document}).tasks
     except ValidationError as exc:
-        lines = describe_validation_error(exc)
+        lines = describe_validation_error(exc, model=_Table)
         raise ConfigError([f"{label}: {line.removeprefix('tasks.')}" for line in lines]) from None
     return by_uuid(table)
 
@@ -103,6 +103,7 @@ def load_tasks(path: str | Path) -> dict[UUID, TaskSettings]:
     try:
         return parse_tasks(document, label)
     except ConfigError as exc:
-        raise ConfigError(
-            message for message, _ in with_lines(exc.problems, Path(path), label, under="tasks")
-        ) from None
+        located = sorted(
+            with_lines(exc.problems, Path(path), label, under="tasks"), key=lambda found: in_file_order(found[1])
+        )
+        raise ConfigError(message for message, _ in located) from None
