@@ -45,7 +45,7 @@ def test_every_api_route_needs_a_key_and_a_refusal_says_nothing_about_why(guarde
         assert refused.headers["www-authenticate"].startswith("Bearer")
         assert {k: v for k, v in refused.json().items() if k not in ("trace_id", "timestamp")} == {
             "code": "UNAUTHORIZED",
-            "message": "authentication required",
+            "message": "authentication required: send Authorization: Bearer <key> or X-Api-Key: <key>",
             "details": None,
         }
     for path in ("/api/v1/plugins", "/api/v1/batch/run", "/api/v1/events", "/api/v1/sample"):

@@ -20,6 +20,8 @@ __all__ = ["KeyGate", "header"]
 _PROTECTED: Final = "/api/v1/"
 _OPEN: Final = ("/api/v1/health/", "/api/v1/webhooks/")
 _REFUSED: Final = {"WWW-Authenticate": 'Bearer realm="loopai"'}
+_REFUSAL: Final = "authentication required: send Authorization: Bearer <key> or X-Api-Key: <key>"
+"""The same whatever was wrong (no key, a wrong one, a malformed header): it says how, never which."""
 
 
 def header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -68,7 +70,7 @@ class KeyGate:
         if service.keys.required:
             found = service.keys.authenticate(header(scope, b"authorization"), header(scope, b"x-api-key"))
             if found is None:
-                return ApiError(401, "UNAUTHORIZED", "authentication required", headers=_REFUSED)
+                return ApiError(401, "UNAUTHORIZED", _REFUSAL, headers=_REFUSED)
             caller = found
         if not service.ready_for_work:
             return ApiError(503, "NOT_READY", "the service is starting or stopping", headers={"Retry-After": "1"})
