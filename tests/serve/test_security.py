@@ -70,8 +70,12 @@ def test_health_and_metrics_need_no_key(guarded):
 def test_the_client_raises_the_services_code(guarded, kit):
     with guarded.client(api_key="wrong") as client, pytest.raises(LoopaiAPIError) as refused:
         client.validate(kit.record())
+    with guarded.client(environ={}) as client, pytest.raises(LoopaiAPIError) as keyless:
+        client.validate(kit.record())
     assert (refused.value.status, refused.value.code) == (401, "UNAUTHORIZED")
     assert refused.value.trace_id
+    assert refused.value.message.endswith("(the key given was refused: check Client(api_key=...) or LOOPAI_API_KEY)")
+    assert keyless.value.message.endswith("(no key was given: pass Client(api_key=...) or set LOOPAI_API_KEY)")
 
 
 def test_a_body_over_max_body_mb_is_413_declared_or_chunked(guarded, kit):

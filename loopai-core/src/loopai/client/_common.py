@@ -116,9 +116,17 @@ def error_of(response: httpx.Response) -> LoopaiAPIError:
         return LoopaiAPIError(
             f"HTTP_{response.status_code}", response.reason_phrase or "error", status=response.status_code
         )
-    return LoopaiAPIError(
-        body.code, body.message, status=response.status_code, details=body.details, trace_id=body.trace_id
-    )
+    message = body.message
+    if response.status_code == 401:  # what the service asks for, in the client's terms
+        if _sent_key(response.request):
+            message += " (the key given was refused: check Client(api_key=...) or LOOPAI_API_KEY)"
+        else:
+            message += " (no key was given: pass Client(api_key=...) or set LOOPAI_API_KEY)"
+    return LoopaiAPIError(body.code, message, status=response.status_code, details=body.details, trace_id=body.trace_id)
+
+
+def _sent_key(request: httpx.Request) -> bool:
+    return "authorization" in request.headers or "x-api-key" in request.headers
 
 
 def invalid_response(response: httpx.Response, exc: ValidationError) -> LoopaiAPIError:
