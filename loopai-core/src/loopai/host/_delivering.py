@@ -55,6 +55,8 @@ class HostDelivery:
         self.drain_timeout: float = settings.drain_timeout
         """Seconds :meth:`stop` waits for due deliveries (``[delivery] drain_timeout``)."""
         self._group = CommitGroup(outbox) if outbox is not None else None
+        self.durable: bool = outbox is not None
+        """Whether events are recorded (an outbox) rather than delivered inline."""
         self.recorded = Recorded()
         self.workers: Workers | None = None
         if outbox is not None:
@@ -83,11 +85,6 @@ class HostDelivery:
     def failed(self, error: LoopaiError) -> None:
         """Delivery cannot go on (the outbox failed at start): keep ``error`` for :attr:`failure`."""
         self._failure = error
-
-    @property
-    def durable(self) -> bool:
-        """Whether events are recorded (an outbox) rather than delivered inline."""
-        return self._group is not None
 
     def open(self) -> None:
         """Connect an outbox that has a server (the PostgreSQL one), so that one that cannot be used

@@ -54,7 +54,8 @@ class Emitter:
 
     def emit(self, plan: Plan, event: WebhookEvent, dry_run: bool) -> EmitReport:
         """Call ``event``'s handlers now, retrying each failed one after its backoff."""
-        calls = plan.handlers.get(event.event_type, ())
+        kind = event.event_type
+        calls = plan.handlers.get(kind, ())
         failures: list[PluginFailure] | None = None
         for call in calls:
             try:  # the isolation policy of loopai._isolation, written out: this loop runs per event
@@ -66,7 +67,7 @@ class Emitter:
                 if not outcome.delivered:
                     failures = [*(failures or ()), self._failure(call, outcome)]
         if failures is None:
-            return plan.everyone[event.event_type]  # the common case: one shared, immutable report
+            return plan.everyone[kind]  # the common case: one shared, immutable report
         return self._report(plan, event, [c.name for c in calls], failures)
 
     async def aemit(self, plan: Plan, event: WebhookEvent, dry_run: bool) -> EmitReport:

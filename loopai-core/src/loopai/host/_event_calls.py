@@ -82,13 +82,19 @@ class EventCalls(Dispatch):
         always inline and never recorded: it does not count as a delivery, so a later real
         emit of the same event id still delivers it.
         """
-        current = self._set  # written out, as in validate()
+        current = self._set  # written out, as in validate(): one event, no list of them
         current.active.append(None)
         if current.retired:
             current.active.pop()
             current = self._enter()
         try:
-            return self._emit_many(current, (event,), dry_run)[0]
+            plan = current.plan
+            if plan.stale:
+                plan = self._rebuild(current)
+            dry = self.dry_run if dry_run is None else dry_run
+            if self._delivery.durable and not dry:
+                return self._emitter.record(plan, (event,), self._delivery.record)[0]
+            return self._emitter.emit(plan, event, dry)
         finally:
             current.active.pop()
 
