@@ -140,13 +140,17 @@ def invalid_response(response: httpx.Response, exc: ValidationError) -> LoopaiAP
 def batch_items(items: Iterable[Any]) -> list[Any]:
     """The ``items`` of a JSON ``batch/run`` body, from what :func:`ndjson_line` takes: a record (an
     ``ExecutionRecord``, a dict without ``execution``, a line of JSON) goes inside ``{"execution": ...}``;
-    a ``BatchRunItem`` or a dict with ``execution`` as it is; blank lines are skipped."""
+    a ``BatchRunItem`` or a dict with ``execution`` as it is; blank lines are skipped. A line that is
+    not JSON raises :class:`ValueError` naming it (the request is not sent)."""
     body = []
-    for item in items:
+    for number, item in enumerate(items, 1):
         if isinstance(item, (bytes, str)):
             if not item.strip():
                 continue
-            item = json.loads(item)
+            try:
+                item = json.loads(item)
+            except ValueError as exc:
+                raise ValueError(f"item {number} is not JSON: {exc}") from None
         if isinstance(item, ExecutionRecord):
             item = {"execution": item.model_dump(mode="json")}
         elif isinstance(item, Mapping) and "execution" not in item:

@@ -150,7 +150,7 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc.detail, str) and exc.detail not in _STARLETTE_DETAILS:
         message = exc.detail
     elif exc.status_code == 404:
-        message = f"no such resource: {request.url.path}{_path_meant(request)} (every endpoint: /openapi.json)"
+        message = f"no such resource{_path_meant(request)} (every endpoint: /openapi.json)"  # the path is not echoed
     elif exc.status_code == 405:
         allowed = {key.lower(): value for key, value in (exc.headers or {}).items()}.get("allow")
         message = f"{request.method} is not allowed on {request.url.path}" + (f": use {allowed}" if allowed else "")
