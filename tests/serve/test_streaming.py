@@ -176,7 +176,7 @@ def test_the_clients_json_batch_run_takes_what_the_stream_takes(server, kit):
     ]
     with server.client() as client:
         answer = client.batch_run(items)
-        with pytest.raises(ValueError, match="^item 2 is not JSON: "):
+        with pytest.raises(ValueError, match=r"^item 2 is not JSON: "):
             client.batch_run([records[0], "{not json"])  # said before anything is sent
 
     async def run():

@@ -225,16 +225,18 @@ class Summary:
             )
             for p in self._plugins_in_order()
         ]
-        if plugin_rows:
+        judged = records > 0  # else the plugin and host call tables would be rows of zeros
+        if plugin_rows and judged:
             blocks.append(_table(("PLUGIN", "KIND", "CALLS", "FAILURES", "OWN TIME"), plugin_rows, right=range(2, 5)))
         blocks.append(self._first_failures())
         blocks.append(self._delivery_table())
         hook_rows = [
             (f"host.{hook}", f"{self.hook_calls[hook]:,}", f"{self.hook_seconds[hook]:.3f} s") for hook in HOOKS
         ]
-        blocks.append(_table(("HOST CALL", "CALLS", "TIME"), hook_rows, right=range(1, 3)))
+        if judged:
+            blocks.append(_table(("HOST CALL", "CALLS", "TIME"), hook_rows, right=range(1, 3)))
         notes = []
-        if self.plugins:
+        if self.plugins and judged:
             notes.append("OWN TIME: time spent inside each plugin; host call times include the host's own work.")
         if self.tasks:
             notes.append(
