@@ -126,7 +126,7 @@ def test_the_summary_says_why_the_first_malformed_line_is_not_a_record(tmp_path:
         str(kit.write_lines(tmp_path / "bad.jsonl", ['"text"', '{"id": 1'])), "-o", "out.jsonl"
     ).stderr
     assert "FIRST MALFORMED LINE" in only_malformed  # and no tables of zeros: nothing was judged
-    assert "PLUGIN" not in only_malformed and "HOST CALL" not in only_malformed
+    assert "PLUGIN" not in only_malformed and "HOST CALL" not in only_malformed and "HANDLER" not in only_malformed
 
 
 def test_histogram_quantiles_within_half_a_percent() -> None:

@@ -229,7 +229,8 @@ class Summary:
         if plugin_rows and judged:
             blocks.append(_table(("PLUGIN", "KIND", "CALLS", "FAILURES", "OWN TIME"), plugin_rows, right=range(2, 5)))
         blocks.append(self._first_failures())
-        blocks.append(self._delivery_table())
+        if judged or self.pending or self.dead:
+            blocks.append(self._delivery_table())
         hook_rows = [
             (f"host.{hook}", f"{self.hook_calls[hook]:,}", f"{self.hook_seconds[hook]:.3f} s") for hook in HOOKS
         ]
