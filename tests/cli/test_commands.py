@@ -45,6 +45,7 @@ def test_a_usage_error_shows_that_commands_usage(cli, args, usage) -> None:
         (("plugins", "new", "--kind", "validater", "x"), "invalid choice: 'validater'; did you mean 'validator'?"),
         (("run", "--outptu", "out.jsonl", "in.jsonl"), "; --outptu: did you mean '--output'?"),
         (("serve", "--prot=80"), "unrecognized arguments: --prot=80; --prot: did you mean '--port'?"),
+        (("run", "--workers", "lots", "x"), "not a whole number: 'lots'; a number of processes, 1 or more, or auto"),
     ],
 )
 def test_a_mistyped_word_gets_what_was_meant(cli, args, meant) -> None:

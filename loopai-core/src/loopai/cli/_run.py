@@ -132,7 +132,10 @@ def _workers(text: str) -> int:
         from loopai.run import available_cpus
 
         return available_cpus()
-    return _positive_int(text)
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; a number of processes, 1 or more, or auto (one per CPU)") from None
 
 
 def _positive_int(text: str) -> int:
