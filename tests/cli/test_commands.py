@@ -46,6 +46,7 @@ def test_a_usage_error_shows_that_commands_usage(cli, args, usage) -> None:
         (("run", "--outptu", "out.jsonl", "in.jsonl"), "; --outptu: did you mean '--output'?"),
         (("serve", "--prot=80"), "unrecognized arguments: --prot=80; --prot: did you mean '--port'?"),
         (("run", "--workers", "lots", "x"), "not a whole number: 'lots'; a number of processes, 1 or more, or auto"),
+        (("serve", "--workers", "0"), "must be at least 1 (got 0); a number of processes, 1 or more, or auto"),
     ],
 )
 def test_a_mistyped_word_gets_what_was_meant(cli, args, meant) -> None:
@@ -53,6 +54,15 @@ def test_a_mistyped_word_gets_what_was_meant(cli, args, meant) -> None:
 
     assert done.code == 2
     assert meant in done.err
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_workers_auto_is_one_per_cpu_for_run_and_serve(command: str) -> None:
+    from loopai.cli._main import build_parser
+    from loopai.run import available_cpus
+
+    line = [command, "--workers", "auto", *(["in.jsonl"] if command == "run" else [])]
+    assert build_parser(command).parse_args(line).workers == available_cpus()
 
 
 def test_a_word_close_to_nothing_gets_only_the_choices(cli) -> None:

@@ -27,6 +27,29 @@ __all__ = [
 ]
 
 
+def positive_int(text: str) -> int:
+    """An argument that is a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a number of processes, 1 or more, or ``auto`` (the CPUs this process may use)."""
+    if text.strip().lower() == "auto":
+        from loopai.run import available_cpus
+
+        return available_cpus()
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; a number of processes, 1 or more, or auto (one per CPU)") from None
+
+
 def usage(parser: argparse.ArgumentParser) -> int:
     """Print ``parser``'s help on stderr; the exit status of a usage error."""
     parser.print_help(sys.stderr)

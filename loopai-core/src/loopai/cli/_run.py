@@ -9,7 +9,7 @@ import shlex
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from loopai.cli._common import host_options
+from loopai.cli._common import host_options, positive_int, worker_count
 
 if TYPE_CHECKING:
     from loopai._errors import LoopaiError
@@ -90,14 +90,14 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     run.add_argument(
         "--concurrency",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="records in flight, for async plugins (default 1: the sync path)",
     )
     run.add_argument(
         "--workers",
         metavar="N",
-        type=_workers,
+        type=worker_count,
         default=1,
         help="processes to run on (default 1; auto: one per CPU available); each task's records go to one "
         "worker, and the output is the same as with one",
@@ -125,27 +125,6 @@ def _whole_number(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-
-
-def _workers(text: str) -> int:
-    if text.strip().lower() == "auto":
-        from loopai.run import available_cpus
-
-        return available_cpus()
-    try:
-        return _positive_int(text)
-    except argparse.ArgumentTypeError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}; a number of processes, 1 or more, or auto (one per CPU)") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
 
 
 def _fail(problems: list[str]) -> int:

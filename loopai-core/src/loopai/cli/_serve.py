@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from loopai.cli._common import host_options
+from loopai.cli._common import host_options, worker_count
 
 __all__ = ["add_commands"]
 
@@ -38,7 +38,12 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     )
     serve.add_argument("--host", metavar="ADDRESS", help="address to listen on (default: [serve] host, 127.0.0.1)")
     serve.add_argument("--port", metavar="N", type=_port, help="port to listen on (default: [serve] port, 8080)")
-    serve.add_argument("--workers", metavar="N", type=_workers, help="worker processes (default: [serve] workers, 1)")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        type=worker_count,
+        help="worker processes, or auto: one per CPU (default: [serve] workers, 1)",
+    )
     serve.add_argument(
         "--tasks", metavar="FILE", help="tasks table, TOML or JSON (default: [tasks] of the configuration)"
     )
@@ -57,16 +62,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0..65535 (got {value})")
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
     return value
 
 
