@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from loopai.cli import _deliver
-from loopai.cli._common import host_options, usage
+from loopai.cli._common import host_options, positive_int, usage
 from loopai.cli._outboxes import OUTBOX_HELP, existing_outbox, outbox_failures, outbox_path
 
 __all__ = ["add_commands"]
@@ -39,7 +39,7 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     listing.add_argument(
         "--since", metavar="WHEN", type=_since, help="only events emitted since: an ISO 8601 time, or an age (30m, 7d)"
     )
-    listing.add_argument("--limit", metavar="N", type=_count, help="only the N most recent (still oldest first)")
+    listing.add_argument("--limit", metavar="N", type=positive_int, help="only the N most recent (still oldest first)")
     listing.add_argument("--json", action="store_true", help="print a JSON list (times in ISO 8601, UTC)")
     listing.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     listing.set_defaults(handler=_list)
@@ -126,16 +126,6 @@ def _event_types(text: str) -> str:
         hint = did_you_mean(text, known) or f" (the types: {families})"
         raise argparse.ArgumentTypeError(f"no event type matches {text!r}{hint}")
     return text
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
 
 
 def _chosen(records: Sequence[Any], args: argparse.Namespace) -> list[Any]:
