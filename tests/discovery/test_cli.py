@@ -415,7 +415,7 @@ def test_list_load_and_show_say_why_a_loaded_plugin_is_off(site: Site) -> None:
     site.add_poster()
     why = (
         "idle: validate_configuration() refused its settings: url is not set; "
-        "set them under [plugins.webhook_handlers.poster] in loopai.toml"
+        "set them under [plugins.webhook_handlers.poster.configuration] in loopai.toml"
     )
 
     before = site.cli_json()["poster"]

@@ -524,7 +524,7 @@ def test_a_handler_that_is_idle_without_settings_is_disabled_and_says_why(site: 
     assert (record.status, record.loaded, record.enabled, record.priority) == ("disabled", True, False, 20)
     assert record.reason == (
         "idle: validate_configuration() refused its settings: url is not set; "
-        "set them under [plugins.webhook_handlers.poster] in loopai.toml"
+        "set them under [plugins.webhook_handlers.poster.configuration] in loopai.toml"
     )
     assert record.selected and record.selected_by == "autoload"
     assert site.own_problems(host.problems) == []  # an idle plugin is no problem

@@ -329,7 +329,8 @@ def _why_off(plugin: Plugin, kind: Kind, name: str, config: LoopaiConfig) -> str
         accepted, said = accepts(plugin, _settings_of(plugin))
         if not accepted:
             detail = f": {'; '.join(said)}" if said else ""
-            return f"idle: validate_configuration() refused its settings{detail}; set them under {table} in {source}"
+            settings = f"[plugins.{kind.key}.{name}.configuration]"
+            return f"idle: validate_configuration() refused its settings{detail}; set them under {settings} in {source}"
     return (
         f"off: the plugin turned itself off (enabled is False once constructed); "
         f"to turn it on: enabled = true under {table} in {source}"
