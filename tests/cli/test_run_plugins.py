@@ -39,6 +39,43 @@ def test_a_named_plugin_that_is_not_installed_stops_the_run_with_the_closest_nam
     ) in ran.err
 
 
+def test_a_named_plugin_whose_required_plugin_is_missing_stops_the_run_with_the_closest_name(project, proc) -> None:
+    """Left out, the validator would let every record pass unjudged: the run refuses, as for wrong settings."""
+    project.write(
+        "loopai.toml", '[plugins.validators.json-schema-validator]\nrequires_plugins = ["percentage-samplr"]\n'
+    )
+
+    ran = proc("run", str(project.records()))
+
+    assert (ran.code, ran.out) == (2, "")
+    assert (
+        "loopai.toml:1: validators.json-schema-validator: validator 'json-schema-validator' (loopai-builtin 0.1.0) "
+        "is left out: it requires 'percentage-samplr' (did you mean 'percentage-sampler'?), which is not loaded "
+        "and enabled"
+    ) in ran.err
+    project.write(  # a plugin made by its factory, not discovered: the same
+        "loopai.toml",
+        '[plugins.validators.judge]\nfactory = "loopai_cli_plugins:Judge"\nrequires_plugins = ["absent"]\n',
+    )
+    made = proc("run", str(project.records()))
+    assert made.code == 2, made.err
+    assert "loopai.toml:1: validators.judge: validator 'judge' is disabled (missing-plugin): it requires 'absent'" in (
+        made.err
+    )
+
+
+def test_a_named_plugin_that_its_factory_cannot_make_stops_the_run(project, proc) -> None:
+    project.write("loopai.toml", '[plugins.validators.judge]\nfactory = "loopai_cli_plugins:Raises"\n')
+
+    ran = proc("run", str(project.records()))
+
+    assert (ran.code, ran.out) == (2, "")
+    assert (
+        "loopai.toml:1: validators.judge: making it with loopai_cli_plugins:Raises failed: RuntimeError: "
+        "this validator cannot be built"
+    ) in ran.err
+
+
 def test_a_named_plugin_turned_off_or_denied_is_no_error(project, proc) -> None:
     project.write(
         "loopai.toml",

@@ -69,11 +69,14 @@ def test_with_several_workers_every_scrape_adds_up_all_of_them(launcher, kit):
 
 
 def test_with_several_workers_a_plugin_problem_is_logged_once_not_once_per_worker(launcher, kit):
-    extra = f'[plugins.validators.needy]\nfactory = "{kit.MODULE}:Slow"\nrequires_plugins = ["absent"]\n'
+    extra = (  # two validators that each want to run before the other: a warning, and they run by priority
+        f'[plugins.validators.first]\nfactory = "{kit.MODULE}:Slow"\nrun_before = ["second"]\n'
+        f'[plugins.validators.second]\nfactory = "{kit.MODULE}:Slow"\nrun_before = ["first"]\n'
+    )
     server = launcher(config=kit.standard_config(recorder=False, extra=extra), args=("--workers", "2"))
     assert httpx.post(server.url + "/api/v1/validate", json={"execution": kit.record()}).status_code == 200
     assert server.stop() == 0
-    assert server.log.count("validator 'needy' is disabled (missing-plugin)") == 1, server.log
+    assert server.log.count("validators 'first', 'second' are in a cycle") == 1, server.log
 
 
 def test_the_console_handler_on_defaults_prints_only_alerts(launcher, kit):

@@ -179,7 +179,9 @@ def _apply_entry(
         outcome = attempt(_load_factory, kind, entry, registry, where)
         if isinstance(outcome, Raised):
             error = outcome.error
-            return str(error) if isinstance(error, LoopaiError) else f"{where} failed: {describe(error)}"
+            if isinstance(error, LoopaiError):
+                return str(error)
+            return f"{where}: making it with {entry.factory} failed: {describe(error)}"
         plugin = outcome
     elif registered is None:
         if not entry.enabled:
@@ -198,7 +200,11 @@ def _apply_entry(
             if isinstance(configured, Raised):
                 registry.unregister(kind.base, entry.name)
                 error = configured.error
-                return str(error) if isinstance(error, LoopaiError) else f"{where} failed: {describe(error)}"
+                return (
+                    str(error)
+                    if isinstance(error, LoopaiError)
+                    else f"{where}: configuring it failed: {describe(error)}"
+                )
     refusal = _refusal(plugin, entry, where)
     if refusal is not None:
         registry.unregister(kind.base, entry.name)

@@ -15,7 +15,8 @@ from typing import Any
 
 from loopai._errors import LoopaiError
 from loopai._isolation import Raised, attempt, describe
-from loopai._kinds import KINDS, kind_of
+from loopai._kinds import KINDS, Kind, kind_of
+from loopai._suggest import closest
 from loopai.config import LoopaiConfig
 from loopai.discovery import DiscoveredPlugin, Selection, apply_configuration, discover, load_discovered
 from loopai.host._invoke import Invoker
@@ -115,24 +116,27 @@ def populate(
         load_discovered(discovered, registry, config, strict=strict)
         problems += [record.problem() for record in discovered if record.status not in ("ok", "disabled")]
     problems += apply_configuration(config, registry, discovered, selection)
-    problems += [
-        f"{kind} {name!r} is disabled (missing-plugin): {why}"
-        for kind, name, why in disable_unmet(registry, discovered)
-    ]
+    for kind, name, why in disable_unmet(registry, discovered):
+        said = f"{kind.title} {name!r} is disabled (missing-plugin): {why}"
+        configured = config.plugins.find(kind, name) is not None
+        problems.append(f"{config.where(kind, name)}: {said}" if configured else said)
     return discovered, problems
 
 
-def disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin]) -> list[tuple[str, str, str]]:
+def disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin]) -> list[tuple[Kind, str, str]]:
     """Disable the plugins whose ``requires_plugins`` are not all loaded and enabled (their records
-    become ``missing-plugin``); each one's kind title, name and why."""
+    become ``missing-plugin``); each one's kind, name and why (a missing name close to one that is
+    there gets "did you mean")."""
     disabled = []
     unmet = unmet_requirements(registry)
+    there = [entry.name for entry in registry]
     for entry in registry:
         missing = unmet.get((entry.kind, entry.name))
         if missing is None:
             continue
         entry.plugin.enabled = False
-        names = ", ".join(repr(name) for name in missing)
+        others = [name for name in there if name != entry.name]
+        names = ", ".join(_named(name, others) for name in missing)
         verb = "is" if len(missing) == 1 else "are"
         kind = kind_of(entry.kind)
         reason = (
@@ -143,7 +147,7 @@ def disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin]) 
         for record in discovered:
             if record.name == entry.name and record.kind == kind.label and record.loaded:
                 record.status, record.reason, record.enabled = "missing-plugin", reason, False
-        disabled.append((kind.title, entry.name, reason))
+        disabled.append((kind, entry.name, reason))
     return disabled
 
 
@@ -169,6 +173,12 @@ def describe_order(registry: PluginRegistry, discovered: list[DiscoveredPlugin],
         placed = places.get((record.kind, record.name))
         record.position = placed.position if placed is not None else None
         record.placed_by = placed.reason if placed is not None else ""
+
+
+def _named(name: str, there: list[str]) -> str:
+    """``'business-rulez' (did you mean 'business-rules'?)``, or the name alone when none is close."""
+    near = closest(name, there, limit=1)
+    return f"{name!r} (did you mean {near[0]!r}?)" if near else repr(name)
 
 
 def _name_of(plugin: object) -> str:

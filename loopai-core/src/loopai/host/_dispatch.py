@@ -69,7 +69,8 @@ class Dispatch:
         """Why each plugin the configuration names (and does not turn off) is not loaded: one
         message each, naming the file, the plugin and, for settings, the field.
 
-        Left out on purpose (a deny rule, ``--plugins``) is no failure. ``loopai run`` and ``loopai
+        Left out on purpose (a deny rule, ``--plugins``) is no failure; loaded but off because a
+        plugin it requires is not there (``requires_plugins``) is one. ``loopai run`` and ``loopai
         serve`` refuse to start on these, since running without a plugin the configuration asks
         for would hide the mistake; plugins that were only discovered are left out with a warning.
         """
@@ -78,7 +79,8 @@ class Dispatch:
         failures = []
         for kind in KINDS:
             for entry in config.plugins.for_kind(kind):
-                if not entry.enabled or self.registry.entry(kind.base, entry.name) is not None:
+                registered = self.registry.entry(kind.base, entry.name)
+                if not entry.enabled or (registered is not None and registered.plugin.enabled):
                     continue
                 where = config.where(kind, entry.name)
                 record = records.get((kind.label, entry.name))
