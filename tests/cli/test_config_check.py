@@ -45,6 +45,22 @@ def test_a_setting_written_in_the_wrong_table_names_the_table_that_has_it(projec
     ]
 
 
+def test_a_required_plugin_that_is_missing_is_said_once_with_the_closest_name(project, cli) -> None:
+    project.write(
+        "loopai.toml", '[plugins.validators.json-schema-validator]\nrequires_plugins = ["percentage-samplr"]\n'
+    )
+
+    checked = cli("config", "check")
+
+    assert checked.code == 1
+    assert checked.err.splitlines() == [
+        "loopai.toml:1: validators.json-schema-validator: validator 'json-schema-validator' (loopai-builtin 0.1.0) "
+        "is left out: it requires 'percentage-samplr' (did you mean 'percentage-sampler'?), which is not loaded "
+        "and enabled; install and enable it, or take it out of its requires_plugins",
+        "1 error(s)",
+    ]
+
+
 def test_every_structural_and_settings_error_is_reported_in_one_pass_with_its_line(project, cli) -> None:
     project.write("loopai.toml", NINE_MISTAKES)
 
