@@ -119,6 +119,30 @@ def test_a_task_schema_that_is_not_a_json_schema_is_said_at_start(tmp_path: Path
     assert result.lines[0]["validation"]["is_valid"] is False
 
 
+def test_a_task_schema_whose_remote_ref_will_not_be_fetched_is_said_at_start(tmp_path: Path, kit, loopai) -> None:
+    remote = {
+        "$id": "https://schemas.example.com/answer.json",  # its own id: a $ref to it is no fetch
+        "type": "object",
+        "properties": {
+            "label": {"$ref": "https://elsewhere.example/label.json#/defs/label"},
+            "again": {"$ref": "https://schemas.example.com/answer.json"},
+        },
+    }
+    (tmp_path / "tasks.toml").write_text(
+        kit.tasks_toml(**{kit.TASK_A: {"name": "alpha", "output_schema": remote}}), encoding="utf-8"
+    )
+
+    result = loopai(str(_source(tmp_path, kit)), "--tasks", "tasks.toml")
+
+    warning = (
+        f"json-schema-validator: task 'alpha' ({kit.TASK_A}): output_schema cannot be applied: remote $ref "
+        "https://elsewhere.example/label.json not fetched: remote refs are off"
+    )
+    assert result.stderr.count(warning) == 1, result.stderr
+    assert result.stderr.index(warning) < result.stderr.index("loopai run:")  # said at start-up
+    assert "answer.json not fetched" not in result.stderr
+
+
 def test_a_tasks_file_wins_over_the_configuration(tmp_path: Path, kit, loopai) -> None:
     (tmp_path / "loopai.toml").write_text(
         kit.tasks_toml(**{kit.TASK_A: {"output_schema": kit.OUTPUT_SCHEMA}}), encoding="utf-8"

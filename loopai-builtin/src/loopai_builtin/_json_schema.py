@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 import loopai
 from loopai_builtin._json_compare import differences, parsed
 from loopai_builtin._schema_cache import TOO_DEEP, CacheInfo, Schema, SchemaCache, regex_problem
-from loopai_builtin._schema_refs import RemoteRefError, RemoteRefs, normalised_prefix
+from loopai_builtin._schema_refs import RemoteRefError, RemoteRefs, normalised_prefix, unfetched_refs
 from loopai_builtin._version import __version__
 
 __all__ = ["CacheInfo", "JsonSchemaValidator"]
@@ -107,13 +107,17 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
                 if schema is None:
                     continue
                 problem = self._cache.get(schema, self.config.format_checking).problem
-                if problem is not None:
-                    named = f"{task.name!r} ({task_id})" if task.name else str(task_id)
+                said = [_not_a_schema(part, problem)] if problem is not None else []
+                said += [
+                    f"{part.schema} cannot be applied: {why}" for why in unfetched_refs(schema, self._cache.remote)
+                ]
+                named = f"{task.name!r} ({task_id})" if task.name else str(task_id)
+                for why in said:
                     log.warning(
                         "%s: task %s: %s: every record of the task is judged invalid until it is fixed",
                         self.name,
                         named,
-                        _not_a_schema(part, problem),
+                        why,
                     )
 
     def cache_info(self) -> CacheInfo:

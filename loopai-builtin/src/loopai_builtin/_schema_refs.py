@@ -22,7 +22,7 @@ from loopai_builtin._version import __version__
 if TYPE_CHECKING:
     import referencing
 
-__all__ = ["DOCUMENT_LIMIT", "RemoteRefError", "RemoteRefs", "normalised_prefix"]
+__all__ = ["DOCUMENT_LIMIT", "RemoteRefError", "RemoteRefs", "normalised_prefix", "unfetched_refs"]
 
 DOCUMENT_LIMIT = 1 << 20
 """Bytes a remote schema document may have (1 MiB)."""
@@ -87,18 +87,25 @@ class RemoteRefs:
                 return True
         return False
 
+    def refusal(self, uri: str) -> str | None:
+        """Why :meth:`document` would not fetch ``uri``, or None when it would try."""
+        if not self.allowed:
+            return f"remote $ref {uri} not fetched: remote refs are off; to allow them, {_HOW}"
+        if not self.allows(uri):
+            return (
+                f"remote $ref {uri} not fetched: it is under none of the remote_refs prefixes "
+                f"({', '.join(self.allowed)}); add one to allow it"
+            )
+        return None
+
     def document(self, uri: str) -> Any:
         """The parsed JSON at ``uri``, fetched on first use; raises :class:`RemoteRefError`."""
         with self._lock:  # one fetch per document, even when records are validated in parallel
             if uri in self._documents:
                 return self._documents[uri]
-            if not self.allowed:
-                raise RemoteRefError(f"remote $ref {uri} not fetched: remote refs are off; to allow them, {_HOW}")
-            if not self.allows(uri):
-                raise RemoteRefError(
-                    f"remote $ref {uri} not fetched: it is under none of the remote_refs prefixes "
-                    f"({', '.join(self.allowed)}); add one to allow it"
-                )
+            refusal = self.refusal(uri)
+            if refusal is not None:
+                raise RemoteRefError(refusal)
             document = self._documents[uri] = self._fetch(uri)
             return document
 
@@ -133,3 +140,31 @@ class RemoteRefs:
             return json.loads(answer.body)
         except ValueError:
             raise RemoteRefError(f"remote $ref {uri}: the document is not JSON") from None
+
+
+def unfetched_refs(schema: Any, remote: RemoteRefs) -> list[str]:
+    """Why each absolute ``http(s)`` ``$ref`` in ``schema`` (not one of its own ``$id`` resources)
+    would not be fetched: said at start, where each record would otherwise fail on it."""
+    ids: set[str] = set()
+    refs: list[str] = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$id" and isinstance(value, str):
+                    ids.add(value.split("#", 1)[0])
+                elif key == "$ref" and isinstance(value, str):
+                    refs.append(value)
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    said = []
+    for ref in dict.fromkeys(refs):
+        uri = ref.split("#", 1)[0]
+        if urlsplit(uri).scheme in ("http", "https") and uri not in ids:
+            refusal = remote.refusal(uri)
+            if refusal is not None:
+                said.append(refusal)
+    return said
