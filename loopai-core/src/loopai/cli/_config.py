@@ -109,11 +109,8 @@ def _plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str],
             continue
         lines = [line for line in (record.reason or "").splitlines() if line.startswith(config.where_prefix())]
         errors += lines or [f"{config.where(record.kind, record.name)}: {record.problem()}"]
-    # A discovered plugin left out for a missing requirement is said above, with its record: the host's
-    # own line about it ends with the same reason.
-    left_out = tuple(r.reason for r in host.discovered if r.status == "missing-plugin" and r.reason)
     for problem in host.problems:
-        if problem not in said and not (left_out and problem.endswith(left_out)):
+        if problem not in said:
             errors += problem.splitlines()  # a plugin's settings problems come as one line each
     return [error for error in errors if not reading.already_reported(error)], warnings
 

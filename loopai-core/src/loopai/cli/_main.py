@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = sys.argv[1:] if argv is None else list(argv)
     if argv is None:
-        _tracebacks_on_crash()
+        from loopai._crash import stacks_on_crash
+
+        stacks_on_crash()
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (see loopai completion): every command
         from loopai.cli._completion import complete
 
@@ -108,16 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return leave_without_waiting(status, getattr(args, "config", None))
     return status
-
-
-def _tracebacks_on_crash() -> None:
-    """A crash in native code (a plugin's C extension, say) prints the Python stack of every thread
-    before the process dies, which names the plugin's file and function (``faulthandler``)."""
-    import faulthandler
-
-    with contextlib.suppress(AttributeError, ValueError, OSError):  # a stderr without a file descriptor
-        if not faulthandler.is_enabled():
-            faulthandler.enable()
 
 
 class _NamedStdout:

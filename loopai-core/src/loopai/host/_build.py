@@ -116,17 +116,22 @@ def populate(
         load_discovered(discovered, registry, config, strict=strict)
         problems += [record.problem() for record in discovered if record.status not in ("ok", "disabled")]
     problems += apply_configuration(config, registry, discovered, selection)
-    for kind, name, why in disable_unmet(registry, discovered):
+    for kind, name, why, record in disable_unmet(registry, discovered):
+        if record is not None:
+            problems.append(record.problem())  # as every discovered plugin's problem is said
+            continue
         said = f"{kind.title} {name!r} is disabled (missing-plugin): {why}"
         configured = config.plugins.find(kind, name) is not None
         problems.append(f"{config.where(kind, name)}: {said}" if configured else said)
     return discovered, problems
 
 
-def disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin]) -> list[tuple[Kind, str, str]]:
+def disable_unmet(
+    registry: PluginRegistry, discovered: list[DiscoveredPlugin]
+) -> list[tuple[Kind, str, str, DiscoveredPlugin | None]]:
     """Disable the plugins whose ``requires_plugins`` are not all loaded and enabled (their records
-    become ``missing-plugin``); each one's kind, name and why (a missing name close to one that is
-    there gets "did you mean")."""
+    become ``missing-plugin``); each one's kind, name, why (a missing name close to one that is
+    there gets "did you mean") and record (None for a plugin that was not discovered)."""
     disabled = []
     unmet = unmet_requirements(registry)
     there = [entry.name for entry in registry]
@@ -144,10 +149,12 @@ def disable_unmet(registry: PluginRegistry, discovered: list[DiscoveredPlugin]) 
             f"{'it' if len(missing) == 1 else 'them'}, or take {'it' if len(missing) == 1 else 'them'} "
             "out of its requires_plugins"
         )
+        found = None
         for record in discovered:
             if record.name == entry.name and record.kind == kind.label and record.loaded:
                 record.status, record.reason, record.enabled = "missing-plugin", reason, False
-        disabled.append((kind, entry.name, reason))
+                found = record
+        disabled.append((kind, entry.name, reason, found))
     return disabled
 
 

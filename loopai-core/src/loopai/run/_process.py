@@ -10,7 +10,6 @@ keeps the results it answers with.
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import logging
 import queue
 import signal
@@ -20,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from loopai._crash import stacks_on_crash
 from loopai._errors import LoopaiError
 from loopai._log import captured_warnings
 from loopai.host import Host
@@ -81,8 +81,7 @@ class _Collected:
 def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     """A worker's life: build its host, start it when told, run the lines it is sent, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    with contextlib.suppress(AttributeError, ValueError, OSError):
-        faulthandler.enable()  # a crash in a plugin's native code prints the stack that names it
+    stacks_on_crash()  # a crash in a plugin's native code prints the stack that names it
     with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
         _serve(recipe, conn, options)
 

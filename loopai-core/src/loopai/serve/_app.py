@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import faulthandler
 import gc
 import os
 import signal
@@ -17,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 from fastapi import FastAPI
 
+from loopai._crash import stacks_on_crash
 from loopai._errors import StartupError
 from loopai._log import captured_warnings, logger
 from loopai._models import WebhookEvent
@@ -122,8 +122,7 @@ def app_from_environment() -> FastAPI:
     with captured_warnings():  # the plugins' problems: said once, by the parent's check before the workers
         app = create_app(load_config(options.config), options=options)
     settle_heap()  # a worker is a process of its own
-    with contextlib.suppress(AttributeError, ValueError, OSError):
-        faulthandler.enable()  # a crash in a plugin's native code prints the stack that names it
+    stacks_on_crash()  # a crash in a plugin's native code prints the stack that names it
     return app
 
 
