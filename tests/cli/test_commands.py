@@ -230,3 +230,18 @@ def test_plugins_check_json_lists_the_problems(project, cli, monkeypatch) -> Non
     assert done.code == 1
     [problem] = done.json["problems"]
     assert "loopai.toml:1: validators.broken" in problem and "cannot be built" in problem
+
+
+def test_serve_refusing_its_configuration_says_every_error_at_once_plugin_settings_too(project, cli) -> None:
+    (project.root / "loopai.toml").write_text(
+        "[serve]\nshutdown_timeout = -1\n[plugins.samplers.percentage-sampler.configuration]\nsampling_rate = 1.5\n",
+        encoding="utf-8",
+    )
+
+    done = cli("serve", "--port", "0")
+
+    assert done.code == 2
+    assert [line.split(": ")[:2] for line in done.err.splitlines()] == [
+        ["loopai.toml:2", "serve.shutdown_timeout"],
+        ["loopai.toml:4", "samplers.percentage-sampler.sampling_rate"],
+    ]

@@ -173,6 +173,31 @@ def test_a_bad_configuration_is_exit_2(tmp_path: Path, kit, loopai) -> None:
     assert "bad.toml:2: samplers.percentage-sampler.priority" in result.stderr
 
 
+def test_a_refused_configuration_says_every_error_at_once_plugin_settings_too(tmp_path: Path, kit, loopai) -> None:
+    """As ``loopai config check`` does: one round of fixes, not one per error kind."""
+    (tmp_path / "loopai.toml").write_text(
+        'strict = "yes"\n'
+        "[plugins.samplers.percentage-sampler.configuration]\n"
+        "sampling_rate = 1.5\n"
+        "[plugins.webhook_handlers.http-webhook-handler.configuration]\n"
+        'url = "ftp://x"\n'
+        'secret = "${LOOPAI_TEST_UNSET_SECRET}"\n',
+        encoding="utf-8",
+    )
+
+    result = loopai(str(_source(tmp_path, kit)), "-o", "out.jsonl")
+
+    assert (result.code, result.stdout) == (2, "")
+    assert [line.split(": ")[:2] for line in result.stderr.splitlines()] == [
+        ["loopai.toml:1", "strict"],
+        ["loopai.toml:3", "samplers.percentage-sampler.sampling_rate"],
+        ["loopai.toml:5", "webhook_handlers.http-webhook-handler.url"],
+        ["loopai.toml:6", "webhook_handlers.http-webhook-handler.configuration.secret"],
+    ]
+    assert "LOOPAI_TEST_UNSET_SECRET is not set" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_a_broken_plugin_the_configuration_names_is_exit_2_strict_or_not(tmp_path: Path, kit, loopai) -> None:
     (tmp_path / "loopai.toml").write_text(
         '[plugins.validators.ghost]\nfactory = "no_such_module_for_loopai:Ghost"\n', encoding="utf-8"

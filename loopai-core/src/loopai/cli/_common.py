@@ -17,6 +17,7 @@ __all__ = [
     "config_or_exit",
     "delivery_notices",
     "diagnostic_config",
+    "every_problem",
     "host_options",
     "patterns",
     "plugin_output_to_stderr",
@@ -86,17 +87,29 @@ def selection_of(args: argparse.Namespace, config: LoopaiConfig) -> Selection:
     )
 
 
-def config_or_exit(args: argparse.Namespace) -> LoopaiConfig:
-    """The configuration ``--config`` (or the default search) names; its problems end the command (exit 2)."""
+def config_or_exit(args: argparse.Namespace, *, with_plugins: bool = False) -> LoopaiConfig:
+    """The configuration ``--config`` (or the default search) names; its problems end the command
+    (exit 2). ``with_plugins``: a refused file's named plugins are loaded to check their settings
+    too, so that every error is said at once (for commands that would load them anyway)."""
     from loopai._errors import ConfigError
     from loopai.config import load_config
 
     try:
         return load_config(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
+        for problem in every_problem(args.config) if with_plugins else exc.problems:
             print(problem, file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def every_problem(path: str | None) -> list[str]:
+    """Every problem of the configuration at ``path`` (or found by the default search), the settings
+    of the plugins it names included: see :func:`loopai.cli._checking.every_problem`."""
+    from loopai.cli._checking import every_problem as of_reading
+    from loopai.config import read_config
+
+    with plugin_output_to_stderr():
+        return of_reading(read_config(path))
 
 
 def diagnostic_config(args: argparse.Namespace) -> tuple[LoopaiConfig, Reading]:

@@ -12,6 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from loopai.cli._checking import plugin_problems, with_lines
 from loopai.cli._common import usage
 
 if TYPE_CHECKING:
@@ -63,10 +64,10 @@ def _config_check(args: argparse.Namespace) -> int:
     errors = list(reading.errors)
     warnings = [f"{unset.problem}; loopai run needs it" for unset in reading.unset]
     if reading.config is not None:
-        plugin_errors, plugin_warnings = _plugin_problems(reading.config, reading)
+        plugin_errors, plugin_warnings = plugin_problems(reading.config, reading)
         errors += [error for error in plugin_errors if error not in errors]
         warnings += plugin_warnings
-    located = _with_lines(errors, reading)
+    located = with_lines(errors, reading)
     if args.json:
         print(json.dumps(_report(reading, located, warnings), indent=2))
         return 1 if errors else 0
@@ -87,69 +88,6 @@ def _entries(config: LoopaiConfig) -> int:
     from loopai._kinds import KINDS
 
     return sum(len(config.plugins.for_kind(kind)) for kind in KINDS)
-
-
-def _plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], list[str]]:
-    """Errors of the plugins the configuration names (their settings checked against their own
-    models), and warnings about installed plugins it does not name."""
-    from loopai.host import Host
-
-    # Installed plugins are loaded so that their settings are checked; no outbox: checking creates no files.
-    host = Host(config, strict=False, discover=True, outbox=False)
-    host.close()
-    warnings: list[str] = _configuration_warnings(host)
-    errors: list[str] = []
-    said = set()
-    for record in host.discovered:
-        if record.status in ("ok", "disabled"):
-            continue
-        said.add(record.problem())
-        if config.plugins.find(record.kind, record.name) is None:
-            warnings.append(f"{record.problem()} (not named in the configuration; see loopai plugins check)")
-            continue
-        lines = [line for line in (record.reason or "").splitlines() if line.startswith(config.where_prefix())]
-        errors += lines or [f"{config.where(record.kind, record.name)}: {record.problem()}"]
-    for problem in host.problems:
-        if problem not in said:
-            errors += problem.splitlines()  # a plugin's settings problems come as one line each
-    return [error for error in errors if not reading.already_reported(error)], warnings
-
-
-def _configuration_warnings(host: Any) -> list[str]:
-    """What each loaded plugin says about its own settings (:meth:`loopai.Plugin.configuration_warnings`);
-    a plugin whose method raises is named with what it raised."""
-    from loopai._isolation import Raised, attempt, describe
-    from loopai._kinds import KINDS
-
-    said: list[str] = []
-    for kind in KINDS:
-        for entry in host.registry.entries(kind, enabled_only=False):
-            method = getattr(entry.plugin, "configuration_warnings", None)
-            if method is None:
-                continue
-            outcome = attempt(method)
-            if isinstance(outcome, Raised):
-                said.append(f"{kind.key}.{entry.name}: configuration_warnings() raised {describe(outcome.error)}")
-            else:
-                said += [str(line) for line in outcome or ()]
-    return said
-
-
-def _with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | None, int | None]]:
-    """Each error with the file and line it is about, where the file lets that be found
-    (``loopai.toml:7: samplers.s.priority: ...``), in the file's order."""
-    from loopai.config import in_file_order, with_lines
-
-    config = reading.config
-    source = config.source if config is not None else None
-    if config is None or source is None:
-        return [(error, None, None) for error in errors]
-    label = config.source_label
-    located = [
-        (message, label if line is not None or message.startswith(f"{label}: ") else None, line)
-        for message, line in with_lines(errors, source, label)
-    ]
-    return sorted(located, key=lambda found: in_file_order(found[2]))
 
 
 def _report(reading: Reading, located: list[tuple[str, str | None, int | None]], warnings: list[str]) -> Any:

@@ -135,7 +135,7 @@ def _fail(problems: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, OutboxError, StartupError
-    from loopai.cli._common import delivery_notices
+    from loopai.cli._common import delivery_notices, every_problem
     from loopai.cli._run_files import check_paths, outbox_for, unwritable
     from loopai.cli._run_host import HostRecipe
     from loopai.config import by_uuid, load_config, load_tasks
@@ -143,6 +143,9 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+    except ConfigError:
+        return _fail(every_problem(args.config))
+    try:
         tasks = load_tasks(args.tasks) if args.tasks else by_uuid(config.tasks)
         check_paths(args.input, args.output)
         source = Input(args.input)

@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as missing:
         print(f"loopai serve: {missing}", file=sys.stderr)
         return 2
-    config = config_or_exit(args)
+    config = config_or_exit(args, with_plugins=True)
     options = ServeOptions(
         config=args.config,
         tasks=args.tasks,

@@ -1,0 +1,87 @@
+"""Every problem of a configuration, as ``loopai config check`` reports them and ``loopai run`` and
+``loopai serve`` when they refuse one: the file's own, then the settings of the plugins it names
+(checked against each plugin's own model, which needs the plugins loaded), each with the file and
+line it is about, in the file's order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopai.config import LoopaiConfig, Reading
+
+__all__ = ["configuration_warnings", "every_problem", "plugin_problems", "with_lines"]
+
+
+def every_problem(reading: Reading) -> list[str]:
+    """The problems ``reading`` found (an unset ``${VAR}`` among them), then those of the plugins its
+    configuration names, each once, located and in the file's order: what a command that needs the
+    configuration says when it refuses it, so that one round of fixes is enough."""
+    problems = list(reading.problems)
+    if reading.config is not None:
+        problems += [error for error in plugin_problems(reading.config, reading)[0] if error not in problems]
+    return [message for message, _file, _line in with_lines(problems, reading)]
+
+
+def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], list[str]]:
+    """Errors of the plugins the configuration names (their settings checked against their own
+    models), and warnings about installed plugins it does not name."""
+    from loopai.host import Host
+
+    # Installed plugins are loaded so that their settings are checked; no outbox: checking creates no files.
+    host = Host(config, strict=False, discover=True, outbox=False)
+    host.close()
+    warnings: list[str] = configuration_warnings(host)
+    errors: list[str] = []
+    said = set()
+    for record in host.discovered:
+        if record.status in ("ok", "disabled"):
+            continue
+        said.add(record.problem())
+        if config.plugins.find(record.kind, record.name) is None:
+            warnings.append(f"{record.problem()} (not named in the configuration; see loopai plugins check)")
+            continue
+        lines = [line for line in (record.reason or "").splitlines() if line.startswith(config.where_prefix())]
+        errors += lines or [f"{config.where(record.kind, record.name)}: {record.problem()}"]
+    for problem in host.problems:
+        if problem not in said:
+            errors += problem.splitlines()  # a plugin's settings problems come as one line each
+    return [error for error in errors if not reading.already_reported(error)], warnings
+
+
+def configuration_warnings(host: Any) -> list[str]:
+    """What each loaded plugin says about its own settings (:meth:`loopai.Plugin.configuration_warnings`);
+    a plugin whose method raises is named with what it raised."""
+    from loopai._isolation import Raised, attempt, describe
+    from loopai._kinds import KINDS
+
+    said: list[str] = []
+    for kind in KINDS:
+        for entry in host.registry.entries(kind, enabled_only=False):
+            method = getattr(entry.plugin, "configuration_warnings", None)
+            if method is None:
+                continue
+            outcome = attempt(method)
+            if isinstance(outcome, Raised):
+                said.append(f"{kind.key}.{entry.name}: configuration_warnings() raised {describe(outcome.error)}")
+            else:
+                said += [str(line) for line in outcome or ()]
+    return said
+
+
+def with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | None, int | None]]:
+    """Each error with the file and line it is about, where the file lets that be found
+    (``loopai.toml:7: samplers.s.priority: ...``), in the file's order."""
+    from loopai.config import in_file_order
+    from loopai.config import with_lines as lines_of
+
+    config = reading.config
+    source = config.source if config is not None else None
+    if config is None or source is None:
+        return [(error, None, None) for error in errors]
+    label = config.source_label
+    located = [
+        (message, label if line is not None or message.startswith(f"{label}: ") else None, line)
+        for message, line in lines_of(errors, source, label)
+    ]
+    return sorted(located, key=lambda found: in_file_order(found[2]))
