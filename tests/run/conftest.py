@@ -53,6 +53,14 @@ class Recorder(loopai.WebhookHandlerPlugin):
             out.write(line + "\\n")
 
 
+class SlowRecorder(Recorder):
+    """A Recorder that takes a second per delivery: the run's wait for deliveries at its end lasts."""
+
+    def handle_event(self, event, context):
+        time.sleep(1)
+        super().handle_event(event, context)
+
+
 class OutputIsOk(loopai.ValidatorPlugin):
     """Valid when the output is the string "ok"."""
 

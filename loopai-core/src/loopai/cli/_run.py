@@ -39,7 +39,8 @@ workers deliver them in the background, each handler with up to [delivery] max_i
 at once, retries scheduled in the outbox (never waited for by the records), a handler's
 circuit opened after [delivery] circuit_failures failures in a row (one line says when it
 opens and closes). At the end the run waits up to [delivery] drain_timeout seconds (default
-10) for what is due; the summary's delivery table says, per handler, what was delivered,
+10) for what is due, and says so when that lasts (Ctrl-C ends the wait, the summary still
+printed); the summary's delivery table says, per handler, what was delivered,
 retried, is still pending or dead, with the exact `loopai events deliver` / `replay`
 command to finish the job. Nothing is lost: what is left stays in the outbox.
 
@@ -68,8 +69,10 @@ console-webhook-handler] table) to choose for yourself.
 exit status: 0 every line processed, 1 some line malformed (or the input ended early),
 2 usage or configuration error (or the outbox failed: the message names the file),
 3 with --fail-on-undelivered: every line processed but some delivery is dead or still
-pending at the end, 130 interrupted (Ctrl-C: the records in flight finish, the output
-holds whole lines, emitted events stay in the outbox)."""
+pending at the end, 130 interrupted (Ctrl-C: reading stops, the records in flight finish,
+the output holds whole lines, emitted events stay in the outbox; or a Ctrl-C ended the wait
+for deliveries at the end: what is left stays pending; a second Ctrl-C while records are
+processed stops at once, without the summary)."""
 
 
 def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
@@ -220,11 +223,11 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
     from loopai._errors import OutboxError, StartupError
     from loopai.cli._output import is_quiet
     from loopai.cli._run_host import pending_now, say_setup
-    from loopai.run import InputError, Runner, RunOptions, WorkerFailed, run_in_workers
+    from loopai.run import InputError, Runner, RunOptions, WorkerFailed, close_after_delivering, run_in_workers
 
     progress = sys.stderr if _is_terminal(sys.stderr) and not is_quiet(args) else None
     batch = RunOptions.batch if source.regular else 1  # from a pipe, no line waits for the next
-    options = RunOptions(args.concurrency, args.fail_fast, progress, _warn_one, batch)
+    options = RunOptions(args.concurrency, args.fail_fast, progress, _warn_one, batch, None if is_quiet(args) else _say)
     if args.workers > 1:
         try:
             summary, problems = run_in_workers(recipe, args.workers, source, outcome.open, options)
@@ -247,7 +250,12 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
     summary = runner.summary
     try:
         with host:
-            runner.run(source)
+            try:
+                runner.run(source)
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now, what is pending stays in the outbox
+                host.close(drain_timeout=0)
+                raise
+            summary.stopped_waiting = not close_after_delivering(host, options.say)
     except (InputError, OutboxError) as exc:
         _settle(host, summary, known, failing=True)
         exc.summary = summary  # type: ignore[union-attr]
@@ -286,7 +294,7 @@ def _report(summary: Summary, outcome: _Outcome, args: argparse.Namespace) -> in
         print(json.dumps(summary.to_dict(), indent=2), file=sys.stdout if outcome.path else sys.stderr)
     elif not is_quiet(args):
         sys.stderr.write(summary.render())
-    if summary.interrupted:
+    if summary.interrupted or summary.stopped_waiting:
         return 130
     if outcome.broken is not None:
         return 2
@@ -323,6 +331,10 @@ def _warn(problems: list[str]) -> None:
 
 def _warn_one(problem: str) -> None:
     _warn([problem])
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _is_terminal(stream: IO[str]) -> bool:

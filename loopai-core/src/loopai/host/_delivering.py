@@ -136,11 +136,12 @@ class HostDelivery:
             return []
         return self.workers.report(self.outbox.open_counts())
 
-    def stop(self) -> bool:
-        """Drain up to :attr:`drain_timeout`, then stop the workers; what is left stays pending."""
+    def stop(self, drain_timeout: float | None = None) -> bool:
+        """Drain up to ``drain_timeout`` seconds (default :attr:`drain_timeout`), then stop the
+        workers; what is left stays pending."""
         if self.workers is None or self._closed:
             return True
-        return self.workers.stop(self.drain_timeout)
+        return self.workers.stop(self.drain_timeout if drain_timeout is None else drain_timeout)
 
     def close(self) -> None:
         """Stop the workers, keep the last report, close the outbox if the host opened it (idempotent)."""

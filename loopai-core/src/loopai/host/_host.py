@@ -356,11 +356,12 @@ class Host(HostCalls):
             return
         self._delivery.start(loop)
 
-    def close(self) -> None:
-        """Drain the delivery workers for up to ``[delivery] drain_timeout`` seconds (what is left
-        stays pending in the outbox), then run every started plugin's ``shutdown`` hook once, in
-        reverse order (plugins after those that require them); stop isolated plugins' workers and
-        the reload triggers, and close what the host opened."""
+    def close(self, *, drain_timeout: float | None = None) -> None:
+        """Drain the delivery workers for up to ``drain_timeout`` seconds (default: ``[delivery]
+        drain_timeout``; 0: no wait; what is left stays pending in the outbox), then run every
+        started plugin's ``shutdown`` hook once, in reverse order (plugins after those that
+        require them); stop isolated plugins' workers and the reload triggers, and close what
+        the host opened."""
         self._triggers.stop()
         with self._reload_lock:  # not in the middle of a reload
             current = self._set
@@ -368,7 +369,7 @@ class Host(HostCalls):
             if entries is None:
                 return
             try:
-                self._delivery.stop()  # before shutdown: deliveries still need the handlers' clients
+                self._delivery.stop(drain_timeout)  # before shutdown: deliveries still need the handlers' clients
                 current.lifecycle.stop(self, entries)
             finally:
                 self._release(current)

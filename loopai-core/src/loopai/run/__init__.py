@@ -11,6 +11,7 @@ from loopai.run._input import KNOWN_KEYS, Input, InputError, Malformed, parse_li
 from loopai.run._record import ALERT_EVENTS, error_line, result_line
 from loopai.run._setup import CONSOLE, console_to_alerts, refuse_unrunnable
 from loopai.run._summary import Histogram, Summary, TaskSummary
+from loopai.run._terminal import close_after_delivering
 from loopai.run._workers import HostRecipe, WorkerFailed, available_cpus, run_in_workers
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "TaskSummary",
     "WorkerFailed",
     "available_cpus",
+    "close_after_delivering",
     "console_to_alerts",
     "error_line",
     "parse_line",

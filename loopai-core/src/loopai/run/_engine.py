@@ -64,6 +64,8 @@ class RunOptions:
     """Told what the user should know about the input as it is read (unknown keys), once each."""
     batch: int = 256
     """Records whose events are stored in one commit (1 when the input is a pipe: see the module)."""
+    say: Callable[[str], None] | None = None
+    """Told what the run waits for at its end, when that lasts (the deliveries still due), or None (quiet)."""
 
 
 class _Held:
@@ -107,7 +109,7 @@ def numbered(
     requested; counts them in ``summary.lines``."""
     for number, raw in enumerate(source, 1):
         if stop.requested:
-            summary.interrupted = True
+            summary.interrupted = summary.interrupted or stop.interrupted
             return
         if progress is not None:
             progress.tick(summary.lines, summary.malformed)
@@ -156,6 +158,7 @@ class Runner:
         try:
             with interrupts() as stop:
                 self.process(numbered(source, self.summary, stop, self._progress))
+            self.summary.interrupted = self.summary.interrupted or stop.interrupted  # after the last line read, too
         finally:
             if self._progress is not None:
                 self._progress.clear()

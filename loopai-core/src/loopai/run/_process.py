@@ -25,6 +25,7 @@ from loopai._log import captured_warnings
 from loopai.host import Host
 from loopai.run._engine import Runner, RunOptions
 from loopai.run._summary import Summary
+from loopai.run._terminal import close_after_delivering
 
 __all__ = ["AHEAD", "BATCH", "HostRecipe", "WorkerHandle"]
 
@@ -94,7 +95,8 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     except LoopaiError as exc:
         conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
         return
-    conn.send(("built", problems, host.outbox.path if host.outbox is not None else None))
+    outbox = host.outbox.path if host.outbox is not None else None
+    conn.send(("built", problems, outbox, host.config.delivery.drain_timeout))
     if conn.recv()[0] != "start":  # hosts start one after the other; or the run was called off
         host.close()
         return
@@ -114,6 +116,9 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
         try:
             runner.process(_received(conn, output))
             runner.finish()
+            # The parent says what is waited for; a Ctrl-C (the terminal's, or the parent's
+            # passed on) ends the wait.
+            runner.summary.stopped_waiting = not close_after_delivering(host)
         except LoopaiError as exc:  # the outbox failed: what it holds stays; this worker can go no further
             conn.send(("fatal", str(exc)))
             raise SystemExit(1) from None

@@ -112,6 +112,9 @@ class Summary:
         self.first_malformed: tuple[int, str] | None = None
         """The first malformed line's number and why it is not a record (``line 3: ...``)."""
         self.interrupted = False
+        """A Ctrl-C stopped the reading (the records read were finished)."""
+        self.stopped_waiting = False
+        """A Ctrl-C ended the wait for deliveries at the end: what was due stays pending."""
         self.stopped_by: str | None = None
         self.tasks: dict[UUID, TaskSummary] = {}
         self.plugins: list[PluginUsage] = []
@@ -160,6 +163,7 @@ class Summary:
             "malformed": self.malformed,
             "first_malformed": self.first_malformed[1] if self.first_malformed else None,
             "interrupted": self.interrupted,
+            "stopped_waiting": self.stopped_waiting,
             "stopped_by": self.stopped_by,
             "seconds": round(seconds, 6),
             "records_per_second": round(records / seconds, 1) if seconds > 0 else None,
@@ -193,9 +197,11 @@ class Summary:
         head = f"loopai run: {self.lines:,} line(s), {records:,} record(s), {self.malformed:,} malformed"
         head += f", {seconds:.2f} s ({rate})"
         if self.interrupted:
-            head += " - INTERRUPTED, the rest of the input was not read"
+            head += " - INTERRUPTED: reading stopped, the records read were finished"
         elif self.stopped_by:
             head += f" - stopped early: {self.stopped_by}"
+        if self.stopped_waiting:
+            head += " - Ctrl-C ended the wait for deliveries: they stay pending in the outbox"
         blocks = [head]
         if self.first_malformed is not None:
             blocks.append(f"FIRST MALFORMED LINE (each has an error line in the results):\n  {self.first_malformed[1]}")

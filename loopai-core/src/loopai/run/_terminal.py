@@ -1,4 +1,5 @@
-"""``loopai run`` at a terminal: a clean stop on Ctrl-C, and a progress line on stderr."""
+"""``loopai run`` at a terminal: a clean stop on Ctrl-C (reading, and the wait for deliveries at the
+end), and a progress line on stderr."""
 
 from __future__ import annotations
 
@@ -8,41 +9,106 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-__all__ = ["Progress", "Stop", "interrupts"]
+from loopai._errors import LoopaiError
+
+if TYPE_CHECKING:
+    from loopai.host import Host
+
+__all__ = ["MOMENT", "Progress", "Stop", "close_after_delivering", "interrupts", "waiting_line"]
 
 _STOPPING = b"\nloopai run: stopping once the records in flight are done (Ctrl-C again stops now)\n"
 
 
 class Stop:
-    """Set by the first Ctrl-C: finish the records in flight, read no more."""
+    """Read no more, finish the records in flight: ``requested`` by the first Ctrl-C (then
+    ``interrupted`` too) or by the run itself (``--fail-fast``)."""
 
     requested = False
+    interrupted = False
 
 
 @contextlib.contextmanager
-def interrupts() -> Iterator[Stop]:
-    """While inside, the first SIGINT sets ``requested`` and says on stderr what happens now (a
-    plugin that hangs would otherwise leave the run silent); a second one raises
-    ``KeyboardInterrupt`` as usual. Outside the main thread signals cannot be caught: then nothing
-    changes."""
+def interrupts(also: Callable[[], None] | None = None, *, saying: bytes = _STOPPING) -> Iterator[Stop]:
+    """While inside, the first SIGINT sets ``requested``, writes ``saying`` on stderr (what
+    happens now: a plugin that hangs would otherwise leave the run silent) and calls ``also``
+    (in the signal handler); a second one raises ``KeyboardInterrupt`` as usual. Outside the
+    main thread signals cannot be caught: then nothing changes."""
     stop = Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
     def first(signum: int, frame: object) -> None:
-        stop.requested = True
+        stop.requested = stop.interrupted = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
         with contextlib.suppress(OSError):  # unbuffered: the main thread may be inside a write to stderr
-            os.write(2, _STOPPING)
+            os.write(2, saying)
+        if also is not None:
+            also()
 
     previous = signal.signal(signal.SIGINT, first)
     try:
         yield stop
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+MOMENT = 0.5
+"""Seconds of waiting for deliveries at the end that go unsaid."""
+
+
+def close_after_delivering(host: Host, say: Callable[[str], None] | None = None) -> bool:
+    """Close ``host`` as ``with host`` does, once the deliveries due are made, waiting up to its
+    ``[delivery] drain_timeout``; but a Ctrl-C (the first one from now) ends the wait, and what
+    is not delivered stays pending in the outbox. When the wait lasts more than a moment,
+    ``say`` is given a line telling what is waited for and how to end it. False when a Ctrl-C
+    ended the wait. A failing outbox ends it too (the host keeps its failure)."""
+    timeout = host.config.delivery.drain_timeout
+    cut = False
+    restore = _interruptible_once()
+    try:
+        started = time.monotonic()
+        if timeout > 0 and not host.drain(min(MOMENT, timeout)):
+            if say is not None:
+                say(waiting_line(timeout))
+            host.drain(max(0.0, timeout - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        cut = True
+    except LoopaiError:
+        pass  # the delivery workers stopped on it: said, and kept as host.delivery_failure
+    finally:
+        restore()
+        host.close(drain_timeout=0)
+    return not cut
+
+
+def waiting_line(timeout: float) -> str:
+    """What ``loopai run`` says when the wait for deliveries at its end lasts."""
+    return (
+        f"loopai run: waiting up to {timeout:g} s for the deliveries still due "
+        "(Ctrl-C stops waiting; what is left stays in the outbox)"
+    )
+
+
+def _interruptible_once() -> Callable[[], None]:
+    """Make the next SIGINT raise ``KeyboardInterrupt``, once (a second one, as a terminal's Ctrl-C
+    that also reaches the run's workers, is ignored); returns what puts the handler back. Outside
+    the main thread signals cannot be caught: nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def once(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, once)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+    return restore
 
 
 class Progress:

@@ -26,6 +26,7 @@ summaries.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -45,7 +46,7 @@ from loopai.run._process import BATCH, HostRecipe, WorkerHandle
 from loopai.run._record import error_line
 from loopai.run._route import Router
 from loopai.run._summary import Summary
-from loopai.run._terminal import Progress, interrupts
+from loopai.run._terminal import MOMENT, Progress, interrupts, waiting_line
 
 __all__ = ["HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
 
@@ -108,6 +109,7 @@ class _Parent:
         self.dead: WorkerHandle | None = None
         self.lost = 0  # lines of a dead worker that were never answered
         self.receivers: list[threading.Thread] = []
+        self.drain_timeout = 0.0  # the workers' [delivery] drain_timeout, once they are built
         self.warned: list[str] = []  # the first warning a worker sent: said once per run, as by one process
 
     # -- start and stop ----------------------------------------------------------------------
@@ -136,6 +138,7 @@ class _Parent:
                 built = self._expect(worker, "built")
                 problems += built[1]
                 self.summary.outbox = self.summary.outbox or built[2]
+                self.drain_timeout = built[3]
         for worker in self.workers:
             worker.send(("start",))
             problems += self._expect(worker, "started")[1]
@@ -189,7 +192,10 @@ class _Parent:
                     worker.feed(force=True)
                     worker.send(("end",))
                 self._drain(0)
-            self._add_up()
+            self.summary.finished = time.perf_counter()  # processed: what follows is the wait for deliveries
+            self.summary.interrupted = self.summary.interrupted or stop.interrupted  # after the last line read, too
+            with interrupts(self._pass_interrupt_on, saying=b""):  # a Ctrl-C now ends the workers' wait
+                self._add_up()
         finally:
             if progress is not None:
                 progress.clear()
@@ -257,12 +263,16 @@ class _Parent:
         )
 
     def _add_up(self) -> None:
-        """The workers' summaries into the run's: tasks, counts, hook times, plugin usage, problems."""
+        """The workers' summaries into the run's: tasks, counts, hook times, plugin usage, problems.
+        The workers wait for deliveries before they send theirs: said once, when it lasts."""
         summary = self.summary
+        say, since = self.options.say, time.monotonic()
         with self.changed:
             for worker in self.workers:
                 while worker.summary is None and worker.death is None:
-                    self.changed.wait()
+                    if not self.changed.wait(MOMENT) and say is not None and time.monotonic() - since >= MOMENT:
+                        say(waiting_line(self.drain_timeout))
+                        say = None
         usage: dict[tuple[str, str], PluginUsage] = {}
         for worker in self.workers:
             part = worker.summary
@@ -274,6 +284,7 @@ class _Parent:
             firsts = [first for first in (summary.first_malformed, part.first_malformed) if first is not None]
             summary.first_malformed = min(firsts, default=None)
             summary.stopped_by = summary.stopped_by or part.stopped_by
+            summary.stopped_waiting = summary.stopped_waiting or part.stopped_waiting
             for hook in summary.hook_calls:
                 summary.hook_calls[hook] += part.hook_calls[hook]
                 summary.hook_seconds[hook] += part.hook_seconds[hook]
@@ -291,7 +302,14 @@ class _Parent:
                 deliveries[row.handler] = _added(deliveries.get(row.handler), row)
         summary.deliveries = list(deliveries.values())
         summary.warnings = list(self.warned)
-        summary.finished = time.perf_counter()
+
+    def _pass_interrupt_on(self) -> None:
+        """A Ctrl-C while the workers wait for deliveries, as a signal handler: passed on to them,
+        which ends their wait (a terminal's Ctrl-C reaches them too: they take the first)."""
+        for worker in self.workers:
+            if worker.process.pid is not None and worker.death is None:
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    os.kill(worker.process.pid, signal.SIGINT)
 
     # -- what the workers send ---------------------------------------------------------------
 
