@@ -45,10 +45,18 @@ def test_json_times_are_iso_8601(cli, outbox) -> None:
 
     [first, *_] = cli("events", "list", "--outbox", str(outbox), "--json").json
 
-    for key in ("emitted_at", "updated_at"):
+    assert first["status"] == "pending"
+    for key in ("emitted_at", "updated_at", "next_attempt_at"):
         assert isinstance(first[key], str) and first[key].endswith("Z")
         when = datetime.fromisoformat(first[key].replace("Z", "+00:00"))
         assert abs((before - when).total_seconds()) < 60
+
+
+def test_json_has_no_next_attempt_for_a_delivery_that_is_done(cli, outbox) -> None:
+    rows = cli("events", "list", "--outbox", str(outbox), "--json").json
+
+    (done,) = [row for row in rows if row["status"] == "delivered"]
+    assert done["next_attempt_at"] is None
 
 
 def test_type_handler_since_and_limit_narrow_the_list(cli, outbox) -> None:

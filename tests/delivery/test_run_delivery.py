@@ -131,3 +131,13 @@ def test_concurrency_and_a_slow_receiver(tmp_path, receiver, write_config, run):
     assert code == 0, err
     assert [json.loads(line)["line"] for line in out.splitlines()] == list(range(1, 17))  # input order
     assert delivery_rows(err)["http-webhook-handler"] == ["16", "0", "0", "0"]
+
+
+def test_quiet_fail_on_undelivered_still_says_why_with_a_command_that_works_from_anywhere(
+    tmp_path, outbox_path, down_url, write_config, run
+):
+    write_config(down_url, max_retries=0, circuit_failures=0)
+    code, _, err = run(str(records_file(tmp_path, 3)), "-q", "--fail-on-undelivered", "--config", "loopai.toml")
+    assert code == 3, err
+    replay = f"loopai events replay --all-dead --outbox {outbox_path} --config {tmp_path / 'loopai.toml'}"
+    assert f"loopai run: 3 deliveries are dead (refused, or retries used up): replay with  {replay}" in err

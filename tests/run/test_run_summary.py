@@ -44,7 +44,7 @@ def test_the_summary_table(tmp_path: Path, kit, loopai, config) -> None:
     deliveries = [line.split() for line in tables["HANDLER"].splitlines()]
     assert deliveries == [["HANDLER", "DELIVERED", "RETRIED", "PENDING", "DEAD"], ["rec", "50", "0", "0", "0"]]
     assert "EVENTS RAISED: events the records raised" in text
-    assert "still pending" not in text and "dead (retries used up)" not in text
+    assert "still pending" not in text and "dead (refused, or retries used up)" not in text
     hooks = {line.split()[0]: line.split() for line in tables["HOST"].splitlines()}
     assert hooks["host.emit"][1] == "50"
     header = next(line for line in text.splitlines() if line.startswith("TASK"))

@@ -160,7 +160,15 @@ def _list(args: argparse.Namespace) -> int:
         finally:
             outbox.close()
     if args.json:
-        shown = [{**r.to_dict(), "emitted_at": _iso(r.emitted_at), "updated_at": _iso(r.updated_at)} for r in records]
+        shown = [
+            {
+                **r.to_dict(),
+                "emitted_at": _iso(r.emitted_at),
+                "updated_at": _iso(r.updated_at),
+                "next_attempt_at": _iso(r.next_attempt_at) if r.status == "pending" else None,  # when it is due
+            }
+            for r in records
+        ]
         print(json.dumps(shown, indent=2))
         return 0
     if records:

@@ -294,6 +294,9 @@ def _report(summary: Summary, outcome: _Outcome, args: argparse.Namespace) -> in
         print(json.dumps(summary.to_dict(), indent=2), file=sys.stdout if outcome.path else sys.stderr)
     elif not is_quiet(args):
         sys.stderr.write(summary.render())
+    elif args.fail_on_undelivered:  # quiet, but exit 3 says why
+        for note in summary.undelivered_notes():
+            print(f"loopai run: {note}", file=sys.stderr)
     if summary.interrupted or summary.stopped_waiting:
         return 130
     if outcome.broken is not None:
@@ -310,8 +313,8 @@ def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[s
         return None, None
     # A database is named by the configuration (its URL, password included, is never printed here).
     where = [] if "://" in outbox else ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
-    if args.config:
-        where += ["--config", args.config]
+    if args.config:  # absolute, as the outbox: the command works from any folder
+        where += ["--config", os.path.abspath(args.config)]
     for flag, value in (("--plugins", args.plugins), ("--disable-plugins", args.disable_plugins)):
         if value:
             where += [flag, value]

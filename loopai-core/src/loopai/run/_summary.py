@@ -255,7 +255,7 @@ class Summary:
         if self.outbox:
             listing = "loopai events list" + ("" if "://" in self.outbox else f" --outbox {self.outbox}")
             notes.append(f"events are kept in the outbox {self.outbox} ({listing})")
-        notes.extend(self._undelivered_notes())
+        notes.extend(self.undelivered_notes())
         blocks.append("\n".join(notes))
         return "\n\n".join(block for block in blocks if block) + "\n"
 
@@ -285,7 +285,8 @@ class Summary:
         header += ["QUARANTINED"] * quarantined + ["CIRCUIT"] * circuits
         return _table(header, rows, right=range(1, 6 + quarantined))
 
-    def _undelivered_notes(self) -> list[str]:
+    def undelivered_notes(self) -> list[str]:
+        """What is still pending and dead, each with the command that finishes the job (none: all delivered)."""
         notes = []
         if self.pending:
             notes.append(
@@ -293,7 +294,8 @@ class Summary:
             )
         if self.dead:
             notes.append(
-                f"{self.dead:,} deliver{_ies(self.dead)} dead (retries used up): replay with  {self.replay_command}"
+                f"{self.dead:,} deliver{_ies(self.dead)} dead (refused, or retries used up): replay with  "
+                f"{self.replay_command}"
             )
         return notes
 
