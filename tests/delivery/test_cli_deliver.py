@@ -68,6 +68,23 @@ def test_deliver_refuses_when_a_handler_the_file_names_cannot_load(outbox_path, 
     assert receiver.requests == []  # the pending delivery waits for a configuration that loads
 
 
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        ((), "idle: validate_configuration() refused its settings: http-webhook-handler: the url setting is required"),
+        (("--disable-plugins", "http-*"), "it is installed but not selected (denied by --disable-plugins (http-*)"),
+    ],
+)
+def test_deliver_says_why_a_handler_with_pending_deliveries_delivers_nothing(
+    outbox_path, event, run_cli, tmp_path, flags, why
+):
+    record_only(outbox_path, [event(), event()])
+    result = run_cli("events", "deliver", *flags, cwd=tmp_path)  # no configuration: the handler has no url
+    assert result.returncode == 1
+    assert result.stdout == "http-webhook-handler: 0 delivered, 0 retried, 0 dead, 2 pending\n"
+    assert f"http-webhook-handler: its deliveries stay pending: {why}" in result.stderr
+
+
 def test_deliver_with_nothing_pending_says_so_without_a_line_per_idle_handler(outbox_path, event, run_cli, tmp_path):
     record_only(outbox_path, [])  # an outbox with nothing in it; the handlers on defaults are idle
     result = run_cli("events", "deliver", cwd=tmp_path)

@@ -115,6 +115,7 @@ def _deliver(args: argparse.Namespace) -> int:
             if host.delivery_failure is not None:
                 raise host.delivery_failure
             rows = host.delivery_report()
+            idle = {row.handler: _why_idle(host, row.handler) for row in rows if row.pending}
         finally:
             outbox.close()
     said = [row for row in rows if _worth_saying(row, config)]
@@ -125,10 +126,29 @@ def _deliver(args: argparse.Namespace) -> int:
             f"{row.handler}: {row.delivered} delivered, {row.retried} retried, {row.dead} dead, "
             f"{row.pending} pending" + (f" (circuit {row.circuit})" if row.circuit != "closed" else "")
         )
+        if idle.get(row.handler):
+            print(f"{row.handler}: its deliveries stay pending: {idle[row.handler]}", file=sys.stderr)
     pending, dead = sum(row.pending for row in rows), sum(row.dead for row in rows)
     if dead:
         print(f"{dead} deliver{'y' if dead == 1 else 'ies'} died: see loopai events list --dead", file=sys.stderr)
     return 1 if pending or dead else 0
+
+
+def _why_idle(host: Any, name: str) -> str | None:
+    """Why webhook handler ``name`` delivers nothing in ``host`` (not installed, left out by the
+    selection, off, or idle for want of settings), or None when it is loaded and enabled."""
+    from loopai._kinds import KINDS
+
+    (kind,) = [kind for kind in KINDS if kind.key == "webhook_handlers"]
+    for entry in host.registry.entries(kind, enabled_only=False):
+        if entry.name == name and entry.plugin.enabled:
+            return None
+    for record in host.discovered:
+        if record.kind == kind.label and record.name == name:
+            if not record.selected:
+                return f"it is installed but not selected ({record.selected_by}; see --plugins, --disable-plugins)"
+            return record.reason or f"it is {record.status}"
+    return f"no webhook handler named {name!r} is installed or configured here (see loopai plugins list)"
 
 
 def _worth_saying(row: Any, config: Any) -> bool:
