@@ -74,14 +74,24 @@ def test_plugin_subclasses_register_under_their_base_class_kind(registry: Plugin
     assert registry.resolve(ValidatorPlugin, "s") is None
 
 
-def test_name_defaults_to_the_kebab_case_class_name(registry: PluginRegistry) -> None:
-    class BusinessRuleValidator(ValidatorPlugin):
-        def validate(self, execution, context):
-            return ValidationResult(is_valid=True)
+@pytest.mark.parametrize(
+    ("class_name", "name"),
+    [
+        ("BusinessRuleValidator", "business-rule-validator"),
+        ("JSONValidator", "json-validator"),
+        ("HTTPWebhookHandler", "http-webhook-handler"),
+        ("MyV2Validator", "my-v2-validator"),
+        ("IOUValidator", "iou-validator"),
+    ],
+)
+def test_name_defaults_to_the_kebab_case_class_name(registry: PluginRegistry, class_name: str, name: str) -> None:
+    def validate(self, execution, context):
+        return ValidationResult(is_valid=True)
 
-    registry.register(BusinessRuleValidator())
+    plugin_class = type(class_name, (ValidatorPlugin,), {"validate": validate})
+    registry.register(plugin_class())
 
-    assert registry.contains(ValidatorPlugin, "business-rule-validator")
+    assert registry.contains(ValidatorPlugin, name)
 
 
 def test_hookimpl_module_is_registered_behind_an_adapter(registry: PluginRegistry) -> None:

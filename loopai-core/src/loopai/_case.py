@@ -8,8 +8,9 @@ __all__ = ["kebab", "snake"]
 
 
 def kebab(name: str) -> str:
-    """``BusinessRuleValidator`` becomes ``business-rule-validator``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
+    """``BusinessRuleValidator`` becomes ``business-rule-validator``; an acronym is one word:
+    ``HTTPWebhookHandler`` becomes ``http-webhook-handler``, ``MyV2Validator`` ``my-v2-validator``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
 
 
 def snake(key: str) -> str:
