@@ -274,3 +274,16 @@ def test_a_port_in_use_is_said_before_anything_starts(tmp_path, kit, workers):
     assert status == 2
     assert f"loopai serve: cannot listen on 127.0.0.1:{port}: the address is already in use" in server.log
     assert "Started server process" not in server.log  # no plugin, outbox or worker was started for nothing
+
+
+def test_an_admin_reload_with_several_workers_is_refused_naming_sighup(launcher, kit):
+    """A request reaches one worker: reloading it alone would leave the workers answering differently."""
+    server = launcher(config=kit.standard_config({"api_keys": ["k-1"]}), args=("--workers", "2"))
+
+    answer = httpx.post(server.url + "/api/v1/admin/reload", headers={"Authorization": "Bearer k-1"})
+
+    assert answer.status_code == 409, answer.text
+    error = answer.json()
+    assert error["code"] == "RELOAD_FAILED"
+    assert error["message"].startswith("this service runs 2 worker processes and a request reaches only one")
+    assert f"send SIGHUP to the main process (pid {server.process.pid})" in error["message"]

@@ -119,8 +119,10 @@ def app_from_environment() -> FastAPI:
     """The factory uvicorn calls in each worker process (``--workers N``): the options ``loopai serve``
     put in ``LOOPAI_SERVE_OPTIONS``, the configuration they name."""
     options = ServeOptions.from_environ(os.environ)
+    config = load_config(options.config)
     with captured_warnings():  # the plugins' problems: said once, by the parent's check before the workers
-        app = create_app(load_config(options.config), options=options)
+        app = create_app(config, options=options)
+    app.state.service.worker_processes = options.listening(config).workers
     settle_heap()  # a worker is a process of its own
     stacks_on_crash()  # a crash in a plugin's native code prints the stack that names it
     return app

@@ -53,6 +53,8 @@ class Service:
         self.inbound_key: bytes | None = secret.get_secret_value().encode("utf-8") if secret is not None else None
         self.max_body_bytes = int(self.settings.max_body_mb * 1024 * 1024)
         self.owns_host = owns_host
+        self.worker_processes = 1
+        """How many processes serve together (``--workers``): a request reaches one of them."""
         self.started = False
         self.stopping = False
         self.work: set[asyncio.Task[Any]] = set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -15,8 +17,18 @@ __all__ = ["router"]
 async def reload(service: ServiceDep, caller: Authenticated) -> Response:
     """200 with what changed (plugins ``added``, ``removed``, ``reconfigured``, and ``problems``)
     once the new plugin set runs; 409 ``RELOAD_FAILED`` when it could not be built or started
-    (nothing changed: the previous plugins keep running), with the same object in ``details``."""
+    (nothing changed: the previous plugins keep running), with the same object in ``details``;
+    409 too with ``--workers N``, where a request reaches one worker: SIGHUP to the main process
+    restarts them all."""
     service.ensure_ready()
+    if service.worker_processes > 1:  # one worker would reload, the others not: they would answer differently
+        raise ApiError(
+            409,
+            "RELOAD_FAILED",
+            f"this service runs {service.worker_processes} worker processes and a request reaches only one: send "
+            f"SIGHUP to the main process (pid {os.getppid()}), which restarts every worker on the new "
+            "configuration; nothing was reloaded",
+        )
     result = await service.areload()
     if not result.reloaded:
         raise ApiError(409, "RELOAD_FAILED", result.summary(), details=result.to_dict())
