@@ -18,15 +18,14 @@ WAITING = (
 )
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_while_the_run_waits_for_deliveries_ends_the_wait_and_prints_the_summary(
-    tmp_path: Path, kit, config, events, workers: str
-) -> None:
-    # A second a delivery, one an event: the wait at the end would last seconds (drain_timeout allows 30).
+def _ctrl_c_once_waiting(tmp_path: Path, kit, config, *flags: str) -> tuple[int, str, str, float]:
+    """``loopai run`` whose wait for deliveries at the end lasts (a second a delivery, drain_timeout
+    30 s), and a terminal's Ctrl-C (every process of the run) once it says it waits: exit status,
+    stdout, stderr, and the seconds from the Ctrl-C to the end."""
     config(handlers={"rec": "SlowRecorder"}, extra="[delivery]\ndrain_timeout = 30\n")
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(4)])
     process = kit.loopai_process(
-        [str(source), "--no-autoload", "--workers", workers, "-o", "out.jsonl", "--json"],
+        [str(source), "--no-autoload", "-o", "out.jsonl", *flags],
         cwd=tmp_path,
         env=kit.subprocess_env(tmp_path),
         stdout=subprocess.PIPE,
@@ -35,20 +34,27 @@ def test_ctrl_c_while_the_run_waits_for_deliveries_ends_the_wait_and_prints_the_
     )
     try:
         assert process.stderr is not None
-        said = [process.stderr.readline() for _ in range(1)]
+        said = [process.stderr.readline()]
         while said[-1] and WAITING not in said[-1]:
             said.append(process.stderr.readline())
         assert WAITING in said[-1], said
         interrupted = time.monotonic()
-        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the run
+        os.killpg(process.pid, signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
-        took = time.monotonic() - interrupted
+        return process.returncode, stdout, stderr, time.monotonic() - interrupted
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
 
-    assert process.returncode == 130, stderr
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_while_the_run_waits_for_deliveries_ends_the_wait_and_prints_the_summary(
+    tmp_path: Path, kit, config, events, workers: str
+) -> None:
+    code, stdout, stderr, took = _ctrl_c_once_waiting(tmp_path, kit, config, "--workers", workers, "--json")
+
+    assert code == 130, stderr
     assert took < 3  # not the seconds the deliveries left would have taken
     assert "Traceback" not in stderr
     summary = json.loads(stdout)
@@ -62,27 +68,9 @@ def test_ctrl_c_while_the_run_waits_for_deliveries_ends_the_wait_and_prints_the_
 
 
 def test_the_summary_says_a_ctrl_c_ended_the_wait(tmp_path: Path, kit, config) -> None:
-    config(handlers={"rec": "SlowRecorder"}, extra="[delivery]\ndrain_timeout = 30\n")
-    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(4)])
-    process = kit.loopai_process(
-        [str(source), "--no-autoload", "-o", "out.jsonl"],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stderr is not None
-        while WAITING not in (line := process.stderr.readline()) and line:
-            pass
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    code, _, stderr, _ = _ctrl_c_once_waiting(tmp_path, kit, config)
 
-    assert process.returncode == 130
+    assert code == 130
     assert "Ctrl-C ended the wait for deliveries: they stay pending in the outbox" in stderr
     assert "deliveries are still pending: deliver with  loopai events deliver" in stderr
 
