@@ -26,7 +26,7 @@ from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
 from loopai.registry import Ordering, PluginRegistry, RegisteredPlugin, order_entries, unmet_requirements
 
-__all__ = ["Sources", "build_set", "describe_order", "orderings", "populate"]
+__all__ = ["Sources", "build_set", "configured_failures", "describe_order", "orderings", "populate"]
 
 
 @dataclass(frozen=True)
@@ -193,3 +193,25 @@ def _name_of(plugin: object) -> str:
     if isinstance(name, str) and name:
         return name
     return str(getattr(plugin, "__name__", type(plugin).__name__))
+
+
+def configured_failures(
+    config: LoopaiConfig, registry: PluginRegistry, discovered: Sequence[DiscoveredPlugin], problems: Sequence[str]
+) -> list[str]:
+    """:meth:`loopai.Host.configured_failures` of a plugin set: ``config``, its ``registry``, the
+    plugins it ``discovered`` and the ``problems`` met building it."""
+    records = {(record.kind, record.name): record for record in discovered}
+    failures = []
+    for kind in KINDS:
+        for entry in config.plugins.for_kind(kind):
+            registered = registry.entry(kind.base, entry.name)
+            if not entry.enabled or (registered is not None and registered.plugin.enabled):
+                continue
+            where = config.where(kind, entry.name)
+            record = records.get((kind.label, entry.name))
+            if record is not None:
+                if record.status != "disabled":
+                    failures.append(f"{where}: {record.problem()}")
+                continue
+            failures += [p for p in problems if p.startswith(where) and p[len(where) : len(where) + 1] in ":.["]
+    return failures

@@ -8,11 +8,11 @@ and :mod:`._event_calls` (emit and delivery).
 
 from __future__ import annotations
 
-from loopai._kinds import KINDS
 from loopai._log import logger
 from loopai._models import WebhookEventType
 from loopai.config import LoopaiConfig
 from loopai.discovery import DiscoveredPlugin
+from loopai.host._build import configured_failures
 from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker, Tracer
@@ -74,24 +74,7 @@ class Dispatch:
         serve`` refuse to start on these, since running without a plugin the configuration asks
         for would hide the mistake; plugins that were only discovered are left out with a warning.
         """
-        config = self.config
-        records = {(record.kind, record.name): record for record in self.discovered}
-        failures = []
-        for kind in KINDS:
-            for entry in config.plugins.for_kind(kind):
-                registered = self.registry.entry(kind.base, entry.name)
-                if not entry.enabled or (registered is not None and registered.plugin.enabled):
-                    continue
-                where = config.where(kind, entry.name)
-                record = records.get((kind.label, entry.name))
-                if record is not None:
-                    if record.status != "disabled":
-                        failures.append(f"{where}: {record.problem()}")
-                    continue
-                failures += [
-                    p for p in self.problems if p.startswith(where) and p[len(where) : len(where) + 1] in ":.["
-                ]
-        return failures
+        return configured_failures(self.config, self.registry, self.discovered, self.problems)
 
     def _problem(self, message: str) -> None:
         self.problems.append(message)

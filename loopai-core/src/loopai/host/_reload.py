@@ -8,14 +8,16 @@ assignment; calls in flight finish on the old set, whose ``shutdown`` hooks run 
 last call. A reload that fails changes nothing and says why.
 
 It fails when the configuration cannot be read, when strict mode finds any problem, when a
-new plugin's ``startup`` raises, or when a plugin that runs now would be lost to a failure
-(it no longer loads, or its new settings are refused). A plugin uninstalled, turned off or
-left without a required plugin on purpose is simply removed.
+plugin the configuration names cannot run (it is not installed, fails to load, or its settings
+are refused: what ``loopai run`` and ``loopai serve`` refuse to start on), when a new plugin's
+``startup`` raises, or when a plugin that runs now would be lost to a failure. A plugin
+uninstalled, turned off or left without a required plugin on purpose is simply removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -23,6 +25,7 @@ from loopai._errors import ConfigError
 from loopai._kinds import KINDS, kind_of
 from loopai._log import logger
 from loopai.config import LoopaiConfig
+from loopai.host._build import configured_failures
 from loopai.host._changes import ReloadResult, compare, fingerprints
 from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
@@ -152,11 +155,23 @@ def _prepare(host: Reloadable, config: LoopaiConfig | None) -> Prepared | Reload
     for pool in old.pools.tripped():
         pool.entry.plugin.enabled = True  # given up on until reload: this is the reload
     candidate, problems, settings = host._build_set(new_config, carried_over(old))
-    refusals = problems if settings.strict else _lost(old, candidate, problems)
+    if settings.strict:
+        refusals = problems
+    else:  # as at the start of loopai run and serve: a plugin it names that cannot run is a mistake
+        lost = _lost(old, candidate, problems)
+        named = configured_failures(new_config, candidate.registry, candidate.discovered, problems)
+        refusals = lost + [line for line in named if not any(_about(line, said) for said in lost)]
     if refusals:
         candidate.pools.close()
-        return _failed(old, refusals)
+        return _failed(old, new_config.with_lines(refusals))
     return old, candidate, settings, problems, before
+
+
+def _about(line: str, lost: str) -> bool:
+    """Whether a configured plugin's ``line`` (``loopai.toml: validators.a.tag: ...``) is about the
+    plugin a ``lost`` line names (``Validator 'a' runs now and would be lost: ...``)."""
+    name = lost.split("'")[1]
+    return re.search(rf"^[^ ]+ \w+\.{re.escape(name)}(?=[.:\[])", line) is not None
 
 
 def _lost(old: PluginSet, new: PluginSet, problems: Sequence[str]) -> list[str]:
