@@ -287,3 +287,31 @@ def test_an_admin_reload_with_several_workers_is_refused_naming_sighup(launcher,
     assert error["code"] == "RELOAD_FAILED"
     assert error["message"].startswith("this service runs 2 worker processes and a request reaches only one")
     assert f"send SIGHUP to the main process (pid {server.process.pid})" in error["message"]
+
+
+def test_a_reload_rotates_the_api_keys_never_removes_them_all_and_says_what_needs_a_restart(launcher, kit):
+    server = launcher(config=kit.standard_config({"api_keys": ["old-key-1"]}))
+    config = server.home / "loopai.toml"
+
+    config.write_text(kit.standard_config({"api_keys": ["new-key-2"], "port": 1}), encoding="utf-8")
+    rotated = httpx.post(server.url + "/api/v1/admin/reload", headers={"Authorization": "Bearer old-key-1"})
+
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["problems"] == ["serve.port changed: it takes effect when the service restarts"]
+    record = {"execution": kit.record()}
+    assert (
+        httpx.post(server.url + "/api/v1/validate", json=record, headers={"X-Api-Key": "old-key-1"}).status_code == 401
+    )
+    assert (
+        httpx.post(server.url + "/api/v1/validate", json=record, headers={"X-Api-Key": "new-key-2"}).status_code == 200
+    )
+
+    config.write_text(kit.standard_config(), encoding="utf-8")  # no [serve] api_keys at all
+    kept = httpx.post(server.url + "/api/v1/admin/reload", headers={"X-Api-Key": "new-key-2"})
+
+    assert kept.status_code == 200, kept.text
+    assert any(p.startswith("serve.api_keys: a reload cannot remove every API key") for p in kept.json()["problems"])
+    assert httpx.post(server.url + "/api/v1/validate", json=record).status_code == 401  # still closed
+    assert (
+        httpx.post(server.url + "/api/v1/validate", json=record, headers={"X-Api-Key": "new-key-2"}).status_code == 200
+    )

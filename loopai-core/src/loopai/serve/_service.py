@@ -8,6 +8,7 @@ that reloads the plugins (``Host.areload()``), for SIGHUP and ``POST /api/v1/adm
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -26,6 +27,8 @@ _CHECK_TIMEOUT: Final = 2.0
 """Seconds the readiness probe gives the outbox and the state store to answer."""
 _SYNC_EVERY: Final = 1.0
 """Seconds between two copies of the host's plugin counts into the metrics."""
+_AT_START: Final = ("host", "port", "workers", "max_body_mb")
+"""``[serve]`` settings read once, at the start: a reload that changes them says a restart is needed."""
 
 
 class Service:
@@ -48,6 +51,7 @@ class Service:
         self.settings = config.serve
         self.host = host
         self.telemetry = telemetry
+        self._environ = environ
         self.keys = ApiKeys.resolve(self.settings, environ)
         secret = self.settings.inbound_secret
         self.inbound_key: bytes | None = secret.get_secret_value().encode("utf-8") if secret is not None else None
@@ -102,8 +106,38 @@ class Service:
         ``loopai_reloads_total`` and logged. With ``--workers N`` each worker reloads on its own
         SIGHUP; SIGHUP to the main process restarts the workers instead (uvicorn's)."""
         result = await self.host.areload()  # the host logs what changed, or why nothing did
+        if result.reloaded:
+            result = dataclasses.replace(result, problems=(*result.problems, *self._adopt(self.host.config)))
         self.telemetry.reloaded(result.reloaded)
         return result
+
+    def _adopt(self, config: LoopaiConfig) -> list[str]:
+        """Take what a reloaded configuration's ``[serve]`` changes while serving (API keys, the
+        inbound secret, ``max_batch_items``, ``shutdown_timeout``); what only a restart changes is
+        said, one line each, as a reload's problems. A reload never removes every API key: the
+        service would answer anyone."""
+        said: list[str] = []
+        new, old = config.serve, self.settings
+        keys = ApiKeys.resolve(new, self._environ)
+        if self.keys.required and not keys.required:
+            said.append(
+                "serve.api_keys: a reload cannot remove every API key (the service would answer anyone): "
+                "the keys stay as they were; restart the service to serve without keys"
+            )
+            new = new.model_copy(update={"api_keys": old.api_keys})
+        else:
+            self.keys = keys
+        secret = new.inbound_secret
+        self.inbound_key = secret.get_secret_value().encode("utf-8") if secret is not None else None
+        for name in _AT_START:
+            if getattr(new, name) != getattr(old, name):
+                said.append(f"serve.{name} changed: it takes effect when the service restarts")
+        if config.tasks != self.config.tasks:
+            said.append("tasks changed: the tasks table takes effect when the service restarts")
+        self.config, self.settings = config, new
+        for line in said:
+            log.warning("%s", line)
+        return said
 
     def reload(self) -> None:
         """SIGHUP: start :meth:`areload` on the running loop (a signal handler must not wait)."""
