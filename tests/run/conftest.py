@@ -101,6 +101,16 @@ class Stuck(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type="stuck")
 
 
+class FailsToStart(loopai.ValidatorPlugin):
+    """Its startup raises: the host turns it off."""
+
+    def startup(self, host):
+        raise ConnectionError("rules service unreachable")
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=False, validator_type=self.name)
+
+
 class Never(loopai.SamplerPlugin):
     def should_sample(self, execution, context):
         return loopai.SamplingDecision(should_sample=False, reason="never", sampler_type="never")

@@ -212,6 +212,23 @@ def test_a_broken_plugin_the_configuration_names_is_exit_2_strict_or_not(tmp_pat
     assert "nothing was processed" in lenient.stderr
 
 
+@pytest.mark.parametrize("flags", [(), ("--strict",), ("--workers", "2")])
+def test_a_plugin_the_configuration_names_whose_startup_fails_is_exit_2_said_once(
+    tmp_path: Path, kit, config, loopai, flags: tuple[str, ...]
+) -> None:
+    config(validators={"rules": "FailsToStart"})
+    (tmp_path / "out.jsonl").write_text("an earlier run's results\n", encoding="utf-8")
+
+    result = loopai(str(_source(tmp_path, kit)), "--no-autoload", "-o", "out.jsonl", *flags)
+
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.count("ConnectionError: rules service unreachable") == 1, result.stderr
+    if "--strict" not in flags:  # strict mode refuses any problem as StartupError says it
+        assert "loopai.toml:1: validators.rules: plugin 'rules' failed to start and was disabled" in result.stderr
+        assert "loopai run: nothing was processed" in result.stderr
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == "an earlier run's results\n"  # left alone
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "many"])
 def test_a_bad_concurrency_is_exit_2(tmp_path: Path, kit, loopai, value: str) -> None:
     with pytest.raises(SystemExit) as stopped:

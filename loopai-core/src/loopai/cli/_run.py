@@ -223,7 +223,15 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
     from loopai._errors import OutboxError, StartupError
     from loopai.cli._output import is_quiet
     from loopai.cli._run_host import pending_now, say_setup
-    from loopai.run import InputError, Runner, RunOptions, WorkerFailed, close_after_delivering, run_in_workers
+    from loopai.run import (
+        InputError,
+        Runner,
+        RunOptions,
+        WorkerFailed,
+        close_after_delivering,
+        refuse_unrunnable,
+        run_in_workers,
+    )
 
     progress = sys.stderr if _is_terminal(sys.stderr) and not is_quiet(args) else None
     batch = RunOptions.batch if source.regular else 1  # from a pipe, no line waits for the next
@@ -242,9 +250,14 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
     say_setup(host, recipe.config)
     known = len(host.problems)
     try:
-        output = outcome.open()
-    except BaseException:
-        host.close()  # not started: releases the outbox
+        host.start()
+        # A plugin the configuration names whose startup failed is off: as one that cannot load.
+        refuse_unrunnable(host, recipe.config, "loopai run: nothing was processed")
+        output = outcome.open()  # once the host runs: a refused run leaves an earlier output alone
+    except BaseException as exc:  # not started (a state database down, say): what it says is the message
+        said = getattr(exc, "problems", None) or []
+        _warn([problem for problem in host.problems[known:] if not any(problem in line for line in said)])
+        host.close(drain_timeout=0)
         raise
     runner = Runner(host, {}, output, options)
     summary = runner.summary
@@ -259,9 +272,6 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
     except (InputError, OutboxError) as exc:
         _settle(host, summary, known, failing=True)
         exc.summary = summary  # type: ignore[union-attr]
-        raise
-    except BaseException:  # not started (a state database down, say): what it says is the message
-        _warn(host.problems[known:])
         raise
     _settle(host, summary, known)
     if host.delivery_failure is not None:

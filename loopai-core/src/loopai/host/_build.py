@@ -208,6 +208,10 @@ def configured_failures(
             if not entry.enabled or (registered is not None and registered.plugin.enabled):
                 continue
             where = config.where(kind, entry.name)
+            started = [p for p in problems if f"{entry.name!r} failed to start" in p]
+            if started:  # its startup hook raised: the host turned it off
+                failures += [f"{where}: {problem}" for problem in started]
+                continue
             record = records.get((kind.label, entry.name))
             if record is not None:
                 if record.status != "disabled":

@@ -24,6 +24,7 @@ from loopai._errors import LoopaiError
 from loopai._log import captured_warnings
 from loopai.host import Host
 from loopai.run._engine import Runner, RunOptions
+from loopai.run._setup import refuse_unrunnable
 from loopai.run._summary import Summary
 from loopai.run._terminal import close_after_delivering
 
@@ -104,6 +105,8 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     try:
         with captured_warnings() as said:  # what plugins log as they start: the parent says it, once
             host.start()
+        # A plugin the configuration names whose startup failed is off: as one that cannot load.
+        refuse_unrunnable(host, host.config, "loopai run: nothing was processed")
     except LoopaiError as exc:
         conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
         return
