@@ -356,6 +356,24 @@ def test_a_slow_hook_is_named() -> None:
     assert "validate took longer than 0.001 s" in str(contract_failure(Slow, max_seconds=0.001))
 
 
+class Hangs(loopai.ValidatorPlugin):
+    version = "1.0.0"
+
+    def validate(self, execution: loopai.ExecutionRecord, context: loopai.ValidationContext) -> loopai.ValidationResult:
+        time.sleep(3600)
+        return loopai.ValidationResult(is_valid=True)
+
+
+def test_a_hook_that_hangs_is_named_and_the_check_ends() -> None:
+    started = time.monotonic()
+
+    failure = str(contract_failure(Hangs, max_seconds=0.2))
+
+    assert time.monotonic() - started < 10  # not the hour the hook would take
+    assert "validate did not return within 1.4 s: every record would wait for it" in failure
+    assert "give the plugin a timeout" in failure
+
+
 class WrongSignature(loopai.ValidatorPlugin):
     version = "1.0.0"
 

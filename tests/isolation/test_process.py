@@ -313,3 +313,24 @@ def test_an_isolated_handler_that_crashes_is_retried_on_a_new_worker(plugin_modu
 
     assert report.ok and report.delivered == ("flaky",)
     assert marker.exists()
+
+
+def test_check_plugin_calls_an_isolated_plugin_only_in_its_workers_and_names_its_crash(plugin_module) -> None:
+    """A plugin isolated because it may crash its process must not take the author's test run with it."""
+    from loopai.testing import check_plugin
+
+    plugins = plugin_module(
+        """
+        class AlwaysExits(loopai.ValidatorPlugin):
+            isolation = "process"
+            version = "1.0.0"
+
+            def validate(self, execution, context):
+                os._exit(3)
+        """
+    )
+
+    with pytest.raises(AssertionError) as failed:
+        check_plugin(plugins.AlwaysExits)
+
+    assert "in a host: validator 'always-exits' crashed" in str(failed.value), failed.value

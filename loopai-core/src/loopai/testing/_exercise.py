@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
@@ -53,14 +54,38 @@ def run_awaitable(awaitable: Awaitable[Any]) -> Any:
 def _call_hook(
     entry: RegisteredPlugin, first: Any, second: Any, hook: str, case: str, found: Findings, max_seconds: float
 ) -> tuple[bool, Any]:
-    """Call one hook implementation as the host would (awaiting what it returns); False on a problem."""
+    """Call one hook implementation as the host would (awaiting what it returns); False on a problem.
+
+    The call runs on a thread of its own: one that has not returned after ``max_seconds`` is a
+    problem, left behind (a daemon thread), and the hook is not called again."""
+    if hook in found.hung:
+        return False, None
+    outcome: list[Any] = []
+
+    def call() -> None:
+        try:
+            result = entry.call(first, second)
+            outcome.append((True, run_awaitable(result) if inspect.isawaitable(result) else result))
+        except Exception as exc:
+            outcome.append((False, exc))
+
     started = time.perf_counter()
-    try:
-        result = entry.call(first, second)
-        if inspect.isawaitable(result):
-            result = run_awaitable(result)
-    except Exception as exc:
-        found.add(f"{hook} raised {describe(exc)}", exc, case=case)
+    thread = threading.Thread(target=call, name=f"loopai-check-{hook}", daemon=True)
+    thread.start()
+    limit = max_seconds * 2 + 1  # a hook a little slow is said as slow, not as hung
+    thread.join(limit)
+    if not outcome:
+        found.add(
+            f"{hook} did not return within {limit:g} s: every record would wait for it (fix it, or "
+            "give the plugin a timeout, after which the host gives up on a call)",
+            case=case,
+        )
+        found.hung.add(hook)
+        found.hooks.add(hook)
+        return False, None
+    ok, result = outcome[0]
+    if not ok:
+        found.add(f"{hook} raised {describe(result)}", result, case=case)
         found.hooks.add(hook)
         return False, None
     elapsed = time.perf_counter() - started
@@ -166,8 +191,14 @@ def _exercise_handler(
                 )
 
 
-def exercise_host(plugin: object, entries: list[RegisteredPlugin], found: Findings, dry_run: bool) -> None:
-    """One ordinary call of each hook through a real host, from sync and async callers."""
+def exercise_host(
+    plugin: object, entries: list[RegisteredPlugin], found: Findings, dry_run: bool, *, odd_cases: bool = False
+) -> None:
+    """One ordinary call of each hook through a real host, from sync and async callers; with
+    ``odd_cases`` (a plugin isolated in worker processes, whose hooks are not called directly)
+    every odd case too. Not when a hook hung and no timeout would end the host's call."""
+    if found.hung and getattr(entries[0].plugin, "timeout", None) is None:
+        return
     was_enabled = plugin.enabled if isinstance(plugin, Plugin) else None
     if isinstance(plugin, Plugin):
         plugin.enabled = True  # an opt-in plugin is still checked
@@ -181,6 +212,8 @@ def exercise_host(plugin: object, entries: list[RegisteredPlugin], found: Findin
             return
         try:
             for entry in entries:
+                if odd_cases:
+                    _host_odd_cases(host, entry, found, dry_run)
                 _host_calls(host, entry, found, dry_run)
         finally:
             host.close()
@@ -211,6 +244,36 @@ def _host_calls(host: Host, entry: RegisteredPlugin, found: Findings, dry_run: b
             if failure.hook in found.hooks:
                 continue
             found.add(f"in a host ({caller} caller): {failure.message}", failure.error)
+
+
+def _host_odd_cases(host: Host, entry: RegisteredPlugin, found: Findings, dry_run: bool) -> None:
+    """Every odd case through ``host``: what its isolation reports (a crash, a limit, a wrong type)."""
+    kind = kind_of(entry.kind)
+    reports: list[tuple[str, Any]] = []
+    if kind is VALIDATOR:
+        reports = [
+            (f"{label}, {context_label}", host.validate(execution, context))
+            for label, execution in odd_executions()
+            for context_label, context in _validation_contexts()
+        ]
+    elif kind is SAMPLER:
+        reports = [
+            (f"{label}, {context_label}", host.should_sample(execution, context))
+            for label, execution in odd_executions()
+            for context_label, context in _sampling_contexts()
+        ]
+    else:
+        plugin = entry.plugin
+        assert isinstance(plugin, WebhookHandlerPlugin)
+        try:
+            supported = [WebhookEventType(t) for t in plugin.supported_events]
+        except (TypeError, ValueError):
+            return  # already reported by the identity check
+        reports = [(label, host.emit(event, dry_run=dry_run)) for label, event in odd_events(supported)]
+    for case, report in reports:
+        for failure in report.failures:
+            found.add(f"in a host: {failure.message}", failure.error, case=case)
+            found.hooks.add(failure.hook)
 
 
 def entries_of(plugin: object, found: Findings) -> list[RegisteredPlugin]:

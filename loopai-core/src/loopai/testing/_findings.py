@@ -37,6 +37,8 @@ class Findings:
         self.cause: BaseException | None = None
         self.hooks: set[str] = set()
         """Hooks already found broken when called directly (a host would only repeat it)."""
+        self.hung: set[str] = set()
+        """Hooks that did not return (not called again, nor through a host)."""
 
     def recommend(self, advice: str) -> None:
         if self.strict:
