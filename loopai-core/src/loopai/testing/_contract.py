@@ -52,8 +52,11 @@ def check_plugin(
     - behaviour: each hook, whether ``def`` or ``async def``, returns the right type
       (``ValidationResult``, ``SamplingDecision``, None for ``handle_event``) and never
       raises, on every :func:`odd_executions` / :func:`odd_events` case with ordinary,
-      empty and full contexts, each call within ``max_seconds``; handlers are called
-      with ``is_dry_run=dry_run`` (default True: nothing should be sent);
+      empty and full contexts, each call within ``max_seconds`` (one that has not returned
+      after ``max_seconds * 2 + 1`` is left behind, and its hook not called again); handlers
+      are called with ``is_dry_run=dry_run`` (default True: nothing should be sent); a plugin
+      with ``isolation = "process"`` only through a host, in its workers (a crash is a problem,
+      not the end of the caller's process);
     - in a real host: ``startup``/``shutdown`` and one call from sync and async callers
       run without a reported failure.
 
