@@ -124,8 +124,13 @@ def _broken_site(site: Site) -> None:
 
 
 BROKEN = {
-    "importerror": ["importing", "ImportError: no module named fancylib", "reinstall or upgrade loopai-importerror"],
-    "syntaxerror": ["importing", "SyntaxError", "reinstall or upgrade loopai-syntaxerror"],
+    "importerror": [
+        "importing",
+        "ImportError: no module named fancylib (at ",  # where it was raised: the module's file and line
+        "/__init__.py:3); reinstall or upgrade loopai-importerror",
+        "LOOPAI_DISABLE_PLUGINS=loopai-importerror:importerror",
+    ],
+    "syntaxerror": ["importing", "SyntaxError", "/__init__.py:3); reinstall or upgrade loopai-syntaxerror"],
     "ctor": [
         "constructing",
         ":Exploding failed: RuntimeError: cannot reach the sampling service",

@@ -12,6 +12,7 @@ handler's ``validate_configuration`` is asked once, and the entry's ``metadata``
 from __future__ import annotations
 
 import importlib
+import traceback
 import types
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -86,7 +87,9 @@ def _load_one(
     target = attempt(import_object, record.value)
     if isinstance(target, Raised):
         reason = (
-            f"importing {record.value} failed: {describe(target.error)}; reinstall or upgrade {record.distribution}"
+            f"importing {record.value} failed: {describe(target.error)}{_raised_at(target.error)}; "
+            f"reinstall or upgrade {record.distribution}, or report it to its maintainers; "
+            f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
         )
         record.fail("failed", reason)
         return False
@@ -121,6 +124,15 @@ def _load_one(
     if not record.enabled:
         record.status, record.reason = "disabled", _why_off(plugin, kind, record.name, config)
     return True
+
+
+def _raised_at(error: BaseException) -> str:
+    """`` (at /path/module.py:3)``: where ``error`` was raised (for a syntax error, where the
+    source is wrong), or nothing when that is not known."""
+    if isinstance(error, SyntaxError) and error.filename and error.lineno:
+        return f" (at {error.filename}:{error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 def _construction_problem(error: BaseException, record: DiscoveredPlugin) -> str:
