@@ -181,6 +181,7 @@ class {{ cookiecutter.__class_name }}(loopai.WebhookHandlerPlugin):
         return f"{self.config.prefix}: [{severity}] {kind} task={task}"
 
     async def deliver(self, line: str, event: loopai.WebhookEvent) -> None:
-        """Send ``line`` where it belongs (HTTP, a queue...); raise if that fails."""
-        log.warning("%s", line)
+        """Send ``line`` where it belongs (HTTP, a queue...); raise if that fails. Until then: the
+        log, at INFO (a warning per event would flood the output of ``loopai run``)."""
+        log.info("%s", line)
 {% endif -%}
