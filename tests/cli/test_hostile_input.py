@@ -162,6 +162,19 @@ def test_plugins_new_refuses_names_that_are_loopais_own(project, cli, name) -> N
     assert list(project.root.iterdir()) == [project.root / ".git"]
 
 
+def test_plugins_new_refuses_the_name_of_an_installed_plugin_of_its_kind(project, cli) -> None:
+    taken = cli("plugins", "new", "time based sampler", "--kind", "sampler", "--no-input")
+
+    assert taken.code == 2
+    assert taken.err.startswith(
+        "loopai plugins new: a sampler named 'time-based-sampler' is already installed (loopai-builtin "
+    )
+    assert "both left out as duplicates; choose another name" in taken.err
+    assert list(project.root.iterdir()) == [project.root / ".git"]
+    # Names are unique per kind: a validator may take a sampler's name.
+    assert cli("plugins", "new", "time based sampler", "--kind", "validator", "--no-input").code == 0
+
+
 def test_plugins_new_with_a_300_character_name_is_a_message(project, proc) -> None:
     done = proc("plugins", "new", "x" * 300, "--kind", "sampler", "--no-input")
 

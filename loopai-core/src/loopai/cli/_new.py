@@ -151,12 +151,27 @@ def _names_problem(template: Path, context: dict[str, str]) -> str | None:
     if slug in _OURS:
         named = context["plugin_name"]
         return f"{named!r} would make a package named {distribution}, which is loopai's own; choose another name"
+    taken = _installed(slug, context["kind"])
+    if taken is not None:
+        return (
+            f"a {context['kind']} named {slug!r} is already installed ({taken}): two plugins of one name "
+            "are both left out as duplicates; choose another name"
+        )
     if len(slug) > _LONGEST:
         return (
             f"the plugin name is {len(slug)} characters long; keep it to {_LONGEST} "
             f"(it names the folder {distribution[:20]}..., an import package and a distribution)"
         )
     return None
+
+
+def _installed(name: str, kind: str) -> str | None:
+    """The distribution and version of the installed ``kind`` plugin named ``name``, or None (read
+    from the metadata: nothing is imported)."""
+    from loopai.discovery import discover
+
+    found = [record for record in discover(environ={}) if record.name == name and record.kind == kind]
+    return f"{found[0].distribution} {found[0].version}" if found else None
 
 
 def _new(args: argparse.Namespace) -> int:
