@@ -288,3 +288,22 @@ def test_a_closed_host_does_not_reload(reloadable) -> None:
     result = host.reload()
 
     assert not result and result.problems == ("the host is closed: build a new one",)
+
+
+def test_a_plugin_whose_init_skips_super_init_does_not_break_a_reload() -> None:
+    """It has no ``config`` of its own: it works, so a reload must too (it answered 500 in the service)."""
+
+    class NoSuperInit(loopai.ValidatorPlugin):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def validate(self, execution, context):
+            self.calls += 1
+            return loopai.ValidationResult(is_valid=True, validator_type=self.name)
+
+    plugin = NoSuperInit()
+    with loopai.Host(plugins=[plugin], outbox=False, environ={}) as host:
+        result = host.reload(loopai.LoopaiConfig(autoload=False))
+
+        assert result.reloaded, result.problems
+        assert host.validate(execution()).is_valid and plugin.calls == 1

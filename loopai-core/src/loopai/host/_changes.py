@@ -105,7 +105,7 @@ _ASPECTS = (
 
 def _fingerprint(entry: RegisteredPlugin) -> Fingerprint:
     plugin = entry.plugin
-    settings = plugin.config
+    settings = getattr(plugin, "config", None)  # a plugin whose __init__ did not call super().__init__() has none
     # Python values, not JSON: SecretStr compares its secret, so a changed secret is a change.
     settings = settings.model_dump() if isinstance(settings, BaseModel) else dict(settings or {})
     return (
@@ -113,7 +113,7 @@ def _fingerprint(entry: RegisteredPlugin) -> Fingerprint:
         settings,
         plugin.priority,
         plugin.timeout,
-        dict(plugin.metadata),
+        dict(getattr(plugin, "metadata", None) or {}),
         tuple(plugin.requires_plugins),
         tuple(plugin.run_before),
         tuple(plugin.run_after),
