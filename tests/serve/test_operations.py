@@ -315,3 +315,20 @@ def test_a_reload_rotates_the_api_keys_never_removes_them_all_and_says_what_need
     assert (
         httpx.post(server.url + "/api/v1/validate", json=record, headers={"X-Api-Key": "new-key-2"}).status_code == 200
     )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_state_database_that_cannot_be_reached_is_one_message_and_exit_2(tmp_path, kit, workers):
+    config = kit.standard_config() + '\n[state]\nurl = "postgresql://loopai:s3cret-pw@127.0.0.1:1/loopai"\n'
+    server = kit.launch(tmp_path / "down", config=config, args=("--workers", str(workers)), wait=False)
+    try:
+        status = server.process.wait(60)
+    finally:
+        server.stop(signal.SIGKILL)  # when it did start: not left running
+    log = server.log
+    assert status == 2, log
+    assert (
+        "loopai serve: not started: state database postgresql://loopai:***@127.0.0.1:1/loopai cannot be reached" in log
+    )
+    assert "Traceback" not in log and "s3cret-pw" not in log
+    assert "Started server process" not in log  # refused before any socket or worker

@@ -315,7 +315,7 @@ class Host(HostCalls):
         outbox, the delivery workers start: what it holds as due (left by a killed process,
         or by a host closed before its deliveries were done) goes out in the background.
         """
-        self._open_state()
+        self.connect()
         lifecycle = self._set.lifecycle
         if not lifecycle.begin():
             return self
@@ -335,7 +335,7 @@ class Host(HostCalls):
         directly (in a thread when the plugin has a timeout). The delivery workers then start;
         async handlers deliver on this loop.
         """
-        await asyncio.to_thread(self._open_state)
+        await asyncio.to_thread(self.connect)
         lifecycle = self._set.lifecycle
         if not lifecycle.begin():
             return self
@@ -399,8 +399,11 @@ class Host(HostCalls):
         if self._owns_state:
             self.state.close()  # writes what it buffered; may raise when its database stayed away
 
-    def _open_state(self) -> None:
-        """Connect the state store and the outbox that have a server: an error at start, not later."""
+    def connect(self) -> None:
+        """Connect the state store and the outbox that have a server (PostgreSQL), as :meth:`start`
+        does first: call it before anything else to find out that one cannot be reached (raises
+        :class:`loopai.ConfigError` naming it and what to check; the password never shown).
+        Nothing is started; calling it again, or :meth:`start` after it, connects nothing twice."""
         opener = getattr(self.state, "open", None)
         if callable(opener):
             opener()

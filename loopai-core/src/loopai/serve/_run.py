@@ -25,8 +25,10 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from loopai._errors import LoopaiError
 from loopai._log import NotReported
 from loopai.config import LoopaiConfig
+from loopai.host import Host
 from loopai.serve._app import create_app, settle_heap
 from loopai.serve._building import build_host
 from loopai.serve._options import OPTIONS_VARIABLE, ServeOptions
@@ -62,16 +64,36 @@ def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping
     }
     if where.workers == 1:
         app = create_app(config, options=options, environ=environ)
+        if not _connected(app.state.service.host):
+            return 2
         settle_heap()
         server = uvicorn.Server(uvicorn.Config(app, **settings))
         with _sigterm_is_a_clean_stop():
             server.run()
         return 0 if server.started else 2
-    build_host(config, options, environ=environ).close()  # refuse before starting N workers that would fail
+    host = build_host(config, options, environ=environ)  # refuse before starting N workers that would fail
+    try:
+        if not _connected(host):
+            return 2
+    finally:
+        host.close()
     with _metrics_directory():
         os.environ[OPTIONS_VARIABLE] = options.to_environ()
         uvicorn.run(_FACTORY, factory=True, workers=where.workers, **settings)
     return 0
+
+
+def _connected(host: Host) -> bool:
+    """Whether ``host`` reaches its state database and outbox server, if it has them; when not, said
+    on stderr in one message (which the service's start would bury under a traceback)."""
+    try:
+        host.connect()
+    except LoopaiError as exc:
+        host.close(drain_timeout=0)
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            print(f"loopai serve: not started: {problem}", file=sys.stderr)
+        return False
+    return True
 
 
 def cannot_listen(host: str, port: int) -> str | None:
