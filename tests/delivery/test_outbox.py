@@ -557,6 +557,16 @@ def test_an_unusable_outbox_is_a_config_error(tmp_path):
         loopai.Host(outbox=tmp_path / "not-a-db", environ={})
 
 
+def test_an_outbox_path_that_is_a_directory_says_so_and_what_to_do(tmp_path):
+    (tmp_path / "outbox").mkdir()
+    with pytest.raises(loopai.ConfigError) as refused:
+        loopai.Host(outbox=tmp_path / "outbox", environ={})
+    assert refused.value.problems == [
+        f"outbox {tmp_path / 'outbox'}: cannot be opened: it is a directory, not a file; "
+        "name another file with --outbox, LOOPAI_OUTBOX or [delivery] outbox"
+    ]
+
+
 # -- the file itself ------------------------------------------------------------------------
 
 # The schema of the first outbox files: a rowid deliveries table and a full status index.

@@ -9,6 +9,7 @@ anything is written to it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Final
@@ -87,7 +88,7 @@ def open_database(path: str) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
     except sqlite3.Error as exc:
-        raise ConfigError([f"outbox {path}: cannot be opened as SQLite: {exc}"]) from None
+        raise ConfigError([_unopenable(path, exc)]) from None
     try:
         current = _identify(db, path)
         db.execute("PRAGMA journal_mode=WAL")
@@ -98,11 +99,35 @@ def open_database(path: str) -> sqlite3.Connection:
             _bring_up_to_date(db, path)
     except sqlite3.Error as exc:
         db.close()  # not a database (or not ours): leave the file as it was
-        raise ConfigError([f"outbox {path}: cannot be opened as SQLite: {exc}"]) from None
+        raise ConfigError([_unopenable(path, exc)]) from None
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _unopenable(path: str, exc: sqlite3.Error) -> str:
+    """Why the outbox at ``path`` cannot be used, and what to do: SQLite's own words say little
+    ("unable to open database file") when the cause is the file system."""
+    target = Path(path)
+    folder = target.parent
+    if path != ":memory:" and target.is_dir():
+        why = "it is a directory, not a file"
+    elif path != ":memory:" and (_read_only(folder) or not os.access(folder, os.W_OK)):
+        why = f"its folder {folder} cannot be written here (SQLite writes the file, and a -wal and -shm file beside it)"
+    elif path != ":memory:" and target.exists() and not os.access(target, os.R_OK | os.W_OK):
+        why = "this user may not read and write it"
+    else:
+        return f"outbox {path}: cannot be opened as SQLite: {exc}"
+    return f"outbox {path}: cannot be opened: {why}; {_WHERE_TO}"
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (root may write anywhere else)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # gone, or not a POSIX system
+        return False
 
 
 def _pragma(db: sqlite3.Connection, name: str) -> int:
