@@ -83,6 +83,8 @@ def test_a_body_over_max_body_mb_is_413_declared_or_chunked(guarded, kit):
     headers = {"Authorization": f"Bearer {KEY}"}
     declared = httpx.post(guarded.url + "/api/v1/validate", json=big, headers=headers)
     assert declared.status_code == 413 and declared.json()["code"] == "PAYLOAD_TOO_LARGE"
+    # max_body_mb = 0.01: said in bytes, not as 0.00999928 MB
+    assert declared.json()["message"] == "the request body is larger than 10,485 bytes (max_body_mb)"
 
     def chunks():
         data = json.dumps(big).encode()
@@ -208,3 +210,19 @@ def test_strict_mode_refuses_to_start_with_a_broken_plugin(tmp_path, kit):
     server = kit.launch(tmp_path / "strict", config=config, args=("--strict",), wait=False)
     assert server.process.wait(60) != 0
     assert "cannot start" in server.log
+
+
+def test_a_batch_of_an_unknown_media_type_is_told_what_it_sent_and_ndjson_names_are_accepted(guarded, kit):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    line = json.dumps(kit.record()) + "\n"
+
+    refused = httpx.post(
+        guarded.url + "/api/v1/batch/run", content=line, headers={**headers, "Content-Type": "text/csv"}
+    )
+    accepted = httpx.post(
+        guarded.url + "/api/v1/batch/run", content=line, headers={**headers, "Content-Type": "application/ndjson"}
+    )
+
+    assert refused.status_code == 415, refused.text
+    assert refused.json()["message"] == "got text/csv: send application/json or application/x-ndjson (one item a line)"
+    assert accepted.status_code == 200, accepted.text

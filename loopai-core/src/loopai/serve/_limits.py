@@ -19,7 +19,8 @@ __all__ = ["BodyLimit"]
 
 def _too_large(limit: int) -> ApiError:
     megabytes = limit / (1024 * 1024)
-    return ApiError(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {megabytes:g} MB (max_body_mb)")
+    size = f"{megabytes:,.4g} MB" if megabytes >= 0.1 else f"{limit:,} bytes"
+    return ApiError(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {size} (max_body_mb)")
 
 
 class BodyLimit:

@@ -9,7 +9,13 @@ __all__ = ["STREAMED_UPLOADS", "is_ndjson"]
 STREAMED_UPLOADS: Final = frozenset({"/api/v1/batch/run"})
 """Paths that read an NDJSON body line by line."""
 
-_NDJSON: Final = ("application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
+_NDJSON: Final = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/jsonlines",
+    "application/x-jsonlines",
+)
 
 
 def is_ndjson(content_type: str) -> bool:

@@ -61,7 +61,12 @@ async def batch_run(
         stop = body.stop_on_first_error if "stop_on_first_error" in given else bool(stop_on_first_error)
         source = ListSource(body.items)
     else:
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json or application/x-ndjson")
+        sent = content_type.split(";", 1)[0].strip() or "no Content-Type"
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"got {sent}: send application/json or application/x-ndjson (one item a line)",
+        )
     run = BatchRun(service, source, concurrency, stop)
     streaming = _STREAM in request.headers.get("accept", "")
     chunks = encoded(run, SseFormat() if streaming else JsonFormat(run.batch_id))
