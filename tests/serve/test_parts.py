@@ -18,6 +18,7 @@ from loopai.serve import ApiKeys
 from loopai.serve._batch_input import NdjsonSource
 from loopai.serve._inbound import event_id_of, signature_matches
 from loopai.serve._security import insecure_binding, is_loopback
+from loopai.serve._upload import Upload
 
 
 def test_a_signature_verifies_only_for_the_exact_body_and_secret():
@@ -71,8 +72,12 @@ def _items(chunks: list[bytes], max_line: int = 1000) -> list:
             yield chunk
 
     async def read():
-        reader = NdjsonSource(source(), max_line)
-        return [item async for item in reader], reader.total
+        upload = Upload(source(), ahead=1)  # read ahead a chunk at a time: its splits stay as sent
+        reader = NdjsonSource(upload, max_line)
+        try:
+            return [item async for item in reader], reader.total
+        finally:
+            await upload.close()
 
     return asyncio.run(read())
 

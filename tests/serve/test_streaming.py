@@ -69,6 +69,36 @@ def test_progress_comes_at_least_once_a_second_while_a_batch_runs(launcher, kit)
     assert max(gaps) < 1.5, seen
 
 
+@pytest.mark.parametrize("client", ["httpx", "loopai"])
+def test_an_ndjson_upload_streams_its_answer_as_soon_as_it_is_sent_not_when_the_batch_ends(launcher, kit, client):
+    """HTTP/1.1 clients read the answer once their upload is sent: the upload must end then, not
+    when its last items are processed (its progress came all at once, at the end)."""
+    config = kit.standard_config(extra=f'[plugins.validators.slow]\nfactory = "{kit.MODULE}:Slow"\n')
+    server = launcher(config=config, env={"LOOPAI_TEST_DELAY": "0.1"})
+    lines = [json.dumps({"id": str(n), "execution": kit.record()}) for n in range(30)]  # 3 s one at a time
+    started = time.monotonic()
+    arrived: list[float] = []
+    if client == "httpx":
+        with httpx.stream(
+            "POST",
+            server.url + "/api/v1/batch/run?max_concurrency=1",
+            content="".join(line + "\n" for line in lines).encode(),
+            headers={"Accept": "text/event-stream", "Content-Type": "application/x-ndjson"},
+            timeout=30,
+        ) as response:
+            assert response.status_code == 200
+            arrived = [time.monotonic() - started for line in response.iter_lines() if line == "event: result"]
+    else:
+        from loopai.client import Client
+
+        with Client(server.url, timeout=30) as loopai_client:
+            stream = loopai_client.stream_batch_run(iter(lines), max_concurrency=1)
+            arrived = [time.monotonic() - started for _ in stream]
+    assert len(arrived) == 30
+    assert arrived[0] < 1.5, arrived  # the first result, not after the whole batch's 3 s
+    assert arrived[-1] - arrived[0] > 2, arrived  # the others as they come
+
+
 def test_the_client_streams_an_ndjson_upload_of_100000_items(launcher, kit):
     server = launcher(config=kit.standard_config(recorder=False))
     good, bad = json.dumps(kit.record(id="ID")), json.dumps(kit.record(id="ID", output={"label": "?"}))

@@ -3,8 +3,8 @@
 An NDJSON line is a ``BatchRunItem`` (``{"id"?, "execution", "expected_output"?}``) or a bare
 ``ExecutionRecord``, so ``loopai run``'s input files upload as they are. A line that is not one
 becomes an item with an ``error`` (its result says why), as ``loopai run`` does for a malformed
-line; blank lines are skipped. Only the line being read is held in memory, and no line may be
-longer than the body limit.
+line; blank lines are skipped. The upload is read ahead into a spool (see :mod:`._upload`); only
+the line being parsed is held in memory, and no line may be longer than the body limit.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
 
 from loopai._errors import describe_validation_error
 from loopai._models import ExecutionRecord
 from loopai._wire import BatchRunItem
+from loopai.serve._upload import Disconnected, Upload
 
 __all__ = ["Disconnected", "Item", "ListSource", "NdjsonSource", "parse_item"]
 
@@ -32,10 +32,6 @@ class Item(NamedTuple):
     execution: ExecutionRecord | None
     expected: Any
     error: str | None
-
-
-class Disconnected(Exception):
-    """The client went away while its upload was being read."""
 
 
 def parse_item(seq: int, raw: bytes) -> Item:
@@ -74,8 +70,8 @@ class NdjsonSource:
     error item and is skipped up to its end, never held whole.
     """
 
-    def __init__(self, chunks: AsyncIterator[bytes], max_line: int) -> None:
-        self._chunks = chunks
+    def __init__(self, upload: Upload, max_line: int) -> None:
+        self._upload = upload
         self._max_line = max_line
         self.total: int | None = None
 
@@ -83,7 +79,7 @@ class NdjsonSource:
         seq = 0
         pending = b""
         skipping = False  # inside a line that was too long: drop bytes up to its newline
-        async for chunk in self._read():
+        async for chunk in self._upload.chunks():
             lines = chunk.split(b"\n")
             lines[0] = pending + lines[0]
             pending = lines.pop()
@@ -104,16 +100,7 @@ class NdjsonSource:
             yield parse_item(seq, pending)
         self.total = seq
 
-    async def _read(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._chunks:
-                if chunk:
-                    yield chunk
-        except ClientDisconnect:
-            raise Disconnected from None
-
     async def discard_rest(self) -> None:
-        """Read what is left of the upload without looking at it (after a stop: the client sends
-        its whole body before it reads the answer)."""
-        async for _ in self._read():
-            pass
+        """Let what is left of the upload arrive without looking at it (after a stop: the client
+        sends its whole body before it reads the answer)."""
+        await self._upload.discard_rest()

@@ -6,30 +6,25 @@ the batch itself fails, a final ``event: error`` with the error body instead. JS
 "results": [...], "summary"}``, written result by result, so that a large batch never sits in
 memory as a list.
 
-An NDJSON upload's answer is spooled (memory up to 1 MB, then a temporary file) until the upload
-has been read: HTTP clients send their whole body before they read the answer, so writing to the
-connection while the upload arrives would leave both sides waiting on each other.
+An NDJSON upload's answer starts once the upload has ended (see :mod:`._upload`).
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import IO, Any, Final, Protocol
+from typing import Any, Protocol
 
 from loopai._log import logger
 from loopai.serve._batch import BatchRun
 
-__all__ = ["JsonFormat", "SseFormat", "encoded", "spooled"]
+__all__ = ["JsonFormat", "SseFormat", "encoded"]
 
 log = logger("loopai.serve")
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_SPOOL_IN_MEMORY: Final = 1 << 20
-_READ: Final = 1 << 16
 
 
 class Format(Protocol):
@@ -108,24 +103,3 @@ async def encoded(run: BatchRun, form: Format) -> AsyncIterator[bytes]:
         if tail is None:
             raise
         yield tail
-
-
-async def spooled(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Read ``chunks`` to their end into a spool, then return an iterator over what was spooled."""
-    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by replay
-    try:
-        async for chunk in chunks:
-            spool.write(chunk)
-    except BaseException:
-        spool.close()
-        raise
-    return _replay(spool)
-
-
-async def _replay(spool: IO[bytes]) -> AsyncIterator[bytes]:
-    try:
-        spool.seek(0)
-        while data := spool.read(_READ):
-            yield data
-    finally:
-        spool.close()

@@ -13,18 +13,20 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from loopai._wire import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchRunRequest, BatchRunResponse, ErrorBody
 from loopai.serve._answers import ERRORS
 from loopai.serve._batch import BatchRun, ItemSource
 from loopai.serve._batch_input import ListSource, NdjsonSource
-from loopai.serve._batch_output import JsonFormat, SseFormat, encoded, spooled
+from loopai.serve._batch_output import JsonFormat, SseFormat, encoded
 from loopai.serve._deps import Authenticated, ServiceDep, json_document, validated, within_batch_limit
 from loopai.serve._errors import ApiError
 from loopai.serve._media import is_ndjson
 from loopai.serve._openapi import request_body
 from loopai.serve._service import Service
+from loopai.serve._upload import Upload, held_until
 
 __all__ = ["router"]
 
@@ -48,9 +50,11 @@ async def batch_run(
     """Per-item results (the fields of ``loopai run``'s output lines, with the item's ``id``) and a summary."""
     content_type = request.headers.get("content-type", "application/json")
     source: ItemSource
+    upload: Upload | None = None
     if is_ndjson(content_type):
         concurrency = _concurrency(DEFAULT_CONCURRENCY if max_concurrency is None else max_concurrency)
-        source = NdjsonSource(request.stream(), service.max_body_bytes)
+        upload = Upload(request.stream())
+        source = NdjsonSource(upload, service.max_body_bytes)
         stop = bool(stop_on_first_error)
     elif _is_json(content_type):
         body = await _json_body(request, service)
@@ -70,14 +74,20 @@ async def batch_run(
     run = BatchRun(service, source, concurrency, stop)
     streaming = _STREAM in request.headers.get("accept", "")
     chunks = encoded(run, SseFormat() if streaming else JsonFormat(run.batch_id))
-    if isinstance(source, NdjsonSource):
-        chunks = await spooled(chunks)
+    done = None
+    if upload is not None:  # answered once the upload has ended: the client reads only then
+        chunks = await held_until(chunks, upload.finished)
+        done = BackgroundTask(upload.close)
     headers = {"X-Batch-Id": str(run.batch_id)}
     if streaming:
         return EventSourceResponse(
-            chunks, headers=headers, sep="\n", shutdown_grace_period=service.settings.shutdown_timeout
+            chunks,
+            headers=headers,
+            sep="\n",
+            shutdown_grace_period=service.settings.shutdown_timeout,
+            background=done,
         )
-    return StreamingResponse(chunks, headers=headers, media_type="application/json")
+    return StreamingResponse(chunks, headers=headers, media_type="application/json", background=done)
 
 
 def _is_json(content_type: str) -> bool:
