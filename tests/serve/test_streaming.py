@@ -140,17 +140,20 @@ def test_the_async_client_streams_from_an_async_iterable(server, kit):
     assert summary.completed == 300
 
 
-def test_a_client_that_disconnects_stops_the_batch_and_nothing_emitted_is_lost(launcher, kit):
+@pytest.mark.parametrize("body", ["json", "ndjson"])
+def test_a_client_that_disconnects_stops_the_batch_and_nothing_emitted_is_lost(launcher, kit, body):
     config = kit.standard_config(extra=f'[plugins.validators.slow]\nfactory = "{kit.MODULE}:Slow"\n')
     server = launcher(config=config, env={"LOOPAI_TEST_DELAY": "0.05"})
     items = [{"id": str(n), "execution": kit.record()} for n in range(400)]  # 20 s one at a time
-    with httpx.stream(
-        "POST",
-        server.url + "/api/v1/batch/run",
-        json={"items": items, "max_concurrency": 1},
-        headers={"Accept": "text/event-stream"},
-        timeout=30,
-    ) as response:
+    if body == "json":
+        sent = {"json": {"items": items, "max_concurrency": 1}, "headers": {"Accept": "text/event-stream"}}
+    else:  # the whole upload is sent at once: the service must notice the client going away all the same
+        sent = {
+            "content": "".join(json.dumps(item) + "\n" for item in items).encode(),
+            "headers": {"Accept": "text/event-stream", "Content-Type": "application/x-ndjson"},
+            "params": {"max_concurrency": 1},
+        }
+    with httpx.stream("POST", server.url + "/api/v1/batch/run", timeout=30, **sent) as response:
         for line in response.iter_lines():
             if line == "event: result":
                 break  # the first result is enough: go away
