@@ -91,6 +91,19 @@ def test_ndjson_lines_split_across_chunks_are_read_whole_and_blank_lines_skipped
     assert total == 2
 
 
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b'{"bad json', "item 1: invalid JSON: EOF while parsing a string (column 10)"),
+        (b"null", "item 1: expected a JSON object (an execution record), got null"),
+        (b"[]", "item 1: expected a JSON object (an execution record), got an array"),
+    ],
+)
+def test_an_ndjson_line_that_is_no_record_is_said_in_loopai_runs_words(line: bytes, error: str):
+    items, _ = _items([line + b"\n"])
+    assert [item.error for item in items] == [error]
+
+
 def test_an_ndjson_line_longer_than_the_limit_is_an_error_item_and_the_next_line_is_read():
     record = json.dumps({"program_id": str(uuid.uuid4()), "task_id": str(uuid.uuid4())})
     long_line = '{"execution": {"pad": "' + "x" * 5000 + '"}}'

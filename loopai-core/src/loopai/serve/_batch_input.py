@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from loopai._errors import describe_validation_error
 from loopai._models import ExecutionRecord
 from loopai._wire import BatchRunItem
+from loopai.run import Malformed, parse_line
 from loopai.serve._upload import Disconnected, Upload
 
 __all__ = ["Disconnected", "Item", "ListSource", "NdjsonSource", "parse_item"]
@@ -43,8 +44,19 @@ def parse_item(seq: int, raw: bytes) -> Item:
             return Item(seq, item_id, wrapped.execution, wrapped.expected_output, None)
         execution = ExecutionRecord.model_validate_json(raw)
     except ValidationError as exc:
+        if _WRAPPED_KEY not in raw:
+            return Item(seq, None, None, None, f"item {seq}: {_why_not_a_record(raw)}")
         return Item(seq, None, None, None, f"item {seq}: " + "; ".join(describe_validation_error(exc)))
     return Item(seq, str(execution.id), execution, None, None)
+
+
+def _why_not_a_record(raw: bytes) -> str:
+    """Why a line is not an execution record, in the words ``loopai run`` uses for the same line."""
+    try:
+        parse_line(raw)
+    except Malformed as exc:
+        return str(exc)
+    return "not an execution record"  # pragma: no cover - pydantic refused what loopai run reads
 
 
 class ListSource:
