@@ -117,6 +117,26 @@ def test_a_cycle_is_a_startup_error_in_strict_mode() -> None:
     assert "validators 'a', 'b' are in a cycle" in str(raised.value)
 
 
+def test_plugins_that_require_each_other_are_reported_and_start_by_priority() -> None:
+    log: list[str] = []
+    plugins = [
+        Named("a", priority=1, requires_plugins=["b"]),
+        Named("b", priority=3, requires_plugins=["a"]),
+        Named("c", priority=2),
+    ]
+    for plugin in plugins:
+        plugin.log = log
+    made = host(*plugins)
+    made.start()
+
+    assert made.problems == [
+        "plugins 'a', 'b' require each other ('a' requires 'b'; 'b' requires 'a'): none can start after the "
+        "others, so they start by priority; remove one of these requirements"
+    ]
+    assert log == ["start b", "start c", "start a"]
+    made.close()
+
+
 def test_a_missing_required_plugin_disables_its_dependents_in_a_chain() -> None:
     made = host(
         Named("needs-ghost", requires_plugins=["ghost"]),

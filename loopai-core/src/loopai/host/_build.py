@@ -24,7 +24,14 @@ from loopai.host._lifecycle import Lifecycle
 from loopai.host._process import Pools, WorkerPool
 from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
-from loopai.registry import Ordering, PluginRegistry, RegisteredPlugin, order_entries, unmet_requirements
+from loopai.registry import (
+    Ordering,
+    PluginRegistry,
+    RegisteredPlugin,
+    order_entries,
+    requirement_cycles,
+    unmet_requirements,
+)
 
 __all__ = ["Sources", "build_set", "configured_failures", "describe_order", "orderings", "populate"]
 
@@ -75,6 +82,7 @@ def build_set(
     found = orderings(registry)
     for ordering in found.values():
         problems += ordering.cycle_report
+    problems += requirement_cycles(entry for entry in registry if entry.plugin.enabled)
     describe_order(registry, plugin_set.discovered, found)
     return plugin_set, problems
 

@@ -5,7 +5,14 @@ here, so that everything above sees one kind of plugin. The call order (``run_be
 ``run_after``, then priority) and the dependencies between plugins are computed in ``_order``.
 """
 
-from loopai.registry._order import Ordering, Placed, order_entries, sort_by_requirements, unmet_requirements
+from loopai.registry._order import (
+    Ordering,
+    Placed,
+    order_entries,
+    requirement_cycles,
+    sort_by_requirements,
+    unmet_requirements,
+)
 from loopai.registry._parse import RegisteredPlugin, spec_signature
 from loopai.registry._registry import PluginRegistry, supported_events
 
@@ -15,6 +22,7 @@ __all__ = [
     "PluginRegistry",
     "RegisteredPlugin",
     "order_entries",
+    "requirement_cycles",
     "sort_by_requirements",
     "spec_signature",
     "supported_events",

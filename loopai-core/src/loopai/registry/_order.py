@@ -18,7 +18,7 @@ from typing import Any
 from loopai._kinds import Kind, kind_of
 from loopai.registry._parse import RegisteredPlugin
 
-__all__ = ["Ordering", "Placed", "order_entries", "sort_by_requirements", "unmet_requirements"]
+__all__ = ["Ordering", "Placed", "order_entries", "requirement_cycles", "sort_by_requirements", "unmet_requirements"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,30 @@ def unmet_requirements(entries: Iterable[RegisteredPlugin]) -> dict[tuple[type, 
                 count[entry.name] -= 1
                 changed = True
     return unmet
+
+
+def requirement_cycles(entries: Iterable[RegisteredPlugin]) -> list[str]:
+    """One line per cycle of ``requires_plugins`` among ``entries`` (each plugin requires, through
+    the others, itself): such plugins cannot each start after those they require, so they start by
+    priority (see :func:`sort_by_requirements`)."""
+    by_name: dict[str, RegisteredPlugin] = {}
+    for entry in entries:
+        by_name.setdefault(entry.name, entry)
+    edges = [
+        _Edge(required, name, name, "requires_plugins")
+        for name, entry in by_name.items()
+        for required in entry.plugin.requires_plugins
+        if required in by_name and required != name
+    ]
+    lines = []
+    for members in _cycles(by_name, edges):
+        inside = set(members)
+        closing = sorted(f"{e.then!r} requires {e.first!r}" for e in edges if e.first in inside and e.then in inside)
+        lines.append(
+            f"plugins {', '.join(repr(name) for name in members)} require each other ({'; '.join(closing)}): "
+            "none can start after the others, so they start by priority; remove one of these requirements"
+        )
+    return lines
 
 
 def sort_by_requirements(entries: Sequence[RegisteredPlugin]) -> list[RegisteredPlugin]:
