@@ -210,3 +210,27 @@ def test_a_plain_text_webhook_secret_is_accepted_with_a_warning_on_how_receivers
         """,
     )
     assert "warning" not in cli("config", "check").err
+
+
+def test_a_cycle_of_order_constraints_or_requirements_is_a_warning_not_an_error(project, cli) -> None:
+    """As loopai run says it: the plugins run, by priority among themselves."""
+    project.write(
+        "loopai.toml",
+        "autoload = false\n"
+        "[plugins.validators.first]\n"
+        'factory = "loopai_cli_plugins:Judge"\n'
+        'run_before = ["second"]\n'
+        'requires_plugins = ["second"]\n'
+        "[plugins.validators.second]\n"
+        'factory = "loopai_cli_plugins:Judge"\n'
+        'run_before = ["first"]\n'
+        'requires_plugins = ["first"]\n',
+    )
+
+    checked = cli("config", "check")
+
+    assert checked.code == 0, checked.err
+    assert "error(s)" not in checked.err
+    warnings = [line for line in checked.err.splitlines() if line.startswith("warning: ")]
+    assert any("'first', 'second' are in a cycle of run_before/run_after constraints" in w for w in warnings)
+    assert any("plugins 'first', 'second' require each other" in w for w in warnings)
