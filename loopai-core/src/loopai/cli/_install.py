@@ -267,9 +267,10 @@ def _run_install(
         if needed:
             done = run_installer(installer.install(*pinned, *options, *needed))
             if done.returncode != 0:
+                kept = f"; {CORE} stays at {core}, pinned: a package that needs another version is refused"
                 _say(
-                    f"loopai plugins install: {installer.tool} failed (exit {done.returncode})"
-                    + (f"; {CORE} was kept at {core}: a package above may need another version of it" if core else "")
+                    f"loopai plugins install: {installer.tool} failed (exit {done.returncode}): its message above "
+                    "says why (a requirement that cannot be found or met, say)" + (kept if core else "")
                 )
                 return 1
         if forced:
