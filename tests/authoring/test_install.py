@@ -193,6 +193,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     validator_wheel(links, "loopai-old", "2.0", "<0.1")
     validator_wheel(links, "loopai-broken", "1.0", ">=0.1", code="raise RuntimeError('broken at import')\n")
     make_wheel(links, "plain-library", "1.0")
+    make_wheel(links, "needs-missing", "1.0", requires=("no-such-package-for-loopai>=2",))
 
     venv.create(root / "venv", with_pip=True)
     bin_dir = root / "venv" / ("Scripts" if os.name == "nt" else "bin")
@@ -258,6 +259,15 @@ def test_an_incompatible_plugin_is_refused_naming_the_version_that_fits(env: Env
     assert direct.returncode == 1
     assert "refused loopai-old 2.0" in direct.stderr and "named by a path or URL" in direct.stderr
     assert "loopai-old==1.0" in env.installed()
+
+
+def test_a_requirement_pip_cannot_meet_is_said_by_pip_and_not_blamed_on_the_core(env: Env) -> None:
+    done = env.install("needs-missing")
+    assert done.returncode == 1
+    assert "no-such-package-for-loopai" in done.stderr  # pip's own message says what is missing
+    assert "its message above says why" in done.stderr
+    assert "a package above may need another version" not in done.stderr
+    assert not any(name.startswith("needs-missing==") for name in env.installed())
 
 
 def test_force_installs_an_incompatible_plugin_and_keeps_the_core(env: Env) -> None:
