@@ -196,6 +196,10 @@ def test_unreadable_rows_never_stop_deliver_list_or_replay(outbox_path, receiver
     assert delivered.returncode == 0, delivered.stderr
     assert "Traceback" not in delivered.stderr
     assert sorted(receiver.event_ids()) == sorted(str(e.event_id) for e in good)
+    assert (
+        "http-webhook-handler: 2 deliveries set aside, their stored event unreadable: "
+        "see loopai events list --quarantined"
+    ) in delivered.stderr
 
     listed = run_cli("events", "list", "--quarantined")
     assert listed.returncode == 0

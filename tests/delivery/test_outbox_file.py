@@ -146,8 +146,10 @@ def test_unreadable_rows_are_quarantined_with_their_reason_and_the_rest_is_deliv
     assert host.outbox.counts() == {"pending": 0, "delivered": 3, "dead": 0, "quarantined": 2}
     rows = {r.event_id: r for r in host.outbox.deliveries("quarantined")}
     assert rows[newer].event_type == "model.drift.detected"
-    assert "cannot be read by this version of loopai (event_type: Input should be" in rows[newer].last_error
-    assert "cannot be read by this version of loopai (body: Invalid JSON" in rows[corrupt].last_error
+    assert "cannot be read by this version of loopai, perhaps written by a newer one (event_type: Input should be" in (
+        rows[newer].last_error
+    )
+    assert "the stored event is not valid JSON (the row was damaged) (body: Invalid JSON" in rows[corrupt].last_error
     assert [(row.pending, row.quarantined) for row in host.delivery_report()] == [(0, 2)]
     host.emit(event())  # the outbox keeps working
     settle(host)

@@ -128,6 +128,12 @@ def _deliver(args: argparse.Namespace) -> int:
         )
         if idle.get(row.handler):
             print(f"{row.handler}: its deliveries stay pending: {idle[row.handler]}", file=sys.stderr)
+        if row.quarantined:
+            print(
+                f"{row.handler}: {row.quarantined} deliver{'y' if row.quarantined == 1 else 'ies'} set aside, their "
+                "stored event unreadable: see loopai events list --quarantined",
+                file=sys.stderr,
+            )
     pending, dead = sum(row.pending for row in rows), sum(row.dead for row in rows)
     if dead:
         print(f"{dead} deliver{'y' if dead == 1 else 'ies'} died: see loopai events list --dead", file=sys.stderr)

@@ -21,12 +21,15 @@ def read_event(body: str | bytes) -> WebhookEvent | str:
 
 
 def _unreadable(exc: Exception) -> str:
+    what = "the stored event cannot be read by this version of loopai, perhaps written by a newer one"
     if isinstance(exc, ValidationError) and exc.errors():
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         detail = f"{where}: {first['msg']}"
+        if first["type"] == "json_invalid":
+            what = "the stored event is not valid JSON (the row was damaged)"
     else:
         detail = str(exc)
     if len(detail) > _LONGEST:
         detail = detail[: _LONGEST - 3] + "..."
-    return f"the stored event cannot be read by this version of loopai ({detail}); it is never delivered"
+    return f"{what} ({detail}); it is never delivered"
