@@ -91,3 +91,24 @@ def test_a_bad_since_limit_or_type_is_a_usage_error(cli, outbox) -> None:
     assert "no event type matches 'deploy*' (the types: accuracy.*, canary.*, latency.*, program.*" in unknown.err
     assert "'last tuesday' is neither an ISO 8601 time (2025-03-14T09:00:00Z) nor an age (30m, 12h, 7d)" in since.err
     assert "not a whole number: 'none'" in limit.err
+
+
+def test_a_handler_glob_that_matches_no_handler_is_noted_with_those_there_are(cli, outbox) -> None:
+    listed = cli("events", "list", "--outbox", str(outbox), "--handler", "nope*")
+
+    assert listed.code == 0 and listed.out == ""
+    assert "note: --handler 'nope*' matches no handler of these deliveries (their handlers: a, b)" in listed.err
+
+
+def test_only_one_status_filter_at_a_time(cli, outbox) -> None:
+    both = cli("events", "list", "--outbox", str(outbox), "--dead", "--pending")
+
+    assert both.code == 2
+    assert "argument --pending: not allowed with argument --dead" in both.err
+
+
+def test_replay_without_ids_says_what_to_name(cli, outbox) -> None:
+    done = cli("events", "replay", "--outbox", str(outbox))
+
+    assert done.code == 2
+    assert done.err == "loopai events replay: name the event ids to replay, or --all-dead (see --help)\n"

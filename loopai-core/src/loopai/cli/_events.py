@@ -24,10 +24,17 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     events = commands.add_parser("events", help=help_text)
     sub = events.add_subparsers(dest="events_command", metavar="COMMAND")
 
-    listing = sub.add_parser("list", parents=[parent], help="deliveries in the outbox, oldest first")
-    listing.add_argument("--dead", action="store_true", help="only dead letters")
-    listing.add_argument("--pending", action="store_true", help="only deliveries not finished yet")
-    listing.add_argument(
+    listing = sub.add_parser(
+        "list",
+        parents=[parent],
+        help="deliveries in the outbox, oldest first",
+        description="Every (event, handler) delivery the outbox holds, oldest first, with its status (pending, "
+        "delivered, dead, quarantined), attempts and last error; the counts of each status on stderr.",
+    )
+    only = listing.add_mutually_exclusive_group()
+    only.add_argument("--dead", action="store_true", help="only dead letters")
+    only.add_argument("--pending", action="store_true", help="only deliveries not finished yet")
+    only.add_argument(
         "--quarantined", action="store_true", help="only deliveries set aside: their stored event cannot be read"
     )
     listing.add_argument(
@@ -44,14 +51,26 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     listing.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     listing.set_defaults(handler=_list)
 
-    replay = sub.add_parser("replay", parents=[parent], help="deliver dead letters (and anything pending) again")
+    replay = sub.add_parser(
+        "replay",
+        parents=[parent],
+        help="deliver dead letters (and anything pending) again",
+        description="Make the dead deliveries of the events named (or --all-dead) pending again and deliver them "
+        "now, with the handlers the configuration loads, as loopai events deliver does; what is pending goes too. "
+        "Each keeps its webhook-id. Exit 1 when any is still dead or pending.",
+    )
     replay.add_argument("event_ids", nargs="*", metavar="ID", help="event ids to replay")
     replay.add_argument("--all-dead", action="store_true", help="replay every dead letter")
     replay.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     replay.set_defaults(handler=_replay)
 
     prune = sub.add_parser(
-        "prune", parents=[parent], help="remove delivered events older than a given age (pending ones stay)"
+        "prune",
+        parents=[parent],
+        help="remove delivered events older than a given age (pending ones stay)",
+        description="Remove the events whose deliveries are all finished (delivered; with --dead, dead or "
+        "quarantined too) and older than --older-than, so that the outbox does not grow for ever. An event with "
+        "a pending delivery always stays.",
     )
     prune.add_argument(
         "--older-than",
@@ -155,7 +174,8 @@ def _list(args: argparse.Namespace) -> int:
     )
     with outbox_failures():
         try:
-            records = _chosen(outbox.deliveries(status), args)
+            every = outbox.deliveries(status)
+            records = _chosen(every, args)
             counts = outbox.counts()
         finally:
             outbox.close()
@@ -194,7 +214,20 @@ def _list(args: argparse.Namespace) -> int:
             )
     shown_note = f"; {len(records)} shown" if len(records) != sum(counts.values()) else ""
     print(f"{outbox.path}: {_counted(counts)}{shown_note}", file=sys.stderr)
+    _no_such_handler(args.handler_glob, every)
     return 0
+
+
+def _no_such_handler(glob: str | None, records: Sequence[Any]) -> None:
+    """Say so when ``--handler`` matches no handler of the deliveries listed (a misspelt name, most
+    likely), naming those there are."""
+    from fnmatch import fnmatchcase
+
+    handlers = sorted({r.handler for r in records})
+    if glob is None or any(fnmatchcase(handler, glob) for handler in handlers):
+        return
+    there = ", ".join(handlers) if handlers else "none"
+    print(f"note: --handler {glob!r} matches no handler of these deliveries (their handlers: {there})", file=sys.stderr)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -204,7 +237,7 @@ def _replay(args: argparse.Namespace) -> int:
     from loopai.host import Host
 
     if not args.event_ids and not args.all_dead:
-        print("name event ids to replay, or --all-dead", file=sys.stderr)
+        print("loopai events replay: name the event ids to replay, or --all-dead (see --help)", file=sys.stderr)
         return 2
     ids = None if args.all_dead else list(dict.fromkeys(args.event_ids))
     # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
