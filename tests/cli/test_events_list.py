@@ -112,3 +112,15 @@ def test_replay_without_ids_says_what_to_name(cli, outbox) -> None:
 
     assert done.code == 2
     assert done.err == "loopai events replay: name the event ids to replay, or --all-dead (see --help)\n"
+
+
+@pytest.mark.parametrize("command", [["list"], ["prune", "--older-than", "1d"], ["deliver"]])
+def test_an_empty_file_is_no_outbox_yet_and_is_left_untouched(cli, project, command) -> None:
+    empty = project.root / "empty.sqlite3"
+    empty.write_bytes(b"")
+
+    done = cli("events", *command, "--outbox", str(empty))
+
+    assert done.code == 0, done.err
+    assert f"{empty} holds no outbox yet (an empty file): nothing was emitted" in done.err
+    assert empty.read_bytes() == b""  # a listing never writes tables into a file it was pointed at

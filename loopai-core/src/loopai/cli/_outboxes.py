@@ -64,11 +64,29 @@ def existing_outbox(path: str, nothing: str, args: argparse.Namespace | None = N
     if path != ":memory:" and not os.path.exists(path):
         print(f"no outbox at {path} yet: nothing was emitted{nothing}", file=sys.stderr)
         return None
+    if path != ":memory:" and _empty(path):  # looked at, never written: opening would make the tables
+        print(f"{path} holds no outbox yet (an empty file): nothing was emitted{nothing}", file=sys.stderr)
+        return None
     try:
         return SqliteOutbox(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _empty(path: str) -> bool:
+    """Whether ``path`` is an empty file, or an SQLite database with nothing in it (read only)."""
+    import sqlite3
+    import urllib.parse
+
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return True
+    try:
+        uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            return bool(db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0)
+    except sqlite3.Error:
+        return False  # not SQLite, or damaged: opening it says which
 
 
 def _outbox_tables(args: argparse.Namespace) -> tuple[Any, Path | None]:
