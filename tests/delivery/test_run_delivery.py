@@ -12,12 +12,13 @@ import pytest
 from loopai.cli import main
 
 
-def records_file(tmp_path: Path, count: int, *, failed_every: int = 0) -> Path:
-    task = str(uuid.uuid4())
+def records_file(tmp_path: Path, count: int, *, failed_every: int = 0, tasks: int = 1) -> Path:
+    ids = [str(uuid.uuid4()) for _ in range(tasks)]
     path = tmp_path / "in.jsonl"
     with path.open("w", encoding="utf-8") as out:
         for n in range(count):
             status = "error" if failed_every and n % failed_every == 0 else "success"
+            task = ids[n % tasks]
             record = {"id": str(uuid.uuid4()), "program_id": str(uuid.uuid4()), "task_id": task, "status": status}
             out.write(json.dumps(record) + "\n")
     return path
@@ -74,6 +75,16 @@ def test_a_receiver_that_is_down_never_holds_up_the_records_and_is_reported(
     assert 5 <= int(retried) <= 5 + 8 - 1, err  # never more than the threshold plus what was already in flight
     command = f"loopai events deliver --outbox {outbox_path}"
     assert f"30 deliveries are still pending: deliver with  {command}" in err
+
+
+def test_with_workers_a_circuit_is_said_once_for_the_run_as_by_one_process(
+    tmp_path, outbox_path, down_url, write_config, run
+):
+    write_config(down_url, max_retries=3, retry_backoff=5)
+    code, out, err = run(str(records_file(tmp_path, 40, tasks=4)), "--workers", "2")
+    assert code == 0, err
+    assert len(out.splitlines()) == 40
+    assert err.count("circuit open") == 1, err  # each worker's opened: the run's is said once
 
 
 def test_fail_on_undelivered_exits_3_and_json_says_the_same(tmp_path, outbox_path, down_url, write_config, run):

@@ -338,8 +338,9 @@ class Workers:
                 self._busy -= 1
                 self._poked = True
                 self._cond.notify_all()
-        if notice is not None:
-            log.log(notice[0], "%s", notice[1])
+        if notice is not None:  # the circuit's state, for whoever gathers several processes' notices
+            state = "open" if notice[0] >= logging.WARNING else "closed"
+            log.log(notice[0], "%s", notice[1], extra={"circuit": (target.name, state)})
 
     def _attempt(self, target: Target, claim: Claim) -> BaseException | None:
         loop = self._loop

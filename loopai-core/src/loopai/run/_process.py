@@ -51,7 +51,7 @@ class _Collected:
         self.lines: list[str] = []
         self.since = time.monotonic()
         self.idle = 0.0  # of the time since, spent waiting for lines
-        self.notices: list[str] = []  # the delivery workers' log lines, not sent yet
+        self.notices: list[tuple[str, Any]] = []  # the delivery workers' log lines (and circuits), not sent yet
 
     def write(self, text: str) -> None:
         """Whole result lines, one or many (the engine writes a batch at once); each is kept apart,
@@ -65,7 +65,7 @@ class _Collected:
 
     def flush(self) -> None:
         while self.notices:
-            self.conn.send(("notice", self.notices.pop(0)))
+            self.conn.send(("notice", *self.notices.pop(0)))
         now = time.monotonic()
         if self.lines:
             self.conn.send(("results", self.lines, now - self.since - self.idle))
@@ -161,7 +161,8 @@ class _Notices(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno < logging.ERROR:  # a failing outbox is said by the run itself
-            self.output.notices.append(record.getMessage())  # a delivery worker's thread: sent by the main one
+            # A delivery worker's thread: sent by the main one, with the circuit it is about, if any.
+            self.output.notices.append((record.getMessage(), getattr(record, "circuit", None)))
 
 
 def _received(conn: Any, output: _Collected) -> Iterator[tuple[int, bytes] | None]:

@@ -110,6 +110,7 @@ class _Parent:
         self.lost = 0  # lines of a dead worker that were never answered
         self.receivers: list[threading.Thread] = []
         self.drain_timeout = 0.0  # the workers' [delivery] drain_timeout, once they are built
+        self.circuits: dict[str, set[int]] = {}  # per handler, the workers whose circuit is open
         self.warned: list[str] = []  # the first warning a worker sent: said once per run, as by one process
 
     # -- start and stop ----------------------------------------------------------------------
@@ -329,7 +330,7 @@ class _Parent:
                     worker.summary = message[1]
                 elif kind == "warn":
                     self._warn(message[1])
-                elif kind == "notice":  # said by the command's log handler, as one process's would be
+                elif kind == "notice" and self._news(worker, message[2]):  # as one process would say it
                     logging.getLogger("loopai.delivery").info("%s", message[1])
                 elif kind == "fatal":
                     worker.fatal = message[1]
@@ -342,6 +343,20 @@ class _Parent:
                 worker.death = death
                 self.dead = self.dead or worker
                 self.changed.notify_all()
+
+    def _news(self, worker: WorkerHandle, circuit: tuple[str, str] | None) -> bool:
+        """Whether a worker's notice is news for the run: a handler's circuit is open for the run
+        while any worker's is (said when the first opens, and when the last closes)."""
+        if circuit is None:
+            return True
+        name, state = circuit
+        open_in = self.circuits.setdefault(name, set())
+        was_open = bool(open_in)
+        if state == "open":
+            open_in.add(worker.index)
+        else:
+            open_in.discard(worker.index)
+        return was_open != bool(open_in)
 
     def _warn(self, text: str) -> None:
         if not self.warned:  # the engine's one warning (unknown keys), from whichever worker met it first
