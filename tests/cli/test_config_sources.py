@@ -103,6 +103,7 @@ def test_a_bad_value_from_a_variable_names_the_variable(project, proc) -> None:
         env={
             "LOOPAI_DISPATCH__MAX_RETRIES": "many",
             "LOOPAI_PLUGINS__SAMPLERS__PERCENTAGE_SAMPLER__CONFIGURATION__SAMPLING_RATE": "1.5",
+            "LOOPAI_PLUGINS__WEBHOOK_HANDLERS__HTTP_WEBHOK_HANDLER__CONFIGURATION__URL": "https://example.invalid/h",
         },
     )
 
@@ -110,9 +111,13 @@ def test_a_bad_value_from_a_variable_names_the_variable(project, proc) -> None:
     assert checked.err.splitlines() == [
         "LOOPAI_DISPATCH__MAX_RETRIES: dispatch.max_retries: input should be a valid integer "
         "(got 'many' from ${LOOPAI_DISPATCH__MAX_RETRIES})",
-        "<defaults>: samplers.percentage-sampler.sampling_rate: must be <= 1 "
+        "LOOPAI_PLUGINS__SAMPLERS__PERCENTAGE_SAMPLER__CONFIGURATION__SAMPLING_RATE: "
+        "samplers.percentage-sampler.sampling_rate: must be <= 1 "
         "(got '1.5' from ${LOOPAI_PLUGINS__SAMPLERS__PERCENTAGE_SAMPLER__CONFIGURATION__SAMPLING_RATE})",
-        "2 error(s)",
+        "LOOPAI_PLUGINS__WEBHOOK_HANDLERS__HTTP_WEBHOK_HANDLER__CONFIGURATION__URL: "
+        "webhook_handlers.http-webhok-handler: no webhook handler named 'http-webhok-handler' is registered; "
+        "did you mean 'http-webhook-handler', 'slack-webhook-handler' or 'console-webhook-handler'?",
+        "3 error(s)",
     ]
 
 

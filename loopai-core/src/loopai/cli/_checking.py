@@ -88,6 +88,8 @@ def with_lines(errors: list[str], reading: Reading) -> list[tuple[str, str | Non
 
     config = reading.config
     source = config.source if config is not None else None
+    if config is not None:  # a place a LOOPAI_* variable set is named by the variable
+        errors = [config.by_variable(error) for error in errors]
     if config is None or source is None:
         return [(error, None, None) for error in errors]
     label = config.source_label

@@ -286,6 +286,8 @@ class LoopaiConfig(_Strict):
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)
     _section: str = PrivateAttr(default="")
+    _variables: dict[str, str] = PrivateAttr(default_factory=dict)
+    """The places ``LOOPAI_*__*`` variables set (``webhook_handlers.h.configuration.url``) and their names."""
 
     @property
     def source(self) -> Path | None:
@@ -303,9 +305,31 @@ class LoopaiConfig(_Strict):
         writes it: ``loopai.toml: samplers.s.priority: ...`` becomes ``loopai.toml:7:
         samplers.s.priority: ...`` (see :func:`loopai.config.with_lines`); as they are when the
         configuration was not read from a file."""
+        messages = [self.by_variable(message) for message in messages]
         if self._source is None:
-            return list(messages)
+            return messages
         return [message for message, _ in with_lines(messages, self._source, self.source_label)]
+
+    def by_variable(self, message: str) -> str:
+        """``message`` naming the ``LOOPAI_*`` variable that set the place it is about, instead of the
+        file: ``LOOPAI_PLUGINS__SAMPLERS__S__CONFIGURATION__RATE: samplers.s.rate: ...``. A plugin's
+        own entry is the variable's only when no file was read (the variable made the entry)."""
+        if not self._variables:
+            return message
+        return "\n".join(self._line_by_variable(line) for line in message.split("\n"))
+
+    def _line_by_variable(self, line: str) -> str:
+        prefix = self.where_prefix()
+        if not line.startswith(prefix):
+            return line
+        place = line[len(prefix) :].split(": ", 1)[0]
+        for path, variable in self._variables.items():
+            settings = path.replace(".configuration.", ".", 1)  # plugins name their settings without it
+            inside = any(place == p or place.startswith((f"{p}.", f"{p}[")) for p in (path, settings))
+            made = self._source is None and path.startswith(f"{place}.")
+            if inside or made:
+                return f"{variable}: {line[len(prefix) - len(self._section) :]}"
+        return line
 
     def where_prefix(self) -> str:
         """What :meth:`where` puts before the kind: ``loopai.toml: `` or ``pyproject.toml: tool.loopai.``."""

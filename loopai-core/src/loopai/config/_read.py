@@ -204,6 +204,7 @@ def _parse(
     config = _validated(resolved, head, names, left_out, from_env, problems)
     if config is not None:
         config._label = label
+        config._variables = {_join(path): variable for path, variable in from_env.items()}
     settings = tuple(
         f"{label}: {_join((*where[:2], *where[3:]))}"
         for where in env.left_out

@@ -27,8 +27,9 @@ def refuse_unrunnable(host: Host, config: LoopaiConfig, outcome: str) -> None:
     if not failures:
         return
     host.close()
+    named_by = config.source_label if config.source is not None else "the configuration (LOOPAI_* variables)"
     what_to_do = (
-        f"{outcome}: {config.source_label} names plugins that cannot run (above); fix them, or set "
+        f"{outcome}: {named_by} names plugins that cannot run (above); fix them, or set "
         "enabled = false in their tables (loopai config check lists every error)"
     )
     raise ConfigError([*config.with_lines(failures), what_to_do])
