@@ -388,6 +388,40 @@ def test_a_timeout_set_on_a_running_plugin_applies_from_the_next_call():
     assert [(f.plugin, f.problem) for f in report.failures] == [("hanger", "timeout")]
 
 
+@pytest.mark.parametrize("caller", ["sync", "async"])
+def test_a_plugin_whose_calls_hang_past_their_timeout_is_not_called_again_until_one_ends(caller):
+    """A call past its timeout runs on in a thread that cannot be stopped: after five, the next calls
+    are refused at once instead of each taking a thread and the timeout's wait."""
+    release = threading.Event()
+    hanger = _hanging_validator(release)
+    hanger.timeout = 0.1
+    host = make_host(hanger)
+    validate = host.validate if caller == "sync" else lambda r: asyncio.run(host.avalidate(r))
+    threads = threading.active_count()
+    started = time.perf_counter()
+    try:
+        messages = [validate(record()).results[0].message for _ in range(20)]
+        took = time.perf_counter() - started
+        running = threading.active_count() - threads
+    finally:
+        release.set()
+    assert messages[:5] == ["validator 'hanger' took longer than its timeout of 0.1s"] * 5
+    assert (
+        messages[5:]
+        == [
+            "validator 'hanger' was not called: 5 of its calls are still running past its timeout of 0.1s "
+            '(it hangs: fix it, or set isolation = "process", whose worker is killed at the timeout)'
+        ]
+        * 15
+    )
+    assert took < 1.5  # not 20 timeouts' waits
+    assert running <= 5 + 2  # the stuck calls (and a loop thread), not one per call
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads + 1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the released calls end
+    assert validate(record()).failures == ()  # called again: it answers at once now
+
+
 # -- sync and async plugins from sync and async callers --------------------------------
 
 

@@ -16,6 +16,11 @@ from loopai._models import ExecutionRecord, SamplingDecision, ValidationResult, 
 __all__ = ["HookTimeout", "Invoker", "Tracer"]
 
 
+MOST_STUCK = 5
+"""A plugin's calls that may run on past their timeout (threads that cannot be stopped) before
+its next calls are refused, until one of them ends."""
+
+
 class HookTimeout(TimeoutError):
     """A hook call ran past the plugin's timeout (the call itself may still be running)."""
 
@@ -62,6 +67,33 @@ class Invoker:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._stuck: dict[Callable[..., Any], int] = {}  # per function, its calls still running past their timeout
+
+    def _started(self, function: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
+        """``function(*args)`` started in a thread of its own; refused (a :class:`HookTimeout`) while
+        :data:`MOST_STUCK` of its calls run past their timeout: a hung plugin would otherwise take a
+        thread, and its timeout's wait, on every call."""
+        with self._lock:
+            stuck = self._stuck.get(function, 0)
+        if stuck >= MOST_STUCK:
+            raise HookTimeout(
+                f"was not called: {stuck} of its calls are still running past its timeout of {timeout:g}s (it "
+                'hangs: fix it, or set isolation = "process", whose worker is killed at the timeout)'
+            )
+        return _in_daemon_thread(function, *args)
+
+    def _stuck_on(self, function: Callable[..., Any], future: concurrent.futures.Future[Any]) -> None:
+        """A call of ``function`` ran past its timeout: counted until its thread ends."""
+        with self._lock:
+            self._stuck[function] = self._stuck.get(function, 0) + 1
+
+        def ended(_: object) -> None:
+            with self._lock:
+                left = self._stuck.pop(function, 1) - 1
+                if left:
+                    self._stuck[function] = left
+
+        future.add_done_callback(ended)
 
     def _background_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -89,10 +121,11 @@ class Invoker:
         if timeout is None:
             result = function(*args)
         else:
-            future = _in_daemon_thread(function, *args)
+            future = self._started(function, args, timeout)
             try:
                 result = future.result(timeout)
             except concurrent.futures.TimeoutError:
+                self._stuck_on(function, future)
                 raise HookTimeout(f"took longer than its timeout of {timeout:g}s") from None
         if inspect.isawaitable(result):
             return self.wait(result, timeout)
@@ -127,7 +160,12 @@ class Invoker:
                     )
                 return result
             if timeout is not None:
-                result = await asyncio.wait_for(asyncio.wrap_future(_in_daemon_thread(function, *args)), timeout)
+                running = self._started(function, args, timeout)
+                try:
+                    result = await asyncio.wait_for(asyncio.wrap_future(running), timeout)
+                except asyncio.TimeoutError:
+                    self._stuck_on(function, running)
+                    raise
             elif offload:
                 result = await asyncio.to_thread(function, *args)
             else:
@@ -135,6 +173,8 @@ class Invoker:
             if inspect.isawaitable(result):
                 result = await (asyncio.wait_for(result, timeout) if timeout is not None else result)
             return result
+        except HookTimeout:
+            raise  # said already (a TimeoutError too: kept as it is)
         except asyncio.TimeoutError:
             raise HookTimeout(f"took longer than its timeout of {timeout:g}s") from None
 
