@@ -356,6 +356,27 @@ def test_a_slow_hook_is_named() -> None:
     assert "validate took longer than 0.001 s" in str(contract_failure(Slow, max_seconds=0.001))
 
 
+class DefaultOutOfBounds(loopai.SamplerPlugin):
+    version = "1.0.0"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        rate: float = Field(default=5.0, ge=0, le=1)
+
+    def should_sample(
+        self, execution: loopai.ExecutionRecord, context: loopai.SamplingContext
+    ) -> loopai.SamplingDecision:
+        return loopai.SamplingDecision(should_sample=False)
+
+
+def test_a_default_that_breaks_its_own_constraint_is_named_as_such() -> None:
+    failure = str(contract_failure(DefaultOutOfBounds))
+
+    assert "DefaultOutOfBounds.Config: a default breaks its own field's constraints; fix the default" in failure
+    assert "DefaultOutOfBounds.Config.rate: must be <= 1 (got 5.0)" in failure
+    assert "JSON round trip" not in failure
+
+
 class Hangs(loopai.ValidatorPlugin):
     version = "1.0.0"
 

@@ -184,6 +184,13 @@ def settings_problems(cls: type[Plugin], settings: Mapping[str, Any] | BaseModel
         found.add(f"{where} raised {describe(exc)} while validating settings", exc)
         return
     raw = built.model_dump() if isinstance(built, BaseModel) else {}
+    try:  # pydantic does not validate defaults: one that breaks its own field's constraints passes unseen
+        validate_settings(model, raw, where)
+    except PluginSettingsError as exc:
+        found.add(f"{where}: a default breaks its own field's constraints; fix the default:\n{exc}", exc)
+        return
+    except Exception:  # said by the round trip below
+        pass
     try:
         validate_settings(model, {**raw, _UNKNOWN_KEY: 1}, where)
     except PluginSettingsError:
