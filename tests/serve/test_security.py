@@ -153,6 +153,17 @@ def test_a_422_says_how_to_fix_the_common_mistakes(guarded, kit):
     misspelt = httpx.post(guarded.url + "/api/v1/validate", json={"executoin": kit.record()}, headers=headers)
     assert misspelt.status_code == 422
     assert "'executoin' is not a field; did you mean 'execution'?" in misspelt.json()["message"]
+    optional = httpx.post(  # an optional field misspelt: nothing is missing, the key is unknown
+        guarded.url + "/api/v1/validate", json={"execution": kit.record(), "contxt": {}}, headers=headers
+    )
+    assert optional.status_code == 422
+    assert optional.json()["message"].endswith("('contxt' is not a field; did you mean 'context'?)")
+    nested = httpx.post(
+        guarded.url + "/api/v1/batch/run",
+        json={"items": [{"execution": kit.record(), "expected_outpt": 1}]},
+        headers=headers,
+    )
+    assert nested.json()["message"].endswith("('expected_outpt' is not a field; did you mean 'expected_output'?)")
     bare_item = httpx.post(
         guarded.url + "/api/v1/batch/run", json={"items": [{"execution": kit.record()}, kit.record()]}, headers=headers
     )

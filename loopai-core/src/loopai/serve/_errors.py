@@ -176,7 +176,7 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> Res
     message = f"{first['field']}: {first['message']}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more)"
-    message += _unwrapped_hint(exc.errors())
+    message += _unwrapped_hint(exc.errors()) or _unknown_field_hint(request, exc.errors())
     if first.get("type") == "json_invalid" and is_ndjson(request.headers.get("content-type", "")):
         streamed = ", ".join(sorted(STREAMED_UPLOADS))
         message += f"; JSON Lines are read by {streamed}, this endpoint takes one JSON document"
@@ -202,6 +202,43 @@ def _unwrapped_hint(errors: Sequence[Mapping[str, Any]]) -> str:
     keys = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
     where = "the body" if len(parent) <= 1 else _field(parent)
     return f"; {keys} are not fields of {where}: send them inside it, as {{{json.dumps(missing[0])}: {{...}}}}"
+
+
+def _unknown_field_hint(request: Request, errors: Sequence[Mapping[str, Any]]) -> str:
+    """``('contxt' is not a field; did you mean 'context'?)`` for a first error that is an unknown
+    key, the fields known there read from the route's body in the OpenAPI document."""
+    if not errors or errors[0]["type"] != "extra_forbidden":
+        return ""
+    loc = tuple(errors[0].get("loc", ()))
+    if len(loc) < 2 or loc[0] != "body":
+        return ""
+    fields = _fields_at(request, loc[1:-1])
+    return f" ({str(loc[-1])!r} is not a field{did_you_mean(str(loc[-1]), fields)})" if fields else ""
+
+
+def _fields_at(request: Request, path: Sequence[Any]) -> list[str]:
+    """The properties of the route's JSON body schema at ``path`` (keys and item indexes), or none."""
+    route = request.scope.get("route")
+    document = request.app.openapi()
+    try:
+        operation = document["paths"][route.path][request.method.lower()]  # type: ignore[union-attr]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        for part in path:
+            schema = _resolved(document, schema)
+            schema = schema["items"] if isinstance(part, int) else schema["properties"][part]
+        return list(_resolved(document, schema).get("properties", {}))
+    except (KeyError, TypeError, AttributeError):
+        return []
+
+
+def _resolved(document: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with its ``$ref`` (or the one of its ``anyOf`` that has one) followed."""
+    if "$ref" not in schema:
+        schema = next((option for option in schema.get("anyOf", ()) if "$ref" in option), schema)
+    if "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        return document["components"]["schemas"][name]  # type: ignore[no-any-return]
+    return schema
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
