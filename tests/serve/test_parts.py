@@ -178,3 +178,12 @@ def test_the_client_needs_only_httpx_and_imports_nothing_of_the_host():
         "assert not any(m.startswith(('loopai.host', 'loopai.serve', 'loopai.discovery')) for m in sys.modules)\n"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_client_given_a_url_without_a_scheme_says_so_before_connecting():
+    from loopai.client import Client
+
+    with pytest.raises(LoopaiAPIError) as refused:
+        Client("127.0.0.1:18081")
+    assert refused.value.code == "INVALID_REQUEST"
+    assert refused.value.message == "the base URL '127.0.0.1:18081' has no scheme: write http://127.0.0.1:18081"

@@ -209,8 +209,13 @@ def test_the_clients_json_batch_run_takes_what_the_stream_takes(server, kit):
     ]
     with server.client() as client:
         answer = client.batch_run(items)
-        with pytest.raises(ValueError, match=r"^item 2 is not JSON: "):
+        with pytest.raises(LoopaiAPIError, match=r"^INVALID_REQUEST: item 2 is not JSON: "):
             client.batch_run([records[0], "{not json"])  # said before anything is sent
+        with pytest.raises(LoopaiAPIError) as bad_event:
+            client.emit({"event_type": "task.creatd"})
+        assert bad_event.value.code == "INVALID_REQUEST" and bad_event.value.status is None
+        assert bad_event.value.message.startswith("the event is not one: event_type: ")
+        assert "did you mean 'task.created'" in bad_event.value.message
 
     async def run():
         async with AsyncClient(server.url) as client:

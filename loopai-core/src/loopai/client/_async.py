@@ -34,6 +34,7 @@ from loopai.client._common import (
     batch_items,
     connection_failed,
     error_of,
+    event_of,
     ndjson_line,
 )
 
@@ -95,8 +96,7 @@ class AsyncClient:
 
     async def emit(self, event: WebhookEvent | Mapping[str, Any]) -> EventAccepted:
         """Hand ``event`` to the handlers; returns once it is durable."""
-        if not isinstance(event, WebhookEvent):
-            event = WebhookEvent.model_validate(event)
+        event = event_of(event)  # its event_id fixed here, the same for every retry
         response = await self._send("POST", "/api/v1/events", idempotent=True, json=as_json(event))
         return answer(response, EventAccepted)
 

@@ -13,7 +13,8 @@ from typing import Any, Final, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from loopai._models import ExecutionRecord
+from loopai._errors import describe_validation_error
+from loopai._models import ExecutionRecord, WebhookEvent
 from loopai._wire import BatchRunItem, BatchRunProgress, BatchRunResult, BatchRunSummary, ErrorBody
 from loopai.client._errors import LoopaiAPIError
 
@@ -50,6 +51,9 @@ class Endpoint:
         """The arguments, else ``LOOPAI_URL`` / ``LOOPAI_API_KEY``, else ``http://127.0.0.1:8080`` and no key."""
         environ = os.environ if environ is None else environ
         url = base_url or environ.get("LOOPAI_URL") or DEFAULT_URL
+        if "://" not in url:  # httpx would take "127.0.0.1:8080" for a scheme and a path, and never connect
+            given = "LOOPAI_URL" if not base_url else "the base URL"
+            raise LoopaiAPIError("INVALID_REQUEST", f"{given} {url!r} has no scheme: write http://{url}")
         key = api_key if api_key is not None else environ.get("LOOPAI_API_KEY")
         headers = {"Accept": "application/json"}
         if key:
@@ -137,11 +141,26 @@ def invalid_response(response: httpx.Response, exc: ValidationError) -> LoopaiAP
     )
 
 
+def event_of(event: WebhookEvent | Mapping[str, Any]) -> WebhookEvent:
+    """``event`` as a :class:`WebhookEvent` (its ``event_id`` fixed here, the same for every retry); a
+    dict that is not one raises :class:`LoopaiAPIError` ``INVALID_REQUEST`` naming each field (the
+    request is not sent)."""
+    if isinstance(event, WebhookEvent):
+        return event
+    try:
+        return WebhookEvent.model_validate(event)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc)
+        raise LoopaiAPIError(
+            "INVALID_REQUEST", f"the event is not one: {'; '.join(problems)}", details={"errors": problems}
+        ) from None
+
+
 def batch_items(items: Iterable[Any]) -> list[Any]:
     """The ``items`` of a JSON ``batch/run`` body, from what :func:`ndjson_line` takes: a record (an
     ``ExecutionRecord``, a dict without ``execution``, a line of JSON) goes inside ``{"execution": ...}``;
     a ``BatchRunItem`` or a dict with ``execution`` as it is; blank lines are skipped. A line that is
-    not JSON raises :class:`ValueError` naming it (the request is not sent)."""
+    not JSON raises :class:`LoopaiAPIError` ``INVALID_REQUEST`` naming it (the request is not sent)."""
     body = []
     for number, item in enumerate(items, 1):
         if isinstance(item, (bytes, str)):
@@ -150,7 +169,7 @@ def batch_items(items: Iterable[Any]) -> list[Any]:
             try:
                 item = json.loads(item)
             except ValueError as exc:
-                raise ValueError(f"item {number} is not JSON: {exc}") from None
+                raise LoopaiAPIError("INVALID_REQUEST", f"item {number} is not JSON: {exc}") from None
         if isinstance(item, ExecutionRecord):
             item = {"execution": item.model_dump(mode="json")}
         elif isinstance(item, Mapping) and "execution" not in item:

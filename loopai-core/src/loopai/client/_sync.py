@@ -34,6 +34,7 @@ from loopai.client._common import (
     batch_items,
     connection_failed,
     error_of,
+    event_of,
     ndjson_chunks,
 )
 
@@ -101,8 +102,7 @@ class Client:
 
     def emit(self, event: WebhookEvent | Mapping[str, Any]) -> EventAccepted:
         """Hand ``event`` to the handlers; returns once it is durable (retried: an event id is delivered once)."""
-        if not isinstance(event, WebhookEvent):
-            event = WebhookEvent.model_validate(event)  # its event_id is fixed here, the same for every retry
+        event = event_of(event)  # its event_id fixed here, the same for every retry
         return answer(self._send("POST", "/api/v1/events", idempotent=True, json=as_json(event)), EventAccepted)
 
     def batch_validate(
