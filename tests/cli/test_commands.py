@@ -245,3 +245,12 @@ def test_serve_refusing_its_configuration_says_every_error_at_once_plugin_settin
         ["loopai.toml:2", "serve.shutdown_timeout"],
         ["loopai.toml:4", "samplers.percentage-sampler.sampling_rate"],
     ]
+
+
+def test_plugins_show_names_a_setting_as_its_messages_do_and_its_alias_beside(project, cli) -> None:
+    shown = cli("plugins", "show", "slack-webhook-handler", "--json")
+
+    [info] = shown.json
+    [url] = [field for field in info["settings_schema"] if "url" in field["name"]]
+    assert url["name"] == "webhook_url"  # as 'webhook_url is required' says it
+    assert url["description"].endswith("(also read as slack_webhook_url)")

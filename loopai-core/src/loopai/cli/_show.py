@@ -160,18 +160,23 @@ def settings_schema(model: type[BaseModel]) -> list[dict[str, Any]]:
     from loopai._redact import REDACTED, holds_secret
 
     docs = _attribute_docs(model)
+    by_name = bool(model.model_config.get("populate_by_name"))  # then the field's name is written, its alias too
     schema = []
     for name, field in model.model_fields.items():
         required = field.is_required()
         default = None if required else field.get_default(call_default_factory=True)
         secret = holds_secret(field.annotation)
+        written = name if by_name or field.alias is None else field.alias
+        description = field.description or docs.get(name)
+        if field.alias not in (None, written):
+            description = f"{description or ''} (also read as {field.alias})".strip()
         schema.append(
             {
-                "name": field.alias or name,
+                "name": written,
                 "type": _type_name(field.annotation) + _bounds(field.metadata),
                 "required": required,
                 "default": REDACTED if secret and default not in (None, "") else _plain(default),
-                "description": field.description or docs.get(name),
+                "description": description,
                 "secret": secret,
             }
         )
