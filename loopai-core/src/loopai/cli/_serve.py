@@ -20,7 +20,9 @@ be bound, unless --insecure-no-auth.
 
 SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish (up to
 shutdown_timeout, default 10 s), then shuts the plugins down and drains deliveries; what is
-left stays in the outbox. SIGHUP: with --workers, restarts the workers.
+left stays in the outbox. SIGHUP reloads the configuration and the plugins without a restart
+(as POST /api/v1/admin/reload and [host] watch_config do); with --workers N, SIGHUP to the main
+process restarts the workers one by one instead.
 
 Endpoints: /health, /metrics, /openapi.json, /docs and /api/v1/... (docs/SERVICE.md).
 exit status: 0 stopped, 2 usage, configuration or startup error."""

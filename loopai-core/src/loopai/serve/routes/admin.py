@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from loopai._wire import ErrorBody
 from loopai.serve._answers import ERRORS, json_answer
 from loopai.serve._deps import Authenticated, ServiceDep
 from loopai.serve._errors import ApiError
@@ -38,5 +40,11 @@ async def reload(service: ServiceDep, caller: Authenticated) -> Response:
 def router() -> APIRouter:
     """The admin routes."""
     routes = APIRouter(tags=["admin"])
-    routes.add_api_route("/api/v1/admin/reload", reload, methods=["POST"], responses=ERRORS)
+    failed: dict[int | str, dict[str, Any]] = {
+        409: {
+            "model": ErrorBody,
+            "description": "RELOAD_FAILED: nothing changed (details says why), or --workers N: SIGHUP the main process",
+        }
+    }
+    routes.add_api_route("/api/v1/admin/reload", reload, methods=["POST"], responses={**ERRORS, **failed})
     return routes
