@@ -332,3 +332,23 @@ def test_a_state_database_that_cannot_be_reached_is_one_message_and_exit_2(tmp_p
     )
     assert "Traceback" not in log and "s3cret-pw" not in log
     assert "Started server process" not in log  # refused before any socket or worker
+
+
+def test_a_reload_by_watch_config_takes_the_new_keys_and_is_counted(launcher, kit):
+    watching = "[host]\nwatch_config = true\nwatch_interval = 0.2\n"
+    server = launcher(config=kit.standard_config({"api_keys": ["old-key-1"]}, watching))
+    record = {"execution": kit.record()}
+
+    (server.home / "loopai.toml").write_text(kit.standard_config({"api_keys": ["new-key-2"]}, watching), "utf-8")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        answer = httpx.post(server.url + "/api/v1/validate", json=record, headers={"X-Api-Key": "new-key-2"})
+        if answer.status_code == 200:
+            break
+        time.sleep(0.2)
+
+    assert answer.status_code == 200, answer.text
+    assert (
+        httpx.post(server.url + "/api/v1/validate", json=record, headers={"X-Api-Key": "old-key-1"}).status_code == 401
+    )
+    assert scrape(server)[("loopai_reloads_total", (("result", "ok"),))] == 1

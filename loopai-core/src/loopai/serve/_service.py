@@ -57,6 +57,7 @@ class Service:
         self.inbound_key: bytes | None = secret.get_secret_value().encode("utf-8") if secret is not None else None
         self.max_body_bytes = int(self.settings.max_body_mb * 1024 * 1024)
         self.owns_host = owns_host
+        self._reloading = False
         self.worker_processes = 1
         """How many processes serve together (``--workers``): a request reaches one of them."""
         self.started = False
@@ -105,7 +106,11 @@ class Service:
         flight finish on the old one); what changed, or why nothing did. Counted in
         ``loopai_reloads_total`` and logged. With ``--workers N`` each worker reloads on its own
         SIGHUP; SIGHUP to the main process restarts the workers instead (uvicorn's)."""
-        result = await self.host.areload()  # the host logs what changed, or why nothing did
+        self._reloading = True  # the metrics loop leaves the new configuration to this call
+        try:
+            result = await self.host.areload()  # the host logs what changed, or why nothing did
+        finally:
+            self._reloading = False
         if result.reloaded:
             result = dataclasses.replace(result, problems=(*result.problems, *self._adopt(self.host.config)))
         self.telemetry.reloaded(result.reloaded)
@@ -190,3 +195,7 @@ class Service:
         while True:
             await asyncio.sleep(_SYNC_EVERY)
             self.telemetry.sync_host(self.host)
+            # Reloaded by the host itself ([host] watch_config): its [serve] keys are taken as well.
+            if self.host.config is not self.config and not self._reloading:
+                self._adopt(self.host.config)
+                self.telemetry.reloaded(True)
