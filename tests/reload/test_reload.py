@@ -307,3 +307,21 @@ def test_a_plugin_whose_init_skips_super_init_does_not_break_a_reload() -> None:
 
         assert result.reloaded, result.problems
         assert host.validate(execution()).is_valid and plugin.calls == 1
+
+
+def test_a_discovered_plugin_whose_new_settings_are_wrong_is_said_once_with_its_line(tmp_path) -> None:
+    path = tmp_path / "loopai.toml"
+    path.write_text("[plugins.samplers.percentage-sampler.configuration]\nsampling_rate = 0.3\n", encoding="utf-8")
+    host = loopai.Host.from_config(path, outbox=False, environ={}).start()
+    try:
+        path.write_text("[plugins.samplers.percentage-sampler.configuration]\nsampling_rate = 1.5\n", encoding="utf-8")
+
+        result = host.reload()
+
+        assert not result
+        [problem] = result.problems
+        assert problem.startswith("sampler 'percentage-sampler' runs now and would be lost: its settings are wrong")
+        assert problem.endswith(f"{path}:2: samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)")
+        assert problem.count("enabled = false") == 1  # the advice once
+    finally:
+        host.close()

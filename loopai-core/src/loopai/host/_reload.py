@@ -192,10 +192,8 @@ def _lost(old: PluginSet, new: PluginSet, problems: Sequence[str]) -> list[str]:
             why = next((p for p in problems if where in p), "it could not be registered again")
         else:
             continue  # uninstalled or turned off on purpose
-        lost.append(
-            f"{kind.title} {entry.name!r} runs now and would be lost: {why}; fix that, "
-            "or turn it off (enabled = false) to reload without it"
-        )
+        advice = "" if "enabled = false" in why else "; fix that, or turn it off (enabled = false) to reload without it"
+        lost.append(f"{kind.title} {entry.name!r} runs now and would be lost: {why}{advice}")
     return lost
 
 
