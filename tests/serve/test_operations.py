@@ -36,6 +36,8 @@ def test_metrics_count_what_the_host_and_the_http_layer_did(launcher, kit):
         client.validate(kit.record(output={"label": "maybe"}))
         client.sample(kit.record())
         client.emit({"event_type": "task.created"})
+    httpx.get(server.url + "/openapi.json")
+    httpx.get(server.url + "/no/such/path")
     samples = scrape(server)
     task = ("task_id", kit.TASK)
     assert samples[("loopai_validations_total", (("result", "valid"), task))] == 3
@@ -52,6 +54,14 @@ def test_metrics_count_what_the_host_and_the_http_layer_did(launcher, kit):
     assert samples[("loopai_outbox_pending", ())] == 0
     route = (("method", "POST"), ("route", "/api/v1/validate"), ("status", "200"))
     assert samples[("loopai_http_requests_total", route)] == 4
+    document = (("method", "GET"), ("route", "/openapi.json"), ("status", "200"))  # a plain route: its path
+    assert samples[("loopai_http_requests_total", document)] == 1
+    nowhere = [key for key in samples if key[0] == "loopai_http_requests_total" and ("method", "GET") in key[1]]
+    assert {dict(key[1])["route"] for key in nowhere} == {
+        "/health",
+        "/openapi.json",
+        "unmatched",
+    }  # never the path asked
 
 
 def test_with_several_workers_every_scrape_adds_up_all_of_them(launcher, kit):

@@ -276,5 +276,7 @@ class HttpMetrics:
             await self.app(scope, receive, noting_status)
         finally:
             # Routing wrote the matched route into the scope; its template keeps the label set small.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None)
+            if route is None:  # a plain route (/openapi.json, /docs) has its fixed path; no route at all: unmatched
+                route = scope["path"] if scope.get("endpoint") is not None else "unmatched"
             self.telemetry.answered(scope["method"], route, status, time.perf_counter() - started)
