@@ -132,5 +132,20 @@ def test_an_unknown_event_type_is_422_naming_it(relay):
     assert answer.json()["details"]["errors"][0]["field"] == "event_type"
 
 
+def test_a_misspelt_event_type_name_is_422_naming_the_names_and_the_closest(relay):
+    answer = _post(relay, *signed(delivery("ValidationFaild")))
+    assert answer.status_code == 422
+    message = answer.json()["message"]
+    assert message.startswith(
+        "event_type: 'ValidationFaild' is not one of upstream's event types: ProgramExecutionFailed"
+    )
+    assert message.endswith("(or their numbers, 0..5); did you mean 'ValidationFailed'?")
+
+
+def test_a_severity_is_read_by_name_as_upstream_writes_it(relay):
+    body = delivery(1, severity="Warning")
+    assert _post(relay, *signed(body)).status_code == 202
+
+
 def test_without_an_inbound_secret_every_delivery_is_refused(server):
     assert _post(server, *signed(delivery(0))).status_code == 401

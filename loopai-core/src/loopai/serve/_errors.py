@@ -130,7 +130,7 @@ def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")
         return f"malformed JSON: {reason}" if reason else "malformed JSON"
-    return str(error.get("msg", "invalid")) + choice_hint(error)
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ") + choice_hint(error)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 
 from loopai._models import EventSeverity, UtcDatetime, WebhookEvent, WebhookEventType, utc_now
+from loopai._suggest import did_you_mean
 
 __all__ = ["UPSTREAM_EVENTS", "InboundDelivery", "UpstreamEventType", "signature_matches", "to_event"]
 
@@ -56,18 +57,27 @@ def _squash(text: str) -> str:
 
 
 def _upstream_type(value: Any) -> Any:
-    """A number or a C# name (any case, ``AB_TEST_COMPLETED`` too) as the enum; else as given, refused."""
+    """A number or a C# name (any case, ``AB_TEST_COMPLETED`` too) as the enum; a name that is none
+    is refused naming them (and the closest); anything else as given, for the model to refuse."""
     if isinstance(value, str):
         wanted = _squash(value)
         for member in UpstreamEventType:
             if _squash(member.name) == wanted:
                 return member
+        names = [member.name for member in UpstreamEventType]
+        raise ValueError(
+            f"{value!r} is not one of upstream's event types: {', '.join(names)} (or their numbers, "
+            f"0..{len(names) - 1}){did_you_mean(value, names)}"
+        )
     return value
 
 
 def _severity(value: Any) -> Any:
+    """A number (0 Info .. 3 Critical) or a name in any case (``Error``, as upstream writes it) as the enum."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(_SEVERITIES):
         return _SEVERITIES[value]
+    if isinstance(value, str) and value.lower() in {severity.value for severity in _SEVERITIES}:
+        return EventSeverity(value.lower())
     return value
 
 
