@@ -14,7 +14,9 @@ summaries.
   worker's pause (importing a library its validator needs) does not stop the others.
 - Ctrl-C: workers ignore it; the parent stops reading, the lines already read are finished
   and written, and the summary says it was interrupted. A second Ctrl-C stops everything at
-  once (the output still ends with a whole line).
+  once (the output still ends with a whole line). Once every line is written, the workers wait
+  for their deliveries (said when that lasts): a Ctrl-C then ends their wait (the parent passes
+  it on), and the summary is printed all the same.
 - A worker that dies (killed, out of memory): the parent stops reading; each line that worker
   had and did not answer gets an error line saying so (an event it raised before dying was
   recorded in the outbox first, and is delivered), the other workers finish theirs, and the
