@@ -232,6 +232,7 @@ def test_plugins_check_json_lists_the_problems(project, cli, monkeypatch) -> Non
     assert "loopai.toml:1: validators.broken" in problem and "cannot be built" in problem
 
 
+@pytest.mark.serve  # needs the serve extra
 def test_serve_refusing_its_configuration_says_every_error_at_once_plugin_settings_too(project, cli) -> None:
     (project.root / "loopai.toml").write_text(
         "[serve]\nshutdown_timeout = -1\n[plugins.samplers.percentage-sampler.configuration]\nsampling_rate = 1.5\n",
