@@ -326,8 +326,9 @@ def section(
         "`batch/run` goes through the same `Host.process` as `loopai run` (about 22 µs per record here), then",
         "writes the same result line, counts the summary and the metrics, and frames the event (about 10 µs);",
         "parsing the NDJSON line costs what `loopai run`'s parsing does. What `loopai run` never pays: the",
-        "upload and the stream, and the client's reading of the results, which comes after the upload has",
-        "ended (HTTP clients send their whole body first; the service spools what it answers meanwhile).",
+        "upload and the stream, on the same two CPUs: the client encoding and sending the items and parsing",
+        "the results, the service reading the upload ahead into its spool (so that the answer streams as",
+        "soon as the client has sent everything, while the items are processed) and framing each result.",
         "This machine is shared (2 CPUs, other work running): each contender's best run is shown, and runs",
         "of the same contender differ by up to 2x from one minute to the next.",
     ]
