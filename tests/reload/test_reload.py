@@ -196,22 +196,13 @@ def test_a_plugin_the_new_configuration_names_that_cannot_run_fails_the_reload(r
     it meant on its defaults, and name a plugin that is not there."""
     reloadable.tagged(1)
     host = reloadable.host()
-    reloadable.write(
-        """
-        autoload = false
-        [plugins.validators.a]
-        factory = "{module}:Tagged"
-        configuration = { tag = 1, label = "a" }
-        [plugins.validators.bb]
-        configuration = { tag = 2, label = "b" }
-        """
-    )
+    reloadable.tagged(1, "a", extra='[plugins.validators.bb]\nconfiguration = { tag = 2, label = "b" }\n')  # b misspelt
 
     result = host.reload()
 
     assert not result
     [problem] = result.problems
-    assert problem.startswith(f"{reloadable.path}:6: validators.bb: no validator named 'bb' is registered")
+    assert problem.startswith(f"{reloadable.path}:5: validators.bb: no validator named 'bb' is registered")
     assert tags(host.validate(execution())) == {"a": 1, "b": 1}  # nothing changed
 
 
