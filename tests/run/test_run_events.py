@@ -75,11 +75,17 @@ def test_without_a_handler_nothing_is_written_to_the_outbox(tmp_path: Path, kit,
             assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
 
 
-def test_dry_run_events(tmp_path: Path, kit, loopai, config, events) -> None:
-    result = _run_with_recorder(tmp_path, kit, loopai, config, [kit.make_record(output="ok")], "--dry-run-events")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_dry_run_events(tmp_path: Path, kit, loopai, config, events, workers: str) -> None:
+    result = _run_with_recorder(
+        tmp_path, kit, loopai, config, [kit.make_record(output="ok")], "--dry-run-events", "--workers", workers
+    )
 
     assert result.code == 0
     assert [e["dry"] for e in events()] == [True, True]
+    assert "dry run: each handler was called with is_dry_run = true; no event was sent or kept" in result.stderr
+    assert "events are kept in the outbox" not in result.stderr and "HANDLER" not in result.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))  # a rehearsal keeps nothing, and makes no file
 
 
 V, X = "ok", "wrong"

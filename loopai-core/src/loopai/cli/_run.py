@@ -178,6 +178,8 @@ def _run(args: argparse.Namespace) -> int:
             outcome.abandon()
             raise unwritable(args.output, exc) from None
         summary.output = outcome.path
+        if args.dry_run_events:  # handlers were called in dry-run mode, inline: nothing was sent, nothing kept
+            summary.outbox, summary.deliveries, summary.dry_run = None, [], True
         summary.deliver_command, summary.replay_command = _finishing_commands(args, summary.outbox)
     finally:
         source.close()

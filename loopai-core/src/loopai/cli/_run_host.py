@@ -57,7 +57,7 @@ class HostRecipe:
             selection=selection_of(flags, self.config),
             strict=self.strict,
             dry_run=True if self.dry_run_events else None,
-            outbox=self.outbox,
+            outbox=False if self.dry_run_events else self.outbox,  # a rehearsal keeps nothing, makes no file
             meter=True,
             tasks=self.tasks,
         )
@@ -80,6 +80,8 @@ def pending_now(recipe: HostRecipe, rows: list[HandlerDeliveries]) -> list[Handl
     from loopai._errors import LoopaiError
     from loopai.delivery import open_outbox
 
+    if recipe.dry_run_events:
+        return rows  # a rehearsal has no outbox
     try:
         outbox, owned = open_outbox(recipe.outbox, recipe.config, os.environ)
         if outbox is None:

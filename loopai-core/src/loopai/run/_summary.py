@@ -132,6 +132,8 @@ class Summary:
         """The exact command that delivers what is still pending."""
         self.replay_command: str | None = None
         """The exact command that replays the dead letters."""
+        self.dry_run = False
+        """Handlers were called in dry-run mode (``--dry-run-events``): nothing was sent or kept."""
 
     @property
     def pending(self) -> int:
@@ -164,6 +166,7 @@ class Summary:
             "first_malformed": self.first_malformed[1] if self.first_malformed else None,
             "interrupted": self.interrupted,
             "stopped_waiting": self.stopped_waiting,
+            "dry_run": self.dry_run,
             "stopped_by": self.stopped_by,
             "seconds": round(seconds, 6),
             "records_per_second": round(records / seconds, 1) if seconds > 0 else None,
@@ -252,6 +255,8 @@ class Summary:
             )
         if self.output:
             notes.append(f"results are in {self.output}")
+        if self.dry_run:
+            notes.append("dry run: each handler was called with is_dry_run = true; no event was sent or kept")
         if self.outbox:
             listing = "loopai events list" + ("" if "://" in self.outbox else f" --outbox {self.outbox}")
             notes.append(f"events are kept in the outbox {self.outbox} ({listing})")
