@@ -143,9 +143,8 @@ def _deliver(args: argparse.Namespace) -> int:
 def _why_idle(host: Any, name: str) -> str | None:
     """Why webhook handler ``name`` delivers nothing in ``host`` (not installed, left out by the
     selection, off, or idle for want of settings), or None when it is loaded and enabled."""
-    from loopai._kinds import KINDS
+    from loopai._kinds import WEBHOOK_HANDLER as kind
 
-    (kind,) = [kind for kind in KINDS if kind.key == "webhook_handlers"]
     for entry in host.registry.entries(kind, enabled_only=False):
         if entry.name == name and entry.plugin.enabled:
             return None

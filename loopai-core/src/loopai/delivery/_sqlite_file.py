@@ -111,13 +111,17 @@ def _unopenable(path: str, exc: sqlite3.Error) -> str:
     ("unable to open database file") when the cause is the file system."""
     target = Path(path)
     folder = target.parent
-    if path != ":memory:" and target.is_dir():
+    if path == ":memory:":
+        why = None
+    elif target.is_dir():
         why = "it is a directory, not a file"
-    elif path != ":memory:" and (_read_only(folder) or not os.access(folder, os.W_OK)):
+    elif _read_only(folder) or not os.access(folder, os.W_OK):
         why = f"its folder {folder} cannot be written here (SQLite writes the file, and a -wal and -shm file beside it)"
-    elif path != ":memory:" and target.exists() and not os.access(target, os.R_OK | os.W_OK):
+    elif target.exists() and not os.access(target, os.R_OK | os.W_OK):
         why = "this user may not read and write it"
     else:
+        why = None
+    if why is None:
         return f"outbox {path}: cannot be opened as SQLite: {exc}"
     return f"outbox {path}: cannot be opened: {why}; {_WHERE_TO}"
 

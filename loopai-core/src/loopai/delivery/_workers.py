@@ -324,7 +324,7 @@ class Workers:
         except BaseException as exc:  # noqa: BLE001 - whatever the handler did is its failure
             error = exc
         key = (str(claim.event.event_id), claim.handler)
-        notice: tuple[int, str] | None = None
+        notice: tuple[int, str, str] | None = None
         try:
             with self._cond:
                 mine = self._flying.pop(key, None) is not None  # else handed back by stop()
@@ -338,9 +338,9 @@ class Workers:
                 self._busy -= 1
                 self._poked = True
                 self._cond.notify_all()
-        if notice is not None:  # the circuit's state, for whoever gathers several processes' notices
-            state = "open" if notice[0] >= logging.WARNING else "closed"
-            log.log(notice[0], "%s", notice[1], extra={"circuit": (target.name, state)})
+        if notice is not None:  # with the circuit's state, for whoever gathers several processes' notices
+            level, line, state = notice
+            log.log(level, "%s", line, extra={"circuit": (target.name, state)})
 
     def _attempt(self, target: Target, claim: Claim) -> BaseException | None:
         loop = self._loop
@@ -356,9 +356,9 @@ class Workers:
 
     def _settle(
         self, target: Target, key: tuple[str, str], attempts: int, error: BaseException | None
-    ) -> tuple[int, str] | None:
-        """Write the attempt's outcome; the log level and line to tell when the handler's circuit
-        opened or closed."""
+    ) -> tuple[int, str, str] | None:
+        """Write the attempt's outcome; when the handler's circuit opened or closed, the log level,
+        the line that tells it, and the new state."""
         event_id, name = key
         if error is None:
             self._outbox.delivered(event_id, name, attempts)
@@ -384,11 +384,13 @@ class Workers:
                 return _closed(name) if breaker.succeeded() else None
             if not breaker.failed(time.monotonic()):
                 return None
-            return logging.WARNING, (
+            return (
+                logging.WARNING,
                 f"webhook handler {name!r}: circuit open after {breaker.failures} consecutive failures "
-                f"(last: {said}); its deliveries wait {breaker.cooldown:g} s, then one is tried"
+                f"(last: {said}); its deliveries wait {breaker.cooldown:g} s, then one is tried",
+                "open",
             )
 
 
-def _closed(name: str) -> tuple[int, str]:
-    return logging.INFO, f"webhook handler {name!r}: circuit closed, deliveries resume"
+def _closed(name: str) -> tuple[int, str, str]:
+    return logging.INFO, f"webhook handler {name!r}: circuit closed, deliveries resume", "closed"

@@ -33,7 +33,7 @@ from loopai.registry import (
     unmet_requirements,
 )
 
-__all__ = ["Sources", "build_set", "configured_failures", "describe_order", "orderings", "populate"]
+__all__ = ["Sources", "build_set", "configured_failures", "describe_order", "is_about", "orderings", "populate"]
 
 
 @dataclass(frozen=True)
@@ -225,5 +225,11 @@ def configured_failures(
                 if record.status != "disabled":
                     failures.append(f"{where}: {record.problem()}")
                 continue
-            failures += [p for p in problems if p.startswith(where) and p[len(where) : len(where) + 1] in ":.["]
+            failures += [p for p in problems if is_about(p, where)]
     return failures
+
+
+def is_about(message: str, where: str) -> bool:
+    """Whether ``message`` is about the configuration entry at ``where`` (``loopai.toml:
+    validators.a``): ``loopai.toml: validators.a.tag: ...`` is, ``... validators.ab: ...`` is not."""
+    return message.startswith(where) and message[len(where) : len(where) + 1] in ":.["

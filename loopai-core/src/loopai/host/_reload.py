@@ -17,15 +17,14 @@ uninstalled, turned off or left without a required plugin on purpose is simply r
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from loopai._errors import ConfigError
-from loopai._kinds import KINDS, kind_of
+from loopai._kinds import KINDS, Kind, kind_of
 from loopai._log import logger
 from loopai.config import LoopaiConfig
-from loopai.host._build import configured_failures
+from loopai.host._build import configured_failures, is_about
 from loopai.host._changes import ReloadResult, compare, fingerprints
 from loopai.host._set import PluginSet
 from loopai.host._settings import Settings
@@ -158,27 +157,22 @@ def _prepare(host: Reloadable, config: LoopaiConfig | None) -> Prepared | Reload
     if settings.strict:
         refusals = problems
     else:  # as at the start of loopai run and serve: a plugin it names that cannot run is a mistake
-        lost = _lost(old, candidate, problems)
+        lost = _lost(old, candidate, problems)  # said with the advice to turn it off: the others only once
         named = configured_failures(new_config, candidate.registry, candidate.discovered, problems)
-        refusals = lost + [line for line in named if not any(_about(line, said) for said in lost)]
+        places = [new_config.where(kind, name) for kind, name in lost]
+        refusals = [*lost.values(), *(line for line in named if not any(is_about(line, where) for where in places))]
     if refusals:
         candidate.pools.close()
         return _failed(old, new_config.with_lines(refusals))
     return old, candidate, settings, problems, before
 
 
-def _about(line: str, lost: str) -> bool:
-    """Whether a configured plugin's ``line`` (``loopai.toml: validators.a.tag: ...``) is about the
-    plugin a ``lost`` line names (``Validator 'a' runs now and would be lost: ...``)."""
-    name = lost.split("'")[1]
-    return re.search(rf"^[^ ]+ \w+\.{re.escape(name)}(?=[.:\[])", line) is not None
-
-
-def _lost(old: PluginSet, new: PluginSet, problems: Sequence[str]) -> list[str]:
-    """Why plugins that run in ``old`` would be lost to a failure in ``new`` (one line each)."""
+def _lost(old: PluginSet, new: PluginSet, problems: Sequence[str]) -> dict[tuple[Kind, str], str]:
+    """Why plugins that run in ``old`` would be lost to a failure in ``new``: one line each, by kind
+    and name."""
     records = {(r.kind, r.name): r for r in new.discovered}
     carried = {(kind_of(e.kind).label, e.name) for e in carried_over(old)}
-    lost = []
+    lost = {}
     for entry in old.registry:
         kind = kind_of(entry.kind)
         key = (kind.label, entry.name)
@@ -193,7 +187,7 @@ def _lost(old: PluginSet, new: PluginSet, problems: Sequence[str]) -> list[str]:
         else:
             continue  # uninstalled or turned off on purpose
         advice = "" if "enabled = false" in why else "; fix that, or turn it off (enabled = false) to reload without it"
-        lost.append(f"{kind.title} {entry.name!r} runs now and would be lost: {why}{advice}")
+        lost[(kind, entry.name)] = f"{kind.title} {entry.name!r} runs now and would be lost: {why}{advice}"
     return lost
 
 

@@ -234,10 +234,9 @@ def unmet_requirements(entries: Iterable[RegisteredPlugin]) -> dict[tuple[type, 
     return unmet
 
 
-def requirement_cycles(entries: Iterable[RegisteredPlugin]) -> list[str]:
-    """One line per cycle of ``requires_plugins`` among ``entries`` (each plugin requires, through
-    the others, itself): such plugins cannot each start after those they require, so they start by
-    priority (see :func:`sort_by_requirements`)."""
+def _requirements(entries: Iterable[RegisteredPlugin]) -> tuple[dict[str, RegisteredPlugin], list[_Edge]]:
+    """``entries`` by name (the first of a name), and an edge from each plugin to each one it requires
+    among them."""
     by_name: dict[str, RegisteredPlugin] = {}
     for entry in entries:
         by_name.setdefault(entry.name, entry)
@@ -247,6 +246,14 @@ def requirement_cycles(entries: Iterable[RegisteredPlugin]) -> list[str]:
         for required in entry.plugin.requires_plugins
         if required in by_name and required != name
     ]
+    return by_name, edges
+
+
+def requirement_cycles(entries: Iterable[RegisteredPlugin]) -> list[str]:
+    """One line per cycle of ``requires_plugins`` among ``entries`` (each plugin requires, through
+    the others, itself): such plugins cannot each start after those they require, so they start by
+    priority (see :func:`sort_by_requirements`)."""
+    by_name, edges = _requirements(entries)
     lines = []
     for members in _cycles(by_name, edges):
         inside = set(members)
@@ -263,16 +270,8 @@ def sort_by_requirements(entries: Sequence[RegisteredPlugin]) -> list[Registered
 
     Requirements among them that form a cycle fall back to priority order.
     """
-    by_name: dict[str, RegisteredPlugin] = {}
-    for entry in entries:
-        by_name.setdefault(entry.name, entry)
+    by_name, edges = _requirements(entries)
     priority = {name: entry.plugin.priority for name, entry in by_name.items()}
-    edges = [
-        _Edge(required, name, name, "requires_plugins")
-        for name, entry in by_name.items()
-        for required in entry.plugin.requires_plugins
-        if required in by_name and required != name
-    ]
     in_cycle = {member: members for members in _cycles(by_name, edges) for member in members}
     kept = [e for e in edges if not (e.first in in_cycle and in_cycle[e.first] is in_cycle.get(e.then))]
     position = {name: index for index, name in enumerate(_toposort(by_name, priority, kept))}

@@ -108,8 +108,7 @@ def numbered(
     """The non-blank lines of ``source`` with their numbers (from 1), until it ends or a stop is
     requested; counts them in ``summary.lines``."""
     for number, raw in enumerate(source, 1):
-        if stop.requested:
-            summary.interrupted = summary.interrupted or stop.interrupted
+        if stop.requested:  # the caller says whether a Ctrl-C asked (stop.interrupted)
             return
         if progress is not None:
             progress.tick(summary.lines, summary.malformed)

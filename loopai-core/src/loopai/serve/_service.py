@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from loopai._log import logger
-from loopai.config import LoopaiConfig
+from loopai.config import LoopaiConfig, ServeSettings
 from loopai.host import Host, ReloadResult
 from loopai.serve._errors import ApiError
 from loopai.serve._metrics import Telemetry
@@ -53,8 +53,7 @@ class Service:
         self.telemetry = telemetry
         self._environ = environ
         self.keys = ApiKeys.resolve(self.settings, environ)
-        secret = self.settings.inbound_secret
-        self.inbound_key: bytes | None = secret.get_secret_value().encode("utf-8") if secret is not None else None
+        self.inbound_key = _inbound_key(self.settings)
         self.max_body_bytes = int(self.settings.max_body_mb * 1024 * 1024)
         self.owns_host = owns_host
         self._reloading = False
@@ -132,8 +131,7 @@ class Service:
             new = new.model_copy(update={"api_keys": old.api_keys})
         else:
             self.keys = keys
-        secret = new.inbound_secret
-        self.inbound_key = secret.get_secret_value().encode("utf-8") if secret is not None else None
+        self.inbound_key = _inbound_key(new)
         for name in _AT_START:
             if getattr(new, name) != getattr(old, name):
                 said.append(f"serve.{name} changed: it takes effect when the service restarts")
@@ -199,3 +197,9 @@ class Service:
             if self.host.config is not self.config and not self._reloading:
                 self._adopt(self.host.config)
                 self.telemetry.reloaded(True)
+
+
+def _inbound_key(settings: ServeSettings) -> bytes | None:
+    """The key inbound webhook signatures are checked with (``[serve] inbound_secret``), or None."""
+    secret = settings.inbound_secret
+    return secret.get_secret_value().encode("utf-8") if secret is not None else None
