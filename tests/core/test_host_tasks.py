@@ -150,3 +150,36 @@ def test_loopai_exports_the_state_and_outbox_protocols():
         assert isinstance(outbox, loopai.Outbox)
     finally:
         outbox.close()
+
+
+def test_lanes_kept_by_a_caller_follow_a_change_of_the_tasks_table():
+    """``loopai run`` and ``batch/run`` keep each task's contexts from record to record; a reload or
+    ``host.tasks.define`` that changes the table must reach the records after it."""
+    from loopai.run import Lanes, TaskSummary
+
+    seen: list[Any] = []
+
+    class Rate(loopai.SamplerPlugin):
+        def should_sample(self, execution, context):
+            seen.append(context.sampling_rate)
+            return loopai.SamplingDecision(should_sample=False)
+
+    host = loopai.Host(
+        plugins=[LabelRequired(), Rate()],
+        environ={},
+        tasks={TASK: TaskSettings(output_schema=SCHEMA, sampling_rate=0.25)},
+    )
+    summaries: dict[uuid.UUID, TaskSummary] = {}
+    lanes = Lanes(host, summaries)
+    with host:
+        lane = lanes.fresh()[TASK]
+        assert not host.validate(record(output={}), lane.validation).is_valid
+        host.should_sample(record(), lane.sampling)
+        assert lanes.fresh()[TASK] is lane  # kept while the table stays
+
+        host.tasks.define({TASK: TaskSettings(name="renamed", sampling_rate=0.5)})
+        lane = lanes.fresh()[TASK]
+        assert host.validate(record(output={}), lane.validation).is_valid  # no schema any more
+        host.should_sample(record(), lane.sampling)
+    assert seen == [0.25, 0.5]
+    assert list(summaries) == [TASK]  # the task's summary stays the one the caller counts in

@@ -64,6 +64,20 @@ def test_metrics_count_what_the_host_and_the_http_layer_did(launcher, kit):
     }  # never the path asked
 
 
+@pytest.mark.parametrize("recorder", [False, True], ids=["items-one-at-a-time", "items-concurrently"])
+def test_metrics_count_every_item_of_streamed_batches(launcher, kit, recorder):
+    server = launcher(config=kit.standard_config(recorder=recorder))
+    with server.client() as client:
+        for _ in range(2):  # counted per batch as results go out: the second adds to the first
+            items = [kit.record(), kit.record(output={"label": "maybe"}), *(kit.record() for _ in range(4))]
+            assert len(list(client.stream_batch_run(items))) == 6
+    samples = scrape(server)
+    task = ("task_id", kit.TASK)
+    assert samples[("loopai_validations_total", (("result", "valid"), task))] == 10
+    assert samples[("loopai_validations_total", (("result", "invalid"), task))] == 2
+    assert samples[("loopai_sampling_decisions_total", (("sampled", "true"), task))] == 12  # the task's rate is 1.0
+
+
 def test_with_several_workers_every_scrape_adds_up_all_of_them(launcher, kit):
     server = launcher(config=kit.standard_config(recorder=False), args=("--workers", "2"))
     sent = 40

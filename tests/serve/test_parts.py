@@ -75,7 +75,7 @@ def _items(chunks: list[bytes], max_line: int = 1000) -> list:
         upload = Upload(source(), ahead=1)  # read ahead a chunk at a time: its splits stay as sent
         reader = NdjsonSource(upload, max_line)
         try:
-            return [item async for item in reader], reader.total
+            return [item async for items in reader for item in items], reader.total
         finally:
             await upload.close()
 

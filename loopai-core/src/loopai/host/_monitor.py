@@ -113,7 +113,8 @@ class Observation:
         raised: Raised = [_BY_STATUS[execution.status]]
         if validation.results:
             raised.append(_VALIDATION[validation.is_valid])
-        raised.extend(_BREACH[crossing.metric][:2] for crossing in crossings)
+        if crossings:
+            raised.extend(_BREACH[crossing.metric][:2] for crossing in crossings)
         self.raised = raised
         self.recorded = recorded
 
@@ -182,6 +183,9 @@ class TaskMonitor:
         """Set by the host when breaches are recorded with their flags (see :mod:`._breaches`)."""
         self._views: dict[uuid.UUID, TaskView] = {}
         self._lock = threading.Lock()
+        self.generation = 0
+        """Counts the changes of the table (:meth:`define`, :meth:`replace`): a view kept by a caller
+        is the task's current one as long as the generation it was taken in is."""
 
     def define(self, tasks: Mapping[uuid.UUID, TaskSettings]) -> None:
         """Add ``tasks`` to the table (replacing what it held for their ids)."""
@@ -189,12 +193,14 @@ class TaskMonitor:
             self.settings.update(tasks)
             for task_id in tasks:
                 self._views.pop(task_id, None)
+            self.generation += 1
 
     def replace(self, tasks: Mapping[uuid.UUID, TaskSettings]) -> None:
         """Make ``tasks`` the whole table (a reload's new configuration); the tasks' state stays."""
         with self._lock:
             self.settings = dict(tasks)
             self._views.clear()
+            self.generation += 1
 
     def view(self, task_id: uuid.UUID) -> TaskView:
         """The view of ``task_id`` (made once per task)."""

@@ -37,11 +37,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from loopai._errors import LoopaiError
-from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent
+from loopai._models import ExecutionRecord, WebhookEvent
 from loopai._report import EmitReport, SamplingReport, ValidationReport
 from loopai.config import TaskSettings
-from loopai.host import Host, Observation, TaskView
+from loopai.host import Host, Observation
 from loopai.run._input import KNOWN_KEYS, Input, Malformed, parse_line
+from loopai.run._lanes import Lanes
 from loopai.run._record import error_line, result_line
 from loopai.run._summary import Summary, TaskSummary
 from loopai.run._terminal import Progress, Stop, interrupts
@@ -89,19 +90,6 @@ class _Held:
         self.records = 0
 
 
-class _Lane:
-    """One task as the sync engine runs it: its view (schemas, label), its summary, and the
-    sampling context its records are offered with (filled by the host before each call)."""
-
-    __slots__ = ("sampling", "summary", "validation", "view")
-
-    def __init__(self, view: TaskView, summary: TaskSummary) -> None:
-        self.view = view
-        self.summary = summary
-        self.validation: ValidationContext = view.validation
-        self.sampling: SamplingContext = view.sampling.model_copy()
-
-
 def numbered(
     source: Iterable[bytes], summary: Summary, stop: Stop, progress: Progress | None
 ) -> Iterator[tuple[int, bytes]]:
@@ -140,7 +128,7 @@ class Runner:
         self.options = options or RunOptions()
         self.summary = Summary()
         self.summary.outbox = host.outbox.path if host.outbox is not None else None
-        self._lanes: dict[uuid.UUID, _Lane] = {}
+        self._lanes = Lanes(host, self.summary.tasks)
         self._progress: Progress | None = None
         self._seconds = {"validate": 0.0, "should_sample": 0.0}
         self._number = 0  # the line being parsed, for warnings about it
@@ -266,7 +254,7 @@ class Runner:
     def _one_sync(self, number: int, execution: ExecutionRecord, expected: Any) -> tuple[str, list[WebhookEvent]]:
         """One record through the host; its result line and the events to emit."""
         host, perf, seconds = self.host, time.perf_counter, self._seconds
-        lane = self._lanes.get(execution.task_id) or self._lane(execution.task_id)
+        lane = self._lanes.fresh()[execution.task_id]
         context = lane.validation if expected is None else lane.view.validation_context(expected)
         started = perf()
         validation = host.validate(execution, context)
@@ -280,11 +268,6 @@ class Runner:
         return result_line(
             number, execution, lane.view.id_text, validation, sampling, observation.raised
         ) + "\n", events
-
-    def _lane(self, task_id: uuid.UUID) -> _Lane:
-        view = self.host.tasks.view(task_id)
-        lane = self._lanes[task_id] = _Lane(view, self._summary_of(view))
-        return lane
 
     # -- the async path --------------------------------------------------------------
 
@@ -349,7 +332,8 @@ class Runner:
         its result line and the events to emit."""
         host, perf, seconds = self.host, time.perf_counter, self._seconds
         try:
-            task = host.tasks.view(execution.task_id)
+            lane = self._lanes.fresh()[execution.task_id]  # its summary and view; the contexts are per call here
+            task = lane.view
             started = perf()
             validation = await host.avalidate(execution, task.validation_context(expected))
             middle = perf()
@@ -358,7 +342,7 @@ class Runner:
             seconds["should_sample"] += perf() - middle
             if previous is not None:
                 await previous
-            observation = self._settle(number, execution, validation, sampling, self._summary_of(task))
+            observation = self._settle(number, execution, validation, sampling, lane.summary)
         finally:
             if not turn.done():
                 turn.set_result(None)
@@ -366,12 +350,6 @@ class Runner:
         return result_line(number, execution, task.id_text, validation, sampling, observation.raised), events
 
     # -- per record, in input order --------------------------------------------------
-
-    def _summary_of(self, task: TaskView) -> TaskSummary:
-        summary = self.summary.tasks.get(task.task_id)
-        if summary is None:
-            summary = self.summary.tasks[task.task_id] = TaskSummary(task.task_id, task.label, task.configured)
-        return summary
 
     def _settle(
         self,

@@ -1,18 +1,22 @@
-"""``batch/run``: items through the host's per-record pipeline (``Host.process`` / ``aprocess``, what
-``loopai run`` does per record), results in item order, progress, and a summary.
+"""``batch/run``: items through the host's per-record pipeline (what ``loopai run`` does per record, as
+``Host.process`` / ``aprocess`` do it), results in item order, progress, and a summary.
 
 When nothing in the pipeline can wait (plain validators and samplers without timeouts, no handler
-taking events), items go through ``Host.process`` one at a time, as ``loopai run`` runs them:
-concurrency could only add overhead. Otherwise up to ``concurrency`` items are in flight through
-``Host.aprocess`` (each a task of its own, kept by the service so that it finishes, and emits what
-it raised, even when its client goes away). Either way results come out in item
-order, each as the line ``loopai run`` writes for a record (``loopai.run.result_line`` /
-``error_line``) with the item's ``id`` first. ``stop_on_first_error`` stops taking items at the
-first item that is not valid (invalid, or not an item at all); the items already in flight still
-finish and are reported. A client that disconnects stops the batch the same way.
+taking events), items go through the host one at a time on the event loop, as ``loopai run`` runs
+records: each task's contexts kept from item to item (:class:`loopai.run.Lanes`), concurrency could
+only add overhead. Otherwise up to ``concurrency`` items are in flight through ``Host.aprocess``
+(each a task of its own, kept by the service so that it finishes, and emits what it raised, even
+when its client goes away). Either way results come out in item order, each as the line ``loopai
+run`` writes for a record (``loopai.run.result_line`` / ``error_line``) with the item's ``id`` first.
+Items are taken a list at a time (see :mod:`._batch_input`), and results handed on to the stream a
+list at a time: after each list of items, and before any wait for a running item, so that nothing
+finished waits behind it. ``stop_on_first_error`` stops taking items at the first item that is not
+valid (invalid, or not an item at all); the items already in flight still finish and are reported.
+A client that disconnects stops the batch the same way.
 
 :meth:`BatchRun.outputs` yields lists of outputs: a progress first, then results (with a progress
-whenever a second has passed since the last), then a last progress and the summary.
+whenever a second has passed since the last), then a last progress and the summary. The service's
+verdict and sampling counters are told per list of results (see :meth:`BatchRun._tell`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, Final, Protocol
 from loopai._log import logger
 from loopai._plugin import WebhookHandlerPlugin
 from loopai.host import Host, RecordReport
-from loopai.run import TaskSummary, error_line, result_line
+from loopai.run import Lanes, TaskSummary, error_line, result_line
 from loopai.serve._batch_input import Disconnected, Item
 from loopai.serve._service import Service
 
@@ -39,19 +43,20 @@ __all__ = ["BatchRun", "ItemSource", "Result"]
 log = logger("loopai.serve")
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_END: Final = ("end", None)
-_QUEUE_SIZE: Final = 256
-"""Results waiting for the client: a slow reader holds the batch back instead of filling memory."""
+_END: Final[list[Result]] = []
+"""Put in the queue last: the batch has ended."""
+_QUEUE_SIZE: Final = 32
+"""Lists of results waiting for the client: a slow reader holds the batch back instead of filling memory."""
 _CHUNK: Final = 512
-"""Outputs handed on at once, at most."""
+"""Results handed on at once: once this many are taken, no more lists are (one list may pass it)."""
 
 
 class ItemSource(Protocol):
-    """Where a batch's items come from (see :mod:`loopai.serve._batch_input`)."""
+    """Where a batch's items come from, a list at a time (see :mod:`loopai.serve._batch_input`)."""
 
     total: int | None
 
-    def __aiter__(self) -> AsyncIterator[Item]: ...
+    def __aiter__(self) -> AsyncIterator[list[Item]]: ...
 
     async def discard_rest(self) -> None: ...
 
@@ -59,11 +64,10 @@ class ItemSource(Protocol):
 class Result:
     """One item's outcome: its output line, whether it failed, and what the host reported."""
 
-    __slots__ = ("failed", "item", "report", "seq", "text")
+    __slots__ = ("failed", "report", "seq", "text")
 
     def __init__(self, item: Item, text: str, report: RecordReport | None) -> None:
         self.seq = item.seq
-        self.item = item
         self.report = report
         self.failed = report is None or not report.validation.is_valid
         item_id = "null" if item.id is None else _encode(item.id)
@@ -82,30 +86,35 @@ class BatchRun:
         self.received = self.completed = self.valid = self.invalid = self.errors = self.sampled = self.events = 0
         self.stopped_by: str | None = None
         self.tasks: dict[uuid.UUID, TaskSummary] = {}
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_QUEUE_SIZE)
+        self._lanes = Lanes(service.host, self.tasks)
+        self._untold: set[TaskSummary] = set()
+        """Summaries counted since the service's metrics were last told (see :meth:`_tell`)."""
+        self._told: dict[uuid.UUID, tuple[int, int, int]] = {}
+        self._queue: asyncio.Queue[list[Result]] = asyncio.Queue(_QUEUE_SIZE)
         self._started = time.perf_counter()
         self._payload = {"batch_id": str(self.batch_id)}
         self._inline = never_waits(service.host)
-        """Items go through ``Host.process`` one by one, as ``loopai run`` runs them, when nothing in it
-        can wait; else through ``Host.aprocess``, up to ``concurrency`` at a time."""
+        """Items go through the host one by one on the event loop, as ``loopai run`` runs records, when
+        nothing in it can wait; else through ``Host.aprocess``, up to ``concurrency`` at a time."""
 
     # -- the stream of outputs ---------------------------------------------------------------
 
     async def outputs(self) -> AsyncIterator[list[tuple[str, Any]]]:
-        """Lists of ``("progress", dict)``, ``("result", Result)`` and, last, ``("done", summary)``."""
+        """Lists of ``("progress", dict)``, ``("results", [Result, ...])`` and, last, ``("done", summary)``."""
         producer = asyncio.create_task(self._produce(), name=f"loopai-batch-{self.batch_id}")
         queue = self._queue
         try:
             yield [("progress", self.progress())]
             due = time.monotonic() + 1.0
             while True:
-                chunk = _take(queue)
-                if not chunk:
+                taken = _take(queue)
+                if not taken:
                     with contextlib.suppress(asyncio.TimeoutError):
-                        chunk.append(await asyncio.wait_for(queue.get(), max(0.0, due - time.monotonic())))
-                ended = bool(chunk) and chunk[-1] is _END
+                        taken.append(await asyncio.wait_for(queue.get(), max(0.0, due - time.monotonic())))
+                ended = bool(taken) and taken[-1] is _END
                 if ended:
-                    chunk.pop()
+                    taken.pop()
+                chunk: list[tuple[str, Any]] = [("results", results) for results in taken]
                 now = time.monotonic()
                 if now >= due and not ended:
                     chunk.append(("progress", self.progress()))
@@ -113,8 +122,10 @@ class BatchRun:
                 if ended:
                     break
                 if chunk:
+                    self._tell()
                     yield chunk
             await producer  # a failure of the batch itself ends the stream here
+            self._tell()
             yield [*chunk, ("progress", self.progress()), ("done", self.summary())]
         finally:
             if not producer.done():
@@ -149,33 +160,41 @@ class BatchRun:
     async def _produce(self) -> None:
         # Results wait here in item order: a Result when it is known, the item's task while it runs.
         window: deque[Result | asyncio.Task[Result]] = deque()
+        settled: list[Result] = []  # counted, handed on together: after each list of items, or before a wait
         limit, loop = self.concurrency, asyncio.get_running_loop()
         try:
             try:
-                async for item in self.source:
-                    self.received += 1
-                    if item.error is not None:
-                        window.append(self._malformed(item))
-                    elif self._inline:
-                        window.append(self._process_inline(item))
-                    elif limit == 1:
-                        window.append(await self._process(item))
-                    else:
-                        task = loop.create_task(self._process(item))
-                        self.service.track(task)
-                        window.append(task)
-                    while window and (len(window) >= limit or _finished(window[0])):
-                        await self._hand_on(window.popleft())
+                async for items in self.source:
+                    for item in items:
+                        self.received += 1
+                        if item.error is not None:
+                            window.append(self._malformed(item))
+                        elif self._inline:
+                            window.append(self._process_inline(item))
+                        elif limit == 1:
+                            await self._hand_on(settled)
+                            window.append(await self._process(item))
+                        else:
+                            task = loop.create_task(self._process(item))
+                            self.service.track(task)
+                            window.append(task)
+                        while window and (len(window) >= limit or _finished(window[0])):
+                            await self._settle_head(window, settled)
+                        if self.stopped_by is not None:
+                            break
+                    await self._hand_on(settled)
                     if self.stopped_by is not None:
                         break
             except Disconnected:
                 self.stopped_by = "the client disconnected"
             while window:
-                await self._hand_on(window.popleft())
+                await self._settle_head(window, settled)
+            await self._hand_on(settled)
             if self.stopped_by is not None and self.stopped_by != "the client disconnected":
                 with contextlib.suppress(Disconnected):
                     await self.source.discard_rest()
         finally:
+            self._tell()  # the stream may have ended already: the metrics are told all the same
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(_END)  # when cancelled, nobody reads any more: never wait here
 
@@ -191,15 +210,22 @@ class BatchRun:
         return self._result(item, report)
 
     def _process_inline(self, item: Item) -> Result:
+        """What ``Host.process`` does, with the task's contexts kept in its lane from item to item,
+        as ``loopai run`` runs records (this runs on the event loop: one item at a time)."""
         execution = item.execution
         assert execution is not None
+        host = self.service.host
         try:
-            report = self.service.host.process(
-                execution, expected_output=item.expected, payload={**self._payload, "item": item.seq}
-            )
+            lane = self._lanes.fresh()[execution.task_id]
+            context = lane.validation if item.expected is None else lane.view.validation_context(item.expected)
+            validation = host.validate(execution, context)
+            sampling = host.should_sample(execution, lane.sampling)
+            observation = host.observe(execution, validation, sampling, payload={**self._payload, "item": item.seq})
+            handled = host.handled_events()  # none when the batch began; a reload may have added a handler
+            emitted = host.emit_many(observation.events(handled)) if handled else []
         except Exception as exc:  # noqa: BLE001 - the host isolates plugins: this is the host's own failure
             return self._failed(item, exc)
-        return self._result(item, report)
+        return self._result(item, RecordReport(validation, sampling, observation, emitted))
 
     def _failed(self, item: Item, exc: Exception) -> Result:
         trace_id = uuid.uuid4().hex
@@ -217,18 +243,31 @@ class BatchRun:
     def _malformed(self, item: Item) -> Result:
         return Result(item, error_line(item.seq, item.error or "not an item"), None)
 
-    async def _hand_on(self, waiting: Result | asyncio.Task[Result]) -> None:
-        """Settle the item at the head of the window, waiting for it (shielded: cancelling the batch never
-        cancels a running item) only when it is still running."""
-        if isinstance(waiting, Result):
-            result = waiting
+    async def _settle_head(self, window: deque[Result | asyncio.Task[Result]], settled: list[Result]) -> None:
+        """Count the item at the head of the window into ``settled``. When it is still running, what is
+        settled is handed on first, then it is waited for (shielded: cancelling the batch never cancels
+        a running item)."""
+        head = window.popleft()
+        if isinstance(head, Result):
+            result = head
+        elif head.done():
+            result = head.result()
         else:
-            result = waiting.result() if waiting.done() else await asyncio.shield(waiting)
+            await self._hand_on(settled)
+            result = await asyncio.shield(head)
         self._settle(result)
+        settled.append(result)
+
+    async def _hand_on(self, settled: list[Result]) -> None:
+        """Put what is in ``settled`` in the queue for the client, and empty it."""
+        if not settled:
+            return
+        results = settled.copy()
+        settled.clear()
         if self._queue.full():
-            await self._queue.put(("result", result))  # the client reads slower: wait for it
+            await self._queue.put(results)  # the client reads slower: wait for it
         else:
-            self._queue.put_nowait(("result", result))
+            self._queue.put_nowait(results)
 
     def _settle(self, result: Result) -> None:
         """Count ``result`` (in item order)."""
@@ -249,24 +288,27 @@ class BatchRun:
         self.invalid += not validation.is_valid
         self.sampled += sampling.should_sample
         self.events += len(observation.raised)
-        self.service.telemetry.judged(execution.task_id, validation, sampling, report.emitted)
-        task = self.tasks.get(execution.task_id)
-        if task is None:
-            view = observation.task
-            task = self.tasks[execution.task_id] = TaskSummary(view.task_id, view.label, view.configured)
-        task.records += 1
-        task.valid += validation.is_valid
-        task.sampled += sampling.should_sample
-        if execution.latency_ms is not None:
-            task.latency.add(execution.latency_ms)
-        for crossing in observation.crossings:
-            task.breaches[crossing.metric] = task.breaches.get(crossing.metric, 0) + 1
-        for event_type, _ in observation.raised:
-            task.events[event_type] = task.events.get(event_type, 0) + 1
+        if report.emitted:
+            self.service.telemetry.emitted(report.emitted)
+        summary = self._lanes.fresh()[execution.task_id].summary
+        summary.count(execution.latency_ms, validation.is_valid, sampling.should_sample, observation)
+        self._untold.add(summary)
+
+    def _tell(self) -> None:
+        """Add the verdicts and sampling decisions counted since the last time to the service's
+        metrics: per task, in bulk, as each chunk of results goes out and when the batch ends."""
+        for summary in self._untold:
+            records, valid, sampled = self._told.get(summary.task_id, (0, 0, 0))
+            self._told[summary.task_id] = (summary.records, summary.valid, summary.sampled)
+            records, valid, sampled = summary.records - records, summary.valid - valid, summary.sampled - sampled
+            self.service.telemetry.judged(
+                summary.task_id, valid=valid, invalid=records - valid, sampled=sampled, not_sampled=records - sampled
+            )
+        self._untold.clear()
 
 
 def never_waits(host: Host) -> bool:
-    """Whether ``host.process`` can run on the event loop without holding it up: no enabled validator or
+    """Whether items can go through the host on the event loop without holding it up: no enabled validator or
     sampler is async or has a timeout (each would need a loop or a thread), and no handler takes any
     event (a sync emit waits for the handlers' deliveries)."""
     if host.handled_events():
@@ -297,15 +339,17 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _take(queue: asyncio.Queue[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """What the queue holds now, up to a chunk, without waiting."""
-    taken: list[tuple[str, Any]] = []
+def _take(queue: asyncio.Queue[list[Result]]) -> list[list[Result]]:
+    """The lists of results the queue holds now, up to about a chunk of results, without waiting."""
+    taken: list[list[Result]] = []
+    count = 0
     try:
-        while len(taken) < _CHUNK:
-            item = queue.get_nowait()
-            taken.append(item)
-            if item is _END:
+        while count < _CHUNK:
+            results = queue.get_nowait()
+            taken.append(results)
+            if results is _END:
                 break
+            count += len(results)
     except asyncio.QueueEmpty:
         pass
     return taken

@@ -3,14 +3,15 @@
 An NDJSON line is a ``BatchRunItem`` (``{"id"?, "execution", "expected_output"?}``) or a bare
 ``ExecutionRecord``, so ``loopai run``'s input files upload as they are. A line that is not one
 becomes an item with an ``error`` (its result says why), as ``loopai run`` does for a malformed
-line; blank lines are skipped. The upload is read ahead into a spool (see :mod:`._upload`); only
-the line being parsed is held in memory, and no line may be longer than the body limit.
+line; blank lines are skipped. Items come in lists, a list per piece of the upload read (at most
+64 KB, see :mod:`._upload`, which reads the upload ahead into a spool), so that a batch takes them
+a list at a time; no line may be longer than the body limit, and none is held whole when it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from pydantic import ValidationError
 
@@ -20,9 +21,11 @@ from loopai._wire import BatchRunItem
 from loopai.run import Malformed, parse_line
 from loopai.serve._upload import Disconnected, Upload
 
-__all__ = ["Disconnected", "Item", "ListSource", "NdjsonSource", "parse_item"]
+__all__ = ["LIST_SIZE", "Disconnected", "Item", "ListSource", "NdjsonSource", "parse_item"]
 
 _WRAPPED_KEY = b'"execution"'
+LIST_SIZE: Final = 256
+"""Items of a JSON body handed on at once (an upload's come as its pieces are read)."""
 
 
 class Item(NamedTuple):
@@ -60,23 +63,26 @@ def _why_not_a_record(raw: bytes) -> str:
 
 
 class ListSource:
-    """The items of a JSON body, already validated."""
+    """The items of a JSON body, already validated, in lists of :data:`LIST_SIZE`."""
 
     def __init__(self, items: Sequence[BatchRunItem]) -> None:
         self._items = items
         self.total: int | None = len(items)
 
-    async def __aiter__(self) -> AsyncIterator[Item]:
-        for seq, item in enumerate(self._items, 1):
-            item_id = item.id if item.id is not None else str(item.execution.id)
-            yield Item(seq, item_id, item.execution, item.expected_output, None)
+    async def __aiter__(self) -> AsyncIterator[list[Item]]:
+        for start in range(0, len(self._items), LIST_SIZE):
+            listed = []
+            for seq, item in enumerate(self._items[start : start + LIST_SIZE], start + 1):
+                item_id = item.id if item.id is not None else str(item.execution.id)
+                listed.append(Item(seq, item_id, item.execution, item.expected_output, None))
+            yield listed
 
     async def discard_rest(self) -> None:
         """Nothing to discard: the body was read whole."""
 
 
 class NdjsonSource:
-    """The items of an NDJSON upload, parsed as their lines arrive.
+    """The items of an NDJSON upload, parsed as their lines arrive: a list per piece of the upload read.
 
     ``total`` is None until the upload has ended. A line longer than ``max_line`` bytes becomes an
     error item and is skipped up to its end, never held whole.
@@ -87,7 +93,7 @@ class NdjsonSource:
         self._max_line = max_line
         self.total: int | None = None
 
-    async def __aiter__(self) -> AsyncIterator[Item]:
+    async def __aiter__(self) -> AsyncIterator[list[Item]]:
         seq = 0
         pending = b""
         skipping = False  # inside a line that was too long: drop bytes up to its newline
@@ -95,21 +101,24 @@ class NdjsonSource:
             lines = chunk.split(b"\n")
             lines[0] = pending + lines[0]
             pending = lines.pop()
+            items = []
             for raw in lines:
                 if skipping:
                     skipping = False
                     continue
                 if raw.strip():
                     seq += 1
-                    yield parse_item(seq, raw)
+                    items.append(parse_item(seq, raw))
             if len(pending) > self._max_line:
                 if not skipping:
                     seq += 1
-                    yield Item(seq, None, None, None, f"item {seq}: the line is longer than max_body_mb")
+                    items.append(Item(seq, None, None, None, f"item {seq}: the line is longer than max_body_mb"))
                 skipping, pending = True, b""
+            if items:
+                yield items
         if pending.strip() and not skipping:
             seq += 1
-            yield parse_item(seq, pending)
+            yield [parse_item(seq, pending)]
         self.total = seq
 
     async def discard_rest(self) -> None:

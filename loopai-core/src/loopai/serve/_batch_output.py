@@ -44,10 +44,10 @@ class SseFormat:
         return b""
 
     def encode(self, outputs: list[tuple[str, Any]]) -> bytes:
-        parts = []
+        parts: list[str] = []
         for kind, value in outputs:
-            if kind == "result":
-                parts.append(f"id: {value.seq}\nevent: result\ndata: {value.text}\n\n")
+            if kind == "results":
+                parts.extend(f"id: {result.seq}\nevent: result\ndata: {result.text}\n\n" for result in value)
             else:
                 parts.append(f"event: {kind}\ndata: {_encode(value)}\n\n")
         return "".join(parts).encode("utf-8")
@@ -76,9 +76,10 @@ class JsonFormat:
     def encode(self, outputs: list[tuple[str, Any]]) -> bytes:
         parts = []
         for kind, value in outputs:
-            if kind == "result":
-                parts.append(value.text if self._first else "," + value.text)
-                self._first = False
+            if kind == "results":
+                for result in value:
+                    parts.append(result.text if self._first else "," + result.text)
+                    self._first = False
             elif kind == "done":
                 parts.append(f'],"summary":{_encode(value)}}}')
         return "".join(parts).encode("utf-8")

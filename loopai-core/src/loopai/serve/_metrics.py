@@ -159,10 +159,8 @@ class Telemetry:
         """Count one sampling decision."""
         self._child(self._sampling, self._task_label(task_id), "true" if report.should_sample else "false").inc()
 
-    def judged(
-        self, task_id: UUID, validation: ValidationReport, sampling: SamplingReport, emitted: Sequence[EmitReport]
-    ) -> None:
-        """Count one record's validation, sampling decision and deliveries (a batch item's)."""
+    def judged(self, task_id: UUID, *, valid: int, invalid: int, sampled: int, not_sampled: int) -> None:
+        """Count a task's validations and sampling decisions, told in bulk (a batch's, as it goes)."""
         counters = self._per_task.get(task_id)
         if counters is None:
             label = self._task_label(task_id)
@@ -172,10 +170,9 @@ class Telemetry:
                 self._child(self._sampling, label, "false"),
                 self._child(self._sampling, label, "true"),
             )
-        counters[validation.is_valid].inc()
-        counters[2 + sampling.should_sample].inc()
-        if emitted:
-            self.emitted(emitted)
+        for counter, count in zip(counters, (invalid, valid, not_sampled, sampled), strict=True):
+            if count:
+                counter.inc(count)
 
     def emitted(self, reports: Sequence[EmitReport]) -> None:
         """Count the deliveries ``reports`` name."""
