@@ -227,6 +227,34 @@ def test_sighup_reloads_the_configuration_without_stopping_the_service(launcher,
     assert reloads == 1
 
 
+def test_a_reload_puts_the_configurations_new_tasks_table_in_effect_and_says_when_it_is_not_used(
+    launcher, kit, tmp_path
+):
+    maybe = kit.record(output={"label": "maybe"})  # outside the task's enum: invalid until the reload
+    loosened = kit.standard_config().replace('output_schema.properties.label.enum = ["positive", "negative"]\n', "")
+
+    def verdict(server) -> bool:
+        return httpx.post(server.url + "/api/v1/validate", json={"execution": maybe}).json()["is_valid"]
+
+    server = launcher()
+    assert verdict(server) is False
+    (server.home / "loopai.toml").write_text(loosened, encoding="utf-8")
+    answer = httpx.post(server.url + "/api/v1/admin/reload").json()
+    assert answer["reloaded"] is True and answer["problems"] == []  # it said "takes effect when restarted"
+    assert verdict(server) is True  # ... and took effect at once
+
+    table = f'[tasks."{kit.TASK}"]\noutput_schema = {{ type = "object", required = ["label"] }}\n'
+    (tmp_path / "given").mkdir()
+    (tmp_path / "given" / "tasks.toml").write_text(table, encoding="utf-8")
+    given = launcher("given", args=("--tasks", "tasks.toml"))
+    (given.home / "loopai.toml").write_text(loosened + "\n# changed\n", encoding="utf-8")
+    answer = httpx.post(given.url + "/api/v1/admin/reload").json()
+    assert answer["reloaded"] is True
+    assert any(
+        "tasks changed in the configuration but are not used" in p and "--tasks FILE" in p for p in answer["problems"]
+    )
+
+
 def test_an_admin_reload_says_what_changed_and_a_failed_one_changes_nothing(launcher, kit):
     server = launcher(config=kit.standard_config({"api_keys": ["k-1"]}))
     headers = {"Authorization": "Bearer k-1"}

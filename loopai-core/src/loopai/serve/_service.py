@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from loopai._log import logger
-from loopai.config import LoopaiConfig, ServeSettings
+from loopai.config import LoopaiConfig, ServeSettings, by_uuid
 from loopai.host import Host, ReloadResult
 from loopai.serve._errors import ApiError
 from loopai.serve._metrics import Telemetry
@@ -135,8 +135,12 @@ class Service:
         for name in _AT_START:
             if getattr(new, name) != getattr(old, name):
                 said.append(f"serve.{name} changed: it takes effect when the service restarts")
-        if config.tasks != self.config.tasks:
-            said.append("tasks changed: the tasks table takes effect when the service restarts")
+        if config.tasks != self.config.tasks and self.host.tasks.settings != by_uuid(config.tasks):
+            # In effect at once when the host's table follows the configuration; not when it was given.
+            said.append(
+                "tasks changed in the configuration but are not used: this service's tasks table was given "
+                "when it started (loopai serve --tasks FILE, read at start only)"
+            )
         self.config, self.settings = config, new
         for line in said:
             log.warning("%s", line)
