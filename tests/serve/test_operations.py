@@ -3,6 +3,7 @@ client's configuration and retries."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
@@ -164,6 +165,47 @@ def test_sigterm_lets_requests_in_flight_finish_then_stops_cleanly(launcher, kit
         ]
     finally:
         outbox.close()
+
+
+@pytest.mark.parametrize("answer", ["sse", "json"])
+def test_a_batch_running_at_sigterm_ends_with_its_summary_within_the_shutdown_timeout(launcher, kit, answer):
+    """It used to be cut when the timeout ran out (a truncated body, no done event, a traceback logged)."""
+    extra = f'[plugins.validators.slow]\nfactory = "{kit.MODULE}:Slow"\n'  # 0.05 s an item, 10 at a time
+    config = kit.standard_config(serve={"shutdown_timeout": 3}, extra=extra, recorder=False)
+    server = launcher(config=config, env={"LOOPAI_TEST_DELAY": "0.05"})
+    items = [kit.record() for _ in range(2000)]  # about 10 s of work
+    stopped: list[float] = []
+
+    def stop_once() -> None:
+        if not stopped:
+            stopped.append(time.monotonic())
+            server.process.send_signal(signal.SIGTERM)
+
+    if answer == "sse":
+        with server.client() as client:
+            stream = client.stream_batch_run(items)
+            results = []
+            for result in stream:
+                results.append(result)
+                stop_once()
+        summary = stream.summary
+        assert summary is not None  # the done event came
+        completed, stopped_by = summary.completed, summary.stopped_by
+    else:
+        body = "".join(json.dumps(item) + "\n" for item in items).encode()
+        headers = {"Content-Type": "application/x-ndjson"}
+        timer = threading.Timer(1.0, stop_once)
+        timer.start()
+        document = httpx.post(server.url + "/api/v1/batch/run", content=body, headers=headers, timeout=30).json()
+        timer.join()
+        results, summary = document["results"], document["summary"]  # a whole JSON document
+        completed, stopped_by = summary["completed"], summary["stopped_by"]
+    ended = time.monotonic()
+    assert stopped_by.startswith("the service is shutting down: items after item ")
+    assert 0 < completed == len(results) < len(items)
+    assert ended - stopped[0] < 3  # within [serve] shutdown_timeout
+    assert server.process.wait(30) == 0
+    assert "Traceback" not in server.log and "timeout graceful shutdown exceeded" not in server.log, server.log
 
 
 def test_the_client_reads_its_url_and_key_from_the_environment(launcher, kit):

@@ -327,7 +327,9 @@ class TaskSummaryBody(_Answer):
 
 
 class BatchRunSummary(_Answer):
-    """What the batch did. ``failed`` = ``invalid`` + ``errors``; ``stopped_by`` says why it ended early."""
+    """What the batch did. ``failed`` = ``invalid`` + ``errors``; ``stopped_by`` says why it ended early
+    (``stop_on_first_error``, the client disconnected, or the service shutting down: it names the last
+    item taken, and the items after it are to be sent again); None when every item was taken."""
 
     batch_id: uuid.UUID
     items: int

@@ -19,8 +19,9 @@ callers send Authorization: Bearer <key> or X-Api-Key. Without keys only a loopb
 be bound, unless --insecure-no-auth.
 
 SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish (up to
-shutdown_timeout, default 10 s), then shuts the plugins down and drains deliveries; what is
-left stays in the outbox. SIGHUP reloads the configuration and the plugins without a restart
+shutdown_timeout, default 10 s; a batch that cannot finish in time stops taking items and ends
+its answer with its summary), then shuts the plugins down and drains deliveries; what is left
+stays in the outbox. SIGHUP reloads the configuration and the plugins without a restart
 (as POST /api/v1/admin/reload and [host] watch_config do); with --workers N, SIGHUP to the main
 process restarts the workers one by one instead.
 

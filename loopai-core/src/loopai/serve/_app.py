@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -147,13 +148,42 @@ def _lifespan(service: Service) -> Callable[[FastAPI], contextlib.AbstractAsyncC
                 log.error("%s", problem)
             raise
         stop_listening = _reload_on_sighup(service)
+        stop_noting = _note_exit_signals(service)
         try:
             yield
         finally:
+            stop_noting()
             stop_listening()
             await service.stop()
 
     return lifespan
+
+
+def _note_exit_signals(service: Service) -> Callable[[], None]:
+    """SIGTERM and SIGINT also tell the service that the server is stopping (:meth:`Service.shutting_down`)
+    before the server's own handler (uvicorn's: stop accepting, wait for the requests in flight) runs.
+    Only where the server handles them (the main thread, a handler of its own); returns how to stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    wrapped: dict[int, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(signum)
+        if not callable(handler):
+            continue  # the default or ignored: nobody waits for requests in flight
+
+        def noting(number: int, frame: Any, handler: Callable[[int, Any], Any] = handler) -> None:
+            service.shutting_down()
+            handler(number, frame)
+
+        wrapped[signum] = (handler, noting)
+        signal.signal(signum, noting)
+
+    def stop_noting() -> None:
+        for signum, (handler, noting) in wrapped.items():
+            if signal.getsignal(signum) is noting:
+                signal.signal(signum, handler)
+
+    return stop_noting
 
 
 def _reload_on_sighup(service: Service) -> Callable[[], None]:

@@ -166,6 +166,8 @@ class BatchRun:
             try:
                 async for items in self.source:
                     for item in items:
+                        if self.service.stop_taking_at is not None and self._out_of_time():
+                            break
                         self.received += 1
                         if item.error is not None:
                             window.append(self._malformed(item))
@@ -197,6 +199,18 @@ class BatchRun:
             self._tell()  # the stream may have ended already: the metrics are told all the same
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(_END)  # when cancelled, nobody reads any more: never wait here
+
+    def _out_of_time(self) -> bool:
+        """Whether the server is stopping and this batch must end now to answer in full (see
+        :meth:`Service.shutting_down`); says so in ``stopped_by``."""
+        stop_at = self.service.stop_taking_at
+        if stop_at is None or time.monotonic() < stop_at:
+            return False
+        if self.stopped_by is None:
+            self.stopped_by = (
+                f"the service is shutting down: items after item {self.received} were not taken (send them again)"
+            )
+        return True
 
     async def _process(self, item: Item) -> Result:
         execution = item.execution

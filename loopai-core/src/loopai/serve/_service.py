@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -61,6 +62,9 @@ class Service:
         """How many processes serve together (``--workers``): a request reaches one of them."""
         self.started = False
         self.stopping = False
+        self.stop_taking_at: float | None = None
+        """When batches in flight stop taking items (``time.monotonic()``), once the server was asked
+        to stop (see :meth:`shutting_down`); None until then."""
         self.work: set[asyncio.Task[Any]] = set()
         """Items of batches in flight: each finishes (and emits what it raised) even when its
         client goes away; :meth:`stop` waits for them before closing the host."""
@@ -81,6 +85,17 @@ class Service:
             log.info("no [serve] inbound_secret: deliveries to /api/v1/webhooks/receive are refused (401)")
         self._sync = asyncio.create_task(self._sync_metrics(), name="loopai-serve-metrics")
         self.started = True
+
+    def shutting_down(self) -> None:
+        """The server was asked to stop (SIGTERM, Ctrl-C) and waits up to ``[serve] shutdown_timeout``
+        for the requests in flight: new work is refused from now on (503 ``NOT_READY``), and a batch
+        in flight stops taking items when a second (a tenth of the timeout, when shorter) is left, so
+        that its answer ends with its summary instead of being cut. Plain attribute writes: called
+        from a signal handler."""
+        if self.stop_taking_at is None:
+            wait = self.settings.shutdown_timeout
+            self.stop_taking_at = time.monotonic() + wait - min(1.0, wait / 10)
+        self.stopping = True
 
     async def stop(self, timeout: float | None = None) -> None:
         """Let batch items in flight finish (up to ``timeout``, default ``[serve] shutdown_timeout``),
@@ -166,7 +181,7 @@ class Service:
 
     async def readiness(self) -> dict[str, str]:
         """Each check (``plugins``, ``outbox``, ``state``) and what it found: ``ok`` or the problem."""
-        checks = {"plugins": "ok" if self.started and not self.stopping else "not started"}
+        checks = {"plugins": "ok" if self.ready_for_work else "stopping" if self.stopping else "not started"}
         checks["outbox"] = await self._answers(self._outbox_answers)
         checks["state"] = await self._answers(self._state_answers)
         return checks
