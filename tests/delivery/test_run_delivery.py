@@ -95,7 +95,7 @@ def test_fail_on_undelivered_exits_3_and_json_says_the_same(tmp_path, outbox_pat
     (row,) = summary["deliveries"]
     assert (row["handler"], row["delivered"], row["dead"], row["pending"]) == ("http-webhook-handler", 0, 4, 0)
     assert "ConnectError" in row["last_error"]
-    assert summary["undelivered"] == {"pending": 0, "dead": 4}
+    assert summary["undelivered"] == {"pending": 0, "dead": 4, "pending_elsewhere": 0}
     assert summary["replay_command"] == f"loopai events replay --all-dead --outbox {outbox_path}"
     assert summary["deliver_command"] is None
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 4
@@ -122,6 +122,41 @@ def test_the_exact_command_finishes_the_job_once_the_receiver_is_back(
     assert finished.returncode == 0, finished.stderr
     assert "http-webhook-handler: 12 delivered" in finished.stdout
     assert len({r.event_id for r in receiver.requests}) == 12
+
+
+def test_what_earlier_runs_left_for_a_handler_this_run_does_not_load_is_said_but_not_failed_on(
+    tmp_path, receiver, write_config, run, run_cli, outbox_path
+):
+    receiver.stop()
+    write_config(receiver.url, max_retries=3, retry_backoff=30)
+    assert run(str(records_file(tmp_path, 6)))[0] == 0  # 6 deliveries left pending
+    receiver.start()
+
+    code, out, err = run(
+        str(records_file(tmp_path, 2)),
+        "--plugins",
+        "json-schema-validator",
+        "--fail-on-undelivered",
+        "--json",
+        "-o",
+        "o.jsonl",
+    )
+
+    assert code == 0, err  # was 3: another handler's deliveries, from before, failed this run
+    summary = json.loads(out)
+    assert summary["undelivered"] == {"pending": 0, "dead": 0, "pending_elsewhere": 6}
+    (row,) = summary["deliveries"]
+    assert (row["handler"], row["pending"], row["loaded"]) == ("http-webhook-handler", 6, False)
+    command = summary["deliver_command"]  # its --plugins names the handler: else it would not load it either
+    assert (
+        command == f"loopai events deliver --outbox {outbox_path} --plugins json-schema-validator,http-webhook-handler"
+    )
+    finished = run_cli(*command.split()[1:])
+    assert finished.returncode == 0, finished.stderr
+    assert len({r.event_id for r in receiver.requests}) == 6
+
+    code, _, err = run(str(records_file(tmp_path, 1)), "--plugins", "json-schema-validator")
+    assert "pending from before" not in err  # delivered: nothing more to say
 
 
 def test_a_429_with_a_long_retry_after_holds_back_neither_records_nor_other_events(

@@ -70,7 +70,7 @@ def test_json_summary_goes_to_stdout_when_results_go_to_a_file(tmp_path: Path, k
     assert rec["seconds"] >= 0  # measured by the host, around each call
     (delivery,) = summary["deliveries"]
     assert (delivery["handler"], delivery["delivered"], delivery["pending"], delivery["dead"]) == ("rec", 50, 0, 0)
-    assert summary["undelivered"] == {"pending": 0, "dead": 0}
+    assert summary["undelivered"] == {"pending": 0, "dead": 0, "pending_elsewhere": 0}
     assert summary["deliver_command"] is None and summary["replay_command"] is None
     assert summary["hooks"]["validate"]["calls"] == 25
     assert "TASK" not in result.stderr  # no table with --json

@@ -68,8 +68,8 @@ console-webhook-handler] table) to choose for yourself.
 
 exit status: 0 every line processed, 1 some line malformed (or the input ended early),
 2 usage or configuration error (or the outbox failed: the message names the file),
-3 with --fail-on-undelivered: every line processed but some delivery is dead or still
-pending at the end, 130 interrupted (Ctrl-C: reading stops, the records in flight finish,
+3 with --fail-on-undelivered: every line processed but some delivery to the run's handlers
+is dead or still pending at the end, 130 interrupted (Ctrl-C: reading stops, the records in flight finish,
 the output holds whole lines, emitted events stay in the outbox; or a Ctrl-C ended the wait
 for deliveries at the end: what is left stays pending; a second Ctrl-C while records are
 processed stops at once, without the summary)."""
@@ -111,7 +111,8 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     run.add_argument(
         "--fail-on-undelivered",
         action="store_true",
-        help="exit with status 3 when any delivery is dead or still pending at the end (default: 0, reported)",
+        help="exit with status 3 when any delivery to the run's handlers is dead or still pending at the end "
+        "(default: 0, reported)",
     )
     run.add_argument(
         "--seed",
@@ -180,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         summary.output = outcome.path
         if args.dry_run_events:  # handlers were called in dry-run mode, inline: nothing was sent, nothing kept
             summary.outbox, summary.deliveries, summary.dry_run = None, [], True
-        summary.deliver_command, summary.replay_command = _finishing_commands(args, summary.outbox)
+        summary.deliver_command, summary.replay_command = _finishing_commands(args, summary)
     finally:
         source.close()
         outcome.close()
@@ -318,16 +319,21 @@ def _report(summary: Summary, outcome: _Outcome, args: argparse.Namespace) -> in
     return 3 if args.fail_on_undelivered and (summary.pending or summary.dead) else 0
 
 
-def _finishing_commands(args: argparse.Namespace, outbox: str | None) -> tuple[str | None, str | None]:
+def _finishing_commands(args: argparse.Namespace, summary: Summary) -> tuple[str | None, str | None]:
     """The exact ``loopai events deliver`` and ``replay --all-dead`` commands for this run's outbox,
-    configuration and plugin selection."""
+    configuration and plugin selection (an allow list names the handlers this run did not load that
+    have deliveries pending too: else the command would not load them either)."""
+    outbox = summary.outbox
     if outbox is None:
         return None, None
     # A database is named by the configuration (its URL, password included, is never printed here).
     where = [] if "://" in outbox else ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
     if args.config:  # absolute, as the outbox: the command works from any folder
         where += ["--config", os.path.abspath(args.config)]
-    for flag, value in (("--plugins", args.plugins), ("--disable-plugins", args.disable_plugins)):
+    allowed = args.plugins
+    if allowed:
+        allowed = ",".join([allowed, *(row.handler for row in summary.deliveries if row.pending and not row.loaded)])
+    for flag, value in (("--plugins", allowed), ("--disable-plugins", args.disable_plugins)):
         if value:
             where += [flag, value]
     if args.no_autoload:

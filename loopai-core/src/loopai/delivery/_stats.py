@@ -30,7 +30,9 @@ class HandlerDeliveries:
     ``delivered``, ``retried`` (failed attempts whose retry was scheduled) and ``dead`` count
     what this host's workers did since it started; ``pending`` and ``quarantined`` are what the
     outbox holds for the handler now, whoever recorded it; ``in_flight`` is being delivered;
-    ``circuit`` is its breaker's state and ``last_error`` the last failed attempt's error.
+    ``circuit`` is its breaker's state and ``last_error`` the last failed attempt's error. ``loaded``
+    is False for a handler this host does not run, listed because the outbox holds deliveries for it
+    (recorded by other hosts, or by earlier runs with other plugins): none of them are this host's.
     """
 
     handler: str
@@ -42,6 +44,7 @@ class HandlerDeliveries:
     in_flight: int = 0
     circuit: CircuitState = "closed"
     last_error: str | None = None
+    loaded: bool = True
 
     @property
     def settled(self) -> bool:

@@ -197,10 +197,11 @@ class Workers:
         except LoopaiError:
             loaded = ()
         with self._cond:
-            names = sorted({*loaded, *self._counters, *open_counts})
-            return [self._row(name, open_counts.get(name, {})) for name in names]
+            ours = {*loaded, *self._counters}  # loaded, or delivered to by these workers
+            names = sorted({*ours, *open_counts})
+            return [self._row(name, open_counts.get(name, {}), name in ours) for name in names]
 
-    def _row(self, name: str, held: Mapping[str, int]) -> HandlerDeliveries:
+    def _row(self, name: str, held: Mapping[str, int], loaded: bool) -> HandlerDeliveries:
         counters = self._counters.get(name) or Counters()
         breaker = self._breakers.get(name)
         return HandlerDeliveries(
@@ -213,6 +214,7 @@ class Workers:
             in_flight=counters.in_flight,
             circuit=breaker.state if breaker is not None else "closed",
             last_error=counters.last_error,
+            loaded=loaded,
         )
 
     # -- the dispatcher -------------------------------------------------------------------

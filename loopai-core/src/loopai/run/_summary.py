@@ -137,8 +137,14 @@ class Summary:
 
     @property
     def pending(self) -> int:
-        """Deliveries still pending in the outbox when the run ended."""
-        return sum(row.pending for row in self.deliveries)
+        """Deliveries to this run's webhook handlers still pending in the outbox when the run ended."""
+        return sum(row.pending for row in self.deliveries if row.loaded)
+
+    @property
+    def pending_elsewhere(self) -> int:
+        """Deliveries the outbox holds as pending for handlers this run did not load: earlier runs'
+        with other plugins, or other hosts'. Said, with how to deliver them; not this run's to fail on."""
+        return sum(row.pending for row in self.deliveries if not row.loaded)
 
     @property
     def dead(self) -> int:
@@ -176,8 +182,8 @@ class Summary:
                 hook: {"calls": self.hook_calls[hook], "seconds": round(self.hook_seconds[hook], 6)} for hook in HOOKS
             },
             "deliveries": [row.to_dict() for row in self.deliveries],
-            "undelivered": {"pending": self.pending, "dead": self.dead},
-            "deliver_command": self.deliver_command if self.pending else None,
+            "undelivered": {"pending": self.pending, "dead": self.dead, "pending_elsewhere": self.pending_elsewhere},
+            "deliver_command": self.deliver_command if self.pending or self.pending_elsewhere else None,
             "replay_command": self.replay_command if self.dead else None,
             "output": self.output,
             "outbox": self.outbox,
@@ -238,7 +244,7 @@ class Summary:
         if plugin_rows and judged:
             blocks.append(_table(("PLUGIN", "KIND", "CALLS", "FAILURES", "OWN TIME"), plugin_rows, right=range(2, 5)))
         blocks.append(self._first_failures())
-        if judged or self.pending or self.dead:
+        if judged or self.pending or self.dead or self.pending_elsewhere:
             blocks.append(self._delivery_table())
         hook_rows = [
             (f"host.{hook}", f"{self.hook_calls[hook]:,}", f"{self.hook_seconds[hook]:.3f} s") for hook in HOOKS
@@ -281,7 +287,8 @@ class Summary:
         circuits = any(row.circuit != "closed" for row in self.deliveries)
         rows = []
         for row in self.deliveries:
-            cells = [row.handler, f"{row.delivered:,}", f"{row.retried:,}", f"{row.pending:,}", f"{row.dead:,}"]
+            name = row.handler if row.loaded else f"{row.handler} (not loaded)"
+            cells = [name, f"{row.delivered:,}", f"{row.retried:,}", f"{row.pending:,}", f"{row.dead:,}"]
             if quarantined:
                 cells.append(f"{row.quarantined:,}")
             if circuits:
@@ -296,6 +303,14 @@ class Summary:
         if self.pending:
             notes.append(
                 f"{self.pending:,} deliver{_ies(self.pending)} still pending: deliver with  {self.deliver_command}"
+            )
+        if self.pending_elsewhere:
+            names = [repr(row.handler) for row in self.deliveries if row.pending and not row.loaded]
+            count, one = self.pending_elsewhere, self.pending_elsewhere == 1
+            notes.append(
+                f"{count:,} deliver{'y' if one else 'ies'} to {', '.join(names)} {'is' if one else 'are'} "
+                f"pending from before (this run did not load {'it' if len(names) == 1 else 'them'}: recorded by "
+                f"earlier runs or other hosts): deliver with  {self.deliver_command}"
             )
         if self.dead:
             notes.append(

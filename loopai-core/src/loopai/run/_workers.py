@@ -382,6 +382,7 @@ def _added(earlier: HandlerDeliveries | None, later: HandlerDeliveries) -> Handl
         retried=earlier.retried + later.retried,
         dead=earlier.dead + later.dead,
         last_error=later.last_error or earlier.last_error,
+        loaded=earlier.loaded or later.loaded,
     )
 
 
