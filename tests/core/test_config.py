@@ -78,7 +78,8 @@ def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
 
     assert config.source is None
     assert config.source_label == "<defaults>"
-    assert config == loopai.LoopaiConfig()
+    assert config.model_dump() == loopai.LoopaiConfig().model_dump()
+    assert config.searched and not loopai.LoopaiConfig().searched  # a reload looks for a file again only then
     assert config.plugins.validators == config.plugins.samplers == config.plugins.webhook_handlers == []
     assert loopai.find_config(environ={}, cwd=tmp_path) == (None, "defaults")
 
@@ -118,7 +119,7 @@ def test_pyproject_without_tool_loopai_means_defaults(tmp_path: Path) -> None:
     config = load(tmp_path)
 
     assert config.source is None
-    assert config == loopai.LoopaiConfig()
+    assert config.model_dump() == loopai.LoopaiConfig().model_dump()
 
 
 def test_loopai_toml_wins_over_pyproject(tmp_path: Path) -> None:

@@ -316,3 +316,20 @@ def test_a_discovered_plugin_whose_new_settings_are_wrong_is_said_once_with_its_
         assert problem.count("enabled = false") == 1  # the advice once
     finally:
         host.close()
+
+
+def test_a_configuration_file_created_after_start_is_found_by_a_reload_of_a_host_built_from_a_search(
+    reloadable, monkeypatch
+) -> None:
+    """As ``loopai serve`` builds its host: from ``load_config`` (no file found), not ``Host.from_config``."""
+    monkeypatch.chdir(reloadable.root)
+    reloadable.path.unlink(missing_ok=True)
+    searched = loopai.Host(loopai.load_config(environ={}), outbox=False, environ={}, discover=True)
+    in_code = loopai.Host(loopai.LoopaiConfig(autoload=False), outbox=False, environ={}, discover=True)
+    reloadable.hosts += [searched, in_code]
+    reloadable.tagged(3)  # loopai.toml appears in the folder
+
+    assert searched.reload().added and tags(searched.validate(execution())) == {"a": 3, "b": 3}
+    assert searched.config.source == reloadable.path.resolve()
+    kept = in_code.reload()  # made in code: its configuration is its own, nothing is looked for
+    assert kept.reloaded and not kept.added and in_code.config.source is None

@@ -288,11 +288,19 @@ class LoopaiConfig(_Strict):
     _section: str = PrivateAttr(default="")
     _variables: dict[str, str] = PrivateAttr(default_factory=dict)
     """The places ``LOOPAI_*__*`` variables set (``webhook_handlers.h.configuration.url``) and their names."""
+    _searched: bool = PrivateAttr(default=False)
 
     @property
     def source(self) -> Path | None:
         """The file this configuration was read from, or None for built-in defaults."""
         return self._source
+
+    @property
+    def searched(self) -> bool:
+        """Whether :func:`loopai.load_config` made this configuration, having looked for its file (found
+        or not); False for one made in code. A host's reload looks for the file again only then: a
+        ``loopai.toml`` created after a service started without one is found."""
+        return self._searched
 
     def where(self, kind: Kind | str, name: str) -> str:
         """How messages name a plugin's entry: ``loopai.toml: samplers.percentage-sampler``

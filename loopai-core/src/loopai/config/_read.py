@@ -126,6 +126,7 @@ def read_config(
             defaults = _parse({}, "<defaults>", environ, overrides=True)
             if defaults.config is not None:
                 defaults.config._label = None  # as LoopaiConfig() names itself
+                defaults.config._searched = True
             return defaults._replace(found_by=located.found_by)
         found = located.path
         label = _label(found, cwd)
@@ -137,6 +138,7 @@ def read_config(
     if reading.config is not None:
         reading.config._source = found.resolve()
         reading.config._section = section
+        reading.config._searched = True
     return reading._replace(found_by=located.found_by)
 
 

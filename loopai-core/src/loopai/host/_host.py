@@ -236,12 +236,9 @@ class Host(HostCalls):
 
     def _read_config(self) -> LoopaiConfig:
         """The configuration again, from where it came from (a given one without a file: itself)."""
-        if self._config_path is None and not self._reads_config:
+        if self._config_path is None and not self._set.config.searched:
             return self._set.config
         return load_config(self._config_path, environ=self._environ)
-
-    _reads_config = False
-    """Set by :meth:`from_config`: with no file found then, a reload looks for one again."""
 
     def _build_set(
         self, config: LoopaiConfig, carried: Sequence[RegisteredPlugin]
@@ -296,7 +293,7 @@ class Host(HostCalls):
         config = load_config(path, environ=environ)
         options.setdefault("outbox", True)
         host = cls(config, environ=environ, discover=True, **options)
-        host._config_path, host._reads_config = path if path is not None else config.source, True
+        host._config_path = path if path is not None else config.source
         return host
 
     def _raise_if_strict(self) -> None:
