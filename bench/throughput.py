@@ -105,7 +105,7 @@ def breakdown(workdir: Path, source: Path) -> dict[str, float]:
     import loopai
     from loopai.cli._common import selection_of
     from loopai.config import load_tasks
-    from loopai.run import Runner, parse_line, result_line
+    from loopai.run import Lanes, Runner, parse_line, result_line
 
     lines = source.read_bytes().splitlines(keepends=True)
     config = loopai.load_config(workdir / "loopai.toml")
@@ -127,7 +127,7 @@ def breakdown(workdir: Path, source: Path) -> dict[str, float]:
     nothing = loopai.Host(config, outbox=False, meter=True, tasks=load_tasks(workdir / "tasks.json"))  # no plugin
     bare = Runner(nothing.start(), {}, open(os.devnull, "w"))  # noqa: SIM115 -- as above
     records = [parse_line(raw)[0] for raw in lines]
-    lane = runner._lane(records[0].task_id)
+    lane = Lanes(host, runner.summary.tasks)[records[0].task_id]  # the lane the runner's records take
     reports = [(host.validate(r, lane.validation), host.should_sample(r, lane.sampling)) for r in records]
     observed = [host.observe(r, v, s) for r, (v, s) in zip(records, reports, strict=True)]
     steps = {
