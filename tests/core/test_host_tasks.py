@@ -45,18 +45,26 @@ class Recorder(loopai.WebhookHandlerPlugin):
         self.events.append(event)
 
 
-def test_the_tasks_table_gives_validate_and_should_sample_their_default_contexts():
-    seen: list[Any] = []
+class Rates(loopai.SamplerPlugin):
+    """Never samples; keeps the sampling rate of every context it is offered."""
 
-    class Rate(loopai.SamplerPlugin):
-        def should_sample(self, execution, context):
-            seen.append(context.sampling_rate)
-            return loopai.SamplingDecision(should_sample=False)
+    def __init__(self) -> None:
+        super().__init__(name="rates")
+        self.seen: list[float] = []
+
+    def should_sample(self, execution, context):
+        self.seen.append(context.sampling_rate)
+        return loopai.SamplingDecision(should_sample=False)
+
+
+def test_the_tasks_table_gives_validate_and_should_sample_their_default_contexts():
+    rates = Rates()
+    seen = rates.seen
 
     config = loopai.parse_config(
         {"tasks": {str(TASK): {"output_schema": SCHEMA, "sampling_rate": 0.25}}}, label="loopai.toml"
     )
-    host = loopai.Host(config, plugins=[LabelRequired(), Rate()], environ={})
+    host = loopai.Host(config, plugins=[LabelRequired(), rates], environ={})
 
     assert not host.validate(record(output={"other": 1})).is_valid  # the task's schema was used
     assert host.validate(record(output={"label": "x"})).is_valid
@@ -157,15 +165,9 @@ def test_lanes_kept_by_a_caller_follow_a_change_of_the_tasks_table():
     ``host.tasks.define`` that changes the table must reach the records after it."""
     from loopai.run import Lanes, TaskSummary
 
-    seen: list[Any] = []
-
-    class Rate(loopai.SamplerPlugin):
-        def should_sample(self, execution, context):
-            seen.append(context.sampling_rate)
-            return loopai.SamplingDecision(should_sample=False)
-
+    rates = Rates()
     host = loopai.Host(
-        plugins=[LabelRequired(), Rate()],
+        plugins=[LabelRequired(), rates],
         environ={},
         tasks={TASK: TaskSettings(output_schema=SCHEMA, sampling_rate=0.25)},
     )
@@ -181,5 +183,5 @@ def test_lanes_kept_by_a_caller_follow_a_change_of_the_tasks_table():
         lane = lanes.fresh()[TASK]
         assert host.validate(record(output={}), lane.validation).is_valid  # no schema any more
         host.should_sample(record(), lane.sampling)
-    assert seen == [0.25, 0.5]
+    assert rates.seen == [0.25, 0.5]
     assert list(summaries) == [TASK]  # the task's summary stays the one the caller counts in
