@@ -1,11 +1,14 @@
-"""What a process of loopai's own shows when native code crashes it: the Python stacks that name the plugin."""
+"""What a process of loopai's own shows when native code crashes it (the Python stacks that name the
+plugin), or when a Ctrl-C stops it inside a plugin (which plugin it was)."""
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
+import traceback
+from types import TracebackType
 
-__all__ = ["stacks_on_crash"]
+__all__ = ["interrupted_line", "stacks_on_crash"]
 
 
 def stacks_on_crash() -> None:
@@ -16,3 +19,25 @@ def stacks_on_crash() -> None:
     with contextlib.suppress(AttributeError, ValueError, OSError):
         if not faulthandler.is_enabled():
             faulthandler.enable()
+
+
+def interrupted_line(tb: TracebackType | None) -> str:
+    """What to say when a ``KeyboardInterrupt`` whose traceback is ``tb`` stops a command: when it
+    struck inside a plugin's code (the innermost frame whose ``self`` is a plugin), which plugin was
+    running, and that a plugin that may hang can be given a timeout; else just ``interrupted``."""
+    from loopai._kinds import KINDS  # here: only once interrupted
+    from loopai._plugin import Plugin
+
+    running = None
+    for frame, _ in traceback.walk_tb(tb):
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, Plugin):
+            running = owner
+    if running is None:
+        return "interrupted"
+    kind = next((kind for kind in KINDS if isinstance(running, kind.base)), None)
+    title = kind.title if kind is not None else "plugin"
+    return (
+        f"interrupted while {title} {running.name!r} was running; if it hangs, give it a timeout "
+        f"(timeout = 5 in its table of the configuration, or [dispatch] default_timeout for every plugin)"
+    )

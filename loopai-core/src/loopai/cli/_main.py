@@ -94,8 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with output_settings(args), _named_stdout():
             status = int(handler(args))
             sys.stdout.flush()  # here, where a full disk is reported, rather than at exit
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        from loopai._crash import interrupted_line
+
+        print(interrupted_line(interrupt.__traceback__), file=sys.stderr)
         status = 130
     except BrokenPipeError:
         _drop_stdout()
