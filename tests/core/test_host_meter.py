@@ -48,7 +48,9 @@ def test_calls_failures_and_time_are_counted_per_plugin_from_sync_and_async_call
     assert (usage["validator", "broken"].calls, usage["validator", "broken"].failures) == (4, 4)
     assert (usage["sampler", "sometimes"].calls, usage["sampler", "sometimes"].failures) == (4, 0)
     assert usage["validator", "broken"].to_dict()["failures"] == 4
-    assert usage["validator", "broken"].first_failure == "validator 'broken' raised ValueError: nope"
+    assert (
+        usage["validator", "broken"].first_failure == f"validator 'broken' raised ValueError: nope (at {__file__}:20)"
+    )
     assert usage["validator", "good"].first_failure is None
 
 

@@ -81,7 +81,7 @@ def test_no_retries_are_made_past_max_retries(make_host, event, settle):
     assert (record.status, record.attempts, record.last_error) == (
         "dead",
         3,
-        "webhook-handler 'flaky' raised ConnectionError: call #3 failed (after 3 attempts)",
+        f"webhook-handler 'flaky' raised ConnectionError: call #3 failed (at {__file__}:27) (after 3 attempts)",
     )
 
 

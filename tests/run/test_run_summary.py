@@ -101,10 +101,11 @@ def test_plugin_failures_are_counted_with_the_first_reason(tmp_path: Path, kit, 
 
     boom = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "boom")
     assert (boom["calls"], boom["failures"]) == (3, 3)
-    assert boom["first_failure"] == "validator 'boom' raised RuntimeError: nope"
+    at = f"(at {tmp_path / 'modules' / name}.py:4)"  # the plugin's own line that raised
+    assert boom["first_failure"] == f"validator 'boom' raised RuntimeError: nope {at}"
     for workers in ("1", "2"):  # the table counts; the line under it says why
         table = loopai(str(source), "--no-autoload", "-o", "out.jsonl", "--workers", workers).stderr
-        reason = "FIRST FAILURE of each plugin that failed:\n  validator 'boom' raised RuntimeError: nope (3 of 3"
+        reason = f"FIRST FAILURE of each plugin that failed:\n  validator 'boom' raised RuntimeError: nope {at} (3 of 3"
         assert reason in table
 
 

@@ -11,6 +11,8 @@ its timeout).
 from __future__ import annotations
 
 import inspect
+import sys
+import traceback
 from typing import Any
 
 from loopai._isolation import Raised, attempt, describe
@@ -59,9 +61,26 @@ class Outcomes:
         return self.failure(target, "handle_event", error, attempts).message
 
     def message(self, call: Call, error: BaseException, attempts: int = 1) -> str:
-        """How a failure is described: ``validator 'x' raised ValueError: ... (after 2 attempts)``."""
+        """How a failure is described: ``validator 'x' raised ValueError: ... (at /p/plugin.py:28)
+        (after 2 attempts)``; where it was raised is said for an exception raised in this process."""
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        return f"{call.kind.label} {call.name!r} {_what(error)[1]}{tries}"
+        return f"{call.kind.label} {call.name!r} {_what(error)[1]}{_raised_at(call, error)}{tries}"
+
+
+def _raised_at(call: Call, error: BaseException) -> str:
+    """`` (at /path/plugin.py:28)``: the last line of the plugin's own module that the exception
+    passed through (else where it was raised); nothing for a failure of the host's own making."""
+    if isinstance(error, (HookTimeout, WrongType, WorkerLost, RaisedInWorker)):
+        return ""
+    module = sys.modules.get(type(call.entry.plugin).__module__)
+    own = getattr(module, "__file__", None)
+    last = mine = None
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        last = (frame.f_code.co_filename, line)
+        if last[0] == own:
+            mine = last
+    where = mine or last
+    return f" (at {where[0]}:{where[1]})" if where is not None else ""
 
 
 def _what(error: BaseException) -> tuple[FailureKind, str]:
