@@ -112,6 +112,15 @@ def test_an_ndjson_line_longer_than_the_limit_is_an_error_item_and_the_next_line
     assert items[1].error is None and items[1].seq == 2
 
 
+def test_a_whole_line_over_the_limit_in_one_piece_is_refused_too():
+    """Only the unfinished tail of each piece was measured: a line just over the limit that arrived
+    whole, with its newline, passed."""
+    record = json.dumps({"program_id": str(uuid.uuid4()), "task_id": str(uuid.uuid4()), "output": "x" * 1200})
+    items, _ = _items([(record + "\n" + record[:100] + "\n").encode()], 1000)
+    assert [item.error for item in items] == ["item 1: the line is longer than max_body_mb", items[1].error]
+    assert items[1].error is not None and "longer" not in items[1].error  # the short one is read (and malformed)
+
+
 def test_the_event_stream_reader_takes_events_split_anywhere():
     summary = {
         "batch_id": str(uuid.uuid4()), "items": 1, "completed": 1, "valid": 1, "invalid": 0, "errors": 0,

@@ -169,6 +169,30 @@ def test_a_client_that_disconnects_stops_the_batch_and_nothing_emitted_is_lost(l
         assert kinds == ["program.execution.completed", "validation.completed"], (item, kinds)
 
 
+def test_a_client_that_disconnects_stops_a_batch_run_one_item_at_a_time(launcher, kit):
+    """Plain validators and samplers, no handler: items run on the event loop, a list at a time.
+    Before Python 3.12 ``asyncio.wait_for`` dropped the cancellation the disconnect brings, and
+    the batch went on to its last item for nobody."""
+    server = launcher(config=kit.standard_config(recorder=False))
+    body = "".join(json.dumps(kit.record()) + "\n" for _ in range(60_000)).encode()
+    headers = {"Accept": "text/event-stream", "Content-Type": "application/x-ndjson"}
+    with httpx.stream("POST", server.url + "/api/v1/batch/run", content=body, headers=headers, timeout=30) as answer:
+        for line in answer.iter_lines():
+            if line == "event: result":
+                break  # the first result is enough: go away
+
+    def judged() -> float:
+        text = httpx.get(server.url + "/metrics").text
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("loopai_validations_total{")
+        )
+
+    time.sleep(1.0)
+    settled = judged()
+    time.sleep(1.0)
+    assert judged() == settled < 60_000  # it stopped, well before the end
+
+
 def test_an_upload_that_breaks_off_stops_the_batch(launcher, kit):
     server = launcher()
 
@@ -225,3 +249,34 @@ def test_the_clients_json_batch_run_takes_what_the_stream_takes(server, kit):
         assert [result.id for result in body.results] == [*(r["id"] for r in records[:3]), "mine"]
         assert all(result.validation.is_valid for result in body.results)
         assert body.summary.completed == 4
+
+
+def test_a_slow_producers_items_reach_the_service_as_they_come(launcher, kit):
+    """The client gathered 64 KB before sending: the service got nothing of a slow producer until its end."""
+    server = launcher()  # the recorder takes each item's events: they say what the service has processed
+    reached: list[bool] = []
+
+    def items():
+        yield {"id": "first", "execution": kit.record()}
+        for _ in range(3):
+            time.sleep(0.2)
+            yield {"execution": kit.record()}
+        reached.append(kit.eventually(lambda: len(server.events()) > 0, timeout=5))
+        yield {"id": "last", "execution": kit.record()}
+
+    with server.client() as client:
+        results = list(client.stream_batch_run(items(), max_concurrency=1))
+    assert reached == [True]  # the first item was processed while the producer was still producing
+    assert [r.id for r in results][::4] == ["first", "last"]
+
+
+def test_a_stream_cut_in_the_middle_says_how_many_results_came(launcher, kit):
+    server = launcher(config=kit.standard_config(recorder=False))
+    got = 0
+    with server.client() as client, pytest.raises(LoopaiAPIError) as cut:
+        for _ in client.stream_batch_run(kit.record() for _ in range(200_000)):
+            got += 1
+            if got == 100:
+                server.process.kill()  # the service goes away mid-stream
+    assert cut.value.code == "STREAM_INTERRUPTED"  # was CONNECTION_FAILED: "no answer from ..."
+    assert f"cut after {got:,} result(s)" in str(cut.value)

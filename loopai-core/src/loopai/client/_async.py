@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from loopai._wire import (
 )
 from loopai.client._common import (
     DEFAULT_TIMEOUT,
+    Chunks,
     Endpoint,
     EventStream,
     RetryPolicy,
@@ -35,13 +37,12 @@ from loopai.client._common import (
     connection_failed,
     error_of,
     event_of,
-    ndjson_line,
+    stream_cut,
 )
 
 __all__ = ["AsyncBatchRunStream", "AsyncClient"]
 
 _PLUGINS = TypeAdapter(list[PluginInfo])
-_CHUNK = 1 << 16
 
 
 class AsyncClient:
@@ -187,6 +188,7 @@ class AsyncBatchRunStream:
     async def __aiter__(self) -> AsyncIterator[BatchRunResult]:
         http = self._client._http
         headers = {"Content-Type": "application/x-ndjson", "Accept": "text/event-stream"}
+        answering = False
         try:
             async with http.stream(
                 "POST", "/api/v1/batch/run", params=self._params, headers=headers, content=self._chunks()
@@ -194,22 +196,30 @@ class AsyncBatchRunStream:
                 if response.status_code >= 400:
                     await response.aread()
                     raise error_of(response)
+                answering = True
                 async for data in response.aiter_bytes():
                     for result in self._events.feed(data):
                         yield result
         except httpx.TransportError as exc:
+            if answering:
+                raise stream_cut(exc, self._client.base_url, self._events) from exc
             raise connection_failed(exc, self._client.base_url) from exc
         self._events.finish()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        chunk = bytearray()
-        async for item in _each(self._items):
-            chunk += ndjson_line(item)
-            if len(chunk) >= _CHUNK:
-                yield bytes(chunk)
-                chunk.clear()
-        if chunk:
-            yield bytes(chunk)
+        chunks, iterator = Chunks(), aiter(_each(self._items))
+        while True:
+            asked = time.monotonic()
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            chunk = chunks.add(item, time.monotonic() - asked)
+            if chunk is not None:
+                yield chunk
+        rest = chunks.rest()
+        if rest is not None:
+            yield rest
 
 
 async def _each(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -21,11 +22,13 @@ from loopai.client._errors import LoopaiAPIError
 __all__ = [
     "DEFAULT_URL",
     "Endpoint",
+    "Chunks",
     "EventStream",
     "RetryPolicy",
     "answer",
     "as_json",
     "ndjson_chunks",
+    "stream_cut",
 ]
 
 DEFAULT_URL: Final = "http://127.0.0.1:8080"
@@ -33,6 +36,8 @@ _RESULT: Final = BatchRunResult.__pydantic_validator__
 _RESULT_DATA: Final = b"\nevent: result\ndata: "
 DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
 _CHUNK: Final = 1 << 16
+_SLOW: Final = 0.01
+"""Seconds an item was waited for past which the items go out as they come (a producer that waits)."""
 _NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that happen before the request leaves: retrying any call after one is safe."""
 
@@ -189,16 +194,55 @@ def ndjson_line(item: Any) -> bytes:
     return json.dumps(as_json(item), separators=(",", ":"), default=str).encode("utf-8") + b"\n"
 
 
+class Chunks:
+    """Gathers NDJSON lines into chunks of about 64 KB, except when the items come slowly: an item
+    that was waited for more than 10 ms goes out at once, with what was gathered before it, so that
+    the service starts on a slow producer's items as they come, not 64 KB later."""
+
+    def __init__(self) -> None:
+        self._chunk = bytearray()
+
+    def add(self, item: Any, waited: float) -> bytes | None:
+        """Add ``item`` (waited for ``waited`` seconds); the chunk to send now, if any."""
+        self._chunk += ndjson_line(item)
+        return self.rest() if waited >= _SLOW or len(self._chunk) >= _CHUNK else None
+
+    def rest(self) -> bytes | None:
+        """What is gathered, if anything (emptied)."""
+        if not self._chunk:
+            return None
+        chunk = bytes(self._chunk)
+        self._chunk.clear()
+        return chunk
+
+
 def ndjson_chunks(items: Iterable[Any]) -> Iterator[bytes]:
-    """``items`` as NDJSON, in chunks of about 64 KB: one item at a time is encoded, whatever their number."""
-    chunk = bytearray()
-    for item in items:
-        chunk += ndjson_line(item)
-        if len(chunk) >= _CHUNK:
-            yield bytes(chunk)
-            chunk.clear()
-    if chunk:
-        yield bytes(chunk)
+    """``items`` as NDJSON (see :class:`Chunks`): one item at a time is encoded, whatever their number."""
+    chunks, iterator = Chunks(), iter(items)
+    while True:
+        asked = time.monotonic()
+        item = next(iterator, _NO_MORE)
+        if item is _NO_MORE:
+            break
+        chunk = chunks.add(item, time.monotonic() - asked)
+        if chunk is not None:
+            yield chunk
+    rest = chunks.rest()
+    if rest is not None:
+        yield rest
+
+
+_NO_MORE: Final = object()
+
+
+def stream_cut(error: httpx.TransportError, url: str, events: EventStream) -> LoopaiAPIError:
+    """What a connection lost in the middle of a ``batch/run`` stream raises: ``STREAM_INTERRUPTED``
+    with how many results had come (the items after them may not have been processed)."""
+    return LoopaiAPIError(
+        "STREAM_INTERRUPTED",
+        f"the batch's stream from {url} was cut after {events.received:,} result(s) "
+        f"({type(error).__name__}: {error}); the service may have stopped: send the items after those again",
+    )
 
 
 class EventStream:
@@ -213,6 +257,8 @@ class EventStream:
         self.on_progress = on_progress
         self.progress: BatchRunProgress | None = None
         self.summary: BatchRunSummary | None = None
+        self.received = 0
+        """Results read so far."""
         self._pending = b""
 
     def feed(self, data: bytes) -> list[BatchRunResult]:
@@ -238,6 +284,7 @@ class EventStream:
             result = self._event(block)
             if result is not None:
                 results.append(result)
+        self.received += len(results)
         return results
 
     def finish(self) -> None:

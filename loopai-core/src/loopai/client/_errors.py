@@ -13,7 +13,8 @@ class LoopaiAPIError(Exception):
     ``code`` is the service's (``UNAUTHORIZED``, ``VALIDATION_ERROR``, ``BATCH_TOO_LARGE``,
     ``INVALID_CONCURRENCY``, ``NOT_READY``...), or the client's own when there was no answer:
     ``CONNECTION_FAILED`` (after the retries), ``INVALID_RESPONSE`` (not what the service sends),
-    ``STREAM_INTERRUPTED`` (a stream ended before its ``done`` event), ``INVALID_REQUEST`` (what
+    ``STREAM_INTERRUPTED`` (a stream ended before its ``done`` event, or its connection was cut: the
+    message says after how many results), ``INVALID_REQUEST`` (what
     the client cannot send: a URL without a scheme, an event dict that is not an event, a batch
     item that is not JSON). ``status`` is the HTTP status (None without an answer); ``trace_id``
     is in the service's log line about the request.

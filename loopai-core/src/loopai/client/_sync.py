@@ -36,6 +36,7 @@ from loopai.client._common import (
     error_of,
     event_of,
     ndjson_chunks,
+    stream_cut,
 )
 
 __all__ = ["BatchRunStream", "Client"]
@@ -206,14 +207,18 @@ class BatchRunStream:
     def __iter__(self) -> Iterator[BatchRunResult]:
         http = self._client._http
         headers = {"Content-Type": "application/x-ndjson", "Accept": "text/event-stream"}
+        answering = False
         try:
             with http.stream(
                 "POST", "/api/v1/batch/run", params=self._params, headers=headers, content=ndjson_chunks(self._items)
             ) as response:
                 if response.status_code >= 400:
                     raise error_of(response)
+                answering = True
                 for data in response.iter_bytes():
                     yield from self._events.feed(data)
         except httpx.TransportError as exc:
+            if answering:
+                raise stream_cut(exc, self._client.base_url, self._events) from exc
             raise connection_failed(exc, self._client.base_url) from exc
         self._events.finish()

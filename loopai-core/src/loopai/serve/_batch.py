@@ -45,8 +45,9 @@ log = logger("loopai.serve")
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _END: Final[list[Result]] = []
 """Put in the queue last: the batch has ended."""
-_QUEUE_SIZE: Final = 32
-"""Lists of results waiting for the client: a slow reader holds the batch back instead of filling memory."""
+_QUEUE_SIZE: Final = 8
+"""Lists of results waiting for the client: a slow reader holds the batch back instead of filling memory
+(and a batch stopped at shutdown has little left to send)."""
 _CHUNK: Final = 512
 """Results handed on at once: once this many are taken, no more lists are (one list may pass it)."""
 
@@ -109,8 +110,7 @@ class BatchRun:
             while True:
                 taken = _take(queue)
                 if not taken:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        taken.append(await asyncio.wait_for(queue.get(), max(0.0, due - time.monotonic())))
+                    taken += await _next(queue, due - time.monotonic())
                 ended = bool(taken) and taken[-1] is _END
                 if ended:
                     taken.pop()
@@ -187,6 +187,7 @@ class BatchRun:
                     await self._hand_on(settled)
                     if self.stopped_by is not None:
                         break
+                    await asyncio.sleep(0)  # a turn for the other requests (probes too) between lists
             except Disconnected:
                 self.stopped_by = "the client disconnected"
             while window:
@@ -351,6 +352,19 @@ def _finite(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
     return value
+
+
+async def _next(queue: asyncio.Queue[list[Result]], seconds: float) -> list[list[Result]]:
+    """The next list of results within ``seconds``, or none. Not ``asyncio.wait_for``: before Python
+    3.12 it drops a cancellation (the client went away) that comes as the list does, and the batch
+    would go on for nobody."""
+    getting = asyncio.ensure_future(queue.get())
+    try:
+        done, _ = await asyncio.wait({getting}, timeout=max(0.0, seconds))
+    finally:
+        if not getting.done():
+            getting.cancel()
+    return [getting.result()] if getting in done else []
 
 
 def _take(queue: asyncio.Queue[list[Result]]) -> list[list[Result]]:

@@ -108,11 +108,11 @@ class NdjsonSource:
                     continue
                 if raw.strip():
                     seq += 1
-                    items.append(parse_item(seq, raw))
+                    items.append(parse_item(seq, raw) if len(raw) <= self._max_line else self._too_long(seq))
             if len(pending) > self._max_line:
                 if not skipping:
                     seq += 1
-                    items.append(Item(seq, None, None, None, f"item {seq}: the line is longer than max_body_mb"))
+                    items.append(self._too_long(seq))
                 skipping, pending = True, b""
             if items:
                 yield items
@@ -125,3 +125,7 @@ class NdjsonSource:
         """Let what is left of the upload arrive without looking at it (after a stop: the client
         sends its whole body before it reads the answer)."""
         await self._upload.discard_rest()
+
+    @staticmethod
+    def _too_long(seq: int) -> Item:
+        return Item(seq, None, None, None, f"item {seq}: the line is longer than max_body_mb")
