@@ -720,3 +720,13 @@ def test_a_dict_instead_of_a_record_is_a_type_error_that_says_what_to_pass(call:
             "make one with loopai.ExecutionRecord.model_validate(...)"
         )
         assert host.validate(loopai.ExecutionRecord.model_validate(fields)).is_valid  # which works
+
+
+def test_a_hook_that_returns_nothing_is_told_it_may_lack_a_return():
+    class Forgetful(loopai.ValidatorPlugin):
+        def validate(self, execution, context):
+            loopai.ValidationResult(is_valid=True)  # built, never returned
+
+    [failure] = make_host(Forgetful()).validate(record()).failures
+    assert failure.problem == "wrong-type"
+    assert "returned None (a missing return?), but validate must return ValidationResult" in failure.message

@@ -83,8 +83,10 @@ def test_a_constraint_naming_an_absent_or_disabled_plugin_is_ignored_with_a_note
 
     assert called(made) == ["a"]
     assert made.call_order()["validator"].notes == (
-        "validator 'a': run_before 'sampler' is ignored: 'sampler' is not a registered validator",
-        "validator 'a': run_after 'ghost' is ignored: 'ghost' is not a registered validator",
+        "validator 'a': run_before 'sampler' is ignored: 'sampler' is not a registered validator "
+        "(run_before and run_after order plugins of one kind)",
+        "validator 'a': run_after 'ghost' is ignored: 'ghost' is not a registered validator "
+        "(run_before and run_after order plugins of one kind)",
         "validator 'a': run_after 'off' is ignored: 'off' is disabled",
     )
     assert made.problems == []  # a note, not a problem

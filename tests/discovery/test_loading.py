@@ -81,6 +81,11 @@ def _broken_site(site: Site) -> None:
         code="raise ImportError('no module named fancylib')\n",
     )
     site.add(
+        "loopai-missingdep",
+        entry_points={"loopai.validators": {"missingdep": ":Broken"}},
+        code="import fancy_missing_lib.sub\n",
+    )
+    site.add(
         "loopai-syntaxerror",
         entry_points={"loopai.samplers": {"syntaxerror": ":Broken"}},
         code="def broken(:\n",
@@ -129,6 +134,11 @@ BROKEN = {
         "ImportError: no module named fancylib (at ",  # where it was raised: the module's file and line
         "/__init__.py:3); reinstall or upgrade loopai-importerror",
         "LOOPAI_DISABLE_PLUGINS=loopai-importerror:importerror",
+    ],
+    "missingdep": [  # a module it imports is not installed: that is what to do something about
+        "ModuleNotFoundError: No module named 'fancy_missing_lib'",
+        "the module 'fancy_missing_lib' it imports is not installed: install it (pip install fancy_missing_lib,",
+        "declare it among loopai-missingdep's dependencies",
     ],
     "syntaxerror": ["importing", "SyntaxError", "/__init__.py:3); reinstall or upgrade loopai-syntaxerror"],
     "ctor": [

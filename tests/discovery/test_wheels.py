@@ -182,7 +182,7 @@ def test_loading_reports_the_broken_import_and_never_imports_the_incompatible_pl
     assert (good["status"], good["loaded"], good["priority"]) == ("ok", True, 7)
     assert broken["status"] == "failed" and broken["loaded"] is False
     assert "ModuleNotFoundError: No module named 'loopai_wheel_not_installed_xyz'" in broken["reason"]
-    assert "reinstall or upgrade loopai-wheel-broken" in broken["reason"]
+    assert "declare it among loopai-wheel-broken's dependencies" in broken["reason"]
     assert listed["wheel-old"]["status"] == "incompatible"
 
 

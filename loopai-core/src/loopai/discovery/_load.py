@@ -88,7 +88,7 @@ def _load_one(
     if isinstance(target, Raised):
         reason = (
             f"importing {record.value} failed: {describe(target.error)}{_raised_at(target.error)}; "
-            f"reinstall or upgrade {record.distribution}, or report it to its maintainers; "
+            f"{_import_remedy(target.error, record)}; "
             f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
         )
         record.fail("failed", reason)
@@ -124,6 +124,20 @@ def _load_one(
     if not record.enabled:
         record.status, record.reason = "disabled", _why_off(plugin, kind, record.name, config)
     return True
+
+
+def _import_remedy(error: BaseException, record: DiscoveredPlugin) -> str:
+    """What to do about a plugin that failed to import: install a module it imports that is missing
+    (a dependency its distribution does not declare), else reinstall, upgrade or report it."""
+    missing = error.name if isinstance(error, ModuleNotFoundError) else None
+    own = record.value.split(":", 1)[0]
+    if missing and not (own == missing or own.startswith(f"{missing}.")):
+        top = missing.split(".", 1)[0]
+        return (
+            f"the module {missing!r} it imports is not installed: install it (pip install {top}, if that is its "
+            f"distribution's name), and declare it among {record.distribution}'s dependencies"
+        )
+    return f"reinstall or upgrade {record.distribution}, or report it to its maintainers"
 
 
 def _raised_at(error: BaseException) -> str:

@@ -40,7 +40,8 @@ class Outcomes:
             return self.failure(call, hook, outcome.error)
         if inspect.isawaitable(outcome):  # a plain function that returned a coroutine
             return self.settle(call, attempt(self._invoker.wait, outcome, call.timeout), expected, hook)
-        wrong = WrongType(f"returned {type(outcome).__name__}, but {hook} must return {expected.__name__}")
+        given = "None (a missing return?)" if outcome is None else type(outcome).__name__
+        wrong = WrongType(f"returned {given}, but {hook} must return {expected.__name__}")
         return self.failure(call, hook, wrong)
 
     def failure(self, call: Call, hook: str, error: BaseException, attempts: int = 1) -> PluginFailure:

@@ -97,7 +97,11 @@ def order_entries(
                 if other == entry.name:
                     notes.append(f"{kind.title} {entry.name!r}: {attribute} names itself; ignored")
                 elif other not in by_name:
-                    why = "is disabled" if other in known else f"is not a registered {kind.title}"
+                    why = (
+                        "is disabled"
+                        if other in known
+                        else f"is not a registered {kind.title} (run_before and run_after order plugins of one kind)"
+                    )
                     notes.append(f"{kind.title} {entry.name!r}: {attribute} {other!r} is ignored: {other!r} {why}")
                 elif forward:
                     edges.append(_Edge(entry.name, other, entry.name, attribute))
