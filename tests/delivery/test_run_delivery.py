@@ -114,6 +114,8 @@ def test_the_exact_command_finishes_the_job_once_the_receiver_is_back(
     config = write_config(receiver.url, max_retries=3, retry_backoff=30)
     code, _, err = run(str(records_file(tmp_path, 12)), "--config", str(config), "--no-autoload")
     assert code == 0
+    why = err.split("LAST FAILED ATTEMPT of each handler that failed:\n", 1)[1].splitlines()[0]  # the table only counts
+    assert why.startswith("  http-webhook-handler: WebhookDeliveryError: POST ") and "ConnectError" in why
     line = next(line for line in err.splitlines() if "still pending: deliver with" in line)
     command = line.split("deliver with  ")[1]
     assert command == f"loopai events deliver --outbox {outbox_path} --config {config} --no-autoload"

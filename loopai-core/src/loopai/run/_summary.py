@@ -295,7 +295,11 @@ class Summary:
                 cells.append(row.circuit)
             rows.append(cells)
         header += ["QUARANTINED"] * quarantined + ["CIRCUIT"] * circuits
-        return _table(header, rows, right=range(1, 6 + quarantined))
+        table = _table(header, rows, right=range(1, 6 + quarantined))
+        failed = [f"  {row.handler}: {row.last_error}" for row in self.deliveries if row.last_error]
+        if not failed:
+            return table
+        return table + "\n\n" + "\n".join(["LAST FAILED ATTEMPT of each handler that failed:", *failed])
 
     def undelivered_notes(self) -> list[str]:
         """What is still pending and dead, each with the command that finishes the job (none: all delivered)."""
