@@ -395,6 +395,17 @@ def test_a_hook_that_hangs_is_named_and_the_check_ends() -> None:
     assert "give the plugin a timeout" in failure
 
 
+class HangsWithATimeout(Hangs):
+    timeout = 0.1
+
+
+def test_a_hook_that_hangs_despite_its_timeout_is_not_told_to_get_one() -> None:
+    failure = str(contract_failure(HangsWithATimeout, max_seconds=0.2))
+
+    assert "its timeout (0.1 s) only makes the host give up on each call, failing it: fix the hook" in failure
+    assert "give the plugin a timeout" not in failure
+
+
 class WrongSignature(loopai.ValidatorPlugin):
     version = "1.0.0"
 

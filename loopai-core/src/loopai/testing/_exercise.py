@@ -75,11 +75,13 @@ def _call_hook(
     limit = max_seconds * 2 + 1  # a hook a little slow is said as slow, not as hung
     thread.join(limit)
     if not outcome:
-        found.add(
-            f"{hook} did not return within {limit:g} s: every record would wait for it (fix it, or "
-            "give the plugin a timeout, after which the host gives up on a call)",
-            case=case,
+        timeout = entry.plugin.timeout
+        remedy = (
+            "fix it, or give the plugin a timeout, after which the host gives up on a call"
+            if timeout is None
+            else f"its timeout ({timeout:g} s) only makes the host give up on each call, failing it: fix the hook"
         )
+        found.add(f"{hook} did not return within {limit:g} s: every record would wait for it ({remedy})", case=case)
         found.hung.add(hook)
         found.hooks.add(hook)
         return False, None
