@@ -175,6 +175,22 @@ def test_plugins_new_refuses_the_name_of_an_installed_plugin_of_its_kind(project
     assert cli("plugins", "new", "time based sampler", "--kind", "validator", "--no-input").code == 0
 
 
+def test_plugins_new_refuses_a_name_whose_distribution_is_installed_for_another_kind(project, proc, tmp_path) -> None:
+    """Names are unique per kind, but a distribution name is one for all: pip would replace the handler."""
+    site = tmp_path / "site"
+    (site / "loopai_pager-1.2.0.dist-info").mkdir(parents=True)
+    (site / "loopai_pager-1.2.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: loopai-pager\nVersion: 1.2.0\n", encoding="utf-8"
+    )
+    done = proc("plugins", "new", "Pager", "--kind", "validator", "--no-input", env={"PYTHONPATH": str(site)})
+
+    assert done.code == 2, done.err
+    assert "'Pager' would make a distribution named loopai-pager, which is installed already (loopai-pager 1.2.0)" in (
+        done.err
+    )
+    assert list(project.root.iterdir()) == [project.root / ".git"]
+
+
 def test_plugins_new_with_a_300_character_name_is_a_message(project, proc) -> None:
     done = proc("plugins", "new", "x" * 300, "--kind", "sampler", "--no-input")
 

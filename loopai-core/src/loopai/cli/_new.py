@@ -157,12 +157,29 @@ def _names_problem(template: Path, context: dict[str, str]) -> str | None:
             f"a {context['kind']} named {slug!r} is already installed ({taken}): two plugins of one name "
             "are both left out as duplicates; choose another name"
         )
+    held = _distribution_installed(distribution)
+    if held is not None:
+        return (
+            f"{context['plugin_name']!r} would make a distribution named {distribution}, which is installed already "
+            f"({held}): installing the new one would replace it; choose another name"
+        )
     if len(slug) > _LONGEST:
         return (
             f"the plugin name is {len(slug)} characters long; keep it to {_LONGEST} "
             f"(it names the folder {distribution[:20]}..., an import package and a distribution)"
         )
     return None
+
+
+def _distribution_installed(distribution: str) -> str | None:
+    """``name version`` of the installed distribution ``distribution`` (any plugin kind), or None."""
+    from importlib import metadata
+
+    try:
+        found = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+    return f"{found.metadata['Name']} {found.version}"
 
 
 def _installed(name: str, kind: str) -> str | None:
