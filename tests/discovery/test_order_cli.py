@@ -72,3 +72,12 @@ def test_list_and_show_give_the_order_and_the_dependencies(ordered: Site) -> Non
     assert (listed["needy"]["status"], listed["needy"]["requires_plugins"]) == ("missing-plugin", ["absent"])
     assert "call order:    2 of 3: after 'second' (first.run_after); priority 100" in shown.stdout
     assert "run before:    -   run after: second" in shown.stdout
+
+
+def test_show_says_a_plugin_whose_required_plugin_is_absent_will_not_run(ordered: Site) -> None:
+    """Loaded alone for show, it looked ok, and its JSON said it required nothing."""
+    shown = ordered.cli("show", "needy")
+    [info] = json.loads(ordered.cli("show", "needy", "--json").stdout)
+
+    assert "status:        missing-plugin: " in shown.stdout and "'absent'" in shown.stdout
+    assert (info["status"], info["requires_plugins"], info["position"]) == ("missing-plugin", ["absent"], None)

@@ -51,12 +51,27 @@ def _show(args: argparse.Namespace) -> int:
     host = _loaded_host(args, config) if any(r.status == "ok" and r.selected for r in records) else None
     for info, record in zip(described, records, strict=True):
         info["order"] = order_lines(host, record.kind, record.name) if host is not None else []
+        if host is not None:
+            _settled_among_the_others(info, record, host, config)
     if args.json:
         print(json.dumps(described, indent=2, default=str))
     else:
         for info in described:
             _print(info)
     return 0
+
+
+def _settled_among_the_others(info: dict[str, Any], record: Any, host: Any, config: Any) -> None:
+    """What loading it beside the other selected plugins settled: a plugin whose required plugins are
+    not there is ``missing-plugin`` (loaded alone, it looked ``ok``), and its constraints and place."""
+    settled = next((r for r in host.discovered if (r.kind, r.name) == (record.kind, record.name)), None)
+    if settled is None:
+        return
+    facts = settled.to_dict()
+    for key in ("status", "enabled", "loaded", "requires_plugins", "run_before", "run_after", "position", "placed_by"):
+        info[key] = facts[key]
+    if settled.reason and info["reason"] != settled.reason:
+        [info["reason"]] = config.with_lines([settled.reason])
 
 
 def _described(record: Any, config: Any, reading: Reading, strict: bool) -> dict[str, Any]:
