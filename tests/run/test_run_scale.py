@@ -125,8 +125,11 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path, kit, config, events, concurrency: 
     assert stored == 2 * len(lines) == len(events())  # what was emitted is kept, and delivered
 
 
-def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_now(tmp_path: Path, kit, config) -> None:
-    config(validators={"stuck": "Stuck"})
+@pytest.mark.parametrize("isolation", ["inline", "process"])
+def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_now(
+    tmp_path: Path, kit, config, plugins: str, isolation: str
+) -> None:
+    config(extra=f'[plugins.validators.stuck]\nfactory = "{plugins}:Stuck"\nisolation = "{isolation}"\n')
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(3)])
     with _running(kit, tmp_path, str(source), "--no-autoload", "-o", str(tmp_path / "out.jsonl")) as process:
         _wait_until((tmp_path / "stuck.started").exists)  # the run is inside the plugin

@@ -23,16 +23,20 @@ def stacks_on_crash() -> None:
 
 def interrupted_line(tb: TracebackType | None) -> str:
     """What to say when a ``KeyboardInterrupt`` whose traceback is ``tb`` stops a command: when it
-    struck inside a plugin's code (the innermost frame whose ``self`` is a plugin), which plugin was
-    running, and that a plugin that may hang can be given a timeout; else just ``interrupted``."""
+    struck inside a plugin's call (the innermost frame of a plugin, or of the host's call of one),
+    which plugin was running, and that a plugin that may hang can be given a timeout; else just
+    ``interrupted``."""
     from loopai._kinds import KINDS  # here: only once interrupted
     from loopai._plugin import Plugin
 
     running = None
     for frame, _ in traceback.walk_tb(tb):
         owner = frame.f_locals.get("self")
-        if isinstance(owner, Plugin):
-            running = owner
+        # The plugin's own code, or (an isolated plugin, whose code runs in a worker process) the
+        # host's call or worker pool for it: both know their registry entry.
+        plugin = owner if isinstance(owner, Plugin) else getattr(getattr(owner, "entry", None), "plugin", None)
+        if isinstance(plugin, Plugin):
+            running = plugin
     if running is None:
         return "interrupted"
     kind = next((kind for kind in KINDS if isinstance(running, kind.base)), None)
