@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any, Final, TypeVar
 
-__all__ = ["PASS_THROUGH", "Raised", "aguarded", "attempt", "describe", "guarded", "watch_forks"]
+__all__ = ["PASS_THROUGH", "Raised", "aguarded", "attempt", "describe", "guarded", "raised_at", "watch_forks"]
 
 PASS_THROUGH: Final = (KeyboardInterrupt, GeneratorExit)
 """What a plugin call may raise that the host lets through instead of isolating."""
@@ -52,6 +52,21 @@ def describe(exc: BaseException) -> str:
     """``ValueError: bad input`` (the type alone when the message is empty)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def raised_at(exc: BaseException, own: str | None = None) -> str:
+    """`` (at /path/module.py:3)``: where ``exc`` was raised (for a syntax error, where the source is
+    wrong); with ``own`` (a module's file), the last line of that file it passed through, when it did.
+    Nothing when that is not known. Reads no source."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f" (at {exc.filename}:{exc.lineno})"
+    last = mine = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        last = (frame.f_code.co_filename, line)
+        if last[0] == own:
+            mine = last
+    where = mine or last
+    return f" (at {where[0]}:{where[1]})" if where is not None else ""
 
 
 def guarded(function: Callable[..., T]) -> Callable[..., T | Raised]:

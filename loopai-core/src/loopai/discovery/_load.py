@@ -12,7 +12,6 @@ handler's ``validate_configuration`` is asked once, and the entry's ``metadata``
 from __future__ import annotations
 
 import importlib
-import traceback
 import types
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from loopai._errors import LoopaiError, PluginError, PluginSettingsError
-from loopai._isolation import Raised, attempt, describe
+from loopai._isolation import Raised, attempt, describe, raised_at
 from loopai._kinds import KINDS, Kind, kind_of
 from loopai._log import captured_warnings, logger
 from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
@@ -87,7 +86,7 @@ def _load_one(
     target = attempt(import_object, record.value)
     if isinstance(target, Raised):
         reason = (
-            f"importing {record.value} failed: {describe(target.error)}{_raised_at(target.error)}; "
+            f"importing {record.value} failed: {describe(target.error)}{raised_at(target.error)}; "
             f"{_import_remedy(target.error, record)}; "
             f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
         )
@@ -138,15 +137,6 @@ def _import_remedy(error: BaseException, record: DiscoveredPlugin) -> str:
             f"distribution's name), and declare it among {record.distribution}'s dependencies"
         )
     return f"reinstall or upgrade {record.distribution}, or report it to its maintainers"
-
-
-def _raised_at(error: BaseException) -> str:
-    """`` (at /path/module.py:3)``: where ``error`` was raised (for a syntax error, where the
-    source is wrong), or nothing when that is not known."""
-    if isinstance(error, SyntaxError) and error.filename and error.lineno:
-        return f" (at {error.filename}:{error.lineno})"
-    frames = traceback.extract_tb(error.__traceback__)
-    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 def _construction_problem(error: BaseException, record: DiscoveredPlugin) -> str:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import inspect
 import sys
-import traceback
 from typing import Any
 
-from loopai._isolation import Raised, attempt, describe
+from loopai._isolation import Raised, attempt, describe, raised_at
 from loopai._report import FailureKind, PluginFailure
 from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType
 from loopai.host._invoke import HookTimeout, Invoker
@@ -73,15 +72,7 @@ def _raised_at(call: Call, error: BaseException) -> str:
     passed through (else where it was raised); nothing for a failure of the host's own making."""
     if isinstance(error, (HookTimeout, WrongType, WorkerLost, RaisedInWorker)):
         return ""
-    module = sys.modules.get(type(call.entry.plugin).__module__)
-    own = getattr(module, "__file__", None)
-    last = mine = None
-    for frame, line in traceback.walk_tb(error.__traceback__):
-        last = (frame.f_code.co_filename, line)
-        if last[0] == own:
-            mine = last
-    where = mine or last
-    return f" (at {where[0]}:{where[1]})" if where is not None else ""
+    return raised_at(error, getattr(sys.modules.get(type(call.entry.plugin).__module__), "__file__", None))
 
 
 def _what(error: BaseException) -> tuple[FailureKind, str]:

@@ -63,13 +63,15 @@ class ItemSource(Protocol):
 
 
 class Result:
-    """One item's outcome: its output line, whether it failed, and what the host reported."""
+    """One item's outcome: its output line, whether it failed, what the host reported, and the summary
+    of its task that counts it (None when it is not a record)."""
 
-    __slots__ = ("failed", "report", "seq", "text")
+    __slots__ = ("failed", "report", "seq", "summary", "text")
 
-    def __init__(self, item: Item, text: str, report: RecordReport | None) -> None:
+    def __init__(self, item: Item, text: str, report: RecordReport | None, summary: TaskSummary | None = None) -> None:
         self.seq = item.seq
         self.report = report
+        self.summary = summary
         self.failed = report is None or not report.validation.is_valid
         item_id = "null" if item.id is None else _encode(item.id)
         self.text = f'{{"id":{item_id},{text[1:]}'  # the line's own fields after the item's id
@@ -84,7 +86,7 @@ class BatchRun:
         self.concurrency = concurrency
         self.stop_on_first_error = stop_on_first_error
         self.batch_id = uuid.uuid4()
-        self.received = self.completed = self.valid = self.invalid = self.errors = self.sampled = self.events = 0
+        self.received = self.completed = self.errors = 0  # the rest is counted per task, in self.tasks
         self.stopped_by: str | None = None
         self.tasks: dict[uuid.UUID, TaskSummary] = {}
         self._lanes = Lanes(service.host, self.tasks)
@@ -133,22 +135,24 @@ class BatchRun:
 
     def progress(self) -> dict[str, Any]:
         """``completed``, ``total`` (None while an upload is arriving), ``valid`` and ``failed``."""
-        total = self.source.total
-        return {"completed": self.completed, "total": total, "valid": self.valid, "failed": self.invalid + self.errors}
+        total, valid = self.source.total, sum(task.valid for task in self.tasks.values())
+        return {"completed": self.completed, "total": total, "valid": valid, "failed": self.completed - valid}
 
     def summary(self) -> dict[str, Any]:
         """What the batch did (see :class:`loopai._wire.BatchRunSummary`)."""
         seconds = time.perf_counter() - self._started
+        tasks = self.tasks.values()
+        valid = sum(task.valid for task in tasks)
         return {
             "batch_id": str(self.batch_id),
             "items": self.received,
             "completed": self.completed,
-            "valid": self.valid,
-            "invalid": self.invalid,
+            "valid": valid,
+            "invalid": self.completed - self.errors - valid,
             "errors": self.errors,
-            "failed": self.invalid + self.errors,
-            "sampled": self.sampled,
-            "events": self.events,
+            "failed": self.completed - valid,
+            "sampled": sum(task.sampled for task in tasks),
+            "events": sum(sum(task.events.values()) for task in tasks),
             "stopped_by": self.stopped_by,
             "duration_ms": round(seconds * 1000, 3),
             "items_per_second": round(self.completed / seconds, 1) if seconds > 0 else None,
@@ -222,7 +226,7 @@ class BatchRun:
             )
         except Exception as exc:  # noqa: BLE001 - the host isolates plugins: this is the host's own failure
             return self._failed(item, exc)
-        return self._result(item, report)
+        return self._result(item, report, self._lanes.fresh()[execution.task_id].summary)
 
     def _process_inline(self, item: Item) -> Result:
         """What ``Host.process`` does, with the task's contexts kept in its lane from item to item,
@@ -240,20 +244,20 @@ class BatchRun:
             emitted = host.emit_many(observation.events(handled)) if handled else []
         except Exception as exc:  # noqa: BLE001 - the host isolates plugins: this is the host's own failure
             return self._failed(item, exc)
-        return self._result(item, RecordReport(validation, sampling, observation, emitted))
+        return self._result(item, RecordReport(validation, sampling, observation, emitted), lane.summary)
 
     def _failed(self, item: Item, exc: Exception) -> Result:
         trace_id = uuid.uuid4().hex
         log.error("batch %s item %d failed (trace %s)", self.batch_id, item.seq, trace_id, exc_info=exc)
         return Result(item, error_line(item.seq, f"the service failed on this item (trace {trace_id})"), None)
 
-    def _result(self, item: Item, report: RecordReport) -> Result:
+    def _result(self, item: Item, report: RecordReport, summary: TaskSummary) -> Result:
         observation = report.observation
         assert item.execution is not None
         text = result_line(
             item.seq, item.execution, observation.task.id_text, report.validation, report.sampling, observation.raised
         )
-        return Result(item, text, report)
+        return Result(item, text, report, summary)
 
     def _malformed(self, item: Item) -> Result:
         return Result(item, error_line(item.seq, item.error or "not an item"), None)
@@ -287,25 +291,20 @@ class BatchRun:
     def _settle(self, result: Result) -> None:
         """Count ``result`` (in item order)."""
         self.completed += 1
-        report = result.report
-        if report is None:
+        report, summary = result.report, result.summary
+        if report is None or summary is None:
             self.errors += 1
         else:
-            self._count(report)
-            result.report = None  # counted: only its line goes on (what waits in the queue stays small for the GC)
+            self._count(report, summary)
+            result.report = result.summary = None  # counted: only its line goes on (little for the GC to walk)
         if result.failed and self.stop_on_first_error and self.stopped_by is None:
             self.stopped_by = f"stop_on_first_error: item {result.seq} failed"
 
-    def _count(self, report: RecordReport) -> None:
+    def _count(self, report: RecordReport, summary: TaskSummary) -> None:
         validation, sampling, observation = report.validation, report.sampling, report.observation
         execution = observation.execution
-        self.valid += validation.is_valid
-        self.invalid += not validation.is_valid
-        self.sampled += sampling.should_sample
-        self.events += len(observation.raised)
         if report.emitted:
             self.service.telemetry.emitted(report.emitted)
-        summary = self._lanes.fresh()[execution.task_id].summary
         summary.count(execution.latency_ms, validation.is_valid, sampling.should_sample, observation)
         self._untold.add(summary)
 
