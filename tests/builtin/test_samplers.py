@@ -58,7 +58,7 @@ def test_reconfiguring_restarts_from_the_seed(record):
 @pytest.mark.parametrize("rate", [0.1, 0.5])
 def test_the_observed_rate_is_close_to_the_setting(record, make_host, rate):
     host = make_host(PercentageSampler({"sampling_rate": rate, "seed": 2025}))
-    task = uuid.uuid4()
+    task = uuid.UUID(int=2025)  # the draws follow the seed and the task: a random task made this flaky (about 1 in 200)
     sampled = sum(decisions(host, [record(task_id=task) for _ in range(5000)]))
     assert abs(sampled / 5000 - rate) < 0.02
     assert host.statistics(task).sampled_executions == sampled
