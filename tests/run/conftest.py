@@ -83,6 +83,15 @@ class SlowAsync(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type="slow-async")
 
 
+class Pauses(loopai.ValidatorPlugin):
+    """Takes LOOPAI_TEST_PAUSE seconds (default 1.5) on records whose output is "pause"; valid."""
+
+    def validate(self, execution, context):
+        if execution.output == "pause":
+            time.sleep(float(os.environ.get("LOOPAI_TEST_PAUSE", "1.5")))
+        return loopai.ValidationResult(is_valid=True, validator_type="pauses")
+
+
 class SlowSync(loopai.ValidatorPlugin):
     """Takes 20 ms per record: a run long enough to interrupt."""
 

@@ -1,14 +1,20 @@
 """What a process of loopai's own shows when native code crashes it (the Python stacks that name the
-plugin), or when a Ctrl-C stops it inside a plugin (which plugin it was)."""
+plugin), or when a Ctrl-C stops it inside a plugin (which plugin it was); and which plugin's call
+a stack of frames is in."""
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
 import traceback
-from types import TracebackType
+from collections.abc import Iterable
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING
 
-__all__ = ["interrupted_line", "stacks_on_crash"]
+if TYPE_CHECKING:
+    from loopai._plugin import Plugin
+
+__all__ = ["GIVE_TIMEOUT", "interrupted_line", "plugin_title", "running_plugin", "stacks_on_crash"]
 
 
 def stacks_on_crash() -> None:
@@ -26,22 +32,37 @@ def interrupted_line(tb: TracebackType | None) -> str:
     struck inside a plugin's call (the innermost frame of a plugin, or of the host's call of one),
     which plugin was running, and that a plugin that may hang can be given a timeout; else just
     ``interrupted``."""
-    from loopai._kinds import KINDS  # here: only once interrupted
-    from loopai._plugin import Plugin
+    running = running_plugin(frame for frame, _ in traceback.walk_tb(tb))
+    if running is None:
+        return "interrupted"
+    return f"interrupted while {plugin_title(running)} {running.name!r} was running; if it hangs, {GIVE_TIMEOUT}"
+
+
+GIVE_TIMEOUT = (
+    "give it a timeout (timeout = 5 in its table of the configuration, or [dispatch] default_timeout for every plugin)"
+)
+"""The advice for a plugin call that may hang."""
+
+
+def running_plugin(frames: Iterable[FrameType]) -> Plugin | None:
+    """The plugin whose call is innermost among ``frames`` (outermost first): the frame of a
+    plugin's own method, or (an isolated plugin, whose code runs in a worker process) of the
+    host's call or worker pool for it, which know their registry entry; None when no plugin's
+    call is among them."""
+    from loopai._plugin import Plugin  # here: only once a plugin is looked for
 
     running = None
-    for frame, _ in traceback.walk_tb(tb):
+    for frame in frames:
         owner = frame.f_locals.get("self")
-        # The plugin's own code, or (an isolated plugin, whose code runs in a worker process) the
-        # host's call or worker pool for it: both know their registry entry.
         plugin = owner if isinstance(owner, Plugin) else getattr(getattr(owner, "entry", None), "plugin", None)
         if isinstance(plugin, Plugin):
             running = plugin
-    if running is None:
-        return "interrupted"
-    kind = next((kind for kind in KINDS if isinstance(running, kind.base)), None)
-    title = kind.title if kind is not None else "plugin"
-    return (
-        f"interrupted while {title} {running.name!r} was running; if it hangs, give it a timeout "
-        f"(timeout = 5 in its table of the configuration, or [dispatch] default_timeout for every plugin)"
-    )
+    return running
+
+
+def plugin_title(plugin: Plugin) -> str:
+    """``validator``, ``sampler``, ``webhook handler``: what ``plugin`` is, as messages say it."""
+    from loopai._kinds import KINDS
+
+    kind = next((kind for kind in KINDS if isinstance(plugin, kind.base)), None)
+    return kind.title if kind is not None else "plugin"

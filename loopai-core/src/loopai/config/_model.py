@@ -148,7 +148,11 @@ class PluginsConfiguration(_Strict):
 
 
 class DispatchSettings(_Strict):
-    """How the host calls plugins: stopping, retries, timeouts, dry run."""
+    """How the host calls plugins: stopping, retries, timeouts, dry run.
+
+    ``stall_notice`` (seconds, 0 for never): how long one plugin call may hold ``loopai run`` up
+    before the run says which plugin and line it waits for (and again each time the wait doubles).
+    """
 
     stop_on_failure: _EnvBool = False
     max_retries: Annotated[_EnvInt, Field(ge=0)] = 3
@@ -156,6 +160,7 @@ class DispatchSettings(_Strict):
     retry_max_backoff: Annotated[float, Field(ge=0)] = 30.0
     default_timeout: Annotated[float, Field(gt=0)] | None = None
     dry_run: _EnvBool = False
+    stall_notice: Annotated[float, Field(ge=0)] = 10.0
 
 
 class HostSettings(_Strict):

@@ -44,6 +44,7 @@ from loopai.host import Host, Observation
 from loopai.run._input import KNOWN_KEYS, Input, Malformed, parse_line
 from loopai.run._lanes import Lanes
 from loopai.run._record import error_line, result_line
+from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary, TaskSummary
 from loopai.run._terminal import Progress, Stop, interrupts
 
@@ -66,7 +67,8 @@ class RunOptions:
     batch: int = 256
     """Records whose events are stored in one commit (1 when the input is a pipe: see the module)."""
     say: Callable[[str], None] | None = None
-    """Told what the run waits for at its end, when that lasts (the deliveries still due), or None (quiet)."""
+    """Told what the run waits for, when that lasts (a plugin's call, the deliveries still due at the
+    end), or None (quiet). May be called from another thread."""
 
 
 class _Held:
@@ -131,7 +133,7 @@ class Runner:
         self._lanes = Lanes(host, self.summary.tasks)
         self._progress: Progress | None = None
         self._seconds = {"validate": 0.0, "should_sample": 0.0}
-        self._number = 0  # the line being parsed, for warnings about it
+        self._number = 0  # the line parsed last
         self._held = _Held()
         self._batch = max(1, self.options.batch)
 
@@ -154,11 +156,26 @@ class Runner:
 
     def process(self, lines: Lines) -> None:
         """Process numbered lines (``numbered``), writing each one's result line in order. A
-        None among them says the input is about to wait: what is held is stored and written."""
-        if self.options.concurrency <= 1:
-            self._run_sync(lines)
-        else:
-            asyncio.run(self._run_async(lines))
+        None among them says the input is about to wait: what is held is stored and written.
+        A plugin call that holds the run up is said (``options.say``: see :mod:`._stall`)."""
+        with self._stall_watch():
+            if self.options.concurrency <= 1:
+                self._run_sync(lines)
+            else:
+                asyncio.run(self._run_async(lines))
+
+    def _stall_watch(self) -> contextlib.AbstractContextManager[object]:
+        after, say = self.host.config.dispatch.stall_notice, self.options.say
+        if say is None or after <= 0:
+            return contextlib.nullcontext()
+        one_at_a_time = self.options.concurrency <= 1
+
+        def said(text: str) -> None:
+            if self._progress is not None:
+                self._progress.clear()  # the engine's thread, which draws it, is held up
+            say(text)
+
+        return StallWatch(self.host, said, lambda: self._number, lambda: self._number if one_at_a_time else None, after)
 
     def finish(self) -> None:
         """Complete the summary (hook counts and times, plugin usage) and flush the output."""
@@ -172,9 +189,9 @@ class Runner:
         self.output.flush()
 
     def _parse(self, number: int, raw: bytes) -> tuple[ExecutionRecord, Any]:
+        self._number = number  # for the warning below, and the stall watch
         if self.summary.warnings:  # said once per run: unknown keys need no looking for any more
             return parse_line(raw)
-        self._number = number
         return parse_line(raw, self._unknown)
 
     def _unknown(self, keys: list[str]) -> None:

@@ -48,6 +48,7 @@ class _Collected:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.sending = threading.Lock()  # the stall watch's thread sends too
         self.lines: list[str] = []
         self.since = time.monotonic()
         self.idle = 0.0  # of the time since, spent waiting for lines
@@ -65,12 +66,17 @@ class _Collected:
 
     def flush(self) -> None:
         while self.notices:
-            self.conn.send(("notice", *self.notices.pop(0)))
+            self.send(("notice", *self.notices.pop(0)))
         now = time.monotonic()
         if self.lines:
-            self.conn.send(("results", self.lines, now - self.since - self.idle))
+            self.send(("results", self.lines, now - self.since - self.idle))
             self.lines = []
         self.since, self.idle = now, 0.0
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        """Send ``message`` to the parent (from any thread)."""
+        with self.sending:
+            self.conn.send(message)
 
     def wait(self, conn: Any) -> Any:
         """The parent's next message; the time waiting for it is not work."""
@@ -113,7 +119,8 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     conn.send(("started", [*host.problems[known:], *said]))
     known = len(host.problems)
     output = _Collected(conn)
-    options.warn = lambda text: conn.send(("warn", text))
+    options.warn = lambda text: output.send(("warn", text))
+    options.say = lambda text: output.send(("say", text))  # a plugin call that holds the run up
     runner = Runner(host, {}, output, options)  # type: ignore[arg-type]
     with _notices(output):
         try:

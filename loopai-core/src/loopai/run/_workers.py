@@ -332,6 +332,9 @@ class _Parent:
                     worker.summary = message[1]
                 elif kind == "warn":
                     self._warn(message[1])
+                elif kind == "say":
+                    if self.options.say is not None:
+                        self.options.say(message[1])  # its line numbers are the input's
                 elif kind == "notice" and self._news(worker, message[2]):  # as one process would say it
                     logging.getLogger("loopai.delivery").info("%s", message[1])
                 elif kind == "fatal":
