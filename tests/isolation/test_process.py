@@ -104,17 +104,41 @@ def test_five_crashes_in_a_row_disable_the_plugin_until_reload(plugin_module, ho
     host = hosts(hostile, plugins.Inline(name="neighbour")).start()
 
     problems = [host.validate(execution("exit")).failures[0].problem for _ in range(5)]
-    after = host.validate(execution())
+    after = host.validate(execution())  # a record it would find valid: it is not asked
 
     assert problems == ["crashed"] * 5
-    assert [r.validator_type for r in after.results] == ["neighbour"]  # no longer called
-    assert hostile.enabled is False
     [reason] = host.problems
     assert reason.startswith("validator 'hostile' was disabled after 5 calls in a row lost its worker process")
     assert "fix the plugin, then reload or restart" in reason
+    # A validator fails closed: no record is judged valid without it.
+    assert not after.is_valid and by_name(after)["neighbour"].is_valid
+    [failure] = after.failures
+    assert failure.problem == "disabled"
+    assert failure.message.startswith("validator 'hostile' is disabled after 5 calls in a row lost its worker process")
+    assert "pid" not in by_name(after)["hostile"].metadata  # not called: no worker answered
 
     assert host.reload()  # the reload gives it another chance
     assert by_name(host.validate(execution()))["hostile"].is_valid
+
+
+def test_a_sampler_given_up_on_is_left_out(plugin_module, hosts) -> None:
+    plugins = plugin_module(
+        """
+        class Dies(loopai.SamplerPlugin):
+            isolation = "process"
+
+            def should_sample(self, execution, context):
+                os._exit(3)
+        """
+    )
+    dies = plugins.Dies(name="dies")
+    host = hosts(dies).start()
+
+    problems = [host.should_sample(execution()).failures[0].problem for _ in range(5)]
+    after = host.should_sample(execution())
+
+    assert problems == ["crashed"] * 5
+    assert dies.enabled is False and not after.failures and after.decision is None
 
 
 def test_sync_and_async_callers_and_two_workers_share_the_calls(plugin_module, hosts) -> None:

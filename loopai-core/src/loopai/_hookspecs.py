@@ -63,7 +63,9 @@ class HookSpecs:
         Errors: an exception, a result of another type, a timeout (when one is configured
         for the plugin), or for an isolated plugin a lost worker (``crashed``,
         ``memory-limit``, ``cpu-limit``), is caught; the report names the plugin and the
-        problem, counts that validator as failed, and the other validators still run.
+        problem, counts that validator as failed, and the other validators still run. After
+        five lost workers in a row the validator is not called again until a reload: each
+        call fails at once as ``disabled`` (no record is judged valid without it).
 
         Example::
 

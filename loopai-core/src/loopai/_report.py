@@ -9,7 +9,7 @@ from loopai._models import SamplingDecision, ValidationResult, WebhookEventType
 
 __all__ = ["EmitReport", "PluginFailure", "SamplingReport", "ValidationReport"]
 
-FailureKind = Literal["exception", "wrong-type", "timeout", "crashed", "memory-limit", "cpu-limit"]
+FailureKind = Literal["exception", "wrong-type", "timeout", "crashed", "memory-limit", "cpu-limit", "disabled"]
 """What went wrong in one plugin call (see :class:`PluginFailure`)."""
 
 
@@ -21,7 +21,9 @@ class PluginFailure:
     isolated plugin's worker process is then killed and replaced). For an isolated plugin
     (``isolation = "process"``) it may also be ``crashed`` (its worker process died: a
     segfault, ``os._exit``, a signal), ``memory-limit`` (it ran out of its
-    ``memory_limit_mb``) or ``cpu-limit`` (a call used more than ``cpu_time_limit_s``).
+    ``memory_limit_mb``) or ``cpu-limit`` (a call used more than ``cpu_time_limit_s``), and
+    after five such failures in a row ``disabled`` (the validator was not called: it is given up
+    on until a reload, and each record is judged invalid meanwhile, never valid without it).
     ``error`` is the exception, when there was one.
     """
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from loopai._errors import LoopaiError, StartupError
 from loopai._isolation import Raised, attempt, describe, watch_forks
+from loopai._kinds import VALIDATOR
 from loopai._log import logger
 from loopai._redact import redact
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
@@ -186,8 +187,12 @@ class Host(HostCalls):
         return self._set.lifecycle.closed
 
     def _given_up(self, pool: WorkerPool, reason: str) -> None:
-        """A worker pool gave up on its plugin (crashes in a row, or a startup that failed)."""
-        pool.entry.plugin.enabled = False
+        """A worker pool gave up on its plugin (crashes in a row, or a startup that failed): it is
+        not called again until a reload. A sampler or a handler is disabled (a handler's deliveries
+        wait in the outbox). A validator fails closed: it stays in the plan and each call of it
+        fails at once with ``reason``, so that no record is judged valid without it."""
+        if pool.kind is not VALIDATOR:
+            pool.entry.plugin.enabled = False
         self._problem(reason)
 
     # -- reload ----------------------------------------------------------------------------

@@ -263,14 +263,15 @@ class WorkerPool:
         with self._lock:
             self._losses += 1
             trip = self._losses >= TRIP_AFTER and self.tripped is None
+            why = (
+                f"after {TRIP_AFTER} calls in a row lost its worker process (the last one: {lost}); "
+                "fix the plugin, then reload or restart"
+            )
             if trip:
-                self.tripped = (
-                    f"{self.kind.title} {self.name!r} was disabled after {TRIP_AFTER} calls in a row lost its worker "
-                    f"process (the last one: {lost}); fix the plugin, then reload or restart"
-                )
+                self.tripped = f"{self.kind.title} {self.name!r} was disabled {why}"
         if trip:
             assert self.tripped is not None
-            for handle in self._take_all(WorkerLost(lost.problem, self.tripped)):
+            for handle in self._take_all(WorkerLost("disabled", f"is disabled {why}")):  # what later calls fail with
                 handle.kill()
             self._on_trip(self, self.tripped)
         return lost
