@@ -208,6 +208,103 @@ def test_a_batch_running_at_sigterm_ends_with_its_summary_within_the_shutdown_ti
     assert "Traceback" not in server.log and "timeout graceful shutdown exceeded" not in server.log, server.log
 
 
+@pytest.mark.parametrize("answer", ["client", "json", "stalled"])
+def test_sigterm_while_an_ndjson_upload_is_arriving_answers_the_items_that_came(launcher, kit, answer):
+    """The answer waited for the end of the upload: past the shutdown timeout the client got a 500 and
+    the server logged a traceback. Now the items that came are answered, with the summary saying the
+    service is shutting down and from which item to send again, and the server exits in time. The
+    client reads the answer when its sending is cut off (``stalled``: it sends nothing for a while)."""
+    server = launcher(config=kit.standard_config(serve={"shutdown_timeout": 4}, recorder=False))
+    sent: list[int] = []
+    signalled: list[float] = []
+    exited: list[float] = []
+
+    def items():
+        for n in range(1, 301):  # a minute at five a second: far longer than the shutdown timeout
+            sent.append(n)
+            yield {"id": str(n), "execution": kit.record()}
+            if n == 5:
+                signalled.append(time.monotonic())
+                server.process.send_signal(signal.SIGTERM)
+            time.sleep(6 if answer == "stalled" and n >= 8 else 0.2)
+
+    def watch() -> None:
+        server.process.wait(30)
+        exited.append(time.monotonic())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    if answer == "client":
+        with server.client(timeout=30) as client:
+            stream = client.stream_batch_run(items())
+            ids = [result.id for result in stream]
+        assert stream.summary is not None  # the done event came
+        completed, stopped_by = stream.summary.completed, stream.summary.stopped_by
+    else:
+        response = httpx.post(
+            server.url + "/api/v1/batch/run",
+            content=(json.dumps(item).encode() + b"\n" for item in items()),
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        document = response.json()  # a whole JSON document
+        ids = [result["id"] for result in document["results"]]
+        completed, stopped_by = document["summary"]["completed"], document["summary"]["stopped_by"]
+    watcher.join(30)
+
+    assert stopped_by == f"the service is shutting down: items after item {completed} were not taken (send them again)"
+    assert ids == [str(n) for n in range(1, completed + 1)]
+    assert 5 <= completed < len(sent)
+    if answer == "stalled":
+        assert completed == 8  # every item sent before the client paused
+    assert exited[0] - signalled[0] < 4  # within [serve] shutdown_timeout
+    assert server.process.returncode == 0
+    assert "Traceback" not in server.log and "timeout graceful shutdown exceeded" not in server.log, server.log
+
+
+@pytest.mark.parametrize("upload", ["ndjson", "stalled-json"])
+def test_sigterm_while_a_body_read_whole_is_arriving_refuses_it_cleanly_in_time(launcher, kit, upload):
+    """``batch/validate`` reads its body whole: nothing of it can be done before it has come. It waited
+    past the shutdown timeout, then the client got a 500 and the server logged a traceback. Now it is
+    503 NOT_READY in the error format, saying to send it elsewhere, and the server exits in time."""
+    server = launcher(config=kit.standard_config(serve={"shutdown_timeout": 4}, recorder=False))
+    signalled: list[float] = []
+    exited: list[float] = []
+
+    def body():
+        if upload != "ndjson":
+            yield f'{{"task_id": "{kit.TASK}", "items": ['.encode()
+        for n in range(1, 301):  # a minute at five a second: far longer than the shutdown timeout
+            item = {"id": str(n), "input": {"text": "hello"}, "output": {"label": "positive"}}
+            yield json.dumps(item).encode() + (b"\n" if upload == "ndjson" else b",")
+            if n == 5:
+                signalled.append(time.monotonic())
+                server.process.send_signal(signal.SIGTERM)
+            time.sleep(6 if upload == "stalled-json" and n >= 8 else 0.2)
+
+    def watch() -> None:
+        server.process.wait(30)
+        exited.append(time.monotonic())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    kind = "application/x-ndjson" if upload == "ndjson" else "application/json"
+    response = httpx.post(
+        server.url + "/api/v1/batch/validate", content=body(), headers={"Content-Type": kind}, timeout=30
+    )
+    watcher.join(30)
+
+    assert response.status_code == 503, response.text
+    error = response.json()
+    assert set(error) == {"code", "message", "details", "trace_id", "timestamp"}
+    assert error["code"] == "NOT_READY" and response.headers["retry-after"] == "1"
+    assert error["message"].startswith("the service is shutting down: send the request to another instance")
+    assert exited[0] - signalled[0] < 4  # within [serve] shutdown_timeout
+    assert server.process.returncode == 0
+    assert "Traceback" not in server.log and "timeout graceful shutdown exceeded" not in server.log, server.log
+
+
 def test_the_client_reads_its_url_and_key_from_the_environment(launcher, kit):
     server = launcher(config=kit.standard_config(serve={"api_keys": ["env-key-123"]}))
     environ = {"LOOPAI_URL": server.url, "LOOPAI_API_KEY": "env-key-123"}
@@ -267,6 +364,58 @@ def test_sighup_reloads_the_configuration_without_stopping_the_service(launcher,
         assert client.sample(kit.record()).should_sample  # the new sampler answers: first of its task
     reloads = scrape(server)[("loopai_reloads_total", (("result", "ok"),))]
     assert reloads == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    ("broken", "said"),
+    [
+        ("this is not = = toml\n", "loopai.toml:20:6: invalid TOML: Expected '=' after a key"),
+        ("seed = 1, sampling_rate = 1.5", "loopai.toml:7: samplers.percentage-sampler.sampling_rate: must be <= 1"),
+    ],
+    ids=["invalid-toml", "bad-value"],
+)
+def test_sighup_with_a_broken_configuration_fails_cleanly_and_the_service_keeps_answering(
+    launcher, kit, workers, broken, said
+):
+    """With --workers N each new worker died on the file with a traceback; now the main process checks
+    the file first and the reload fails as with one process: one line naming the file, the line and
+    what to fix, the plugins as they were. A sound file is then reloaded (the workers restarted)."""
+    server = launcher(args=("--workers", str(workers)))
+    assert kit.eventually(lambda: server.log.count("Application startup complete.") == workers), server.log
+    config = server.home / "loopai.toml"
+    if "toml" in broken:
+        config.write_text(kit.standard_config() + "\n" + broken, encoding="utf-8")
+    else:
+        config.write_text(kit.standard_config().replace("seed = 1", broken), encoding="utf-8")
+
+    server.process.send_signal(signal.SIGHUP)
+
+    assert kit.eventually(lambda: "reload failed, nothing changed: " in server.log), server.log
+    failure = next(line for line in server.log.splitlines() if "reload failed" in line)
+    assert failure.startswith("WARNING:") and said in server.log, server.log
+
+    def loaded() -> set[str]:
+        answer = httpx.get(server.url + "/api/v1/plugins")
+        if answer.status_code == 503:  # a worker being retired by a restart, still accepting for a moment
+            return set()
+        assert answer.status_code == 200, answer.text
+        return {p["name"] for p in answer.json() if p["loaded"]}
+
+    for _ in range(4):  # whichever worker answers
+        verdict = httpx.post(server.url + "/api/v1/validate", json={"execution": kit.record()})
+        assert verdict.status_code == 200 and verdict.json()["is_valid"]
+        assert "percentage-sampler" in loaded()
+    assert server.log.count("Started server process") == workers  # no worker was started to die on the file
+    assert "Traceback" not in server.log, server.log
+
+    changed = kit.standard_config().replace(
+        "[plugins.samplers.percentage-sampler]\nconfiguration = { seed = 1 }", "[plugins.samplers.time-based-sampler]"
+    )
+    config.write_text(changed, encoding="utf-8")
+    server.process.send_signal(signal.SIGHUP)
+    assert kit.eventually(lambda: all("time-based-sampler" in loaded() for _ in range(4)), timeout=30), server.log
+    assert server.process.poll() is None and "Traceback" not in server.log, server.log
 
 
 def test_a_reload_puts_the_configurations_new_tasks_table_in_effect_and_says_when_it_is_not_used(

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from loopai._crash import stacks_on_crash
-from loopai._errors import StartupError
+from loopai._errors import LoopaiError, StartupError
 from loopai._log import captured_warnings, logger
 from loopai._models import WebhookEvent
 from loopai._version import core_version
@@ -110,7 +110,7 @@ def create_app(
     install_openapi(
         app, [ValidateRequest, SampleRequest, BatchValidateRequest, BatchRunRequest, BatchRunItem, InboundDelivery]
     )
-    app.add_middleware(BodyLimit, limit=service.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=service.max_body_bytes, service=service)
     app.add_middleware(KeyGate, service=service)  # before any body is read
     app.add_middleware(HttpMetrics, telemetry=telemetry)  # outermost: refusals are counted too
     return app
@@ -118,11 +118,18 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The factory uvicorn calls in each worker process (``--workers N``): the options ``loopai serve``
-    put in ``LOOPAI_SERVE_OPTIONS``, the configuration they name."""
+    put in ``LOOPAI_SERVE_OPTIONS``, the configuration they name. A worker that cannot be built (the
+    configuration changed since the main process checked it) logs why and exits with status 1: no
+    traceback, and uvicorn keeps the workers that run."""
     options = ServeOptions.from_environ(os.environ)
-    config = load_config(options.config)
-    with captured_warnings():  # the plugins' problems: said once, by the parent's check before the workers
-        app = create_app(config, options=options)
+    try:
+        config = load_config(options.config)
+        with captured_warnings():  # the plugins' problems: said once, by the parent's check before the workers
+            app = create_app(config, options=options)
+    except LoopaiError as exc:
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            log.error("worker process %d not started: %s", os.getpid(), problem)
+        raise SystemExit(1) from None
     app.state.service.worker_processes = options.listening(config).workers
     settle_heap()  # a worker is a process of its own
     stacks_on_crash()  # a crash in a plugin's native code prints the stack that names it

@@ -29,16 +29,16 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from loopai._log import logger
 from loopai._plugin import WebhookHandlerPlugin
 from loopai.host import Host, RecordReport
 from loopai.run import Lanes, TaskSummary, error_line, result_line
-from loopai.serve._batch_input import Disconnected, Item
+from loopai.serve._batch_input import Disconnected, Item, ItemSource, next_list, unless
 from loopai.serve._service import Service
 
-__all__ = ["BatchRun", "ItemSource", "Result"]
+__all__ = ["BatchRun", "Result"]
 
 log = logger("loopai.serve")
 
@@ -50,16 +50,6 @@ _QUEUE_SIZE: Final = 8
 (and a batch stopped at shutdown has little left to send)."""
 _CHUNK: Final = 512
 """Results handed on at once: once this many are taken, no more lists are (one list may pass it)."""
-
-
-class ItemSource(Protocol):
-    """Where a batch's items come from, a list at a time (see :mod:`loopai.serve._batch_input`)."""
-
-    total: int | None
-
-    def __aiter__(self) -> AsyncIterator[list[Item]]: ...
-
-    async def discard_rest(self) -> None: ...
 
 
 class Result:
@@ -168,7 +158,7 @@ class BatchRun:
         limit, loop = self.concurrency, asyncio.get_running_loop()
         try:
             try:
-                async for items in self.source:
+                async for items in self._lists():
                     for item in items:
                         if self.service.stop_taking_at is not None and self._out_of_time():
                             break
@@ -198,18 +188,37 @@ class BatchRun:
                 await self._settle_head(window, settled)
             await self._hand_on(settled)
             if self.stopped_by is not None and self.stopped_by != "the client disconnected":
-                with contextlib.suppress(Disconnected):
-                    await self.source.discard_rest()
+                # The client sends its whole body before it reads the answer: let it, unless the server is
+                # stopping. Then the answer goes at once and the connection is closed after it: the client,
+                # its sending cut off, reads the answer.
+                discarding = asyncio.ensure_future(self.source.discard_rest())
+                if await unless(self.service.stop_taking, discarding):
+                    with contextlib.suppress(Disconnected):
+                        discarding.result()
         finally:
             self._tell()  # the stream may have ended already: the metrics are told all the same
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(_END)  # when cancelled, nobody reads any more: never wait here
 
+    async def _lists(self) -> AsyncIterator[list[Item]]:
+        """The source's lists of items until they end, or until the service stops taking them (see
+        :meth:`Service.shutting_down`): a wait for more of an upload ends then, however slowly it comes."""
+        lists = aiter(self.source)
+        while True:
+            coming = asyncio.ensure_future(next_list(lists))
+            if not await unless(self.service.stop_taking, coming):
+                self._out_of_time()
+                return
+            items = coming.result()
+            if items is None:
+                return
+            yield items
+
     def _out_of_time(self) -> bool:
         """Whether the server is stopping and this batch must end now to answer in full (see
         :meth:`Service.shutting_down`); says so in ``stopped_by``."""
         stop_at = self.service.stop_taking_at
-        if stop_at is None or time.monotonic() < stop_at:
+        if stop_at is None or (time.monotonic() < stop_at and not self.service.stop_taking.is_set()):
             return False
         if self.stopped_by is None:
             self.stopped_by = (

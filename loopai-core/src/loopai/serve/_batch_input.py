@@ -6,12 +6,14 @@ becomes an item with an ``error`` (its result says why), as ``loopai run`` does 
 line; blank lines are skipped. Items come in lists, a list per piece of the upload read (at most
 64 KB, see :mod:`._upload`, which reads the upload ahead into a spool), so that a batch takes them
 a list at a time; no line may be longer than the body limit, and none is held whole when it is.
+:func:`unless` is how a batch stops waiting for them when the service is stopping.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from pydantic import ValidationError
 
@@ -21,7 +23,17 @@ from loopai._wire import BatchRunItem
 from loopai.run import Malformed, parse_line
 from loopai.serve._upload import Disconnected, Upload
 
-__all__ = ["LIST_SIZE", "Disconnected", "Item", "ListSource", "NdjsonSource", "parse_item"]
+__all__ = [
+    "LIST_SIZE",
+    "Disconnected",
+    "Item",
+    "ItemSource",
+    "ListSource",
+    "NdjsonSource",
+    "next_list",
+    "parse_item",
+    "unless",
+]
 
 _WRAPPED_KEY = b'"execution"'
 LIST_SIZE: Final = 256
@@ -36,6 +48,16 @@ class Item(NamedTuple):
     execution: ExecutionRecord | None
     expected: Any
     error: str | None
+
+
+class ItemSource(Protocol):
+    """Where a batch's items come from, a list at a time."""
+
+    total: int | None
+
+    def __aiter__(self) -> AsyncIterator[list[Item]]: ...
+
+    async def discard_rest(self) -> None: ...
 
 
 def parse_item(seq: int, raw: bytes) -> Item:
@@ -129,3 +151,30 @@ class NdjsonSource:
     @staticmethod
     def _too_long(seq: int) -> Item:
         return Item(seq, None, None, None, f"item {seq}: the line is longer than max_body_mb")
+
+
+async def next_list(lists: AsyncIterator[list[Item]]) -> list[Item] | None:
+    """The next list of items, or None at the end (a task cannot end with StopAsyncIteration)."""
+    try:
+        return await anext(lists)
+    except StopAsyncIteration:
+        return None
+
+
+async def unless(stop: asyncio.Event, coming: asyncio.Future[Any]) -> bool:
+    """Wait for ``coming`` unless ``stop`` is set first: then ``coming`` is cancelled (an upload's reader
+    is not left waiting for a client that may send nothing more for a while); whether it came."""
+    if not stop.is_set():
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({coming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            coming.cancel()
+            raise
+        finally:
+            stopping.cancel()
+    if coming.done():
+        return True
+    coming.cancel()
+    await asyncio.wait({coming})  # until it has ended
+    return False

@@ -28,6 +28,7 @@ def build_host(
     *,
     meter: Meter | bool = False,
     environ: Mapping[str, str] | None = None,
+    outcome: str = "loopai serve: not started",
 ) -> Host:
     """A host as ``loopai serve`` runs it (not started).
 
@@ -38,7 +39,8 @@ def build_host(
     configuration's ``[tasks]``. Events go through the durable outbox (``[delivery] outbox``,
     ``LOOPAI_OUTBOX``, else the default path). Raises :class:`loopai.ConfigError` for a bad
     tasks file, and, as ``loopai run`` does, when a plugin the configuration names cannot run (it
-    does not load, or its settings are wrong): a service that left it out would answer without it.
+    does not load, or its settings are wrong): a service that left it out would answer without it;
+    its last problem says ``outcome`` and what to do.
     """
     environ = os.environ if environ is None else environ
     selection = Selection.resolve(
@@ -56,7 +58,7 @@ def build_host(
             tasks=tasks,
             environ=environ,
         )
-    refuse_unrunnable(host, config, "loopai serve: not started")  # names its own problems, with their lines
+    refuse_unrunnable(host, config, outcome)  # names its own problems, with their lines
     for problem in config.with_lines(host.problems):
         log.warning("%s", problem)
     host.adjust_plugins(console_to_alerts)

@@ -73,6 +73,6 @@ class KeyGate:
                 return ApiError(401, "UNAUTHORIZED", _REFUSAL, headers=_REFUSED)
             caller = found
         if not service.ready_for_work:
-            return ApiError(503, "NOT_READY", "the service is starting or stopping", headers={"Retry-After": "1"})
+            return service.not_ready()
         scope.setdefault("state", {})["caller"] = caller
         return None

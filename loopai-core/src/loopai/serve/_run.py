@@ -2,7 +2,9 @@
 
 SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight finish for up to
 ``[serve] shutdown_timeout`` seconds, then the lifespan closes the host (deliveries drain; what is
-left stays in the outbox). After a graceful SIGTERM the command exits 0.
+left stays in the outbox). After a graceful SIGTERM the command exits 0. SIGHUP reloads the
+plugins (one process) or restarts the workers once the configuration checks out (see
+:mod:`._workers`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from loopai.serve._app import create_app, settle_heap
 from loopai.serve._building import build_host
 from loopai.serve._options import OPTIONS_VARIABLE, ServeOptions
 from loopai.serve._security import ApiKeys, insecure_binding
+from loopai.serve._workers import Supervisor
 
 __all__ = ["run_service"]
 
@@ -79,7 +82,9 @@ def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping
         host.close()
     with _metrics_directory():
         os.environ[OPTIONS_VARIABLE] = options.to_environ()
-        uvicorn.run(_FACTORY, factory=True, workers=where.workers, **settings)
+        workers = uvicorn.Config(_FACTORY, factory=True, workers=where.workers, **settings)
+        with contextlib.suppress(KeyboardInterrupt):
+            Supervisor(workers, sockets=[workers.bind_socket()]).run()  # what uvicorn.run does, SIGHUP checked
     return 0
 
 

@@ -8,6 +8,7 @@ that reloads the plugins (``Host.areload()``), for SIGHUP and ``POST /api/v1/adm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +66,12 @@ class Service:
         self.stop_taking_at: float | None = None
         """When batches in flight stop taking items (``time.monotonic()``), once the server was asked
         to stop (see :meth:`shutting_down`); None until then."""
+        self.stop_taking = asyncio.Event()
+        """Set at :attr:`stop_taking_at`: a batch waiting for more of an upload stops waiting then."""
+        self.reading: set[asyncio.Task[Any]] = set()
+        """Requests waiting for more of a body read whole: cut off (503) at :attr:`stop_taking_at`
+        (see :mod:`loopai.serve._limits`)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.work: set[asyncio.Task[Any]] = set()
         """Items of batches in flight: each finishes (and emits what it raised) even when its
         client goes away; :meth:`stop` waits for them before closing the host."""
@@ -81,6 +88,7 @@ class Service:
         """Start the plugins (and deliver what the outbox held as pending). The host logs its
         problems itself (the ``loopai`` logger)."""
         await self.host.astart()
+        self._loop = asyncio.get_running_loop()
         if self.inbound_key is None:
             log.info("no [serve] inbound_secret: deliveries to /api/v1/webhooks/receive are refused (401)")
         self._sync = asyncio.create_task(self._sync_metrics(), name="loopai-serve-metrics")
@@ -90,12 +98,27 @@ class Service:
         """The server was asked to stop (SIGTERM, Ctrl-C) and waits up to ``[serve] shutdown_timeout``
         for the requests in flight: new work is refused from now on (503 ``NOT_READY``), and a batch
         in flight stops taking items when a second (a tenth of the timeout, when shorter) is left, so
-        that its answer ends with its summary instead of being cut. Plain attribute writes: called
-        from a signal handler."""
+        that its answer ends with its summary instead of being cut (a batch waiting for more of an
+        upload too: :attr:`stop_taking` is set then); a body read whole that is still arriving then
+        is refused (503), with time left to say so. Called from a signal handler: attribute writes,
+        and a wake-up of the event loop, which stops the taking when the time comes."""
         if self.stop_taking_at is None:
             wait = self.settings.shutdown_timeout
             self.stop_taking_at = time.monotonic() + wait - min(1.0, wait / 10)
+            if self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
+                    self._loop.call_soon_threadsafe(self._stop_taking_in_time)
         self.stopping = True
+
+    def _stop_taking_in_time(self) -> None:
+        assert self.stop_taking_at is not None
+        delay = max(0.0, self.stop_taking_at - time.monotonic())
+        asyncio.get_running_loop().call_later(delay, self._stop_taking)
+
+    def _stop_taking(self) -> None:
+        self.stop_taking.set()
+        for task in self.reading:
+            task.cancel()  # turned into 503 where it waits (loopai.serve._limits)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Let batch items in flight finish (up to ``timeout``, default ``[serve] shutdown_timeout``),
@@ -119,7 +142,8 @@ class Service:
         """Re-read the configuration and swap the new plugin set in without a restart (calls in
         flight finish on the old one); what changed, or why nothing did. Counted in
         ``loopai_reloads_total`` and logged. With ``--workers N`` each worker reloads on its own
-        SIGHUP; SIGHUP to the main process restarts the workers instead (uvicorn's)."""
+        SIGHUP; SIGHUP to the main process restarts the workers instead, once the configuration checks
+        out (see :mod:`._workers`)."""
         self._reloading = True  # the metrics loop leaves the new configuration to this call
         try:
             result = await self.host.areload()  # the host logs what changed, or why nothing did
@@ -175,9 +199,20 @@ class Service:
         return self.started and not self.stopping
 
     def ensure_ready(self) -> None:
-        """Refuse work (503 ``NOT_READY``) before the plugins are started or once stopping."""
+        """Refuse work (:meth:`not_ready`) before the plugins are started or once stopping."""
         if not self.ready_for_work:
-            raise ApiError(503, "NOT_READY", "the service is starting or stopping", headers={"Retry-After": "1"})
+            raise self.not_ready()
+
+    def not_ready(self) -> ApiError:
+        """503 ``NOT_READY`` (``Retry-After: 1``), saying whether the service is starting or stopping
+        and what to do."""
+        if self.stopping:
+            message = (
+                "the service is shutting down: send the request to another instance, or again once it has restarted"
+            )
+        else:
+            message = "the service is starting: send the request again in a moment"
+        return ApiError(503, "NOT_READY", message, headers={"Retry-After": "1"})
 
     async def readiness(self) -> dict[str, str]:
         """Each check (``plugins``, ``outbox``, ``state``) and what it found: ``ok`` or the problem."""

@@ -18,8 +18,8 @@ from starlette.responses import Response, StreamingResponse
 
 from loopai._wire import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchRunRequest, BatchRunResponse, ErrorBody
 from loopai.serve._answers import ERRORS
-from loopai.serve._batch import BatchRun, ItemSource
-from loopai.serve._batch_input import ListSource, NdjsonSource
+from loopai.serve._batch import BatchRun
+from loopai.serve._batch_input import ItemSource, ListSource, NdjsonSource
 from loopai.serve._batch_output import JsonFormat, SseFormat, encoded
 from loopai.serve._deps import Authenticated, ServiceDep, json_document, validated, within_batch_limit
 from loopai.serve._errors import ApiError
@@ -75,7 +75,7 @@ async def batch_run(
     streaming = _STREAM in request.headers.get("accept", "")
     chunks = encoded(run, SseFormat() if streaming else JsonFormat(run.batch_id))
     done = None
-    if upload is not None:  # answered once the upload has ended: the client reads only then
+    if upload is not None:  # answered once the upload has ended (the client reads only then), or the batch (shutdown)
         chunks = await held_until(chunks, upload.finished)
         done = BackgroundTask(upload.close)
     headers = {"X-Batch-Id": str(run.batch_id)}
