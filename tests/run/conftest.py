@@ -92,6 +92,13 @@ class Pauses(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type="pauses")
 
 
+class SlowStart(Pauses):
+    """A Pauses whose startup takes LOOPAI_TEST_PAUSE seconds (default 1.5)."""
+
+    def startup(self, host):
+        time.sleep(float(os.environ.get("LOOPAI_TEST_PAUSE", "1.5")))
+
+
 class SlowSync(loopai.ValidatorPlugin):
     """Takes 20 ms per record: a run long enough to interrupt."""
 
@@ -123,6 +130,15 @@ class FailsToStart(loopai.ValidatorPlugin):
 class Never(loopai.SamplerPlugin):
     def should_sample(self, execution, context):
         return loopai.SamplingDecision(should_sample=False, reason="never", sampler_type="never")
+
+
+class DictOnBad(loopai.SamplerPlugin):
+    """Returns a dict (the wrong type) for records whose output is "bad", else "no"."""
+
+    def should_sample(self, execution, context):
+        if execution.output == "bad":
+            return {"should_sample": True, "reason": "bad"}
+        return loopai.SamplingDecision(should_sample=False, reason="fine", sampler_type="dict-on-bad")
 '''
 
 

@@ -267,3 +267,19 @@ def _command() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "loopai", "run"]
+
+
+def test_a_sampler_that_went_wrong_is_named_in_the_line_of_its_record(tmp_path: Path, kit, config, loopai) -> None:
+    config(samplers={"dict-on-bad": "DictOnBad"})
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(output=o) for o in ("ok", "bad", "ok")])
+
+    result = loopai(str(source), "--no-autoload")
+
+    assert result.code == 0, result.stderr
+    fine, bad, _ = (line["sampling"] for line in result.lines)
+    assert "failures" not in fine
+    assert bad["should_sample"] is False
+    [failure] = bad["failures"]
+    assert failure["plugin"] == "dict-on-bad" and failure["hook"] == "should_sample"
+    assert failure["problem"] == "wrong-type"
+    assert failure["message"].startswith("sampler 'dict-on-bad' returned dict, but should_sample must return")

@@ -179,3 +179,26 @@ def test_progress_line_on_a_terminal(tmp_path: Path, kit) -> None:
     drawn = terminal.getvalue()
     assert drawn.startswith("\r[") and "100.0%" not in drawn[:5]
     assert drawn.endswith("\r\x1b[K")  # erased at the end
+
+
+def test_with_slow_plugins_results_are_written_as_records_finish(tmp_path: Path, kit, config) -> None:
+    config(validators={"pauses": "Pauses"})
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(output="pause") for _ in range(8)])
+    output = tmp_path / "out.jsonl"
+    env = kit.subprocess_env(tmp_path, LOOPAI_TEST_PAUSE="0.4")
+    process = kit.loopai_process(
+        [str(source), "--no-autoload", "-o", str(output)], cwd=tmp_path, env=env, stderr=subprocess.PIPE
+    )
+    try:
+        _wait_until(lambda: (output.exists() and output.stat().st_size > 0) or process.poll() is not None)
+        running = process.poll() is None
+        written = output.read_text(encoding="utf-8")
+    finally:
+        process.communicate(timeout=60)
+
+    assert running, "the run ended before any result was written"
+    # The first results are there well before the run ends (it takes 8 x 0.4 s): whole lines, in order.
+    assert written.endswith("\n") and 1 <= len(written.splitlines()) < 8
+    assert [json.loads(line)["line"] for line in written.splitlines()] == list(range(1, len(written.splitlines()) + 1))
+    assert process.returncode == 0
+    assert len(output.read_text(encoding="utf-8").splitlines()) == 8

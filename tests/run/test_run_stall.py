@@ -62,6 +62,20 @@ def test_a_plugin_with_a_timeout_is_named_with_it(
     assert "; its timeout ends the call after 30 s; Ctrl-C stops the run" in said[0], said
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_startup_hook_that_holds_the_run_up_is_named(tmp_path: Path, kit, config, loopai, workers: str) -> None:
+    config(validators={"slow-start": "SlowStart"}, extra="[dispatch]\nstall_notice = 0.2\n")
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(output="ok")])
+
+    result = loopai(str(source), "--no-autoload", "--workers", workers, "-o", "out.jsonl")
+
+    assert result.code == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "validator 'slow-start'" in line]
+    first = r"loopai run: validator 'slow-start' has taken 0\.[2-9] s to start \(its startup hook\); if it hangs, give"
+    assert re.match(first, said[0]), said
+    assert said[1].startswith("loopai run: validator 'slow-start' is still starting ("), said
+
+
 def test_quiet_runs_and_stall_notice_0_say_nothing(tmp_path: Path, kit, config, loopai) -> None:
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(output="pause")])
     config(validators={"pauses": "Pauses"}, extra="[dispatch]\nstall_notice = 0\n")

@@ -230,6 +230,7 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
         InputError,
         Runner,
         RunOptions,
+        StallWatch,
         WorkerFailed,
         close_after_delivering,
         refuse_unrunnable,
@@ -253,7 +254,8 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
     say_setup(host, recipe.config)
     known = len(host.problems)
     try:
-        host.start()
+        with StallWatch.starting_host(host, options.say):  # a startup hook that hangs is named
+            host.start()
         # A plugin the configuration names whose startup failed is off: as one that cannot load.
         refuse_unrunnable(host, recipe.config, "loopai run: nothing was processed")
         output = outcome.open()  # once the host runs: a refused run leaves an earlier output alone

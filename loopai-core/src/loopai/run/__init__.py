@@ -2,7 +2,8 @@
 
 Input (:mod:`._input`) -> the host's strategies per record (:mod:`._engine`, each task's contexts
 kept in a lane: :mod:`._lanes`) -> output lines
-(:mod:`._record`) and the summary (:mod:`._summary`); :mod:`._terminal` handles Ctrl-C and progress;
+(:mod:`._record`) and the summary (:mod:`._summary`); :mod:`._terminal` handles Ctrl-C and progress,
+:mod:`._stall` names a plugin call that holds the run up;
 :mod:`._workers` runs the same on several processes, each task's records on one (:mod:`._route`);
 :mod:`._setup` is what ``loopai run`` and ``loopai serve`` do with the host they build.
 """
@@ -12,6 +13,7 @@ from loopai.run._input import KNOWN_KEYS, Input, InputError, Malformed, parse_li
 from loopai.run._lanes import Lane, Lanes
 from loopai.run._record import ALERT_EVENTS, error_line, result_line
 from loopai.run._setup import CONSOLE, console_to_alerts, refuse_unrunnable
+from loopai.run._stall import StallWatch
 from loopai.run._summary import Histogram, Summary, TaskSummary
 from loopai.run._terminal import close_after_delivering
 from loopai.run._workers import HostRecipe, WorkerFailed, available_cpus, run_in_workers
@@ -29,6 +31,7 @@ __all__ = [
     "Malformed",
     "RunOptions",
     "Runner",
+    "StallWatch",
     "Summary",
     "TaskSummary",
     "WorkerFailed",

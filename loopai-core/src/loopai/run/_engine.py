@@ -17,9 +17,10 @@ line's ``events`` lists every event the record raised, either way.
 
 A result line is written only once its record's events are stored (``host.emit_many``: with an
 outbox, recorded for the delivery workers, which deliver in the background). Reading a regular
-file, the lines of up to ``RunOptions.batch`` records wait for one commit of all their events;
-from a pipe or stdin each record's line goes out with its own commit, so that a line is never
-held back waiting for input.
+file, the lines of up to ``RunOptions.batch`` records wait for one commit of all their events, and
+none of them longer than :data:`HOLD` seconds (slow plugins: the output grows as records finish, and
+a crash loses at most that much finished work); from a pipe or stdin each record's line goes out
+with its own commit, so that a line is never held back waiting for input.
 
 Several processes (``--workers``) each run one of these on their share of the tasks: see
 :mod:`._workers`.
@@ -71,20 +72,31 @@ class RunOptions:
     end), or None (quiet). May be called from another thread."""
 
 
+HOLD = 0.25
+"""The longest a result line waits for the records after it to share their commit (seconds)."""
+
+
 class _Held:
     """Result lines waiting for their records' events to be stored (written in input order)."""
 
-    __slots__ = ("events", "lines", "records")
+    __slots__ = ("events", "lines", "records", "since")
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.events: list[WebhookEvent] = []
         self.records = 0
+        self.since = 0.0  # when the first of them was added (time.perf_counter())
 
     def add(self, line: str, events: list[WebhookEvent]) -> None:
+        if not self.records:
+            self.since = time.perf_counter()
         self.lines.append(line)
         self.events.extend(events)
         self.records += 1
+
+    def due(self, batch: int) -> bool:
+        """Whether to store and write them now: ``batch`` of them, or the first has waited :data:`HOLD`."""
+        return self.records >= batch or time.perf_counter() - self.since >= HOLD
 
     def clear(self) -> None:
         self.lines.clear()
@@ -242,7 +254,7 @@ class Runner:
                     return
                 continue
             held.add(*self._one_sync(number, execution, expected))
-            if held.records >= batch:
+            if held.due(batch):
                 self._release()
 
     def _release(self) -> None:
@@ -255,6 +267,7 @@ class Runner:
             self._count_emits(reports, time.perf_counter() - started)
         if held.lines:
             self.output.write("".join(held.lines))
+            self.output.flush()  # written as they are released, not when a buffer fills
         held.clear()
 
     async def _arelease(self) -> None:
@@ -266,6 +279,7 @@ class Runner:
             self._count_emits(reports, time.perf_counter() - started)
         if held.lines:
             self.output.write("".join(held.lines))
+            self.output.flush()
         held.clear()
 
     def _one_sync(self, number: int, execution: ExecutionRecord, expected: Any) -> tuple[str, list[WebhookEvent]]:
@@ -333,7 +347,7 @@ class Runner:
 
     async def _ahold(self, line: str, events: list[WebhookEvent]) -> None:
         self._held.add(line + "\n", events)
-        if self._held.records >= self._batch:
+        if self._held.due(self._batch):
             await self._arelease()
 
     async def _one(

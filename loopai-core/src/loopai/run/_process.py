@@ -25,6 +25,7 @@ from loopai._log import captured_warnings
 from loopai.host import Host
 from loopai.run._engine import Runner, RunOptions
 from loopai.run._setup import refuse_unrunnable
+from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary
 from loopai.run._terminal import close_after_delivering
 
@@ -109,7 +110,8 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
         return
     known = len(host.problems)
     try:
-        with captured_warnings() as said:  # what plugins log as they start: the parent says it, once
+        starting = StallWatch.starting_host(host, lambda text: conn.send(("say", text)))  # before "started"
+        with captured_warnings() as said, starting:  # what plugins log as they start: the parent says it, once
             host.start()
         # A plugin the configuration names whose startup failed is off: as one that cannot load.
         refuse_unrunnable(host, host.config, "loopai run: nothing was processed")

@@ -49,7 +49,8 @@ def result_line(
 
     Assembled from pieces rather than encoded as one dict: the pieces that repeat from record
     to record (a valid result's verdict, "not sampled", the event list) are encoded once.
-    UUIDs and integers need no escaping.
+    UUIDs and integers need no escaping. A sampler that went wrong is listed in ``sampling``'s
+    ``failures`` (as a validator that went wrong is an invalid result in ``validation``'s).
     """
     results = ",".join([_result_text(r) for r in validation.results])
     valid = "true" if validation.is_valid else "false"
@@ -92,6 +93,15 @@ def _result_text(result: ValidationResult) -> str:
 
 
 def _sampling_text(sampling: SamplingReport) -> str:
+    if sampling.failures:  # samplers that went wrong (each counted as "no") are named, as failed validators are
+        return _encode(
+            {
+                "should_sample": sampling.should_sample,
+                "reason": sampling.reason,
+                "sampler_type": sampling.sampler_type,
+                "failures": [failure.to_dict() for failure in sampling.failures],
+            }
+        )
     decision = sampling.decision
     if decision is not None:
         reason, sampler = _encode(decision.reason), _encode(sampling.sampler_type)

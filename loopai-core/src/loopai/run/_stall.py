@@ -13,6 +13,7 @@ a timeout is waited for inside the host, which ends the call at its timeout.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -33,7 +34,8 @@ class StallWatch:
     """Says (through ``say``) which plugin call holds the calling thread's run up, once
     ``progress()`` has not changed for ``after`` seconds and a plugin's call is on that thread's
     stack; again when the wait has doubled. ``line()`` is the line being processed, or None when
-    it is not known (records in flight at once). Use as a context manager around the run."""
+    it is not known (records in flight at once). Use as a context manager around the run, or
+    (:meth:`starting`) around the start of the host, whose plugins' ``startup`` hooks may hang too."""
 
     def __init__(
         self,
@@ -42,15 +44,26 @@ class StallWatch:
         progress: Callable[[], object],
         line: Callable[[], int | None],
         after: float,
+        *,
+        starting: bool = False,
     ) -> None:
         self.host = host
         self.say = say
         self.progress = progress
         self.line = line
         self.after = after
+        self.starting = starting
         self._engine = threading.get_ident()  # the thread whose stack is looked at
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="loopai-run-stall-watch", daemon=True)
+
+    @classmethod
+    def starting_host(cls, host: Host, say: Callable[[str], None] | None) -> contextlib.AbstractContextManager[object]:
+        """A watch around ``host.start()`` (none when ``say`` is None or ``[dispatch] stall_notice`` is 0)."""
+        after = host.config.dispatch.stall_notice
+        if say is None or after <= 0:
+            return contextlib.nullcontext()
+        return cls(host, say, lambda: 0, lambda: None, after, starting=True)
 
     def __enter__(self) -> StallWatch:
         self._thread.start()
@@ -88,10 +101,16 @@ class StallWatch:
         what = f"{plugin_title(plugin)} {plugin.name!r}"
         waited = f"{held:.1f} s" if held < 10 else f"{held:.0f} s"
         if again:
-            return f"loopai run: {where} still waits for {what} ({waited})"
+            still = f"{what} is still starting" if self.starting else f"{where} still waits for {what}"
+            return f"loopai run: {still} ({waited})"
         timeout = plugin.timeout or self.host.config.dispatch.default_timeout
         ends = f"its timeout ends the call after {timeout:g} s" if timeout else f"if it hangs, {GIVE_TIMEOUT}"
-        return f"loopai run: {where} has waited {waited} for {what}; {ends}; Ctrl-C stops the run"
+        held_up = (
+            f"{what} has taken {waited} to start (its startup hook)"
+            if self.starting
+            else (f"{where} has waited {waited} for {what}")
+        )
+        return f"loopai run: {held_up}; {ends}; Ctrl-C stops the run"
 
 
 def _outward(frame: FrameType | None) -> Iterator[FrameType]:

@@ -246,6 +246,7 @@ class _Parent:
                 return
             worker, number = self.order[0]
             worker.feed(force=True)  # the oldest line may be waiting in the parent
+            self.output.flush()  # what is written is in the file while the workers work
             with self.changed:
                 while not worker.results and worker.death is None:
                     for each in self.workers:  # the others keep working meanwhile
