@@ -375,6 +375,23 @@ def test_a_default_that_breaks_its_own_constraint_is_named_as_such() -> None:
     assert "DefaultOutOfBounds.Config: a default breaks its own field's constraints; fix the default" in failure
     assert "DefaultOutOfBounds.Config.rate: must be <= 1 (got 5.0)" in failure
     assert "JSON round trip" not in failure
+    assert "refused its default settings" not in failure  # said once, as a default to fix
+
+
+def test_a_default_that_breaks_its_own_constraint_is_refused_where_it_is_used() -> None:
+    """As a host refuses a wrong value: pydantic alone would let the default through, unvalidated."""
+    with pytest.raises(loopai.PluginSettingsError) as refused:
+        DefaultOutOfBounds()
+    set_in_code = DefaultOutOfBounds({"rate": 0.5})
+
+    assert refused.value.problems == [
+        "default-out-of-bounds.rate: must be <= 1 (got 5.0): that is the default of DefaultOutOfBounds.Config.rate, "
+        "which breaks its own field's constraints; set rate in the configuration, or fix the default in the plugin "
+        "(or ask its maintainers to)"
+    ]
+    assert set_in_code.config.rate == 0.5
+    with pytest.raises(loopai.PluginSettingsError, match=r"that is the default of DefaultOutOfBounds\.Config\.rate"):
+        set_in_code.configure({})
 
 
 class Hangs(loopai.ValidatorPlugin):

@@ -182,6 +182,7 @@ def test_plugins_show_shows_the_settings_schema(project, cli) -> None:
         "default": 0.1,
         "description": "Share of executions to sample, 0..1, when the context gives no rate of its own.",
         "secret": False,
+        "default_breaks_constraints": False,
     }
     assert info["settings"] == {"sampling_rate": 0.1, "seed": None}
     assert (info["name"], info["kind"], info["status"], info["loaded"]) == ("percentage-sampler", "sampler", "ok", True)

@@ -234,3 +234,41 @@ def test_a_cycle_of_order_constraints_or_requirements_is_a_warning_not_an_error(
     warnings = [line for line in checked.err.splitlines() if line.startswith("warning: ")]
     assert any("'first', 'second' are in a cycle of run_before/run_after constraints" in w for w in warnings)
     assert any("plugins 'first', 'second' require each other" in w for w in warnings)
+
+
+def test_a_misspelt_run_before_name_is_a_warning_with_the_closest_name(project, cli) -> None:
+    """As loopai run says it: the plugin runs, by priority, and loopai plugins check counts it as a problem."""
+    project.write(
+        "loopai.toml",
+        "autoload = false\n"
+        "[plugins.validators.first]\n"
+        'factory = "loopai_cli_plugins:Judge"\n'
+        'run_before = ["secnod"]\n'
+        "[plugins.validators.second]\n"
+        'factory = "loopai_cli_plugins:Judge"\n',
+    )
+
+    checked = cli("config", "check")
+    plugins = cli("plugins", "check")
+
+    assert checked.code == 0, checked.err
+    [warning] = [line for line in checked.err.splitlines() if line.startswith("warning: ")]
+    assert warning == (
+        "warning: validator 'first': run_before 'secnod' is ignored: 'secnod' is not a registered validator "
+        "(did you mean 'second'?); correct the name in the run_before key of its [plugins.validators.first] "
+        "table (or wherever it was set)"
+    )
+    assert plugins.code == 1
+    assert warning.removeprefix("warning: ") in plugins.err
+
+
+def test_a_factory_naming_a_misspelt_class_gets_the_closest_name(project, cli) -> None:
+    project.write("loopai.toml", '[plugins.validators.judge]\nfactory = "loopai_cli_plugins:Judg"\n')
+
+    checked = cli("config", "check")
+
+    assert checked.code == 1
+    assert (
+        "loopai.toml:2: validators.judge.factory: cannot import 'loopai_cli_plugins:Judg': module "
+        "'loopai_cli_plugins' has no attribute 'Judg' (did you mean 'Judge'?); correct it"
+    ) in checked.err

@@ -250,10 +250,14 @@ class Site:
 
     def cli(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """``python -m loopai plugins ARGS`` with this site first on the path, run in ``workdir``."""
+        return self.loopai("plugins", *args, env=env)
+
+    def loopai(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``python -m loopai ARGS`` (any command) with this site first on the path, run in ``workdir``."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("LOOPAI_")}
         environ = {**base, **self.environ, "PYTHONPATH": os.pathsep.join(self.paths[:2]), **(env or {})}
         return subprocess.run(
-            [sys.executable, "-m", "loopai", "plugins", *args],
+            [sys.executable, "-m", "loopai", *args],
             env=environ,
             cwd=self.workdir,
             capture_output=True,

@@ -434,7 +434,7 @@ def test_list_load_and_show_say_why_a_loaded_plugin_is_off(site: Site) -> None:
     assert "priority:      20" in shown.stdout
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.splitlines() == [
-        "ok: 1 plugin(s) loaded, 1 turned off",
+        "ok: 1 plugin(s) loaded and started, 1 turned off",
         f"  off: webhook-handler 'poster' (loopai-poster): {why}",
     ]
 

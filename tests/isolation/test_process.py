@@ -86,16 +86,62 @@ def test_a_hostile_call_fails_by_name_and_the_host_and_the_others_go_on(
     assert host.problems == []
 
 
+def line_of(module: Any, text: str) -> str:
+    """``/path/module.py:12``: the file and line of ``module`` where ``text`` is."""
+    lines = Path(module.__file__).read_text(encoding="utf-8").splitlines()
+    return f"{module.__file__}:{next(n for n, line in enumerate(lines, 1) if text in line)}"
+
+
 def test_an_exception_in_the_worker_is_named_like_one_in_the_host_and_keeps_the_worker(plugin_module, hosts) -> None:
     plugins = plugin_module(HOSTILE)
     host = hosts(plugins.Hostile(name="hostile"))
+    inline = plugins.Hostile(name="hostile")
+    inline.isolation = "inline"
     pid = by_name(host.validate(execution()))["hostile"].metadata["pid"]
 
     [failure] = host.validate(execution("raise")).failures
+    [in_the_host] = hosts(inline).validate(execution("raise")).failures
 
+    where = line_of(plugins, 'raise LookupError("no such row")')
     assert failure.problem == "exception"
-    assert failure.message == "validator 'hostile' raised LookupError: no such row (in its worker process)"
+    assert failure.message == f"validator 'hostile' raised LookupError: no such row (at {where}, in its worker process)"
+    assert in_the_host.message == f"validator 'hostile' raised LookupError: no such row (at {where})"
     assert by_name(host.validate(execution()))["hostile"].metadata["pid"] == pid
+
+
+def test_an_exception_raised_deeper_is_named_at_the_line_of_the_plugins_own_module(plugin_module, hosts) -> None:
+    plugins = plugin_module(
+        """
+        import json
+
+        class Parses(loopai.ValidatorPlugin):
+            isolation = "process"
+
+            def validate(self, execution, context):
+                return valid(self.name, parsed=json.loads(execution.input))
+        """
+    )
+    host = hosts(plugins.Parses(name="parses"))
+
+    [failure] = host.validate(execution("{not json")).failures
+
+    # Raised inside the json module, named where the plugin's code called it.
+    assert failure.message.startswith("validator 'parses' raised JSONDecodeError: Expecting property name")
+    assert failure.message.endswith(f"(at {line_of(plugins, 'json.loads(')}, in its worker process)")
+
+
+def test_a_crash_names_the_line_of_the_plugin_it_crashed_on(plugin_module, hosts) -> None:
+    plugins = plugin_module(HOSTILE)
+    host = hosts(plugins.Hostile(name="hostile"))
+
+    [failure] = host.validate(execution("segfault")).failures
+
+    # The innermost frame is ctypes' own string_at: the plugin's line is the one named.
+    assert failure.problem == "crashed"
+    assert failure.message == (
+        "validator 'hostile' crashed: its worker process was killed by SIGSEGV (a segmentation fault) "
+        f"at {line_of(plugins, 'ctypes.string_at(0)')}; it was replaced"
+    )
 
 
 def test_five_crashes_in_a_row_disable_the_plugin_until_reload(plugin_module, hosts) -> None:
@@ -221,7 +267,10 @@ def test_a_startup_that_raises_in_the_worker_disables_the_plugin(plugin_module, 
     host = hosts(plugins.Broken(name="broken"), plugins.Inline(name="neighbour")).start()
 
     assert [r.validator_type for r in host.validate(execution()).results] == ["neighbour"]
-    assert host.problems == ["plugin 'broken' failed to start and was disabled: ConnectionError: database unreachable"]
+    [problem] = host.problems
+    assert problem.startswith(
+        "plugin 'broken' failed to start and was disabled: ConnectionError: database unreachable;"
+    )
 
 
 def test_isolation_from_the_configuration_with_a_factory(plugin_module, tmp_path: Path) -> None:
@@ -337,6 +386,27 @@ def test_an_isolated_handler_that_crashes_is_retried_on_a_new_worker(plugin_modu
 
     assert report.ok and report.delivered == ("flaky",)
     assert marker.exists()
+
+
+def test_an_isolated_handler_that_returns_a_value_is_delivered_and_said_once(plugin_module, hosts, caplog) -> None:
+    plugins = plugin_module(
+        """
+        class Pager(loopai.WebhookHandlerPlugin):
+            isolation = "process"
+
+            def handle_event(self, event, context):
+                return {"ok": False}  # the value stays in the worker: its type is named
+        """
+    )
+    host = hosts(plugins.Pager(name="pager"))
+
+    reports = [host.emit(loopai.WebhookEvent(event_type="task.created")) for _ in range(2)]
+
+    assert [report.delivered for report in reports] == [("pager",), ("pager",)]
+    assert [r.getMessage() for r in caplog.records if r.name == "loopai.delivery"] == [
+        "webhook handler 'pager' returned a dict from handle_event: the delivery counts as made; "
+        "raise an exception to have it retried"
+    ]
 
 
 def test_check_plugin_calls_an_isolated_plugin_only_in_its_workers_and_names_its_crash(plugin_module) -> None:

@@ -113,7 +113,8 @@ class HookSpecs:
         :param event: the event (read-only); only types in the handler's ``supported_events`` arrive.
         :param context: the handler's settings, ``retry_attempt`` (0 on the first try),
             ``max_retries`` and ``is_dry_run`` (when true, describe but do not send).
-        :returns: nothing; the return value is ignored. Success is "did not raise".
+        :returns: nothing; the return value is ignored. Success is "did not raise" (a handler that
+            returns a value, ``False`` say, is still delivered, and the host warns once).
 
         Order: every enabled handler that supports the event type is called, in the
         effective order (``run_before`` / ``run_after``, then highest ``priority`` first);

@@ -8,7 +8,9 @@ caller was not cancelled) is the plugin's failure like any other exception.
 
 Every call into plugin code goes through :func:`guarded` or :func:`aguarded` (dispatch wraps each
 plugin function once, when it lays out the plugin set) or :func:`attempt` (one-off calls:
-imports, constructors, lifecycle hooks): the ``try`` lives here and nowhere else.
+imports, constructors, lifecycle hooks): the ``try`` lives here and nowhere else. What was raised
+is said by :func:`describe`, and where by :func:`where_raised` (:func:`where_written` for a stack
+another process wrote out: an isolated plugin's worker).
 
 A process that a plugin forks during a call into plugin code (a hook, an import, a
 constructor) never runs the host's work: when control would come back from the plugin into
@@ -22,13 +24,26 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
-from types import FrameType
+from collections.abc import Awaitable, Callable, Iterable
+from types import FrameType, ModuleType
 from typing import Any, Final, TypeVar
 
-__all__ = ["PASS_THROUGH", "Raised", "aguarded", "attempt", "describe", "guarded", "raised_at", "watch_forks"]
+__all__ = [
+    "PASS_THROUGH",
+    "Raised",
+    "aguarded",
+    "attempt",
+    "describe",
+    "guarded",
+    "own_file",
+    "raised_at",
+    "watch_forks",
+    "where_raised",
+    "where_written",
+]
 
 PASS_THROUGH: Final = (KeyboardInterrupt, GeneratorExit)
 """What a plugin call may raise that the host lets through instead of isolating."""
@@ -55,18 +70,50 @@ def describe(exc: BaseException) -> str:
 
 
 def raised_at(exc: BaseException, own: str | None = None) -> str:
-    """`` (at /path/module.py:3)``: where ``exc`` was raised (for a syntax error, where the source is
-    wrong); with ``own`` (a module's file), the last line of that file it passed through, when it did.
-    Nothing when that is not known. Reads no source."""
-    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        return f" (at {exc.filename}:{exc.lineno})"
-    last = mine = None
-    for frame, line in traceback.walk_tb(exc.__traceback__):
-        last = (frame.f_code.co_filename, line)
-        if last[0] == own:
-            mine = last
-    where = mine or last
+    """`` (at /path/module.py:3)``: where ``exc`` was raised (see :func:`where_raised`); nothing when
+    that is not known. Reads no source."""
+    where = where_raised(exc, own)
     return f" (at {where[0]}:{where[1]})" if where is not None else ""
+
+
+def where_raised(exc: BaseException, own: str | None = None) -> tuple[str, int] | None:
+    """The file and line where ``exc`` was raised (for a syntax error, where the source is wrong);
+    with ``own`` (a module's file), the last line of that file it passed through, when it did."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return exc.filename, exc.lineno
+    frames = ((frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(exc.__traceback__))
+    return _innermost(frames, own)
+
+
+def where_written(text: str, own: str | None = None, *, newest_first: bool = False) -> tuple[str, int] | None:
+    """:func:`where_raised` for a stack written out as text, by another process: a formatted
+    traceback (oldest frame first; of a chain, the last exception's) or, with ``newest_first``, a
+    ``faulthandler`` dump. None when the text names no frame."""
+    if not newest_first:
+        text = text[max(text.rfind("Traceback (most recent call last):"), 0) :]
+    frames = [(found[1], int(found[2])) for found in re.finditer(r'^  File "(.+)", line (\d+)', text, re.MULTILINE)]
+    if newest_first:
+        frames.reverse()
+    return _innermost(frames, own)
+
+
+def _innermost(frames: Iterable[tuple[str, int]], own: str | None) -> tuple[str, int] | None:
+    """Of ``frames`` (oldest first), the last in ``own``, else the last."""
+    last = mine = None
+    for where in frames:
+        last = where
+        if where[0] == own:
+            mine = where
+    return mine or last
+
+
+def own_file(plugin: object) -> str | None:
+    """The file of the module a plugin's code is in: a module of hook functions (what an adapter
+    ``wraps``) itself, else its class's module. None when it has none (built in code, say)."""
+    target = getattr(plugin, "wraps", plugin)
+    module = target if isinstance(target, ModuleType) else sys.modules.get(type(target).__module__)
+    found = getattr(module, "__file__", None)
+    return found if isinstance(found, str) else None
 
 
 def guarded(function: Callable[..., T]) -> Callable[..., T | Raised]:

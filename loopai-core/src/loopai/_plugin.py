@@ -41,6 +41,7 @@ __all__ = [
     "SamplerPlugin",
     "ValidatorPlugin",
     "WebhookHandlerPlugin",
+    "broken_defaults",
     "validate_settings",
 ]
 
@@ -83,7 +84,9 @@ def validate_settings(model: type[BaseModel] | None, raw: Any, where: str) -> An
 
     ``where`` prefixes every problem line (``loopai.toml: samplers.percentage-sampler``).
     Returns a model instance, or ``dict(raw)`` when the plugin declares no model.
-    Raises :class:`loopai.PluginSettingsError` listing every wrong field, and
+    Raises :class:`loopai.PluginSettingsError` listing every wrong field (a setting that ``raw``
+    leaves out and whose default breaks its own field's constraints among them: see
+    :func:`broken_defaults`), and
     :class:`loopai.PluginError` when ``model`` is not a pydantic model.
     """
     if model is None:
@@ -95,17 +98,59 @@ def validate_settings(model: type[BaseModel] | None, raw: Any, where: str) -> An
             "the plugin's settings (class Config(BaseModel): ...)",
         )
     if isinstance(raw, model):
-        return raw
-    if isinstance(raw, BaseModel):
-        raw = raw.model_dump()
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise PluginSettingsError(where, [f"{where}: settings must be a table, got {type(raw).__name__}"])
+        settings = raw
+    else:
+        if isinstance(raw, BaseModel):
+            raw = raw.model_dump()
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise PluginSettingsError(where, [f"{where}: settings must be a table, got {type(raw).__name__}"])
+        try:
+            settings = _strict_model(model).model_validate(_normalise_keys(model, raw))
+        except ValidationError as exc:
+            raise PluginSettingsError(where, describe_validation_error(exc, where, model)) from None
+    broken = broken_defaults(model, settings, where)
+    if broken:
+        raise PluginSettingsError(where, [line for lines in broken.values() for line in lines])
+    return settings
+
+
+def broken_defaults(model: type[BaseModel], settings: BaseModel | None, where: str) -> dict[str, list[str]]:
+    """The settings of ``settings`` (an instance of ``model``; None: the defaults alone) that took a
+    default breaking its own field's constraints, by field name, each with the lines that say so
+    (one per broken constraint); empty when there is none.
+
+    pydantic does not validate defaults, so ``rate: float = Field(default=1.5, le=1)`` would reach
+    the plugin unseen. Each line names the setting (after ``where``), the constraint, the default and
+    what to do: ``loopai.toml: samplers.s.rate: must be <= 1 (got 1.5): that is the default of
+    S.Config.rate, which breaks its own field's constraints; set rate in the configuration, or fix
+    the default in the plugin ...``. The host refuses such settings (:func:`validate_settings`) as it
+    refuses a wrong value, and :func:`loopai.testing.check_settings` reports them.
+    """
+    if settings is None:
+        settings = model.model_construct()
+    given = settings.model_fields_set
+    defaulted = {name for name, field in model.model_fields.items() if name not in given and not field.is_required()}
+    if not defaulted:
+        return {}
     try:
-        return _strict_model(model).model_validate(_normalise_keys(model, raw))
+        _strict_model(model).model_validate(settings.model_dump())
     except ValidationError as exc:
-        raise PluginSettingsError(where, describe_validation_error(exc, where, model)) from None
+        lines = describe_validation_error(exc, where, model)
+        errors = exc.errors(include_url=False)
+    else:
+        return {}
+    owner = getattr(model, "__qualname__", model.__name__)
+    broken: dict[str, list[str]] = {}
+    for error, line in zip(errors, lines, strict=True):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field in defaulted:
+            broken.setdefault(field, []).append(
+                f"{line}: that is the default of {owner}.{field}, which breaks its own field's constraints; "
+                f"set {field} in the configuration, or fix the default in the plugin (or ask its maintainers to)"
+            )
+    return broken
 
 
 class _PickledSettings:

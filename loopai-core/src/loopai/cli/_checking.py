@@ -43,20 +43,24 @@ def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], 
             continue
         lines = [line for line in (record.reason or "").splitlines() if line.startswith(config.where_prefix())]
         errors += lines or [f"{config.where(record.kind, record.name)}: {record.problem()}"]
-    cycles = _cycles(host)  # plugins run (by priority) all the same: said as warnings, as loopai run does
+    # Plugins run all the same (by priority, without the misspelt constraint): said as warnings, as
+    # loopai run says them.
+    ordering = _order_problems(host)
     for problem in host.problems:
-        if problem in cycles:
+        if problem in ordering:
             warnings.append(problem)
         elif problem not in said:
             errors += problem.splitlines()  # a plugin's settings problems come as one line each
     return [error for error in errors if not reading.already_reported(error)], warnings
 
 
-def _cycles(host: Any) -> set[str]:
-    """What ``host`` said of cycles: of run_before/run_after constraints, and of requires_plugins."""
+def _order_problems(host: Any) -> set[str]:
+    """What ``host`` said of its plugins' order: cycles of run_before/run_after constraints and of
+    requires_plugins, and misspelt names in run_before/run_after."""
     from loopai.registry import requirement_cycles
 
-    said = {line for ordering in host.call_order().values() for line in ordering.cycle_report}
+    orderings = host.call_order().values()
+    said = {line for ordering in orderings for line in (*ordering.cycle_report, *ordering.misspelt)}
     return said | set(requirement_cycles(entry for entry in host.registry if entry.plugin.enabled))
 
 

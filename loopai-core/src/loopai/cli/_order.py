@@ -2,7 +2,8 @@
 
 The order is the one every dispatch uses, sync and async: ``run_before`` / ``run_after``
 constraints between plugins of one kind first, then priority, then name. Constraints naming
-an absent plugin are listed as notes; cycles are reported naming every plugin in them.
+an absent plugin are listed as notes (with "did you mean" when the name is close to one that is
+there); cycles are reported naming every plugin in them.
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ The order in which the host calls each kind's enabled plugins, and why each plug
 where it stands: the run_before / run_after constraint that placed it (class attributes, or
 the keys of the same names in the plugin's configuration table), else its priority (higher
 first) and then its name. A constraint naming a plugin that is not loaded and enabled is
-ignored, with a note; plugins whose constraints form a cycle run by priority among
-themselves, and the cycle is reported. Plugins disabled because a plugin they require
-(requires_plugins) is missing are listed last.
+ignored, with a note; a name close to a plugin of the kind that is there gets "did you mean"
+and is also in "misspelt" (loopai plugins check counts it as a problem, loopai run warns).
+Plugins whose constraints form a cycle run by priority among themselves, and the cycle is
+reported. Plugins disabled because a plugin they require (requires_plugins) is missing are
+listed last.
 
-Exit status: 0; 1 in strict mode when there is a cycle or a missing required plugin.
+Exit status: 0; 1 in strict mode when there is a cycle, a misspelt name or a missing
+required plugin.
 
 JSON: {"kinds": [{"kind", "order": [{"position", "name", "priority", "reason"}], "notes",
-"cycles": [{"plugins", "report"}]}], "missing_plugins": [{"kind", "name", "reason"}]}.
+"misspelt", "cycles": [{"plugins", "report"}]}], "missing_plugins": [{"kind", "name",
+"reason"}]}.
 """
 
 
@@ -68,7 +73,7 @@ def _order(args: argparse.Namespace) -> int:
         print(json.dumps({"kinds": [o.to_dict() for o in orderings], "missing_plugins": missing}, indent=2))
     else:
         _print_orders(orderings, missing)
-    problems = [line for o in orderings for line in o.cycle_report]
+    problems = [line for o in orderings for line in (*o.cycle_report, *o.misspelt)]
     problems += [f"{m['kind']} {m['name']!r} is missing-plugin: {m['reason']}" for m in missing]
     if problems and strict_of(args, config_or_exit(args)):
         print_problems(problems)

@@ -63,8 +63,20 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     listing.add_argument("--load", action="store_true", help="also import and construct them; report failures")
     listing.set_defaults(handler=_list)
 
-    check = sub.add_parser("check", parents=[parent], help="load every selected plugin; exit 1 listing problems")
+    check = sub.add_parser(
+        "check",
+        parents=[parent],
+        help="load and start every selected plugin; exit 1 listing problems",
+        description=_CHECK_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument("--json", action="store_true", help="print the result as a JSON object")
+    check.add_argument(
+        "--no-start",
+        dest="start",
+        action="store_false",
+        help="load the plugins without running their startup hooks (for hooks that must not run here)",
+    )
     check.set_defaults(handler=_check)
 
     for name, (module, about) in _ELSEWHERE.items():
@@ -109,13 +121,37 @@ entry_point, group, loaded and warnings.
 """
 
 
-def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> tuple[list[Any], list[str], bool]:
+_CHECK_DESCRIPTION = """\
+Load every selected plugin as loopai run does (import, construct, apply the
+configuration's settings, settle order and dependencies), then start them: run
+their startup hooks, then their shutdown hooks, as a run would, so that a plugin
+that cannot start here (a server it cannot reach, say) is found now rather than
+by loopai run. Nothing is delivered: the outbox is left alone. --no-start skips
+the startup hooks, for plugins whose startup must not run on this machine.
+(loopai config check starts nothing: it checks the file and the settings.)
+
+Exit status: 0 when nothing is wrong; 1 listing every problem: a plugin that
+fails to import, build, take its settings or start; a misspelt name in a
+plugin's run_before / run_after or requires_plugins; a cycle of constraints.
+Strict mode (--strict) counts warnings as problems too.
+
+JSON: {"ok", "strict", "started", "loaded": [{"name", "kind", "distribution"}],
+"turned_off": [{"name", "kind", "distribution", "reason"}], "problems",
+"warnings"}.
+"""
+
+
+def _records(
+    args: argparse.Namespace, *, load: bool, looking: bool = False, start: bool = False
+) -> tuple[list[Any], list[str], bool]:
     """Discovered plugins, their problems and whether strict mode is on.
 
     Problems are those of the plugins of ``--kind`` (when given) and, with ``load``, those
-    the host found applying the configuration. In strict mode a plugin's warning is a problem
-    too, and the plugin ``failed``, as a strict host would have it. ``looking`` (a listing)
-    lets a ``${VAR}`` be unset: it is noted, not an error.
+    the host found applying the configuration; with ``start`` too, those of starting the
+    plugins (their startup hooks run, then their shutdown hooks; no outbox is opened, so
+    nothing is delivered): such a plugin is ``failed``. In strict mode a plugin's warning is
+    a problem too, and the plugin ``failed``, as a strict host would have it. ``looking`` (a
+    listing) lets a ``${VAR}`` be unset: it is noted, not an error.
     """
     from loopai.discovery import discover
 
@@ -135,7 +171,9 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
 
     # Never strict here: a listing must show the broken plugins, not stop at them.
     with plugin_output_to_stderr():
-        host = Host(config, discover=True, selection=selection, strict=False)
+        host = Host(config, discover=True, selection=selection, strict=False, outbox=False if start else None)
+        if start:
+            _start(host)
         host.close()
     records = host.discovered
     reported = [r.reason for r in records if _has_problem(r) and r.reason]
@@ -154,6 +192,25 @@ def _records(args: argparse.Namespace, *, load: bool, looking: bool = False) -> 
     for record in warned:
         record.warnings = [next(located) for _ in record.warnings]
     return records, config.with_lines(problems), strict
+
+
+def _start(host: Any) -> None:
+    """Start ``host`` (its plugins' startup hooks; it is closed after): a plugin whose startup fails
+    is disabled and named in the host's problems, and its record becomes ``failed`` with that reason.
+    What keeps the host from starting at all (a state store it cannot reach) is a problem too."""
+    from loopai._errors import LoopaiError
+
+    known = len(host.problems)
+    try:
+        host.start()
+    except LoopaiError as exc:
+        host.problems.append(str(exc))
+        return
+    for problem in host.problems[known:]:
+        for record in host.discovered:
+            if record.loaded and f"{record.name!r} failed to start" in problem:
+                record.fail("failed", problem)
+                record.loaded = False
 
 
 def _has_problem(record: Any) -> bool:
@@ -218,12 +275,12 @@ def _order_notes(record: Any) -> list[str]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    records, problems, strict = _records(args, load=True)
+    records, problems, strict = _records(args, load=True, start=args.start)
     loaded = [r for r in records if r.loaded]
     off = [r for r in records if r.status == "disabled"]
     warnings = [] if strict else [w for r in records for w in r.warnings]  # strict: among the problems
     if args.json:
-        print(json.dumps(_check_report(loaded, off, problems, warnings, strict), indent=2))
+        print(json.dumps(_check_report(loaded, off, problems, warnings, strict, args.start), indent=2))
         return 1 if problems else 0
     from loopai.cli._output import warn  # here: loopai --version and --help never need logging
 
@@ -234,7 +291,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s); {len(loaded)} plugin(s) loaded, {len(off)} turned off", file=sys.stderr)
         _print_turned_off(off, sys.stderr)
         return 1
-    print(f"ok: {len(loaded)} plugin(s) loaded, {len(off)} turned off")
+    started = "loaded and started" if args.start else "loaded (not started: --no-start)"
+    print(f"ok: {len(loaded)} plugin(s) {started}, {len(off)} turned off")
     _print_turned_off(off, sys.stdout)
     return 0
 
@@ -244,13 +302,16 @@ def _print_turned_off(off: list[Any], stream: Any) -> None:
         print(f"  off: {record.kind} {record.name!r} ({record.distribution}): {record.reason}", file=stream)
 
 
-def _check_report(loaded: list[Any], off: list[Any], problems: list[str], warnings: list[str], strict: bool) -> Any:
+def _check_report(
+    loaded: list[Any], off: list[Any], problems: list[str], warnings: list[str], strict: bool, started: bool
+) -> Any:
     def brief(record: Any) -> dict[str, Any]:
         return {"name": record.name, "kind": record.kind, "distribution": record.distribution, "reason": record.reason}
 
     return {
         "ok": not problems,
         "strict": strict,
+        "started": started,
         "loaded": [{"name": r.name, "kind": r.kind, "distribution": r.distribution} for r in loaded],
         "turned_off": [brief(record) for record in off],
         "problems": problems,

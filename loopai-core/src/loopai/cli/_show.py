@@ -162,19 +162,30 @@ def _print_schema(schema: list[dict[str, Any]] | None) -> None:
     for row, field in zip(rows, schema, strict=True):
         cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print(f"    {cells}  {field['description'] or ''}".rstrip())
+    if any(field.get("default_breaks_constraints") for field in schema):
+        print(
+            "  (invalid): the default breaks the field's own constraints, and the host refuses the plugin "
+            "unless the configuration sets the value; fix the default in the plugin (or ask its maintainers to)"
+        )
 
 
 def _default(field: dict[str, Any]) -> str:
     if field["required"]:
         return "required"
-    return "default (none)" if field["default"] is None else f"default {json.dumps(field['default'])}"
+    shown = "default (none)" if field["default"] is None else f"default {json.dumps(field['default'])}"
+    return f"{shown} (invalid)" if field.get("default_breaks_constraints") else shown
 
 
 def settings_schema(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """One entry per setting of ``model``: name, type (with its bounds), required, default, description, secret."""
+    """One entry per setting of ``model``: name, type (with its bounds), required, default, description, secret,
+    and whether the default breaks the field's own constraints."""
+    from loopai._isolation import Raised, attempt
+    from loopai._plugin import broken_defaults
     from loopai._redact import REDACTED, holds_secret
 
     docs = _attribute_docs(model)
+    broken = attempt(broken_defaults, model, None, "")  # the host refuses such a default wherever it is used
+    broken = {} if isinstance(broken, Raised) else broken  # the model's own validator raised: said when loading
     by_name = bool(model.model_config.get("populate_by_name"))  # then the field's name is written, its alias too
     schema = []
     for name, field in model.model_fields.items():
@@ -193,6 +204,7 @@ def settings_schema(model: type[BaseModel]) -> list[dict[str, Any]]:
                 "default": REDACTED if secret and default not in (None, "") else _plain(default),
                 "description": description,
                 "secret": secret,
+                "default_breaks_constraints": name in broken,
             }
         )
     return schema

@@ -3,7 +3,7 @@
 Data flows one way: metadata (:mod:`._inventory`, cached by :mod:`._cache`) -> requirement
 checks (:mod:`._requirements`; a warm start's cached outcomes: :mod:`._checks`) and selection
 (:mod:`._selection`) -> :func:`discover` -> :func:`load_discovered` and :func:`apply_configuration`
-(:mod:`._load`) -> the registry.
+(:mod:`._load`, which imports what entry points and factories name with :mod:`._reference`) -> the registry.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from loopai.discovery._checks import RequirementCheck
     from loopai.discovery._discover import DiscoveredPlugin, Status, discover
     from loopai.discovery._inventory import CORE, DistInfo, EntryPointInfo, Inventory, canonical
-    from loopai.discovery._load import accepts, apply_configuration, import_object, load_discovered
+    from loopai.discovery._load import accepts, apply_configuration, load_discovered
+    from loopai.discovery._reference import import_object
     from loopai.discovery._requirements import admits, core_requirement, needs_newer, other_requirements, specifier_set
     from loopai.discovery._selection import Selection
 
@@ -26,7 +27,8 @@ _HOMES: dict[str, str] = {
     "RequirementCheck": "loopai.discovery._checks",
     **dict.fromkeys(("DiscoveredPlugin", "Status", "discover"), "loopai.discovery._discover"),
     **dict.fromkeys(("CORE", "DistInfo", "EntryPointInfo", "Inventory", "canonical"), "loopai.discovery._inventory"),
-    **dict.fromkeys(("accepts", "apply_configuration", "import_object", "load_discovered"), "loopai.discovery._load"),
+    **dict.fromkeys(("accepts", "apply_configuration", "load_discovered"), "loopai.discovery._load"),
+    "import_object": "loopai.discovery._reference",
     **dict.fromkeys(
         (
             "admits",

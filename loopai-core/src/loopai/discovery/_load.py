@@ -11,7 +11,6 @@ handler's ``validate_configuration`` is asked once, and the entry's ``metadata``
 
 from __future__ import annotations
 
-import importlib
 import types
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,22 +25,13 @@ from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
 from loopai._suggest import did_you_mean
 from loopai.config import LoopaiConfig, PluginConfiguration
 from loopai.discovery._discover import DiscoveredPlugin, gc_paused
+from loopai.discovery._reference import NoSuchAttribute, editable_project, import_object
 from loopai.discovery._selection import Selection
 from loopai.registry import PluginRegistry
 
 __all__ = ["accepts", "apply_configuration", "import_object", "load_discovered"]
 
 log = logger("loopai.discovery")
-
-
-def import_object(value: str) -> Any:
-    """The object an entry point or factory names: ``package.module:attribute.path``."""
-    value = value.split("[", 1)[0]  # ``module:attr [extra]``: extras are a packaging matter
-    module_name, _, attribute = value.partition(":")
-    target: Any = importlib.import_module(module_name.strip())
-    for part in attribute.strip().split(".") if attribute.strip() else ():
-        target = getattr(target, part)
-    return target
 
 
 @gc_paused
@@ -85,12 +75,7 @@ def _load_one(
     settings = entry.configuration if entry is not None else {}
     target = attempt(import_object, record.value)
     if isinstance(target, Raised):
-        reason = (
-            f"importing {record.value} failed: {describe(target.error)}{raised_at(target.error)}; "
-            f"{_import_remedy(target.error, record)}; "
-            f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
-        )
-        record.fail("failed", reason)
+        record.fail("failed", _import_problem(target.error, record))
         return False
     if settings and not _takes_settings(target):
         warning = _settings_ignored(target, record.value, f"{record.distribution} {record.version}", where)
@@ -123,6 +108,30 @@ def _load_one(
     if not record.enabled:
         record.status, record.reason = "disabled", _why_off(plugin, kind, record.name, config)
     return True
+
+
+def _import_problem(error: BaseException, record: DiscoveredPlugin) -> str:
+    """Why a plugin's entry point could not be imported, and what to do: an entry point naming an
+    attribute its module lacks is its distribution's mistake, fixed in its ``pyproject.toml``."""
+    leave_out = f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
+    if isinstance(error, NoSuchAttribute):
+        table = f'[project.entry-points."{record.group}"]'
+        project = editable_project(record.path) if record.path else None
+        fix = (
+            f"fix it under {table} in {project / 'pyproject.toml'} and reinstall: pip install -e {project}"
+            if project is not None
+            else f"fix it under {table} in {record.distribution}'s pyproject.toml and reinstall it "
+            "(pip install -e . in a development checkout), or report it to its maintainers"
+        )
+        return (
+            f"the entry point {record.name} = {record.value} (group {record.group}, distribution "
+            f"{record.distribution}) names no attribute {error.missing!r} in {error.where}{error.hint()}; "
+            f"{fix}; {leave_out}"
+        )
+    return (
+        f"importing {record.value} failed: {describe(error)}{raised_at(error)}; "
+        f"{_import_remedy(error, record)}; {leave_out}"
+    )
 
 
 def _import_remedy(error: BaseException, record: DiscoveredPlugin) -> str:
@@ -235,6 +244,8 @@ def _load_factory(kind: Kind, entry: PluginConfiguration, registry: PluginRegist
         raise PluginError(entry.name, f"{where}.factory: {entry.factory!r} must look like 'package.module:attribute'")
     try:
         target = import_object(entry.factory or "")
+    except NoSuchAttribute as exc:  # the module is there: the name is wrong
+        raise PluginError(entry.name, f"{where}.factory: cannot import {entry.factory!r}: {exc}; correct it") from None
     except (ImportError, AttributeError) as exc:
         raise PluginError(entry.name, f"{where}.factory: cannot import {entry.factory!r}: {describe(exc)}") from None
     return _register(target, kind, entry.configuration, where, registry, entry.name, f"{where}.factory")

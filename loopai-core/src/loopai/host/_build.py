@@ -4,7 +4,7 @@ Each source is isolated: a plugin that cannot be registered, loaded or configure
 out, and one line says which and why (the host collects these as its problems). Then the
 dependencies between plugins are settled: a plugin whose ``requires_plugins`` are not all
 loaded and enabled is disabled (status ``missing-plugin``), and cycles of order constraints
-are reported.
+and misspelt names in them are reported.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def build_set(
     carried: Sequence[RegisteredPlugin] = (),
 ) -> tuple[PluginSet, list[str]]:
     """A plugin set (not started) of ``plugins``, ``carried`` entries and what ``config`` and
-    ``sources`` bring, with its problems."""
+    ``sources`` bring, with its problems (cycles of order constraints and misspelt names in them
+    among them: the plugins run all the same)."""
     pools = Pools(settings.default_timeout, sources.given_up)
     lifecycle = Lifecycle(
         registry, sources.invoker, settings.tracer, settings.default_timeout, sources.report, pools.hooks
@@ -81,7 +82,7 @@ def build_set(
     )
     found = orderings(registry)
     for ordering in found.values():
-        problems += ordering.cycle_report
+        problems += ordering.cycle_report + ordering.misspelt  # a misspelt name is no mere note: said
     problems += requirement_cycles(entry for entry in registry if entry.plugin.enabled)
     describe_order(registry, plugin_set.discovered, found)
     return plugin_set, problems

@@ -110,6 +110,7 @@ class Dispatch:
             self.max_retries,
             task_scopes(current.config),
             current.pools,
+            self._outcomes.returned,
         )
         for problem in plan.problems:
             if problem not in self.problems:  # said once, not at every rebuild

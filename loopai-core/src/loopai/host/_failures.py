@@ -1,17 +1,19 @@
 """The failures a plugin call can end in besides an exception of the plugin's own: each names what happened.
 
 :mod:`loopai.host._outcome` turns them into the ``problem`` of a :class:`loopai.PluginFailure`;
-the worker pools of isolated plugins (:mod:`loopai.host._process`) raise them.
+the worker pools of isolated plugins (:mod:`loopai.host._process`) raise them. Also how a value a
+hook should not have returned is named (:func:`what_returned`), in the host or by a worker.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from loopai._errors import LoopaiError
 from loopai._report import FailureKind
 
-__all__ = ["RaisedInWorker", "WorkerLost", "WrongType", "raised_in_worker"]
+__all__ = ["RaisedInWorker", "ReturnedInWorker", "WorkerLost", "WrongType", "raised_in_worker", "what_returned"]
 
 
 class WrongType(LoopaiError):
@@ -58,3 +60,27 @@ def raised_in_worker(qualified: str, message: str, traceback: str = "") -> Raise
     error.remote_type = qualified
     error.remote_traceback = traceback
     return error
+
+
+class ReturnedInWorker:
+    """What an isolated webhook handler returned instead of None, as its worker named it
+    (:func:`what_returned`): the value itself stays in the worker."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"ReturnedInWorker({self.what!r})"
+
+
+def what_returned(value: Any) -> str:
+    """How a value a hook returned is named in a message: ``False``, ``200``, ``a dict``. A truth
+    value or a number as it is; anything else by its type, since its contents may be secret."""
+    if isinstance(value, ReturnedInWorker):
+        return value.what
+    if type(value) in (bool, int, float):
+        return repr(value)
+    name = type(value).__qualname__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

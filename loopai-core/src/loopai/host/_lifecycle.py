@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from loopai._isolation import Raised, aguarded, attempt, describe
+from loopai._errors import LoopaiError
+from loopai._isolation import Raised, aguarded, attempt, describe, own_file, raised_at
+from loopai._kinds import kind_of
+from loopai.host._failures import RaisedInWorker
 from loopai.host._invoke import Invoker, Tracer
 from loopai.registry import PluginRegistry, RegisteredPlugin, sort_by_requirements
 
@@ -214,7 +217,16 @@ class Lifecycle:
         if not isinstance(outcome, Raised):
             return False
         if hook == "startup":
-            self._report(f"plugin {entry.name!r} failed to start and was disabled: {describe(outcome.error)}")
+            error = outcome.error
+            # Where it was raised, in the plugin's code; not for a failure of a worker pool's making.
+            ours = isinstance(error, (RaisedInWorker, LoopaiError))
+            where = "" if ours else raised_at(error, own_file(entry.plugin))
+            table = f"[plugins.{kind_of(entry.kind).key}.{entry.name}]"
+            self._report(
+                f"plugin {entry.name!r} failed to start and was disabled: {describe(error)}{where}; "
+                f"make what its startup needs available (the error says what), or leave it out: "
+                f"enabled = false under {table}"
+            )
         else:
             self._report(f"plugin {entry.name!r} failed to shut down: {describe(outcome.error)}")
         return True

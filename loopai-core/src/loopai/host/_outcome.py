@@ -5,23 +5,27 @@ strategies accept a result of the hook's type as it is (one ``type() is`` check 
 common path) and hand anything else here: an exception, a timeout, a result of the wrong
 type, or a coroutine a plain function returned (awaited, within the plugin's timeout); for an
 isolated plugin also a lost worker process (crashed, over its memory or CPU limit, killed at
-its timeout).
+its timeout). A webhook handler returns nothing: when one returns a value, it is said once
+(:meth:`Outcomes.returned`), and the delivery counts as made all the same.
 """
 
 from __future__ import annotations
 
 import inspect
-import sys
+import threading
 from typing import Any
 
-from loopai._isolation import Raised, attempt, describe, raised_at
+from loopai._isolation import Raised, attempt, describe, own_file, raised_at, where_written
+from loopai._log import logger
 from loopai._report import FailureKind, PluginFailure
-from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType
+from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType, what_returned
 from loopai.host._invoke import HookTimeout, Invoker
 from loopai.host._meter import Meter
 from loopai.host._plan import Call
 
 __all__ = ["Outcomes", "WrongType"]
+
+log = logger("loopai.delivery")
 
 
 class Outcomes:
@@ -30,6 +34,8 @@ class Outcomes:
     def __init__(self, invoker: Invoker, meter: Meter | None) -> None:
         self._invoker = invoker
         self._meter = meter
+        self._returned: set[str] = set()  # the handlers said to have returned a value
+        self._lock = threading.Lock()
 
     def settle(self, call: Call, outcome: Any, expected: type, hook: str) -> Any:
         """``outcome`` when it is an ``expected`` result, else the :class:`PluginFailure` it amounts to."""
@@ -60,19 +66,41 @@ class Outcomes:
         assert isinstance(target, Call)
         return self.failure(target, "handle_event", error, attempts).message
 
+    def returned(self, call: Call, value: Any) -> None:
+        """Handler ``call`` returned ``value`` (not None) from ``handle_event``: warn, once per handler
+        for this host, on the ``loopai.delivery`` logger. The value is ignored and the delivery
+        counts as made: a handler that returns ``False`` for a failed delivery must raise instead.
+        Dispatch tells this of every handler call, inline or by delivery workers, sync or async."""
+        with self._lock:
+            if call.name in self._returned:
+                return
+            self._returned.add(call.name)
+        log.warning(
+            "%s %r returned %s from %s: the delivery counts as made; raise an exception to have it retried",
+            call.kind.title,
+            call.name,
+            what_returned(value),
+            call.kind.hook,
+        )
+
     def message(self, call: Call, error: BaseException, attempts: int = 1) -> str:
         """How a failure is described: ``validator 'x' raised ValueError: ... (at /p/plugin.py:28)
-        (after 2 attempts)``; where it was raised is said for an exception raised in this process."""
+        (after 2 attempts)``; where it was raised is said for an exception, in this process or in
+        the plugin's worker process (``(at /p/plugin.py:28, in its worker process)``)."""
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         return f"{call.kind.label} {call.name!r} {_what(error)[1]}{_raised_at(call, error)}{tries}"
 
 
 def _raised_at(call: Call, error: BaseException) -> str:
     """`` (at /path/plugin.py:28)``: the last line of the plugin's own module that the exception
-    passed through (else where it was raised); nothing for a failure of the host's own making."""
-    if isinstance(error, (HookTimeout, WrongType, WorkerLost, RaisedInWorker)):
+    passed through (else where it was raised), read from the traceback its worker sent back for
+    an isolated plugin; nothing for a failure of the host's own making."""
+    if isinstance(error, RaisedInWorker):
+        where = where_written(error.remote_traceback, own_file(call.entry.plugin))
+        return f" (at {where[0]}:{where[1]}, in its worker process)" if where else " (in its worker process)"
+    if isinstance(error, (HookTimeout, WrongType, WorkerLost)):
         return ""
-    return raised_at(error, getattr(sys.modules.get(type(call.entry.plugin).__module__), "__file__", None))
+    return raised_at(error, own_file(call.entry.plugin))
 
 
 def _what(error: BaseException) -> tuple[FailureKind, str]:
@@ -82,6 +110,4 @@ def _what(error: BaseException) -> tuple[FailureKind, str]:
         return "wrong-type", str(error)
     if isinstance(error, WorkerLost):
         return error.problem, str(error)
-    if isinstance(error, RaisedInWorker):
-        return "exception", f"raised {describe(error)} (in its worker process)"
     return "exception", f"raised {describe(error)}"

@@ -36,6 +36,8 @@ __all__ = ["Call", "Plan", "Scopes", "build_plan", "handler_context", "task_scop
 
 Scopes = Mapping[tuple[str, str], frozenset[UUID]]
 """The tasks a scoped validator or sampler runs for, by ``(kind label, name)``."""
+Returned = Callable[["Call", Any], None]
+"""Told ``(call, value)`` when a webhook handler returns ``value``, not None (the host warns)."""
 
 
 def task_scopes(config: LoopaiConfig) -> dict[tuple[str, str], frozenset[UUID]]:
@@ -227,6 +229,7 @@ class _Layout:
         max_retries: int,
         scopes: Scopes,
         pools: Pools | None = None,
+        returned: Returned | None = None,
     ) -> None:
         self.invoker = invoker
         self.tracer = tracer
@@ -235,6 +238,7 @@ class _Layout:
         self.max_retries = max_retries
         self.scopes = scopes
         self.pools = pools
+        self.returned = returned
 
     def call(self, entry: RegisteredPlugin) -> Call:
         kind = kind_of(entry.kind)
@@ -244,11 +248,12 @@ class _Layout:
             # The worker pool enforces the timeout (killing the worker) and runs async hooks itself.
             raw = self.pools.pool(entry).caller(kind, call.timeout)
             entry = entry._replace(call=raw, is_async=False)
-            call.fn = self._sync(entry, kind, None)
-            call.afn = aguarded(self._async(entry, kind, None, offload=True))
+            fn, afn = self._sync(entry, kind, None), self._async(entry, kind, None, offload=True)
         else:
-            call.fn = self._sync(entry, kind, call.timeout)
-            call.afn = aguarded(self._async(entry, kind, call.timeout))
+            fn, afn = self._sync(entry, kind, call.timeout), self._async(entry, kind, call.timeout)
+        if kind is WEBHOOK_HANDLER and self.returned is not None:
+            fn, afn = _returning_nothing(call, fn, afn, self.returned)
+        call.fn, call.afn = fn, aguarded(afn)
         if kind is WEBHOOK_HANDLER:
             call.events = supported_events(entry.plugin)
             own = getattr(entry.plugin, "max_retries", None)
@@ -289,6 +294,25 @@ class _Layout:
         return fn
 
 
+def _returning_nothing(
+    call: Call, fn: Callable[..., Any], afn: Callable[..., Awaitable[Any]], returned: Returned
+) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
+    """Handler ``call``'s ``fn`` and ``afn``, telling ``returned`` what the hook returned when that
+    is not None: every way to a handler (inline, delivery workers, sync, async) goes through them."""
+
+    def checked(first: Any, second: Any) -> None:
+        result = fn(first, second)
+        if result is not None:
+            returned(call, result)
+
+    async def achecked(first: Any, second: Any) -> None:
+        result = await afn(first, second)
+        if result is not None:
+            returned(call, result)
+
+    return checked, achecked
+
+
 def build_plan(
     registry: PluginRegistry,
     invoker: Invoker,
@@ -298,9 +322,11 @@ def build_plan(
     max_retries: int,
     scopes: Scopes | None = None,
     pools: Pools | None = None,
+    returned: Returned | None = None,
 ) -> Plan:
     """Lay out the registry's enabled plugins for dispatch, in their effective call order;
-    ``scopes`` limits validators and samplers to some tasks (see :func:`task_scopes`).
+    ``scopes`` limits validators and samplers to some tasks (see :func:`task_scopes`);
+    ``returned(call, value)`` is told when a webhook handler returns something other than None.
 
     An enabled plugin whose attributes cannot be read into a :class:`Call` (a handler's
     ``supported_events`` changed to something that is no event type, say, or an isolated
@@ -309,7 +335,7 @@ def build_plan(
     others are laid out as usual.
     """
     generation = registry.generation  # read first: a change during the build forces another
-    layout = _Layout(invoker, tracer, meter, default_timeout, max_retries, scopes or {}, pools)
+    layout = _Layout(invoker, tracer, meter, default_timeout, max_retries, scopes or {}, pools, returned)
     unmet = unmet_requirements(registry)
     problems = [_missing(kind_of(kind), name, missing) for (kind, name), missing in unmet.items()]
     orderings: dict[str, Ordering] = {}

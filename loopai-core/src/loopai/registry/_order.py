@@ -11,11 +11,13 @@ says which plugins must be loaded and enabled for a plugin to run at all.
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from loopai._kinds import Kind, kind_of
+from loopai._suggest import closest
 from loopai.registry._parse import RegisteredPlugin
 
 __all__ = ["Ordering", "Placed", "order_entries", "requirement_cycles", "sort_by_requirements", "unmet_requirements"]
@@ -40,8 +42,10 @@ class Ordering:
     """The effective call order of one kind's enabled plugins.
 
     ``notes`` are constraints that were ignored (naming an absent or disabled plugin, or the
-    plugin itself); ``cycles`` lists, per cycle, every plugin in it (sorted), and
-    ``cycle_report`` one line per cycle naming them and the constraints that close it.
+    plugin itself); ``misspelt`` are those of the notes whose name is no plugin of the kind but
+    close to one (``did you mean 'json-schema-validator'?``): likely a typo, which hosts report
+    as a problem rather than a note. ``cycles`` lists, per cycle, every plugin in it (sorted),
+    and ``cycle_report`` one line per cycle naming them and the constraints that close it.
     """
 
     kind: Kind
@@ -49,17 +53,19 @@ class Ordering:
     notes: tuple[str, ...] = ()
     cycles: tuple[tuple[str, ...], ...] = ()
     cycle_report: tuple[str, ...] = field(default=())
+    misspelt: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
         """The plugin names, in call order."""
         return [placed.name for placed in self.placed]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``kind``, ``order`` (placed plugins), ``notes``, ``cycles``."""
+        """JSON-ready form: ``kind``, ``order`` (placed plugins), ``notes``, ``misspelt``, ``cycles``."""
         return {
             "kind": self.kind.label,
             "order": [placed.to_dict() for placed in self.placed],
             "notes": list(self.notes),
+            "misspelt": list(self.misspelt),
             "cycles": [{"plugins": list(c), "report": r} for c, r in zip(self.cycles, self.cycle_report, strict=True)],
         }
 
@@ -82,14 +88,15 @@ def order_entries(
     """``enabled`` (one kind's enabled entries) in call order, and how that order came about.
 
     ``registered`` names every plugin of the kind, enabled or not, so that a note can tell a
-    disabled plugin from one that is not there at all. Pure: reads each plugin's
-    ``priority``, ``run_before`` and ``run_after`` once.
+    disabled plugin from one that is not there at all, and a misspelt name from an absent one.
+    Pure: reads each plugin's ``priority``, ``run_before`` and ``run_after`` once.
     """
     kind = kind_of(kind)
     by_name = {entry.name: entry for entry in enabled}
     priority = {entry.name: entry.plugin.priority for entry in enabled}
     known = set(registered)
     notes: list[str] = []
+    misspelt: list[str] = []
     edges: list[_Edge] = []
     for entry in enabled:
         for attribute, forward in (("run_before", True), ("run_after", False)):
@@ -97,12 +104,10 @@ def order_entries(
                 if other == entry.name:
                     notes.append(f"{kind.title} {entry.name!r}: {attribute} names itself; ignored")
                 elif other not in by_name:
-                    why = (
-                        "is disabled"
-                        if other in known
-                        else f"is not a registered {kind.title} (run_before and run_after order plugins of one kind)"
-                    )
-                    notes.append(f"{kind.title} {entry.name!r}: {attribute} {other!r} is ignored: {other!r} {why}")
+                    note, typo = _absent(kind, entry, attribute, other, known)
+                    notes.append(note)
+                    if typo:
+                        misspelt.append(note)
                 elif forward:
                     edges.append(_Edge(entry.name, other, entry.name, attribute))
                 else:
@@ -116,8 +121,35 @@ def order_entries(
         for index, name in enumerate(names, 1)
     )
     report = tuple(_cycle_line(kind, members, edges) for members in cycles)
-    ordering = Ordering(kind, placed, tuple(notes), tuple(cycles), report)
+    ordering = Ordering(kind, placed, tuple(notes), tuple(cycles), report, tuple(misspelt))
     return [by_name[name] for name in names], ordering
+
+
+def _absent(kind: Kind, entry: RegisteredPlugin, attribute: str, other: str, known: set[str]) -> tuple[str, bool]:
+    """The note for ``entry``'s ``attribute`` naming ``other``, no enabled plugin of ``kind``, and
+    whether the name looks misspelt (close to a registered one: then the note says which, and
+    where to correct it)."""
+    head = f"{kind.title} {entry.name!r}: {attribute} {other!r} is ignored: {other!r}"
+    if other in known:
+        return f"{head} is disabled", False
+    near = closest(other, known, limit=1)
+    if not near:
+        return f"{head} is not a registered {kind.title} (run_before and run_after order plugins of one kind)", False
+    return (
+        f"{head} is not a registered {kind.title} (did you mean {near[0]!r}?); "
+        f"correct the name in {_declared_in(entry, attribute, other)}",
+        True,
+    )
+
+
+def _declared_in(entry: RegisteredPlugin, attribute: str, name: str) -> str:
+    """Where ``entry``'s ``attribute`` got ``name``: the plugin class's own declaration, or the
+    value given to the plugin (its configuration table, or code)."""
+    cls = type(entry.plugin)
+    if name in getattr(cls, f"_default_{attribute}", ()):
+        file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        return f"{cls.__qualname__}.{attribute} ({file or f'module {cls.__module__}'})"
+    return f"the {attribute} key of its [plugins.{kind_of(entry.kind).key}.{entry.name}] table (or wherever it was set)"
 
 
 def _toposort(nodes: Iterable[str], priority: dict[str, int], edges: Sequence[_Edge]) -> list[str]:

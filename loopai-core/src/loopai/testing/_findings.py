@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from loopai._errors import PluginSettingsError
 from loopai._kinds import KINDS
 from loopai._models import WebhookEventType
-from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
+from loopai._plugin import Plugin, WebhookHandlerPlugin, broken_defaults, validate_settings
 from loopai.testing._note import PluginContractNote
 
 __all__ = ["Findings", "check_identity", "construct", "describe", "settings_problems", "who"]
@@ -103,6 +103,8 @@ def construct(cls: type[Plugin], settings: Mapping[str, Any] | BaseModel | None,
     try:
         return cls(settings) if settings is not None else cls()
     except PluginSettingsError as exc:
+        if _defaults_broken(cls):
+            return None  # said by settings_problems, which names the default
         if settings is None:
             found.add(
                 f"{cls.__name__}() refused its default settings ({exc}); give every setting a default, "
@@ -114,6 +116,14 @@ def construct(cls: type[Plugin], settings: Mapping[str, Any] | BaseModel | None,
     except Exception as exc:
         found.add(f"{cls.__name__}({'settings' if settings is not None else ''}) raised {describe(exc)}", exc)
     return None
+
+
+def _defaults_broken(cls: type[Plugin]) -> bool:
+    model = getattr(cls, "Config", None)
+    try:
+        return isinstance(model, type) and issubclass(model, BaseModel) and bool(broken_defaults(model, None, ""))
+    except Exception:
+        return False
 
 
 def check_identity(plugin: Plugin, found: Findings) -> None:
@@ -174,6 +184,14 @@ def settings_problems(cls: type[Plugin], settings: Mapping[str, Any] | BaseModel
         found.add(f"Config must be a pydantic model (class Config(pydantic.BaseModel)), got {model!r}")
         return
     where = f"{cls.__name__}.Config"
+    try:  # what the host refuses wherever the default is used
+        broken = broken_defaults(model, None, where)
+    except Exception:  # a validator of the model's own raised something odd: said just below
+        broken = {}
+    if broken:
+        lines = "\n".join(line for said in broken.values() for line in said)
+        found.add(f"{where}: a default breaks its own field's constraints; fix the default:\n{lines}")
+        return
     try:
         built = validate_settings(model, settings, where)
     except PluginSettingsError as exc:
@@ -184,13 +202,6 @@ def settings_problems(cls: type[Plugin], settings: Mapping[str, Any] | BaseModel
         found.add(f"{where} raised {describe(exc)} while validating settings", exc)
         return
     raw = built.model_dump() if isinstance(built, BaseModel) else {}
-    try:  # pydantic does not validate defaults: one that breaks its own field's constraints passes unseen
-        validate_settings(model, raw, where)
-    except PluginSettingsError as exc:
-        found.add(f"{where}: a default breaks its own field's constraints; fix the default:\n{exc}", exc)
-        return
-    except Exception:  # said by the round trip below
-        pass
     try:
         validate_settings(model, {**raw, _UNKNOWN_KEY: 1}, where)
     except PluginSettingsError:

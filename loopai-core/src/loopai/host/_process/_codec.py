@@ -4,7 +4,8 @@ Requests: ``i`` load (a JSON header line, then the pickled plugin, if it is not 
 ``u`` run ``startup``, ``c`` call (the kind's code, then the hook's two arguments as JSON of the public models, one per
 line), ``q`` stop. Replies: ``l`` loaded, ``s`` started, ``d`` stopped, ``r`` a result (its JSON),
 ``e`` an exception (JSON: type, message, traceback), ``w`` a result of the wrong type (its type
-name), ``m`` out of memory.
+name; for a handler, which returns nothing, what it returned as :func:`~loopai.host._failures.what_returned`
+names it), ``m`` out of memory.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """One worker process of an isolated plugin, as the host sees it: start it, call it, stop it, bury it.
 
 A worker that dies, runs out of memory or CPU time, or is killed at a timeout ends in a
-:class:`~loopai.host._failures.WorkerLost` that says which; the pool replaces it.
+:class:`~loopai.host._failures.WorkerLost` that says which; the pool replaces it. A worker killed
+by a fatal signal (a segfault...) has its Python stack written by ``faulthandler`` to a file of
+its own, unnamed, which the host reads once it died: the message names the line of the plugin's
+module it crashed on.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import select
 import signal
 import subprocess
 import sys
-from typing import Any, Final
+import tempfile
+from typing import IO, Any, Final
 
+from loopai._isolation import where_written
 from loopai._plugin import Plugin, validate_settings
 from loopai.host._failures import WorkerLost, raised_in_worker
 from loopai.host._process._codec import EXCEPTION, LOADED, MEMORY, START, STARTED, STARTUP, STOP, STOPPED
@@ -28,6 +33,7 @@ STOP_WAIT: Final = 30.0
 """Seconds a worker without a timeout may take to start (when it was not yet) and run ``shutdown``."""
 _MEMORY_EXIT: Final = 86  # the worker's exit status when it ran out of memory where it could not say so
 _WAIT_FOR_EXIT: Final = 5.0
+_CRASH_LOG_READ: Final = 1 << 16  # a faulthandler dump is a few kB: its newest frames come first
 _SIGNAL_NAMES: Final = {
     getattr(signal, "SIGSEGV", -1): "SIGSEGV (a segmentation fault)",
     getattr(signal, "SIGBUS", -1): "SIGBUS (a bus error)",
@@ -53,9 +59,10 @@ class Rebuild:
 
 class Recipe:
     """How to build one isolated plugin in a worker: its name, kind, limits and the plugin itself
-    (a module's name, or the pickled object)."""
+    (a module's name, or the pickled object); ``home`` is the file of the plugin's module, if known
+    (where a crash is looked for first)."""
 
-    __slots__ = ("blob", "cpu_time_limit_s", "kind", "memory_limit_mb", "module", "name")
+    __slots__ = ("blob", "cpu_time_limit_s", "home", "kind", "memory_limit_mb", "module", "name")
 
     def __init__(
         self,
@@ -65,9 +72,11 @@ class Recipe:
         blob: bytes,
         memory_limit_mb: int | None,
         cpu_time_limit_s: float | None,
+        home: str | None = None,
     ) -> None:
         self.name, self.kind, self.module, self.blob = name, kind, module, blob
         self.memory_limit_mb, self.cpu_time_limit_s = memory_limit_mb, cpu_time_limit_s
+        self.home = home
 
     def start_frame(self, worker: int) -> bytes:
         header = {
@@ -93,7 +102,7 @@ def _environment() -> dict[str, str]:
 class Handle:
     """One worker process: spawned at construction, ready after :meth:`wait_ready`."""
 
-    __slots__ = ("from_child", "index", "poller", "process", "ready", "recipe", "spawn_error", "to_child")
+    __slots__ = ("crash_log", "from_child", "index", "poller", "process", "ready", "recipe", "spawn_error", "to_child")
 
     def __init__(self, recipe: Recipe, index: int) -> None:
         self.recipe = recipe
@@ -102,12 +111,16 @@ class Handle:
         self.process: subprocess.Popen[bytes] | None = None
         self.spawn_error: OSError | None = None
         self.to_child = self.from_child = -1
+        self.crash_log = _crash_log()
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
+        fds = [request_read, reply_write]
+        if self.crash_log is not None:
+            fds.append(self.crash_log.fileno())
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "loopai.host._process", str(request_read), str(reply_write)],
-                pass_fds=(request_read, reply_write),
+                [sys.executable, "-m", "loopai.host._process", *map(str, fds)],
+                pass_fds=fds,
                 stdin=subprocess.DEVNULL,  # the host's input is the host's (loopai run - reads it)
                 env=_environment(),
             )
@@ -184,7 +197,9 @@ class Handle:
 
     def lost(self) -> WorkerLost:
         """What ended this worker, now that its pipe is closed."""
-        status = self.bury()
+        status = self._wait()
+        crashed_at = self._crashed_at() if status is not None and status < 0 else ""
+        self.bury()
         if status == _MEMORY_EXIT:
             return self._out_of_memory()
         if status is not None and status < 0:
@@ -197,7 +212,9 @@ class Handle:
                     "was stopped by SIGXCPU and replaced",
                 )
             name = _SIGNAL_NAMES.get(number) or _signal_name(number)
-            return WorkerLost("crashed", f"crashed: its worker process was killed by {name}; it was replaced")
+            return WorkerLost(
+                "crashed", f"crashed: its worker process was killed by {name}{crashed_at}; it was replaced"
+            )
         how = "did not end" if status is None else f"exited with status {status}"
         return WorkerLost("crashed", f"crashed: its worker process {how} during the call (os._exit?); it was replaced")
 
@@ -214,20 +231,50 @@ class Handle:
         self.bury()
 
     def bury(self) -> int | None:
-        """Wait for the worker to end, close the pipes; its exit status (None: still running)."""
-        status: int | None = None
-        if self.process is not None:
-            try:
-                status = self.process.wait(_WAIT_FOR_EXIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                status = self.process.wait()
+        """Wait for the worker to end, close the pipes and its crash log; its exit status (None: it
+        never started)."""
+        status = self._wait()
         for fd in (self.to_child, self.from_child):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.to_child = self.from_child = -1
+        if self.crash_log is not None:
+            with contextlib.suppress(OSError):
+                self.crash_log.close()
+            self.crash_log = None
         return status
+
+    def _wait(self) -> int | None:
+        """Wait for the worker to end (killing it when it takes long); its exit status."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(_WAIT_FOR_EXIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def _crashed_at(self) -> str:
+        """`` at /path/plugin.py:50``: the innermost line of the plugin's module (else the innermost
+        line) in the stack the dead worker's ``faulthandler`` wrote; nothing when it wrote none."""
+        if self.crash_log is None:
+            return ""
+        try:
+            dump = os.pread(self.crash_log.fileno(), _CRASH_LOG_READ, 0)
+        except OSError:
+            return ""
+        where = where_written(dump.decode("utf-8", "replace"), self.recipe.home, newest_first=True)
+        return f" at {where[0]}:{where[1]}" if where is not None else ""
+
+
+def _crash_log() -> IO[bytes] | None:
+    """A temporary file without a name, for a worker's ``faulthandler`` (None when none can be made:
+    a crash is then said without its line)."""
+    try:
+        return tempfile.TemporaryFile(prefix="loopai-worker-")
+    except OSError:
+        return None
 
 
 def _signal_name(number: int) -> str:

@@ -23,10 +23,10 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from loopai._errors import PluginError
-from loopai._isolation import describe
+from loopai._isolation import describe, own_file
 from loopai._kinds import Kind, kind_of
 from loopai._plugin import Plugin
-from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType, raised_in_worker
+from loopai.host._failures import RaisedInWorker, ReturnedInWorker, WorkerLost, WrongType, raised_in_worker
 from loopai.host._process._codec import CODES, EXCEPTION, RESULT, RESULTS, WRONG, Encoder
 from loopai.host._process._handle import Handle, Rebuild, Recipe
 from loopai.registry import RegisteredPlugin
@@ -54,8 +54,11 @@ def recipe_for(entry: RegisteredPlugin) -> Recipe:
     plugin = entry.plugin
     target: Any = getattr(plugin, "wraps", plugin)  # a module or object of @hookimpl functions: itself
     kind = kind_of(entry.kind)
+    home = own_file(plugin)
     if isinstance(target, types.ModuleType):
-        return Recipe(entry.name, kind.label, target.__name__, b"", plugin.memory_limit_mb, plugin.cpu_time_limit_s)
+        return Recipe(
+            entry.name, kind.label, target.__name__, b"", plugin.memory_limit_mb, plugin.cpu_time_limit_s, home
+        )
     if type(target).__module__ == "__main__" or "<locals>" in type(target).__qualname__:
         raise PluginError(
             entry.name,
@@ -75,7 +78,7 @@ def recipe_for(entry: RegisteredPlugin) -> Recipe:
                 '__init__, or set isolation = "inline"',
             ) from None
         blob = pickle.dumps(Rebuild(type(target), _settings_of(target)), protocol=pickle.HIGHEST_PROTOCOL)
-    return Recipe(entry.name, kind.label, None, blob, plugin.memory_limit_mb, plugin.cpu_time_limit_s)
+    return Recipe(entry.name, kind.label, None, blob, plugin.memory_limit_mb, plugin.cpu_time_limit_s, home)
 
 
 def _unbuildable(target: Any) -> str | None:
@@ -191,7 +194,8 @@ class WorkerPool:
 
     def caller(self, kind: Kind, timeout: float | None) -> Callable[[Any, Any], Any]:
         """The function dispatch calls for ``kind``'s hook: it takes the hook's two arguments and
-        returns the plugin's result, or raises what the call ended in."""
+        returns the plugin's result (for a handler, None or a :class:`ReturnedInWorker` naming what it
+        returned), or raises what the call ended in."""
         code = CODES[kind.label]
         expected = RESULTS[code[0]]
         roundtrip = self.roundtrip
@@ -206,7 +210,9 @@ class WorkerPool:
             if tag == EXCEPTION:
                 body = json.loads(reply[1:])
                 raise raised_in_worker(body["type"], body["message"], body["traceback"])
-            if tag == WRONG and expected is not None:
+            if tag == WRONG:
+                if expected is None:  # a handler that returned something: delivered all the same
+                    return ReturnedInWorker(reply[1:].decode())
                 raise WrongType(f"returned {reply[1:].decode()}, but {hook} must return {expected.__name__}")
             raise WorkerLost("crashed", f"its worker process answered {reply[:1]!r}, which is not a reply")
 

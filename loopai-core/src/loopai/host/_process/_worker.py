@@ -1,17 +1,19 @@
-"""The worker process of an isolated plugin: ``python -m loopai.host._process READ_FD WRITE_FD``.
+"""The worker process of an isolated plugin: ``python -m loopai.host._process READ_FD WRITE_FD [CRASH_FD]``.
 
 It reads requests from the host on one pipe and answers on the other (see ``_codec``): it
 builds the plugin (a module is imported; anything else arrives pickled), takes its resource
 limits, runs the plugin's ``startup``, then answers hook calls until it is told to stop (it
 runs ``shutdown`` then) or the host goes away. Whatever the plugin does to this process (a
 segfault, ``os._exit``, running out of memory or CPU time) ends this process only; the host
-sees it and starts another.
+sees it and starts another. On a fatal signal ``faulthandler`` writes the Python stack to
+``CRASH_FD``, a file the host reads to say where the plugin crashed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import importlib
 import inspect
 import json
@@ -25,6 +27,7 @@ import time
 from typing import Any, Final
 
 from loopai._isolation import watch_forks
+from loopai.host._failures import what_returned
 from loopai.host._process._codec import (
     CALL,
     LOADED,
@@ -152,8 +155,8 @@ class _Serving:
         except BaseException as exc:  # noqa: BLE001 - the plugin's failure, told to the host
             self.reply(describe_exception(exc))
             return
-        if expected is None:
-            self.reply(bytes([RESULT]))
+        if expected is None:  # a handler: what it returned anyway is named, for the host to warn about
+            self.reply(bytes([RESULT]) if result is None else bytes([WRONG]) + what_returned(result).encode())
         elif isinstance(result, expected):
             self.reply(bytes([RESULT]) + to_json(result))
         else:
@@ -228,11 +231,20 @@ def _quiet_signals() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
 
 
+def _dump_crashes(crash_fd: int) -> None:
+    # This thread's stack only: the one that received the fatal signal, not the watchdog's.
+    with contextlib.suppress(OSError, ValueError):
+        faulthandler.enable(file=crash_fd, all_threads=False)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Serve one plugin over the pipes named by ``argv`` (read fd, write fd) until told to stop."""
+    """Serve one plugin over the pipes named by ``argv`` (read fd, write fd) until told to stop;
+    a third fd, when given, is where ``faulthandler`` writes the stack of a crash."""
 
     args = sys.argv if argv is None else argv
     read_fd, write_fd = int(args[1]), int(args[2])
+    if len(args) > 3:
+        _dump_crashes(int(args[3]))
     _quiet_signals()
     watch_forks()
     serving = _Serving(read_fd, write_fd)
