@@ -4,7 +4,11 @@ subprocesses: the same as against a file, and never a password printed."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -111,3 +115,33 @@ def test_a_database_that_is_down_is_exit_2_naming_it_without_its_password(run_cl
     assert done.returncode == 2
     assert f"postgresql://app:***@127.0.0.1:{port}/loopai cannot be reached" in done.stderr
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_deliver_follow_exits_2_when_the_database_stays_away(
+    state_env, write_config, receiver, postgres_server, tmp_path
+):
+    record(state_env, 2000)
+    receiver.default = type(receiver.default)(delay=0.05)  # the deliverer is busy when the database goes
+    write_config(receiver.url)
+    env = {**os.environ, "LOOPAI_STATE__UNAVAILABLE_TIMEOUT": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopai", "events", "deliver", "--follow"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < 5:
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        postgres_server.stop()
+        try:
+            _, err = process.communicate(timeout=30)  # before: it stayed, silent, delivering nothing ever again
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+    finally:
+        postgres_server.start()
+
+    assert process.returncode == 2, err
+    assert "has been unreachable for 1 s ([state] unavailable_timeout)" in err, err
+    assert "Traceback" not in err and postgres_server.password not in err

@@ -96,3 +96,49 @@ def test_past_the_unavailable_timeout_a_call_fails_naming_the_database_and_keeps
     assert postgres_server.url(password=False).rsplit("/", 1)[0].replace("loopai@", "loopai:***@") in message
     assert postgres_server.password not in message
     assert _counted(postgres_url) == 15
+
+
+def _away_for_good(postgres_server, after: float) -> threading.Thread:
+    """Stop the server ``after`` seconds from now (the test starts it again)."""
+    down = threading.Thread(target=lambda: (time.sleep(after), postgres_server.stop()))
+    down.start()
+    return down
+
+
+def test_a_run_whose_database_stays_away_ends_once_with_its_summary(pg, loopai, postgres_server):
+    loopai.env["LOOPAI_STATE__UNAVAILABLE_TIMEOUT"] = "2"
+    loopai.env["LOOPAI_PLUGINS__WEBHOOK_HANDLERS__CONSOLE_WEBHOOK_HANDLER__ENABLED"] = "false"
+    records = pg.spaced(20_000, timedelta(milliseconds=2))
+    output = loopai.workdir / "out.jsonl"
+    process = loopai.start("run", "-", "--output", str(output), *pg.RUN, stdin=subprocess.PIPE)
+    assert process.stdin is not None
+    process.stdin.write(pg.lines(records[:500]))
+    process.stdin.flush()
+    try:
+        down = _away_for_good(postgres_server, 0.5)
+        for start in range(500, len(records), 100):  # records keep coming: the run is still reading
+            if process.poll() is not None:
+                break
+            try:
+                process.stdin.write(pg.lines(records[start : start + 100]))
+                process.stdin.flush()
+            except BrokenPipeError:
+                break
+            time.sleep(0.05)
+        stopped = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        waited = time.monotonic() - stopped
+        down.join()
+    finally:
+        postgres_server.start()
+
+    assert process.returncode == 2, err
+    assert waited < 20, waited  # about [state] unavailable_timeout: not once per step of closing
+    assert "Traceback" not in err and "psycopg" not in err
+    assert postgres_server.password not in err
+    said = [line for line in err.splitlines() if "has been unreachable for 2 s ([state] unavailable_timeout)" in line]
+    assert said[0].startswith("loopai run: state database postgresql://loopai:***@") and len(said) <= 2, said
+    summary = err[err.index("loopai run: ", err.index(said[0]) + 1) :]
+    assert " - stopped early: state database " in summary and "TASK" in summary
+    results = output.read_text(encoding="utf-8")
+    assert results.endswith("\n") and len(results.splitlines()) >= 500  # whole lines, those written kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -99,18 +100,43 @@ def test_without_the_extra_a_url_says_how_to_install_it(pg, tmp_path, command):
 
 
 @pytest.mark.parametrize(
-    ("url", "shown", "password"),
+    ("url", "shown", "password", "conninfo"),
     [
-        ("postgresql://app:p%40ss%2Fw@db:5432/x", "postgresql://app:***@db:5432/x", "p@ss/w"),
+        (
+            "postgresql://app:p%40ss%2Fw@db:5432/x",
+            "postgresql://app:***@db:5432/x",
+            "p@ss/w",
+            "postgresql://app@db:5432/x",
+        ),
         (
             "postgresql://app@db/x?password=s3cr3t&sslmode=require",
-            "postgresql://app:***@db/x?sslmode=require",
+            "postgresql://app@db/x?password=***&sslmode=require",  # masked where it was written
             "s3cr3t",
+            "postgresql://app@db/x?sslmode=require",
         ),
-        ("postgres://db,db2:5433/x?target_session_attrs=read-write", None, None),
+        ("postgres://db,db2:5433/x?target_session_attrs=read-write", None, None, None),
+        # An empty host (a Unix socket named in the query), and a bare URL: libpq's defaults.
+        ("postgresql:///lp1?host=/tmp/sock&port=55432&user=loopai", None, None, None),
+        ("postgresql://", None, None, None),
+        ("postgresql://u@/db", None, None, None),
+        # The user and the password in the query: no user invented; libpq reads a "+" as a "+".
+        (
+            "postgresql://127.0.0.1:5432/lp1?user=loopai&password=a+b%2Fc",
+            "postgresql://127.0.0.1:5432/lp1?user=loopai&password=***",
+            "a+b/c",
+            "postgresql://127.0.0.1:5432/lp1?user=loopai",
+        ),
+        # Both: the query's wins, as in libpq.
+        (
+            "postgresql://app:1st@db/x?password=2nd",
+            "postgresql://app:***@db/x?password=***",
+            "2nd",
+            "postgresql://app@db/x",
+        ),
+        ("postgresql://:s3cr3t@db/x", "postgresql://:***@db/x", "s3cr3t", "postgresql://db/x"),
     ],
 )
-def test_a_url_is_split_so_that_its_password_is_never_in_what_is_shown(url, shown, password):
+def test_a_url_is_split_so_that_its_password_is_never_in_what_is_shown(url, shown, password, conninfo):
     parsed = DatabaseUrl(url)
 
     assert str(parsed) == parsed.shown == (shown or url)
@@ -119,3 +145,80 @@ def test_a_url_is_split_so_that_its_password_is_never_in_what_is_shown(url, show
     if password is not None:
         assert password not in parsed.conninfo and "password" not in parsed.conninfo
         assert parsed.scrub(f"bad token near '{password}'") == "bad token near '***'"
+    assert parsed.conninfo == (conninfo or url)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is None, reason="needs the [postgres] extra (psycopg)")
+def test_every_url_libpq_reads_reaches_libpq_as_it_was_written():
+    from psycopg.conninfo import conninfo_to_dict
+
+    for url in (
+        "postgresql:///lp1?host=/tmp/sock&port=55432&user=loopai&password=pw",
+        "postgresql://",
+        "postgresql://app:p%40ss@db1:5432,db2/x?sslmode=require&options=-csearch_path%3Dloopai",
+    ):
+        parsed = DatabaseUrl(url)
+        assert {**conninfo_to_dict(parsed.conninfo), **parsed.connect_arguments()} == conninfo_to_dict(url)
+
+
+def test_config_show_shows_the_state_url_in_effect(tmp_path):
+    """``LOOPAI_STATE_URL`` replaces ``[state] url``, as every command reads them; shown without its password."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPAI_")}
+    env.update(LOOPAI_CACHE_DIR=str(tmp_path / "cache"), XDG_STATE_HOME=str(tmp_path / "state"))
+    (tmp_path / "with").mkdir()
+    (tmp_path / "with" / "loopai.toml").write_text(
+        f'[state]\nurl = "postgresql://app:{SECRET}@db/lp1"\n', encoding="utf-8"
+    )
+    (tmp_path / "without").mkdir()
+    overridden = f"postgresql://other:{SECRET}@db/lp9"
+
+    def shown(folder, **extra):
+        done = subprocess.run(
+            [sys.executable, "-m", "loopai", "config", "show"], capture_output=True, text=True,
+            env={**env, **extra}, cwd=tmp_path / folder, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert SECRET not in done.stdout + done.stderr
+        return json.loads(done.stdout)["state"]["url"]
+
+    assert shown("with") == "postgresql://app:***@db/lp1"
+    assert shown("with", LOOPAI_STATE_URL=overridden) == "postgresql://other:***@db/lp9"
+    assert shown("without", LOOPAI_STATE_URL=overridden) == "postgresql://other:***@db/lp9"
+    assert shown("without") is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is None, reason="needs the [postgres] extra (psycopg)")
+def test_an_outbox_in_the_state_database_names_where_that_is_configured(pg, tmp_path):
+    env = _env(pg, tmp_path, LOOPAI_STATE_URL=f"postgresql://app:{SECRET}@127.0.0.1:{_closed_port()}/loopai")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "loopai", "events", "list"], capture_output=True, text=True, env=env, cwd=tmp_path,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert "outbox database postgresql://app:***@127.0.0.1" in done.stderr
+    assert "(check LOOPAI_STATE_URL (by default the outbox is in the state's database)" in done.stderr
+    assert "[delivery] outbox" not in done.stderr
+    assert SECRET not in done.stderr
+
+
+_NEVER_CLOSED = """
+import loopai
+from loopai.delivery import SqliteOutbox
+
+class Failing(SqliteOutbox):
+    def open_counts(self):
+        raise RuntimeError("the outbox broke")
+
+host = loopai.Host(outbox=Failing(":memory:"), environ={}, discover=False)  # closed by its finalizer, at exit
+"""
+
+
+def test_a_host_closed_at_exit_never_prints_a_traceback(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _NEVER_CLOSED], capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False
+    )
+
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 1, done.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -134,8 +135,16 @@ def _config_show(args: argparse.Namespace) -> int:
     for unset in reading.unset:
         _put(shown, unset.where, unset.shown())
         print(f"warning: {unset.problem}", file=sys.stderr)
+    for variable, where in _REPLACING.items():
+        if os.environ.get(variable):  # as the commands read them: an empty one is not set
+            _put(shown, where, redact(os.environ[variable]))
     print(json.dumps(shown, indent=2, default=str))
     return 0
+
+
+_REPLACING = {"LOOPAI_STATE_URL": ("state", "url"), "LOOPAI_OUTBOX": ("delivery", "outbox")}
+"""The variables without ``__`` that replace a setting of the file (those with ``__`` are applied
+when it is read): shown in its place, as every command uses them."""
 
 
 def _put(shown: dict[str, Any], where: tuple[str, ...], value: Any) -> None:

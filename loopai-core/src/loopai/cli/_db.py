@@ -32,7 +32,8 @@ applies the pending migrations in one transaction; two at once wait for each oth
 
 exit status: status: 0 up to date, 1 an upgrade is pending or the schema is newer than this
 loopai-core; upgrade: 0 done (or nothing to do); both: 2 no database configured, unreachable,
-or a schema newer than this loopai-core (upgrade)."""
+refused (a privilege the role lacks, a table of another application: the message says what to
+do), or a schema newer than this loopai-core (upgrade)."""
 
 _OUTBOX_VERSION = 2
 """The schema version that brings the outbox's tables."""
@@ -119,15 +120,14 @@ def _database(config: LoopaiConfig, url: str, where: str, role: str, setting: st
 
 
 def _status(args: argparse.Namespace) -> int:
-    from loopai.database import DatabaseError, schema_status
+    from loopai.database import DatabaseError
 
     shown: list[dict[str, Any]] = []
     worst = 0
     for target in _targets(args):
         database = target.database
         try:
-            with database.connect() as conn:
-                status = schema_status(conn)
+            status = database.status()
             outbox = _outbox_counts(database) if "outbox" in target.uses and status.current else None
         except DatabaseError as exc:
             print(f"loopai db status: {exc}", file=sys.stderr)
@@ -200,14 +200,13 @@ def _text(entry: dict[str, Any]) -> str:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    from loopai.database import DatabaseError, known_version, upgrade
+    from loopai.database import DatabaseError, known_version
 
     failed = False
     for target in _targets(args):
         database = target.database
         try:
-            with database.connect() as conn:
-                applied = upgrade(conn, database.url.shown)
+            applied = database.upgrade()
         except DatabaseError as exc:
             print(f"loopai db upgrade: {exc}", file=sys.stderr)
             failed = True

@@ -175,11 +175,13 @@ def _created(path: str, opener: Any) -> Any:
 
 def _until_stopped(host: Any, max_seconds: float | None, started: str) -> None:
     """Say ``started``, then wait for SIGTERM, Ctrl-C or ``max_seconds``; the workers deliver meanwhile,
-    and SIGHUP reloads the configuration and the handlers (what changed is said on stderr)."""
+    and SIGHUP reloads the configuration and the handlers (what changed is said on stderr). A failing
+    outbox (a database away past ``[state] unavailable_timeout``, a full disk) stops the workers: the
+    wait ends then too, and the command exits 2, for its supervisor to restart it."""
     with _sigterm_interrupts(), _sighup_reloads(host), contextlib.suppress(KeyboardInterrupt):
         print(started, file=sys.stderr, flush=True)  # once SIGTERM is ours: a stop from now on is clean
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and host.delivery_failure is None:
             # In short waits: the kernel may hand a signal to any thread, and Python runs its handler
             # only when the main thread comes back to the interpreter.
             time.sleep(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic())))

@@ -49,11 +49,13 @@ def existing_outbox(path: str, nothing: str, args: argparse.Namespace | None = N
     yet: nothing was emitted. A file that is not an outbox, or a database that cannot be reached or
     is not at this loopai's schema, ends the command: its reason on stderr, exit status 2."""
     from loopai._errors import ConfigError
-    from loopai.delivery import PostgresOutbox, SqliteOutbox, is_database_url
+    from loopai.delivery import PostgresOutbox, SqliteOutbox, is_database_url, outbox_setting
 
     if is_database_url(path):
-        timeout = _outbox_tables(args)[0].state.unavailable_timeout if args is not None else 30.0
-        outbox = PostgresOutbox(path, unavailable_timeout=timeout)
+        config = _outbox_tables(args)[0] if args is not None else None
+        outbox = PostgresOutbox(path, unavailable_timeout=config.state.unavailable_timeout if config else 30.0)
+        if config is not None and not getattr(args, "outbox", None):  # found, not given: say where it was found
+            outbox.database.setting = outbox_setting(config.delivery.outbox, os.environ)
         try:
             outbox.open()
         except ConfigError as exc:
@@ -104,18 +106,27 @@ def _outbox_tables(args: argparse.Namespace) -> tuple[Any, Path | None]:
 
 def configured_outbox(path: str | None) -> tuple[Any, Path | None]:
     """The ``[delivery]`` and ``[state]`` tables of the configuration file (with their ``${VAR}``
-    resolved), as a ``LoopaiConfig`` of those only, and that file."""
-    from loopai.config import LoopaiConfig, find_config, parse_config, read_document
+    resolved, and their ``LOOPAI_DELIVERY__*`` and ``LOOPAI_STATE__*`` variables applied), as a
+    ``LoopaiConfig`` of those only, and that file (None without one)."""
+    from loopai.config import find_config, parse_config, read_document
 
+    environ = {name: value for name, value in os.environ.items() if _read_here(name)}
     found, how = find_config(path)
     if found is None:
-        return LoopaiConfig(), None
+        return parse_config({}, label="the environment", environ=environ, overrides=True), None
     try:
         label = str(found.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         label = str(found)
     tables = config_tables(read_document(found, label, how), ("delivery", "state"))
-    return parse_config(tables, label=label), found.resolve()
+    return parse_config(tables, label=label, environ=environ, overrides=True), found.resolve()
+
+
+def _read_here(variable: str) -> bool:
+    """Whether :func:`configured_outbox` reads ``variable``: any (for ``${VAR}``), but of the
+    overriding ``LOOPAI_<TABLE>__<KEY>`` ones only those of the two tables it reads."""
+    name = variable.upper()
+    return not (name.startswith("LOOPAI_") and "__" in name) or name.startswith(("LOOPAI_DELIVERY__", "LOOPAI_STATE__"))
 
 
 def config_tables(document: Any, names: tuple[str, ...]) -> dict[str, Any]:

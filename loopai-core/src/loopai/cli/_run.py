@@ -162,7 +162,13 @@ def _run(args: argparse.Namespace) -> int:
             with delivery_notices("loopai run"):
                 summary = _process(recipe, source, outcome, args)
         except (ConfigError, StartupError) as exc:  # ConfigError: also the state database (loopai.database)
-            return _fail(exc.problems)
+            if not hasattr(exc, "summary"):  # before any record: nothing was done
+                return _fail(exc.problems)
+            # The state database failed part-way (away past [state] unavailable_timeout): what was
+            # done is summed up, and the message said once.
+            outcome.broken, summary = exc, exc.summary
+            summary.stopped_by = "; ".join(exc.problems)
+            print(f"loopai run: {summary.stopped_by}", file=sys.stderr)
         except InputError as exc:
             summary = exc.summary  # type: ignore[attr-defined]
             summary.stopped_by = str(exc)
@@ -221,11 +227,12 @@ class _Outcome:
 
 
 def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argparse.Namespace) -> Summary:
-    """Run ``source`` in this process, or on ``--workers`` processes; the summary. An InputError or
-    OutboxError raised part-way carries the summary of what was done (``exc.summary``)."""
-    from loopai._errors import OutboxError, StartupError
+    """Run ``source`` in this process, or on ``--workers`` processes; the summary. An InputError,
+    OutboxError or DatabaseError raised part-way carries the summary of what was done (``exc.summary``)."""
+    from loopai._errors import LoopaiError, OutboxError, StartupError
     from loopai.cli._output import is_quiet
     from loopai.cli._run_host import pending_now, say_setup
+    from loopai.database import DatabaseError
     from loopai.run import (
         InputError,
         Runner,
@@ -245,6 +252,8 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
             summary, problems = run_in_workers(recipe, args.workers, source, outcome.open, options)
         except WorkerFailed as exc:
             raise StartupError(exc.problems) from None
+        if summary.failed is not None:  # a worker's outbox or state database failed: exit 2, as in one process
+            outcome.broken = LoopaiError(summary.failed)
         summary.deliveries = pending_now(recipe, summary.deliveries)
         _warn(problems)
         summary.problems = problems + [p for p in summary.problems if p not in problems]
@@ -274,7 +283,7 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
                 host.close(drain_timeout=0)
                 raise
             summary.stopped_waiting = not close_after_delivering(host, options.say)
-    except (InputError, OutboxError) as exc:
+    except (InputError, OutboxError, DatabaseError) as exc:
         _settle(host, summary, known, failing=True)
         exc.summary = summary  # type: ignore[union-attr]
         raise
@@ -290,15 +299,18 @@ def _settle(host: Host, summary: Summary, known: int, *, failing: bool = False) 
     (``failing``), an outbox that cannot be counted leaves the delivery table out instead of
     hiding that error."""
     from loopai._errors import OutboxError
+    from loopai.database import DatabaseError
 
     _warn(host.problems[known:])  # plugins that failed to start or stop
     summary.problems = list(host.problems)
     summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
     try:
         summary.deliveries = host.delivery_report()
-    except OutboxError:
+    except (OutboxError, DatabaseError):
         if not failing:
             raise
+    # Events were recorded, and what became of their deliveries is not known: said, with the command.
+    summary.uncounted = failing and not summary.deliveries and summary.hook_calls["emit"] > 0
 
 
 def _report(summary: Summary, outcome: _Outcome, args: argparse.Namespace) -> int:

@@ -152,13 +152,16 @@ def _located(reading: Reading, path: Path, label: str) -> Reading:
     return reading._replace(problems=problems, unset=unset)
 
 
-def parse_config(document: Any, *, label: str = "<config>", environ: Mapping[str, str] | None = None) -> LoopaiConfig:
+def parse_config(
+    document: Any, *, label: str = "<config>", environ: Mapping[str, str] | None = None, overrides: bool = False
+) -> LoopaiConfig:
     """Validate an already parsed document (a dict from TOML or JSON) into a :class:`LoopaiConfig`.
 
     ``label`` names the source in every message, the configuration's included. ``LOOPAI_*``
-    variables are not applied here: they belong to finding and loading (:func:`load_config`).
+    variables of ``environ`` (default: ``os.environ``) override what the document says only with
+    ``overrides`` (:func:`load_config` always applies them).
     """
-    reading = _parse(document, label, os.environ if environ is None else environ)
+    reading = _parse(document, label, os.environ if environ is None else environ, overrides=overrides)
     if reading.config is None or reading.problems:
         raise ConfigError(reading.problems)
     return reading.config

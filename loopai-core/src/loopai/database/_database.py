@@ -13,7 +13,8 @@ from loopai._log import logger
 from loopai.database._driver import driver
 from loopai.database._errors import DatabaseError, DatabaseUnavailable
 from loopai.database._listen import Listener
-from loopai.database._migrations import require_current, schema_status
+from loopai.database._migrations import Migration, SchemaStatus, require_current, schema_status, upgrade
+from loopai.database._refusals import advice
 from loopai.database._url import DatabaseUrl
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ class Database:
     ``NOTIFY`` of a channel. Safe to use from many threads.
 
     ``role`` names the database in messages (``state database``, ``outbox database``) and
-    ``setting`` says where it is configured, so that an operator knows what to fix.
+    ``setting`` says where it is configured, so that an operator knows what to fix. Every error
+    of the server or the driver leaves here as a :class:`DatabaseError` of one line: a refusal an
+    operator fixes (a privilege, a table of another application) says how (:mod:`._refusals`).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class Database:
         self._listeners: dict[str, Listener] = {}
         self._closed = False
         self._away_since: float | None = None  # when an outage was first met (monotonic), while it lasts
+        self._user: str | None = None  # the role of the last connection made, as advice names it
 
     def __repr__(self) -> str:
         return f"Database({self.url.shown!r})"
@@ -97,8 +101,7 @@ class Database:
             if self._pool is not None or self._closed:
                 return
             _, pool_module = driver(self.url.shown)
-            with self.connect() as conn:
-                status = schema_status(conn)
+            status = self.status()
             if require_schema:
                 require_current(status, f"{self.role} {self.url.shown}", self.setting)
             self._pool = pool_module.ConnectionPool(
@@ -115,18 +118,43 @@ class Database:
             log.debug("opened %s", self.url.shown)
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Connection[Any]]:
-        """One connection outside the pool, in a transaction committed at the end (rolled back on error)."""
+    def connect(self, doing: Callable[[], str] = lambda: "an operation") -> Iterator[Connection[Any]]:
+        """One connection outside the pool, in a transaction committed at the end (rolled back on error).
+
+        An error of the driver or the server becomes a :class:`DatabaseError` (a lost connection:
+        :class:`DatabaseUnavailable`); ``doing()`` says what was being done when the server refused
+        a statement (``migration 0001 task_state``)."""
         psycopg, _ = driver(self.url.shown)
         try:
             conn = psycopg.connect(self.url.conninfo, **self._arguments())
         except psycopg.Error as exc:
             raise self._failure(exc, "cannot be reached") from None
+        self._user = conn.info.user
         try:
             with conn:
                 yield conn
         except psycopg.OperationalError as exc:
             raise self._failure(exc, "was lost") from None
+        except psycopg.Error as exc:
+            raise self._failure(exc, f"refused {doing()}") from None
+
+    def status(self) -> SchemaStatus:
+        """Where the schema stands, read on a connection of its own (``loopai db status``)."""
+        with self.connect(lambda: "reading the schema version") as conn:
+            return schema_status(conn)
+
+    def upgrade(self) -> list[Migration]:
+        """Apply the pending migrations in one transaction, on a connection of its own (``loopai db
+        upgrade``); the ones applied, in order. Raises :class:`SchemaVersionError` when the schema
+        is newer than this loopai-core, and a :class:`DatabaseError` naming the step the server
+        refused (a migration) and what to do about it."""
+        step = ["starting"]
+
+        def applying(doing: str) -> None:
+            step[0] = doing
+
+        with self.connect(lambda: f"the upgrade ({step[0]})") as conn:
+            return upgrade(conn, self.url.shown, applying)
 
     def dedicated(self) -> Connection[Any]:
         """A connection of its own, outside the pool, in autocommit mode (the caller closes it):
@@ -173,9 +201,11 @@ class Database:
 
         While the database cannot be reached, the operation is retried (its transaction was
         rolled back, so it must be safe to call again) after 50 ms, doubling up to 2 s, until
-        ``unavailable_timeout`` seconds have passed since the call began: then
-        :class:`DatabaseUnavailable`; so is a transaction the server rolled back (a deadlock, a
-        serialization failure). Any other error the server or the driver raises becomes a
+        ``unavailable_timeout`` seconds have passed since the outage began (whichever call met it
+        first): then :class:`DatabaseUnavailable`. So a process waits for the database once, not
+        once per call: past the timeout, each call tries once and fails at once, until one succeeds.
+        A transaction the server rolled back (a deadlock, a serialization failure) is a
+        :class:`DatabaseUnavailable` too. Any other error the server or the driver raises becomes a
         :class:`DatabaseError` naming the database, with its SQLSTATE in ``sqlstate``.
         """
         self.open()
@@ -201,7 +231,7 @@ class Database:
                 return result
             except unreachable as exc:
                 now = time.monotonic()
-                self._away(exc, deadline - now)
+                deadline = min(deadline, self._away(exc) + self.unavailable_timeout)
                 if now >= deadline:
                     raise self._failure(
                         exc, f"has been unreachable for {self.unavailable_timeout:g} s ([state] unavailable_timeout)"
@@ -213,13 +243,16 @@ class Database:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _away(self, error: BaseException, retrying: float) -> None:
-        """Say once per outage, whichever call meets it first, that the database is unreachable."""
+    def _away(self, error: BaseException) -> float:
+        """When the outage began (``time.monotonic()``); said once per outage, by whichever call
+        meets it first."""
         with self._lock:
             if self._away_since is not None:
-                return
-            self._away_since = time.monotonic()
-        log.warning("%s; retrying for up to %.0f s", self.describe(error, "is unreachable"), retrying)
+                return self._away_since
+            since = self._away_since = time.monotonic()
+        retrying = f"retrying for up to {self.unavailable_timeout:.0f} s"
+        log.warning("%s; %s", self.describe(error, "is unreachable"), retrying)
+        return since
 
     def _back(self) -> None:
         """Say that the outage is over, and how long it lasted."""
@@ -237,15 +270,28 @@ class Database:
 
     def describe(self, error: BaseException, what: str) -> str:
         """One line for people: this database (without its password), ``what`` happened, and the
-        driver's reason (the password scrubbed from it, should it appear)."""
-        reason = " ".join(self.url.scrub(str(error)).split()) or type(error).__name__
-        return f"{self.role} {self.url.shown} {what}: {reason}"
+        driver's reason (the server's message without the statement it quotes; the password
+        scrubbed from it, should it appear)."""
+        return f"{self.role} {self.url.shown} {what}: {self._reason(error)}"
+
+    def _reason(self, error: BaseException) -> str:
+        diagnostic = getattr(error, "diag", None)  # a server's error: its message and detail, not the SQL quoted
+        primary = getattr(diagnostic, "message_primary", None)
+        detail = getattr(diagnostic, "message_detail", None)
+        text = (f"{primary} ({detail})" if detail else primary) if primary else str(error)
+        return " ".join(self.url.scrub(text).split()) or type(error).__name__
 
     def _failure(self, error: BaseException, what: str) -> DatabaseError:
+        """``error`` (the driver's) as the :class:`DatabaseError` that says it: the one place where
+        they are translated, with what to do about a refusal an operator can fix."""
         message = self.describe(error, what)
-        if what == "cannot be reached":
+        sqlstate = getattr(error, "sqlstate", None)
+        fix = advice(sqlstate, self._reason(error), self._user, self.setting)
+        if fix is not None:
+            message += f"; {fix}"
+        elif what == "cannot be reached":
             message += f" (check {self.setting}, and that the server is running and accepts you)"
         psycopg, _ = driver(self.url.shown)
         if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
             return DatabaseUnavailable(message)
-        return DatabaseError(message, getattr(error, "sqlstate", None))
+        return DatabaseError(message, sqlstate)

@@ -14,6 +14,7 @@ the whole schema, so that one version number says where a database stands.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
@@ -32,12 +33,14 @@ __all__ = [
     "migrations",
     "require_current",
     "schema_status",
+    "tables",
     "upgrade",
 ]
 
 VERSION_TABLE: Final = "loopai_schema_version"
 _UPGRADE_LOCK: Final = 0x6C6F6F70_6169  # pg_advisory_xact_lock key: "loopai"
 _FILE: Final = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
+_CREATE_TABLE: Final = re.compile(r"^\s*CREATE TABLE (?:IF NOT EXISTS )?(\w+)", re.I | re.M)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ def known_version() -> int:
     return shipped[-1].version if shipped else 0
 
 
+def tables() -> list[str]:
+    """Every table of loopai's schema: the version table, then those the migrations create, in order."""
+    return [VERSION_TABLE, *(name for m in migrations() for name in _CREATE_TABLE.findall(m.sql))]
+
+
 def schema_status(conn: Connection[Any]) -> SchemaStatus:
     """Where ``conn``'s database stands (version 0: never upgraded)."""
     shipped = migrations()
@@ -97,21 +105,28 @@ def schema_status(conn: Connection[Any]) -> SchemaStatus:
     return SchemaStatus(version, known, tuple(m for m in shipped if m.version > version))
 
 
-def upgrade(conn: Connection[Any], shown_url: str) -> list[Migration]:
+def upgrade(conn: Connection[Any], shown_url: str, applying: Callable[[str], None] | None = None) -> list[Migration]:
     """Apply the pending migrations in ``conn``'s current transaction; the ones applied, in order.
 
     The caller commits (or rolls everything back on error). Raises :class:`SchemaVersionError`
-    when the database is newer than this loopai-core.
+    when the database is newer than this loopai-core. ``applying`` is told each step before it
+    runs (``creating loopai_schema_version``, ``migration 0001 task_state``), so that an error
+    the server raises can be said with the step it refused.
     """
+    applying = applying or (lambda step: None)
+    applying("waiting for other upgrades")
     conn.execute("SELECT pg_advisory_xact_lock(%s)", [_UPGRADE_LOCK])
+    applying(f"creating {VERSION_TABLE}")
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} ("
         " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
     )
+    applying("reading the schema version")
     status = schema_status(conn)
     if status.newer:
         raise _too_new(status, f"database {shown_url}")
     for migration in status.pending:
+        applying(f"migration {migration.version:04d} {migration.name}")
         conn.execute(migration.sql.encode())  # no parameters: a file may hold several statements
         conn.execute(
             f"INSERT INTO {VERSION_TABLE} (version, name) VALUES (%s, %s)", [migration.version, migration.name]

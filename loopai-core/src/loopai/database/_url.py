@@ -2,40 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+import re
+from typing import Any, Final
+from urllib.parse import quote, unquote
 
 __all__ = ["DatabaseUrl"]
 
-_SCHEMES = ("postgresql", "postgres")
+_URL: Final = re.compile(
+    r"(?P<scheme>postgres(?:ql)?)://(?P<authority>[^/?]*)(?P<path>[^?]*)(?:\?(?P<query>.*))?", re.S
+)
+"""libpq's URI: ``postgresql://[userinfo@][hosts][/dbname][?key=value&...]``; every part may be empty."""
+_MASK: Final = "***"
 
 
 class DatabaseUrl:
     """``postgresql://user:password@host:port/database?options``, split for safe use.
 
+    Every form libpq accepts is kept as libpq reads it: an empty host (``postgresql:///db?host=/run/sock``,
+    a Unix socket; ``postgresql://`` alone: every default), several hosts, and ``user`` or ``password``
+    in the query. The query is passed on as written (libpq decodes only ``%XX``: a ``+`` stays a ``+``).
+
     ``conninfo`` is the URL without its password (a ``password`` query parameter included),
     handed to libpq with the password as a separate argument, so that no driver message or
-    log line can echo it; ``shown`` is the same for people (``user:***@host`` when a password
-    was given). A password may also come from ``PGPASSWORD`` or ``~/.pgpass``, as libpq reads
-    them: it is then never in loopai's hands.
+    log line can echo it; ``shown`` is the URL for people, the password masked where it was
+    written (``user:***@host``, ``?password=***``). A password may also come from ``PGPASSWORD``
+    or ``~/.pgpass``, as libpq reads them: it is then never in loopai's hands.
     """
 
     __slots__ = ("_password", "conninfo", "shown")
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(str(url))
-        if parts.scheme not in _SCHEMES:
+        match = _URL.fullmatch(str(url))
+        if match is None:
             raise ValueError("must be a postgresql://user@host:5432/database URL")
-        userinfo, at, hosts = parts.netloc.rpartition("@")
+        scheme, path, query = match["scheme"], match["path"], match["query"]
+        userinfo, at, hosts = match["authority"].rpartition("@")
         user, colon, password = userinfo.partition(":")
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        from_query = [value for key, value in query if key == "password"]
-        self._password = unquote(password) if colon else (from_query[-1] if from_query else None)
-        kept = urlencode([(key, value) for key, value in query if key != "password"], quote_via=quote)
-        netloc = f"{user}@{hosts}" if at else hosts
-        self.conninfo = urlunsplit((parts.scheme, netloc, parts.path, kept, ""))
-        masked = f"{user}:***@{hosts}" if self._password is not None else netloc
-        self.shown = urlunsplit((parts.scheme, masked, parts.path, kept, ""))
+        self._password = unquote(password) if colon else None
+        kept: list[str] = []
+        masked: list[str] = []
+        for parameter in query.split("&") if query else ():
+            key, _, value = parameter.partition("=")
+            if unquote(key) == "password":
+                self._password = unquote(value)  # as libpq: the query's comes after, and wins
+                masked.append(f"{key}={_MASK}")
+            else:
+                kept.append(parameter)
+                masked.append(parameter)
+        self.conninfo = f"{scheme}://{f'{user}@' if user else ''}{hosts}{path}{_query(kept)}"
+        userinfo = f"{user}:{_MASK}" if colon else user
+        self.shown = f"{scheme}://{f'{userinfo}@' if at and userinfo else ''}{hosts}{path}{_query(masked)}"
 
     def connect_arguments(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect`` beside :attr:`conninfo`: the password, when the URL had one."""
@@ -45,7 +61,7 @@ class DatabaseUrl:
         """``text`` (a driver's message) with the password, should it appear, replaced by ``***``."""
         if self._password:
             for form in {self._password, quote(self._password, safe="")}:
-                text = text.replace(form, "***")
+                text = text.replace(form, _MASK)
         return text
 
     def same_database(self, other: DatabaseUrl) -> bool:
@@ -58,3 +74,7 @@ class DatabaseUrl:
 
     def __repr__(self) -> str:
         return f"DatabaseUrl({self.shown!r})"
+
+
+def _query(parameters: list[str]) -> str:
+    return f"?{'&'.join(parameters)}" if parameters else ""

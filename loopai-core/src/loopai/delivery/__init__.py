@@ -13,6 +13,7 @@ from loopai.delivery._paths import (
     is_database_url,
     open_outbox,
     outbox_location,
+    outbox_setting,
     resolve_outbox,
 )
 from loopai.delivery._postgres import PostgresOutbox
@@ -49,5 +50,6 @@ __all__ = [
     "is_database_url",
     "open_outbox",
     "outbox_location",
+    "outbox_setting",
     "resolve_outbox",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "is_database_url",
     "open_outbox",
     "outbox_location",
+    "outbox_setting",
     "resolve_outbox",
 ]
 
@@ -78,6 +79,18 @@ def resolve_outbox(
     return state_url if state_url else default_outbox_path(environ)
 
 
+def outbox_setting(configured: str | None, environ: Mapping[str, str]) -> str:
+    """Where the outbox :func:`resolve_outbox` finds (without an explicit one) is configured, as its
+    messages tell an operator to check: ``LOOPAI_OUTBOX``, ``[delivery] outbox`` (``configured``),
+    else the state's database, the default (``LOOPAI_STATE_URL``, ``[state] url``)."""
+    if environ.get("LOOPAI_OUTBOX"):
+        return "LOOPAI_OUTBOX"
+    if configured:
+        return "[delivery] outbox"
+    state = "LOOPAI_STATE_URL" if environ.get("LOOPAI_STATE_URL") else "[state] url"
+    return f"{state} (by default the outbox is in the state's database)"
+
+
 def outbox_location(config: LoopaiConfig, environ: Mapping[str, str], *, default: bool) -> Location | None:
     """:func:`resolve_outbox` for a loaded configuration."""
     state_url = config.state.database_url(environ)
@@ -114,7 +127,10 @@ def open_outbox(
         return None, False
     if isinstance(location, Path):
         return SqliteOutbox(location), True
-    return _postgres(location, config, database), True
+    outbox = _postgres(location, config, database)
+    if (spec is None or spec is True) and outbox.database is not database:  # a shared one says the state's settings
+        outbox.database.setting = outbox_setting(config.delivery.outbox, environ)
+    return outbox, True
 
 
 def _postgres(url: str, config: LoopaiConfig, database: Database | None) -> PostgresOutbox:

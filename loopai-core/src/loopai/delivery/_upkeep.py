@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from loopai._log import logger
-from loopai.database import DatabaseError
+from loopai.database import DatabaseError, DatabaseUnavailable
 from loopai.delivery._pool import started
 from loopai.delivery._postgres_sql import Key, Settled, renew, settle
 
@@ -142,6 +142,9 @@ class Upkeep:
                     self.flush()
                 if self._due_to_renew():
                     self._renew()
+            except DatabaseUnavailable as exc:  # the database said the outage once; kept for close()
+                self._pause()
+                log.debug("%s; the outcomes of %d deliveries wait to be written", exc, len(self._waiting))
             except DatabaseError as exc:  # kept: written with the next group, or by close()
                 self._pause()
                 log.warning("%s; the outcomes of %d deliveries wait to be written", exc, len(self._waiting))

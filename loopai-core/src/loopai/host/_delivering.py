@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from loopai._errors import LoopaiError
+from loopai._log import logger
 from loopai._models import WebhookEvent
 from loopai.config import DeliverySettings
 from loopai.delivery import (
@@ -27,6 +28,8 @@ from loopai.delivery import (
 from loopai.host._breaches import Recorded
 
 __all__ = ["HostDelivery"]
+
+log = logger("loopai.delivery")
 
 _LEASE = 300.0
 """Seconds of a lease when neither ``[delivery] lease`` nor the outbox says (see ``default_lease``)."""
@@ -144,14 +147,21 @@ class HostDelivery:
         return self.workers.stop(self.drain_timeout if drain_timeout is None else drain_timeout)
 
     def close(self) -> None:
-        """Stop the workers, keep the last report, close the outbox if the host opened it (idempotent)."""
+        """Stop the workers, keep the last report, close the outbox if the host opened it (idempotent).
+
+        It is the host's finalizer too, run at exit where a traceback is only noise: a failing
+        outbox is kept in :attr:`failure`, anything else is one line on the ``loopai.delivery``
+        logger; either way the last counts are lost."""
         if self._closed:
             return
-        self.stop()
         try:
+            self.stop()
             self._final = self.report()
-        except LoopaiError as exc:  # a failing outbox: kept for the caller; the counts are lost
+        except LoopaiError as exc:  # a failing outbox: kept for the caller
             self._failure = self.failure or exc
+            self._final = []
+        except Exception as exc:  # noqa: BLE001 - never out of a finalizer
+            log.error("closing the outbox's delivery failed: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
             self._final = []
         self._closed = True
         if self.outbox is not None and self._owns:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from loopai._crash import stacks_on_crash
 from loopai._errors import LoopaiError
@@ -91,6 +91,9 @@ def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     """A worker's life: build its host, start it when told, run the lines it is sent, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     stacks_on_crash()  # a crash in a plugin's native code prints the stack that names it
+    # The connection pool's attempts to reconnect while a database is away: loopai says the outage
+    # once (as the command does in one process: see loopai.cli._output).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
         _serve(recipe, conn, options)
 
@@ -131,22 +134,31 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
             # The parent says what is waited for; a Ctrl-C (the terminal's, or the parent's
             # passed on) ends the wait.
             runner.summary.stopped_waiting = not close_after_delivering(host)
-        except LoopaiError as exc:  # the outbox failed: what it holds stays; this worker can go no further
-            conn.send(("fatal", str(exc)))
-            raise SystemExit(1) from None
+        except LoopaiError as exc:  # the outbox or the state database failed: this worker can go no further
+            _fatal(output, exc)
         finally:
-            host.close()
+            with contextlib.suppress(LoopaiError):  # closing again fails as it did: said above
+                host.close()
     summary = runner.summary
     summary.problems = host.problems[known:]
     summary.plugins = host.plugin_usage()  # handlers were called in the background, until the host drained
     # When this worker, closed, began counting what the outbox holds: the count begun last was
     # begun after every worker had closed, so its pending deliveries are the run's.
     summary.finished = time.perf_counter()
-    summary.deliveries = host.delivery_report()
+    try:
+        summary.deliveries = host.delivery_report()
+    except LoopaiError as exc:
+        _fatal(output, exc)
     if host.delivery_failure is not None:
         summary.stopped_by = summary.stopped_by or f"the delivery workers stopped: {host.delivery_failure}"
     output.flush()
     conn.send(("done", summary))
+
+
+def _fatal(output: _Collected, error: LoopaiError) -> NoReturn:
+    """Tell the parent why this worker stops (what the outbox or the state database holds stays), and stop."""
+    output.send(("fatal", str(error)))
+    raise SystemExit(1) from None
 
 
 @contextlib.contextmanager

@@ -128,6 +128,11 @@ class Summary:
         """What the input made worth saying (unknown keys), once each."""
         self.deliveries: list[HandlerDeliveries] = []
         """Per webhook handler, what delivery did (filled once the host has drained)."""
+        self.uncounted = False
+        """The outbox failed before its deliveries could be counted: some may be pending."""
+        self.failed: str | None = None
+        """What failed that the run could not go on with (the outbox, the state database), as a
+        ``--workers`` worker said it; the command exits 2."""
         self.deliver_command: str | None = None
         """The exact command that delivers what is still pending."""
         self.replay_command: str | None = None
@@ -183,7 +188,10 @@ class Summary:
             },
             "deliveries": [row.to_dict() for row in self.deliveries],
             "undelivered": {"pending": self.pending, "dead": self.dead, "pending_elsewhere": self.pending_elsewhere},
-            "deliver_command": self.deliver_command if self.pending or self.pending_elsewhere else None,
+            "deliveries_uncounted": self.uncounted,
+            "deliver_command": self.deliver_command
+            if self.pending or self.pending_elsewhere or self.uncounted
+            else None,
             "replay_command": self.replay_command if self.dead else None,
             "output": self.output,
             "outbox": self.outbox,
@@ -304,6 +312,11 @@ class Summary:
     def undelivered_notes(self) -> list[str]:
         """What is still pending and dead, each with the command that finishes the job (none: all delivered)."""
         notes = []
+        if self.uncounted and self.deliver_command:
+            notes.append(
+                "the deliveries could not be counted (the outbox failed): once it is back, deliver what is "
+                f"pending with  {self.deliver_command}"
+            )
         if self.pending:
             notes.append(
                 f"{self.pending:,} deliver{_ies(self.pending)} still pending: deliver with  {self.deliver_command}"

@@ -300,6 +300,7 @@ class _Parent:
                 total.first_failure = total.first_failure or plugin.first_failure
             summary.problems += [problem for problem in part.problems if problem not in summary.problems]
         summary.plugins = list(usage.values())
+        summary.failed = next((worker.fatal for worker in self.workers if worker.fatal is not None), None)
         deliveries: dict[str, HandlerDeliveries] = {}
         for worker in sorted(self.workers, key=_closed_at):  # the last to count knows what is pending
             for row in worker.summary.deliveries if worker.summary is not None else ():
