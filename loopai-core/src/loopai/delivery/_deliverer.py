@@ -42,6 +42,11 @@ class Target(Protocol):
         """Whether its hook is a coroutine function (then it runs on the host's event loop)."""
         ...
 
+    @property
+    def timeout(self) -> float | None:
+        """Seconds one call may take (None: no limit)."""
+        ...
+
     def attempt(self, event: WebhookEvent, attempt: int, dry_run: bool) -> BaseException | None:
         """Try number ``attempt`` (0: the first); the error, or None when the handler took the event."""
         ...

@@ -41,7 +41,8 @@ class HostDelivery:
     ``owns``: the host opened the outbox, so :meth:`close` closes it. After :meth:`close`,
     :meth:`report` keeps returning the last counts (``loopai run`` prints them after the host
     closed). ``recorded``: events recorded already (a breach, with its flag), that recording
-    answers for instead of writing them again.
+    answers for instead of writing them again. ``stall_notice``: seconds a delivery may run before
+    its handler is named as holding it (``[dispatch] stall_notice``).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class HostDelivery:
         settings: DeliverySettings,
         describe_dead: Describe,
         targets: Callable[[], Mapping[str, Target]],
+        stall_notice: float = 10.0,
     ) -> None:
         self.outbox = outbox
         self._owns = owns
@@ -70,6 +72,7 @@ class HostDelivery:
                 circuit_cooldown=settings.circuit_cooldown,
                 poll_interval=settings.poll_interval,
                 lease=float(lease),
+                stall_notice=stall_notice,
             )
             self.workers = Workers(outbox, targets, backoff, options, describe_dead=describe_dead)
         self.in_process: bool = settings.workers

@@ -153,7 +153,13 @@ class Host(HostCalls):
         opened, owned = open_outbox(outbox, config, environ, database=shared)
         me = weakref.ref(self)
         self._delivery = HostDelivery(
-            opened, owned, self.backoff, config.delivery, self._outcomes.dead_letter, targets_of(me)
+            opened,
+            owned,
+            self.backoff,
+            config.delivery,
+            self._outcomes.dead_letter,
+            targets_of(me),
+            stall_notice=config.dispatch.stall_notice,
         )
         delivery = self._delivery
         self.tasks.breaches = atomic_breaches(self.state, opened, handlers_of(me), delivery.recorded, delivery.poke)
