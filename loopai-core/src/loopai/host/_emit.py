@@ -59,13 +59,16 @@ class Emitter:
         failures: list[PluginFailure] | None = None
         for call in calls:
             try:  # the isolation policy of loopai._isolation, written out: this loop runs per event
-                call.fn(event, call.dry_context if dry_run else call.context)
+                result = call.fn(event, call.dry_context if dry_run else call.context)
             except PASS_THROUGH:
                 raise
             except BaseException as exc:  # noqa: BLE001 - the handler's failure: retried, then reported
                 outcome = self.deliverer.deliver(call, event, dry_run, attempt=1, error=exc)
                 if not outcome.delivered:
                     failures = [*(failures or ()), self._failure(call, outcome)]
+            else:
+                if result is not None:  # delivered all the same; said once (see Call.returned)
+                    call.returned(call, result)
         if failures is None:
             return plan.everyone[kind]  # the common case: one shared, immutable report
         return self._report(plan, event, [c.name for c in calls], failures)

@@ -59,7 +59,8 @@ class Call:
     returns a :class:`~loopai._isolation.Raised` instead of raising. A webhook handler's call
     also knows the event types it takes, its retry budget, its own limit of deliveries in flight
     (``max_in_flight``, None: the host's) and its prebuilt contexts, and makes one isolated
-    delivery attempt (:meth:`attempt`), as delivery expects of a :class:`loopai.delivery.Target`.
+    delivery attempt (:meth:`attempt`), as delivery expects of a :class:`loopai.delivery.Target`;
+    ``returned(call, value)`` is told when its hook returns something other than None.
     ``tasks`` is the set of task ids a scoped validator or sampler runs for (None: every task).
     """
 
@@ -74,6 +75,7 @@ class Call:
         "max_in_flight",
         "max_retries",
         "name",
+        "returned",
         "tasks",
         "timeout",
     )
@@ -88,6 +90,7 @@ class Call:
         self.events: frozenset[WebhookEventType] = frozenset()
         self.max_retries = 0
         self.max_in_flight: int | None = None
+        self.returned: Returned = _ignored
         self.context = self.dry_context = WebhookHandlerContext()
         self.tasks: frozenset[UUID] | None = None
 
@@ -103,11 +106,13 @@ class Call:
         else:
             context = handler_context(self, attempt, dry_run)
         try:  # the isolation policy of loopai._isolation, written out: this runs per delivery
-            self.fn(event, context)
+            result = self.fn(event, context)
         except PASS_THROUGH:
             raise
         except BaseException as exc:  # noqa: BLE001 - the handler's failure, returned to the deliverer
             return exc
+        if result is not None:
+            self.returned(self, result)
         return None
 
     async def aattempt(self, event: WebhookEvent, attempt: int, dry_run: bool) -> BaseException | None:
@@ -117,7 +122,11 @@ class Call:
         else:
             context = handler_context(self, attempt, dry_run)
         outcome = await self.afn(event, context)
-        return outcome.error if type(outcome) is Raised else None
+        if type(outcome) is Raised:
+            return outcome.error
+        if outcome is not None:
+            self.returned(self, outcome)
+        return None
 
     def __repr__(self) -> str:
         return f"<Call {self.kind.label} {self.name!r}>"
@@ -248,13 +257,13 @@ class _Layout:
             # The worker pool enforces the timeout (killing the worker) and runs async hooks itself.
             raw = self.pools.pool(entry).caller(kind, call.timeout)
             entry = entry._replace(call=raw, is_async=False)
-            fn, afn = self._sync(entry, kind, None), self._async(entry, kind, None, offload=True)
+            call.fn = self._sync(entry, kind, None)
+            call.afn = aguarded(self._async(entry, kind, None, offload=True))
         else:
-            fn, afn = self._sync(entry, kind, call.timeout), self._async(entry, kind, call.timeout)
-        if kind is WEBHOOK_HANDLER and self.returned is not None:
-            fn, afn = _returning_nothing(call, fn, afn, self.returned)
-        call.fn, call.afn = fn, aguarded(afn)
+            call.fn = self._sync(entry, kind, call.timeout)
+            call.afn = aguarded(self._async(entry, kind, call.timeout))
         if kind is WEBHOOK_HANDLER:
+            call.returned = self.returned or _ignored
             call.events = supported_events(entry.plugin)
             own = getattr(entry.plugin, "max_retries", None)
             call.max_retries = own if isinstance(own, int) else self.max_retries
@@ -294,23 +303,8 @@ class _Layout:
         return fn
 
 
-def _returning_nothing(
-    call: Call, fn: Callable[..., Any], afn: Callable[..., Awaitable[Any]], returned: Returned
-) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
-    """Handler ``call``'s ``fn`` and ``afn``, telling ``returned`` what the hook returned when that
-    is not None: every way to a handler (inline, delivery workers, sync, async) goes through them."""
-
-    def checked(first: Any, second: Any) -> None:
-        result = fn(first, second)
-        if result is not None:
-            returned(call, result)
-
-    async def achecked(first: Any, second: Any) -> None:
-        result = await afn(first, second)
-        if result is not None:
-            returned(call, result)
-
-    return checked, achecked
+def _ignored(call: Call, value: Any) -> None:
+    """What a handler returned, when nobody asked to be told."""
 
 
 def build_plan(
