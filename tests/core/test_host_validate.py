@@ -730,3 +730,5 @@ def test_a_hook_that_returns_nothing_is_told_it_may_lack_a_return():
     [failure] = make_host(Forgetful()).validate(record()).failures
     assert failure.problem == "wrong-type"
     assert "returned None (a missing return?), but validate must return ValidationResult" in failure.message
+    line = Forgetful.validate.__code__.co_firstlineno
+    assert failure.message.endswith(f" (its validate: {__file__}:{line})")  # where to add the return

@@ -42,6 +42,8 @@ class Hostile(loopai.ValidatorPlugin):
             time.sleep(60)
         elif what == "raise":
             raise LookupError("no such row")
+        elif what == "nothing":
+            return None
         return valid(self.name, pid=os.getpid())
 """
 
@@ -428,3 +430,18 @@ def test_check_plugin_calls_an_isolated_plugin_only_in_its_workers_and_names_its
         check_plugin(plugins.AlwaysExits)
 
     assert "in a host: validator 'always-exits' crashed" in str(failed.value), failed.value
+
+
+def test_a_wrong_result_in_the_worker_is_named_and_counted_as_inline(plugin_module, hosts) -> None:
+    plugins = plugin_module(HOSTILE)
+    host = hosts(plugins.Hostile(name="hostile"), meter=True).start()  # as loopai run's, which counts
+
+    [failure] = host.validate(execution("nothing")).failures
+    usage = {u.name: u for u in host.plugin_usage()}["hostile"]
+
+    assert failure.problem == "wrong-type"
+    assert failure.message.startswith(
+        "validator 'hostile' returned None (a missing return?), but validate must return ValidationResult "
+        "(its validate: "
+    )
+    assert (usage.calls, usage.failures) == (1, 1)  # was counted twice: 2 failures of 1 call

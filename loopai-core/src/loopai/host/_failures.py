@@ -13,7 +13,15 @@ from typing import Any
 from loopai._errors import LoopaiError
 from loopai._report import FailureKind
 
-__all__ = ["RaisedInWorker", "ReturnedInWorker", "WorkerLost", "WrongType", "raised_in_worker", "what_returned"]
+__all__ = [
+    "RaisedInWorker",
+    "ReturnedInWorker",
+    "WorkerLost",
+    "WrongType",
+    "raised_in_worker",
+    "what_returned",
+    "wrong_result",
+]
 
 
 class WrongType(LoopaiError):
@@ -73,6 +81,11 @@ class ReturnedInWorker:
 
     def __repr__(self) -> str:
         return f"ReturnedInWorker({self.what!r})"
+
+
+def wrong_result(value: Any) -> str:
+    """How a result of the wrong type is named: ``None (a missing return?)``, else its type's name."""
+    return "None (a missing return?)" if value is None else type(value).__name__
 
 
 def what_returned(value: Any) -> str:

@@ -12,13 +12,14 @@ its timeout). A webhook handler returns nothing: when one returns a value, it is
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from typing import Any
 
 from loopai._isolation import Raised, attempt, describe, own_file, raised_at, where_written
 from loopai._log import logger
 from loopai._report import FailureKind, PluginFailure
-from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType, what_returned
+from loopai.host._failures import RaisedInWorker, WorkerLost, WrongType, what_returned, wrong_result
 from loopai.host._invoke import HookTimeout, Invoker
 from loopai.host._meter import Meter
 from loopai.host._plan import Call
@@ -45,8 +46,9 @@ class Outcomes:
             return self.failure(call, hook, outcome.error)
         if inspect.isawaitable(outcome):  # a plain function that returned a coroutine
             return self.settle(call, attempt(self._invoker.wait, outcome, call.timeout), expected, hook)
-        given = "None (a missing return?)" if outcome is None else type(outcome).__name__
-        wrong = WrongType(f"returned {given}, but {hook} must return {expected.__name__}")
+        wrong = WrongType(f"returned {wrong_result(outcome)}, but {hook} must return {expected.__name__}")
+        if self._meter is not None:  # not raised: the meter's wrapper took the call for a success
+            self._meter.failed(call.kind.label, call.name)
         return self.failure(call, hook, wrong)
 
     def failure(self, call: Call, hook: str, error: BaseException, attempts: int = 1) -> PluginFailure:
@@ -54,8 +56,6 @@ class Outcomes:
         problem, _ = _what(error)
         message = self.message(call, error, attempts)
         if self._meter is not None:
-            if isinstance(error, WrongType):
-                self._meter.failed(call.kind.label, call.name)  # what raised was counted by the meter's wrapper
             self._meter.described(call.kind.label, call.name, message)
         return PluginFailure(call.name, hook, problem, message, error, attempts)
 
@@ -98,9 +98,22 @@ def _raised_at(call: Call, error: BaseException) -> str:
     if isinstance(error, RaisedInWorker):
         where = where_written(error.remote_traceback, own_file(call.entry.plugin))
         return f" (at {where[0]}:{where[1]}, in its worker process)" if where else " (in its worker process)"
-    if isinstance(error, (HookTimeout, WrongType, WorkerLost)):
+    if isinstance(error, WrongType):
+        return _hook_at(call)
+    if isinstance(error, (HookTimeout, WorkerLost)):
         return ""
     return raised_at(error, own_file(call.entry.plugin))
+
+
+def _hook_at(call: Call) -> str:
+    """`` (its validate: /path/plugin.py:40)``: where the plugin's hook that returned the wrong thing
+    is written, when that is in the plugin's own module; else nothing."""
+    hook = inspect.unwrap(getattr(call.entry.call, "__func__", call.entry.call))
+    code = getattr(hook, "__code__", None)
+    own = own_file(call.entry.plugin)
+    if code is None or own is None or os.path.realpath(code.co_filename) != os.path.realpath(own):
+        return ""
+    return f" (its {call.kind.hook}: {code.co_filename}:{code.co_firstlineno})"
 
 
 def _what(error: BaseException) -> tuple[FailureKind, str]:

@@ -27,7 +27,7 @@ import time
 from typing import Any, Final
 
 from loopai._isolation import watch_forks
-from loopai.host._failures import what_returned
+from loopai.host._failures import what_returned, wrong_result
 from loopai.host._process._codec import (
     CALL,
     LOADED,
@@ -160,7 +160,7 @@ class _Serving:
         elif isinstance(result, expected):
             self.reply(bytes([RESULT]) + to_json(result))
         else:
-            self.reply(bytes([WRONG]) + type(result).__name__.encode())
+            self.reply(bytes([WRONG]) + wrong_result(result).encode())
 
     def stop(self) -> None:
         """Run ``shutdown`` and say so (the host then waits for this process to end)."""
