@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from loopai._crash import GIVE_TIMEOUT
 from loopai._errors import LoopaiError, OutboxError
 from loopai._isolation import describe
 from loopai._log import logger
@@ -26,6 +25,8 @@ from loopai.delivery._breaker import Breaker
 from loopai.delivery._deliverer import Backoff, Describe, Target, gave_up
 from loopai.delivery._outbox import Claim, Notifying, Outbox
 from loopai.delivery._pool import DaemonPool
+from loopai.delivery._stalls import Stalls
+from loopai.delivery._stalls import say as say_stalled
 from loopai.delivery._stats import Counters, HandlerDeliveries
 
 __all__ = ["WorkerSettings", "Workers"]
@@ -88,8 +89,7 @@ class Workers:
         self._counters: dict[str, Counters] = {}
         self._breakers: dict[str, Breaker] = {}
         self._flying: dict[tuple[str, str], Claim] = {}
-        self._since: dict[tuple[str, str], float] = {}  # when each delivery in flight began (monotonic)
-        self._stalls: dict[str, float] = {}  # per handler, the longest run of one delivery said so far
+        self._stalls = Stalls(self.settings.stall_notice)  # deliveries that run on (see loopai.delivery._stalls)
         self._busy = 0  # deliveries whose outcome is not written yet
         self._poked = False
         self._passes = 0  # dispatcher passes started
@@ -176,7 +176,7 @@ class Workers:
                 self._state = "stopped"
                 unfinished = list(self._flying)
                 self._flying.clear()
-                self._since.clear()
+                self._stalls.clear()
                 self._cond.notify_all()
         if self._unlisten is not None:
             self._unlisten()
@@ -287,36 +287,11 @@ class Workers:
         return max(0.0, min(waits))
 
     def _say_stalled(self, now: float, waits: list[float]) -> None:
-        """Name a handler whose delivery has run ``stall_notice`` seconds (a handler that hangs without a
-        timeout holds a slot for good, silently); again only past twice the longest run said for it.
-        ``waits`` gets when the oldest delivery in flight will have run that long."""
-        after = self.settings.stall_notice
-        if after <= 0:
-            return
+        """Name the handlers whose delivery has run on (see :mod:`loopai.delivery._stalls`)."""
         with self._cond:
-            oldest: dict[str, tuple[float, tuple[str, str]]] = {}
-            for key, since in self._since.items():
-                if key[1] not in oldest or since < oldest[key[1]][0]:
-                    oldest[key[1]] = (since, key)
-            said = []
-            for name, (since, key) in oldest.items():
-                held = now - since
-                if held >= max(after, 2 * self._stalls.get(name, 0.0)):
-                    self._stalls[name] = held
-                    said.append((name, held, self._flying[key]))
-                else:
-                    waits.append(max(after, 2 * self._stalls.get(name, 0.0)) - held)
-        targets = self._targets() if said else {}
-        for name, held, claim in said:
-            target = targets.get(name)
-            timeout = target.timeout if target is not None else None
-            ends = f"its timeout ends it after {timeout:g} s" if timeout else f"if it hangs, {GIVE_TIMEOUT}"
-            log.warning(
-                "webhook handler %r: a delivery has run %s (event %s, %s, attempt %d); %s",
-                name, f"{held:.1f} s" if held < 10 else f"{held:.0f} s", claim.event.event_id,
-                getattr(claim.event.event_type, "value", claim.event.event_type),
-                claim.attempts + 1, ends,
-            )  # fmt: skip
+            due = self._stalls.due(now, waits)
+        if due:
+            say_stalled(due, self._targets())
 
     def _room(self, name: str, target: Target, now: float, waits: list[float]) -> tuple[int, bool]:
         """How many of ``name``'s deliveries to claim now, and whether claiming waits for more room."""
@@ -353,7 +328,8 @@ class Workers:
             began = time.monotonic()
             for claim in claims:
                 key = (str(claim.event.event_id), claim.handler)
-                self._flying[key], self._since[key] = claim, began
+                self._flying[key] = claim
+                self._stalls.began(key, claim, began)
             counters.in_flight += len(claims)
             self._busy += len(claims)
         for claim in claims:
@@ -371,7 +347,7 @@ class Workers:
         try:
             with self._cond:
                 mine = self._flying.pop(key, None) is not None  # else handed back by stop()
-                self._since.pop(key, None)
+                self._stalls.ended(key)
             if mine:
                 notice = self._settle(target, key, claim.attempts + 1, error)
         except LoopaiError as exc:
