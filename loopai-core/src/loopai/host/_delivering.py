@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from loopai._errors import LoopaiError
+from loopai._isolation import describe
 from loopai._log import logger
 from loopai._models import WebhookEvent
 from loopai.config import DeliverySettings
@@ -164,7 +165,7 @@ class HostDelivery:
             self._failure = self.failure or exc
             self._final = []
         except Exception as exc:  # noqa: BLE001 - never out of a finalizer
-            log.error("closing the outbox's delivery failed: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
+            log.error("closing the outbox's delivery failed: %s", " ".join(describe(exc).split()))
             self._final = []
         self._closed = True
         if self.outbox is not None and self._owns:

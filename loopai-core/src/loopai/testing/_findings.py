@@ -14,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel
 
 from loopai._errors import PluginSettingsError
+from loopai._isolation import Raised, attempt
 from loopai._kinds import KINDS
 from loopai._models import WebhookEventType
 from loopai._plugin import Plugin, WebhookHandlerPlugin, broken_defaults, validate_settings
@@ -120,10 +121,14 @@ def construct(cls: type[Plugin], settings: Mapping[str, Any] | BaseModel | None,
 
 def _defaults_broken(cls: type[Plugin]) -> bool:
     model = getattr(cls, "Config", None)
-    try:
-        return isinstance(model, type) and issubclass(model, BaseModel) and bool(broken_defaults(model, None, ""))
-    except Exception:
-        return False
+    return isinstance(model, type) and issubclass(model, BaseModel) and bool(_broken_defaults(model, ""))
+
+
+def _broken_defaults(model: type[BaseModel], where: str) -> dict[str, list[str]]:
+    """:func:`loopai._plugin.broken_defaults` of the defaults alone; none when a validator of the
+    model's own raises something odd (the settings checks say that)."""
+    broken = attempt(broken_defaults, model, None, where)
+    return {} if isinstance(broken, Raised) else broken
 
 
 def check_identity(plugin: Plugin, found: Findings) -> None:
@@ -184,10 +189,7 @@ def settings_problems(cls: type[Plugin], settings: Mapping[str, Any] | BaseModel
         found.add(f"Config must be a pydantic model (class Config(pydantic.BaseModel)), got {model!r}")
         return
     where = f"{cls.__name__}.Config"
-    try:  # what the host refuses wherever the default is used
-        broken = broken_defaults(model, None, where)
-    except Exception:  # a validator of the model's own raised something odd: said just below
-        broken = {}
+    broken = _broken_defaults(model, where)  # what the host refuses wherever the default is used
     if broken:
         lines = "\n".join(line for said in broken.values() for line in said)
         found.add(f"{where}: a default breaks its own field's constraints; fix the default:\n{lines}")
