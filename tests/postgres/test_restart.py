@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -142,3 +143,40 @@ def test_a_run_whose_database_stays_away_ends_once_with_its_summary(pg, loopai, 
     assert " - stopped early: state database " in summary and "TASK" in summary
     results = output.read_text(encoding="utf-8")
     assert results.endswith("\n") and len(results.splitlines()) >= 500  # whole lines, those written kept
+
+
+def test_ctrl_c_twice_while_the_database_is_away_stops_now_and_says_what_was_not_written(
+    pg, loopai, postgres_server, postgres_url
+):
+    # The default [state] unavailable_timeout (30 s): the second Ctrl-C must not sit it out.
+    records = pg.spaced(50, timedelta(milliseconds=2))
+    output = loopai.workdir / "out.jsonl"
+    process = loopai.start("run", "-", "--output", str(output), *pg.RUN, stdin=subprocess.PIPE)
+    assert process.stdin is not None
+    try:
+        process.stdin.write(pg.lines(records[:20]))
+        process.stdin.flush()
+        _wait_until_counted(postgres_url, 20)
+        postgres_server.stop()
+        process.stdin.write(pg.lines(records[20:]))  # counted in memory, their flush waits for the server
+        process.stdin.flush()
+        time.sleep(1.0)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        took = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        postgres_server.start()
+
+    assert process.returncode == 130, err
+    assert took < 10, (took, err)
+    assert "Traceback" not in err and "psycopg" not in err
+    lost = [line for line in err.splitlines() if "no longer waited for (stopping)" in line]
+    assert len(lost) == 1 and lost[0].startswith("loopai run: state database postgresql://loopai:***@"), err
+    assert lost[0].endswith("30 execution(s) counted by this process were not written"), lost
+    assert len(output.read_text(encoding="utf-8").splitlines()) == len(records)  # every result line written

@@ -280,7 +280,7 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
             try:
                 runner.run(source)
             except KeyboardInterrupt:  # a second Ctrl-C: stop now, what is pending stays in the outbox
-                host.close(drain_timeout=0)
+                _close_now(host)
                 raise
             summary.stopped_waiting = not close_after_delivering(host, options.say)
     except (InputError, OutboxError, DatabaseError) as exc:
@@ -292,6 +292,18 @@ def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argpars
         outcome.broken = host.delivery_failure
         print(f"loopai run: {outcome.broken}", file=sys.stderr)
     return summary
+
+
+def _close_now(host: Host) -> None:
+    """Close ``host`` without waiting for deliveries, nor for a database that is away: what its state
+    store could not write is said (the interruption is what the run ends on)."""
+    from loopai._errors import OutboxError
+    from loopai.database import DatabaseError
+
+    try:
+        host.close(drain_timeout=0, wait_for_database=False)
+    except (OutboxError, DatabaseError) as exc:
+        print(f"loopai run: {exc}", file=sys.stderr)
 
 
 def _settle(host: Host, summary: Summary, known: int, *, failing: bool = False) -> None:

@@ -83,6 +83,7 @@ class Database:
         self._listeners: dict[str, Listener] = {}
         self._closed = False
         self._away_since: float | None = None  # when an outage was first met (monotonic), while it lasts
+        self._given_up = threading.Event()  # set by stop_waiting(): an outage is waited for no more
         self._user: str | None = None  # the role of the last connection made, as advice names it
 
     def __repr__(self) -> str:
@@ -192,6 +193,13 @@ class Database:
 
     # -- running operations ----------------------------------------------------------------
 
+    def stop_waiting(self) -> None:
+        """Wait no more for this database while it is away: a call retrying now gives up at once, and
+        every later one tries once, raising :class:`DatabaseUnavailable` when it cannot reach it. For a
+        process told to stop now (a second Ctrl-C), which must not sit out the rest of
+        ``unavailable_timeout``: whoever meant to write something says what was not written."""
+        self._given_up.set()
+
     def run(self, operation: Callable[[Connection[Any]], T], *, autocommit: bool = False) -> T:
         """``operation(conn)`` in one transaction (committed when it returns); its result.
 
@@ -219,7 +227,8 @@ class Database:
                 raise DatabaseError(f"{self.role} {self.url.shown}: used after it was closed")
             try:
                 try:
-                    with pool.connection(timeout=min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)) as conn:
+                    wait = 0.01 if self._given_up.is_set() else min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)
+                    with pool.connection(timeout=wait) as conn:
                         result = _call(operation, conn, autocommit)
                 except pool_module.PoolTimeout:
                     # The pool reconnects on its own schedule (backing off up to many seconds after an
@@ -232,11 +241,13 @@ class Database:
             except unreachable as exc:
                 now = time.monotonic()
                 deadline = min(deadline, self._away(exc) + self.unavailable_timeout)
+                if self._given_up.is_set():
+                    raise self._failure(exc, "is unreachable, and no longer waited for (stopping)") from None
                 if now >= deadline:
                     raise self._failure(
                         exc, f"has been unreachable for {self.unavailable_timeout:g} s ([state] unavailable_timeout)"
                     ) from None
-                time.sleep(min(delay * random.uniform(0.8, 1.2), max(deadline - now, 0.0)))
+                self._given_up.wait(min(delay * random.uniform(0.8, 1.2), max(deadline - now, 0.0)))
                 delay = min(delay * 2, LONGEST_RETRY)
             except psycopg.Error as exc:
                 raise self._failure(exc, "refused an operation") from None

@@ -273,6 +273,11 @@ class PostgresOutbox:
         """Write attempts' outcomes now (reads and :meth:`close` do it themselves)."""
         self._written()
 
+    def stop_waiting(self) -> None:
+        """Wait no more for the database while it is away (:meth:`loopai.database.Database.stop_waiting`):
+        for a process told to stop now."""
+        self.database.stop_waiting()
+
     def close(self) -> None:
         """Write what waits, hand back what this outbox still holds, and disconnect a database it
         opened (a shared one is its owner's to close). Idempotent; never raises: outcomes that could

@@ -150,6 +150,10 @@ class HostDelivery:
             return True
         return self.workers.stop(self.drain_timeout if drain_timeout is None else drain_timeout)
 
+    def owned_outbox(self) -> Outbox | None:
+        """The outbox when the host opened it (and closes it), else None."""
+        return self.outbox if self._owns else None
+
     def close(self) -> None:
         """Stop the workers, keep the last report, close the outbox if the host opened it (idempotent).
 

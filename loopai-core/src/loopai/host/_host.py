@@ -364,12 +364,17 @@ class Host(HostCalls):
             return
         self._delivery.start(loop)
 
-    def close(self, *, drain_timeout: float | None = None) -> None:
+    def close(self, *, drain_timeout: float | None = None, wait_for_database: bool = True) -> None:
         """Drain the delivery workers for up to ``drain_timeout`` seconds (default: ``[delivery]
         drain_timeout``; 0: no wait; what is left stays pending in the outbox), then run every
         started plugin's ``shutdown`` hook once, in reverse order (plugins after those that
         require them); stop isolated plugins' workers and the reload triggers, and close what
-        the host opened."""
+        the host opened. With ``wait_for_database=False`` (a process told to stop now), a state or
+        outbox database the host opened is not waited for while it is away: the host's last
+        counts are written if it answers at once, and a state store that could not write them
+        raises :class:`loopai.database.DatabaseUnavailable` saying how many."""
+        if not wait_for_database:
+            self._stop_waiting()
         self._triggers.stop()
         with self._reload_lock:  # not in the middle of a reload
             current = self._set
@@ -399,6 +404,12 @@ class Host(HostCalls):
                 await asyncio.to_thread(self._release, current)
         finally:
             self._reload_lock.release()
+
+    def _stop_waiting(self) -> None:
+        for opened in (self.state if self._owns_state else None, self._delivery.owned_outbox()):
+            stop_waiting = getattr(opened, "stop_waiting", None)  # a database's: the embedded ones never wait
+            if callable(stop_waiting):
+                stop_waiting()
 
     def _release(self, current: PluginSet) -> None:
         self._delivery.close()

@@ -80,7 +80,7 @@ def close_after_delivering(host: Host, say: Callable[[str], None] | None = None)
         pass  # the delivery workers stopped on it: said, and kept as host.delivery_failure
     finally:
         restore()
-        host.close(drain_timeout=0)
+        host.close(drain_timeout=0, wait_for_database=not cut)  # stopped waiting: for a database as well
     return not cut
 
 

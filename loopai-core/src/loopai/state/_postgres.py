@@ -158,6 +158,11 @@ class PostgresStateStore:
             with self._lock:
                 self._counts.settle(rows)
 
+    def stop_waiting(self) -> None:
+        """Wait no more for the database while it is away (:meth:`loopai.database.Database.stop_waiting`):
+        for a process told to stop now."""
+        self.database.stop_waiting()
+
     def close(self) -> None:
         """Stop the flusher, write everything pending (retrying up to ``unavailable_timeout``), disconnect.
 
