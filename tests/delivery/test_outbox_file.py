@@ -302,3 +302,35 @@ def test_an_unmarked_outbox_of_an_earlier_version_is_adopted_marked_and_keeps_it
         assert "recorded" not in names and "open_deliveries" in names
     finally:
         db.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs RLIMIT_FSIZE")
+def test_delivered_marks_that_cannot_be_written_wait_for_a_caller_not_a_thread_traceback(tmp_path) -> None:
+    # Marks are written by a timer a moment after a delivery; when the disk refuses (here: a file
+    # size limit of 1 byte, as a full disk), the failure is met by the next caller, in its thread.
+    script = f"""
+import resource, signal, sys, threading, time
+import loopai
+from loopai.delivery import SqliteOutbox
+failures = []
+threading.excepthook = lambda args: failures.append(args.exc_value)
+outbox = SqliteOutbox({str(tmp_path / "outbox.sqlite3")!r})
+outbox.record(loopai.WebhookEvent(event_type="program.execution.completed"), ["hook"])
+(claim,) = outbox.claim("hook", 1, lease=60)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+outbox.delivered(str(claim.event.event_id), "hook", 1)
+time.sleep(0.5)  # the timer's flush ran, and failed
+print("thread failures:", failures)
+try:
+    outbox.flush()
+except loopai.OutboxError as exc:
+    print("caller:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "thread failures: []"
+    assert lines[1].startswith("caller: outbox ") and "outbox.sqlite3" in lines[1], lines

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loopai import ConfigError
-from loopai.config import load_tasks, parse_tasks
+from loopai.config import load_tasks, parse_config, parse_tasks
 
 
 def _source(tmp_path: Path, kit) -> Path:
@@ -72,6 +72,34 @@ def test_a_json_tasks_file_in_either_shape(tmp_path: Path, kit) -> None:
     assert load_tasks(keyed) == load_tasks(listed)
     (task,) = load_tasks(keyed).values()
     assert task.name == "a" and task.sampling_rate == 0.5 and task.window == 50
+
+
+def test_one_task_written_twice_in_two_cases_is_refused_naming_both(tmp_path: Path, kit) -> None:
+    # UUIDs are read whatever their case: the second entry would silently replace the first.
+    twice = tmp_path / "tasks.toml"
+    twice.write_text(
+        f'[tasks."{kit.TASK_A}"]\nname = "a"\n\n[tasks."{kit.TASK_A.upper()}"]\nname = "b"\n', encoding="utf-8"
+    )
+
+    with pytest.raises(ConfigError) as refused:
+        load_tasks(twice)
+
+    (problem,) = refused.value.problems
+    assert problem == (
+        f"{twice}:1: tasks: {kit.TASK_A} and {kit.TASK_A.upper()} are the same task id (a UUID, whatever its "
+        "case): keep one entry"
+    )
+    with pytest.raises(ConfigError, match="are the same task id"):
+        parse_config({"tasks": {kit.TASK_A: {}, kit.TASK_A.upper(): {}}})
+
+
+def test_a_tasks_file_that_starts_with_a_byte_order_mark_is_read(tmp_path: Path, kit) -> None:
+    marked = tmp_path / "tasks.toml"  # as some Windows editors save UTF-8
+    marked.write_bytes(b"\xef\xbb\xbf" + f'[tasks."{kit.TASK_A}"]\nname = "a"\n'.encode())
+
+    (task,) = load_tasks(marked).values()
+
+    assert task.name == "a"
 
 
 def test_bad_json_tasks_name_the_place(tmp_path: Path) -> None:
@@ -141,6 +169,24 @@ def test_a_task_schema_whose_remote_ref_will_not_be_fetched_is_said_at_start(tmp
     assert result.stderr.count(warning) == 1, result.stderr
     assert result.stderr.index(warning) < result.stderr.index("loopai run:")  # said at start-up
     assert "answer.json not fetched" not in result.stderr
+
+
+def test_a_task_schema_that_refers_to_a_file_is_said_at_start_with_what_works(tmp_path: Path, kit, loopai) -> None:
+    (tmp_path / "label.json").write_text('{"type": "object"}', encoding="utf-8")  # never read
+    (tmp_path / "tasks.toml").write_text(
+        kit.tasks_toml(**{kit.TASK_A: {"name": "alpha", "output_schema": {"$ref": "label.json"}}}), encoding="utf-8"
+    )
+
+    result = loopai(str(_source(tmp_path, kit)), "--tasks", "tasks.toml")
+
+    why = (
+        '$ref label.json not followed: only http(s) documents are fetched, never files; put the schema it names '
+        'under "$defs" and refer to it as "#/$defs/NAME", or inline it'
+    )
+    said = f"json-schema-validator: task 'alpha' ({kit.TASK_A}): output_schema cannot be applied: {why}"
+    assert result.stderr.count(said) == 1, result.stderr
+    assert result.stderr.index(said) < result.stderr.index("loopai run:")  # said at start-up
+    assert "remote refs are off" not in result.stderr + result.stdout  # no advice that cannot work
 
 
 def test_a_tasks_file_wins_over_the_configuration(tmp_path: Path, kit, loopai) -> None:

@@ -89,6 +89,8 @@ class RemoteRefs:
 
     def refusal(self, uri: str) -> str | None:
         """Why :meth:`document` would not fetch ``uri``, or None when it would try."""
+        if urlsplit(uri).scheme not in ("http", "https"):
+            return _not_a_url(uri)
         if not self.allowed:
             return f"remote $ref {uri} not fetched: remote refs are off; to allow them, {_HOW}"
         if not self.allows(uri):
@@ -143,8 +145,9 @@ class RemoteRefs:
 
 
 def unfetched_refs(schema: Any, remote: RemoteRefs) -> list[str]:
-    """Why each absolute ``http(s)`` ``$ref`` in ``schema`` (not one of its own ``$id`` resources)
-    would not be fetched: said at start, where each record would otherwise fail on it."""
+    """Why each ``$ref`` in ``schema`` to another document (an ``http(s)`` URL, a file, a path; not one
+    of its own ``$id`` resources) would not be fetched: said at start, where each record would
+    otherwise fail on it."""
     ids: set[str] = set()
     refs: list[str] = []
     stack = [schema]
@@ -160,11 +163,25 @@ def unfetched_refs(schema: Any, remote: RemoteRefs) -> list[str]:
                     stack.append(value)
         elif isinstance(node, list):
             stack.extend(node)
+    based = isinstance(schema, dict) and isinstance(schema.get("$id"), str)  # relative refs resolve against it
     said = []
     for ref in dict.fromkeys(refs):
         uri = ref.split("#", 1)[0]
-        if urlsplit(uri).scheme in ("http", "https") and uri not in ids:
+        if not uri or uri in ids:
+            continue
+        if urlsplit(uri).scheme in ("http", "https"):
             refusal = remote.refusal(uri)
-            if refusal is not None:
-                said.append(refusal)
+        elif urlsplit(uri).scheme or not based:  # a file: URL, or a path with nothing to resolve it against
+            refusal = _not_a_url(uri)
+        else:
+            continue
+        if refusal is not None:
+            said.append(refusal)
     return said
+
+
+def _not_a_url(uri: str) -> str:
+    return (
+        f"$ref {uri} not followed: only http(s) documents are fetched, never files; put the schema it "
+        'names under "$defs" and refer to it as "#/$defs/NAME", or inline it'
+    )

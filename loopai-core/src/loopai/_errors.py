@@ -155,7 +155,7 @@ def describe_validation_error(
             if known is not None:
                 name = str(item["loc"][-1])
                 message += _table_with(model, name, known) or _suggestion(name, known.model_fields)
-        elif item["type"] != "missing" and "input" in item:
+        elif item["type"] not in ("missing", "duplicate_task_id") and "input" in item:  # those name what is wrong
             message += _got(item["input"], tuple(item["loc"]), model) + choice_hint(item)
         lines.append(f"{where}: {message}")
     return lines

@@ -35,7 +35,7 @@ def read_document(found: Path, label: str, how: str = "") -> Any:
     try:
         if how == "json":
             return json.loads(raw)
-        document = tomllib.loads(raw.decode("utf-8"))
+        document = tomllib.loads(raw.decode("utf-8-sig"))  # a byte order mark (Windows editors) is not text
     except json.JSONDecodeError as exc:
         raise ConfigError([f"{label}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
     except tomllib.TOMLDecodeError as exc:

@@ -25,7 +25,7 @@ from pydantic import (
 from loopai._kinds import Kind, kind_of
 from loopai._redact import REDACTED, EnvValue, redact
 from loopai.config._lines import with_lines
-from loopai.config._tasks import TaskId, TaskSettings
+from loopai.config._tasks import TaskId, TaskTable
 
 if TYPE_CHECKING:
     from loopai._plugin import Plugin
@@ -285,7 +285,7 @@ class LoopaiConfig(_Strict):
     host: HostSettings = Field(default_factory=HostSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     """``loopai serve``'s settings (``[serve]``)."""
-    tasks: dict[TaskId, TaskSettings] = Field(default_factory=dict)
+    tasks: TaskTable = Field(default_factory=dict)
     """The tasks table (``[tasks."<task_id>"]``): schemas, sampling rate and thresholds per task."""
 
     _source: Path | None = PrivateAttr(default=None)

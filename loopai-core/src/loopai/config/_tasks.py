@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from loopai._errors import ConfigError, describe_validation_error
 from loopai.config._documents import read_document
 from loopai.config._lines import in_file_order, with_lines
 
-__all__ = ["DEFAULT_WINDOW", "TaskId", "TaskSettings", "by_uuid", "load_tasks", "parse_tasks"]
+__all__ = ["DEFAULT_WINDOW", "TaskId", "TaskSettings", "TaskTable", "by_uuid", "load_tasks", "parse_tasks"]
 
 DEFAULT_WINDOW = 50
 
@@ -28,6 +28,25 @@ def _canonical_uuid(text: str) -> str:
 
 TaskId = Annotated[str, AfterValidator(_canonical_uuid)]
 """A task id as a key of the tasks table: a UUID, kept as its canonical text (TOML and JSON keys are text)."""
+
+
+def _one_entry_per_task(table: Any) -> Any:
+    """Refuse two keys that are one task id (``6f1c...`` and ``6F1C...``): one would silently replace the other."""
+    if isinstance(table, Mapping):
+        seen: dict[str, str] = {}
+        for key in table:
+            try:
+                canonical = str(UUID(str(key)))
+            except ValueError:
+                continue  # refused by name, as a key
+            if canonical in seen:
+                raise PydanticCustomError(
+                    "duplicate_task_id",
+                    "{first} and {second} are the same task id (a UUID, whatever its case): keep one entry",
+                    {"first": seen[canonical], "second": str(key)},
+                )
+            seen[canonical] = str(key)
+    return table
 
 
 def _json_schema(value: Any) -> dict[str, Any] | bool:
@@ -65,8 +84,12 @@ class TaskSettings(BaseModel):
     """How many of the task's latest records the rolling accuracy and latency cover."""
 
 
+TaskTable = Annotated[dict[TaskId, TaskSettings], BeforeValidator(_one_entry_per_task)]
+"""The tasks table: settings by task id, one entry per task."""
+
+
 class _Table(BaseModel):
-    tasks: dict[TaskId, TaskSettings]
+    tasks: TaskTable
 
 
 def parse_tasks(document: Any, label: str) -> dict[UUID, TaskSettings]:

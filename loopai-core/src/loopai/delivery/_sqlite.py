@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Final
 
+from loopai._errors import OutboxError
 from loopai._models import WebhookEvent
 from loopai.delivery import _sqlite_sql as stmt
 from loopai.delivery._checkpoint import Checkpointer
@@ -224,7 +225,7 @@ class SqliteOutbox:
             if len(marks) >= _MARK_BATCH:
                 self._flush_marks()
             elif len(marks) == 1:
-                timer = threading.Timer(_MARK_DELAY, self.flush)
+                timer = threading.Timer(_MARK_DELAY, self._flush_soon)
                 timer.daemon = True
                 if not started(timer):  # the interpreter shuts down: write it now
                     self._flush_marks()
@@ -241,6 +242,13 @@ class SqliteOutbox:
         """Write delivered marks now (reads and :meth:`close` do it themselves)."""
         with self._using():
             self._flush_marks()
+
+    def _flush_soon(self) -> None:
+        """The timer's :meth:`flush`: one that fails (a full disk) leaves the marks waiting, and the next
+        read, mark or close meets the failure again, in a thread that reports it (not as a traceback
+        of the timer's own)."""
+        with contextlib.suppress(OutboxError):
+            self.flush()
 
     def _update(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._using() as db:
