@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import loopai
+from loopai.discovery import Selection
 
 if TYPE_CHECKING:
     from conftest import Dist, Site
@@ -245,3 +246,27 @@ def test_a_bare_distribution_name_allows_all_its_plugins_but_a_bare_glob_matches
     assert {n: r.status for n, r in allowed.items()} == {"json-lines": "ok", "json-schema": "ok", "slack": "disabled"}
     assert allowed["json-lines"].selected_by == "allowed by LOOPAI_PLUGINS (loopai_json)"
     assert {r.status for r in globbed.values()} == {"ok"}  # no plugin is named loopai-...
+
+
+# -- patterns that match nothing -------------------------------------------------------
+
+
+def test_an_allow_or_deny_pattern_that_matches_nothing_is_a_warning_with_the_closest_name(
+    site: Site, three: dict[str, Dist]
+) -> None:
+    # A misspelt allow list turns every plugin off, a misspelt deny list leaves one on: said, not silent.
+    path = site.config('deny = ["slak"]\n\n[plugins.validators.my-rules]\nfactory = "x:Y"\nenabled = false\n')
+    env = {"LOOPAI_PLUGINS": "json-schema,jsn-lines,my-rules,loopai-slack:*"}
+
+    host = site.host(loopai.load_config(path), env=env, selection=Selection.resolve(
+        loopai.load_config(path), {**site.environ, **env}, deny=["loopai-jsno:*"]
+    ))  # fmt: skip
+
+    said = [p for p in host.problems if "matches no installed or configured plugin" in p]
+    assert said == [
+        "LOOPAI_PLUGINS: 'jsn-lines' matches no installed or configured plugin; did you mean 'json-lines'?",
+        "--disable-plugins: 'loopai-jsno:*' matches no installed or configured plugin; did you mean 'loopai-json' "
+        "or 'loopai-slack'?",
+        f"deny in {path}: 'slak' matches no installed or configured plugin; did you mean 'slack'?",
+    ]
+    assert {e.name for e in host.registry.entries("validator")} == {"json-schema", "slack"}

@@ -168,7 +168,8 @@ def discover(
 
     One distribution name installed twice on the path (loopai-core, loopai-builtin, or a
     plugin distribution), of which only the first is used, is a warning: logged, and added
-    to ``notes`` when given (a strict host makes it an error). Names in
+    to ``notes`` when given (a strict host makes it an error); so is an allow or deny pattern
+    that matches no installed or configured plugin (a misspelt ``--plugins``). Names in
     ``LOOPAI_ALLOW_SHADOWED`` (comma-separated: a development checkout put ahead of the
     installed release on purpose) are not warned about.
     """
@@ -233,6 +234,11 @@ def discover(
                 record.fail("missing-dependency", "; ".join(c.message for c in failing))
             found.append(record)
     _mark_duplicates(found)
+    factories = [(entry.name, "") for each in configured.values() for entry in each.values()]
+    for unmatched in selection.unmatched([(r.name, r.distribution) for r in found] + factories):
+        log.warning("%s", unmatched)
+        if notes is not None:
+            notes.append(unmatched)
     order = {kind.label: index for index, kind in enumerate(KINDS)}
     found.sort(key=lambda r: (order[r.kind], r.name, r.distribution))
     return found

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from loopai._flags import is_true
 from loopai._kinds import KINDS
+from loopai._suggest import did_you_mean
 from loopai.config import LoopaiConfig
 from loopai.discovery._inventory import canonical
 
@@ -133,6 +134,24 @@ class Selection:
                 source = self.deny_sources[index] if index < len(self.deny_sources) else self.deny_source
                 return f"denied by {source} ({pattern})"
         return None
+
+    def unmatched(self, plugins: Iterable[tuple[str, str]]) -> list[str]:
+        """A warning for each allow or deny pattern that matches none of ``plugins`` (``(name,
+        distribution)`` pairs; ``""`` for a configured factory): a misspelt ``--plugins`` would
+        otherwise turn every plugin off without a word, and a misspelt deny leave one on."""
+        known = [(name, canonical(distribution)) for name, distribution in plugins]
+        names = sorted({name for name, _ in known} | {distribution for _, distribution in known if distribution})
+        said = []
+        rules = [(pattern, self.allow_source) for pattern in self.allow or ()]
+        rules += [(pattern, self.deny_sources[i] if i < len(self.deny_sources) else self.deny_source)
+                  for i, pattern in enumerate(self.deny)]  # fmt: skip
+        for pattern, source in rules:
+            if not any(_matches(pattern, name, distribution) for name, distribution in known):
+                dist_part, colon, name_part = pattern.partition(":")
+                named = name_part if colon and _GLOB_CHARACTERS.isdisjoint(name_part) else dist_part
+                hint = did_you_mean(named, names)
+                said.append(f"{source}: {pattern!r} matches no installed or configured plugin{hint}")
+        return said
 
     def decide(self, kind: str, name: str, distribution: str) -> tuple[bool, str]:
         """``(on, rule)`` for one plugin; ``rule`` is a short human explanation."""
