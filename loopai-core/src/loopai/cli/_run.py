@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 from loopai.cli._common import host_options, positive_int, worker_count
 
 if TYPE_CHECKING:
-    from loopai._errors import LoopaiError
+    from loopai.cli._run_files import Outcome
     from loopai.cli._run_host import HostRecipe
     from loopai.host import Host
     from loopai.run import Input, Summary
@@ -138,12 +138,12 @@ def _fail(problems: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loopai._errors import ConfigError, OutboxError, StartupError
-    from loopai.cli._common import delivery_notices, every_problem
-    from loopai.cli._run_files import check_paths, outbox_for, unwritable
+    from loopai._errors import ConfigError
+    from loopai.cli._common import every_problem, plugin_output_to_stderr
+    from loopai.cli._run_files import Outcome, check_paths, outbox_for
     from loopai.cli._run_host import HostRecipe
     from loopai.config import by_uuid, load_config, load_tasks
-    from loopai.run import Input, InputError
+    from loopai.run import Input
 
     try:
         config = load_config(args.config)
@@ -156,7 +156,20 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     recipe = HostRecipe(config, tasks, args, outbox_for(args.output, config))
-    outcome = _Outcome(args.output)
+    outcome = Outcome(args.output)  # taken now: its stdout is the real one, where the results go
+    # From here on (plugins are imported, built, started, called and stopped), what they print goes
+    # to stderr; the results and the --json summary are written to outcome.stdout.
+    with plugin_output_to_stderr():
+        return _run_with(recipe, source, outcome, args)
+
+
+def _run_with(recipe: HostRecipe, source: Input, outcome: Outcome, args: argparse.Namespace) -> int:
+    """Run ``source``, write the results, close the files and report: the exit status."""
+    from loopai._errors import ConfigError, OutboxError, StartupError
+    from loopai.cli._common import delivery_notices
+    from loopai.cli._run_files import unwritable
+    from loopai.run import InputError
+
     try:
         try:
             with delivery_notices("loopai run"):
@@ -194,39 +207,7 @@ def _run(args: argparse.Namespace) -> int:
     return _report(summary, outcome, args)
 
 
-class _Outcome:
-    """What a run leaves besides its summary: the output file, opened once the hosts are built (a
-    refused run leaves earlier results alone), and the outbox's failure, when it failed."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path if path and path != "-" else None
-        self.output: IO[str] = sys.stdout
-        self.broken: LoopaiError | None = None
-
-    def open(self) -> IO[str]:
-        from loopai._errors import ConfigError
-
-        if self.path is not None:
-            try:
-                self.output = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed by close()
-            except OSError as exc:
-                raise ConfigError([f"{self.path}: cannot be written: {exc.strerror or exc}"]) from None
-        return self.output
-
-    def close(self) -> None:
-        from loopai.cli._run_files import close_output
-
-        if self.output is not sys.stdout and not self.output.closed:
-            close_output(self.output, self.path or "-")
-
-    def abandon(self) -> None:
-        from loopai.cli._run_files import abandon
-
-        if self.output is not sys.stdout:
-            abandon(self.output)
-
-
-def _process(recipe: HostRecipe, source: Input, outcome: _Outcome, args: argparse.Namespace) -> Summary:
+def _process(recipe: HostRecipe, source: Input, outcome: Outcome, args: argparse.Namespace) -> Summary:
     """Run ``source`` in this process, or on ``--workers`` processes; the summary. An InputError,
     OutboxError or DatabaseError raised part-way carries the summary of what was done (``exc.summary``)."""
     from loopai._errors import LoopaiError, OutboxError, StartupError
@@ -325,12 +306,12 @@ def _settle(host: Host, summary: Summary, known: int, *, failing: bool = False) 
     summary.uncounted = failing and not summary.deliveries and summary.hook_calls["emit"] > 0
 
 
-def _report(summary: Summary, outcome: _Outcome, args: argparse.Namespace) -> int:
+def _report(summary: Summary, outcome: Outcome, args: argparse.Namespace) -> int:
     """Print the summary; the exit status."""
     from loopai.cli._output import is_quiet
 
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=2), file=sys.stdout if outcome.path else sys.stderr)
+        print(json.dumps(summary.to_dict(), indent=2), file=outcome.stdout if outcome.path else sys.stderr)
     elif not is_quiet(args):
         sys.stderr.write(summary.render())
     elif args.fail_on_undelivered:  # quiet, but exit 3 says why

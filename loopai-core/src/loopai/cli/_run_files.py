@@ -1,5 +1,6 @@
 """The files of a ``loopai run``: what is refused before anything is opened, where events are kept,
-and what becomes of output that cannot be written (one line, and whole lines left in the file)."""
+where the results go, and what becomes of output that cannot be written (one line, and whole
+lines left in the file)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,51 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-__all__ = ["abandon", "check_paths", "close_output", "outbox_for", "unwritable"]
+if TYPE_CHECKING:
+    from loopai._errors import LoopaiError
+
+__all__ = ["Outcome", "abandon", "check_paths", "close_output", "outbox_for", "unwritable"]
+
+
+class Outcome:
+    """What a run leaves besides its summary: the output its results go to, and the outbox's
+    failure, when it failed (``broken``).
+
+    ``stdout`` is the command's standard output as it was when the run was set up, before what
+    plugins print was sent to stderr (see :func:`loopai.cli._common.plugin_output_to_stderr`):
+    the results go there when ``--output`` names no file (or ``-``), and so does the ``--json``
+    summary when it does. It is never closed here. An output file is opened by :meth:`open`, once
+    the hosts are built (a refused run leaves earlier results alone)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path if path and path != "-" else None
+        self.stdout: IO[str] = sys.stdout
+        self.output: IO[str] = self.stdout
+        self.broken: LoopaiError | None = None
+
+    def open(self) -> IO[str]:
+        """Where the results are written: the file ``--output`` names (raises
+        :class:`loopai.ConfigError` when it cannot be written), else :attr:`stdout`."""
+        from loopai._errors import ConfigError
+
+        if self.path is not None:
+            try:
+                self.output = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed by close()
+            except OSError as exc:
+                raise ConfigError([f"{self.path}: cannot be written: {exc.strerror or exc}"]) from None
+        return self.output
+
+    def close(self) -> None:
+        """Close the output file (what it could not write is one line: see :func:`unwritable`)."""
+        if self.output is not self.stdout and not self.output.closed:
+            close_output(self.output, self.path or "-")
+
+    def abandon(self) -> None:
+        """Close the output file, whatever it could not write."""
+        if self.output is not self.stdout:
+            abandon(self.output)
 
 
 def check_paths(input_path: str, output_path: str | None) -> None:

@@ -2,7 +2,8 @@
 
 The worker builds its host from a picklable recipe, starts it when the parent says so, runs the
 ordinary engine on the lines it is sent and sends back result lines (with the time spent making
-them), then its summary. The parent's handle (:class:`WorkerHandle`) gathers the worker's lines,
+them), then its summary; its standard output is its stderr (only the parent writes the run's
+output). The parent's handle (:class:`WorkerHandle`) gathers the worker's lines,
 sends them a batch at a time while the worker has less than :data:`AHEAD` seconds of work, and
 keeps the results it answers with.
 """
@@ -10,9 +11,12 @@ keeps the results it answers with.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -89,6 +93,7 @@ class _Collected:
 
 def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     """A worker's life: build its host, start it when told, run the lines it is sent, report."""
+    _printed_to_stderr()  # before any plugin is imported
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     stacks_on_crash()  # a crash in a plugin's native code prints the stack that names it
     # The connection pool's attempts to reconnect while a database is away: loopai says the outage
@@ -96,6 +101,26 @@ def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
         _serve(recipe, conn, options)
+
+
+def _printed_to_stderr() -> None:
+    """This process's standard output becomes its stderr (else, when it has none, the null device),
+    line-buffered as stderr is. A worker sends its results to the parent on its pipe, and only the
+    parent writes them to the run's output (its stdout, often): what plugins print here (``print``,
+    native code, the processes they start, the workers of isolated plugins) is never mixed in.
+    (The process-wide form of :func:`loopai.cli._common.plugin_output_to_stderr`: a worker writes
+    nothing of its own to stdout.)"""
+    if sys.stdout is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no stderr: what plugins print goes nowhere
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # said when printed, not when the worker ends
 
 
 def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:

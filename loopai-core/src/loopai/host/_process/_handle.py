@@ -1,5 +1,8 @@
 """One worker process of an isolated plugin, as the host sees it: start it, call it, stop it, bury it.
 
+The worker's standard output is the host's stderr: what the plugin prints never reaches the
+host's stdout (``loopai run`` writes its results there); the host and the worker talk on pipes.
+
 A worker that dies, runs out of memory or CPU time, or is killed at a timeout ends in a
 :class:`~loopai.host._failures.WorkerLost` that says which; the pool replaces it. A worker killed
 by a fatal signal (a segfault...) has its Python stack written by ``faulthandler`` to a file of
@@ -99,6 +102,18 @@ def _environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
 
 
+def _printed_to() -> int:
+    """Where a worker's standard output goes: the host's stderr (file descriptor 2), else, when
+    the host has none open, nowhere. The worker talks to the host on pipes of its own, never on
+    stdout: what the plugin prints (``print``, native code, the processes it starts) is never
+    mixed into the host's output."""
+    try:
+        os.fstat(2)
+    except OSError:
+        return subprocess.DEVNULL
+    return 2
+
+
 class Handle:
     """One worker process: spawned at construction, ready after :meth:`wait_ready`."""
 
@@ -122,6 +137,7 @@ class Handle:
                 [sys.executable, "-m", "loopai.host._process", *map(str, fds)],
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,  # the host's input is the host's (loopai run - reads it)
+                stdout=_printed_to(),  # the host's output is the host's (loopai run writes results there)
                 env=_environment(),
             )
         except OSError as exc:
