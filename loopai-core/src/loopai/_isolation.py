@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import os
 import re
 import sys
@@ -33,10 +34,13 @@ from typing import Any, Final, TypeVar
 
 __all__ = [
     "PASS_THROUGH",
+    "OwnFiles",
     "Raised",
     "aguarded",
     "attempt",
+    "defined_at",
     "describe",
+    "described_at",
     "guarded",
     "own_file",
     "raised_at",
@@ -76,6 +80,32 @@ def raised_at(exc: BaseException, own: str | None = None) -> str:
     return f" (at {where[0]}:{where[1]})" if where is not None else ""
 
 
+def described_at(exc: BaseException, own: str | None = None) -> str:
+    """:func:`describe` and :func:`raised_at` together, the place said once: a syntax error's own
+    text ends with ``(plugin.py, line 6)``, which this leaves out for `` (at /path/plugin.py:6)``."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno and exc.msg:
+        return f"{type(exc).__name__}: {exc.msg}{raised_at(exc, own)}"
+    return f"{describe(exc)}{raised_at(exc, own)}"
+
+
+def defined_at(thing: object) -> tuple[str, int] | None:
+    """The file and first line where a function, method or class is written; None when that is not
+    known (built in C, made at run time). Reads a class's source only to find its line."""
+    target = getattr(thing, "__func__", thing)
+    if isinstance(target, type):
+        try:
+            filename = inspect.getsourcefile(target) or inspect.getfile(target)
+            line = getattr(target, "__firstlineno__", None) or inspect.findsource(target)[1] + 1
+        except (OSError, TypeError):
+            return None
+        return filename, line
+    try:
+        code = inspect.unwrap(target).__code__  # type: ignore[arg-type]
+    except (AttributeError, ValueError):
+        return None
+    return code.co_filename, code.co_firstlineno
+
+
 def where_raised(exc: BaseException, own: str | None = None) -> tuple[str, int] | None:
     """The file and line where ``exc`` was raised (for a syntax error, where the source is wrong);
     with ``own`` (a module's file), the last line of that file it passed through, when it did."""
@@ -98,21 +128,53 @@ def where_written(text: str, own: str | None = None, *, newest_first: bool = Fal
 
 
 def _innermost(frames: Iterable[tuple[str, int]], own: str | None) -> tuple[str, int] | None:
-    """Of ``frames`` (oldest first), the last in ``own``, else the last."""
+    """Of ``frames`` (oldest first), the last in ``own`` (or, for an :class:`OwnFiles`, in any of
+    its files), else the last."""
     last = mine = None
+    files = own.files if isinstance(own, OwnFiles) else (own,)
     for where in frames:
         last = where
-        if where[0] == own:
+        if where[0] in files:
             mine = where
     return mine or last
 
 
-def own_file(plugin: object) -> str | None:
+class OwnFiles(str):
+    """The file of a plugin's own module (the string itself), carrying ``files``: that file and
+    those of every module its class hierarchy is written in, outside loopai and the standard
+    library (a hook inherited from a base class in another module is the plugin's code too)."""
+
+    files: frozenset[str]
+
+    def __new__(cls, main: str, files: Iterable[str] = ()) -> OwnFiles:
+        made = super().__new__(cls, main)
+        made.files = frozenset((main, *files))
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return OwnFiles, (str(self), tuple(self.files))
+
+
+def own_file(plugin: object) -> OwnFiles | None:
     """The file of the module a plugin's code is in: a module of hook functions (what an adapter
-    ``wraps``) itself, else its class's module. None when it has none (built in code, say)."""
+    ``wraps``) itself, else its class's module (with the files of its other classes: see
+    :class:`OwnFiles`); for a class, its own module. None when it has none (built in code, say)."""
     target = getattr(plugin, "wraps", plugin)
-    module = target if isinstance(target, ModuleType) else sys.modules.get(type(target).__module__)
-    found = getattr(module, "__file__", None)
+    if isinstance(target, ModuleType):
+        found = getattr(target, "__file__", None)
+        return OwnFiles(found) if isinstance(found, str) else None
+    classes = target.__mro__ if isinstance(target, type) else type(target).__mro__
+    files = [file for cls in classes if (file := _class_file(cls)) is not None]
+    return OwnFiles(files[0], files) if files else None
+
+
+def _class_file(cls: type) -> str | None:
+    """The file of ``cls``'s module, unless that is loopai's, the standard library's or none."""
+    name = cls.__module__ or ""
+    top = name.split(".", 1)[0]
+    if top == "loopai" or top in sys.stdlib_module_names or top == "builtins":
+        return None
+    found = getattr(sys.modules.get(name), "__file__", None)
     return found if isinstance(found, str) else None
 
 

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from loopai._errors import LoopaiError, PluginError, PluginSettingsError
-from loopai._isolation import Raised, attempt, describe, raised_at
+from loopai._errors import LoopaiError, PluginError, PluginSignatureError
+from loopai._isolation import Raised, attempt, describe, described_at
 from loopai._kinds import KINDS, Kind, kind_of
 from loopai._log import captured_warnings, logger
 from loopai._plugin import Plugin, WebhookHandlerPlugin, validate_settings
 from loopai._suggest import did_you_mean
 from loopai.config import LoopaiConfig, PluginConfiguration
 from loopai.discovery._discover import DiscoveredPlugin, gc_paused
-from loopai.discovery._reference import NoSuchAttribute, editable_project, import_object
+from loopai.discovery._problems import beside_hint, construction_problem, import_problem, missing_hook, wrong_kind
+from loopai.discovery._reference import NoSuchAttribute, import_object
 from loopai.discovery._selection import Selection
 from loopai.registry import PluginRegistry
 
@@ -75,7 +77,7 @@ def _load_one(
     settings = entry.configuration if entry is not None else {}
     target = attempt(import_object, record.value)
     if isinstance(target, Raised):
-        record.fail("failed", _import_problem(target.error, record))
+        record.fail("failed", import_problem(target.error, record))
         return False
     if settings and not _takes_settings(target):
         warning = _settings_ignored(target, record.value, f"{record.distribution} {record.version}", where)
@@ -87,7 +89,7 @@ def _load_one(
     origin = f"entry point [{record.group}] {record.name} = {record.value} of {record.distribution}"
     built = attempt(_register, target, kind, settings, where, registry, record.name, origin)
     if isinstance(built, Raised):
-        record.fail("failed", _construction_problem(built.error, record))
+        record.fail("failed", construction_problem(built.error, record, target))
         return False
     plugin = built
     if plugin.version == Plugin.version:  # a plugin that states no version or description has its package's
@@ -110,57 +112,6 @@ def _load_one(
     return True
 
 
-def _import_problem(error: BaseException, record: DiscoveredPlugin) -> str:
-    """Why a plugin's entry point could not be imported, and what to do: an entry point naming an
-    attribute its module lacks is its distribution's mistake, fixed in its ``pyproject.toml``."""
-    leave_out = f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
-    if isinstance(error, NoSuchAttribute):
-        table = f'[project.entry-points."{record.group}"]'
-        project = editable_project(record.path) if record.path else None
-        fix = (
-            f"fix it under {table} in {project / 'pyproject.toml'} and reinstall: pip install -e {project}"
-            if project is not None
-            else f"fix it under {table} in {record.distribution}'s pyproject.toml and reinstall it "
-            "(pip install -e . in a development checkout), or report it to its maintainers"
-        )
-        return (
-            f"the entry point {record.name} = {record.value} (group {record.group}, distribution "
-            f"{record.distribution}) names no attribute {error.missing!r} in {error.where}{error.hint()}; "
-            f"{fix}; {leave_out}"
-        )
-    return (
-        f"importing {record.value} failed: {describe(error)}{raised_at(error)}; "
-        f"{_import_remedy(error, record)}; {leave_out}"
-    )
-
-
-def _import_remedy(error: BaseException, record: DiscoveredPlugin) -> str:
-    """What to do about a plugin that failed to import: install a module it imports that is missing
-    (a dependency its distribution does not declare), else reinstall, upgrade or report it."""
-    missing = error.name if isinstance(error, ModuleNotFoundError) else None
-    own = record.value.split(":", 1)[0]
-    if missing and not (own == missing or own.startswith(f"{missing}.")):
-        top = missing.split(".", 1)[0]
-        return (
-            f"the module {missing!r} it imports is not installed: install it (pip install {top}, if that is its "
-            f"distribution's name), and declare it among {record.distribution}'s dependencies"
-        )
-    return f"reinstall or upgrade {record.distribution}, or report it to its maintainers"
-
-
-def _construction_problem(error: BaseException, record: DiscoveredPlugin) -> str:
-    if isinstance(error, PluginSettingsError):  # the configuration is wrong: its lines name the file and field
-        table = f"[plugins.{kind_of(record.kind).key}.{record.name}]"
-        return f"its settings are wrong; fix them, or set enabled = false under {table} to leave it off:\n{error}"
-    remedy = (
-        f"upgrade {record.distribution} or report it to its maintainers; "
-        f"to start without it: LOOPAI_DISABLE_PLUGINS={record.distribution}:{record.name}"
-    )
-    if isinstance(error, LoopaiError):  # the plugin itself is wrong: only its maintainers can fix it
-        return f"{error}; {remedy}"
-    return f"constructing {record.value} failed: {describe(error)}; {remedy}"
-
-
 def apply_configuration(
     config: LoopaiConfig,
     registry: PluginRegistry,
@@ -181,7 +132,8 @@ def apply_configuration(
         for entry in config.plugins.for_kind(kind):
             if (kind.label, entry.name) in covered:
                 continue  # discovery configured it, or left it out and said why
-            problem = _apply_entry(kind, entry, registry, config.where(kind, entry.name), selection, known)
+            where = config.where(kind, entry.name)
+            problem = _apply_entry(kind, entry, registry, where, selection, known, config.source)
             if problem is not None:
                 problems.append(problem)
     return problems
@@ -194,6 +146,7 @@ def _apply_entry(
     where: str,
     selection: Selection | None,
     known: Sequence[str] = (),
+    source: Path | None = None,
 ) -> str | None:
     registered = registry.entry(kind.base, entry.name)
     if registered is None and entry.factory:
@@ -201,12 +154,12 @@ def _apply_entry(
         if denied is not None:
             log.info("%s: not loaded: %s", where, denied)
             return None
-        outcome = attempt(_load_factory, kind, entry, registry, where)
+        outcome = attempt(_load_factory, kind, entry, registry, where, source)
         if isinstance(outcome, Raised):
             error = outcome.error
             if isinstance(error, LoopaiError):
                 return str(error)
-            return f"{where}: making it with {entry.factory} failed: {describe(error)}"
+            return f"{where}: making it with {entry.factory} failed: {described_at(error)}"
         plugin = outcome
     elif registered is None:
         if not entry.enabled:
@@ -238,7 +191,9 @@ def _apply_entry(
     return None
 
 
-def _load_factory(kind: Kind, entry: PluginConfiguration, registry: PluginRegistry, where: str) -> Plugin:
+def _load_factory(
+    kind: Kind, entry: PluginConfiguration, registry: PluginRegistry, where: str, source: Path | None = None
+) -> Plugin:
     module_name, _, attribute = (entry.factory or "").partition(":")
     if not module_name or not attribute:
         raise PluginError(entry.name, f"{where}.factory: {entry.factory!r} must look like 'package.module:attribute'")
@@ -247,7 +202,10 @@ def _load_factory(kind: Kind, entry: PluginConfiguration, registry: PluginRegist
     except NoSuchAttribute as exc:  # the module is there: the name is wrong
         raise PluginError(entry.name, f"{where}.factory: cannot import {entry.factory!r}: {exc}; correct it") from None
     except (ImportError, AttributeError) as exc:
-        raise PluginError(entry.name, f"{where}.factory: cannot import {entry.factory!r}: {describe(exc)}") from None
+        hint = beside_hint(exc, source)
+        raise PluginError(
+            entry.name, f"{where}.factory: cannot import {entry.factory!r}: {described_at(exc)}{hint}"
+        ) from None
     return _register(target, kind, entry.configuration, where, registry, entry.name, f"{where}.factory")
 
 
@@ -270,9 +228,10 @@ def _register(
     """
     if isinstance(target, type) and issubclass(target, Plugin):
         if not issubclass(target, kind.base):
-            raise LoopaiError(
-                f"{origin} names {target.__name__}, which is not a subclass of loopai.{kind.base.__name__}"
-            )
+            raise PluginError(name, wrong_kind(target, kind, origin))
+        unfinished = missing_hook(target, kind, origin)
+        if unfinished is not None:
+            raise PluginSignatureError(name, unfinished)
         target = target(validate_settings(target.Config, settings, where))
     else:
         factory = origin.endswith(".factory")

@@ -22,6 +22,7 @@ from loopai._hookspecs import HOOK_NAMES, PROJECT, HookSpecs
 from loopai._kinds import KINDS, Kind
 from loopai._plugin import Plugin
 from loopai.registry._adapters import MODULES, adapter
+from loopai.registry._calling import adapt, signature_message
 
 __all__ = ["Parser", "RegisteredPlugin", "spec_signature"]
 
@@ -151,7 +152,9 @@ class Parser:
                 )
             unknown = sorted(set(impl.argnames) - set(SPEC_ARGS[hook]))
             if unknown:
-                raise PluginSignatureError(label, _signature_message(label, hook, impl.function, unknown))
+                raise PluginSignatureError(
+                    label, signature_message(label, hook, impl.function, SPEC_ARGS[hook], unknown)
+                )
             impls[hook] = impl
         return impls
 
@@ -190,13 +193,13 @@ def _instance_dict(plugin: object) -> dict[str, Any]:
 def _entries(plugin: object, label: str, impls: dict[str, pluggy.HookImpl], is_plugin: bool) -> list[RegisteredPlugin]:
     def lifecycle(hook: str) -> Callable[[Any], Any] | None:
         impl = impls.get(hook)
-        return _adapt(impl, SPEC_ARGS[hook]) if impl is not None else None
+        return _adapt(impl, hook, label) if impl is not None else None
 
     kinds = _kinds_of(plugin, label, impls, is_plugin)
     startup, shutdown = lifecycle("startup"), lifecycle("shutdown")
     entries = []
     for kind in kinds:
-        call = _adapt(impls[kind.hook], SPEC_ARGS[kind.hook])
+        call = _adapt(impls[kind.hook], kind.hook, label)
         face = plugin if is_plugin else adapter(kind, plugin, label, call)
         assert isinstance(face, Plugin)
         is_async = _is_async(impls[kind.hook].function)
@@ -224,32 +227,11 @@ def _kinds_of(plugin: object, label: str, impls: dict[str, pluggy.HookImpl], is_
     return kinds
 
 
-def _adapt(impl: pluggy.HookImpl, spec_args: tuple[str, ...]) -> Callable[..., Any]:
-    """A callable taking the spec's arguments positionally, whatever subset ``impl`` takes."""
-    wanted = tuple(impl.argnames) + tuple(a for a in impl.kwargnames if a in spec_args)
-    function = impl.function
-    if wanted == spec_args:
-        return function
-    if not wanted:
-        return lambda *_: function()
-    index = tuple(spec_args.index(a) for a in wanted)
-    if index == tuple(range(len(index))):
-        return lambda *args: function(*args[: len(index)])
-    return lambda *args: function(**{a: args[i] for a, i in zip(wanted, index, strict=True)})
+def _adapt(impl: pluggy.HookImpl, hook: str, label: str) -> Callable[..., Any]:
+    """A callable taking the spec's arguments positionally, whatever subset ``impl`` takes (see
+    :func:`adapt`)."""
+    return adapt(impl.function, impl.argnames, impl.kwargnames, SPEC_ARGS[hook], label, hook)
 
 
 def _is_async(function: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(function)
-
-
-def _signature_message(label: str, hook: str, function: Callable[..., Any], unknown: list[str]) -> str:
-    try:
-        definition = f"{function.__name__}{inspect.signature(function)}"
-    except (TypeError, ValueError):
-        definition = hook
-    names = ", ".join(repr(n) for n in unknown)
-    return (
-        f"plugin {label!r}: hook {hook!r} is defined as {definition}, but the hookspec is "
-        f"{spec_signature(hook)}; rename or remove {names} "
-        "(an implementation may take any of the spec's arguments, by name)"
-    )

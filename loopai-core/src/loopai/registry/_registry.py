@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from loopai._errors import DuplicatePluginError, PluginError
+from loopai._isolation import defined_at
 from loopai._kinds import KINDS, Kind, kind_of
 from loopai._models import WebhookEventType
 from loopai._plugin import Plugin, WebhookHandlerPlugin
@@ -49,6 +50,34 @@ def supported_events(plugin: Plugin) -> frozenset[WebhookEventType]:
                 f"use any of {choices} (or their C# names, e.g. ProgramExecutionFailed)",
             ) from None
     return frozenset(events)
+
+
+def _check_initialised(plugin: Plugin, label: str) -> None:
+    """Refuse a plugin whose class's ``__init__`` did not call ``Plugin.__init__``: it lacks the
+    ``config`` and ``metadata`` every host reads, and would fail at each call instead of here."""
+    missing = [attr for attr in ("config", "metadata") if attr not in _own(plugin) and not hasattr(type(plugin), attr)]
+    if not missing:
+        return
+    cls = type(plugin)
+    owner = next((base for base in cls.__mro__ if "__init__" in base.__dict__), cls)
+    init = defined_at(owner.__dict__.get("__init__"))
+    at = f" ({init[0]}:{init[1]})" if init is not None else ""
+    written = defined_at(cls)
+    where = f" ({written[0]}:{written[1]})" if written is not None and owner is not cls else ""
+    raise PluginError(
+        label,
+        f"plugin {label!r} ({cls.__module__}.{cls.__qualname__}{where}) was never set up as a loopai plugin: "
+        f"{owner.__qualname__}.__init__{at} does not call super().__init__(), so it has no "
+        f"{' and no '.join(missing)}; call super().__init__(*args, **kwargs) in {owner.__qualname__}.__init__",
+    )
+
+
+def _own(plugin: object) -> dict[str, Any]:
+    try:
+        found = object.__getattribute__(plugin, "__dict__")
+    except AttributeError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 class PluginRegistry:
@@ -99,6 +128,8 @@ class PluginRegistry:
             )
         is_plugin = isinstance(plugin, Plugin)
         label = name or (plugin.name if is_plugin else default_name(plugin))  # type: ignore[attr-defined]
+        if is_plugin:
+            _check_initialised(plugin, label)  # type: ignore[arg-type]
         entries = self._parser.entries(plugin, label, is_plugin)
         if kinds is not None:
             wanted = [kind_of(k) for k in kinds]
