@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import threading
 import time
-from datetime import timedelta
+import traceback
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -180,3 +183,38 @@ def test_ctrl_c_twice_while_the_database_is_away_stops_now_and_says_what_was_not
     assert len(lost) == 1 and lost[0].startswith("loopai run: state database postgresql://loopai:***@"), err
     assert lost[0].endswith("30 execution(s) counted by this process were not written"), lost
     assert len(output.read_text(encoding="utf-8").splitlines()) == len(records)  # every result line written
+
+
+def test_the_flushers_failure_is_raised_afresh_each_time_without_a_growing_traceback(postgres_server, postgres_url):
+    from loopai.database import Database, DatabaseUnavailable, upgrade
+    from loopai.state import PostgresStateStore
+
+    database = Database(postgres_url)
+    with database.connect() as conn:
+        upgrade(conn, database.url.shown)
+    database.close()
+    store = PostgresStateStore(postgres_url, unavailable_timeout=0.5, flush_interval=0.05)
+    store.open()
+    task = uuid.uuid4()
+    store.statistics(task)
+    postgres_server.stop()
+    try:
+        raised = []
+        deadline = time.monotonic() + 30
+        while len(raised) < 50:  # as a service's batch meets it, record after record
+            assert time.monotonic() < deadline, "the flusher never gave up"
+            try:  # what a sampler's call does: read the task's counts, then count the execution
+                store.statistics(task)
+                store.record(task, sampled=False, failed=False, executed_at=datetime.now(timezone.utc))
+                time.sleep(0.05)
+            except DatabaseUnavailable as exc:
+                raised.append((exc, len(traceback.extract_tb(exc.__traceback__))))
+    finally:
+        postgres_server.start()
+        with contextlib.suppress(DatabaseUnavailable):
+            store.close()
+
+    depths = [depth for _, depth in raised]
+    assert depths[-1] == depths[0], depths  # was: one more frame chain with every raise
+    assert len({id(exc) for exc, _ in raised}) == len(raised)  # threads never share one
+    assert all("has been unreachable for 0.5 s" in str(exc) for exc, _ in raised), raised[0]

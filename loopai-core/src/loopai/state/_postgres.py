@@ -21,6 +21,7 @@ write) retries with backoff for up to ``unavailable_timeout`` seconds before rai
 
 from __future__ import annotations
 
+import copy
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -213,6 +214,8 @@ class PostgresStateStore:
         """Raise what made the flusher give up, so that a process does not run on blind for long."""
         failure = self._failure
         if failure is not None:
-            raise failure
+            # A copy each time: raising the kept one again would grow its traceback by a frame chain
+            # with every call (every record of a service's batch), in every thread that shares it.
+            raise copy.copy(failure)
         if self._flusher is None and not self._closed:
             self.open()
