@@ -243,7 +243,7 @@ def test_a_compatible_plugin_installs_and_is_listed_ok(env: Env) -> None:
 
 def test_an_incompatible_plugin_is_refused_naming_the_version_that_fits(env: Env) -> None:
     done = env.install("loopai-old")
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
     assert f"refused loopai-old 2.0: it requires loopai-core<0.1, but loopai-core {__version__} is installed" in (
         done.stderr
     )
@@ -256,14 +256,14 @@ def test_an_incompatible_plugin_is_refused_naming_the_version_that_fits(env: Env
     _check(env.install("loopai-old==1.0"))
     assert "loopai-old==1.0" in env.installed()
     direct = env.install(str(env.links / "loopai_old-2.0-py3-none-any.whl"))
-    assert direct.returncode == 1
+    assert direct.returncode == 2
     assert "refused loopai-old 2.0" in direct.stderr and "named by a path or URL" in direct.stderr
     assert "loopai-old==1.0" in env.installed()
 
 
 def test_a_requirement_pip_cannot_meet_is_said_by_pip_and_not_blamed_on_the_core(env: Env) -> None:
     done = env.install("needs-missing")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "no-such-package-for-loopai" in done.stderr  # pip's own message says what is missing
     assert "its message above says why" in done.stderr
     assert "a package above may need another version" not in done.stderr
@@ -307,7 +307,7 @@ def test_uninstall_refuses_what_it_should_not_touch(env: Env) -> None:
         ("loopai-core", "does not remove loopai-core itself"),
     ]:
         done = env.loopai("plugins", "uninstall", name, "--yes")
-        assert done.returncode == 1, name
+        assert done.returncode == 2, name
         assert message in done.stderr and "nothing was uninstalled" in done.stderr
     assert f"loopai-core=={__version__}" in env.installed()
     without_yes = env.loopai("plugins", "uninstall", "good")

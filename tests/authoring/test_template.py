@@ -260,7 +260,7 @@ def test_an_existing_project_is_not_overwritten(tmp_path: Path, capsys: pytest.C
     args = ["plugins", "new", "business rules", "--kind", "validator", "--output-dir", str(tmp_path), "--no-input"]
     assert main(args) == 0
     capsys.readouterr()
-    assert main(args) == 1
+    assert main(args) == 2
     assert "already exists; choose another --output-dir or remove it" in capsys.readouterr().err
 
 

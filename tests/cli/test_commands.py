@@ -191,7 +191,7 @@ def test_plugins_show_shows_the_settings_schema(project, cli) -> None:
 def test_plugins_show_of_an_unknown_name_suggests_the_closest(cli) -> None:
     done = cli("plugins", "show", "percentage-samplr")
 
-    assert done.code == 1
+    assert done.code == 2
     assert done.err == (
         "no installed plugin is named 'percentage-samplr'; did you mean 'percentage-sampler'? "
         "(see: loopai plugins list --all)\n"

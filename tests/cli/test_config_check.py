@@ -236,8 +236,8 @@ def test_a_cycle_of_order_constraints_or_requirements_is_a_warning_not_an_error(
     assert any("plugins 'first', 'second' require each other" in w for w in warnings)
 
 
-def test_a_misspelt_run_before_name_is_a_warning_with_the_closest_name(project, cli) -> None:
-    """As loopai run says it: the plugin runs, by priority, and loopai plugins check counts it as a problem."""
+def test_a_misspelt_run_before_name_is_an_error_at_its_line_with_the_closest_name(project, cli) -> None:
+    """As loopai plugins check counts it (the plugin would run by priority, the constraint ignored)."""
     project.write(
         "loopai.toml",
         "autoload = false\n"
@@ -251,15 +251,16 @@ def test_a_misspelt_run_before_name_is_a_warning_with_the_closest_name(project, 
     checked = cli("config", "check")
     plugins = cli("plugins", "check")
 
-    assert checked.code == 0, checked.err
-    [warning] = [line for line in checked.err.splitlines() if line.startswith("warning: ")]
-    assert warning == (
-        "warning: validator 'first': run_before 'secnod' is ignored: 'secnod' is not a registered validator "
-        "(did you mean 'second'?); correct the name in the run_before key of its [plugins.validators.first] "
-        "table (or wherever it was set)"
+    assert checked.code == 1, checked.err
+    error, total = checked.err.splitlines()
+    assert error == (
+        "loopai.toml:4: validators.first.run_before: validator 'first': run_before 'secnod' is ignored: 'secnod' is "
+        "not a registered validator (did you mean 'second'?); correct the name in the run_before key of its "
+        "[plugins.validators.first] table"
     )
+    assert total == "1 error(s)"
     assert plugins.code == 1
-    assert warning.removeprefix("warning: ") in plugins.err
+    assert f"- {error}" in plugins.err
 
 
 def test_a_factory_naming_a_misspelt_class_gets_the_closest_name(project, cli) -> None:

@@ -84,7 +84,7 @@ def test_every_value_can_come_from_a_loopai_variable_and_wins_over_the_file(proj
     del env["LOOPAI_ALLOW__X"]
     good = proc("config", "show", env=env)
 
-    assert shown.code == 1 and "LOOPAI_ALLOW__X: allow" in shown.err
+    assert shown.code == 2 and "LOOPAI_ALLOW__X: allow" in shown.err
     document = good.json
     assert document["dispatch"] == {**document["dispatch"], "max_retries": 5, "dry_run": True}
     samplers = {entry["name"]: entry for entry in document["plugins"]["samplers"]}

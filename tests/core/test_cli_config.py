@@ -288,10 +288,10 @@ def test_show_creates_no_files(project: Path, capsys: pytest.CaptureFixture[str]
     assert sorted(path.name for path in project.iterdir()) == ["loopai.toml"]
 
 
-def test_show_of_a_bad_file_exits_1(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_of_a_bad_file_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(project, "loopai.toml", BAD)
 
-    assert run("config", "show") == 1
+    assert run("config", "show") == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert "loopai.toml:1: colour: is not a known setting" in err.splitlines()

@@ -275,7 +275,7 @@ def test_show_reports_a_broken_plugin_and_an_unknown_name(site: Site, installed:
     assert broken.returncode == 0, broken.stderr
     assert "status:        failed: importing" in broken.stdout
     assert "No module named 'not_installed_module_xyz'" in broken.stdout
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     assert "no installed plugin is named 'no-such-plugin' (see: loopai plugins list --all)" in unknown.stderr
 
 

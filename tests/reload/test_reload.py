@@ -282,8 +282,9 @@ def test_a_closed_host_does_not_reload(reloadable) -> None:
     assert not result and result.problems == ("the host is closed: build a new one",)
 
 
-def test_a_plugin_whose_init_skips_super_init_does_not_break_a_reload() -> None:
-    """It has no ``config`` of its own: it works, so a reload must too (it answered 500 in the service)."""
+def test_a_plugin_whose_init_skips_super_init_is_refused_and_does_not_break_a_reload() -> None:
+    """It has no ``config`` nor ``metadata``: refused at registration, saying the fix; a reload of
+    the host still works (it answered 500 in the service)."""
 
     class NoSuperInit(loopai.ValidatorPlugin):
         def __init__(self) -> None:
@@ -298,7 +299,8 @@ def test_a_plugin_whose_init_skips_super_init_does_not_break_a_reload() -> None:
         result = host.reload(loopai.LoopaiConfig(autoload=False))
 
         assert result.reloaded, result.problems
-        assert host.validate(execution()).is_valid and plugin.calls == 1
+        assert any("call super().__init__(*args, **kwargs) in" in problem for problem in host.problems), host.problems
+        assert host.validate(execution()).results == [] and plugin.calls == 0
 
 
 def test_a_discovered_plugin_whose_new_settings_are_wrong_is_said_once_with_its_line(tmp_path) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from loopai.config import LoopaiConfig, Reading
 
-__all__ = ["configuration_warnings", "every_problem", "plugin_problems", "with_lines"]
+__all__ = ["configuration_warnings", "every_problem", "located_misspelt", "plugin_problems", "with_lines"]
 
 
 def every_problem(reading: Reading) -> list[str]:
@@ -43,11 +43,15 @@ def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], 
             continue
         lines = [line for line in (record.reason or "").splitlines() if line.startswith(config.where_prefix())]
         errors += lines or [f"{config.where(record.kind, record.name)}: {record.problem()}"]
-    # Plugins run all the same (by priority, without the misspelt constraint): said as warnings, as
-    # loopai run says them.
+    # Plugins run all the same (by priority, without the constraint): a cycle is said as a warning, as
+    # loopai run says it; a misspelt name the file wrote is an error of the file, at its line (loopai
+    # plugins check counts it as a problem), one a plugin's class declares a warning.
     ordering = _order_problems(host)
+    misspelt = located_misspelt(config, host)
     for problem in host.problems:
-        if problem in ordering:
+        if problem in misspelt:
+            errors.append(misspelt[problem])
+        elif problem in ordering:
             warnings.append(problem)
         elif problem not in said:
             errors += problem.splitlines()  # a plugin's settings problems come as one line each
@@ -62,6 +66,26 @@ def _order_problems(host: Any) -> set[str]:
     orderings = host.call_order().values()
     said = {line for ordering in orderings for line in (*ordering.cycle_report, *ordering.misspelt)}
     return said | set(requirement_cycles(entry for entry in host.registry if entry.plugin.enabled))
+
+
+def located_misspelt(config: LoopaiConfig, host: Any) -> dict[str, str]:
+    """Each misspelt run_before / run_after name that the configuration wrote (the plugin's entry sets
+    the key and names it), said at its place in the file: ``loopai.toml: samplers.x.run_after: ...``,
+    which :meth:`~loopai.LoopaiConfig.with_lines` turns into its line; keyed by the host's message."""
+    from loopai._kinds import kind_of
+
+    found: dict[str, str] = {}
+    for label, ordering in host.call_order().items():
+        kind = kind_of(label)
+        for note in ordering.misspelt:
+            for entry in config.plugins.for_kind(kind):
+                for attribute in ("run_before", "run_after"):
+                    written = getattr(entry, attribute, None) or []
+                    head = f"{kind.title} {entry.name!r}: {attribute} "
+                    if note.startswith(head) and any(note.startswith(f"{head}{name!r} ") for name in written):
+                        message = note.replace(" (or wherever it was set)", "")
+                        found[note] = f"{config.where(kind, entry.name)}.{attribute}: {message}"
+    return found
 
 
 def configuration_warnings(host: Any) -> list[str]:

@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from loopai.cli._checking import plugin_problems, with_lines
-from loopai.cli._common import usage
+from loopai.cli._common import plugin_output_to_stderr, usage
 
 if TYPE_CHECKING:
     from loopai.config import LoopaiConfig, Reading
@@ -34,9 +34,12 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
         help="validate the configuration and the settings of the plugins it names; exit 1 listing every error",
         description="Validate the configuration file and every plugin's settings against the plugin's own "
         "model, in one pass: each error names the file, the line, the plugin and the field.",
+        epilog="Exit status: 0 ok (warnings are said, an unset ${VAR} among them); 1 listing every error.",
     )
     show = config_commands.add_parser(
-        "show", help="print the effective configuration as JSON (file and LOOPAI_* variables), secrets redacted"
+        "show",
+        help="print the effective configuration as JSON (file and LOOPAI_* variables), secrets redacted",
+        epilog="Exit status: 0 shown; 2 the configuration has errors (loopai config check lists them all).",
     )
     for command in (check, show):
         command.add_argument("path", nargs="?", metavar="FILE", help=_FILE_HELP)
@@ -65,7 +68,8 @@ def _config_check(args: argparse.Namespace) -> int:
     errors = list(reading.errors)
     warnings = [f"{unset.problem}; loopai run needs it" for unset in reading.unset]
     if reading.config is not None:
-        plugin_errors, plugin_warnings = plugin_problems(reading.config, reading)
+        with plugin_output_to_stderr():  # stdout is for the result (--json): what plugins print goes to stderr
+            plugin_errors, plugin_warnings = plugin_problems(reading.config, reading)
         errors += [error for error in plugin_errors if error not in errors]
         warnings += plugin_warnings
     located = with_lines(errors, reading)
@@ -116,7 +120,8 @@ def _config_show(args: argparse.Namespace) -> int:
     if reading.config is None or reading.errors:
         for problem in reading.errors or reading.problems:
             print(problem, file=sys.stderr)
-        return 1
+        print("loopai config show: nothing shown; loopai config check lists every error", file=sys.stderr)
+        return 2
     config = reading.config
     shown = {
         "source": config.source_label,
@@ -124,8 +129,9 @@ def _config_show(args: argparse.Namespace) -> int:
         **redact(config.model_dump(mode="python")),
     }
     # The plugins' settings models tell which settings are SecretStr, whatever their names.
-    host = Host(config, strict=False, discover=True, outbox=False)
-    host.close()
+    with plugin_output_to_stderr():  # stdout is for the JSON: what plugins print goes to stderr
+        host = Host(config, strict=False, discover=True, outbox=False)
+        host.close()
     for kind, entries in shown["plugins"].items():
         for entry, shown_entry in zip(config.plugins.for_kind(kind), entries, strict=True):
             registered = host.registry.entry(kind, entry.name)

@@ -8,13 +8,14 @@ Before anything is installed, the candidates that each SPEC names are resolved (
 dependencies) and their ``Requires-Dist`` on loopai-core is checked against the installed core.
 A candidate that does not admit it is refused, with the newest version of that plugin that
 does; ``--force`` installs it anyway. The real install then pins loopai-core to the installed
-version (a constraint), so that nothing it pulls in can replace the core either.
+version (a constraint), so that nothing it pulls in can replace the core either. ``-e PATH`` is
+checked from the folder's metadata as a folder SPEC is, then installed editable (``pip install -e``);
+a plain install that replaces an editable one is said, with how to keep it editable.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from loopai.cli._pip import (
     ResolveError,
     admits,
     core_requirement,
+    core_version,
+    editable_source,
     find_installer,
     fitting_version,
     forced_requirements,
@@ -37,7 +40,10 @@ from loopai.cli._pip import (
     pip_options,
     resolve_candidates,
     run_installer,
+    spec_problem,
     tail,
+    unforced_specs,
+    uri_of,
 )
 from loopai.discovery import CORE, canonical  # the requirement checks (packaging) only when used
 
@@ -59,12 +65,22 @@ def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentPa
         description="Install plugin packages with the pip (or uv) of the Python that runs loopai. "
         "Each candidate's loopai-core requirement is checked first; loopai-core itself is never replaced. "
         "-q and -v are passed to the installer too.",
+        epilog="Exit status: 0 installed; 2 nothing installed (a usage error, a SPEC that is no package, no pip, "
+        "a candidate refused as incompatible, or pip failing: its message says why).",
     )
     install.add_argument(
         "specs",
-        nargs="+",
+        nargs="*",
         metavar="SPEC",
         help="a requirement ('loopai-foo>=1.2'), a wheel, a folder or a URL (never an option: those go before)",
+    )
+    install.add_argument(
+        "-e",
+        "--editable",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="install the project in folder PATH editable (pip install -e): edits take effect without a reinstall",
     )
     install.add_argument(
         "--force",
@@ -87,7 +103,7 @@ def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentPa
         default=[],
         help="any other installer option, one per --pip-arg (write --pip-arg=--trusted-host=example.org)",
     )
-    install.set_defaults(handler=_install)
+    install.set_defaults(handler=_install, install_parser=install)
 
 
 def _add_uninstall(sub: Any, help_text: str) -> None:
@@ -96,6 +112,8 @@ def _add_uninstall(sub: Any, help_text: str) -> None:
         help=help_text,
         description="Uninstall the distributions that provide the named plugins. Names are looked up in "
         "installed metadata only: nothing is imported, so a plugin that fails to import can still go.",
+        epilog="Exit status: 0 uninstalled; 1 the answer to the question was no; 2 nothing uninstalled (a name "
+        "that is no installed plugin, no answer on standard input without --yes, or pip failing).",
     )
     uninstall.add_argument("names", nargs="+", metavar="NAME", help="a plugin name ('business-rules') or distribution")
     uninstall.add_argument(
@@ -109,19 +127,6 @@ def _say(message: str) -> None:
 
 
 # -- install -----------------------------------------------------------------------------------------------
-
-
-def _core_version() -> str | None:
-    version = installed_version(CORE)
-    if version is None:
-        return None
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        Version(version)
-    except InvalidVersion:
-        return None
-    return version
 
 
 def _refusal(candidate: Candidate, wanted: str, core: str, installer: Installer, options: Sequence[str]) -> list[str]:
@@ -148,30 +153,17 @@ def _refusal(candidate: Candidate, wanted: str, core: str, installer: Installer,
     return lines
 
 
-def _spec_problem(spec: str) -> str | None:
-    """Why ``spec`` is not a requirement, a path or a URL (None when it is one).
-
-    The installer would read anything starting with ``-`` as an option (another index, a
-    requirements file): options go before the SPECs, as loopai's own flags.
-    """
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    if spec.startswith("-"):
-        return (
-            f"{spec!r} is an option, not a package: installer options go before the packages "
-            "(--index-url URL, --pre, --no-deps; others with --pip-arg=...), and requirement files are not read"
-        )
-    if _is_path_or_url(spec):
+def _editable_problem(path: str) -> str | None:
+    if "://" in path or Path(path).expanduser().is_dir():
         return None
-    try:
-        Requirement(spec)
-    except InvalidRequirement as exc:
-        return f"{spec!r} is not a requirement ('loopai-foo>=1.2'), a path or a URL: {exc}"
-    return None
+    return f"-e {path}: no such folder; -e takes the folder of a project (the one with its pyproject.toml)"
 
 
 def _install(args: argparse.Namespace) -> int:
-    not_packages = [problem for problem in map(_spec_problem, args.specs) if problem is not None]
+    editables: list[str] = args.editable
+    if not args.specs and not editables:
+        args.install_parser.error("name what to install: a SPEC, or -e PATH for a project folder")
+    not_packages = [p for p in [*map(spec_problem, args.specs), *map(_editable_problem, editables)] if p]
     if not_packages:
         for problem in not_packages:
             _say(f"loopai plugins install: {problem}")
@@ -180,79 +172,72 @@ def _install(args: argparse.Namespace) -> int:
     installer = find_installer()
     if installer is None:
         _say("loopai plugins install: " + NO_INSTALLER.format(python=sys.executable))
-        return 1
-    options = pip_options(args, installer)
-    own = [*options, *install_options(args)]  # for the install itself, not the dry runs before it
+        return 2
+    options = pip_options(args, installer)  # the user's --pip-arg values last
+    own = [*install_options(args), *options]  # for the install itself, not the dry runs before it
     specs: list[str] = args.specs
-    core = _core_version()
+    core = core_version()
     if core is None:
         _say(f"loopai plugins install: {CORE} has no installed version here; its requirements cannot be checked")
-        return _run_install(installer, own, specs, [], None)
-    try:
-        candidates = resolve_candidates(installer, specs, options)
+        return _run_install(installer, own, specs, editables, [], None)
+    try:  # an editable project is checked from its folder's metadata, as a folder SPEC is
+        candidates = resolve_candidates(installer, [*specs, *editables], options)
     except ResolveError as exc:
-        _say(f"loopai plugins install: {installer.tool} could not resolve {' '.join(specs)}:\n{tail(str(exc))}")
-        return 1
+        named = " ".join([*specs, *(f"-e {e}" for e in editables)])
+        _say(f"loopai plugins install: {installer.tool} could not resolve {named}:\n{tail(str(exc))}")
+        return 2
     if any(canonical(c.name) == CORE for c in candidates):
         _say(
             f"loopai plugins install: {CORE} itself is not a plugin; "
             f"change it with: {sys.executable} -m pip install '{CORE}...'"
         )
-        return 1
+        return 2
     refused = [(c, core_requirement(c)) for c in candidates if not admits(core_requirement(c), core)]
     if refused and not args.force:
         for candidate, wanted in refused:
             for line in _refusal(candidate, wanted or "", core, installer, options):
                 _say(line)
         _say(f"loopai plugins install: nothing was installed ({len(refused)} refused)")
-        return 1
+        return 2
     forced = [candidate for candidate, _ in refused]
     for candidate, wanted in refused:
         _say(f"--force: installing {candidate.label} although it requires {CORE}{wanted} ({core} is installed)")
-    kept = specs if not forced else _unforced_specs(specs, forced)
-    status = _run_install(installer, own, kept, forced, core)
+    if not {"-e", "--editable"} & set(args.pip_arg):  # --pip-arg=-e: editable all the same
+        _warn_editable_replaced(candidates, editables)
+    kept = specs if not forced else unforced_specs(specs, forced)
+    status = _run_install(installer, own, kept, editables, forced, core)
     if status == 0:
         _report_installed(candidates)
     return status
 
 
-def _unforced_specs(specs: Sequence[str], forced: Sequence[Candidate]) -> list[str]:
-    """The SPECs left once the forced candidates' own SPECs are taken out (matched by name or URL)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    forced_names = {canonical(c.name) for c in forced}
-    forced_urls = {c.url for c in forced if c.url}
-    kept = []
-    for spec in specs:
-        if _is_path_or_url(spec):
-            path = Path(spec).expanduser()
-            if spec in forced_urls or (path.exists() and path.resolve().as_uri() in forced_urls):
-                continue
-        else:
-            try:
-                if canonical(Requirement(spec).name) in forced_names:
-                    continue
-            except InvalidRequirement:
-                pass  # the installer made sense of it: keep it
-        kept.append(spec)
-    return kept
+def _warn_editable_replaced(candidates: Sequence[Candidate], editables: Sequence[str]) -> None:
+    """Say so when a candidate installed without -e replaces an editable install of its distribution."""
+    made_editable = {uri_of(e) for e in editables}
+    for candidate in candidates:
+        source = editable_source(candidate.name)
+        if source is None or (candidate.url and candidate.url.rstrip("/") in made_editable):
+            continue
+        _say(
+            f"warning: {candidate.name} is installed editable (pip install -e) from {source}; this install replaces "
+            f"it with a copy, so edits there stop taking effect: to keep it editable, run instead: "
+            f"loopai plugins install -e {source}"
+        )
 
 
-def _is_path_or_url(spec: str) -> bool:
-    """What pip would read as a file, directory or URL rather than a requirement."""
-    return (
-        "://" in spec
-        or "/" in spec
-        or os.sep in spec
-        or spec.endswith((".whl", ".zip", ".tar.gz", ".tar.bz2", ".tgz"))
-        or Path(spec).exists()
-    )
+def _exact(candidate: Candidate, editable: dict[str, str]) -> list[str]:
+    """How to name a forced candidate to the installer: editable, by its URL, or by name and version."""
+    url = (candidate.url or "").rstrip("/")
+    if url in editable:
+        return ["-e", editable[url]]
+    return [candidate.url] if candidate.direct and candidate.url else [f"{candidate.name}=={candidate.version}"]
 
 
 def _run_install(
     installer: Installer,
     options: Sequence[str],
     specs: Sequence[str],
+    editables: Sequence[str],
     forced: Sequence[Candidate],
     core: str | None,
 ) -> int:
@@ -264,6 +249,8 @@ def _run_install(
             pinned = ["-c", str(pin)]
         # Forced candidates' other requirements go in with the rest, loopai-core pinned.
         needed = [*specs, *(r for c in forced for r in forced_requirements(c))]
+        forced_urls = {c.url.rstrip("/") for c in forced if c.url}
+        needed += [word for path in editables if uri_of(path) not in forced_urls for word in ("-e", path)]
         if needed:
             done = run_installer(installer.install(*pinned, *options, *needed))
             if done.returncode != 0:
@@ -272,13 +259,14 @@ def _run_install(
                     f"loopai plugins install: {installer.tool} failed (exit {done.returncode}): its message above "
                     "says why (a requirement that cannot be found or met, say)" + (kept if core else "")
                 )
-                return 1
+                return 2
         if forced:
-            exact = [c.url if c.direct and c.url else f"{c.name}=={c.version}" for c in forced]
-            done = run_installer(installer.install("--no-deps", *options, *exact))
+            editable = {uri_of(path): path for path in editables}
+            exact = [_exact(c, editable) for c in forced]
+            done = run_installer(installer.install("--no-deps", *options, *(w for words in exact for w in words)))
             if done.returncode != 0:
                 _say(f"loopai plugins install: {installer.tool} failed (exit {done.returncode})")
-                return 1
+                return 2
     return 0
 
 
@@ -312,6 +300,7 @@ class _Target:
 def _uninstall_targets(names: Sequence[str]) -> tuple[list[_Target], list[str]]:
     """The distributions to remove for ``names``, and the problems (unknown, ambiguous, not a plugin)."""
     from loopai._kinds import kind_of
+    from loopai._suggest import did_you_mean
     from loopai.discovery import read_inventory
 
     inventory = read_inventory()
@@ -337,7 +326,12 @@ def _uninstall_targets(names: Sequence[str]) -> tuple[list[_Target], list[str]]:
                     f"remove it with: {sys.executable} -m pip uninstall {name}"
                 )
             else:
-                problems.append(f"{name!r}: no installed plugin or plugin distribution has that name")
+                plugin_names = {ep.name for d in inventory.plugins for ep in d.entry_points}
+                hint = did_you_mean(name, plugin_names) or did_you_mean(name, (d.name for d in inventory.plugins))
+                problems.append(
+                    f"{name!r}: no installed plugin or plugin distribution has that name{hint} "
+                    "(see: loopai plugins list --all)"
+                )
             continue
         plugins = [f"{kind_of(ep.group).label} {ep.name!r}" for ep in found.entry_points]
         targets.setdefault(canonical(found.name), _Target(found.name, found.version, plugins))
@@ -366,7 +360,7 @@ def _uninstall(args: argparse.Namespace) -> int:
         _say(f"loopai plugins uninstall: {problem}")
     if problems:
         _say("loopai plugins uninstall: nothing was uninstalled")
-        return 1
+        return 2
     for target in targets:
         print(f"{target.distribution} {target.version}: {', '.join(target.plugins)}")
     if not args.yes:
@@ -376,14 +370,14 @@ def _uninstall(args: argparse.Namespace) -> int:
             return 2
         if not answer:
             _say("loopai plugins uninstall: nothing was uninstalled")
-            return 1
+            return 1  # the answer was no: not a failure (documented)
     installer = find_installer()
     if installer is None:
         _say("loopai plugins uninstall: " + NO_INSTALLER.format(python=sys.executable))
-        return 1
+        return 2
     done = run_installer(installer.uninstall(*(t.distribution for t in targets)))
     if done.returncode != 0:
         _say(f"loopai plugins uninstall: {installer.tool} failed (exit {done.returncode})")
-        return 1
+        return 2
     print(f"uninstalled {', '.join(f'{t.distribution} {t.version}' for t in targets)}")
     return 0

@@ -29,6 +29,8 @@ def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentPa
         help=help_text,
         description="Create loopai-NAME/, a plugin package with tests, README, license and CI, "
         "from the template that ships with loopai-core.",
+        epilog="Exit status: 0 created; 2 nothing created (a usage error, cookiecutter missing, a name that is "
+        "loopai's own, installed already or too long, a folder that exists already).",
     )
     new.add_argument("name", help="the plugin's name, in words or hyphenated ('business rules')")
     new.add_argument("--kind", required=True, choices=KINDS, help="what the plugin is")
@@ -141,8 +143,9 @@ def _ask(question: str, default: str | None) -> str | None:
     return answer or None
 
 
-def _names_problem(template: Path, context: dict[str, str]) -> str | None:
-    """What is wrong with the names the template would derive from ``context``, before anything is written."""
+def _names_problem(template: Path, context: dict[str, str], output_dir: Path) -> str | None:
+    """What is wrong with the names the template would derive from ``context`` (in ``output_dir``),
+    before anything is written."""
     from cookiecutter.generate import generate_context
     from cookiecutter.prompt import prompt_for_config
 
@@ -168,6 +171,8 @@ def _names_problem(template: Path, context: dict[str, str]) -> str | None:
             f"the plugin name is {len(slug)} characters long; keep it to {_LONGEST} "
             f"(it names the folder {distribution[:20]}..., an import package and a distribution)"
         )
+    if (output_dir / distribution).exists():
+        return f"{output_dir / distribution} already exists; choose another --output-dir or remove it (or another name)"
     return None
 
 
@@ -206,7 +211,7 @@ def _new(args: argparse.Namespace) -> int:
     context = _context(args, ask=not args.no_input and sys.stdin is not None and sys.stdin.isatty())
     try:
         with template_path() as template, _quiet_cookiecutter():
-            problem = _names_problem(template, context)
+            problem = _names_problem(template, context, output_dir)
             if problem is not None:
                 print(f"loopai plugins new: {problem}", file=sys.stderr)
                 print("loopai plugins new: nothing was created", file=sys.stderr)
@@ -214,16 +219,16 @@ def _new(args: argparse.Namespace) -> int:
             created = Path(
                 cookiecutter(str(template), no_input=True, extra_context=context, output_dir=str(output_dir))
             )
-    except exceptions.OutputDirExistsException as exc:
+    except exceptions.OutputDirExistsException as exc:  # made meanwhile: the check above found none
         print(f"loopai plugins new: {exc}; choose another --output-dir or remove it", file=sys.stderr)
-        return 1
+        return 2
     except exceptions.FailedHookException:
         # The template's check printed what is wrong with the name or the texts.
         print("loopai plugins new: nothing was created", file=sys.stderr)
         return 2
     except (exceptions.CookiecutterException, ValueError) as exc:
-        print(f"loopai plugins new: {exc}", file=sys.stderr)
-        return 1
+        print(f"loopai plugins new: {exc}; nothing was created", file=sys.stderr)
+        return 2
     except OSError as exc:
         where = exc.filename or output_dir
         print(

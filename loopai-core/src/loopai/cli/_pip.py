@@ -37,7 +37,13 @@ __all__ = [
     "pip_options",
     "resolve_candidates",
     "run_installer",
+    "editable_source",
+    "is_path_or_url",
+    "spec_problem",
     "tail",
+    "core_version",
+    "unforced_specs",
+    "uri_of",
 ]
 
 _FIT_SEARCH_SECONDS = 120.0
@@ -107,13 +113,14 @@ def pip_options(args: argparse.Namespace, installer: Installer) -> list[str]:
         options.append("--upgrade")
     if args.no_build_isolation:
         options.append("--no-build-isolation")
-    options += args.pip_arg
+    options += args.pip_arg  # last, as the user wrote them: an option that takes a value gets the next word
     return options
 
 
 def install_options(args: argparse.Namespace) -> list[str]:
     """Options for the install itself only: ``--no-deps`` and loopai's own ``-q`` / ``-v`` (the dry runs
-    that resolve candidates read the installer's report from its output, which must stay clean)."""
+    that resolve candidates read the installer's report from its output, which must stay clean). They go
+    before :func:`pip_options`, which end with the user's ``--pip-arg`` values."""
     options = ["--no-deps"] if getattr(args, "no_deps", False) else []
     return options + ["-q"] * getattr(args, "quiet", 0) + ["-v"] * getattr(args, "verbose", 0)
 
@@ -277,3 +284,99 @@ def installed_version(name: str) -> str | None:
         return version(name)
     except PackageNotFoundError:
         return None
+
+
+def is_path_or_url(spec: str) -> bool:
+    """What pip would read as a file, directory or URL rather than a requirement."""
+    return (
+        "://" in spec
+        or "/" in spec
+        or os.sep in spec
+        or spec.endswith((".whl", ".zip", ".tar.gz", ".tar.bz2", ".tgz"))
+        or Path(spec).exists()
+    )
+
+
+def spec_problem(spec: str) -> str | None:
+    """Why ``spec`` is not a requirement, a path or a URL (None when it is one).
+
+    The installer would read anything starting with ``-`` as an option (another index, a
+    requirements file): options go before the SPECs, as loopai's own flags.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if spec.startswith("-"):
+        return (
+            f"{spec!r} is an option, not a package: installer options go before the packages "
+            "(--index-url URL, --pre, --no-deps, -e PATH; others with --pip-arg=...), "
+            "and requirement files are not read"
+        )
+    if is_path_or_url(spec):
+        return None
+    try:
+        Requirement(spec)
+    except InvalidRequirement as exc:
+        return f"{spec!r} is not a requirement ('loopai-foo>=1.2'), a path or a URL: {exc}"
+    return None
+
+
+def editable_source(name: str) -> str | None:
+    """Where the installed distribution ``name`` is installed editable from (``pip install -e``: its
+    ``direct_url.json`` says so), as a path for a folder; None when it is not installed or not editable."""
+    from importlib.metadata import PackageNotFoundError, distribution
+    from urllib.parse import unquote, urlparse
+
+    try:
+        text = distribution(name).read_text("direct_url.json")
+    except (PackageNotFoundError, OSError):
+        return None
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("dir_info"), dict) or not data["dir_info"].get("editable"):
+        return None
+    url = str(data.get("url", ""))
+    parsed = urlparse(url)
+    return unquote(parsed.path) if parsed.scheme == "file" else url
+
+
+def core_version() -> str | None:
+    """The installed loopai-core's version, when it is one that requirements can be checked against."""
+    version = installed_version(CORE)
+    if version is None:
+        return None
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        return None
+    return version
+
+
+def unforced_specs(specs: Sequence[str], forced: Sequence[Candidate]) -> list[str]:
+    """The SPECs left once the forced candidates' own SPECs are taken out (matched by name or URL)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    forced_names = {canonical(c.name) for c in forced}
+    forced_urls = {c.url for c in forced if c.url}
+    kept = []
+    for spec in specs:
+        if is_path_or_url(spec):
+            path = Path(spec).expanduser()
+            if spec in forced_urls or (path.exists() and path.resolve().as_uri() in forced_urls):
+                continue
+        else:
+            try:
+                if canonical(Requirement(spec).name) in forced_names:
+                    continue
+            except InvalidRequirement:
+                pass  # the installer made sense of it: keep it
+        kept.append(spec)
+    return kept
+
+
+def uri_of(spec: str) -> str:
+    """A folder's ``file://`` URL, as the installer reports it; a URL as it is."""
+    return spec if "://" in spec else Path(spec).expanduser().resolve().as_uri()

@@ -9,9 +9,10 @@ import sys
 from typing import Any, Final
 
 from loopai._kinds import KINDS
+from loopai.cli._checking import located_misspelt
 from loopai.cli._common import (
-    config_or_exit,
     diagnostic_config,
+    every_problem,
     host_options,
     plugin_output_to_stderr,
     print_problems,
@@ -133,7 +134,9 @@ the startup hooks, for plugins whose startup must not run on this machine.
 Exit status: 0 when nothing is wrong; 1 listing every problem: a plugin that
 fails to import, build, take its settings or start; a misspelt name in a
 plugin's run_before / run_after or requires_plugins; a cycle of constraints.
-Strict mode (--strict) counts warnings as problems too.
+Strict mode (--strict) counts warnings as problems too. 2 when the
+configuration has errors: every one is listed (the named plugins' settings
+too, as loopai config check lists them), with a count; nothing is loaded.
 
 JSON: {"ok", "strict", "started", "loaded": [{"name", "kind", "distribution"}],
 "turned_off": [{"name", "kind", "distribution", "reason"}], "problems",
@@ -155,7 +158,7 @@ def _records(
     """
     from loopai.discovery import discover
 
-    config = diagnostic_config(args)[0] if looking else config_or_exit(args)
+    config = diagnostic_config(args)[0] if looking else _config_for_loading(args)
     selection = selection_of(args, config)
     strict = strict_of(args, config)
     kind = getattr(args, "kind", None)
@@ -177,7 +180,8 @@ def _records(
         host.close()
     records = host.discovered
     reported = [r.reason for r in records if _has_problem(r) and r.reason]
-    others = [p for p in host.problems if not any(reason in p for reason in reported)]
+    misspelt = located_misspelt(config, host)  # at the file's line when the configuration wrote the name
+    others = [misspelt.get(p, p) for p in host.problems if not any(reason in p for reason in reported)]
     if not strict:
         others = [p for p in others if p not in installed_twice]
     if strict:
@@ -192,6 +196,23 @@ def _records(
     for record in warned:
         record.warnings = [next(located) for _ in record.warnings]
     return records, config.with_lines(problems), strict
+
+
+def _config_for_loading(args: argparse.Namespace) -> Any:
+    """The configuration, or, when it has errors, every one of them (the named plugins' settings too,
+    as loopai config check and loopai run list them) and a count: then the command ends (exit 2)."""
+    from loopai._errors import ConfigError
+    from loopai.config import load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError:
+        pass
+    problems = every_problem(args.config)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(problems)} error(s) in the configuration; nothing was loaded", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _start(host: Any) -> None:

@@ -25,7 +25,12 @@ __all__ = ["add_command"]
 
 def add_command(sub: Any, name: str, help_text: str, parent: argparse.ArgumentParser) -> None:
     """Add ``show`` (``name``) to the ``plugins`` sub-commands (an argparse subparsers object)."""
-    show = sub.add_parser(name, parents=[parent], help=help_text)
+    show = sub.add_parser(
+        name,
+        parents=[parent],
+        help=help_text,
+        epilog="Exit status: 0 shown; 2 no installed plugin has that name (the closest names are suggested).",
+    )
     show.add_argument("name")
     show.add_argument("--kind", choices=tuple(kind.label for kind in KINDS), help="when the name is shared")
     show.add_argument("--json", action="store_true", help="print a JSON list (one object per plugin of that name)")
@@ -42,7 +47,7 @@ def _show(args: argparse.Namespace) -> int:
     if not records:
         hint = did_you_mean(args.name, {r.name for r in everything if args.kind in (None, r.kind)})
         print(f"no installed plugin is named {args.name!r}{hint} (see: loopai plugins list --all)", file=sys.stderr)
-        return 1
+        return 2
     from loopai.cli._order import _loaded_host, order_lines
 
     described = [_described(record, config, reading, strict_of(args, config)) for record in records]
@@ -109,13 +114,34 @@ def _described(record: Any, config: Any, reading: Reading, strict: bool) -> dict
         info["settings"] = redact(plugin.config)
         model = type(plugin).Config if isinstance(plugin, Plugin) else None
         info["settings_schema"] = settings_schema(model) if model is not None else []
-    elif entry is not None:
-        # Without its settings model nothing tells which text is a secret: hide all of it.
-        info["settings"] = _hide_text(entry.configuration)
+    else:
+        if entry is not None:
+            # Without its settings model nothing tells which text is a secret: hide all of it.
+            info["settings"] = _hide_text(entry.configuration)
+        cls = _plugin_class(record, entry) if record.status == "failed" else None
+        if cls is not None:  # it failed once imported (a default that breaks its constraints, say)
+            info["settings_schema"] = settings_schema(cls.Config) if cls.Config is not None else []
+            info["settings_schema_from"] = "class"
     for unset in reading.unset:
         if unset.where[:3] == (kind.key, record.name, "configuration") and isinstance(info["settings"], dict):
             info["settings"][unset.where[3]] = unset.shown()
     return info
+
+
+def _plugin_class(record: Any, entry: Any) -> Any:
+    """The plugin class that ``record`` (or its configuration entry's factory) names, when it imports
+    (it was imported already, loading the plugin) and is a plugin class; else None."""
+    from importlib.metadata import EntryPoint
+
+    from loopai._isolation import Raised, attempt
+    from loopai._plugin import Plugin
+
+    value = getattr(entry, "factory", None) or record.value
+    with plugin_output_to_stderr():
+        found = attempt(EntryPoint(record.name, value, record.group).load)
+    if isinstance(found, Raised) or not (isinstance(found, type) and issubclass(found, Plugin)):
+        return None
+    return found
 
 
 def _print(info: dict[str, Any]) -> None:
@@ -146,17 +172,18 @@ def _print(info: dict[str, Any]) -> None:
         print(f"  settings:      {settings} (not loaded: text values hidden)")
     for line in info["order"]:
         print(f"  {line}")
-    _print_schema(info["settings_schema"])
+    _print_schema(info["settings_schema"], info.get("settings_schema_from") == "class")
 
 
-def _print_schema(schema: list[dict[str, Any]] | None) -> None:
+def _print_schema(schema: list[dict[str, Any]] | None, from_class: bool = False) -> None:
     if schema is None:
         print("  settings schema: not known (the plugin was not loaded)")
         return
+    title = "settings schema (of its class: the plugin was not loaded)" if from_class else "settings schema"
     if not schema:
-        print("  settings schema: takes no settings")
+        print(f"  {title}: takes no settings")
         return
-    print("  settings schema:")
+    print(f"  {title}:")
     rows = [(f["name"], f["type"], _default(f)) for f in schema]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row, field in zip(rows, schema, strict=True):
