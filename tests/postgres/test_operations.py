@@ -62,6 +62,35 @@ def test_url_names_the_database_where_nothing_is_configured(loopai, postgres_ser
         assert postgres_server.password not in done.stdout + done.stderr
 
 
+def test_url_works_where_the_configuration_names_a_variable_this_job_has_not(loopai, postgres_server):
+    """The migration job has DATABASE_URL only; the service's loopai.toml beside it names ${DB_PASSWORD}."""
+    del loopai.env["LOOPAI_STATE_URL"]
+    (loopai.workdir / "loopai.toml").write_text(
+        '[state]\nurl = "postgresql://app:${DB_PASSWORD}@db.internal/loopai"\n', encoding="utf-8"
+    )
+    url = postgres_server.create_database("by_url_beside_config")
+
+    upgraded = loopai.run("db", "upgrade", "--url", url)
+    configured = loopai.run("db", "status")
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "applied 0001 task_state" in upgraded.stdout
+    assert configured.returncode == 2 and "DB_PASSWORD is not set" in configured.stderr  # without --url: as before
+
+
+def test_status_of_a_database_that_is_down_prints_no_empty_text_and_says_it_in_json(loopai):
+    down = "postgresql://loopai@127.0.0.1:9/none"
+
+    text = loopai.run("db", "status", "--url", down)
+    as_json = loopai.run("db", "status", "--url", down, "--json")
+
+    assert (text.returncode, text.stdout) == (2, "")
+    assert as_json.returncode == 2
+    status = json.loads(as_json.stdout)
+    assert status["database"] == down and status["uses"] == ["state", "outbox"] and status["also"] == []
+    assert "cannot be reached" in status["error"] and status["error"] in as_json.stderr
+
+
 def test_a_database_never_upgraded_is_refused_with_the_command_to_run(pg, loopai, postgres_server):
     loopai.env["LOOPAI_STATE_URL"] = postgres_server.create_database("not_upgraded")
     (loopai.workdir / "in.jsonl").write_text(pg.lines([pg.record(1)]), encoding="utf-8")

@@ -80,9 +80,10 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
     from loopai.cli._common import config_or_exit
     from loopai.delivery import is_database_url, outbox_location
 
-    config = config_or_exit(args)
     if args.url:  # the whole schema, state and outbox, as in every loopai database
+        config = config_or_exit(args) if args.config else _readable_or_defaults()
         return [_Target(_database(config, args.url, "--url", "database", "--url"), ["state", "outbox"])]
+    config = config_or_exit(args)
     targets: list[_Target] = []
     state_url = config.state.database_url(os.environ)
     if state_url is not None:
@@ -106,6 +107,19 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
         )
         raise SystemExit(2)
     return targets
+
+
+def _readable_or_defaults() -> LoopaiConfig:
+    """The configuration found by the default search, for its ``[state] unavailable_timeout``; the
+    defaults when it cannot be read: with ``--url`` nothing else of it is used, and a deployment's
+    migration job may not have the variables it names (a ``${DB_PASSWORD}`` of the service's)."""
+    from loopai._errors import ConfigError
+    from loopai.config import LoopaiConfig, load_config
+
+    try:
+        return load_config(None)
+    except ConfigError:
+        return LoopaiConfig()
 
 
 def _database(config: LoopaiConfig, url: str, where: str, role: str, setting: str) -> Database:
@@ -132,16 +146,18 @@ def _status(args: argparse.Namespace) -> int:
         except DatabaseError as exc:
             print(f"loopai db status: {exc}", file=sys.stderr)
             worst = 2
+            shown.append({"database": database.url.shown, "uses": target.uses, "error": str(exc)})
             continue
         finally:
             database.close()
         shown.append(_described(target, status, outbox))
         worst = max(worst, 0 if status.current else 1)
-    if args.json:
-        if shown:
-            print(json.dumps({**shown[0], "also": shown[1:]}, indent=2))
+    if args.json:  # a database that could not be read is an entry with its "error", as on stderr
+        print(json.dumps({**shown[0], "also": shown[1:]}, indent=2))
     else:
-        print("\n\n".join(_text(entry) for entry in shown))
+        said = [_text(entry) for entry in shown if "error" not in entry]
+        if said:
+            print("\n\n".join(said))
     return worst
 
 
