@@ -221,6 +221,34 @@ def test_unreadable_rows_never_stop_deliver_list_or_replay(outbox_path, receiver
     assert len(receiver.requests) == 3
 
 
+def test_quarantined_deliveries_are_replayed_after_an_upgrade_and_set_aside_again_when_still_unreadable(
+    outbox_path, receiver, event, write_config, run_cli
+):
+    # A rolling upgrade: an old replica set aside an event of a type only newer ones know.
+    record_only(outbox_path, [event()])
+    newer, corrupt = add_unreadable_rows(outbox_path)
+    write_config(receiver.url)
+    assert run_cli("events", "deliver").returncode == 0
+    db = sqlite3.connect(outbox_path)
+    try:  # now this loopai reads it: as after the upgrade, for the event the newer replica wrote
+        db.execute("UPDATE events SET event_type = 'task.created', body = replace(body, 'model.drift.detected', "
+                   "'task.created') WHERE event_id = ?", (newer,))  # fmt: skip
+        db.commit()
+    finally:
+        db.close()
+
+    only_dead = run_cli("events", "replay", "--all-dead")
+    assert "after an upgrade, --quarantined replays them" in only_dead.stderr
+    replayed = run_cli("events", "replay", "--quarantined")
+
+    assert replayed.returncode == 1, replayed.stderr  # the corrupt one cannot be read, now either
+    assert "replayed 2 quarantined deliveries; 0 still dead" in replayed.stdout
+    assert "1 delivery is quarantined again: this loopai cannot read their stored events either" in replayed.stderr
+    assert newer in receiver.event_ids() and corrupt not in receiver.event_ids()
+    listed = run_cli("events", "list", "--quarantined")
+    assert [line.split()[2] for line in listed.stdout.splitlines()[1:]] == [corrupt]
+
+
 def test_a_loopai_run_goes_on_over_an_outbox_with_unreadable_rows(
     tmp_path, outbox_path, receiver, event, write_config, run_cli
 ):

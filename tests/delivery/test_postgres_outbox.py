@@ -143,6 +143,11 @@ def test_an_unreadable_event_is_quarantined_with_the_reason_and_the_rest_goes_on
     assert "event_type" in set_aside.last_error
     assert outbox.claim("hook", 10, lease=60, now=time.time() + 120) == [claimed[0]]  # never the bad one
     assert outbox.counts()["quarantined"] == 1
+    # Replayed (loopai events replay --quarantined): pending again, and set aside again while unreadable.
+    assert outbox.requeue() == 0 and outbox.requeue(status="quarantined") == 1
+    assert [d.status for d in outbox.deliveries(event_ids=[str(bad.event_id)])] == ["pending"]
+    assert outbox.claim("hook", 10, lease=60, now=time.time() + 240) == [claimed[0]]
+    assert outbox.counts()["quarantined"] == 1
     assert outbox.prune(0, dead=True, now=time.time() + 1) == (1, 1)
 
 

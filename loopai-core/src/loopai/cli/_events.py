@@ -57,10 +57,15 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
         help="deliver dead letters (and anything pending) again",
         description="Make the dead deliveries of the events named (or --all-dead) pending again and deliver them "
         "now, with the handlers the configuration loads, as loopai events deliver does; what is pending goes too. "
-        "Each keeps its webhook-id. Exit 1 when any is still dead or pending.",
+        "Each keeps its webhook-id. --quarantined replays the quarantined ones too (those of the events named, "
+        "else every one): after an upgrade, events an older loopai could not read; one this loopai cannot read "
+        "either is set aside again. Exit 1 when any is still dead, pending or quarantined.",
     )
     replay.add_argument("event_ids", nargs="*", metavar="ID", help="event ids to replay")
     replay.add_argument("--all-dead", action="store_true", help="replay every dead letter")
+    replay.add_argument(
+        "--quarantined", action="store_true", help="replay quarantined deliveries too (after an upgrade)"
+    )
     replay.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     replay.set_defaults(handler=_replay)
 
@@ -236,17 +241,21 @@ def _replay(args: argparse.Namespace) -> int:
     from loopai.config import load_config
     from loopai.host import Host
 
-    if not args.event_ids and not args.all_dead:
-        print("loopai events replay: name the event ids to replay, or --all-dead (see --help)", file=sys.stderr)
+    if not args.event_ids and not args.all_dead and not args.quarantined:
+        print(
+            "loopai events replay: name the event ids to replay, or --all-dead, or --quarantined (see --help)",
+            file=sys.stderr,
+        )
         return 2
-    ids = None if args.all_dead else list(dict.fromkeys(args.event_ids))
+    ids = None if not args.event_ids else list(dict.fromkeys(args.event_ids))
+    statuses = [s for s, on in (("dead", args.event_ids or args.all_dead), ("quarantined", args.quarantined)) if on]
     # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
     outbox = existing_outbox(outbox_path(args), ", nothing to replay", args)
     if outbox is None:
         return 1 if ids else 0
     with outbox_failures():
         try:
-            if ids is not None and not _replayable(outbox, ids):
+            if ids is not None and not _replayable(outbox, ids, statuses):
                 print("replayed 0 dead deliveries")
                 return 1
             try:
@@ -254,7 +263,7 @@ def _replay(args: argparse.Namespace) -> int:
                 config.delivery = config.delivery.model_copy(update={"workers": True})  # replaying is delivering
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
-                requeued = outbox.requeue(ids)
+                requeued = {status: outbox.requeue(ids, status=status) for status in statuses}
                 with delivery_notices("loopai events replay"), host:  # the workers deliver what is due
                     host.drain(None)  # everything, scheduled retries included (not behind an open circuit)
             except (ConfigError, StartupError) as exc:
@@ -264,41 +273,51 @@ def _replay(args: argparse.Namespace) -> int:
                 raise host.delivery_failure
             still_dead = outbox.deliveries("dead", ids)
             pending = outbox.deliveries("pending", ids)  # handler not loaded, or its circuit is open
-            quarantined = outbox.counts()["quarantined"] if ids is None else 0
+            quarantined = len(outbox.deliveries("quarantined", ids)) if ids is None or args.quarantined else 0
         finally:
             outbox.close()
     waiting = f", {len(pending)} still pending" if pending else ""
-    print(f"replayed {requeued} dead deliver{'y' if requeued == 1 else 'ies'}; {len(still_dead)} still dead{waiting}")
+    done = " and ".join(f"{count} {status}" for status, count in requeued.items())
+    total = sum(requeued.values())
+    print(f"replayed {done} deliver{'y' if total == 1 else 'ies'}; {len(still_dead)} still dead{waiting}")
     for problem in host.problems:
         print(f"- {problem}", file=sys.stderr)
     for r in still_dead:
         print(f"  {r.event_id} -> {r.handler}: {r.last_error}", file=sys.stderr)
-    if quarantined:
+    if quarantined and args.quarantined:
         print(
-            f"note: {quarantined} quarantined deliver{'y was' if quarantined == 1 else 'ies were'} not replayed: "
-            "their stored events cannot be read by this loopai (loopai events list --quarantined says why)",
+            f"{quarantined} deliver{'y is' if quarantined == 1 else 'ies are'} quarantined again: this loopai "
+            "cannot read their stored events either (loopai events list --quarantined says why)",
             file=sys.stderr,
         )
-    return 1 if still_dead or pending else 0
+    elif quarantined:
+        print(
+            f"note: {quarantined} quarantined deliver{'y was' if quarantined == 1 else 'ies were'} not replayed: "
+            "their stored events cannot be read by this loopai (loopai events list --quarantined says why; "
+            "after an upgrade, --quarantined replays them)",
+            file=sys.stderr,
+        )
+    return 1 if still_dead or pending or (quarantined and args.quarantined) else 0
 
 
-def _replayable(outbox: Any, ids: Sequence[str]) -> bool:
-    """Whether any of ``ids`` has a dead delivery; names on stderr each id that has none."""
+def _replayable(outbox: Any, ids: Sequence[str], statuses: Sequence[str]) -> bool:
+    """Whether any of ``ids`` has a delivery of ``statuses`` (dead, quarantined); names on stderr each
+    id that has none."""
     records = outbox.deliveries(event_ids=ids)
-    any_dead = False
+    any_found = False
     for event_id in ids:
         mine = [r for r in records if r.event_id == event_id]
         if not mine:
             print(f"{event_id}: not replayed: no such event in {outbox.path}", file=sys.stderr)
-        elif all(r.status != "dead" for r in mine):
+        elif all(r.status not in statuses for r in mine):
             states = ", ".join(f"{r.handler} {r.status}" for r in mine)
-            print(f"{event_id}: not replayed: it has no dead delivery ({states})", file=sys.stderr)
+            print(f"{event_id}: not replayed: it has no {' or '.join(statuses)} delivery ({states})", file=sys.stderr)
             for r in mine:
                 if r.status == "quarantined":
-                    print(f"  {r.handler}: quarantined: {r.last_error}", file=sys.stderr)
+                    print(f"  {r.handler}: quarantined: {r.last_error} (--quarantined replays it)", file=sys.stderr)
         else:
-            any_dead = True
-    return any_dead
+            any_found = True
+    return any_found
 
 
 def _prune(args: argparse.Namespace) -> int:

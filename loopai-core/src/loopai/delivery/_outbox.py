@@ -15,9 +15,11 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from loopai._models import WebhookEvent
 
-__all__ = ["Claim", "DeliveryRecord", "DeliveryStatus", "Notifying", "Outbox"]
+__all__ = ["Claim", "DeliveryRecord", "DeliveryStatus", "Notifying", "Outbox", "Requeued"]
 
 DeliveryStatus = Literal["pending", "delivered", "dead", "quarantined"]
+Requeued = Literal["dead", "quarantined"]
+"""The statuses :meth:`Outbox.requeue` makes pending again."""
 """Where a delivery is: waiting (due now or at a scheduled time), taken by the handler, given up
 after its retries, or set aside because its stored event cannot be read (see
 :meth:`Outbox.quarantine`)."""
@@ -144,9 +146,10 @@ class Outbox(Protocol):
         never decodes a stored event: a quarantined row is listed like any other."""
         ...
 
-    def requeue(self, event_ids: Iterable[str] | None = None) -> int:
-        """Make dead deliveries pending and due again, attempts counted afresh (all, or those of
-        ``event_ids``); how many."""
+    def requeue(self, event_ids: Iterable[str] | None = None, *, status: Requeued = "dead") -> int:
+        """Make the deliveries of ``status`` pending and due again, attempts counted afresh (all, or those
+        of ``event_ids``); how many. ``"quarantined"``: after an upgrade, this loopai may read events an
+        older one set aside (one it still cannot read is set aside again)."""
         ...
 
     def due_now(self, handlers: Collection[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from loopai.database import Database, DatabaseError, DatabaseUrl
 from loopai.delivery import _postgres_admin as admin
 from loopai.delivery import _postgres_sql as sql
 from loopai.delivery._leases import owner_token
-from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus
+from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Requeued
 from loopai.delivery._unreadable import read_event
 from loopai.delivery._upkeep import Upkeep
 
@@ -233,11 +233,12 @@ class PostgresOutbox:
         self._written()
         return self._run(lambda conn: admin.deliveries(conn, status, ids))
 
-    def requeue(self, event_ids: Iterable[str] | None = None) -> int:
-        """Make dead deliveries pending and due now (all, or those of ``event_ids``); how many."""
+    def requeue(self, event_ids: Iterable[str] | None = None, *, status: Requeued = "dead") -> int:
+        """Make the deliveries of ``status`` (dead, or quarantined) pending and due now (all, or those of
+        ``event_ids``); how many."""
         ids = admin.uuids(event_ids) if event_ids is not None else None
         self._written()
-        return self._run(lambda conn: admin.requeue(conn, ids))
+        return self._run(lambda conn: admin.requeue(conn, ids, status))
 
     def due_now(self, handlers: Collection[str] | None = None) -> int:
         """Make every pending delivery (of ``handlers``, else all) due now; how many were scheduled later."""

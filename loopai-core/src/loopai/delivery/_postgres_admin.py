@@ -62,13 +62,14 @@ def deliveries(
     ]
 
 
-def requeue(conn: Connection[Any], event_ids: list[uuid.UUID] | None) -> int:
-    """Make dead deliveries pending and due now, attempts counted afresh; how many."""
+def requeue(conn: Connection[Any], event_ids: list[uuid.UUID] | None, status: str = "dead") -> int:
+    """Make the deliveries of ``status`` (dead, or quarantined) pending and due now, attempts counted
+    afresh; how many."""
     sql = (
         "UPDATE loopai_outbox_deliveries SET status = 'pending', attempts = 0, updated_at = statement_timestamp(), "
-        "next_attempt_at = statement_timestamp(), lease_until = NULL, lease_owner = NULL WHERE status = 'dead'"
+        "next_attempt_at = statement_timestamp(), lease_until = NULL, lease_owner = NULL WHERE status = %s"
     )
-    arguments: list[Any] = []
+    arguments: list[Any] = [status]
     if event_ids is not None:
         sql += " AND event_id = ANY(%s::uuid[])"
         arguments.append(event_ids)

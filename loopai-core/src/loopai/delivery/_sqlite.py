@@ -16,7 +16,7 @@ from loopai._models import WebhookEvent
 from loopai.delivery import _sqlite_sql as stmt
 from loopai.delivery._checkpoint import Checkpointer
 from loopai.delivery._leases import is_gone, owner_token
-from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus
+from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Requeued
 from loopai.delivery._pool import started
 from loopai.delivery._sqlite_file import failure, open_database
 from loopai.delivery._unreadable import read_event
@@ -308,14 +308,15 @@ class SqliteOutbox:
             for event_id, event_type, handler, state, attempts, error, emitted, updated, dry, due in rows
         ]
 
-    def requeue(self, event_ids: Iterable[str] | None = None) -> int:
-        """Make dead deliveries pending and due again (all of them, or those of ``event_ids``); how many."""
+    def requeue(self, event_ids: Iterable[str] | None = None, *, status: Requeued = "dead") -> int:
+        """Make the deliveries of ``status`` (dead, or quarantined) pending and due again (all of them, or
+        those of ``event_ids``); how many."""
         now = time.time()
         sql = (
             "UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = ?, next_attempt_at = ?, "
-            f"{stmt.UNLEASED} WHERE {stmt.OPEN} AND status = 'dead'"
+            f"{stmt.UNLEASED} WHERE {stmt.OPEN} AND status = ?"
         )
-        args: list[Any] = [now, now]
+        args: list[Any] = [now, now, status]
         if event_ids is not None:
             ids = list(event_ids)
             sql += f" AND event_id IN ({','.join('?' * len(ids))})"
