@@ -8,11 +8,14 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopai.cli import _deliver
 from loopai.cli._common import host_options, positive_int, usage
 from loopai.cli._outboxes import OUTBOX_HELP, existing_outbox, outbox_failures, outbox_path
+
+if TYPE_CHECKING:
+    from loopai.delivery import Requeued
 
 __all__ = ["add_commands"]
 
@@ -248,7 +251,11 @@ def _replay(args: argparse.Namespace) -> int:
         )
         return 2
     ids = None if not args.event_ids else list(dict.fromkeys(args.event_ids))
-    statuses = [s for s, on in (("dead", args.event_ids or args.all_dead), ("quarantined", args.quarantined)) if on]
+    wanted: list[tuple[Requeued, bool]] = [
+        ("dead", bool(args.event_ids or args.all_dead)),
+        ("quarantined", args.quarantined),
+    ]
+    statuses = [status for status, on in wanted if on]
     # Ours, not the host's: it must stay open after the host closed, to say what is still dead.
     outbox = existing_outbox(outbox_path(args), ", nothing to replay", args)
     if outbox is None:

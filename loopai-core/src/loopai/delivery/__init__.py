@@ -6,7 +6,7 @@ without an outbox."""
 from loopai.delivery._breaker import Breaker, CircuitState
 from loopai.delivery._deliverer import RETRY_AFTER_LIMIT, Backoff, Deliverer, Describe, Outcome, Target, gave_up
 from loopai.delivery._group import CommitGroup
-from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Notifying, Outbox
+from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Notifying, Outbox, Requeued
 from loopai.delivery._paths import (
     OutboxSpec,
     default_outbox_path,
@@ -41,6 +41,7 @@ __all__ = [
     "OutboxSpec",
     "Outcome",
     "PostgresOutbox",
+    "Requeued",
     "SqliteOutbox",
     "Target",
     "WorkerSettings",
