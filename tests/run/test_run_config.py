@@ -180,7 +180,7 @@ def test_a_task_schema_that_refers_to_a_file_is_said_at_start_with_what_works(tm
     result = loopai(str(_source(tmp_path, kit)), "--tasks", "tasks.toml")
 
     why = (
-        '$ref label.json not followed: only http(s) documents are fetched, never files; put the schema it names '
+        "$ref label.json not followed: only http(s) documents are fetched, never files; put the schema it names "
         'under "$defs" and refer to it as "#/$defs/NAME", or inline it'
     )
     said = f"json-schema-validator: task 'alpha' ({kit.TASK_A}): output_schema cannot be applied: {why}"

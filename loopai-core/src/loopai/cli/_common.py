@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loopai.config import LoopaiConfig, Reading
@@ -23,6 +26,7 @@ __all__ = [
     "plugin_output_to_stderr",
     "print_problems",
     "selection_of",
+    "sigterm_as_ctrl_c",
     "strict_of",
     "usage",
 ]
@@ -173,3 +177,46 @@ def delivery_notices(prefix: str) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+SAME_SIGTERM = 1.0
+"""Seconds after a SIGTERM in which another is the same one (sent to the process and to its group)."""
+
+
+class Terminated:
+    """Whether a SIGTERM came (``received``, ``at`` when: ``time.monotonic()``), for the exit
+    status: 143, as of a process it ended."""
+
+    received = False
+    at = 0.0
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[Terminated]:
+    """While inside, SIGTERM (from ``timeout``, systemd, Kubernetes, a scheduler) does what a Ctrl-C
+    would do at that moment: it calls the SIGINT handler in place (a clean stop where the command
+    has one, else ``KeyboardInterrupt``; so a second SIGTERM or Ctrl-C stops at once, as a second
+    Ctrl-C does), and is noted in ``received``. A SIGTERM less than :data:`SAME_SIGTERM` seconds
+    after the first is the same one, sent twice (``timeout`` signals the process, then its group).
+    A SIGTERM while Ctrl-C is ignored raises ``KeyboardInterrupt``: a SIGTERM is never ignored.
+    Outside the main thread signals cannot be caught: then nothing changes."""
+    seen = Terminated()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield seen
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if seen.received and now - seen.at < SAME_SIGTERM:
+            return  # the same stop: ``timeout`` and ``kill 0`` send it to the process and to its group
+        seen.received, seen.at = True, now
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if not callable(ctrl_c):  # ignored, or the system's default: stop
+            raise KeyboardInterrupt
+        ctrl_c(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
@@ -72,7 +71,10 @@ exit status: 0 every line processed, 1 some line malformed (or the input ended e
 is dead or still pending at the end, 130 interrupted (Ctrl-C: reading stops, the records in flight finish,
 the output holds whole lines, emitted events stay in the outbox; or a Ctrl-C ended the wait
 for deliveries at the end: what is left stays pending; a second Ctrl-C while records are
-processed stops at once, without the summary)."""
+processed stops at once, without the summary), 143 stopped by SIGTERM (timeout, systemd,
+Kubernetes: as a Ctrl-C, the summary printed with the command that delivers what is left; a
+second SIGTERM or Ctrl-C stops at once; with --workers, send it to the run itself, not to its
+process group: the workers do not outlive a SIGTERM of their own yet)."""
 
 
 def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
@@ -102,8 +104,8 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
         metavar="N",
         type=worker_count,
         default=1,
-        help="processes to run on (default 1; auto: one per CPU available); each task's records go to one "
-        "worker, and the output is the same as with one",
+        help="processes to run on (default 1; auto: one per CPU available; more than that is warned about, "
+        "each starts a host of its own); each task's records go to one worker, and the output is the same as with one",
     )
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first malformed line")
@@ -139,35 +141,47 @@ def _fail(problems: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError
-    from loopai.cli._common import every_problem, plugin_output_to_stderr
-    from loopai.cli._run_files import Outcome, check_paths, outbox_for
+    from loopai.cli._common import every_problem, plugin_output_to_stderr, sigterm_as_ctrl_c
+    from loopai.cli._run_files import Outcome, check_paths, kept_files, outbox_for
     from loopai.cli._run_host import HostRecipe
-    from loopai.config import by_uuid, load_config, load_tasks
+    from loopai.config import by_uuid, load_config, load_tasks_overridden
     from loopai.run import Input
 
     try:
         config = load_config(args.config)
     except ConfigError:
         return _fail(every_problem(args.config))
+    outbox = outbox_for(args.output, config)
     try:
-        tasks = load_tasks(args.tasks) if args.tasks else by_uuid(config.tasks)
-        check_paths(args.input, args.output)
+        check_paths(args.input, args.output, kept_files(args.tasks, config, outbox, dry_run=args.dry_run_events))
+        # The LOOPAI_TASKS__<ID>__<KEY> variables are over a --tasks file as over the configuration's [tasks].
+        tasks = load_tasks_overridden(args.tasks, os.environ) if args.tasks else by_uuid(config.tasks)
         source = Input(args.input)
     except ConfigError as exc:
         return _fail(exc.problems)
-    recipe = HostRecipe(config, tasks, args, outbox_for(args.output, config))
+    recipe = HostRecipe(config, tasks, args, outbox)
     outcome = Outcome(args.output)  # taken now: its stdout is the real one, where the results go
     # From here on (plugins are imported, built, started, called and stopped), what they print goes
     # to stderr; the results and the --json summary are written to outcome.stdout.
-    with plugin_output_to_stderr():
-        return _run_with(recipe, source, outcome, args)
+    with plugin_output_to_stderr(), sigterm_as_ctrl_c() as terminated:  # SIGTERM: a Ctrl-C, but exit 143
+        try:
+            status = _run_with(recipe, source, outcome, args)
+        except KeyboardInterrupt as interrupt:  # a second one: stopped at once, without the summary
+            if not terminated.received:
+                raise
+            from loopai._crash import interrupted_line
+
+            said = interrupted_line(interrupt.__traceback__).replace("interrupted", "interrupted by SIGTERM", 1)
+            print(said, file=sys.stderr)
+            return 143
+    return 143 if terminated.received and status == 130 else status
 
 
 def _run_with(recipe: HostRecipe, source: Input, outcome: Outcome, args: argparse.Namespace) -> int:
     """Run ``source``, write the results, close the files and report: the exit status."""
     from loopai._errors import ConfigError, OutboxError, StartupError
     from loopai.cli._common import delivery_notices
-    from loopai.cli._run_files import unwritable
+    from loopai.cli._run_files import finishing_commands, unwritable, written_so_far
     from loopai.run import InputError
 
     try:
@@ -200,10 +214,12 @@ def _run_with(recipe: HostRecipe, source: Input, outcome: Outcome, args: argpars
         summary.output = outcome.path
         if args.dry_run_events:  # handlers were called in dry-run mode, inline: nothing was sent, nothing kept
             summary.outbox, summary.deliveries, summary.dry_run = None, [], True
-        summary.deliver_command, summary.replay_command = _finishing_commands(args, summary)
+        summary.deliver_command, summary.replay_command = finishing_commands(args, summary, recipe.config.source)
     finally:
         source.close()
         outcome.close()
+    if outcome.broken is not None and (written := written_so_far(outcome.path, summary.lines)):
+        summary.stopped_by = "; ".join(filter(None, [summary.stopped_by, written]))
     return _report(summary, outcome, args)
 
 
@@ -229,6 +245,7 @@ def _process(recipe: HostRecipe, source: Input, outcome: Outcome, args: argparse
     batch = RunOptions.batch if source.regular else 1  # from a pipe, no line waits for the next
     options = RunOptions(args.concurrency, args.fail_fast, progress, _warn_one, batch, None if is_quiet(args) else _say)
     if args.workers > 1:
+        _warn(_too_many_workers(args.workers))
         try:
             summary, problems = run_in_workers(recipe, args.workers, source, outcome.open, options)
         except WorkerFailed as exc:
@@ -326,28 +343,20 @@ def _report(summary: Summary, outcome: Outcome, args: argparse.Namespace) -> int
     return 3 if args.fail_on_undelivered and (summary.pending or summary.dead) else 0
 
 
-def _finishing_commands(args: argparse.Namespace, summary: Summary) -> tuple[str | None, str | None]:
-    """The exact ``loopai events deliver`` and ``replay --all-dead`` commands for this run's outbox,
-    configuration and plugin selection (an allow list names the handlers this run did not load that
-    have deliveries pending too: else the command would not load them either)."""
-    outbox = summary.outbox
-    if outbox is None:
-        return None, None
-    # A database is named by the configuration (its URL, password included, is never printed here).
-    where = [] if "://" in outbox else ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
-    if args.config:  # absolute, as the outbox: the command works from any folder
-        where += ["--config", os.path.abspath(args.config)]
-    allowed = args.plugins
-    if allowed:
-        allowed = ",".join([allowed, *(row.handler for row in summary.deliveries if row.pending and not row.loaded)])
-    for flag, value in (("--plugins", allowed), ("--disable-plugins", args.disable_plugins)):
-        if value:
-            where += [flag, value]
-    if args.no_autoload:
-        where.append("--no-autoload")
-    return shlex.join(["loopai", "events", "deliver", *where]), shlex.join(
-        ["loopai", "events", "replay", "--all-dead", *where]
-    )
+def _too_many_workers(workers: int) -> list[str]:
+    """The warning for ``--workers`` above the CPUs this process may use (none when it is not): each
+    worker builds a host of its own, so the extra ones make the start slow and never run at once."""
+    from loopai.run import available_cpus
+
+    cpus = available_cpus()
+    if workers <= cpus:
+        return []
+    return [
+        f"--workers {workers}: more than the {cpus} CPU(s) this process may use; each worker starts a host "
+        f"of its own, so the start takes longer and at most {cpus} run at once (--workers auto: one per CPU; "
+        "for plugins that wait on the network, --concurrency N instead); going on with "
+        f"{workers}"
+    ]
 
 
 def _warn(problems: list[str]) -> None:

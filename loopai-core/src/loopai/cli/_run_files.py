@@ -1,19 +1,33 @@
 """The files of a ``loopai run``: what is refused before anything is opened, where events are kept,
-where the results go, and what becomes of output that cannot be written (one line, and whole
-lines left in the file)."""
+where the results go, what becomes of output that cannot be written (one line, and whole
+lines left in the file), and the commands that finish the run's deliveries from its outbox."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import shlex
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loopai._errors import LoopaiError
+    from loopai.run import Summary
 
-__all__ = ["Outcome", "abandon", "check_paths", "close_output", "outbox_for", "unwritable"]
+__all__ = [
+    "Outcome",
+    "abandon",
+    "check_paths",
+    "close_output",
+    "finishing_commands",
+    "kept_files",
+    "outbox_for",
+    "unwritable",
+    "written_so_far",
+]
 
 
 class Outcome:
@@ -55,9 +69,12 @@ class Outcome:
             abandon(self.output)
 
 
-def check_paths(input_path: str, output_path: str | None) -> None:
+def check_paths(input_path: str, output_path: str | None, kept: Iterable[tuple[str, Path]] = ()) -> None:
     """Refuse what would lose data or work before anything is opened: a closed stdin, an output whose
-    folder does not exist (found before the run, not after it), an output that is the input."""
+    folder does not exist (found before the run, not after it), an output that is the input or one of
+    the files the run reads or keeps (``kept``: each one's role and path, see :func:`kept_files`).
+    A file is the output when it is the same file (through links too) or, before either exists,
+    the same path."""
     from loopai._errors import ConfigError
 
     if input_path == "-" and (sys.stdin is None or _closed(sys.stdin)):
@@ -69,19 +86,46 @@ def check_paths(input_path: str, output_path: str | None) -> None:
     folder = os.path.dirname(os.path.abspath(output_path))
     if not os.path.isdir(folder):
         raise ConfigError([f"{output_path}: cannot be written: its folder {folder} does not exist; create it first"])
-    if input_path == "-":
-        return
-    try:
-        same = os.path.samefile(input_path, output_path)
-    except OSError:
-        return  # one of them does not exist (yet): they cannot be the same file
-    if same:
+    if input_path != "-" and _same_file(input_path, output_path):
         raise ConfigError(
             [
                 f"loopai run: --output {output_path} is the input {input_path} (the same file): writing it would "
                 "destroy the records before they are read; choose another output file"
             ]
         )
+    for role, path in kept:
+        if _same_file(path, output_path):
+            raise ConfigError(
+                [
+                    f"loopai run: --output {output_path} is {role} {path} (the same file): writing the results "
+                    "there would destroy it; choose another output file"
+                ]
+            )
+
+
+def kept_files(tasks: str | None, config: Any, outbox: bool | Path, *, dry_run: bool) -> list[tuple[str, Path]]:
+    """The files a run reads or keeps besides its input, each with its role as a message names it:
+    the ``--tasks`` file, the configuration file (named or found), and the SQLite outbox ``outbox``
+    (see :func:`outbox_for`) resolves to (none for a rehearsal, ``dry_run``: it makes no file)."""
+    from loopai.delivery import outbox_location
+
+    kept = []
+    if tasks and tasks != "-":
+        kept.append(("the tasks file (--tasks)", Path(tasks)))
+    if config.source is not None:
+        kept.append(("the configuration file", Path(config.source)))
+    if not dry_run:
+        where = outbox_location(config, os.environ, default=True) if outbox is True else outbox
+        if isinstance(where, Path) and str(where) != ":memory:":
+            kept.append(("the outbox", where))
+    return kept
+
+
+def _same_file(one: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one of them does not exist (yet): the same file only if the same path
+        return os.path.realpath(one) == os.path.realpath(other)
 
 
 def _closed(stream: IO[str]) -> bool:
@@ -128,6 +172,37 @@ def abandon(output: IO[str]) -> None:
         output.close()
 
 
+def written_so_far(path: str | None, lines_read: int) -> str | None:
+    """When the output file ``path`` holds fewer result lines than the ``lines_read`` (a run the
+    outbox stopped: the results of records whose events could not be stored are not written), how
+    far it goes and where to start again, as the summary says it; else None (complete, or standard
+    output: not known)."""
+    import json
+
+    if not path or path == "-" or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            count, tail = 0, b""
+            while chunk := handle.read(1 << 20):
+                count += chunk.count(b"\n")
+                tail = (tail + chunk)[-65536:]
+    except OSError:
+        return None
+    if count >= lines_read:
+        return None
+    if count == 0:
+        return "no result was written: run it again from the first line"
+    try:
+        last = int(json.loads(tail.rstrip(b"\n").rpartition(b"\n")[2])["line"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (
+        f"{path} has the results of the input's lines 1-{last:,} (those read after had their results held "
+        f"back: their events could not be stored); run the rest again from line {last + 1:,}"
+    )
+
+
 def _trim_to_whole_lines(path: str) -> None:
     """Cut a partly written last line off ``path``: every line left is a whole result."""
     try:
@@ -146,3 +221,31 @@ def _trim_to_whole_lines(path: str) -> None:
                 handle.truncate(keep)
     except OSError:
         pass  # a device (/dev/full) or a file we cannot open again: nothing to trim
+
+
+def finishing_commands(
+    args: argparse.Namespace, summary: Summary, config: Path | None
+) -> tuple[str | None, str | None]:
+    """The exact ``loopai events deliver`` and ``replay --all-dead`` commands for this run's outbox,
+    configuration file (``config``: named, found by the search or by ``LOOPAI_CONFIG``; None: the
+    defaults) and plugin selection (an allow list names the handlers this run did not load that
+    have deliveries pending too: else the command would not load them either). They work from any
+    folder: every path in them is absolute."""
+    outbox = summary.outbox
+    if outbox is None:
+        return None, None
+    # A database is named by the configuration (its URL, password included, is never printed here).
+    where = [] if "://" in outbox else ["--outbox", os.path.abspath(outbox) if outbox != ":memory:" else outbox]
+    if config is not None:  # absolute, as the outbox: the command works from any folder
+        where += ["--config", os.path.abspath(config)]
+    allowed = args.plugins
+    if allowed:
+        allowed = ",".join([allowed, *(row.handler for row in summary.deliveries if row.pending and not row.loaded)])
+    for flag, value in (("--plugins", allowed), ("--disable-plugins", args.disable_plugins)):
+        if value:
+            where += [flag, value]
+    if args.no_autoload:
+        where.append("--no-autoload")
+    return shlex.join(["loopai", "events", "deliver", *where]), shlex.join(
+        ["loopai", "events", "replay", "--all-dead", *where]
+    )

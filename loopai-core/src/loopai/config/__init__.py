@@ -17,6 +17,7 @@ from loopai.config._model import (
     ServeSettings,
     StateSettings,
 )
+from loopai.config._overrides import load_tasks_overridden
 from loopai.config._read import Reading, Unset, find_config, load_config, parse_config, read_config
 from loopai.config._tasks import DEFAULT_WINDOW, TaskSettings, by_uuid, load_tasks, parse_tasks
 
@@ -44,5 +45,6 @@ __all__ = [
     "with_lines",
     "in_file_order",
     "load_tasks",
+    "load_tasks_overridden",
     "parse_tasks",
 ]

@@ -9,19 +9,26 @@ hyphenated; a task id may be written with ``_`` for its ``-``). A value starting
 ``{`` is JSON (``LOOPAI_DENY='["old-*"]'``); any other value is text, read as the field's
 type (``"5"``, ``"true"``, ``"0.2"``). Only variables with a ``__`` are read here: the
 single-word ones (``LOOPAI_CONFIG``, ``LOOPAI_OUTBOX``, ``LOOPAI_PLUGINS``...) keep their
-own meaning.
+own meaning. ``LOOPAI_TASKS__<ID>__<KEY>`` variables are over a tasks file given in place of the
+configuration's ``[tasks]`` (``loopai run --tasks FILE``) as well: :func:`load_tasks_overridden`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loopai._kinds import kind_of
 from loopai._redact import EnvValue
 
-__all__ = ["Override", "apply_overrides", "read_overrides"]
+if TYPE_CHECKING:
+    from pathlib import Path
+    from uuid import UUID
+
+    from loopai.config._tasks import TaskSettings
+
+__all__ = ["Override", "apply_overrides", "load_tasks_overridden", "read_overrides"]
 
 PREFIX = "LOOPAI_"
 NESTING = "__"
@@ -147,3 +154,27 @@ def _set(table: dict[str, Any], parts: list[str], value: Any) -> None:
         if not isinstance(inner, dict):
             inner = table[key] = {}
         table = inner
+
+
+def load_tasks_overridden(path: str | Path, environ: Mapping[str, str]) -> dict[UUID, TaskSettings]:
+    """The tasks file at ``path`` (see :func:`loopai.config.load_tasks`) with the
+    ``LOOPAI_TASKS__<ID>__<KEY>`` variables of ``environ`` over it, as they are over the
+    configuration's ``[tasks]``: a key the file has is replaced, a task it does not name is added.
+    Raises :class:`loopai.ConfigError`: the file's problems name its lines; a value a variable
+    sets that a task cannot take names the variable (the configuration, read first, names it too)."""
+    from loopai._errors import ConfigError
+    from loopai.config._tasks import load_tasks, parse_tasks
+
+    tasks = load_tasks(path)
+    overrides = [o for o in read_overrides(environ, []) if o.path[0] == "tasks" and len(o.path) > 1]
+    if not overrides:
+        return tasks
+    document: dict[str, Any] = {
+        "tasks": {str(task): settings.model_dump(exclude_unset=True) for task, settings in tasks.items()}
+    }
+    applied = apply_overrides(document, {}, overrides, [])
+    try:
+        return parse_tasks(document["tasks"], str(path))
+    except ConfigError as exc:
+        variables = ", ".join(dict.fromkeys(applied.values()))
+        raise ConfigError([f"{problem} (set by {variables})" for problem in exc.problems]) from None
