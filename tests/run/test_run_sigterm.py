@@ -62,11 +62,16 @@ def test_sigterm_stops_cleanly_with_the_summary_and_exit_143(tmp_path: Path, kit
     assert all(line["error"] is None for line in lines)  # every line read was finished
 
 
-def test_sigterm_to_the_process_and_its_group_at_once_is_one_stop(tmp_path: Path, kit, config, events) -> None:
-    """``timeout`` signals the command, then its process group: one stop, not a second one."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_to_the_process_and_its_group_at_once_is_one_stop(
+    tmp_path: Path, kit, config, events, workers: str
+) -> None:
+    """``timeout`` signals the command, then its process group (the workers with it): one stop, not a
+    second one, and no worker killed under the run."""
     config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(2000)])
-    with _running(kit, tmp_path, str(source), "--no-autoload", "-o", "out.jsonl") as process:
+    output = tmp_path / "out.jsonl"
+    with _running(kit, tmp_path, str(source), "--no-autoload", "--workers", workers, "-o", str(output)) as process:
         _wait_until(lambda: len(events()) >= 20 or process.poll() is not None)
         process.send_signal(signal.SIGTERM)
         os.killpg(process.pid, signal.SIGTERM)
@@ -74,6 +79,9 @@ def test_sigterm_to_the_process_and_its_group_at_once_is_one_stop(tmp_path: Path
 
     assert process.returncode == 143, stderr
     assert "INTERRUPTED" in stderr  # the summary: not stopped at once
+    assert "killed by" not in stderr and "no result" not in stderr
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert lines and all(line["error"] is None for line in lines)  # every line read was finished
 
 
 def test_a_second_sigterm_stops_now(tmp_path: Path, kit, config, plugins: str) -> None:

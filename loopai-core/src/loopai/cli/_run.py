@@ -73,8 +73,8 @@ the output holds whole lines, emitted events stay in the outbox; or a Ctrl-C end
 for deliveries at the end: what is left stays pending; a second Ctrl-C while records are
 processed stops at once, without the summary), 143 stopped by SIGTERM (timeout, systemd,
 Kubernetes: as a Ctrl-C, the summary printed with the command that delivers what is left; a
-second SIGTERM or Ctrl-C stops at once; with --workers, send it to the run itself, not to its
-process group: the workers do not outlive a SIGTERM of their own yet)."""
+second SIGTERM or Ctrl-C stops at once; sent to the process group, it stops the run as one: the
+workers leave it to the run)."""
 
 
 def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:

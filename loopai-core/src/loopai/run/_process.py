@@ -94,7 +94,10 @@ class _Collected:
 def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     """A worker's life: build its host, start it when told, run the lines it is sent, report."""
     _printed_to_stderr()  # before any plugin is imported
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C, and a SIGTERM sent to the process group (timeout, systemd), are the parent's to handle:
+    # it tells the workers when to stop, and kills one that does not.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stacks_on_crash()  # a crash in a plugin's native code prints the stack that names it
     # The connection pool's attempts to reconnect while a database is away: loopai says the outage
     # once (as the command does in one process: see loopai.cli._output).

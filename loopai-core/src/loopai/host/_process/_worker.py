@@ -223,8 +223,10 @@ def _watch_host(host_pid: int) -> None:
 
 
 def _quiet_signals() -> None:
-    # Ctrl-C reaches the whole process group: the host decides what a Ctrl-C stops.
+    # Ctrl-C reaches the whole process group, and so does a SIGTERM sent to it (timeout, systemd):
+    # the host decides what they stop, and ends this worker itself (a closed pipe ends it too).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(ImportError, ValueError, OSError):
         import resource
 
