@@ -111,7 +111,9 @@ def test_replay_without_ids_says_what_to_name(cli, outbox) -> None:
     done = cli("events", "replay", "--outbox", str(outbox))
 
     assert done.code == 2
-    assert done.err == "loopai events replay: name the event ids to replay, or --all-dead, or --quarantined (see --help)\n"
+    assert (
+        done.err == "loopai events replay: name the event ids to replay, or --all-dead, or --quarantined (see --help)\n"
+    )
 
 
 @pytest.mark.parametrize("command", [["list"], ["prune", "--older-than", "1d"], ["deliver"]])

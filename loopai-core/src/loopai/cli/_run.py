@@ -22,8 +22,8 @@ __all__ = ["add_commands"]
 _EPILOG = """\
 input lines: an ExecutionRecord object, or {"execution": {...}, "expected_output": ...};
 blank lines are skipped. Keys are read in snake case and in C#'s spellings (TaskId,
-taskId; Status "Error" or 1); keys no field has are ignored, with one warning per run.
-Each record is validated (the task's schemas and the expected
+taskId; Status "Error" or 1); keys no field has are ignored, each named once (with the
+field it may be a misspelling of). Each record is validated (the task's schemas and the expected
 output), offered to the samplers (the task's sampling_rate), and raises events:
 program.execution.completed / failed / timeout, validation.completed / failed, and
 accuracy.threshold.breached / latency.threshold.breached when the task's rolling accuracy

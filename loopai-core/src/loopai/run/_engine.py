@@ -33,7 +33,7 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -42,8 +42,9 @@ from loopai._models import ExecutionRecord, WebhookEvent
 from loopai._report import EmitReport, SamplingReport, ValidationReport
 from loopai.config import TaskSettings
 from loopai.host import Host, Observation
-from loopai.run._input import KNOWN_KEYS, Input, Malformed, parse_line
+from loopai.run._input import Input, Malformed, parse_line
 from loopai.run._lanes import Lanes
+from loopai.run._notes import Keys, closing_warnings
 from loopai.run._record import error_line, result_line
 from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary, TaskSummary
@@ -64,7 +65,9 @@ class RunOptions:
     progress: IO[str] | None = None
     """Where to draw the progress line (a terminal), or None for none."""
     warn: Callable[[str], None] | None = None
-    """Told what the user should know about the input as it is read (unknown keys), once each."""
+    """Told what the user should know about the input: each unknown key once, as it is met (see
+    :mod:`._notes`), and, at the end of :meth:`Runner.run`, how many more keys and the tasks not in
+    the tasks table."""
     batch: int = 256
     """Records whose events are stored in one commit (1 when the input is a pipe: see the module)."""
     say: Callable[[str], None] | None = None
@@ -148,6 +151,7 @@ class Runner:
         self._number = 0  # the line parsed last
         self._held = _Held()
         self._batch = max(1, self.options.batch)
+        self._keys = Keys(self.summary.unknown_keys, self.options.warn)
 
     def run(self, source: Input) -> Summary:
         """Process the lines of ``source`` until it ends, a Ctrl-C, or (with ``fail_fast``)
@@ -164,6 +168,9 @@ class Runner:
             if self._progress is not None:
                 self._progress.clear()
             self.finish()
+            for text in closing_warnings(self.summary, self._keys.said):
+                if self.options.warn is not None:
+                    self.options.warn(text)
         return self.summary
 
     def process(self, lines: Lines) -> None:
@@ -198,25 +205,16 @@ class Runner:
             summary.hook_calls[hook] = records
             summary.hook_seconds[hook] = seconds
         summary.plugins = self.host.plugin_usage()
+        summary.tabled = bool(self.host.tasks.settings)
         self.output.flush()
 
     def _parse(self, number: int, raw: bytes) -> tuple[ExecutionRecord, Any]:
-        self._number = number  # for the warning below, and the stall watch
-        if self.summary.warnings:  # said once per run: unknown keys need no looking for any more
-            return parse_line(raw)
+        self._number = number  # for the stall watch
         return parse_line(raw, self._unknown)
 
-    def _unknown(self, keys: list[str]) -> None:
-        """Said once per run: the first record with keys no field has."""
-        names = ", ".join(map(repr, keys))
-        known = ", ".join(sorted(k for k in KNOWN_KEYS if k.islower()))
-        warning = (
-            f"line {self._number}: unknown key(s) {names} ignored (an execution record has {known}; "
-            "C# spellings such as TaskId and taskId are read too); said once per run"
-        )
-        self.summary.warnings.append(warning)
-        if self.options.warn is not None:
-            self.options.warn(warning)
+    def _unknown(self, keys: list[str], given: Collection[str]) -> None:
+        """Keys of the record on the line parsed last that no field has: each said once (see :mod:`._notes`)."""
+        self._keys.add(keys, self._number, given)
 
     def _malformed(self, number: int, exc: Malformed) -> str:
         summary = self.summary

@@ -6,7 +6,7 @@ import gzip
 import io
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import IO, Any, Final
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, JsonValue, ValidationError
@@ -15,10 +15,11 @@ from pydantic_core import from_json
 from loopai._errors import ConfigError, describe_validation_error
 from loopai._models import ExecutionRecord
 
-__all__ = ["KNOWN_KEYS", "Input", "InputError", "Malformed", "parse_line"]
+__all__ = ["FIELDS", "KNOWN_KEYS", "Input", "InputError", "Malformed", "parse_line"]
 
 _WRAPPED_KEY = b'"execution"'
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 _BUFFER = 1 << 20
 """Bytes read from an input file at a time."""
 
@@ -40,17 +41,22 @@ class _Wrapped(BaseModel):
 _WRAPPER_KEYS: Final = tuple(_Wrapped.model_fields)
 
 
-def _known_keys() -> frozenset[str]:
-    keys = set()
+def _spellings() -> dict[str, tuple[str, int]]:
+    """Each key an execution record may have: its field, and its rank among the field's spellings."""
+    keys: dict[str, tuple[str, int]] = {}
     for name, field in ExecutionRecord.model_fields.items():
-        keys.add(name)
-        if isinstance(field.validation_alias, AliasChoices):
-            keys.update(choice for choice in field.validation_alias.choices if isinstance(choice, str))
-    return frozenset(keys)
+        choices = field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else [name]
+        for rank, choice in enumerate(choices):
+            if isinstance(choice, str):
+                keys.setdefault(choice, (name, rank))
+    return keys
 
 
-KNOWN_KEYS: Final = _known_keys()
+_SPELLINGS: Final = _spellings()
+KNOWN_KEYS: Final = frozenset(_SPELLINGS)
 """Every key an execution record may have: its field names and their C# spellings."""
+FIELDS: Final = tuple(ExecutionRecord.model_fields)
+"""An execution record's field names."""
 
 
 class _AnyKeys(ExecutionRecord):
@@ -80,8 +86,9 @@ class Malformed(Exception):
     """A line that is not an execution record; ``str()`` says why, naming the field."""
 
 
-Unknown = Callable[[list[str]], None]
-"""Told the keys of a record that no field has (they are ignored)."""
+Unknown = Callable[[list[str], Collection[str]], None]
+"""Told the keys of a record that no field has (they are ignored: so is a second spelling of a field,
+after the one read), and the fields the record has."""
 
 
 def parse_line(raw: bytes, unknown: Unknown | None = None) -> tuple[ExecutionRecord, Any]:
@@ -99,7 +106,7 @@ def parse_line(raw: bytes, unknown: Unknown | None = None) -> tuple[ExecutionRec
             pass  # the slow path below says exactly what is wrong
         else:
             if record.__pydantic_extra__ and unknown is not None:
-                unknown(list(record.__pydantic_extra__))
+                unknown(list(record.__pydantic_extra__), record.model_fields_set)
             return _as_record(record), None
     return _parse_document(raw, unknown)
 
@@ -131,10 +138,18 @@ def _parse_document(raw: bytes, unknown: Unknown | None) -> tuple[ExecutionRecor
 
 
 def _tell_unknown(record: Any, unknown: Unknown | None) -> None:
+    """As the fast path tells them: keys no field has, and a field's spellings after the one read
+    (the first of its spellings the record has, in the order the field lists them)."""
     if unknown is not None and isinstance(record, dict):
-        extra = [key for key in record if key not in KNOWN_KEYS]
+        read: dict[str, str] = {}  # per field, the spelling read
+        for key in record:
+            if key in _SPELLINGS:
+                field, rank = _SPELLINGS[key]
+                if field not in read or rank < _SPELLINGS[read[field]][1]:
+                    read[field] = key
+        extra = [key for key in record if key not in _SPELLINGS or read[_SPELLINGS[key][0]] != key]
         if extra:
-            unknown(extra)
+            unknown(extra, read)
 
 
 def _invalid_json(message: str) -> str:
@@ -164,10 +179,11 @@ class Input:
 
     Gzip is recognised by its first bytes (1f 8b), in files and on stdin, whatever the name:
     JSON text never starts with them. A ``.gz`` file that is not gzip is refused.
-    Opening errors are :class:`loopai.ConfigError` (a usage problem, exit 2), and so is a file that
-    is not JSON Lines (one JSON array, or records pretty-printed over many lines).
-    ``fraction()`` is the share read so far (of the compressed size for gzip), or None
-    when the size is unknown (stdin, pipes).
+    Opening errors are :class:`loopai.ConfigError` (a usage problem, exit 2), and so is an input that
+    is not JSON Lines (one JSON array, or records pretty-printed over many lines), a file or stdin:
+    stdin is looked at here, which waits for its first bytes (or its end). A UTF-8 byte order mark
+    at the very start of the input is skipped. ``fraction()`` is the share read so far (of the
+    compressed size for gzip), or None when the size is unknown (stdin, pipes).
     """
 
     def __init__(self, path: str) -> None:
@@ -175,27 +191,28 @@ class Input:
         self._size: int | None = None
         self._position: Callable[[], int] | None = None
         self._owned: IO[bytes] | None = None
+        self._reading = False  # a thread is in batches(): the stream may be in use
         if path == "-":
-            self._stream: IO[bytes] | io.BufferedIOBase = sys.stdin.buffer
-            self._sniff = True  # when reading starts: looking blocks until the first bytes arrive
-            return
-        self._sniff = False
-        try:
-            # A large buffer: each read of the file lets other threads (--workers' pipes) take the
-            # interpreter, and may keep it from the reader for a while.
-            raw = open(path, "rb", buffering=_BUFFER)  # noqa: SIM115 - closed by close()
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
-        self._owned = raw
+            raw = _stdin()
+            self._owned = raw if raw is not sys.stdin.buffer else None
+        else:
+            try:
+                # A large buffer: each read of the file lets other threads (--workers' pipes) take the
+                # interpreter, and may keep it from the reader for a while.
+                raw = self._owned = open(path, "rb", buffering=_BUFFER)  # noqa: SIM115 - closed by close()
+            except OSError as exc:
+                raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
+        self._stream: IO[bytes] | io.BufferedIOBase = raw
         try:
             compressed = _starts_gzip(raw)
         except OSError as exc:
-            raw.close()
+            self.close()
             raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
         if compressed is False and path.endswith(".gz"):
-            raw.close()
+            self.close()
             raise ConfigError([f"{path}: named .gz but not gzip data (gzip starts with bytes 1f 8b)"])
-        self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        if compressed:
+            self._stream = gzip.GzipFile(fileobj=raw, mode="rb")
         try:
             shape = _not_json_lines(self._stream)
         except (OSError, EOFError):
@@ -203,6 +220,8 @@ class Input:
         if shape is not None:
             self.close()
             raise ConfigError([_not_json_lines_message(path, bool(compressed), shape)])
+        if path == "-":
+            return
         try:
             size = os.fstat(raw.fileno()).st_size
         except OSError:
@@ -212,17 +231,39 @@ class Input:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            if self._sniff:
-                self._sniff = False
-                if _starts_gzip(self._stream):
-                    self._stream = gzip.GzipFile(fileobj=self._stream, mode="rb")
-                shape = _not_json_lines(self._stream)
-                if shape is not None:
-                    compressed = self._stream is not sys.stdin.buffer
-                    raise InputError(_not_json_lines_message(self.path, compressed, shape))
-            yield from self._stream
+            lines = iter(self._stream)
+            first = next(lines, None)
+            if first is None:
+                return
+            yield first.removeprefix(_BOM)
+            yield from lines
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream, a read error
             raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
+
+    def batches(self) -> Iterator[list[bytes]]:
+        """The lines, in lists: each list the whole lines one read returned (it waits only when
+        nothing is left to hand over), for a reader that must see every line as soon as it arrives."""
+        read = getattr(self._stream, "read1", None)
+        if read is None:  # pragma: no cover - every stream opened here has read1
+            for line in self:
+                yield [line]
+            return
+        tail, first = b"", True
+        self._reading = True
+        try:
+            while chunk := read(_BUFFER):
+                lines = (tail + chunk).split(b"\n")
+                tail = lines.pop()
+                if lines:
+                    if first:
+                        lines[0], first = lines[0].removeprefix(_BOM), False
+                    yield [line + b"\n" for line in lines]
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
+        finally:
+            self._reading = False
+        if tail:
+            yield [tail.removeprefix(_BOM) if first else tail]
 
     @property
     def regular(self) -> bool:
@@ -239,11 +280,22 @@ class Input:
             return None
 
     def close(self) -> None:
-        """Close what was opened (never stdin)."""
-        if self._owned is not None:
+        """Close what was opened (never stdin itself), unless a thread is still reading it (a run that
+        ended before its input did: it waits for input, and ends with the process)."""
+        if self._owned is not None and not self._reading:
             if self._stream is not self._owned:
                 self._stream.close()
             self._owned.close()
+
+
+def _stdin() -> IO[bytes]:
+    """Standard input, through a buffer of its own on a copy of its descriptor when it has one: a
+    thread reading it (``--workers``: see ``_paced``) may be left waiting for input when the run ends
+    early, and the interpreter would stop, exiting, on the lock of ``sys.stdin``'s buffer."""
+    try:
+        return open(os.dup(sys.stdin.fileno()), "rb", buffering=_BUFFER)  # closed by Input.close()
+    except (AttributeError, OSError, ValueError):  # none, or not a file (io.UnsupportedOperation is an OSError)
+        return sys.stdin.buffer
 
 
 def _starts_gzip(stream: Any) -> bool | None:
@@ -267,7 +319,7 @@ def _not_json_lines(stream: Any) -> str | None:
     peek = getattr(stream, "peek", None)
     if peek is None:
         return None
-    head = peek(_LOOK_AHEAD)[:_LOOK_AHEAD].lstrip(b" \t\r\n\xef\xbb\xbf")
+    head = peek(_LOOK_AHEAD)[:_LOOK_AHEAD].removeprefix(_BOM).lstrip(b" \t\r\n")
     if head.startswith(b"["):
         return "array"
     first, newline, _ = head.partition(b"\n")

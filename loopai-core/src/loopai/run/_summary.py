@@ -13,7 +13,15 @@ from loopai._models import WebhookEventType
 from loopai.delivery import HandlerDeliveries
 from loopai.host import Observation, PluginUsage
 
-__all__ = ["Histogram", "Summary", "TaskSummary"]
+__all__ = ["Histogram", "KeyWarning", "Summary", "TaskSummary"]
+
+
+class KeyWarning(str):
+    """The warning about one key of the input (its text), with the ``key`` and the ``line`` it is about
+    (see ``_notes``): a ``--workers`` worker sends it to the parent, pickled with both."""
+
+    key: str
+    line: int
 
 
 class Histogram:
@@ -125,7 +133,18 @@ class Summary:
         self.output: str | None = None
         self.problems: list[str] = []
         self.warnings: list[str] = []
-        """What the input made worth saying (unknown keys), once each."""
+        """What the input made worth saying, once each (see :mod:`._notes`): set at the end."""
+        self.unknown_keys: dict[str, KeyWarning] = {}
+        """Each distinct key no field has (at most ``_notes.MOST_KEPT``): the warning about its first line
+        (a ``_notes.KeyWarning``)."""
+        self.tabled = False
+        """The tasks table was not empty: a record of a task it lacks is worth a word."""
+        self.unsummed = 0
+        """Records with a result line whose task counts were lost (a ``--workers`` worker died): in no task."""
+        self.no_result = 0
+        """Lines that got a "no result" error line (a ``--workers`` worker died holding them)."""
+        self.missing: list[str] = []
+        """What is missing from this summary, and why (a dead worker's tasks)."""
         self.deliveries: list[HandlerDeliveries] = []
         """Per webhook handler, what delivery did (filled once the host has drained)."""
         self.uncounted = False
@@ -158,8 +177,8 @@ class Summary:
 
     @property
     def records(self) -> int:
-        """Lines processed as execution records."""
-        return sum(task.records for task in self.tasks.values())
+        """Lines processed as execution records (with a result line)."""
+        return sum(task.records for task in self.tasks.values()) + self.unsummed
 
     @property
     def seconds(self) -> float:
@@ -174,6 +193,7 @@ class Summary:
             "lines": self.lines,
             "records": records,
             "malformed": self.malformed,
+            "without_result": self.no_result,
             "first_malformed": self.first_malformed[1] if self.first_malformed else None,
             "interrupted": self.interrupted,
             "stopped_waiting": self.stopped_waiting,
@@ -195,6 +215,7 @@ class Summary:
             "replay_command": self.replay_command if self.dead else None,
             "output": self.output,
             "outbox": self.outbox,
+            "missing": list(self.missing),
             "problems": list(self.problems),
             "warnings": list(self.warnings),
         }
@@ -212,6 +233,8 @@ class Summary:
         records = self.records
         rate = f"{records / seconds:,.0f} records/s" if seconds > 0 else "-"
         head = f"loopai run: {self.lines:,} line(s), {records:,} record(s), {self.malformed:,} malformed"
+        if self.no_result:
+            head += f", {self.no_result:,} without a result"
         head += f", {seconds:.2f} s ({rate})"
         if self.interrupted:
             head += " - INTERRUPTED: reading stopped, the records read were finished"
@@ -220,6 +243,8 @@ class Summary:
         if self.stopped_waiting:
             head += " - Ctrl-C ended the wait for deliveries: they stay pending in the outbox"
         blocks = [head]
+        if self.missing:
+            blocks.append("\n".join(["MISSING FROM THIS SUMMARY:", *(f"  {note}" for note in self.missing)]))
         if self.first_malformed is not None:
             blocks.append(f"FIRST MALFORMED LINE (each has an error line in the results):\n  {self.first_malformed[1]}")
         task_rows = [

@@ -20,7 +20,11 @@ summaries.
 - A worker that dies (killed, out of memory): the parent stops reading; each line that worker
   had and did not answer gets an error line saying so (an event it raised before dying was
   recorded in the outbox first, and is delivered), the other workers finish theirs, and the
-  run ends early (exit 1). The output holds one whole line per line read, in order.
+  run ends early (exit 1). The output holds one whole line per line read, in order; the summary
+  counts what it holds and names the tasks whose counts died with the worker (:mod:`._merge`).
+- An input that is not a regular file (a pipe, stdin) is read by a thread of its own (:mod:`._paced`):
+  when it pauses, the lines read are sent to the workers and the results back are written, at once.
+- Warnings about the input (:mod:`._notes`): each unknown key the workers meet is said once.
 - The first worker builds its host alone (it creates the outbox file, if there is none yet), the
   others together; hosts start one after the other, so that deliveries left pending in the outbox
   by a killed process are made once, by the first.
@@ -29,7 +33,6 @@ summaries.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import multiprocessing
 import os
@@ -40,15 +43,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO, Any, Final
 
-from loopai.delivery import HandlerDeliveries
-from loopai.host import PluginUsage
 from loopai.run._engine import RunOptions, numbered
 from loopai.run._input import Input, InputError, Malformed, parse_line
+from loopai.run._merge import Part, add_up, died, labels
+from loopai.run._notes import Keys, closing_warnings
+from loopai.run._paced import paced
 from loopai.run._process import BATCH, HostRecipe, WorkerHandle
 from loopai.run._record import error_line
 from loopai.run._route import Router
-from loopai.run._summary import Summary
-from loopai.run._terminal import MOMENT, Progress, interrupts, waiting_line
+from loopai.run._summary import KeyWarning, Summary
+from loopai.run._terminal import MOMENT, Progress, Stop, interrupts, waiting_line
 
 __all__ = ["HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
 
@@ -110,10 +114,13 @@ class _Parent:
         self.changed = threading.Condition()
         self.dead: WorkerHandle | None = None
         self.lost = 0  # lines of a dead worker that were never answered
+        self.errors = [0] * count  # per worker, the error lines among its results (its malformed lines)
         self.receivers: list[threading.Thread] = []
         self.drain_timeout = 0.0  # the workers' [delivery] drain_timeout, once they are built
         self.circuits: dict[str, set[int]] = {}  # per handler, the workers whose circuit is open
-        self.warned: list[str] = []  # the first warning a worker sent: said once per run, as by one process
+        self.keys = Keys(self.summary.unknown_keys, options.warn)  # unknown keys: each said once, as by one process
+        self.warned: set[str] = set()  # other warnings the workers sent: each said once
+        self.names = getattr(recipe, "tasks", None) or {}  # the tasks table, when the recipe has one: names
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -182,8 +189,9 @@ class _Parent:
         unreadable: InputError | None = None
         try:
             with interrupts() as stop:
+                lines = source if source.regular else paced(source, lambda: self._paused(stop))
                 try:
-                    for number, raw in numbered(source, self.summary, stop, progress):
+                    for number, raw in numbered(lines, self.summary, stop, progress):
                         if self.options.fail_fast and _malformed(raw):
                             stop.requested = True  # its worker writes why, and stops; read no more
                         self._dispatch(number, raw)
@@ -229,6 +237,16 @@ class _Parent:
             )
             self._drain(self.window // 2)
 
+    def _paused(self, stop: Stop) -> bool:
+        """The input pauses: every worker is sent the lines it waits for, and what is back is written.
+        Whether to go on reading."""
+        for worker in self.workers:
+            worker.feed(force=True)
+        if self.order:
+            self._write_ready()
+        self.output.flush()
+        return not stop.requested and self.dead is None
+
     def _write_ready(self) -> None:
         """Write the results that come next in input order and have arrived (in one write: they
         come back a batch at a time)."""
@@ -267,7 +285,7 @@ class _Parent:
         )
 
     def _add_up(self) -> None:
-        """The workers' summaries into the run's: tasks, counts, hook times, plugin usage, problems.
+        """The workers' summaries into the run's (see :mod:`._merge`), then the closing warnings.
         The workers wait for deliveries before they send theirs: said once, when it lasts."""
         summary = self.summary
         say, since = self.options.say, time.monotonic()
@@ -277,36 +295,27 @@ class _Parent:
                     if not self.changed.wait(MOMENT) and say is not None and time.monotonic() - since >= MOMENT:
                         say(waiting_line(self.drain_timeout))
                         say = None
-        usage: dict[tuple[str, str], PluginUsage] = {}
+        parts = []
         for worker in self.workers:
-            part = worker.summary
-            if part is None:
-                summary.problems.append(f"{worker} {worker.death}: its tasks are missing from this summary")
-                continue
-            summary.tasks.update(part.tasks)
-            summary.malformed += part.malformed
-            firsts = [first for first in (summary.first_malformed, part.first_malformed) if first is not None]
-            summary.first_malformed = min(firsts, default=None)
-            summary.stopped_by = summary.stopped_by or part.stopped_by
-            summary.stopped_waiting = summary.stopped_waiting or part.stopped_waiting
-            for hook in summary.hook_calls:
-                summary.hook_calls[hook] += part.hook_calls[hook]
-                summary.hook_seconds[hook] += part.hook_seconds[hook]
-            for plugin in part.plugins:
-                total = usage.setdefault((plugin.kind, plugin.name), PluginUsage(plugin.kind, plugin.name))
-                total.calls += plugin.calls
-                total.failures += plugin.failures
-                total.seconds += plugin.seconds
-                total.first_failure = total.first_failure or plugin.first_failure
-            summary.problems += [problem for problem in part.problems if problem not in summary.problems]
-        summary.plugins = list(usage.values())
+            owned = [key for key, owner in self.owners.items() if owner is worker and key is not None]
+            parts.append(
+                Part(
+                    str(worker),
+                    worker.summary,
+                    worker.death,
+                    worker.answered,
+                    self.errors[worker.index],
+                    labels(owned, self.names) if worker.summary is None else (),
+                )
+            )
+            if worker.summary is not None:
+                for warning in worker.summary.unknown_keys.values():
+                    self.keys.merge(warning)
+        add_up(summary, parts, self.lost)
         summary.failed = next((worker.fatal for worker in self.workers if worker.fatal is not None), None)
-        deliveries: dict[str, HandlerDeliveries] = {}
-        for worker in sorted(self.workers, key=_closed_at):  # the last to count knows what is pending
-            for row in worker.summary.deliveries if worker.summary is not None else ():
-                deliveries[row.handler] = _added(deliveries.get(row.handler), row)
-        summary.deliveries = list(deliveries.values())
-        summary.warnings = list(self.warned)
+        for text in closing_warnings(summary, self.keys.said):
+            if self.options.warn is not None:
+                self.options.warn(text)
 
     def _pass_interrupt_on(self) -> None:
         """A Ctrl-C while the workers wait for deliveries, as a signal handler: passed on to them,
@@ -330,6 +339,7 @@ class _Parent:
                 kind = message[0]
                 if kind == "results":
                     worker.answer(message[1], message[2])
+                    self.errors[worker.index] += "".join(message[1]).count(_ERROR)
                 elif kind == "done":
                     worker.summary = message[1]
                 elif kind == "warn":
@@ -345,7 +355,7 @@ class _Parent:
                     worker.messages.append(message)
                 self.changed.notify_all()
         if worker.summary is None:  # gone before its summary: it died
-            death = _death(worker)
+            death = died(worker)
             with self.changed:
                 worker.death = death
                 self.dead = self.dead or worker
@@ -366,29 +376,16 @@ class _Parent:
         return was_open != bool(open_in)
 
     def _warn(self, text: str) -> None:
-        if not self.warned:  # the engine's one warning (unknown keys), from whichever worker met it first
-            self.warned.append(text)
+        if isinstance(text, KeyWarning):  # an unknown key: said once, whichever worker met it first
+            self.keys.merge(text)
+        elif text not in self.warned:
+            self.warned.add(text)
             if self.options.warn is not None:
                 self.options.warn(text)
 
 
-def _closed_at(worker: WorkerHandle) -> float:
-    return (worker.summary.finished or 0.0) if worker.summary is not None else 0.0
-
-
-def _added(earlier: HandlerDeliveries | None, later: HandlerDeliveries) -> HandlerDeliveries:
-    """One handler's deliveries by two workers: what each did, added up; what the outbox holds, as
-    the one that closed later saw it (both deliver from the same outbox)."""
-    if earlier is None:
-        return later
-    return dataclasses.replace(
-        later,
-        delivered=earlier.delivered + later.delivered,
-        retried=earlier.retried + later.retried,
-        dead=earlier.dead + later.dead,
-        last_error=later.last_error or earlier.last_error,
-        loaded=earlier.loaded or later.loaded,
-    )
+_ERROR: Final = ',"execution_id":null,'
+"""In an error line, never in a result line (a plugin's text in one has its quotes escaped)."""
 
 
 def _malformed(raw: bytes) -> bool:
@@ -397,24 +394,3 @@ def _malformed(raw: bytes) -> bool:
     except Malformed:
         return True
     return False
-
-
-def _death(worker: WorkerHandle) -> str:
-    worker.process.join(timeout=5)
-    if worker.fatal is not None:
-        return f"stopped: {worker.fatal}"
-    code = worker.process.exitcode
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            return f"was killed by signal {-code}"
-        crash = name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
-        return f"was killed by {name}" + (_CRASHED if crash else "")
-    return f"ended unexpectedly (exit status {code})"
-
-
-_CRASHED: Final = (
-    " (it crashed, as native code in a plugin can: the stack it printed names the plugin; "
-    'isolation = "process" confines such a plugin to worker processes of its own)'
-)
