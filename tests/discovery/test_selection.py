@@ -270,3 +270,4 @@ def test_an_allow_or_deny_pattern_that_matches_nothing_is_a_warning_with_the_clo
         f"deny in {path}: 'slak' matches no installed or configured plugin; did you mean 'slack'?",
     ]
     assert {e.name for e in host.registry.entries("validator")} == {"json-schema", "slack"}
+    assert not any("my-rules" in problem for problem in host.problems)  # turned off: x:Y is never imported

@@ -151,8 +151,8 @@ def _apply_entry(
     registered = registry.entry(kind.base, entry.name)
     if registered is None and entry.factory:
         denied = selection.denies(kind.label, entry.name, "") if selection is not None else None
-        if denied is not None:
-            log.info("%s: not loaded: %s", where, denied)
+        if denied is not None or not entry.enabled:  # off: not imported, as an installed plugin turned off
+            log.info("%s: not loaded: %s", where, denied or "enabled = false")
             return None
         outcome = attempt(_load_factory, kind, entry, registry, where, source)
         if isinstance(outcome, Raised):
