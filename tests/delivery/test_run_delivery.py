@@ -73,7 +73,7 @@ def test_a_receiver_that_is_down_never_holds_up_the_records_and_is_reported(
     delivered, retried, pending, dead, circuit = delivery_rows(err)["http-webhook-handler"]
     assert (delivered, pending, dead, circuit) == ("0", "30", "0", "open"), err
     assert 5 <= int(retried) <= 5 + 8 - 1, err  # never more than the threshold plus what was already in flight
-    command = f"loopai events deliver --outbox {outbox_path}"
+    command = f"loopai events deliver --outbox {outbox_path} --config {tmp_path / 'loopai.toml'}"  # from anywhere
     assert f"30 deliveries are still pending: deliver with  {command}" in err
 
 
@@ -96,7 +96,8 @@ def test_fail_on_undelivered_exits_3_and_json_says_the_same(tmp_path, outbox_pat
     assert (row["handler"], row["delivered"], row["dead"], row["pending"]) == ("http-webhook-handler", 0, 4, 0)
     assert "ConnectError" in row["last_error"]
     assert summary["undelivered"] == {"pending": 0, "dead": 4, "pending_elsewhere": 0}
-    assert summary["replay_command"] == f"loopai events replay --all-dead --outbox {outbox_path}"
+    config = tmp_path / "loopai.toml"  # found in the working directory: named, so the command works from anywhere
+    assert summary["replay_command"] == f"loopai events replay --all-dead --outbox {outbox_path} --config {config}"
     assert summary["deliver_command"] is None
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 4
 
@@ -150,9 +151,9 @@ def test_what_earlier_runs_left_for_a_handler_this_run_does_not_load_is_said_but
     (row,) = summary["deliveries"]
     assert (row["handler"], row["pending"], row["loaded"]) == ("http-webhook-handler", 6, False)
     command = summary["deliver_command"]  # its --plugins names the handler: else it would not load it either
-    assert (
-        command == f"loopai events deliver --outbox {outbox_path} --plugins json-schema-validator,http-webhook-handler"
-    )
+    config = tmp_path / "loopai.toml"
+    plugins = "json-schema-validator,http-webhook-handler"
+    assert command == f"loopai events deliver --outbox {outbox_path} --config {config} --plugins {plugins}"
     finished = run_cli(*command.split()[1:])
     assert finished.returncode == 0, finished.stderr
     assert len({r.event_id for r in receiver.requests}) == 6

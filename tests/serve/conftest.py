@@ -209,8 +209,8 @@ def launch(
         LOOPAI_CACHE_DIR=str(home / "cache"),
         XDG_STATE_HOME=str(home / "state"),
         NO_COLOR="1",
-        **(env or {}),
     )
+    environ.update(env or {})  # may name another outbox
     port = free_port() if port is None else port
     command = [sys.executable, "-m", "loopai", "serve", "--port", str(port), "--config", "loopai.toml", *args]
     with (home / "serve.log").open("ab") as log:

@@ -26,7 +26,7 @@ def test_ready_once_plugins_started_and_the_outbox_and_state_answer(server):
     with server.client() as client:
         ready = client.ready()
     assert ready.status == "ready"
-    assert ready.checks == {"plugins": "ok", "outbox": "ok", "state": "ok"}
+    assert ready.checks == {"plugins": "ok", "outbox": "ok", "state": "ok", "delivery": "ok"}
 
 
 def test_plugins_are_the_objects_loopai_plugins_list_json_prints(server):

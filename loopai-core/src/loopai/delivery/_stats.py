@@ -1,13 +1,15 @@
-"""What delivery did per handler: counts kept by the workers, and the snapshot callers read."""
+"""What delivery did per handler: counts kept by the workers, and the snapshot callers read; whether
+the workers are stopped on a failing outbox (:class:`Halt`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from loopai._errors import LoopaiError
 from loopai.delivery._breaker import CircuitState
 
-__all__ = ["Counters", "HandlerDeliveries"]
+__all__ = ["Counters", "Halt", "HandlerDeliveries"]
 
 
 class Counters:
@@ -54,3 +56,41 @@ class HandlerDeliveries:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+
+class Halt:
+    """Whether the workers are stopped on a failing outbox, since when, and how long to wait before
+    trying it again (the workers keep it under their lock).
+
+    ``error`` is the failure that stopped them (None while they deliver); ``count`` grows with every
+    failure met, so that a pass that began before the last one does not call the outbox back."""
+
+    __slots__ = ("count", "error", "since", "tries")
+
+    def __init__(self) -> None:
+        self.error: LoopaiError | None = None
+        self.since = 0.0
+        self.count = 0
+        self.tries = 0
+
+    def failed(self, error: LoopaiError, now: float) -> bool:
+        """Keep ``error``; True when it stops deliveries that ran (the first failure of an outage)."""
+        first = self.error is None
+        if first:
+            self.since, self.tries = now, 0
+        self.error = error
+        self.count += 1
+        return first
+
+    def retry_in(self, poll_interval: float, longest: float) -> float:
+        """Seconds before the next try of a failing outbox: ``poll_interval`` doubling up to ``longest``."""
+        self.tries += 1
+        return float(min(max(poll_interval, 0.05) * 2 ** min(self.tries - 1, 16), longest))
+
+    def answered(self, count: int, now: float) -> float | None:
+        """The outbox answered a pass that began when :attr:`count` was ``count``: the seconds the
+        workers were stopped (they resume), or None when they were not, or a later failure stands."""
+        if self.error is None or self.count != count:
+            return None
+        self.error = None
+        return now - self.since

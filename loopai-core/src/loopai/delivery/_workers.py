@@ -5,7 +5,9 @@ so that one claim serves several) and hands them to a pool of daemon threads. Ea
 outcome is written back at once: delivered, a retry *scheduled* in the outbox (backoff with
 jitter, or the receiver's ``Retry-After``), or dead after the handler's retries. A circuit
 breaker per handler stops claiming for a dead endpoint. Nothing waits in the caller: ``emit``
-records and pokes the dispatcher.
+records and pokes the dispatcher. A failing outbox (a database away past its timeout, a full disk)
+stops delivery until it answers again: the dispatcher tries it again, less and less often, and
+resumes by itself.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from loopai.delivery._outbox import Claim, Notifying, Outbox
 from loopai.delivery._pool import DaemonPool
 from loopai.delivery._stalls import Stalls
 from loopai.delivery._stalls import say as say_stalled
-from loopai.delivery._stats import Counters, HandlerDeliveries
+from loopai.delivery._stats import Counters, Halt, HandlerDeliveries
 
 __all__ = ["WorkerSettings", "Workers"]
 
@@ -39,6 +41,8 @@ _JOIN = 5.0
 """Seconds :meth:`Workers.stop` waits for the dispatcher to notice."""
 _ACTIVE = ("running", "draining")
 """States in which the workers deliver (draining: stopping once nothing is left)."""
+_RETRY_LONGEST = 5.0
+"""Seconds at most between two tries of a failing outbox (from ``poll_interval``, doubling)."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,11 @@ class Workers:
     nothing is left to do now; ``stop()`` drains up to a deadline, then hands what is still
     in flight back to the outbox. Async handlers run on ``loop`` (the application's, when the
     host was started from asyncio code), sync ones in the pool's threads. A failing outbox
-    stops the workers; :meth:`drain` raises its :class:`loopai.OutboxError`. A circuit that
-    opens is logged as a warning on the ``loopai.delivery`` logger, its closing as info.
+    stops delivery: :attr:`failure` is its :class:`loopai.OutboxError` and :meth:`drain` raises
+    it, until the outbox answers again; the dispatcher tries it again every ``poll_interval``
+    seconds, doubling up to 5 s (at once when poked), and resumes by itself (:attr:`failure` is
+    None again). Stopping is logged once as an error on the ``loopai.delivery`` logger, resuming
+    once as a warning. A circuit that opens is logged as a warning, its closing as info.
     """
 
     def __init__(
@@ -97,7 +104,7 @@ class Workers:
         self._quiet = -1  # the last pass that found nothing more to start now
         self._next_due: float | None = None  # of the handlers free to deliver (Unix seconds)
         self._state = "new"
-        self._failure: LoopaiError | None = None
+        self._halt = Halt()  # the failing outbox that stops delivery, if any
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool = DaemonPool("loopai-delivery", _POOL_SIZE)
@@ -139,8 +146,8 @@ class Workers:
             self._poked = True  # a fresh look, after whatever was recorded before this call
             self._cond.notify_all()
             while True:
-                if self._failure is not None:
-                    raise self._failure
+                if self._halt.error is not None:
+                    raise self._halt.error
                 if self._state not in _ACTIVE:
                     return self._busy == 0
                 if self._idle(last_due):
@@ -192,8 +199,9 @@ class Workers:
 
     @property
     def failure(self) -> LoopaiError | None:
-        """The error that stopped the workers (a failing outbox), if any."""
-        return self._failure
+        """The error that stops delivery now (a failing outbox), or None: while it delivers, and
+        again once the outbox answers."""
+        return self._halt.error
 
     def report(self, open_counts: Mapping[str, Mapping[str, int]]) -> list[HandlerDeliveries]:
         """Per handler (loaded, or with deliveries in ``open_counts``): what the workers did and what
@@ -226,36 +234,52 @@ class Workers:
     # -- the dispatcher -------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            while True:
+        while True:
+            try:
+                self._passes_until_stopped()
+                return
+            except LoopaiError as exc:
+                self._fail(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug must not pass silently: stop, say it, keep the outbox
+                self._fail(OutboxError(self._outbox.path, f"delivery stopped on an unexpected error: {describe(exc)}"))
+            with self._cond:  # try the outbox again later, or at once when poked (a recording, a listener back)
+                wait = self._halt.retry_in(self.settings.poll_interval, _RETRY_LONGEST)
+                if self._state in _ACTIVE and not self._poked:
+                    self._cond.wait(wait)
+                if self._state not in _ACTIVE:
+                    return
+
+    def _passes_until_stopped(self) -> None:
+        while True:
+            with self._cond:
+                if self._state not in _ACTIVE:
+                    return
+                self._poked = False
+                self._passing = True
+                self._passes += 1
+                number, failures = self._passes, self._halt.count
+            try:
+                wait = self._pass(number)
+            finally:
                 with self._cond:
-                    if self._state not in _ACTIVE:
-                        return
-                    self._poked = False
-                    self._passing = True
-                    self._passes += 1
-                    number = self._passes
-                try:
-                    wait = self._pass(number)
-                finally:
-                    with self._cond:
-                        self._passing = False
-                        self._cond.notify_all()
-                with self._cond:
-                    if self._state not in _ACTIVE:
-                        return
-                    if not self._poked:
-                        self._cond.wait(wait)
-        except LoopaiError as exc:
-            self._fail(exc)
-        except Exception as exc:  # noqa: BLE001 - a bug must not pass silently: stop, say it, keep the outbox
-            self._fail(OutboxError(self._outbox.path, f"delivery stopped on an unexpected error: {describe(exc)}"))
+                    self._passing = False
+                    self._cond.notify_all()
+            with self._cond:
+                stopped_for = self._halt.answered(failures, time.monotonic())
+                self._cond.notify_all()
+                if self._state in _ACTIVE and not self._poked and stopped_for is None:
+                    self._cond.wait(wait)
+            if stopped_for is not None:
+                log.warning("delivery resumed: the outbox answers again, after %.1f s", stopped_for)
 
     def _fail(self, error: LoopaiError) -> None:
-        log.error("%s", error)
+        """Delivery stops on ``error`` until the outbox answers again; said once per outage."""
         with self._cond:
-            self._failure = error
+            first = self._halt.failed(error, time.monotonic())
+            running = self._state == "running"
             self._cond.notify_all()
+        if first:
+            log.error("delivery stopped: %s%s", error, "; trying again until the outbox answers" if running else "")
 
     def _pass(self, number: int) -> float:
         """Claim and start what is due for each handler with room; seconds until the next look."""

@@ -84,8 +84,10 @@ class HostDelivery:
 
     @property
     def failure(self) -> LoopaiError | None:
-        """The error that stopped delivery (a failing outbox), if any."""
-        if self._failure is None and self.workers is not None:
+        """The error that stops delivery now (a failing outbox), if any: the workers' while they run
+        (None again once the outbox answers: they resume by themselves), else the one met at start
+        or at close."""
+        if self.workers is not None and (self._failure is None or self.workers.running):
             return self.workers.failure
         return self._failure
 

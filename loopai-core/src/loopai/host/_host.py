@@ -387,9 +387,12 @@ class Host(HostCalls):
             finally:
                 self._release(current)
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain_timeout: float | None = None, wait_for_database: bool = True) -> None:
         """:meth:`close` for asyncio applications (``async with host`` calls it): async
-        ``shutdown`` hooks are awaited on the running loop."""
+        ``shutdown`` hooks are awaited on the running loop. ``drain_timeout`` and
+        ``wait_for_database`` as for :meth:`close`."""
+        if not wait_for_database:
+            self._stop_waiting()
         await asyncio.to_thread(self._triggers.stop)
         await asyncio.to_thread(self._reload_lock.acquire)
         try:
@@ -398,7 +401,8 @@ class Host(HostCalls):
             if entries is None:
                 return
             try:
-                await asyncio.to_thread(self._delivery.stop)  # async handlers deliver on this loop meanwhile
+                # Async handlers deliver on this loop meanwhile.
+                await asyncio.to_thread(self._delivery.stop, drain_timeout)
                 await current.lifecycle.astop(self, entries)
             finally:
                 await asyncio.to_thread(self._release, current)

@@ -31,11 +31,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+from loopai._errors import OutboxError
 from loopai._log import logger
 from loopai._plugin import WebhookHandlerPlugin
+from loopai.database import DatabaseUnavailable
 from loopai.host import Host, RecordReport
 from loopai.run import Lanes, TaskSummary, error_line, result_line
 from loopai.serve._batch_input import Disconnected, Item, ItemSource, next_list, unless
+from loopai.serve._errors import unavailable_message
 from loopai.serve._service import Service
 
 __all__ = ["BatchRun", "Result"]
@@ -257,6 +260,10 @@ class BatchRun:
 
     def _failed(self, item: Item, exc: Exception) -> Result:
         trace_id = uuid.uuid4().hex
+        if isinstance(exc, (OutboxError, DatabaseUnavailable)):  # not a bug: one line, and what to do
+            said = " ".join(str(exc).split())
+            log.warning("batch %s item %d failed: %s (trace %s)", self.batch_id, item.seq, said, trace_id)
+            return Result(item, error_line(item.seq, f"{unavailable_message(exc)} (trace {trace_id})"), None)
         log.error("batch %s item %d failed (trace %s)", self.batch_id, item.seq, trace_id, exc_info=exc)
         return Result(item, error_line(item.seq, f"the service failed on this item (trace {trace_id})"), None)
 

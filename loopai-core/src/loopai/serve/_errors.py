@@ -3,8 +3,10 @@
 
 Routes raise :class:`ApiError`; FastAPI's refusals (an unknown path, a wrong method, a body that
 does not parse or validate) and anything unexpected are turned into the same shape by the handlers
-:func:`install_error_handlers` adds. An unexpected exception is logged with its traceback and its
-trace id; the client gets the trace id and a message that says nothing else.
+:func:`install_error_handlers` adds. An outbox or a state database that does not answer
+(:class:`loopai.OutboxError`, :class:`loopai.database.DatabaseUnavailable`) is 503 ``NOT_READY``
+with ``Retry-After``, logged in one line. An unexpected exception is logged with its traceback and
+its trace id; the client gets the trace id and a message that says nothing else.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from loopai._errors import choice_hint
+from loopai._errors import OutboxError, choice_hint
 from loopai._log import logger
 from loopai._suggest import closest, did_you_mean
+from loopai.database import DatabaseUnavailable
 from loopai.serve._media import STREAMED_UPLOADS, is_ndjson
 
 __all__ = ["ApiError", "error_response", "field_problems", "install_error_handlers", "trace_id_of"]
@@ -50,6 +53,8 @@ _STARLETTE_DETAILS: Final = frozenset({"Not Found", "Method Not Allowed"})
 _TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_FIELD_PROBLEMS: Final = 50
+UNAVAILABLE_RETRY: Final = "5"
+"""``Retry-After`` (seconds) of a 503 for an outbox or a state database that does not answer."""
 
 
 class ApiError(HTTPException):
@@ -137,6 +142,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer every refusal and failure of ``app`` in the one error shape."""
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    # Handled where the route raised them: neither the server nor Starlette logs them again.
+    app.add_exception_handler(OutboxError, _unavailable)
+    app.add_exception_handler(DatabaseUnavailable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -239,6 +247,27 @@ def _resolved(document: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
         return document["components"]["schemas"][name]  # type: ignore[no-any-return]
     return schema
+
+
+def unavailable_message(exc: BaseException) -> str:
+    """What a client is told when the outbox or the state database does not answer (their URLs and
+    the reason are in the service's log, not in the answer)."""
+    what = "outbox" if isinstance(exc, OutboxError) else "state database"
+    return f"the service's {what} does not answer: send the request again in a moment"
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    trace_id = trace_id_of(request.headers)
+    log.warning(
+        "%s %s answered 503: %s (trace %s)", request.method, request.url.path, " ".join(str(exc).split()), trace_id
+    )
+    return error_response(
+        503,
+        "NOT_READY",
+        unavailable_message(exc),
+        trace_id=trace_id,
+        headers={"Retry-After": UNAVAILABLE_RETRY},
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -9,7 +9,8 @@ Series (``GET /metrics``, Prometheus text format):
 - ``loopai_webhook_deliveries_total{handler,status}``: ``recorded`` for each delivery an emit put in
   the outbox, then ``delivered``, ``retried`` (a failed attempt, retried later) and ``dead`` as the
   host's delivery workers report them (without an outbox: ``delivered``/``failed`` per inline emit);
-- ``loopai_outbox_pending``: deliveries the outbox holds as pending, read when scraped;
+- ``loopai_outbox_pending``: deliveries the outbox holds as pending, read when scraped (left out when
+  the outbox does not answer in time);
 - ``loopai_reloads_total{result}`` (``ok``/``failed``): hot reloads (SIGHUP, ``POST /api/v1/admin/reload``);
 - ``loopai_http_requests_total{method,route,status}`` and
   ``loopai_http_request_duration_seconds{method,route}`` (``route`` is the path template).
@@ -97,7 +98,6 @@ class Telemetry:
         self._usage: dict[tuple[str, str], tuple[int, int]] = {}
         self._usage_lock = threading.Lock()
         self._delivery_counts: dict[str, tuple[int, ...]] = {}
-        self._outbox_pending: Callable[[], int | None] | None = None
 
     # -- what the host did ------------------------------------------------------------------
 
@@ -210,22 +210,20 @@ class Telemetry:
 
     # -- exposition ---------------------------------------------------------------------------
 
-    def watch_outbox(self, pending: Callable[[], int | None]) -> None:
-        """Report ``pending()`` as ``loopai_outbox_pending`` at each scrape (None: no outbox)."""
-        self._outbox_pending = pending
-
-    def render(self) -> bytes:
-        """The Prometheus text of every series (of every worker, in multiprocess mode)."""
+    def render(self, outbox_pending: int | None = None) -> bytes:
+        """The Prometheus text of every series (of every worker, in multiprocess mode), with
+        ``outbox_pending`` as ``loopai_outbox_pending`` (None: left out). Reads files in
+        multiprocess mode: call it off the event loop."""
         if self.multiprocess:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         else:
             registry = self.registry
-        if self._outbox_pending is None:
+        if outbox_pending is None:
             return generate_latest(registry)
         scrape = CollectorRegistry()
         scrape.register(_Registered(registry))
-        scrape.register(_OutboxGauge(self._outbox_pending))
+        scrape.register(_OutboxGauge(outbox_pending))
         return generate_latest(scrape)
 
 
@@ -240,13 +238,11 @@ class _Registered(Collector):
 
 
 class _OutboxGauge(Collector):
-    def __init__(self, pending: Callable[[], int | None]) -> None:
+    def __init__(self, pending: int) -> None:
         self._pending = pending
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        value = self._pending()
-        if value is not None:
-            yield GaugeMetricFamily("loopai_outbox_pending", "Deliveries the outbox holds as pending", value=value)
+        yield GaugeMetricFamily("loopai_outbox_pending", "Deliveries the outbox holds as pending", value=self._pending)
 
 
 class HttpMetrics:

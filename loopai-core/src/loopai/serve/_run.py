@@ -2,7 +2,8 @@
 
 SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight finish for up to
 ``[serve] shutdown_timeout`` seconds, then the lifespan closes the host (deliveries drain; what is
-left stays in the outbox). After a graceful SIGTERM the command exits 0. SIGHUP reloads the
+left stays in the outbox), all within the timeout. After a graceful SIGTERM the command exits 0; 1
+when the host could not be closed cleanly (said in one line). SIGHUP reloads the
 plugins (one process) or restarts the workers once the configuration checks out (see
 :mod:`._workers`).
 """
@@ -43,7 +44,9 @@ _FACTORY = "loopai.serve:app_from_environment"
 
 
 def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping[str, str] | None = None) -> int:
-    """Serve ``config`` until stopped; the exit status (0 after a graceful stop, 2 when refused).
+    """Serve ``config`` until stopped; the exit status (0 after a graceful stop, 1 when stopping failed:
+    a database that stayed away kept what it had to write, or closing the host did not end in time;
+    2 when refused).
 
     Raises :class:`loopai.ConfigError` or :class:`loopai.StartupError` when the host cannot be built
     (strict mode), before anything listens.
@@ -73,7 +76,10 @@ def run_service(config: LoopaiConfig, options: ServeOptions, *, environ: Mapping
         server = uvicorn.Server(uvicorn.Config(app, **settings))
         with _sigterm_is_a_clean_stop():
             server.run()
-        return 0 if server.started else 2
+        if not server.started:
+            return 2
+        failed = getattr(getattr(server, "lifespan", None), "shutdown_failed", False)
+        return 1 if failed or app.state.service.stop_failed is not None else 0
     host = build_host(config, options, environ=environ)  # refuse before starting N workers that would fail
     try:
         if not _connected(host):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from loopai._log import logger
@@ -19,14 +19,16 @@ from loopai.config import LoopaiConfig, ServeSettings, by_uuid
 from loopai.host import Host, ReloadResult
 from loopai.serve._errors import ApiError
 from loopai.serve._metrics import Telemetry
+from loopai.serve._probes import Probes
 from loopai.serve._security import ApiKeys
+from loopai.serve._shutdown import close_host
 
 __all__ = ["Service"]
 
 log = logger("loopai.serve")
 
 _CHECK_TIMEOUT: Final = 2.0
-"""Seconds the readiness probe gives the outbox and the state store to answer."""
+"""Seconds the readiness probe, a scrape and a copy of the counts give the outbox and the state store to answer."""
 _SYNC_EVERY: Final = 1.0
 """Seconds between two copies of the host's plugin counts into the metrics."""
 _AT_START: Final = ("host", "port", "workers", "max_body_mb")
@@ -76,11 +78,12 @@ class Service:
         """Items of batches in flight: each finishes (and emits what it raised) even when its
         client goes away; :meth:`stop` waits for them before closing the host."""
         self._sync: asyncio.Task[None] | None = None
-        outbox = host.outbox
-        # open_counts, not counts: it never reads the delivered rows, however many (PostgreSQL counts rows).
-        telemetry.watch_outbox(
-            lambda: sum(c["pending"] for c in outbox.open_counts().values()) if outbox is not None else None
-        )
+        self.probes = Probes(host, telemetry)
+        """The host's answers that may wait for a database, asked off the event loop within a bound."""
+        self.stop_by: float | None = None
+        """When the shutdown must be over (``time.monotonic()``): ``shutdown_timeout`` after the signal."""
+        self.stop_failed: str | None = None
+        """Why :meth:`stop` did not stop cleanly (the command's exit status says it), or None."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -104,7 +107,8 @@ class Service:
         and a wake-up of the event loop, which stops the taking when the time comes."""
         if self.stop_taking_at is None:
             wait = self.settings.shutdown_timeout
-            self.stop_taking_at = time.monotonic() + wait - min(1.0, wait / 10)
+            self.stop_by = time.monotonic() + wait
+            self.stop_taking_at = self.stop_by - min(1.0, wait / 10)
             if self._loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
                     self._loop.call_soon_threadsafe(self._stop_taking_in_time)
@@ -121,22 +125,34 @@ class Service:
             task.cancel()  # turned into 503 where it waits (loopai.serve._limits)
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Let batch items in flight finish (up to ``timeout``, default ``[serve] shutdown_timeout``),
-        then close the host: plugins shut down and deliveries drain; what is left stays in the outbox."""
+        """Let batch items in flight finish, then close the host (plugins shut down, deliveries drain
+        for the time left; what is left stays in the outbox, and how much is said), all within
+        ``timeout`` seconds (default: ``[serve] shutdown_timeout`` from the signal, else from now).
+        A database known to be away is not waited for, one that goes away meanwhile only until
+        then: what could not be written is said in one line and kept in :attr:`stop_failed`."""
         self.stopping = True
         wait = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = self.stop_by if timeout is None and self.stop_by is not None else time.monotonic() + wait
         if self.work:
-            _, late = await asyncio.wait(set(self.work), timeout=wait)
+            _, late = await asyncio.wait(set(self.work), timeout=max(0.0, deadline - time.monotonic()))
             if late:
                 log.warning("%d batch item(s) still running at shutdown were cancelled", len(late))
                 for task in late:
                     task.cancel()
         if self._sync is not None:
             self._sync.cancel()
-        self.telemetry.sync_host(self.host)
         if self.owns_host:
-            await self.host.aclose()
+            away = self.probes.database_away or self.host.delivery_failure is not None
+            self.stop_failed = await close_host(self.host, deadline, database_away=away)
+        # The host's last counts (a closed host answers from memory): for the other workers' scrapes.
+        await self.probes.sync(min(_CHECK_TIMEOUT, max(0.1, deadline - time.monotonic())), say=False)
         self.started = False
+
+    async def metrics_text(self) -> bytes:
+        """The Prometheus text, this process's counts brought up to date first; what the outbox does
+        not answer within a bound is left out (its gauge), never waited for."""
+        _, pending = await asyncio.gather(self.probes.sync(_CHECK_TIMEOUT), self.probes.outbox_pending(_CHECK_TIMEOUT))
+        return await asyncio.to_thread(self.telemetry.render, pending)  # with workers: reads their files
 
     async def areload(self) -> ReloadResult:
         """Re-read the configuration and swap the new plugin set in without a restart (calls in
@@ -215,28 +231,12 @@ class Service:
         return ApiError(503, "NOT_READY", message, headers={"Retry-After": "1"})
 
     async def readiness(self) -> dict[str, str]:
-        """Each check (``plugins``, ``outbox``, ``state``) and what it found: ``ok`` or the problem."""
+        """Each check (``plugins``, ``outbox``, ``state``, ``delivery``) and what it found: ``ok`` or
+        the problem (each store within 2 s; the delivery workers stopped on a failing outbox: its
+        message)."""
         checks = {"plugins": "ok" if self.ready_for_work else "stopping" if self.stopping else "not started"}
-        checks["outbox"] = await self._answers(self._outbox_answers)
-        checks["state"] = await self._answers(self._state_answers)
+        checks.update(await self.probes.checks(_CHECK_TIMEOUT))
         return checks
-
-    async def _answers(self, probe: Callable[[], None]) -> str:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(probe), _CHECK_TIMEOUT)
-        except asyncio.TimeoutError:
-            return f"no answer within {_CHECK_TIMEOUT:g} s"
-        except Exception as exc:  # noqa: BLE001 - any failure of the store is the check's finding
-            return f"failed: {type(exc).__name__}"
-        return "ok"
-
-    def _outbox_answers(self) -> None:
-        outbox = self.host.outbox
-        if outbox is not None:
-            outbox.open_counts()  # never reads the delivered rows, however many
-
-    def _state_answers(self) -> None:
-        self.host.state.statistics(None)
 
     def track(self, task: asyncio.Task[Any]) -> None:
         """Keep ``task`` (a batch item) until it is done: :meth:`stop` waits for it."""
@@ -244,13 +244,19 @@ class Service:
         task.add_done_callback(self.work.discard)
 
     async def _sync_metrics(self) -> None:
+        """Every second: the host's counts into the metrics (off the loop, within a bound; a failing
+        outbox is said once per outage), and the ``[serve]`` settings of a reload the host did itself.
+        Nothing ends it but :meth:`stop`."""
         while True:
             await asyncio.sleep(_SYNC_EVERY)
-            self.telemetry.sync_host(self.host)
-            # Reloaded by the host itself ([host] watch_config): its [serve] keys are taken as well.
-            if self.host.config is not self.config and not self._reloading:
-                self._adopt(self.host.config)
-                self.telemetry.reloaded(True)
+            try:
+                # Reloaded by the host itself ([host] watch_config): its [serve] keys are taken as well.
+                if self.host.config is not self.config and not self._reloading:
+                    self._adopt(self.host.config)
+                    self.telemetry.reloaded(True)
+                await self.probes.sync(_CHECK_TIMEOUT)
+            except Exception:
+                log.exception("copying the host's counts into the metrics failed")
 
 
 def _inbound_key(settings: ServeSettings) -> bytes | None:

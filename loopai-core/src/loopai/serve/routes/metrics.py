@@ -3,8 +3,6 @@ as scrapers expect."""
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
@@ -15,9 +13,10 @@ __all__ = ["router"]
 
 
 async def metrics(service: ServiceDep) -> Response:
-    """The metrics, this process's plugin counts brought up to date first."""
-    service.telemetry.sync_host(service.host)
-    text = await asyncio.to_thread(service.telemetry.render)  # reads the outbox and, with workers, their files
+    """The metrics, this process's counts brought up to date first. What waits for the outbox is
+    waited for within a bound: a scrape during an outage answers with what the service has (the
+    outbox's gauge left out), at once."""
+    text = await service.metrics_text()
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 

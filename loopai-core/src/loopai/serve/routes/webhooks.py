@@ -11,6 +11,7 @@ delivered to nobody).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -44,7 +45,8 @@ async def receive(
     event = to_event(delivery, x_loopai_delivery_attempt)
     outbox = service.host.outbox
     if outbox is not None:
-        earlier = outbox.deliveries(event_ids=[str(event.event_id)])
+        # In a thread: a database outbox may wait for its database, and the event loop never does.
+        earlier = await asyncio.to_thread(outbox.deliveries, event_ids=[str(event.event_id)])
         if earlier:
             handlers = sorted({record.handler for record in earlier})
             return json_answer(_received(event.event_id, event.event_type.value, True, handlers), 200)
