@@ -37,6 +37,7 @@ from loopai.client._common import (
     connection_failed,
     error_of,
     event_of,
+    json_request,
     stream_cut,
 )
 
@@ -86,19 +87,23 @@ class AsyncClient:
     ) -> ValidationReportBody:
         """Every validator's verdict on ``execution``."""
         body = {"execution": as_json(execution), "context": as_json(context)}
-        return answer(await self._send("POST", "/api/v1/validate", idempotent=True, json=body), ValidationReportBody)
+        return answer(
+            await self._send("POST", "/api/v1/validate", idempotent=True, **json_request(body)), ValidationReportBody
+        )
 
     async def sample(
         self, execution: ExecutionRecord | Mapping[str, Any], context: SamplingContext | None = None
     ) -> SamplingReportBody:
         """Whether a sampler selects ``execution``."""
         body = {"execution": as_json(execution), "context": as_json(context)}
-        return answer(await self._send("POST", "/api/v1/sample", idempotent=False, json=body), SamplingReportBody)
+        return answer(
+            await self._send("POST", "/api/v1/sample", idempotent=False, **json_request(body)), SamplingReportBody
+        )
 
     async def emit(self, event: WebhookEvent | Mapping[str, Any]) -> EventAccepted:
         """Hand ``event`` to the handlers; returns once it is durable."""
         event = event_of(event)  # its event_id fixed here, the same for every retry
-        response = await self._send("POST", "/api/v1/events", idempotent=True, json=as_json(event))
+        response = await self._send("POST", "/api/v1/events", idempotent=True, **json_request(as_json(event), "event"))
         return answer(response, EventAccepted)
 
     async def batch_validate(
@@ -106,7 +111,7 @@ class AsyncClient:
     ) -> BatchValidateResponse:
         """Upstream's batch validation against the task's schemas."""
         body = {"task_id": str(task_id), "items": [as_json(item) for item in items]}
-        response = await self._send("POST", "/api/v1/batch/validate", idempotent=False, json=body)
+        response = await self._send("POST", "/api/v1/batch/validate", idempotent=False, **json_request(body))
         return answer(response, BatchValidateResponse)
 
     async def batch_run(
@@ -118,7 +123,9 @@ class AsyncClient:
             "max_concurrency": max_concurrency,
             "stop_on_first_error": stop_on_first_error,
         }
-        return answer(await self._send("POST", "/api/v1/batch/run", idempotent=False, json=body), BatchRunResponse)
+        return answer(
+            await self._send("POST", "/api/v1/batch/run", idempotent=False, **json_request(body)), BatchRunResponse
+        )
 
     def stream_batch_run(
         self,

@@ -4,6 +4,7 @@ and the reading of a ``batch/run`` event stream."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -27,6 +28,7 @@ __all__ = [
     "RetryPolicy",
     "answer",
     "as_json",
+    "json_request",
     "ndjson_chunks",
     "stream_cut",
 ]
@@ -98,8 +100,68 @@ class RetryPolicy:
 
 
 def as_json(value: Any) -> Any:
-    """A model as its JSON-ready dict; anything else as it is."""
+    """A model as its JSON-ready dict; anything else as it is (:func:`json_request` checks what JSON
+    cannot carry: a NaN or an infinity stays a float here)."""
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
+
+
+def json_request(body: Any, root: str = "") -> dict[str, Any]:
+    """The ``content`` and ``headers`` of a request whose body is ``body`` as JSON (as httpx's ``json=``
+    encodes it). What JSON cannot carry, a NaN or an infinity (which a record may hold: the host takes
+    it) or an object of a type JSON does not know, raises :class:`LoopaiAPIError` ``INVALID_REQUEST``
+    naming its field (``execution.output.score``; ``root`` names the body itself, ``event``): the
+    request is not sent."""
+    try:
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (ValueError, TypeError) as exc:
+        raise _unsendable(body, root, exc) from None
+    return {"content": content, "headers": _JSON_HEADERS}
+
+
+def _unsendable(body: Any, root: str, exc: BaseException) -> LoopaiAPIError:
+    """The error for a ``body`` that ``json.dumps`` refused with ``exc``: the first field it cannot carry."""
+    found = _first_unsendable(body, root, set())
+    if found is None:  # a circular reference, say: what json said
+        return LoopaiAPIError("INVALID_REQUEST", f"the request body cannot be sent as JSON: {exc}")
+    field, value = found
+    where = field or "the request body"
+    if isinstance(value, float):
+        message = f"{where} is {value!r}: JSON cannot carry NaN or Infinity (send a number, a string or null)"
+    else:
+        message = f"{where} is a {type(value).__name__}: JSON cannot carry it (convert it to a string or a number)"
+    return LoopaiAPIError("INVALID_REQUEST", message, details={"field": field})
+
+
+def _first_unsendable(value: Any, path: str, seen: set[int]) -> tuple[str, Any] | None:
+    """The path of the first value in ``value`` that JSON cannot carry, and that value; None if there is none."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if value is None or isinstance(value, (str, int)):
+        return None
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in seen:
+            return None  # a circular reference: not a field to name
+        seen.add(id(value))
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in pairs:
+            found = _first_unsendable(item, _field(path, key, isinstance(value, dict)), seen)
+            if found is not None:
+                return found
+        return None
+    return path, value
+
+
+def _field(path: str, key: Any, named: bool) -> str:
+    """``execution.output`` + ``score`` -> ``execution.output.score``; list indices and odd names in brackets."""
+    if not named:
+        return f"{path}[{key}]"
+    name = str(key)
+    if name.isidentifier():
+        return f"{path}.{name}" if path else name
+    return f"{path}[{json.dumps(name, ensure_ascii=False)}]"
 
 
 def connection_failed(error: httpx.TransportError, url: str) -> LoopaiAPIError:

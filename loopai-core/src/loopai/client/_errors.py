@@ -16,7 +16,8 @@ class LoopaiAPIError(Exception):
     ``STREAM_INTERRUPTED`` (a stream ended before its ``done`` event, or its connection was cut: the
     message says after how many results), ``INVALID_REQUEST`` (what
     the client cannot send: a URL without a scheme, an event dict that is not an event, a batch
-    item that is not JSON). ``status`` is the HTTP status (None without an answer); ``trace_id``
+    item that is not JSON, a value JSON cannot carry, such as a NaN, with its field in ``details``).
+    ``status`` is the HTTP status (None without an answer); ``trace_id``
     is in the service's log line about the request.
     """
 

@@ -35,6 +35,7 @@ from loopai.client._common import (
     connection_failed,
     error_of,
     event_of,
+    json_request,
     ndjson_chunks,
     stream_cut,
 )
@@ -92,19 +93,24 @@ class Client:
     ) -> ValidationReportBody:
         """Every validator's verdict on ``execution`` (context: the task's, unless given)."""
         body = {"execution": as_json(execution), "context": as_json(context)}
-        return answer(self._send("POST", "/api/v1/validate", idempotent=True, json=body), ValidationReportBody)
+        return answer(
+            self._send("POST", "/api/v1/validate", idempotent=True, **json_request(body)), ValidationReportBody
+        )
 
     def sample(
         self, execution: ExecutionRecord | Mapping[str, Any], context: SamplingContext | None = None
     ) -> SamplingReportBody:
         """Whether a sampler selects ``execution`` (counted in its task's statistics: not retried)."""
         body = {"execution": as_json(execution), "context": as_json(context)}
-        return answer(self._send("POST", "/api/v1/sample", idempotent=False, json=body), SamplingReportBody)
+        return answer(self._send("POST", "/api/v1/sample", idempotent=False, **json_request(body)), SamplingReportBody)
 
     def emit(self, event: WebhookEvent | Mapping[str, Any]) -> EventAccepted:
         """Hand ``event`` to the handlers; returns once it is durable (retried: an event id is delivered once)."""
         event = event_of(event)  # its event_id fixed here, the same for every retry
-        return answer(self._send("POST", "/api/v1/events", idempotent=True, json=as_json(event)), EventAccepted)
+        return answer(
+            self._send("POST", "/api/v1/events", idempotent=True, **json_request(as_json(event), "event")),
+            EventAccepted,
+        )
 
     def batch_validate(
         self, task_id: uuid.UUID | str, items: Iterable[BaseModel | Mapping[str, Any]]
@@ -112,7 +118,9 @@ class Client:
         """Upstream's batch validation: each item (``id``, ``input``, ``output``, ``expected_output``)
         against the task's schemas."""
         body = {"task_id": str(task_id), "items": [as_json(item) for item in items]}
-        return answer(self._send("POST", "/api/v1/batch/validate", idempotent=False, json=body), BatchValidateResponse)
+        return answer(
+            self._send("POST", "/api/v1/batch/validate", idempotent=False, **json_request(body)), BatchValidateResponse
+        )
 
     def batch_run(
         self,
@@ -130,7 +138,7 @@ class Client:
             "max_concurrency": max_concurrency,
             "stop_on_first_error": stop_on_first_error,
         }
-        return answer(self._send("POST", "/api/v1/batch/run", idempotent=False, json=body), BatchRunResponse)
+        return answer(self._send("POST", "/api/v1/batch/run", idempotent=False, **json_request(body)), BatchRunResponse)
 
     def stream_batch_run(
         self,

@@ -35,7 +35,7 @@ from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, Sha
 
 __all__ = ["cache_dir", "read_inventory"]
 
-_CACHE_FORMAT = 6  # 6: each path directory's metadata directories, for when its mtime changed
+_CACHE_FORMAT = 7  # 7: hidden egg-infos watched (an editable install's own egg-info is no second copy)
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:

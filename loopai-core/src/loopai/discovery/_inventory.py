@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from loopai._kinds import KINDS
 
@@ -271,12 +273,55 @@ def _declared(info: str, stamps: list[tuple[int, int]] | None) -> list[EntryPoin
     return _entry_points(text) if "[loopai." in text else []
 
 
+def _editable_folder(dist_info: str) -> str | None:
+    """The project folder a dist-info's distribution is installed editable from, as its
+    ``direct_url.json`` (PEP 610) says; None for any other install, or when that file cannot be read."""
+    try:
+        direct = json.loads(_read(dist_info + os.sep + "direct_url.json"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(direct, dict) or not isinstance(direct.get("dir_info"), dict):
+        return None
+    if direct["dir_info"].get("editable") is not True or not isinstance(direct.get("url"), str):
+        return None
+    url = urlsplit(direct["url"])
+    if url.scheme != "file" or url.netloc not in ("", "localhost"):
+        return None
+    if os.name == "nt":  # file:///C:/project -> C:\project
+        from urllib.request import url2pathname
+
+        return url2pathname(url.path)
+    return unquote(url.path)
+
+
+def _one_editable_install(used: str, hidden: str) -> bool:
+    """Whether metadata directories ``used`` and ``hidden`` (one name, one version) are one editable
+    install: the dist-info of ``pip install -e`` (its ``direct_url.json`` names project folder P) and
+    the egg-info setuptools leaves in P, on the path beside the code (``P/src/name.egg-info`` of a
+    src layout, through the editable install's ``.pth`` file; ``P/name.egg-info`` of a flat one, when
+    P is the working directory). Either may come first on the path."""
+    dist_info, egg_info = (used, hidden) if used.endswith(".dist-info") else (hidden, used)
+    if not dist_info.endswith(".dist-info") or not egg_info.endswith(".egg-info"):
+        return False
+    folder = _editable_folder(dist_info)
+    if not folder:
+        return False
+    project = os.path.realpath(folder)
+    holder = os.path.realpath(os.path.dirname(os.path.abspath(egg_info)))
+    try:
+        return os.path.commonpath((project, holder)) == project
+    except ValueError:  # on different drives
+        return False
+
+
 def scan(paths: Sequence[str]) -> Inventory:
     """Read what is installed on ``paths`` from metadata files alone (first on the path wins).
 
     A name installed twice is noted in ``shadowed`` when it matters to loopai: it is
     loopai-core or loopai-builtin, or either copy declares loopai entry points (a stale copy
-    earlier on the path silently replaces the real one's plugins, or adds its own).
+    earlier on the path silently replaces the real one's plugins, or adds its own). The egg-info
+    that setuptools leaves in the project folder of an editable install, of the dist-info's name
+    and version, is that install's own metadata, not a second copy (see :func:`_one_editable_install`).
     """
     plugins: list[DistInfo] = []
     versions: dict[str, str] = {}
@@ -311,7 +356,16 @@ def scan(paths: Sequence[str]) -> Inventory:
                 key, version = canonical(headers[0] or dirname.rsplit(".", 1)[0]), headers[1]
             if key in versions:  # shadowed by an earlier path entry
                 used_version, used = first[key]
-                if key in _OURS or _declared(info, None) or any(d.path == used for d in plugins):
+                hidden_stamps: list[tuple[int, int]] = []  # of what is read, for eggs (as watched_files says)
+                declares = _declared(info, hidden_stamps if is_egg else None)
+                if is_egg:
+                    # Watched: whether this copy counts (its entry points, its version) is read from
+                    # files that setuptools rewrites in place.
+                    hidden_stamps.append(egg_stamps[0] if egg_stamps else stamp(info + os.sep + "PKG-INFO"))
+                    watched[info] = (False, hidden_stamps)
+                if (key in _OURS or declares or any(d.path == used for d in plugins)) and not (
+                    version == used_version and _one_editable_install(used, info)
+                ):
                     shadowed.append(Shadowed(key, used_version, used, version, info))
                 continue
             versions[key] = version
