@@ -242,7 +242,7 @@ def test_quarantined_deliveries_are_replayed_after_an_upgrade_and_set_aside_agai
     replayed = run_cli("events", "replay", "--quarantined")
 
     assert replayed.returncode == 1, replayed.stderr  # the corrupt one cannot be read, now either
-    assert "replayed 2 quarantined deliveries; 0 still dead" in replayed.stdout
+    assert "replayed 2 quarantined deliveries; 0 still dead, 1 quarantined again" in replayed.stdout
     assert "1 delivery is quarantined again: this loopai cannot read their stored events either" in replayed.stderr
     assert newer in receiver.event_ids() and corrupt not in receiver.event_ids()
     listed = run_cli("events", "list", "--quarantined")

@@ -128,6 +128,17 @@ def test_a_byte_order_mark_at_the_start_is_skipped(tmp_path: Path, kit, workers:
 
 
 @pytest.mark.parametrize("workers", WORKERS)
+def test_a_file_of_a_byte_order_mark_alone_is_an_empty_input(tmp_path: Path, kit, workers: Any) -> None:
+    (tmp_path / "in.jsonl").write_bytes(b"\xef\xbb\xbf")  # an empty file saved by some Windows editors
+
+    done = _run(tmp_path, kit, "in.jsonl", "-o", "out.jsonl", *workers)
+
+    assert done.returncode == 0, done.stderr  # was 1: "line 1: invalid JSON: EOF while parsing"
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == ""
+    assert "malformed" not in done.stderr.split("0 malformed", 1)[-1]
+
+
+@pytest.mark.parametrize("workers", WORKERS)
 def test_a_json_array_on_stdin_is_refused_as_in_a_file(tmp_path: Path, kit, workers: Any) -> None:
     array = json.dumps([kit.make_record(), kit.make_record()]).encode()
     (tmp_path / "a.json").write_bytes(array)

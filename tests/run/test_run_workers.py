@@ -250,3 +250,32 @@ def test_a_line_goes_to_its_task_however_the_task_id_is_written(line: str) -> No
 @pytest.mark.parametrize("line", ["[1]", "{oops", '{"task_id": 7}', '{"task_id": "not a uuid"}'])
 def test_a_line_without_a_readable_task_id_has_no_task(line: str) -> None:
     assert task_key(line.encode()) is None
+
+
+def test_a_worker_killed_while_it_waits_for_lines_stops_the_run_saying_so(tmp_path: Path, kit, config, events) -> None:
+    # Its task's few records are done: no line of it is lost, but the input is read no further.
+    config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
+    records = [kit.make_record(TASKS[0]) for _ in range(5)] + [kit.make_record(TASKS[1]) for _ in range(2000)]
+    source = kit.write_lines(tmp_path / "in.jsonl", records)
+    process = kit.loopai_process(
+        [str(source), "--no-autoload", "--workers", "2", "-o", "out.jsonl"],
+        cwd=tmp_path,
+        env=kit.subprocess_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(lambda: {e["line"] for e in events()} >= {1, 2, 3, 4, 5, 6}, process)
+        idle = next(event["pid"] for event in events() if event["line"] == 1)
+        os.kill(idle, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 1, stderr  # was 0, the input silently cut short
+    head = next(line for line in stderr.splitlines() if line.startswith("loopai run: "))
+    assert f"stopped early: worker 1 (pid {idle}) was killed by SIGKILL: the input was not read after line" in head
+    lines = _whole_lines(tmp_path / "out.jsonl")
+    assert 6 <= len(lines) < len(records) and all(line["error"] is None for line in lines)

@@ -286,7 +286,8 @@ def _replay(args: argparse.Namespace) -> int:
     waiting = f", {len(pending)} still pending" if pending else ""
     done = " and ".join(f"{count} {status}" for status, count in requeued.items())
     total = sum(requeued.values())
-    print(f"replayed {done} deliver{'y' if total == 1 else 'ies'}; {len(still_dead)} still dead{waiting}")
+    again = f", {quarantined} quarantined again" if quarantined and args.quarantined else ""
+    print(f"replayed {done} deliver{'y' if total == 1 else 'ies'}; {len(still_dead)} still dead{waiting}{again}")
     for problem in host.problems:
         print(f"- {problem}", file=sys.stderr)
     for r in still_dead:

@@ -235,7 +235,9 @@ class Input:
             first = next(lines, None)
             if first is None:
                 return
-            yield first.removeprefix(_BOM)
+            first = first.removeprefix(_BOM)
+            if first:  # not a file of a byte order mark alone
+                yield first
             yield from lines
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream, a read error
             raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
@@ -262,8 +264,9 @@ class Input:
             raise InputError(f"{self.path}: cannot be read to the end: {exc}") from None
         finally:
             self._reading = False
+        tail = tail.removeprefix(_BOM) if first else tail
         if tail:
-            yield [tail.removeprefix(_BOM) if first else tail]
+            yield [tail]
 
     @property
     def regular(self) -> bool:

@@ -190,15 +190,17 @@ class _Parent:
         try:
             with interrupts() as stop:
                 lines = source if source.regular else paced(source, lambda: self._paused(stop))
+                last = 0
                 try:
-                    for number, raw in numbered(lines, self.summary, stop, progress):
+                    for last, raw in numbered(lines, self.summary, stop, progress):
                         if self.options.fail_fast and _malformed(raw):
                             stop.requested = True  # its worker writes why, and stops; read no more
-                        self._dispatch(number, raw)
+                        self._dispatch(last, raw)
                         if self.dead is not None:
                             break
                 except InputError as exc:  # the lines read before it are still processed
                     unreadable = exc
+                cut_short = self.dead  # a worker died while the input was read: it was not read further
                 for worker in self.workers:
                     worker.feed(force=True)
                     worker.send(("end",))
@@ -207,6 +209,8 @@ class _Parent:
             self.summary.interrupted = self.summary.interrupted or stop.interrupted  # after the last line read, too
             with interrupts(self._pass_interrupt_on, saying=b""):  # a Ctrl-C now ends the workers' wait
                 self._add_up()
+            if cut_short is not None and self.summary.stopped_by is None:  # none of its lines were lost
+                self.summary.stopped_by = f"{cut_short} {cut_short.death}: the input was not read after line {last:,}"
         finally:
             if progress is not None:
                 progress.clear()
