@@ -291,6 +291,21 @@ def loopai_process(args: Sequence[str], **options: Any) -> subprocess.Popen[str]
     return subprocess.Popen([sys.executable, "-m", "loopai", "run", *args], text=True, **options)
 
 
+def worker_pids(parent: int) -> list[int]:
+    """The ``--workers`` processes of the run whose pid is ``parent`` (its children started by
+    multiprocessing's spawn; not its resource tracker), in the order they were started. Linux (/proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == parent and b"spawn_main" in command:
+            found.append((int(fields[19]), int(stat.parent.name)))  # by start time
+    return [pid for _, pid in sorted(found)]
+
+
 @pytest.fixture
 def kit() -> Any:
     """The helpers of this module, for tests (importlib mode cannot import a conftest)."""
@@ -305,4 +320,5 @@ def kit() -> Any:
         tasks_toml=tasks_toml,
         subprocess_env=subprocess_env,
         loopai_process=loopai_process,
+        worker_pids=worker_pids,
     )

@@ -39,10 +39,12 @@ class HostRecipe:
         self.seed: int | None = args.seed
         self.outbox = outbox
 
-    def __call__(self) -> tuple[Host, list[str]]:
+    def __call__(self, delivers: bool = True) -> tuple[Host, list[str]]:
         """The host, not started, and the problems met loading its plugins. Raises
         :class:`loopai.ConfigError` or :class:`loopai.StartupError` (exit 2), naming the plugins
-        the configuration names that cannot run: running without them would hide the mistake."""
+        the configuration names that cannot run: running without them would hide the mistake.
+        ``delivers=False``: it records events in the outbox and delivers none (``[delivery] workers
+        = false``), as every ``--workers`` process but the one that delivers for the run."""
         from loopai._errors import ConfigError
         from loopai.cli._common import selection_of
         from loopai.host import Host
@@ -51,8 +53,11 @@ class HostRecipe:
         flags = argparse.Namespace(
             plugins=self.plugins, disable_plugins=self.disable_plugins, no_autoload=self.no_autoload
         )
+        config = self.config
+        if not delivers:
+            config = config.model_copy(update={"delivery": config.delivery.model_copy(update={"workers": False})})
         host = Host(
-            self.config,
+            config,
             discover=True,
             selection=selection_of(flags, self.config),
             strict=self.strict,

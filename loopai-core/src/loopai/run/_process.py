@@ -35,8 +35,9 @@ from loopai.run._terminal import close_after_delivering
 
 __all__ = ["AHEAD", "BATCH", "HostRecipe", "WorkerHandle"]
 
-HostRecipe = Callable[[], tuple[Host, list[str]]]
-"""Builds a worker's host (not started) and says what went wrong loading plugins. Picklable."""
+HostRecipe = Callable[[bool], tuple[Host, list[str]]]
+"""Builds a worker's host (not started; given whether it delivers) and says what went wrong loading its
+plugins. Picklable."""
 
 BATCH = 256
 """Most lines sent to a worker at once: enough that a message costs little next to the work in it."""
@@ -127,10 +128,11 @@ def _printed_to_stderr() -> None:
 
 
 def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
-    if conn.recv()[0] != "build":  # the first worker builds alone: it creates the outbox file
+    told = conn.recv()
+    if told[0] != "build":  # the first worker builds alone: it creates the outbox file
         return
     try:
-        host, problems = recipe()
+        host, problems = recipe(told[1])  # whether it delivers: one worker delivers for the run
     except LoopaiError as exc:
         conn.send(("failed", list(getattr(exc, "problems", None) or [str(exc)])))
         return

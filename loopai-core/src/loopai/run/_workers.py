@@ -14,9 +14,11 @@ summaries.
   worker's pause (importing a library its validator needs) does not stop the others.
 - Ctrl-C: workers ignore it; the parent stops reading, the lines already read are finished
   and written, and the summary says it was interrupted. A second Ctrl-C stops everything at
-  once (the output still ends with a whole line). Once every line is written, the workers wait
-  for their deliveries (said when that lasts): a Ctrl-C then ends their wait (the parent passes
-  it on), and the summary is printed all the same.
+  once (the output still ends with a whole line). Once every line is written, the workers end,
+  the one that delivers last: every worker records its events in the outbox, the first alone
+  delivers them (as one process: a handler's ``max_in_flight``, its order and the console's alert
+  limits hold for the run), and waits for the deliveries (said when that lasts): a Ctrl-C then
+  ends its wait (the parent passes it on), and the summary is printed all the same.
 - A worker that dies (killed, out of memory): the parent stops reading; each line that worker
   had and did not answer gets an error line saying so (an event it raised before dying was
   recorded in the outbox first, and is delivered), the other workers finish theirs, and the
@@ -143,7 +145,7 @@ class _Parent:
         first, others = self.workers[0], self.workers[1:]
         for group in ([first], others):  # the first creates the outbox; two at once would collide
             for worker in group:
-                worker.send(("build",))
+                worker.send(("build", worker is first))  # one delivers (it ends last): as one process
             for worker in group:
                 built = self._expect(worker, "built")
                 problems += built[1]
@@ -203,8 +205,11 @@ class _Parent:
                 cut_short = self.dead  # a worker died while the input was read: it was not read further
                 for worker in self.workers:
                     worker.feed(force=True)
+                for worker in self.workers[1:]:
                     worker.send(("end",))
                 self._drain(0)
+                self._ended(self.workers[1:])  # what they record is recorded: the one that delivers ends
+                self.workers[0].send(("end",))
             self.summary.finished = time.perf_counter()  # processed: what follows is the wait for deliveries
             self.summary.interrupted = self.summary.interrupted or stop.interrupted  # after the last line read, too
             with interrupts(self._pass_interrupt_on, saying=b""):  # a Ctrl-C now ends the workers' wait
@@ -287,6 +292,12 @@ class _Parent:
             f"line {number}: no result: {worker} {worker.death} before sending it back (it may have "
             "processed this line: any event it emitted was recorded in the outbox first)"
         )
+
+    def _ended(self, workers: list[WorkerHandle]) -> None:
+        """Wait for ``workers`` to end (their summaries), or die."""
+        with self.changed:
+            while any(worker.summary is None and worker.death is None for worker in workers):
+                self.changed.wait(MOMENT)
 
     def _add_up(self) -> None:
         """The workers' summaries into the run's (see :mod:`._merge`), then the closing warnings.
