@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loopai.config import LoopaiConfig, Reading
@@ -24,6 +25,7 @@ __all__ = [
     "host_options",
     "patterns",
     "plugin_output_to_stderr",
+    "results_apart",
     "print_problems",
     "selection_of",
     "sigterm_as_ctrl_c",
@@ -148,6 +150,56 @@ def plugin_output_to_stderr() -> Iterator[None]:
     sys.stdout.flush()
     with contextlib.redirect_stdout(sys.stderr):
         yield
+
+
+@contextlib.contextmanager
+def results_apart() -> Iterator[IO[str]]:
+    """While inside, file descriptor 1 is stderr's (what plugins write straight to it, ``os.write(1,
+    ...)``, the processes they start, native code, goes to stderr), and the command's output goes to
+    the stream given: a new one on a copy of the standard output (buffered as ``sys.stdout`` is),
+    closed at the end, when fd 1 is put back (also on errors and interruptions). When ``sys.stdout``
+    is not on fd 1 (a test's capture, say), nothing changes: the stream given is ``sys.stdout``."""
+    stdout = sys.stdout
+    try:
+        on_fd_1 = stdout is not None and stdout.fileno() == 1
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is a ValueError and an OSError
+        on_fd_1 = False
+    if not on_fd_1:
+        yield stdout
+        return
+    stdout.flush()
+    kept = os.dup(1)  # not inheritable: the processes plugins start never hold the results' pipe open
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no stderr: fd 1 stays where it is
+        os.close(kept)
+        yield stdout
+        return
+    results = io.TextIOWrapper(
+        open(kept, "wb", closefd=True),  # noqa: SIM115 - closed below
+        encoding=stdout.encoding,
+        errors=stdout.errors,
+        line_buffering=bool(getattr(stdout, "line_buffering", False)),
+    )
+    try:
+        yield results
+    except BaseException:
+        with contextlib.suppress(OSError, ValueError):  # the reader may be gone (| head): the error on its way says it
+            results.flush()
+        raise
+    else:
+        try:
+            results.flush()
+        except OSError as exc:
+            if exc.filename is None and not isinstance(exc, BrokenPipeError):
+                exc.filename = "standard output"  # a full disk: "standard output: No space left on device"
+            raise
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stdout.flush()  # what was written to sys.stdout meanwhile goes where fd 1 pointed: stderr
+        os.dup2(kept, 1)
+        with contextlib.suppress(OSError):  # flushed above (or could not be: dropped)
+            results.close()
 
 
 def print_problems(problems: list[str]) -> None:

@@ -141,7 +141,7 @@ def _fail(problems: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError
-    from loopai.cli._common import every_problem, plugin_output_to_stderr, sigterm_as_ctrl_c
+    from loopai.cli._common import every_problem, plugin_output_to_stderr, results_apart, sigterm_as_ctrl_c
     from loopai.cli._run_files import Outcome, check_paths, kept_files, outbox_for
     from loopai.cli._run_host import HostRecipe
     from loopai.config import by_uuid, load_config, load_tasks_overridden
@@ -160,10 +160,13 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     recipe = HostRecipe(config, tasks, args, outbox)
-    outcome = Outcome(args.output)  # taken now: its stdout is the real one, where the results go
     # From here on (plugins are imported, built, started, called and stopped), what they print goes
-    # to stderr; the results and the --json summary are written to outcome.stdout.
-    with plugin_output_to_stderr(), sigterm_as_ctrl_c() as terminated:  # SIGTERM: a Ctrl-C, but exit 143
+    # to stderr, print() and what they write to fd 1 itself (os.write, the processes they start, native
+    # code): fd 1 is stderr's until the end; the results and the --json summary are written to
+    # outcome.stdout, a copy of the standard output taken first.
+    # SIGTERM: a Ctrl-C, but exit 143.
+    with results_apart() as stdout, plugin_output_to_stderr(), sigterm_as_ctrl_c() as terminated:
+        outcome = Outcome(args.output, stdout)
         try:
             status = _run_with(recipe, source, outcome, args)
         except KeyboardInterrupt as interrupt:  # a second one: stopped at once, without the summary

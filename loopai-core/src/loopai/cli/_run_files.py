@@ -35,14 +35,15 @@ class Outcome:
     failure, when it failed (``broken``).
 
     ``stdout`` is the command's standard output as it was when the run was set up, before what
-    plugins print was sent to stderr (see :func:`loopai.cli._common.plugin_output_to_stderr`):
+    plugins print was sent to stderr (see :func:`loopai.cli._common.plugin_output_to_stderr`; or
+    ``stdout``, given: the copy of it :func:`loopai.cli._common.results_apart` keeps):
     the results go there when ``--output`` names no file (or ``-``), and so does the ``--json``
     summary when it does. It is never closed here. An output file is opened by :meth:`open`, once
     the hosts are built (a refused run leaves earlier results alone)."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, stdout: IO[str] | None = None) -> None:
         self.path = path if path and path != "-" else None
-        self.stdout: IO[str] = sys.stdout
+        self.stdout: IO[str] = sys.stdout if stdout is None else stdout
         self.output: IO[str] = self.stdout
         self.broken: LoopaiError | None = None
 

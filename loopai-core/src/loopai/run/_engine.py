@@ -48,7 +48,7 @@ from loopai.run._notes import Keys, closing_warnings
 from loopai.run._record import error_line, result_line
 from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary, TaskSummary
-from loopai.run._terminal import Progress, Stop, interrupts
+from loopai.run._terminal import Progress, Stop, StopReading, interrupts
 
 __all__ = ["Lines", "RunOptions", "Runner", "numbered"]
 
@@ -108,19 +108,36 @@ class _Held:
 
 
 def numbered(
-    source: Iterable[bytes], summary: Summary, stop: Stop, progress: Progress | None
+    source: Iterable[bytes], summary: Summary, stop: Stop, progress: Progress | None, *, cut: bool = False
 ) -> Iterator[tuple[int, bytes]]:
     """The non-blank lines of ``source`` with their numbers (from 1), until it ends or a stop is
-    requested; counts them in ``summary.lines``."""
-    for number, raw in enumerate(source, 1):
-        if stop.requested:  # the caller says whether a Ctrl-C asked (stop.interrupted)
-            return
-        if progress is not None:
-            progress.tick(summary.lines, summary.malformed)
-        if raw.isspace():  # stops at the first character that is not white space
-            continue
-        summary.lines += 1
-        yield number, raw
+    requested; counts them in ``summary.lines``. ``cut``: while it waits for the next line,
+    ``stop.reading`` is set, so that a Ctrl-C ends the read at once (:class:`StopReading`: a pipe
+    that stays open is not waited on), and the input with it; a line half-read, or read as the stop
+    came, is left out (never processed, nor counted). Only for a ``source`` whose reading may be cut
+    anywhere: one that writes or sends nothing (not ``paced``, whose pauses do)."""
+    lines = iter(source)
+    number = 0
+    try:
+        while not stop.requested:  # the caller says whether a Ctrl-C asked (stop.interrupted)
+            stop.reading = cut
+            try:
+                if stop.requested:  # asked just before the flag was set
+                    return
+                raw = next(lines, None)
+            finally:
+                stop.reading = False
+            if raw is None or stop.requested:
+                return
+            number += 1
+            if progress is not None:
+                progress.tick(summary.lines, summary.malformed)
+            if raw.isspace():  # stops at the first character that is not white space
+                continue
+            summary.lines += 1
+            yield number, raw
+    except StopReading:  # only ever raised while stop.reading is set: inside this loop's read
+        return
 
 
 class Runner:
@@ -162,7 +179,7 @@ class Runner:
             self._batch = 1
         try:
             with interrupts() as stop:
-                self.process(numbered(source, self.summary, stop, self._progress))
+                self.process(numbered(source, self.summary, stop, self._progress, cut=True))
             self.summary.interrupted = self.summary.interrupted or stop.interrupted  # after the last line read, too
         finally:
             if self._progress is not None:

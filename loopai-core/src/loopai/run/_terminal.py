@@ -16,25 +16,35 @@ from loopai._errors import LoopaiError
 if TYPE_CHECKING:
     from loopai.host import Host
 
-__all__ = ["MOMENT", "Progress", "Stop", "close_after_delivering", "interrupts", "waiting_line"]
+__all__ = ["MOMENT", "Progress", "Stop", "StopReading", "close_after_delivering", "interrupts", "waiting_line"]
 
 _STOPPING = b"\nloopai run: stopping once the records in flight are done (Ctrl-C again stops now)\n"
 
 
 class Stop:
     """Read no more, finish the records in flight: ``requested`` by the first Ctrl-C (then
-    ``interrupted`` too) or by the run itself (``--fail-fast``)."""
+    ``interrupted`` too) or by the run itself (``--fail-fast``). ``reading``: the run is waiting
+    for its next line (set by the reader around the read): then the first Ctrl-C ends the read at
+    once, raising :class:`StopReading` there, which the reader takes as the end of its input."""
 
     requested = False
     interrupted = False
+    reading = False
+
+
+class StopReading(BaseException):
+    """Raised by the first Ctrl-C (or SIGTERM) in the read of the next line (:attr:`Stop.reading`), so
+    that a run reading a pipe that stays open stops at once; the reader ends its input on it. A
+    BaseException: what reads the input lets errors through (``OSError``), never this."""
 
 
 @contextlib.contextmanager
 def interrupts(also: Callable[[], None] | None = None, *, saying: bytes = _STOPPING) -> Iterator[Stop]:
     """While inside, the first SIGINT sets ``requested``, writes ``saying`` on stderr (what
     happens now: a plugin that hangs would otherwise leave the run silent) and calls ``also``
-    (in the signal handler); a second one raises ``KeyboardInterrupt`` as usual. Outside the
-    main thread signals cannot be caught: then nothing changes."""
+    (in the signal handler), then, when the run waits for its next line (``reading``), raises
+    :class:`StopReading` to end the wait; a second one raises ``KeyboardInterrupt`` as usual.
+    Outside the main thread signals cannot be caught: then nothing changes."""
     stop = Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -47,6 +57,9 @@ def interrupts(also: Callable[[], None] | None = None, *, saying: bytes = _STOPP
             os.write(2, saying)
         if also is not None:
             also()
+        if stop.reading:  # waiting for input that may never come (a pipe kept open): end the read now
+            stop.reading = False
+            raise StopReading
 
     previous = signal.signal(signal.SIGINT, first)
     try:
