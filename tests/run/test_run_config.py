@@ -358,3 +358,23 @@ def test_a_tasks_file_takes_boolean_schemas(tmp_path) -> None:
     path.write_text('[tasks."6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b"]\noutput_schema = "yes"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="output_schema"):
         load_tasks(path)
+
+
+@pytest.mark.parametrize("how", ["--plugins", "LOOPAI_PLUGINS"])
+def test_a_misspelt_allow_list_is_refused_with_the_closest_name(
+    tmp_path: Path, kit, loopai, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # It turned every plugin off: every record valid, exit 0.
+    source = _source(tmp_path, kit)
+    if how == "--plugins":
+        result = loopai(str(source), "-o", "out.jsonl", "--plugins", "json-schema-validatr,percentage-sampler")
+    else:
+        monkeypatch.setenv("LOOPAI_PLUGINS", "json-schema-validatr")
+        result = loopai(str(source), "-o", "out.jsonl")
+
+    assert result.code == 2, result.stderr
+    assert (
+        f"{how}: 'json-schema-validatr' matches no installed or configured plugin; did you mean "
+        "'json-schema-validator'?\nloopai run: nothing was processed\n"
+    ) in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()

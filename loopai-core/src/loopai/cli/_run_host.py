@@ -46,6 +46,7 @@ class HostRecipe:
         ``delivers=False``: it records events in the outbox and delivers none (``[delivery] workers
         = false``), as every ``--workers`` process but the one that delivers for the run."""
         from loopai._errors import ConfigError
+        from loopai._kinds import KINDS
         from loopai.cli._common import selection_of
         from loopai.host import Host
         from loopai.run import console_to_alerts, refuse_unrunnable
@@ -53,13 +54,14 @@ class HostRecipe:
         flags = argparse.Namespace(
             plugins=self.plugins, disable_plugins=self.disable_plugins, no_autoload=self.no_autoload
         )
+        selection = selection_of(flags, self.config)
         config = self.config
         if not delivers:
             config = config.model_copy(update={"delivery": config.delivery.model_copy(update={"workers": False})})
         host = Host(
             config,
             discover=True,
-            selection=selection_of(flags, self.config),
+            selection=selection,
             strict=self.strict,
             dry_run=True if self.dry_run_events else None,
             outbox=False if self.dry_run_events else self.outbox,  # a rehearsal keeps nothing, makes no file
@@ -67,6 +69,14 @@ class HostRecipe:
             tasks=self.tasks,
         )
         refuse_unrunnable(host, self.config, "loopai run: nothing was processed")
+        # An allow pattern that matches no plugin leaves the run without the plugins it asked for
+        # (a misspelt --plugins ran with none, every record valid): refused, with the closest names.
+        named = [(r.name, r.distribution) for r in host.discovered]
+        named += [(entry.name, "") for kind in KINDS for entry in self.config.plugins.for_kind(kind)]
+        unmatched = selection.unmatched(named, allowing=True)
+        if unmatched:
+            host.close()  # not started: releases the outbox
+            raise ConfigError([*unmatched, "loopai run: nothing was processed"])
         problems = list(host.problems)
         host.adjust_plugins(console_to_alerts)
         if self.seed is not None and (problem := _seed_samplers(host, self.seed)):

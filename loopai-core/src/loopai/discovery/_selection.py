@@ -135,16 +135,17 @@ class Selection:
                 return f"denied by {source} ({pattern})"
         return None
 
-    def unmatched(self, plugins: Iterable[tuple[str, str]]) -> list[str]:
-        """A warning for each allow or deny pattern that matches none of ``plugins`` (``(name,
-        distribution)`` pairs; ``""`` for a configured factory): a misspelt ``--plugins`` would
-        otherwise turn every plugin off without a word, and a misspelt deny leave one on."""
+    def unmatched(self, plugins: Iterable[tuple[str, str]], *, allowing: bool = False) -> list[str]:
+        """A warning for each allow or deny pattern (``allowing``: allow patterns only) that matches
+        none of ``plugins`` (``(name, distribution)`` pairs; ``""`` for a configured factory): a
+        misspelt ``--plugins`` would otherwise turn every plugin off without a word, and a misspelt
+        deny leave one on."""
         known = [(name, canonical(distribution)) for name, distribution in plugins]
         names = sorted({name for name, _ in known} | {distribution for _, distribution in known if distribution})
         said = []
         rules = [(pattern, self.allow_source) for pattern in self.allow or ()]
         rules += [(pattern, self.deny_sources[i] if i < len(self.deny_sources) else self.deny_source)
-                  for i, pattern in enumerate(self.deny)]  # fmt: skip
+                  for i, pattern in enumerate(self.deny) if not allowing]  # fmt: skip
         for pattern, source in rules:
             if not any(_matches(pattern, name, distribution) for name, distribution in known):
                 dist_part, colon, name_part = pattern.partition(":")
