@@ -25,11 +25,13 @@ from loopai._switches import (
     ISOLATION_MODES,
     Switch,
     as_given,
+    flag,
+    integer,
     isolation_mode,
+    megabytes,
     names,
-    optional_float,
-    optional_int,
-    positive_or_none,
+    retries,
+    seconds,
     switches,
     workers,
 )
@@ -169,7 +171,11 @@ class Plugin(abc.ABC):
     refused) and the plugin finds the typed result in ``self.config``.
 
     ``enabled`` and ``priority`` may be changed at any time, from any thread; every host
-    that holds the plugin uses the new value from its next call.
+    that holds the plugin uses the new value from its next call. These attributes (below too)
+    take what the configuration's keys of the same names take, set in the class body, as
+    constructor keywords or on an instance: ``enabled = "false"``, ``priority = 1.9`` or
+    ``timeout = -1`` raise ``TypeError`` / ``ValueError`` naming the plugin, the attribute, the
+    value and what is allowed.
 
     Order and dependencies (class attributes, or the configuration's keys of the same names):
     ``run_before`` / ``run_after`` name plugins of the same kind this one is called before /
@@ -200,14 +206,14 @@ class Plugin(abc.ABC):
         memory_limit_mb: int | None
         cpu_time_limit_s: float | None
     else:
-        enabled = Switch(bool, "Whether hosts call this plugin; takes effect on their next call.")
+        enabled = Switch(flag, "Whether hosts call this plugin; takes effect on their next call.")
         priority = Switch(
-            int,
+            integer,
             "Higher runs earlier, among what run_before/run_after leave free; ties are ordered by name. "
             "Takes effect on the next call.",
         )
         timeout = Switch(
-            optional_float,
+            seconds,
             "Seconds a single hook call may take before the host gives up on it (an isolated plugin's "
             "worker is killed and replaced); None: no limit.",
         )
@@ -225,11 +231,11 @@ class Plugin(abc.ABC):
         )
         workers = Switch(workers, 'Worker processes of an isolated plugin (isolation = "process"); default 1.')
         memory_limit_mb = Switch(
-            positive_or_none(int),
+            megabytes,
             "Address-space limit of each worker process of an isolated plugin, in MB; None: no limit.",
         )
         cpu_time_limit_s = Switch(
-            positive_or_none(float),
+            seconds,
             "CPU seconds one hook call of an isolated plugin may use (whole seconds, rounded up); None: no limit.",
         )
 
@@ -244,6 +250,9 @@ class Plugin(abc.ABC):
     _default_memory_limit_mb: ClassVar[int | None] = None
     _default_cpu_time_limit_s: ClassVar[float | None] = None
 
+    _loopai_kind: ClassVar[str] = "plugin"
+    """How error messages name this kind of plugin (``validator 'v': ...``)."""
+
     config: Any
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -251,14 +260,15 @@ class Plugin(abc.ABC):
         # ``priority = 50`` in a class body must not hide the switches that tell hosts about
         # runtime changes: keep the value as the class default instead. A property of the
         # subclass's own (a data descriptor) replaces the switch, and tells hosts itself.
-        for attr, switch in switches(cls):
-            if attr in cls.__dict__ and not hasattr(type(cls.__dict__[attr]), "__set__"):
-                type.__setattr__(cls, f"_default_{attr}", switch.convert(cls.__dict__[attr]))
-                type.__delattr__(cls, attr)
         if not cls.__dict__.get("name"):
             # Each class is its own plugin: without a name of its own it gets one from
             # its class name (``BusinessRuleValidator`` -> ``business-rule-validator``).
             cls.name = kebab(cls.__name__)
+        # Checked as on an instance: ``enabled = "no"`` fails the class statement, naming the plugin.
+        for attr, switch in switches(cls):
+            if attr in cls.__dict__ and not hasattr(type(cls.__dict__[attr]), "__set__"):
+                type.__setattr__(cls, f"_default_{attr}", switch.check(cls, cls.__dict__[attr]))
+                type.__delattr__(cls, attr)
 
     def __init__(
         self,
@@ -271,9 +281,9 @@ class Plugin(abc.ABC):
         if name is not None:
             self.name = name
         if enabled is not None:
-            self.__dict__["_enabled"] = bool(enabled)
+            self.__dict__["_enabled"] = vars(Plugin)["enabled"].check(self, enabled)
         if priority is not None:
-            self.__dict__["_priority"] = int(priority)
+            self.__dict__["_priority"] = vars(Plugin)["priority"].check(self, priority)
         self.metadata: dict[str, str] = {}
         model = type(self).Config
         self.config = {} if model is None and config is None else validate_settings(model, config, self.name)
@@ -344,6 +354,8 @@ class Plugin(abc.ABC):
 class ValidatorPlugin(Plugin):
     """A plugin that judges executions: define ``validate`` (``def`` or ``async def``)."""
 
+    _loopai_kind: ClassVar[str] = "validator"
+
     @abc.abstractmethod
     def validate(
         self, execution: ExecutionRecord, context: ValidationContext
@@ -353,6 +365,8 @@ class ValidatorPlugin(Plugin):
 
 class SamplerPlugin(Plugin):
     """A plugin that picks executions for deeper checks: define ``should_sample``."""
+
+    _loopai_kind: ClassVar[str] = "sampler"
 
     @abc.abstractmethod
     def should_sample(
@@ -369,12 +383,14 @@ class WebhookHandlerPlugin(Plugin):
     ``max_retries`` overrides the host's retry count for this handler.
     """
 
+    _loopai_kind: ClassVar[str] = "webhook handler"
+
     if TYPE_CHECKING:
         supported_events: Iterable[WebhookEventType | str]
         max_retries: int | None
     else:
         supported_events = Switch(as_given, "Event types this handler takes (default: all 17).")
-        max_retries = Switch(optional_int, "Retries after a failed delivery; None: the host's setting.")
+        max_retries = Switch(retries, "Retries after a failed delivery; None: the host's setting.")
 
     _default_supported_events: ClassVar[Iterable[WebhookEventType | str]] = ALL_EVENTS
     _default_max_retries: ClassVar[int | None] = None

@@ -29,6 +29,8 @@ T = TypeVar("T")
 FIRST_RETRY: Final = 0.05
 """Seconds before the first retry while the database is away; doubled after each, up to LONGEST_RETRY."""
 LONGEST_RETRY: Final = 2.0
+_STEP: Final = 0.05
+"""Seconds between two looks at :meth:`Database.stop_waiting` while waiting to try again."""
 POOL_WAIT: Final = 1.0
 """Seconds to wait for a pooled connection before trying one of our own."""
 CONNECT_TIMEOUT: Final = 10
@@ -83,7 +85,7 @@ class Database:
         self._listeners: dict[str, Listener] = {}
         self._closed = False
         self._away_since: float | None = None  # when an outage was first met (monotonic), while it lasts
-        self._given_up = threading.Event()  # set by stop_waiting(): an outage is waited for no more
+        self._given_up = False  # set by stop_waiting(): an outage is waited for no more
         self._user: str | None = None  # the role of the last connection made, as advice names it
 
     def __repr__(self) -> str:
@@ -198,7 +200,7 @@ class Database:
         every later one tries once, raising :class:`DatabaseUnavailable` when it cannot reach it. For a
         process told to stop now (a second Ctrl-C), which must not sit out the rest of
         ``unavailable_timeout``: whoever meant to write something says what was not written."""
-        self._given_up.set()
+        self._given_up = True  # a plain flag: safe to set from a signal handler
 
     def run(self, operation: Callable[[Connection[Any]], T], *, autocommit: bool = False) -> T:
         """``operation(conn)`` in one transaction (committed when it returns); its result.
@@ -227,7 +229,7 @@ class Database:
                 raise DatabaseError(f"{self.role} {self.url.shown}: used after it was closed")
             try:
                 try:
-                    wait = 0.01 if self._given_up.is_set() else min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)
+                    wait = 0.01 if self._given_up else min(max(deadline - time.monotonic(), 0.01), POOL_WAIT)
                     with pool.connection(timeout=wait) as conn:
                         result = _call(operation, conn, autocommit)
                 except pool_module.PoolTimeout:
@@ -241,18 +243,24 @@ class Database:
             except unreachable as exc:
                 now = time.monotonic()
                 deadline = min(deadline, self._away(exc) + self.unavailable_timeout)
-                if self._given_up.is_set():
+                if self._given_up:
                     raise self._failure(exc, "is unreachable, and no longer waited for (stopping)") from None
                 if now >= deadline:
                     raise self._failure(
                         exc, f"has been unreachable for {self.unavailable_timeout:g} s ([state] unavailable_timeout)"
                     ) from None
-                self._given_up.wait(min(delay * random.uniform(0.8, 1.2), max(deadline - now, 0.0)))
+                self._pause(min(delay * random.uniform(0.8, 1.2), max(deadline - now, 0.0)))
                 delay = min(delay * 2, LONGEST_RETRY)
             except psycopg.Error as exc:
                 raise self._failure(exc, "refused an operation") from None
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` before the next try, in short steps: :meth:`stop_waiting` ends it."""
+        until = time.monotonic() + seconds
+        while not self._given_up and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, _STEP))
 
     def _away(self, error: BaseException) -> float:
         """When the outage began (``time.monotonic()``); said once per outage, by whichever call

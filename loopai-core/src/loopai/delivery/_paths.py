@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from loopai._errors import ConfigError
+from loopai._log import logger
 from loopai._redact import redact
 from loopai.config import LoopaiConfig
 from loopai.database import Database, DatabaseUrl
@@ -35,6 +36,8 @@ False (none), None (as configured)."""
 
 Location = Path | str
 """A SQLite file's path, or a ``postgresql://`` URL (a str)."""
+
+log = logger("loopai.delivery")
 
 
 def is_database_url(location: object) -> bool:
@@ -112,7 +115,9 @@ def open_outbox(
     A path opens a SQLite outbox there; a ``postgresql://`` URL a :class:`PostgresOutbox` (not
     connected yet), on ``database`` (the state store's) when that names the same database.
     Raises :class:`loopai.ConfigError` when the file cannot be opened as an outbox, or the URL is
-    not one.
+    not one. A file named (``spec``, ``LOOPAI_OUTBOX``, ``[delivery] outbox``) in a folder that does
+    not exist gets that folder, logged as a warning, but not when the folder above it is missing too:
+    that is refused (a mistyped path is not made from the root down).
     """
     if spec is False:
         return None, False
@@ -126,11 +131,35 @@ def open_outbox(
     if location is None:
         return None, False
     if isinstance(location, Path):
-        return SqliteOutbox(location), True
+        named = spec not in (None, True) or bool(environ.get("LOOPAI_OUTBOX") or config.delivery.outbox)
+        folder = _folder_to_create(location) if named else None  # the default's folders are ours to make
+        opened = SqliteOutbox(location)
+        if folder is not None:
+            log.warning("outbox %s: created the folder %s, which did not exist", location, folder)
+        return opened, True
     outbox = _postgres(location, config, database)
     if (spec is None or spec is True) and outbox.database is not database:  # a shared one says the state's settings
         outbox.database.setting = outbox_setting(config.delivery.outbox, environ)
     return outbox, True
+
+
+def _folder_to_create(path: Path) -> Path | None:
+    """The folder that opening the outbox file ``path`` (one named by the user) will create, if any.
+
+    One missing folder is made (``loopai run``'s outbox next to new results, ``state/outbox.sqlite3``
+    beside a configuration), and said; a path whose folder's folder is missing too is refused
+    rather than made from the root down: it is most likely mistyped.
+    """
+    if str(path) == ":memory:" or path.parent.exists():
+        return None
+    if not path.parent.parent.exists():
+        raise ConfigError(
+            [
+                f"outbox {path}: its folder {path.parent} does not exist, nor does {path.parent.parent}; "
+                "create the folder first, or name another file with --outbox, LOOPAI_OUTBOX or [delivery] outbox"
+            ]
+        )
+    return path.parent
 
 
 def _postgres(url: str, config: LoopaiConfig, database: Database | None) -> PostgresOutbox:

@@ -71,6 +71,7 @@ class SqliteOutbox:
         self._checkpointer = Checkpointer(self.path) if self.path != ":memory:" else None
         self._owner = owner_token()
         self._marks: list[tuple[int, float, str, str]] = []  # delivered marks not written yet
+        self._mark_timer: threading.Timer | None = None  # writes them soon; cancelled by close()
         # An outbox whose host was never closed still closes its file when collected.
         self._finalizer = weakref.finalize(self, _close, self._db, self._checkpointer, self._marks, self._owner)
         self._lock = threading.Lock()
@@ -224,10 +225,14 @@ class SqliteOutbox:
             marks.append((attempts, time.time(), event_id, handler))
             if len(marks) >= _MARK_BATCH:
                 self._flush_marks()
-            elif len(marks) == 1:
+            elif len(marks) == 1 and not self._closed:
+                if self._mark_timer is not None:
+                    self._mark_timer.cancel()  # its marks were written with their group
                 timer = threading.Timer(_MARK_DELAY, self._flush_soon)
                 timer.daemon = True
+                self._mark_timer = timer
                 if not started(timer):  # the interpreter shuts down: write it now
+                    self._mark_timer = None
                     self._flush_marks()
 
     def _flush_marks(self) -> None:
@@ -395,10 +400,16 @@ class SqliteOutbox:
         return counts
 
     def close(self) -> None:
-        """Write what is left, hand back this outbox's leases, then close the database (idempotent)."""
+        """Write what is left (the delivered marks' timer cancelled and joined), hand back this
+        outbox's leases, then close the database (idempotent)."""
         with self._lock:
             if not self._closed:
                 with contextlib.suppress(sqlite3.Error):
                     self._flush_marks()
                 self._closed = True
+            timer, self._mark_timer = self._mark_timer, None
             self._finalizer()
+        if timer is not None:
+            timer.cancel()  # waiting for the lock, it finds the outbox closed: nothing to write
+            if timer is not threading.current_thread():
+                timer.join(1.0)

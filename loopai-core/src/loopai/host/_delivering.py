@@ -124,11 +124,18 @@ class HostDelivery:
         return recorded
 
     def drain(self, timeout: float | None) -> bool:
-        """Wait for due deliveries (see :meth:`loopai.delivery.Workers.drain`); True without workers."""
+        """Wait for due deliveries (see :meth:`loopai.delivery.Workers.drain`), starting the workers
+        first if they do not run yet; True without workers."""
         if self.workers is None or self._closed or not self.in_process:
             return True
         self.workers.start()
         return self.workers.drain(timeout)
+
+    @property
+    def idle(self) -> bool:
+        """Whether this host's workers would deliver but were never started (neither by the host's
+        start nor by a recording): a drain would start them."""
+        return self.workers is not None and self.in_process and not self._closed and not self.workers.running
 
     def not_loaded(self, loaded: Collection[str]) -> list[str]:
         """Handlers that have pending deliveries in the outbox but are not among ``loaded``."""

@@ -13,6 +13,7 @@ from loopai._models import WebhookEventType
 from loopai.config import LoopaiConfig
 from loopai.discovery import DiscoveredPlugin
 from loopai.host._build import configured_failures
+from loopai.host._closing import closed_error
 from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker, Tracer
@@ -82,13 +83,21 @@ class Dispatch:
 
     # -- the plugin set as dispatch sees it --------------------------------------------------
 
-    def _enter(self) -> PluginSet:
-        """The current plugin set, with this call registered on it (``active.pop()`` when done)."""
+    def _enter(self, *, closed_too: bool = False) -> PluginSet:
+        """The current plugin set, with this call registered on it (``active.pop()`` when done).
+
+        Raises :class:`~loopai.host._closing.HostStateError` once the host closes (its set is
+        ``closing``), unless ``closed_too`` (a question about the plugins, which calls none)."""
         while True:
             current = self._set
             current.active.append(None)
             if not current.retired:
                 return current
+            if current.closing:
+                if closed_too:
+                    return current
+                current.active.pop()
+                raise closed_error()
             current.active.pop()  # a reload replaced it meanwhile: take the new one
 
     def _current(self) -> Plan:
@@ -98,6 +107,15 @@ class Dispatch:
     def _plan_of(self, current: PluginSet) -> Plan:
         plan = current.plan
         return plan if not plan.stale else self._rebuild(current)
+
+    async def _aplan_of(self, current: PluginSet) -> Plan:
+        """:meth:`_plan_of` from async code: plugins enabled or registered since the start get their
+        ``startup`` first, async ones awaited on the caller's loop (not the host's private one)."""
+        plan = current.plan
+        if not plan.stale:
+            return plan
+        await current.lifecycle.astart_late(self)
+        return self._rebuild(current)  # its start_late finds them started
 
     def _rebuild(self, current: PluginSet) -> Plan:
         current.lifecycle.start_late(self)
@@ -120,7 +138,7 @@ class Dispatch:
 
     def handled_events(self) -> frozenset[WebhookEventType]:
         """The event types at least one enabled handler takes (emitting others reaches nobody)."""
-        current = self._enter()
+        current = self._enter(closed_too=True)
         try:
             return self._plan_of(current).handled
         finally:
@@ -130,7 +148,7 @@ class Dispatch:
         """Each kind's effective call order and how it came about, by kind label (``validator``...):
         ``run_before`` / ``run_after`` first, priority then name for what they leave free; the
         constraints that were ignored, and the cycles (see :class:`loopai.registry.Ordering`)."""
-        current = self._enter()
+        current = self._enter(closed_too=True)
         try:
             return dict(self._plan_of(current).orderings)
         finally:

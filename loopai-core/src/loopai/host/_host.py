@@ -18,10 +18,12 @@ from loopai._redact import redact
 from loopai.config import LoopaiConfig, TaskSettings, by_uuid, load_config
 from loopai.delivery import Deliverer, OutboxSpec, open_outbox
 from loopai.discovery import Selection
+from loopai.host._arguments import check_arguments
 from loopai.host._breaches import atomic_breaches
 from loopai.host._build import Sources, build_set
 from loopai.host._calls import HostCalls
 from loopai.host._changes import ReloadResult
+from loopai.host._closing import CALLS_WAIT, aclose_host, close_host, refuse_if_closed, stop_waiting
 from loopai.host._delivering import HostDelivery
 from loopai.host._emit import Emitter
 from loopai.host._invoke import Invoker
@@ -120,6 +122,7 @@ class Host(HostCalls):
         state: StateStore | None = None,
         tasks: Mapping[UUID, TaskSettings] | None = None,
     ) -> None:
+        check_arguments(**locals())  # TypeError or ConfigError naming a wrong argument and what to pass
         environ = os.environ if environ is None else environ
         config = config if config is not None else LoopaiConfig()
         self._environ = environ
@@ -189,8 +192,8 @@ class Host(HostCalls):
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` (or :meth:`aclose`) ran."""
-        return self._set.lifecycle.closed
+        """Whether :meth:`close` (or :meth:`aclose`) ran, or runs: the host takes no more calls."""
+        return self._set.closing
 
     def _given_up(self, pool: WorkerPool, reason: str) -> None:
         """A worker pool gave up on its plugin (crashes in a row, or a startup that failed): it is
@@ -322,7 +325,12 @@ class Host(HostCalls):
         loop: from asyncio code use :meth:`astart` (``async with``) instead. Then, with an
         outbox, the delivery workers start: what it holds as due (left by a killed process,
         or by a host closed before its deliveries were done) goes out in the background.
+
+        A closed host does not start again (:class:`loopai.LoopaiError`: build a new one). A host
+        used without starting it (``Host(plugins=[...])``, then ``host.validate(...)``) calls its
+        plugins all the same, but their ``startup`` hooks never ran.
         """
+        refuse_if_closed(self)
         self.connect()
         lifecycle = self._set.lifecycle
         if not lifecycle.begin():
@@ -343,6 +351,7 @@ class Host(HostCalls):
         directly (in a thread when the plugin has a timeout). The delivery workers then start;
         async handlers deliver on this loop.
         """
+        refuse_if_closed(self)
         await asyncio.to_thread(self.connect)
         lifecycle = self._set.lifecycle
         if not lifecycle.begin():
@@ -365,62 +374,37 @@ class Host(HostCalls):
         self._delivery.start(loop)
 
     def close(self, *, drain_timeout: float | None = None, wait_for_database: bool = True) -> None:
-        """Drain the delivery workers for up to ``drain_timeout`` seconds (default: ``[delivery]
+        """Refuse every call made from now on (:class:`loopai.LoopaiError`: the host is closed), wait
+        up to 30 s for the calls in flight (past it, those still running are named on the ``loopai``
+        logger), drain the delivery workers for up to ``drain_timeout`` seconds (default: ``[delivery]
         drain_timeout``; 0: no wait; what is left stays pending in the outbox), then run every
         started plugin's ``shutdown`` hook once, in reverse order (plugins after those that
         require them); stop isolated plugins' workers and the reload triggers, and close what
-        the host opened. With ``wait_for_database=False`` (a process told to stop now), a state or
-        outbox database the host opened is not waited for while it is away: the host's last
-        counts are written if it answers at once, and a state store that could not write them
-        raises :class:`loopai.database.DatabaseUnavailable` saying how many."""
+        the host opened (its threads joined). Later calls do nothing. With ``wait_for_database=False``
+        (a process told to stop now) nothing is waited for: not the calls in flight, nor a state or
+        outbox database the host opened while it is away (the host's last counts are written if it
+        answers at once; a state store that could not write them raises
+        :class:`loopai.database.DatabaseUnavailable` saying how many). Do not call it from inside a
+        plugin's hook (the calls in flight are then not waited for)."""
         if not wait_for_database:
-            self._stop_waiting()
+            stop_waiting(self)
         self._triggers.stop()
-        with self._reload_lock:  # not in the middle of a reload
-            current = self._set
-            entries = current.lifecycle.begin_close()
-            if entries is None:
-                return
-            try:
-                self._delivery.stop(drain_timeout)  # before shutdown: deliveries still need the handlers' clients
-                current.lifecycle.stop(self, entries)
-            finally:
-                self._release(current)
+        close_host(self, drain_timeout, CALLS_WAIT if wait_for_database else 0.0)
 
     async def aclose(self, *, drain_timeout: float | None = None, wait_for_database: bool = True) -> None:
-        """:meth:`close` for asyncio applications (``async with host`` calls it): async
-        ``shutdown`` hooks are awaited on the running loop. ``drain_timeout`` and
-        ``wait_for_database`` as for :meth:`close`."""
+        """:meth:`close` for asyncio applications (``async with host`` calls it): the calls in flight
+        are waited for without blocking the loop, and async ``shutdown`` hooks are awaited on it.
+        ``drain_timeout`` and ``wait_for_database`` as for :meth:`close`."""
         if not wait_for_database:
-            self._stop_waiting()
+            stop_waiting(self)
         await asyncio.to_thread(self._triggers.stop)
-        await asyncio.to_thread(self._reload_lock.acquire)
-        try:
-            current = self._set
-            entries = current.lifecycle.begin_close()
-            if entries is None:
-                return
-            try:
-                # Async handlers deliver on this loop meanwhile.
-                await asyncio.to_thread(self._delivery.stop, drain_timeout)
-                await current.lifecycle.astop(self, entries)
-            finally:
-                await asyncio.to_thread(self._release, current)
-        finally:
-            self._reload_lock.release()
+        await aclose_host(self, drain_timeout, CALLS_WAIT if wait_for_database else 0.0)
 
-    def _stop_waiting(self) -> None:
-        for opened in (self.state if self._owns_state else None, self._delivery.owned_outbox()):
-            stop_waiting = getattr(opened, "stop_waiting", None)  # a database's: the embedded ones never wait
-            if callable(stop_waiting):
-                stop_waiting()
-
-    def _release(self, current: PluginSet) -> None:
-        self._delivery.close()
-        current.pools.close()
-        self._invoker.close()
-        if self._owns_state:
-            self.state.close()  # writes what it buffered; may raise when its database stayed away
+    def stop_waiting(self) -> None:
+        """Wait no more for a state or outbox database the host opened while it is away: what waits
+        for one now gives up at once, and later calls try once. Safe from any thread and from a
+        signal handler (a second Ctrl-C while :meth:`close` writes the last counts)."""
+        stop_waiting(self)
 
     def connect(self) -> None:
         """Connect the state store and the outbox that have a server (PostgreSQL), as :meth:`start`

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import sys
 import threading
@@ -19,6 +20,11 @@ __all__ = ["HookTimeout", "Invoker", "Tracer"]
 MOST_STUCK = 5
 """A plugin's calls that may run on past their timeout (threads that cannot be stopped) before
 its next calls are refused, until one of them ends."""
+
+
+JOIN_TIMEOUT = 5.0
+"""Seconds :meth:`Invoker.close` waits for the background loop's thread (a task that will not be
+cancelled may hold it: it is a daemon thread, left behind then)."""
 
 
 class HookTimeout(TimeoutError):
@@ -66,6 +72,7 @@ class Invoker:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None  # the loop's, joined by close()
         self._lock = threading.Lock()
         self._stuck: dict[Callable[..., Any], int] = {}  # per function, its calls still running past their timeout
 
@@ -99,8 +106,9 @@ class Invoker:
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=_serve, args=(loop,), name="loopai-async-plugins", daemon=True).start()
-                self._loop = loop
+                thread = threading.Thread(target=_serve, args=(loop,), name="loopai-async-plugins", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
             return self._loop
 
     def wait(self, awaitable: Awaitable[Any], timeout: float | None) -> Any:
@@ -178,12 +186,17 @@ class Invoker:
         except asyncio.TimeoutError:
             raise HookTimeout(f"took longer than its timeout of {timeout:g}s") from None
 
-    def close(self) -> None:
-        """Stop the background loop, if it was started."""
+    def close(self, timeout: float = JOIN_TIMEOUT) -> None:
+        """Stop the background loop, if it was started, and wait up to ``timeout`` seconds for its
+        thread to end (its tasks cancelled, the loop closed): not from that thread itself."""
         with self._lock:
             loop, self._loop = self._loop, None
+            thread, self._thread = self._thread, None
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: its thread is ending
+                loop.call_soon_threadsafe(loop.stop)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 class Tracer:

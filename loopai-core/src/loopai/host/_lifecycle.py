@@ -105,15 +105,25 @@ class Lifecycle:
 
     def start_late(self, host: Any) -> None:
         """Start plugins enabled or registered since the start (they are shut down too)."""
+        self._disable([entry for entry, hooked in self._late() if self._failed("startup", hooked, host)])
+
+    async def astart_late(self, host: Any) -> None:
+        """:meth:`start_late` from async code: async hooks are awaited on the caller's loop (as
+        :meth:`astart` does), sync ones are called as there."""
+        self._disable([entry for entry, hooked in self._late() if await self._afailed("startup", hooked, host)])
+
+    def _late(self) -> list[tuple[RegisteredPlugin, RegisteredPlugin]]:
+        """Claim the plugins enabled or registered since the start (each once): the entries to
+        start, each with its hooks (see :attr:`_hooks`); none before the start or after the close."""
         with self._lock:
             if not self.started or self.closed:
-                return
+                return []
             known = {id(e) for e in self._running}
             owners = {_owner(e) for e in self._running}
             late = [e for e in self.registry if e.plugin.enabled and id(e) not in known]
             self._running.extend(late)
         started: set[int] = set()
-        failed = []
+        chosen = []
         for entry in late:
             hooked = self._hooks(entry)
             if hooked.startup is None or _hook_key(hooked.startup) in started:
@@ -121,9 +131,8 @@ class Lifecycle:
             if _owner(entry) in owners and hooked is entry:
                 continue  # another kind of a plugin already running: started with it
             started.add(_hook_key(hooked.startup))
-            if self._failed("startup", hooked, host):
-                failed.append(entry)
-        self._disable(failed)
+            chosen.append((entry, hooked))
+        return chosen
 
     def _disable(self, failed: list[RegisteredPlugin]) -> None:
         if not failed:

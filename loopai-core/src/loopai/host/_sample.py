@@ -5,7 +5,8 @@ Samplers see the task's statistics as they were before this execution (the host 
 its :class:`~loopai.StateStore`), and the host then counts the execution. A decision with a
 ``claim_interval`` (a time-based sampler's) stands only if the host wins the task's claim for
 that interval; otherwise it counts as "no" and the next sampler is asked. A sampler that
-raises, times out or returns the wrong type counts as "no" and is named in the report.
+raises, times out or returns the wrong type counts as "no" and is named in the report. The
+decision that samples gets the sampler's name as ``sampler_type`` when it has none (in a copy).
 """
 
 from __future__ import annotations
@@ -101,5 +102,7 @@ class Sampling:
     ) -> SamplingReport:
         failed = execution.status is not _SUCCESS
         sampled = decision is not None
+        if decision is not None and not decision.sampler_type:  # named after its sampler, in a copy
+            decision = decision.model_copy(update={"sampler_type": winner})
         self.state.record(execution.task_id, sampled=sampled, failed=failed, executed_at=execution.executed_at)
         return SamplingReport(decision, winner, asked, failures)

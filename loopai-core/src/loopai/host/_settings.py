@@ -5,14 +5,17 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
+from pydantic import ValidationError
+
+from loopai._errors import describe_validation_error
 from loopai._flags import flag
-from loopai.config import LoopaiConfig
+from loopai.config import DispatchSettings, LoopaiConfig
 from loopai.delivery import Backoff
 from loopai.host._invoke import Tracer
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "check_overrides"]
 
 
 @dataclass
@@ -60,3 +63,27 @@ class Settings:
                 random=random.Random(),
             ),
         )
+
+
+_OVERRIDES = ("dry_run", "stop_on_failure", "max_retries", "retry_backoff")
+"""The ``Host`` arguments that override a ``[dispatch]`` setting of the same name."""
+
+
+def check_overrides(given: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """What is wrong with the ``[dispatch]`` overrides among ``given`` (``Host``'s arguments by name;
+    None: not given), checked as the configuration checks ``[dispatch]`` (no conversion: ``"0.5"``
+    is not a number here): the lines of wrong types and of wrong values, one per argument
+    (``Host(max_retries=-1): must be >= 0 (got -1), as [dispatch] max_retries is in a file``)."""
+    values = {name: given[name] for name in _OVERRIDES if given.get(name) is not None}
+    try:
+        DispatchSettings.model_validate(values, strict=True)
+    except ValidationError as exc:
+        types: list[str] = []
+        wrong: list[str] = []
+        errors = exc.errors(include_url=False)
+        for error, line in zip(errors, describe_validation_error(exc), strict=True):
+            name = str(error["loc"][0])
+            said = f"Host({name}={values[name]!r}): {line.partition(': ')[2]}, as [dispatch] {name} is in a file"
+            (types if error["type"].endswith("_type") else wrong).append(said)
+        return types, wrong
+    return [], []

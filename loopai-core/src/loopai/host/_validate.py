@@ -2,7 +2,9 @@
 
 A validator that raises, times out or returns something other than a
 :class:`loopai.ValidationResult` is reported as an invalid result naming it, and listed in the
-report's ``failures``; the others still run. The sync and async drivers share this policy.
+report's ``failures``; the others still run. A result without ``validator_type`` gets the
+validator's name there (in a copy: one result object may be returned by many calls). The sync and
+async drivers share this policy.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def validate(calls: Sequence[Call], execution: Any, context: Any, stop: bool, ou
         if type(result) is not ValidationResult:
             failures = failures if failures is not None else []
             result = _settled(call, result, failures, outcomes)
+        if not result.validator_type:  # traced to its plugin; a copy: the result may be a shared constant
+            result = result.model_copy(update={"validator_type": call.name})
         results.append(result)
         if not result.is_valid:
             valid = False
@@ -53,6 +57,8 @@ async def avalidate(
         result = await call.afn(execution, context)  # isolated: see loopai.host._plan
         if type(result) is not ValidationResult:
             result = _settled(call, result, failures, outcomes)
+        if not result.validator_type:  # traced to its plugin; a copy: the result may be a shared constant
+            result = result.model_copy(update={"validator_type": call.name})
         results.append(result)
         if not result.is_valid:
             valid = False

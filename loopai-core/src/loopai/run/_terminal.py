@@ -93,8 +93,24 @@ def close_after_delivering(host: Host, say: Callable[[str], None] | None = None)
         pass  # the delivery workers stopped on it: said, and kept as host.delivery_failure
     finally:
         restore()
-        host.close(drain_timeout=0, wait_for_database=not cut)  # stopped waiting: for a database as well
+        with _stop_waiting_on_ctrl_c(host):  # closing may wait for a database that is away
+            host.close(drain_timeout=0, wait_for_database=not cut)  # stopped waiting: for a database as well
     return not cut
+
+
+@contextlib.contextmanager
+def _stop_waiting_on_ctrl_c(host: Host) -> Iterator[None]:
+    """While inside, a Ctrl-C makes ``host`` wait no more for a database that is away (it writes its
+    last counts if it answers at once, and says what it could not write); outside the main thread,
+    nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: host.stop_waiting())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def waiting_line(timeout: float) -> str:
