@@ -185,7 +185,7 @@ def test_every_call_after_close_is_refused_with_one_clear_error(tmp_path: Path) 
         "astart": lambda: asyncio.run(host.astart()),
     }
     for name, call in calls.items():
-        with pytest.raises(loopai.LoopaiError, match=CLOSED) as raised:
+        with pytest.raises(loopai.HostStateError, match=CLOSED) as raised:
             call()
         assert not isinstance(raised.value, loopai.OutboxError), name
     with pytest.raises(loopai.LoopaiError, match=CLOSED), host:

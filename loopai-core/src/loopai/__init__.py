@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from loopai._errors import (
         ConfigError,
         DuplicatePluginError,
+        HostStateError,
         LoopaiError,
         OutboxError,
         PluginError,
@@ -61,6 +62,7 @@ _HOMES: dict[str, str] = {
         (
             "ConfigError",
             "DuplicatePluginError",
+            "HostStateError",
             "LoopaiError",
             "OutboxError",
             "PluginError",
@@ -119,6 +121,7 @@ __all__ = [
     "HookSpecs",
     "HookTimeout",
     "Host",
+    "HostStateError",
     "LoopaiConfig",
     "LoopaiError",
     "Outbox",

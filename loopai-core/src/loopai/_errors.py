@@ -41,6 +41,11 @@ class OutboxError(LoopaiError):
         self.path = path
 
 
+class HostStateError(LoopaiError):
+    """A call the host cannot take as it is: it is closed (build a new host), or it was never
+    started and the call needs it started (start it first)."""
+
+
 class PluginError(LoopaiError):
     """A plugin was refused; ``plugin`` is its name (or a description when it has none)."""
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+from loopai._errors import HostStateError
 from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent
 from loopai._report import EmitReport, SamplingReport, ValidationReport
-from loopai.host._closing import HostStateError
 from loopai.host._event_calls import EventCalls
 from loopai.host._monitor import Observation
 from loopai.host._record import RecordReport

@@ -2,7 +2,7 @@
 
 :func:`close_host` (and :func:`aclose_host`) mark the current plugin set ``closing`` (and ``retired``, which
 every call already looks at: the hot path pays nothing more), so that a call made from then on is
-refused with :class:`HostStateError`. They wait up to :data:`CALLS_WAIT` seconds for the calls
+refused with :class:`loopai.HostStateError`. They wait up to :data:`CALLS_WAIT` seconds for the calls
 already running on the set, as a reload waits for the set it replaced, and name on the ``loopai``
 logger the plugin calls still running past it; then the delivery workers drain, the plugins'
 ``shutdown`` hooks run and what the host opened is closed.
@@ -17,13 +17,12 @@ from types import FrameType
 from typing import Any, Final
 
 from loopai._crash import plugin_title, running_plugin
-from loopai._errors import LoopaiError
+from loopai._errors import HostStateError
 from loopai._log import logger
 from loopai.host._set import PluginSet
 
 __all__ = [
     "CALLS_WAIT",
-    "HostStateError",
     "aclose_host",
     "close_host",
     "closed_error",
@@ -36,11 +35,6 @@ log = logger("loopai")
 
 CALLS_WAIT: Final = 30.0
 """Seconds :meth:`loopai.Host.close` waits for the calls in flight before the shutdown hooks run."""
-
-
-class HostStateError(LoopaiError):
-    """A call the host cannot take as it is: it is closed (build a new host), or it was never
-    started and the call needs it started (start it first)."""
 
 
 def closed_error() -> HostStateError:

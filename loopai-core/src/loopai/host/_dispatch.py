@@ -86,7 +86,7 @@ class Dispatch:
     def _enter(self, *, closed_too: bool = False) -> PluginSet:
         """The current plugin set, with this call registered on it (``active.pop()`` when done).
 
-        Raises :class:`~loopai.host._closing.HostStateError` once the host closes (its set is
+        Raises :class:`loopai.HostStateError` once the host closes (its set is
         ``closing``), unless ``closed_too`` (a question about the plugins, which calls none)."""
         while True:
             current = self._set
