@@ -321,8 +321,9 @@ def summary(rows: list[Row]) -> str:
 
 WHERE_THE_TIME_GOES = {
     "validate": "the plan check, the task's default context, building the `ValidationReport` (its `is_valid` "
-    "walks the results); per validator, the isolation policy's `try`, the result type check, appending the "
-    "result and reading its `is_valid`",
+    "walks the results); per validator, the isolation policy's `try`, the result type check, reading its "
+    "`validator_type` (a result without one is given the plugin's name), appending the result and reading its "
+    "`is_valid`",
     "should_sample": "reading the task's statistics into the context and counting the execution in the state "
     "store (two lock round trips), building the `SamplingReport`; per sampler, the isolation policy's `try`, "
     "the result type check and counting it asked",

@@ -6,10 +6,7 @@ import argparse
 import contextlib
 import io
 import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -252,6 +249,10 @@ def sigterm_as_ctrl_c() -> Iterator[Terminated]:
     after the first is the same one, sent twice (``timeout`` signals the process, then its group).
     A SIGTERM while Ctrl-C is ignored raises ``KeyboardInterrupt``: a SIGTERM is never ignored.
     Outside the main thread signals cannot be caught: then nothing changes."""
+    import signal  # here: loopai --help and --version import neither
+    import threading
+    import time
+
     seen = Terminated()
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         yield seen
