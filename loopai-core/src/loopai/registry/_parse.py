@@ -24,7 +24,7 @@ from loopai._plugin import Plugin
 from loopai.registry._adapters import MODULES, adapter
 from loopai.registry._calling import adapt, signature_message
 
-__all__ = ["Parser", "RegisteredPlugin", "spec_signature"]
+__all__ = ["Parser", "RegisteredPlugin", "instance_dict", "spec_signature"]
 
 SPEC_ARGS: Final[dict[str, tuple[str, ...]]] = {
     name: tuple(p for p in inspect.signature(getattr(HookSpecs, name)).parameters if p != "self") for name in HOOK_NAMES
@@ -124,7 +124,7 @@ class Parser:
     def _implementations(self, plugin: object, label: str) -> dict[str, pluggy.HookImpl]:
         impls: dict[str, pluggy.HookImpl] = {}
         by_class = self._class_options(type(plugin)) if isinstance(plugin, Plugin) else None
-        own = _instance_dict(plugin) if by_class is not None else {}
+        own = instance_dict(plugin) if by_class is not None else {}
         is_module = type(plugin) in MODULES
         for name in _candidate_names(plugin):
             if not hasattr(plugin, name):
@@ -181,7 +181,7 @@ class Parser:
         return cached
 
 
-def _instance_dict(plugin: object) -> dict[str, Any]:
+def instance_dict(plugin: object) -> dict[str, Any]:
     """``plugin``'s own attributes, read without ``getattr`` (as pluggy reads them)."""
     try:
         own = object.__getattribute__(plugin, "__dict__")

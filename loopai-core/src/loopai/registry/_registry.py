@@ -14,7 +14,7 @@ from loopai._kinds import KINDS, Kind, kind_of
 from loopai._models import WebhookEventType
 from loopai._plugin import Plugin, WebhookHandlerPlugin
 from loopai.registry._adapters import default_name, watch_module
-from loopai.registry._parse import Parser, RegisteredPlugin
+from loopai.registry._parse import Parser, RegisteredPlugin, instance_dict
 
 __all__ = ["PluginRegistry", "supported_events"]
 
@@ -55,7 +55,8 @@ def supported_events(plugin: Plugin) -> frozenset[WebhookEventType]:
 def _check_initialised(plugin: Plugin, label: str) -> None:
     """Refuse a plugin whose class's ``__init__`` did not call ``Plugin.__init__``: it lacks the
     ``config`` and ``metadata`` every host reads, and would fail at each call instead of here."""
-    missing = [attr for attr in ("config", "metadata") if attr not in _own(plugin) and not hasattr(type(plugin), attr)]
+    own = instance_dict(plugin)
+    missing = [attr for attr in ("config", "metadata") if attr not in own and not hasattr(type(plugin), attr)]
     if not missing:
         return
     cls = type(plugin)
@@ -70,14 +71,6 @@ def _check_initialised(plugin: Plugin, label: str) -> None:
         f"{owner.__qualname__}.__init__{at} does not call super().__init__(), so it has no "
         f"{' and no '.join(missing)}; call super().__init__(*args, **kwargs) in {owner.__qualname__}.__init__",
     )
-
-
-def _own(plugin: object) -> dict[str, Any]:
-    try:
-        found = object.__getattribute__(plugin, "__dict__")
-    except AttributeError:
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 class PluginRegistry:
