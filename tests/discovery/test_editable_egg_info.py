@@ -3,6 +3,7 @@ metadata, not a second install: no warning, and strict mode starts. A real secon
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -151,10 +152,17 @@ class Mini(loopai.ValidatorPlugin):
 
 
 def _setuptools_builds_wheels() -> bool:
-    """Whether setuptools here can build an editable wheel offline (it needs ``bdist_wheel``)."""
-    if importlib.util.find_spec("setuptools") is None:
+    """Whether setuptools here can build an editable wheel offline (it needs ``bdist_wheel``: the
+    ``wheel`` package, or setuptools 70.1 and later). Read from metadata: importing setuptools in
+    the test process would replace distutils for every test after it (a warning, an error here)."""
+    try:
+        version = importlib.metadata.version("setuptools")
+    except importlib.metadata.PackageNotFoundError:
         return False
-    return any(importlib.util.find_spec(name) for name in ("wheel", "setuptools.command.bdist_wheel"))
+    if importlib.util.find_spec("wheel") is not None:
+        return True
+    release = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    return release >= (70, 1)
 
 
 @pytest.mark.slow
