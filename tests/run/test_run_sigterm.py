@@ -43,7 +43,7 @@ def _wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_sigterm_stops_cleanly_with_the_summary_and_exit_143(tmp_path: Path, kit, config, events, workers: str) -> None:
     config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(2000)])
@@ -62,7 +62,7 @@ def test_sigterm_stops_cleanly_with_the_summary_and_exit_143(tmp_path: Path, kit
     assert all(line["error"] is None for line in lines)  # every line read was finished
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_sigterm_to_the_process_and_its_group_at_once_is_one_stop(
     tmp_path: Path, kit, config, events, workers: str
 ) -> None:
