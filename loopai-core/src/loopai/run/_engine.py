@@ -45,6 +45,7 @@ from loopai.host import Host, Observation
 from loopai.run._input import Input, Malformed, parse_line
 from loopai.run._lanes import Lanes
 from loopai.run._notes import Keys, closing_warnings
+from loopai.run._paced import paced
 from loopai.run._record import error_line, result_line
 from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary, TaskSummary
@@ -108,14 +109,16 @@ class _Held:
 
 
 def numbered(
-    source: Iterable[bytes], summary: Summary, stop: Stop, progress: Progress | None, *, cut: bool = False
-) -> Iterator[tuple[int, bytes]]:
+    source: Iterable[bytes | None], summary: Summary, stop: Stop, progress: Progress | None, *, cut: bool = False
+) -> Iterator[tuple[int, bytes] | None]:
     """The non-blank lines of ``source`` with their numbers (from 1), until it ends or a stop is
-    requested; counts them in ``summary.lines``. ``cut``: while it waits for the next line,
-    ``stop.reading`` is set, so that a Ctrl-C ends the read at once (:class:`StopReading`: a pipe
-    that stays open is not waited on), and the input with it; a line half-read, or read as the stop
-    came, is left out (never processed, nor counted). Only for a ``source`` whose reading may be cut
-    anywhere: one that writes or sends nothing (not ``paced``, whose pauses do)."""
+    requested; counts them in ``summary.lines``. A None in ``source`` (the input pauses: see
+    :mod:`._paced`) is passed on. ``cut``: while it waits for the next line, ``stop.reading`` is set,
+    so that a Ctrl-C ends the read at once (:class:`StopReading`: a pipe that stays open is not waited
+    on), and the input with it; a line half-read, or read as the stop came, is left out (never
+    processed, nor counted). Only for a ``source`` whose reading may be cut anywhere: one that writes
+    or sends nothing (not ``paced``, which hands over lines between threads: there, the Nones it gives
+    while the input waits let a stop be seen)."""
     lines = iter(source)
     number = 0
     try:
@@ -124,11 +127,16 @@ def numbered(
             try:
                 if stop.requested:  # asked just before the flag was set
                     return
-                raw = next(lines, None)
+                raw = next(lines)
+            except StopIteration:
+                return
             finally:
                 stop.reading = False
-            if raw is None or stop.requested:
+            if stop.requested:
                 return
+            if raw is None:
+                yield None
+                continue
             number += 1
             if progress is not None:
                 progress.tick(summary.lines, summary.malformed)
@@ -177,9 +185,13 @@ class Runner:
             self._progress = Progress(self.options.progress, source.fraction)
         if not source.regular:
             self._batch = 1
+        # With records in flight, the results of a pipe's lines must not wait for its next line:
+        # read by a thread, it says when it pauses (one at a time, each result is written at once).
+        threaded = self.options.concurrency > 1 and not source.regular
         try:
             with interrupts() as stop:
-                self.process(numbered(source, self.summary, stop, self._progress, cut=True))
+                lines = paced(source) if threaded else source
+                self.process(numbered(lines, self.summary, stop, self._progress, cut=not threaded))
             self.summary.interrupted = self.summary.interrupted or stop.interrupted  # after the last line read, too
         finally:
             if self._progress is not None:

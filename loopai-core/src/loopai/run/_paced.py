@@ -1,12 +1,13 @@
-"""An input that is not a regular file (a pipe, stdin) read by a thread of its own, for ``--workers``.
+"""An input that is not a regular file (a pipe, stdin) read by a thread of its own, for ``--workers``
+and ``--concurrency``.
 
-The parent sends a worker its lines a batch at a time, and writes results when it reads the next
-line: from a pipe that pauses (``tail -f``, a producer that writes a few records at a time) lines
-and results would wait for as long as the pause lasts. Read here by a thread, the lines are handed
-over as each read returns them (a bounded queue: memory stays flat), and when none is ready and
-:data:`PAUSE` seconds went by since the last time, the parent is told (it sends every worker what it
-holds and writes the results that are back). A regular file is read by the parent itself: it never
-pauses, and the hand-over would cost per line.
+Results are written in input order as records finish; the reader of a pipe that pauses (``tail -f``, a
+producer that writes a few records at a time) must not keep the results of the lines it has while it
+waits for the next one. Read here by a thread, the lines are handed over as each read returns them (a
+bounded queue: memory stays flat), and when none is ready and :data:`PAUSE` seconds went by since the
+last time, a None says so: the consumer sends, finishes and writes what it holds (and gets a None
+again after as many seconds). A regular file is read by the consumer itself: it never pauses, and the
+hand-over would cost per line.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Final
 
 from loopai.run._input import Input
@@ -30,11 +31,11 @@ _Item = list[bytes] | BaseException | None
 """What the reader hands over: the lines of one read, what it raised, or None (the end)."""
 
 
-def paced(source: Input, paused: Callable[[], bool]) -> Iterator[bytes]:
-    """The lines of ``source``, read by a daemon thread; ``paused()`` is called (in the caller's thread)
-    when no line is ready and :data:`PAUSE` seconds passed since it last was (or since the start), and
-    reading ends when it returns False. An error of the reader (:class:`~loopai.run.InputError`) is
-    raised here, after the lines read before it."""
+def paced(source: Input) -> Iterator[bytes | None]:
+    """The lines of ``source``, read by a daemon thread, and a None whenever no line is ready and
+    :data:`PAUSE` seconds passed since the last None (or the start). Reading ends when the caller
+    stops taking them (closes the iterator). An error of the reader (:class:`~loopai.run.InputError`)
+    is raised here, after the lines read before it."""
     handoff: queue.Queue[_Item] = queue.Queue(_DEPTH)
     over = threading.Event()  # the caller stopped taking lines
 
@@ -57,8 +58,7 @@ def paced(source: Input, paused: Callable[[], bool]) -> Iterator[bytes]:
                 item = handoff.get_nowait()
             except queue.Empty:
                 if time.monotonic() - last >= PAUSE:
-                    if not paused():
-                        return
+                    yield None
                     last = time.monotonic()
                 try:
                     item = handoff.get(timeout=PAUSE)

@@ -54,7 +54,7 @@ from loopai.run._process import BATCH, HostRecipe, WorkerHandle
 from loopai.run._record import error_line
 from loopai.run._route import Router
 from loopai.run._summary import KeyWarning, Summary
-from loopai.run._terminal import MOMENT, Progress, Stop, interrupts, waiting_line
+from loopai.run._terminal import MOMENT, Progress, interrupts, waiting_line
 
 __all__ = ["HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
 
@@ -191,10 +191,15 @@ class _Parent:
         unreadable: InputError | None = None
         try:
             with interrupts() as stop:
-                lines = source if source.regular else paced(source, lambda: self._paused(stop))
                 last = 0
                 try:
-                    for last, raw in numbered(lines, self.summary, stop, progress):
+                    for line in numbered(source if source.regular else paced(source), self.summary, stop, progress):
+                        if line is None:  # the input pauses
+                            self._paused()
+                            if self.dead is not None:
+                                break
+                            continue
+                        last, raw = line
                         if self.options.fail_fast and _malformed(raw):
                             stop.requested = True  # its worker writes why, and stops; read no more
                         self._dispatch(last, raw)
@@ -246,15 +251,13 @@ class _Parent:
             )
             self._drain(self.window // 2)
 
-    def _paused(self, stop: Stop) -> bool:
-        """The input pauses: every worker is sent the lines it waits for, and what is back is written.
-        Whether to go on reading."""
+    def _paused(self) -> None:
+        """The input pauses: every worker is sent the lines it waits for, and what is back is written."""
         for worker in self.workers:
             worker.feed(force=True)
         if self.order:
             self._write_ready()
         self.output.flush()
-        return not stop.requested and self.dead is None
 
     def _write_ready(self) -> None:
         """Write the results that come next in input order and have arrived (in one write: they
