@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import loopai
-from loopai.client import AsyncClient, Client, LoopaiAPIError, RetryPolicy
+from loopai.client import AsyncClient, BatchRunItem, Client, LoopaiAPIError, RetryPolicy
 from loopai.testing import make_execution
 
 pytestmark = pytest.mark.serve
@@ -106,3 +106,24 @@ def test_nothing_is_sent_and_nothing_retried(kit) -> None:
             with pytest.raises(LoopaiAPIError) as raised:
                 call(client)
             _check(raised.value, message)
+
+
+SCORED = "3e0f8a51-9c2d-4f6b-8a1e-7d5c4b3a2f10"
+"""A task whose output must have a numeric ``score``: NaN is a number there, null is not."""
+
+
+def test_a_streamed_upload_carries_nan_as_loopai_run_reads_it_never_as_null(launcher, kit) -> None:
+    # NDJSON is read line by line as `loopai run` reads its input, which takes NaN and Infinity:
+    # the streamed call sends them as they are (never null, which would change the verdict).
+    extra = f'[tasks."{SCORED}"]\noutput_schema.required = ["score"]\noutput_schema.properties.score.type = "number"\n'
+    server = launcher(config=kit.standard_config(extra=extra, recorder=False))
+    nan_output = {"score": math.nan}
+    items: list[Any] = [
+        make_execution(task_id=SCORED, output=nan_output),  # a model
+        {"execution": {**kit.record(SCORED), "output": {"score": math.inf}}},  # a dict
+        BatchRunItem(id="as an item", execution=make_execution(task_id=SCORED, output=nan_output)),
+        {**kit.record(SCORED), "output": {"score": None}},  # null: not a number
+    ]
+    with server.client() as client:
+        verdicts = [result.validation.is_valid for result in client.stream_batch_run(items)]
+    assert verdicts == [True, True, True, False]

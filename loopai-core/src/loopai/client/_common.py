@@ -247,12 +247,14 @@ def batch_items(items: Iterable[Any]) -> list[Any]:
 
 def ndjson_line(item: Any) -> bytes:
     """One ``batch/run`` item as an NDJSON line: a ``BatchRunItem``, an ``ExecutionRecord``, a dict, or a
-    line of JSON already (``bytes`` or ``str``: the lines of a ``loopai run`` input file go as they are)."""
+    line of JSON already (``bytes`` or ``str``: the lines of a ``loopai run`` input file go as they are).
+    The service reads each line as ``loopai run`` reads its input, which takes NaN and Infinity: they
+    are sent as those (in a model too: pydantic's own JSON would make them null, another verdict)."""
     if isinstance(item, (bytes, str)):
         line = item.encode("utf-8") if isinstance(item, str) else item
         return line if line.endswith(b"\n") else line + b"\n"
-    if isinstance(item, (BatchRunItem, ExecutionRecord)):
-        return item.model_dump_json(exclude_none=isinstance(item, BatchRunItem)).encode("utf-8") + b"\n"
+    if isinstance(item, BatchRunItem):
+        item = item.model_dump(mode="json", exclude_none=True)
     return json.dumps(as_json(item), separators=(",", ":"), default=str).encode("utf-8") + b"\n"
 
 
