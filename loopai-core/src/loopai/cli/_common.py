@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from loopai._stdout import stdout_to_stderr
+
 if TYPE_CHECKING:
     from loopai.config import LoopaiConfig, Reading
     from loopai.discovery import Selection
@@ -164,11 +166,13 @@ def results_apart() -> Iterator[IO[str]]:
     if not on_fd_1:
         yield stdout
         return
-    stdout.flush()
     kept = os.dup(1)  # not inheritable: the processes plugins start never hold the results' pipe open
     try:
-        os.dup2(2, 1)
-    except OSError:  # no stderr: fd 1 stays where it is
+        moved = stdout_to_stderr()  # an error flushing stdout is the command's
+    except BaseException:
+        os.close(kept)
+        raise
+    if not moved:  # no stderr: fd 1 stays where it is
         os.close(kept)
         yield stdout
         return

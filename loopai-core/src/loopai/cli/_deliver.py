@@ -177,8 +177,11 @@ def _until_stopped(host: Any, max_seconds: float | None, started: str) -> None:
     """Say ``started``, then wait for SIGTERM, Ctrl-C or ``max_seconds``; the workers deliver meanwhile,
     and SIGHUP reloads the configuration and the handlers (what changed is said on stderr). A failing
     outbox (a database away past ``[state] unavailable_timeout``, a full disk) stops the workers: the
-    wait ends then too, and the command exits 2, for its supervisor to restart it."""
-    with _sigterm_interrupts(), _sighup_reloads(host), contextlib.suppress(KeyboardInterrupt):
+    wait ends then too, and the command exits 2, for its supervisor to restart it. A stop by SIGTERM
+    is a clean one, as by Ctrl-C: the exit status says what is left, not the signal."""
+    from loopai.cli._common import sigterm_as_ctrl_c
+
+    with sigterm_as_ctrl_c(), _sighup_reloads(host), contextlib.suppress(KeyboardInterrupt):
         print(started, file=sys.stderr, flush=True)  # once SIGTERM is ours: a stop from now on is clean
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         while (deadline is None or time.monotonic() < deadline) and host.delivery_failure is None:
@@ -198,17 +201,3 @@ def _sighup_reloads(host: Any) -> Iterator[None]:
         host, on_reload=lambda result: print(f"loopai events deliver: {result.summary()}", file=sys.stderr, flush=True)
     ):
         yield
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """While inside, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does. Raising is all a handler may
-    do here: one that took a lock (``Event.set``) could deadlock with the code it interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals are only caught in the main thread
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

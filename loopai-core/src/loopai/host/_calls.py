@@ -7,14 +7,12 @@ plugin set, lifecycle, reload) is in :mod:`loopai.host._host`.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from loopai._errors import HostStateError
-from loopai._models import ExecutionRecord, SamplingContext, ValidationContext, WebhookEvent
-from loopai._report import EmitReport, SamplingReport, ValidationReport
+from loopai._models import ExecutionRecord, SamplingContext, ValidationContext
+from loopai._report import SamplingReport, ValidationReport
 from loopai.host._event_calls import EventCalls
 from loopai.host._monitor import Observation
 from loopai.host._record import RecordReport
@@ -178,46 +176,6 @@ class HostCalls(EventCalls):
             context = self.tasks.view(execution.task_id).sampling.model_copy()
         calls = plan.samplers if not plan.scoped else plan.for_task(execution.task_id)[1]
         return await self._sampling.asample(calls, execution, context)
-
-    # -- events: what the async paths and an unstarted host change ---------------------------
-
-    async def aemit_many(self, events: Sequence[WebhookEvent], *, dry_run: bool | None = None) -> list[EmitReport]:
-        """The asyncio twin of :meth:`emit_many` (a plugin enabled since the start gets its async
-        ``startup`` awaited on the caller's loop first, as :meth:`astart` does)."""
-        current = self._enter()
-        try:
-            await self._aplan_of(current)
-            return await self._aemit_many(current, events, dry_run)
-        finally:
-            current.active.pop()
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until the delivery workers have nothing in flight and nothing due before ``timeout``
-        seconds (None: until every scheduled retry is done), except deliveries waiting behind an
-        open circuit; True then, False when the time ran out. Without an outbox, or once the host
-        is closed: True at once. Raises :class:`loopai.OutboxError` when the outbox failed under the
-        workers.
-
-        On a host that was never started, it starts nothing: it waits for the workers an ``emit``
-        started (a host used without :meth:`start` still delivers what it emits), and when none
-        runs it raises :class:`loopai.LoopaiError` saying to start the host first (its handlers'
-        ``startup`` hooks have not run, so what the outbox holds would fail to deliver)."""
-        self._drainable()
-        return self._delivery.drain(timeout)
-
-    async def adrain(self, timeout: float | None = None) -> bool:
-        """:meth:`drain` from async code (waits in a worker thread; async handlers keep delivering on
-        the caller's loop meanwhile)."""
-        self._drainable()
-        return await asyncio.to_thread(self._delivery.drain, timeout)
-
-    def _drainable(self) -> None:
-        if self._delivery.idle and not self._set.lifecycle.started:
-            raise HostStateError(
-                "host.drain(): the host was not started, so its delivery workers do not run: start it "
-                "first (host.start(), or `with host:`), so that its handlers' startup hooks run before "
-                "they deliver"
-            )
 
     # -- one record, end to end --------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from loopai._errors import LoopaiError
+from loopai._errors import HostStateError, LoopaiError
 from loopai._models import WebhookEvent
 from loopai._report import EmitReport, PluginFailure
 from loopai.delivery import Backoff, HandlerDeliveries, Outbox
@@ -122,9 +122,11 @@ class EventCalls(Dispatch):
         return (await self.aemit_many((event,), dry_run=dry_run))[0]
 
     async def aemit_many(self, events: Sequence[WebhookEvent], *, dry_run: bool | None = None) -> list[EmitReport]:
-        """The asyncio twin of :meth:`emit_many`."""
+        """The asyncio twin of :meth:`emit_many` (a plugin enabled since the start gets its async
+        ``startup`` awaited on the caller's loop first, as :meth:`astart` does)."""
         current = self._enter()
         try:
+            await self._aplan_of(current)
             return await self._aemit_many(current, events, dry_run)
         finally:
             current.active.pop()
@@ -143,14 +145,30 @@ class EventCalls(Dispatch):
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until the delivery workers have nothing in flight and nothing due before ``timeout``
         seconds (None: until every scheduled retry is done), except deliveries waiting behind an
-        open circuit; True then, False when the time ran out. Without an outbox: True at once.
-        Raises :class:`loopai.OutboxError` when the outbox failed under the workers."""
+        open circuit; True then, False when the time ran out. Without an outbox, or once the host
+        is closed: True at once. Raises :class:`loopai.OutboxError` when the outbox failed under the
+        workers.
+
+        On a host that was never started, it starts nothing: it waits for the workers an ``emit``
+        started (a host used without :meth:`start` still delivers what it emits), and when none
+        runs it raises :class:`loopai.LoopaiError` saying to start the host first (its handlers'
+        ``startup`` hooks have not run, so what the outbox holds would fail to deliver)."""
+        self._drainable()
         return self._delivery.drain(timeout)
 
     async def adrain(self, timeout: float | None = None) -> bool:
         """:meth:`drain` from async code (waits in a worker thread; async handlers keep delivering on
         the caller's loop meanwhile)."""
+        self._drainable()
         return await asyncio.to_thread(self._delivery.drain, timeout)
+
+    def _drainable(self) -> None:
+        if self._delivery.idle and not self._set.lifecycle.started:
+            raise HostStateError(
+                "host.drain(): the host was not started, so its delivery workers do not run: start it "
+                "first (host.start(), or `with host:`), so that its handlers' startup hooks run before "
+                "they deliver"
+            )
 
     def delivery_report(self) -> list[HandlerDeliveries]:
         """Per webhook handler: deliveries this host's workers delivered, retried and gave up on,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import queue
 import signal
 import sys
@@ -26,6 +25,7 @@ from typing import Any, NoReturn
 from loopai._crash import stacks_on_crash
 from loopai._errors import LoopaiError
 from loopai._log import captured_warnings
+from loopai._stdout import stdout_to_stderr
 from loopai.host import Host
 from loopai.run._engine import Runner, RunOptions
 from loopai.run._setup import refuse_unrunnable
@@ -112,17 +112,9 @@ def _printed_to_stderr() -> None:
     line-buffered as stderr is. A worker sends its results to the parent on its pipe, and only the
     parent writes them to the run's output (its stdout, often): what plugins print here (``print``,
     native code, the processes they start, the workers of isolated plugins) is never mixed in.
-    (The process-wide form of :func:`loopai.cli._common.plugin_output_to_stderr`: a worker writes
-    nothing of its own to stdout.)"""
-    if sys.stdout is not None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
-    try:
-        os.dup2(2, 1)
-    except OSError:  # no stderr: what plugins print goes nowhere
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        os.close(null)
+    (The process-wide form of :func:`loopai.cli._common.results_apart`: a worker writes nothing of
+    its own to stdout, and a stdout it cannot flush is none of its business.)"""
+    stdout_to_stderr(quiet_flush=True, or_null=True)  # no stderr: what plugins print goes nowhere
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # said when printed, not when the worker ends
 
