@@ -1,8 +1,10 @@
-"""Where loopai writes: the outbox next to the results of a try-out, else the user's state folder; the discovery
-cache in the user's cache folder; each as platformdirs has it on this system, and each overridable."""
+"""Where loopai writes: the outbox next to the results of a try-out, else the user's state folder (the project's own
+file there, one per configuration file); the discovery cache in the user's cache folder; each as platformdirs has it
+on this system, and each overridable."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import platformdirs
@@ -47,6 +49,24 @@ def test_without_an_output_file_the_outbox_is_in_the_users_state_folder(project,
     assert done.code == 0, done.err
     assert expected.is_file() and str(expected).startswith(bare["HOME"])
     assert f"events are kept in the outbox {expected}" in done.err
+
+
+def test_a_projects_outbox_is_its_own_in_the_users_state_folder(project, proc, bare, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", bare["HOME"])
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    config = project.write("loopai.toml", "autoload = false\n")
+    digest = hashlib.sha256(str(config.resolve()).encode()).hexdigest()[:12]
+    state = platformdirs.user_state_path("loopai", appauthor=False)
+    expected = state / "outboxes" / f"project-{digest}.sqlite3"
+
+    done = proc("run", str(project.records()), env={"LOOPAI_NO_CACHE": "1"})
+    where = proc("events", "where")
+
+    assert done.code == 0, done.err
+    assert expected.is_file() and str(expected).startswith(bare["HOME"])
+    assert f"events are kept in the outbox {expected}" in done.err
+    assert not (state / "outbox.sqlite3").exists()  # the one shared by runs without a configuration file
+    assert where.code == 0 and where.out == f"{expected}\n"
 
 
 def test_the_state_and_cache_folders_follow_their_overrides(project, proc, bare, tmp_path: Path) -> None:

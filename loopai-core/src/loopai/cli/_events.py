@@ -1,10 +1,11 @@
-"""``loopai events list / replay / prune / deliver``: what the outbox holds, delivering dead letters again,
-clearing out, and delivering what is pending (:mod:`._deliver`)."""
+"""``loopai events list / replay / prune / deliver / where``: what the outbox holds, delivering dead letters
+again, clearing out, delivering what is pending (:mod:`._deliver`), and where the outbox is."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -92,6 +93,20 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
     )
     prune.add_argument("--outbox", metavar="WHERE", help=OUTBOX_HELP)
     prune.set_defaults(handler=_prune)
+
+    where = sub.add_parser(
+        "where",
+        help="print where the outbox is (--all: every default outbox in the state folder)",
+        description="Print the outbox the other events commands, loopai serve, a Host() and loopai run (to "
+        "standard output) use here: LOOPAI_OUTBOX, [delivery] outbox, the [state] url database (its password "
+        "hidden), else the default file in the user's state folder: the project's own, "
+        "outboxes/<folder>-<digest>.sqlite3 (one per configuration file), or outbox.sqlite3 without a "
+        "configuration file. With --all, every default outbox file there, one path a line: the one without a "
+        "configuration file, then each project's (those of a project moved or renamed too).",
+    )
+    where.add_argument("--config", metavar="FILE", help="configuration file (default: LOOPAI_CONFIG, ./loopai.toml)")
+    where.add_argument("--all", action="store_true", help="every default outbox file in the state folder")
+    where.set_defaults(handler=_where, outbox=None)
     _deliver.add_command(sub, parent)
     events.set_defaults(handler=lambda args: usage(events))
 
@@ -344,4 +359,25 @@ def _prune(args: argparse.Namespace) -> int:
         f"event{'' if events == 1 else 's'} from {outbox.path}"
     )
     print(f"left: {_counted(counts)}", file=sys.stderr)
+    return 0
+
+
+def _where(args: argparse.Namespace) -> int:
+    from loopai._redact import redact
+    from loopai.delivery import default_outbox_path, default_outboxes, is_database_url
+
+    if args.all:
+        found = default_outboxes(os.environ)
+        for path in found:
+            print(path)
+        if not found:
+            print(f"no default outbox in {default_outbox_path(os.environ).parent} yet", file=sys.stderr)
+        return 0
+    location = outbox_path(args)
+    if is_database_url(location):
+        print(redact(location))
+        return 0
+    print(location)
+    if location != ":memory:" and not os.path.exists(location):
+        print(f"no outbox at {location} yet: nothing was emitted", file=sys.stderr)
     return 0

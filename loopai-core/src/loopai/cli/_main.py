@@ -20,7 +20,7 @@ COMMANDS: Final = {
     "config": "check or show the configuration",
     "plugins": "list, show, check, scaffold, install and uninstall plugins",
     "run": "validate, sample and raise events for execution records (JSON Lines)",
-    "events": "the outbox: list deliveries, deliver what is pending, replay dead letters, prune old ones",
+    "events": "the outbox: list deliveries, deliver what is pending, replay dead letters, prune old ones, where it is",
     "serve": "run the plugins as an HTTP service (validate, sample, events, batches, webhooks)",
     "db": "the shared PostgreSQL database: schema status and upgrade",
     "completion": "print the shell code that completes loopai commands (bash, zsh, fish)",

@@ -24,14 +24,15 @@ __all__ = [
 
 OUTBOX_HELP = (
     "the outbox: a SQLite file, or a postgresql:// URL (default: LOOPAI_OUTBOX, [delivery] outbox, "
-    "the [state] url database, else the file in the state folder)"
+    "the [state] url database, else the project's file in the state folder: loopai events where)"
 )
 
 
 def outbox_path(args: argparse.Namespace) -> str:
     """``--outbox``, else ``LOOPAI_OUTBOX``, else the configuration's ``[delivery] outbox``, else the
-    state's database (``LOOPAI_STATE_URL``, ``[state] url``), else the default path: a file's path
-    or a ``postgresql://`` URL (its password included: never print it, print ``outbox.path``).
+    state's database (``LOOPAI_STATE_URL``, ``[state] url``), else the default path, the project's
+    of the configuration file (the one a host built here uses: :func:`loopai.delivery.default_outbox_path`):
+    a file's path or a ``postgresql://`` URL (its password included: never print it, print ``outbox.path``).
     Only the ``[delivery]`` and ``[state]`` tables are read: a ``${VAR}`` elsewhere in the file
     (a handler's secret, say) need not be set to list or find the outbox."""
     from loopai.delivery import resolve_outbox

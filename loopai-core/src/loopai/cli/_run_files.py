@@ -140,7 +140,8 @@ def _closed(stream: IO[str]) -> bool:
 def outbox_for(output: str | None, config: Any) -> bool | Path:
     """Where events are kept: as configured (``LOOPAI_OUTBOX``, ``[delivery] outbox``, else the state's
     database: ``[state] url``); else next to ``--output`` (``results.outbox.sqlite3``), so that a
-    try-out writes nothing in the user's home; else the user's state folder."""
+    try-out writes nothing in the user's home; else the default file in the user's state folder, the
+    project's own (:func:`loopai.delivery.default_outbox_path`)."""
     configured = os.environ.get("LOOPAI_OUTBOX") or config.delivery.outbox or config.state.database_url(os.environ)
     if configured or not output or output == "-":
         return True

@@ -10,6 +10,7 @@ from loopai.delivery._outbox import Claim, DeliveryRecord, DeliveryStatus, Notif
 from loopai.delivery._paths import (
     OutboxSpec,
     default_outbox_path,
+    default_outboxes,
     is_database_url,
     open_outbox,
     outbox_location,
@@ -47,6 +48,7 @@ __all__ = [
     "WorkerSettings",
     "Workers",
     "default_outbox_path",
+    "default_outboxes",
     "gave_up",
     "is_database_url",
     "open_outbox",

@@ -2,12 +2,18 @@
 
 A location is a SQLite file, or a ``postgresql://`` URL: the outbox shared by every process that
 names that database. With ``[state] url`` set (or ``LOOPAI_STATE_URL``) and no outbox named, the
-default outbox is in the state's database, on the same connections.
+default outbox is in the state's database, on the same connections; else it is a file in the user's
+state folder, one per configuration file (:func:`default_outbox_path`): pending deliveries are
+matched to handlers by name, so an outbox two projects shared would have each deliver the other's
+events with its own handler of that name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +29,7 @@ from loopai.delivery._sqlite import SqliteOutbox
 __all__ = [
     "OutboxSpec",
     "default_outbox_path",
+    "default_outboxes",
     "is_database_url",
     "open_outbox",
     "outbox_location",
@@ -45,16 +52,49 @@ def is_database_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-def default_outbox_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``outbox.sqlite3`` in the user's state folder: ``$XDG_STATE_HOME/loopai`` when that is set, else
-    what platformdirs says (``~/.local/state/loopai`` on Linux, ``~/Library/Application Support/loopai``
-    on macOS, ``%LOCALAPPDATA%\\loopai`` on Windows)."""
-    environ = os.environ if environ is None else environ
+def default_outbox_path(environ: Mapping[str, str] | None = None, source: str | os.PathLike[str] | None = None) -> Path:
+    """The default outbox file, in the user's state folder: ``$XDG_STATE_HOME/loopai`` when that is
+    set, else what platformdirs says (``~/.local/state/loopai`` on Linux, ``~/Library/Application
+    Support/loopai`` on macOS, ``%LOCALAPPDATA%\\loopai`` on Windows).
+
+    With a configuration file ``source`` (the ``loopai.toml`` or ``pyproject.toml`` found, or the
+    file named): that project's own, ``outboxes/<folder>-<digest>.sqlite3`` there, where
+    ``<folder>`` is the name of the folder the file is in (letters, digits, ``.``, ``_`` and ``-``
+    kept, the rest ``_``, at most 40 characters) and ``<digest>`` the first 12 hex digits of the
+    SHA-256 of the file's resolved path: ``outboxes/shop-3f9a0c1b2d4e.sqlite3``. So two projects
+    never share one (each would deliver the other's pending events with its own handler of the same
+    name), every command run in a project (from any of its folders) finds the same one, and a
+    project moved or renamed starts a new one (``loopai events where --all`` lists them all).
+    Without one (``source`` None): ``outbox.sqlite3`` there.
+    """
+    folder = _state_folder(os.environ if environ is None else environ)
+    if source is None:
+        return folder / "outbox.sqlite3"
+    config = Path(source).resolve()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", config.parent.name).lstrip(".-")[:40] or "project"
+    digest = hashlib.sha256(os.fsencode(os.path.normcase(str(config)))).hexdigest()[:12]
+    return folder / _PROJECT_OUTBOXES / f"{name}-{digest}.sqlite3"
+
+
+def default_outboxes(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The default outbox files there are in the user's state folder (see :func:`default_outbox_path`):
+    the one used without a configuration file, then each project's, by name."""
+    folder = _state_folder(os.environ if environ is None else environ)
+    shared = [folder / "outbox.sqlite3"] if (folder / "outbox.sqlite3").is_file() else []
+    return shared + sorted(path for path in (folder / _PROJECT_OUTBOXES).glob("*.sqlite3") if path.is_file())
+
+
+_PROJECT_OUTBOXES = "outboxes"
+"""The folder of the state folder that holds each project's default outbox."""
+
+
+def _state_folder(environ: Mapping[str, str]) -> Path:
+    """loopai's folder in the user's state folder (``$XDG_STATE_HOME/loopai``, else platformdirs')."""
     if environ.get("XDG_STATE_HOME"):
-        return Path(environ["XDG_STATE_HOME"], "loopai", "outbox.sqlite3")
+        return Path(environ["XDG_STATE_HOME"], "loopai")
     import platformdirs
 
-    return platformdirs.user_state_path("loopai", appauthor=False) / "outbox.sqlite3"
+    return platformdirs.user_state_path("loopai", appauthor=False)
 
 
 def resolve_outbox(
@@ -67,7 +107,8 @@ def resolve_outbox(
 ) -> Location | None:
     """Where the outbox is: ``LOOPAI_OUTBOX``, else ``configured`` (``[delivery] outbox`` of the
     configuration file ``source``; a path is relative to it), else, when ``default``, the state's
-    database (``state_url``) or the default path; else None. A URL is returned as it is (a str)."""
+    database (``state_url``) or the default file, the project's of ``source`` (see
+    :func:`default_outbox_path`); else None. A URL is returned as it is (a str)."""
     named = environ.get("LOOPAI_OUTBOX") or None
     if named is None and configured:
         named = configured
@@ -79,7 +120,7 @@ def resolve_outbox(
         return named if is_database_url(named) else Path(named)
     if not default:
         return None
-    return state_url if state_url else default_outbox_path(environ)
+    return state_url if state_url else default_outbox_path(environ, source)
 
 
 def outbox_setting(configured: str | None, environ: Mapping[str, str]) -> str:
@@ -111,7 +152,8 @@ def open_outbox(
 
     An :class:`Outbox` is used as given (not owned); False means none; None follows
     ``LOOPAI_OUTBOX`` and the configuration (none when neither names one); True does the same
-    but falls back to the state's database (``[state] url``), else :func:`default_outbox_path`.
+    but falls back to the state's database (``[state] url``), else :func:`default_outbox_path` (the
+    project's of ``config.source``; its folders are made as needed).
     A path opens a SQLite outbox there; a ``postgresql://`` URL a :class:`PostgresOutbox` (not
     connected yet), on ``database`` (the state store's) when that names the same database.
     Raises :class:`loopai.ConfigError` when the file cannot be opened as an outbox, or the URL is
@@ -136,11 +178,37 @@ def open_outbox(
         opened = SqliteOutbox(location)
         if folder is not None:
             log.warning("outbox %s: created the folder %s, which did not exist", location, folder)
+        if not named and location.parent.name == _PROJECT_OUTBOXES:
+            _say_left_in_shared(location.parent.parent / "outbox.sqlite3", location)
         return opened, True
     outbox = _postgres(location, config, database)
     if (spec is None or spec is True) and outbox.database is not database:  # a shared one says the state's settings
         outbox.database.setting = outbox_setting(config.delivery.outbox, environ)
     return outbox, True
+
+
+def _say_left_in_shared(shared: Path, own: Path) -> None:
+    """Warn when the default outbox used without a configuration file, which every project shared
+    before each had its own, still holds pending deliveries: no project's host delivers them now.
+    Read only; a file that cannot be read is not this outbox's problem."""
+    if not shared.is_file():
+        return
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{shared.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            (pending,) = db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()
+    except sqlite3.Error:
+        return
+    if pending:
+        log.warning(
+            "outbox %s: %s deliveries are still pending there, in the outbox every project shared before "
+            "each had its own (this project's is %s); nothing delivers them now. See them with "
+            "`loopai events list --outbox %s`; deliver them with `loopai events deliver --outbox %s --config "
+            "FILE` using the configuration of the project they came from (its handlers deliver what bears "
+            "their names, whoever emitted it), or move the file away",
+            shared, f"{pending:,}", own, shared, shared,
+        )  # fmt: skip
 
 
 def _folder_to_create(path: Path) -> Path | None:

@@ -88,16 +88,17 @@ class Host(HostCalls):
     Durable delivery is opt-in here: ``emit`` records events in an outbox (see
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
     path or ``postgresql://`` URL, or ``True`` for the default: the ``[state] url`` database,
-    else ``outbox.sqlite3`` in the user's state folder), by ``LOOPAI_OUTBOX`` or by config
-    ``[delivery] outbox``. A PostgreSQL outbox in the state's database shares its connections, and
-    a threshold breach is recorded in the transaction that flips its flag. Then ``emit`` records and returns,
-    and delivery workers in this process deliver in the background (``[delivery]``
-    settings: deliveries in flight per handler, scheduled retries, a circuit breaker per
-    handler); :meth:`close` drains them for up to ``[delivery] drain_timeout`` seconds, and
-    a host never closed drains at interpreter exit. Without an outbox, ``Host()`` and
-    ``Host(config)`` call handlers inline (retries sleep in the caller) and a killed process
-    loses what it had not delivered; nothing is written to the user's home.
-    :meth:`from_config` and the ``loopai`` command default to ``outbox=True``;
+    else a file in the user's state folder, the project's own, one per configuration file, or
+    ``outbox.sqlite3`` there without one: see :func:`loopai.delivery.default_outbox_path`), by
+    ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. A PostgreSQL outbox in the state's
+    database shares its connections, and a threshold breach is recorded in the transaction that
+    flips its flag. Then ``emit`` records and returns, and delivery workers in this process
+    deliver in the background (``[delivery]`` settings: deliveries in flight per handler,
+    scheduled retries, a circuit breaker per handler); :meth:`close` drains them for up to
+    ``[delivery] drain_timeout`` seconds, and a host never closed drains at interpreter exit.
+    Without an outbox, ``Host()`` and ``Host(config)`` call handlers inline (retries sleep in
+    the caller) and a killed process loses what it had not delivered; nothing is written to the
+    user's home. :meth:`from_config` and the ``loopai`` command default to ``outbox=True``;
     ``outbox=False`` turns the outbox off even when one is configured.
     """
 
