@@ -1,5 +1,8 @@
 """``loopai events deliver`` once and as a sidecar (``--follow``), and every ``events`` command facing
-unreadable rows, a damaged file and another program's file, as subprocesses on real files."""
+unreadable rows, a damaged file and another program's file, as subprocesses on real files.
+
+Marked ``processes`` (run on one Python by nox): every test but the two of ``--follow``, whose signal
+handling runs on every Python. tests/delivery/test_outbox_file.py faces the same files in-process."""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ def record_only(outbox_path, events) -> None:
     assert (row.delivered, row.in_flight) == (0, 0) and row.pending >= len(events)
 
 
+@pytest.mark.processes
 def test_deliver_once_delivers_what_is_pending_and_says_so(outbox_path, receiver, event, write_config, run_cli, whsec):
     import standardwebhooks
 
@@ -52,6 +56,7 @@ def test_deliver_once_delivers_what_is_pending_and_says_so(outbox_path, receiver
     assert again.returncode == 0 and "0 delivered" in again.stdout and len(receiver.requests) == 5
 
 
+@pytest.mark.processes
 def test_deliver_refuses_when_a_handler_the_file_names_cannot_load(outbox_path, receiver, event, write_config, run_cli):
     record_only(outbox_path, [event()])
     config = write_config(receiver.url)
@@ -68,6 +73,7 @@ def test_deliver_refuses_when_a_handler_the_file_names_cannot_load(outbox_path, 
     assert receiver.requests == []  # the pending delivery waits for a configuration that loads
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("flags", "why"),
     [
@@ -85,6 +91,7 @@ def test_deliver_says_why_a_handler_with_pending_deliveries_delivers_nothing(
     assert f"http-webhook-handler: its deliveries stay pending: {why}" in result.stderr
 
 
+@pytest.mark.processes
 def test_deliver_with_nothing_pending_says_so_without_a_line_per_idle_handler(outbox_path, event, run_cli, tmp_path):
     record_only(outbox_path, [])  # an outbox with nothing in it; the handlers on defaults are idle
     result = run_cli("events", "deliver", cwd=tmp_path)
@@ -92,6 +99,7 @@ def test_deliver_with_nothing_pending_says_so_without_a_line_per_idle_handler(ou
     assert result.stdout.endswith(": nothing was pending\n") and "console-webhook-handler" not in result.stdout
 
 
+@pytest.mark.processes
 def test_deliver_once_stops_at_max_seconds_and_says_what_is_left(outbox_path, receiver, event, write_config, run_cli):
     receiver.fail(1, status=429, retry_after="60")
     record_only(outbox_path, [event()])
@@ -186,6 +194,7 @@ def add_unreadable_rows(path) -> tuple[str, str]:
     return newer, corrupt
 
 
+@pytest.mark.processes
 def test_unreadable_rows_never_stop_deliver_list_or_replay(outbox_path, receiver, event, write_config, run_cli):
     good = [event() for _ in range(3)]
     record_only(outbox_path, good)
@@ -221,6 +230,7 @@ def test_unreadable_rows_never_stop_deliver_list_or_replay(outbox_path, receiver
     assert len(receiver.requests) == 3
 
 
+@pytest.mark.processes
 def test_quarantined_deliveries_are_replayed_after_an_upgrade_and_set_aside_again_when_still_unreadable(
     outbox_path, receiver, event, write_config, run_cli
 ):
@@ -249,6 +259,7 @@ def test_quarantined_deliveries_are_replayed_after_an_upgrade_and_set_aside_agai
     assert [line.split()[2] for line in listed.stdout.splitlines()[1:]] == [corrupt]
 
 
+@pytest.mark.processes
 def test_a_loopai_run_goes_on_over_an_outbox_with_unreadable_rows(
     tmp_path, outbox_path, receiver, event, write_config, run_cli
 ):
@@ -280,6 +291,7 @@ def damaged(path, event) -> None:
         file.write(os.urandom(5 * 4096))
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     "command",
     [["list"], ["list", "--json"], ["replay", "--all-dead"], ["deliver"], ["prune", "--older-than", "0"]],
@@ -296,6 +308,7 @@ def test_a_damaged_outbox_is_named_and_every_command_fails(
     assert receiver.requests == []
 
 
+@pytest.mark.processes
 def test_a_loopai_run_on_a_damaged_outbox_stops_and_names_it(tmp_path, outbox_path, event, run_cli):
     damaged(outbox_path, event)
     records = tmp_path / "in.jsonl"
@@ -317,6 +330,7 @@ def foreign_file(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("command", [["list"], ["replay", "--all-dead"], ["deliver"], ["prune", "--older-than", "0"]])
 def test_another_programs_database_is_refused_untouched_by_every_command(tmp_path, run_cli, command):
     foreign = tmp_path / "app.db"
@@ -328,6 +342,7 @@ def test_another_programs_database_is_refused_untouched_by_every_command(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("app.db")) == ["app.db"]
 
 
+@pytest.mark.processes
 def test_a_loopai_run_refuses_another_programs_database_as_its_outbox(tmp_path, run_cli):
     foreign = tmp_path / "app.db"
     before = foreign_file(foreign)

@@ -1,4 +1,7 @@
-"""``loopai events list`` / ``replay`` / ``prune`` as subprocesses, against a receiver that goes down and comes back."""
+"""``loopai events list`` / ``replay`` / ``prune`` as subprocesses, against a receiver that goes down and comes back.
+
+Each test runs the commands as processes: marked ``processes`` (tests/cli/test_events_list.py runs
+``events list`` in-process on every Python)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import pytest
 import standardwebhooks
 
 import loopai
+
+pytestmark = pytest.mark.processes
 
 CONFIG = """
 autoload = false  # only the plugins named here: the http handler, not the console one

@@ -77,6 +77,7 @@ def test_a_receiver_that_is_down_never_holds_up_the_records_and_is_reported(
     assert f"30 deliveries are still pending: deliver with  {command}" in err
 
 
+@pytest.mark.processes
 def test_with_workers_a_circuit_is_said_once_for_the_run_as_by_one_process(
     tmp_path, outbox_path, down_url, write_config, run
 ):
@@ -108,6 +109,7 @@ def test_fail_on_undelivered_exits_0_when_everything_was_delivered(tmp_path, rec
     assert code == 0, err
 
 
+@pytest.mark.processes
 def test_the_exact_command_finishes_the_job_once_the_receiver_is_back(
     tmp_path, receiver, write_config, run, run_cli, outbox_path
 ):
@@ -127,6 +129,7 @@ def test_the_exact_command_finishes_the_job_once_the_receiver_is_back(
     assert len({r.event_id for r in receiver.requests}) == 12
 
 
+@pytest.mark.processes
 def test_what_earlier_runs_left_for_a_handler_this_run_does_not_load_is_said_but_not_failed_on(
     tmp_path, receiver, write_config, run, run_cli, outbox_path
 ):

@@ -1,4 +1,6 @@
-"""A process killed with SIGKILL mid-delivery loses nothing: ``loopai events deliver`` delivers what was pending."""
+"""A process killed with SIGKILL mid-delivery loses nothing: ``loopai events deliver`` delivers what was pending.
+
+Each test kills a delivering process and finishes its work in another: marked ``processes``."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import standardwebhooks
 
 import loopai
 from loopai.delivery import SqliteOutbox as Outbox
+
+pytestmark = pytest.mark.processes
 
 # The delivering process: a host with the http handler and a file outbox, emitting the given
 # event ids from threads or one after another; its workers deliver them in the background.

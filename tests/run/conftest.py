@@ -4,15 +4,20 @@
 JSON Lines (dicts, or raw strings for malformed lines). ``loopai(*args)`` runs the command
 in-process and returns its exit code, output lines (parsed) and stderr. ``plugins`` is the name
 of a module of test plugins (importable in-process and, via ``env``, in subprocesses), for
-``factory = "<module>:Name"`` entries in a loopai.toml written by ``config(...)``.
+``factory = "<module>:Name"`` entries in a loopai.toml written by ``config(...)``. ``workers_run``
+starts a long ``loopai run --workers 2`` process to interrupt, or to kill a worker of
+(``kit.kill_a_worker``); ``kit.validator_module`` and ``kit.run_process`` run a plugin of a test's
+own through a ``loopai run`` process.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -291,6 +296,79 @@ def loopai_process(args: Sequence[str], **options: Any) -> subprocess.Popen[str]
     return subprocess.Popen([sys.executable, "-m", "loopai", "run", *args], text=True, **options)
 
 
+def run_process(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m loopai run ARGS...`` as a process in tmp_path, run to its end: exit status, stdout, stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "loopai", "run", *args],
+        cwd=tmp_path,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def validator_module(tmp_path: Path, code: str, name: str, attribute: str, **settings: str) -> str:
+    """Write ``code`` as a fresh module in tmp_path/modules (importable by ``loopai`` processes, see
+    :func:`subprocess_env`) and a loopai.toml registering its ``attribute`` as validator ``name``,
+    with ``settings`` (e.g. ``isolation="process"``); the module's name."""
+    module = f"loopai_{name}_{uuid.uuid4().hex[:8]}"
+    modules = tmp_path / "modules"
+    modules.mkdir(exist_ok=True)
+    (modules / f"{module}.py").write_text(code, encoding="utf-8")
+    entry = f'[plugins.validators.{name}]\nfactory = "{module}:{attribute}"\n'
+    entry += "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    (tmp_path / "loopai.toml").write_text(entry, encoding="utf-8")
+    return module
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[Any], seconds: float = 60) -> None:
+    """Wait until ``condition()`` holds (checked every 50 ms), ``process`` ends or ``seconds`` pass;
+    fail unless it holds."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert condition(), "the run never got that far"
+
+
+def kill_a_worker(process: subprocess.Popen[str], events: Callable[[], list[dict[str, Any]]]) -> tuple[int, str]:
+    """Once the ``--workers 2`` run ``process`` (see ``workers_run``) has both its workers and 40 events
+    delivered, SIGKILL its second worker (one that records and does not deliver) and wait for the run
+    to end: the worker's pid and the run's stderr. The run is killed if it does not end."""
+    try:
+        wait_for(lambda: len(events()) >= 40 and len(worker_pids(process.pid)) == 2, process)
+        victim = worker_pids(process.pid)[1]
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return victim, stderr
+
+
+@pytest.fixture
+def workers_run(tmp_path: Path, config: Callable[..., Path]) -> Callable[..., subprocess.Popen[str]]:
+    """``workers_run(lines, *flags, **popen)``: ``loopai run`` of ``lines`` (written to in.jsonl) as a
+    process on ``--workers 2``, results in out.jsonl, stdout and stderr piped; each record takes 20 ms
+    (SlowSync), none is sampled and the Recorder gets every event: a run long enough to interrupt, or
+    to kill a worker of. ``flags`` are added to the command, ``popen`` passed to :class:`subprocess.Popen`."""
+
+    def start(lines: Iterable[dict[str, Any] | str], *flags: str, **popen: Any) -> subprocess.Popen[str]:
+        config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
+        source = write_lines(tmp_path / "in.jsonl", lines)
+        return loopai_process(
+            [str(source), "--no-autoload", "--workers", "2", "-o", "out.jsonl", *flags],
+            cwd=tmp_path,
+            env=subprocess_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **popen,
+        )
+
+    return start
+
+
 def worker_pids(parent: int) -> list[int]:
     """The ``--workers`` processes of the run whose pid is ``parent`` (its children started by
     multiprocessing's spawn; not its resource tracker), in the order they were started. Linux (/proc)."""
@@ -320,5 +398,9 @@ def kit() -> Any:
         tasks_toml=tasks_toml,
         subprocess_env=subprocess_env,
         loopai_process=loopai_process,
+        run_process=run_process,
+        validator_module=validator_module,
+        wait_for=wait_for,
+        kill_a_worker=kill_a_worker,
         worker_pids=worker_pids,
     )

@@ -131,7 +131,7 @@ def test_the_tasks_section_of_the_configuration(tmp_path: Path, kit, loopai) -> 
     assert result.lines[0]["validation"]["is_valid"] is False  # the schema came from loopai.toml
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_a_task_schema_that_is_not_a_json_schema_is_said_at_start(tmp_path: Path, kit, loopai, workers) -> None:
     broken = {"type": "strin"}
     (tmp_path / "tasks.toml").write_text(
@@ -258,7 +258,7 @@ def test_a_broken_plugin_the_configuration_names_is_exit_2_strict_or_not(tmp_pat
     assert "nothing was processed" in lenient.stderr
 
 
-@pytest.mark.parametrize("flags", [(), ("--strict",), ("--workers", "2")])
+@pytest.mark.parametrize("flags", [(), ("--strict",), pytest.param(("--workers", "2"), marks=pytest.mark.processes)])
 def test_a_plugin_the_configuration_names_whose_startup_fails_is_exit_2_said_once(
     tmp_path: Path, kit, config, loopai, flags: tuple[str, ...]
 ) -> None:

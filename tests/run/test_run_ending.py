@@ -48,7 +48,7 @@ def _ctrl_c_once_waiting(tmp_path: Path, kit, config, *flags: str) -> tuple[int,
             process.communicate()
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_ctrl_c_while_the_run_waits_for_deliveries_ends_the_wait_and_prints_the_summary(
     tmp_path: Path, kit, config, events, workers: str
 ) -> None:
@@ -85,7 +85,7 @@ def test_a_quick_end_says_nothing_of_waiting(tmp_path: Path, kit, config, loopai
     assert "waiting up to" not in result.stderr
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_fail_fast_is_a_stop_not_an_interruption(tmp_path: Path, kit, config, loopai, workers: str) -> None:
     config(validators={"ok": "OutputIsOk"})
     lines = [kit.make_record(output="ok") for _ in range(5)] + ["{bad"] + [kit.make_record(output="ok")] * 50

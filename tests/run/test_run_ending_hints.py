@@ -27,6 +27,7 @@ def _loopai(tmp_path: Path, kit, *args: str, cwd: Path | None = None, **options)
     )
 
 
+@pytest.mark.processes  # a run, then the command it printed run from another folder
 def test_the_deliver_command_names_a_configuration_found_by_the_search(tmp_path: Path, kit, config, events) -> None:
     found = config(handlers={"rec": "SlowRecorder"}, extra="[delivery]\ndrain_timeout = 0\n")  # ./loopai.toml
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(2)])
@@ -44,6 +45,7 @@ def test_the_deliver_command_names_a_configuration_found_by_the_search(tmp_path:
     assert len(events()) == sum(len(json.loads(line)["events"]) for line in lines)
 
 
+@pytest.mark.processes
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
 def test_more_workers_than_cpus_is_warned_about_once(tmp_path: Path, kit) -> None:
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(3)])

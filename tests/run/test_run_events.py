@@ -75,7 +75,7 @@ def test_without_a_handler_nothing_is_written_to_the_outbox(tmp_path: Path, kit,
             assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_dry_run_events(tmp_path: Path, kit, loopai, config, events, workers: str) -> None:
     result = _run_with_recorder(
         tmp_path, kit, loopai, config, [kit.make_record(output="ok")], "--dry-run-events", "--workers", workers

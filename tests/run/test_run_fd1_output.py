@@ -1,17 +1,19 @@
 """What a plugin writes straight to file descriptor 1 (``os.write(1, ...)``, a process it starts,
 native code) never reaches ``loopai run``'s stdout in one process: fd 1 is stderr's for the run,
-and the results (or the ``--json`` summary, with ``--output``) go to a copy of the standard output."""
+and the results (or the ``--json`` summary, with ``--output``) go to a copy of the standard output.
+
+Each test runs ``loopai run`` as a process (and the plugin starts one): marked ``processes``."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytestmark = pytest.mark.processes
 
 RAW = '''
 import os
@@ -40,20 +42,9 @@ RECORDS = 5
 
 
 def _run(tmp_path: Path, kit: Any, *flags: str) -> subprocess.CompletedProcess[str]:
-    module = f"loopai_raw_{uuid.uuid4().hex[:8]}"
-    modules = tmp_path / "modules"
-    modules.mkdir(exist_ok=True)
-    (modules / f"{module}.py").write_text(RAW, encoding="utf-8")
-    (tmp_path / "loopai.toml").write_text(f'[plugins.validators.raw]\nfactory = "{module}:Raw"\n', encoding="utf-8")
+    kit.validator_module(tmp_path, RAW, "raw", "Raw")
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(RECORDS)])
-    return subprocess.run(
-        [sys.executable, "-m", "loopai", "run", str(source), "--no-autoload", *flags],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return kit.run_process(tmp_path, str(source), "--no-autoload", *flags)
 
 
 def _written_on_stderr(stderr: str) -> None:

@@ -157,7 +157,7 @@ def test_an_async_hook_that_blocks_its_loop_past_its_timeout_is_a_timeout_at_any
         assert verdict["message"].startswith("validator 'blocksitsloop' took longer than its timeout of 0.5s")
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_a_plugin_that_crashes_the_process_is_named_by_the_stack_it_leaves(
     tmp_path: Path, kit: Any, hostile: str, workers: str
 ) -> None:

@@ -1,6 +1,8 @@
 """``loopai run -o FILE`` never writes its results over a file the run reads or keeps: the input, the
 ``--tasks`` file, the configuration file (named, found by the search or by ``LOOPAI_CONFIG``) or the
-outbox. Refused with exit 2 before anything is written, naming both roles."""
+outbox. Refused with exit 2 before anything is written, naming both roles.
+
+Each test runs ``loopai run`` as a process: marked ``processes``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.processes
 
 
 def _run(kit, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

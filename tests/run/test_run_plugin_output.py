@@ -1,18 +1,21 @@
 """What plugins print never reaches ``loopai run``'s stdout: stdout carries only the result lines
 (or the ``--json`` summary, with ``--output``), and what a plugin prints (at import, when built,
 in ``startup``, in its hooks, in ``shutdown``) goes to stderr: inline or isolated in worker
-processes (``isolation = "process"``), in one process or on ``--workers 2``."""
+processes (``isolation = "process"``), in one process or on ``--workers 2``.
+
+Each test runs ``loopai run`` as a process (and most start worker processes): marked ``processes``."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytestmark = pytest.mark.processes
 
 NOISY = '''
 import sys
@@ -45,23 +48,10 @@ RECORDS = 6
 
 def _run(tmp_path: Path, kit: Any, isolation: str, *flags: str) -> subprocess.CompletedProcess[str]:
     """``loopai run`` of :data:`RECORDS` records of two tasks through the printing validator."""
-    module = f"loopai_noisy_{uuid.uuid4().hex[:8]}"
-    modules = tmp_path / "modules"
-    modules.mkdir(exist_ok=True)
-    (modules / f"{module}.py").write_text(NOISY, encoding="utf-8")
-    (tmp_path / "loopai.toml").write_text(
-        f'[plugins.validators.noisy]\nfactory = "{module}:Noisy"\nisolation = "{isolation}"\n', encoding="utf-8"
-    )
+    kit.validator_module(tmp_path, NOISY, "noisy", "Noisy", isolation=isolation)
     records = [kit.make_record(kit.TASK_A if n % 2 else kit.TASK_B) for n in range(RECORDS)]
     source = kit.write_lines(tmp_path / "in.jsonl", records)
-    return subprocess.run(
-        [sys.executable, "-m", "loopai", "run", str(source), "--no-autoload", *flags],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return kit.run_process(tmp_path, str(source), "--no-autoload", *flags)
 
 
 def _printed_on_stderr(stderr: str) -> None:
@@ -114,7 +104,7 @@ def test_output_dash_is_stdout_and_carries_only_results(tmp_path: Path, kit: Any
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_reader_that_goes_away_ends_the_run_quietly(tmp_path: Path, kit: Any, workers: str) -> None:
     """``loopai run ... | head -1`` with a printing plugin: no traceback, no complaint about the pipe."""
-    _run(tmp_path, kit, "inline")  # writes the plugin, the configuration and the input
+    kit.validator_module(tmp_path, NOISY, "noisy", "Noisy", isolation="inline")
     many = [kit.make_record() for _ in range(3000)]
     source = kit.write_lines(tmp_path / "in.jsonl", many)
     command = [sys.executable, "-m", "loopai", "run", str(source), "--no-autoload", "--workers", workers]

@@ -125,7 +125,7 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path, kit, config, events, concurrency: 
     assert stored == 2 * len(lines) == len(events())  # what was emitted is kept, and delivered
 
 
-@pytest.mark.parametrize("isolation", ["inline", "process"])
+@pytest.mark.parametrize("isolation", ["inline", pytest.param("process", marks=pytest.mark.processes)])
 def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_now(
     tmp_path: Path, kit, config, plugins: str, isolation: str
 ) -> None:
@@ -181,6 +181,7 @@ def test_progress_line_on_a_terminal(tmp_path: Path, kit) -> None:
     assert drawn.endswith("\r\x1b[K")  # erased at the end
 
 
+@pytest.mark.processes
 def test_with_slow_plugins_results_are_written_as_records_finish(tmp_path: Path, kit, config) -> None:
     config(validators={"pauses": "Pauses"})
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(output="pause") for _ in range(8)])

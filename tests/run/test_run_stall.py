@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.parametrize(("workers", "concurrency"), [("1", "1"), ("2", "1"), ("1", "4")])
+@pytest.mark.parametrize(
+    ("workers", "concurrency"), [("1", "1"), pytest.param("2", "1", marks=pytest.mark.processes), ("1", "4")]
+)
 def test_a_plugin_call_that_holds_the_run_up_is_named_with_its_line(
     tmp_path: Path, kit, config, loopai, workers: str, concurrency: str
 ) -> None:
@@ -45,6 +47,7 @@ def test_a_plugin_slow_on_every_call_is_named_once(
     assert len(said) == 1, said
 
 
+@pytest.mark.processes  # the plugin in a worker process of its own
 def test_a_plugin_with_a_timeout_is_named_with_it(
     tmp_path: Path, kit, config, loopai, plugins: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,7 +65,7 @@ def test_a_plugin_with_a_timeout_is_named_with_it(
     assert "; its timeout ends the call after 30 s; Ctrl-C stops the run" in said[0], said
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_a_startup_hook_that_holds_the_run_up_is_named(tmp_path: Path, kit, config, loopai, workers: str) -> None:
     config(validators={"slow-start": "SlowStart"}, extra="[dispatch]\nstall_notice = 0.2\n")
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record(output="ok")])

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from loopai.run import Histogram
+
+# The tables with --workers 2 (worker processes) are checked on one Python only, as the tests marked processes.
+WORKERS = ["1", pytest.param("2", marks=pytest.mark.processes)]
 
 
 def _records(kit) -> list:
@@ -86,7 +91,8 @@ def test_json_summary_goes_to_stderr_when_results_go_to_stdout(tmp_path: Path, k
     assert json.loads(result.stderr)["records"] == 25
 
 
-def test_plugin_failures_are_counted_with_the_first_reason(tmp_path: Path, kit, loopai, plugins) -> None:
+@pytest.mark.parametrize("workers", WORKERS)
+def test_plugin_failures_are_counted_with_the_first_reason(tmp_path: Path, kit, loopai, plugins, workers: str) -> None:
     name = f"{plugins}_boom"
     (tmp_path / "modules" / f"{name}.py").write_text(
         "import loopai\n"
@@ -104,13 +110,16 @@ def test_plugin_failures_are_counted_with_the_first_reason(tmp_path: Path, kit, 
     assert (boom["calls"], boom["failures"]) == (3, 3)
     at = f"(at {tmp_path / 'modules' / name}.py:4)"  # the plugin's own line that raised
     assert boom["first_failure"] == f"validator 'boom' raised RuntimeError: nope {at}"
-    for workers in ("1", "2"):  # the table counts; the line under it says why
-        table = loopai(str(source), "--no-autoload", "-o", "out.jsonl", "--workers", workers).stderr
-        reason = f"FIRST FAILURE of each plugin that failed:\n  validator 'boom' raised RuntimeError: nope {at} (3 of 3"
-        assert reason in table
+    # The table counts; the line under it says why.
+    table = loopai(str(source), "--no-autoload", "-o", "out.jsonl", "--workers", workers).stderr
+    reason = f"FIRST FAILURE of each plugin that failed:\n  validator 'boom' raised RuntimeError: nope {at} (3 of 3"
+    assert reason in table
 
 
-def test_the_summary_says_why_the_first_malformed_line_is_not_a_record(tmp_path: Path, kit, loopai) -> None:
+@pytest.mark.parametrize("workers", WORKERS)
+def test_the_summary_says_why_the_first_malformed_line_is_not_a_record(
+    tmp_path: Path, kit, loopai, workers: str
+) -> None:
     cut = json.dumps(kit.make_record())[:40]  # a line cut short inside a string, as a truncated file ends
     lines = [kit.make_record(kit.TASK_B), kit.make_record(), cut, kit.make_record(), "[1]", kit.make_record(kit.TASK_B)]
     source = kit.write_lines(tmp_path / "in.jsonl", lines)
@@ -119,9 +128,9 @@ def test_the_summary_says_why_the_first_malformed_line_is_not_a_record(tmp_path:
     as_json = json.loads(loopai(str(source), "--json", "-o", "out.jsonl").stdout)
 
     assert as_json["malformed"] == 2 and as_json["first_malformed"] == why
-    for workers in ("1", "2"):  # with workers, each has some of the lines: the first of all is said
-        table = loopai(str(source), "-o", "out.jsonl", "--workers", workers).stderr
-        assert f"FIRST MALFORMED LINE (each has an error line in the results):\n  {why}\n" in table
+    # With workers, each has some of the lines: the first of all is said.
+    table = loopai(str(source), "-o", "out.jsonl", "--workers", workers).stderr
+    assert f"FIRST MALFORMED LINE (each has an error line in the results):\n  {why}\n" in table
     clean = kit.write_lines(tmp_path / "clean.jsonl", [kit.make_record()])
     assert "MALFORMED" not in loopai(str(clean), "-o", "out.jsonl").stderr
     only_malformed = loopai(

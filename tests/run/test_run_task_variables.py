@@ -1,12 +1,19 @@
 """``LOOPAI_TASKS__<ID>__<KEY>`` variables apply over a ``--tasks`` file as over the configuration's
 ``[tasks]`` (the precedence README states: flags, then variables, then files); the file still
-replaces the configuration's ``[tasks]``."""
+replaces the configuration's ``[tasks]``.
+
+Each test runs ``loopai run`` as a process: marked ``processes`` (tests/cli/test_config_sources.py reads
+``LOOPAI_TASKS__`` variables on every Python)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.processes
 
 
 def test_task_variables_apply_over_a_tasks_file(tmp_path: Path, kit) -> None:

@@ -12,7 +12,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -112,25 +111,8 @@ def test_fail_fast_with_workers_stops_where_one_process_stops(tmp_path: Path, ki
     assert one[3] == two[3]
 
 
-def _slow_run(tmp_path: Path, kit, config, count: int, *flags: str, **popen: Any) -> subprocess.Popen[str]:
-    config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
-    records = [kit.make_record(TASKS[n % len(TASKS)]) for n in range(count)]
-    source = kit.write_lines(tmp_path / "in.jsonl", records)
-    return kit.loopai_process(
-        [str(source), "--no-autoload", "--workers", "2", "-o", "out.jsonl", *flags],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **popen,
-    )
-
-
-def _wait_for(condition: Any, process: subprocess.Popen[str], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert condition(), "the run never got that far"
+def _slow_records(kit, count: int) -> list[Any]:
+    return [kit.make_record(TASKS[n % len(TASKS)]) for n in range(count)]
 
 
 def _whole_lines(path: Path) -> list[dict[str, Any]]:
@@ -147,10 +129,10 @@ def _outbox_events(tmp_path: Path) -> list[tuple[int, str]]:
     return sorted((json.loads(body)["payload"]["line"], json.loads(body)["event_type"]) for (body,) in rows)
 
 
-def test_ctrl_c_at_a_terminal_stops_every_worker_cleanly(tmp_path: Path, kit, config, events) -> None:
-    process = _slow_run(tmp_path, kit, config, 2000, start_new_session=True)
+def test_ctrl_c_at_a_terminal_stops_every_worker_cleanly(tmp_path: Path, kit, workers_run, events) -> None:
+    process = workers_run(_slow_records(kit, 2000), start_new_session=True)
     try:
-        _wait_for(lambda: len(events()) >= 40, process)
+        kit.wait_for(lambda: len(events()) >= 40, process)
         os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -167,17 +149,9 @@ def test_ctrl_c_at_a_terminal_stops_every_worker_cleanly(tmp_path: Path, kit, co
     assert len(delivered) == 2 * len(lines)
 
 
-def test_a_killed_worker_leaves_whole_lines_and_loses_no_event(tmp_path: Path, kit, config, events) -> None:
-    process = _slow_run(tmp_path, kit, config, 2000)
-    try:
-        _wait_for(lambda: len(events()) >= 40 and len(kit.worker_pids(process.pid)) == 2, process)
-        victim = kit.worker_pids(process.pid)[1]  # a worker that records and does not deliver
-        os.kill(victim, signal.SIGKILL)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+def test_a_killed_worker_leaves_whole_lines_and_loses_no_event(tmp_path: Path, kit, workers_run, events) -> None:
+    process = workers_run(_slow_records(kit, 2000))
+    victim, stderr = kit.kill_a_worker(process, events)
 
     assert process.returncode == 1, stderr
     assert f"(pid {victim}) was killed by SIGKILL" in stderr and "Traceback" not in stderr
@@ -255,20 +229,14 @@ def test_a_line_without_a_readable_task_id_has_no_task(line: str) -> None:
     assert task_key(line.encode()) is None
 
 
-def test_a_worker_killed_while_it_waits_for_lines_stops_the_run_saying_so(tmp_path: Path, kit, config, events) -> None:
+def test_a_worker_killed_while_it_waits_for_lines_stops_the_run_saying_so(
+    tmp_path: Path, kit, workers_run, events
+) -> None:
     # Its task's few records are done: no line of it is lost, but the input is read no further.
-    config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
     records = [kit.make_record(TASKS[0]) for _ in range(5)] + [kit.make_record(TASKS[1]) for _ in range(2000)]
-    source = kit.write_lines(tmp_path / "in.jsonl", records)
-    process = kit.loopai_process(
-        [str(source), "--no-autoload", "--workers", "2", "-o", "out.jsonl"],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = workers_run(records)
     try:
-        _wait_for(lambda: {e["line"] for e in events()} >= {1, 2, 3, 4, 5, 6}, process)
+        kit.wait_for(lambda: {e["line"] for e in events()} >= {1, 2, 3, 4, 5, 6}, process)
         idle = next(event["pid"] for event in events() if event["line"] == 1)
         os.kill(idle, signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)

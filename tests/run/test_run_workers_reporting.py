@@ -6,11 +6,8 @@ Each test starts a real ``loopai`` process and its workers: marked ``processes``
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,15 +20,9 @@ TASKS = [str(uuid.UUID(int=n + 1, version=4)) for n in range(5)]
 NAMES = [f"task-{n}" for n in range(5)]
 
 
-def _wait_for(condition: Any, process: subprocess.Popen[Any], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert condition(), "the run never got that far"
-
-
-def test_a_dead_workers_tasks_are_named_and_the_counts_match_the_output(tmp_path: Path, kit, config, events) -> None:
-    config(validators={"slow": "SlowSync"}, samplers={"never": "Never"}, handlers={"rec": "Recorder"})
+def test_a_dead_workers_tasks_are_named_and_the_counts_match_the_output(
+    tmp_path: Path, kit, workers_run, events
+) -> None:
     tasks = {task: {"name": name} for task, name in zip(TASKS, NAMES, strict=True)}
     (tmp_path / "tasks.toml").write_text(kit.tasks_toml(**tasks), encoding="utf-8")
     lines: list[Any] = []
@@ -39,23 +30,8 @@ def test_a_dead_workers_tasks_are_named_and_the_counts_match_the_output(tmp_path
         lines.append(kit.make_record(TASKS[n % len(TASKS)]))
         if n % 50 == 7:
             lines.append(f'{{"task_id": "{TASKS[n % len(TASKS)]}", "oops"')  # malformed
-    source = kit.write_lines(tmp_path / "in.jsonl", lines)
-    process = kit.loopai_process(
-        [str(source), "--no-autoload", "--tasks", "tasks.toml", "--workers", "2", "-o", "out.jsonl"],
-        cwd=tmp_path,
-        env=kit.subprocess_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for(lambda: len(events()) >= 40 and len(kit.worker_pids(process.pid)) == 2, process)
-        victim = kit.worker_pids(process.pid)[1]  # a worker that records and does not deliver
-        os.kill(victim, signal.SIGKILL)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    process = workers_run(lines, "--tasks", "tasks.toml")
+    victim, stderr = kit.kill_a_worker(process, events)
 
     assert process.returncode == 1, stderr
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -95,7 +71,7 @@ def test_lines_from_a_pipe_that_pauses_are_processed_at_once(tmp_path: Path, kit
         assert process.stdin is not None
         process.stdin.write("".join(json.dumps(record) + "\n" for record in records))
         process.stdin.flush()  # and the pipe stays open: the producer pauses
-        _wait_for(lambda: written() == 40, process)
+        kit.wait_for(lambda: written() == 40, process)
         _, stderr = process.communicate(timeout=60)  # closes its stdin: the input ends
     finally:
         if process.poll() is None:
