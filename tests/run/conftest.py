@@ -331,20 +331,26 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[Any], seco
     assert condition(), "the run never got that far"
 
 
-def kill_a_worker(process: subprocess.Popen[str], events: Callable[[], list[dict[str, Any]]]) -> tuple[int, str]:
-    """Once the ``--workers 2`` run ``process`` (see ``workers_run``) has both its workers and 40 events
-    delivered, SIGKILL its second worker (one that records and does not deliver) and wait for the run
-    to end: the worker's pid and the run's stderr. The run is killed if it does not end."""
+def kill_a_worker(
+    process: subprocess.Popen[str],
+    events: Callable[[], list[dict[str, Any]]],
+    ready: Callable[[], bool] | None = None,
+    victim: Callable[[], int] | None = None,
+) -> tuple[int, str]:
+    """Once the ``--workers 2`` run ``process`` (see ``workers_run``) is ``ready`` (by default: both its
+    workers are up and 40 events were delivered), SIGKILL the worker ``victim()`` names (by default
+    its second, one that records and does not deliver) and wait for the run to end: the worker's pid
+    and the run's stderr. The run is killed if it does not end."""
     try:
-        wait_for(lambda: len(events()) >= 40 and len(worker_pids(process.pid)) == 2, process)
-        victim = worker_pids(process.pid)[1]
-        os.kill(victim, signal.SIGKILL)
+        wait_for(ready or (lambda: len(events()) >= 40 and len(worker_pids(process.pid)) == 2), process)
+        pid = victim() if victim is not None else worker_pids(process.pid)[1]
+        os.kill(pid, signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
-    return victim, stderr
+    return pid, stderr
 
 
 @pytest.fixture

@@ -235,15 +235,12 @@ def test_a_worker_killed_while_it_waits_for_lines_stops_the_run_saying_so(
     # Its task's few records are done: no line of it is lost, but the input is read no further.
     records = [kit.make_record(TASKS[0]) for _ in range(5)] + [kit.make_record(TASKS[1]) for _ in range(2000)]
     process = workers_run(records)
-    try:
-        kit.wait_for(lambda: {e["line"] for e in events()} >= {1, 2, 3, 4, 5, 6}, process)
-        idle = next(event["pid"] for event in events() if event["line"] == 1)
-        os.kill(idle, signal.SIGKILL)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    idle, stderr = kit.kill_a_worker(
+        process,
+        events,
+        ready=lambda: {e["line"] for e in events()} >= {1, 2, 3, 4, 5, 6},
+        victim=lambda: next(event["pid"] for event in events() if event["line"] == 1),
+    )
 
     assert process.returncode == 1, stderr  # was 0, the input silently cut short
     head = next(line for line in stderr.splitlines() if line.startswith("loopai run: "))
