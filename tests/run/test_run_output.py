@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 
 def _tasks(tmp_path: Path, kit, **settings) -> Path:
     path = tmp_path / "tasks.toml"
@@ -207,6 +209,23 @@ def test_a_json_array_or_records_over_many_lines_are_refused_with_how_to_convert
     assert f"e.g. gunzip -c {tmp_path / 'packed.json.gz'} | jq -c '.[]' > records.jsonl" in packed.stderr
     assert piped.returncode != 0 and piped.stdout == ""
     assert "standard input: this is a JSON array" in piped.stderr
+
+
+@pytest.mark.parametrize("first", ["[1, 2]", "[" * 100_000 + "]" * 100_000, '["a", {"b": 1}]'])
+def test_a_first_line_that_is_another_array_is_that_lines_error_not_the_files(
+    tmp_path: Path, kit, loopai, first: str
+) -> None:
+    # Only an array of records is a whole document to convert; any other array on line 1 is a
+    # malformed line, as on line 2: the run goes on (exit 1).
+    source = kit.write_lines(tmp_path / "in.jsonl", [first, kit.make_record(), kit.make_record()])
+
+    result = loopai(str(source), "-o", str(tmp_path / "out.jsonl"))
+
+    assert result.code == 1, result.stderr
+    assert "jq" not in result.stderr
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["line"] for line in lines] == [1, 2, 3]
+    assert lines[0]["error"].startswith("line 1: ") and lines[1]["error"] is None
 
 
 def test_a_gz_file_that_is_not_gzip_is_a_usage_error(tmp_path: Path, kit, loopai) -> None:

@@ -316,15 +316,17 @@ def _starts_gzip(stream: Any) -> bool | None:
 
 
 def _not_json_lines(stream: Any) -> str | None:
-    """``"array"`` when ``stream``'s first bytes that are not white space open a JSON array (a whole
-    document of records), ``"spread"`` when its first line is a lone ``{`` (a record pretty-printed
-    over many lines); else None. Looks without consuming."""
+    """``"array"`` when ``stream``'s first bytes that are not white space open a JSON array of
+    records (a whole document of them: ``[`` then, after white space, ``{`` or ``]``, or nothing more
+    in the bytes looked at), ``"spread"`` when its first line is a lone ``{`` (a record pretty-printed
+    over many lines); else None. A first line that is another array (``[1, 2]``, ``[[[...``) is that
+    line's error, as on any other line. Looks without consuming."""
     peek = getattr(stream, "peek", None)
     if peek is None:
         return None
     head = peek(_LOOK_AHEAD)[:_LOOK_AHEAD].removeprefix(_BOM).lstrip(b" \t\r\n")
     if head.startswith(b"["):
-        return "array"
+        return "array" if head[1:].lstrip(b" \t\r\n")[:1] in (b"{", b"]", b"") else None
     first, newline, _ = head.partition(b"\n")
     return "spread" if newline and first.strip() == b"{" else None
 
