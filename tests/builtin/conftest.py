@@ -2,7 +2,8 @@
 
 ``record``, ``event`` and ``make_host`` are factories. ``receiver`` answers 200 unless told
 otherwise: ``receiver.fail(2, status=503, retry_after="1")`` makes the next two requests fail,
-``receiver.slow(1.0)`` makes the next one answer late. Hostile answers too:
+``receiver.slow(1.0)`` makes the next one answer late, ``receiver.respond(302, reason=..., headers=...)``
+gives the next one any answer. Hostile answers too:
 ``receiver.huge(2**30)`` streams a gigabyte, ``receiver.drip(0.5)`` sends its body one byte
 every half second, ``receiver.echo(400)`` sends back the request's path and headers. It serves GET from
 ``receiver.documents`` (path -> bytes). Every request is recorded (method, headers, body,
@@ -45,6 +46,8 @@ class Answer:
     drip_head: bool = False
     echo: bool = False
     """Answer with the request's path and headers, in the body and as the reason phrase."""
+    reason: str | None = None
+    """The reason phrase, sent as is (default: the status's usual one)."""
 
 
 @dataclass
@@ -119,7 +122,10 @@ class Receiver:
                     self.wfile.write(head.encode() + echoed)
                     return
                 size = len(answer.body) if answer.size is None else answer.size
-                head = f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('Whatever',))[0]}\r\n"
+                reason = (
+                    answer.reason if answer.reason is not None else self.responses.get(answer.status, ("Whatever",))[0]
+                )
+                head = f"HTTP/1.1 {answer.status} {reason}\r\n"
                 head += "".join(f"{name}: {value}\r\n" for name, value in answer.headers.items())
                 head += f"content-length: {size}\r\n\r\n"
                 if answer.drip:
@@ -165,6 +171,14 @@ class Receiver:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         with self._lock:
             self.script.extend(Answer(status, headers, 0.0, body) for _ in range(times))
+
+    def respond(
+        self, status: int, body: bytes = b"", *, reason: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        """The next request gets this answer: ``reason`` and ``headers`` sent as they are (control
+        characters included), as a hostile receiver would."""
+        with self._lock:
+            self.script.append(Answer(status, headers or {}, body=body, reason=reason))
 
     def slow(self, seconds: float, times: int = 1) -> None:
         """The next ``times`` requests are answered (200) after ``seconds``."""

@@ -40,7 +40,7 @@ class RemoteHandler(loopai.WebhookHandlerPlugin):
         **options: Any,
     ) -> None:
         super().__init__(config, enabled=enabled, **options)
-        self._poster = Poster(f"{self.user_agent}/{loopai.__version__}")
+        self._poster = Poster(f"{self.user_agent}/{loopai.__version__}", self.destination_setting)
         self._events_override: frozenset[loopai.WebhookEventType] | None = None
         self._idle = enabled is None and self._destination() is None
         if self._idle:

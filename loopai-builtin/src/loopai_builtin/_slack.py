@@ -175,6 +175,7 @@ class SlackWebhookHandler(RemoteHandler):
             shown=shown,
             secrets=_secret_parts(url),
             retry_after_max=self.config.retry_after_max,
+            keep_path=False,  # where a redirect points is shown without its path, as the URL is
         )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urljoin, urlsplit
 
 from pydantic import SecretStr
 
@@ -40,6 +41,13 @@ RETRY_AFTER_MAX = 300.0
 _SHOWN_EXCERPT = 200  # characters of the answer quoted in an error message
 _REDACTED = "**********"
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+_SHORTEST_HIDDEN = 4  # a query value shorter than this is blanked only after its name ("v=1"): no secret
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""What a receiver's text may not bring into a message: the control characters (C0 but the tab and
+line breaks, which become spaces; DEL; C1), which a terminal obeys (ESC starts a sequence that moves
+the cursor, erases lines, retitles the window; BEL rings), and the bidirectional formatting
+characters, which reorder what follows them (U+202E shows ``txt.exe`` as ``exe.txt``)."""
+_NOT_FOLLOWED = "redirects are not followed, so that an event never goes to an address the configuration does not name"
 _UNTRUSTED = " (a receiver whose certificate a private authority signed: set SSL_CERT_FILE or SSL_CERT_DIR to it)"
 
 
@@ -49,7 +57,7 @@ class WebhookDeliveryError(loopai.LoopaiError):
     ``url`` is the target without credentials or query; ``status`` the HTTP status (None
     when no answer came); ``retry_after`` the seconds the server asked to wait (from
     ``Retry-After``), which the host honours; ``retryable`` is False for answers that
-    another try will not change (most 4xx).
+    another try will not change (most 4xx; a 3xx, as no redirect is followed).
     """
 
     def __init__(
@@ -140,9 +148,47 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def _excerpt(text: str, limit: int) -> str:
-    # One line (a receiver must not forge lines in logs or in ``events list``), clipped.
-    text = " ".join(text.split())
+    """``text`` safe to print, clipped to ``limit`` characters: one line (a receiver must not forge
+    lines in logs or in ``events list``), and every character of :data:`_UNSAFE` written as its
+    escape, ``\\x1b`` or ``\\u202e`` (replaced, not dropped: what it stood between stays apart,
+    a secret cut in two by one included)."""
+    text = " ".join(_UNSAFE.sub(_escaped, text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _joined(url: str, location: str) -> str:
+    """The address a ``Location`` (absolute, or relative to ``url``) names."""
+    try:
+        return urljoin(url, location.strip())
+    except ValueError:
+        return location
+
+
+def _url_secrets(url: str) -> list[str]:
+    """What a receiver could echo of ``url`` that must not be shown: its password (as written and
+    decoded) and, when it has a query, the query whole, each ``name=value`` item and each value
+    (as written and decoded; a value shorter than 4 characters only with its name: blanking every
+    ``1`` of a message would garble it, and so short a value is no secret)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password or ""
+    except ValueError:
+        return []
+    found = [password, unquote(password)]
+    if parts.query:
+        found += [parts.query, unquote_plus(parts.query)]
+        for item in parts.query.split("&"):
+            name, equals, value = item.partition("=")
+            value = value if equals else name
+            found += [item, unquote_plus(item)]
+            if len(unquote_plus(value)) >= _SHORTEST_HIDDEN:
+                found += [value, unquote_plus(value)]
+    return [text for text in found if text]
 
 
 class Poster:
@@ -155,7 +201,8 @@ class Poster:
     when the connections are first needed: a handler left off (no URL configured) never does.
     """
 
-    def __init__(self, user_agent: str) -> None:
+    def __init__(self, user_agent: str, setting: str = "url") -> None:
+        self._setting = setting  # the handler's URL setting, named in the advice about a redirect
         self._defaults = ((b"user-agent", user_agent.encode("ascii")), (b"accept", b"*/*"))
         self._connections: Connections | None = None
         self._lock = threading.Lock()
@@ -198,13 +245,20 @@ class Poster:
     @staticmethod
     def _hidden(url: str, target: Target | None, secrets: Iterable[str]) -> list[str]:
         """Everything that must never be shown: the URL, its password and the Basic token made of
-        it (whole header value too), and the caller's secrets."""
-        hidden = [url, *secrets]
+        it (whole header value too), its query's values, and the caller's secrets."""
+        hidden = [url, *_url_secrets(url), *secrets]
         if target is not None:
             hidden += [target.password or "", target.basic_token or ""]
             if target.basic_token:
                 hidden.append(f"Basic {target.basic_token}")
         return hidden
+
+    @staticmethod
+    def _pointed(url: str, location: str, hidden: list[str], keep_path: bool) -> str:
+        """Where a redirect from ``url`` points, safe to print: as :func:`shown_url` shows a URL, the
+        secrets blanked (all but ``url`` itself: the path it shares with the address is no secret)."""
+        shown = shown_url(_joined(url, location), keep_path=keep_path)
+        return _excerpt(scrub(shown, [text for text in hidden if text != url]), _SHOWN_EXCERPT)
 
     def post(
         self,
@@ -216,13 +270,17 @@ class Poster:
         shown: str,
         secrets: Iterable[str] = (),
         retry_after_max: float = RETRY_AFTER_MAX,
+        keep_path: bool = True,
     ) -> Answer:
         """POST ``body``; return the 2xx answer, else raise :class:`WebhookDeliveryError`.
 
-        ``shown`` names the target in messages; ``url`` itself, its credentials and every
-        string in ``secrets`` are blanked out of any text taken from the server or the
-        network library. A ``Retry-After`` longer than ``retry_after_max`` seconds is
-        reported, and capped to it on the error's ``retry_after``.
+        ``shown`` names the target in messages; ``url`` itself, its credentials, its query's
+        values and every string in ``secrets`` are blanked out of any text taken from the
+        server or the network library, and so are the control characters of such text. A
+        ``Retry-After`` longer than ``retry_after_max`` seconds is reported, and capped to it
+        on the error's ``retry_after``. A redirect is not followed: the error says where it
+        pointed, shown as ``shown_url`` shows a URL (with its path unless ``keep_path`` is
+        False), and to set the URL to that address.
         """
         import httpcore
 
@@ -253,12 +311,19 @@ class Poster:
         reason = _excerpt(scrub(answer.reason, hidden), _SHOWN_EXCERPT)
         log.debug("POST %s answered %d %s", shown, status, reason)
         message = f"POST {shown} answered {status} {reason}".rstrip()
+        location = answer.headers.get("location") if 300 <= status < 400 else None
+        if location is not None:
+            message += f", pointing to {self._pointed(url, location, hidden, keep_path)}"
+            hidden += _url_secrets(_joined(url, location))  # the body may repeat the address
         asked = parse_retry_after(answer.headers.get("retry-after"))
         retry_after = None if asked is None else min(asked, retry_after_max)
         if retry_after is not None:
             message += f"; retry after {retry_after:g} s"
             if asked is not None and asked > retry_after:
                 message += f" (it asked for {asked:g} s; retry_after_max caps the wait)"
+        if 300 <= status < 400:
+            address = "that address" if location is not None else "the final address"
+            message += f"; set {self._setting} to {address} ({_NOT_FOLLOWED})"
         excerpt = _excerpt(scrub(answer.body.decode("utf-8", "replace"), hidden), _SHOWN_EXCERPT)
         if excerpt:
             message += f": {excerpt}" + ("…" if answer.truncated and not excerpt.endswith("…") else "")

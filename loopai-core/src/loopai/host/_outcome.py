@@ -14,8 +14,10 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import traceback
 from typing import Any
 
+from loopai._errors import LoopaiError
 from loopai._isolation import Raised, attempt, describe, own_file, raised_at, where_written
 from loopai._log import logger
 from loopai._report import FailureKind, PluginFailure
@@ -100,9 +102,21 @@ def _raised_at(call: Call, error: BaseException) -> str:
         return f" (at {where[0]}:{where[1]}, in its worker process)" if where else " (in its worker process)"
     if isinstance(error, WrongType):
         return _hook_at(call)
-    if isinstance(error, (HookTimeout, WorkerLost)):
+    if isinstance(error, (HookTimeout, WorkerLost)) or _said_by_loopai(error):
         return ""
     return raised_at(error, own_file(call.entry.plugin))
+
+
+def _said_by_loopai(error: BaseException) -> bool:
+    """Whether ``error`` is a :class:`LoopaiError` raised on purpose in loopai's own code, its
+    built-in plugins' included (``WebhookDeliveryError`` for a receiver's answer): its message says
+    all, and where in loopai it was raised tells a user nothing. A plugin author's exception, and
+    anything else loopai raises (a bug), keep their place."""
+    if not isinstance(error, LoopaiError):
+        return False
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+    module = str(frames[-1].f_globals.get("__name__", "")) if frames else ""
+    return module.split(".", 1)[0] in ("loopai", "loopai_builtin")
 
 
 def _hook_at(call: Call) -> str:
