@@ -160,3 +160,40 @@ def test_repr_and_str_of_the_configuration_show_no_secret(project, monkeypatch) 
             assert secret not in text
     assert "http-webhook-handler" in repr(config)  # what is not secret is still there to read
     assert config.plugins.webhook_handlers[0].configuration["secret"] == "whsec-very-secret-1"
+
+
+def test_a_loopai_toml_that_is_a_folder_is_an_error_naming_it(project, cli, proc) -> None:
+    (project.root / "loopai.toml").mkdir()
+    deep = project.root / "sub"
+    deep.mkdir()
+
+    checked = cli("config", "check")
+    named = cli("config", "check", "loopai.toml")
+    below = proc("config", "check", cwd=deep)
+    ran = proc("run", str(project.records()))
+
+    refused = "is a folder, not a configuration file; rename or remove it (the configuration is a TOML file)"
+    assert checked.code == 1
+    assert checked.err.splitlines() == [f"loopai.toml: {refused}", "1 error(s)"]
+    assert checked.out == ""
+    assert named.code == 1
+    assert named.err.splitlines() == [
+        "loopai.toml: is a folder, not a configuration file; name a TOML or JSON file",
+        "1 error(s)",
+    ]
+    assert below.code == 1 and below.err.splitlines()[0] == f"../loopai.toml: {refused}"
+    assert (ran.code, ran.out) == (2, "")
+    assert ran.err.splitlines() == [f"loopai.toml: {refused}"]
+
+
+def test_a_users_loopai_toml_that_is_a_folder_is_an_error_naming_it(project, cli) -> None:
+    user = Path(project.env["XDG_CONFIG_HOME"], "loopai", "loopai.toml")
+    user.mkdir(parents=True)
+
+    checked = cli("config", "check")
+
+    assert checked.code == 1
+    assert (
+        checked.err.splitlines()[0]
+        == f"{user}: is a folder, not a configuration file; rename or remove it (the configuration is a TOML file)"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 CONFIG = """
 [plugins.webhook_handlers.http-webhook-handler.configuration]
 url = "https://hooks.example.invalid/loopai"
@@ -71,3 +73,80 @@ def test_a_command_that_needs_the_value_stops_naming_the_variable(project, proc)
     assert UNSET in ran.err
     assert with_it.code == 0, with_it.err
     assert "s3cret-for-tests" not in with_it.out + with_it.err
+
+
+@pytest.mark.parametrize(
+    ("handler", "setting", "variable"),
+    [("http-webhook-handler", "url", "HOOK_URL"), ("slack-webhook-handler", "webhook_url", "SLACK_WEBHOOK_URL")],
+)
+def test_config_check_says_the_variable_not_that_the_setting_it_gives_is_required(
+    project, cli, handler, setting, variable
+) -> None:
+    project.write("loopai.toml", f'[plugins.webhook_handlers.{handler}.configuration]\n{setting} = "${{{variable}}}"\n')
+
+    checked = cli("config", "check")
+    as_json = cli("config", "check", "--json")
+
+    unset = (
+        f"loopai.toml:2: webhook_handlers.{handler}.configuration.{setting}: environment variable {variable} is not "
+        f"set (export it, or write ${{{variable}:-default}})"
+    )
+    assert checked.code == 0, checked.err
+    assert checked.err.splitlines() == [f"warning: {unset}; loopai run needs it"]
+    assert checked.out == "loopai.toml: ok (1 plugin entry)\n"
+    assert (as_json.json["ok"], as_json.json["errors"]) == (True, [])
+
+
+def test_a_command_that_needs_the_setting_names_the_variable_alone(project, proc) -> None:
+    project.write("loopai.toml", '[plugins.webhook_handlers.http-webhook-handler.configuration]\nurl = "${HOOK_URL}"\n')
+
+    ran = proc("run", str(project.records()))
+
+    assert (ran.code, ran.out) == (2, "")
+    assert ran.err.splitlines() == [
+        "loopai.toml:2: webhook_handlers.http-webhook-handler.configuration.url: environment variable HOOK_URL is not "
+        "set (export it, or write ${HOOK_URL:-default})"
+    ]
+
+
+def test_a_settings_error_of_another_setting_is_still_an_error(project, cli) -> None:
+    project.write(
+        "loopai.toml",
+        """
+        [plugins.samplers.tuned]
+        factory = "loopai_cli_plugins:Tuned"
+        configuration = { token = "${TUNED_TOKEN}", rate = 5 }
+        """,
+    )
+
+    checked = cli("config", "check")
+
+    assert checked.code == 1
+    assert checked.err.splitlines() == [
+        "loopai.toml:3: samplers.tuned.rate: must be <= 1 (got 5)",
+        "warning: loopai.toml:3: samplers.tuned.configuration.token: environment variable TUNED_TOKEN is not set "
+        "(export it, or write ${TUNED_TOKEN:-default}); loopai run needs it",
+        "1 error(s)",
+    ]
+
+
+def test_plugins_show_says_an_unset_variable_of_its_plugin_once(project, cli) -> None:
+    project.write(
+        "loopai.toml",
+        """
+        [plugins.webhook_handlers.http-webhook-handler.configuration]
+        url = "${HOOK_URL}"
+
+        [plugins.samplers.tuned]
+        factory = "loopai_cli_plugins:Tuned"
+        configuration = { token = "${TUNED_TOKEN}" }
+        """,
+    )
+
+    shown = cli("plugins", "show", "http-webhook-handler")
+
+    assert shown.code == 0, shown.err
+    said = shown.out + shown.err
+    assert said.count("environment variable HOOK_URL is not set") == 1
+    assert "  unset:         loopai.toml:2: webhook_handlers.http-webhook-handler.configuration.url: " in shown.out
+    assert "note: loopai.toml:6: samplers.tuned.configuration.token: environment variable TUNED_TOKEN" in shown.err

@@ -27,12 +27,14 @@ def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], 
     """Errors of the plugins the configuration names (their settings checked against their own
     models), and warnings about installed plugins it does not name."""
     from loopai.host import Host
+    from loopai.state import MemoryStateStore
 
-    # Installed plugins are loaded so that their settings are checked; no outbox: checking creates no files.
-    host = Host(config, strict=False, discover=True, outbox=False)
+    errors: list[str] = _state_problems(config)
+    # Installed plugins are loaded so that their settings are checked; no outbox: checking creates no
+    # files; the state in this process: a [state] url database is not connected to (nor needed).
+    host = Host(config, strict=False, discover=True, outbox=False, state=MemoryStateStore())
     host.close()
     warnings: list[str] = configuration_warnings(host)
-    errors: list[str] = []
     said = set()
     for record in host.discovered:
         if record.status in ("ok", "disabled"):
@@ -56,6 +58,21 @@ def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], 
         elif problem not in said:
             errors += problem.splitlines()  # a plugin's settings problems come as one line each
     return [error for error in errors if not reading.already_reported(error)], warnings
+
+
+def _state_problems(config: LoopaiConfig) -> list[str]:
+    """What a host would refuse in the ``[state] url`` (or ``LOOPAI_STATE_URL``): a URL that is not a
+    ``postgresql://`` one. Nothing connects."""
+    import os
+
+    from loopai._errors import ConfigError
+    from loopai.state import open_state
+
+    try:
+        open_state(None, config, os.environ)  # a store not connected, dropped
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _order_problems(host: Any) -> set[str]:

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 from loopai._stdout import stdout_to_stderr
 
 if TYPE_CHECKING:
-    from loopai.config import LoopaiConfig, Reading
+    from loopai.config import LoopaiConfig, Reading, Unset
     from loopai.discovery import Selection
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "diagnostic_config",
     "every_problem",
     "host_options",
+    "note_unset",
     "patterns",
     "plugin_output_to_stderr",
     "results_apart",
@@ -117,10 +118,10 @@ def every_problem(path: str | None) -> list[str]:
         return of_reading(read_config(path))
 
 
-def diagnostic_config(args: argparse.Namespace) -> tuple[LoopaiConfig, Reading]:
+def diagnostic_config(args: argparse.Namespace, *, noted: bool = True) -> tuple[LoopaiConfig, Reading]:
     """The configuration for a command that only looks (``plugins list``, ``plugins show``): a value
-    whose ``${VAR}`` is unset is left out and noted on stderr, not an error; other problems end the
-    command (exit 2)."""
+    whose ``${VAR}`` is unset is left out and noted on stderr (unless not ``noted``: the command
+    says it itself, see :func:`note_unset`), not an error; other problems end the command (exit 2)."""
     from loopai.config import read_config
 
     reading = read_config(args.config)
@@ -128,9 +129,15 @@ def diagnostic_config(args: argparse.Namespace) -> tuple[LoopaiConfig, Reading]:
         for problem in reading.problems:
             print(problem, file=sys.stderr)
         raise SystemExit(2)
-    for unset in reading.unset:
-        print(f"note: {unset.problem}; shown as {unset.shown()!r}: loopai run would stop here", file=sys.stderr)
+    if noted:
+        for unset in reading.unset:
+            note_unset(unset)
     return reading.config, reading
+
+
+def note_unset(unset: Unset) -> None:
+    """The note on stderr for a value left out because its ``${VAR}`` is not set."""
+    print(f"note: {unset.problem}; shown as {unset.shown()!r}: loopai run would stop here", file=sys.stderr)
 
 
 def strict_of(args: argparse.Namespace, config: LoopaiConfig) -> bool:
@@ -212,9 +219,16 @@ def print_problems(problems: list[str]) -> None:
 @contextlib.contextmanager
 def delivery_notices(prefix: str) -> Iterator[None]:
     """While inside, a webhook handler's circuit opening or closing is one line on stderr,
-    ``<prefix>: webhook handler 'x': circuit open ...`` (a failing outbox is said by the command)."""
+    ``<prefix>: webhook handler 'x': circuit open ...`` (a failing outbox is said by the command);
+    nothing with ``-q`` (errors only: a circuit opening is a warning).
+    With ``--workers``, the workers' notices are logged again in the parent: the same handler says them."""
     import logging  # here: ``loopai --version`` and ``--help`` never need it
 
+    from loopai.cli._output import quiet_now
+
+    if quiet_now():
+        yield
+        return
     logger = logging.getLogger("loopai.delivery")
     handler = logging.StreamHandler(sys.stderr)
     isatty = getattr(sys.stderr, "isatty", None)

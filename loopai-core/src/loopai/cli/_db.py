@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from loopai.cli._common import usage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from loopai.config import LoopaiConfig
     from loopai.database import Database, SchemaStatus
 
@@ -25,10 +27,11 @@ __all__ = ["add_commands"]
 _EPILOG = """\
 The databases are the one [state] url names (LOOPAI_STATE_URL overrides it), which also holds the
 outbox unless [delivery] outbox (LOOPAI_OUTBOX) names another: a file, or another postgresql://
-database (then both are shown and upgraded). Passwords, from the URL, PGPASSWORD, ~/.pgpass or a
-${VAR}, are never printed. Every loopai process refuses a schema that is not the version it
-knows: run `loopai db upgrade` once, before starting processes of a new loopai-core. An upgrade
-applies the pending migrations in one transaction; two at once wait for each other.
+database (then both are shown and upgraded). Only those two tables of the configuration are read:
+a ${VAR} elsewhere (a handler's secret) need not be set. Passwords, from the URL, PGPASSWORD,
+~/.pgpass or a ${VAR}, are never printed. Every loopai process refuses a schema that is not the
+version it knows: run `loopai db upgrade` once, before starting processes of a new loopai-core. An
+upgrade applies the pending migrations in one transaction; two at once wait for each other.
 
 exit status: status: 0 up to date, 1 an upgrade is pending or the schema is newer than this
 loopai-core; upgrade: 0 done (or nothing to do); both: 2 no database configured, unreachable,
@@ -76,21 +79,22 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
 
 
 def _targets(args: argparse.Namespace) -> list[_Target]:
-    """The configured databases (not connected); exit 2 when none is configured or a URL is wrong."""
-    from loopai.cli._common import config_or_exit
-    from loopai.delivery import is_database_url, outbox_location
+    """The configured databases (not connected); exit 2 when none is configured or a URL is wrong.
+    Only the ``[state]`` and ``[delivery]`` tables are read, as the ``loopai events`` commands read
+    them: a ``${VAR}`` elsewhere (a handler's secret) need not be set where the databases are managed."""
+    from loopai.delivery import is_database_url, resolve_outbox
 
     if args.url:  # the whole schema, state and outbox, as in every loopai database
-        config = config_or_exit(args) if args.config else _readable_or_defaults()
+        config = _tables_or_exit(args)[0] if args.config else _readable_or_defaults()
         return [_Target(_database(config, args.url, "--url", "database", "--url"), ["state", "outbox"])]
-    config = config_or_exit(args)
+    config, source = _tables_or_exit(args)
     targets: list[_Target] = []
     state_url = config.state.database_url(os.environ)
     if state_url is not None:
         where = "LOOPAI_STATE_URL" if os.environ.get("LOOPAI_STATE_URL") else "[state] url"
         database = _database(config, state_url, where, "state database", "[state] url or LOOPAI_STATE_URL")
         targets.append(_Target(database, ["state"]))
-    outbox = outbox_location(config, os.environ, default=True)
+    outbox = resolve_outbox(config.delivery.outbox, source, os.environ, default=True, state_url=state_url)
     if isinstance(outbox, str) and is_database_url(outbox):
         where = "LOOPAI_OUTBOX" if os.environ.get("LOOPAI_OUTBOX") else "[delivery] outbox"
         database = _database(config, outbox, where, "outbox database", "[delivery] outbox or LOOPAI_OUTBOX")
@@ -109,15 +113,32 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
     return targets
 
 
-def _readable_or_defaults() -> LoopaiConfig:
-    """The configuration found by the default search, for its ``[state] unavailable_timeout``; the
-    defaults when it cannot be read: with ``--url`` nothing else of it is used, and a deployment's
-    migration job may not have the variables it names (a ``${DB_PASSWORD}`` of the service's)."""
+def _tables_or_exit(args: argparse.Namespace) -> tuple[LoopaiConfig, Path | None]:
+    """The ``[state]`` and ``[delivery]`` tables of the configuration ``--config`` (or the default
+    search) names, and its file (see :func:`loopai.cli._outboxes.configured_outbox`); their problems
+    end the command (exit 2)."""
     from loopai._errors import ConfigError
-    from loopai.config import LoopaiConfig, load_config
+    from loopai.cli._outboxes import configured_outbox
 
     try:
-        return load_config(None)
+        return configured_outbox(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _readable_or_defaults() -> LoopaiConfig:
+    """The ``[state]`` table of the configuration found by the default search, for its
+    ``unavailable_timeout``; the defaults when it cannot be read: with ``--url`` nothing else of it
+    is used, and a deployment's migration job may not have the variables it names (a
+    ``${DB_PASSWORD}`` of the service's)."""
+    from loopai._errors import ConfigError
+    from loopai.cli._outboxes import configured_outbox
+    from loopai.config import LoopaiConfig
+
+    try:
+        return configured_outbox(None)[0]
     except ConfigError:
         return LoopaiConfig()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from loopai.config import LoopaiConfig
     from loopai.delivery import Outbox
 
 __all__ = [
@@ -92,7 +93,7 @@ def _empty(path: str) -> bool:
         return False  # not SQLite, or damaged: opening it says which
 
 
-def _outbox_tables(args: argparse.Namespace) -> tuple[Any, Path | None]:
+def _outbox_tables(args: argparse.Namespace) -> tuple[LoopaiConfig, Path | None]:
     """The configuration's ``[delivery]`` and ``[state]`` tables (a ``LoopaiConfig`` of those only)
     and its file; a configuration that cannot be read ends the command (exit status 2)."""
     from loopai._errors import ConfigError
@@ -105,7 +106,7 @@ def _outbox_tables(args: argparse.Namespace) -> tuple[Any, Path | None]:
         raise SystemExit(2) from None
 
 
-def configured_outbox(path: str | None) -> tuple[Any, Path | None]:
+def configured_outbox(path: str | None) -> tuple[LoopaiConfig, Path | None]:
     """The ``[delivery]`` and ``[state]`` tables of the configuration file (with their ``${VAR}``
     resolved, and their ``LOOPAI_DELIVERY__*`` and ``LOOPAI_STATE__*`` variables applied), as a
     ``LoopaiConfig`` of those only, and that file (None without one)."""

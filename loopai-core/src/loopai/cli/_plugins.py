@@ -127,7 +127,8 @@ Load every selected plugin as loopai run does (import, construct, apply the
 configuration's settings, settle order and dependencies), then start them: run
 their startup hooks, then their shutdown hooks, as a run would, so that a plugin
 that cannot start here (a server it cannot reach, say) is found now rather than
-by loopai run. Nothing is delivered: the outbox is left alone. --no-start skips
+by loopai run. Nothing is delivered: the outbox is left alone, and the state
+database ([state] url) is not connected to (loopai db status checks it). --no-start skips
 the startup hooks, for plugins whose startup must not run on this machine.
 (loopai config check starts nothing: it checks the file and the settings.)
 
@@ -152,9 +153,9 @@ def _records(
     Problems are those of the plugins of ``--kind`` (when given) and, with ``load``, those
     the host found applying the configuration; with ``start`` too, those of starting the
     plugins (their startup hooks run, then their shutdown hooks; no outbox is opened, so
-    nothing is delivered): such a plugin is ``failed``. In strict mode a plugin's warning is
-    a problem too, and the plugin ``failed``, as a strict host would have it. ``looking`` (a
-    listing) lets a ``${VAR}`` be unset: it is noted, not an error.
+    nothing is delivered, and no state database is connected to): such a plugin is ``failed``.
+    In strict mode a plugin's warning is a problem too, and the plugin ``failed``, as a strict
+    host would have it. ``looking`` (a listing) lets a ``${VAR}`` be unset: it is noted, not an error.
     """
     from loopai.discovery import discover
 
@@ -171,10 +172,20 @@ def _records(
         problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
         return records, config.with_lines(problems + (installed_twice if strict else [])), strict
     from loopai.host import Host  # here: a listing (no load) needs no host
+    from loopai.state import MemoryStateStore
 
-    # Never strict here: a listing must show the broken plugins, not stop at them.
+    # Never strict here: a listing must show the broken plugins, not stop at them. The plugins are
+    # checked, not the databases: the state is this process's own (a [state] url database is not
+    # connected to: loopai db status checks it), and no outbox is opened.
     with plugin_output_to_stderr():
-        host = Host(config, discover=True, selection=selection, strict=False, outbox=False if start else None)
+        host = Host(
+            config,
+            discover=True,
+            selection=selection,
+            strict=False,
+            outbox=False if start else None,
+            state=MemoryStateStore(),
+        )
         if start:
             _start(host)
         host.close()

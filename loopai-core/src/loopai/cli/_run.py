@@ -37,7 +37,7 @@ delivery: a result line is written once its events are stored in the outbox; del
 workers deliver them in the background, each handler with up to [delivery] max_in_flight
 at once, retries scheduled in the outbox (never waited for by the records), a handler's
 circuit opened after [delivery] circuit_failures failures in a row (one line says when it
-opens and closes). At the end the run waits up to [delivery] drain_timeout seconds (default
+opens and closes; none with -q). At the end the run waits up to [delivery] drain_timeout seconds (default
 10) for what is due, and says so when that lasts (Ctrl-C ends the wait, the summary still
 printed); the summary's delivery table says, per handler, what was delivered,
 retried, is still pending or dead, with the exact `loopai events deliver` / `replay`

@@ -73,7 +73,8 @@ class Outcome:
 def check_paths(input_path: str, output_path: str | None, kept: Iterable[tuple[str, Path]] = ()) -> None:
     """Refuse what would lose data or work before anything is opened: a closed stdin, an output whose
     folder does not exist (found before the run, not after it), an output that is the input or one of
-    the files the run reads or keeps (``kept``: each one's role and path, see :func:`kept_files`).
+    the files the run reads or keeps (``kept``: each one's role and path, see :func:`kept_files`), an
+    output that is an SQLite database (another run's outbox, a state database: no results file is one).
     A file is the output when it is the same file (through links too) or, before either exists,
     the same path."""
     from loopai._errors import ConfigError
@@ -102,6 +103,13 @@ def check_paths(input_path: str, output_path: str | None, kept: Iterable[tuple[s
                     "there would destroy it; choose another output file"
                 ]
             )
+    if _is_sqlite_database(output_path):  # another run's outbox, say: no results file ever is one
+        raise ConfigError(
+            [
+                f"loopai run: --output {output_path} is an SQLite database (an outbox or state database, say): "
+                "writing the results there would destroy it; choose another output file"
+            ]
+        )
 
 
 def kept_files(tasks: str | None, config: Any, outbox: bool | Path, *, dry_run: bool) -> list[tuple[str, Path]]:
@@ -127,6 +135,20 @@ def _same_file(one: str | os.PathLike[str], other: str | os.PathLike[str]) -> bo
         return os.path.samefile(one, other)
     except OSError:  # one of them does not exist (yet): the same file only if the same path
         return os.path.realpath(one) == os.path.realpath(other)
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite_database(path: str) -> bool:
+    """Whether ``path`` is an existing regular file that starts as every SQLite database does."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:  # unreadable: opening it for writing says why, if it fails
+        return False
 
 
 def _closed(stream: IO[str]) -> bool:

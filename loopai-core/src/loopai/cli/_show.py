@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from loopai._kinds import KINDS, kind_of
-from loopai.cli._common import diagnostic_config, plugin_output_to_stderr, selection_of, strict_of
+from loopai.cli._common import diagnostic_config, note_unset, plugin_output_to_stderr, selection_of, strict_of
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -41,9 +41,13 @@ def _show(args: argparse.Namespace) -> int:
     from loopai._suggest import did_you_mean
     from loopai.discovery import discover
 
-    config, reading = diagnostic_config(args)
+    config, reading = diagnostic_config(args, noted=False)
     everything = discover(config, selection=selection_of(args, config))
     records = [r for r in everything if r.name == args.name and args.kind in (None, r.kind)]
+    shown = {(kind_of(r.kind).key, r.name) for r in records}
+    for unset in reading.unset:  # those of the plugin shown are in what is shown (unset:), said once
+        if unset.where[:2] not in shown:
+            note_unset(unset)
     if not records:
         hint = did_you_mean(args.name, {r.name for r in everything if args.kind in (None, r.kind)})
         print(f"no installed plugin is named {args.name!r}{hint} (see: loopai plugins list --all)", file=sys.stderr)

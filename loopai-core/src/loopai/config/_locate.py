@@ -46,7 +46,8 @@ def user_config_path(environ: Mapping[str, str]) -> Path:
 def locate_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str], here: Path) -> Located:
     """Which configuration file applies in folder ``here`` (see the module's docstring for the order).
 
-    A file named by ``path`` or ``LOOPAI_CONFIG`` that does not exist is a :class:`loopai.ConfigError`.
+    A file named by ``path`` or ``LOOPAI_CONFIG`` that does not exist is a :class:`loopai.ConfigError`,
+    as is a ``loopai.toml`` on the way that is a folder (or anything but a file).
     """
     named = path if path is not None else environ.get("LOOPAI_CONFIG") or None
     if named is not None:
@@ -54,15 +55,18 @@ def locate_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str
         origin = "--config" if path is not None else "LOOPAI_CONFIG"
         if not chosen.is_file():
             hint = "" if path is not None else " (from LOOPAI_CONFIG)"
+            if chosen.is_dir():
+                raise ConfigError([f"{named}: is a folder, not a configuration file{hint}; name a TOML or JSON file"])
             raise ConfigError([f"{named}: configuration file not found{hint}"])
         return Located(chosen, _format_of(chosen), origin)
     for folder in (here, *here.parents):
-        found = _in_folder(folder)
+        found = _in_folder(folder, here)
         if found is not None:
             return Located(found[0], found[1], "the current folder" if folder == here else "a parent folder")
         if any((folder / marker).exists() for marker in _REPOSITORY_MARKERS):
             break  # a project's configuration never comes from outside its repository
     user = user_config_path(environ)
+    _not_a_file(user, here)
     if user.is_file():
         return Located(user, "toml", "the user's configuration folder")
     return Located(None, "defaults", "built-in defaults")
@@ -74,9 +78,22 @@ def _format_of(chosen: Path) -> str:
     return "json" if chosen.suffix.lower() == ".json" else "toml"
 
 
-def _in_folder(folder: Path) -> tuple[Path, str] | None:
-    """``loopai.toml``, else a ``pyproject.toml`` with ``[tool.loopai]``, in ``folder``."""
+def _not_a_file(path: Path, here: Path) -> None:
+    """Refuse a configuration's path that is there but is no file (a folder named ``loopai.toml``):
+    silently left out, the defaults would apply without a word."""
+    if path.exists() and not path.is_file():
+        shown = os.path.relpath(path, here) if path.parent in (here, *here.parents) else str(path)
+        what = "a folder" if path.is_dir() else "not a regular file"
+        raise ConfigError(
+            [f"{shown}: is {what}, not a configuration file; rename or remove it (the configuration is a TOML file)"]
+        )
+
+
+def _in_folder(folder: Path, here: Path) -> tuple[Path, str] | None:
+    """``loopai.toml``, else a ``pyproject.toml`` with ``[tool.loopai]``, in ``folder``; a ``loopai.toml``
+    that is no file is a :class:`loopai.ConfigError`."""
     own = folder / "loopai.toml"
+    _not_a_file(own, here)
     if own.is_file():
         return own, "toml"
     pyproject = folder / "pyproject.toml"

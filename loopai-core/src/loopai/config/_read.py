@@ -38,7 +38,7 @@ def find_config(
     Order: ``path``, else ``$LOOPAI_CONFIG``, else the nearest ``loopai.toml`` or ``pyproject.toml``
     with ``[tool.loopai]`` in ``cwd`` or a parent folder (up to a repository's root), else
     ``loopai.toml`` in the user's configuration folder, else built-in defaults. A named file
-    that does not exist is a :class:`loopai.ConfigError`.
+    that does not exist is a :class:`loopai.ConfigError`, as is a ``loopai.toml`` that is a folder.
     """
     located = locate_config(path, os.environ if environ is None else environ, Path(cwd) if cwd else Path.cwd())
     return located.path, located.how
@@ -91,7 +91,8 @@ class Reading(NamedTuple):
     otherwise: a value whose variable is unset is left out (and listed in ``unset``), a
     value the model refuses is left out (the problem says so), so that diagnostics can go
     on to check plugin settings. ``left_out`` names the plugin settings left out for an
-    unset variable as plugin problems do (``loopai.toml: samplers.s.token``).
+    unset variable as plugin problems do (``loopai.toml: samplers.s.token``; ``pyproject.toml:
+    tool.loopai.samplers.s.token``).
     ``found_by`` says how the file was found (``a parent folder``, ``--config``...).
     """
 
@@ -108,8 +109,37 @@ class Reading(NamedTuple):
         return [problem for problem in self.problems if problem not in missing]
 
     def already_reported(self, problem: str) -> bool:
-        """Whether a plugin ``problem`` is about a setting left out because its variable is unset."""
-        return any(re.search(re.escape(where) + r"[.\[:]", problem) for where in self.left_out)
+        """Whether a plugin ``problem`` comes from a setting left out because its variable is unset
+        (the unset variable is what is said, where the file writes it): a problem of that setting
+        (``loopai.toml: samplers.s.token: field required``), or the plugin's refusal of its settings
+        as a whole (``loopai.toml: webhook_handlers.h: webhook handler 'h' refused its settings
+        (...): the url setting is required``, a settings model's own check): checked without the
+        value, they could not be right."""
+        if any(re.search(re.escape(where) + r"[.\[:]", problem) for where in self.left_out):
+            return True
+        return any(
+            problem.startswith(f"{entry}: ") and _AS_A_WHOLE.match(problem, len(entry) + 2) is not None
+            for entry in self.incomplete_plugins()
+        )
+
+    def incomplete_plugins(self) -> list[str]:
+        """The plugin entries, as messages name them (``loopai.toml: webhook_handlers.h``), whose
+        settings lack a value because a ``${VAR}`` it references is not set."""
+        if self.config is None:
+            return []
+        prefix = self.config.where_prefix()
+        entries = [
+            f"{prefix}{_join(unset.where[:2])}"
+            for unset in self.unset
+            if unset.where[:1] and unset.where[0] in _KIND_KEYS and unset.where[2:3] == ("configuration",)
+        ]
+        return list(dict.fromkeys(entries))
+
+
+_AS_A_WHOLE = re.compile(r"webhook handler '.*' refused its settings \(|value error, |assertion failed, ")
+"""How a refusal of a plugin's settings as a whole goes on after the plugin's name: its
+validate_configuration() (a webhook handler), or a validator of its settings model (pydantic's
+``value error, ...``)."""
 
 
 def read_config(
@@ -211,7 +241,7 @@ def _parse(
         config._label = label
         config._variables = {_join(path): variable for path, variable in from_env.items()}
     settings = tuple(
-        f"{label}: {_join((*where[:2], *where[3:]))}"
+        f"{head}{_join((*where[:2], *where[3:]))}"
         for where in env.left_out
         if where[0] in _KIND_KEYS and where[2:3] == ("configuration",) and where not in from_env
     )
