@@ -42,7 +42,7 @@ def test_trying_the_example_keeps_the_outbox_next_to_the_results_and_writes_noth
 def test_without_an_output_file_the_outbox_is_in_the_users_state_folder(project, proc, bare, monkeypatch) -> None:
     monkeypatch.setenv("HOME", bare["HOME"])
     monkeypatch.delenv("XDG_STATE_HOME", raising=False)
-    expected = platformdirs.user_state_path("loopai", appauthor=False) / "outbox.sqlite3"
+    expected = platformdirs.user_state_path("loopai", appauthor=False) / "outboxes" / "default.sqlite3"
 
     done = proc("run", str(project.records()), env={"LOOPAI_NO_CACHE": "1"})
 
@@ -65,7 +65,7 @@ def test_a_projects_outbox_is_its_own_in_the_users_state_folder(project, proc, b
     assert done.code == 0, done.err
     assert expected.is_file() and str(expected).startswith(bare["HOME"])
     assert f"events are kept in the outbox {expected}" in done.err
-    assert not (state / "outbox.sqlite3").exists()  # the one shared by runs without a configuration file
+    assert not (state / "outboxes" / "default.sqlite3").exists()  # the one used without a configuration file
     assert where.code == 0 and where.out == f"{expected}\n"
 
 
@@ -83,7 +83,7 @@ def test_the_state_and_cache_folders_follow_their_overrides(project, proc, bare,
     by_config = proc("run", records, "-o", "results.jsonl", env={"LOOPAI_NO_CACHE": "1"})
 
     assert by_xdg.code == by_loopai.code == by_config.code == 0
-    assert (tmp_path / "state" / "loopai" / "outbox.sqlite3").is_file()
+    assert (tmp_path / "state" / "loopai" / "outboxes" / "default.sqlite3").is_file()
     assert [p.name[:10] for p in (tmp_path / "c" / "loopai").iterdir()] == ["discovery-"]
     assert (tmp_path / "box.sqlite3").is_file()
     assert [p.name[:10] for p in (tmp_path / "mine").iterdir()] == ["discovery-"]

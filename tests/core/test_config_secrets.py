@@ -117,6 +117,15 @@ def test_a_configuration_error_hides_a_value_from_a_secret_looking_variable() ->
         ),
         ("https://example.com/search?q=password", "https://example.com/search?q=password"),
         ("not a url: user:pw@example.com", "not a url: user:pw@example.com"),
+        # libpq's secrets in the query (a name read as libpq decodes it); a path is not one.
+        (
+            "postgresql://app:pw@db/x?sslpassword=SSLPW&ssl%70assword=b&password=c&passfile=/p&sslmode=require",
+            "postgresql://app:***@db/x?sslpassword=***&ssl%70assword=***&password=***&passfile=/p&sslmode=require",
+        ),
+        # libpq reads no fragment: a "#" is part of the value; a "?" or "#" in a password is masked whole.
+        ("postgresql://db/x?sslpassword=a#b&port=5", "postgresql://db/x?sslpassword=***&port=5"),
+        ("postgresql://app:p?w#d@db/x", "postgresql://app:***@db/x"),
+        ("postgresql://app:@db/x", "postgresql://app:***@db/x"),
     ],
 )
 def test_redact_hides_credentials_in_urls(url: str, shown: str) -> None:

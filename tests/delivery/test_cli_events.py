@@ -273,6 +273,7 @@ def test_a_file_that_is_not_an_outbox_is_named_and_left_alone(tmp_path, run_cli,
     garbage.write_text("not a database\n", encoding="utf-8")
     result = run_cli("events", *command, "--outbox", str(garbage))
     assert result.returncode == 2
-    assert f"outbox {garbage}: cannot be opened as SQLite" in result.stderr
+    assert f"outbox {garbage}: is not a SQLite database (file is not a database)" in result.stderr
+    assert "name another file with --outbox, LOOPAI_OUTBOX or [delivery] outbox" in result.stderr  # what to do
     assert "Traceback" not in result.stderr
     assert garbage.read_text(encoding="utf-8") == "not a database\n"

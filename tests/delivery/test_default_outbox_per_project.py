@@ -3,7 +3,8 @@
 Pending deliveries are matched to handlers by name, so with one outbox for every project on the machine,
 project B's host delivered project A's pending events with B's handler of the same name (to B's webhook).
 Each configuration file now gets ``<state>/loopai/outboxes/<folder>-<digest>.sqlite3``; without one the
-default stays ``<state>/loopai/outbox.sqlite3``. Real processes, real files, a real receiver on 127.0.0.1.
+default is ``<state>/loopai/outboxes/default.sqlite3``, so that ``<state>/loopai/outbox.sqlite3`` is only ever
+the file earlier versions shared. Real processes, real files, a real receiver on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import uuid
 from pathlib import Path
 
@@ -123,23 +125,55 @@ def test_a_project_finds_the_same_outbox_from_any_of_its_folders(tmp_path, recei
     assert where(run_cli, nested) == f"{expected}\n"
     assert len(listed(run_cli, nested)) == 6  # both runs' events, from the subfolder
     assert not (tmp_path / "state" / "loopai" / "outbox.sqlite3").exists()  # the shared one is not touched
+    assert not (expected.parent / "default.sqlite3").exists()  # nor the one without a configuration file
 
 
-def test_without_a_configuration_file_the_shared_default_stays(tmp_path, receiver, run_cli, whsec):
+def test_without_a_configuration_file_the_default_is_its_own_file_too(tmp_path, receiver, run_cli, whsec):
     bare = tmp_path / "bare"
     (bare / ".git").mkdir(parents=True)
-    shared = tmp_path / "state" / "loopai" / "outbox.sqlite3"
-    assert where(run_cli, bare) == f"{shared}\n"  # said before it exists, too
+    default = tmp_path / "state" / "loopai" / "outboxes" / "default.sqlite3"
+    assert where(run_cli, bare) == f"{default}\n"  # said before it exists, too
 
     ran = run_cli("run", str(records(bare)), cwd=bare)
 
     assert ran.returncode == 0, ran.stderr
-    assert kept_in(ran.stderr) == shared and shared.is_file()
-    assert not (shared.parent / "outboxes").exists()
+    assert kept_in(ran.stderr) == default and default.is_file()
+    assert not (tmp_path / "state" / "loopai" / "outbox.sqlite3").exists()  # only ever earlier versions' file
     one = project(tmp_path / "one", receiver.url, whsec)
     assert run_cli("run", str(records(one)), cwd=one).returncode == 0
     own = default_outbox_path({"XDG_STATE_HOME": str(tmp_path / "state")}, one / "loopai.toml")
-    assert where(run_cli, bare, "--all") == f"{shared}\n{own}\n"  # from anywhere: every default outbox
+    assert where(run_cli, bare, "--all") == f"{default}\n{own}\n"  # from anywhere: every default outbox
+
+
+def test_deliveries_left_pending_without_a_configuration_file_are_not_taken_for_earlier_versions(
+    tmp_path, receiver, run_cli, whsec
+):
+    # A no-configuration run whose deliveries wait (nothing delivers them: no handler of its own)...
+    bare_default = default_outbox_path({"XDG_STATE_HOME": str(tmp_path / "state")})
+    left = SqliteOutbox(bare_default)
+    left.record(make_event(), ["http-webhook-handler"])
+    left.close()
+    root = project(tmp_path / "shop", receiver.url, whsec)
+
+    ran = run_cli("run", str(records(root)), cwd=root)  # ...is no shared file of before to a project
+
+    assert ran.returncode == 0, ran.stderr
+    assert "still pending" not in ran.stderr, ran.stderr
+    assert len(SqliteOutbox(bare_default).deliveries()) == 1  # still there, for `events deliver` without a config
+
+
+def test_where_all_lists_the_file_of_earlier_versions_first_and_says_what_it_is(tmp_path, run_cli):
+    state = tmp_path / "state" / "loopai"
+    old = SqliteOutbox(state / "outbox.sqlite3")
+    old.close()
+    default = SqliteOutbox(default_outbox_path({"XDG_STATE_HOME": str(tmp_path / "state")}))
+    default.close()
+
+    done = run_cli("events", "where", "--all", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{state / 'outbox.sqlite3'}\n{state / 'outboxes' / 'default.sqlite3'}\n"
+    assert done.stderr == f"{state / 'outbox.sqlite3'}: the default outbox of earlier versions, every project's\n"
 
 
 def test_where_hides_a_database_password_and_connects_to_nothing(tmp_path, run_cli):
@@ -159,8 +193,8 @@ def test_a_library_host_uses_the_outbox_the_commands_find(tmp_path, receiver, ru
     assert used == where(run_cli, root).strip()
     assert Path(used).parent == tmp_path / "state" / "loopai" / "outboxes"
     with loopai.Host(outbox=True, environ={"XDG_STATE_HOME": str(tmp_path / "state")}) as bare:
-        assert bare.outbox is not None  # no configuration file: the shared default
-        assert bare.outbox.path == str(tmp_path / "state" / "loopai" / "outbox.sqlite3")
+        assert bare.outbox is not None  # no configuration file: the default of its own
+        assert bare.outbox.path == str(tmp_path / "state" / "loopai" / "outboxes" / "default.sqlite3")
 
 
 def test_the_default_path_names_the_project_and_follows_the_state_folder(tmp_path, monkeypatch):
@@ -179,16 +213,17 @@ def test_the_default_path_names_the_project_and_follows_the_state_folder(tmp_pat
     other = tmp_path / "elsewhere" / "my project (v2)"
     other.mkdir(parents=True)
     assert default_outbox_path(xdg, other / "loopai.toml") != default_outbox_path(xdg, config)  # same name, apart
-    assert default_outbox_path(xdg) == tmp_path / "state" / "loopai" / "outbox.sqlite3"
+    assert default_outbox_path(xdg) == tmp_path / "state" / "loopai" / "outboxes" / "default.sqlite3"
     home = platformdirs.user_state_path("loopai", appauthor=False)
     assert default_outbox_path({}, config) == home / "outboxes" / f"my_project__v2_-{digest}.sqlite3"
-    assert default_outbox_path({}) == home / "outbox.sqlite3"
+    assert default_outbox_path({}) == home / "outboxes" / "default.sqlite3"
     assert default_outboxes(xdg) == []  # nothing emitted yet
 
 
 def test_deliveries_left_pending_in_the_shared_outbox_of_before_are_said(tmp_path, receiver, run_cli, whsec):
     # Before each project had its own, every project's events went to the shared file: what is
-    # pending there is delivered by no host now, so each run says so, with the commands that help.
+    # pending there is delivered by no host now, so each run says so (with a configuration file or
+    # without), with the commands that help.
     shared = tmp_path / "state" / "loopai" / "outbox.sqlite3"
     shared.parent.mkdir(parents=True)
     old = SqliteOutbox(shared)
@@ -207,9 +242,54 @@ def test_deliveries_left_pending_in_the_shared_outbox_of_before_are_said(tmp_pat
     assert str(kept_in(ran.stderr)) in said[0]  # this project's own is named
     assert len(receiver.requests) == 3  # this project's events only: the old ones stay where they are
     assert len(SqliteOutbox(shared).deliveries()) == 2
+    bare = tmp_path / "bare"
+    (bare / ".git").mkdir(parents=True)
+    without = run_cli("run", str(records(bare)), cwd=bare)
+    assert without.returncode == 0, without.stderr
+    assert "2 deliveries are still pending" in without.stderr  # no default is the old file now
+    assert f"the default outbox here is now {default_outbox_path({'XDG_STATE_HOME': str(tmp_path / 'state')})}" in (
+        without.stderr
+    )
 
     delivered = run_cli("events", "deliver", "--outbox", str(shared), cwd=root)  # as the warning says
 
     assert delivered.returncode == 0, delivered.stderr
     again = run_cli("run", str(records(root)), cwd=root)
     assert again.returncode == 0 and "still pending" not in again.stderr, again.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_the_default_outbox_and_the_folders_made_for_it_are_this_users_only(tmp_path):
+    state = tmp_path / "state"
+    previous = os.umask(0o022)  # the usual one: files 0644, folders 0755
+    try:
+        with loopai.Host(outbox=True, environ={"XDG_STATE_HOME": str(state)}) as host:
+            host.emit(make_event())
+            seen = {str(p.relative_to(state)): stat.S_IMODE(p.stat().st_mode) for p in sorted(state.rglob("*"))}
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700  # missing: made as the XDG specification asks
+    assert seen == {
+        "loopai": 0o700,
+        "loopai/outboxes": 0o700,
+        "loopai/outboxes/default.sqlite3": 0o600,
+        "loopai/outboxes/default.sqlite3-shm": 0o600,
+        "loopai/outboxes/default.sqlite3-wal": 0o600,
+    }
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_projects_default_outbox_made_by_a_run_is_this_users_only(tmp_path, receiver, run_cli, whsec):
+    root = project(tmp_path / "shop", receiver.url, whsec)
+    (tmp_path / "state").mkdir(mode=0o755)  # the state folder exists: it keeps its mode
+    previous = os.umask(0o022)  # inherited by the run
+    try:
+        ran = run_cli("run", str(records(root)), cwd=root)
+    finally:
+        os.umask(previous)
+
+    assert ran.returncode == 0, ran.stderr
+    own = kept_in(ran.stderr)
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o755
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (own.parent.parent, own.parent, own)] == [0o700, 0o700, 0o600]

@@ -548,12 +548,12 @@ def test_the_default_outbox_is_under_the_state_directory(tmp_path, monkeypatch, 
     monkeypatch.delenv("LOOPAI_OUTBOX")
     with loopai.Host.from_config(plugins=[Recorder("hook")]) as host:
         host.emit(event())
-    assert (tmp_path / "state" / "loopai" / "outbox.sqlite3").exists()
+    assert (tmp_path / "state" / "loopai" / "outboxes" / "default.sqlite3").exists()
 
 
 def test_an_unusable_outbox_is_a_config_error(tmp_path):
     (tmp_path / "not-a-db").write_bytes(b"this is not SQLite, just some bytes " * 100)
-    with pytest.raises(loopai.ConfigError, match="cannot be opened as SQLite"):
+    with pytest.raises(loopai.ConfigError, match=r"is not a SQLite database .* name another file with --outbox"):
         loopai.Host(outbox=tmp_path / "not-a-db", environ={})
 
 

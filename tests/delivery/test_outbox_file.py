@@ -3,14 +3,17 @@ named, another program's SQLite file refused untouched, outboxes of earlier vers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -230,6 +233,69 @@ def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
         "leaves it untouched: name another file with --outbox, LOOPAI_OUTBOX or [delivery] outbox"
     )
     assert digest(foreign) == before and sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+@pytest.mark.parametrize("how", ["events list", "run"])
+def test_a_file_that_is_not_sqlite_is_named_with_what_to_do_and_left_alone(tmp_path, run_cli, how):
+    (tmp_path / "t.db").write_text("hello\n", encoding="utf-8")
+    (tmp_path / "in.jsonl").write_text("", encoding="utf-8")
+
+    if how == "run":
+        done = run_cli("run", "in.jsonl", env={"LOOPAI_OUTBOX": "t.db"})
+    else:
+        done = run_cli("events", "list", "--outbox", "t.db")
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].endswith(
+        "outbox t.db: is not a SQLite database (file is not a database), so not a loopai outbox; loopai leaves it "
+        "untouched: name another file with --outbox, LOOPAI_OUTBOX or [delivery] outbox"
+    ), done.stderr
+    assert (tmp_path / "t.db").read_text(encoding="utf-8") == "hello\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("t.db")) == ["t.db"]
+
+
+def modes(folder) -> dict[str, int]:
+    """The permission bits of everything under ``folder``, by path relative to it."""
+    return {str(p.relative_to(folder)): stat.S_IMODE(p.stat().st_mode) for p in sorted(folder.rglob("*"))}
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_new_outbox_file_and_its_wal_and_shm_are_readable_by_this_user_only(tmp_path, event):
+    with umask(0o022):  # the usual one: files 0644, folders 0755
+        outbox = Outbox(tmp_path / "box.sqlite3")
+        try:
+            outbox.record(event(), ["hook"])
+            seen = modes(tmp_path)  # while open: the -wal and -shm files exist
+        finally:
+            outbox.close()
+
+    assert seen == {"box.sqlite3": 0o600, "box.sqlite3-shm": 0o600, "box.sqlite3-wal": 0o600}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_an_existing_outbox_file_keeps_the_mode_it_was_given(tmp_path, event):
+    chosen = tmp_path / "shared.sqlite3"
+    chosen.touch()
+    chosen.chmod(0o640)  # an operator's choice: a group of readers
+
+    with umask(0o022):
+        outbox = Outbox(chosen)
+        try:
+            outbox.record(event(), ["hook"])
+            seen = modes(tmp_path)
+        finally:
+            outbox.close()
+
+    assert seen == {"shared.sqlite3": 0o640, "shared.sqlite3-shm": 0o640, "shared.sqlite3-wal": 0o640}
 
 
 def test_a_file_marked_by_another_application_is_refused_even_with_our_tables(tmp_path, outbox_path, event):

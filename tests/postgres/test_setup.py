@@ -134,18 +134,60 @@ def test_without_the_extra_a_url_says_how_to_install_it(pg, tmp_path, command):
             "postgresql://app@db/x",
         ),
         ("postgresql://:s3cr3t@db/x", "postgresql://:***@db/x", "s3cr3t", "postgresql://db/x"),
+        # The passphrase of the client's key is a password too; paths and other options are shown.
+        (
+            "postgresql://app@db/x?sslmode=verify-full&sslpassword=k3y-pass&passfile=/etc/pgpass",
+            "postgresql://app@db/x?sslmode=verify-full&sslpassword=***&passfile=/etc/pgpass",
+            None,
+            "postgresql://app@db/x?sslmode=verify-full&passfile=/etc/pgpass",
+        ),
     ],
 )
 def test_a_url_is_split_so_that_its_password_is_never_in_what_is_shown(url, shown, password, conninfo):
     parsed = DatabaseUrl(url)
 
-    assert str(parsed) == parsed.shown == (shown or url)
+    assert str(parsed) == parsed.shown == (shown or url) == loopai.redact(url)  # one way to show a URL
     assert repr(parsed) == f"DatabaseUrl({parsed.shown!r})"
-    assert parsed.connect_arguments() == ({"password": password} if password else {})
+    assert parsed.connect_arguments().get("password") == password
     if password is not None:
         assert password not in parsed.conninfo and "password" not in parsed.conninfo
         assert parsed.scrub(f"bad token near '{password}'") == "bad token near '***'"
     assert parsed.conninfo == (conninfo or url)
+
+
+def test_the_ssl_key_passphrase_is_kept_apart_like_the_password_and_scrubbed():
+    parsed = DatabaseUrl("postgresql://app:pw@db/x?ssl%70assword=k3y%2Fpass&sslmode=require")
+
+    assert parsed.shown == "postgresql://app:***@db/x?ssl%70assword=***&sslmode=require"  # named as libpq reads it
+    assert parsed.conninfo == "postgresql://app@db/x?sslmode=require"
+    assert parsed.connect_arguments() == {"password": "pw", "sslpassword": "k3y/pass"}
+    assert parsed.scrub("could not load key: k3y/pass, k3y%2Fpass") == "could not load key: ***, ***"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is None, reason="needs the [postgres] extra (psycopg)")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["events", "list"],
+        ["events", "list", "--outbox", "{url}"],
+        ["events", "deliver"],
+        ["db", "status"],
+        ["run", "-v", "in.jsonl", "--plugins", "json-schema-validator,time-based-sampler", "--tasks", "tasks.json"],
+    ],
+)
+def test_an_unreachable_database_is_named_without_its_password_or_ssl_passphrase(pg, tmp_path, command):
+    url = f"postgresql://app:{SECRET}@127.0.0.1:{_closed_port()}/loopai?sslpassword=SSLPW-444&connect_timeout=5"
+    env = _env(pg, tmp_path, LOOPAI_STATE_URL=url)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "loopai", *(part.format(url=url) for part in command)], capture_output=True,
+        text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 2, done.stderr
+    shown = url.replace(SECRET, "***").replace("SSLPW-444", "***")
+    assert shown in done.stderr and "cannot be reached" in done.stderr
+    assert "SSLPW-444" not in done.stdout + done.stderr and SECRET not in done.stdout + done.stderr
 
 
 @pytest.mark.skipif(importlib.util.find_spec("psycopg") is None, reason="needs the [postgres] extra (psycopg)")
@@ -156,6 +198,7 @@ def test_every_url_libpq_reads_reaches_libpq_as_it_was_written():
         "postgresql:///lp1?host=/tmp/sock&port=55432&user=loopai&password=pw",
         "postgresql://",
         "postgresql://app:p%40ss@db1:5432,db2/x?sslmode=require&options=-csearch_path%3Dloopai",
+        "postgresql://app@db/x?sslpassword=k3y%26pass&sslmode=require",
     ):
         parsed = DatabaseUrl(url)
         assert {**conninfo_to_dict(parsed.conninfo), **parsed.connect_arguments()} == conninfo_to_dict(url)

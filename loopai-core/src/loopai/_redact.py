@@ -6,11 +6,22 @@ import re
 import typing
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import unquote
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
-__all__ = ["REDACTED", "SECRET_KEY", "EnvValue", "field_of", "holds_secret", "is_secret_env", "redact", "submodel_of"]
+__all__ = [
+    "REDACTED",
+    "SECRET_KEY",
+    "EnvValue",
+    "field_of",
+    "holds_secret",
+    "is_secret_env",
+    "mask_url",
+    "redact",
+    "submodel_of",
+]
 
 SECRET_KEY: Final = re.compile(r"secret|token|passw|api_?key|private|credential|auth|signing|webhook_?url", re.I)
 """Setting names whose values are never echoed in messages and are redacted when shown."""
@@ -18,7 +29,15 @@ SECRET_KEY: Final = re.compile(r"secret|token|passw|api_?key|private|credential|
 REDACTED: Final = "**********"
 
 _SECRET_QUERY: Final = re.compile(r"token|key|secret|sig|passw|auth|credential", re.I)
-_URL: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<rest>.*)", re.S)
+"""Query parameters whose values :func:`mask_url` hides: ``password`` and ``sslpassword`` (libpq's),
+``token``, ``apiKey``, ``X-Amz-Signature``... (``sslkey``, a path, too: shown as ``***`` all the same)."""
+_URL: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://).*", re.S)
+_NO_FRAGMENT: Final = ("postgresql://", "postgres://")
+"""Schemes whose URLs have no fragment (libpq reads a ``#`` as part of a value): there the
+masked value of a parameter runs to the next ``&``."""
+_AUTHORITY: Final = re.compile(r"[^/?#]*")
+_PG_AUTHORITY: Final = re.compile(r"[^/?]*")
+_MASK: Final = "***"
 
 
 class EnvValue(str):
@@ -58,7 +77,7 @@ def redact(value: Any, *, key: str = "", model: type[BaseModel] | None = None) -
     if isinstance(value, (str, bytes)):
         if value and ((key and SECRET_KEY.search(key)) or is_secret_env(value)):
             return REDACTED
-        return _mask_url(value) if isinstance(value, str) else value
+        return mask_url(value) if isinstance(value, str) else value
     if isinstance(value, BaseModel):
         model, value = type(value), {name: getattr(value, name) for name in type(value).model_fields}
     if isinstance(value, Mapping):
@@ -77,25 +96,48 @@ def _redact_item(key: str, value: Any, model: type[BaseModel] | None) -> Any:
     return redact(value, key=key, model=submodel_of(field.annotation))
 
 
-def _mask_url(text: str) -> str:
+def mask_url(text: str) -> str:
+    """``text`` with the credentials of a URL masked, the one way loopai shows a URL (``config show``,
+    ``loopai events where``, every message naming a database): the password of its userinfo
+    (``postgresql://app:***@db/x``) and the values of query parameters named like a password,
+    token, key, secret or signature (``?password=***``, ``?sslpassword=***``, ``?token=***``), a
+    name read as libpq reads it (``%XX`` decoded). Text that is not a URL is returned as it is.
+
+    Either is read as liberally as any reader of the URL may: the userinfo runs to the last ``@``
+    before the first ``/`` (so a password holding a ``?`` or ``#`` is masked whole), and a
+    ``postgresql://`` URL has no fragment (libpq reads a ``#`` as part of a value).
+    """
     match = _URL.fullmatch(text)
     if match is None:
         return text
-    authority, rest = match["authority"], match["rest"]
-    userinfo, at, host = authority.rpartition("@")
+    start = match.end("scheme")
+    spans: list[tuple[int, int]] = []
+    head = text[start:].split("/", 1)[0]
+    userinfo, at, _ = head.rpartition("@")
     if at and ":" in userinfo:
-        authority = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    path, question, query = rest.partition("?")
-    if question:
-        query, hash_, fragment = query.partition("#")
-        params = [_mask_param(param) for param in query.split("&")]
-        rest = f"{path}?{'&'.join(params)}{hash_}{fragment}"
-    return f"{match['scheme']}{authority}{rest}"
-
-
-def _mask_param(param: str) -> str:
-    name, equals, value = param.partition("=")
-    return f"{name}=***" if equals and value and _SECRET_QUERY.search(name) else param
+        spans.append((start + userinfo.index(":") + 1, start + len(userinfo)))
+    fragments = not text.lower().startswith(_NO_FRAGMENT)
+    authority = (_AUTHORITY if fragments else _PG_AUTHORITY).match(text, start)
+    query = text.find("?", authority.end() if authority else start)
+    if query >= 0:
+        end = text.find("#", query) if fragments else -1
+        position = query + 1
+        for param in text[position : end if end >= 0 else len(text)].split("&"):
+            name, equals, value = param.partition("=")
+            if equals and value and _SECRET_QUERY.search(unquote(name)):
+                spans.append((position + len(name) + 1, position + len(param)))
+            position += len(param) + 1
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((begin, end))
+    pieces, last = [], 0
+    for begin, end in merged:
+        pieces += [text[last:begin], _MASK]
+        last = end
+    return "".join([*pieces, text[last:]])
 
 
 def field_of(model: type[BaseModel], key: str) -> FieldInfo | None:

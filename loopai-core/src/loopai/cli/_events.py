@@ -100,8 +100,9 @@ def add_commands(commands: Any, help_text: str, subcommand: str | None) -> None:
         description="Print the outbox the other events commands, loopai serve, a Host() and loopai run (to "
         "standard output) use here: LOOPAI_OUTBOX, [delivery] outbox, the [state] url database (its password "
         "hidden), else the default file in the user's state folder: the project's own, "
-        "outboxes/<folder>-<digest>.sqlite3 (one per configuration file), or outbox.sqlite3 without a "
-        "configuration file. With --all, every default outbox file there, one path a line: the one without a "
+        "outboxes/<folder>-<digest>.sqlite3 (one per configuration file), or outboxes/default.sqlite3 without "
+        "a configuration file. With --all, every default outbox file there, one path a line: outbox.sqlite3, "
+        "the one earlier versions shared between every project, when it is still there, then the one without a "
         "configuration file, then each project's (those of a project moved or renamed too).",
     )
     where.add_argument("--config", metavar="FILE", help="configuration file (default: LOOPAI_CONFIG, ./loopai.toml)")
@@ -364,14 +365,17 @@ def _prune(args: argparse.Namespace) -> int:
 
 def _where(args: argparse.Namespace) -> int:
     from loopai._redact import redact
-    from loopai.delivery import default_outbox_path, default_outboxes, is_database_url
+    from loopai.delivery import default_outboxes, is_database_url, shared_of_before
 
     if args.all:
         found = default_outboxes(os.environ)
         for path in found:
             print(path)
+        before = shared_of_before(os.environ)
+        if before in found:
+            print(f"{before}: the default outbox of earlier versions, every project's", file=sys.stderr)
         if not found:
-            print(f"no default outbox in {default_outbox_path(os.environ).parent} yet", file=sys.stderr)
+            print(f"no default outbox in {before.parent} yet", file=sys.stderr)
         return 0
     location = outbox_path(args)
     if is_database_url(location):

@@ -198,7 +198,7 @@ class DeliverySettings(_Strict):
     ``[state] url``, in the state's database; else this configuration file's own in the user's state
     folder, ``outboxes/<folder>-<digest>.sqlite3`` (``loopai events where`` prints it; see
     :func:`loopai.delivery.default_outbox_path`), so that two projects never deliver each other's
-    events; ``outbox.sqlite3`` there without a configuration file."""
+    events; ``outboxes/default.sqlite3`` there without a configuration file."""
     workers: _EnvBool = True
     """Deliver in the process that emits; false: only record, and let a sidecar deliver
     (``loopai events deliver --follow``, which delivers whatever this says)."""

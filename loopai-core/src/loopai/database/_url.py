@@ -1,10 +1,12 @@
-"""A PostgreSQL URL as loopai uses it: the password kept apart from what is printed or logged."""
+"""A PostgreSQL URL as loopai uses it: the passwords kept apart from what is printed or logged."""
 
 from __future__ import annotations
 
 import re
 from typing import Any, Final
 from urllib.parse import quote, unquote
+
+from loopai._redact import mask_url
 
 __all__ = ["DatabaseUrl"]
 
@@ -13,6 +15,9 @@ _URL: Final = re.compile(
 )
 """libpq's URI: ``postgresql://[userinfo@][hosts][/dbname][?key=value&...]``; every part may be empty."""
 _MASK: Final = "***"
+_SECRETS: Final = ("password", "sslpassword")
+"""libpq's parameters that hold a secret (``sslpassword``: the passphrase of the client's key),
+kept out of :attr:`DatabaseUrl.conninfo` and passed to the driver apart."""
 
 
 class DatabaseUrl:
@@ -22,46 +27,46 @@ class DatabaseUrl:
     a Unix socket; ``postgresql://`` alone: every default), several hosts, and ``user`` or ``password``
     in the query. The query is passed on as written (libpq decodes only ``%XX``: a ``+`` stays a ``+``).
 
-    ``conninfo`` is the URL without its password (a ``password`` query parameter included),
-    handed to libpq with the password as a separate argument, so that no driver message or
-    log line can echo it; ``shown`` is the URL for people, the password masked where it was
-    written (``user:***@host``, ``?password=***``). A password may also come from ``PGPASSWORD``
-    or ``~/.pgpass``, as libpq reads them: it is then never in loopai's hands.
+    ``conninfo`` is the URL without its passwords (the userinfo's, and the ``password`` and
+    ``sslpassword`` query parameters), handed to libpq with them as separate arguments, so that no
+    driver message or log line can echo them; ``shown`` is the URL for people, as
+    :func:`loopai._redact.mask_url` shows every URL: the userinfo's password and the values of
+    secret-looking query parameters masked where they were written (``user:***@host``,
+    ``?password=***``, ``?sslpassword=***``). A password may also come from ``PGPASSWORD`` or
+    ``~/.pgpass``, as libpq reads them: it is then never in loopai's hands.
     """
 
-    __slots__ = ("_password", "conninfo", "shown")
+    __slots__ = ("_secrets", "conninfo", "shown")
 
     def __init__(self, url: str) -> None:
         match = _URL.fullmatch(str(url))
         if match is None:
             raise ValueError("must be a postgresql://user@host:5432/database URL")
         scheme, path, query = match["scheme"], match["path"], match["query"]
-        userinfo, at, hosts = match["authority"].rpartition("@")
+        userinfo, _, hosts = match["authority"].rpartition("@")
         user, colon, password = userinfo.partition(":")
-        self._password = unquote(password) if colon else None
+        self._secrets: dict[str, str] = {"password": unquote(password)} if colon else {}
         kept: list[str] = []
-        masked: list[str] = []
         for parameter in query.split("&") if query else ():
             key, _, value = parameter.partition("=")
-            if unquote(key) == "password":
-                self._password = unquote(value)  # as libpq: the query's comes after, and wins
-                masked.append(f"{key}={_MASK}")
+            if unquote(key) in _SECRETS:
+                self._secrets[unquote(key)] = unquote(value)  # as libpq: the query's comes after, and wins
             else:
                 kept.append(parameter)
-                masked.append(parameter)
         self.conninfo = f"{scheme}://{f'{user}@' if user else ''}{hosts}{path}{_query(kept)}"
-        userinfo = f"{user}:{_MASK}" if colon else user
-        self.shown = f"{scheme}://{f'{userinfo}@' if at and userinfo else ''}{hosts}{path}{_query(masked)}"
+        self.shown = mask_url(str(url))
 
     def connect_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for ``psycopg.connect`` beside :attr:`conninfo`: the password, when the URL had one."""
-        return {} if self._password is None else {"password": self._password}
+        """Keyword arguments for ``psycopg.connect`` beside :attr:`conninfo`: the password and the
+        ``sslpassword``, those the URL had."""
+        return dict(self._secrets)
 
     def scrub(self, text: str) -> str:
-        """``text`` (a driver's message) with the password, should it appear, replaced by ``***``."""
-        if self._password:
-            for form in {self._password, quote(self._password, safe="")}:
-                text = text.replace(form, _MASK)
+        """``text`` (a driver's message) with the passwords, should they appear, replaced by ``***``."""
+        for secret in self._secrets.values():
+            if secret:
+                for form in {secret, quote(secret, safe="")}:
+                    text = text.replace(form, _MASK)
         return text
 
     def same_database(self, other: DatabaseUrl) -> bool:

@@ -16,6 +16,7 @@ from loopai.delivery._paths import (
     outbox_location,
     outbox_setting,
     resolve_outbox,
+    shared_of_before,
 )
 from loopai.delivery._postgres import PostgresOutbox
 from loopai.delivery._sqlite import SqliteOutbox
@@ -55,4 +56,5 @@ __all__ = [
     "outbox_location",
     "outbox_setting",
     "resolve_outbox",
+    "shared_of_before",
 ]

@@ -25,6 +25,7 @@ from loopai.database import Database, DatabaseUrl
 from loopai.delivery._outbox import Outbox
 from loopai.delivery._postgres import PostgresOutbox
 from loopai.delivery._sqlite import SqliteOutbox
+from loopai.delivery._sqlite_file import FOLDER_MODE
 
 __all__ = [
     "OutboxSpec",
@@ -35,6 +36,7 @@ __all__ = [
     "outbox_location",
     "outbox_setting",
     "resolve_outbox",
+    "shared_of_before",
 ]
 
 OutboxSpec = Outbox | str | os.PathLike[str] | bool | None
@@ -65,27 +67,47 @@ def default_outbox_path(environ: Mapping[str, str] | None = None, source: str | 
     never share one (each would deliver the other's pending events with its own handler of the same
     name), every command run in a project (from any of its folders) finds the same one, and a
     project moved or renamed starts a new one (``loopai events where --all`` lists them all).
-    Without one (``source`` None): ``outbox.sqlite3`` there.
+    Without one (``source`` None): ``outboxes/default.sqlite3`` there (never a project's: theirs end
+    in ``-<digest>``).
+
+    ``outbox.sqlite3`` in the state folder is the file earlier versions used, for every project
+    alike: no default is ever that file now; opening a default outbox warns while deliveries are
+    pending there (see :func:`open_outbox`).
     """
-    folder = _state_folder(os.environ if environ is None else environ)
+    folder = _state_folder(os.environ if environ is None else environ) / _PROJECT_OUTBOXES
     if source is None:
-        return folder / "outbox.sqlite3"
+        return folder / _NO_PROJECT
     config = Path(source).resolve()
     name = re.sub(r"[^A-Za-z0-9._-]", "_", config.parent.name).lstrip(".-")[:40] or "project"
     digest = hashlib.sha256(os.fsencode(os.path.normcase(str(config)))).hexdigest()[:12]
-    return folder / _PROJECT_OUTBOXES / f"{name}-{digest}.sqlite3"
+    return folder / f"{name}-{digest}.sqlite3"
 
 
 def default_outboxes(environ: Mapping[str, str] | None = None) -> list[Path]:
     """The default outbox files there are in the user's state folder (see :func:`default_outbox_path`):
-    the one used without a configuration file, then each project's, by name."""
+    first ``outbox.sqlite3``, the one earlier versions shared between every project (when it is
+    still there: :func:`shared_of_before` names it), then the one used without a configuration
+    file, then each project's, by name."""
     folder = _state_folder(os.environ if environ is None else environ)
-    shared = [folder / "outbox.sqlite3"] if (folder / "outbox.sqlite3").is_file() else []
-    return shared + sorted(path for path in (folder / _PROJECT_OUTBOXES).glob("*.sqlite3") if path.is_file())
+    before = folder / _SHARED_OF_BEFORE
+    outboxes = folder / _PROJECT_OUTBOXES
+    projects = sorted(path for path in outboxes.glob("*.sqlite3") if path.is_file() and path.name != _NO_PROJECT)
+    return [path for path in (before, outboxes / _NO_PROJECT) if path.is_file()] + projects
+
+
+def shared_of_before(environ: Mapping[str, str] | None = None) -> Path:
+    """``outbox.sqlite3`` in the user's state folder: the default outbox of earlier versions, which
+    every project shared (and the one without a configuration file was). No default is that file now."""
+    return _state_folder(os.environ if environ is None else environ) / _SHARED_OF_BEFORE
 
 
 _PROJECT_OUTBOXES = "outboxes"
-"""The folder of the state folder that holds each project's default outbox."""
+"""The folder of the state folder that holds the default outboxes: each project's, and the one
+used without a configuration file."""
+_NO_PROJECT = "default.sqlite3"
+"""The default outbox used without a configuration file, in :data:`_PROJECT_OUTBOXES`."""
+_SHARED_OF_BEFORE = "outbox.sqlite3"
+"""The default outbox of earlier versions, in the state folder: every project's events went there."""
 
 
 def _state_folder(environ: Mapping[str, str]) -> Path:
@@ -153,7 +175,9 @@ def open_outbox(
     An :class:`Outbox` is used as given (not owned); False means none; None follows
     ``LOOPAI_OUTBOX`` and the configuration (none when neither names one); True does the same
     but falls back to the state's database (``[state] url``), else :func:`default_outbox_path` (the
-    project's of ``config.source``; its folders are made as needed).
+    project's of ``config.source``; its folders are made as needed, readable by this user only, and
+    opening it warns while ``outbox.sqlite3``, the default of earlier versions, holds pending
+    deliveries).
     A path opens a SQLite outbox there; a ``postgresql://`` URL a :class:`PostgresOutbox` (not
     connected yet), on ``database`` (the state store's) when that names the same database.
     Raises :class:`loopai.ConfigError` when the file cannot be opened as an outbox, or the URL is
@@ -175,11 +199,13 @@ def open_outbox(
     if isinstance(location, Path):
         named = spec not in (None, True) or bool(environ.get("LOOPAI_OUTBOX") or config.delivery.outbox)
         folder = _folder_to_create(location) if named else None  # the default's folders are ours to make
+        if not named:
+            _make_private_folders(location.parent)
         opened = SqliteOutbox(location)
         if folder is not None:
             log.warning("outbox %s: created the folder %s, which did not exist", location, folder)
-        if not named and location.parent.name == _PROJECT_OUTBOXES:
-            _say_left_in_shared(location.parent.parent / "outbox.sqlite3", location)
+        if not named:
+            _say_left_in_shared(location.parent.parent / _SHARED_OF_BEFORE, location)
         return opened, True
     outbox = _postgres(location, config, database)
     if (spec is None or spec is True) and outbox.database is not database:  # a shared one says the state's settings
@@ -188,9 +214,10 @@ def open_outbox(
 
 
 def _say_left_in_shared(shared: Path, own: Path) -> None:
-    """Warn when the default outbox used without a configuration file, which every project shared
-    before each had its own, still holds pending deliveries: no project's host delivers them now.
-    Read only; a file that cannot be read is not this outbox's problem."""
+    """Warn when ``outbox.sqlite3``, the default outbox of earlier versions (every project's, with
+    a configuration file or without), still holds pending deliveries: no default is that file now,
+    so no host delivers them unless told to. Read only; a file that cannot be read is not this
+    outbox's problem."""
     if not shared.is_file():
         return
     import sqlite3
@@ -202,13 +229,30 @@ def _say_left_in_shared(shared: Path, own: Path) -> None:
         return
     if pending:
         log.warning(
-            "outbox %s: %s deliveries are still pending there, in the outbox every project shared before "
-            "each had its own (this project's is %s); nothing delivers them now. See them with "
-            "`loopai events list --outbox %s`; deliver them with `loopai events deliver --outbox %s --config "
-            "FILE` using the configuration of the project they came from (its handlers deliver what bears "
-            "their names, whoever emitted it), or move the file away",
+            "outbox %s: %s deliveries are still pending there, in the default outbox of earlier versions "
+            "(every project shared it; the default outbox here is now %s); nothing delivers them now. See "
+            "them with `loopai events list --outbox %s`; deliver them with `loopai events deliver --outbox %s "
+            "--config FILE` using the configuration of the project they came from (its handlers deliver what "
+            "bears their names, whoever emitted it), or move the file away",
             shared, f"{pending:,}", own, shared, shared,
         )  # fmt: skip
+
+
+def _make_private_folders(folder: Path) -> None:
+    """Make ``folder`` (the default outbox's, in the user's state folder) and those above it that
+    are missing, each readable by this user only (:data:`FOLDER_MODE`: what they hold may be
+    personal data), as the XDG base directory specification asks. Folders that exist keep their
+    mode; one that cannot be made is for opening the file to fail on, and say."""
+    for each in [*reversed(folder.parents), folder]:
+        if not each.is_dir():
+            try:
+                each.mkdir(mode=FOLDER_MODE)
+            except FileExistsError:
+                continue  # made meanwhile, by another process
+            except OSError:
+                return
+            with contextlib.suppress(OSError):
+                each.chmod(FOLDER_MODE)  # whatever the umask
 
 
 def _folder_to_create(path: Path) -> Path | None:

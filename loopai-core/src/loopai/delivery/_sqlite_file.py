@@ -16,13 +16,19 @@ from typing import Final
 
 from loopai._errors import ConfigError, OutboxError
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "failure", "open_database"]
+__all__ = ["APPLICATION_ID", "FILE_MODE", "FOLDER_MODE", "SCHEMA_VERSION", "failure", "open_database"]
 
 APPLICATION_ID: Final = 0x6C6F6F70
 """``PRAGMA application_id`` of loopai outboxes: the bytes of "loop"."""
 SCHEMA_VERSION: Final = 3
 """The outbox format (``PRAGMA user_version``): 0 unmarked files of earlier versions (a rowid or a
 WITHOUT ROWID ``deliveries`` table), 3 scheduled retries and leases."""
+
+FILE_MODE: Final = 0o600
+"""The mode of a new outbox file: its events may hold personal data, and receivers' error
+excerpts. SQLite gives the ``-wal`` and ``-shm`` files the database file's mode."""
+FOLDER_MODE: Final = 0o700
+"""The mode of the folders loopai makes for its default outbox in the user's state folder."""
 
 _AUTOCHECKPOINT: Final = 10_000
 """SQLite's automatic checkpoint, by the writer itself, only as a backstop (about 40 MB of WAL)."""
@@ -70,21 +76,25 @@ _INDEX: Final = (
 )
 _EVENT_COLUMNS: Final = {"event_id", "event_type", "body", "emitted_at"}
 _DELIVERY_COLUMNS: Final = {"event_id", "handler", "status", "attempts", "last_error", "updated_at"}
+_NOT_A_DATABASE: Final = 26  # SQLITE_NOTADB
 _WHERE_TO: Final = "name another file with --outbox, LOOPAI_OUTBOX or [delivery] outbox"
 
 
 def open_database(path: str) -> sqlite3.Connection:
     """A connection to the outbox at ``path`` (created if missing), marked and in the current format.
 
-    Raises :class:`loopai.ConfigError` naming the file when it cannot be created or opened, is
-    not SQLite, is another program's database, or was made by a newer loopai; such a file is
-    left as it was.
+    A new file is created readable and writable by this user only (:data:`FILE_MODE`, whatever
+    the umask), before SQLite opens it; an existing one keeps its mode (an operator may have
+    chosen it). Raises :class:`loopai.ConfigError` naming the file when it cannot be created or
+    opened, is not SQLite, is another program's database, or was made by a newer loopai; such a
+    file is left as it was.
     """
-    if path != ":memory:":
+    if path not in (":memory:", ""):
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError([f"outbox {path}: cannot create its directory: {exc.strerror or exc}"]) from None
+        _create_private(path)
     try:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
     except sqlite3.Error as exc:
@@ -106,6 +116,22 @@ def open_database(path: str) -> sqlite3.Connection:
     return db
 
 
+def _create_private(path: str) -> None:
+    """Create ``path``, empty, with :data:`FILE_MODE` when it does not exist (SQLite reads an empty
+    file as a new database). One that exists, or appears meanwhile, is left alone; one that cannot
+    be created is for SQLite to fail on, and :func:`_unopenable` to explain."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    except OSError:
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)  # not narrowed by the umask, nor widened: 0600 exactly
+    except (OSError, AttributeError):  # AttributeError: Windows, where the mode means little
+        pass
+    finally:
+        os.close(fd)
+
+
 def _unopenable(path: str, exc: sqlite3.Error) -> str:
     """Why the outbox at ``path`` cannot be used, and what to do: SQLite's own words say little
     ("unable to open database file") when the cause is the file system."""
@@ -121,9 +147,19 @@ def _unopenable(path: str, exc: sqlite3.Error) -> str:
         why = "this user may not read and write it"
     else:
         why = None
+    if why is None and _not_sqlite(exc):
+        return (
+            f"outbox {path}: is not a SQLite database ({exc}), so not a loopai outbox; loopai leaves it "
+            f"untouched: {_WHERE_TO}"
+        )
     if why is None:
         return f"outbox {path}: cannot be opened as SQLite: {exc}"
     return f"outbox {path}: cannot be opened: {why}; {_WHERE_TO}"
+
+
+def _not_sqlite(exc: sqlite3.Error) -> bool:
+    """Whether SQLite found no database where the file is (``file is not a database``)."""
+    return getattr(exc, "sqlite_errorcode", None) == _NOT_A_DATABASE or "not a database" in str(exc)
 
 
 def _read_only(folder: Path) -> bool:

@@ -89,7 +89,7 @@ class Host(HostCalls):
     :attr:`outbox`) only when one is named, by ``outbox=`` (a :class:`loopai.Outbox`, a
     path or ``postgresql://`` URL, or ``True`` for the default: the ``[state] url`` database,
     else a file in the user's state folder, the project's own, one per configuration file, or
-    ``outbox.sqlite3`` there without one: see :func:`loopai.delivery.default_outbox_path`), by
+    ``outboxes/default.sqlite3`` there without one: see :func:`loopai.delivery.default_outbox_path`), by
     ``LOOPAI_OUTBOX`` or by config ``[delivery] outbox``. A PostgreSQL outbox in the state's
     database shares its connections, and a threshold breach is recorded in the transaction that
     flips its flag. Then ``emit`` records and returns, and delivery workers in this process
