@@ -8,6 +8,7 @@ gives the next one any answer. Hostile answers too:
 every half second, ``receiver.echo(400)`` sends back the request's path and headers. It serves GET from
 ``receiver.documents`` (path -> bytes). Every request is recorded (method, headers, body,
 arrival time) in ``receiver.requests``; ``receiver.sent`` counts the body bytes written.
+``tls_receiver`` and ``make_tls_receiver`` serve HTTPS, each with a private authority of its own.
 """
 
 from __future__ import annotations
@@ -238,6 +239,31 @@ def tls_receiver(tmp_path: Path) -> Iterator[tuple[Receiver, Path]]:
         yield server, authority_file
     finally:
         server.close()
+
+
+@pytest.fixture
+def make_tls_receiver(tmp_path: Path) -> Iterator[Callable[[str], tuple[Receiver, Path]]]:
+    """``make_tls_receiver("a")``: another receiver over HTTPS, its certificate signed by a private
+    authority of its own, and that authority's certificate in ``tmp_path / "a.pem"``; each is shut
+    down after the test."""
+    import trustme
+
+    made: list[Receiver] = []
+
+    def make(label: str) -> tuple[Receiver, Path]:
+        authority = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("localhost").configure_cert(context)
+        authority_file = tmp_path / f"{label}.pem"
+        authority.cert_pem.write_to_path(str(authority_file))
+        made.append(Receiver(tls=context))
+        return made[-1], authority_file
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.close()
 
 
 @pytest.fixture

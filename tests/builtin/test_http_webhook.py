@@ -281,7 +281,8 @@ def test_https_to_a_private_authority_says_how_to_trust_it_and_ssl_cert_file_doe
         untrusted.handle_event(event(), context)
     untrusted.close()
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
-    assert "set SSL_CERT_FILE or SSL_CERT_DIR to it" in str(caught.value)
+    assert "set ca_file to that authority's certificate" in str(caught.value)  # the handler's own setting first
+    assert "SSL_CERT_FILE or SSL_CERT_DIR would replace the default authorities" in str(caught.value)
     assert receiver.requests == []
 
     monkeypatch.setenv("SSL_CERT_FILE", str(authority_file))

@@ -163,13 +163,16 @@ class Connections:
     shared pool that checks every idle connection on each request. At most
     ``max_keepalive_connections`` pools (one connection each) are kept for later.
 
-    TLS is set up as httpx sets it up (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` honoured). No
-    cookies are kept and no redirect is followed: a 3xx is an answer like any other.
+    TLS is set up as httpx sets it up (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` honoured), and
+    ``ca_file``, a PEM file of authorities, is trusted besides the default ones (read once, when the
+    first pool is opened). No cookies are kept and no redirect is followed: a 3xx is an answer like
+    any other.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ca_file: str | None = None) -> None:
         self._free: dict[str | None, list[httpcore.ConnectionPool]] = {}
         self._opened: set[httpcore.ConnectionPool] = set()  # free or in use; close() closes them all
+        self._ca_file = ca_file
         self._ssl: ssl.SSLContext | None = None
         self._lock = threading.Lock()
 
@@ -181,7 +184,7 @@ class Connections:
             if free:
                 return free.pop()
             if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
+                self._ssl = _ssl_context(self._ca_file)
             pool = httpcore.ConnectionPool(
                 ssl_context=self._ssl,
                 proxy=_core_proxy(proxy, self._ssl),
@@ -255,6 +258,15 @@ class Connections:
         finally:
             _DEADLINE.reset(token)
             self.give_back(pool, target.proxy)
+
+
+def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """httpx's default context (certifi's authorities, or those ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    name), with the authorities of ``ca_file`` added when given."""
+    context = httpx.create_ssl_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def _core_proxy(proxy: str | None, context: ssl.SSLContext) -> httpcore.Proxy | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,8 +13,15 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 import loopai
 from loopai_builtin._remote import RemoteHandler
-from loopai_builtin._signing import loopai_signature, plain_text_warning, standard_key, standard_signature
-from loopai_builtin._transport import RETRY_AFTER_MAX, is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._signing import loopai_signature, plain_text_warning, standard_key, standard_signatures
+from loopai_builtin._transport import (
+    RETRY_AFTER_MAX,
+    authority_problem,
+    is_http_url,
+    raw_setting,
+    secret_text,
+    shown_url,
+)
 from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:
@@ -22,6 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["HttpWebhookHandler"]
 
 log = logging.getLogger("loopai.builtin.http")
+
+_NO_CURRENT = (
+    "is set but secret is not: deliveries are signed with secret and with each previous secret; "
+    "set secret to the current one (or remove previous_secrets)"
+)
 
 
 class HttpWebhookHandler(RemoteHandler):
@@ -33,10 +46,16 @@ class HttpWebhookHandler(RemoteHandler):
     secret, ``whsec_`` prefix or not, is decoded; other text is used as its UTF-8 bytes,
     and :meth:`configuration_warnings` says so), and ``X-Loopai-Signature: sha256=<hex
     HMAC of the body>``, keyed by the secret's UTF-8 text as upstream Loopai keys it.
-    ``X-Loopai-Event-Id``, ``X-Loopai-Event-Type`` (upstream's C# name,
-    ``ProgramExecutionFailed``) and ``X-Loopai-Delivery-Attempt`` are always sent. A
-    non-2xx answer, a timeout (``timeout`` bounds the whole request) or no connection
-    raises :class:`loopai_builtin.WebhookDeliveryError`, so the host retries (honouring
+    While ``previous_secrets`` is set (a secret being rotated), ``webhook-signature`` carries
+    one signature per secret, the current one's first, space-separated as the Standard
+    Webhooks specification has it: a receiver holding any one of them verifies.
+    ``X-Loopai-Signature`` stays one value, keyed by ``secret`` (upstream's verifiers compare
+    it whole). ``ca_file`` names a PEM file of certificate authorities that this handler's
+    HTTPS connections trust besides the default ones. ``X-Loopai-Event-Id``,
+    ``X-Loopai-Event-Type`` (upstream's C# name, ``ProgramExecutionFailed``) and
+    ``X-Loopai-Delivery-Attempt`` are always sent. A non-2xx answer, a timeout (``timeout``
+    bounds the whole request) or no connection raises
+    :class:`loopai_builtin.WebhookDeliveryError`, so the host retries (honouring
     ``Retry-After`` up to ``retry_after_max``). Without a ``url`` the handler stays off
     until one is configured.
     """
@@ -46,6 +65,7 @@ class HttpWebhookHandler(RemoteHandler):
     description = "POSTs events as signed JSON to an HTTP endpoint."
     author = "Loopai"
     user_agent = "loopai-http-webhook"
+    trust_setting = "ca_file"
     priority = 100
 
     class Config(BaseModel):
@@ -55,6 +75,10 @@ class HttpWebhookHandler(RemoteHandler):
         """The endpoint to POST to (http or https)."""
         secret: SecretStr | None = None
         """Signing secret, ``whsec_<base64>`` (or base64, or plain text); without one, requests are unsigned."""
+        previous_secrets: list[SecretStr] | None = None
+        """Secrets being rotated out, written as ``secret`` is; each signs ``webhook-signature`` too, after it."""
+        ca_file: str | None = None
+        """Absolute path of a PEM file of certificate authorities this handler trusts, besides the default ones."""
         timeout: Annotated[float, Field(gt=0)] = 10.0
         """Seconds one request may take in all (connect, send, answer): a deadline, not a per-read timeout."""
         retry_after_max: Annotated[float, Field(ge=0)] = RETRY_AFTER_MAX
@@ -69,50 +93,118 @@ class HttpWebhookHandler(RemoteHandler):
                 raise ValueError("must be an http:// or https:// URL with a host")
             return value
 
+        @field_validator("previous_secrets", mode="before")
+        @classmethod
+        def _one_or_more(cls, value: Any) -> Any:
+            return _listed(value)
+
+        @field_validator("ca_file")
+        @classmethod
+        def _absolute(cls, value: str | None) -> str | None:
+            if value is None:
+                return None
+            path = os.path.expanduser(value)
+            if not os.path.isabs(path):
+                raise ValueError(_RELATIVE)
+            return path
+
     config: Config
 
     def validate_configuration(self, configuration: Mapping[str, Any]) -> bool:
-        """Refuse settings without a usable ``url`` or with a malformed ``whsec_`` secret; warn
-        (logged, and in :meth:`configuration_warnings`) about a plain-text secret."""
+        """Refuse settings without a usable ``url``, with a malformed ``whsec_`` secret (``secret``
+        or one of ``previous_secrets``), with ``previous_secrets`` but no ``secret``, or with a
+        ``ca_file`` that is missing, unreadable or not PEM; each problem is logged naming its
+        setting (never a secret's value). Warn (logged, and in :meth:`configuration_warnings`)
+        about a plain-text secret."""
+        problems: list[str] = []
         url = secret_text(raw_setting(configuration, "url"))
         if not is_http_url(url):
-            log.warning("%s: the url setting is required (an http:// or https:// URL)", self.name)
-            return False
+            problems.append("the url setting is required (an http:// or https:// URL)")
         secret = raw_setting(configuration, "secret")
-        if secret is not None:
+        previous = _listed(raw_setting(configuration, "previous_secrets")) or []
+        if previous and secret is None:
+            problems.append(f"previous_secrets {_NO_CURRENT}")
+        named = _named([] if secret is None else [secret_text(secret)], [secret_text(p) for p in previous])
+        for setting, text in named:
             try:
-                standard_key(secret_text(secret))
+                standard_key(text)
             except ValueError as exc:
-                log.warning("%s: secret: %s", self.name, exc)
-                return False
-            warning = plain_text_warning(secret_text(secret))
+                problems.append(f"{setting}: {exc}")
+        ca_file = raw_setting(configuration, "ca_file")
+        if ca_file is not None:
+            path = os.path.expanduser(str(ca_file))
+            problem = authority_problem(path) if os.path.isabs(path) else f"{_RELATIVE} (got {str(ca_file)!r})"
+            if problem is not None:
+                problems.append(f"ca_file: {problem}")
+        for problem in problems:
+            log.warning("%s: %s", self.name, problem)
+        if problems:
+            return False
+        for setting, text in named:
+            warning = plain_text_warning(text)
             if warning is not None:
-                log.warning("%s: secret: %s", self.name, warning)
+                log.warning("%s: %s: %s", self.name, setting, warning)
         return True
 
     def configuration_warnings(self) -> list[str]:
-        """What is accepted but likely to surprise, one sentence each (shown by ``loopai config check``)."""
-        secret = self.config.secret
-        warning = None if secret is None else plain_text_warning(secret.get_secret_value())
-        return [] if warning is None else [f"{self.name}: secret: {warning}"]
+        """What is accepted but likely to surprise, one sentence each (shown by ``loopai config check``):
+        a plain-text secret, and a previous secret that signs as another one does."""
+        warnings = []
+        seen: dict[bytes, str] = {}
+        for setting, text in self._named_secrets():
+            warning = plain_text_warning(text)
+            if warning is not None:
+                warnings.append(f"{self.name}: {setting}: {warning}")
+            try:
+                key = standard_key(text)
+            except ValueError:
+                continue  # refused, and said, by validate_configuration and startup
+            if key in seen:
+                warnings.append(
+                    f"{self.name}: {setting}: the same signing key as {seen[key]}, so it adds no signature; "
+                    "remove it (when rotating, secret is the new secret and previous_secrets the old ones)"
+                )
+            seen.setdefault(key, setting)
+        return warnings
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def startup(self, host: Host) -> None:
-        """Check the secret and open the keep-alive connection pool."""
-        self._key()
+        """Check the secrets and the ``ca_file`` (raising ValueError naming the setting), and open the
+        keep-alive connection pool."""
+        self._signing()
+        self._poster.trust(self.config.ca_file)  # read at each start: a renewed file is taken
         super().startup(host)
 
     # -- delivery ------------------------------------------------------------------------
 
-    def _key(self) -> bytes | None:
-        secret = self.config.secret
-        if secret is None:
-            return None
-        known = self.__dict__.get("_signing")
-        if known is None or known[0] is not secret:  # derived once per configured secret
-            known = self.__dict__["_signing"] = (secret, standard_key(secret.get_secret_value()))
-        return known[1]
+    def _named_secrets(self) -> list[tuple[str, str]]:
+        secret, previous = self.config.secret, self.config.previous_secrets or []
+        current = [] if secret is None else [secret.get_secret_value()]
+        return _named(current, [p.get_secret_value() for p in previous])
+
+    def _signing(self) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
+        """The Standard Webhooks keys (``secret``'s first, then each previous secret's not already
+        there; none without a secret) and every form of the secrets a receiver could echo. Derived
+        once per configuration; raises ValueError naming a setting that cannot sign."""
+        config = self.config
+        known = self.__dict__.get("_signing_keys")
+        if known is None or known[0] is not config:
+            if config.previous_secrets and config.secret is None:
+                raise ValueError(f"previous_secrets {_NO_CURRENT}")
+            keys: list[bytes] = []
+            forms: list[str] = []
+            for setting, text in self._named_secrets():
+                try:
+                    key = standard_key(text)
+                except ValueError as exc:
+                    raise ValueError(f"{setting}: {exc}") from None
+                if key not in keys:
+                    keys.append(key)
+                forms += _secret_forms(text)
+            known = self.__dict__["_signing_keys"] = (config, (tuple(keys), tuple(forms)))
+        signing: tuple[tuple[bytes, ...], tuple[str, ...]] = known[1]
+        return signing
 
     def body(self, event: loopai.WebhookEvent) -> bytes:
         """The exact bytes POSTed (and signed) for ``event``: its compact UTF-8 JSON, as pydantic writes it."""
@@ -129,10 +221,10 @@ class HttpWebhookHandler(RemoteHandler):
             "X-Loopai-Event-Type": _csharp_name(event.event_type),
             "X-Loopai-Delivery-Attempt": str(attempt),
         }
-        key = self._key()
-        if key is not None:
-            assert self.config.secret is not None  # a key comes from a secret
-            headers["webhook-signature"] = standard_signature(key, event_id, timestamp, body)
+        keys, _ = self._signing()
+        if keys:
+            assert self.config.secret is not None  # keys come from a secret, the current one first
+            headers["webhook-signature"] = standard_signatures(keys, event_id, timestamp, body)
             headers["X-Loopai-Signature"] = loopai_signature(self.config.secret.get_secret_value(), body)
         return headers
 
@@ -160,14 +252,19 @@ class HttpWebhookHandler(RemoteHandler):
                 event.event_id,
             )
             return
-        secret = self.config.secret
+        ca_file = self.config.ca_file
+        if ca_file != self._poster.ca_file:  # configured since startup, or used without a host
+            try:
+                self._poster.trust(ca_file, if_changed=True)
+            except ValueError as exc:
+                raise loopai.PluginError(self.name, f"{self.name}: {exc}") from None
         self._poster.post(
             url,
             body,
             headers,
             timeout=self.config.timeout,
             shown=shown,
-            secrets=() if secret is None else _secret_forms(secret.get_secret_value()),
+            secrets=self._signing()[1],
             retry_after_max=self.config.retry_after_max,
         )
 
@@ -181,3 +278,16 @@ def _csharp_name(event_type: loopai.WebhookEventType) -> str:
 def _secret_forms(secret: str) -> tuple[str, ...]:
     """The secret as a receiver could echo it: whole, and the base64 part of a ``whsec_`` one."""
     return (secret, secret.removeprefix("whsec_"))
+
+
+_RELATIVE = "must be an absolute path (~ is expanded): a relative one would depend on the folder loopai is started from"
+
+
+def _listed(value: Any) -> Any:
+    """One secret written alone (``previous_secrets = "${OLD}"``) as a list of it; anything else as it is."""
+    return [value] if isinstance(value, (str, SecretStr)) else value
+
+
+def _named(current: list[str], previous: list[str]) -> list[tuple[str, str]]:
+    """Each secret's text with the setting it came from: ``secret``, ``previous_secrets[0]``..."""
+    return [("secret", text) for text in current] + [(f"previous_secrets[{i}]", t) for i, t in enumerate(previous)]

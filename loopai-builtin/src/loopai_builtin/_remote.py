@@ -31,6 +31,10 @@ class RemoteHandler(loopai.WebhookHandlerPlugin):
     default_events: ClassVar[frozenset[loopai.WebhookEventType]] = frozenset(loopai.WebhookEventType)
     user_agent: ClassVar[str] = "loopai-webhook"
     destination_setting: ClassVar[str] = "url"
+    trust_setting: ClassVar[str | None] = None
+    """The setting naming a PEM file of authorities this handler trusts besides the default ones
+    (the handler applies it with ``self._poster.trust``), named in the advice about an HTTPS
+    receiver whose certificate did not verify; None: the handler has none."""
 
     def __init__(
         self,
@@ -40,7 +44,7 @@ class RemoteHandler(loopai.WebhookHandlerPlugin):
         **options: Any,
     ) -> None:
         super().__init__(config, enabled=enabled, **options)
-        self._poster = Poster(f"{self.user_agent}/{loopai.__version__}", self.destination_setting)
+        self._poster = Poster(f"{self.user_agent}/{loopai.__version__}", self.destination_setting, self.trust_setting)
         self._events_override: frozenset[loopai.WebhookEventType] | None = None
         self._idle = enabled is None and self._destination() is None
         if self._idle:

@@ -4,6 +4,10 @@ The two are keyed differently, each as its verifiers expect. Standard Webhooks l
 (Python, JavaScript, Go...) base64-decode the secret, ``whsec_`` prefix or not, so a secret
 that is base64 is used as its decoded bytes. Upstream Loopai keys ``X-Loopai-Signature``
 with the secret's UTF-8 text, whatever it looks like.
+
+While a secret is rotated, ``webhook-signature`` carries one signature per key, space-separated,
+as the Standard Webhooks specification has it: a receiver holding any one of the secrets verifies.
+``X-Loopai-Signature`` is one value, as upstream's verifiers compare it whole.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Iterable
 
-__all__ = ["loopai_signature", "plain_text_warning", "standard_key", "standard_signature"]
+__all__ = ["loopai_signature", "plain_text_warning", "standard_key", "standard_signature", "standard_signatures"]
 
 _PREFIX = "whsec_"
 
@@ -60,8 +65,17 @@ def plain_text_warning(secret: str) -> str | None:
 
 def standard_signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``."""
-    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    return standard_signatures((key,), message_id, timestamp, body)
+
+
+def standard_signatures(keys: Iterable[bytes], message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value for several keys (a secret being rotated): one ``v1,<base64>``
+    per key, in the order given, separated by spaces, as the Standard Webhooks specification writes
+    them; a receiver holding any one of the keys verifies."""
+    message = f"{message_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode("ascii") for key in keys
+    )
 
 
 def loopai_signature(secret: str, body: bytes) -> str:

@@ -6,6 +6,7 @@ import email.utils
 import logging
 import math
 import re
+import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ __all__ = [
     "RETRY_AFTER_MAX",
     "Poster",
     "WebhookDeliveryError",
+    "authority_problem",
     "is_http_url",
     "parse_retry_after",
     "raw_setting",
@@ -48,7 +50,7 @@ line breaks, which become spaces; DEL; C1), which a terminal obeys (ESC starts a
 the cursor, erases lines, retitles the window; BEL rings), and the bidirectional formatting
 characters, which reorder what follows them (U+202E shows ``txt.exe`` as ``exe.txt``)."""
 _NOT_FOLLOWED = "redirects are not followed, so that an event never goes to an address the configuration does not name"
-_UNTRUSTED = " (a receiver whose certificate a private authority signed: set SSL_CERT_FILE or SSL_CERT_DIR to it)"
+_PROCESS_WIDE = "SSL_CERT_FILE or SSL_CERT_DIR"
 
 
 class WebhookDeliveryError(loopai.LoopaiError):
@@ -133,6 +135,46 @@ def secret_text(value: Any) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else str(value or "")
 
 
+def authority_problem(path: str) -> str | None:
+    """Why the file at ``path`` cannot add certificate authorities to a handler's HTTPS connections
+    (it is missing, unreadable, or holds no PEM certificate), naming the path; None when it can."""
+    try:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no default authorities: only the file is read
+        context.load_verify_locations(cafile=path)
+    except FileNotFoundError:
+        return f"no such file: {path!r}"
+    except IsADirectoryError:
+        return f"{path!r} is a folder, not a PEM file of certificates"
+    except PermissionError:
+        return f"cannot read {path!r}: permission denied"
+    except ssl.SSLError as exc:
+        if exc.reason == "NO_CERTIFICATE_OR_CRL_FOUND":
+            return f"{path!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----; convert a DER file to PEM)"
+        return f"{path!r} is not a valid PEM file of certificates ({exc.reason or exc})"
+    except (OSError, ValueError) as exc:  # a path too long, a loop of links, a NUL in the path...
+        return f"cannot read {path!r}: {getattr(exc, 'strerror', None) or exc}"
+    if not context.cert_store_stats().get("x509"):
+        return f"{path!r} holds no certificate (only revocation lists)"
+    return None
+
+
+def _untrusted(setting: str | None, ca_file: str | None) -> str:
+    """Advice for a receiver whose certificate did not verify: the handler's own authority setting
+    first (when it has one), the process-wide variables last."""
+    if setting is None:
+        return f" (a receiver whose certificate a private authority signed: set {_PROCESS_WIDE} to it)"
+    if ca_file is None:
+        return (
+            f" (a receiver whose certificate a private authority signed: set {setting} to that authority's "
+            f"certificate, a PEM file, for this handler alone; {_PROCESS_WIDE} would replace the default "
+            "authorities of every HTTPS connection of the process)"
+        )
+    return (
+        f" ({setting} is {ca_file!r}, but neither its authorities nor the default ones signed the receiver's "
+        f"certificate: set {setting} to the authority that did)"
+    )
+
+
 def _squash(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
@@ -199,21 +241,52 @@ class Poster:
     most :data:`EXCERPT_LIMIT` bytes of any answer are read: a receiver can neither hold a
     delivery open nor fill the memory. The network libraries (httpx, httpcore) are imported
     when the connections are first needed: a handler left off (no URL configured) never does.
+
+    HTTPS receivers are verified with the default authorities (as httpx has them), and those of
+    the PEM file :meth:`trust` was given, for this poster's connections only; ``trust_setting``
+    names the handler's setting for that file in the advice about a certificate that did not
+    verify (None: the handler has none, and the advice names ``SSL_CERT_FILE``).
     """
 
-    def __init__(self, user_agent: str, setting: str = "url") -> None:
+    def __init__(self, user_agent: str, setting: str = "url", trust_setting: str | None = None) -> None:
         self._setting = setting  # the handler's URL setting, named in the advice about a redirect
+        self._trust_setting = trust_setting
+        self._ca_file: str | None = None
         self._defaults = ((b"user-agent", user_agent.encode("ascii")), (b"accept", b"*/*"))
         self._connections: Connections | None = None
         self._lock = threading.Lock()
         self._targets: dict[str, Target] = {}  # parsed once per URL (httpx parses a text URL every time)
+
+    @property
+    def ca_file(self) -> str | None:
+        """The PEM file of authorities trusted besides the default ones (see :meth:`trust`), or None."""
+        return self._ca_file
+
+    def trust(self, ca_file: str | None, *, if_changed: bool = False) -> None:
+        """Verify HTTPS receivers with the default authorities and, when ``ca_file`` names a PEM file,
+        its authorities too (None: the defaults alone). The file is checked now and read when the
+        connections are next opened; connections opened before are closed. With ``if_changed``,
+        nothing happens when ``ca_file`` is already the one trusted (so that deliveries made at once
+        that all see a new setting replace the connections once). Raises ValueError naming the
+        setting and the path when the file cannot serve (see :func:`authority_problem`)."""
+        if ca_file is not None:
+            problem = authority_problem(ca_file)
+            if problem is not None:
+                raise ValueError(f"{self._trust_setting or 'ca_file'}: {problem}")
+        with self._lock:
+            if if_changed and ca_file == self._ca_file:
+                return
+            previous, self._connections = self._connections, None
+            self._ca_file = ca_file
+        if previous is not None:
+            previous.close()
 
     def _pool(self) -> Connections:
         with self._lock:
             if self._connections is None:
                 from loopai_builtin._exchange import Connections
 
-                self._connections = Connections()
+                self._connections = Connections(self._ca_file)
             return self._connections
 
     def open(self) -> None:
@@ -298,7 +371,7 @@ class Poster:
             ) from None
         except TRANSPORT_ERRORS as exc:
             detail = _excerpt(scrub(str(exc), self._hidden(url, target, secrets)), _SHOWN_EXCERPT)
-            hint = _UNTRUSTED if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
+            hint = _untrusted(self._trust_setting, self._ca_file) if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
             raise WebhookDeliveryError(
                 f"POST {shown} failed: {type(exc).__name__}" + (f": {detail}" if detail else "") + hint, url=shown
             ) from None
