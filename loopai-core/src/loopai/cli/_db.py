@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 from loopai.cli._common import usage
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from loopai.config import LoopaiConfig
     from loopai.database import Database, SchemaStatus
 
@@ -82,12 +80,13 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
     """The configured databases (not connected); exit 2 when none is configured or a URL is wrong.
     Only the ``[state]`` and ``[delivery]`` tables are read, as the ``loopai events`` commands read
     them: a ``${VAR}`` elsewhere (a handler's secret) need not be set where the databases are managed."""
+    from loopai.cli._outboxes import outbox_tables
     from loopai.delivery import is_database_url, resolve_outbox
 
     if args.url:  # the whole schema, state and outbox, as in every loopai database
-        config = _tables_or_exit(args)[0] if args.config else _readable_or_defaults()
+        config = outbox_tables(args)[0] if args.config else _readable_or_defaults()
         return [_Target(_database(config, args.url, "--url", "database", "--url"), ["state", "outbox"])]
-    config, source = _tables_or_exit(args)
+    config, source = outbox_tables(args)
     targets: list[_Target] = []
     state_url = config.state.database_url(os.environ)
     if state_url is not None:
@@ -111,21 +110,6 @@ def _targets(args: argparse.Namespace) -> list[_Target]:
         )
         raise SystemExit(2)
     return targets
-
-
-def _tables_or_exit(args: argparse.Namespace) -> tuple[LoopaiConfig, Path | None]:
-    """The ``[state]`` and ``[delivery]`` tables of the configuration ``--config`` (or the default
-    search) names, and its file (see :func:`loopai.cli._outboxes.configured_outbox`); their problems
-    end the command (exit 2)."""
-    from loopai._errors import ConfigError
-    from loopai.cli._outboxes import configured_outbox
-
-    try:
-        return configured_outbox(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def _readable_or_defaults() -> LoopaiConfig:

@@ -21,6 +21,7 @@ __all__ = [
     "existing_outbox",
     "outbox_failures",
     "outbox_path",
+    "outbox_tables",
 ]
 
 OUTBOX_HELP = (
@@ -40,7 +41,7 @@ def outbox_path(args: argparse.Namespace) -> str:
 
     if args.outbox:
         return str(args.outbox)
-    config, source = _outbox_tables(args)
+    config, source = outbox_tables(args)
     state_url = config.state.database_url(os.environ)
     return str(resolve_outbox(config.delivery.outbox, source, os.environ, default=True, state_url=state_url))
 
@@ -54,7 +55,7 @@ def existing_outbox(path: str, nothing: str, args: argparse.Namespace | None = N
     from loopai.delivery import PostgresOutbox, SqliteOutbox, is_database_url, outbox_setting
 
     if is_database_url(path):
-        config = _outbox_tables(args)[0] if args is not None else None
+        config = outbox_tables(args)[0] if args is not None else None
         outbox = PostgresOutbox(path, unavailable_timeout=config.state.unavailable_timeout if config else 30.0)
         if config is not None and not getattr(args, "outbox", None):  # found, not given: say where it was found
             outbox.database.setting = outbox_setting(config.delivery.outbox, os.environ)
@@ -93,9 +94,10 @@ def _empty(path: str) -> bool:
         return False  # not SQLite, or damaged: opening it says which
 
 
-def _outbox_tables(args: argparse.Namespace) -> tuple[LoopaiConfig, Path | None]:
-    """The configuration's ``[delivery]`` and ``[state]`` tables (a ``LoopaiConfig`` of those only)
-    and its file; a configuration that cannot be read ends the command (exit status 2)."""
+def outbox_tables(args: argparse.Namespace) -> tuple[LoopaiConfig, Path | None]:
+    """The ``[delivery]`` and ``[state]`` tables (a ``LoopaiConfig`` of those only) of the configuration
+    ``args.config`` names (else the default search finds), and its file; a configuration that cannot be
+    read ends the command (exit status 2). What the ``events`` and ``db`` commands read."""
     from loopai._errors import ConfigError
 
     try:
