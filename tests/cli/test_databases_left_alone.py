@@ -86,6 +86,7 @@ def test_db_status_reads_only_the_state_and_delivery_tables(project, cli) -> Non
 def test_db_status_names_an_unset_variable_of_the_state_table_and_reaches_for_a_configured_database(
     project, cli, monkeypatch
 ) -> None:
+    pytest.importorskip("psycopg", reason="reaching for the database needs the [postgres] extra")
     project.write("loopai.toml", SECRET_UNSET + '\n[state]\nurl = "${LOOPAI_DB_URL}"\n')
 
     unset = cli("db", "status")
