@@ -158,7 +158,7 @@ def test_deliveries_left_pending_without_a_configuration_file_are_not_taken_for_
     ran = run_cli("run", str(records(root)), cwd=root)  # ...is no shared file of before to a project
 
     assert ran.returncode == 0, ran.stderr
-    assert "still pending" not in ran.stderr, ran.stderr
+    assert "still there" not in ran.stderr, ran.stderr
     assert len(SqliteOutbox(bare_default).deliveries()) == 1  # still there, for `events deliver` without a config
 
 
@@ -229,33 +229,46 @@ def test_deliveries_left_pending_in_the_shared_outbox_of_before_are_said(tmp_pat
     old = SqliteOutbox(shared)
     old.record(make_event(), ["http-webhook-handler"])
     old.record(make_event(), ["http-webhook-handler"])
+    gone = make_event()
+    old.record(gone, ["http-webhook-handler"])
+    old.dead(str(gone.event_id), "http-webhook-handler", 4, "answered 400")
     old.close()
     root = project(tmp_path / "shop", receiver.url, whsec)
 
     ran = run_cli("run", str(records(root)), cwd=root)
 
     assert ran.returncode == 0, ran.stderr
-    said = [line for line in ran.stderr.splitlines() if str(shared) in line and "still pending" in line]
+    said = [line for line in ran.stderr.splitlines() if str(shared) in line and "still there" in line]
     assert len(said) == 1, ran.stderr
-    assert "2 deliveries are still pending" in said[0]
+    assert "2 pending and 1 dead deliveries are still there" in said[0]
+    assert "cannot tell which project emitted them" in said[0]
     assert f"loopai events list --outbox {shared}" in said[0]
+    assert f"loopai events replay --all-dead --outbox {shared} --config FILE" in said[0]
+    listed = run_cli("events", "list", cwd=root)  # the events commands on the default outbox say it too
+    assert listed.returncode == 0 and "2 pending and 1 dead deliveries are still there" in listed.stderr
+    everywhere = run_cli("events", "where", "--all", cwd=root)
+    assert everywhere.returncode == 0 and "2 pending and 1 dead deliveries are still there" in everywhere.stderr
+    named = run_cli("events", "list", "--outbox", str(shared), cwd=root)  # looking at it: nothing to warn of
+    assert named.returncode == 0 and "still there" not in named.stderr, named.stderr
     assert str(kept_in(ran.stderr)) in said[0]  # this project's own is named
     assert len(receiver.requests) == 3  # this project's events only: the old ones stay where they are
-    assert len(SqliteOutbox(shared).deliveries()) == 2
+    assert len(SqliteOutbox(shared).deliveries()) == 3
     bare = tmp_path / "bare"
     (bare / ".git").mkdir(parents=True)
     without = run_cli("run", str(records(bare)), cwd=bare)
     assert without.returncode == 0, without.stderr
-    assert "2 deliveries are still pending" in without.stderr  # no default is the old file now
+    assert "2 pending and 1 dead deliveries are still there" in without.stderr  # no default is the old file now
     assert f"the default outbox here is now {default_outbox_path({'XDG_STATE_HOME': str(tmp_path / 'state')})}" in (
         without.stderr
     )
 
     delivered = run_cli("events", "deliver", "--outbox", str(shared), cwd=root)  # as the warning says
+    replayed = run_cli("events", "replay", "--all-dead", "--outbox", str(shared), cwd=root)
 
     assert delivered.returncode == 0, delivered.stderr
+    assert replayed.returncode == 0, replayed.stderr
     again = run_cli("run", str(records(root)), cwd=root)
-    assert again.returncode == 0 and "still pending" not in again.stderr, again.stderr
+    assert again.returncode == 0 and "still there" not in again.stderr, again.stderr
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")

@@ -365,15 +365,16 @@ def _prune(args: argparse.Namespace) -> int:
 
 def _where(args: argparse.Namespace) -> int:
     from loopai._redact import redact
-    from loopai.delivery import default_outboxes, is_database_url, shared_of_before
+    from loopai.delivery import default_outbox_path, default_outboxes, is_database_url, left_in_shared, shared_of_before
 
     if args.all:
         found = default_outboxes(os.environ)
         for path in found:
             print(path)
         before = shared_of_before(os.environ)
-        if before in found:
-            print(f"{before}: the default outbox of earlier versions, every project's", file=sys.stderr)
+        if before in found:  # what is left there, and what to do, when anything is
+            left = left_in_shared(default_outbox_path(os.environ), os.environ)
+            print(left or f"{before}: the default outbox of earlier versions, every project's", file=sys.stderr)
         if not found:
             print(f"no default outbox in {before.parent} yet", file=sys.stderr)
         return 0

@@ -37,13 +37,20 @@ def outbox_path(args: argparse.Namespace) -> str:
     a file's path or a ``postgresql://`` URL (its password included: never print it, print ``outbox.path``).
     Only the ``[delivery]`` and ``[state]`` tables are read: a ``${VAR}`` elsewhere in the file
     (a handler's secret, say) need not be set to list or find the outbox."""
-    from loopai.delivery import resolve_outbox
+    from loopai.cli._output import warn
+    from loopai.delivery import left_in_shared, resolve_outbox
 
     if args.outbox:
         return str(args.outbox)
     config, source = outbox_tables(args)
     state_url = config.state.database_url(os.environ)
-    return str(resolve_outbox(config.delivery.outbox, source, os.environ, default=True, state_url=state_url))
+    location = resolve_outbox(config.delivery.outbox, source, os.environ, default=True, state_url=state_url)
+    default = not (os.environ.get("LOOPAI_OUTBOX") or config.delivery.outbox or state_url)
+    if default and isinstance(location, Path):  # as a host opening it says
+        said = left_in_shared(location, os.environ)
+        if said:
+            warn(said)
+    return str(location)
 
 
 def existing_outbox(path: str, nothing: str, args: argparse.Namespace | None = None) -> Outbox | None:

@@ -37,6 +37,7 @@ __all__ = [
     "outbox_setting",
     "resolve_outbox",
     "shared_of_before",
+    "left_in_shared",
 ]
 
 OutboxSpec = Outbox | str | os.PathLike[str] | bool | None
@@ -204,8 +205,8 @@ def open_outbox(
         opened = SqliteOutbox(location)
         if folder is not None:
             log.warning("outbox %s: created the folder %s, which did not exist", location, folder)
-        if not named:
-            _say_left_in_shared(location.parent.parent / _SHARED_OF_BEFORE, location)
+        if not named and (said := left_in_shared(location, environ)):
+            log.warning("%s", said)
         return opened, True
     outbox = _postgres(location, config, database)
     if (spec is None or spec is True) and outbox.database is not database:  # a shared one says the state's settings
@@ -213,29 +214,36 @@ def open_outbox(
     return outbox, True
 
 
-def _say_left_in_shared(shared: Path, own: Path) -> None:
-    """Warn when ``outbox.sqlite3``, the default outbox of earlier versions (every project's, with
-    a configuration file or without), still holds pending deliveries: no default is that file now,
-    so no host delivers them unless told to. Read only; a file that cannot be read is not this
-    outbox's problem."""
-    if not shared.is_file():
-        return
+def left_in_shared(own: Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """The warning to give when ``outbox.sqlite3`` (:func:`shared_of_before`), the default outbox of
+    earlier versions, which every project shared, still holds pending or dead deliveries (else None):
+    no default is that file now, so no host delivers them unless told to, and loopai cannot tell
+    which project emitted them. ``own`` is the default outbox used here now. Read only; a file that
+    cannot be read is not this outbox's problem. Every host (:func:`open_outbox`) and ``loopai
+    events`` command that opens a default outbox says it."""
+    shared = shared_of_before(environ)
+    if own == shared or not shared.is_file():
+        return None
     import sqlite3
 
     try:
         with contextlib.closing(sqlite3.connect(f"{shared.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            (pending,) = db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()
+            counts = dict(db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall())
     except sqlite3.Error:
-        return
-    if pending:
-        log.warning(
-            "outbox %s: %s deliveries are still pending there, in the default outbox of earlier versions "
-            "(every project shared it; the default outbox here is now %s); nothing delivers them now. See "
-            "them with `loopai events list --outbox %s`; deliver them with `loopai events deliver --outbox %s "
-            "--config FILE` using the configuration of the project they came from (its handlers deliver what "
-            "bears their names, whoever emitted it), or move the file away",
-            shared, f"{pending:,}", own, shared, shared,
-        )  # fmt: skip
+        return None
+    pending, dead = counts.get("pending", 0), counts.get("dead", 0)
+    if not pending and not dead:
+        return None
+    held = " and ".join(f"{n:,} {what}" for n, what in ((pending, "pending"), (dead, "dead")) if n)
+    return (
+        f"outbox {shared}: {held} {'delivery is' if pending + dead == 1 else 'deliveries are'} still there, "
+        "in the default outbox of earlier versions, "
+        f"which every project shared (the default outbox here is now {own}); nothing delivers them now, and "
+        f"loopai cannot tell which project emitted them. See them with `loopai events list --outbox {shared}`. "
+        "If they are all one project's, deliver them with that project's configuration: `loopai events deliver "
+        f"--outbox {shared} --config FILE` (dead ones: `loopai events replay --all-dead --outbox {shared} "
+        "--config FILE`); its handlers deliver whatever bears their names. Else, or once done, move the file away"
+    )
 
 
 def _make_private_folders(folder: Path) -> None:

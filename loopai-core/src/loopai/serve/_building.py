@@ -47,7 +47,7 @@ def build_host(
         config, environ, allow=options.plugins, deny=options.disable_plugins, autoload=options.autoload
     )
     tasks = load_tasks(options.tasks) if options.tasks else None
-    with captured_warnings():  # the host's problems, logged below once it is known to start
+    with captured_warnings() as said:  # the host's problems, logged below once it is known to start
         host = Host(
             config,
             discover=True,
@@ -61,5 +61,8 @@ def build_host(
     refuse_unrunnable(host, config, outcome)  # names its own problems, with their lines
     for problem in config.with_lines(host.problems):
         log.warning("%s", problem)
+    for text in said:  # what else building it said (the outbox's folder made, deliveries left behind)
+        if text not in host.problems:
+            log.warning("%s", text)
     host.adjust_plugins(console_to_alerts)
     return host
