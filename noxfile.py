@@ -101,7 +101,11 @@ def typecheck(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Install the example plugins next to loopai-core and loopai-builtin; run their tests and plugins check."""
     session.install("hatchling>=1.21", "pytest>=8")  # builds below reuse it: no isolated build environments
-    session.install("--no-build-isolation", *(str(ROOT / dist) for dist in DISTRIBUTIONS), *map(str, EXAMPLES))
+    # As a user installs them: built, not editable (uv would make the workspace's members editable).
+    as_built = ["--no-sources"] if session.venv_backend == "uv" else []
+    session.install(
+        "--no-build-isolation", *as_built, *(str(ROOT / dist) for dist in DISTRIBUTIONS), *map(str, EXAMPLES)
+    )
     work = Path(session.create_tmp())
     env = {"LOOPAI_CACHE_DIR": str(work / "cache"), "LOOPAI_CONFIG": ""}
     for example in EXAMPLES:

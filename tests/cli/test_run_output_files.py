@@ -4,6 +4,7 @@ workers. Real runs, against an endpoint where nothing listens."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 from pathlib import Path
@@ -39,7 +40,7 @@ def down_handler(project) -> Path:
 
 
 def _pending(outbox: Path) -> int:
-    with sqlite3.connect(outbox) as db:
+    with contextlib.closing(sqlite3.connect(outbox)) as db:
         return int(db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0])
 
 

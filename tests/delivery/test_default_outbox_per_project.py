@@ -9,6 +9,7 @@ the file earlier versions shared. Real processes, real files, a real receiver on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -159,7 +160,8 @@ def test_deliveries_left_pending_without_a_configuration_file_are_not_taken_for_
 
     assert ran.returncode == 0, ran.stderr
     assert "still there" not in ran.stderr, ran.stderr
-    assert len(SqliteOutbox(bare_default).deliveries()) == 1  # still there, for `events deliver` without a config
+    with contextlib.closing(SqliteOutbox(bare_default)) as kept:
+        assert len(kept.deliveries()) == 1  # still there, for `events deliver` without a config
 
 
 def test_where_all_lists_the_file_of_earlier_versions_first_and_says_what_it_is(tmp_path, run_cli):
@@ -252,7 +254,8 @@ def test_deliveries_left_pending_in_the_shared_outbox_of_before_are_said(tmp_pat
     assert named.returncode == 0 and "still there" not in named.stderr, named.stderr
     assert str(kept_in(ran.stderr)) in said[0]  # this project's own is named
     assert len(receiver.requests) == 3  # this project's events only: the old ones stay where they are
-    assert len(SqliteOutbox(shared).deliveries()) == 3
+    with contextlib.closing(SqliteOutbox(shared)) as kept:
+        assert len(kept.deliveries()) == 3
     bare = tmp_path / "bare"
     (bare / ".git").mkdir(parents=True)
     without = run_cli("run", str(records(bare)), cwd=bare)
