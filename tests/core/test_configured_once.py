@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -167,3 +168,61 @@ def test_an_async_plugin_raising_cancelled_error_is_its_failure_unless_the_calle
 
     with pytest.raises(asyncio.CancelledError):  # the caller's own cancellation goes through
         asyncio.run(cancelled())
+
+
+class TimedThenSlow(loopai.ValidatorPlugin):
+    """A timed sync validator that ends in about ``hang`` seconds, before a slow async one."""
+
+    priority = 10
+    timeout = 5.0
+
+    def validate(self, execution, context):
+        time.sleep(execution.output["hang"])
+        return loopai.ValidationResult(is_valid=True)
+
+
+class SlowAfter(loopai.ValidatorPlugin):
+    priority = 1
+
+    async def validate(self, execution, context):
+        await asyncio.sleep(2)
+        return loopai.ValidationResult(is_valid=True)
+
+
+@pytest.mark.parametrize("timed", ["sync", "async"])
+def test_a_cancellation_that_comes_as_a_timed_plugin_ends_is_never_swallowed(timed: str) -> None:
+    # asyncio.wait_for before Python 3.12 drops a cancellation that comes as the work it waits for
+    # ends: the host went on to the next, slow validator and returned a report, late, to a caller
+    # that had been cancelled. Each try lands the caller's 20 ms deadline near the timed call's end.
+    first = TimedThenSlow() if timed == "sync" else AsyncTimed()
+    host = loopai.Host(plugins=[first, SlowAfter()], environ={})
+
+    async def tries() -> list[str]:
+        outcomes = []
+        for n in range(40):
+            record = loopai.ExecutionRecord(
+                task_id=uuid.uuid4(), program_id=uuid.uuid4(), output={"hang": 0.015 + (n % 10) * 0.001}
+            )
+            try:
+                await asyncio.wait_for(host.avalidate(record), 0.02)
+            except asyncio.TimeoutError:
+                outcomes.append("cancelled")
+            else:
+                outcomes.append("a report after being cancelled")  # the slow one takes 2 s: never in time
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(tries())
+    finally:
+        host.close()
+
+    assert set(outcomes) == {"cancelled"}, outcomes.count("a report after being cancelled")
+
+
+class AsyncTimed(loopai.ValidatorPlugin):
+    priority = 10
+    timeout = 5.0
+
+    async def validate(self, execution, context):
+        await asyncio.sleep(execution.output["hang"])
+        return loopai.ValidationResult(is_valid=True)

@@ -162,6 +162,32 @@ def test_close_from_inside_a_plugin_call_does_not_wait_for_itself() -> None:
     assert time.perf_counter() - started < 5 and host.closed
 
 
+def test_sync_close_from_a_coroutine_with_calls_in_flight_does_not_freeze_its_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The calls await on the loop close() would block: waiting for them waited 30 s for nothing.
+    log: list[str] = []
+
+    async def main() -> tuple[float, list[Any]]:
+        host = make_host(AsyncConn(log, delay=0.3))
+        async with host:
+            calls = [asyncio.ensure_future(host.avalidate(record())) for _ in range(5)]
+            while log.count("validate") < 5:
+                await asyncio.sleep(0.005)
+            started = time.perf_counter()
+            with caplog.at_level(logging.WARNING, logger="loopai"):
+                host.close()
+            took = time.perf_counter() - started
+            return took, await asyncio.gather(*calls, return_exceptions=True)
+
+    took, outcomes = asyncio.run(main())
+
+    assert took < 10, took
+    said = [r.getMessage() for r in caplog.records if "called from a coroutine" in r.getMessage()]
+    assert said and "5 call(s) in flight" in said[0] and "await host.aclose()" in said[0], caplog.text
+    assert len(outcomes) == 5  # each ended, one way or another: nothing hangs
+
+
 # -- 2. calls after close are refused; drain on a host never started --------------------------------
 
 

@@ -58,7 +58,8 @@ def close_host(host: Any, drain_timeout: float | None, calls_wait: float = CALLS
         if current.closing:
             return
         _refuse_calls(current)
-        if calls_wait > 0 and not _inside_a_call(host) and not current.drain(calls_wait):  # 0: stop now
+        waits = calls_wait > 0 and not _inside_a_call(host) and not _on_a_running_loop(current)
+        if waits and not current.drain(calls_wait):  # 0: stop now
             _say_still_running(host, current, calls_wait)
         entries = current.lifecycle.begin_close()
         if entries is None:
@@ -128,6 +129,25 @@ def _stack(frame: FrameType | None) -> list[FrameType]:
 
 def _host_call(host: Any, frames: list[FrameType]) -> bool:
     return any(frame.f_locals.get("self") is host for frame in frames)
+
+
+def _on_a_running_loop(current: PluginSet) -> bool:
+    """Whether this thread runs an event loop while calls are in flight (``host.close()`` from a
+    coroutine, a sync ``with host:`` in one): the calls awaiting on that loop cannot go on while
+    close waits, so they are not waited for, and the caller is told to ``await host.aclose()``."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    if not current.active:
+        return False
+    log.warning(
+        "host.close() was called from a coroutine with %d call(s) in flight: they run on its event loop, "
+        "which close() would block, so they are not waited for; from async code, await host.aclose() "
+        "(or use `async with host:`)",
+        len(current.active),
+    )
+    return True
 
 
 def _inside_a_call(host: Any) -> bool:

@@ -31,6 +31,30 @@ class HookTimeout(TimeoutError):
     """A hook call ran past the plugin's timeout (the call itself may still be running)."""
 
 
+async def _within(work: Awaitable[Any], timeout: float) -> Any:
+    """``await work``, for at most ``timeout`` seconds: then it is cancelled and
+    :class:`asyncio.TimeoutError` raised. A cancellation of the caller goes through, whenever it comes:
+    not :func:`asyncio.wait_for`, which before Python 3.12 drops one that comes as the work ends
+    (the caller then went on as if never cancelled)."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)  # a coroutine is stopped at its next await; a thread's future only given up on
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task``, whose outcome nobody waits for now: what it ends in is read when it ends
+    (not logged as never retrieved)."""
+    task.cancel()
+    task.add_done_callback(lambda ended: ended.cancelled() or ended.exception())
+
+
 def _in_daemon_thread(function: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
     # A hung plugin must not keep the process alive at exit, so no ThreadPoolExecutor
     # (whose workers are joined at shutdown): one daemon thread per timed call.
@@ -159,7 +183,7 @@ class Invoker:
                 if timeout is None:
                     return await function(*args)
                 started = time.perf_counter()
-                result = await asyncio.wait_for(function(*args), timeout)
+                result = await _within(function(*args), timeout)
                 elapsed = time.perf_counter() - started
                 if elapsed > timeout:
                     raise HookTimeout(
@@ -170,7 +194,7 @@ class Invoker:
             if timeout is not None:
                 running = self._started(function, args, timeout)
                 try:
-                    result = await asyncio.wait_for(asyncio.wrap_future(running), timeout)
+                    result = await _within(asyncio.wrap_future(running), timeout)
                 except asyncio.TimeoutError:
                     self._stuck_on(function, running)
                     raise
@@ -179,7 +203,7 @@ class Invoker:
             else:
                 result = function(*args)
             if inspect.isawaitable(result):
-                result = await (asyncio.wait_for(result, timeout) if timeout is not None else result)
+                result = await (_within(result, timeout) if timeout is not None else result)
             return result
         except HookTimeout:
             raise  # said already (a TimeoutError too: kept as it is)
