@@ -254,11 +254,12 @@ class _Layout:
         call = Call(entry, kind, entry.plugin.timeout or self.default_timeout)
         call.tasks = self.scopes.get((kind.label, entry.name))
         if self.pools is not None and is_isolated(entry):
-            # The worker pool enforces the timeout (killing the worker) and runs async hooks itself.
-            raw = self.pools.pool(entry).caller(kind, call.timeout)
-            entry = entry._replace(call=raw, is_async=False)
-            call.fn = self._sync(entry, kind, None)
-            call.afn = aguarded(self._async(entry, kind, None, offload=True))
+            # The worker pool enforces the timeout (killing the worker) and runs async hooks itself;
+            # from async code, it calls in a thread and kills the worker of a call whose caller left.
+            pool = self.pools.pool(entry)
+            call.fn = self._sync(entry._replace(call=pool.caller(kind, call.timeout), is_async=False), kind, None)
+            araw = pool.acaller(kind, call.timeout)
+            call.afn = aguarded(self._async(entry._replace(call=araw, is_async=True), kind, None))
         else:
             call.fn = self._sync(entry, kind, call.timeout)
             call.afn = aguarded(self._async(entry, kind, call.timeout))
@@ -285,11 +286,9 @@ class _Layout:
             fn = self.tracer.wrap(kind.hook, entry.name, fn)
         return fn
 
-    def _async(
-        self, entry: RegisteredPlugin, kind: Kind, timeout: float | None, offload: bool = False
-    ) -> Callable[..., Awaitable[Any]]:
+    def _async(self, entry: RegisteredPlugin, kind: Kind, timeout: float | None) -> Callable[..., Awaitable[Any]]:
         raw, invoker, is_async = entry.call, self.invoker, entry.is_async
-        offload = offload or kind is WEBHOOK_HANDLER
+        offload = kind is WEBHOOK_HANDLER
 
         async def call(first: Any, second: Any) -> Any:
             # Handlers do I/O: a sync one runs in a worker thread, off the caller's loop.

@@ -240,6 +240,12 @@ class Handle:
             f"ran out of memory (memory_limit_mb = {self.recipe.memory_limit_mb}); its worker process was replaced",
         )
 
+    def abort(self) -> None:
+        """End the worker at once (SIGKILL), from any thread, leaving its pipes open: the thread in a
+        call on it sees the reply pipe close, and buries it."""
+        if self.process is not None:
+            self.process.kill()  # nothing when it ended already
+
     def kill(self) -> None:
         """End the worker at once (SIGKILL) and release its pipes."""
         if self.process is not None and self.process.poll() is None:

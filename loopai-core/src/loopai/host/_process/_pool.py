@@ -5,10 +5,17 @@ stops. A call that finds every worker busy waits for one. A worker lost in a cal
 out of memory or CPU time, killed at the timeout) fails that call with a named failure and is
 replaced at once; after :data:`TRIP_AFTER` losses in a row the pool gives up, and the host
 disables the plugin (until the next reload).
+
+A call from async code runs in a thread, off the caller's loop. When the awaiting task is
+cancelled (``asyncio.wait_for``, ``task.cancel()``, Ctrl-C of ``asyncio.run``), the worker doing
+the call is killed at once and replaced, as after an interrupted sync call: the thread returns
+at once (its result is dropped), and the next call does not wait for the abandoned one. The
+plugin is not at fault: this is not a lost worker, and is not counted towards :data:`TRIP_AFTER`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -17,7 +24,7 @@ import queue
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from pydantic import BaseModel
@@ -31,7 +38,7 @@ from loopai.host._process._codec import CODES, EXCEPTION, RESULT, RESULTS, WRONG
 from loopai.host._process._handle import Handle, Rebuild, Recipe
 from loopai.registry import RegisteredPlugin
 
-__all__ = ["TRIP_AFTER", "WorkerPool", "recipe_for"]
+__all__ = ["TRIP_AFTER", "Abandoned", "Ticket", "WorkerPool", "recipe_for"]
 
 TRIP_AFTER: Final = 5
 """Workers lost in a row after which the plugin is disabled."""
@@ -42,6 +49,45 @@ class _Closed:
 
     def __init__(self, reason: WorkerLost) -> None:
         self.reason = reason
+
+
+class Abandoned(Exception):
+    """What the thread of a call its caller abandoned ends in (nobody sees it: the result is dropped)."""
+
+
+class Ticket:
+    """One call, which its caller may abandon from another thread: the worker doing it is then killed.
+
+    The pool notes the worker when the call starts on it and forgets it when the call is over,
+    under a lock, so that :meth:`abandon` kills that worker only while it does this call (never
+    one that went back to the pool and does another).
+    """
+
+    __slots__ = ("_abandoned", "_handle", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handle: Handle | None = None
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """Kill the worker doing the call, if it started; a call that did not will not start."""
+        with self._lock:
+            self._abandoned = True
+            if self._handle is not None:
+                self._handle.abort()
+
+    def begin(self, handle: Handle) -> bool:
+        """``handle`` takes the call; False when the call was abandoned meanwhile (it must not start)."""
+        with self._lock:
+            self._handle = None if self._abandoned else handle
+            return not self._abandoned
+
+    def end(self) -> bool:
+        """The call is over; whether it was abandoned (its worker was, or is being, killed)."""
+        with self._lock:
+            self._handle = None
+            return self._abandoned
 
 
 def recipe_for(entry: RegisteredPlugin) -> Recipe:
@@ -196,14 +242,33 @@ class WorkerPool:
         """The function dispatch calls for ``kind``'s hook: it takes the hook's two arguments and
         returns the plugin's result (for a handler, None or a :class:`ReturnedInWorker` naming what it
         returned), or raises what the call ended in."""
+        call = self._caller(kind, timeout)
+        return lambda first, second: call(first, second, None)
+
+    def acaller(self, kind: Kind, timeout: float | None) -> Callable[[Any, Any], Awaitable[Any]]:
+        """:meth:`caller` for async code: the call runs in a thread, and when the awaiting task is
+        cancelled its worker is killed (and replaced) at once; the cancellation goes on as usual."""
+        call = self._caller(kind, timeout)
+
+        async def acall(first: Any, second: Any) -> Any:
+            ticket = Ticket()
+            try:
+                return await asyncio.to_thread(call, first, second, ticket)
+            except asyncio.CancelledError:
+                ticket.abandon()  # the thread's roundtrip returns: the worker it waits on is dead
+                raise
+
+        return acall
+
+    def _caller(self, kind: Kind, timeout: float | None) -> Callable[[Any, Any, Ticket | None], Any]:
         code = CODES[kind.label]
         expected = RESULTS[code[0]]
         roundtrip = self.roundtrip
         hook = kind.hook
         encode = Encoder(code)
 
-        def call(first: Any, second: Any) -> Any:
-            reply = roundtrip(encode(first, second), timeout)
+        def call(first: Any, second: Any, ticket: Ticket | None) -> Any:
+            reply = roundtrip(encode(first, second), timeout, ticket)
             tag = reply[0]
             if tag == RESULT:
                 return None if expected is None else expected.model_validate_json(reply[1:])
@@ -218,8 +283,9 @@ class WorkerPool:
 
         return call
 
-    def roundtrip(self, payload: bytes, timeout: float | None) -> bytes:
-        """Send ``payload`` to an idle worker (waiting for one) and return its reply."""
+    def roundtrip(self, payload: bytes, timeout: float | None, ticket: Ticket | None = None) -> bytes:
+        """Send ``payload`` to an idle worker (waiting for one) and return its reply; a call whose
+        ``ticket`` is abandoned raises :class:`Abandoned` (its worker killed and replaced)."""
         if not self._started:
             self._start_on_first_call()
         item = self._idle.get()
@@ -227,20 +293,28 @@ class WorkerPool:
             self._idle.put(item)  # for the next caller waiting
             raise item.reason
         handle = item
+        if ticket is None:
+            ticket = Ticket()  # a sync call: never abandoned
+        if not ticket.begin(handle):  # abandoned while it waited for a worker
+            self._idle.put(handle)
+            raise Abandoned
         try:
             if not handle.ready:
                 handle.wait_ready(self.timeout)  # a replacement, started after a lost worker
             reply = handle.roundtrip(payload, timeout)
-        except WorkerLost as lost:
-            self._replace(handle)
-            raise self._count(lost) from None
-        except RaisedInWorker as failed:  # a replacement whose startup raised
-            self._replace(handle)
-            reason = WorkerLost("crashed", f"its new worker process failed to start: {describe(failed)}")
-            raise self._count(reason) from None
-        except BaseException:
-            self._replace(handle)  # interrupted mid-call: the worker's state is unknown
+        except BaseException as exc:
+            abandoned = ticket.end()
+            self._replace(handle)  # lost, or interrupted mid-call: the worker's state is unknown
+            if abandoned:  # killed for a caller that left: not the plugin's failure, not counted
+                raise Abandoned from None
+            if isinstance(exc, RaisedInWorker):  # a replacement whose startup raised
+                exc = WorkerLost("crashed", f"its new worker process failed to start: {describe(exc)}")
+            if isinstance(exc, WorkerLost):
+                raise self._count(exc) from None
             raise
+        if ticket.end():  # abandoned as the reply came: its worker was killed all the same
+            self._replace(handle)
+            raise Abandoned
         self._losses = 0
         self._idle.put(handle)
         return reply
@@ -260,10 +334,9 @@ class WorkerPool:
 
     def _replace(self, handle: Handle) -> None:
         handle.kill()
-        with self._lock:
-            closed = self._closed or self.tripped is not None
-        if not closed:
-            self._idle.put(Handle(self.recipe, handle.index))
+        with self._lock:  # not after _take_all drained the pool: the new worker would be left running
+            if not self._closed and self.tripped is None:
+                self._idle.put(Handle(self.recipe, handle.index))
 
     def _count(self, lost: WorkerLost) -> WorkerLost:
         with self._lock:
