@@ -13,8 +13,11 @@ arrival time) in ``receiver.requests``; ``receiver.sent`` counts the body bytes 
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -320,3 +323,22 @@ def event() -> Callable[..., loopai.WebhookEvent]:
 def make_host() -> Callable[..., loopai.Host]:
     """``make_host(plugin, ...)``: a host with only these plugins, fast retries and an empty environment."""
     return _make_host
+
+
+def _loopai(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m loopai ARGS`` as a process in ``tmp_path``, its state and cache there and no
+    ``LOOPAI_*`` variable of the caller's: exit status, stdout, stderr."""
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("LOOPAI_")},
+        "LOOPAI_CACHE_DIR": str(tmp_path / "cache"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "loopai", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def loopai_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``loopai_cli(tmp_path, *args)``: the ``loopai`` command as a process (see :func:`_loopai`)."""
+    return _loopai

@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-import subprocess
-import sys
 
 import pytest
 
@@ -174,25 +172,13 @@ def test_a_relative_ca_file_is_a_settings_error_and_home_is_expanded():
 
 
 @pytest.mark.processes
-def test_config_check_reports_a_missing_ca_file(tmp_path):
+def test_config_check_reports_a_missing_ca_file(tmp_path, loopai_cli):
     missing = tmp_path / "certs" / "authority.pem"
     (tmp_path / "loopai.toml").write_text(
         "[plugins.webhook_handlers.http-webhook-handler.configuration]\n"
         "url = 'https://hooks.internal.example/loopai'\n"
         f"ca_file = '{missing}'\n"
     )
-    env = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("LOOPAI_")},
-        "LOOPAI_CACHE_DIR": str(tmp_path / "cache"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
-    checked = subprocess.run(
-        [sys.executable, "-m", "loopai", "config", "check"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    checked = loopai_cli(tmp_path, "config", "check")
     assert checked.returncode == 1, checked.stderr
     assert f"http-webhook-handler: ca_file: no such file: {str(missing)!r}" in checked.stderr

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -50,21 +47,9 @@ def dead_letter(make_host, handler, event, tmp_path, **options):
     return record
 
 
-def events_list(tmp_path, *options):
+def events_list(loopai_cli, tmp_path, *options):
     """``loopai events list`` on this test's outbox, as a process in ``tmp_path``: its standard output."""
-    env = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("LOOPAI_")},
-        "LOOPAI_CACHE_DIR": str(tmp_path / "cache"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "loopai", "events", "list", "--outbox", str(tmp_path / "outbox.sqlite3"), *options],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = loopai_cli(tmp_path, "events", "list", "--outbox", str(tmp_path / "outbox.sqlite3"), *options)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -101,15 +86,17 @@ def test_a_dead_letter_of_a_hostile_receiver_holds_no_control_character(receiver
 
 
 @pytest.mark.processes
-def test_events_list_shows_a_hostile_receivers_error_without_obeying_it(receiver, event, make_host, tmp_path):
+def test_events_list_shows_a_hostile_receivers_error_without_obeying_it(
+    loopai_cli, receiver, event, make_host, tmp_path
+):
     receiver.respond(500, BODY.encode(), reason=FORGERY)
     dead_letter(make_host, HttpWebhookHandler({"url": receiver.url}), event(), tmp_path, max_retries=0)
-    table = events_list(tmp_path)
+    table = events_list(loopai_cli, tmp_path)
     lines = table.splitlines()
     assert len(lines) == 2, lines  # the heading and one delivery: no line forged
     assert not UNSAFE.search(table.replace("\n", "")), repr(table)
     assert "\\x1b]0;pwned\\x07" in lines[1]
-    (listed,) = json.loads(events_list(tmp_path, "--json"))
+    (listed,) = json.loads(events_list(loopai_cli, tmp_path, "--json"))
     assert not UNSAFE.search(listed["last_error"]), repr(listed["last_error"])
 
 
@@ -137,10 +124,10 @@ def test_query_values_of_the_url_are_blanked_from_errors(receiver, event, make_h
 
 
 @pytest.mark.processes
-def test_events_list_does_not_show_a_query_secret_the_receiver_echoed(receiver, event, make_host, tmp_path):
+def test_events_list_does_not_show_a_query_secret_the_receiver_echoed(loopai_cli, receiver, event, make_host, tmp_path):
     receiver.echo(401)
     dead_letter(make_host, HttpWebhookHandler({"url": f"{receiver.url}?token=QUERYTOKEN123"}), event(), tmp_path)
-    table = events_list(tmp_path)
+    table = events_list(loopai_cli, tmp_path)
     assert "QUERYTOKEN123" not in table and "/hooks/loopai?**********" in table
 
 
