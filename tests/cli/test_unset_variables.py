@@ -92,7 +92,12 @@ def test_config_check_says_the_variable_not_that_the_setting_it_gives_is_require
         f"set (export it, or write ${{{variable}:-default}})"
     )
     assert checked.code == 0, checked.err
-    assert checked.err.splitlines() == [f"warning: {unset}; loopai run needs it"]
+    said = checked.err.splitlines()
+    assert f"warning: {unset}; loopai run needs it" in said
+    # The plugin's refusal, checked without the value, is a warning: every reason in it still shown.
+    (refusal,) = [line for line in said if "refused its settings" in line]
+    assert refusal.startswith(f"warning: loopai.toml: webhook_handlers.{handler}: ")
+    assert refusal.endswith("(checked without the unset variable)") and len(said) == 2
     assert checked.out == "loopai.toml: ok (1 plugin entry)\n"
     assert (as_json.json["ok"], as_json.json["errors"]) == (True, [])
 

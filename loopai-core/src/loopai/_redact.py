@@ -12,6 +12,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
 __all__ = [
+    "MASK",
     "REDACTED",
     "SECRET_KEY",
     "EnvValue",
@@ -37,7 +38,8 @@ _NO_FRAGMENT: Final = ("postgresql://", "postgres://")
 masked value of a parameter runs to the next ``&``."""
 _AUTHORITY: Final = re.compile(r"[^/?#]*")
 _PG_AUTHORITY: Final = re.compile(r"[^/?]*")
-_MASK: Final = "***"
+MASK: Final = "***"
+"""What a masked part of a URL (a password, a secret query value) is shown as."""
 
 
 class EnvValue(str):
@@ -135,7 +137,7 @@ def mask_url(text: str) -> str:
             merged.append((begin, end))
     pieces, last = [], 0
     for begin, end in merged:
-        pieces += [text[last:begin], _MASK]
+        pieces += [text[last:begin], MASK]
         last = end
     return "".join([*pieces, text[last:]])
 

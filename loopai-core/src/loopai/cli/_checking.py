@@ -57,7 +57,9 @@ def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], 
             warnings.append(problem)
         elif problem not in said:
             errors += problem.splitlines()  # a plugin's settings problems come as one line each
-    return [error for error in errors if not reading.already_reported(error)], warnings
+    errors = [error for error in errors if not reading.already_reported(error)]
+    warnings += [f"{error} (checked without the unset variable)" for error in errors if reading.refused_without(error)]
+    return [error for error in errors if not reading.refused_without(error)], warnings
 
 
 def _state_problems(config: LoopaiConfig) -> list[str]:

@@ -365,7 +365,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 def _where(args: argparse.Namespace) -> int:
     from loopai._redact import redact
-    from loopai.delivery import default_outbox_path, default_outboxes, is_database_url, left_in_shared, shared_of_before
+    from loopai.delivery import default_outboxes, is_database_url, left_in_shared, shared_of_before
 
     if args.all:
         found = default_outboxes(os.environ)
@@ -373,7 +373,7 @@ def _where(args: argparse.Namespace) -> int:
             print(path)
         before = shared_of_before(os.environ)
         if before in found:  # what is left there, and what to do, when anything is
-            left = left_in_shared(default_outbox_path(os.environ), os.environ)
+            left = left_in_shared(None, os.environ)  # whose project's outbox "here" would be: not read
             print(left or f"{before}: the default outbox of earlier versions, every project's", file=sys.stderr)
         if not found:
             print(f"no default outbox in {before.parent} yet", file=sys.stderr)

@@ -109,14 +109,18 @@ class Reading(NamedTuple):
         return [problem for problem in self.problems if problem not in missing]
 
     def already_reported(self, problem: str) -> bool:
-        """Whether a plugin ``problem`` comes from a setting left out because its variable is unset
-        (the unset variable is what is said, where the file writes it): a problem of that setting
-        (``loopai.toml: samplers.s.token: field required``), or the plugin's refusal of its settings
-        as a whole (``loopai.toml: webhook_handlers.h: webhook handler 'h' refused its settings
-        (...): the url setting is required``, a settings model's own check): checked without the
-        value, they could not be right."""
-        if any(re.search(re.escape(where) + r"[.\[:]", problem) for where in self.left_out):
-            return True
+        """Whether a plugin ``problem`` is about a setting left out because its variable is unset
+        (``loopai.toml: samplers.s.token: field required``): the unset variable is what is said,
+        where the file writes it."""
+        return any(re.search(re.escape(where) + r"[.\[:]", problem) for where in self.left_out)
+
+    def refused_without(self, problem: str) -> bool:
+        """Whether a plugin ``problem`` is the plugin's refusal of its settings as a whole
+        (``loopai.toml: webhook_handlers.h: webhook handler 'h' refused its settings (...): the url
+        setting is required``, or a settings model's own check) while a ``${VAR}`` they reference
+        is unset: checked without that value, it may go once the variable is set, so a diagnostic
+        says it as a warning (every reason in it still shown). Recognised by how such refusals are
+        worded (:data:`_AS_A_WHOLE`): one worded otherwise stays an error."""
         return any(
             problem.startswith(f"{entry}: ") and _AS_A_WHOLE.match(problem, len(entry) + 2) is not None
             for entry in self.incomplete_plugins()

@@ -6,7 +6,7 @@ import re
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
-from loopai._redact import mask_url
+from loopai._redact import MASK, mask_url
 
 __all__ = ["DatabaseUrl"]
 
@@ -14,7 +14,6 @@ _URL: Final = re.compile(
     r"(?P<scheme>postgres(?:ql)?)://(?P<authority>[^/?]*)(?P<path>[^?]*)(?:\?(?P<query>.*))?", re.S
 )
 """libpq's URI: ``postgresql://[userinfo@][hosts][/dbname][?key=value&...]``; every part may be empty."""
-_MASK: Final = "***"
 _SECRETS: Final = ("password", "sslpassword")
 """libpq's parameters that hold a secret (``sslpassword``: the passphrase of the client's key),
 kept out of :attr:`DatabaseUrl.conninfo` and passed to the driver apart."""
@@ -66,7 +65,7 @@ class DatabaseUrl:
         for secret in self._secrets.values():
             if secret:
                 for form in {secret, quote(secret, safe="")}:
-                    text = text.replace(form, _MASK)
+                    text = text.replace(form, MASK)
         return text
 
     def same_database(self, other: DatabaseUrl) -> bool:

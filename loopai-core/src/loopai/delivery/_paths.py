@@ -32,12 +32,12 @@ __all__ = [
     "default_outbox_path",
     "default_outboxes",
     "is_database_url",
+    "left_in_shared",
     "open_outbox",
     "outbox_location",
     "outbox_setting",
     "resolve_outbox",
     "shared_of_before",
-    "left_in_shared",
 ]
 
 OutboxSpec = Outbox | str | os.PathLike[str] | bool | None
@@ -214,11 +214,11 @@ def open_outbox(
     return outbox, True
 
 
-def left_in_shared(own: Path, environ: Mapping[str, str] | None = None) -> str | None:
+def left_in_shared(own: Path | None, environ: Mapping[str, str] | None = None) -> str | None:
     """The warning to give when ``outbox.sqlite3`` (:func:`shared_of_before`), the default outbox of
     earlier versions, which every project shared, still holds pending or dead deliveries (else None):
     no default is that file now, so no host delivers them unless told to, and loopai cannot tell
-    which project emitted them. ``own`` is the default outbox used here now. Read only; a file that
+    which project emitted them. ``own`` is the default outbox used here now (None: not said). Read only; a file that
     cannot be read is not this outbox's problem. Every host (:func:`open_outbox`) and ``loopai
     events`` command that opens a default outbox says it."""
     shared = shared_of_before(environ)
@@ -235,11 +235,12 @@ def left_in_shared(own: Path, environ: Mapping[str, str] | None = None) -> str |
     if not pending and not dead:
         return None
     held = " and ".join(f"{n:,} {what}" for n, what in ((pending, "pending"), (dead, "dead")) if n)
+    are = "delivery is" if pending + dead == 1 else "deliveries are"
+    now = f" (the default outbox here is now {own})" if own is not None else ""
     return (
-        f"outbox {shared}: {held} {'delivery is' if pending + dead == 1 else 'deliveries are'} still there, "
-        "in the default outbox of earlier versions, "
-        f"which every project shared (the default outbox here is now {own}); nothing delivers them now, and "
-        f"loopai cannot tell which project emitted them. See them with `loopai events list --outbox {shared}`. "
+        f"outbox {shared}: {held} {are} still there, in the default outbox of earlier versions, which every "
+        f"project shared{now}; nothing delivers them now, and loopai cannot tell which project emitted "
+        f"them. See them with `loopai events list --outbox {shared}`. "
         "If they are all one project's, deliver them with that project's configuration: `loopai events deliver "
         f"--outbox {shared} --config FILE` (dead ones: `loopai events replay --all-dead --outbox {shared} "
         "--config FILE`); its handlers deliver whatever bears their names. Else, or once done, move the file away"

@@ -158,7 +158,8 @@ def _unopenable(path: str, exc: sqlite3.Error) -> str:
 
 
 def _not_sqlite(exc: sqlite3.Error) -> bool:
-    """Whether SQLite found no database where the file is (``file is not a database``)."""
+    """Whether SQLite found no database where the file is (``file is not a database``). Before Python
+    3.11 an error has no ``sqlite_errorcode``: then SQLite's own message says it."""
     return getattr(exc, "sqlite_errorcode", None) == _NOT_A_DATABASE or "not a database" in str(exc)
 
 

@@ -296,7 +296,7 @@ class WorkerPool:
         if ticket is None:
             ticket = Ticket()  # a sync call: never abandoned
         if not ticket.begin(handle):  # abandoned while it waited for a worker
-            self._idle.put(handle)
+            self._give_back(handle)
             raise Abandoned
         try:
             if not handle.ready:
@@ -316,8 +316,18 @@ class WorkerPool:
             self._replace(handle)
             raise Abandoned
         self._losses = 0
-        self._idle.put(handle)
+        self._give_back(handle)
         return reply
+
+    def _give_back(self, handle: Handle) -> None:
+        """``handle`` is idle again: back in the pool, or stopped when the pool closed meanwhile
+        (behind its closed mark it would be left running)."""
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._idle.put(handle)
+        if closed:
+            self._quietly_stop(handle)
 
     def _start_on_first_call(self) -> None:
         # A host that was not started: the workers start with the first call, and a startup
