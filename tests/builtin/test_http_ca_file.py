@@ -182,3 +182,74 @@ def test_config_check_reports_a_missing_ca_file(tmp_path, loopai_cli):
     checked = loopai_cli(tmp_path, "config", "check")
     assert checked.returncode == 1, checked.stderr
     assert f"http-webhook-handler: ca_file: no such file: {str(missing)!r}" in checked.stderr
+
+
+def test_the_ca_file_is_read_when_trusted_and_a_later_change_to_it_does_not_break_deliveries(tls_receiver, event):
+    """The file is read by ``trust`` (at startup, or when the setting changes), not when connections are
+    first opened: replaced by garbage, or deleted, before then, it is not read again."""
+    from loopai_builtin._transport import Poster
+
+    receiver, authority = tls_receiver
+    poster = Poster("test", trust_setting="ca_file")
+    poster.trust(str(authority))
+    authority.write_text("not a certificate any more\n")  # before the first connection is opened
+    try:
+        body = event().model_dump_json().encode()
+        poster.post(receiver.url, body, {"content-type": "application/json"}, timeout=10, shown="receiver")
+        poster.close()
+        authority.unlink()
+        poster.post(receiver.url, body, {"content-type": "application/json"}, timeout=10, shown="receiver")
+    finally:
+        poster.close()
+    assert len(receiver.requests) == 2
+
+
+def test_a_ca_file_that_breaks_between_its_check_and_its_reading_is_a_settings_problem(tmp_path, monkeypatch):
+    """Not a raw OSError or ssl.SSLError out of a delivery: the ValueError naming the setting and the path."""
+    import loopai_builtin._transport as transport
+
+    garbage = tmp_path / "authority.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    monkeypatch.setattr(transport, "authority_problem", lambda path: None)  # as if it changed after the check
+    poster = transport.Poster("test", trust_setting="ca_file")
+    with pytest.raises(ValueError, match=rf"^ca_file: cannot read {str(garbage)!r}: "):
+        poster.trust(str(garbage))
+    garbage.unlink()
+    with pytest.raises(ValueError, match=rf"^ca_file: cannot read {str(garbage)!r}: "):
+        poster.trust(str(garbage))
+    assert poster.ca_file is None
+
+
+def test_a_ca_file_changed_during_a_delivery_does_not_break_it(tls_receiver, event, tmp_path):
+    """The connections the old setting opened are closed once idle, not under a delivery using them."""
+    import threading
+    import time
+
+    receiver, authority = tls_receiver
+    renewed = tmp_path / "renewed.pem"
+    renewed.write_bytes(authority.read_bytes())
+    handler = HttpWebhookHandler({"url": receiver.url, "ca_file": str(authority)})
+    failures: list[BaseException] = []
+
+    def slow_delivery():
+        try:
+            handler.handle_event(event(), loopai.WebhookHandlerContext())
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    receiver.slow(1.0)
+    slow = threading.Thread(target=slow_delivery)
+    try:
+        slow.start()
+        deadline = time.monotonic() + 5
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert receiver.requests, "the slow delivery never arrived"
+        handler.configure({"url": receiver.url, "ca_file": str(renewed)})
+        handler.handle_event(event(), loopai.WebhookHandlerContext())  # trusts the renewed file
+        slow.join(10)
+    finally:
+        handler.close()
+    assert not slow.is_alive()
+    assert failures == []
+    assert len(receiver.requests) == 2

@@ -25,7 +25,7 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["TRANSPORT_ERRORS", "Answer", "Connections", "Target"]
+__all__ = ["TRANSPORT_ERRORS", "Answer", "Connections", "Target", "ssl_context"]
 
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     httpcore.NetworkError,
@@ -163,17 +163,16 @@ class Connections:
     shared pool that checks every idle connection on each request. At most
     ``max_keepalive_connections`` pools (one connection each) are kept for later.
 
-    TLS is set up as httpx sets it up (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` honoured), and
-    ``ca_file``, a PEM file of authorities, is trusted besides the default ones (read once, when the
-    first pool is opened). No cookies are kept and no redirect is followed: a 3xx is an answer like
-    any other.
+    TLS is set up with ``ssl_context`` (see :func:`ssl_context`), or else as httpx sets it up
+    (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` honoured) when the first pool is opened. No cookies are
+    kept and no redirect is followed: a 3xx is an answer like any other.
     """
 
-    def __init__(self, ca_file: str | None = None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._free: dict[str | None, list[httpcore.ConnectionPool]] = {}
         self._opened: set[httpcore.ConnectionPool] = set()  # free or in use; close() closes them all
-        self._ca_file = ca_file
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context
+        self._retired = False  # set by retire(): no pool is kept for later
         self._lock = threading.Lock()
 
     def open(self, proxy: str | None = None) -> httpcore.ConnectionPool:
@@ -184,7 +183,7 @@ class Connections:
             if free:
                 return free.pop()
             if self._ssl is None:
-                self._ssl = _ssl_context(self._ca_file)
+                self._ssl = ssl_context()
             pool = httpcore.ConnectionPool(
                 ssl_context=self._ssl,
                 proxy=_core_proxy(proxy, self._ssl),
@@ -201,7 +200,7 @@ class Connections:
         """Return a pool :meth:`open` gave, for the next exchange (closed if enough are kept)."""
         with self._lock:
             free = self._free.setdefault(proxy, [])
-            keep = pool in self._opened and len(free) < (_LIMITS.max_keepalive_connections or 0)
+            keep = not self._retired and pool in self._opened and len(free) < (_LIMITS.max_keepalive_connections or 0)
             if keep:
                 free.append(pool)
             else:
@@ -213,6 +212,17 @@ class Connections:
         """Close every connection (an exchange under way fails); a later one opens new ones."""
         with self._lock:
             pools, self._opened, self._free = self._opened, set(), {}
+        for pool in pools:
+            pool.close()
+
+    def retire(self) -> None:
+        """Close the idle connections now, and each one in use when its exchange gives it back (an
+        exchange under way ends as it would have): for connections replaced by others."""
+        with self._lock:
+            self._retired = True
+            pools = [pool for free in self._free.values() for pool in free]
+            self._free = {}
+            self._opened.difference_update(pools)
         for pool in pools:
             pool.close()
 
@@ -260,9 +270,10 @@ class Connections:
             self.give_back(pool, target.proxy)
 
 
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
+def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     """httpx's default context (certifi's authorities, or those ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
-    name), with the authorities of ``ca_file`` added when given."""
+    name), with the authorities of ``ca_file`` added when given (read now: raises OSError or
+    ``ssl.SSLError`` when it cannot be)."""
     context = httpx.create_ssl_context()
     if ca_file is not None:
         context.load_verify_locations(cafile=ca_file)

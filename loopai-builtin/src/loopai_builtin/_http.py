@@ -101,12 +101,7 @@ class HttpWebhookHandler(RemoteHandler):
         @field_validator("ca_file")
         @classmethod
         def _absolute(cls, value: str | None) -> str | None:
-            if value is None:
-                return None
-            path = os.path.expanduser(value)
-            if not os.path.isabs(path):
-                raise ValueError(_RELATIVE)
-            return path
+            return None if value is None else _absolute_path(value)
 
     config: Config
 
@@ -124,23 +119,21 @@ class HttpWebhookHandler(RemoteHandler):
         previous = _listed(raw_setting(configuration, "previous_secrets")) or []
         if previous and secret is None:
             problems.append(f"previous_secrets {_NO_CURRENT}")
-        named = _named([] if secret is None else [secret_text(secret)], [secret_text(p) for p in previous])
-        for setting, text in named:
-            try:
-                standard_key(text)
-            except ValueError as exc:
-                problems.append(f"{setting}: {exc}")
+        named = _keyed([] if secret is None else [secret], previous)
+        problems += [problem for _, _, _, problem in named if problem is not None]
         ca_file = raw_setting(configuration, "ca_file")
         if ca_file is not None:
-            path = os.path.expanduser(str(ca_file))
-            problem = authority_problem(path) if os.path.isabs(path) else f"{_RELATIVE} (got {str(ca_file)!r})"
+            try:
+                problem = authority_problem(_absolute_path(str(ca_file)))
+            except ValueError as exc:
+                problem = f"{exc} (got {str(ca_file)!r})"
             if problem is not None:
                 problems.append(f"ca_file: {problem}")
         for problem in problems:
             log.warning("%s: %s", self.name, problem)
         if problems:
             return False
-        for setting, text in named:
+        for setting, text, _, _ in named:
             warning = plain_text_warning(text)
             if warning is not None:
                 log.warning("%s: %s: %s", self.name, setting, warning)
@@ -151,13 +144,11 @@ class HttpWebhookHandler(RemoteHandler):
         a plain-text secret, and a previous secret that signs as another one does."""
         warnings = []
         seen: dict[bytes, str] = {}
-        for setting, text in self._named_secrets():
+        for setting, text, key, _ in self._named_secrets():
             warning = plain_text_warning(text)
             if warning is not None:
                 warnings.append(f"{self.name}: {setting}: {warning}")
-            try:
-                key = standard_key(text)
-            except ValueError:
+            if key is None:
                 continue  # refused, and said, by validate_configuration and startup
             if key in seen:
                 warnings.append(
@@ -178,10 +169,9 @@ class HttpWebhookHandler(RemoteHandler):
 
     # -- delivery ------------------------------------------------------------------------
 
-    def _named_secrets(self) -> list[tuple[str, str]]:
-        secret, previous = self.config.secret, self.config.previous_secrets or []
-        current = [] if secret is None else [secret.get_secret_value()]
-        return _named(current, [p.get_secret_value() for p in previous])
+    def _named_secrets(self) -> list[tuple[str, str, bytes | None, str | None]]:
+        secret = self.config.secret
+        return _keyed([] if secret is None else [secret], self.config.previous_secrets or [])
 
     def _signing(self) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
         """The Standard Webhooks keys (``secret``'s first, then each previous secret's not already
@@ -194,11 +184,9 @@ class HttpWebhookHandler(RemoteHandler):
                 raise ValueError(f"previous_secrets {_NO_CURRENT}")
             keys: list[bytes] = []
             forms: list[str] = []
-            for setting, text in self._named_secrets():
-                try:
-                    key = standard_key(text)
-                except ValueError as exc:
-                    raise ValueError(f"{setting}: {exc}") from None
+            for _, text, key, problem in self._named_secrets():
+                if key is None:
+                    raise ValueError(problem)
                 if key not in keys:
                     keys.append(key)
                 forms += _secret_forms(text)
@@ -283,11 +271,29 @@ def _secret_forms(secret: str) -> tuple[str, ...]:
 _RELATIVE = "must be an absolute path (~ is expanded): a relative one would depend on the folder loopai is started from"
 
 
+def _absolute_path(value: str) -> str:
+    """``value`` with ``~`` expanded; ValueError (:data:`_RELATIVE`) when it is not an absolute path."""
+    path = os.path.expanduser(value)
+    if not os.path.isabs(path):
+        raise ValueError(_RELATIVE)
+    return path
+
+
 def _listed(value: Any) -> Any:
     """One secret written alone (``previous_secrets = "${OLD}"``) as a list of it; anything else as it is."""
     return [value] if isinstance(value, (str, SecretStr)) else value
 
 
-def _named(current: list[str], previous: list[str]) -> list[tuple[str, str]]:
-    """Each secret's text with the setting it came from: ``secret``, ``previous_secrets[0]``..."""
-    return [("secret", text) for text in current] + [(f"previous_secrets[{i}]", t) for i, t in enumerate(previous)]
+def _keyed(current: list[Any], previous: list[Any]) -> list[tuple[str, str, bytes | None, str | None]]:
+    """Each secret (a :class:`~pydantic.SecretStr` or its text) as ``(setting, text, key, problem)``: the
+    setting it came from (``secret``, ``previous_secrets[0]``...), its text, its Standard Webhooks key,
+    and, when it has none (key None), why, as ``setting: reason``."""
+    named = [("secret", value) for value in current] + [(f"previous_secrets[{i}]", v) for i, v in enumerate(previous)]
+    keyed: list[tuple[str, str, bytes | None, str | None]] = []
+    for setting, value in named:
+        text = secret_text(value)
+        try:
+            keyed.append((setting, text, standard_key(text), None))
+        except ValueError as exc:
+            keyed.append((setting, text, None, f"{setting}: {exc}"))
+    return keyed

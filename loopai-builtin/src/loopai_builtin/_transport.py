@@ -252,6 +252,7 @@ class Poster:
         self._setting = setting  # the handler's URL setting, named in the advice about a redirect
         self._trust_setting = trust_setting
         self._ca_file: str | None = None
+        self._ssl: ssl.SSLContext | None = None  # trusting _ca_file; None: httpx's default context
         self._defaults = ((b"user-agent", user_agent.encode("ascii")), (b"accept", b"*/*"))
         self._connections: Connections | None = None
         self._lock = threading.Lock()
@@ -264,29 +265,39 @@ class Poster:
 
     def trust(self, ca_file: str | None, *, if_changed: bool = False) -> None:
         """Verify HTTPS receivers with the default authorities and, when ``ca_file`` names a PEM file,
-        its authorities too (None: the defaults alone). The file is checked now and read when the
-        connections are next opened; connections opened before are closed. With ``if_changed``,
-        nothing happens when ``ca_file`` is already the one trusted (so that deliveries made at once
-        that all see a new setting replace the connections once). Raises ValueError naming the
-        setting and the path when the file cannot serve (see :func:`authority_problem`)."""
-        if ca_file is not None:
-            problem = authority_problem(ca_file)
-            if problem is not None:
-                raise ValueError(f"{self._trust_setting or 'ca_file'}: {problem}")
+        its authorities too (None: the defaults alone). The file is read now, once: what becomes of it
+        later changes nothing until the next call. Connections opened before are closed once idle
+        (deliveries under way end as they would have). With ``if_changed``, nothing happens when
+        ``ca_file`` is already the one trusted (so that deliveries made at once that all see a new
+        setting replace the connections once). Raises ValueError naming the setting and the path when
+        the file cannot serve (see :func:`authority_problem`)."""
+        context = None if ca_file is None else self._context(ca_file)
         with self._lock:
             if if_changed and ca_file == self._ca_file:
                 return
             previous, self._connections = self._connections, None
-            self._ca_file = ca_file
+            self._ca_file, self._ssl = ca_file, context
         if previous is not None:
-            previous.close()
+            previous.retire()
+
+    def _context(self, ca_file: str) -> ssl.SSLContext:
+        """The TLS context that trusts ``ca_file`` besides the default authorities; ValueError when it cannot."""
+        from loopai_builtin._exchange import ssl_context
+
+        problem = authority_problem(ca_file)
+        if problem is None:
+            try:
+                return ssl_context(ca_file)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the file changed since the check
+                problem = authority_problem(ca_file) or f"cannot read {ca_file!r}: {exc}"
+        raise ValueError(f"{self._trust_setting or 'ca_file'}: {problem}")
 
     def _pool(self) -> Connections:
         with self._lock:
             if self._connections is None:
                 from loopai_builtin._exchange import Connections
 
-                self._connections = Connections(self._ca_file)
+                self._connections = Connections(self._ssl)
             return self._connections
 
     def open(self) -> None:

@@ -217,16 +217,14 @@ def print_problems(problems: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def delivery_notices(prefix: str) -> Iterator[None]:
+def delivery_notices(prefix: str, *, quiet: bool = False) -> Iterator[None]:
     """While inside, a webhook handler's circuit opening or closing is one line on stderr,
     ``<prefix>: webhook handler 'x': circuit open ...`` (a failing outbox is said by the command);
-    nothing with ``-q`` (errors only: a circuit opening is a warning).
+    nothing when ``quiet`` (``-q``, errors only: a circuit opening is a warning).
     With ``--workers``, the workers' notices are logged again in the parent: the same handler says them."""
     import logging  # here: ``loopai --version`` and ``--help`` never need it
 
-    from loopai.cli._output import quiet_now
-
-    if quiet_now():
+    if quiet:
         yield
         return
     logger = logging.getLogger("loopai.delivery")

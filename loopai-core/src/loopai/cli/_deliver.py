@@ -74,6 +74,7 @@ def _seconds(text: str) -> float:
 def _deliver(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, StartupError
     from loopai.cli._common import delivery_notices, selection_of
+    from loopai.cli._output import is_quiet
     from loopai.config import load_config
     from loopai.delivery import SqliteOutbox, is_database_url
     from loopai.host import Host
@@ -100,7 +101,7 @@ def _deliver(args: argparse.Namespace) -> int:
                     outbox.due_now()  # an operator's "deliver now": not when the backoff would have
                 for problem in config.with_lines(host.problems):
                     print(f"warning: {problem}", file=sys.stderr)
-                with delivery_notices("loopai events deliver"), host:
+                with delivery_notices("loopai events deliver", quiet=is_quiet(args)), host:
                     if args.follow:
                         started = (
                             f"delivering from {outbox.path} (Ctrl-C or SIGTERM to stop); "

@@ -257,6 +257,7 @@ def _no_such_handler(glob: str | None, records: Sequence[Any]) -> None:
 def _replay(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, StartupError
     from loopai.cli._common import delivery_notices, selection_of
+    from loopai.cli._output import is_quiet
     from loopai.config import load_config
     from loopai.host import Host
 
@@ -287,7 +288,8 @@ def _replay(args: argparse.Namespace) -> int:
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
                 requeued = {status: outbox.requeue(ids, status=status) for status in statuses}
-                with delivery_notices("loopai events replay"), host:  # the workers deliver what is due
+                # The workers deliver what is due.
+                with delivery_notices("loopai events replay", quiet=is_quiet(args)), host:
                     host.drain(None)  # everything, scheduled retries included (not behind an open circuit)
             except (ConfigError, StartupError) as exc:
                 print(exc, file=sys.stderr)

@@ -18,13 +18,10 @@ from typing import TextIO
 
 from loopai._log import NotReported
 
-__all__ = ["is_quiet", "output_settings", "quiet_now", "say", "warn"]
+__all__ = ["is_quiet", "output_settings", "say", "warn"]
 
 _CLI = "loopai.cli"
 _SAID_OTHERWISE = frozenset({"loopai", "loopai.discovery", "loopai.delivery", "psycopg.pool"})
-_asked: list[int] = []
-"""The level the running command asked for (the innermost :func:`output_settings`), for what a
-command says through a handler of its own (see :func:`quiet_now`)."""
 
 
 def warn(message: str) -> None:
@@ -40,12 +37,6 @@ def say(message: str) -> None:
 def is_quiet(args: argparse.Namespace) -> bool:
     """Whether ``-q`` (or ``--log-level error`` or higher) asked for errors only."""
     return _level(args) > logging.WARNING
-
-
-def quiet_now() -> bool:
-    """Whether the running command was asked for errors only (``-q``, ``--log-level error``): what it
-    says on stderr outside logging's levels (a webhook handler's circuit opening, say) is then not said."""
-    return bool(_asked) and _asked[-1] > logging.WARNING
 
 
 def _level(args: argparse.Namespace) -> int:
@@ -103,11 +94,9 @@ def output_settings(args: argparse.Namespace) -> Iterator[None]:
     before = root.level
     root.addHandler(handler)
     root.setLevel(min(level, before) if before else level)
-    _asked.append(level)
     try:
         yield
     finally:
-        _asked.pop()
         root.removeHandler(handler)
         root.setLevel(before)
         if traced is None:

@@ -184,12 +184,13 @@ def _run_with(recipe: HostRecipe, source: Input, outcome: Outcome, args: argpars
     """Run ``source``, write the results, close the files and report: the exit status."""
     from loopai._errors import ConfigError, OutboxError, StartupError
     from loopai.cli._common import delivery_notices
+    from loopai.cli._output import is_quiet
     from loopai.cli._run_files import finishing_commands, unwritable, written_so_far
     from loopai.run import InputError
 
     try:
         try:
-            with delivery_notices("loopai run"):
+            with delivery_notices("loopai run", quiet=is_quiet(args)):
                 summary = _process(recipe, source, outcome, args)
         except (ConfigError, StartupError) as exc:  # ConfigError: also the state database (loopai.database)
             if not hasattr(exc, "summary"):  # before any record: nothing was done
