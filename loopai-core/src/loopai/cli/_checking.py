@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from loopai.config import LoopaiConfig, Reading
 
-__all__ = ["configuration_warnings", "every_problem", "located_misspelt", "plugin_problems", "with_lines"]
+__all__ = [
+    "checking_host",
+    "configuration_warnings",
+    "every_problem",
+    "located_misspelt",
+    "plugin_problems",
+    "with_lines",
+]
 
 
 def every_problem(reading: Reading) -> list[str]:
@@ -23,16 +30,24 @@ def every_problem(reading: Reading) -> list[str]:
     return [message for message, _file, _line in with_lines(problems, reading)]
 
 
-def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], list[str]]:
-    """Errors of the plugins the configuration names (their settings checked against their own
-    models), and warnings about installed plugins it does not name."""
+def checking_host(config: LoopaiConfig, **options: Any) -> Any:
+    """A host for a command that checks plugins (``config check``, ``config show``, ``plugins
+    list --load`` and ``check``), not started: installed plugins discovered and configured, never
+    strict (it must show the broken ones, not stop at them), no outbox unless ``options`` say
+    otherwise (checking writes no file), and the state this process's own (a ``[state] url`` database
+    is not connected to: ``loopai db status`` checks it). ``options`` go to :class:`loopai.Host`."""
     from loopai.host import Host
     from loopai.state import MemoryStateStore
 
+    options.setdefault("outbox", False)
+    return Host(config, discover=True, strict=False, state=MemoryStateStore(), **options)
+
+
+def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], list[str]]:
+    """Errors of the plugins the configuration names (their settings checked against their own
+    models), and warnings about installed plugins it does not name."""
     errors: list[str] = _state_problems(config)
-    # Installed plugins are loaded so that their settings are checked; no outbox: checking creates no
-    # files; the state in this process: a [state] url database is not connected to (nor needed).
-    host = Host(config, strict=False, discover=True, outbox=False, state=MemoryStateStore())
+    host = checking_host(config)  # installed plugins loaded, so that their settings are checked
     host.close()
     warnings: list[str] = configuration_warnings(host)
     said = set()
@@ -57,9 +72,15 @@ def plugin_problems(config: LoopaiConfig, reading: Reading) -> tuple[list[str], 
             warnings.append(problem)
         elif problem not in said:
             errors += problem.splitlines()  # a plugin's settings problems come as one line each
-    errors = [error for error in errors if not reading.already_reported(error)]
-    warnings += [f"{error} (checked without the unset variable)" for error in errors if reading.refused_without(error)]
-    return [error for error in errors if not reading.refused_without(error)], warnings
+    kept = []
+    for error in errors:
+        if reading.already_reported(error):
+            continue
+        if reading.refused_without(error):
+            warnings.append(f"{error} (checked without the unset variable)")
+        else:
+            kept.append(error)
+    return kept, warnings
 
 
 def _state_problems(config: LoopaiConfig) -> list[str]:

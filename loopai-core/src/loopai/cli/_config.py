@@ -13,7 +13,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from loopai.cli._checking import plugin_problems, with_lines
+from loopai.cli._checking import checking_host, plugin_problems, with_lines
 from loopai.cli._common import plugin_output_to_stderr, usage
 
 if TYPE_CHECKING:
@@ -114,8 +114,6 @@ def _config_show(args: argparse.Namespace) -> int:
     from loopai._plugin import Plugin
     from loopai._redact import redact
     from loopai.config import read_config
-    from loopai.host import Host
-    from loopai.state import MemoryStateStore
 
     reading = read_config(_chosen(args))
     if reading.config is None or reading.errors:
@@ -131,7 +129,7 @@ def _config_show(args: argparse.Namespace) -> int:
     }
     # The plugins' settings models tell which settings are SecretStr, whatever their names.
     with plugin_output_to_stderr():  # stdout is for the JSON: what plugins print goes to stderr
-        host = Host(config, strict=False, discover=True, outbox=False, state=MemoryStateStore())
+        host = checking_host(config)
         host.close()
     for kind, entries in shown["plugins"].items():
         for entry, shown_entry in zip(config.plugins.for_kind(kind), entries, strict=True):

@@ -38,15 +38,14 @@ def outbox_path(args: argparse.Namespace) -> str:
     Only the ``[delivery]`` and ``[state]`` tables are read: a ``${VAR}`` elsewhere in the file
     (a handler's secret, say) need not be set to list or find the outbox."""
     from loopai.cli._output import warn
-    from loopai.delivery import left_in_shared, resolve_outbox
+    from loopai.delivery import left_in_shared, outbox_configured, resolve_outbox
 
     if args.outbox:
         return str(args.outbox)
     config, source = outbox_tables(args)
     state_url = config.state.database_url(os.environ)
     location = resolve_outbox(config.delivery.outbox, source, os.environ, default=True, state_url=state_url)
-    default = not (os.environ.get("LOOPAI_OUTBOX") or config.delivery.outbox or state_url)
-    if default and isinstance(location, Path):  # as a host opening it says
+    if not outbox_configured(config, os.environ) and isinstance(location, Path):  # as a host opening it says
         said = left_in_shared(location, os.environ)
         if said:
             warn(said)

@@ -9,7 +9,7 @@ import sys
 from typing import Any, Final
 
 from loopai._kinds import KINDS
-from loopai.cli._checking import located_misspelt
+from loopai.cli._checking import checking_host, located_misspelt
 from loopai.cli._common import (
     diagnostic_config,
     every_problem,
@@ -171,21 +171,8 @@ def _records(
     if not load:
         problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
         return records, config.with_lines(problems + (installed_twice if strict else [])), strict
-    from loopai.host import Host  # here: a listing (no load) needs no host
-    from loopai.state import MemoryStateStore
-
-    # Never strict here: a listing must show the broken plugins, not stop at them. The plugins are
-    # checked, not the databases: the state is this process's own (a [state] url database is not
-    # connected to: loopai db status checks it), and no outbox is opened.
     with plugin_output_to_stderr():
-        host = Host(
-            config,
-            discover=True,
-            selection=selection,
-            strict=False,
-            outbox=False if start else None,
-            state=MemoryStateStore(),
-        )
+        host = checking_host(config, selection=selection, outbox=False if start else None)
         if start:
             _start(host)
         host.close()

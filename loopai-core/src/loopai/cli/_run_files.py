@@ -164,8 +164,9 @@ def outbox_for(output: str | None, config: Any) -> bool | Path:
     database: ``[state] url``); else next to ``--output`` (``results.outbox.sqlite3``), so that a
     try-out writes nothing in the user's home; else the default file in the user's state folder, the
     project's own (:func:`loopai.delivery.default_outbox_path`)."""
-    configured = os.environ.get("LOOPAI_OUTBOX") or config.delivery.outbox or config.state.database_url(os.environ)
-    if configured or not output or output == "-":
+    from loopai.delivery import outbox_configured
+
+    if outbox_configured(config, os.environ) or not output or output == "-":
         return True
     results = Path(output)
     if results.exists() and not results.is_file():

@@ -34,6 +34,7 @@ __all__ = [
     "is_database_url",
     "left_in_shared",
     "open_outbox",
+    "outbox_configured",
     "outbox_location",
     "outbox_setting",
     "resolve_outbox",
@@ -146,6 +147,12 @@ def resolve_outbox(
     return state_url if state_url else default_outbox_path(environ, source)
 
 
+def outbox_configured(config: LoopaiConfig, environ: Mapping[str, str]) -> bool:
+    """Whether the outbox is configured (``LOOPAI_OUTBOX``, ``[delivery] outbox``, or the state's
+    database: ``[state] url``); else a default file is used (see :func:`default_outbox_path`)."""
+    return bool(environ.get("LOOPAI_OUTBOX") or config.delivery.outbox or config.state.database_url(environ))
+
+
 def outbox_setting(configured: str | None, environ: Mapping[str, str]) -> str:
     """Where the outbox :func:`resolve_outbox` finds (without an explicit one) is configured, as its
     messages tell an operator to check: ``LOOPAI_OUTBOX``, ``[delivery] outbox`` (``configured``),
@@ -198,7 +205,7 @@ def open_outbox(
     if location is None:
         return None, False
     if isinstance(location, Path):
-        named = spec not in (None, True) or bool(environ.get("LOOPAI_OUTBOX") or config.delivery.outbox)
+        named = spec not in (None, True) or outbox_configured(config, environ)
         folder = _folder_to_create(location) if named else None  # the default's folders are ours to make
         if not named:
             _make_private_folders(location.parent)
