@@ -4,13 +4,19 @@
 ``tests/postgres/server.py``; ``postgres_url`` is a fresh database on it for one test. Without
 PostgreSQL binaries the tests that use them are skipped, except in CI (``CI`` set), where
 ``.ci/run`` installs them and a missing server is a failure.
+
+The session's discovery cache is a temporary folder (``LOOPAI_CACHE_DIR``, inherited by the
+commands tests start), so that running the tests writes nothing into the user's cache; a test
+that needs its own sets its own.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +24,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "LOOPAI_CACHE_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="loopai-tests-cache-")
+        os.environ["LOOPAI_CACHE_DIR"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 def _server_module() -> ModuleType:

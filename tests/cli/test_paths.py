@@ -5,6 +5,9 @@ on this system, and each overridable."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -29,7 +32,7 @@ def test_trying_the_example_keeps_the_outbox_next_to_the_results_and_writes_noth
     records = project.records()
     home = Path(bare["HOME"])
 
-    done = proc("run", str(records), "--output", "results.jsonl", env={"LOOPAI_NO_CACHE": "1"})
+    done = proc("run", str(records), "--output", "results.jsonl")
 
     assert done.code == 0, done.err
     assert (project.root / "results.outbox.sqlite3").is_file()
@@ -91,13 +94,27 @@ def test_the_state_and_cache_folders_follow_their_overrides(project, proc, bare,
     assert not (project.root / "results.outbox.sqlite3").exists()
 
 
-def test_the_discovery_cache_is_in_the_users_cache_folder_by_default(project, proc, bare, monkeypatch) -> None:
+def test_the_discovery_cache_is_in_the_virtual_environment_by_default(project, proc, bare, tmp_path: Path) -> None:
+    """What it caches is the environment's distributions: it goes with the environment."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    env = {**bare, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this environment's loopai
+    done = subprocess.run(
+        [str(python), "-m", "loopai", "plugins", "list"], cwd=project.root, env=env, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert [path.name[:10] for path in (venv / "var" / "cache" / "loopai").iterdir()] == ["discovery-"]
+    assert files_under(Path(bare["HOME"])) == []
+
+
+def test_outside_a_virtual_environment_the_cache_is_in_the_users_cache_folder(bare, monkeypatch) -> None:
+    from loopai.discovery._cache import cache_dir
+
     monkeypatch.setenv("HOME", bare["HOME"])
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(sys, "prefix", sys.base_prefix)  # the interpreter's own installation
     expected = platformdirs.user_cache_path("loopai", appauthor=False)
 
-    done = proc("plugins", "list")
-
-    assert done.code == 0, done.err
+    assert cache_dir({"HOME": bare["HOME"]}) == expected
     assert str(expected).startswith(bare["HOME"])
-    assert [path.name[:10] for path in expected.iterdir()] == ["discovery-"]

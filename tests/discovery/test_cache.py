@@ -100,6 +100,32 @@ def test_installing_a_dependency_invalidates_the_cache(site: Site) -> None:
     assert site.discover()["picky"].status == "ok"
 
 
+def test_the_cache_folder_keeps_only_the_files_used_last(site: Site, tmp_path: Path) -> None:
+    """Each search path has its own file (``python -m loopai`` in each folder adds one): the
+    folder keeps the files written or read last instead of growing forever."""
+    from loopai.discovery._cache import KEEP, _cache_file
+
+    site.add_good("loopai-one", "one")
+    _age(site.path)
+
+    def paths(n: int) -> list[str]:
+        return [*site.paths, str(tmp_path / f"folder-{n}")]
+
+    ten_days_ago = time.time() - 10 * 86_400
+    for n in range(KEEP + 10):  # written ten days ago, one a second
+        assert not read_inventory(paths(n), environ=site.environ).from_cache
+        os.utime(_cache_file(site.cache, paths(n)), (ten_days_ago + n, ten_days_ago + n))
+    assert len(list(site.cache.glob("discovery-*.json"))) == KEEP
+    assert not _cache_file(site.cache, paths(9)).exists()  # the ten oldest went
+
+    assert read_inventory(paths(10), environ=site.environ).from_cache  # the oldest left, used today
+    read_inventory(paths(1000), environ=site.environ)  # a new file: one more goes
+
+    assert len(list(site.cache.glob("discovery-*.json"))) == KEEP
+    assert _cache_file(site.cache, paths(10)).exists()
+    assert not _cache_file(site.cache, paths(11)).exists()
+
+
 def test_no_cache_is_read_or_written_with_loopai_no_cache(site: Site) -> None:
     site.add_good("loopai-one", "one")
 

@@ -14,6 +14,10 @@ whenever a file is written there, and that alone must not cost a rescan.
   ``LOOPAI_NO_CACHE=1`` reads everything again;
 - ``setup.py egg_info`` and legacy ``pip install -e`` (``develop``) rewrite an egg-info's
   files in place: every ``*.egg-info`` is watched.
+
+There is one file per interpreter and search path (``python -m loopai`` puts the working
+directory on it, so each folder it runs in has its own): the folder keeps the :data:`KEEP`
+files written or used last, and a file removed only costs its next start a rescan.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,14 +41,17 @@ from loopai.discovery._inventory import DistInfo, EntryPointInfo, Inventory, Sha
 __all__ = ["cache_dir", "read_inventory"]
 
 _CACHE_FORMAT = 7  # 7: hidden egg-infos watched (an editable install's own egg-info is no second copy)
+KEEP = 64  # cache files kept in the folder: the ones written or used last
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """Where the discovery cache lives; None when ``LOOPAI_NO_CACHE`` is set.
 
-    ``LOOPAI_CACHE_DIR``, else ``$XDG_CACHE_HOME/loopai``, else the user's cache folder as
-    platformdirs says (``~/.cache/loopai`` on Linux, ``~/Library/Caches/loopai`` on macOS,
-    ``%LOCALAPPDATA%\\loopai\\Cache`` on Windows).
+    ``LOOPAI_CACHE_DIR``, else ``$XDG_CACHE_HOME/loopai``, else, in a virtual environment
+    that can be written to, ``var/cache/loopai`` inside it (what it caches is that environment's
+    distributions: the cache goes with it, and trying loopai in a new one writes nothing in
+    the home folder), else the user's cache folder as platformdirs says (``~/.cache/loopai`` on
+    Linux, ``~/Library/Caches/loopai`` on macOS, ``%LOCALAPPDATA%\\loopai\\Cache`` on Windows).
     """
     environ = os.environ if environ is None else environ
     if is_true(environ.get("LOOPAI_NO_CACHE", "")):
@@ -52,6 +60,8 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
         return Path(environ["LOOPAI_CACHE_DIR"])
     if environ.get("XDG_CACHE_HOME"):
         return Path(environ["XDG_CACHE_HOME"], "loopai")
+    if sys.prefix != sys.base_prefix and os.access(sys.prefix, os.W_OK):
+        return Path(sys.prefix, "var", "cache", "loopai")
     import platformdirs
 
     return platformdirs.user_cache_path("loopai", appauthor=False)
@@ -201,7 +211,28 @@ def _store(file: Path, stamps: list[list[object]], contents: list[str], inventor
             json.dump(data, handle, separators=(",", ":"))
         os.replace(temp, file)  # atomic: concurrent readers see the old or the new file
     except OSError:
-        pass  # a read-only home or full disk only costs the next start a rescan
+        return  # a read-only home or full disk only costs the next start a rescan
+    _prune(file.parent)
+
+
+def _touch_daily(file: Path) -> None:
+    """Mark a cache file used, at most once a day, so that :func:`_prune` keeps it."""
+    try:
+        if time.time() - file.stat().st_mtime > 86_400:
+            os.utime(file)
+    except OSError:
+        pass  # a read-only cache folder: the file may be pruned and rebuilt one day, nothing worse
+
+
+def _prune(directory: Path) -> None:
+    """Remove all but the :data:`KEEP` cache files of ``directory`` written or used last (a
+    file read at start-up has its time touched once a day, so one in use is kept)."""
+    try:
+        files = sorted(directory.glob("discovery-*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for stale in files[KEEP:]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # another process pruning at once, or a file gone meanwhile: the next write tries again
 
 
 def read_inventory(
@@ -225,6 +256,7 @@ def read_inventory(
     if file is not None:
         cached = _load_cached(file, stamps)
         if cached is not None:
+            _touch_daily(file)
             return cached
     contents = [_contents(entry) for entry in paths] if file is not None else []
     inventory = scan(paths)
