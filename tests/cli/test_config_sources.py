@@ -76,7 +76,10 @@ def test_every_value_can_come_from_a_loopai_variable_and_wins_over_the_file(proj
         "LOOPAI_PLUGINS__VALIDATORS__JSON_SCHEMA_VALIDATOR__PRIORITY": "50",  # an entry the file has not
         "LOOPAI_PLUGINS__WEBHOOK_HANDLERS__HTTP_WEBHOOK_HANDLER__CONFIGURATION__URL": "https://example.invalid/h",
         f"LOOPAI_TASKS__{kit.TASK_A.replace('-', '_').upper()}__SAMPLING_RATE": "0.5",
-        "LOOPAI_DENY": "not-nested",  # no "__": not a configuration value (and not an error)
+        "LOOPAI_DENY": "old-*, beta-*",  # a top-level value: globs, as LOOPAI_PLUGINS takes them
+        "LOOPAI_STRICT": "true",
+        "LOOPAI_AUTOLOAD": "",  # empty: not set
+        "LOOPAI_OUTBOX_KEPT": "x",  # no "__" and no top-level key: not a configuration value (and not an error)
         "LOOPAI_ALLOW__X": "",  # a scalar is not a table: refused, naming the variable
     }
 
@@ -94,6 +97,24 @@ def test_every_value_can_come_from_a_loopai_variable_and_wins_over_the_file(proj
     assert document["plugins"]["validators"][0]["priority"] == 50
     assert document["plugins"]["webhook_handlers"][0]["name"] == "http-webhook-handler"
     assert document["tasks"][kit.TASK_A]["sampling_rate"] == 0.5
+    assert (document["deny"], document["strict"], document["autoload"]) == (["old-*", "beta-*"], True, True)
+
+
+def test_the_top_level_values_from_variables_select_plugins_and_are_named(project, proc) -> None:
+    env = {"LOOPAI_DENY": '["percentage-*"]', "LOOPAI_AUTOLOAD": "false", "LOOPAI_ALLOW": "json-schema-validator"}
+
+    listed = proc("plugins", "list", "--all", env=env)
+    refused = proc("config", "check", env={"LOOPAI_STRICT": "sometimes"})
+
+    why = {line.split()[0]: line.split(None, 6)[6] for line in listed.out.splitlines()[1:] if line.strip()}
+    assert listed.code == 0, listed.err
+    assert why["json-schema-validator"] == "allowed by LOOPAI_ALLOW (json-schema-validator)"
+    assert why["percentage-sampler"] == "denied by LOOPAI_DENY (percentage-*)"
+    assert why["time-based-sampler"] == "not in the allow list of LOOPAI_ALLOW (json-schema-validator)"
+    assert refused.code == 1
+    assert refused.err.splitlines()[0] == (
+        "LOOPAI_STRICT: strict: input should be a valid boolean (got 'sometimes' from ${LOOPAI_STRICT})"
+    )
 
 
 def test_a_bad_value_from_a_variable_names_the_variable(project, proc) -> None:

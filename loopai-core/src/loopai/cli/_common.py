@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from loopai.discovery import Selection
 
 __all__ = [
+    "NOT_SERVING",
     "config_or_exit",
     "delivery_notices",
     "diagnostic_config",
@@ -93,29 +94,36 @@ def selection_of(args: argparse.Namespace, config: LoopaiConfig) -> Selection:
     )
 
 
-def config_or_exit(args: argparse.Namespace, *, with_plugins: bool = False) -> LoopaiConfig:
+NOT_SERVING = ("serve",)
+"""The tables a command that does not serve leaves unused: an unset ``${VAR}`` there does not stop it."""
+
+
+def config_or_exit(
+    args: argparse.Namespace, *, with_plugins: bool = False, unused: tuple[str, ...] = NOT_SERVING
+) -> LoopaiConfig:
     """The configuration ``--config`` (or the default search) names; its problems end the command
     (exit 2). ``with_plugins``: a refused file's named plugins are loaded to check their settings
-    too, so that every error is said at once (for commands that would load them anyway)."""
+    too, so that every error is said at once (for commands that would load them anyway). ``unused``:
+    the tables the command does not read (see :func:`loopai.config.load_config`)."""
     from loopai._errors import ConfigError
     from loopai.config import load_config
 
     try:
-        return load_config(args.config)
+        return load_config(args.config, unused=unused)
     except ConfigError as exc:
-        for problem in every_problem(args.config) if with_plugins else exc.problems:
+        for problem in every_problem(args.config, unused) if with_plugins else exc.problems:
             print(problem, file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def every_problem(path: str | None) -> list[str]:
+def every_problem(path: str | None, unused: tuple[str, ...] = NOT_SERVING) -> list[str]:
     """Every problem of the configuration at ``path`` (or found by the default search), the settings
     of the plugins it names included: see :func:`loopai.cli._checking.every_problem`."""
     from loopai.cli._checking import every_problem as of_reading
     from loopai.config import read_config
 
     with plugin_output_to_stderr():
-        return of_reading(read_config(path))
+        return of_reading(read_config(path, unused=unused))
 
 
 def diagnostic_config(args: argparse.Namespace, *, noted: bool = True) -> tuple[LoopaiConfig, Reading]:
@@ -137,7 +145,7 @@ def diagnostic_config(args: argparse.Namespace, *, noted: bool = True) -> tuple[
 
 def note_unset(unset: Unset) -> None:
     """The note on stderr for a value left out because its ``${VAR}`` is not set."""
-    print(f"note: {unset.problem}; shown as {unset.shown()!r}: loopai run would stop here", file=sys.stderr)
+    print(f"note: {unset.problem}; shown as {unset.shown()!r}: {unset.consequence()}", file=sys.stderr)
 
 
 def strict_of(args: argparse.Namespace, config: LoopaiConfig) -> bool:

@@ -66,7 +66,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
     reading = read_config(_chosen(args))
     errors = list(reading.errors)
-    warnings = [f"{unset.problem}; loopai run needs it" for unset in reading.unset]
+    warnings = [f"{unset.problem}; {unset.consequence()}" for unset in reading.unset]
     if reading.config is not None:
         with plugin_output_to_stderr():  # stdout is for the result (--json): what plugins print goes to stderr
             plugin_errors, plugin_warnings = plugin_problems(reading.config, reading)

@@ -73,7 +73,7 @@ def _seconds(text: str) -> float:
 
 def _deliver(args: argparse.Namespace) -> int:
     from loopai._errors import ConfigError, StartupError
-    from loopai.cli._common import delivery_notices, selection_of
+    from loopai.cli._common import NOT_SERVING, delivery_notices, selection_of
     from loopai.cli._output import is_quiet
     from loopai.config import load_config
     from loopai.delivery import SqliteOutbox, is_database_url
@@ -90,7 +90,7 @@ def _deliver(args: argparse.Namespace) -> int:
     with outbox_failures():
         try:
             try:
-                config = load_config(args.config)
+                config = load_config(args.config, unused=NOT_SERVING)
                 # This command is the sidecar that `[delivery] workers = false` counts on: it delivers.
                 config.delivery = config.delivery.model_copy(update={"workers": True})
                 selection = selection_of(args, config)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from loopai.cli import _deliver
-from loopai.cli._common import host_options, positive_int, usage
+from loopai.cli._common import NOT_SERVING, host_options, positive_int, usage
 from loopai.cli._outboxes import OUTBOX_HELP, existing_outbox, outbox_failures, outbox_path
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def _replay(args: argparse.Namespace) -> int:
                 print("replayed 0 dead deliveries")
                 return 1
             try:
-                config = load_config(args.config)
+                config = load_config(args.config, unused=NOT_SERVING)
                 config.delivery = config.delivery.model_copy(update={"workers": True})  # replaying is delivering
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)

@@ -11,6 +11,7 @@ from typing import Any, Final
 from loopai._kinds import KINDS
 from loopai.cli._checking import checking_host, located_misspelt
 from loopai.cli._common import (
+    NOT_SERVING,
     diagnostic_config,
     every_problem,
     host_options,
@@ -203,7 +204,7 @@ def _config_for_loading(args: argparse.Namespace) -> Any:
     from loopai.config import load_config
 
     try:
-        return load_config(args.config)
+        return load_config(args.config, unused=NOT_SERVING)
     except ConfigError:
         pass
     problems = every_problem(args.config)

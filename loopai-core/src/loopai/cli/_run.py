@@ -8,7 +8,7 @@ import os
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from loopai.cli._common import host_options, positive_int, worker_count
+from loopai.cli._common import NOT_SERVING, host_options, positive_int, worker_count
 
 if TYPE_CHECKING:
     from loopai.cli._run_files import Outcome
@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     from loopai.run import Input
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, unused=NOT_SERVING)
     except ConfigError:
         return _fail(every_problem(args.config))
     outbox = outbox_for(args.output, config)

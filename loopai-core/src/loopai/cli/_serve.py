@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as missing:
         print(f"loopai serve: {missing}", file=sys.stderr)
         return 2
-    config = config_or_exit(args, with_plugins=True)
+    config = config_or_exit(args, with_plugins=True, unused=())
     options = ServeOptions(
         config=args.config,
         tasks=args.tasks,

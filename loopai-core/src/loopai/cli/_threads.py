@@ -43,7 +43,7 @@ def _plugins_of(module: str, config_path: Any) -> list[str]:
         return value.split(":", 1)[0].split(".", 1)[0].strip()
 
     try:  # naming the plugin is a courtesy: the warning goes out anyway
-        config = load_config(config_path)
+        config = load_config(config_path, unused=("serve",))
         found = {(r.kind, r.name) for r in discover(config) if top(r.value) == top(module)}
     except Exception:  # noqa: BLE001
         return []

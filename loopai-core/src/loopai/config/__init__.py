@@ -18,7 +18,8 @@ from loopai.config._model import (
     StateSettings,
 )
 from loopai.config._overrides import load_tasks_overridden
-from loopai.config._read import Reading, Unset, find_config, load_config, parse_config, read_config
+from loopai.config._read import find_config, load_config, parse_config, read_config
+from loopai.config._reading import Reading, Unset
 from loopai.config._tasks import DEFAULT_WINDOW, TaskSettings, by_uuid, load_tasks, parse_tasks
 
 __all__ = [

@@ -5,7 +5,7 @@ Found as ruff finds its own: ``--config`` / ``LOOPAI_CONFIG``; else the nearest 
 stops at the root of a repository: a folder holding ``.git``, ``.hg`` or ``.svn``); else
 ``loopai.toml`` in the user's configuration folder (``$XDG_CONFIG_HOME/loopai``, else what
 platformdirs says: ``~/.config/loopai`` on Linux, ``~/Library/Application Support/loopai`` on
-macOS, ``%APPDATA%\\loopai`` on Windows); else the built-in defaults.
+macOS, ``%LOCALAPPDATA%\\loopai`` on Windows); else the built-in defaults.
 """
 
 from __future__ import annotations

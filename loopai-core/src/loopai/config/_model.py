@@ -347,6 +347,10 @@ class LoopaiConfig(_Strict):
                 return f"{variable}: {line[len(prefix) - len(self._section) :]}"
         return line
 
+    def variable_of(self, path: str) -> str | None:
+        """The ``LOOPAI_*`` variable that set the value at ``path`` (``deny``, ``dispatch.max_retries``), if one did."""
+        return self._variables.get(path)
+
     def where_prefix(self) -> str:
         """What :meth:`where` puts before the kind: ``loopai.toml: `` or ``pyproject.toml: tool.loopai.``."""
         return f"{self.source_label}: {self._section}"

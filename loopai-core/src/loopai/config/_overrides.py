@@ -7,10 +7,12 @@ against what the file already has with ``-`` and ``_`` read alike; a plugin or t
 does not name is added, with each ``_`` of the variable read as ``-`` (plugin names are
 hyphenated; a task id may be written with ``_`` for its ``-``). A value starting with ``[`` or
 ``{`` is JSON (``LOOPAI_DENY='["old-*"]'``); any other value is text, read as the field's
-type (``"5"``, ``"true"``, ``"0.2"``). Only variables with a ``__`` are read here: the
-single-word ones (``LOOPAI_CONFIG``, ``LOOPAI_OUTBOX``, ``LOOPAI_PLUGINS``...) keep their
-own meaning. ``LOOPAI_TASKS__<ID>__<KEY>`` variables are over a tasks file given in place of the
-configuration's ``[tasks]`` (``loopai run --tasks FILE``) as well: :func:`load_tasks_overridden`.
+type (``"5"``, ``"true"``, ``"0.2"``). Single-word variables are read here only for the
+top-level values (:data:`TOP_LEVEL`: ``LOOPAI_STRICT=true``, ``LOOPAI_DENY='["old-*"]'`` or
+``LOOPAI_DENY=old-*,beta-*``; an empty one is not set); the others (``LOOPAI_CONFIG``,
+``LOOPAI_OUTBOX``, ``LOOPAI_PLUGINS``...) keep their own meaning. ``LOOPAI_TASKS__<ID>__<KEY>``
+variables are over a tasks file given in place of the configuration's ``[tasks]`` (``loopai run
+--tasks FILE``) as well: :func:`load_tasks_overridden`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = ["Override", "apply_overrides", "load_tasks_overridden", "read_overrid
 
 PREFIX = "LOOPAI_"
 NESTING = "__"
+TOP_LEVEL = ("strict", "autoload", "trace", "allow", "deny")
+"""The top-level keys of the configuration that hold a value, not a table."""
 
 
 class Override(NamedTuple):
@@ -47,18 +51,25 @@ def _fold(name: str) -> str:
 
 
 def read_overrides(environ: Mapping[str, str], problems: list[str]) -> list[Override]:
-    """Every ``LOOPAI_A__B...`` variable of ``environ``, in name order; bad ones are ``problems``."""
+    """Every ``LOOPAI_A__B...`` variable of ``environ`` (and ``LOOPAI_<TOP_LEVEL>``), in name order; bad
+    ones are ``problems``."""
     found = []
     for variable in sorted(environ):
-        if not variable.upper().startswith(PREFIX) or NESTING not in variable[len(PREFIX) :]:
+        if not variable.upper().startswith(PREFIX):
             continue
         parts = variable[len(PREFIX) :].lower().split(NESTING)
+        if len(parts) == 1 and (parts[0] not in TOP_LEVEL or not environ[variable]):
+            continue
         if any(not part for part in parts):
             problems.append(
                 f"{variable}: an empty name between '__' (write LOOPAI_TABLE__KEY, e.g. LOOPAI_DISPATCH__MAX_RETRIES)"
             )
             continue
-        value = _value(variable, environ[variable], problems)
+        text = environ[variable]
+        if parts in (["allow"], ["deny"]) and not text.lstrip().startswith("["):
+            found.append(Override(variable, tuple(parts), [glob.strip() for glob in text.split(",") if glob.strip()]))
+            continue  # globs, as LOOPAI_PLUGINS takes them: a,b*
+        value = _value(variable, text, problems)
         if value is not None:
             found.append(Override(variable, tuple(parts), value))
     return found

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import ValidationError
 
 from loopai._case import snake
 from loopai._errors import ConfigError, describe_validation_error
-from loopai._kinds import KINDS, kind_of
+from loopai._kinds import kind_of
 from loopai._suggest import did_you_mean
 from loopai.config._documents import read_document
 from loopai.config._env import References
@@ -20,10 +19,10 @@ from loopai.config._lines import in_file_order, with_lines
 from loopai.config._locate import locate_config
 from loopai.config._model import LoopaiConfig
 from loopai.config._overrides import apply_overrides, read_overrides
+from loopai.config._reading import KIND_KEYS, Reading, Unset, join_path
 
-__all__ = ["Reading", "Unset", "find_config", "load_config", "parse_config", "read_config"]
+__all__ = ["find_config", "load_config", "parse_config", "read_config"]
 
-_KIND_KEYS = tuple(kind.key for kind in KINDS)
 _PYPROJECT_SECTION = "tool.loopai."
 
 
@@ -49,6 +48,7 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    unused: Collection[str] = (),
 ) -> LoopaiConfig:
     """Find (see :func:`find_config`), read and validate the configuration.
 
@@ -56,94 +56,20 @@ def load_config(
     ``timeout``, ``metadata`` and a ``configuration`` table. The seed's JSON shape
     (``{"Loopai": {"Plugins": {"Samplers": [{"Name": ...}]}}}``) with PascalCase keys is
     accepted too; other top-level sections of such a file are not loopai's and are
-    ignored. ``${VAR}`` and ``${VAR:-default}`` in strings are read from ``environ``.
+    ignored. ``${VAR}`` and ``${VAR:-default}`` in strings are read from ``environ``; a value
+    whose variable is unset is a problem, except in the entry of a plugin the file disables
+    (``enabled = false``) and in the top-level tables named in ``unused`` (``("serve",)`` for a
+    caller that does not serve): there it is left out.
     ``LOOPAI_<TABLE>__<KEY>`` variables of ``environ`` override what the file says
     (``LOOPAI_DISPATCH__MAX_RETRIES=5``; see :mod:`loopai.config._overrides`).
     Raises :class:`loopai.ConfigError` listing every problem, each naming the file, the line
     and the field (``loopai.toml:7: samplers.s.priority: ...``; ``tool.loopai.``-prefixed for
     ``pyproject.toml``).
     """
-    reading = read_config(path, environ=environ, cwd=cwd)
+    reading = read_config(path, environ=environ, cwd=cwd, unused=unused)
     if reading.config is None or reading.problems:
         raise ConfigError(reading.problems)
     return reading.config
-
-
-class Unset(NamedTuple):
-    """A value left out because a ``${VAR}`` it references is not set."""
-
-    where: tuple[str, ...]
-    """Its path as the reader names it: ``("webhook_handlers", "http-webhook-handler", "configuration", "secret")``."""
-    written: Any
-    """What the file wrote: ``"${LOOPAI_WEBHOOK_SECRET}"``."""
-    problem: str
-    """The message that names the variable."""
-
-    def shown(self) -> Any:
-        """How diagnostics show it: ``"${LOOPAI_WEBHOOK_SECRET} (unset)"``."""
-        return f"{self.written} (unset)" if isinstance(self.written, str) else self.written
-
-
-class Reading(NamedTuple):
-    """What reading a configuration found.
-
-    ``config`` is None when the file could not be read; it is set even with ``problems``
-    otherwise: a value whose variable is unset is left out (and listed in ``unset``), a
-    value the model refuses is left out (the problem says so), so that diagnostics can go
-    on to check plugin settings. ``left_out`` names the plugin settings left out for an
-    unset variable as plugin problems do (``loopai.toml: samplers.s.token``; ``pyproject.toml:
-    tool.loopai.samplers.s.token``).
-    ``found_by`` says how the file was found (``a parent folder``, ``--config``...).
-    """
-
-    config: LoopaiConfig | None
-    problems: list[str]
-    left_out: tuple[str, ...] = ()
-    unset: tuple[Unset, ...] = ()
-    found_by: str = "built-in defaults"
-
-    @property
-    def errors(self) -> list[str]:
-        """The problems that are not only an unset variable (those a diagnostic command reports as errors)."""
-        missing = {unset.problem for unset in self.unset}
-        return [problem for problem in self.problems if problem not in missing]
-
-    def already_reported(self, problem: str) -> bool:
-        """Whether a plugin ``problem`` is about a setting left out because its variable is unset
-        (``loopai.toml: samplers.s.token: field required``): the unset variable is what is said,
-        where the file writes it."""
-        return any(re.search(re.escape(where) + r"[.\[:]", problem) for where in self.left_out)
-
-    def refused_without(self, problem: str) -> bool:
-        """Whether a plugin ``problem`` is the plugin's refusal of its settings as a whole
-        (``loopai.toml: webhook_handlers.h: webhook handler 'h' refused its settings (...): the url
-        setting is required``, or a settings model's own check) while a ``${VAR}`` they reference
-        is unset: checked without that value, it may go once the variable is set, so a diagnostic
-        says it as a warning (every reason in it still shown). Recognised by how such refusals are
-        worded (:data:`_AS_A_WHOLE`): one worded otherwise stays an error."""
-        return any(
-            problem.startswith(f"{entry}: ") and _AS_A_WHOLE.match(problem, len(entry) + 2) is not None
-            for entry in self.incomplete_plugins()
-        )
-
-    def incomplete_plugins(self) -> list[str]:
-        """The plugin entries, as messages name them (``loopai.toml: webhook_handlers.h``), whose
-        settings lack a value because a ``${VAR}`` it references is not set."""
-        if self.config is None:
-            return []
-        prefix = self.config.where_prefix()
-        entries = [
-            f"{prefix}{_join(unset.where[:2])}"
-            for unset in self.unset
-            if unset.where[:1] and unset.where[0] in _KIND_KEYS and unset.where[2:3] == ("configuration",)
-        ]
-        return list(dict.fromkeys(entries))
-
-
-_AS_A_WHOLE = re.compile(r"webhook handler '.*' refused its settings \(|value error, |assertion failed, ")
-"""How a refusal of a plugin's settings as a whole goes on after the plugin's name: its
-validate_configuration() (a webhook handler), or a validator of its settings model (pydantic's
-``value error, ...``)."""
 
 
 def read_config(
@@ -151,13 +77,14 @@ def read_config(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    unused: Collection[str] = (),
 ) -> Reading:
     """Like :func:`load_config`, but returns every problem instead of raising."""
     environ = os.environ if environ is None else environ
     try:
         located = locate_config(path, environ, Path(cwd) if cwd else Path.cwd())
         if located.path is None:
-            defaults = _parse({}, "<defaults>", environ, overrides=True)
+            defaults = _parse({}, "<defaults>", environ, overrides=True, unused=unused)
             if defaults.config is not None:
                 defaults.config._label = None  # as LoopaiConfig() names itself
                 defaults.config._searched = True
@@ -168,7 +95,7 @@ def read_config(
     except ConfigError as exc:
         return Reading(None, exc.problems)
     section = _PYPROJECT_SECTION if located.how == "pyproject" else ""
-    reading = _located(_parse(document, label, environ, section, overrides=True), found, label)
+    reading = _located(_parse(document, label, environ, section, overrides=True, unused=unused), found, label)
     if reading.config is not None:
         reading.config._source = found.resolve()
         reading.config._section = section
@@ -179,10 +106,11 @@ def read_config(
 def _located(reading: Reading, path: Path, label: str) -> Reading:
     """``reading`` with the line of ``path`` that each problem names (``loopai.toml:7: ...``),
     in the file's order (problems of no line last)."""
-    located = with_lines(reading.problems, path, label)
-    placed = {problem: message for problem, (message, _) in zip(reading.problems, located, strict=True)}
+    messages = list(dict.fromkeys([*reading.problems, *(unset.problem for unset in reading.unset)]))
+    placed = dict(zip(messages, with_lines(messages, path, label), strict=True))
+    located = [placed[problem] for problem in reading.problems]
     problems = [message for message, _ in sorted(located, key=lambda found: in_file_order(found[1]))]
-    unset = tuple(unset._replace(problem=placed.get(unset.problem, unset.problem)) for unset in reading.unset)
+    unset = tuple(unset._replace(problem=placed[unset.problem][0]) for unset in reading.unset)
     return reading._replace(problems=problems, unset=unset)
 
 
@@ -202,7 +130,13 @@ def parse_config(
 
 
 def _parse(
-    document: Any, label: str, environ: Mapping[str, str], section: str = "", *, overrides: bool = False
+    document: Any,
+    label: str,
+    environ: Mapping[str, str],
+    section: str = "",
+    *,
+    overrides: bool = False,
+    unused: Collection[str] = (),
 ) -> Reading:
     if not isinstance(document, Mapping):
         return Reading(None, [f"{label}: the configuration must be a table/object, got {type(document).__name__}"])
@@ -219,40 +153,47 @@ def _parse(
             for kind, entries in plugins.items()
         }
     from_env = apply_overrides(resolved, names, read_overrides(environ, problems), problems) if overrides else {}
+    disabled = {
+        (kind, name)
+        for kind, entries in resolved.get("plugins", {}).items()
+        for entry, name in zip(entries, names.get(kind, ()), strict=True)
+        if isinstance(entry, dict) and entry.get("enabled") is False
+    }
     unset = tuple(
-        Unset(where, env.originals.get(where), f"{head}{_join(where)}: {_unset_message(name)}")
+        Unset(where, env.originals.get(where), f"{head}{join_path(where)}: {_unset(name)}", where[:2] not in disabled)
         for where, name in env.missing
         if where not in from_env
     )
-    problems.extend(dict.fromkeys(u.problem for u in unset))
+    skipped = {(table,) for table in unused}  # the caller's unused tables: [serve] for loopai run
+    problems.extend(dict.fromkeys(u.problem for u in unset if u.needed and u.where[:1] not in skipped))
     # Every problem of the file at once: structure, environment, fields and kinds.
     for kind, entries in resolved.get("plugins", {}).items():
         for entry, name in zip(entries, names.get(kind, ()), strict=True):
             given = entry.get("type")
             if isinstance(given, str) and not _same_kind(given, kind):
                 problems.append(
-                    f"{head}{_join((kind, name, 'type'))}: {given!r} does not match the section {kind!r} "
+                    f"{head}{join_path((kind, name, 'type'))}: {given!r} does not match the section {kind!r} "
                     "(use validator, sampler or webhook-handler, or leave it out)"
                 )
             if kind == "webhook_handlers" and isinstance(entry, dict) and entry.pop("tasks", None) is not None:
                 problems.append(
-                    f"{head}{_join((kind, name, 'tasks'))}: only validators and samplers can be scoped to tasks; "
+                    f"{head}{join_path((kind, name, 'tasks'))}: only validators and samplers can be scoped to tasks; "
                     "a webhook handler gets every event it supports (remove tasks, or set the handler's events)"
                 )
-    left_out = [_join(where) for where in env.left_out if where not in from_env]
+    left_out = [join_path(where) for where in env.left_out if where not in from_env]
     config = _validated(resolved, head, names, left_out, from_env, problems)
     if config is not None:
         config._label = label
-        config._variables = {_join(path): variable for path, variable in from_env.items()}
+        config._variables = {join_path(path): variable for path, variable in from_env.items()}
     settings = tuple(
-        f"{head}{_join((*where[:2], *where[3:]))}"
+        f"{head}{join_path((*where[:2], *where[3:]))}"
         for where in env.left_out
-        if where[0] in _KIND_KEYS and where[2:3] == ("configuration",) and where not in from_env
+        if where[0] in KIND_KEYS and where[2:3] == ("configuration",) and where not in from_env
     )
     return Reading(config, problems, settings, unset)
 
 
-def _unset_message(name: str) -> str:
+def _unset(name: str) -> str:
     return f"environment variable {name} is not set (export it, or write ${{{name}:-default}})"
 
 
@@ -347,8 +288,8 @@ def _normalise(
     out: dict[str, Any] = {}
     for key, value in plugins.items():
         kind = snake(str(key)).replace("-", "_")
-        if kind not in _KIND_KEYS:
-            hint = did_you_mean(str(key), _KIND_KEYS)
+        if kind not in KIND_KEYS:
+            hint = did_you_mean(str(key), KIND_KEYS)
             kinds = "validators, samplers or webhook_handlers"
             problems.append(
                 f"{head}plugins.{key}: unknown plugin kind{hint} (use {kinds})"
@@ -397,11 +338,6 @@ def _kind_entries(value: Any, head: str, kind: str, problems: list[str]) -> tupl
     return entries, names
 
 
-def _join(parts: tuple[str, ...]) -> str:
-    """``("samplers", "[0]", "name")`` -> ``samplers[0].name``."""
-    return "".join(part if not index or part.startswith("[") else f".{part}" for index, part in enumerate(parts))
-
-
 def _config_problems(
     exc: ValidationError,
     head: str,
@@ -410,7 +346,7 @@ def _config_problems(
     from_env: Mapping[tuple[str, ...], str],
 ) -> list[str]:
     problems = []
-    variables = {_join(path): variable for path, variable in from_env.items()}
+    variables = {join_path(path): variable for path, variable in from_env.items()}
     described = describe_validation_error(exc, model=LoopaiConfig)
     for line, error in zip(described, exc.errors(include_url=False), strict=True):
         loc = tuple(f"[{part}]" if isinstance(part, int) else str(part) for part in error["loc"])
@@ -418,7 +354,7 @@ def _config_problems(
             index = int(error["loc"][2])
             kind_names = names.get(loc[1], [])
             loc = (loc[1], kind_names[index] if index < len(kind_names) else loc[2], *loc[3:])
-        where = _join(loc) or "(root)"
+        where = join_path(loc) or "(root)"
         if any(where == skip or where.startswith((f"{skip}.", f"{skip}[")) for skip in left_out):
             continue  # its variable is unset, and that was said
         variable = next((v for path, v in variables.items() if _related(where, path)), None)

@@ -94,13 +94,13 @@ class Selection:
         elif environ.get("LOOPAI_PLUGINS", "").strip():
             allowed, allow_source = tuple(_split(environ["LOOPAI_PLUGINS"])), "LOOPAI_PLUGINS"
         elif config.allow:
-            allowed, allow_source = tuple(config.allow), f"allow in {label}"
+            allowed, allow_source = tuple(config.allow), config.variable_of("allow") or f"allow in {label}"
         else:
             allowed, allow_source = None, ""
         # Deny lists add up: turning a plugin off in one place is never undone by another.
         sourced = [(p, "--disable-plugins") for p in deny or ()]
         sourced += [(p, "LOOPAI_DISABLE_PLUGINS") for p in _split(environ.get("LOOPAI_DISABLE_PLUGINS", ""))]
-        sourced += [(p, f"deny in {label}") for p in config.deny]
+        sourced += [(p, config.variable_of("deny") or f"deny in {label}") for p in config.deny]
         denied = tuple(p for p, _ in sourced)
         deny_source = ", ".join(dict.fromkeys(source for _, source in sourced))
         env_autoload = environ.get("LOOPAI_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower()
@@ -109,7 +109,7 @@ class Selection:
         elif env_autoload:
             auto, auto_source = not is_true(env_autoload), "LOOPAI_DISABLE_PLUGIN_AUTOLOAD"
         elif not config.autoload:
-            auto, auto_source = False, f"autoload = false in {label}"
+            auto, auto_source = False, config.variable_of("autoload") or f"autoload = false in {label}"
         else:
             auto, auto_source = True, "default"
         configured = {
