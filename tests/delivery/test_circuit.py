@@ -88,17 +88,24 @@ def test_closing_drains_up_to_its_deadline_and_the_rest_stays_pending(
     make_host, http_handler, receiver, event, outbox_path, settle, assert_accounted
 ):
     receiver.hold()  # every request waits until released
-    host = make_host(http_handler(receiver.url, timeout=30), delivery={"drain_timeout": 0.5}).start()
+    bounded = loopai.LoopaiConfig(delivery={"drain_timeout": 0.5}, dispatch={"default_timeout": 2})
+    host = make_host(http_handler(receiver.url, timeout=30), config=bounded).start()
     events = [event() for _ in range(12)]
     host.emit_many(events)
     assert receiver.wait_for(8)  # eight in flight, four waiting for a slot
     started = time.monotonic()
     host.close()
-    took = time.monotonic() - started
+    closed, took = time.time(), time.monotonic() - started
     assert 0.45 <= took < 3, took  # the deadline, then the shutdown hooks; not the handler's 30 s timeout
-    receiver.release()
     later = make_host(http_handler(receiver.url))
-    assert later.outbox.counts()["pending"] == 12  # nothing was lost; the in-flight ones were handed back
+    rows = later.outbox.deliveries("pending")
+    assert len(rows) == 12  # nothing was lost; the in-flight ones were handed back
+    # The four never tried are due as they were; the eight whose requests are still open only once
+    # those must have ended (the handler's 2 s timeout): no other worker sends them meanwhile.
+    begun = [row for row in rows if row.next_attempt_at > closed + 1]
+    assert len(begun) == 8 and all("in flight" in (row.last_error or "") for row in begun)
+    assert all(row.attempts == 0 for row in rows)
+    receiver.release()
     settle(later.start())
     assert_accounted(later.outbox, 12)
     assert {r.event_id for r in receiver.requests} == {str(e.event_id) for e in events}

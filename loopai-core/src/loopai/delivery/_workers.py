@@ -96,6 +96,7 @@ class Workers:
         self._counters: dict[str, Counters] = {}
         self._breakers: dict[str, Breaker] = {}
         self._flying: dict[tuple[str, str], Claim] = {}
+        self._attempting: set[tuple[str, str]] = set()  # of those, the ones whose attempt has begun
         self._stalls = Stalls(self.settings.stall_notice)  # deliveries that run on (see loopai.delivery._stalls)
         self._busy = 0  # deliveries whose outcome is not written yet
         self._poked = False
@@ -166,8 +167,10 @@ class Workers:
 
     def stop(self, drain_timeout: float | None) -> bool:
         """Drain up to ``drain_timeout`` seconds, then stop: what is still in flight is handed back to
-        the outbox (pending, for the next worker) and its outcome, if it comes, is ignored.
-        True when everything was drained. Idempotent."""
+        the outbox (pending, for the next worker) and its outcome, if it comes, is ignored: one not
+        begun is due as it was, one whose attempt may still be running only once that attempt must
+        have ended (its handler's timeout; the lease without one), so that no other worker sends it
+        meanwhile. True when everything was drained. Idempotent."""
         with self._cond:
             if self._state != "running":
                 self._state = "stopped"
@@ -181,7 +184,7 @@ class Workers:
         finally:  # also when the wait is interrupted (Ctrl-C): stop all the same
             with self._cond:
                 self._state = "stopped"
-                unfinished = list(self._flying)
+                unfinished, begun = dict(self._flying), set(self._attempting)
                 self._flying.clear()
                 self._stalls.clear()
                 self._cond.notify_all()
@@ -189,13 +192,25 @@ class Workers:
             self._unlisten()
         if unfinished:
             try:
-                self._outbox.release(unfinished)
+                self._outbox.release([key for key in unfinished if key not in begun])
+                self._hand_back({key: claim for key, claim in unfinished.items() if key in begun})
             except OutboxError as exc:  # the outbox's own close ends its leases all the same
                 log.warning("%s", exc)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(_JOIN)
         self._pool.close()
         return drained
+
+    def _hand_back(self, begun: dict[tuple[str, str], Claim]) -> None:
+        try:
+            targets = self._targets()
+        except LoopaiError:
+            targets = {}
+        for (event_id, name), claim in begun.items():
+            timeout = getattr(targets.get(name), "timeout", None)
+            wait = self.settings.lease if timeout is None else min(timeout, self.settings.lease)
+            said = "the host stopped while this attempt was in flight: its outcome is unknown"
+            self._outbox.retry(event_id, name, claim.attempts, said, time.time() + wait)
 
     @property
     def failure(self) -> LoopaiError | None:
@@ -362,15 +377,22 @@ class Workers:
     # -- one delivery, on a pool thread ---------------------------------------------------------
 
     def _deliver(self, target: Target, claim: Claim) -> None:
-        try:
-            error = self._attempt(target, claim)
-        except BaseException as exc:  # noqa: BLE001 - whatever the handler did is its failure
-            error = exc
         key = (str(claim.event.event_id), claim.handler)
+        with self._cond:
+            begins = key in self._flying  # else handed back, untried, by stop()
+            if begins:
+                self._attempting.add(key)
+        error = None
+        if begins:
+            try:
+                error = self._attempt(target, claim)
+            except BaseException as exc:  # noqa: BLE001 - whatever the handler did is its failure
+                error = exc
         notice: tuple[int, str, str] | None = None
         try:
             with self._cond:
                 mine = self._flying.pop(key, None) is not None  # else handed back by stop()
+                self._attempting.discard(key)
                 self._stalls.ended(key)
             if mine:
                 notice = self._settle(target, key, claim.attempts + 1, error)
