@@ -25,6 +25,7 @@ def test_a_named_plugin_with_wrong_settings_stops_the_run_before_any_record(proj
     )
     assert ran.err.rstrip().endswith("(loopai config check lists every error)")
     assert results.read_text() == '{"earlier": "results"}\n'  # nothing processed, nothing overwritten
+    assert not list(project.root.glob("results.outbox.sqlite3*"))  # and no outbox left behind
 
 
 def test_a_named_plugin_that_is_not_installed_stops_the_run_with_the_closest_name(project, proc) -> None:

@@ -196,3 +196,15 @@ configuration = { url = "https://hooks.example.invalid/loopai", secret = "${HOOK
         "HOOK_SECRET is not set (export it, or write ${HOOK_SECRET:-default}); its plugin is disabled: nothing "
         "needs it",
     ]
+
+
+def test_loopai_state_url_replaces_a_file_url_whose_variable_is_unset(project, proc) -> None:
+    project.write("loopai.toml", '[state]\nurl = "postgresql://loopai:${DB_PASSWORD}@db.internal/loopai"\n')
+    env = {"LOOPAI_STATE_URL": "postgresql://loopai:pw@127.0.0.1:1/loopai", "LOOPAI_STATE__UNAVAILABLE_TIMEOUT": "0.2"}
+
+    ran = proc("run", str(project.records()), env=env)
+    without = proc("run", str(project.records()))
+
+    assert ran.code == 2
+    assert "DB_PASSWORD" not in ran.err and "127.0.0.1:1" in ran.err  # it tried the variable's database
+    assert without.code == 2 and "environment variable DB_PASSWORD is not set" in without.err

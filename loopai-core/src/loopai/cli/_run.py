@@ -140,9 +140,11 @@ def _fail(problems: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from loopai._errors import ConfigError
     from loopai.cli._common import every_problem, plugin_output_to_stderr, results_apart, sigterm_as_ctrl_c
-    from loopai.cli._run_files import Outcome, check_paths, kept_files, outbox_for
+    from loopai.cli._run_files import Outcome, check_paths, discard_if_empty, kept_files, outbox_for
     from loopai.cli._run_host import HostRecipe
     from loopai.config import by_uuid, load_config, load_tasks_overridden
     from loopai.run import Input
@@ -152,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError:
         return _fail(every_problem(args.config))
     outbox = outbox_for(args.output, config)
+    new_outbox = outbox if isinstance(outbox, Path) and not outbox.exists() else None
     try:
         check_paths(args.input, args.output, kept_files(args.tasks, config, outbox, dry_run=args.dry_run_events))
         # The LOOPAI_TASKS__<ID>__<KEY> variables are over a --tasks file as over the configuration's [tasks].
@@ -177,6 +180,8 @@ def _run(args: argparse.Namespace) -> int:
             said = interrupted_line(interrupt.__traceback__).replace("interrupted", "interrupted by SIGTERM", 1)
             print(said, file=sys.stderr)
             return 143
+    if new_outbox is not None and status == 2:
+        discard_if_empty(new_outbox)
     return 143 if terminated.received and status == 130 else status
 
 

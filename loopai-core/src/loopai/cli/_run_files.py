@@ -174,6 +174,22 @@ def outbox_for(output: str | None, config: Any) -> bool | Path:
     return results.with_suffix(".outbox.sqlite3")
 
 
+def discard_if_empty(outbox: Path) -> None:
+    """Remove the outbox file a run created when it holds no event (a run refused before its first
+    record, by a plugin the configuration names that cannot run): a refused run leaves nothing behind."""
+    import contextlib
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{outbox.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            if db.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
+                return
+    except (sqlite3.Error, OSError, ValueError):
+        return  # not readable as an outbox: not ours to remove
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{outbox}{suffix}").unlink(missing_ok=True)
+
+
 def unwritable(path: str | None, error: OSError) -> Exception:
     """The one-line error for output that could not be written (a full disk, a closed pipe)."""
     from loopai.cli._failures import CommandError, advice

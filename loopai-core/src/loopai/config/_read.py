@@ -159,10 +159,11 @@ def _parse(
         for entry, name in zip(entries, names.get(kind, ()), strict=True)
         if isinstance(entry, dict) and entry.get("enabled") is False
     }
+    replaced = {("state", "url")} if environ.get("LOOPAI_STATE_URL") else set()  # the variable wins over the file
     unset = tuple(
         Unset(where, env.originals.get(where), f"{head}{join_path(where)}: {_unset(name)}", where[:2] not in disabled)
         for where, name in env.missing
-        if where not in from_env
+        if where not in from_env and where not in replaced
     )
     skipped = {(table,) for table in unused}  # the caller's unused tables: [serve] for loopai run
     problems.extend(dict.fromkeys(u.problem for u in unset if u.needed and u.where[:1] not in skipped))
