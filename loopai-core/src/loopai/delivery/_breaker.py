@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
-__all__ = ["Breaker", "CircuitState"]
+__all__ = ["Breaker", "CircuitState", "closed_notice", "opened_notice"]
 
 CircuitState = Literal["closed", "open", "half-open"]
 
@@ -60,3 +61,17 @@ class Breaker:
             self.state, self.opened_at = "open", now
             return True
         return False
+
+
+def opened_notice(name: str, breaker: Breaker, last: str) -> tuple[int, str, CircuitState]:
+    """The log level, the line that tells that handler ``name``'s circuit opened, and its state."""
+    line = (
+        f"webhook handler {name!r}: circuit open after {breaker.failures} consecutive failures "
+        f"(last: {last}); its deliveries wait {breaker.cooldown:g} s, then one is tried"
+    )
+    return logging.WARNING, line, "open"
+
+
+def closed_notice(name: str) -> tuple[int, str, CircuitState]:
+    """The log level, the line that tells that handler ``name``'s circuit closed, and its state."""
+    return logging.INFO, f"webhook handler {name!r}: circuit closed, deliveries resume", "closed"

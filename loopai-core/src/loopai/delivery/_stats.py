@@ -3,13 +3,14 @@ the workers are stopped on a failing outbox (:class:`Halt`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from loopai._errors import LoopaiError
-from loopai.delivery._breaker import CircuitState
+from loopai.delivery._breaker import Breaker, CircuitState
 
-__all__ = ["Counters", "Halt", "HandlerDeliveries"]
+__all__ = ["Counters", "Halt", "HandlerDeliveries", "row_of"]
 
 
 class Counters:
@@ -56,6 +57,26 @@ class HandlerDeliveries:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+
+def row_of(
+    name: str, counters: Counters | None, breaker: Breaker | None, held: Mapping[str, int], loaded: bool
+) -> HandlerDeliveries:
+    """Handler ``name``'s row of a delivery report: what the workers counted, its circuit, and what
+    the outbox holds for it (``held``: its counts by status)."""
+    counters = counters or Counters()
+    return HandlerDeliveries(
+        name,
+        delivered=counters.delivered,
+        retried=counters.retried,
+        dead=counters.dead,
+        pending=held.get("pending", 0),
+        quarantined=held.get("quarantined", 0),
+        in_flight=counters.in_flight,
+        circuit=breaker.state if breaker is not None else "closed",
+        last_error=counters.last_error,
+        loaded=loaded,
+    )
 
 
 class Halt:

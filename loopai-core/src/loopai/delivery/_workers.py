@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -23,13 +22,13 @@ from dataclasses import dataclass
 from loopai._errors import LoopaiError, OutboxError
 from loopai._isolation import describe
 from loopai._log import logger
-from loopai.delivery._breaker import Breaker
+from loopai.delivery._breaker import Breaker, closed_notice, opened_notice
 from loopai.delivery._deliverer import Backoff, Describe, Target, gave_up
 from loopai.delivery._outbox import Claim, Notifying, Outbox
 from loopai.delivery._pool import DaemonPool
 from loopai.delivery._stalls import Stalls
 from loopai.delivery._stalls import say as say_stalled
-from loopai.delivery._stats import Counters, Halt, HandlerDeliveries
+from loopai.delivery._stats import Counters, Halt, HandlerDeliveries, row_of
 
 __all__ = ["WorkerSettings", "Workers"]
 
@@ -228,23 +227,8 @@ class Workers:
         with self._cond:
             ours = {*loaded, *self._counters}  # loaded, or delivered to by these workers
             names = sorted({*ours, *open_counts})
-            return [self._row(name, open_counts.get(name, {}), name in ours) for name in names]
-
-    def _row(self, name: str, held: Mapping[str, int], loaded: bool) -> HandlerDeliveries:
-        counters = self._counters.get(name) or Counters()
-        breaker = self._breakers.get(name)
-        return HandlerDeliveries(
-            name,
-            delivered=counters.delivered,
-            retried=counters.retried,
-            dead=counters.dead,
-            pending=held.get("pending", 0),
-            quarantined=held.get("quarantined", 0),
-            in_flight=counters.in_flight,
-            circuit=breaker.state if breaker is not None else "closed",
-            last_error=counters.last_error,
-            loaded=loaded,
-        )
+            rows = [(name, self._counters.get(name), self._breakers.get(name)) for name in names]
+            return [row_of(*row, open_counts.get(row[0], {}), row[0] in ours) for row in rows]
 
     # -- the dispatcher -------------------------------------------------------------------
 
@@ -431,7 +415,7 @@ class Workers:
             with self._cond:
                 self._counter(name).delivered += 1
                 closed = self._breaker(name).succeeded()
-            return _closed(name) if closed else None
+            return closed_notice(name) if closed else None
         said = describe(error)
         if gave_up(target, attempts, error):
             self._outbox.dead(event_id, name, attempts, self._describe(target, error, attempts))
@@ -447,16 +431,5 @@ class Workers:
                 counters.retried += 1
             breaker = self._breaker(name)
             if getattr(error, "retryable", True) is False:  # the endpoint answered: it is up
-                return _closed(name) if breaker.succeeded() else None
-            if not breaker.failed(time.monotonic()):
-                return None
-            return (
-                logging.WARNING,
-                f"webhook handler {name!r}: circuit open after {breaker.failures} consecutive failures "
-                f"(last: {said}); its deliveries wait {breaker.cooldown:g} s, then one is tried",
-                "open",
-            )
-
-
-def _closed(name: str) -> tuple[int, str, str]:
-    return logging.INFO, f"webhook handler {name!r}: circuit closed, deliveries resume", "closed"
+                return closed_notice(name) if breaker.succeeded() else None
+            return opened_notice(name, breaker, said) if breaker.failed(time.monotonic()) else None
