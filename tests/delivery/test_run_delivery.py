@@ -176,6 +176,18 @@ def test_a_429_with_a_long_retry_after_holds_back_neither_records_nor_other_even
     assert len(receiver.requests) == 20  # the one that was asked to wait is due in two minutes, not retried now
 
 
+def test_the_run_waits_for_retries_due_before_its_drain_timeout(tmp_path, receiver, write_config, run):
+    """A retry due in a second is made before the run ends, not left pending: the first short look
+    at what is due sees as far as the deadline."""
+    receiver.fail(3, status=429, retry_after="1")
+    write_config(receiver.url, drain_timeout=5)
+    code, out, err = run(str(records_file(tmp_path, 20)))
+    assert code == 0 and len(out.splitlines()) == 20
+    assert delivery_rows(err)["http-webhook-handler"] == ["20", "3", "0", "0"]
+    assert "waiting up to 5 s for the deliveries still due" in err
+    assert len(receiver.requests) == 23 and "loopai events deliver" not in err
+
+
 def test_concurrency_and_a_slow_receiver(tmp_path, receiver, write_config, run):
     receiver.slow(0.3, times=8)
     write_config(receiver.url)

@@ -137,11 +137,13 @@ class Workers:
             self._poked = True
             self._cond.notify_all()
 
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is in flight and nothing is due before the deadline, except behind an
-        open circuit; True then, False when ``timeout`` seconds passed first."""
+    def drain(self, timeout: float | None = None, *, due_within: float | None = None) -> bool:
+        """Wait until nothing is in flight and nothing is due before the deadline (``due_within``
+        seconds from now, default ``timeout``), except behind an open circuit; True then, False when
+        ``timeout`` seconds passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_due = None if timeout is None else time.time() + timeout
+        horizon = timeout if due_within is None else due_within
+        last_due = None if horizon is None else time.time() + horizon
         with self._cond:
             self._poked = True  # a fresh look, after whatever was recorded before this call
             self._cond.notify_all()

@@ -123,13 +123,13 @@ class HostDelivery:
             self.workers.poke()
         return recorded
 
-    def drain(self, timeout: float | None) -> bool:
+    def drain(self, timeout: float | None, due_within: float | None = None) -> bool:
         """Wait for due deliveries (see :meth:`loopai.delivery.Workers.drain`), starting the workers
         first if they do not run yet; True without workers."""
         if self.workers is None or self._closed or not self.in_process:
             return True
         self.workers.start()
-        return self.workers.drain(timeout)
+        return self.workers.drain(timeout, due_within=due_within)
 
     @property
     def idle(self) -> bool:

@@ -142,25 +142,26 @@ class EventCalls(Dispatch):
             return await asyncio.to_thread(self._emitter.record, plan, events, self._delivery.record)
         return list(await asyncio.gather(*(self._emitter.aemit(plan, e, dry) for e in events)))
 
-    def drain(self, timeout: float | None = None) -> bool:
+    def drain(self, timeout: float | None = None, *, due_within: float | None = None) -> bool:
         """Wait until the delivery workers have nothing in flight and nothing due before ``timeout``
         seconds (None: until every scheduled retry is done), except deliveries waiting behind an
-        open circuit; True then, False when the time ran out. Without an outbox, or once the host
-        is closed: True at once. Raises :class:`loopai.OutboxError` when the outbox failed under the
-        workers.
+        open circuit; True then, False when the time ran out. ``due_within``: wait only ``timeout``
+        seconds, but for what is due within these seconds (a first look that may find a retry due
+        later than itself: False then). Without an outbox, or once the host is closed: True at
+        once. Raises :class:`loopai.OutboxError` when the outbox failed under the workers.
 
         On a host that was never started, it starts nothing: it waits for the workers an ``emit``
         started (a host used without :meth:`start` still delivers what it emits), and when none
         runs it raises :class:`loopai.LoopaiError` saying to start the host first (its handlers'
         ``startup`` hooks have not run, so what the outbox holds would fail to deliver)."""
         self._drainable()
-        return self._delivery.drain(timeout)
+        return self._delivery.drain(timeout, due_within)
 
-    async def adrain(self, timeout: float | None = None) -> bool:
+    async def adrain(self, timeout: float | None = None, *, due_within: float | None = None) -> bool:
         """:meth:`drain` from async code (waits in a worker thread; async handlers keep delivering on
         the caller's loop meanwhile)."""
         self._drainable()
-        return await asyncio.to_thread(self._delivery.drain, timeout)
+        return await asyncio.to_thread(self._delivery.drain, timeout, due_within)
 
     def _drainable(self) -> None:
         if self._delivery.idle and not self._set.lifecycle.started:

@@ -83,7 +83,8 @@ def close_after_delivering(host: Host, say: Callable[[str], None] | None = None)
     restore = _interruptible_once()
     try:
         started = time.monotonic()
-        if timeout > 0 and not host.drain(min(MOMENT, timeout)):
+        # A first look for a moment, but at all that is due before the deadline (a retry in 1 s too).
+        if timeout > 0 and not host.drain(min(MOMENT, timeout), due_within=timeout):
             if say is not None:
                 say(waiting_line(timeout))
             host.drain(max(0.0, timeout - (time.monotonic() - started)))
