@@ -81,3 +81,47 @@ def test_show_says_a_plugin_whose_required_plugin_is_absent_will_not_run(ordered
 
     assert "status:        missing-plugin: " in shown.stdout and "'absent'" in shown.stdout
     assert (info["status"], info["requires_plugins"], info["position"]) == ("missing-plugin", ["absent"], None)
+
+
+CYCLIC = """
+import loopai
+
+class Ahead(loopai.ValidatorPlugin):
+    run_before = ["behind"]
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type=self.name)
+
+class Behind(loopai.ValidatorPlugin):
+    run_before = ["ahead"]
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type=self.name)
+"""
+
+
+def test_list_says_which_constraints_form_a_cycle_after_the_table_and_on_stderr_for_json(site: Site) -> None:
+    """The WHY column says "in a constraint cycle"; the report says which constraints close it, as
+    ``plugins order`` does. The JSON stays a bare list: the report goes to stderr."""
+    site.add("loopai-cyclic", entry_points={"loopai.validators": {"ahead": ":Ahead", "behind": ":Behind"}}, code=CYCLIC)
+    report = (
+        "cycle: validators 'ahead', 'behind' are in a cycle of run_before/run_after constraints "
+        "(ahead before behind (ahead.run_before); behind before ahead (behind.run_before)); "
+        "they run by priority among themselves: remove one of these constraints"
+    )
+
+    table = site.cli("list", "--load")
+    as_json = site.cli("list", "--load", "--json")
+    samplers = site.cli("list", "--load", "--kind", "sampler")
+
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    rows = [line for line in lines if line.startswith(("ahead ", "behind "))]
+    assert len(rows) == 2 and all("in a constraint cycle" in row for row in rows)
+    assert lines.count(report) == 1 and lines.index(report) > max(lines.index(row) for row in rows)
+    assert report not in table.stderr
+    assert as_json.returncode == 0, as_json.stderr
+    listed = json.loads(as_json.stdout)
+    assert isinstance(listed, list) and {"ahead", "behind"} <= {o["name"] for o in listed}
+    assert as_json.stderr.splitlines().count(report) == 1
+    assert samplers.returncode == 0 and "cycle" not in samplers.stdout + samplers.stderr  # not of this kind

@@ -1,8 +1,9 @@
 """Reload tests use factory plugins from a real module, named in a real configuration file.
 
 ``reloadable`` writes the module (``Tagged``: a validator that answers with its ``tag``
-setting and refuses calls after its shutdown; ``Failing``: its startup raises) and returns a
-helper that writes ``loopai.toml`` and builds hosts from it.
+setting and refuses calls after its shutdown; ``Failing``: its startup raises; ``Exits``: a
+handler isolated in worker processes whose every call ends its worker) and returns a helper
+that writes ``loopai.toml`` and builds hosts from it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 import loopai
 
 PLUGINS = '''
+import os
 import threading
 import time
 
@@ -74,6 +76,21 @@ class Failing(loopai.ValidatorPlugin):
 
     def validate(self, execution, context):
         return loopai.ValidationResult(is_valid=True, validator_type=self.name)
+
+
+class Exits(loopai.WebhookHandlerPlugin):
+    """Isolated in worker processes: each call adds a line to its ``calls`` file, then ends its worker."""
+
+    isolation = "process"
+    max_retries = 0
+
+    class Config(BaseModel):
+        calls: str
+
+    def handle_event(self, event, context):
+        with open(self.config.calls, "a", encoding="utf-8") as calls:
+            calls.write("called\\n")
+        os._exit(3)
 '''
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Final
 
-from loopai._kinds import KINDS
+from loopai._kinds import KINDS, kind_of
 from loopai.cli._checking import checking_host, located_misspelt
 from loopai.cli._common import (
     NOT_SERVING,
@@ -120,7 +120,15 @@ JSON: a list of objects with name, kind, distribution, version, enabled,
 priority (null when unknown), status (ok | disabled | incompatible |
 missing-dependency | duplicate | failed), reason (null when ok), selected_by,
 entry_point, group, loaded and warnings.
+
+With --load, each cycle of run_before / run_after constraints ("in a constraint
+cycle" in the WHY column) is said after the table, naming the constraints that
+close it ("cycle: ..."); with --json on stderr, the JSON staying a list.
 """
+
+_CYCLE_REPORT: Final = " are in a cycle of run_before/run_after constraints "
+"""What each line of an ordering's ``cycle_report`` says (see :class:`loopai.registry.Ordering`),
+the host's problems holding them as they are: how ``plugins list`` finds them there."""
 
 
 _CHECK_DESCRIPTION = """\
@@ -250,7 +258,7 @@ def _concerns(problem: str, kind: str | None) -> bool:
 
 def _list(args: argparse.Namespace) -> int:
     records, problems, strict = _records(args, load=args.load, looking=True)
-    status = _listing(args, records)
+    status = _listing(args, records, _cycles(problems, args.kind))
     if strict and problems:  # strict mode turns any problem into a failure, once everything is shown
         print_problems(problems)
         print(f"{len(problems)} problem(s) in strict mode", file=sys.stderr)
@@ -258,10 +266,19 @@ def _list(args: argparse.Namespace) -> int:
     return status
 
 
-def _listing(args: argparse.Namespace, records: list[Any]) -> int:
+def _cycles(problems: list[str], kind: str | None) -> list[str]:
+    """The cycles of run_before / run_after constraints among ``problems`` (of ``kind``, when given),
+    one line each naming the constraints that close it (only a listing with --load finds any)."""
+    plural = f"{kind_of(kind).title}s " if kind is not None else ""
+    return [problem for problem in problems if _CYCLE_REPORT in problem and problem.startswith(plural)]
+
+
+def _listing(args: argparse.Namespace, records: list[Any], cycles: list[str]) -> int:
     shown = [r for r in records if (args.all or r.selected) and (args.kind in (None, r.kind))]
     if args.json:
         print(json.dumps([r.to_dict() for r in shown], indent=2))
+        for cycle in cycles:  # beside the JSON, a bare list that stays one
+            print(f"cycle: {cycle}", file=sys.stderr)
         return 0
     if not shown:
         hidden = len(records) - len(shown)
@@ -280,6 +297,8 @@ def _listing(args: argparse.Namespace, records: list[Any]) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    for cycle in cycles:
+        print(f"cycle: {cycle}")
     if not args.load:
         print(
             "note: nothing was loaded: PRIORITY - is not known unless configured, and a plugin may still "

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from loopai._errors import ConfigError
 from loopai._kinds import KINDS, Kind, kind_of
 from loopai._log import logger
+from loopai._plugin import Plugin
 from loopai.config import LoopaiConfig
 from loopai.host._build import configured_failures, is_about
 from loopai.host._changes import ReloadResult, compare, fingerprints
@@ -99,14 +100,18 @@ def reload(host: Reloadable, config: LoopaiConfig | None) -> ReloadResult:
     prepared = _prepare(host, config)
     if isinstance(prepared, ReloadResult):
         return prepared
-    old, candidate, settings, problems, before = prepared
+    old, candidate, settings, problems, before, revived = prepared
     if host.started:
         said: list[str] = []
         candidate.lifecycle.report_to(said.append)
         candidate.lifecycle.begin()
-        candidate.lifecycle.start(HostAside(host, candidate), old.lifecycle.owners())
+        try:
+            candidate.lifecycle.start(HostAside(host, candidate), old.lifecycle.owners())
+        except BaseException:
+            _give_up_again(revived)
+            raise
         if said:
-            _abandon(host, candidate, old)
+            _abandon(host, candidate, old, revived)
             return _failed(old, said)
     after = fingerprints(candidate.registry)
     host._swap(candidate, settings, problems)
@@ -122,14 +127,18 @@ async def areload(host: Reloadable, config: LoopaiConfig | None) -> ReloadResult
     prepared = await asyncio.to_thread(_prepare, host, config)
     if isinstance(prepared, ReloadResult):
         return prepared
-    old, candidate, settings, problems, before = prepared
+    old, candidate, settings, problems, before, revived = prepared
     if host.started:
         said: list[str] = []
         candidate.lifecycle.report_to(said.append)
         candidate.lifecycle.begin()
-        await candidate.lifecycle.astart(HostAside(host, candidate), old.lifecycle.owners())
+        try:
+            await candidate.lifecycle.astart(HostAside(host, candidate), old.lifecycle.owners())
+        except BaseException:  # cancelled, say: the running set keeps what it gave up on
+            _give_up_again(revived)
+            raise
         if said:
-            await asyncio.to_thread(_abandon, host, candidate, old)
+            await asyncio.to_thread(_abandon, host, candidate, old, revived)
             return _failed(old, said)
     after = fingerprints(candidate.registry)
     host._swap(candidate, settings, problems)
@@ -139,7 +148,8 @@ async def areload(host: Reloadable, config: LoopaiConfig | None) -> ReloadResult
     return _succeeded(candidate, before, after, problems)
 
 
-Prepared = tuple[PluginSet, PluginSet, Settings, list[str], dict[tuple[str, str], Any]]
+Prepared = tuple[PluginSet, PluginSet, Settings, list[str], dict[tuple[str, str], Any], list[Plugin]]
+"""The running set, the candidate, its settings and problems, the fingerprints before, the plugins revived."""
 
 
 def _prepare(host: Reloadable, config: LoopaiConfig | None) -> Prepared | ReloadResult:
@@ -151,9 +161,12 @@ def _prepare(host: Reloadable, config: LoopaiConfig | None) -> Prepared | Reload
     except ConfigError as exc:
         return _failed(old, exc.problems)
     before = fingerprints(old.registry)
-    for pool in old.pools.tripped():
-        pool.entry.plugin.enabled = True  # given up on until reload: this is the reload
-    candidate, problems, settings = host._build_set(new_config, carried_over(old))
+    revived = _revive(old)
+    try:
+        candidate, problems, settings = host._build_set(new_config, carried_over(old))
+    except BaseException:
+        _give_up_again(revived)
+        raise
     if settings.strict:
         refusals = problems
     else:  # as at the start of loopai run and serve: a plugin it names that cannot run is a mistake
@@ -163,8 +176,26 @@ def _prepare(host: Reloadable, config: LoopaiConfig | None) -> Prepared | Reload
         refusals = [*lost.values(), *(line for line in named if not any(is_about(line, where) for where in places))]
     if refusals:
         candidate.pools.close()
+        _give_up_again(revived)
         return _failed(old, new_config.with_lines(refusals))
-    return old, candidate, settings, problems, before
+    return old, candidate, settings, problems, before, revived
+
+
+def _revive(old: PluginSet) -> list[Plugin]:
+    """Turn on the plugins ``old``'s worker pools gave up on (and disabled): given up on until a
+    reload, and this is one. The next set is built and started with them (a carried-over plugin
+    is the same object in both sets); the plugins turned on are returned, for a reload that
+    fails to turn off again (:func:`_give_up_again`)."""
+    revived = [pool.entry.plugin for pool in old.pools.tripped() if not pool.entry.plugin.enabled]
+    for plugin in revived:
+        plugin.enabled = True
+    return revived
+
+
+def _give_up_again(revived: Sequence[Plugin]) -> None:
+    """A reload failed: the plugins :func:`_revive` turned on are off again in the set that runs on."""
+    for plugin in revived:
+        plugin.enabled = False
 
 
 def _lost(old: PluginSet, new: PluginSet, problems: Sequence[str]) -> dict[tuple[Kind, str], str]:
@@ -196,12 +227,16 @@ def _is_factory(config: LoopaiConfig, kind: str, name: str) -> bool:
     return entry is not None and entry.enabled and bool(entry.factory)
 
 
-def _abandon(host: Reloadable, candidate: PluginSet, old: PluginSet) -> None:
-    """Shut down what a failed reload started (not the plugins the running set shares with it)."""
-    entries = candidate.lifecycle.begin_close(keep=old.lifecycle.owners())
-    candidate.lifecycle.report_to(lambda message: log.warning("%s", message))
-    candidate.lifecycle.stop(HostAside(host, candidate), entries or ())
-    candidate.pools.close()
+def _abandon(host: Reloadable, candidate: PluginSet, old: PluginSet, revived: Sequence[Plugin]) -> None:
+    """Shut down what a failed reload started (not the plugins the running set shares with it),
+    and turn off again the plugins the running set had given up on."""
+    try:
+        entries = candidate.lifecycle.begin_close(keep=old.lifecycle.owners())
+        candidate.lifecycle.report_to(lambda message: log.warning("%s", message))
+        candidate.lifecycle.stop(HostAside(host, candidate), entries or ())
+        candidate.pools.close()
+    finally:
+        _give_up_again(revived)
 
 
 def _retire(host: Reloadable, old: PluginSet, new: PluginSet) -> list[str]:
