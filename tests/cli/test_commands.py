@@ -233,6 +233,20 @@ def test_plugins_check_json_lists_the_problems(project, cli, monkeypatch) -> Non
     assert "loopai.toml:1: validators.broken" in problem and "cannot be built" in problem
 
 
+def test_plugins_check_json_says_a_refused_configuration_in_its_report(project, cli) -> None:
+    project.write("loopai.toml", 'strict = "maybe"\n[dispatch]\nmax_retries = -1\n')
+
+    done = cli("plugins", "check", "--json")
+
+    assert done.code == 2
+    assert (done.json["ok"], done.json["started"], done.json["loaded"]) == (False, False, [])
+    assert done.json["problems"] == [
+        "loopai.toml:1: strict: input should be a valid boolean (got 'maybe')",
+        "loopai.toml:3: dispatch.max_retries: must be >= 0 (got -1)",
+    ]
+    assert "2 error(s) in the configuration; nothing was loaded" in done.err
+
+
 @pytest.mark.serve  # needs the serve extra
 def test_serve_refusing_its_configuration_says_every_error_at_once_plugin_settings_too(project, cli) -> None:
     (project.root / "loopai.toml").write_text(

@@ -207,7 +207,8 @@ def _records(
 
 def _config_for_loading(args: argparse.Namespace) -> Any:
     """The configuration, or, when it has errors, every one of them (the named plugins' settings too,
-    as loopai config check and loopai run list them) and a count: then the command ends (exit 2)."""
+    as loopai config check and loopai run list them) and a count: then the command ends (exit 2).
+    With ``--json`` (``plugins check``), the report's object says them too, nothing loaded."""
     from loopai._errors import ConfigError
     from loopai.config import load_config
 
@@ -216,6 +217,9 @@ def _config_for_loading(args: argparse.Namespace) -> Any:
     except ConfigError:
         pass
     problems = every_problem(args.config)
+    if getattr(args, "json", False):
+        report = {"ok": False, "strict": bool(args.strict), "started": False, "loaded": [], "turned_off": []}
+        print(json.dumps({**report, "problems": problems, "warnings": []}, indent=2))
     for problem in problems:
         print(problem, file=sys.stderr)
     print(f"{len(problems)} error(s) in the configuration; nothing was loaded", file=sys.stderr)
