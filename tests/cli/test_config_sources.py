@@ -142,6 +142,19 @@ def test_a_bad_value_from_a_variable_names_the_variable(project, proc) -> None:
     ]
 
 
+def test_a_plugin_entry_only_a_variable_makes_is_named_by_the_variable_beside_a_file(project, proc) -> None:
+    project.write("loopai.toml", "[dispatch]\nmax_retries = 2\n")
+    variable = "LOOPAI_PLUGINS__SAMPLERS__PERCENTAGE_SAMPLR__PRIORITY"
+
+    checked = proc("config", "check", env={variable: "5"})
+
+    assert checked.code == 1
+    assert checked.err.splitlines()[0] == (
+        f"{variable}: samplers.percentage-samplr: no sampler named 'percentage-samplr' is registered; "
+        "did you mean 'percentage-sampler'?"
+    )
+
+
 def test_the_variables_apply_to_a_real_run(project, proc) -> None:
     records = project.records(each=4)
     env = {

@@ -97,9 +97,11 @@ def apply_overrides(
     for override in overrides:
         head, *rest = override.path
         if head == "plugins":
-            path = _plugin_path(document, names, override, problems)
+            path, added = _plugin_path(document, names, override, problems)
             if path is not None:
                 applied[path] = override.variable
+                if added:  # the entry is the variable's: a message about it names the variable
+                    applied.setdefault(path[:2], override.variable)
             continue
         if head == "tasks" and rest:
             tasks = document.setdefault("tasks", {})
@@ -113,36 +115,38 @@ def apply_overrides(
 
 def _plugin_path(
     document: dict[str, Any], names: dict[str, list[str]], override: Override, problems: list[str]
-) -> tuple[str, ...] | None:
-    """Set a ``LOOPAI_PLUGINS__KIND__NAME__...`` value in its entry (added when the file has none)."""
+) -> tuple[tuple[str, ...] | None, bool]:
+    """Set a ``LOOPAI_PLUGINS__KIND__NAME__...`` value in its entry (added when the file has none):
+    the path it set, and whether it added the entry."""
     parts = override.path[1:]
     if len(parts) < 3:
         problems.append(
             f"{override.variable}: name a kind, a plugin and a field "
             "(e.g. LOOPAI_PLUGINS__SAMPLERS__PERCENTAGE_SAMPLER__PRIORITY)"
         )
-        return None
+        return None, False
     try:
         kind = kind_of(parts[0]).key
     except ValueError:
         problems.append(
             f"{override.variable}: {parts[0]!r} is no plugin kind; use VALIDATORS, SAMPLERS or WEBHOOK_HANDLERS"
         )
-        return None
+        return None, False
     plugins = document.setdefault("plugins", {})
     if not isinstance(plugins, dict):
-        return None  # the file's plugins table is wrong, and that was said
+        return None, False  # the file's plugins table is wrong, and that was said
     entries = plugins.setdefault(kind, [])
     kind_names = names.setdefault(kind, [])
     wanted = _fold(parts[1])
     index = next((i for i, name in enumerate(kind_names) if _fold(name) == wanted), None)
+    added = index is None
     if index is None:
         kind_names.append(parts[1].replace("_", "-"))
         entries.append({"name": kind_names[-1]})
         index = len(entries) - 1
     fields = list(parts[2:])
     _set(entries[index], fields, override.value)
-    return (kind, kind_names[index], *fields)
+    return (kind, kind_names[index], *fields), added
 
 
 def _key(table: Mapping[str, Any], part: str, *, hyphens: bool = False) -> str:
