@@ -1,8 +1,10 @@
 """Real ``loopai serve`` processes on 127.0.0.1 for the service's tests, and the records they judge.
 
 ``launch(home, config=...)`` starts ``python -m loopai serve`` on a free port with everything it
-writes (outbox, discovery cache, events, log) under ``home``, waits for ``/health`` and returns a
-:class:`Server`; ``server.stop()`` sends SIGTERM and waits. Test plugins live in a module written
+writes (outbox, discovery cache, events, log) under ``home``, in a process group of its own (with its
+``--workers N`` processes), waits for ``/health`` and returns a :class:`Server`; ``server.stop()``
+sends SIGTERM and waits, ``server.end()`` also kills what is left of the group, so that no worker
+outlives a test. Test plugins live in a module written
 next to the configuration and are registered by factory: ``recorder`` appends every event it gets
 to ``home/events.jsonl``; ``slow`` (a validator) and ``slow-handler`` take ``LOOPAI_TEST_DELAY``
 seconds. ``server`` is one service for a whole module (no keys); ``launcher`` starts servers for one
@@ -183,10 +185,34 @@ class Server:
         return Client(self.url, **options)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Signal the process (by its id) and wait for it; its exit status."""
-        if self.process.poll() is None:
+        """Signal the process (by its id) and wait for it; its exit status. SIGKILL goes to its whole
+        process group: its workers would be left running otherwise (nothing stops them when their
+        main process dies that way)."""
+        if signum == signal.SIGKILL:
+            self._kill_group()
+        elif self.process.poll() is None:
             self.process.send_signal(signum)
         return self.process.wait(timeout)
+
+    def end(self, timeout: float = 15.0) -> None:
+        """Stop it as an operator would (SIGTERM, waiting up to ``timeout`` seconds for a graceful stop,
+        workers included), then kill whatever of its process group is still there: nothing it started
+        outlives the test."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self._kill_group()
+        self.process.wait(timeout)
+
+    def _kill_group(self) -> None:
+        """SIGKILL to the process group the server leads (its pid), if any of it is left."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # the group is gone (PermissionError: macOS, a zombie leader)
+            pass
 
 
 def launch(
@@ -214,7 +240,9 @@ def launch(
     port = free_port() if port is None else port
     command = [sys.executable, "-m", "loopai", "serve", "--port", str(port), "--config", "loopai.toml", *args]
     with (home / "serve.log").open("ab") as log:
-        process = subprocess.Popen(command, cwd=home, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(  # a group of its own: ended with its workers (Server.end)
+            command, cwd=home, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = Server(f"http://127.0.0.1:{port}", process, home)
     if wait:
         wait_until_up(server)
@@ -242,12 +270,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One service (standard configuration, no keys) for the tests of a module."""
     running = launch(tmp_path_factory.mktemp("serve"))
     yield running
-    running.stop()
+    running.end()
 
 
 @pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """``launcher(config=..., args=..., env=...)`` starts a server for this test; all are stopped after it."""
+    """``launcher(config=..., args=..., env=...)`` starts a server for this test; after it, each is stopped
+    (SIGTERM, a wait) and what is left of its process group killed: no worker outlives the test."""
     started: list[Server] = []
 
     def start(name: str = "home", **options: Any) -> Server:
@@ -257,8 +286,7 @@ def launcher(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     yield start
     for running in started:
-        if running.process.poll() is None:
-            running.stop(signal.SIGKILL)
+        running.end()
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:

@@ -107,16 +107,16 @@ def test_with_several_workers_a_plugin_problem_is_logged_once_not_once_per_worke
 def test_the_console_handler_on_defaults_prints_only_alerts(launcher, kit):
     """As in ``loopai run``: loaded but not configured, the console handler would print a box for
     every event of every request; it keeps to alerts (on stderr, here in the service's log)."""
-    server = launcher(config=kit.standard_config().replace("autoload = false\n", ""))
-    with server.client() as client:
+    server = launcher(config=kit.standard_config({"api_keys": ["k-1"]}).replace("autoload = false\n", ""))
+    with server.client(api_key="k-1") as client:
         quiet = client.emit({"event_type": "task.created", "payload": {"name": "quiet"}})
         loud = client.emit({"event_type": "program.execution.failed", "payload": {"name": "loud"}})
     assert "console-webhook-handler" in quiet.handlers + loud.handlers  # loaded and listening
     assert kit.eventually(lambda: "program.execution.failed" in server.log), server.log
     assert "task.created" not in server.log
-    reloaded = httpx.post(server.url + "/api/v1/admin/reload").json()
+    reloaded = httpx.post(server.url + "/api/v1/admin/reload", headers={"X-Api-Key": "k-1"}).json()
     assert reloaded["reloaded"] is True and reloaded["reconfigured"] == []  # still to alerts, as before
-    with server.client() as client:
+    with server.client(api_key="k-1") as client:
         client.emit({"event_type": "task.updated", "payload": {"name": "quiet"}})
         client.emit({"event_type": "program.execution.timeout", "payload": {"name": "loud"}})
     assert kit.eventually(lambda: "program.execution.timeout" in server.log), server.log
@@ -422,24 +422,26 @@ def test_a_reload_puts_the_configurations_new_tasks_table_in_effect_and_says_whe
     launcher, kit, tmp_path
 ):
     maybe = kit.record(output={"label": "maybe"})  # outside the task's enum: invalid until the reload
-    loosened = kit.standard_config().replace('output_schema.properties.label.enum = ["positive", "negative"]\n', "")
+    keyed = kit.standard_config({"api_keys": ["k-1"]})
+    loosened = keyed.replace('output_schema.properties.label.enum = ["positive", "negative"]\n', "")
+    key = {"X-Api-Key": "k-1"}
 
     def verdict(server) -> bool:
-        return httpx.post(server.url + "/api/v1/validate", json={"execution": maybe}).json()["is_valid"]
+        return httpx.post(server.url + "/api/v1/validate", json={"execution": maybe}, headers=key).json()["is_valid"]
 
-    server = launcher()
+    server = launcher(config=keyed)
     assert verdict(server) is False
     (server.home / "loopai.toml").write_text(loosened, encoding="utf-8")
-    answer = httpx.post(server.url + "/api/v1/admin/reload").json()
+    answer = httpx.post(server.url + "/api/v1/admin/reload", headers=key).json()
     assert answer["reloaded"] is True and answer["problems"] == []  # it said "takes effect when restarted"
     assert verdict(server) is True  # ... and took effect at once
 
     table = f'[tasks."{kit.TASK}"]\noutput_schema = {{ type = "object", required = ["label"] }}\n'
     (tmp_path / "given").mkdir()
     (tmp_path / "given" / "tasks.toml").write_text(table, encoding="utf-8")
-    given = launcher("given", args=("--tasks", "tasks.toml"))
+    given = launcher("given", config=keyed, args=("--tasks", "tasks.toml"))
     (given.home / "loopai.toml").write_text(loosened + "\n# changed\n", encoding="utf-8")
-    answer = httpx.post(given.url + "/api/v1/admin/reload").json()
+    answer = httpx.post(given.url + "/api/v1/admin/reload", headers=key).json()
     assert answer["reloaded"] is True
     assert any(
         "tasks changed in the configuration but are not used" in p and "--tasks FILE" in p for p in answer["problems"]
@@ -478,9 +480,69 @@ def test_an_admin_reload_says_what_changed_and_a_failed_one_changes_nothing(laun
     assert counted[("loopai_reloads_total", (("result", "failed"),))] == 1
 
 
+def test_an_admin_reload_without_api_keys_is_refused_and_says_to_set_them_or_send_sighup(launcher, kit):
+    """Without keys the gate lets every caller through: anyone who reached the port could swap the
+    plugins. The endpoint needs a configured key; SIGHUP, which only the machine's users can send, reloads."""
+    server = launcher()  # no [serve] api_keys, no LOOPAI_API_KEYS
+    changed = kit.standard_config().replace(
+        "[plugins.samplers.percentage-sampler]\nconfiguration = { seed = 1 }", "[plugins.samplers.time-based-sampler]"
+    )
+    (server.home / "loopai.toml").write_text(changed, encoding="utf-8")
+
+    def names() -> set[str]:
+        return {p["name"] for p in httpx.get(server.url + "/api/v1/plugins").json() if p["loaded"]}
+
+    answer = httpx.post(server.url + "/api/v1/admin/reload")
+
+    assert answer.status_code == 403, answer.text
+    error = answer.json()
+    assert error["code"] == "ADMIN_NEEDS_API_KEY"
+    assert error["trace_id"] and error["timestamp"]  # the service's usual error body
+    message = error["message"]
+    assert "needs an API key" in message and "[serve] api_keys" in message and "LOOPAI_API_KEYS" in message
+    assert f"send SIGHUP to the service (pid {server.process.pid})" in message
+    assert "percentage-sampler" in names() and "time-based-sampler" not in names()  # nothing was reloaded
+
+    server.process.send_signal(signal.SIGHUP)  # what the message says to do
+
+    assert kit.eventually(lambda: "time-based-sampler" in names()), server.log
+
+
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_plugin_the_configuration_names_that_cannot_run_stops_the_service_from_starting(tmp_path, kit, workers):
-    """As ``loopai run`` does: a service that left the validator out would answer "valid" without it."""
+def test_a_plugin_the_configuration_names_that_cannot_run_is_left_out_and_reported_the_service_runs(
+    launcher, kit, workers
+):
+    """Issue #17: a long-running process isolates a plugin that fails and reports it (``loopai run``
+    refuses to start instead): the service starts without the sampler, says why on stderr once, with
+    the file, the line and the field, shows it failed, and answers."""
+    config = kit.standard_config(recorder=False).replace("seed = 1", "seed = 1, sampling_rate = 1.5")
+    server = launcher(config=config, args=("--workers", str(workers)))
+    assert kit.eventually(lambda: server.log.count("Application startup complete.") == workers), server.log
+
+    log = server.log
+    said = "loopai.toml:7: samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)"
+    assert log.count(said) == 1, log  # once, not once per worker
+    assert "loopai.toml:6: samplers.percentage-sampler: sampler 'percentage-sampler'" in log
+    assert "loopai serve: started without plugins loopai.toml names that cannot run" in log
+    assert "Traceback" not in log
+    assert httpx.get(server.url + "/api/v1/health/ready").json()["status"] == "ready"
+    for _ in range(2 * workers):  # whichever worker answers
+        shown = {p["name"]: p for p in httpx.get(server.url + "/api/v1/plugins").json()}
+        sampler = shown["percentage-sampler"]
+        assert sampler["status"] == "failed" and not sampler["loaded"]
+        assert "sampling_rate: must be <= 1 (got 1.5)" in sampler["reason"]
+        sampled = httpx.post(server.url + "/api/v1/sample", json={"execution": kit.record()})
+        assert sampled.status_code == 200, sampled.text
+        verdict = httpx.post(server.url + "/api/v1/validate", json={"execution": kit.record()})
+        assert verdict.status_code == 200 and verdict.json()["is_valid"]
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_with_strict_a_plugin_the_configuration_names_that_cannot_run_stops_the_service_from_starting(
+    tmp_path, kit, workers
+):
+    """--strict: any plugin problem is an error, as for every command; every one is said, with its line."""
     config = (
         "[plugins.samplers.percentage-sampler]\n"
         "configuration = { sampling_rate = 1.5 }\n"
@@ -488,19 +550,33 @@ def test_a_plugin_the_configuration_names_that_cannot_run_stops_the_service_from
         "[plugins.validators.json-schema-validator.configuration]\n"
         "remote_refs = 3\n"
     )
-    server = kit.launch(tmp_path / "bad", config=config, args=("--workers", str(workers)), wait=False)
+    server = kit.launch(tmp_path / "bad", config=config, args=("--workers", str(workers), "--strict"), wait=False)
     try:
         status = server.process.wait(60)
     finally:
-        server.stop(signal.SIGKILL)  # when it did start: not left running
+        server.end()  # when it did start: not left running
     assert status == 2
     log = server.log
     assert log.count("samplers.percentage-sampler.sampling_rate: must be <= 1") == 1  # said once, with its line
     assert "loopai.toml:2: samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)" in log
     assert log.count("validators.json-schema-validator.remote_refs") == 1
     assert "loopai.toml:5: validators.json-schema-validator.remote_refs: input should be a valid list (got 3)" in log
-    assert "loopai serve: not started: loopai.toml names plugins that cannot run (above)" in log
     assert "Started server process" not in log  # refused before any worker or socket
+
+
+def test_a_configuration_problem_that_is_not_a_plugins_still_stops_the_service(tmp_path, kit):
+    """Only a plugin is left out: a wrong [serve] value is the service's own, and it does not start."""
+    config = kit.standard_config({"shutdown_timeout": "soon"}).replace("seed = 1", "seed = 1, sampling_rate = 1.5")
+    server = kit.launch(tmp_path / "bad", config=config, wait=False)
+    try:
+        status = server.process.wait(60)
+    finally:
+        server.end()
+    log = server.log
+    assert status == 2, log
+    assert "serve.shutdown_timeout" in log and "loopai.toml:" in log
+    assert "sampling_rate" not in log  # not why it stopped: said as a warning once the file is fixed
+    assert "Started server process" not in log
 
 
 @pytest.mark.parametrize("workers", [1, 2])

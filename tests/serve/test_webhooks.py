@@ -1,11 +1,13 @@
 """Deliveries of upstream Loopai's ``WebhookService`` (C#), built exactly as it builds them: snake_case
-body, the event type as the enum's number, ``sha256=<hex HMAC-SHA256 of the raw body>``."""
+body, the event type as the enum's number (its name in ``X-Loopai-Event-Type``), the severity a
+lowercase string or null (``string? Severity``), ``sha256=<hex HMAC-SHA256 of the raw body>``."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 
 import httpx
@@ -14,10 +16,20 @@ import pytest
 pytestmark = pytest.mark.serve
 
 SECRET = "whs-upstream-secret"
+UPSTREAM_TYPES = [
+    "ProgramExecutionFailed",
+    "ValidationFailed",
+    "ProgramImproved",
+    "CanaryRollback",
+    "CanaryCompleted",
+    "ABTestCompleted",
+]
+"""Upstream's ``WebhookEventType`` names, by number."""
 
 
 def delivery(event_type: int | str = 0, **fields) -> dict:
-    """The body of one ``WebhookService`` delivery (System.Text.Json, snake_case, enums as numbers)."""
+    """The body of one ``WebhookService`` delivery (System.Text.Json, snake_case, enums as numbers,
+    ``severity`` a string, null when the event has none)."""
     body = {
         "id": str(uuid.uuid4()),
         "event_type": event_type,
@@ -26,21 +38,23 @@ def delivery(event_type: int | str = 0, **fields) -> dict:
         "message": "Program execution failed: timeout talking to the model",
         "data": {"execution_id": str(uuid.uuid4()), "error": "TimeoutException", "latency_ms": 30012.5},
         "timestamp": "2025-03-14T09:00:00.1234567Z",  # .NET writes seven fractional digits
-        "severity": 2,
+        "severity": "error",
     }
     body.update(fields)
     return body
 
 
 def signed(body: dict, secret: str = SECRET, attempt: int = 1) -> tuple[bytes, dict[str, str]]:
-    """The raw body and the headers upstream sends with it."""
+    """The raw body and the headers upstream sends with it (the event type header: the enum's name)."""
     raw = json.dumps(body, separators=(",", ":")).encode("utf-8")
     digest = hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest()
+    kind = body["event_type"]
+    named = isinstance(kind, int) and 0 <= kind < len(UPSTREAM_TYPES)
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "X-Loopai-Signature": f"sha256={digest}",
         "X-Loopai-Event-Id": body["id"],
-        "X-Loopai-Event-Type": str(body["event_type"]),
+        "X-Loopai-Event-Type": UPSTREAM_TYPES[kind] if named else str(kind),
         "X-Loopai-Delivery-Attempt": str(attempt),
     }
     return raw, headers
@@ -94,7 +108,7 @@ def test_a_signed_delivery_is_accepted_and_reaches_the_handlers_as_a_loopai_even
     ],
 )
 def test_each_upstream_event_type_maps_to_its_loopai_type(relay, upstream, ours):
-    answer = _post(relay, *signed(delivery(upstream, severity="Warning")))
+    answer = _post(relay, *signed(delivery(upstream, severity="warning")))
     assert answer.status_code == 202 and answer.json()["event_type"] == ours
 
 
@@ -142,9 +156,56 @@ def test_a_misspelt_event_type_name_is_422_naming_the_names_and_the_closest(rela
     assert message.endswith("(or their numbers, 0..5); did you mean 'ValidationFailed'?")
 
 
-def test_a_severity_is_read_by_name_as_upstream_writes_it(relay):
-    body = delivery(1, severity="Warning")
+@pytest.mark.parametrize(("severity", "ours"), [("warning", "warning"), ("Critical", "critical"), (3, "critical")])
+def test_a_severity_is_read_by_name_in_any_case_or_by_number(relay, kit, severity, ours):
+    body = delivery(1, severity=severity)
     assert _post(relay, *signed(body)).status_code == 202
+    assert kit.eventually(lambda: len(_events_of(relay, body["id"])) == 1)
+    assert _events_of(relay, body["id"])[0]["severity"] == ours
+
+
+def test_a_null_severity_as_upstream_sends_when_none_is_set_is_info(relay, kit):
+    event_id = str(uuid.uuid4())
+    body = {
+        "id": event_id,
+        "event_type": 1,
+        "task_id": "6f1c2a9e-0d4b-4a8e-9b8e-2f0c1d3e4a5b",
+        "program_id": None,
+        "message": "m",
+        "data": None,
+        "timestamp": "2025-10-26T22:30:00.1234567Z",
+        "severity": None,
+    }
+    answer = _post(relay, *signed(body))
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["event_type"] == "validation.failed"
+    assert kit.eventually(lambda: len(_events_of(relay, event_id)) == 1)
+    event = _events_of(relay, event_id)[0]
+    assert event["severity"] == "info" and event["payload"] == {"message": "m", "data": None}
+
+
+def test_copies_of_one_delivery_arriving_at_once_are_emitted_once_and_answered_202_once(relay, kit):
+    body = delivery(3)
+    raw, headers = signed(body)
+    copies = 8
+    together = threading.Barrier(copies)
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        with httpx.Client(timeout=30.0) as client:
+            together.wait()
+            answers.append(client.post(relay.url + "/api/v1/webhooks/receive", content=raw, headers=headers))
+
+    senders = [threading.Thread(target=send) for _ in range(copies)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(60)
+    assert sorted(answer.status_code for answer in answers) == [200] * (copies - 1) + [202]
+    assert [answer.json()["duplicate"] for answer in answers].count(False) == 1
+    assert all(answer.json()["handlers"] == ["recorder"] for answer in answers)
+    assert kit.eventually(lambda: len(_events_of(relay, body["id"])) == 1)
+    assert not kit.eventually(lambda: len(_events_of(relay, body["id"])) > 1, timeout=1.0)
 
 
 def test_without_an_inbound_secret_every_delivery_is_refused(server):

@@ -16,7 +16,12 @@ The same configuration, discovery, selection and strict mode as every command; t
 sets what the flags do not (host, port, workers, api_keys, inbound_secret, shutdown_timeout,
 max_body_mb, max_batch_items). API keys: [serve] api_keys or LOOPAI_API_KEYS (comma-separated);
 callers send Authorization: Bearer <key> or X-Api-Key. Without keys only a loopback address may
-be bound, unless --insecure-no-auth.
+be bound, unless --insecure-no-auth, and POST /api/v1/admin/reload is refused (403): SIGHUP reloads.
+
+A plugin the configuration names that cannot run (not installed, fails to import, wrong settings)
+is left out and said on stderr, one warning each naming the file, the line and the field; the
+service starts without it (GET /api/v1/plugins shows it failed). --strict (or strict = true)
+refuses to start instead (exit 2).
 
 SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish (up to
 shutdown_timeout, default 10 s; a batch that cannot finish in time stops taking items and ends
@@ -77,7 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as missing:
         print(f"loopai serve: {missing}", file=sys.stderr)
         return 2
-    config = config_or_exit(args, with_plugins=True, unused=())
+    # A plugin's problems do not stop the service (it starts without the plugin, see build_host): a file
+    # refused for its own problems lists only those, unless --strict, where the plugins' would stop it too.
+    config = config_or_exit(args, with_plugins=bool(args.strict), unused=())
     options = ServeOptions(
         config=args.config,
         tasks=args.tasks,

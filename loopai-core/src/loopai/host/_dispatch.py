@@ -71,9 +71,10 @@ class Dispatch:
         message each, naming the file, the plugin and, for settings, the field.
 
         Left out on purpose (a deny rule, ``--plugins``) is no failure; loaded but off because a
-        plugin it requires is not there (``requires_plugins``) is one. ``loopai run`` and ``loopai
-        serve`` refuse to start on these, since running without a plugin the configuration asks
-        for would hide the mistake; plugins that were only discovered are left out with a warning.
+        plugin it requires is not there (``requires_plugins``) is one. ``loopai run`` refuses to start
+        on these, since running without a plugin the configuration asks for would hide the mistake;
+        ``loopai serve``, a long-running process, starts without them and says each (as it does
+        for plugins that were only discovered).
         """
         return configured_failures(self.config, self.registry, self.discovered, self.problems)
 

@@ -9,7 +9,7 @@ last call. A reload that fails changes nothing and says why.
 
 It fails when the configuration cannot be read, when strict mode finds any problem, when a
 plugin the configuration names cannot run (it is not installed, fails to load, or its settings
-are refused: what ``loopai run`` and ``loopai serve`` refuse to start on), when a new plugin's
+are refused: what ``loopai run`` refuses to start on), when a new plugin's
 ``startup`` raises, or when a plugin that runs now would be lost to a failure. A plugin
 uninstalled, turned off or left without a required plugin on purpose is simply removed.
 """
@@ -169,7 +169,7 @@ def _prepare(host: Reloadable, config: LoopaiConfig | None) -> Prepared | Reload
         raise
     if settings.strict:
         refusals = problems
-    else:  # as at the start of loopai run and serve: a plugin it names that cannot run is a mistake
+    else:  # as at the start of loopai run: a plugin it names that cannot run is a mistake
         lost = _lost(old, candidate, problems)  # said with the advice to turn it off: the others only once
         named = configured_failures(new_config, candidate.registry, candidate.discovered, problems)
         places = [new_config.where(kind, name) for kind, name in lost]

@@ -1,5 +1,6 @@
 """A host built where results are the output (``loopai run``, ``loopai serve``): no start when a plugin
-the configuration names cannot run, and the console handler kept to alerts."""
+the configuration names cannot run (``loopai run``, and the service's check before its workers
+restart), and the console handler kept to alerts."""
 
 from __future__ import annotations
 

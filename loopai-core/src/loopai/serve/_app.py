@@ -62,7 +62,8 @@ _READ_BY_HAND = (
     BatchRunItem,
     InboundDelivery,
 )
-"""The request bodies routes read themselves, for the OpenAPI document."""
+"""The request bodies routes read themselves (each route names its own with ``request_body``): every one
+must be here, or the document refers to a schema it lacks (tests/serve/test_openapi.py checks)."""
 _DESCRIPTION = """\
 Loopai's plugin host as an HTTP service: validate and sample execution records, raise events for the
 webhook handlers, run batches (as JSON or Server-Sent Events, NDJSON uploads of any size), and relay
@@ -107,9 +108,7 @@ def create_app(
     for module in _ROUTERS:
         app.include_router(module.router())
     install_error_handlers(app)
-    install_openapi(
-        app, [ValidateRequest, SampleRequest, BatchValidateRequest, BatchRunRequest, BatchRunItem, InboundDelivery]
-    )
+    install_openapi(app, _READ_BY_HAND)
     app.add_middleware(BodyLimit, limit=service.max_body_bytes, service=service)
     app.add_middleware(KeyGate, service=service)  # before any body is read
     app.add_middleware(HttpMetrics, telemetry=telemetry)  # outermost: refusals are counted too

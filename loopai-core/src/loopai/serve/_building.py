@@ -28,7 +28,7 @@ def build_host(
     *,
     meter: Meter | bool = False,
     environ: Mapping[str, str] | None = None,
-    outcome: str = "loopai serve: not started",
+    outcome: str | None = None,
 ) -> Host:
     """A host as ``loopai serve`` runs it (not started).
 
@@ -38,9 +38,15 @@ def build_host(
     :class:`loopai.StartupError`; ``options.tasks`` names a tasks file read instead of the
     configuration's ``[tasks]``. Events go through the durable outbox (``[delivery] outbox``,
     ``LOOPAI_OUTBOX``, else the default path). Raises :class:`loopai.ConfigError` for a bad
-    tasks file, and, as ``loopai run`` does, when a plugin the configuration names cannot run (it
-    does not load, or its settings are wrong): a service that left it out would answer without it;
-    its last problem says ``outcome`` and what to do.
+    tasks file.
+
+    A plugin the configuration names that cannot run (it does not load, or its settings are wrong)
+    is left out, as a long-running process isolates it: each such problem is logged as a warning
+    naming the file, the line, the plugin and the field (``loopai.toml:2:
+    samplers.percentage-sampler.sampling_rate: must be <= 1 (got 1.5)``), then what to do, and
+    ``GET /api/v1/plugins`` shows it ``failed``. With ``outcome`` (the check before the workers
+    restart on SIGHUP, which must fail as a reload of one process fails) it raises
+    :class:`loopai.ConfigError` instead, its last problem saying ``outcome`` and what to do.
     """
     environ = os.environ if environ is None else environ
     selection = Selection.resolve(
@@ -58,11 +64,27 @@ def build_host(
             tasks=tasks,
             environ=environ,
         )
-    refuse_unrunnable(host, config, outcome)  # names its own problems, with their lines
-    for problem in config.with_lines(host.problems):
+    if outcome is not None:
+        refuse_unrunnable(host, config, outcome)  # names its own problems, with their lines
+    failures = host.configured_failures()  # each with the place of the plugin's table
+    for problem in config.with_lines(failures):
+        log.warning("%s", problem)
+    if failures:
+        log.warning("%s", _left_out(config))
+    for problem in config.with_lines(p for p in host.problems if not any(f.endswith(p) for f in failures)):
         log.warning("%s", problem)
     for text in said:  # what else building it said (the outbox's folder made, deliveries left behind)
         if text not in host.problems:
             log.warning("%s", text)
     host.adjust_plugins(console_to_alerts)
     return host
+
+
+def _left_out(config: LoopaiConfig) -> str:
+    """What to do about plugins the configuration names that the service started without."""
+    named_by = config.source_label if config.source is not None else "the configuration (LOOPAI_* variables)"
+    return (
+        f"loopai serve: started without plugins {named_by} names that cannot run (above; GET /api/v1/plugins "
+        "shows them failed): fix them and reload (SIGHUP), or set enabled = false in their tables; --strict "
+        "(or strict = true) refuses to start instead"
+    )

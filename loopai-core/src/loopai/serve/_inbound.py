@@ -2,7 +2,9 @@
 loopai event each becomes.
 
 The body is snake_case JSON: ``{"id", "event_type", "task_id", "program_id", "message", "data",
-"timestamp", "severity"}``, ``event_type`` (and ``severity``) the C# enum as a number or by name.
+"timestamp", "severity"}``, ``event_type`` the C# enum as a number or by name (``X-Loopai-Event-Type``
+carries its name too; the body's is used), ``severity`` a name in any case (``"error"``; a number 0..3 is
+read too) or ``null``, upstream's ``string? Severity`` when none is set, which is emitted as ``info``.
 ``X-Loopai-Signature: sha256=<hex>`` is the HMAC-SHA256 of the raw body keyed by the secret's UTF-8
 bytes. Upstream's six event types map to loopai's as below; an A/B test's completion becomes
 ``validation.completed``: it reports the outcome of comparing two program versions, which is an
@@ -73,7 +75,10 @@ def _upstream_type(value: Any) -> Any:
 
 
 def _severity(value: Any) -> Any:
-    """A number (0 Info .. 3 Critical) or a name in any case (``Error``, as upstream writes it) as the enum."""
+    """A number (0 Info .. 3 Critical) or a name in any case (``error``, ``Error``) as the enum; null
+    (upstream sends ``"severity": null`` when none is set) as ``info``, as if it were absent."""
+    if value is None:
+        return EventSeverity.INFO
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(_SEVERITIES):
         return _SEVERITIES[value]
     if isinstance(value, str) and value.lower() in {severity.value for severity in _SEVERITIES}:
@@ -92,8 +97,9 @@ _SEVERITY_SCHEMA: Final = {
     "oneOf": [
         {"type": "integer", "minimum": 0, "maximum": 3},
         {"type": "string", "enum": [severity.value for severity in EventSeverity]},
+        {"type": "null"},
     ],
-    "description": "Info (0), Warning (1), Error (2) or Critical (3), by number or name",
+    "description": "Info (0), Warning (1), Error (2) or Critical (3), by number or name; null or absent: info",
 }
 
 

@@ -2,7 +2,8 @@
 
 SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight finish for up to
 ``[serve] shutdown_timeout`` seconds, then the lifespan closes the host (deliveries drain; what is
-left stays in the outbox), all within the timeout. After a graceful SIGTERM the command exits 0; 1
+left stays in the outbox) in what is left of it, and at most a few seconds more (see
+:mod:`._shutdown`). After a graceful SIGTERM the command exits 0; 1
 when the host could not be closed cleanly (said in one line). SIGHUP reloads the
 plugins (one process) or restarts the workers once the configuration checks out (see
 :mod:`._workers`).

@@ -1,4 +1,5 @@
-"""Closing the service's host within ``[serve] shutdown_timeout``, whatever its databases do.
+"""Closing the service's host in what is left of ``[serve] shutdown_timeout`` (and a last wait of a
+few seconds), whatever its databases do.
 
 :func:`close_host` drains the deliveries for the time left (at most ``[delivery] drain_timeout``),
 runs the plugins' shutdown hooks and closes what the host opened. A database known to be away is

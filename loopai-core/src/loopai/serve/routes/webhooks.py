@@ -2,11 +2,14 @@
 
 Authenticated by the delivery's signature (``[serve] inbound_secret``), not by an API key:
 upstream's ``WebhookService`` signs its deliveries and sends no key. A bad or missing signature is
-refused (401) before the body is looked at. A delivery whose event id was received before is
-acknowledged (200, ``duplicate``) and not emitted again; otherwise the event goes to the handlers
-through the outbox (202). Duplicates are known by the outbox, which every replica sharing it sees;
-an event that no handler takes is not stored, so its repeat is acknowledged 202 again (and still
-delivered to nobody).
+refused (401) before the body is looked at. The event goes to the handlers through the outbox
+(202), unless its event id is there already: then the delivery is acknowledged (200, ``duplicate``)
+and not emitted again. Which one it is comes from recording the event itself (the outbox records an
+event id once per handler, in one transaction), so of copies that arrive at once, on one replica or
+on several sharing the outbox, exactly one is answered 202. A handler enabled since the first copy
+has not had the event: a repeat is recorded for it, and answered 202 naming only it. An event that
+no handler takes is not stored, so its repeat is acknowledged 202 again (and still delivered to
+nobody); without an outbox (inline delivery) repeats are not recognised.
 """
 
 from __future__ import annotations
@@ -43,16 +46,18 @@ async def receive(
     service.ensure_ready()  # after the signature: a stranger learns nothing, not even that
     delivery = parsed(InboundDelivery, raw)
     event = to_event(delivery, x_loopai_delivery_attempt)
+    report = await service.host.aemit(event)
+    handlers = handlers_of(report)
     outbox = service.host.outbox
-    if outbox is not None:
-        # In a thread: a database outbox may wait for its database, and the event loop never does.
+    if not handlers and outbox is not None:
+        # Recorded for no handler: a repeat (its deliveries are committed, so this read sees them), or
+        # an event nobody takes. In a thread: a database outbox may wait for its database.
         earlier = await asyncio.to_thread(outbox.deliveries, event_ids=[str(event.event_id)])
         if earlier:
             handlers = sorted({record.handler for record in earlier})
             return json_answer(_received(event.event_id, event.event_type.value, True, handlers), 200)
-    report = await service.host.aemit(event)
-    service.telemetry.emitted([report])
-    return json_answer(_received(event.event_id, event.event_type.value, False, handlers_of(report)), 202)
+    service.telemetry.emitted([report])  # a repeat is not counted as emitted again
+    return json_answer(_received(event.event_id, event.event_type.value, False, handlers), 202)
 
 
 def _received(event_id: object, event_type: str, duplicate: bool, handlers: list[str]) -> dict[str, object]:
