@@ -82,9 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as missing:
         print(f"loopai serve: {missing}", file=sys.stderr)
         return 2
-    # A plugin's problems do not stop the service (it starts without the plugin, see build_host): a file
-    # refused for its own problems lists only those, unless --strict, where the plugins' would stop it too.
-    config = config_or_exit(args, with_plugins=bool(args.strict), unused=())
+    # A file refused for its own problems lists the named plugins' too, so that one pass fixes everything
+    # (once started, the service would only leave such a plugin out and say so: see build_host).
+    config = config_or_exit(args, with_plugins=True, unused=())
     options = ServeOptions(
         config=args.config,
         tasks=args.tasks,
