@@ -51,6 +51,18 @@ def test_an_output_that_is_the_input_is_refused_and_nothing_is_written(project, 
     assert not list(project.root.glob("*.outbox.sqlite3"))
 
 
+def test_an_output_that_is_the_file_on_standard_input_is_refused_and_nothing_is_written(project, proc) -> None:
+    records = project.records(each=10)
+    before = records.read_bytes()
+
+    with records.open("rb") as stdin:
+        done = proc("run", "-", "-o", str(records), stdin=stdin)
+
+    assert done.code == 2
+    assert "is the file on standard input" in done.err and "choose another output file" in done.err
+    assert records.read_bytes() == before
+
+
 @needs_dev_full
 def test_a_full_disk_is_one_line_naming_the_file_and_what_to_do(project, proc) -> None:
     records = str(project.records(each=30))

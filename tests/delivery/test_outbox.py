@@ -631,3 +631,32 @@ def test_the_wal_is_checkpointed_in_the_background_and_the_thread_ends_with_the_
     assert_accounted(host.outbox, 300)
     host.close()
     assert not checkpointer.is_alive()
+
+
+def test_an_outbox_that_cannot_be_opened_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
+    """SQLite only says "disk I/O error" when it cannot write the -wal and -shm files beside the outbox."""
+    import sqlite3
+
+    from loopai.delivery import _sqlite_file
+
+    monkeypatch.setattr(_sqlite_file.os, "statvfs", lambda folder: _NoRoom())
+    monkeypatch.setattr(_sqlite_file.sqlite3, "connect", _raises(sqlite3.OperationalError("disk I/O error")))
+
+    with pytest.raises(loopai.ConfigError) as refused:
+        loopai.Host(outbox=tmp_path / "events.sqlite3", environ={})
+
+    assert refused.value.problems == [
+        f"outbox {tmp_path / 'events.sqlite3'}: cannot be opened: the disk is full (disk I/O error); "
+        "free some space and run again"
+    ]
+
+
+class _NoRoom:
+    f_bavail = 0
+
+
+def _raises(error):
+    def connect(*args, **kwargs):
+        raise error
+
+    return connect

@@ -129,12 +129,13 @@ def test_a_child_a_plugin_forks_never_runs_the_hosts_work(
     assert all('"is_valid":true' in line and "the-child" not in line for line in lines)
 
 
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.processes)])
 def test_a_leaked_non_daemon_thread_does_not_keep_loopai_run_from_ending(
-    tmp_path: Path, kit: Any, hostile: str
+    tmp_path: Path, kit: Any, hostile: str, workers: str
 ) -> None:
-    done = run(tmp_path, kit, hostile, "LeakyThread")
+    done = run(tmp_path, kit, hostile, "LeakyThread", "--workers", workers)
 
-    assert done.returncode == 0
+    assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 3
     assert (
         f"warning: plugin validator 'leakythread' left thread 'leaky-poller' running (started by "

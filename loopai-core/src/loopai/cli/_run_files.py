@@ -95,6 +95,13 @@ def check_paths(input_path: str, output_path: str | None, kept: Iterable[tuple[s
                 "destroy the records before they are read; choose another output file"
             ]
         )
+    if input_path == "-" and _is_stdin(output_path):  # loopai run - -o data.jsonl < data.jsonl
+        raise ConfigError(
+            [
+                f"loopai run: --output {output_path} is the file on standard input (the same file): writing it "
+                "would destroy the records before they are read; choose another output file"
+            ]
+        )
     for role, path in kept:
         if _same_file(path, output_path):
             raise ConfigError(
@@ -128,6 +135,15 @@ def kept_files(tasks: str | None, config: Any, outbox: bool | Path, *, dry_run: 
         if isinstance(where, Path) and str(where) != ":memory:":
             kept.append(("the outbox", where))
     return kept
+
+
+def _is_stdin(path: str) -> bool:
+    """Whether the file at ``path`` is the one open on standard input (redirected from it)."""
+    try:
+        given, named = os.fstat(0), os.stat(path)
+    except (OSError, ValueError):
+        return False  # no standard input, or no file at path yet
+    return (given.st_dev, given.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _same_file(one: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:

@@ -39,6 +39,13 @@ class HostRecipe:
         self.seed: int | None = args.seed
         self.outbox = outbox
 
+    def leave(self) -> None:
+        """End this ``--workers`` process now if its plugins left threads running (warned about),
+        as the command does (:func:`loopai.cli._threads.leave_without_waiting`)."""
+        from loopai.cli._threads import leave_without_waiting
+
+        leave_without_waiting(0, self.config.source)
+
     def __call__(self, delivers: bool = True) -> tuple[Host, list[str]]:
         """The host, not started, and the problems met loading its plugins. Raises
         :class:`loopai.ConfigError` or :class:`loopai.StartupError` (exit 2), naming the plugins

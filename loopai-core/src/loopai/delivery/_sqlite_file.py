@@ -152,9 +152,19 @@ def _unopenable(path: str, exc: sqlite3.Error) -> str:
             f"outbox {path}: is not a SQLite database ({exc}), so not a loopai outbox; loopai leaves it "
             f"untouched: {_WHERE_TO}"
         )
+    if why is None and _full(folder):  # SQLite says "disk I/O error" when it cannot write its -wal and -shm
+        return f"outbox {path}: cannot be opened: the disk is full ({exc}); free some space and run again"
     if why is None:
         return f"outbox {path}: cannot be opened as SQLite: {exc}"
     return f"outbox {path}: cannot be opened: {why}; {_WHERE_TO}"
+
+
+def _full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has no room left (for this user)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except (OSError, AttributeError):  # AttributeError: Windows, where SQLite's own words must do
+        return False
 
 
 def _not_sqlite(exc: sqlite3.Error) -> bool:

@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from collections.abc import Iterator
+from typing import Any, NoReturn, Protocol
 
 from loopai._crash import stacks_on_crash
 from loopai._errors import LoopaiError
@@ -35,9 +35,17 @@ from loopai.run._terminal import close_after_delivering
 
 __all__ = ["AHEAD", "BATCH", "HostRecipe", "WorkerHandle"]
 
-HostRecipe = Callable[[bool], tuple[Host, list[str]]]
-"""Builds a worker's host (not started; given whether it delivers) and says what went wrong loading its
-plugins. Picklable."""
+class HostRecipe(Protocol):
+    """Builds a worker's host and ends the worker's process. Picklable."""
+
+    def __call__(self, delivers: bool) -> tuple[Host, list[str]]:
+        """The host (not started; given whether it delivers) and what went wrong loading its plugins."""
+        ...
+
+    def leave(self) -> None:
+        """End this process now when its plugins left threads running (each warned about on stderr,
+        naming the plugin), instead of waiting for them at exit; else return."""
+        ...
 
 BATCH = 256
 """Most lines sent to a worker at once: enough that a message costs little next to the work in it."""
@@ -105,6 +113,7 @@ def _work(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (a second Ctrl-C)
         _serve(recipe, conn, options)
+    recipe.leave()  # a thread a plugin left running would keep the worker from exiting
 
 
 def _printed_to_stderr() -> None:
