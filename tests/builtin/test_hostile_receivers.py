@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import tracemalloc
+from urllib.parse import quote
 
 import pytest
 
@@ -114,22 +116,42 @@ def test_retry_after_max_is_a_setting_the_host_honours(receiver, event, make_hos
 # -- echoed secrets ------------------------------------------------------------------------
 
 
+def lowercase_escapes(text):
+    """``text`` with its percent-escapes in lowercase hex (``%3d``), as some receivers encode."""
+    return re.sub("%[0-9A-F]{2}", lambda found: found.group().lower(), text)
+
+
 def test_an_echoing_receiver_cannot_put_url_credentials_or_the_secret_in_errors(receiver, event, make_host):
-    url = receiver.url.replace("http://", "http://user:hunter2@")
-    token = base64.b64encode(b"user:hunter2").decode()
+    password = "hunter?/!"  # its token has "/" and "=" padding: dXNlcjpodW50ZXI/LyE=
+    url = receiver.url.replace("http://", "http://user:hunter%3F%2F!@")
+    token = base64.b64encode(f"user:{password}".encode()).decode()
+    bare = token.rstrip("=")
     receiver.echo(400)  # the reason phrase is our Authorization header; the body, every header we sent
     receiver.fail(1, status=400, body=f"your secret is {SECRET}, your auth is Basic {token}".encode())
+    encoded = [  # what a receiver that re-encodes or trims what it echoes sends back
+        quote(token, safe=""),
+        lowercase_escapes(quote(token, safe="")),
+        bare,
+        quote(bare, safe=""),
+        quote(password, safe=""),
+        lowercase_escapes(quote(password, safe="")),
+    ]
+    receiver.fail(1, status=400, body=("echoed: " + ", ".join(encoded)).encode())
     handler = HttpWebhookHandler({"url": url, "secret": SECRET})
     with make_host(handler, max_retries=0) as host:
         echoed = host.emit(event()).failures[0]
         said = host.emit(event()).failures[0]
+        reencoded = host.emit(event()).failures[0]
     assert receiver.requests[0].headers["authorization"] == f"Basic {token}"  # it was sent, and echoed back
-    for failure in (echoed, said):
+    forms = [token, password, "hunter%3F", *encoded]
+    for failure in (echoed, said, reencoded):
         for text in (failure.message, str(failure.error), repr(failure.error)):
-            assert token not in text and "hunter2" not in text and SECRET not in text
+            assert SECRET not in text and "hunter" not in text
+            assert not [form for form in forms if form.lower() in text.lower()]
     assert f"POST {receiver.url} answered 400 **********: /hooks/loopai" in echoed.message
     assert "authorization: ********** " in echoed.message  # where the token was
     assert "your secret is **********, your auth is **********" in said.message
+    assert "echoed: " + ", ".join(["**********"] * len(encoded)) in reencoded.message
 
 
 def test_an_echoing_receiver_cannot_put_the_slack_secret_path_in_errors(receiver, event, make_host):

@@ -94,3 +94,63 @@ def test_a_document_that_cannot_be_used_is_named(receiver, schema_server, record
     validator = JsonSchemaValidator({"remote_refs": [schema_server]})
     result = check(validator, record, {"label": "spam"}, {"$ref": f"http://127.0.0.1:{receiver.port}{path}"})
     assert not result.is_valid and words in result.message
+
+
+@pytest.mark.parametrize(
+    ("trouble", "words"),
+    [
+        ("error", "the server answered 500 Internal Server Error"),
+        ("slow", "no answer within 0.3 s (remote_ref_timeout)"),
+    ],
+)
+def test_a_failed_fetch_is_kept_every_record_gets_its_message_and_no_new_request(
+    receiver, schema_server, record, trouble, words
+):
+    if trouble == "error":
+        receiver.fail(20, status=500)  # it would fail every time it was asked
+    else:
+        receiver.slow(5.0, times=20)
+    url = schema_server + "label.json"
+    validator = JsonSchemaValidator({"remote_refs": [schema_server], "remote_ref_timeout": 0.3})
+    schemas = [{"$ref": url}, {"type": "object", "properties": {"result": {"$ref": url}}}]  # two schemas, one URL
+    check(validator, record, {"label": "eggs"}, LABEL)  # an error: jsonschema is imported before the clock starts
+    started = time.monotonic()
+    results = [check(validator, record, {"result": {"label": "spam"}}, schemas[i % 2]) for i in range(8)]
+    assert time.monotonic() - started < 1.5  # one timeout (0.3 s), not eight
+    assert fetches(receiver) == ["/schemas/label.json"]  # one request for eight records
+    assert not any(r.is_valid for r in results)
+    assert len({r.message for r in results}) == 1  # the same message for each record
+    assert url in results[0].message and words in results[0].message
+    assert "not fetched again until the validator's settings change" in results[0].message
+    assert all(list(r.errors) == ["$.output_schema"] for r in results)
+
+
+def test_a_schema_server_that_is_down_is_tried_once(down_url, record, monkeypatch):
+    import socket
+
+    attempts: list[object] = []
+    connect = socket.create_connection
+
+    def counted(address, *args, **kwargs):
+        attempts.append(address)
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", counted)  # httpcore connects through it
+    prefix = down_url.rsplit("/", 2)[0] + "/"
+    url = prefix + "label.json"
+    validator = JsonSchemaValidator({"remote_refs": [prefix], "remote_ref_timeout": 2})
+    results = [check(validator, record, {"label": "spam"}, {"$ref": url}) for _ in range(5)]
+    assert len(attempts) == 1  # one connection attempt for five records
+    assert len({r.message for r in results}) == 1
+    assert not results[0].is_valid
+    assert url in results[0].message and "fetching it failed (ConnectError)" in results[0].message
+
+
+def test_new_settings_try_a_failed_document_again(receiver, schema_server, record):
+    receiver.fail(1, status=503)
+    url = schema_server + "label.json"
+    validator = JsonSchemaValidator({"remote_refs": [schema_server]})
+    assert "answered 503" in check(validator, record, {"label": "spam"}, {"$ref": url}).message
+    validator.configure({"remote_refs": [schema_server]})
+    assert check(validator, record, {"label": "spam"}, {"$ref": url}).is_valid  # the server has recovered
+    assert fetches(receiver) == ["/schemas/label.json"] * 2

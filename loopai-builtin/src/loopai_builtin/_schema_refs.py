@@ -5,7 +5,9 @@ makes the validating machine send. ``jsonschema`` left to itself fetches it with
 no timeout, no allow-list, again for every record. Here it is the ``retrieve`` hook of a
 ``referencing.Registry``: nothing is fetched unless the URL is under one of the
 ``remote_refs`` prefixes, a fetch has a whole-request deadline, follows no redirect and
-reads at most :data:`DOCUMENT_LIMIT` bytes, and each document is kept once fetched.
+reads at most :data:`DOCUMENT_LIMIT` bytes, and each document is kept once fetched. A fetch
+that fails (no answer in time, refused, an HTTP error, not JSON) is kept too: every record
+needing that URL gets the same message, without another request, until the settings change.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class RemoteRefs:
         self.allowed = tuple(allowed)
         self.timeout = timeout
         self._documents: dict[str, Any] = {}
+        self._failures: dict[str, str] = {}
+        """Why the fetch of each URL failed: said again for every record, never retried."""
         self._lock = threading.Lock()
 
     def registry(self, dialect_id: str) -> referencing.Registry[Any]:
@@ -101,14 +105,26 @@ class RemoteRefs:
         return None
 
     def document(self, uri: str) -> Any:
-        """The parsed JSON at ``uri``, fetched on first use; raises :class:`RemoteRefError`."""
+        """The parsed JSON at ``uri``, fetched on first use; raises :class:`RemoteRefError`.
+
+        One request per URL for this object's lifetime, whatever it gives: a document is kept,
+        and so is a failure, raised again with the same message (naming the URL and why) for
+        every later use, without a new request.
+        """
         with self._lock:  # one fetch per document, even when records are validated in parallel
             if uri in self._documents:
                 return self._documents[uri]
+            if uri in self._failures:
+                raise RemoteRefError(self._failures[uri])
             refusal = self.refusal(uri)
             if refusal is not None:
                 raise RemoteRefError(refusal)
-            document = self._documents[uri] = self._fetch(uri)
+            try:
+                document = self._documents[uri] = self._fetch(uri)
+            except RemoteRefError as exc:
+                message = f"{exc}; not fetched again until the validator's settings change"
+                self._failures[uri] = message
+                raise RemoteRefError(message) from None
             return document
 
     def _fetch(self, uri: str) -> Any:

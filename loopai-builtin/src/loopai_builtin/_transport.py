@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_plus, urljoin, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urljoin, urlsplit
 
 from pydantic import SecretStr
 
@@ -182,11 +182,31 @@ def _squash(key: str) -> str:
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every non-empty string of ``secrets`` blanked out, longest first (a URL
     before the path it contains, so that no part of either survives), also as JSON may
-    escape it (``\\/`` for ``/``)."""
+    escape it (``\\/`` for ``/``). A percent-escape in a secret (``%3D``) is blanked in either
+    case (``%3d`` too): a receiver may encode what it echoes with lowercase hex digits."""
     forms = {form for secret in secrets if secret for form in (secret, secret.replace("/", "\\/"))}
     for secret in sorted(forms, key=len, reverse=True):
-        text = text.replace(secret, _REDACTED)
+        if _ESCAPE.search(secret):
+            text = _escapes_in_any_case(secret).sub(_REDACTED, text)
+        else:
+            text = text.replace(secret, _REDACTED)
     return text
+
+
+_ESCAPE = re.compile("(%[0-9A-Fa-f]{2})")
+
+
+def _escapes_in_any_case(secret: str) -> re.Pattern[str]:
+    """A pattern matching ``secret`` exactly but for its percent-escapes, whose hex digits match in either case."""
+    parts = _ESCAPE.split(secret)  # text, escape, text, escape... text
+    return re.compile("".join(f"(?i:{re.escape(part)})" if i % 2 else re.escape(part) for i, part in enumerate(parts)))
+
+
+def _basic_token_forms(token: str) -> list[str]:
+    """The Basic token (base64 of ``user:password``) as a receiver could echo it: as sent,
+    without its ``=`` padding, and each percent-encoded (``YWxpY2U6czNjcmV0%3D``)."""
+    bare = token.rstrip("=")
+    return [token, f"Basic {token}", bare, quote(token, safe=""), quote(bare, safe="")]
 
 
 def _excerpt(text: str, limit: int) -> str:
@@ -212,16 +232,17 @@ def _joined(url: str, location: str) -> str:
 
 
 def _url_secrets(url: str) -> list[str]:
-    """What a receiver could echo of ``url`` that must not be shown: its password (as written and
-    decoded) and, when it has a query, the query whole, each ``name=value`` item and each value
-    (as written and decoded; a value shorter than 4 characters only with its name: blanking every
-    ``1`` of a message would garble it, and so short a value is no secret)."""
+    """What a receiver could echo of ``url`` that must not be shown: its password (as written,
+    decoded, and percent-encoded whole, ``quote(password, safe="")``) and, when it has a query,
+    the query whole, each ``name=value`` item and each value (as written and decoded; a value
+    shorter than 4 characters only with its name: blanking every ``1`` of a message would garble
+    it, and so short a value is no secret)."""
     try:
         parts = urlsplit(url)
         password = parts.password or ""
     except ValueError:
         return []
-    found = [password, unquote(password)]
+    found = [password, unquote(password), quote(unquote(password), safe="")]
     if parts.query:
         found += [parts.query, unquote_plus(parts.query)]
         for item in parts.query.split("&"):
@@ -329,12 +350,13 @@ class Poster:
     @staticmethod
     def _hidden(url: str, target: Target | None, secrets: Iterable[str]) -> list[str]:
         """Everything that must never be shown: the URL, its password and the Basic token made of
-        it (whole header value too), its query's values, and the caller's secrets."""
+        it (whole header value too, and the forms of :func:`_basic_token_forms`), its query's
+        values, and the caller's secrets."""
         hidden = [url, *_url_secrets(url), *secrets]
         if target is not None:
-            hidden += [target.password or "", target.basic_token or ""]
+            hidden += [target.password or "", quote(target.password or "", safe="")]
             if target.basic_token:
-                hidden.append(f"Basic {target.basic_token}")
+                hidden += _basic_token_forms(target.basic_token)
         return hidden
 
     @staticmethod
