@@ -39,6 +39,8 @@ def _cases(workdir: Path) -> dict[str, tuple[list[str], float | None, str]]:
             80,
             "bare interpreter (`python -c pass`)",
         ),
+        "`import pluggy` (for scale)": ([PYTHON, "-c", "import pluggy"], None, ""),
+        "`pytest --version` (for scale)": ([PYTHON, "-m", "pytest", "--version"], None, ""),
         "`pytest --collect-only` of an empty folder, with `-p no:loopai`": ([*pytest, "-p", "no:loopai"], None, ""),
         "`pytest --collect-only` of an empty folder (loopai's plugin on)": (
             pytest,

@@ -250,8 +250,9 @@ def section(
     )
     step_rows = ["| step (ours) | µs per record, before | µs per record, now |", "|---|---:|---:|"]
     step_rows += [
-        f"| {name} | {BEFORE_STEPS.get(name, float('nan')):.1f} | {value:.1f} |" for name, value in steps.items()
-    ]
+        f"| {name} | {f'{BEFORE_STEPS[name]:.1f}' if name in BEFORE_STEPS else '-'} | {value:.1f} |"
+        for name, value in steps.items()
+    ]  # a step not measured before this work (the engine with no plugin): "-"
     if memory:
         (small, small_mb), (large, large_mb) = sorted(memory.items())
         memory_line = (

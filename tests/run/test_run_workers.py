@@ -173,6 +173,20 @@ def test_a_killed_worker_leaves_whole_lines_and_loses_no_event(tmp_path: Path, k
     assert set((event["line"], event["type"]) for event in events()) == set(stored)
 
 
+def test_when_the_worker_that_delivers_is_killed_the_summary_says_what_is_left_pending(
+    tmp_path: Path, kit, workers_run, events
+) -> None:
+    process = workers_run(_slow_records(kit, 2000))
+    victim, stderr = kit.kill_a_worker(process, events, victim=lambda: kit.worker_pids(process.pid)[0])
+
+    assert process.returncode == 1, stderr
+    assert f"(pid {victim}) was killed by SIGKILL" in stderr and "Traceback" not in stderr
+    assert f"worker 1 (pid {victim}) delivered the run's events: the deliveries it made are not counted" in stderr
+    assert "still pending: deliver with  loopai events deliver" in stderr
+    stored = _outbox_events(tmp_path)
+    assert set((event["line"], event["type"]) for event in events()) < set(stored)  # not all delivered yet
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "many"])
 def test_a_bad_worker_count_is_exit_2(tmp_path: Path, kit, loopai, value: str) -> None:
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record()])

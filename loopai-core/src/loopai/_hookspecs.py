@@ -180,4 +180,5 @@ class HookSpecs:
         raise NotImplementedError
 
 
-HOOK_NAMES: Final = ("validate", "should_sample", "handle_event", "startup", "shutdown")
+HOOK_NAMES: Final = tuple(name for name, value in vars(HookSpecs).items() if callable(value) and name[0] != "_")
+"""The hooks, as :class:`HookSpecs` declares them: each kind's own, then ``startup`` and ``shutdown``."""

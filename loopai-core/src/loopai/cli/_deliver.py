@@ -159,8 +159,10 @@ def _why_idle(host: Any, name: str) -> str | None:
 
 def _worth_saying(row: Any, config: Any) -> bool:
     """A handler's line is shown when the configuration names it or it had anything to deliver."""
+    from loopai._kinds import WEBHOOK_HANDLER
+
     busy = row.delivered or row.retried or row.dead or row.pending or row.circuit != "closed"
-    return bool(busy) or config.plugins.find("webhook_handlers", row.handler) is not None
+    return bool(busy) or config.plugins.find(WEBHOOK_HANDLER, row.handler) is not None
 
 
 def _created(path: str, opener: Any) -> Any:

@@ -18,9 +18,11 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from loopai._kinds import KINDS
+
 __all__ = ["KeyLines", "in_file_order", "with_lines"]
 
-_KINDS = ("validators", "samplers", "webhookhandlers")
+_KINDS = tuple(kind.key.replace("_", "") for kind in KINDS)  # folded as _fold folds: "webhookhandlers"
 _BARE_KEY = r"[A-Za-z0-9_-]+"
 _KEY = rf'(?:{_BARE_KEY}|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
 _DOTTED = re.compile(rf"\s*({_KEY}(?:\s*\.\s*{_KEY})*)\s*")

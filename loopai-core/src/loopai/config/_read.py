@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from loopai._case import snake
 from loopai._errors import ConfigError, describe_validation_error
-from loopai._kinds import kind_of
+from loopai._kinds import WEBHOOK_HANDLER, kind_of
 from loopai._suggest import did_you_mean
 from loopai.config._documents import read_document
 from loopai.config._env import References
@@ -176,7 +176,7 @@ def _parse(
                     f"{head}{join_path((kind, name, 'type'))}: {given!r} does not match the section {kind!r} "
                     "(use validator, sampler or webhook-handler, or leave it out)"
                 )
-            if kind == "webhook_handlers" and isinstance(entry, dict) and entry.pop("tasks", None) is not None:
+            if kind == WEBHOOK_HANDLER.key and isinstance(entry, dict) and entry.pop("tasks", None) is not None:
                 problems.append(
                     f"{head}{join_path((kind, name, 'tasks'))}: only validators and samplers can be scoped to tasks; "
                     "a webhook handler gets every event it supports (remove tasks, or set the handler's events)"

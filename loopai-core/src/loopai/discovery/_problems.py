@@ -13,7 +13,7 @@ from typing import Any
 
 from loopai._errors import LoopaiError, PluginSettingsError
 from loopai._isolation import defined_at, described_at, own_file
-from loopai._kinds import KINDS, Kind, kind_of
+from loopai._kinds import KINDS, WEBHOOK_HANDLER, Kind, kind_of
 from loopai.discovery._discover import DiscoveredPlugin
 from loopai.discovery._reference import NoSuchAttribute, editable_project
 
@@ -126,6 +126,6 @@ def missing_hook(target: type, kind: Kind, origin: str) -> str | None:
     found = defined_at(target)
     at = f" ({found[0]}:{found[1]})" if found is not None else ""
     fix = f"rename {close[0]!r} to {kind.hook!r}" if close else f"define {kind.hook}(self, execution, context)"
-    if kind.hook == "handle_event" and not close:
+    if kind is WEBHOOK_HANDLER and not close:
         fix = "define handle_event(self, event, context)"
     return f"{origin} names {target.__qualname__}{at}, which does not define the {kind.title} hook {kind.hook!r}; {fix}"

@@ -15,7 +15,8 @@ from typing import Any
 from uuid import UUID
 
 from loopai._errors import LoopaiError
-from loopai._isolation import PASS_THROUGH, Raised, aguarded, attempt
+from loopai._isolation import Raised, aguarded, attempt
+from loopai._isolation import attempt as isolated  # where a parameter is named attempt
 from loopai._kinds import KINDS, SAMPLER, VALIDATOR, WEBHOOK_HANDLER, Kind, kind_of
 from loopai._models import ReadOnlyDict, WebhookEvent, WebhookEventType, WebhookHandlerContext
 from loopai._report import EmitReport
@@ -105,12 +106,9 @@ class Call:
             context = self.dry_context if dry_run else self.context
         else:
             context = handler_context(self, attempt, dry_run)
-        try:  # the isolation policy of loopai._isolation, written out: this runs per delivery
-            result = self.fn(event, context)
-        except PASS_THROUGH:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - the handler's failure, returned to the deliverer
-            return exc
+        result = isolated(self.fn, event, context)  # the policy's helper: a delivery costs far more than its call
+        if isinstance(result, Raised):
+            return result.error  # the handler's failure, returned to the deliverer
         if result is not None:
             self.returned(self, result)
         return None

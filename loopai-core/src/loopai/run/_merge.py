@@ -41,6 +41,8 @@ class Part:
     """Of those, error lines (its malformed lines)."""
     tasks: Sequence[str] = ()
     """Its tasks' labels (a dead worker's, for the note)."""
+    delivered_for_run: bool = False
+    """It was the worker that delivers the run's events."""
 
 
 def add_up(summary: Summary, parts: Sequence[Part], lost: int) -> None:
@@ -53,6 +55,11 @@ def add_up(summary: Summary, parts: Sequence[Part], lost: int) -> None:
             summary.unsummed += part.answered - part.errors
             summary.malformed += part.errors
             summary.missing.append(missing_note(part))
+            if part.delivered_for_run:
+                summary.missing.append(
+                    f"{part.name} delivered the run's events: the deliveries it made are not counted here, and "
+                    "what it had not delivered is pending in the outbox (loopai events list --pending)"
+                )
             continue
         summary.tasks.update(each.tasks)
         summary.malformed += each.malformed

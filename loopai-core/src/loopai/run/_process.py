@@ -35,6 +35,7 @@ from loopai.run._terminal import close_after_delivering
 
 __all__ = ["AHEAD", "BATCH", "HostRecipe", "WorkerHandle"]
 
+
 class HostRecipe(Protocol):
     """Builds a worker's host and ends the worker's process. Picklable."""
 
@@ -46,6 +47,7 @@ class HostRecipe(Protocol):
         """End this process now when its plugins left threads running (each warned about on stderr,
         naming the plugin), instead of waiting for them at exit; else return."""
         ...
+
 
 BATCH = 256
 """Most lines sent to a worker at once: enough that a message costs little next to the work in it."""

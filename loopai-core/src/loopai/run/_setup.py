@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from loopai._errors import ConfigError
+from loopai._kinds import WEBHOOK_HANDLER
 from loopai._plugin import WebhookHandlerPlugin
 from loopai.run._record import ALERT_EVENTS
 
@@ -46,7 +47,7 @@ def console_to_alerts(host: Host) -> None:
     handler gets it as configured.
     """
     plugin = host.registry.resolve(WebhookHandlerPlugin, CONSOLE)  # type: ignore[type-abstract]
-    if plugin is None or host.config.plugins.find("webhook_handlers", CONSOLE) is not None:
+    if plugin is None or host.config.plugins.find(WEBHOOK_HANDLER, CONSOLE) is not None:
         return
     plugin.supported_events = ALERT_EVENTS
     settings = plugin.config

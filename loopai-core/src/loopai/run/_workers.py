@@ -21,8 +21,9 @@ summaries.
   ends its wait (the parent passes it on), and the summary is printed all the same.
 - A worker that dies (killed, out of memory): the parent stops reading; each line that worker
   had and did not answer gets an error line saying so (an event it raised before dying was
-  recorded in the outbox first, and is delivered), the other workers finish theirs, and the
-  run ends early (exit 1). The output holds one whole line per line read, in order; the summary
+  recorded in the outbox first: it stays pending when the one that dies is the worker that
+  delivers for the run, and the summary gives the command that delivers it), the other workers
+  finish theirs, and the run ends early (exit 1). The output holds one whole line per line read, in order; the summary
   counts what it holds and names the tasks whose counts died with the worker (:mod:`._merge`).
 - An input that is not a regular file (a pipe, stdin) is read by a thread of its own (:mod:`._paced`):
   when it pauses, the lines read are sent to the workers and the results back are written, at once.
@@ -324,6 +325,7 @@ class _Parent:
                     worker.answered,
                     self.errors[worker.index],
                     labels(owned, self.names) if worker.summary is None else (),
+                    delivered_for_run=worker is self.workers[0],
                 )
             )
             if worker.summary is not None:

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
+from loopai._kinds import SAMPLER, VALIDATOR, WEBHOOK_HANDLER
 from loopai._models import (
     ExecutionRecord,
     SamplingContext,
@@ -59,7 +60,7 @@ EXCEPTION: Final = ord("e")
 WRONG: Final = ord("w")
 MEMORY: Final = ord("m")
 
-CODES: Final = {"validator": b"v", "sampler": b"s", "webhook-handler": b"h"}
+CODES: Final = {VALIDATOR.label: b"v", SAMPLER.label: b"s", WEBHOOK_HANDLER.label: b"h"}
 """One byte per kind (by its label), naming the hook a call request is for."""
 ARGUMENTS: Final[dict[int, tuple[type[BaseModel], type[BaseModel]]]] = {
     ord("v"): (ExecutionRecord, ValidationContext),
