@@ -157,12 +157,7 @@ def test_plugins_show_says_an_unset_variable_of_its_plugin_once(project, cli) ->
     assert "note: loopai.toml:6: samplers.tuned.configuration.token: environment variable TUNED_TOKEN" in shown.err
 
 
-def test_a_variable_that_only_a_disabled_plugin_or_serve_uses_stops_nothing_else(project, proc) -> None:
-    """A file shared by ``run`` and ``serve``: the service's keys and a disabled handler's secret
-    are exported where they are used, not where ``loopai run`` or ``events deliver`` work."""
-    project.write(
-        "loopai.toml",
-        """
+SHARED = """
 [serve]
 port = "${SERVE_PORT}"
 api_keys = ["${SERVE_KEY}"]
@@ -170,24 +165,21 @@ api_keys = ["${SERVE_KEY}"]
 [plugins.webhook_handlers.http-webhook-handler]
 enabled = false
 configuration = { url = "https://hooks.example.invalid/loopai", secret = "${HOOK_SECRET}" }
-""",
-    )
+"""
+
+
+def test_a_variable_that_only_a_disabled_plugin_or_serve_uses_stops_nothing_else(project, proc) -> None:
+    """A file shared by ``run`` and ``serve``: the service's keys and a disabled handler's secret
+    are exported where they are used, not where ``loopai run`` or ``events deliver`` work."""
+    project.write("loopai.toml", SHARED)
 
     ran = proc("run", str(project.records()))
     delivered = proc("events", "deliver")
-    served = proc("serve", "--port", "0")
     checked = proc("config", "check")
 
     assert ran.code == 0, ran.err
     assert ran.out.count("\n") == len(project.records().read_text().splitlines())
     assert delivered.code == 0, delivered.err
-    assert served.code == 2
-    assert served.err.splitlines() == [
-        "loopai.toml:2: serve.port: environment variable SERVE_PORT is not set (export it, or write "
-        "${SERVE_PORT:-default})",
-        "loopai.toml:3: serve.api_keys[0]: environment variable SERVE_KEY is not set (export it, or write "
-        "${SERVE_KEY:-default})",
-    ]
     assert checked.code == 0, checked.err
     assert checked.err.splitlines()[1:] == [
         "warning: loopai.toml:3: serve.api_keys[0]: environment variable SERVE_KEY is not set (export it, or write "
@@ -195,6 +187,21 @@ configuration = { url = "https://hooks.example.invalid/loopai", secret = "${HOOK
         "warning: loopai.toml:7: webhook_handlers.http-webhook-handler.configuration.secret: environment variable "
         "HOOK_SECRET is not set (export it, or write ${HOOK_SECRET:-default}); its plugin is disabled: nothing "
         "needs it",
+    ]
+
+
+@pytest.mark.serve  # needs the serve extra
+def test_loopai_serve_stops_on_the_variables_it_needs(project, proc) -> None:
+    project.write("loopai.toml", SHARED)
+
+    served = proc("serve", "--port", "0")
+
+    assert served.code == 2
+    assert served.err.splitlines() == [
+        "loopai.toml:2: serve.port: environment variable SERVE_PORT is not set (export it, or write "
+        "${SERVE_PORT:-default})",
+        "loopai.toml:3: serve.api_keys[0]: environment variable SERVE_KEY is not set (export it, or write "
+        "${SERVE_KEY:-default})",
     ]
 
 
