@@ -121,7 +121,7 @@ def test_a_failed_fetch_is_kept_every_record_gets_its_message_and_no_new_request
     assert not any(r.is_valid for r in results)
     assert len({r.message for r in results}) == 1  # the same message for each record
     assert url in results[0].message and words in results[0].message
-    assert "not fetched again until the validator's settings change" in results[0].message
+    assert "tried again in 60 s" in results[0].message
     assert all(list(r.errors) == ["$.output_schema"] for r in results)
 
 
@@ -152,5 +152,20 @@ def test_new_settings_try_a_failed_document_again(receiver, schema_server, recor
     validator = JsonSchemaValidator({"remote_refs": [schema_server]})
     assert "answered 503" in check(validator, record, {"label": "spam"}, {"$ref": url}).message
     validator.configure({"remote_refs": [schema_server]})
+    assert check(validator, record, {"label": "spam"}, {"$ref": url}).is_valid  # the server has recovered
+    assert fetches(receiver) == ["/schemas/label.json"] * 2
+
+
+def test_a_failed_document_is_tried_again_after_a_while(receiver, schema_server, record, monkeypatch):
+    """A long-running service gets over a schema server's outage without a reload."""
+    from loopai_builtin import _schema_refs
+
+    monkeypatch.setattr(_schema_refs, "RETRY_FAILED_AFTER", 0.3)
+    receiver.fail(1, status=503)
+    url = schema_server + "label.json"
+    validator = JsonSchemaValidator({"remote_refs": [schema_server]})
+    assert "answered 503" in check(validator, record, {"label": "spam"}, {"$ref": url}).message
+    assert "answered 503" in check(validator, record, {"label": "spam"}, {"$ref": url}).message  # kept
+    time.sleep(0.4)
     assert check(validator, record, {"label": "spam"}, {"$ref": url}).is_valid  # the server has recovered
     assert fetches(receiver) == ["/schemas/label.json"] * 2

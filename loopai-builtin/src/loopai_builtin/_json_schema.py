@@ -48,8 +48,8 @@ class JsonSchemaValidator(loopai.ValidatorPlugin):
     raises for a schema.
 
     A remote ``$ref`` is fetched only under a ``remote_refs`` prefix, once per document,
-    within ``remote_ref_timeout`` seconds; a fetch that fails is not retried either: every
-    record needing that document gets the same message until the settings change.
+    within ``remote_ref_timeout`` seconds; a fetch that fails is not retried for a minute:
+    every record needing that document meanwhile gets the same message.
 
     Each schema is compiled once (cached). A schema made of common keywords also gets a
     fast path that proves a matching instance valid in a few plain Python checks;

@@ -6,8 +6,10 @@ no timeout, no allow-list, again for every record. Here it is the ``retrieve`` h
 ``referencing.Registry``: nothing is fetched unless the URL is under one of the
 ``remote_refs`` prefixes, a fetch has a whole-request deadline, follows no redirect and
 reads at most :data:`DOCUMENT_LIMIT` bytes, and each document is kept once fetched. A fetch
-that fails (no answer in time, refused, an HTTP error, not JSON) is kept too: every record
-needing that URL gets the same message, without another request, until the settings change.
+that fails (no answer in time, refused, an HTTP error, not JSON) is kept for
+:data:`RETRY_FAILED_AFTER` seconds: every record needing that URL meanwhile gets the same
+message, without another request; then the URL is tried again (a long-running service gets
+over a schema server's outage; a run pays one timeout a minute, not one per record).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DOCUMENT_LIMIT", "RemoteRefError", "RemoteRefs", "normalised_prefix", "unfetched_refs"]
 
+RETRY_FAILED_AFTER = 60.0
+"""Seconds a failed fetch is said again for every record before the URL is tried again."""
 DOCUMENT_LIMIT = 1 << 20
 """Bytes a remote schema document may have (1 MiB)."""
 _HOW = 'list URL prefixes in the json-schema-validator\'s remote_refs setting (remote_refs = ["https://schemas.example.com/"])'
@@ -62,8 +67,8 @@ class RemoteRefs:
         self.allowed = tuple(allowed)
         self.timeout = timeout
         self._documents: dict[str, Any] = {}
-        self._failures: dict[str, str] = {}
-        """Why the fetch of each URL failed: said again for every record, never retried."""
+        self._failures: dict[str, tuple[str, float]] = {}
+        """Why the fetch of each URL failed, and when (``time.monotonic()``): said again until it is tried again."""
         self._lock = threading.Lock()
 
     def registry(self, dialect_id: str) -> referencing.Registry[Any]:
@@ -107,23 +112,24 @@ class RemoteRefs:
     def document(self, uri: str) -> Any:
         """The parsed JSON at ``uri``, fetched on first use; raises :class:`RemoteRefError`.
 
-        One request per URL for this object's lifetime, whatever it gives: a document is kept,
-        and so is a failure, raised again with the same message (naming the URL and why) for
-        every later use, without a new request.
+        One request per URL for this object's lifetime when it succeeds (the document is kept); a
+        failure is raised again with the same message (naming the URL and why) for every use in
+        the next :data:`RETRY_FAILED_AFTER` seconds, without a new request, then tried again.
         """
         with self._lock:  # one fetch per document, even when records are validated in parallel
             if uri in self._documents:
                 return self._documents[uri]
-            if uri in self._failures:
-                raise RemoteRefError(self._failures[uri])
+            failed = self._failures.get(uri)
+            if failed is not None and time.monotonic() - failed[1] < RETRY_FAILED_AFTER:
+                raise RemoteRefError(failed[0])
             refusal = self.refusal(uri)
             if refusal is not None:
                 raise RemoteRefError(refusal)
             try:
                 document = self._documents[uri] = self._fetch(uri)
             except RemoteRefError as exc:
-                message = f"{exc}; not fetched again until the validator's settings change"
-                self._failures[uri] = message
+                message = f"{exc}; tried again in {RETRY_FAILED_AFTER:g} s"
+                self._failures[uri] = (message, time.monotonic())
                 raise RemoteRefError(message) from None
             return document
 
