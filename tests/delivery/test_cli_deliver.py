@@ -173,7 +173,7 @@ def test_deliver_follow_reloads_its_configuration_on_sighup(
 # -- what the commands say about rows they cannot read, a damaged file, another program's file ---------------
 
 
-def add_unreadable_rows(path) -> tuple[str, str]:
+def add_unreadable_rows(path, status: str = "pending") -> tuple[str, str]:
     newer, corrupt = str(uuid.uuid4()), str(uuid.uuid4())
     body = {"event_id": newer, "event_type": "model.drift.detected", "payload": {}}
     db = sqlite3.connect(path)
@@ -185,8 +185,8 @@ def add_unreadable_rows(path) -> tuple[str, str]:
             db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (event_id, event_type, text, time.time()))
             db.execute(
                 "INSERT INTO deliveries (event_id, handler, status, updated_at) "
-                "VALUES (?, 'http-webhook-handler', 'pending', ?)",
-                (event_id, time.time()),
+                "VALUES (?, 'http-webhook-handler', ?, ?)",
+                (event_id, status, time.time()),
             )
         db.commit()
     finally:
@@ -228,6 +228,24 @@ def test_unreadable_rows_never_stop_deliver_list_or_replay(outbox_path, receiver
     assert one.returncode == 1 and f"{newer}: not replayed: it has no dead delivery" in one.stderr
     assert "quarantined: the stored event cannot be read" in one.stderr
     assert len(receiver.requests) == 3
+
+
+@pytest.mark.processes
+def test_dead_letters_whose_stored_events_cannot_be_read_are_said_set_aside_by_a_replay(
+    outbox_path, receiver, event, write_config, run_cli
+):
+    good = [event()]
+    record_only(outbox_path, good)
+    add_unreadable_rows(outbox_path, status="dead")
+    write_config(receiver.url)
+
+    replayed = run_cli("events", "replay", "--all-dead")
+
+    assert replayed.returncode == 1, replayed.stderr  # asked to deliver them, and they were not
+    assert (
+        "replayed 2 dead deliveries; 0 still dead, 2 set aside (quarantined: their stored events cannot be read)"
+    ) in replayed.stdout
+    assert receiver.event_ids() == [str(good[0].event_id)]  # the pending one, delivered meanwhile
 
 
 @pytest.mark.processes

@@ -287,6 +287,7 @@ def _replay(args: argparse.Namespace) -> int:
                 config.delivery = config.delivery.model_copy(update={"workers": True})  # replaying is delivering
                 selection = selection_of(args, config)
                 host = Host(config, discover=True, selection=selection, outbox=outbox, strict=args.strict)
+                set_aside = len(outbox.deliveries("quarantined", ids))  # before: to tell those the replay sets aside
                 requeued = {status: outbox.requeue(ids, status=status) for status in statuses}
                 # The workers deliver what is due.
                 with delivery_notices("loopai events replay", quiet=is_quiet(args)), host:
@@ -298,13 +299,16 @@ def _replay(args: argparse.Namespace) -> int:
                 raise host.delivery_failure
             still_dead = outbox.deliveries("dead", ids)
             pending = outbox.deliveries("pending", ids)  # handler not loaded, or its circuit is open
-            quarantined = len(outbox.deliveries("quarantined", ids)) if ids is None or args.quarantined else 0
+            now_aside = len(outbox.deliveries("quarantined", ids))
+            quarantined = now_aside if ids is None or args.quarantined else 0
         finally:
             outbox.close()
     waiting = f", {len(pending)} still pending" if pending else ""
     done = " and ".join(f"{count} {status}" for status, count in requeued.items())
     total = sum(requeued.values())
     again = f", {quarantined} quarantined again" if quarantined and args.quarantined else ""
+    if not args.quarantined and now_aside > set_aside:  # dead rows whose stored events cannot be read
+        again = f", {now_aside - set_aside} set aside (quarantined: their stored events cannot be read)"
     print(f"replayed {done} deliver{'y' if total == 1 else 'ies'}; {len(still_dead)} still dead{waiting}{again}")
     for problem in host.problems:
         print(f"- {problem}", file=sys.stderr)
@@ -323,7 +327,7 @@ def _replay(args: argparse.Namespace) -> int:
             "after an upgrade, --quarantined replays them)",
             file=sys.stderr,
         )
-    return 1 if still_dead or pending or (quarantined and args.quarantined) else 0
+    return 1 if still_dead or pending or (quarantined and args.quarantined) or now_aside > set_aside else 0
 
 
 def _replayable(outbox: Any, ids: Sequence[str], statuses: Sequence[str]) -> bool:
