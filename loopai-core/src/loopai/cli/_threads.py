@@ -36,6 +36,7 @@ def _plugins_of(module: str, config_path: Any) -> list[str]:
     """The plugins (installed, or configured with a ``factory``) whose code is in ``module``'s
     top-level package."""
     from loopai._kinds import KINDS
+    from loopai.cli._common import NOT_SERVING
     from loopai.config import load_config
     from loopai.discovery import discover
 
@@ -43,7 +44,7 @@ def _plugins_of(module: str, config_path: Any) -> list[str]:
         return value.split(":", 1)[0].split(".", 1)[0].strip()
 
     try:  # naming the plugin is a courtesy: the warning goes out anyway
-        config = load_config(config_path, unused=("serve",))
+        config = load_config(config_path, unused=NOT_SERVING)
         found = {(r.kind, r.name) for r in discover(config) if top(r.value) == top(module)}
     except Exception:  # noqa: BLE001
         return []

@@ -22,7 +22,6 @@ from loopai._kinds import KINDS
 
 __all__ = ["KeyLines", "in_file_order", "with_lines"]
 
-_KINDS = tuple(kind.key.replace("_", "") for kind in KINDS)  # folded as _fold folds: "webhookhandlers"
 _BARE_KEY = r"[A-Za-z0-9_-]+"
 _KEY = rf'(?:{_BARE_KEY}|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
 _DOTTED = re.compile(rf"\s*({_KEY}(?:\s*\.\s*{_KEY})*)\s*")
@@ -31,6 +30,9 @@ _SEGMENT = re.compile(r"\[\d+\]|[^.\[]+")
 
 def _fold(key: str) -> str:
     return key.lower().replace("-", "").replace("_", "")
+
+
+_KINDS = tuple(_fold(kind.key) for kind in KINDS)  # "webhookhandlers"
 
 
 def _unquote(key: str) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 from uuid import UUID
 
 from loopai._errors import LoopaiError
-from loopai._isolation import Raised, aguarded, attempt
-from loopai._isolation import attempt as isolated  # where a parameter is named attempt
+from loopai._isolation import Raised, aguarded
+from loopai._isolation import attempt as isolated  # Call.attempt has a parameter of that name
 from loopai._kinds import KINDS, SAMPLER, VALIDATOR, WEBHOOK_HANDLER, Kind, kind_of
 from loopai._models import ReadOnlyDict, WebhookEvent, WebhookEventType, WebhookHandlerContext
 from loopai._report import EmitReport
@@ -338,7 +338,7 @@ def build_plan(
         ordered, orderings[kind.label] = order_entries(kind, enabled, names)
         problems += orderings[kind.label].cycle_report
         for entry in ordered:
-            call = attempt(layout.call, entry)
+            call = isolated(layout.call, entry)
             if isinstance(call, Raised):
                 error = call.error
                 what = str(error) if isinstance(error, LoopaiError) else f"{kind.title} {entry.name!r}: {error!r}"
