@@ -320,15 +320,17 @@ def summary(rows: list[Row]) -> str:
 
 
 WHERE_THE_TIME_GOES = {
-    "validate": "the plan check, the task's default context, building the `ValidationReport` (its `is_valid` "
-    "walks the results); per validator, the isolation policy's `try`, the result type check, reading its "
-    "`validator_type` (a result without one is given the plugin's name), appending the result and reading its "
-    "`is_valid`",
+    "validate": "the reload guard and the plan check, the task's default context, building the "
+    "`ValidationReport`; per validator, the isolation policy's `try`, the result type check, appending the "
+    "result and reading its `is_valid` (a pydantic field: pydantic's `__getattr__` keeps CPython off its fast "
+    "attribute path, about 20 ns a read here, where the bare loop reads nothing). A result's `validator_type` "
+    "is read (and a result without one given its plugin's name) when the report's `results` are read",
     "should_sample": "reading the task's statistics into the context and counting the execution in the state "
-    "store (two lock round trips), building the `SamplingReport`; per sampler, the isolation policy's `try`, "
-    "the result type check and counting it asked",
-    "emit": "the plan check and the route lookup by event type, returning the prebuilt all-delivered report; "
-    "per handler, its delivery attempt (prebuilt context, the isolation policy's `try`)",
+    "store (two calls, each a `with lock` of about 150 ns here and a look-up by task id, whose `UUID` hashes "
+    "in Python, about 75 ns), building the `SamplingReport`; per sampler, the isolation policy's `try`, the "
+    "result type check, reading its `should_sample` (a pydantic field, as above) and counting it asked",
+    "emit": "the reload guard and the plan check, the route lookup by event type, returning the prebuilt "
+    "all-delivered report; per handler, its delivery attempt (prebuilt context, the isolation policy's `try`)",
 }
 
 

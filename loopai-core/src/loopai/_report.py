@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from loopai._models import SamplingDecision, ValidationResult, WebhookEventType
 
@@ -65,30 +65,58 @@ class PluginFailure:
 _NO_FAILURES: tuple[PluginFailure, ...] = ()
 
 
+class _Named(Protocol):
+    """A plugin as a report needs it: its name."""
+
+    @property
+    def name(self) -> str: ...
+
+
 class ValidationReport:
     """The outcome of ``Host.validate``: each validator's result, in the order they ran.
 
     ``is_valid`` is true when every result is valid (and vacuously when no validator
     is enabled). ``failures`` names validators that raised, returned the wrong type or
     timed out; each also appears in ``results`` as an invalid result. ``stopped_early``
-    is true when ``stop_on_failure`` skipped the remaining validators.
+    is true when ``stop_on_failure`` skipped the remaining validators. A result without
+    ``validator_type`` is reported under the name of the plugin that returned it (in a copy:
+    one result object may be returned by many calls).
     """
 
-    __slots__ = ("failures", "is_valid", "results", "stopped_early")
+    __slots__ = ("_plugins", "_results", "failures", "is_valid", "stopped_early")
 
     def __init__(
         self,
         results: list[ValidationResult],
         failures: Sequence[PluginFailure] | None = None,
         stopped_early: bool = False,
-        *,
         is_valid: bool | None = None,
+        plugins: Sequence[_Named] | None = None,
     ) -> None:
-        """``is_valid`` may be given when the caller already knows it (it must agree with ``results``)."""
-        self.results = results
-        self.failures: Sequence[PluginFailure] = failures or _NO_FAILURES
+        """``is_valid`` may be given when the caller already knows it (it must agree with ``results``).
+
+        ``plugins`` (anything with a ``name``), when given, are the plugins that returned
+        ``results``, in the same order: a result without ``validator_type`` is given its
+        plugin's name when :attr:`results` is first read (the host's loop reads no more of a
+        result than ``is_valid``).
+        """
+        self._results = results
+        self._plugins = plugins
+        self.failures: Sequence[PluginFailure] = failures if failures else _NO_FAILURES
         self.stopped_early = stopped_early
         self.is_valid = all(result.is_valid for result in results) if is_valid is None else is_valid
+
+    @property
+    def results(self) -> list[ValidationResult]:
+        """Each validator's result, in the order they ran, each naming its validator."""
+        plugins = self._plugins
+        if plugins is not None:
+            self._results = [
+                result if result.validator_type else result.model_copy(update={"validator_type": plugin.name})
+                for result, plugin in zip(self._results, plugins, strict=False)  # fewer results after a stop
+            ]
+            self._plugins = None
+        return self._results
 
     def __bool__(self) -> bool:
         return self.is_valid

@@ -3,8 +3,8 @@
 A validator that raises, times out or returns something other than a
 :class:`loopai.ValidationResult` is reported as an invalid result naming it, and listed in the
 report's ``failures``; the others still run. A result without ``validator_type`` gets the
-validator's name there (in a copy: one result object may be returned by many calls). The sync and
-async drivers share this policy.
+validator's name in the report (which reads it when its results are first read: the loop reads
+no more of a result than ``is_valid``). The sync and async drivers share this policy.
 """
 
 from __future__ import annotations
@@ -36,14 +36,12 @@ def validate(calls: Sequence[Call], execution: Any, context: Any, stop: bool, ou
         if type(result) is not ValidationResult:
             failures = failures if failures is not None else []
             result = _settled(call, result, failures, outcomes)
-        if not result.validator_type:  # traced to its plugin; a copy: the result may be a shared constant
-            result = result.model_copy(update={"validator_type": call.name})
         results.append(result)
         if not result.is_valid:
             valid = False
             if stop:
                 break
-    return ValidationReport(results, failures, len(results) < len(calls), is_valid=valid)
+    return ValidationReport(results, failures, len(results) < len(calls), valid, calls)
 
 
 async def avalidate(
@@ -57,14 +55,12 @@ async def avalidate(
         result = await call.afn(execution, context)  # isolated: see loopai.host._plan
         if type(result) is not ValidationResult:
             result = _settled(call, result, failures, outcomes)
-        if not result.validator_type:  # traced to its plugin; a copy: the result may be a shared constant
-            result = result.model_copy(update={"validator_type": call.name})
         results.append(result)
         if not result.is_valid:
             valid = False
             if stop:
                 break
-    return ValidationReport(results, failures, len(results) < len(calls), is_valid=valid)
+    return ValidationReport(results, failures, len(results) < len(calls), valid, calls)
 
 
 def _settled(call: Call, outcome: Any, failures: list[PluginFailure], outcomes: Outcomes) -> ValidationResult:
