@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 from pathlib import Path
 
@@ -156,3 +157,39 @@ def test_redact_hides_values_of_secret_looking_variables(tmp_path: Path) -> None
     assert "xoxb-1" not in json.dumps(shown)
     assert shown["plugins"]["webhook_handlers"][0]["configuration"] == {"url": "**********", "channel": "#alerts"}
     assert config.plugins.webhook_handlers[0].configuration == {"url": "xoxb-1", "channel": "#alerts"}
+
+
+class Logging(WebhookHandlerPlugin):
+    """Logs the context it is handed, as a handler being debugged does."""
+
+    name = "logging"
+
+    def handle_event(self, event, context):
+        logging.getLogger("test.handler").warning("delivering with %s (%r)", context, context)
+
+
+def test_a_handler_that_logs_its_context_does_not_log_its_secrets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "loopai.toml").write_text(
+        textwrap.dedent(
+            """
+            [plugins.webhook_handlers.logging.configuration]
+            secret = "whsec_do-not-log"
+            api_token = "tok-do-not-log"
+            url = "https://hooks:pw-do-not-log@example.test/in?sig=sig-do-not-log"
+            retries = 4
+            """
+        ).lstrip(),
+        encoding="utf-8",
+    )
+    config = loopai.load_config(environ={}, cwd=tmp_path)
+    with loopai.Host(config, plugins=[Logging()], outbox=False, environ={}) as host:
+        assert host.emit(loopai.WebhookEvent(event_type=loopai.WebhookEventType.PROGRAM_EXECUTION_COMPLETED)).ok
+        context = host.registry.entry(WebhookHandlerPlugin, "logging").plugin.config
+    logged = caplog.text
+    assert "delivering with" in logged and "retries" in logged and "4" in logged
+    assert "do-not-log" not in logged, logged
+    assert logged.count("**********") >= 4  # secret and api_token, in str and repr
+    assert "https://hooks:***@example.test/in?sig=***" in logged
+    assert context["secret"] == "whsec_do-not-log"  # the handler still has its values

@@ -7,10 +7,13 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictBool
+
+from loopai._redact import redact
 
 __all__ = [
     "EventSeverity",
@@ -106,9 +109,18 @@ _Frozen = AfterValidator(_read_only_or_none)
 
 
 class _Record(BaseModel):
-    """Data that crosses the wire: unknown fields from newer producers are ignored."""
+    """Data that crosses the wire: unknown fields from newer producers are ignored.
+
+    Printed (``repr``, ``str``, a log line), a plugin's ``configuration`` shows ``**********`` for
+    its secrets (keys such as ``secret``, ``token``, ``password``; a URL's password): a handler that
+    logs its context does not log its signing secret. The values themselves are unchanged.
+    """
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if name == "configuration" else value
 
 
 class _ReadOnlyRecord(_Record):
