@@ -61,3 +61,24 @@ def test_the_sampling_decision_is_named_after_its_sampler_sync_and_async() -> No
         host = loopai.Host(plugins=[plugin], environ={})
         for report in (host.should_sample(execution()), asyncio.run(host.ashould_sample(execution()))):
             assert report.decision is not None and report.decision.sampler_type == "yes"
+
+
+INVALID = loopai.ValidationResult(is_valid=False)
+
+
+class AnonymousInvalid(loopai.ValidatorPlugin):
+    def validate(self, execution: loopai.ExecutionRecord, context: loopai.ValidationContext) -> loopai.ValidationResult:
+        return INVALID
+
+
+def test_a_run_stopped_at_the_first_failure_names_the_results_it_has() -> None:
+    host = loopai.Host(
+        plugins=[AnonymousInvalid(name="first", priority=2), Anonymous(name="second", priority=1)],
+        environ={},
+        stop_on_failure=True,
+    )
+    for report in (host.validate(execution()), asyncio.run(host.avalidate(execution()))):
+        assert report.stopped_early and not report.is_valid
+        assert [r.validator_type for r in report.results] == ["first"]
+        assert report.to_dict()["results"][0]["validator_type"] == "first"
+    assert INVALID.validator_type == ""

@@ -118,6 +118,10 @@ class ValidationReport:
             self._plugins = None
         return self._results
 
+    @results.setter
+    def results(self, results: list[ValidationResult]) -> None:
+        self._results, self._plugins = results, None
+
     def __bool__(self) -> bool:
         return self.is_valid
 
