@@ -172,8 +172,10 @@ Output lines: {"byte for byte the same" if same else "**different**"} as one pro
 Two workers spend {overhead:.2f}x one process's CPU time in all, on the same cores. What is left:
 
 - the parent's own work, {two["parent_cpu"] / count * 1e6:.1f} CPU µs per record: reading each line,
-  finding its task id in its bytes (without parsing it), sending lines to the workers and taking
-  their result lines back (pickled, by a thread per worker each way), writing them in input order;
+  finding its task id in its bytes (without parsing it), adding it to its worker's next batch (a
+  batch is sent as one bytes object, the lines joined, and its result lines come back as one text,
+  by a thread per worker each way), writing the results in input order (the output file, which one
+  process writes too);
 - each worker's start (an interpreter, the host and the plugins it loads), and its own import of
   `jsonschema` when its first record is not proven valid (about a second here, for each worker);
 - the machine: other programs ran while this was measured, and two processes working at once share

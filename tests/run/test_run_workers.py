@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from loopai.run._route import task_key
+from loopai.run._input import InputError
+from loopai.run._route import Router, looked, shared, task_key
 
 pytestmark = pytest.mark.processes
 
@@ -241,6 +242,38 @@ def test_a_line_goes_to_its_task_however_the_task_id_is_written(line: str) -> No
 @pytest.mark.parametrize("line", ["[1]", "{oops", '{"task_id": 7}', '{"task_id": "not a uuid"}'])
 def test_a_line_without_a_readable_task_id_has_no_task(line: str) -> None:
     assert task_key(line.encode()) is None
+
+
+def test_the_first_lines_share_the_tasks_out_by_their_records() -> None:
+    # The task with the most lines first, each to the worker with the fewest so far: the last of
+    # them on a tie (the first worker also delivers the run's events).
+    tasks = ["a"] * 6 + ["b"] * 3 + [None] * 4 + ["c"] * 2 + ["d"]
+    assert shared(tasks, 2) == {"a": 1, "b": 0, "c": 0, "d": 0}
+    assert shared(["a"] * 5 + ["b"] * 4 + ["c"] * 4 + ["d"] * 3, 3) == {"a": 2, "b": 1, "c": 0, "d": 1}
+
+
+def test_the_lines_looked_at_come_back_and_a_pause_ends_the_look() -> None:
+    lines = [f'{{"task_id": "{TASKS[n % 3]}"}}\n'.encode() for n in range(5)]
+    later = f'{{"task_id": "{TASKS[4]}"}}\n'.encode()
+
+    shares, again = looked(iter([*lines, b"\n", None, later]), Router(), 2)
+
+    assert list(again) == [*lines, b"\n", None, later]
+    assert set(shares) == {task_key(line) for line in lines[:3]}  # not the task met after the pause
+
+
+def test_an_input_cut_short_while_looked_at_gives_its_lines_first() -> None:
+    line = f'{{"task_id": "{TASKS[0]}"}}\n'.encode()
+
+    def cut() -> Any:
+        yield line
+        raise InputError("in.jsonl: cannot be read to the end")
+
+    shares, again = looked(cut(), Router(), 2)
+
+    assert next(again) == line and list(shares) == [task_key(line)]
+    with pytest.raises(InputError):
+        next(again)
 
 
 def test_a_worker_killed_while_it_waits_for_lines_stops_the_run_saying_so(

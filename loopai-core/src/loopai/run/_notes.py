@@ -22,7 +22,7 @@ from loopai._suggest import did_you_mean
 from loopai.run._input import FIELDS, KNOWN_KEYS
 from loopai.run._summary import KeyWarning, Summary
 
-__all__ = ["MOST_KEPT", "MOST_SAID", "KeyWarning", "Keys", "closing_warnings"]
+__all__ = ["MOST_KEPT", "MOST_SAID", "Heard", "KeyWarning", "Keys", "closing_warnings"]
 
 MOST_SAID: Final = 20
 """Distinct unknown keys said one by one; the others are counted in one line."""
@@ -81,6 +81,42 @@ class Keys:
             self.said += 1
             if self.say is not None:
                 self.say(warning)
+
+
+class Heard:
+    """What ``--workers``' workers say, said once for the run, as one process says it: each warning once
+    (an unknown key goes to :class:`Keys`, whichever worker met it first); a delivery notice about a
+    handler's circuit when the run's changes, which is open while any worker's is (said when the
+    first opens, and when the last closes)."""
+
+    def __init__(self, keys: Keys, warn: Callable[[str], None] | None) -> None:
+        self.keys = keys
+        self.warn = warn
+        self.warned: set[str] = set()  # the warnings said
+        self.circuits: dict[str, set[int]] = {}  # per handler, the workers whose circuit is open
+
+    def warning(self, text: str) -> None:
+        """A worker's warning: said, unless it was."""
+        if isinstance(text, KeyWarning):
+            self.keys.merge(text)
+        elif text not in self.warned:
+            self.warned.add(text)
+            if self.warn is not None:
+                self.warn(text)
+
+    def news(self, worker: int, circuit: tuple[str, str] | None) -> bool:
+        """Whether worker ``worker``'s notice (about a handler's ``circuit``, its name and ``open`` or
+        not, if any) is news for the run."""
+        if circuit is None:
+            return True
+        name, state = circuit
+        open_in = self.circuits.setdefault(name, set())
+        was_open = bool(open_in)
+        if state == "open":
+            open_in.add(worker)
+        else:
+            open_in.discard(worker)
+        return was_open != bool(open_in)
 
 
 def closing_warnings(summary: Summary, said: int) -> list[str]:

@@ -5,7 +5,8 @@ ordinary engine on the lines it is sent and sends back result lines (with the ti
 them), then its summary; its standard output is its stderr (only the parent writes the run's
 output). The parent's handle (:class:`WorkerHandle`) gathers the worker's lines,
 sends them a batch at a time while the worker has less than :data:`AHEAD` seconds of work, and
-keeps the results it answers with.
+keeps the results it answers with. A batch goes as the lines' numbers and the lines joined in one
+bytes object, and its results come back as one text (pickled, a list of lines costs per line).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import queue
 import signal
 import sys
@@ -20,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, NoReturn, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 from loopai._crash import stacks_on_crash
 from loopai._errors import LoopaiError
@@ -33,7 +35,7 @@ from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary
 from loopai.run._terminal import close_after_delivering
 
-__all__ = ["AHEAD", "BATCH", "HostRecipe", "WorkerHandle"]
+__all__ = ["AHEAD", "BATCH", "HostRecipe", "WorkerFailed", "WorkerHandle", "available_cpus"]
 
 
 class HostRecipe(Protocol):
@@ -51,42 +53,56 @@ class HostRecipe(Protocol):
 
 BATCH = 256
 """Most lines sent to a worker at once: enough that a message costs little next to the work in it."""
-LATENCY = 0.05
-"""Longest a worker keeps result lines before sending them back (seconds)."""
 AHEAD = 0.25
 """Seconds of work a worker is sent ahead: enough to keep it busy between two messages."""
 
 
+class WorkerFailed(Exception):
+    """A worker could not build or start its host; ``problems`` say why (exit 2, as with one process)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (``--workers auto``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class _Collected:
-    """A worker's output: result lines, sent to the parent a batch at a time, or after
-    :data:`LATENCY` seconds when records are slow (a worker killed then takes few answers with it),
-    with the time spent making them (the parent reads as far ahead as that time allows)."""
+    """A worker's output: the result lines the engine writes, sent to the parent as one text each
+    time it flushes (after each batch it writes: at most ``RunOptions.batch`` records, held at most
+    :data:`~loopai.run._engine.HOLD` seconds), with the time spent making them (the parent reads as
+    far ahead as that time allows)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.sending = threading.Lock()  # the stall watch's thread sends too
-        self.lines: list[str] = []
+        self.texts: list[str] = []  # whole result lines, as the engine wrote them
+        self.summary: Summary | None = None  # the engine's
+        self.errors = 0  # error lines written so far (the parent counts a dead worker's lines by them)
         self.since = time.monotonic()
         self.idle = 0.0  # of the time since, spent waiting for lines
         self.notices: list[tuple[str, Any]] = []  # the delivery workers' log lines (and circuits), not sent yet
 
     def write(self, text: str) -> None:
-        """Whole result lines, one or many (the engine writes a batch at once); each is kept apart,
-        as the parent puts each line in its place in the output."""
-        if text.count("\n") == 1:
-            self.lines.append(text)
-        else:
-            self.lines += [line + "\n" for line in text.split("\n")[:-1]]
-        if len(self.lines) >= BATCH or time.monotonic() - self.since >= LATENCY:
-            self.flush()
+        """Whole result lines, one or many (the engine writes a batch at once, and flushes)."""
+        self.texts.append(text)
+        # An error line is a malformed line's: none is looked for while all of those were counted.
+        if self.summary is not None and self.summary.malformed > self.errors:
+            self.errors += text.count(_ERROR)
 
     def flush(self) -> None:
         while self.notices:
             self.send(("notice", *self.notices.pop(0)))
         now = time.monotonic()
-        if self.lines:
-            self.send(("results", self.lines, now - self.since - self.idle))
-            self.lines = []
+        if self.texts:
+            self.send(("results", "".join(self.texts), now - self.since - self.idle, self.errors))
+            self.texts = []
         self.since, self.idle = now, 0.0
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -160,6 +176,7 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     options.warn = lambda text: output.send(("warn", text))
     options.say = lambda text: output.send(("say", text))  # a plugin call that holds the run up
     runner = Runner(host, {}, output, options)  # type: ignore[arg-type]
+    output.summary = runner.summary
     with _notices(output):
         try:
             runner.process(_received(conn, output))
@@ -220,8 +237,8 @@ class _Notices(logging.Handler):
 
 
 def _received(conn: Any, output: _Collected) -> Iterator[tuple[int, bytes] | None]:
-    """The lines the parent sends, until it says the input ended. Before waiting for more, a None
-    (the engine writes the results it holds), and the result lines written so far go back."""
+    """The lines the parent sends, numbered, until it says the input ended. Before waiting for more,
+    a None (the engine writes the results it holds), and the result lines written so far go back."""
     while True:
         if not conn.poll():
             yield None
@@ -229,12 +246,16 @@ def _received(conn: Any, output: _Collected) -> Iterator[tuple[int, bytes] | Non
         message = output.wait(conn)
         if message[0] == "end":
             return
-        yield from message[1]
+        _, numbers, lines = message
+        # The lines as read, joined: split at their line ends, which they lose (a line reads the same
+        # without it), and an empty piece after the last, which zip leaves out (one number per line).
+        yield from zip(numbers, lines.split(b"\n"), strict=False)
 
 
 class WorkerHandle:
-    """The parent's side of one worker: its process and pipe, the lines being gathered for it,
-    the results it sent back, and how it ended.
+    """The parent's side of one worker: its process and pipe, the lines being gathered for it (sent a
+    batch at a time: their numbers, and the lines joined in one bytes object), the result lines it
+    sent back, and how it ended.
 
     Messages to the worker are written by a thread of their own: a pipe holds less than a batch,
     and the parent must never wait for one worker to read while the others have nothing to do.
@@ -247,12 +268,15 @@ class WorkerHandle:
         self._child = child
         self._outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._sender = threading.Thread(target=self._send_all, name=f"loopai-run-send-{index}", daemon=True)
-        self.batch: list[tuple[int, bytes]] = []  # its lines not sent yet
+        self.numbers: list[int] = []  # the lines gathered for its next batch, and their numbers
+        self.lines: list[bytes] = []
+        self.batches: deque[tuple[list[int], bytes]] = deque()  # batches made and not sent yet
         self.assigned = 0  # lines given to it so far: new tasks go to the least busy worker
         self.sent = 0  # lines sent to it so far
         self.answered = 0  # results it sent back so far
+        self.errors = 0  # of those, error lines (its malformed lines), as it counts them
         self.rate = 0.0  # lines per second of work, as it reports them (0: not known yet)
-        self.results: deque[str] = deque()
+        self.results: deque[str] = deque()  # result lines (without their line ends) not written yet
         self.messages: deque[tuple[Any, ...]] = deque()  # what is not a result line, in order
         self.summary: Summary | None = None
         self.death: str | None = None
@@ -278,22 +302,53 @@ class WorkerHandle:
             with contextlib.suppress(OSError):  # it died: its receiver says so
                 self.conn.send(message)
 
+    def take(self, number: int, raw: bytes) -> None:
+        """One more line for it: every :data:`BATCH` of them make a batch, sent if it has room."""
+        self.assigned += 1
+        self.numbers.append(number)
+        self.lines.append(raw)
+        if len(self.lines) == BATCH:
+            self._make_batch()
+            self.feed()
+
+    def _make_batch(self) -> None:
+        self.batches.append((self.numbers, b"".join(self.lines)))
+        self.numbers, self.lines = [], []
+
     def feed(self, force: bool = False) -> None:
         """Send its waiting lines, a batch at a time, while it has less than :data:`AHEAD` seconds of
         work unanswered (``force``: all of them, now)."""
         ahead = max(16, min(4 * BATCH, int(self.rate * AHEAD)))
-        while self.batch and (force or self.sent - self.answered < ahead):
-            lines, self.batch = self.batch[:BATCH], self.batch[BATCH:]
-            self.sent += len(lines)
-            self.send(("lines", lines))
+        while force or self.sent - self.answered < ahead:
+            if not self.batches:
+                if not self.lines:
+                    return
+                self._make_batch()
+            numbers, lines = self.batches.popleft()
+            self.sent += len(numbers)
+            self.send(("lines", numbers, lines))
 
-    def answer(self, lines: list[str], busy: float) -> None:
-        """Results it sent back, and the time it worked on them."""
+    def answer(self, text: str, busy: float, errors: int) -> None:
+        """Result lines it sent back (in one text), the time it worked on them, and the error lines
+        it sent so far."""
+        lines = text.split("\n")
+        lines.pop()  # after the last line's end: nothing
         self.results.extend(lines)
         self.answered += len(lines)
+        self.errors = errors
         if busy > 0:
             rate = len(lines) / busy
             self.rate = rate if self.rate == 0 else 0.8 * self.rate + 0.2 * rate
 
+    def interrupt(self) -> None:
+        """Pass a Ctrl-C on to it (unless it is gone)."""
+        if self.process.pid is not None and self.death is None:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.kill(self.process.pid, signal.SIGINT)
+
     def __str__(self) -> str:
         return f"worker {self.index + 1} (pid {self.process.pid})"
+
+
+_ERROR: Final = ',"execution_id":null,'
+"""In an error line, never in a result line (a plugin's text in one has its quotes escaped)."""

@@ -6,18 +6,29 @@ else in the line could be the record's task id (a nested ``task_id``, a C# spell
 escape in a key). Anything else is parsed as JSON, as a record would be. Only the answer for
 a line that is a record matters: a malformed line raises no event and counts for no task, so
 any worker may write its error.
+
+Which worker a task goes to is decided on the first lines read (:func:`looked`): a task's first
+record says nothing of its size, a thousand lines say which tasks are big (:func:`shared`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from pydantic_core import from_json
 
-__all__ = ["Router", "task_key"]
+from loopai.run._input import InputError
+
+__all__ = ["LOOK", "Router", "looked", "shared", "task_key"]
+
+LOOK: Final = 1024
+"""Lines looked at before the first tasks are given workers (:func:`looked`)."""
 
 _KEY: Final = b'"task_id"'
+_BACKSLASH: Final = ord("\\")
 _VALUE: Final = re.compile(rb'\s*:\s*"([^"\\]{1,100})"')
 _SPELLINGS: Final = ("task_id", "TaskId", "taskId")
 _HEX: Final = frozenset("0123456789abcdef")
@@ -49,6 +60,49 @@ class Router:
         return key
 
 
+def looked(
+    lines: Iterator[bytes | None], router: Router, workers: int
+) -> tuple[dict[str, int], Iterator[bytes | None]]:
+    """The tasks of the first :data:`LOOK` of ``lines`` (fewer when the input pauses first: a None)
+    given workers (:func:`shared`), and all the lines, those first ones again: the run counts them
+    read as it takes them (a stop before leaves them unread). An error reading them is raised after
+    the lines before it."""
+    first: list[bytes | None] = []
+    unreadable: InputError | None = None
+    try:
+        for raw in lines:
+            first.append(raw)
+            if raw is None or len(first) == LOOK:
+                break
+    except InputError as exc:
+        unreadable = exc
+    tasks = (router.task(raw) for raw in first if raw is not None and not raw.isspace())
+    return shared(tasks, workers), _again(first, unreadable, lines)
+
+
+def _again(
+    first: list[bytes | None], unreadable: InputError | None, rest: Iterator[bytes | None]
+) -> Iterator[bytes | None]:
+    yield from first
+    if unreadable is not None:
+        raise unreadable
+    yield from rest
+
+
+def shared(tasks: Iterable[str | None], workers: int) -> dict[str, int]:
+    """A worker (its index) for each task of ``tasks`` (the first lines' tasks; None: a line of no
+    task): the task with the most of those lines first, each to the worker with the fewest of them so
+    far, the last of those (the first worker also delivers the run's events). How big a task is shows
+    better in many lines than in its first one."""
+    load = [0] * workers
+    owners = {}
+    for task, count in Counter(task for task in tasks if task is not None).most_common():
+        least = min(load)
+        owners[task] = worker = max(index for index, lines in enumerate(load) if lines == least)
+        load[worker] += count
+    return owners
+
+
 def _spelt(raw: bytes) -> bytes | None:
     """The bytes of the one ``"task_id": "..."`` of ``raw``, when nothing else in it could be the
     record's task id; else None."""
@@ -59,7 +113,8 @@ def _spelt(raw: bytes) -> bytes | None:
     # C# does (TaskId, taskId); free text may say "task", and then each is looked for.
     if not raw.find(b"ask") == raw.rfind(b"ask") == at + 2 and (raw.count(b"ask_id") != 1 or b"askId" in raw):
         return None
-    if b"\\u" in raw:  # an escape may spell a key: only parsing tells
+    # An escape may spell a key: only parsing tells. (A backslash, one byte, is looked for first: fast.)
+    if _BACKSLASH in raw and b"\\u" in raw:
         return None
     found = _VALUE.match(raw, at + len(_KEY))
     return found.group(1) if found is not None else None

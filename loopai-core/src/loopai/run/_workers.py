@@ -1,13 +1,20 @@
 """``loopai run --workers N``: the same run on N processes, with the same output as one.
 
-The parent reads the input and sends each line to the worker that owns its task: a task is
-given to the least busy worker when its first record is read, and keeps it. So every record
-of a task is processed by one worker, in input order, and per-task statistics, time-based
-sampling and rolling thresholds are exactly those of a one-process run. Each worker builds
-its own host and runs the ordinary engine (:class:`~loopai.run.Runner`) on its lines (see
-:mod:`._process`); the parent writes their result lines back in input order and adds up their
-summaries.
+The parent reads the input and sends each line to the worker that owns its task, which keeps
+it. So every record of a task is processed by one worker, in input order, and per-task
+statistics, time-based sampling and rolling thresholds are exactly those of a one-process run.
+Each worker builds its own host and runs the ordinary engine (:class:`~loopai.run.Runner`) on its
+lines (see :mod:`._process`); the parent writes their result lines back in input order and adds
+up their summaries.
 
+- Tasks are shared out by their records (a task's first record says nothing of its size): the
+  parent looks at the first lines (:func:`~loopai.run._route.looked`) and gives their tasks
+  workers, the task with the most lines there first, each to the worker with the fewest of those
+  lines so far; a task first met later goes to the worker given the fewest lines so far.
+- The parent's work per line is small: its task id read from its bytes (:mod:`._route`), the line
+  added to its worker's next batch, its result line written back in order. A worker is sent a
+  batch of lines as their numbers and one bytes object (the lines joined), and sends its result
+  lines back as one text per batch (:mod:`._process`).
 - Memory stays flat: at most a window of lines is between reading and writing (about
   :data:`WINDOW` seconds of work, at most :data:`MOST_WINDOW` lines). A worker is sent about
   a quarter second of work at a time; the rest of its lines wait in the parent, so that one
@@ -35,27 +42,25 @@ summaries.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import IO, Any, Final
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
-from loopai.run._engine import RunOptions, numbered
+from loopai.run._engine import RunOptions
 from loopai.run._input import Input, InputError, Malformed, parse_line
 from loopai.run._merge import Part, add_up, died, labels
-from loopai.run._notes import Keys, closing_warnings
+from loopai.run._notes import Heard, Keys, closing_warnings
 from loopai.run._paced import paced
-from loopai.run._process import BATCH, HostRecipe, WorkerHandle
+from loopai.run._process import BATCH, HostRecipe, WorkerFailed, WorkerHandle, available_cpus
 from loopai.run._record import error_line
-from loopai.run._route import Router
-from loopai.run._summary import KeyWarning, Summary
-from loopai.run._terminal import MOMENT, Progress, interrupts, waiting_line
+from loopai.run._route import Router, looked
+from loopai.run._summary import Summary
+from loopai.run._terminal import MOMENT, Progress, Stop, interrupts, waiting_line
 
 __all__ = ["HostRecipe", "WorkerFailed", "available_cpus", "run_in_workers"]
 
@@ -66,22 +71,6 @@ MOST_WINDOW = 32_768
 """The most lines read ahead of what is written, however fast the workers (a few MB)."""
 LEAST_WINDOW = 32
 """The fewest lines read ahead per worker, however slow its plugins."""
-
-
-class WorkerFailed(Exception):
-    """A worker could not build or start its host; ``problems`` say why (exit 2, as with one process)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on (``--workers auto``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def run_in_workers(
@@ -112,17 +101,19 @@ class _Parent:
         self.workers = [WorkerHandle(index, context, recipe, own) for index in range(count)]
         self.owners: dict[str | None, WorkerHandle] = {}  # each task's worker
         self.router = Router()
-        self.order: deque[tuple[WorkerHandle, int]] = deque()  # each line read and not yet written
+        # The worker of each line read and not yet written, and its number (apart: a deque of
+        # tuples, hundreds of thousands a second, would keep the garbage collector busy).
+        self.order: deque[WorkerHandle] = deque()
+        self.numbers: deque[int] = deque()
         self.window = count * LEAST_WINDOW  # until the workers' speed is known
+        self.read = 0  # lines read so far (the last one's number)
         self.changed = threading.Condition()
         self.dead: WorkerHandle | None = None
         self.lost = 0  # lines of a dead worker that were never answered
-        self.errors = [0] * count  # per worker, the error lines among its results (its malformed lines)
         self.receivers: list[threading.Thread] = []
         self.drain_timeout = 0.0  # the workers' [delivery] drain_timeout, once they are built
-        self.circuits: dict[str, set[int]] = {}  # per handler, the workers whose circuit is open
         self.keys = Keys(self.summary.unknown_keys, options.warn)  # unknown keys: each said once, as by one process
-        self.warned: set[str] = set()  # other warnings the workers sent: each said once
+        self.heard = Heard(self.keys, options.warn)
         self.names = getattr(recipe, "tasks", None) or {}  # the tasks table, when the recipe has one: names
 
     # -- start and stop ----------------------------------------------------------------------
@@ -192,20 +183,12 @@ class _Parent:
         unreadable: InputError | None = None
         try:
             with interrupts() as stop:
-                last = 0
                 try:
-                    for line in numbered(source if source.regular else paced(source), self.summary, stop, progress):
-                        if line is None:  # the input pauses
-                            self._paused()
-                            if self.dead is not None:
-                                break
-                            continue
-                        last, raw = line
-                        if self.options.fail_fast and _malformed(raw):
-                            stop.requested = True  # its worker writes why, and stops; read no more
-                        self._dispatch(last, raw)
-                        if self.dead is not None:
-                            break
+                    shares, lines = looked(
+                        iter(source) if source.regular else paced(source), self.router, len(self.workers)
+                    )
+                    self.owners.update({task: self.workers[index] for task, index in shares.items()})
+                    self._dispatch(lines, stop, progress)
                 except InputError as exc:  # the lines read before it are still processed
                     unreadable = exc
                 cut_short = self.dead  # a worker died while the input was read: it was not read further
@@ -221,7 +204,9 @@ class _Parent:
             with interrupts(self._pass_interrupt_on, saying=b""):  # a Ctrl-C now ends the workers' wait
                 self._add_up()
             if cut_short is not None and self.summary.stopped_by is None:  # none of its lines were lost
-                self.summary.stopped_by = f"{cut_short} {cut_short.death}: the input was not read after line {last:,}"
+                self.summary.stopped_by = (
+                    f"{cut_short} {cut_short.death}: the input was not read after line {self.read:,}"
+                )
         finally:
             if progress is not None:
                 progress.clear()
@@ -231,26 +216,46 @@ class _Parent:
             raise unreadable
         return self.summary
 
-    def _dispatch(self, number: int, raw: bytes) -> None:
-        key = self.router.task(raw)  # None: not a record; any worker writes its error line
-        worker = self.owners.get(key)
-        if worker is None:
-            worker = min(self.workers, key=lambda w: w.assigned)
-            if key is not None:
-                self.owners[key] = worker
-        worker.assigned += 1
-        worker.batch.append((number, raw))
-        self.order.append((worker, number))
-        if len(worker.batch) % BATCH == 0:  # a batch more to send (while it is ahead, they wait)
-            worker.feed()
-        if len(self.order) < self.window:
-            if self.order[0][0].results:  # the oldest line's result is back: write what is ready
+    def _dispatch(self, lines: Iterable[bytes | None], stop: Stop, progress: Progress | None) -> None:
+        """Give each line read to its task's worker, numbered and counted as one process does (see
+        :func:`~loopai.run._engine.numbered`), until the input ends, a stop, or a worker's death;
+        write the results back as they come (a None: the input pauses)."""
+        summary, order, numbers, owners, task = self.summary, self.order, self.numbers, self.owners, self.router.task
+        fail_fast = self.options.fail_fast
+        for raw in lines:
+            if stop.requested or self.dead is not None:
+                return
+            if raw is None:
+                self._paused()
+                continue
+            self.read += 1
+            if progress is not None:
+                progress.tick(summary.lines, summary.malformed)
+            if raw.isspace():  # a blank line: skipped
+                continue
+            summary.lines += 1
+            if fail_fast and _malformed(raw):
+                stop.requested = True  # its worker writes why, and stops; read no more
+            key = task(raw)  # None: not a record; any worker writes its error line
+            worker = owners.get(key) or self._owner(key)
+            worker.take(self.read, raw)
+            order.append(worker)
+            numbers.append(self.read)
+            if len(order) >= self.window:  # the most read ahead: wait until half of it is written
+                self.window = max(
+                    len(self.workers) * BATCH, min(MOST_WINDOW, int(sum(w.rate for w in self.workers) * WINDOW))
+                )
+                self._drain(self.window // 2)
+            elif order[0].results:  # the oldest line's result is back: write what is ready
                 self._write_ready()
-        else:
-            self.window = max(
-                len(self.workers) * BATCH, min(MOST_WINDOW, int(sum(w.rate for w in self.workers) * WINDOW))
-            )
-            self._drain(self.window // 2)
+
+    def _owner(self, key: str | None) -> WorkerHandle:
+        """The worker for the first line of a task met after the look: the least busy (a line of no
+        task: any)."""
+        worker = min(self.workers, key=lambda w: w.assigned)
+        if key is not None:
+            self.owners[key] = worker
+        return worker
 
     def _paused(self) -> None:
         """The input pauses: every worker is sent the lines it waits for, and what is back is written."""
@@ -263,11 +268,13 @@ class _Parent:
     def _write_ready(self) -> None:
         """Write the results that come next in input order and have arrived (in one write: they
         come back a batch at a time)."""
-        order, ready = self.order, []
-        while order and order[0][0].results:
-            ready.append(order.popleft()[0].results.popleft())
+        order, numbers, ready = self.order, self.numbers, []
+        while order and order[0].results:
+            ready.append(order.popleft().results.popleft())
+            numbers.popleft()
         if ready:
-            self.output.write("".join(ready))
+            ready.append("")  # the last line's end
+            self.output.write("\n".join(ready))
 
     def _drain(self, low: int) -> None:
         """Write results in input order until at most ``low`` lines are left waiting."""
@@ -275,7 +282,7 @@ class _Parent:
             self._write_ready()
             if len(self.order) <= low:
                 return
-            worker, number = self.order[0]
+            worker = self.order[0]
             worker.feed(force=True)  # the oldest line may be waiting in the parent
             self.output.flush()  # what is written is in the file while the workers work
             with self.changed:
@@ -285,6 +292,7 @@ class _Parent:
                     self.changed.wait(0.05)
             if not worker.results:  # it died before answering: this line is lost
                 self.order.popleft()
+                number = self.numbers.popleft()
                 self.output.write(error_line(number, self._lost(worker, number)) + "\n")
 
     def _lost(self, worker: WorkerHandle, number: int) -> str:
@@ -323,7 +331,7 @@ class _Parent:
                     worker.summary,
                     worker.death,
                     worker.answered,
-                    self.errors[worker.index],
+                    worker.errors,
                     labels(owned, self.names) if worker.summary is None else (),
                     delivered_for_run=worker is self.workers[0],
                 )
@@ -341,9 +349,7 @@ class _Parent:
         """A Ctrl-C while the workers wait for deliveries, as a signal handler: passed on to them,
         which ends their wait (a terminal's Ctrl-C reaches them too: they take the first)."""
         for worker in self.workers:
-            if worker.process.pid is not None and worker.death is None:
-                with contextlib.suppress(OSError):  # gone meanwhile
-                    os.kill(worker.process.pid, signal.SIGINT)
+            worker.interrupt()
 
     # -- what the workers send ---------------------------------------------------------------
 
@@ -358,16 +364,15 @@ class _Parent:
             with self.changed:
                 kind = message[0]
                 if kind == "results":
-                    worker.answer(message[1], message[2])
-                    self.errors[worker.index] += "".join(message[1]).count(_ERROR)
+                    worker.answer(*message[1:])
                 elif kind == "done":
                     worker.summary = message[1]
                 elif kind == "warn":
-                    self._warn(message[1])
+                    self.heard.warning(message[1])
                 elif kind == "say":
                     if self.options.say is not None:
                         self.options.say(message[1])  # its line numbers are the input's
-                elif kind == "notice" and self._news(worker, message[2]):  # as one process would say it
+                elif kind == "notice" and self.heard.news(worker.index, message[2]):  # as one process says it
                     logging.getLogger("loopai.delivery").info("%s", message[1])
                 elif kind == "fatal":
                     worker.fatal = message[1]
@@ -380,32 +385,6 @@ class _Parent:
                 worker.death = death
                 self.dead = self.dead or worker
                 self.changed.notify_all()
-
-    def _news(self, worker: WorkerHandle, circuit: tuple[str, str] | None) -> bool:
-        """Whether a worker's notice is news for the run: a handler's circuit is open for the run
-        while any worker's is (said when the first opens, and when the last closes)."""
-        if circuit is None:
-            return True
-        name, state = circuit
-        open_in = self.circuits.setdefault(name, set())
-        was_open = bool(open_in)
-        if state == "open":
-            open_in.add(worker.index)
-        else:
-            open_in.discard(worker.index)
-        return was_open != bool(open_in)
-
-    def _warn(self, text: str) -> None:
-        if isinstance(text, KeyWarning):  # an unknown key: said once, whichever worker met it first
-            self.keys.merge(text)
-        elif text not in self.warned:
-            self.warned.add(text)
-            if self.options.warn is not None:
-                self.options.warn(text)
-
-
-_ERROR: Final = ',"execution_id":null,'
-"""In an error line, never in a result line (a plugin's text in one has its quotes escaped)."""
 
 
 def _malformed(raw: bytes) -> bool:
