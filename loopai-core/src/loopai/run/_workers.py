@@ -51,7 +51,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from loopai.run._engine import RunOptions
+from loopai.run._engine import RunOptions, numbered
 from loopai.run._input import Input, InputError, Malformed, parse_line
 from loopai.run._merge import Part, add_up, died, labels
 from loopai.run._notes import Heard, Keys, closing_warnings
@@ -217,23 +217,18 @@ class _Parent:
         return self.summary
 
     def _dispatch(self, lines: Iterable[bytes | None], stop: Stop, progress: Progress | None) -> None:
-        """Give each line read to its task's worker, numbered and counted as one process does (see
-        :func:`~loopai.run._engine.numbered`), until the input ends, a stop, or a worker's death;
-        write the results back as they come (a None: the input pauses)."""
-        summary, order, numbers, owners, task = self.summary, self.order, self.numbers, self.owners, self.router.task
+        """Give each line read to its task's worker, numbered and counted as one process does
+        (:func:`~loopai.run._engine.numbered`), until the input ends, a stop, or a worker's death;
+        write the results back as they come."""
+        order, numbers, owners, task = self.order, self.numbers, self.owners, self.router.task
         fail_fast = self.options.fail_fast
-        for raw in lines:
-            if stop.requested or self.dead is not None:
-                return
-            if raw is None:
+        for line in numbered(lines, self.summary, stop, progress):
+            if line is None:  # the input pauses
                 self._paused()
+                if self.dead is not None:
+                    return
                 continue
-            self.read += 1
-            if progress is not None:
-                progress.tick(summary.lines, summary.malformed)
-            if raw.isspace():  # a blank line: skipped
-                continue
-            summary.lines += 1
+            self.read, raw = line
             if fail_fast and _malformed(raw):
                 stop.requested = True  # its worker writes why, and stops; read no more
             key = task(raw)  # None: not a record; any worker writes its error line
@@ -248,6 +243,8 @@ class _Parent:
                 self._drain(self.window // 2)
             elif order[0].results:  # the oldest line's result is back: write what is ready
                 self._write_ready()
+            if self.dead is not None:  # read no further
+                return
 
     def _owner(self, key: str | None) -> WorkerHandle:
         """The worker for the first line of a task met after the look: the least busy (a line of no
