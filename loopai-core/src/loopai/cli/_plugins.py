@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Final
 
-from loopai._kinds import KINDS, kind_of
+from loopai._kinds import KINDS
 from loopai.cli._checking import checking_host, located_misspelt
 from loopai.cli._common import (
     NOT_SERVING,
@@ -126,11 +126,6 @@ cycle" in the WHY column) is said after the table, naming the constraints that
 close it ("cycle: ..."); with --json on stderr, the JSON staying a list.
 """
 
-_CYCLE_REPORT: Final = " are in a cycle of run_before/run_after constraints "
-"""What each line of an ordering's ``cycle_report`` says (see :class:`loopai.registry.Ordering`),
-the host's problems holding them as they are: how ``plugins list`` finds them there."""
-
-
 _CHECK_DESCRIPTION = """\
 Load every selected plugin as loopai run does (import, construct, apply the
 configuration's settings, settle order and dependencies), then start them: run
@@ -156,8 +151,9 @@ JSON: {"ok", "strict", "started", "loaded": [{"name", "kind", "distribution"}],
 
 def _records(
     args: argparse.Namespace, *, load: bool, looking: bool = False, start: bool = False
-) -> tuple[list[Any], list[str], bool]:
-    """Discovered plugins, their problems and whether strict mode is on.
+) -> tuple[list[Any], list[str], bool, dict[str, Any]]:
+    """Discovered plugins, their problems, whether strict mode is on, and (with ``load``) each kind's
+    call order (:meth:`loopai.Host.call_order`, by kind label; else empty).
 
     Problems are those of the plugins of ``--kind`` (when given) and, with ``load``, those
     the host found applying the configuration; with ``start`` too, those of starting the
@@ -179,7 +175,7 @@ def _records(
             print(f"warning: {note}", file=sys.stderr)
     if not load:
         problems = [_problem(r) for r in records if _has_problem(r) and kind in (None, r.kind)]
-        return records, config.with_lines(problems + (installed_twice if strict else [])), strict
+        return records, config.with_lines(problems + (installed_twice if strict else [])), strict, {}
     with plugin_output_to_stderr():
         host = checking_host(config, selection=selection, outbox=False if start else None)
         if start:
@@ -202,7 +198,7 @@ def _records(
     located = iter(config.with_lines([warning for record in warned for warning in record.warnings]))
     for record in warned:
         record.warnings = [next(located) for _ in record.warnings]
-    return records, config.with_lines(problems), strict
+    return records, config.with_lines(problems), strict, host.call_order()
 
 
 def _config_for_loading(args: argparse.Namespace) -> Any:
@@ -261,8 +257,8 @@ def _concerns(problem: str, kind: str | None) -> bool:
 
 
 def _list(args: argparse.Namespace) -> int:
-    records, problems, strict = _records(args, load=args.load, looking=True)
-    status = _listing(args, records, _cycles(problems, args.kind))
+    records, problems, strict, order = _records(args, load=args.load, looking=True)
+    status = _listing(args, records, _cycles(order, args.kind))
     if strict and problems:  # strict mode turns any problem into a failure, once everything is shown
         print_problems(problems)
         print(f"{len(problems)} problem(s) in strict mode", file=sys.stderr)
@@ -270,11 +266,10 @@ def _list(args: argparse.Namespace) -> int:
     return status
 
 
-def _cycles(problems: list[str], kind: str | None) -> list[str]:
-    """The cycles of run_before / run_after constraints among ``problems`` (of ``kind``, when given),
-    one line each naming the constraints that close it (only a listing with --load finds any)."""
-    plural = f"{kind_of(kind).title}s " if kind is not None else ""
-    return [problem for problem in problems if _CYCLE_REPORT in problem and problem.startswith(plural)]
+def _cycles(order: dict[str, Any], kind: str | None) -> list[str]:
+    """The cycles of run_before / run_after constraints in the call ``order`` (of ``kind``, when
+    given), one line each naming the constraints that close it (only a listing with --load has one)."""
+    return [line for label, ordering in order.items() if kind in (None, label) for line in ordering.cycle_report]
 
 
 def _listing(args: argparse.Namespace, records: list[Any], cycles: list[str]) -> int:
@@ -318,7 +313,7 @@ def _order_notes(record: Any) -> list[str]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    records, problems, strict = _records(args, load=True, start=args.start)
+    records, problems, strict, _ = _records(args, load=True, start=args.start)
     loaded = [r for r in records if r.loaded]
     off = [r for r in records if r.status == "disabled"]
     warnings = [] if strict else [w for r in records for w in r.warnings]  # strict: among the problems

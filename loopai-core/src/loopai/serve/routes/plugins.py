@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from loopai._kinds import KINDS
 from loopai._wire import PluginInfo
 from loopai.serve._answers import ERRORS, json_answer
 from loopai.serve._deps import Authenticated, ServiceDep
 
 __all__ = ["router"]
 
-Kind = Literal["validator", "sampler", "webhook-handler"]
+if TYPE_CHECKING:
+    Kind = str
+else:  # the kind table's labels, so that a wrong one is answered with the list of right ones
+    Kind = Literal[tuple(kind.label for kind in KINDS)]
 
 
 async def plugins(
