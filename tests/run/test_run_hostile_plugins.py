@@ -64,6 +64,31 @@ class LeakyThread(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type="leaky")
 
 
+class LeakyTimer(loopai.ValidatorPlugin):
+    '''Starts a timer (a non-daemon thread) due in an hour, and never cancels it.'''
+
+    def startup(self, host):
+        timer = threading.Timer(3600, poll_forever)
+        timer.name = "leaky-timer"
+        timer.start()
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type="leaky")
+
+
+class LeakyPool(loopai.ValidatorPlugin):
+    '''Gives a thread pool a task that never ends, and never shuts the pool down.'''
+
+    def startup(self, host):
+        import concurrent.futures
+
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="leaky-pool")
+        self.pool.submit(poll_forever)
+
+    def validate(self, execution, context):
+        return loopai.ValidationResult(is_valid=True, validator_type="leaky")
+
+
 class Crashes(loopai.ValidatorPlugin):
     '''Crashes the process in native code (reads address 0), as a broken C extension would.'''
 
@@ -141,6 +166,21 @@ def test_a_leaked_non_daemon_thread_does_not_keep_loopai_run_from_ending(
         f"warning: plugin validator 'leakythread' left thread 'leaky-poller' running (started by "
         f"{hostile}.poll_forever); loopai exits without waiting for it: stop it in the plugin's shutdown(), or make "
         "it a daemon thread"
+    ) in done.stderr
+
+
+@pytest.mark.parametrize(("validator", "thread"), [("LeakyTimer", "leaky-timer"), ("LeakyPool", "leaky-pool_0")])
+def test_a_thread_the_standard_library_runs_for_a_plugin_is_named_after_the_plugin(
+    tmp_path: Path, kit: Any, hostile: str, validator: str, thread: str
+) -> None:
+    # A Timer's thread runs threading's code, a pool's worker concurrent.futures': the warning
+    # names the plugin's function they run, and so the plugin.
+    done = run(tmp_path, kit, hostile, validator)
+
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"warning: plugin validator {validator.lower()!r} left thread {thread!r} running (started by "
+        f"{hostile}.poll_forever); loopai exits"
     ) in done.stderr
 
 

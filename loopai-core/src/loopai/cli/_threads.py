@@ -26,10 +26,27 @@ def leaked_threads() -> list[threading.Thread]:
 
 
 def _started_by(thread: threading.Thread) -> str:
-    target: Any = getattr(thread, "_target", None)  # threading keeps it there; a subclass has run()
-    where = getattr(target, "__module__", None) or type(thread).__module__
-    name = getattr(target, "__qualname__", None) or "run"
-    return f"{where}.{name}"
+    """The code the thread runs, as ``module.function``: its target (a ``Timer``'s function) unless
+    that is the standard library's; then where its stack, outermost first, leaves the standard
+    library now (a plugin's task in a thread pool's worker); else its target, else ``run``."""
+    target: Any = getattr(thread, "_target", None) or getattr(thread, "function", None)  # where threading keeps them
+    found: list[tuple[Any, Any]] = [(getattr(target, "__module__", None), getattr(target, "__qualname__", None))]
+    stack = []
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        code = frame.f_code
+        stack.append((frame.f_globals.get("__name__"), getattr(code, "co_qualname", code.co_name)))  # 3.10: co_name
+        frame = frame.f_back
+    found += reversed(stack)
+    places: list[tuple[str, str]] = [(m, n) for m, n in found if isinstance(m, str) and isinstance(n, str)]
+    own = [place for place in places if _top(place[0]) not in sys.stdlib_module_names]
+    module, name = (own or places or [(type(thread).__module__, "run")])[0]
+    return f"{module}.{name}"
+
+
+def _top(value: str) -> str:
+    """The top-level package of a module name, or of an entry point's ``module:attribute``."""
+    return value.split(":", 1)[0].split(".", 1)[0].strip()
 
 
 def _plugins_of(module: str, config_path: Any) -> list[str]:
@@ -40,17 +57,14 @@ def _plugins_of(module: str, config_path: Any) -> list[str]:
     from loopai.config import load_config
     from loopai.discovery import discover
 
-    def top(value: str) -> str:
-        return value.split(":", 1)[0].split(".", 1)[0].strip()
-
     try:  # naming the plugin is a courtesy: the warning goes out anyway
         config = load_config(config_path, unused=NOT_SERVING)
-        found = {(r.kind, r.name) for r in discover(config) if top(r.value) == top(module)}
+        found = {(r.kind, r.name) for r in discover(config) if _top(r.value) == _top(module)}
     except Exception:  # noqa: BLE001
         return []
     for kind in KINDS:
         found |= {
-            (kind.label, e.name) for e in config.plugins.for_kind(kind) if e.factory and top(e.factory) == top(module)
+            (kind.label, e.name) for e in config.plugins.for_kind(kind) if e.factory and _top(e.factory) == _top(module)
         }
     return [f"{kind} {name!r}" for kind, name in sorted(found)]
 
