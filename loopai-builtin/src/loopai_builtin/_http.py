@@ -13,15 +13,9 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 import loopai
 from loopai_builtin._remote import RemoteHandler
+from loopai_builtin._shown import shown_url
 from loopai_builtin._signing import loopai_signature, plain_text_warning, standard_key, standard_signatures
-from loopai_builtin._transport import (
-    RETRY_AFTER_MAX,
-    authority_problem,
-    is_http_url,
-    raw_setting,
-    secret_text,
-    shown_url,
-)
+from loopai_builtin._transport import RETRY_AFTER_MAX, authority_problem, is_http_url, raw_setting, secret_text
 from loopai_builtin._version import __version__
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import loopai
 from loopai_builtin._remote import RemoteHandler
-from loopai_builtin._transport import RETRY_AFTER_MAX, is_http_url, raw_setting, secret_text, shown_url
+from loopai_builtin._shown import shown_url
+from loopai_builtin._transport import RETRY_AFTER_MAX, is_http_url, raw_setting, secret_text
 from loopai_builtin._version import __version__
 
 __all__ = ["SlackWebhookHandler"]

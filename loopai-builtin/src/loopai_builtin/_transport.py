@@ -5,17 +5,17 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import re
 import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, unquote_plus, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from pydantic import SecretStr
 
 import loopai
+from loopai_builtin._shown import basic_token_forms, excerpt, scrub, shown_url, url_secrets
 
 if TYPE_CHECKING:
     from loopai_builtin._exchange import Answer, Connections, Target
@@ -29,9 +29,7 @@ __all__ = [
     "is_http_url",
     "parse_retry_after",
     "raw_setting",
-    "scrub",
     "secret_text",
-    "shown_url",
 ]
 
 log = logging.getLogger("loopai.builtin")
@@ -41,14 +39,7 @@ EXCERPT_LIMIT = 4096
 RETRY_AFTER_MAX = 300.0
 """Default longest ``Retry-After`` a handler passes on to the host, in seconds."""
 _SHOWN_EXCERPT = 200  # characters of the answer quoted in an error message
-_REDACTED = "**********"
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
-_SHORTEST_HIDDEN = 4  # a query value shorter than this is blanked only after its name ("v=1"): no secret
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""What a receiver's text may not bring into a message: the control characters (C0 but the tab and
-line breaks, which become spaces; DEL; C1), which a terminal obeys (ESC starts a sequence that moves
-the cursor, erases lines, retitles the window; BEL rings), and the bidirectional formatting
-characters, which reorder what follows them (U+202E shows ``txt.exe`` as ``exe.txt``)."""
 _NOT_FOLLOWED = "redirects are not followed, so that an event never goes to an address the configuration does not name"
 _PROCESS_WIDE = "SSL_CERT_FILE or SSL_CERT_DIR"
 
@@ -96,23 +87,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return seconds
-
-
-def shown_url(url: str, *, keep_path: bool = True) -> str:
-    """``url`` safe to print: no user, password, query or fragment (and no path unless ``keep_path``)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid url>"
-    if ":" in host:
-        host = f"[{host}]"
-    if not keep_path:
-        return (
-            f"{parts.scheme}://{host}{port}/..." if parts.path not in ("", "/") else f"{parts.scheme}://{host}{port}/"
-        )
-    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?..." if parts.query else "")
 
 
 def is_http_url(url: str) -> bool:
@@ -179,79 +153,12 @@ def _squash(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty string of ``secrets`` blanked out, longest first (a URL
-    before the path it contains, so that no part of either survives), also as JSON may
-    escape it (``\\/`` for ``/``). A percent-escape in a secret (``%3D``) is blanked in either
-    case (``%3d`` too): a receiver may encode what it echoes with lowercase hex digits."""
-    forms = {form for secret in secrets if secret for form in (secret, secret.replace("/", "\\/"))}
-    for secret in sorted(forms, key=len, reverse=True):
-        if _ESCAPE.search(secret):
-            text = _escapes_in_any_case(secret).sub(_REDACTED, text)
-        else:
-            text = text.replace(secret, _REDACTED)
-    return text
-
-
-_ESCAPE = re.compile("(%[0-9A-Fa-f]{2})")
-
-
-def _escapes_in_any_case(secret: str) -> re.Pattern[str]:
-    """A pattern matching ``secret`` exactly but for its percent-escapes, whose hex digits match in either case."""
-    parts = _ESCAPE.split(secret)  # text, escape, text, escape... text
-    return re.compile("".join(f"(?i:{re.escape(part)})" if i % 2 else re.escape(part) for i, part in enumerate(parts)))
-
-
-def _basic_token_forms(token: str) -> list[str]:
-    """The Basic token (base64 of ``user:password``) as a receiver could echo it: as sent,
-    without its ``=`` padding, and each percent-encoded (``YWxpY2U6czNjcmV0%3D``)."""
-    bare = token.rstrip("=")
-    return [token, f"Basic {token}", bare, quote(token, safe=""), quote(bare, safe="")]
-
-
-def _excerpt(text: str, limit: int) -> str:
-    """``text`` safe to print, clipped to ``limit`` characters: one line (a receiver must not forge
-    lines in logs or in ``events list``), and every character of :data:`_UNSAFE` written as its
-    escape, ``\\x1b`` or ``\\u202e`` (replaced, not dropped: what it stood between stays apart,
-    a secret cut in two by one included)."""
-    text = " ".join(_UNSAFE.sub(_escaped, text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _escaped(found: re.Match[str]) -> str:
-    code = ord(found.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def _joined(url: str, location: str) -> str:
     """The address a ``Location`` (absolute, or relative to ``url``) names."""
     try:
         return urljoin(url, location.strip())
     except ValueError:
         return location
-
-
-def _url_secrets(url: str) -> list[str]:
-    """What a receiver could echo of ``url`` that must not be shown: its password (as written,
-    decoded, and percent-encoded whole, ``quote(password, safe="")``) and, when it has a query,
-    the query whole, each ``name=value`` item and each value (as written and decoded; a value
-    shorter than 4 characters only with its name: blanking every ``1`` of a message would garble
-    it, and so short a value is no secret)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password or ""
-    except ValueError:
-        return []
-    found = [password, unquote(password), quote(unquote(password), safe="")]
-    if parts.query:
-        found += [parts.query, unquote_plus(parts.query)]
-        for item in parts.query.split("&"):
-            name, equals, value = item.partition("=")
-            value = value if equals else name
-            found += [item, unquote_plus(item)]
-            if len(unquote_plus(value)) >= _SHORTEST_HIDDEN:
-                found += [value, unquote_plus(value)]
-    return [text for text in found if text]
 
 
 class Poster:
@@ -350,13 +257,13 @@ class Poster:
     @staticmethod
     def _hidden(url: str, target: Target | None, secrets: Iterable[str]) -> list[str]:
         """Everything that must never be shown: the URL, its password and the Basic token made of
-        it (whole header value too, and the forms of :func:`_basic_token_forms`), its query's
+        it (whole header value too, and the forms of :func:`~loopai_builtin._shown.basic_token_forms`), its query's
         values, and the caller's secrets."""
-        hidden = [url, *_url_secrets(url), *secrets]
+        hidden = [url, *url_secrets(url), *secrets]
         if target is not None:
             hidden += [target.password or "", quote(target.password or "", safe="")]
             if target.basic_token:
-                hidden += _basic_token_forms(target.basic_token)
+                hidden += basic_token_forms(target.basic_token)
         return hidden
 
     @staticmethod
@@ -364,7 +271,7 @@ class Poster:
         """Where a redirect from ``url`` points, safe to print: as :func:`shown_url` shows a URL, the
         secrets blanked (all but ``url`` itself: the path it shares with the address is no secret)."""
         shown = shown_url(_joined(url, location), keep_path=keep_path)
-        return _excerpt(scrub(shown, [text for text in hidden if text != url]), _SHOWN_EXCERPT)
+        return excerpt(scrub(shown, [text for text in hidden if text != url]), _SHOWN_EXCERPT)
 
     def post(
         self,
@@ -403,7 +310,7 @@ class Poster:
                 f"POST {shown} timed out after {timeout:g} s ({type(exc).__name__})", url=shown
             ) from None
         except TRANSPORT_ERRORS as exc:
-            detail = _excerpt(scrub(str(exc), self._hidden(url, target, secrets)), _SHOWN_EXCERPT)
+            detail = excerpt(scrub(str(exc), self._hidden(url, target, secrets)), _SHOWN_EXCERPT)
             hint = _untrusted(self._trust_setting, self._ca_file) if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
             raise WebhookDeliveryError(
                 f"POST {shown} failed: {type(exc).__name__}" + (f": {detail}" if detail else "") + hint, url=shown
@@ -414,13 +321,13 @@ class Poster:
                 log.debug("POST %s answered %d", shown, status)
             return answer
         hidden = self._hidden(url, target, secrets)
-        reason = _excerpt(scrub(answer.reason, hidden), _SHOWN_EXCERPT)
+        reason = excerpt(scrub(answer.reason, hidden), _SHOWN_EXCERPT)
         log.debug("POST %s answered %d %s", shown, status, reason)
         message = f"POST {shown} answered {status} {reason}".rstrip()
         location = answer.headers.get("location") if 300 <= status < 400 else None
         if location is not None:
             message += f", pointing to {self._pointed(url, location, hidden, keep_path)}"
-            hidden += _url_secrets(_joined(url, location))  # the body may repeat the address
+            hidden += url_secrets(_joined(url, location))  # the body may repeat the address
         asked = parse_retry_after(answer.headers.get("retry-after"))
         retry_after = None if asked is None else min(asked, retry_after_max)
         if retry_after is not None:
@@ -430,8 +337,8 @@ class Poster:
         if 300 <= status < 400:
             address = "that address" if location is not None else "the final address"
             message += f"; set {self._setting} to {address} ({_NOT_FOLLOWED})"
-        excerpt = _excerpt(scrub(answer.body.decode("utf-8", "replace"), hidden), _SHOWN_EXCERPT)
-        if excerpt:
-            message += f": {excerpt}" + ("…" if answer.truncated and not excerpt.endswith("…") else "")
+        quoted = excerpt(scrub(answer.body.decode("utf-8", "replace"), hidden), _SHOWN_EXCERPT)
+        if quoted:
+            message += f": {quoted}" + ("…" if answer.truncated and not quoted.endswith("…") else "")
         retryable = status >= 500 or status in _RETRYABLE_4XX
         raise WebhookDeliveryError(message, url=shown, status=status, retry_after=retry_after, retryable=retryable)
