@@ -33,7 +33,7 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -45,16 +45,14 @@ from loopai.host import Host, Observation
 from loopai.run._input import Input, Malformed, parse_line
 from loopai.run._lanes import Lanes
 from loopai.run._notes import Keys, closing_warnings
+from loopai.run._numbered import Lines, numbered
 from loopai.run._paced import paced
 from loopai.run._record import error_line, result_line
 from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary, TaskSummary
-from loopai.run._terminal import Progress, Stop, StopReading, interrupts
+from loopai.run._terminal import Progress, interrupts
 
-__all__ = ["Lines", "RunOptions", "Runner", "numbered"]
-
-Lines = Iterable[tuple[int, bytes] | None]
-"""Numbered lines to process; None: the input is about to wait (held results are written first)."""
+__all__ = ["RunOptions", "Runner"]
 
 
 @dataclass
@@ -106,46 +104,6 @@ class _Held:
         self.lines.clear()
         self.events.clear()
         self.records = 0
-
-
-def numbered(
-    source: Iterable[bytes | None], summary: Summary, stop: Stop, progress: Progress | None, *, cut: bool = False
-) -> Iterator[tuple[int, bytes] | None]:
-    """The non-blank lines of ``source`` with their numbers (from 1), until it ends or a stop is
-    requested; counts them in ``summary.lines``. A None in ``source`` (the input pauses: see
-    :mod:`._paced`) is passed on. ``cut``: while it waits for the next line, ``stop.reading`` is set,
-    so that a Ctrl-C ends the read at once (:class:`StopReading`: a pipe that stays open is not waited
-    on), and the input with it; a line half-read, or read as the stop came, is left out (never
-    processed, nor counted). Only for a ``source`` whose reading may be cut anywhere: one that writes
-    or sends nothing (not ``paced``, which hands over lines between threads: there, the Nones it gives
-    while the input waits let a stop be seen)."""
-    lines = iter(source)
-    number = 0
-    try:
-        while not stop.requested:  # the caller says whether a Ctrl-C asked (stop.interrupted)
-            stop.reading = cut
-            try:
-                if stop.requested:  # asked just before the flag was set
-                    return
-                raw = next(lines)
-            except StopIteration:
-                return
-            finally:
-                stop.reading = False
-            if stop.requested:
-                return
-            if raw is None:
-                yield None
-                continue
-            number += 1
-            if progress is not None:
-                progress.tick(summary.lines, summary.malformed)
-            if raw.isspace():  # stops at the first character that is not white space
-                continue
-            summary.lines += 1
-            yield number, raw
-    except StopReading:  # only ever raised while stop.reading is set: inside this loop's read
-        return
 
 
 class Runner:

@@ -51,10 +51,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from loopai.run._engine import RunOptions, numbered
+from loopai.run._engine import RunOptions
 from loopai.run._input import Input, InputError, Malformed, parse_line
 from loopai.run._merge import Part, add_up, died, labels
 from loopai.run._notes import Heard, Keys, closing_warnings
+from loopai.run._numbered import numbered
 from loopai.run._paced import paced
 from loopai.run._process import BATCH, HostRecipe, WorkerFailed, WorkerHandle, available_cpus
 from loopai.run._record import error_line
@@ -218,7 +219,7 @@ class _Parent:
 
     def _dispatch(self, lines: Iterable[bytes | None], stop: Stop, progress: Progress | None) -> None:
         """Give each line read to its task's worker, numbered and counted as one process does
-        (:func:`~loopai.run._engine.numbered`), until the input ends, a stop, or a worker's death;
+        (:func:`~loopai.run._numbered.numbered`), until the input ends, a stop, or a worker's death;
         write the results back as they come."""
         order, numbers, owners, task = self.order, self.numbers, self.owners, self.router.task
         fail_fast = self.options.fail_fast
