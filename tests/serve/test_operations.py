@@ -396,7 +396,10 @@ def test_sighup_with_a_broken_configuration_fails_cleanly_and_the_service_keeps_
     assert failure.startswith("WARNING:") and said in server.log, server.log
 
     def loaded() -> set[str]:
-        answer = httpx.get(server.url + "/api/v1/plugins")
+        try:
+            answer = httpx.get(server.url + "/api/v1/plugins")
+        except httpx.TransportError:  # a connection a worker took as uvicorn retired it: closed unanswered
+            return set()
         if answer.status_code == 503:  # a worker being retired by a restart, still accepting for a moment
             return set()
         assert answer.status_code == 200, answer.text
