@@ -177,7 +177,7 @@ Two workers spend {overhead:.2f}x one process's CPU time in all, on the same cor
   by a thread per worker each way), writing the results in input order (the output file, which one
   process writes too);
 - each worker's start (an interpreter, the host and the plugins it loads), and its own import of
-  `jsonschema` when its first record is not proven valid (about a second here, for each worker);
+  `jsonschema` when its first record is not proven valid (tens of milliseconds, for each worker: see Start-up);
 - the machine: other programs ran while this was measured, and two processes working at once share
   its memory caches. Where two cores are free and nothing else runs, the CPU time above bounds what
   two workers can gain: one process's CPU time / (two workers' CPU time / 2) = {2 / overhead:.2f}x.
