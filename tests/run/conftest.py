@@ -272,13 +272,15 @@ def loopai(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
 
 @pytest.fixture
 def events(tmp_path: Path) -> Callable[[], list[dict[str, Any]]]:
-    """The events the Recorder handler got so far."""
+    """The events the Recorder handler got so far: its complete lines. A line still being written
+    (by another process, while the run goes on) is left for the next read."""
 
     def read() -> list[dict[str, Any]]:
         path = tmp_path / "events.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        *complete, _being_written = path.read_text(encoding="utf-8").split("\n")
+        return [json.loads(line) for line in complete]
 
     return read
 
