@@ -44,7 +44,8 @@ def load_discovered(
     *,
     strict: bool = False,
 ) -> list[DiscoveredPlugin]:
-    """Import, construct, configure and register every ``ok`` plugin of ``found``.
+    """Import, construct, configure and register every ``ok`` plugin of ``found``: every
+    plugin's module is imported first, then each plugin is built and registered, in order.
 
     A plugin class is instantiated with its settings from the configuration, validated
     against its ``Config`` model; an instance gets them through ``configure``. A module
@@ -60,22 +61,33 @@ def load_discovered(
     that lacks settings. Returns the plugins that were loaded.
     """
     config = config if config is not None else LoopaiConfig()
-    loaded = []
     prefix = config.where_prefix()  # once: a thousand plugins need a thousand messages' heads
-    for record in found:
-        if record.status == "ok" and _load_one(record, registry, config, prefix, strict):
-            loaded.append(record)
-    return loaded
+    wanted = [record for record in found if record.status == "ok"]
+    # Every module first, then every plugin built and registered. Interleaved, the import
+    # machinery and the registry evict each other's working set from the CPU's caches: at a
+    # thousand plugins that cost about 15 ms of 100 (docs/PERFORMANCE.md, discovery).
+    targets = [attempt(import_object, record.value) for record in wanted]
+    return [
+        record
+        for record, target in zip(wanted, targets, strict=True)
+        if _load_one(record, target, registry, config, prefix, strict)
+    ]
 
 
 def _load_one(
-    record: DiscoveredPlugin, registry: PluginRegistry, config: LoopaiConfig, prefix: str, strict: bool
+    record: DiscoveredPlugin,
+    target: Any,
+    registry: PluginRegistry,
+    config: LoopaiConfig,
+    prefix: str,
+    strict: bool,
 ) -> bool:
+    """Build, configure and register the plugin ``target`` (what importing ``record.value`` gave,
+    or how it failed); whether it was loaded, else ``record`` says why not."""
     kind = kind_of(record.kind)
     entry = config.plugins.find(kind, record.name)
     where = f"{prefix}{kind.key}.{record.name}"
     settings = entry.configuration if entry is not None else {}
-    target = attempt(import_object, record.value)
     if isinstance(target, Raised):
         record.fail("failed", import_problem(target.error, record))
         return False
