@@ -175,11 +175,13 @@ class Server:
         return (self.home / "serve.log").read_text(encoding="utf-8", errors="replace")
 
     def events(self) -> list[dict[str, Any]]:
-        """What the recorder (and the slow handler) got, in order."""
+        """What the recorder (and the slow handler) got, in order: their complete lines (a line a
+        worker is still writing is left for the next read)."""
         path = self.home / "events.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        *complete, _being_written = path.read_text(encoding="utf-8").split("\n")
+        return [json.loads(line) for line in complete if line.strip()]
 
     def client(self, **options: Any) -> Client:
         return Client(self.url, **options)
