@@ -122,6 +122,20 @@ class Stuck(loopai.ValidatorPlugin):
         return loopai.ValidationResult(is_valid=True, validator_type="stuck")
 
 
+class SlowOnTheThird(loopai.ValidatorPlugin):
+    """Takes 3 s on the third record it gets, touching ``third.started`` in the working folder as it
+    starts; the others pass at once."""
+
+    calls = 0
+
+    def validate(self, execution, context):
+        self.calls += 1
+        if self.calls == 3:
+            open("third.started", "w").close()
+            time.sleep(3)
+        return loopai.ValidationResult(is_valid=True, validator_type="slow-on-the-third")
+
+
 class FailsToStart(loopai.ValidatorPlugin):
     """Its startup raises: the host turns it off."""
 

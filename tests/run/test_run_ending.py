@@ -96,3 +96,21 @@ def test_fail_fast_is_a_stop_not_an_interruption(tmp_path: Path, kit, config, lo
     assert result.code == 1
     assert "stopped early: --fail-fast: line 6 is malformed" in result.stderr
     assert "INTERRUPTED" not in result.stderr
+
+
+def test_fail_fast_leaves_out_the_lines_after_the_malformed_one(tmp_path: Path, kit, config, loopai) -> None:
+    """Not processed, not counted, nothing said of them (here: an unknown key), though the engine
+    read them ahead of the records."""
+    config(validators={"ok": "OutputIsOk"})
+    after = kit.make_record(output="ok")
+    after["colour"] = "blue"
+    lines = [kit.make_record(output="ok"), "{bad", after, kit.make_record(output="ok")]
+    source = kit.write_lines(tmp_path / "in.jsonl", lines)
+
+    result = loopai(str(source), "--no-autoload", "--fail-fast", "-o", "out.jsonl")
+
+    assert result.code == 1
+    assert "loopai run: 2 line(s), 1 record(s), 1 malformed" in result.stderr
+    assert "colour" not in result.stderr
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["line"] for line in written] == [1, 2]

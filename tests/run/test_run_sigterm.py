@@ -84,6 +84,22 @@ def test_sigterm_to_the_process_and_its_group_at_once_is_one_stop(
     assert lines and all(line["error"] is None for line in lines)  # every line read was finished
 
 
+def test_a_stop_finishes_the_record_in_flight_and_no_line_after_it(tmp_path: Path, kit, config) -> None:
+    """The engine reads a file's lines ahead of their records: a stop leaves those out, and the
+    summary counts only the lines that got a result."""
+    config(validators={"third": "SlowOnTheThird"})
+    source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(200)])
+    with _running(kit, tmp_path, str(source), "--no-autoload", "-o", "out.jsonl") as process:
+        _wait_until((tmp_path / "third.started").exists)  # the third record is in flight
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 143, stderr
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["line"] for line in written] == [1, 2, 3]
+    assert "loopai run: 3 line(s), 3 record(s), 0 malformed" in stderr
+
+
 def test_a_second_sigterm_stops_now(tmp_path: Path, kit, config, plugins: str) -> None:
     config(extra=f'[plugins.validators.stuck]\nfactory = "{plugins}:Stuck"\n')
     source = kit.write_lines(tmp_path / "in.jsonl", [kit.make_record() for _ in range(3)])

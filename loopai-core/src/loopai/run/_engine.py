@@ -4,7 +4,9 @@ Each line is parsed, validated (``host.validate`` with the task's schemas and th
 expected output), offered to the samplers (``host.should_sample`` with the task's rate)
 and turned into events (``host.emit``). One JSON line per input line is written in
 input order. Memory holds at most ``concurrency`` records, plus fixed-size state per task
-(its rolling window and a latency histogram).
+(its rolling window and a latency histogram). One record at a time, lines that are there to be read
+(a regular file's, a ``--workers`` worker's) are parsed :data:`~._numbered.READ_AHEAD` at a time
+before their records go through the plugins; a stop leaves out, uncounted, those not yet processed.
 
 With ``concurrency`` 1 the sync host calls are used. Above 1, their asyncio twins run with
 up to ``concurrency`` records in flight; the rolling windows and the summary are still
@@ -18,7 +20,7 @@ line's ``events`` lists every event the record raised, either way.
 A result line is written only once its record's events are stored (``host.emit_many``: with an
 outbox, recorded for the delivery workers, which deliver in the background). Reading a regular
 file, the lines of up to ``RunOptions.batch`` records wait for one commit of all their events, and
-none of them longer than :data:`HOLD` seconds (slow plugins: the output grows as records finish, and
+none of them longer than :data:`~._held.HOLD` seconds (slow plugins: the output grows as records finish, and
 a crash loses at most that much finished work); from a pipe or stdin each record's line goes out
 with its own commit, so that a line is never held back waiting for input.
 
@@ -42,17 +44,22 @@ from loopai._models import ExecutionRecord, WebhookEvent
 from loopai._report import EmitReport, SamplingReport, ValidationReport
 from loopai.config import TaskSettings
 from loopai.host import Host, Observation
+from loopai.run._held import Held
 from loopai.run._input import Input, Malformed, parse_line
 from loopai.run._lanes import Lanes
 from loopai.run._notes import Keys, closing_warnings
-from loopai.run._numbered import Lines, numbered
+from loopai.run._numbered import READ_AHEAD, Lines, ahead, numbered
 from loopai.run._paced import paced
 from loopai.run._record import error_line, result_line
 from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary, TaskSummary
-from loopai.run._terminal import Progress, interrupts
+from loopai.run._terminal import Progress, Stop, interrupts
 
 __all__ = ["RunOptions", "Runner"]
+
+
+_Unknown = tuple[list[str], Collection[str]]
+"""A record's keys that no field has, and the fields it gives (see :meth:`loopai.run._notes.Keys.add`)."""
 
 
 @dataclass
@@ -72,38 +79,6 @@ class RunOptions:
     say: Callable[[str], None] | None = None
     """Told what the run waits for, when that lasts (a plugin's call, the deliveries still due at the
     end), or None (quiet). May be called from another thread."""
-
-
-HOLD = 0.25
-"""The longest a result line waits for the records after it to share their commit (seconds)."""
-
-
-class _Held:
-    """Result lines waiting for their records' events to be stored (written in input order)."""
-
-    __slots__ = ("events", "lines", "records", "since")
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.events: list[WebhookEvent] = []
-        self.records = 0
-        self.since = 0.0  # when the first of them was added (time.perf_counter())
-
-    def add(self, line: str, events: list[WebhookEvent]) -> None:
-        if not self.records:
-            self.since = time.perf_counter()
-        self.lines.append(line)
-        self.events.extend(events)
-        self.records += 1
-
-    def due(self, batch: int) -> bool:
-        """Whether to store and write them now: ``batch`` of them, or the first has waited :data:`HOLD`."""
-        return self.records >= batch or time.perf_counter() - self.since >= HOLD
-
-    def clear(self) -> None:
-        self.lines.clear()
-        self.events.clear()
-        self.records = 0
 
 
 class Runner:
@@ -131,8 +106,10 @@ class Runner:
         self._lanes = Lanes(host, self.summary.tasks)
         self._progress: Progress | None = None
         self._seconds = {"validate": 0.0, "should_sample": 0.0}
-        self._number = 0  # the line parsed last
-        self._held = _Held()
+        self._number = 0  # the line processed (or, with records in flight, parsed) last
+        self._met: _Unknown | None = None  # the unknown keys of the line read last (see _read)
+        self._stop = Stop()  # run()'s: a Ctrl-C or --fail-fast
+        self._held = Held()
         self._batch = max(1, self.options.batch)
         self._keys = Keys(self.summary.unknown_keys, self.options.warn)
 
@@ -149,7 +126,10 @@ class Runner:
         try:
             with interrupts() as stop:
                 lines = paced(source) if threaded else source
-                self.process(numbered(lines, self.summary, stop, self._progress, cut=not threaded))
+                self._stop = stop
+                read = numbered(lines, self.summary, stop, self._progress, cut=not threaded)
+                left_out = self.process(read, READ_AHEAD if source.regular else 1)
+                self.summary.lines -= left_out  # read ahead as the run stopped: not counted
             self.summary.interrupted = self.summary.interrupted or stop.interrupted  # after the last line read, too
         finally:
             if self._progress is not None:
@@ -160,15 +140,20 @@ class Runner:
                     self.options.warn(text)
         return self.summary
 
-    def process(self, lines: Lines) -> None:
+    def process(self, lines: Lines, ahead: int = 1) -> int:
         """Process numbered lines (``numbered``), writing each one's result line in order. A
         None among them says the input is about to wait: what is held is stored and written.
-        A plugin call that holds the run up is said (``options.say``: see :mod:`._stall`)."""
+        A plugin call that holds the run up is said (``options.say``: see :mod:`._stall`).
+
+        With one record at a time, up to ``ahead`` lines are read and parsed before their records
+        go through the plugins: more than 1 only for ``lines`` that never wait with lines held
+        (see :func:`~loopai.run._numbered.ahead`). A stop (a Ctrl-C, ``--fail-fast``) leaves the
+        lines read ahead unprocessed: returns how many, which the caller counts as not read."""
         with self._stall_watch():
             if self.options.concurrency <= 1:
-                self._run_sync(lines)
-            else:
-                asyncio.run(self._run_async(lines))
+                return self._run_sync(lines, ahead)
+            asyncio.run(self._run_async(lines))
+            return 0
 
     def _stall_watch(self) -> contextlib.AbstractContextManager[object]:
         after, say = self.host.config.dispatch.stall_notice, self.options.say
@@ -195,14 +180,6 @@ class Runner:
         summary.tabled = bool(self.host.tasks.settings)
         self.output.flush()
 
-    def _parse(self, number: int, raw: bytes) -> tuple[ExecutionRecord, Any]:
-        self._number = number  # for the stall watch
-        return parse_line(raw, self._unknown)
-
-    def _unknown(self, keys: list[str], given: Collection[str]) -> None:
-        """Keys of the record on the line parsed last that no field has: each said once (see :mod:`._notes`)."""
-        self._keys.add(keys, self._number, given)
-
     def _malformed(self, number: int, exc: Malformed) -> str:
         summary = self.summary
         summary.malformed += 1
@@ -215,32 +192,56 @@ class Runner:
 
     # -- the sync path ---------------------------------------------------------------
 
-    def _run_sync(self, lines: Lines) -> None:
+    def _run_sync(self, lines: Lines, size: int) -> int:
         try:
-            self._records_sync(lines)
+            left = self._records_sync(lines, size)
         except BaseException:
             with contextlib.suppress(LoopaiError):  # what could not be stored is not written either
                 self._release()
             raise
         self._release()
+        return left
 
-    def _records_sync(self, lines: Lines) -> None:
-        held, batch = self._held, self._batch
-        for line in lines:
-            if line is None:  # the input waits: no result waits with it
+    def _records_sync(self, lines: Lines, size: int) -> int:
+        held, batch, stop = self._held, self._batch, self._stop
+        for chunk in ahead(lines, size):
+            if chunk is None:  # the input waits: no result waits with it
                 self._release()
                 continue
-            number, raw = line
-            try:
-                execution, expected = self._parse(number, raw)
-            except Malformed as exc:
-                held.add(self._malformed(number, exc) + "\n", [])
-                if self.options.fail_fast:
-                    return
-                continue
-            held.add(*self._one_sync(number, execution, expected))
-            if held.due(batch):
-                self._release()
+            parsed = [self._read(number, raw) for number, raw in chunk]
+            for index, (number, execution, expected, unknown) in enumerate(parsed):
+                if stop.requested:  # the lines read ahead of it are left out
+                    return len(parsed) - index
+                self._number = number  # for the stall watch
+                self._said(number, unknown)
+                if isinstance(execution, Malformed):
+                    held.add(self._malformed(number, execution) + "\n", [])
+                    if self.options.fail_fast:
+                        return len(parsed) - index - 1
+                    continue
+                held.add(*self._one_sync(number, execution, expected))
+                if held.due(batch):
+                    self._release()
+        return 0
+
+    def _read(self, number: int, raw: bytes) -> tuple[int, ExecutionRecord | Malformed, Any, _Unknown | None]:
+        """Line ``number`` parsed: the record and its expected output, or why it is malformed, and the
+        keys it has that no field has (said when the line is processed: a line read ahead may not be)."""
+        self._met = None
+        try:
+            execution, expected = parse_line(raw, self._aside)
+        except Malformed as exc:
+            return number, exc, None, self._met
+        return number, execution, expected, self._met
+
+    def _aside(self, keys: list[str], given: Collection[str]) -> None:
+        self._met = (keys, given)
+
+    def _said(self, number: int, unknown: _Unknown | None) -> None:
+        """The keys of line ``number`` that no field has: each said once (see :mod:`._notes`)."""
+        if unknown is not None:
+            keys, given = unknown
+            self._keys.add(keys, number, given)
 
     def _release(self) -> None:
         """Store the held events (one commit), then write their lines."""
@@ -308,18 +309,18 @@ class Runner:
                         await self._ahold(*await window.popleft())
                     await self._arelease()
                     continue
-                number, raw = line
-                try:
-                    parsed = self._parse(number, raw)
-                except Malformed as exc:
+                number, execution, expected, unknown = self._read(*line)
+                self._number = number  # for the stall watch
+                self._said(number, unknown)
+                if isinstance(execution, Malformed):
                     done: asyncio.Future[tuple[str, list[WebhookEvent]]] = loop.create_future()
-                    done.set_result((self._malformed(number, exc), []))
+                    done.set_result((self._malformed(number, execution), []))
                     window.append(done)
                     if self.options.fail_fast:
                         break
                 else:
                     turn: asyncio.Future[None] = loop.create_future()
-                    window.append(asyncio.ensure_future(self._one(number, *parsed, previous, turn)))
+                    window.append(asyncio.ensure_future(self._one(number, execution, expected, previous, turn)))
                     previous = turn
                 while len(window) >= limit:
                     await self._ahold(*await window.popleft())

@@ -8,14 +8,22 @@ workers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 from loopai.run._summary import Summary
 from loopai.run._terminal import Progress, Stop, StopReading
 
-__all__ = ["Lines", "numbered"]
+__all__ = ["Lines", "ahead", "numbered"]
 
 Lines = Iterable[tuple[int, bytes] | None]
 """Numbered lines to process; None: the input is about to wait (held results are written first)."""
+
+READ_AHEAD: Final = 64
+"""Lines the engine parses one after the other before their records go through the plugins, where
+they are there to be read without waiting (see :func:`ahead`). Parsing and plugin calls in turn, a
+record at a time, each evicts the other's working set from the CPU's caches: measured on the
+per-core benchmark's run, a line at a time costs about 14 % more CPU time than 64, 16 about 1 % more,
+and 256 or more lines at a time cost more again (their records no longer fit the caches)."""
 
 
 def numbered(
@@ -56,3 +64,23 @@ def numbered(
             yield number, raw
     except StopReading:  # only ever raised while stop.reading is set: inside this loop's read
         return
+
+
+def ahead(lines: Lines, size: int) -> Iterator[list[tuple[int, bytes]] | None]:
+    """``lines`` in lists of up to ``size``. A None (the input is about to wait) ends a list and is
+    passed on. Taking ``size`` lines reads that many: above 1 only for ``lines`` that never wait
+    while a line is held here (a regular file's; or lines that give a None before they wait, as
+    ``numbered`` passes on ``paced``'s and a ``--workers`` worker gets its lines)."""
+    chunk: list[tuple[int, bytes]] = []
+    for line in lines:
+        if line is not None:
+            chunk.append(line)
+            if len(chunk) < size:
+                continue
+        if chunk:
+            yield chunk
+            chunk = []
+        if line is None:
+            yield None
+    if chunk:
+        yield chunk

@@ -30,6 +30,7 @@ from loopai._log import captured_warnings
 from loopai._stdout import stdout_to_stderr
 from loopai.host import Host
 from loopai.run._engine import Runner, RunOptions
+from loopai.run._numbered import READ_AHEAD
 from loopai.run._setup import refuse_unrunnable
 from loopai.run._stall import StallWatch
 from loopai.run._summary import Summary
@@ -76,7 +77,7 @@ def available_cpus() -> int:
 class _Collected:
     """A worker's output: the result lines the engine writes, sent to the parent as one text each
     time it flushes (after each batch it writes: at most ``RunOptions.batch`` records, held at most
-    :data:`~loopai.run._engine.HOLD` seconds), with the time spent making them (the parent reads as
+    :data:`~loopai.run._held.HOLD` seconds), with the time spent making them (the parent reads as
     far ahead as that time allows)."""
 
     def __init__(self, conn: Any) -> None:
@@ -179,7 +180,7 @@ def _serve(recipe: HostRecipe, conn: Any, options: RunOptions) -> None:
     output.summary = runner.summary
     with _notices(output):
         try:
-            runner.process(_received(conn, output))
+            runner.process(_received(conn, output), READ_AHEAD)  # it gives a None before it waits
             runner.finish()
             # The parent says what is waited for; a Ctrl-C (the terminal's, or the parent's
             # passed on) ends the wait.
