@@ -1,4 +1,4 @@
-"""The input's lines as the run takes them: numbered, counted, and cut short by a stop.
+"""The input's lines as the run takes them: numbered, counted, cut short by a stop, and read ahead.
 
 The engine (:mod:`._engine`) and the parent of ``--workers`` (:mod:`._workers`) number and count the
 lines the same way, so that a line's number in a result or a message is the same with any number of
@@ -13,7 +13,7 @@ from typing import Final
 from loopai.run._summary import Summary
 from loopai.run._terminal import Progress, Stop, StopReading
 
-__all__ = ["Lines", "ahead", "numbered"]
+__all__ = ["READ_AHEAD", "Lines", "ahead", "numbered"]
 
 Lines = Iterable[tuple[int, bytes] | None]
 """Numbered lines to process; None: the input is about to wait (held results are written first)."""
