@@ -44,7 +44,7 @@ from loopai._models import ExecutionRecord, WebhookEvent
 from loopai._report import EmitReport, SamplingReport, ValidationReport
 from loopai.config import TaskSettings
 from loopai.host import Host, Observation
-from loopai.run._held import Held
+from loopai.run._held import Held, Unmade
 from loopai.run._input import Input, Malformed, parse_line
 from loopai.run._lanes import Lanes
 from loopai.run._notes import Keys, closing_warnings
@@ -222,6 +222,7 @@ class Runner:
                 held.add(*self._one_sync(number, execution, expected))
                 if held.due(batch):
                     self._release()
+            held.make()
         return 0
 
     def _read(self, number: int, raw: bytes) -> tuple[int, ExecutionRecord | Malformed, Any, _Unknown | None]:
@@ -252,7 +253,7 @@ class Runner:
             reports = self.host.emit_many(held.events)
             self._count_emits(reports, time.perf_counter() - started)
         if held.lines:
-            self.output.write("".join(held.lines))
+            self.output.write(held.text())
             self.output.flush()  # written as they are released, not when a buffer fills
         held.clear()
 
@@ -264,12 +265,12 @@ class Runner:
             reports = await self.host.aemit_many(list(held.events))
             self._count_emits(reports, time.perf_counter() - started)
         if held.lines:
-            self.output.write("".join(held.lines))
+            self.output.write(held.text())
             self.output.flush()
         held.clear()
 
-    def _one_sync(self, number: int, execution: ExecutionRecord, expected: Any) -> tuple[str, list[WebhookEvent]]:
-        """One record through the host; its result line and the events to emit."""
+    def _one_sync(self, number: int, execution: ExecutionRecord, expected: Any) -> tuple[Unmade, list[WebhookEvent]]:
+        """One record through the host; its result line (made when written) and the events to emit."""
         host, perf, seconds = self.host, time.perf_counter, self._seconds
         lane = self._lanes.fresh()[execution.task_id]
         context = lane.validation if expected is None else lane.view.validation_context(expected)
@@ -282,9 +283,7 @@ class Runner:
         observation = self._settle(number, execution, validation, sampling, lane.summary)
         handled = host.handled_events()
         events = observation.events(handled) if handled else []
-        return result_line(
-            number, execution, lane.view.id_text, validation, sampling, observation.raised
-        ) + "\n", events
+        return (number, execution, lane.view.id_text, validation, sampling, observation.raised), events
 
     # -- the async path --------------------------------------------------------------
 
