@@ -166,7 +166,7 @@ was doing. {platform.python_implementation()} {platform.python_version()}.
 
 {chr(10).join(rows)}
 
-**Goal {verdict}**: two workers at least {GOAL}x one process's records per second: {speedup:.2f}x.
+**Goal {verdict}**: two workers at least {GOAL}x one process's records per second: {speedup:.3f}x.
 Output lines: {"byte for byte the same" if same else "**different**"} as one process's.
 
 Two workers spend {overhead:.2f}x one process's CPU time in all, on the same cores. What is left:
