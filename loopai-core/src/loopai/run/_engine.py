@@ -208,7 +208,7 @@ class Runner:
             if chunk is None:  # the input waits: no result waits with it
                 self._release()
                 continue
-            parsed = [self._read(number, raw) for number, raw in chunk]
+            parsed = [(number, *self._read(raw)) for number, raw in chunk]
             for index, (number, execution, expected, unknown) in enumerate(parsed):
                 if stop.requested:  # the lines read ahead of it are left out
                     return len(parsed) - index
@@ -225,15 +225,15 @@ class Runner:
             held.make()
         return 0
 
-    def _read(self, number: int, raw: bytes) -> tuple[int, ExecutionRecord | Malformed, Any, _Unknown | None]:
-        """Line ``number`` parsed: the record and its expected output, or why it is malformed, and the
-        keys it has that no field has (said when the line is processed: a line read ahead may not be)."""
+    def _read(self, raw: bytes) -> tuple[ExecutionRecord | Malformed, Any, _Unknown | None]:
+        """A line parsed: the record and its expected output, or why it is malformed, and the keys it
+        has that no field has (said when the line is processed: a line read ahead may not be)."""
         self._met = None
         try:
             execution, expected = parse_line(raw, self._aside)
         except Malformed as exc:
-            return number, exc, None, self._met
-        return number, execution, expected, self._met
+            return exc, None, self._met
+        return execution, expected, self._met
 
     def _aside(self, keys: list[str], given: Collection[str]) -> None:
         self._met = (keys, given)
@@ -308,7 +308,8 @@ class Runner:
                         await self._ahold(*await window.popleft())
                     await self._arelease()
                     continue
-                number, execution, expected, unknown = self._read(*line)
+                number, raw = line
+                execution, expected, unknown = self._read(raw)
                 self._number = number  # for the stall watch
                 self._said(number, unknown)
                 if isinstance(execution, Malformed):
